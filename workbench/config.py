@@ -1,0 +1,172 @@
+"""Typed settings: defaults here, overridden by ``$WORKBENCH_HOME/workbench.toml``, then env vars.
+
+Env vars use the prefix ``WORKBENCH_`` and ``__`` for nesting, e.g. ``WORKBENCH_RISK__MIN_STRENGTH=0.8``.
+Nothing is global: ``load_settings()`` returns a frozen object that callers pass along, so tests and
+notebooks can hold several workbenches (homes) side by side.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from workbench.errors import ConfigError
+
+__all__ = [
+    "RiskLimits",
+    "SignalParams",
+    "CostModel",
+    "PaperAccount",
+    "DemoSettings",
+    "LiveSettings",
+    "Settings",
+    "default_home",
+    "load_settings",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RiskLimits(_Frozen):
+    """DESIGN.md §5 defaults; each user may override them."""
+
+    max_position_pct: float = Field(0.10, gt=0, le=1, description="max share of equity in one position")
+    max_daily_loss_pct: float = Field(0.05, gt=0, le=1, description="no new entries after this loss today")
+    min_strength: float = Field(0.70, ge=0, le=1, description="trade only signals stronger than this")
+    risk_per_trade_pct: float = Field(0.01, gt=0, le=1, description="equity lost if the stop is hit")
+    flatten_on_emergency: bool = Field(False, description="emergency stop also closes positions")
+
+
+class SignalParams(_Frozen):
+    """How model probabilities become signals; stops come from ATR (DESIGN.md §4)."""
+
+    atr_window: int = Field(14, ge=2)
+    target_atr: float = Field(1.0, gt=0, description="target price = close ± this × ATR")
+    stop_atr: float = Field(2.0, gt=0, description="stop-loss = close ∓ this × ATR")
+    take_profit_atr: float = Field(3.0, gt=0, description="take-profit = close ± this × ATR")
+    hold_below: float = Field(0.5, ge=0, le=1, description="signals weaker than this are HOLD")
+
+
+class CostModel(_Frozen):
+    fee_rate: float = Field(0.001, ge=0, lt=0.1, description="fee as a fraction of notional")
+    slippage_bps: float = Field(5.0, ge=0, description="adverse price move per market order, basis points")
+
+
+class PaperAccount(_Frozen):
+    starting_cash: float = Field(100_000.0, gt=0)
+    max_volume_share: float = Field(0.10, gt=0, le=1, description="fills capped at this share of bar volume")
+
+
+class DemoSettings(_Frozen):
+    """The data `make run` pulls for a first look when the user has not chosen any."""
+
+    source: Literal["auto", "ccxt", "synthetic"] = "auto"
+    ccxt_exchange: str = "binance"
+    ccxt_symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT", "BNB/USDT", "SOL/USDT", "XRP/USDT", "ADA/USDT")
+    synthetic_symbols: tuple[str, ...] = ("SYN-A", "SYN-B", "SYN-C", "SYN-D", "SYN-E", "SYN-F")
+    timeframe: str = "1d"
+    bars: int = Field(1000, ge=200, description="history length to pull")
+    network_timeout_s: float = Field(3.0, gt=0)
+    seed: int = 42
+
+
+class LiveSettings(_Frozen):
+    interval_s: float = Field(30.0, gt=0)
+    replay_bars: int = Field(120, ge=1, description="bars replayed by the paper loop when offline")
+    warmup_bars: int = Field(100, ge=30, description="history fed to the features each cycle")
+    stale_after_s: float = Field(120.0, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="WORKBENCH_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    home: Path
+    model_name: str = "workbench"
+    risk: RiskLimits = RiskLimits()
+    signals: SignalParams = SignalParams()
+    costs: CostModel = CostModel()
+    paper: PaperAccount = PaperAccount()
+    demo: DemoSettings = DemoSettings()
+    live: LiveSettings = LiveSettings()
+    db_url: str | None = Field(None, description="SQLAlchemy URL of the operational store")
+    mlflow_uri: str | None = Field(None, description="MLflow tracking URI")
+
+    @field_validator("home")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return Path(v).expanduser().resolve()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Order is priority: explicit arguments, then env vars, then the home's TOML file.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    # Paths derived from home, never stored twice.
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    @property
+    def mlruns_dir(self) -> Path:
+        return self.home / "mlruns"
+
+    @property
+    def store_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.data_dir / 'workbench.db'}"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_uri or f"sqlite:///{self.mlruns_dir / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> str:
+        return (self.mlruns_dir / "artifacts").as_uri()
+
+    def ensure_dirs(self) -> None:
+        for d in (self.data_dir, self.lake_dir, self.mlruns_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+
+def default_home() -> Path:
+    """``$WORKBENCH_HOME``, else the repo root of an editable install, else ``~/.workbench``."""
+    env = os.environ.get("WORKBENCH_HOME")
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / "pyproject.toml").exists():
+        return repo
+    return Path.home() / ".workbench"
+
+
+def load_settings(home: Path | str | None = None, **overrides) -> Settings:
+    """Settings for one workbench home; keyword overrides win over env vars and the TOML file."""
+    home_path = Path(home) if home is not None else default_home()
+    toml = home_path / "workbench.toml"
+
+    class _HomeSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=toml if toml.exists() else None)
+
+    try:
+        values = _HomeSettings(home=home_path, **overrides)
+        return Settings.model_construct(**dict(values))
+    except Exception as e:  # pydantic's ValidationError names the field; keep its text
+        raise ConfigError(f"invalid settings for home {home_path}: {e}") from e

@@ -1,0 +1,1 @@
+"""Market data: sources → the parquet lake → panels (time × instrument) read with DuckDB."""

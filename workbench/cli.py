@@ -1,0 +1,276 @@
+"""The ``workbench`` command: every stage of the flow, each honouring ``WORKBENCH_HOME``.
+
+Heavy libraries (mlflow, vectorbt, lightgbm) are imported inside the commands that need them so that
+``workbench --help`` and ``workbench live status`` answer at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from workbench.config import Settings, load_settings
+from workbench.errors import WorkbenchError
+
+__all__ = ["app"]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="workbench: from research to live trading, one command per stage.")
+data_app = typer.Typer(no_args_is_help=True, help="Market data: pull candles into the lake, list what is stored.")
+models_app = typer.Typer(no_args_is_help=True, help="Registered models: list, promote.")
+live_app = typer.Typer(no_args_is_help=True, help="The live trading process: run, status, stop.")
+app.add_typer(data_app, name="data")
+app.add_typer(models_app, name="models")
+app.add_typer(live_app, name="live")
+
+HomeOpt = typer.Option(None, "--home", envvar="WORKBENCH_HOME", help="workbench home (stores live under it)")
+
+
+def _settings(home: Optional[Path]) -> Settings:
+    s = load_settings(home)
+    s.ensure_dirs()
+    return s
+
+
+def _fail(e: Exception) -> None:
+    typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _echo_table(df) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.max_rows", 200, "display.max_columns", 30, "display.width", 160):
+        typer.echo(df.to_string(index=False) if len(df) else "(none)")
+
+
+def _universe(settings: Settings, exchange: str | None, timeframe: str | None, symbols: list[str] | None):
+    """The universe a command works on: what the user named, else the demo data set in the lake."""
+    from workbench.data.demo import demo_universe_in_lake
+    from workbench.data.lake import Lake
+
+    if exchange is None:
+        demo = demo_universe_in_lake(settings)
+        if demo is None:
+            raise WorkbenchError("no data in the lake yet: run `workbench data pull` or `workbench init --demo` first")
+        exchange, timeframe = demo.exchange, timeframe or demo.timeframe
+        symbols = symbols or list(demo.symbols)
+    timeframe = timeframe or "1d"
+    symbols = symbols or Lake(settings.lake_dir).symbols(exchange, timeframe)
+    return exchange, timeframe, symbols
+
+
+@app.command()
+def init(
+    home: Optional[Path] = HomeOpt,
+    demo: bool = typer.Option(False, "--demo", help="also pull demo data and train a champion if none exists"),
+    source: Optional[str] = typer.Option(None, help="demo data source: auto | ccxt | synthetic"),
+) -> None:
+    """Create the stores (lake, SQLite, MLflow); with --demo, get demo data and a champion model."""
+    try:
+        settings = _settings(home)
+        from workbench.trading.store import Store
+
+        Store(settings.store_url).create()
+        typer.echo(f"workbench home: {settings.home}")
+        typer.echo(f"  lake:   {settings.lake_dir}\n  store:  {settings.store_url}\n  mlflow: {settings.tracking_uri}")
+        if not demo:
+            return
+        from workbench.data.demo import ensure_demo_data
+        from workbench.models.registry import Registry
+
+        universe = ensure_demo_data(settings, source=source, progress=True)
+        typer.echo(f"demo data: {universe.label} — {universe.exchange} {universe.timeframe} {', '.join(universe.symbols)}")
+        registry = Registry(settings)
+        if registry.has("champion"):
+            typer.echo(f"champion model: {registry.load('champion').ref}")
+            return
+        typer.echo("no champion model yet: training LightGBM on the demo data ...")
+        _train_and_register(settings, universe.exchange, universe.timeframe, list(universe.symbols), "lgbm")
+    except WorkbenchError as e:
+        _fail(e)
+
+
+def _train_and_register(settings: Settings, exchange: str, timeframe: str, symbols: list[str], kind: str):
+    from workbench.data.lake import Lake
+    from workbench.models.registry import Registry
+    from workbench.models.training import train as train_model
+
+    panel = Lake(settings.lake_dir).load_panel(exchange, timeframe, symbols)
+    result = train_model(panel, kind=kind)
+    ref = Registry(settings).register(result)
+    m = result.metrics
+    typer.echo(
+        f"registered {ref.name} v{ref.version} as {ref.alias}: out-of-sample AUC {m['auc']:.3f}, "
+        f"accuracy {m['accuracy']:.3f} vs baseline {m['baseline_accuracy']:.3f} ({int(m['n_test'])} test rows)"
+    )
+    return ref
+
+
+@data_app.command("pull")
+def data_pull(
+    source: str = typer.Option("synthetic", help="ccxt:<exchange> | csv:<path>[@EXCHANGE] | synthetic"),
+    symbols: Optional[list[str]] = typer.Option(None, "--symbols", "-s", help="symbols to pull (repeat)"),
+    timeframe: str = typer.Option("1d"),
+    since: Optional[str] = typer.Option(None, help="first bar (ISO date); default: resume from the last stored bar"),
+    home: Optional[Path] = HomeOpt,
+) -> None:
+    """Pull candles from a source into the parquet lake (idempotent; resumes where it stopped)."""
+    import pandas as pd
+
+    from workbench.data.ingest import pull, source_from_spec
+    from workbench.data.lake import Lake
+
+    try:
+        settings = _settings(home)
+        src = source_from_spec(source, settings)
+        syms = list(symbols or src.symbols())
+        report = pull(Lake(settings.lake_dir), src, syms, timeframe, since=pd.Timestamp(since, tz="UTC") if since else None)
+        for sym, n in report.new_rows.items():
+            typer.echo(f"{report.exchange} {timeframe} {sym}: +{n} bars")
+        for sym, err in report.errors.items():
+            typer.secho(f"{sym}: {err}", fg=typer.colors.RED, err=True)
+        if report.errors and not report.new_rows:
+            raise typer.Exit(code=2)
+    except WorkbenchError as e:
+        _fail(e)
+
+
+@data_app.command("list")
+def data_list(home: Optional[Path] = HomeOpt) -> None:
+    """What the lake holds: exchange, timeframe, symbol, rows, first and last bar."""
+    from workbench.data.lake import Lake
+
+    _echo_table(Lake(_settings(home).lake_dir).catalog())
+
+
+@app.command()
+def train(
+    model: str = typer.Option("lgbm", "--model", help="model kind"),
+    exchange: Optional[str] = typer.Option(None, help="default: the demo data set"),
+    timeframe: Optional[str] = typer.Option(None),
+    symbols: Optional[list[str]] = typer.Option(None, "--symbols", "-s"),
+    home: Optional[Path] = HomeOpt,
+) -> None:
+    """Train a model out of sample, log it to MLflow and register it (champion if none, else challenger)."""
+    try:
+        settings = _settings(home)
+        ex, tf, syms = _universe(settings, exchange, timeframe, symbols)
+        _train_and_register(settings, ex, tf, syms, model)
+    except WorkbenchError as e:
+        _fail(e)
+
+
+@models_app.command("list")
+def models_list(home: Optional[Path] = HomeOpt) -> None:
+    """Registered model versions with their aliases and out-of-sample metrics."""
+    from workbench.models.registry import Registry
+
+    _echo_table(Registry(_settings(home)).list())
+
+
+@models_app.command("promote")
+def models_promote(
+    version: int = typer.Argument(..., help="model version to promote"),
+    alias: str = typer.Option("champion"),
+    home: Optional[Path] = HomeOpt,
+) -> None:
+    """Give a model version an alias (champion by default)."""
+    from workbench.models.registry import Registry
+
+    try:
+        ref = Registry(_settings(home)).promote(version, alias=alias)
+        typer.echo(f"{ref.name} v{ref.version} is now {alias}")
+    except WorkbenchError as e:
+        _fail(e)
+
+
+@app.command()
+def backtest(
+    model: str = typer.Option("champion", "--model", help="alias, NAME@ALIAS or NAME/VERSION"),
+    start: Optional[str] = typer.Option(None, help="default: the model's out-of-sample window"),
+    end: Optional[str] = typer.Option(None),
+    home: Optional[Path] = HomeOpt,
+) -> None:
+    """Backtest a registered model's signals in vectorbt on out-of-sample data; logs the report to its run."""
+    from workbench.backtest import backtest_model
+
+    try:
+        report = backtest_model(_settings(home), ref=model, start=start, end=end)
+        typer.echo(json.dumps({k: v for k, v in report.items() if _jsonable(v)}, indent=2, default=str))
+    except WorkbenchError as e:
+        _fail(e)
+
+
+def _jsonable(v) -> bool:
+    return isinstance(v, (int, float, str, bool)) or v is None
+
+
+@live_app.command("run")
+def live_run(
+    broker: str = typer.Option("paper", help="paper (default); real brokers arrive with their issue"),
+    model: str = typer.Option("champion"),
+    interval: Optional[float] = typer.Option(None, help="seconds between cycles (default 30)"),
+    cycles: Optional[int] = typer.Option(None, help="stop after N cycles (default: run until stopped)"),
+    home: Optional[Path] = HomeOpt,
+) -> None:
+    """Run the live trading loop in this process: Phase 1 checks, then a cycle every interval."""
+    from workbench.trading.runner import run_live
+
+    try:
+        settings = _settings(home)
+        run_id = run_live(settings, broker=broker, model=model, interval_s=interval, cycles=cycles)
+        from workbench.trading.runner import status as live_status
+
+        st = live_status(settings)
+        typer.echo(f"run {run_id} ended: {st.get('status')} — {st.get('message') or ''}")
+        if st.get("status") == "FAILED":
+            raise typer.Exit(code=1)
+    except WorkbenchError as e:
+        _fail(e)
+
+
+@live_app.command("status")
+def live_status_cmd(home: Optional[Path] = HomeOpt) -> None:
+    """The latest live run: status, cycle, heartbeat, equity."""
+    from workbench.trading.runner import status
+
+    typer.echo(json.dumps(status(_settings(home)), indent=2, default=str))
+
+
+@live_app.command("stop")
+def live_stop(home: Optional[Path] = HomeOpt) -> None:
+    """Ask the live process to stop after its current cycle."""
+    from workbench.trading.runner import request_stop
+
+    run_id = request_stop(_settings(home), emergency=False)
+    typer.echo(f"stop requested for run {run_id}" if run_id else "no live run is active")
+
+
+@live_app.command("emergency-stop")
+def live_emergency_stop(home: Optional[Path] = HomeOpt) -> None:
+    """Cancel every open order now (and flatten positions when risk.flatten_on_emergency is set)."""
+    from workbench.trading.runner import request_stop
+
+    run_id = request_stop(_settings(home), emergency=True)
+    typer.echo(f"emergency stop requested for run {run_id}" if run_id else "no live run is active")
+
+
+@app.command()
+def dashboard(
+    port: int = typer.Option(8866),
+    home: Optional[Path] = HomeOpt,
+) -> None:
+    """Serve the dashboard (notebooks/dashboard.ipynb) with Voilà on http://localhost:PORT."""
+    settings = _settings(home)
+    nb = Path(__file__).resolve().parents[1] / "notebooks" / "dashboard.ipynb"
+    if not nb.exists():
+        _fail(FileNotFoundError(f"{nb} not found: run the dashboard from a checkout of the workbench repository"))
+    typer.echo(f"dashboard on http://localhost:{port} (home {settings.home}); Ctrl-C to stop")
+    cmd = [sys.executable, "-m", "voila", str(nb), f"--port={port}", "--no-browser"]
+    raise typer.Exit(subprocess.call(cmd, env={**os.environ, "WORKBENCH_HOME": str(settings.home)}))

@@ -1,0 +1,194 @@
+"""The dashboard: Start AI Trading, Stop, Emergency stop, and the live tables.
+
+It never trades itself. Start launches the live process (``workbench live run``) apart from this
+kernel, so closing the browser neither stops nor orphans trading; the page reads state from the
+SQLite store and writes commands (stop, emergency stop) that the loop obeys within one cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from dataclasses import dataclass
+
+import ipywidgets as w
+import pandas as pd
+
+from workbench.config import Settings
+
+__all__ = ["Dashboard", "frame_to_html"]
+
+_CSS = """
+<style>
+.wb-table table {border-collapse: collapse; font-size: 12px; font-family: monospace;}
+.wb-table th, .wb-table td {border-bottom: 1px solid #ddd; padding: 2px 8px; text-align: right;}
+.wb-table th {background: #f3f3f3;}
+.wb-badge {padding: 3px 10px; border-radius: 4px; color: white; font-weight: bold;}
+</style>
+"""
+
+
+def frame_to_html(df: pd.DataFrame | None, empty: str = "nothing yet") -> str:
+    """A compact HTML table (escaped), or a grey note when there is nothing to show."""
+    if df is None or len(df) == 0:
+        return f"<div class='wb-table'><i style='color:#888'>{html.escape(empty)}</i></div>"
+    shown = df.copy()
+    for col in shown.columns:
+        if pd.api.types.is_float_dtype(shown[col]):
+            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:,.6g}")
+    return "<div class='wb-table'>" + shown.to_html(index=False, escape=True, border=0) + "</div>"
+
+
+def _badge(text: str, colour: str) -> str:
+    return f"<span class='wb-badge' style='background:{colour}'>{html.escape(text)}</span>"
+
+
+@dataclass
+class _Views:
+    header: w.HTML
+    status: w.HTML
+    checks: w.HTML
+    signals: w.HTML
+    orders: w.HTML
+    positions: w.HTML
+    equity: w.HTML
+    events: w.HTML
+    message: w.HTML
+
+
+class Dashboard:
+    """One dashboard over one workbench home. ``widget`` is what the notebook displays."""
+
+    def __init__(self, settings: Settings, refresh_s: float = 2.0):
+        from workbench.trading.store import Store
+
+        self.settings = settings
+        self.refresh_s = refresh_s
+        self.store = Store(settings.store_url)
+        self.store.create()
+        self._process = None
+        self._task: asyncio.Task | None = None
+
+        self.broker = w.Dropdown(options=[("Paper trading (simulated fills)", "paper")], value="paper", description="Broker")
+        self.model = w.Text(value="champion", description="Model")
+        self.interval = w.BoundedFloatText(value=settings.live.interval_s, min=0.5, max=3600, description="Every (s)")
+        self.start_button = w.Button(description="Start AI Trading", button_style="success", icon="play")
+        self.stop_button = w.Button(description="Stop", button_style="warning", icon="stop")
+        self.emergency_button = w.Button(description="Emergency stop", button_style="danger", icon="exclamation-triangle")
+        self.start_button.on_click(self.start)
+        self.stop_button.on_click(self.stop)
+        self.emergency_button.on_click(self.emergency_stop)
+        h = lambda: w.HTML()  # noqa: E731
+        self.views = _Views(*(h() for _ in range(9)))
+        self.widget = self._layout()
+        self.refresh()
+
+    # ---- layout -------------------------------------------------------------------------------
+    def _layout(self) -> w.Widget:
+        v = self.views
+        section = lambda title, body: w.VBox([w.HTML(f"<h4 style='margin:8px 0 2px'>{title}</h4>"), body])  # noqa: E731
+        controls = w.HBox([self.broker, self.model, self.interval])
+        buttons = w.HBox([self.start_button, self.stop_button, self.emergency_button])
+        return w.VBox(
+            [
+                w.HTML(_CSS),
+                v.header,
+                controls,
+                buttons,
+                v.message,
+                v.status,
+                section("Phase 1 — validation", v.checks),
+                section("Signals (latest cycle)", v.signals),
+                w.HBox([section("Positions", v.positions), section("Equity", v.equity)]),
+                section("Orders", v.orders),
+                section("Log", v.events),
+            ]
+        )
+
+    # ---- actions ------------------------------------------------------------------------------
+    def start(self, _=None) -> None:
+        """Launch the live process; Phase 1 runs there and its results appear in the table."""
+        from workbench.trading.runner import start_background, status
+
+        current = status(self.settings)
+        if current.get("status") == "RUNNING" and current.get("alive"):
+            self._say(f"run {current.get('run_id')} is already running: stop it first", "orange")
+            return
+        self._process = start_background(
+            self.settings, broker=self.broker.value, model=self.model.value.strip() or "champion", interval_s=float(self.interval.value)
+        )
+        self._say(f"live process started (pid {self._process.pid}); Phase 1 checks follow below", "green")
+        self.refresh()
+
+    def stop(self, _=None) -> None:
+        from workbench.trading.runner import request_stop
+
+        run_id = request_stop(self.settings, emergency=False)
+        self._say(f"stop requested: run {run_id} ends after its current cycle" if run_id else "no live run to stop", "orange")
+        self.refresh()
+
+    def emergency_stop(self, _=None) -> None:
+        from workbench.trading.runner import request_stop
+
+        run_id = request_stop(self.settings, emergency=True)
+        self._say(f"EMERGENCY STOP sent to run {run_id}: open orders are cancelled now" if run_id else "no live run to stop", "red")
+        self.refresh()
+
+    def _say(self, text: str, colour: str) -> None:
+        self.views.message.value = f"<b style='color:{colour}'>{html.escape(text)}</b>"
+
+    # ---- refresh ------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Re-read the store and redraw every table; cheap enough to run every couple of seconds."""
+        from workbench.trading.runner import status
+
+        v = self.views
+        st = status(self.settings)
+        run_id = st.get("run_id")
+        mode = _badge("PAPER TRADING", "#2e7d32") if self.broker.value == "paper" else _badge("LIVE", "#c62828")
+        v.header.value = f"<h2 style='margin:4px 0'>workbench — AI trading {mode}</h2>{self._data_label()}"
+        if run_id is None:
+            v.status.value = "<i>No live run yet. Press <b>Start AI Trading</b>.</i>"
+        else:
+            colour = {"RUNNING": "#1565c0", "STOPPED": "#555", "FAILED": "#c62828", "EMERGENCY_STOPPED": "#c62828"}.get(
+                str(st.get("status")), "#555"
+            )
+            equity = st.get("equity")
+            eq = f" · equity {equity:,.2f}" if isinstance(equity, (int, float)) else ""
+            v.status.value = (
+                f"{_badge(str(st.get('status')), colour)} run {run_id} · cycle {st.get('cycle')} · "
+                f"model {html.escape(str(st.get('model_ref') or ''))}{eq} · {html.escape(str(st.get('message') or ''))}"
+            )
+        checks = self.store.checks(run_id) if run_id else None
+        if checks is not None and len(checks):
+            checks = checks.assign(result=checks["ok"].map({True: "✅ pass", False: "❌ fail", 1: "✅ pass", 0: "❌ fail"}))
+            checks = checks[["name", "result", "message"]]
+        v.checks.value = frame_to_html(checks, "Phase 1 has not run yet")
+        v.signals.value = frame_to_html(self.store.signals(run_id, last_cycles=1) if run_id else None, "no signals yet")
+        v.orders.value = frame_to_html(self.store.orders(run_id=run_id, limit=50) if run_id else None, "no orders yet")
+        v.positions.value = frame_to_html(self.store.positions(st.get("account") or "paper"), "no open positions")
+        curve = self.store.equity_curve(run_id) if run_id else None
+        v.equity.value = frame_to_html(curve.tail(10) if curve is not None else None, "no equity yet")
+        v.events.value = frame_to_html(self.store.events(run_id=run_id, limit=30) if run_id else None, "log is empty")
+
+    def _data_label(self) -> str:
+        from workbench.data.demo import demo_universe_in_lake
+
+        demo = demo_universe_in_lake(self.settings)
+        if demo is None:
+            return "<i>No market data yet: run <code>workbench init --demo</code> or notebook 01.</i>"
+        colour = "#c62828" if demo.synthetic else "#2e7d32"
+        return f"<div>Data: <b style='color:{colour}'>{html.escape(demo.label)}</b> — {html.escape(', '.join(demo.symbols))}</div>"
+
+    async def _autorefresh(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                self.refresh()
+            except Exception as e:  # a transient read error must not kill the page's refresh
+                self._say(f"refresh failed: {e}", "red")
+
+    def start_autorefresh(self) -> None:
+        """Refresh on the kernel's event loop (Voilà and JupyterLab both run one)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_event_loop().create_task(self._autorefresh())

@@ -1,0 +1,109 @@
+"""The parquet lake on real files: idempotent appends, aligned panels, helpful errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.data.lake import CATALOG_COLUMNS, Lake
+from workbench.data.sources.csv_source import CsvSource
+from workbench.errors import BadCandlesError, NoDataError, UnknownSymbolError
+
+
+def bars(symbol: str, start: str, n: int, freq: str = "1D", base: float = 100.0) -> pd.DataFrame:
+    ts = pd.date_range(start, periods=n, freq=freq, tz="UTC")
+    close = base + np.arange(n, dtype=float)
+    return pd.DataFrame(
+        {"ts": ts, "symbol": symbol, "open": close - 0.5, "high": close + 1, "low": close - 1, "close": close, "volume": 1000.0}
+    )
+
+
+@pytest.fixture
+def lake(tmp_path) -> Lake:
+    return Lake(tmp_path / "lake")
+
+
+def test_write_is_idempotent_and_appends_only_new_rows(lake):
+    assert lake.write(bars("BTC/USDT", "2024-01-01", 10), "binance", "1d", "test") == 10
+    assert lake.write(bars("BTC/USDT", "2024-01-01", 10), "binance", "1d", "test") == 0
+    assert lake.write(bars("BTC/USDT", "2024-01-06", 10), "binance", "1d", "test") == 5  # 5 overlap, 5 new
+    stored = lake.load_candles("binance", "1d", ["BTC/USDT"])
+    assert len(stored) == 15 and stored["ts"].is_unique and stored["ts"].is_monotonic_increasing
+    assert lake.last_ts("binance", "1d", "BTC/USDT") == pd.Timestamp("2024-01-15", tz="UTC")
+    assert lake.last_ts("binance", "1d", "ETH/USDT") is None
+    path = lake.path("binance", "1d", "BTC/USDT")
+    assert path.parent.name == "symbol=BTC%2FUSDT" and path.name == "data.parquet"
+    assert [p.name for p in path.parent.iterdir()] == ["data.parquet"]  # no temp files left
+
+
+def test_stored_bars_win_over_revisions(lake):
+    lake.write(bars("A", "2024-01-01", 3), "X", "1d", "first")
+    revised = bars("A", "2024-01-01", 4)
+    revised.loc[0, ["close", "high"]] = [500.0, 501.0]
+    assert lake.write(revised, "X", "1d", "second") == 1
+    got = lake.load_candles("X", "1d", ["A"])
+    assert got["close"].tolist() == [100.0, 101.0, 102.0, 103.0]
+    cat = lake.catalog()
+    assert cat.loc[0, "source"] == "first,second" and cat.loc[0, "rows"] == 4
+
+
+def test_write_validates(lake):
+    bad = bars("A", "2024-01-01", 3)
+    bad.loc[1, "low"] = 1000.0
+    with pytest.raises(BadCandlesError) as err:
+        lake.write(bad, "X", "1d", "test")
+    assert err.value.row == 2
+    assert lake.datasets() == []
+
+
+def test_panel_aligns_symbols_with_different_histories(lake):
+    lake.write(bars("A", "2024-01-01", 10), "X", "1d", "t")
+    lake.write(pd.concat([bars("B", "2024-01-05", 10, base=50.0), bars("C", "2024-01-03", 2, base=7.0)]), "X", "1d", "t")
+    panel = lake.load_panel("X", "1d")
+    assert panel.symbols == ["A", "B", "C"] and len(panel.index) == 14  # 2024-01-01 .. 2024-01-14
+    assert str(panel.index.dtype) == "datetime64[ns, UTC]" and panel.index.name == "ts"
+    assert np.isnan(panel.close.loc["2024-01-04", "B"]) and panel.close.loc["2024-01-05", "B"] == 50.0
+    assert np.isnan(panel.close.loc["2024-01-11", "A"]) and panel.close.loc["2024-01-10", "A"] == 109.0
+    assert panel.close["C"].notna().sum() == 2
+    assert panel.volume.shape == panel.close.shape
+
+
+def test_panel_symbol_order_and_date_filters(lake):
+    lake.write(pd.concat([bars("A", "2024-01-01", 30), bars("B", "2024-01-01", 30)]), "X", "1d", "t")
+    panel = lake.load_panel("X", "1d", ["B", "A"], start="2024-01-10", end=pd.Timestamp("2024-01-12", tz="UTC"))
+    assert panel.symbols == ["B", "A"]
+    assert panel.index.tolist() == list(pd.date_range("2024-01-10", "2024-01-12", tz="UTC"))
+    assert panel.close.loc["2024-01-10", "A"] == 109.0
+    with pytest.raises(NoDataError, match="Widen the dates"):
+        lake.load_panel("X", "1d", ["A"], start="2030-01-01")
+
+
+def test_unknown_symbol_and_no_data_messages(lake):
+    with pytest.raises(NoDataError, match="workbench data pull") as err:
+        lake.load_panel("binance", "1d")
+    assert "holds: nothing" in str(err.value)
+    lake.write(pd.concat([bars(s, "2024-01-01", 3) for s in "ABCDEFGHIJ"]), "X", "1d", "t")
+    with pytest.raises(UnknownSymbolError) as err:
+        lake.load_panel("X", "1d", ["A", "ZZZ"])
+    msg = str(err.value)
+    assert "'ZZZ'" in msg and "A, B, C" in msg and "(10 in all)" in msg and "workbench data pull --symbols ZZZ" in msg
+    with pytest.raises(NoDataError, match="X/1d"):
+        lake.load_panel("X", "1h")
+
+
+def test_catalog_and_datasets(lake, shared_data):
+    assert list(lake.catalog().columns) == list(CATALOG_COLUMNS) and lake.catalog().empty
+    folder = shared_data / "nse/nifty50_daily_upstox_2020_2025"
+    for name in ("TCS", "M&M", "JIOFIN"):
+        src = CsvSource(next(folder.glob(f"{name}_*.csv")), "NSE")
+        assert lake.write(src.candles, "NSE", "1d", src.name) == len(src.candles)
+    lake.write(bars("BTC/USDT", "2024-01-01", 5), "binance", "4h", "ccxt:binance")
+    assert lake.datasets() == [("NSE", "1d"), ("binance", "4h")]
+    assert lake.symbols("NSE", "1d") == ["JIOFIN", "M&M", "TCS"]
+    cat = lake.catalog().set_index("symbol")
+    assert cat.loc["TCS", "rows"] == 1241 and cat.loc["M&M", "source"] == "csv"
+    assert cat.loc["JIOFIN", "first"] == pd.Timestamp("2023-08-21", tz="UTC")
+    assert cat.loc["BTC/USDT", "timeframe"] == "4h"
+    panel = lake.load_panel("NSE", "1d")
+    assert panel.close.shape == (1241, 3) and panel.close["JIOFIN"].isna().sum() == 1241 - cat.loc["JIOFIN", "rows"]

@@ -1,0 +1,150 @@
+"""Long candles (one row per bar) and the one gate every bar passes before it reaches the lake.
+
+Every source hands its bars to ``validate_candles`` so that the lake, features and backtests can
+trust them without re-checking: UTC timestamps, float prices, ascending order per symbol, no
+duplicates, consistent OHLC. A bad bar is never repaired silently; the error names the origin
+(file) and the 1-based data row so the user can fix the file and import again.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from workbench.errors import BadCandlesError
+
+__all__ = ["CANDLE_COLUMNS", "PRICE_COLUMNS", "validate_candles", "timeframe_delta", "timeframe_of", "empty_candles"]
+
+CANDLE_COLUMNS = ("ts", "symbol", "open", "high", "low", "close", "volume")
+PRICE_COLUMNS = ("open", "high", "low", "close")
+
+_TF = re.compile(r"^(\d+)(m|h|d|w)$")
+
+
+def timeframe_delta(timeframe: str) -> pd.Timedelta:
+    """ccxt-style timeframe ('1m', '4h', '1d', '1w') → its length; months are not fixed-length, so refused."""
+    m = _TF.match(timeframe.strip())
+    if not m:
+        raise ValueError(f"unsupported timeframe {timeframe!r}: use <n>m, <n>h, <n>d or <n>w, e.g. '5m', '1h', '1d'")
+    n, unit = int(m.group(1)), m.group(2)
+    if n <= 0:
+        raise ValueError(f"unsupported timeframe {timeframe!r}: the count must be positive")
+    minutes = {"m": 1, "h": 60, "d": 24 * 60, "w": 7 * 24 * 60}[unit]
+    return pd.Timedelta(minutes=n * minutes)
+
+
+def timeframe_of(delta: pd.Timedelta) -> str:
+    """The ccxt-style name of a bar length (inverse of ``timeframe_delta``)."""
+    seconds = int(pd.Timedelta(delta).total_seconds())
+    if seconds <= 0 or seconds % 60:
+        raise ValueError(f"bar length {delta} is not a whole number of minutes")
+    minutes = seconds // 60
+    for unit, size in (("w", 7 * 24 * 60), ("d", 24 * 60), ("h", 60), ("m", 1)):
+        if minutes % size == 0:
+            return f"{minutes // size}{unit}"
+    raise AssertionError("unreachable")
+
+
+def empty_candles() -> pd.DataFrame:
+    """A zero-row frame with the validated dtypes (what a source returns when there is nothing new)."""
+    return pd.DataFrame(
+        {
+            "ts": pd.Series([], dtype="datetime64[ns, UTC]"),
+            "symbol": pd.Series([], dtype="str"),
+            **{c: pd.Series([], dtype="float64") for c in ("open", "high", "low", "close", "volume")},
+        }
+    )
+
+
+def _to_utc(ts: pd.Series, origin: str) -> pd.Series:
+    if isinstance(ts.dtype, pd.DatetimeTZDtype):
+        out = ts.dt.tz_convert("UTC")
+    elif pd.api.types.is_datetime64_dtype(ts.dtype):
+        out = ts.dt.tz_localize("UTC")
+    else:
+        out = pd.to_datetime(ts, utc=True, errors="coerce")
+        bad = out.isna() & ts.notna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise BadCandlesError(origin, i + 1, f"unparseable timestamp {ts.iloc[i]!r}")
+    return out.astype("datetime64[ns, UTC]")
+
+
+def _first(mask: np.ndarray) -> int:
+    idx = np.flatnonzero(mask)
+    return int(idx[0]) if len(idx) else -1
+
+
+def validate_candles(df: pd.DataFrame, origin: str, *, rows: np.ndarray | None = None) -> pd.DataFrame:
+    """Check and normalise long candles; raise ``BadCandlesError`` at the first bad row.
+
+    Rows are numbered 1-based in the order given (a file's data rows, header excluded), so the
+    message points into the file the user has. A symbol whose rows are strictly newest-first is a
+    legitimate export layout (NSE and BSE websites) and is reversed; a mixed order is an error,
+    because it means rows were lost or pasted. Returns only ``CANDLE_COLUMNS``, sorted by
+    (symbol, ts), index reset. ``rows`` gives each input row's 1-based file row when the caller
+    has already merged or dropped rows, so messages still point at the right line.
+    """
+    row_no = np.arange(1, len(df) + 1) if rows is None else np.asarray(rows, dtype="int64")
+
+    def bad(i: int, reason: str) -> BadCandlesError:
+        return BadCandlesError(origin, int(row_no[i]), reason)
+
+    missing = [c for c in CANDLE_COLUMNS if c not in df.columns]
+    if missing:
+        raise BadCandlesError(origin, None, f"missing columns {missing}; expected {list(CANDLE_COLUMNS)}")
+    out = pd.DataFrame(index=pd.RangeIndex(len(df)))
+    try:
+        out["ts"] = _to_utc(df["ts"].reset_index(drop=True), origin)
+    except BadCandlesError as e:
+        raise bad(e.row - 1, e.reason) from None
+    sym = df["symbol"].reset_index(drop=True)
+    empty_sym = sym.isna() | (sym.astype("str").str.strip() == "")
+    if empty_sym.any():
+        raise bad(_first(empty_sym.to_numpy()), "missing symbol")
+    out["symbol"] = sym.astype("str").str.strip()
+    for c in ("open", "high", "low", "close", "volume"):
+        raw = df[c].reset_index(drop=True)
+        num = pd.to_numeric(raw, errors="coerce").astype("float64")
+        unparsed = num.isna() & raw.notna()
+        if unparsed.any():
+            i = _first(unparsed.to_numpy())
+            raise bad(i, f"{c} is not a number: {raw.iloc[i]!r}")
+        out[c] = num
+
+    o, h, lo, c, v = (out[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
+    checks: list[tuple[str, np.ndarray]] = [("missing timestamp", out["ts"].isna().to_numpy())]
+    for name, arr in (("open", o), ("high", h), ("low", lo), ("close", c), ("volume", v)):
+        checks.append((f"missing {name}", ~np.isfinite(arr)))
+    with np.errstate(invalid="ignore"):
+        for name, arr in (("open", o), ("high", h), ("low", lo), ("close", c)):
+            checks.append((f"non-positive {name}", arr <= 0))
+        checks += [
+            ("high < low", h < lo),
+            ("high below max(open, close)", h < np.maximum(o, c)),
+            ("low above min(open, close)", lo > np.minimum(o, c)),
+            ("negative volume", v < 0),
+        ]
+    checks.append(("duplicated timestamp for its symbol", out.duplicated(["symbol", "ts"], keep="first").to_numpy()))
+
+    # Order: each symbol must run one way only. The majority direction decides, so the row named
+    # is the one that breaks the run rather than the first row of the file.
+    step = out.groupby("symbol", sort=False)["ts"].diff()
+    sign = np.sign(step.dt.total_seconds().fillna(0.0).to_numpy())
+    direction = pd.Series(sign).groupby(out["symbol"].to_numpy()).transform("sum").to_numpy()
+    descending = direction < 0
+    against = np.where(descending, sign > 0, sign < 0)
+    checks.append(("timestamps out of order (neither ascending nor strictly newest-first)", against))
+
+    firsts = [(i, reason) for reason, mask in checks if (i := _first(mask)) >= 0]
+    if firsts:
+        row, reason = min(firsts, key=lambda t: t[0])  # stable: earlier check wins on the same row
+        detail = out.iloc[row]
+        raise bad(
+            row,
+            f"{reason} (ts={detail['ts']}, open={detail['open']}, high={detail['high']}, "
+            f"low={detail['low']}, close={detail['close']}, volume={detail['volume']})",
+        )
+    return out.sort_values(["symbol", "ts"], kind="stable").reset_index(drop=True)

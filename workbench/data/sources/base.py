@@ -1,0 +1,51 @@
+"""The seam every market-data source implements, and the one error a source adds to the tree.
+
+A source only fetches and validates; it never writes. ``ingest.pull`` joins a source to the lake,
+so a new venue (Kite, Alpaca...) is one small class with ``name``, ``exchange`` and ``fetch``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import pandas as pd
+
+from workbench.errors import DataError, TemporaryBrokerError
+
+__all__ = ["OhlcvSource", "SourceUnavailableError"]
+
+
+@runtime_checkable
+class OhlcvSource(Protocol):
+    """Where candles come from.
+
+    ``name`` says how they were obtained ("ccxt:binance", "csv", "synthetic") and is recorded with
+    every stored row; ``exchange`` is where the instrument trades and names the lake partition
+    ("binance", "NSE", "NASDAQ", "synthetic").
+    """
+
+    name: str
+    exchange: str
+
+    def fetch(
+        self,
+        symbol: str,
+        timeframe: str,
+        since: pd.Timestamp | None = None,
+        until: pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
+        """Closed bars of ``symbol`` with since ≤ ts ≤ until, validated long candles (``validate_candles``)."""
+        ...
+
+    def symbols(self) -> list[str]:
+        """The symbols this source can serve (where it knows them)."""
+        ...
+
+
+class SourceUnavailableError(DataError, TemporaryBrokerError):
+    """The source did not answer (network, timeout, HTTP 429/5xx, maintenance): retry later.
+
+    It is both a ``DataError`` (a data pull failed; ``ingest.pull`` records it per symbol) and a
+    ``TemporaryBrokerError`` (the live loop already retries those with backoff next cycle), so
+    neither caller needs to know about the other's exception family.
+    """

@@ -1,0 +1,155 @@
+"""Public candles from any ccxt exchange (Binance by default), paginated forward, errors translated.
+
+Only closed bars are returned: the exchange's last candle is usually still forming, and storing it
+would freeze a wrong bar in the lake (stored bars are never rewritten). ccxt errors become
+workbench errors with ``raise … from e`` (freqtrade's rule), split by what the caller should do:
+
+* ``ccxt.BadSymbol``                         → ``UnknownSymbolError`` (fix the symbol)
+* ``ccxt.NetworkError`` (timeouts, 429/DDoS,
+  rate limits, exchange not available)       → ``SourceUnavailableError`` (retry later; it is also
+                                               a ``TemporaryBrokerError`` for the live loop)
+* any other ``ccxt.BaseError``               → ``DataError`` naming the exchange and the symbol
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import ccxt
+import pandas as pd
+
+from workbench.data.candles import empty_candles, validate_candles
+from workbench.data.sources.base import SourceUnavailableError
+from workbench.errors import DataError, UnknownSymbolError
+
+__all__ = ["CcxtSource"]
+
+# Candle pulls need spot markets only; loading futures/options markets too costs two more
+# heavy requests per start-up (Binance exchangeInfo for fapi and dapi).
+_DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
+    "binance": {"fetchMarkets": {"types": ["spot"]}},
+    "binanceus": {"fetchMarkets": {"types": ["spot"]}},
+}
+
+
+def _ms(ts) -> int:
+    t = pd.Timestamp(ts)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return int(t.value // 1_000_000)
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+class CcxtSource:
+    """OHLCV from a ccxt exchange; an ``OhlcvSource``.
+
+    ``config`` is merged into the ccxt constructor dict (tests point ``urls`` at a local fake
+    exchange); ``exchange`` passes a ready ccxt client instead. Rate limiting is always on.
+    """
+
+    def __init__(self, exchange_id: str = "binance", config: dict | None = None, exchange=None, page_limit: int = 1000):
+        if exchange is None:
+            cls = getattr(ccxt, exchange_id, None)
+            if cls is None or not isinstance(cls, type):
+                raise DataError(f"ccxt has no exchange {exchange_id!r}: see ccxt.exchanges for the ids")
+            base = {"enableRateLimit": True, "options": _DEFAULT_OPTIONS.get(exchange_id, {})}
+            exchange = cls(_deep_merge(base, config or {}))
+        exchange.enableRateLimit = True
+        self._ex = exchange
+        self.exchange = exchange.id
+        self.name = f"ccxt:{exchange.id}"
+        self.page_limit = page_limit
+
+    @property
+    def client(self):
+        """The underlying ccxt exchange object (for callers that need more than candles)."""
+        return self._ex
+
+    @contextmanager
+    def _translate(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except ccxt.BadSymbol as e:
+            raise UnknownSymbolError(
+                f"{self.exchange} has no market {what}: use the unified form like 'BTC/USDT' "
+                f"(CcxtSource.symbols() lists them). ({e})"
+            ) from e
+        except ccxt.NetworkError as e:
+            raise SourceUnavailableError(
+                f"{self.exchange} did not answer for {what} ({type(e).__name__}: {e}); retry later, "
+                "or use --source synthetic offline"
+            ) from e
+        except ccxt.BaseError as e:
+            raise DataError(f"{self.exchange} refused {what}: {type(e).__name__}: {e}") from e
+
+    def symbols(self) -> list[str]:
+        with self._translate("the market list"):
+            markets = self._ex.load_markets()
+        return sorted(s for s, m in markets.items() if m.get("active", True) is not False)
+
+    def reachable(self, timeout_s: float = 3.0) -> bool:
+        """Does the exchange answer within ``timeout_s``? (``fetch_time``, else the market list.)"""
+        saved = self._ex.timeout
+        self._ex.timeout = int(timeout_s * 1000)
+        try:
+            if self._ex.has.get("fetchTime"):
+                self._ex.fetch_time()
+            else:
+                self._ex.load_markets()
+            return True
+        except Exception:  # any failure means "not usable now"; the caller falls back
+            return False
+        finally:
+            self._ex.timeout = saved
+
+    def fetch(
+        self,
+        symbol: str,
+        timeframe: str,
+        since: pd.Timestamp | None = None,
+        until: pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
+        """Closed bars with since ≤ ts ≤ until, paging forward ``page_limit`` bars at a time.
+
+        Without ``since`` one page is fetched: the exchange's most recent bars. Paging stops at
+        ``until``, at the present, or when a page brings nothing new; a page shorter than asked
+        does not stop it (exchanges cap ``limit`` below what we ask).
+        """
+        ex = self._ex
+        what = f"{symbol} {timeframe}"
+        with self._translate(what):
+            ex.load_markets()
+            if timeframe not in (ex.timeframes or {timeframe: timeframe}):
+                raise DataError(f"{self.exchange} has no {timeframe!r} candles; it has {sorted(ex.timeframes)}")
+            step = ex.parse_timeframe(timeframe) * 1000
+            start = None if since is None else _ms(since)
+            stop = None if until is None else _ms(until)
+            rows: list[list] = []
+            cursor = start
+            while True:
+                page = ex.fetch_ohlcv(symbol, timeframe, since=cursor, limit=self.page_limit)
+                last_seen = rows[-1][0] if rows else -1
+                page = [r for r in page if r[0] > last_seen and (cursor is None or r[0] >= cursor)]
+                if not page:
+                    break
+                rows.extend(page)
+                newest = page[-1][0]
+                now = ex.milliseconds()
+                if start is None or (stop is not None and newest >= stop) or newest + step > now:
+                    break
+                cursor = newest + step
+        now = ex.milliseconds()
+        closed = [r[:6] for r in rows if r[0] + step <= now and (start is None or r[0] >= start) and (stop is None or r[0] <= stop)]
+        if not closed:
+            return empty_candles()
+        df = pd.DataFrame(closed, columns=["ts", "open", "high", "low", "close", "volume"])
+        df["ts"] = pd.to_datetime(df["ts"].astype("int64"), unit="ms", utc=True)
+        df.insert(1, "symbol", symbol)
+        return validate_candles(df, f"{self.name} {what}")

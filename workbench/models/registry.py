@@ -1,0 +1,320 @@
+"""The MLflow registry, wrapped in one module so nothing else calls MLflow (qlib's rule).
+
+Why a wrapper: the dashboard, the live loop, the CLI and the notebooks all need "the champion" and
+must agree on what a registered model carries (kind, feature set, horizon, strength reference,
+universe, split). Everything goes through an ``MlflowClient`` bound to the workbench's own tracking
+store: no global MLflow state is touched, so several workbenches can live in one process.
+
+Each registered version is a standard MLflow pyfunc (``mlflow.pyfunc.load_model`` works on it) whose
+artifacts are a pickled fitted ``Model``, ``meta.json`` and ``strength_reference.npy``. ``load``
+reads those three files directly — the same function the pyfunc's ``load_context`` uses — which
+takes milliseconds, so the live loop can load once at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import pickle
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pandas as pd
+
+from workbench.errors import NoModelError
+
+__all__ = ["ModelRef", "LoadedModel", "Registry", "WorkbenchPyfunc", "CHAMPION", "CHALLENGER"]
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+_MODEL_FILE, _META_FILE, _STRENGTH_FILE = "model.pkl", "meta.json", "strength_reference.npy"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: int
+    run_id: str
+    alias: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name}/{self.version}" + (f" ({self.alias})" if self.alias else "")
+
+
+class LoadedModel:
+    """A registered model ready to predict, with the metadata serving needs."""
+
+    def __init__(self, ref: ModelRef, model, meta: dict, strength_reference: np.ndarray):
+        self.ref = ref
+        self.model = model
+        self.meta = meta
+        self.kind: str = meta["kind"]
+        self.feature_set: str = meta["feature_set"]
+        self.feature_names: tuple[str, ...] = tuple(meta["feature_names"])
+        self.horizon: int = int(meta["horizon"])
+        self.universe: dict = meta["universe"]
+        self.split: dict = meta["split"]
+        self.metrics: dict = meta.get("metrics", {})
+        self.strength_reference = strength_reference
+
+    def predict_proba(self, features_long: pd.DataFrame) -> np.ndarray:
+        return self.model.predict_proba(features_long)
+
+    def __repr__(self) -> str:
+        return f"LoadedModel({self.ref}, kind={self.kind}, feature_set={self.feature_set}, horizon={self.horizon})"
+
+
+def _read_bundle(directory: Path) -> tuple[object, dict, np.ndarray]:
+    with open(directory / _MODEL_FILE, "rb") as fh:
+        model = pickle.load(fh)
+    meta = json.loads((directory / _META_FILE).read_text())
+    strength = np.load(directory / _STRENGTH_FILE)
+    return model, meta, strength
+
+
+import mlflow.pyfunc as _pyfunc  # noqa: E402  (the wrapper must be importable to unpickle by reference)
+
+
+class WorkbenchPyfunc(_pyfunc.PythonModel):
+    """MLflow pyfunc face of a workbench model: ``predict(features_long) → P(up)``."""
+
+    def load_context(self, context) -> None:
+        model, meta, strength = _read_bundle(Path(context.artifacts["model"]).parent)
+        self._model, self.meta, self.strength_reference = model, meta, strength
+
+    # The DataFrame hint tells MLflow to pass the frame through untouched (no schema coercion).
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
+        return self._model.predict_proba(model_input)
+
+
+def _clean_metrics(metrics: dict) -> dict[str, float]:
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, (bool, np.bool_)):
+            v = float(v)
+        if isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(float(v)):
+            out[str(k)] = float(v)
+    return out
+
+
+class Registry:
+    """Log, register, promote and load models in the workbench's MLflow store."""
+
+    def __init__(self, settings):
+        from mlflow import MlflowClient
+
+        self.settings = settings
+        self.uri: str = settings.tracking_uri
+        self.name: str = settings.model_name
+        if self.uri.startswith("sqlite:///"):
+            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _experiment_id(self, name: str) -> str:
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        return self.client.create_experiment(name, artifact_location=f"{self.settings.artifact_root}/{name}")
+
+    def register(self, result, alias: str | None = None) -> ModelRef:
+        """Log ``result`` as one run and register it; alias defaults to champion if none exists, else challenger."""
+        from mlflow.entities import Metric, Param
+
+        uni = result.universe
+        experiment = f"{uni['exchange']}-{uni['timeframe']}"
+        run = self.client.create_run(
+            self._experiment_id(experiment),
+            run_name=f"{result.kind}-{result.feature_set}-h{result.horizon}",
+            tags={"workbench.kind": result.kind, "workbench.feature_set": result.feature_set},
+        )
+        run_id = run.info.run_id
+        try:
+            params = {f"model.{k}": v for k, v in result.params.items()}
+            params.update(
+                kind=result.kind,
+                feature_set=result.feature_set,
+                horizon=result.horizon,
+                data_hash=result.data_hash,
+                features=",".join(result.model.feature_names),
+                n_symbols=len(uni["symbols"]),
+                **{f"split.{k}": v for k, v in result.split.items()},
+            )
+            now = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
+            self.client.log_batch(
+                run_id,
+                metrics=[Metric(k, v, now, 0) for k, v in _clean_metrics(result.metrics).items()],
+                params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+            )
+            self.client.log_dict(run_id, uni, "universe.json")
+            with tempfile.TemporaryDirectory() as tmp:
+                self._save_pyfunc(result, Path(tmp))
+                self.client.log_artifacts(run_id, str(Path(tmp) / "model"), artifact_path="model")
+            self.client.set_terminated(run_id)
+        except Exception:
+            self.client.set_terminated(run_id, status="FAILED")
+            raise
+
+        if not self.client.search_registered_models(filter_string=f"name='{self.name}'"):
+            self.client.create_registered_model(self.name, description="workbench direction models")
+        mv = self.client.create_model_version(
+            self.name,
+            source=f"{run.info.artifact_uri}/model",
+            run_id=run_id,
+            tags={"kind": result.kind, "feature_set": result.feature_set},
+        )
+        if alias is None:
+            alias = CHALLENGER if self.has(CHAMPION) else CHAMPION
+        self.client.set_registered_model_alias(self.name, alias, mv.version)
+        return ModelRef(self.name, int(mv.version), run_id, alias)
+
+    def _save_pyfunc(self, result, tmp: Path) -> None:
+        import mlflow.pyfunc
+
+        bundle = tmp / "bundle"
+        bundle.mkdir()
+        with open(bundle / _MODEL_FILE, "wb") as fh:
+            pickle.dump(result.model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        meta = {
+            "kind": result.kind,
+            "feature_set": result.feature_set,
+            "feature_names": list(result.model.feature_names),
+            "horizon": int(result.horizon),
+            "universe": result.universe,
+            "split": result.split,
+            "metrics": _clean_metrics(result.metrics),
+            "data_hash": result.data_hash,
+        }
+        (bundle / _META_FILE).write_text(json.dumps(meta, indent=1))
+        np.save(bundle / _STRENGTH_FILE, np.asarray(result.strength_reference, dtype=float))
+        # Explicit requirements skip MLflow's slow requirement inference; the pickled wrapper is
+        # referenced by module path, so the CloudPickle warning does not apply: silence it here only.
+        import lightgbm
+        import sklearn
+
+        reqs = [f"pandas=={pd.__version__}", f"numpy=={np.__version__}", f"lightgbm=={lightgbm.__version__}",
+                f"scikit-learn=={sklearn.__version__}"]
+        logger = logging.getLogger("mlflow.pyfunc")
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                mlflow.pyfunc.save_model(
+                    path=str(tmp / "model"),
+                    python_model=WorkbenchPyfunc(),
+                    artifacts={k: str(bundle / f) for k, f in
+                               (("model", _MODEL_FILE), ("meta", _META_FILE), ("strength", _STRENGTH_FILE))},
+                    pip_requirements=reqs,
+                )
+        finally:
+            logger.setLevel(level)
+
+    def promote(self, version: int, alias: str = CHAMPION) -> ModelRef:
+        """Point ``alias`` at ``version``; a challenger promoted to champion stops being challenger."""
+        mv = self._version(int(version), f"{self.name}/{version}")
+        self.client.set_registered_model_alias(self.name, alias, str(mv.version))
+        if alias == CHAMPION and CHALLENGER in (mv.aliases or []):
+            self.client.delete_registered_model_alias(self.name, CHALLENGER)
+        return ModelRef(self.name, int(mv.version), mv.run_id, alias)
+
+    def log_report(self, run_id: str, metrics: dict, artifacts: dict[str, Path] | None = None) -> None:
+        """Attach a report (e.g. a backtest) to a model's run: numbers as metrics, text as tags."""
+        for k, v in metrics.items():
+            clean = _clean_metrics({k: v})
+            if clean:
+                self.client.log_metric(run_id, str(k), clean[str(k)])
+            elif v is not None and not isinstance(v, (int, float, np.number)):
+                self.client.set_tag(run_id, str(k), str(v)[:5000])
+        for name, path in (artifacts or {}).items():
+            self.client.log_artifact(run_id, str(path), artifact_path=f"reports/{name}")
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _missing(self, ref: str) -> NoModelError:
+        return NoModelError(f"no model registered as '{ref}' in {self.uri}: run `workbench train` first")
+
+    def _version(self, version: int, ref: str, name: str | None = None):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version(name or self.name, str(version))
+        except MlflowException as e:
+            raise self._missing(ref) from e
+
+    def _resolve(self, ref: str):
+        from mlflow.exceptions import MlflowException
+
+        ref = str(ref).removeprefix("models:/")
+        if "/" in ref:
+            name, _, version = ref.partition("/")
+            if not version.isdigit():
+                raise ValueError(f"model reference {ref!r}: expected NAME/VERSION with a numeric version")
+            return self._version(int(version), ref, name), None
+        if "@" in ref:
+            name, _, alias = ref.partition("@")
+        elif ref.isdigit():
+            return self._version(int(ref), ref), None
+        else:
+            name, alias = self.name, ref
+        try:
+            return self.client.get_model_version_by_alias(name, alias), alias
+        except MlflowException as e:
+            raise self._missing(ref) from e
+
+    def load(self, ref: str = CHAMPION) -> LoadedModel:
+        """Load by alias ("champion"), "name@alias", "name/version" or a bare version number."""
+        mv, alias = self._resolve(ref)
+        source = str(mv.source)
+        if source.startswith("file:"):
+            model_dir = Path(unquote(urlparse(source).path))
+            model, meta, strength = _read_bundle(model_dir / "artifacts")
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                local = Path(self.client.download_artifacts(mv.run_id, "model", tmp))
+                model, meta, strength = _read_bundle(local / "artifacts")
+        alias = alias or (mv.aliases[0] if mv.aliases else None)
+        return LoadedModel(ModelRef(mv.name, int(mv.version), mv.run_id, alias), model, meta, strength)
+
+    def has(self, alias: str = CHAMPION) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_model_version_by_alias(self.name, alias)
+            return True
+        except MlflowException:
+            return False
+
+    def list(self) -> pd.DataFrame:
+        """One row per registered version: version, aliases, kind, feature_set, key metrics, created."""
+        columns = ["version", "aliases", "kind", "feature_set", "horizon", "auc", "accuracy",
+                   "baseline_accuracy", "metrics", "run_id", "created"]
+        versions = self.client.search_model_versions(filter_string=f"name='{self.name}'")
+        aliases: dict[str, list[str]] = {}
+        if versions:  # search results do not carry aliases; the registered model does
+            for alias, version in self.client.get_registered_model(self.name).aliases.items():
+                aliases.setdefault(str(version), []).append(alias)
+        rows = []
+        for mv in versions:
+            run = self.client.get_run(mv.run_id)
+            m, p = run.data.metrics, run.data.params
+            rows.append({
+                "version": int(mv.version),
+                "aliases": ", ".join(sorted(aliases.get(str(mv.version), []))),
+                "kind": p.get("kind", (mv.tags or {}).get("kind")),
+                "feature_set": p.get("feature_set"),
+                "horizon": int(p["horizon"]) if "horizon" in p else None,
+                "auc": m.get("auc", float("nan")),
+                "accuracy": m.get("accuracy", float("nan")),
+                "baseline_accuracy": m.get("baseline_accuracy", float("nan")),
+                "metrics": dict(m),
+                "run_id": mv.run_id,
+                "created": pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC"),
+            })
+        return pd.DataFrame(rows, columns=columns).sort_values("version", ignore_index=True)

@@ -1,0 +1,160 @@
+"""The order state machine, client order ids, and the order manager against the real paper broker."""
+
+from __future__ import annotations
+
+import itertools
+
+import pandas as pd
+import pytest
+
+from workbench.brokers.base import Market, OrderRequest, Quote, TemporaryBrokerError
+from workbench.brokers.paper import PaperBroker
+from workbench.trading.orders import STATUSES, InvalidTransition, OrderIntent, OrderManager, client_order_id, path, transition
+from workbench.trading.store import Store
+
+T0 = pd.Timestamp("2024-05-01", tz="UTC")
+
+LEGAL = {
+    ("NEW", "SUBMITTED"), ("NEW", "REJECTED"), ("NEW", "CANCELLED"),
+    ("SUBMITTED", "PARTIALLY_FILLED"), ("SUBMITTED", "FILLED"), ("SUBMITTED", "CANCELLED"),
+    ("SUBMITTED", "REJECTED"), ("SUBMITTED", "EXPIRED"),
+    ("PARTIALLY_FILLED", "PARTIALLY_FILLED"), ("PARTIALLY_FILLED", "FILLED"),
+    ("PARTIALLY_FILLED", "CANCELLED"), ("PARTIALLY_FILLED", "EXPIRED"),
+    ("NEW", "NEW"), ("SUBMITTED", "SUBMITTED"),  # re-stating a live status is a no-op
+}
+
+
+@pytest.mark.parametrize("current,new", list(itertools.product(STATUSES, STATUSES)))
+def test_every_transition_is_legal_or_raises(current, new):
+    if (current, new) in LEGAL:
+        assert transition(current, new) == new
+    else:
+        with pytest.raises(InvalidTransition) as e:
+            transition(current, new)
+        assert current in str(e.value) and new in str(e.value)
+
+
+def test_path_goes_through_submitted_and_final_is_final():
+    assert path("NEW", "FILLED") == ["SUBMITTED", "FILLED"]
+    assert path("NEW", "PARTIALLY_FILLED") == ["SUBMITTED", "PARTIALLY_FILLED"]
+    assert path("SUBMITTED", "FILLED") == ["FILLED"]
+    assert path("FILLED", "FILLED") == []
+    with pytest.raises(InvalidTransition):
+        path("FILLED", "CANCELLED")
+    with pytest.raises(ValueError):
+        transition("NEW", "DONE")
+
+
+def test_client_order_ids_are_deterministic_short_ascii_and_distinct():
+    assert client_order_id(12, 7, "AAPL", "buy") == "wb-12-7-AAPL-b"
+    assert client_order_id(12, 7, "AAPL", "buy") == client_order_id(12, 7, "AAPL", "buy")
+    ids = {
+        client_order_id(r, c, s, side, p)
+        for r in (1, 99999) for c in (1, 1234567)
+        for s in ("BTC/USDT", "BTCUSDT", "M&M", "MM", "VERYLONGSYMBOLNAME-2030-12-31-C-100000")
+        for side in ("buy", "sell") for p in ("", "x")
+    }
+    assert len(ids) == 2 * 2 * 5 * 2 * 2
+    for cid in ids:
+        assert len(cid) <= 36 and cid.isascii() and all(ch.isalnum() or ch == "-" for ch in cid)
+    with pytest.raises(ValueError):
+        client_order_id(1, 1, "AAPL", "BUY")
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    return Store(f"sqlite:///{tmp_path / 'wb.db'}").create()
+
+
+@pytest.fixture
+def paper(store) -> PaperBroker:
+    b = PaperBroker(store, starting_cash=10_000.0, fee_rate=0.001, slippage_bps=0.0, markets={"AAA": Market("AAA", "AAA", "USD", lot_size=1.0)})
+    b.on_bar({"AAA": Quote("AAA", 100.0, T0)})
+    return b
+
+
+def intent(cid: str, side: str, qty: float, **kw) -> OrderIntent:
+    return OrderIntent(OrderRequest(cid, "AAA", side, qty, **{k: v for k, v in kw.items() if k in ("type", "limit_price")}),
+                       run_id=None, cycle=1, reason="test", stop_loss=kw.get("stop_loss"), take_profit=kw.get("take_profit"))
+
+
+def test_submit_records_fill_position_and_event_trail(store, paper):
+    om = OrderManager(store, paper, "paper")
+    o = om.submit(intent("c1", "buy", 10, stop_loss=95.0, take_profit=110.0))
+    assert o.status == "FILLED"
+    assert list(store.order_events("c1")["status"]) == ["NEW", "SUBMITTED", "FILLED"]
+    pos = store.get_position("paper", "AAA")
+    # average price carries the buy fee: (10 × 100 + 1.0) / 10
+    assert pos["quantity"] == 10 and pos["average_price"] == pytest.approx(100.1)
+    assert (pos["stop_loss"], pos["take_profit"]) == (95.0, 110.0)
+    paper.on_bar({"AAA": Quote("AAA", 120.0, T0)})
+    om.submit(intent("c2", "sell", 10))
+    pos = store.get_position("paper", "AAA")
+    # realised = (120 − 100.1) × 10 − 1.2 fee
+    assert pos["quantity"] == 0 and pos["realized_pnl"] == pytest.approx(197.8)
+    assert pos["stop_loss"] is None and pos["average_price"] is None
+    assert len(store.fills("paper")) == 2
+    # Submitting a known id again asks the broker instead of sending.
+    assert om.submit(intent("c1", "buy", 10)).status == "FILLED"
+    assert len(paper.fills()) == 2
+
+
+def test_broker_rejection_is_recorded_not_raised(store, paper):
+    om = OrderManager(store, paper, "paper")
+    o = om.submit(intent("big", "buy", 1000))
+    assert o.status == "REJECTED" and o.reason == "insufficient_funds"
+    row = store.get_order("big")
+    assert row["status"] == "REJECTED" and "insufficient_funds" in row["reason"]
+    (msg,) = store.events(kind="order_rejected")["message"]
+    assert "1000 AAA" in msg and "needs" in msg
+
+
+class Flaky:
+    """A paper broker whose first ``n`` calls to ``place`` fail with a temporary error."""
+
+    def __init__(self, inner: PaperBroker, n: int):
+        self.inner, self.n, self.calls = inner, n, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def place(self, order):
+        self.calls += 1
+        if self.calls <= self.n:
+            raise TemporaryBrokerError("503 from the venue")
+        return self.inner.place(order)
+
+
+def test_temporary_errors_are_retried(store, paper):
+    flaky = Flaky(paper, 2)
+    om = OrderManager(store, flaky, "paper", retries=3, backoff_s=0.001)
+    assert om.submit(intent("c1", "buy", 1)).status == "FILLED" and flaky.calls == 3
+
+
+def test_order_is_written_before_sending_and_reconcile_never_resends(store, paper):
+    down = Flaky(paper, 99)
+    om = OrderManager(store, down, "paper", retries=2, backoff_s=0.001)
+    with pytest.raises(TemporaryBrokerError):
+        om.submit(intent("lost", "buy", 1))
+    assert store.get_order("lost")["status"] == "NEW"  # recorded before the broker heard of it
+    # A resting limit order that fills while "we are down".
+    om_ok = OrderManager(store, paper, "paper")
+    assert om_ok.submit(intent("rest", "buy", 2, type="limit", limit_price=90.0)).status == "SUBMITTED"
+    paper.on_bar({"AAA": Quote("AAA", 89.0, T0, low=88.0, high=91.0, open=91.0)})
+    fills_before = len(paper.fills())
+    restarted = OrderManager(store, PaperBroker(store, markets=paper._markets), "paper")
+    restarted.reconcile()
+    assert store.get_order("rest")["status"] == "FILLED" and store.get_position("paper", "AAA")["quantity"] == 2
+    lost = store.get_order("lost")
+    assert lost["status"] == "REJECTED" and "not re-sent" in lost["reason"]
+    assert len(paper.fills()) == fills_before  # nothing was sent again
+    assert store.open_orders("paper") == []
+
+
+def test_cancel_all(store, paper):
+    om = OrderManager(store, paper, "paper")
+    om.submit(intent("l1", "buy", 1, type="limit", limit_price=50.0))
+    om.submit(intent("l2", "buy", 1, type="limit", limit_price=60.0))
+    out = om.cancel_all()
+    assert sorted(o.client_order_id for o in out) == ["l1", "l2"] and all(o.status == "CANCELLED" for o in out)
+    assert paper.open_orders() == [] and store.open_orders("paper") == []

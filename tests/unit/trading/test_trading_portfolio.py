@@ -1,0 +1,66 @@
+"""Portfolio arithmetic by hand, and the snapshot built from the real paper broker and store,
+including the day's starting equity surviving a restart."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from workbench.brokers.base import Market, OrderRequest, Quote
+from workbench.brokers.paper import PaperBroker
+from workbench.trading.orders import OrderIntent, OrderManager
+from workbench.trading.portfolio import compute_snapshot, day_key, snapshot
+from workbench.trading.store import Store
+
+D1 = pd.Timestamp("2024-03-04", tz="UTC")
+
+
+def test_pnl_arithmetic_by_hand():
+    book = {
+        "AAA": {"average_price": 50.0, "realized_pnl": 12.5, "stop_loss": 45.0, "take_profit": 60.0},
+        "BBB": {"average_price": 200.0},
+    }
+    snap = compute_snapshot(D1, cash=1_000.0, quantities={"AAA": 10, "BBB": 2, "CCC": 0.0}, prices={"AAA": 55.0, "BBB": 190.0},
+                            book=book, day_start_equity=2_000.0)
+    # positions: 10 × 55 = 550, 2 × 190 = 380 → equity 1000 + 930 = 1930
+    assert snap.positions_value == pytest.approx(930.0)
+    assert snap.equity == pytest.approx(1_930.0)
+    a, b = snap.positions["AAA"], snap.positions["BBB"]
+    assert a.unrealized_pnl == pytest.approx(50.0) and a.realized_pnl == 12.5 and (a.stop_loss, a.take_profit) == (45.0, 60.0)
+    assert b.unrealized_pnl == pytest.approx(-20.0)
+    assert "CCC" not in snap.positions
+    assert snap.daily_pnl == pytest.approx(-70.0) and snap.daily_pnl_pct == pytest.approx(-0.035)
+    # No price: marked at the average price (no invented P&L).
+    snap = compute_snapshot(D1, 0.0, {"AAA": 4}, {}, book)
+    assert snap.positions["AAA"].market_price == 50.0 and snap.equity == 200.0 and snap.daily_pnl == 0.0
+
+
+def test_day_key_is_the_utc_date():
+    assert day_key(pd.Timestamp("2024-03-04 23:30", tz="UTC")) == "2024-03-04"
+    assert day_key(pd.Timestamp("2024-03-05 04:00", tz="Asia/Kolkata")) == "2024-03-04"
+
+
+def test_snapshot_from_broker_and_store_and_day_start_persists(tmp_path):
+    url = f"sqlite:///{tmp_path / 'wb.db'}"
+    store = Store(url).create()
+    broker = PaperBroker(store, starting_cash=10_000.0, fee_rate=0.0, slippage_bps=0.0, markets={"AAA": Market("AAA", "AAA", "USD", lot_size=1.0)})
+    broker.on_bar({"AAA": Quote("AAA", 100.0, D1)})
+    OrderManager(store, broker, "paper").submit(OrderIntent(OrderRequest("c1", "AAA", "buy", 20), None, 1, "t", stop_loss=90.0))
+    s1 = snapshot(broker, store, "paper", D1, {"AAA": Quote("AAA", 100.0, D1)})
+    assert (s1.cash, s1.equity, s1.day_start_equity) == (8_000.0, 10_000.0, 10_000.0)
+    assert s1.positions["AAA"].stop_loss == 90.0
+    store.add_equity(None, "paper", D1, s1.cash, s1.positions_value, s1.equity, s1.day_start_equity)
+    # Later the same day, the price falls: the day start stays, P&L shows the loss.
+    later = D1 + pd.Timedelta(hours=6)
+    s2 = snapshot(broker, store, "paper", later, {"AAA": Quote("AAA", 80.0, later)})
+    assert s2.equity == 9_600.0 and s2.day_start_equity == 10_000.0 and s2.daily_pnl_pct == pytest.approx(-0.04)
+    store.add_equity(None, "paper", later, s2.cash, s2.positions_value, s2.equity, s2.day_start_equity)
+    # A restart (new objects on the same database) keeps today's start.
+    store2 = Store(url)
+    broker2 = PaperBroker(store2)
+    s3 = snapshot(broker2, store2, "paper", later, {"AAA": Quote("AAA", 75.0, later)})
+    assert s3.day_start_equity == 10_000.0 and s3.equity == 9_500.0
+    # The next day starts from the last equity recorded before midnight.
+    d2 = D1 + pd.Timedelta(days=1)
+    s4 = snapshot(broker2, store2, "paper", d2, {"AAA": Quote("AAA", 81.0, d2)})
+    assert s4.day_start_equity == 9_600.0 and s4.daily_pnl == pytest.approx(20.0)

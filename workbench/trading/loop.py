@@ -1,0 +1,354 @@
+"""The live loop: Phase 1 (checks, in the spec's order, each recorded as it completes) and the Phase 2
+cycle (market data → signals → risk → orders → portfolio).
+
+Everything the loop touches is injected — broker, feed, signal engine, store — so the same code
+runs against the paper broker on a replay in tests and against a real venue live. A failure on one
+signal is logged and the cycle goes on; only errors that make trading unsafe (bad keys, venue down)
+escape to the runner.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import pandas as pd
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from workbench.brokers.base import AuthenticationError, Broker, BrokerStatus, ExchangeUnavailable, Market, OrderRequest, TemporaryBrokerError
+from workbench.config import CostModel, RiskLimits, SignalParams
+from workbench.data.panel import Panel
+from workbench.errors import ModelError, NoModelError
+from workbench.signals import Signal
+from workbench.trading.feeds import FeedTick, MarketFeed
+from workbench.trading.orders import OrderIntent, OrderManager, client_order_id
+from workbench.trading.portfolio import PortfolioSnapshot, snapshot
+from workbench.trading.risk import RiskContext, evaluate, floor_to_lot
+from workbench.trading.store import Store, utcnow
+
+__all__ = [
+    "CheckResult",
+    "SignalEngine",
+    "ModelSignalEngine",
+    "registry_engine_factory",
+    "cached",
+    "phase1",
+    "LiveContext",
+    "CycleResult",
+    "run_cycle",
+    "exit_orders",
+    "emergency_stop",
+]
+
+CHECKS = ("authentication", "api_keys", "exchange", "models", "risk")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    message: str
+
+
+@runtime_checkable
+class SignalEngine(Protocol):
+    """Panel in, the current signals out (one per symbol). ``describe()`` and ``universe`` are optional."""
+
+    def signals(self, panel: Panel) -> list[Signal]: ...
+
+
+class ModelSignalEngine:
+    """A registered model behind the ``SignalEngine`` seam: the same ``signals_for_panel`` the
+    backtest uses, then the last row — so live and backtest cannot disagree about a signal."""
+
+    def __init__(self, model: Any, params: SignalParams):
+        self.model, self.params = model, params
+
+    @property
+    def universe(self) -> dict | None:
+        return getattr(self.model, "universe", None)
+
+    @property
+    def ref(self) -> str:
+        r = getattr(self.model, "ref", None)
+        return "model" if r is None else str(r)
+
+    def describe(self) -> str:
+        metrics = getattr(self.model, "metrics", None) or {}
+        shown = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in list(metrics.items())[:6])
+        kind = getattr(self.model, "kind", "?")
+        return f"{kind} model {self.ref}; features {getattr(self.model, 'feature_set', '?')}, horizon {getattr(self.model, 'horizon', '?')}" + (
+            f"; out-of-sample: {shown}" if shown else "; no out-of-sample metrics recorded"
+        )
+
+    def signals(self, panel: Panel) -> list[Signal]:
+        from workbench.models.inference import signals_for_panel
+        from workbench.signals import latest_signals
+
+        return latest_signals(signals_for_panel(self.model, panel, self.params), panel.exchange)
+
+
+def registry_engine_factory(settings: Any, ref: str = "champion") -> Callable[[], SignalEngine]:
+    def load() -> SignalEngine:
+        from workbench.models.registry import Registry
+
+        return ModelSignalEngine(Registry(settings).load(ref), settings.signals)
+
+    return load
+
+
+def cached(factory: Callable[[], Any]) -> Callable[[], Any]:
+    """The factory's first successful result, returned again on later calls (Phase 1 loads, the loop uses)."""
+    box: list = []
+
+    def get():
+        if not box:
+            box.append(factory())
+        return box[0]
+
+    return get
+
+
+def _describe_engine(engine: Any) -> str:
+    d = getattr(engine, "describe", None)
+    return d() if callable(d) else type(engine).__name__
+
+
+def _risk_text(limits: RiskLimits) -> str:
+    return (
+        f"max {limits.max_position_pct:.0%} of equity per position · no new entries after a {limits.max_daily_loss_pct:.0%} "
+        f"daily loss · trade only when strength > {limits.min_strength:.2f} · size risks {limits.risk_per_trade_pct:.1%} of "
+        f"equity to the stop · buying power and exchange status checked per order · emergency stop "
+        f"{'cancels open orders and flattens positions' if limits.flatten_on_emergency else 'cancels open orders (positions kept)'}"
+    )
+
+
+def phase1(
+    settings: Any,
+    broker: Broker,
+    engine_factory: Callable[[], SignalEngine],
+    store: Store | None = None,
+    run_id: int | None = None,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> list[CheckResult]:
+    """The five checks of the spec in order; stops at the first failure. Each result is written to
+    the store (and passed to ``on_result``) as soon as it is known, so the dashboard shows progress."""
+    results: list[CheckResult] = []
+
+    def record(r: CheckResult) -> bool:
+        results.append(r)
+        if store is not None and run_id is not None:
+            store.add_check(run_id, len(results), r.name, r.ok, r.message)
+        if on_result is not None:
+            on_result(r)
+        return r.ok
+
+    env = broker.environment
+    if env == "paper":
+        auth = CheckResult("authentication", True, "paper trading: local user, no login required (simulated money only)")
+    else:
+        auth = CheckResult(
+            "authentication", False,
+            f"broker '{broker.name}' trades on a {env} venue: that needs a logged-in user with the live-trading "
+            "permission, and user accounts arrive with workbench.security in a later release. Use --broker paper for now.",
+        )
+    if not record(auth):
+        return results
+    keys = CheckResult("api_keys", True, "paper trading needs no API keys")
+    if not record(keys):
+        return results
+    try:
+        st = broker.check()
+        ex = CheckResult("exchange", bool(st.ok), f"{st.environment}: {st.message}")
+    except Exception as e:  # a check must report, not crash
+        ex = CheckResult("exchange", False, f"connecting to {broker.name} failed: {e}")
+    if not record(ex):
+        return results
+    try:
+        engine = engine_factory()
+        mod = CheckResult("models", True, _describe_engine(engine))
+    except NoModelError as e:
+        mod = CheckResult("models", False, str(e))
+    except ModelError as e:
+        mod = CheckResult("models", False, f"the model could not be loaded: {e}")
+    if not record(mod):
+        return results
+    record(CheckResult("risk", True, _risk_text(settings.risk)))
+    return results
+
+
+@dataclass
+class LiveContext:
+    """What one live run carries from cycle to cycle."""
+
+    store: Store
+    broker: Broker
+    feed: MarketFeed
+    engine: SignalEngine
+    orders: OrderManager
+    run_id: int
+    account: str
+    limits: RiskLimits
+    costs: CostModel
+    stale_after_s: float = 120.0
+    cycle: int = 0
+    retries: int = 3
+    backoff_s: float = 0.2
+    markets: dict[str, Market] = field(default_factory=dict)
+    last_status: BrokerStatus | None = None
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    cycle: int
+    bar_ts: pd.Timestamp
+    n_signals: int
+    n_orders: int
+    n_rejections: int
+    n_exits: int
+    equity: float
+    exhausted: bool
+    seconds: float
+
+
+def _retry(ctx: LiveContext, fn, *args):
+    for attempt in Retrying(
+        retry=retry_if_exception_type(TemporaryBrokerError), stop=stop_after_attempt(max(1, ctx.retries)),
+        wait=wait_exponential(multiplier=ctx.backoff_s, max=2.0), reraise=True,
+    ):
+        with attempt:
+            return fn(*args)
+
+
+def _markets(ctx: LiveContext, symbols: list[str]) -> dict[str, Market]:
+    missing = [s for s in symbols if s not in ctx.markets]
+    if missing:
+        ctx.markets.update(_retry(ctx, ctx.broker.markets, missing))
+    return ctx.markets
+
+
+def _snap(ctx: LiveContext, tick: FeedTick) -> PortfolioSnapshot:
+    return _retry(ctx, snapshot, ctx.broker, ctx.store, ctx.account, tick.now, tick.quotes)
+
+
+def exit_orders(ctx: LiveContext, tick: FeedTick, snap: PortfolioSnapshot) -> int:
+    """Stops and take-profits of open longs against this bar: low ≤ stop → sell, high ≥ take-profit →
+    sell (the stop wins when a wide bar touches both). Market sells at the bar's price: a stop-ish
+    fill until the broker holds real OCO exits."""
+    n = 0
+    for sym, pos in snap.positions.items():
+        q = tick.quotes.get(sym)
+        if q is None or pos.quantity <= 0:
+            continue
+        low = q.low if q.low is not None else q.last
+        high = q.high if q.high is not None else q.last
+        why = None
+        if pos.stop_loss is not None and low <= pos.stop_loss:
+            why = f"stop_loss {pos.stop_loss:.6g} hit (bar low {low:.6g})"
+        elif pos.take_profit is not None and high >= pos.take_profit:
+            why = f"take_profit {pos.take_profit:.6g} hit (bar high {high:.6g})"
+        if why is None:
+            continue
+        market = ctx.markets.get(sym)
+        qty = floor_to_lot(pos.quantity, market.lot_size) if market else pos.quantity
+        if qty <= 0:
+            continue
+        req = OrderRequest(client_order_id(ctx.run_id, ctx.cycle, sym, "sell", "x"), sym, "sell", qty)
+        try:
+            ans = ctx.orders.submit(OrderIntent(req, ctx.run_id, ctx.cycle, why))
+            n += ans.status != "REJECTED"
+        except (AuthenticationError, ExchangeUnavailable):
+            raise
+        except Exception as e:
+            ctx.store.log_event("exit_error", f"exit of {sym} failed: {type(e).__name__}: {e}", "ERROR", ctx.run_id)
+    return n
+
+
+def run_cycle(ctx: LiveContext) -> CycleResult:
+    """One Phase 2 cycle; writes signals, orders, fills, positions, an equity row, a cycle row and a heartbeat."""
+    t0 = time.perf_counter()
+    started = utcnow()
+    ctx.cycle += 1
+    tick = _retry(ctx, ctx.feed.next)
+    on_bar = getattr(ctx.broker, "on_bar", None)
+    if callable(on_bar):
+        on_bar(tick.quotes)
+    ctx.orders.refresh_open()
+    status = _retry(ctx, ctx.broker.check)
+    ctx.last_status = status
+    _markets(ctx, tick.panel.symbols)
+
+    n_exits = 0
+    if status.ok:
+        n_exits = exit_orders(ctx, tick, _snap(ctx, tick))
+    snap = _snap(ctx, tick)
+
+    sigs = ctx.engine.signals(tick.panel)
+    ctx.store.add_signals(ctx.run_id, ctx.cycle, tick.now, sigs)
+    sides: dict[str, list[str]] = defaultdict(list)
+    for s in sigs:
+        sides[s.symbol].append(s.signal)
+    rctx = RiskContext(
+        snapshot=snap, quotes=tick.quotes, markets=ctx.markets, limits=ctx.limits, costs=ctx.costs, exchange=status,
+        now=tick.now, stale_after_s=ctx.stale_after_s, cycle_sides={k: tuple(v) for k, v in sides.items()},
+    )
+    n_orders, n_rej = n_exits, 0
+    for s in sigs:
+        if s.signal == "HOLD":
+            continue
+        try:
+            d = evaluate(s, rctx)
+            if not d.accepted:
+                n_rej += 1
+                for r in d.rejections:
+                    ctx.store.log_event("risk_rejection", f"cycle {ctx.cycle}: {s.signal} {s.symbol} rejected by {r.rule}: {r.message}", "INFO", ctx.run_id)
+                continue
+            req = OrderRequest(client_order_id(ctx.run_id, ctx.cycle, s.symbol, d.side), s.symbol, d.side, d.quantity)
+            buy = d.side == "buy"
+            intent = OrderIntent(
+                req, ctx.run_id, ctx.cycle, f"{s.signal} strength {s.strength:.2f} confidence {s.confidence:.2f}",
+                stop_loss=s.stop_loss if buy else None, take_profit=s.take_profit if buy else None,
+            )
+            ans = ctx.orders.submit(intent)
+            n_orders += 1
+            if ans.filled_quantity > 0:
+                rctx = replace(rctx, snapshot=_snap(ctx, tick))
+        except (AuthenticationError, ExchangeUnavailable):
+            raise
+        except Exception as e:  # one bad signal must not stop the others
+            ctx.store.log_event("signal_error", f"cycle {ctx.cycle}: {s.signal} {s.symbol} failed: {type(e).__name__}: {e}", "ERROR", ctx.run_id)
+
+    post = _snap(ctx, tick)
+    ctx.store.add_equity(ctx.run_id, ctx.account, tick.now, post.cash, post.positions_value, post.equity, post.day_start_equity)
+    ctx.store.add_cycle(
+        ctx.run_id, ctx.cycle, started, utcnow(), tick.now, len(sigs), n_orders, post.equity,
+        f"{n_orders} order(s), {n_exits} exit(s), {n_rej} rejection(s); daily P&L {post.daily_pnl_pct:+.2%}",
+    )
+    ctx.store.heartbeat(ctx.run_id, cycle=ctx.cycle, cursor=getattr(ctx.feed, "cursor", None))
+    return CycleResult(ctx.cycle, tick.now, len(sigs), n_orders, n_rej, n_exits, post.equity, tick.exhausted, time.perf_counter() - t0)
+
+
+def emergency_stop(ctx: LiveContext, flatten: bool) -> str:
+    """Cancel every open order now; with ``flatten``, sell every long at market. Returns a summary."""
+    cancelled = ctx.orders.cancel_all()
+    msg = f"emergency stop: {len(cancelled)} open order(s) cancelled"
+    if flatten:
+        sold = 0
+        for sym, qty in _retry(ctx, ctx.broker.positions).items():
+            if qty <= 0:
+                continue
+            market = ctx.markets.get(sym)
+            q = floor_to_lot(qty, market.lot_size) if market else qty
+            if q <= 0:
+                continue
+            req = OrderRequest(client_order_id(ctx.run_id, ctx.cycle, sym, "sell", "em"), sym, "sell", q)
+            try:
+                ans = ctx.orders.submit(OrderIntent(req, ctx.run_id, ctx.cycle, "emergency flatten"))
+                sold += ans.status != "REJECTED"
+            except Exception as e:
+                ctx.store.log_event("emergency", f"flattening {sym} failed: {type(e).__name__}: {e}", "ERROR", ctx.run_id)
+        msg += f", {sold} position(s) flattened"
+    ctx.store.log_event("emergency", msg, "WARNING", ctx.run_id)
+    return msg

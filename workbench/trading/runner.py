@@ -1,0 +1,296 @@
+"""The live process: one run = a run row, Phase 1, reconciliation, then a cycle every interval until
+the cycles are done, the replay ends, or a command (stop / emergency stop) or a signal arrives.
+
+It runs apart from the dashboard (``workbench live run``, or ``start_background`` from the Start
+button) and talks to the world only through the store: the dashboard reads the rows it writes and
+writes the commands it obeys — within one cycle, because the wait between cycles polls for them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal as _signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import pandas as pd
+
+from workbench.brokers.base import Broker
+from workbench.errors import ConfigError, WorkbenchError
+from workbench.trading.loop import LiveContext, cached, emergency_stop, phase1, registry_engine_factory, run_cycle
+from workbench.trading.orders import OrderManager
+from workbench.trading.store import Store, utcnow
+
+__all__ = ["make_broker", "run_live", "status", "request_stop", "start_background"]
+
+_POLL_S = 0.05
+_HEARTBEAT_S = 5.0
+
+
+def make_broker(settings: Any, store: Store, broker: str | Broker = "paper") -> Broker:
+    """The broker named on the command line; ``paper`` is the only one in this release."""
+    if not isinstance(broker, str):
+        return broker
+    if broker == "paper":
+        from workbench.brokers.paper import PaperBroker
+
+        return PaperBroker(
+            store, account="paper", currency="USD", starting_cash=settings.paper.starting_cash,
+            fee_rate=settings.costs.fee_rate, slippage_bps=settings.costs.slippage_bps,
+        )
+    raise ConfigError(f"broker {broker!r} is not available yet: use --broker paper (real brokers arrive in a later release)")
+
+
+def _default_feed(settings: Any, engine: Any, start_cursor: int):
+    from workbench.data.lake import Lake
+    from workbench.trading.feeds import ReplayFeed
+
+    uni = getattr(engine, "universe", None) or {}
+    if not uni.get("exchange") or not uni.get("timeframe"):
+        raise ConfigError("the model records no universe (exchange, timeframe, symbols): retrain and register it, or pass a feed")
+    return ReplayFeed(
+        Lake(settings.lake_dir), uni["exchange"], uni["timeframe"], list(uni.get("symbols") or []) or None,
+        warmup_bars=settings.live.warmup_bars, replay_bars=settings.live.replay_bars, start_cursor=start_cursor,
+    )
+
+
+def _resume_cursor(store: Store, run_id: int, broker_name: str) -> int:
+    """Continue the previous run's replay where it stopped, unless it had played to the end."""
+    prev = store.previous_run(run_id, broker=broker_name, with_cursor=True)
+    if prev is None or prev.get("cursor") is None:
+        return 0
+    if prev.get("message") and "replay finished" in prev["message"]:
+        return 0
+    return int(prev["cursor"])
+
+
+class _Stop:
+    """Why the loop ends: set by commands, by SIGTERM/SIGINT, or by the cycle budget."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None  # "stop" | "emergency_stop" | "signal"
+
+    def set(self, reason: str) -> None:
+        if self.reason != "emergency_stop":
+            self.reason = reason
+
+
+def run_live(
+    settings: Any,
+    broker: str | Broker = "paper",
+    model: str = "champion",
+    interval_s: float | None = None,
+    cycles: int | None = None,
+    engine: Any = None,
+    feed: Any = None,
+) -> int:
+    """Run the live loop in this process and return the run id when it ends. The run row's status
+    says how it ended: STOPPED, FAILED (with the failing check's or error's message) or
+    EMERGENCY_STOPPED. Unexpected errors are recorded (FAILED) and then raised."""
+    settings.ensure_dirs()
+    store = Store(settings.store_url).create()
+    interval = float(interval_s if interval_s is not None else settings.live.interval_s)
+    broker_name = broker if isinstance(broker, str) else getattr(broker, "name", type(broker).__name__)
+    try:
+        brk = make_broker(settings, store, broker)
+        env = brk.environment
+    except WorkbenchError as e:
+        run_id = store.start_run(broker_name, "unknown", None, model, interval, os.getpid())
+        store.log_event("run", f"run failed to start: {e}", "ERROR", run_id)
+        store.finish_run(run_id, "FAILED", str(e))
+        return run_id
+    account = getattr(brk, "account", broker_name)
+    run_id = store.start_run(broker_name, env, account, model, interval, os.getpid())
+    stop = _Stop()
+    restore = _install_signal_handlers(stop)
+    try:
+        return _run(settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop)
+    finally:
+        restore()
+
+
+def _run(settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop) -> int:
+    log = lambda kind, msg, level="INFO": store.log_event(kind, msg, level, run_id)  # noqa: E731
+    factory = cached((lambda: engine) if engine is not None else registry_engine_factory(settings, model))
+    log("run", f"run {run_id} started (pid {os.getpid()}, broker {getattr(brk, 'name', brk)}, model {model}, every {interval:g}s)")
+    results = phase1(settings, brk, factory, store=store, run_id=run_id)
+    failed = next((r for r in results if not r.ok), None)
+    if failed is not None:
+        msg = f"Phase 1 failed at '{failed.name}': {failed.message}"
+        log("phase1", msg, "ERROR")
+        store.finish_run(run_id, "FAILED", msg)
+        return run_id
+    eng = factory()
+    ref = getattr(eng, "ref", None)
+    if isinstance(ref, str):
+        store.update_run(run_id, model_ref=ref)
+    ctx = None
+    try:
+        if feed is None:
+            feed = _default_feed(settings, eng, _resume_cursor(store, run_id, store.run(run_id)["broker"]))
+        orders = OrderManager(store, brk, account, run_id=run_id)
+        reconciled = orders.reconcile()
+        if reconciled:
+            log("reconcile", f"{len(reconciled)} open order(s) from earlier runs reconciled with the broker")
+        ctx = LiveContext(
+            store=store, broker=brk, feed=feed, engine=eng, orders=orders, run_id=run_id, account=account,
+            limits=settings.risk, costs=settings.costs, stale_after_s=settings.live.stale_after_s,
+        )
+        done, final_status, final_msg = 0, "STOPPED", None
+        while True:
+            _poll(store, run_id, stop)
+            if stop.reason is not None:
+                break
+            result = run_cycle(ctx)
+            done += 1
+            if result.exhausted:
+                final_msg = f"replay finished after {done} cycle(s)"
+                break
+            if cycles is not None and done >= cycles:
+                final_msg = f"completed {done} cycle(s)"
+                break
+            _wait(store, run_id, interval, stop)
+            if stop.reason is not None:
+                break
+        if stop.reason == "emergency_stop":
+            summary = emergency_stop(ctx, settings.risk.flatten_on_emergency)
+            store.finish_run(run_id, "EMERGENCY_STOPPED", f"{summary} after cycle {ctx.cycle}")
+        else:
+            if stop.reason is not None:
+                final_msg = f"stopped by {'request' if stop.reason == 'stop' else 'signal'} after cycle {ctx.cycle}"
+            store.finish_run(run_id, final_status, final_msg)
+        log("run", f"run {run_id} ended: {store.run(run_id)['status']} — {store.run(run_id)['message']}")
+        return run_id
+    except WorkbenchError as e:
+        msg = f"{type(e).__name__}: {e}"
+        log("run", f"run {run_id} failed: {msg}", "ERROR")
+        store.finish_run(run_id, "FAILED", msg)
+        return run_id
+    except BaseException as e:
+        store.finish_run(run_id, "FAILED", f"unexpected {type(e).__name__}: {e}")
+        log("run", f"run {run_id} crashed: {type(e).__name__}: {e}", "ERROR")
+        raise
+
+
+def _poll(store: Store, run_id: int, stop: _Stop) -> None:
+    cmd = store.pending_command(run_id)
+    if cmd is not None:
+        stop.set(cmd)
+        store.log_event("command", f"'{cmd}' received", "WARNING", run_id)
+
+
+def _wait(store: Store, run_id: int, interval: float, stop: _Stop) -> None:
+    """Sleep until the next cycle in small steps, obeying commands and signals meanwhile."""
+    end = time.monotonic() + interval
+    beat = time.monotonic() + _HEARTBEAT_S
+    while stop.reason is None:
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(_POLL_S, left))
+        _poll(store, run_id, stop)
+        if time.monotonic() >= beat:
+            store.heartbeat(run_id)
+            beat = time.monotonic() + _HEARTBEAT_S
+
+
+def _install_signal_handlers(stop: _Stop):
+    """SIGTERM/SIGINT → a clean stop after the current cycle (main thread only; tests run in threads)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {}
+    for sig in (_signal.SIGTERM, _signal.SIGINT):
+        previous[sig] = _signal.getsignal(sig)
+        _signal.signal(sig, lambda *_: stop.set("signal"))
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            _signal.signal(sig, handler)
+
+    return restore
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its parent) is not alive
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def status(settings: Any) -> dict:
+    """The latest run, as the CLI and dashboard show it."""
+    store = Store(settings.store_url).create()
+    run = store.latest_run()
+    if run is None:
+        return {"run_id": None, "status": "NO_RUN", "message": "no live run yet"}
+    now = utcnow()
+    hb = pd.Timestamp(run["heartbeat_at"]) if run.get("heartbeat_at") else None
+    curve = store.equity_curve(run["id"])
+    counts = store.order_counts(run["id"])
+    alive = _alive(run["pid"])
+    return {
+        "run_id": run["id"],
+        "status": run["status"],
+        "pid": run["pid"],
+        "alive": alive,
+        "stale": run["status"] == "RUNNING" and not alive,
+        "broker": run["broker"],
+        "environment": run["environment"],
+        "account": run["account"],
+        "model_ref": run["model_ref"],
+        "started_at": run["started_at"],
+        "ended_at": run["ended_at"],
+        "cycle": run["cycle"],
+        "heartbeat_age_s": None if hb is None else round((now - hb).total_seconds(), 3),
+        "equity": float(curve["equity"].iloc[-1]) if len(curve) else None,
+        "cash": float(curve["cash"].iloc[-1]) if len(curve) else None,
+        "n_orders": sum(counts.values()),
+        "n_filled": counts.get("FILLED", 0),
+        "n_rejected": counts.get("REJECTED", 0),
+        "n_positions": int(len(store.positions(run["account"] or "paper"))),
+        "message": run["message"],
+    }
+
+
+def request_stop(settings: Any, emergency: bool = False) -> int | None:
+    """Queue 'stop' (after the current cycle) or 'emergency_stop' for the running run; its id, or None."""
+    store = Store(settings.store_url).create()
+    run = store.latest_run()
+    if run is None or run["status"] != "RUNNING":
+        return None
+    store.send_command("emergency_stop" if emergency else "stop", run["id"])
+    return int(run["id"])
+
+
+def start_background(
+    settings: Any, broker: str = "paper", model: str = "champion", interval_s: float | None = None, cycles: int | None = None
+) -> subprocess.Popen:
+    """Launch ``workbench live run`` as its own session: closing the dashboard never stops it."""
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stamp = utcnow().strftime("%Y%m%dT%H%M%S")
+    cmd = [sys.executable, "-m", "workbench", "live", "run", "--broker", broker, "--model", model]
+    if interval_s is not None:
+        cmd += ["--interval", str(interval_s)]
+    if cycles is not None:
+        cmd += ["--cycles", str(cycles)]
+    env = {**os.environ, "WORKBENCH_HOME": str(settings.home)}
+    log = open(logs / f"live-{stamp}.log", "ab")
+    try:
+        return subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(settings.home)
+        )
+    finally:
+        log.close()  # the child holds its own descriptor

@@ -1,0 +1,603 @@
+"""The operational store: runs, checks, cycles, signals, orders, fills, positions, equity, the event
+log and the command queue — the only thing the live process and the dashboard share.
+
+SQLAlchemy Core on SQLite in WAL mode (readers never block the live writer; ``busy_timeout`` lets two
+writers queue instead of failing), and the same statements on PostgreSQL by URL: the only
+SQLite-specific SQL is the pragmas set on connect. Times are stored as UTC ISO-8601 strings of one
+fixed format, so they sort as text on every backend and read back unambiguously.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+
+__all__ = ["RUN_STATUSES", "COMMANDS", "Store", "iso", "utcnow"]
+
+RUN_STATUSES = ("RUNNING", "STOPPED", "FAILED", "EMERGENCY_STOPPED")
+COMMANDS = ("stop", "emergency_stop")
+_ISO = "%Y-%m-%dT%H:%M:%S.%f+00:00"
+
+
+def utcnow() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC")
+
+
+def iso(ts: Any) -> str | None:
+    """One text form for every time: UTC, microseconds, explicit offset (sorts as text)."""
+    if ts is None or (isinstance(ts, float) and math.isnan(ts)):
+        return None
+    t = pd.Timestamp(ts)
+    if t is pd.NaT:
+        return None
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.strftime(_ISO)
+
+
+def _f(x: Any) -> float | None:
+    """Floats for the database: NaN/None become NULL."""
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+_meta = MetaData()
+
+runs = Table(
+    "runs", _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", String(40), nullable=False),
+    Column("ended_at", String(40)),
+    Column("status", String(20), nullable=False),
+    Column("broker", String(64), nullable=False),
+    Column("environment", String(16), nullable=False),
+    Column("account", String(64)),
+    Column("model_ref", String(200)),
+    Column("interval_s", Float),
+    Column("pid", Integer),
+    Column("heartbeat_at", String(40)),
+    Column("cycle", Integer, nullable=False, default=0),
+    Column("cursor", Integer),  # replay position: a restart continues from here
+    Column("message", Text),
+)
+checks = Table(
+    "checks", _meta,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("name", String(40), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("message", Text),
+    Column("ts", String(40), nullable=False),
+)
+cycles = Table(
+    "cycles", _meta,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("cycle", Integer, primary_key=True),
+    Column("started_at", String(40), nullable=False),
+    Column("finished_at", String(40)),
+    Column("bar_ts", String(40)),
+    Column("n_signals", Integer),
+    Column("n_orders", Integer),
+    Column("equity", Float),
+    Column("message", Text),
+)
+signals = Table(
+    "signals", _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), index=True),
+    Column("cycle", Integer),
+    Column("bar_ts", String(40)),
+    Column("symbol", String(64)),
+    Column("signal", String(8)),
+    Column("strength", Float),
+    Column("confidence", Float),
+    Column("target_price", Float),
+    Column("stop_loss", Float),
+    Column("take_profit", Float),
+    Column("price", Float),
+)
+orders = Table(
+    "orders", _meta,
+    Column("client_order_id", String(64), primary_key=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), index=True),
+    Column("cycle", Integer),
+    Column("account", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("type", String(8), nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("limit_price", Float),
+    Column("status", String(20), nullable=False, index=True),
+    Column("broker_order_id", String(64)),
+    Column("filled_quantity", Float, nullable=False, default=0.0),
+    Column("average_price", Float),
+    Column("fee", Float, nullable=False, default=0.0),
+    Column("reason", Text),
+    Column("stop_loss", Float),
+    Column("take_profit", Float),
+    Column("created_at", String(40), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+)
+order_events = Table(
+    "order_events", _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_order_id", String(64), ForeignKey("orders.client_order_id"), index=True),
+    Column("ts", String(40), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("detail", Text),
+)
+fills = Table(
+    "fills", _meta,
+    Column("fill_id", String(64), primary_key=True),
+    Column("client_order_id", String(64), ForeignKey("orders.client_order_id"), index=True),
+    Column("account", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("price", Float, nullable=False),
+    Column("fee", Float, nullable=False),
+    Column("fee_currency", String(16)),
+    Column("ts", String(40), nullable=False),
+)
+positions = Table(
+    "positions", _meta,
+    Column("account", String(64), primary_key=True),
+    Column("symbol", String(64), primary_key=True),
+    Column("quantity", Float, nullable=False),
+    Column("average_price", Float),
+    Column("stop_loss", Float),
+    Column("take_profit", Float),
+    Column("realized_pnl", Float, nullable=False, default=0.0),
+    Column("updated_at", String(40), nullable=False),
+)
+equity = Table(
+    "equity", _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), index=True),
+    Column("account", String(64)),
+    Column("ts", String(40), nullable=False),
+    Column("bar_ts", String(40)),
+    Column("cash", Float),
+    Column("positions_value", Float),
+    Column("equity", Float),
+    Column("day_start_equity", Float),
+)
+day_starts = Table(  # day_start_equity per account and (feed-clock) day, so a restart keeps it
+    "day_starts", _meta,
+    Column("account", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("equity", Float, nullable=False),
+)
+events = Table(
+    "events", _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", String(40), nullable=False),
+    Column("run_id", Integer, index=True),
+    Column("level", String(8), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("message", Text),
+)
+commands = Table(
+    "commands", _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", String(40), nullable=False),
+    Column("run_id", Integer),
+    Column("command", String(20), nullable=False),
+    Column("consumed_at", String(40)),
+)
+# The paper "exchange": its own books, so simulated state survives restarts like a venue's would.
+paper_balances = Table(
+    "paper_balances", _meta,
+    Column("account", String(64), primary_key=True),
+    Column("asset", String(64), primary_key=True),  # a currency (cash) or a traded symbol (holding)
+    Column("total", Float, nullable=False),
+)
+paper_orders = Table(
+    "paper_orders", _meta,
+    Column("account", String(64), primary_key=True),
+    Column("client_order_id", String(64), primary_key=True),
+    Column("broker_order_id", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("type", String(8), nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("limit_price", Float),
+    Column("status", String(20), nullable=False),
+    Column("filled_quantity", Float, nullable=False, default=0.0),
+    Column("average_price", Float),
+    Column("fee", Float, nullable=False, default=0.0),
+    Column("reason", Text),
+    Column("created_at", String(40), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+)
+paper_fills = Table(
+    "paper_fills", _meta,
+    Column("fill_id", String(64), primary_key=True),
+    Column("account", String(64), nullable=False, index=True),
+    Column("client_order_id", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("price", Float, nullable=False),
+    Column("fee", Float, nullable=False),
+    Column("fee_currency", String(16)),
+    Column("ts", String(40), nullable=False),
+)
+
+_TIME_COLUMNS = {"ts", "bar_ts", "started_at", "ended_at", "finished_at", "heartbeat_at", "created_at", "updated_at", "consumed_at"}
+
+
+class _Tables:
+    """Table objects by name, for modules (orders, paper broker) that write their own rows."""
+
+    runs, checks, cycles, signals, orders, order_events, fills = runs, checks, cycles, signals, orders, order_events, fills
+    positions, equity, day_starts, events, commands = positions, equity, day_starts, events, commands
+    paper_balances, paper_orders, paper_fills = paper_balances, paper_orders, paper_fills
+
+
+class Store:
+    """One database, many processes. Cheap to construct; ``create()`` makes the schema (idempotent)."""
+
+    t = _Tables
+
+    def __init__(self, url: str, busy_timeout_ms: int = 10_000):
+        self.url = url
+        if url.startswith("sqlite:///"):
+            path = url.removeprefix("sqlite:///")
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            timeout = int(busy_timeout_ms)
+
+            @event.listens_for(self.engine, "connect")
+            def _pragmas(dbapi_conn, _record):  # noqa: ANN001
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute(f"PRAGMA busy_timeout={timeout}")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def create(self) -> "Store":
+        _meta.create_all(self.engine, checkfirst=True)
+        return self
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def begin(self):
+        """A transaction (context manager) for callers that write several rows atomically."""
+        return self.engine.begin()
+
+    def pragma(self, name: str) -> Any:
+        """Read a SQLite pragma (tests check WAL and foreign keys); None on other backends."""
+        if self.engine.dialect.name != "sqlite":
+            return None
+        with self.engine.connect() as c:
+            return c.exec_driver_sql(f"PRAGMA {name}").scalar()
+
+    # ---- helpers --------------------------------------------------------------------------------
+    def _one(self, stmt) -> dict | None:
+        with self.engine.connect() as c:
+            row = c.execute(stmt).mappings().first()
+        return dict(row) if row is not None else None
+
+    def _all(self, stmt) -> list[dict]:
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(stmt).mappings().all()]
+
+    def _frame(self, stmt, columns: Iterable[str]) -> pd.DataFrame:
+        rows = self._all(stmt)
+        df = pd.DataFrame(rows, columns=list(columns))
+        for col in df.columns:
+            if col in _TIME_COLUMNS:
+                df[col] = pd.to_datetime(df[col], utc=True, format="ISO8601")
+        return df
+
+    # ---- runs -----------------------------------------------------------------------------------
+    def start_run(
+        self, broker: str, environment: str, account: str | None = None, model_ref: str | None = None,
+        interval_s: float | None = None, pid: int | None = None, cursor: int | None = None,
+    ) -> int:
+        now = iso(utcnow())
+        with self.engine.begin() as c:
+            res = c.execute(
+                insert(runs).values(
+                    started_at=now, status="RUNNING", broker=broker, environment=environment, account=account,
+                    model_ref=model_ref, interval_s=_f(interval_s), pid=pid, heartbeat_at=now, cycle=0, cursor=cursor,
+                )
+            )
+            return int(res.inserted_primary_key[0])
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        if "status" in fields and fields["status"] not in RUN_STATUSES:
+            raise ValueError(f"run status must be one of {RUN_STATUSES}, not {fields['status']!r}")
+        for k in ("ended_at", "heartbeat_at"):
+            if k in fields:
+                fields[k] = iso(fields[k])
+        with self.engine.begin() as c:
+            c.execute(update(runs).where(runs.c.id == run_id).values(**fields))
+
+    def finish_run(self, run_id: int, status: str, message: str | None = None) -> None:
+        self.update_run(run_id, status=status, ended_at=utcnow(), message=message)
+
+    def heartbeat(self, run_id: int, cycle: int | None = None, cursor: int | None = None, message: str | None = None) -> None:
+        fields: dict[str, Any] = {"heartbeat_at": utcnow()}
+        if cycle is not None:
+            fields["cycle"] = cycle
+        if cursor is not None:
+            fields["cursor"] = cursor
+        if message is not None:
+            fields["message"] = message
+        self.update_run(run_id, **fields)
+
+    def latest_run(self) -> dict | None:
+        return self._one(select(runs).order_by(runs.c.id.desc()).limit(1))
+
+    def run(self, run_id: int) -> dict | None:
+        return self._one(select(runs).where(runs.c.id == run_id))
+
+    def previous_run(self, before_id: int, broker: str | None = None, with_cursor: bool = False) -> dict | None:
+        stmt = select(runs).where(runs.c.id < before_id)
+        if broker is not None:
+            stmt = stmt.where(runs.c.broker == broker)
+        if with_cursor:
+            stmt = stmt.where(runs.c.cursor.is_not(None))
+        return self._one(stmt.order_by(runs.c.id.desc()).limit(1))
+
+    # ---- checks and cycles ----------------------------------------------------------------------
+    def add_check(self, run_id: int, seq: int, name: str, ok: bool, message: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(insert(checks).values(run_id=run_id, seq=seq, name=name, ok=bool(ok), message=message, ts=iso(utcnow())))
+
+    def checks(self, run_id: int) -> pd.DataFrame:
+        stmt = select(checks).where(checks.c.run_id == run_id).order_by(checks.c.seq)
+        return self._frame(stmt, [c.name for c in checks.columns])
+
+    def add_cycle(
+        self, run_id: int, cycle: int, started_at: Any, finished_at: Any, bar_ts: Any,
+        n_signals: int, n_orders: int, equity: float | None, message: str | None = None,
+    ) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                insert(cycles).values(
+                    run_id=run_id, cycle=cycle, started_at=iso(started_at), finished_at=iso(finished_at), bar_ts=iso(bar_ts),
+                    n_signals=int(n_signals), n_orders=int(n_orders), equity=_f(equity), message=message,
+                )
+            )
+
+    def cycles(self, run_id: int) -> pd.DataFrame:
+        stmt = select(cycles).where(cycles.c.run_id == run_id).order_by(cycles.c.cycle)
+        return self._frame(stmt, [c.name for c in cycles.columns])
+
+    # ---- signals --------------------------------------------------------------------------------
+    def add_signals(self, run_id: int, cycle: int, bar_ts: Any, sigs: Iterable[Any]) -> int:
+        rows = [
+            {
+                "run_id": run_id, "cycle": cycle, "bar_ts": iso(bar_ts if s.ts is None else s.ts), "symbol": s.symbol,
+                "signal": s.signal, "strength": _f(s.strength), "confidence": _f(s.confidence),
+                "target_price": _f(s.target_price), "stop_loss": _f(s.stop_loss), "take_profit": _f(s.take_profit),
+                "price": _f(s.price),
+            }
+            for s in sigs
+        ]
+        if rows:
+            with self.engine.begin() as c:
+                c.execute(insert(signals), rows)
+        return len(rows)
+
+    def signals(self, run_id: int, last_cycles: int | None = 1) -> pd.DataFrame:
+        stmt = select(signals).where(signals.c.run_id == run_id)
+        if last_cycles is not None:
+            top = select(func.max(signals.c.cycle)).where(signals.c.run_id == run_id).scalar_subquery()
+            stmt = stmt.where(signals.c.cycle > top - int(last_cycles))
+        stmt = stmt.order_by(signals.c.cycle, signals.c.symbol)
+        cols = [c.name for c in signals.columns if c.name != "id"]
+        return self._frame(stmt, [c.name for c in signals.columns])[cols]
+
+    # ---- orders, events, fills ------------------------------------------------------------------
+    def insert_order(self, row: Mapping[str, Any]) -> None:
+        now = iso(utcnow())
+        values = {"created_at": now, "updated_at": now, "filled_quantity": 0.0, "fee": 0.0, **row}
+        for k in ("quantity", "limit_price", "average_price", "stop_loss", "take_profit"):
+            if k in values:
+                values[k] = _f(values[k])
+        with self.engine.begin() as c:
+            c.execute(insert(orders).values(**values))
+            c.execute(insert(order_events).values(client_order_id=values["client_order_id"], ts=now, status=values["status"], detail=values.get("reason")))
+
+    def get_order(self, client_order_id: str) -> dict | None:
+        return self._one(select(orders).where(orders.c.client_order_id == client_order_id))
+
+    def update_order(self, client_order_id: str, event_detail: str | None = None, **fields: Any) -> None:
+        """Update an order; when the status changes an order event is appended in the same transaction."""
+        now = iso(utcnow())
+        fields["updated_at"] = now
+        with self.engine.begin() as c:
+            c.execute(update(orders).where(orders.c.client_order_id == client_order_id).values(**fields))
+            if "status" in fields:
+                c.execute(insert(order_events).values(client_order_id=client_order_id, ts=now, status=fields["status"], detail=event_detail))
+
+    def open_orders(self, account: str | None = None) -> list[dict]:
+        from workbench.brokers.base import FINAL_STATUSES
+
+        stmt = select(orders).where(orders.c.status.not_in(sorted(FINAL_STATUSES)))
+        if account is not None:
+            stmt = stmt.where(orders.c.account == account)
+        return self._all(stmt.order_by(orders.c.created_at))
+
+    def orders(self, run_id: int | None = None, limit: int = 100) -> pd.DataFrame:
+        stmt = select(orders)
+        if run_id is not None:
+            stmt = stmt.where(orders.c.run_id == run_id)
+        stmt = stmt.order_by(orders.c.created_at.desc(), orders.c.client_order_id).limit(limit)
+        return self._frame(stmt, [c.name for c in orders.columns])
+
+    def order_counts(self, run_id: int | None = None) -> dict[str, int]:
+        """Orders per status (for status lines that must not load every order)."""
+        stmt = select(orders.c.status, func.count()).group_by(orders.c.status)
+        if run_id is not None:
+            stmt = stmt.where(orders.c.run_id == run_id)
+        with self.engine.connect() as c:
+            return {s: int(n) for s, n in c.execute(stmt).all()}
+
+    def order_events(self, client_order_id: str) -> pd.DataFrame:
+        stmt = select(order_events).where(order_events.c.client_order_id == client_order_id).order_by(order_events.c.id)
+        return self._frame(stmt, [c.name for c in order_events.columns])
+
+    def add_fill(self, fill: Any, account: str) -> bool:
+        """Record a broker fill once; False when it was already recorded (fills are replayed on reconcile)."""
+        with self.engine.begin() as c:
+            if c.execute(select(fills.c.fill_id).where(fills.c.fill_id == fill.fill_id)).first() is not None:
+                return False
+            c.execute(
+                insert(fills).values(
+                    fill_id=fill.fill_id, client_order_id=fill.client_order_id, account=account, symbol=fill.symbol,
+                    side=fill.side, quantity=float(fill.quantity), price=float(fill.price), fee=float(fill.fee),
+                    fee_currency=fill.fee_currency, ts=iso(fill.ts),
+                )
+            )
+        return True
+
+    def fills(self, account: str | None = None, client_order_id: str | None = None) -> pd.DataFrame:
+        stmt = select(fills)
+        if account is not None:
+            stmt = stmt.where(fills.c.account == account)
+        if client_order_id is not None:
+            stmt = stmt.where(fills.c.client_order_id == client_order_id)
+        return self._frame(stmt.order_by(fills.c.ts, fills.c.fill_id), [c.name for c in fills.columns])
+
+    # ---- positions ------------------------------------------------------------------------------
+    def get_position(self, account: str, symbol: str) -> dict | None:
+        return self._one(select(positions).where(and_(positions.c.account == account, positions.c.symbol == symbol)))
+
+    def position_book(self, account: str) -> dict[str, dict]:
+        rows = self._all(select(positions).where(positions.c.account == account))
+        return {r["symbol"]: r for r in rows}
+
+    def upsert_position(self, account: str, symbol: str, **fields: Any) -> None:
+        fields = {k: (_f(v) if k != "updated_at" else v) for k, v in fields.items()}
+        fields["updated_at"] = iso(utcnow())
+        key = and_(positions.c.account == account, positions.c.symbol == symbol)
+        with self.engine.begin() as c:
+            if c.execute(select(positions.c.symbol).where(key)).first() is None:
+                c.execute(insert(positions).values(account=account, symbol=symbol, **{"quantity": 0.0, "realized_pnl": 0.0, **fields}))
+            else:
+                c.execute(update(positions).where(key).values(**fields))
+
+    def positions(self, account: str, include_closed: bool = False) -> pd.DataFrame:
+        stmt = select(positions).where(positions.c.account == account)
+        if not include_closed:
+            stmt = stmt.where(positions.c.quantity != 0)
+        return self._frame(stmt.order_by(positions.c.symbol), [c.name for c in positions.columns])
+
+    # ---- equity ---------------------------------------------------------------------------------
+    def add_equity(
+        self, run_id: int | None, account: str, bar_ts: Any, cash: float, positions_value: float,
+        equity_value: float, day_start_equity: float | None, ts: Any = None,
+    ) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                insert(equity).values(
+                    run_id=run_id, account=account, ts=iso(ts if ts is not None else utcnow()), bar_ts=iso(bar_ts),
+                    cash=_f(cash), positions_value=_f(positions_value), equity=_f(equity_value), day_start_equity=_f(day_start_equity),
+                )
+            )
+
+    def equity_curve(self, run_id: int) -> pd.DataFrame:
+        stmt = select(equity).where(equity.c.run_id == run_id).order_by(equity.c.id)
+        cols = ["ts", "bar_ts", "cash", "positions_value", "equity", "day_start_equity"]
+        return self._frame(stmt, [c.name for c in equity.columns])[cols]
+
+    def last_equity_before(self, account: str, bar_ts: Any) -> float | None:
+        """The account's last recorded equity on the feed clock strictly before ``bar_ts``."""
+        stmt = (
+            select(equity.c.equity)
+            .where(and_(equity.c.account == account, equity.c.bar_ts < iso(bar_ts)))
+            .order_by(equity.c.bar_ts.desc(), equity.c.id.desc())
+            .limit(1)
+        )
+        row = self._one(stmt)
+        return None if row is None else row["equity"]
+
+    def day_start(self, account: str, day: str) -> float | None:
+        row = self._one(select(day_starts).where(and_(day_starts.c.account == account, day_starts.c.day == day)))
+        return None if row is None else float(row["equity"])
+
+    def set_day_start(self, account: str, day: str, value: float) -> float:
+        """Record the day's starting equity once; returns the value that holds (the first one written)."""
+        with self.engine.begin() as c:
+            key = and_(day_starts.c.account == account, day_starts.c.day == day)
+            row = c.execute(select(day_starts.c.equity).where(key)).first()
+            if row is not None:
+                return float(row[0])
+            c.execute(insert(day_starts).values(account=account, day=day, equity=float(value)))
+        return float(value)
+
+    # ---- event log ------------------------------------------------------------------------------
+    def log_event(self, kind: str, message: str, level: str = "INFO", run_id: int | None = None) -> None:
+        with self.engine.begin() as c:
+            c.execute(insert(events).values(ts=iso(utcnow()), run_id=run_id, level=level, kind=kind, message=message))
+
+    def events(self, run_id: int | None = None, limit: int = 200, kind: str | None = None) -> pd.DataFrame:
+        stmt = select(events)
+        if run_id is not None:
+            stmt = stmt.where(events.c.run_id == run_id)
+        if kind is not None:
+            stmt = stmt.where(events.c.kind == kind)
+        return self._frame(stmt.order_by(events.c.id.desc()).limit(limit), [c.name for c in events.columns])
+
+    # ---- commands -------------------------------------------------------------------------------
+    def send_command(self, command: str, run_id: int | None = None) -> int:
+        if command not in COMMANDS:
+            raise ValueError(f"command must be one of {COMMANDS}, not {command!r}")
+        with self.engine.begin() as c:
+            res = c.execute(insert(commands).values(ts=iso(utcnow()), run_id=run_id, command=command))
+            return int(res.inserted_primary_key[0])
+
+    def pending_command(self, run_id: int, consume: bool = True) -> str | None:
+        """The most urgent unconsumed command for this run (or for any run): emergency_stop beats stop.
+        All pending ones are marked consumed, since obeying the strongest obeys them all."""
+        from sqlalchemy import or_
+
+        with self.engine.begin() as c:
+            started = c.execute(select(runs.c.started_at).where(runs.c.id == run_id)).scalar()
+            # A command for no run in particular counts only if sent after this run started:
+            # a stale one must not stop the next run.
+            anyrun = and_(commands.c.run_id.is_(None), commands.c.ts >= (started or ""))
+            target = or_(commands.c.run_id == run_id, anyrun)
+            rows = c.execute(select(commands.c.id, commands.c.command).where(and_(target, commands.c.consumed_at.is_(None)))).all()
+            if not rows:
+                return None
+            if consume:
+                c.execute(update(commands).where(commands.c.id.in_([r[0] for r in rows])).values(consumed_at=iso(utcnow())))
+        names = {r[1] for r in rows}
+        return "emergency_stop" if "emergency_stop" in names else "stop"

@@ -28,6 +28,12 @@ app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.add_typer(live_app, name="live")
 
+@app.callback()
+def _quiet_libraries() -> None:
+    """Keep library chatter (MLflow's artifact progress bars) out of the command's own output."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 HomeOpt = typer.Option(None, "--home", envvar="WORKBENCH_HOME", help="workbench home (stores live under it)")
 
 

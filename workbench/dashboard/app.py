@@ -21,22 +21,55 @@ __all__ = ["Dashboard", "frame_to_html"]
 _CSS = """
 <style>
 .wb-table table {border-collapse: collapse; font-size: 12px; font-family: monospace;}
-.wb-table th, .wb-table td {border-bottom: 1px solid #ddd; padding: 2px 8px; text-align: right;}
+.wb-table th, .wb-table td {border-bottom: 1px solid #ddd; padding: 2px 8px; text-align: left;}
+.wb-table td.num {text-align: right;}
 .wb-table th {background: #f3f3f3;}
 .wb-badge {padding: 3px 10px; border-radius: 4px; color: white; font-weight: bold;}
 </style>
 """
 
 
-def frame_to_html(df: pd.DataFrame | None, empty: str = "nothing yet") -> str:
-    """A compact HTML table (escaped), or a grey note when there is nothing to show."""
+def frame_to_html(df: pd.DataFrame | None, empty: str = "nothing yet", columns: list[str] | None = None) -> str:
+    """A compact HTML table (escaped), or a grey note when there is nothing to show.
+
+    Only ``columns`` are shown when given (those the frame has), so a wide store table stays readable.
+    """
     if df is None or len(df) == 0:
         return f"<div class='wb-table'><i style='color:#888'>{html.escape(empty)}</i></div>"
-    shown = df.copy()
+    shown = df[[c for c in columns if c in df.columns]] if columns else df.copy()
+    shown = shown.copy()
     for col in shown.columns:
-        if pd.api.types.is_float_dtype(shown[col]):
+        if pd.api.types.is_datetime64_any_dtype(shown[col]):
+            shown[col] = shown[col].dt.strftime("%Y-%m-%d %H:%M:%S")
+        elif pd.api.types.is_float_dtype(shown[col]):
             shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:,.6g}")
-    return "<div class='wb-table'>" + shown.to_html(index=False, escape=True, border=0) + "</div>"
+    return "<div class='wb-table'>" + shown.to_html(index=False, escape=True, border=0, na_rep="") + "</div>"
+
+
+def equity_chart(curve: pd.DataFrame | None) -> str:
+    """The equity curve as an inline PNG: a line reads faster than a table of numbers."""
+    if curve is None or len(curve) < 2 or "equity" not in curve:
+        return ""
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    x = curve["bar_ts"] if "bar_ts" in curve and curve["bar_ts"].notna().all() else curve["ts"]
+    fig = Figure(figsize=(5, 2.2), dpi=90)
+    ax = fig.add_subplot()
+    ax.plot(pd.to_datetime(x), curve["equity"], color="#1565c0")
+    ax.set_ylabel("equity")
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return f"<img src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'/>"
 
 
 def _badge(text: str, colour: str) -> str:
@@ -161,15 +194,27 @@ class Dashboard:
             )
         checks = self.store.checks(run_id) if run_id else None
         if checks is not None and len(checks):
-            checks = checks.assign(result=checks["ok"].map({True: "✅ pass", False: "❌ fail", 1: "✅ pass", 0: "❌ fail"}))
+            checks = checks.assign(result=checks["ok"].map(lambda ok: "PASS" if ok else "FAIL"))
             checks = checks[["name", "result", "message"]]
         v.checks.value = frame_to_html(checks, "Phase 1 has not run yet")
-        v.signals.value = frame_to_html(self.store.signals(run_id, last_cycles=1) if run_id else None, "no signals yet")
-        v.orders.value = frame_to_html(self.store.orders(run_id=run_id, limit=50) if run_id else None, "no orders yet")
-        v.positions.value = frame_to_html(self.store.positions(st.get("account") or "paper"), "no open positions")
+        v.signals.value = frame_to_html(
+            self.store.signals(run_id, last_cycles=1) if run_id else None, "no signals yet",
+            ["bar_ts", "symbol", "signal", "strength", "confidence", "price", "target_price", "stop_loss", "take_profit"],
+        )
+        v.orders.value = frame_to_html(
+            self.store.orders(run_id=run_id, limit=50) if run_id else None, "no orders yet",
+            ["created_at", "cycle", "symbol", "side", "type", "quantity", "status", "filled_quantity", "average_price", "fee", "reason"],
+        )
+        v.positions.value = frame_to_html(
+            self.store.positions(st.get("account") or "paper"), "no open positions",
+            ["symbol", "quantity", "average_price", "stop_loss", "take_profit", "realized_pnl"],
+        )
         curve = self.store.equity_curve(run_id) if run_id else None
-        v.equity.value = frame_to_html(curve.tail(10) if curve is not None else None, "no equity yet")
-        v.events.value = frame_to_html(self.store.events(run_id=run_id, limit=30) if run_id else None, "log is empty")
+        table = frame_to_html(curve.tail(5) if curve is not None else None, "no equity yet", ["bar_ts", "cash", "positions_value", "equity"])
+        v.equity.value = equity_chart(curve) + table
+        v.events.value = frame_to_html(
+            self.store.events(run_id=run_id, limit=30) if run_id else None, "log is empty", ["ts", "level", "kind", "message"]
+        )
 
     def _data_label(self) -> str:
         from workbench.data.demo import demo_universe_in_lake

@@ -135,6 +135,10 @@ def data_pull(
     try:
         settings = _settings(home)
         src = source_from_spec(source, settings)
+        if not symbols and source.strip().lower().startswith("ccxt"):
+            # An exchange lists thousands of markets: pull the demo pairs unless told otherwise.
+            symbols = list(settings.demo.ccxt_symbols)
+            typer.echo(f"no --symbols given: pulling the demo pairs {', '.join(symbols)}")
         syms = list(symbols or src.symbols())
         report = pull(Lake(settings.lake_dir), src, syms, timeframe, since=pd.Timestamp(since, tz="UTC") if since else None)
         for sym, n in report.new_rows.items():
@@ -280,3 +284,56 @@ def dashboard(
     typer.echo(f"dashboard on http://localhost:{port} (home {settings.home}); Ctrl-C to stop")
     cmd = [sys.executable, "-m", "voila", str(nb), f"--port={port}", "--no-browser"]
     raise typer.Exit(subprocess.call(cmd, env={**os.environ, "WORKBENCH_HOME": str(settings.home)}))
+
+
+# ---- instruments (issue 4: the instrument master) ----------------------------------------------
+instruments_app = typer.Typer(no_args_is_help=True, help="The instrument master: refresh from the venues' lists, list, search.")
+app.add_typer(instruments_app, name="instruments")
+
+
+@instruments_app.command("refresh")
+def instruments_refresh(
+    source: str = typer.Option("all", help="nasdaq | nse | bse | kite | ccxt:<id> | all"),
+    from_file: Optional[Path] = typer.Option(None, "--from-file", help="a saved list, or a folder of them (default: download)"),
+    home: Optional[Path] = HomeOpt,
+) -> None:
+    """Reload instrument lists into the master (atomic: a broken list leaves the master unchanged)."""
+    from workbench.instruments import InstrumentMaster, refresh
+
+    try:
+        report = refresh(InstrumentMaster.of(_settings(home)), source, from_file)
+        typer.echo(report.summary())
+    except WorkbenchError as e:
+        _fail(e)
+
+
+@instruments_app.command("list")
+def instruments_list(
+    exchange: Optional[str] = typer.Option(None, help="only this exchange; without it: counts per exchange"),
+    limit: int = typer.Option(50),
+    home: Optional[Path] = HomeOpt,
+) -> None:
+    """Counts per exchange, or the instruments of one exchange."""
+    from workbench.instruments import InstrumentMaster
+
+    master = InstrumentMaster.of(_settings(home))
+    if not master.exists():
+        _fail(WorkbenchError("the instrument master is empty: run `workbench instruments refresh` first"))
+    if exchange is None:
+        _echo_table(master.counts().reset_index())
+    else:
+        _echo_table(master.search("", exchange=exchange, limit=limit)[["key", "name", "asset_class", "isin", "lot_size", "tick_size"]])
+
+
+@instruments_app.command("search")
+def instruments_search(
+    text: str = typer.Argument(..., help="part of a symbol or name"),
+    exchange: Optional[str] = typer.Option(None),
+    limit: int = typer.Option(20),
+    home: Optional[Path] = HomeOpt,
+) -> None:
+    """Find instruments by symbol or name (exact symbol matches first)."""
+    from workbench.instruments import InstrumentMaster
+
+    hits = InstrumentMaster.of(_settings(home)).search(text, exchange=exchange, limit=limit)
+    _echo_table(hits[["key", "name", "asset_class", "currency", "isin", "source"]])

@@ -130,6 +130,7 @@ class FakeBinance:
             ("GET", "/api/v3/time"): lambda q, b: (200, {"serverTime": int(time.time() * 1000)}),
             ("GET", "/api/v3/exchangeInfo"): self._exchange_info,
             ("GET", "/api/v3/klines"): self._klines,
+            ("GET", "/api/v3/ticker/24hr"): self._tickers,
         }
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -214,6 +215,25 @@ class FakeBinance:
              f"{r[4] * r[5]:.8f}", 100, f"{r[5] / 2:.8f}", f"{r[4] * r[5] / 2:.8f}", "0"]
             for r in rows
         ]
+
+    def _tickers(self, query: dict[str, str], body: bytes) -> tuple[int, object]:
+        """24h tickers of every TRADING market (or of ``symbols``), priced from the generated candles' level."""
+        now = int(time.time() * 1000)
+        wanted = json.loads(query["symbols"]) if "symbols" in query else None
+        out = []
+        for m in self.exchange_info["symbols"]:
+            mid = m["symbol"]
+            if m.get("status") != "TRADING" or (wanted is not None and mid not in wanted):
+                continue
+            last = float(_generated(mid, 1, 1, 60_000)[0, 4])
+            out.append({
+                "symbol": mid, "priceChange": f"{last * 0.02:.8f}", "priceChangePercent": "2.000", "weightedAvgPrice": f"{last:.8f}",
+                "prevClosePrice": f"{last / 1.02:.8f}", "lastPrice": f"{last:.8f}", "lastQty": "1.0", "bidPrice": f"{last * 0.9999:.8f}",
+                "bidQty": "1.0", "askPrice": f"{last * 1.0001:.8f}", "askQty": "1.0", "openPrice": f"{last / 1.02:.8f}",
+                "highPrice": f"{last * 1.03:.8f}", "lowPrice": f"{last * 0.97:.8f}", "volume": "1234.5", "quoteVolume": f"{last * 1234.5:.8f}",
+                "openTime": now - 86_400_000, "closeTime": now, "firstId": 1, "lastId": 2, "count": 2,
+            })  # fmt: skip
+        return 200, out
 
     # ---- server --------------------------------------------------------------------------------
     def _handle(self, method: str, raw_path: str, body: bytes) -> tuple[int, object]:

@@ -15,7 +15,17 @@ import pandas as pd
 
 from workbench.errors import BadCandlesError
 
-__all__ = ["CANDLE_COLUMNS", "PRICE_COLUMNS", "validate_candles", "timeframe_delta", "timeframe_of", "empty_candles"]
+__all__ = [
+    "CANDLE_COLUMNS",
+    "PRICE_COLUMNS",
+    "QUARANTINE_COLUMNS",
+    "validate_candles",
+    "screen_candles",
+    "timeframe_delta",
+    "timeframe_of",
+    "empty_candles",
+    "empty_quarantine",
+]
 
 CANDLE_COLUMNS = ("ts", "symbol", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -148,3 +158,76 @@ def validate_candles(df: pd.DataFrame, origin: str, *, rows: np.ndarray | None =
             f"low={detail['low']}, close={detail['close']}, volume={detail['volume']})",
         )
     return out.sort_values(["symbol", "ts"], kind="stable").reset_index(drop=True)
+
+
+QUARANTINE_COLUMNS = (*CANDLE_COLUMNS, "row", "reason", "origin")
+
+
+def empty_quarantine() -> pd.DataFrame:
+    out = empty_candles()
+    out["row"] = pd.Series([], dtype="int64")
+    out["reason"] = pd.Series([], dtype="str")
+    out["origin"] = pd.Series([], dtype="str")
+    return out
+
+
+def screen_candles(df: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split bars from an API into (good, bad): good as ``validate_candles`` returns them, bad with a reason.
+
+    Why not raise like ``validate_candles``: a feed of 5,000 instruments should not lose a whole
+    symbol to one broken bar, and a broken bar must not vanish either. The bad rows go to the lake's
+    quarantine table with the reason; the good ones are stored. Input order is the feed's order
+    (ascending): a bar earlier than one already seen is out of order, a repeated timestamp a
+    duplicate (the first one is kept). Rows are numbered 1-based in the order given.
+    """
+    missing = [c for c in CANDLE_COLUMNS if c not in df.columns]
+    if missing:
+        raise BadCandlesError(origin, None, f"missing columns {missing}; expected {list(CANDLE_COLUMNS)}")
+    n = len(df)
+    out = pd.DataFrame(index=pd.RangeIndex(n))
+    raw_ts = df["ts"].reset_index(drop=True)
+    if isinstance(raw_ts.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw_ts.dtype):
+        out["ts"] = _to_utc(raw_ts, origin)
+    else:
+        out["ts"] = pd.to_datetime(raw_ts, utc=True, errors="coerce").astype("datetime64[ns, UTC]")
+    sym = df["symbol"].reset_index(drop=True)
+    out["symbol"] = sym.astype("str").str.strip().where(sym.notna(), "")
+    reasons: list[tuple[str, np.ndarray]] = [
+        ("unparseable or missing timestamp", out["ts"].isna().to_numpy()),
+        ("missing symbol", (out["symbol"] == "").to_numpy()),
+    ]
+    for c in ("open", "high", "low", "close", "volume"):
+        raw = df[c].reset_index(drop=True)
+        out[c] = pd.to_numeric(raw, errors="coerce").astype("float64")
+        reasons.append((f"{c} is not a number: {{}}", (out[c].isna() & raw.notna()).to_numpy()))
+    o, h, lo, c, v = (out[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
+    for name, arr in (("open", o), ("high", h), ("low", lo), ("close", c), ("volume", v)):
+        reasons.append((f"NaN {name}", ~np.isfinite(arr)))
+    with np.errstate(invalid="ignore"):
+        for name, arr in (("open", o), ("high", h), ("low", lo), ("close", c)):
+            reasons.append((f"non-positive {name}", arr <= 0))
+        reasons += [
+            ("high < low", h < lo),
+            ("high below max(open, close)", h < np.maximum(o, c)),
+            ("low above min(open, close)", lo > np.minimum(o, c)),
+            ("negative volume", v < 0),
+        ]
+    conds = [m for _, m in reasons]
+    reason = np.select(conds, [r.replace(": {}", "") for r, _ in reasons], default="").astype(object)
+    ok = reason == ""
+    # Order checks only among rows that are otherwise fine, per symbol, in feed order.
+    fine = out[ok]
+    dup = fine.duplicated(["symbol", "ts"], keep="first").to_numpy()
+    prev_max = fine["ts"].astype("int64").groupby(fine["symbol"].to_numpy()).cummax()
+    prev_max = prev_max.groupby(fine["symbol"].to_numpy()).shift(1).to_numpy()
+    late = (~dup) & (fine["ts"].astype("int64").to_numpy() < np.nan_to_num(prev_max, nan=-np.inf))
+    idx = np.flatnonzero(ok)
+    reason[idx[dup]] = "duplicate timestamp"
+    reason[idx[late]] = "timestamp out of order"
+    ok = reason == ""
+    good = out[ok].sort_values(["symbol", "ts"], kind="stable").reset_index(drop=True)
+    bad = out[~ok].copy()
+    bad["row"] = np.flatnonzero(~ok).astype("int64") + 1
+    bad["reason"] = pd.Series(reason[~ok], index=bad.index, dtype="str")
+    bad["origin"] = origin
+    return good, bad.reset_index(drop=True)[list(QUARANTINE_COLUMNS)]

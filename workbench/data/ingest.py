@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from workbench.data.candles import timeframe_delta
 from workbench.data.lake import Lake
-from workbench.data.sources.base import OhlcvSource
+from workbench.data.sources.base import ChunkedSource, OhlcvSource
 from workbench.errors import ConfigError, WorkbenchError
 
 __all__ = ["PullReport", "pull", "source_from_spec"]
@@ -29,6 +29,7 @@ class PullReport:
     timeframe: str
     new_rows: dict[str, int] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
 
     @property
     def total_new(self) -> int:
@@ -42,6 +43,9 @@ class PullReport:
         text = f"{self.exchange}/{self.timeframe}: {self.total_new} new bars for {len(self.new_rows)} symbols"
         if self.errors:
             text += f"; {len(self.errors)} failed: " + "; ".join(f"{s}: {e}" for s, e in self.errors.items())
+        bad = sum(self.quarantined.values())
+        if bad:
+            text += f"; {bad} bad bars quarantined (see Lake.quarantined())"
         return text
 
 
@@ -65,6 +69,8 @@ def pull(
     step = timeframe_delta(timeframe)
     new_rows: dict[str, int] = {}
     errors: dict[str, str] = {}
+    quarantined: dict[str, int] = {}
+    chunked = isinstance(source, ChunkedSource)
     bar = tqdm(list(dict.fromkeys(symbols)), desc=f"pull {source.name} {timeframe}", unit="symbol", disable=not progress, leave=False)
     for symbol in bar:
         bar.set_postfix_str(symbol)
@@ -73,12 +79,27 @@ def pull(
             last = lake.last_ts(source.exchange, timeframe, symbol)
             start = last + step if last is not None else backfill_from
         try:
-            candles = source.fetch(symbol, timeframe, since=None if start is None else pd.Timestamp(start))
-            new_rows[symbol] = lake.write(candles, source.exchange, timeframe, source.name) if len(candles) else 0
+            since_ts = None if start is None else pd.Timestamp(start)
+            if chunked:
+                # Page by page: an interrupted pull keeps what it stored; bad bars are quarantined.
+                added = bad = 0
+                try:
+                    for page in source.iter_raw(symbol, timeframe, since=since_ts):
+                        result = lake.write_screened(page, source.exchange, timeframe, source.name)
+                        added, bad = added + result.added, bad + result.quarantined
+                finally:  # pages stored before an error or Ctrl-C are counted, not lost
+                    if added or bad:
+                        new_rows[symbol] = added
+                    if bad:
+                        quarantined[symbol] = bad
+                new_rows[symbol] = added
+            else:
+                candles = source.fetch(symbol, timeframe, since=since_ts)
+                new_rows[symbol] = lake.write(candles, source.exchange, timeframe, source.name) if len(candles) else 0
         except WorkbenchError as e:  # data or source errors: record, go on; bugs still surface
             errors[symbol] = str(e)
     bar.close()
-    return PullReport(source.exchange, timeframe, new_rows, errors)
+    return PullReport(source.exchange, timeframe, new_rows, errors, quarantined)
 
 
 def source_from_spec(spec: str, settings) -> OhlcvSource:
@@ -114,4 +135,23 @@ def source_from_spec(spec: str, settings) -> OhlcvSource:
         if exchange is None:
             exchange = CsvSource(path, "csv").layout.exchange or "csv"
         return CsvSource(path, exchange, tz=EXCHANGE_TZ.get(exchange.upper(), "UTC"))
-    raise ConfigError(f"unknown data source {spec!r}: use ccxt:<exchange id>, csv:<path>[@EXCHANGE] or synthetic")
+    if kind == "kite":
+        import os
+
+        from kiteconnect import KiteConnect
+
+        from workbench.data.sources.kite_source import KiteSource
+        from workbench.instruments import InstrumentMaster
+
+        key, token = os.environ.get("KITE_API_KEY"), os.environ.get("KITE_ACCESS_TOKEN")
+        if not key or not token:
+            raise ConfigError("kite needs KITE_API_KEY and KITE_ACCESS_TOKEN (until the key vault holds them)")
+        master = InstrumentMaster.of(settings)
+        if not master.exists():
+            raise ConfigError("kite needs instrument tokens: run `workbench instruments refresh --source kite` first")
+        return KiteSource.from_master(KiteConnect(api_key=key, access_token=token), master, (rest.strip() or "NSE").upper())
+    if kind == "alpaca":
+        from workbench.data.sources.alpaca_source import AlpacaSource
+
+        return AlpacaSource(exchange=(rest.strip() or "US").upper())
+    raise ConfigError(f"unknown data source {spec!r}: use ccxt:<exchange id>, kite[:EXCHANGE], alpaca[:EXCHANGE], csv:<path>[@EXCHANGE] or synthetic")

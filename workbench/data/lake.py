@@ -17,6 +17,7 @@ one of the two appends. Every query opens its own in-memory DuckDB connection: n
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 import os
 import uuid
 from pathlib import Path
@@ -25,15 +26,18 @@ from urllib.parse import quote, unquote
 import duckdb
 import pandas as pd
 
-from workbench.data.candles import CANDLE_COLUMNS, validate_candles
+import numpy as np
+
+from workbench.data.candles import CANDLE_COLUMNS, QUARANTINE_COLUMNS, screen_candles, validate_candles
 from workbench.data.panel import FIELDS, Panel
 from workbench.errors import NoDataError, UnknownSymbolError
 
-__all__ = ["Lake", "CATALOG_COLUMNS"]
+__all__ = ["Lake", "CATALOG_COLUMNS", "QUARANTINE_TABLE_COLUMNS", "WriteResult", "wide_frames"]
 
 log = logging.getLogger(__name__)
 
 CATALOG_COLUMNS = ("exchange", "timeframe", "symbol", "source", "rows", "first", "last")
+QUARANTINE_TABLE_COLUMNS = ("exchange", "timeframe", *QUARANTINE_COLUMNS, "source", "quarantined_at")
 _STORED = (*CANDLE_COLUMNS, "source")
 _FILE = "data.parquet"
 
@@ -52,6 +56,36 @@ def _query(sql: str, params: list | None = None) -> pd.DataFrame:
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         return con.sql(sql, params=params or None).to_arrow_table().to_pandas()
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one screened write did: bars stored (new), bars quarantined."""
+
+    added: int
+    quarantined: int
+
+
+def wide_frames(long: pd.DataFrame, fields, columns: list[str], column_of: str = "symbol") -> dict[str, pd.DataFrame]:
+    """Long bars → one (ts × column) float frame per field, by direct numpy placement.
+
+    Why not ``pivot_table``: it groups and aggregates, which costs seconds on millions of bars; the
+    lake already guarantees one bar per (symbol, ts), so each value has exactly one cell.
+    """
+    ts_codes, ts_values = pd.factorize(long["ts"], sort=True)
+    col_index = pd.Index(columns)
+    col_codes = col_index.get_indexer(long[column_of])
+    index = pd.DatetimeIndex(ts_values, name="ts")
+    if index.tz is None:
+        index = index.tz_localize("UTC")
+    keep = col_codes >= 0
+    out = {}
+    for f in fields:
+        arr = np.full((len(index), len(col_index)), np.nan)
+        arr[ts_codes[keep], col_codes[keep]] = long[f].to_numpy(dtype="float64")[keep]
+        frame = pd.DataFrame(arr, index=index, columns=pd.Index(columns, name="symbol"))
+        out[f] = frame
+    return out
 
 
 class Lake:
@@ -122,6 +156,57 @@ class Lake:
         finally:
             tmp.unlink(missing_ok=True)
 
+    def write_screened(self, candles: pd.DataFrame, exchange: str, timeframe: str, source: str) -> WriteResult:
+        """Store the good bars of a feed and quarantine the bad ones with their reason.
+
+        For API feeds (ccxt, Kite, Alpaca): a bad bar neither blocks the good ones nor disappears.
+        Files the user imports keep the strict ``write`` (the error names the file's row to fix).
+        """
+        good, bad = screen_candles(candles, f"{source} → lake {exchange}/{timeframe}")
+        added = self.write(good, exchange, timeframe, source) if len(good) else 0
+        if len(bad):
+            self.quarantine(bad, exchange, timeframe, source)
+        return WriteResult(added, len(bad))
+
+    def _quarantine_dir(self, exchange: str, timeframe: str) -> Path:
+        return self.root / "quarantine" / f"exchange={_q(exchange)}" / f"timeframe={_q(timeframe)}"
+
+    def quarantine(self, bad: pd.DataFrame, exchange: str, timeframe: str, source: str) -> Path:
+        """Append rejected bars (``QUARANTINE_COLUMNS``) as one new file, atomically; returns it."""
+        frame = bad[list(QUARANTINE_COLUMNS)].copy()
+        frame.insert(0, "timeframe", timeframe)
+        frame.insert(0, "exchange", exchange)
+        frame["source"] = source
+        frame["quarantined_at"] = pd.Timestamp.now(tz="UTC")
+        frame = frame.astype({"ts": "datetime64[us, UTC]", "quarantined_at": "datetime64[us, UTC]"})
+        path = self._quarantine_dir(exchange, timeframe) / f"part-{uuid.uuid4().hex}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    def quarantined(self, exchange: str | None = None, timeframe: str | None = None) -> pd.DataFrame:
+        """Every quarantined bar (a re-pulled bad bar is listed once: the earliest quarantine wins)."""
+        ex = _q(exchange) if exchange else "*"
+        tf = _q(timeframe) if timeframe else "*"
+        pattern = str(self.root / "quarantine" / f"exchange={ex}" / f"timeframe={tf}" / "part-*.parquet").replace("'", "''")
+        if not any((self.root / "quarantine").glob(f"exchange={ex}/timeframe={tf}/part-*.parquet")):
+            return pd.DataFrame({c: pd.Series(dtype="object") for c in QUARANTINE_TABLE_COLUMNS})
+        cols = ", ".join(QUARANTINE_TABLE_COLUMNS)
+        df = _query(
+            f"""SELECT {cols} FROM read_parquet('{pattern}', hive_partitioning=false)
+                QUALIFY row_number() OVER (PARTITION BY exchange, timeframe, symbol, ts, reason, open, high, low, close, volume
+                                           ORDER BY quarantined_at) = 1
+                ORDER BY exchange, timeframe, symbol, ts NULLS FIRST"""
+        )
+        for c in ("ts", "quarantined_at"):
+            df[c] = df[c].astype("datetime64[ns, UTC]")
+        return df.reset_index(drop=True)
+
     # ---- what is stored ------------------------------------------------------------------------
     def datasets(self) -> list[tuple[str, str]]:
         """(exchange, timeframe) pairs that hold at least one symbol."""
@@ -184,21 +269,14 @@ class Lake:
             )
         return list(dict.fromkeys(symbols))
 
-    def load_candles(
-        self,
-        exchange: str,
-        timeframe: str,
-        symbols: list[str] | None = None,
-        start=None,
-        end=None,
-    ) -> pd.DataFrame:
-        """Long candles (``CANDLE_COLUMNS``) with start ≤ ts ≤ end, sorted by symbol and ts."""
-        wanted = self._check(exchange, timeframe, symbols)
-        sql = f"SELECT {', '.join(CANDLE_COLUMNS)} FROM read_parquet('{self._glob(exchange, timeframe)}', hive_partitioning=false) WHERE true"
-        params: list = []
-        if symbols is not None:
-            sql += f" AND symbol IN ({', '.join('?' * len(wanted))})"
-            params += wanted
+    def _read(self, exchange: str, timeframe: str, symbols: list[str] | None, start, end, columns) -> pd.DataFrame:
+        """One DuckDB scan: only the named symbols' files (not the whole partition), ts pushed down."""
+        if symbols is None:
+            source, params = f"read_parquet('{self._glob(exchange, timeframe)}', hive_partitioning=false)", []
+        else:
+            files = [str(self.path(exchange, timeframe, s)) for s in symbols]
+            source, params = "read_parquet(?, hive_partitioning=false)", [files]
+        sql = f"SELECT {', '.join(columns)} FROM {source} WHERE true"
         if start is not None:
             sql += " AND ts >= ?"
             params.append(_utc(start).to_pydatetime())
@@ -209,6 +287,45 @@ class Lake:
         df["ts"] = df["ts"].astype("datetime64[ns, UTC]")
         df["symbol"] = df["symbol"].astype("str")
         return df
+
+    def load_candles(
+        self,
+        exchange: str,
+        timeframe: str,
+        symbols: list[str] | None = None,
+        start=None,
+        end=None,
+    ) -> pd.DataFrame:
+        """Long candles (``CANDLE_COLUMNS``) with start ≤ ts ≤ end, sorted by symbol and ts."""
+        wanted = self._check(exchange, timeframe, symbols)
+        return self._read(exchange, timeframe, wanted if symbols is not None else None, start, end, CANDLE_COLUMNS)
+
+    def _no_bars(self, exchange: str, timeframe: str, wanted: list[str], start, end) -> NoDataError:
+        span = self.catalog().query("exchange == @exchange and timeframe == @timeframe")
+        return NoDataError(
+            f"no {exchange}/{timeframe} bars between {start} and {end} for {wanted[:8]}; stored bars run "
+            f"{span['first'].min()} … {span['last'].max()}. Widen the dates or pull more history."
+        )
+
+    def load_frames(
+        self,
+        exchange: str,
+        timeframe: str,
+        symbols: list[str] | None = None,
+        start=None,
+        end=None,
+        fields=FIELDS,
+    ) -> dict[str, pd.DataFrame]:
+        """Only the requested fields as aligned (time × symbol) frames (NaN where a symbol has no bar)."""
+        fields = tuple(fields)
+        unknown = [f for f in fields if f not in FIELDS]
+        if unknown:
+            raise KeyError(f"unknown fields {unknown}; choose from {FIELDS}")
+        wanted = self._check(exchange, timeframe, symbols)
+        long = self._read(exchange, timeframe, wanted if symbols is not None else None, start, end, ("ts", "symbol", *fields))
+        if long.empty:
+            raise self._no_bars(exchange, timeframe, wanted, start, end)
+        return wide_frames(long, fields, wanted)
 
     def load_panel(
         self,
@@ -222,18 +339,39 @@ class Lake:
 
         Columns follow ``symbols`` when given (all stored symbols, sorted, otherwise).
         """
-        wanted = self._check(exchange, timeframe, symbols)
-        long = self.load_candles(exchange, timeframe, wanted if symbols is not None else None, start, end)
+        frames = self.load_frames(exchange, timeframe, symbols, start, end, FIELDS)
+        return Panel(**frames, exchange=exchange, timeframe=timeframe)
+
+    def load_panel_for(
+        self,
+        instruments,
+        timeframe: str,
+        start=None,
+        end=None,
+        fields=("close",),
+    ) -> dict[str, pd.DataFrame]:
+        """Frames (time × instrument key) for instruments across exchanges: ``['NSE:TCS', 'binance:BTC/USDT']``.
+
+        ``instruments``: keys, or a frame with ``exchange`` and ``symbol`` columns (the instrument
+        master's rows). Columns are the keys in the order given. Daily bars of every venue are
+        labelled by session date at 00:00 UTC, so NSE, NYSE and crypto share one date grid.
+        """
+        from workbench.instruments import split_key
+
+        if isinstance(instruments, pd.DataFrame):
+            pairs = list(zip(instruments["exchange"].astype(str), instruments["symbol"].astype(str)))
+        else:
+            pairs = [split_key(k) for k in instruments]
+        pairs = list(dict.fromkeys(pairs))
+        keys = [f"{e}:{s}" for e, s in pairs]
+        parts = []
+        for exchange in dict.fromkeys(e for e, _ in pairs):
+            syms = [s for e, s in pairs if e == exchange]
+            self._check(exchange, timeframe, syms)
+            long = self._read(exchange, timeframe, syms, start, end, ("ts", "symbol", *fields))
+            long["symbol"] = exchange + ":" + long["symbol"]
+            parts.append(long)
+        long = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         if long.empty:
-            span = self.catalog().query("exchange == @exchange and timeframe == @timeframe")
-            raise NoDataError(
-                f"no {exchange}/{timeframe} bars between {start} and {end} for {wanted[:8]}; stored bars run "
-                f"{span['first'].min()} … {span['last'].max()}. Widen the dates or pull more history."
-            )
-        panel = Panel.from_long(long, exchange, timeframe)
-        fields = {}
-        for f in FIELDS:
-            frame = panel.field(f).reindex(columns=wanted)
-            frame.columns.name = "symbol"
-            fields[f] = frame
-        return Panel(**fields, exchange=exchange, timeframe=timeframe)
+            raise NoDataError(f"no {timeframe} bars between {start} and {end} for {keys[:8]}: pull them first")
+        return wide_frames(long, tuple(fields), keys)

@@ -6,13 +6,16 @@ so a new venue (Kite, Alpaca...) is one small class with ``name``, ``exchange`` 
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
 from workbench.errors import DataError, TemporaryBrokerError
 
-__all__ = ["OhlcvSource", "SourceUnavailableError"]
+__all__ = ["OhlcvSource", "ChunkedSource", "SourceUnavailableError", "Throttle"]
 
 
 @runtime_checkable
@@ -49,3 +52,37 @@ class SourceUnavailableError(DataError, TemporaryBrokerError):
     ``TemporaryBrokerError`` (the live loop already retries those with backoff next cycle), so
     neither caller needs to know about the other's exception family.
     """
+
+
+@runtime_checkable
+class ChunkedSource(Protocol):
+    """A source that can hand over raw bars one API page at a time (ccxt, Kite, Alpaca).
+
+    ``ingest.pull`` stores each page as it arrives (bad bars to quarantine), so a long pull that
+    is interrupted keeps every page already fetched and resumes after the last stored bar.
+    Pages are unvalidated long candles (``CANDLE_COLUMNS``, UTC ``ts``), closed bars only.
+    """
+
+    name: str
+    exchange: str
+
+    def iter_raw(
+        self, symbol: str, timeframe: str, since: pd.Timestamp | None = None, until: pd.Timestamp | None = None
+    ) -> Iterator[pd.DataFrame]: ...
+
+
+class Throttle:
+    """At most ``per_second`` calls per second across threads (an API's documented rate limit)."""
+
+    def __init__(self, per_second: float):
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if delay > 0:
+            time.sleep(delay)

@@ -109,18 +109,19 @@ class CcxtSource:
         finally:
             self._ex.timeout = saved
 
-    def fetch(
+    def iter_raw(
         self,
         symbol: str,
         timeframe: str,
         since: pd.Timestamp | None = None,
         until: pd.Timestamp | None = None,
-    ) -> pd.DataFrame:
-        """Closed bars with since ≤ ts ≤ until, paging forward ``page_limit`` bars at a time.
+    ) -> Iterator[pd.DataFrame]:
+        """Closed bars with since ≤ ts ≤ until, one page (``page_limit`` bars) at a time, unvalidated.
 
         Without ``since`` one page is fetched: the exchange's most recent bars. Paging stops at
         ``until``, at the present, or when a page brings nothing new; a page shorter than asked
-        does not stop it (exchanges cap ``limit`` below what we ask).
+        does not stop it (exchanges cap ``limit`` below what we ask). ccxt's own rate limiter
+        (``enableRateLimit``) spaces the requests by the exchange's documented limit.
         """
         ex = self._ex
         what = f"{symbol} {timeframe}"
@@ -128,28 +129,38 @@ class CcxtSource:
             ex.load_markets()
             if timeframe not in (ex.timeframes or {timeframe: timeframe}):
                 raise DataError(f"{self.exchange} has no {timeframe!r} candles; it has {sorted(ex.timeframes)}")
-            step = ex.parse_timeframe(timeframe) * 1000
-            start = None if since is None else _ms(since)
-            stop = None if until is None else _ms(until)
-            rows: list[list] = []
-            cursor = start
-            while True:
+        step = ex.parse_timeframe(timeframe) * 1000
+        start = None if since is None else _ms(since)
+        stop = None if until is None else _ms(until)
+        last_seen = -1
+        cursor = start
+        while True:
+            with self._translate(what):
                 page = ex.fetch_ohlcv(symbol, timeframe, since=cursor, limit=self.page_limit)
-                last_seen = rows[-1][0] if rows else -1
-                page = [r for r in page if r[0] > last_seen and (cursor is None or r[0] >= cursor)]
-                if not page:
-                    break
-                rows.extend(page)
-                newest = page[-1][0]
-                now = ex.milliseconds()
-                if start is None or (stop is not None and newest >= stop) or newest + step > now:
-                    break
-                cursor = newest + step
-        now = ex.milliseconds()
-        closed = [r[:6] for r in rows if r[0] + step <= now and (start is None or r[0] >= start) and (stop is None or r[0] <= stop)]
-        if not closed:
+            page = [r for r in page if r[0] > last_seen and (cursor is None or r[0] >= cursor)]
+            if not page:
+                break
+            last_seen = page[-1][0]
+            now = ex.milliseconds()
+            closed = [r[:6] for r in page if r[0] + step <= now and (start is None or r[0] >= start) and (stop is None or r[0] <= stop)]
+            if closed:
+                df = pd.DataFrame(closed, columns=["ts", "open", "high", "low", "close", "volume"])
+                df["ts"] = pd.to_datetime(df["ts"].astype("int64"), unit="ms", utc=True)
+                df.insert(1, "symbol", symbol)
+                yield df
+            if start is None or (stop is not None and last_seen >= stop) or last_seen + step > now:
+                break
+            cursor = last_seen + step
+
+    def fetch(
+        self,
+        symbol: str,
+        timeframe: str,
+        since: pd.Timestamp | None = None,
+        until: pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
+        """All closed bars with since ≤ ts ≤ until (``iter_raw`` pages joined), validated strictly."""
+        pages = list(self.iter_raw(symbol, timeframe, since, until))
+        if not pages:
             return empty_candles()
-        df = pd.DataFrame(closed, columns=["ts", "open", "high", "low", "close", "volume"])
-        df["ts"] = pd.to_datetime(df["ts"].astype("int64"), unit="ms", utc=True)
-        df.insert(1, "symbol", symbol)
-        return validate_candles(df, f"{self.name} {what}")
+        return validate_candles(pd.concat(pages, ignore_index=True), f"{self.name} {symbol} {timeframe}")

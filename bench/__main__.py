@@ -1,0 +1,29 @@
+"""Run every ``bench/bench_*.py`` module's ``main()`` in name order (``python -m bench [name ...]``)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    names = sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
+    if argv:
+        names = [n for n in names if any(a in n for a in argv)]
+    failed = 0
+    for name in names:
+        print(f"== {name}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            importlib.import_module(f"bench.{name}").main()
+        except Exception as e:  # one broken bench must not hide the others' figures
+            failed += 1
+            print(f"   FAILED: {type(e).__name__}: {e}")
+        print(f"   ({time.perf_counter() - t0:.1f} s)", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -23,6 +23,7 @@ __all__ = [
     "PaperAccount",
     "DemoSettings",
     "LiveSettings",
+    "RetrainSettings",
     "Settings",
     "default_home",
     "load_settings",
@@ -61,6 +62,11 @@ class CostModel(_Frozen):
 class PaperAccount(_Frozen):
     starting_cash: float = Field(100_000.0, gt=0)
     max_volume_share: float = Field(0.10, gt=0, le=1, description="fills capped at this share of bar volume")
+    currency: str = Field("USD", description="the account (and portfolio base) currency")
+    extra_cash: dict[str, float] = Field(default_factory=dict, description="other currencies held, e.g. {'INR': 500000}")
+    exchange_costs: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="per exchange (fee_rate, slippage_bps), overriding `costs`"
+    )
 
 
 class DemoSettings(_Frozen):
@@ -81,6 +87,21 @@ class LiveSettings(_Frozen):
     replay_bars: int = Field(120, ge=1, description="bars replayed by the paper loop when offline")
     warmup_bars: int = Field(100, ge=30, description="history fed to the features each cycle")
     stale_after_s: float = Field(120.0, gt=0)
+    unknown_grace_s: float = Field(60.0, ge=0, description="how long an order the venue does not know is given before it is declared dead")
+    fx_rates: dict[str, float] = Field(
+        default_factory=lambda: {"USDT": 1.0, "USDC": 1.0}, description="units of the base currency per unit of another currency"
+    )
+
+
+class RetrainSettings(_Frozen):
+    """Scheduled retraining: what to train and how much better a challenger must be to be promoted."""
+
+    kinds: tuple[str, ...] = ("lgbm",)
+    n_folds: int = Field(3, ge=1)
+    promote_metric: Literal["auc", "log_loss", "brier", "accuracy", "rank_ic"] = "auc"
+    promote_margin: float = Field(0.005, description="challenger must beat the champion by more than this")
+    cron: str = Field("0 6 * * 1-5", description="crontab expression for `workbench scheduler`")
+    timeout_s: float = Field(3600.0, gt=0, description="papermill cell timeout")
 
 
 class Settings(BaseSettings):
@@ -96,6 +117,7 @@ class Settings(BaseSettings):
     paper: PaperAccount = PaperAccount()
     demo: DemoSettings = DemoSettings()
     live: LiveSettings = LiveSettings()
+    retrain: RetrainSettings = RetrainSettings()
     db_url: str | None = Field(None, description="SQLAlchemy URL of the operational store")
     mlflow_uri: str | None = Field(None, description="MLflow tracking URI")
 

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-__all__ = ["Model", "MODEL_KINDS", "make_model", "complete_rows"]
+__all__ = ["Model", "MODEL_KINDS", "make_model", "complete_rows", "check_xy", "check_predict_input", "lookback_of"]
 
 
 @runtime_checkable
@@ -33,8 +33,12 @@ class Model(Protocol):
 
 
 # kind → "module:Class"; each class is constructed as Class(params=None, seed=42).
+# "ensemble" is not here: it is built from fitted members by ``training`` (see ``ensemble.py``).
 MODEL_KINDS: dict[str, str] = {
     "lgbm": "workbench.models.lgbm:LightGBMModel",
+    "rf": "workbench.models.forest:RandomForestModel",
+    "lstm": "workbench.models.lstm:LSTMModel",
+    "rule": "workbench.models.backup:RuleModel",
 }
 
 
@@ -49,3 +53,28 @@ def make_model(kind: str, params: dict | None = None, seed: int = 42) -> Model:
 def complete_rows(X: pd.DataFrame) -> np.ndarray:
     """Rows with every feature finite: the rows models train and predict on (warm-up rows are not)."""
     return np.isfinite(X.to_numpy(dtype=float)).all(axis=1)
+
+
+def check_xy(X: pd.DataFrame, y) -> np.ndarray:
+    """``y`` as a float 0/1 array, or ValueError saying what is wrong with the training data."""
+    y_arr = np.asarray(y, dtype=float)
+    if len(X) != len(y_arr):
+        raise ValueError(f"X has {len(X)} rows but y has {len(y_arr)}")
+    if not np.isin(y_arr, (0.0, 1.0)).all():
+        raise ValueError("y must be 0/1 labels without NaN: drop rows whose future is unknown first")
+    if np.unique(y_arr).size < 2:
+        raise ValueError("y has a single class: need both up and down labels to train")
+    return y_arr
+
+
+def check_predict_input(model, X: pd.DataFrame, fitted: bool) -> None:
+    if not fitted:
+        raise ValueError(f"{type(model).__name__} is not fitted: call fit(X, y) first")
+    missing = [c for c in model.feature_names if c not in X.columns]
+    if missing:
+        raise ValueError(f"features missing from X: {missing}; the model was trained on {list(model.feature_names)}")
+
+
+def lookback_of(model) -> int:
+    """How many rows per instrument a prediction reads (1 for row models, N for the LSTM)."""
+    return int(getattr(model, "lookback", 1))

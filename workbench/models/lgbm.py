@@ -61,6 +61,13 @@ class LightGBMModel:
             return np.empty(0)
         return self._clf.predict_proba(X[list(self.feature_names)].to_numpy(dtype=float))[:, 1]
 
+    def feature_importance(self) -> pd.Series | None:
+        """Total split gain per feature (None before fit)."""
+        if self._clf is None:
+            return None
+        gain = self._clf.booster_.feature_importance(importance_type="gain")
+        return pd.Series(gain, index=list(self.feature_names), name="gain").sort_values(ascending=False)
+
     def __repr__(self) -> str:
         state = "fitted" if self._clf is not None else "unfitted"
         return f"LightGBMModel({state}, {len(self.feature_names)} features)"

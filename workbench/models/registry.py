@@ -5,8 +5,11 @@ must agree on what a registered model carries (kind, feature set, horizon, stren
 universe, split). Everything goes through an ``MlflowClient`` bound to the workbench's own tracking
 store: no global MLflow state is touched, so several workbenches can live in one process.
 
-Each registered version is a standard MLflow pyfunc (``mlflow.pyfunc.load_model`` works on it) whose
-artifacts are a pickled fitted ``Model``, ``meta.json`` and ``strength_reference.npy``. ``load``
+Each registered version is a standard MLflow pyfunc (``mlflow.pyfunc.load_model`` works on it, with
+a model signature naming the input features) whose artifacts are a pickled fitted ``Model`` — with
+its preprocessing and calibrator inside — ``meta.json`` (kind, feature set name and version, horizon,
+split, metrics, data hash and lineage) and ``strength_reference.npy``. Each run also carries the
+fold table, the feature importance, the reliability curve (table and plot) and the lake query. ``load``
 reads those three files directly — the same function the pyfunc's ``load_context`` uses — which
 takes milliseconds, so the live loop can load once at start-up.
 """
@@ -28,7 +31,7 @@ import pandas as pd
 
 from workbench.errors import NoModelError
 
-__all__ = ["ModelRef", "LoadedModel", "Registry", "WorkbenchPyfunc", "CHAMPION", "CHALLENGER"]
+__all__ = ["ModelRef", "LoadedModel", "Registry", "WorkbenchPyfunc", "CHAMPION", "CHALLENGER", "reliability_figure"]
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -65,6 +68,19 @@ class LoadedModel:
     def predict_proba(self, features_long: pd.DataFrame) -> np.ndarray:
         return self.model.predict_proba(features_long)
 
+    @property
+    def lookback(self) -> int:
+        return int(getattr(self.model, "lookback", 1))
+
+    def describe(self) -> str:
+        m = self.metrics
+        oos = (f"out-of-sample AUC {m['auc']:.3f}, accuracy {m['accuracy']:.3f}, log loss {m['log_loss']:.4f}"
+               if {"auc", "accuracy", "log_loss"} <= set(m) else "no out-of-sample metrics recorded")
+        verdict = ""
+        if "beats_baselines" in m:
+            verdict = "; beats the baselines" if m["beats_baselines"] else "; does NOT beat the baselines"
+        return f"{self.kind} model {self.ref}; features {self.feature_set}, horizon {self.horizon}; {oos}{verdict}"
+
     def __repr__(self) -> str:
         return f"LoadedModel({self.ref}, kind={self.kind}, feature_set={self.feature_set}, horizon={self.horizon})"
 
@@ -90,6 +106,48 @@ class WorkbenchPyfunc(_pyfunc.PythonModel):
     # The DataFrame hint tells MLflow to pass the frame through untouched (no schema coercion).
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
         return self._model.predict_proba(model_input)
+
+
+def _feature_set_version(name: str) -> int | None:
+    from workbench.features.pipeline import FEATURE_SETS
+
+    fs = FEATURE_SETS.get(name)
+    return None if fs is None else int(fs.version)
+
+
+def _kinds_inside(model) -> set[str]:
+    kinds = {str(getattr(model, "kind", ""))}
+    for m in getattr(model, "members", []) or []:
+        kinds |= _kinds_inside(m)
+    return kinds
+
+
+def _installed(dist: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(dist)
+        return True
+    except PackageNotFoundError:
+        return False
+
+
+def reliability_figure(table: pd.DataFrame, title: str = "reliability"):
+    """Reliability curve: mean predicted probability vs observed frequency per bin (diagonal = calibrated)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.5, 4))
+    ax = fig.subplots()
+    t = table[table["n"] > 0]
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
+    ax.plot(t["mean_predicted"], t["observed"], marker="o", label="model")
+    lo = float(min(t["mean_predicted"].min(), t["observed"].min(), 0.4)) if len(t) else 0.0
+    hi = float(max(t["mean_predicted"].max(), t["observed"].max(), 0.6)) if len(t) else 1.0
+    ax.set(xlim=(lo - 0.02, hi + 0.02), ylim=(lo - 0.02, hi + 0.02), xlabel="predicted P(up)",
+           ylabel="observed frequency of up", title=title)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def _clean_metrics(metrics: dict) -> dict[str, float]:
@@ -132,7 +190,8 @@ class Registry:
         run = self.client.create_run(
             self._experiment_id(experiment),
             run_name=f"{result.kind}-{result.feature_set}-h{result.horizon}",
-            tags={"workbench.kind": result.kind, "workbench.feature_set": result.feature_set},
+            tags={"workbench.kind": result.kind, "workbench.feature_set": result.feature_set,
+                  **({"workbench.verdict": result.verdict()} if hasattr(result, "verdict") and "momentum_auc" in result.metrics else {})},
         )
         run_id = run.info.run_id
         try:
@@ -144,7 +203,9 @@ class Registry:
                 data_hash=result.data_hash,
                 features=",".join(result.model.feature_names),
                 n_symbols=len(uni["symbols"]),
+                validation=getattr(result, "validation", "holdout"),
                 **{f"split.{k}": v for k, v in result.split.items()},
+                **{f"lineage.{k}": v for k, v in (getattr(result, "lineage", None) or {}).items()},
             )
             now = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
             self.client.log_batch(
@@ -153,6 +214,7 @@ class Registry:
                 params=[Param(k, str(v)[:6000]) for k, v in params.items()],
             )
             self.client.log_dict(run_id, uni, "universe.json")
+            self._log_reports(run_id, result)
             with tempfile.TemporaryDirectory() as tmp:
                 self._save_pyfunc(result, Path(tmp))
                 self.client.log_artifacts(run_id, str(Path(tmp) / "model"), artifact_path="model")
@@ -174,6 +236,29 @@ class Registry:
         self.client.set_registered_model_alias(self.name, alias, mv.version)
         return ModelRef(self.name, int(mv.version), run_id, alias)
 
+    def _log_reports(self, run_id: str, result) -> None:
+        """Fold table, importance, reliability curve (table + plot) and lineage as run artifacts."""
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "evaluation"
+            out.mkdir()
+            folds = getattr(result, "folds", None)
+            if isinstance(folds, pd.DataFrame) and not folds.empty:
+                folds.to_csv(out / "folds.csv", index=False)
+            imp = getattr(result, "importance", None)
+            if isinstance(imp, pd.Series) and not imp.empty:
+                imp.rename("importance").to_csv(out / "importance.csv", index_label="feature")
+            rel = getattr(result, "reliability", None)
+            if isinstance(rel, pd.DataFrame) and not rel.empty:
+                rel.to_csv(out / "reliability.csv", index=False)
+                fig = reliability_figure(rel, f"{result.kind}: reliability (out of sample)")
+                fig.savefig(out / "calibration.png", dpi=80)
+                import matplotlib.pyplot as plt
+
+                plt.close(fig)
+            lineage = getattr(result, "lineage", None)
+            (out / "lineage.json").write_text(json.dumps({"data_hash": result.data_hash, **(lineage or {})}, indent=1))
+            self.client.log_artifacts(run_id, str(out), artifact_path="evaluation")
+
     def _save_pyfunc(self, result, tmp: Path) -> None:
         import mlflow.pyfunc
 
@@ -190,6 +275,10 @@ class Registry:
             "split": result.split,
             "metrics": _clean_metrics(result.metrics),
             "data_hash": result.data_hash,
+            "feature_set_version": _feature_set_version(result.feature_set),
+            "validation": getattr(result, "validation", "holdout"),
+            "lineage": getattr(result, "lineage", None) or {},
+            "lookback": int(getattr(result.model, "lookback", 1)),
         }
         (bundle / _META_FILE).write_text(json.dumps(meta, indent=1))
         np.save(bundle / _STRENGTH_FILE, np.asarray(result.strength_reference, dtype=float))
@@ -198,8 +287,17 @@ class Registry:
         import lightgbm
         import sklearn
 
+        from mlflow.models import infer_signature
+
         reqs = [f"pandas=={pd.__version__}", f"numpy=={np.__version__}", f"lightgbm=={lightgbm.__version__}",
                 f"scikit-learn=={sklearn.__version__}"]
+        if "lstm" in _kinds_inside(result.model):
+            from importlib.metadata import version
+
+            reqs.append(f"tensorflow-cpu=={version('tensorflow-cpu')}" if _installed("tensorflow-cpu")
+                        else f"tensorflow=={version('tensorflow')}")
+        names = list(result.model.feature_names)
+        signature = infer_signature(pd.DataFrame(np.zeros((1, len(names))), columns=names), np.zeros(1))
         logger = logging.getLogger("mlflow.pyfunc")
         level = logger.level
         logger.setLevel(logging.ERROR)
@@ -212,6 +310,7 @@ class Registry:
                     artifacts={k: str(bundle / f) for k, f in
                                (("model", _MODEL_FILE), ("meta", _META_FILE), ("strength", _STRENGTH_FILE))},
                     pip_requirements=reqs,
+                    signature=signature,
                 )
         finally:
             logger.setLevel(level)
@@ -281,6 +380,22 @@ class Registry:
                 model, meta, strength = _read_bundle(local / "artifacts")
         alias = alias or (mv.aliases[0] if mv.aliases else None)
         return LoadedModel(ModelRef(mv.name, int(mv.version), mv.run_id, alias), model, meta, strength)
+
+    def load_or_backup(self, ref: str = CHAMPION, feature_set: str = "v1") -> tuple[object, bool, str]:
+        """(model, used_backup, message): the registered model, or the rule-based backup when none is.
+
+        Phase 1 of the live loop calls this and shows ``message`` as is; ``used_backup`` is True
+        only when nothing is registered under ``ref`` (a corrupt store still raises).
+        """
+        from workbench.models.backup import BackupModel
+
+        try:
+            model = self.load(ref)
+        except NoModelError as e:
+            backup = BackupModel(feature_set=feature_set)
+            return backup, True, (f"{e}. Using the BACKUP rule-based model instead ({backup.meta['description']}); "
+                                  "it is not trained and has no out-of-sample record.")
+        return model, False, f"loaded {model.describe()}"
 
     def has(self, alias: str = CHAMPION) -> bool:
         from mlflow.exceptions import MlflowException

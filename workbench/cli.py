@@ -103,18 +103,28 @@ def init(
 
 
 def _train_and_register(settings: Settings, exchange: str, timeframe: str, symbols: list[str], kind: str):
+    """Walk-forward train, log to MLflow and register; prints the honest out-of-sample verdict."""
     from workbench.data.lake import Lake
     from workbench.models.registry import Registry
-    from workbench.models.training import train as train_model
+    from workbench.models.training import panel_lineage, train as train_model
 
-    panel = Lake(settings.lake_dir).load_panel(exchange, timeframe, symbols)
-    result = train_model(panel, kind=kind)
+    lake = Lake(settings.lake_dir)
+    panel = lake.load_panel(exchange, timeframe, symbols)
+    result = train_model(
+        panel,
+        kind=kind,
+        validation="walk_forward",
+        n_folds=settings.retrain.n_folds,
+        lineage=panel_lineage(lake, exchange, timeframe, symbols, None, None),
+    )
     ref = Registry(settings).register(result)
     m = result.metrics
     typer.echo(
         f"registered {ref.name} v{ref.version} as {ref.alias}: out-of-sample AUC {m['auc']:.3f}, "
-        f"accuracy {m['accuracy']:.3f} vs baseline {m['baseline_accuracy']:.3f} ({int(m['n_test'])} test rows)"
+        f"accuracy {m['accuracy']:.3f} vs baseline {m['baseline_accuracy']:.3f} ({int(m['n_test'])} test rows, "
+        f"{int(m.get('n_folds', 1))} walk-forward folds)"
     )
+    typer.echo(result.verdict())
     return ref
 
 
@@ -161,7 +171,7 @@ def data_list(home: Optional[Path] = HomeOpt) -> None:
 
 @app.command()
 def train(
-    model: str = typer.Option("lgbm", "--model", help="model kind"),
+    model: str = typer.Option("lgbm", "--model", help="model kind: lgbm | rf | lstm | ensemble"),
     exchange: Optional[str] = typer.Option(None, help="default: the demo data set"),
     timeframe: Optional[str] = typer.Option(None),
     symbols: Optional[list[str]] = typer.Option(None, "--symbols", "-s"),
@@ -174,6 +184,59 @@ def train(
         _train_and_register(settings, ex, tf, syms, model)
     except WorkbenchError as e:
         _fail(e)
+
+
+def _literal(text: str):
+    """A -p value as JSON/Python literal when it parses (numbers, lists), else the plain string."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _parameters(args: list[str]) -> dict:
+    """papermill's ``-p NAME VALUE`` pairs (repeatable) from the command's extra arguments."""
+    params, rest = {}, list(args)
+    while rest:
+        flag = rest.pop(0)
+        if flag not in ("-p", "--parameter") or len(rest) < 2:
+            raise WorkbenchError(f"expected '-p NAME VALUE' pairs, got {' '.join([flag, *rest])!r}")
+        name, value = rest.pop(0), rest.pop(0)
+        params[name] = _literal(value)
+    return params
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def retrain(ctx: typer.Context, home: Optional[Path] = HomeOpt) -> None:
+    """Retrain with papermill (notebooks/05_retrain.ipynb): a challenger is promoted only if it wins out of sample.
+
+    Parameters for the notebook's parameters cell: -p NAME VALUE (repeat), e.g. -p kinds "['lgbm','rf']".
+    """
+    from workbench.models.retrain import run_retrain
+
+    try:
+        params = _parameters(ctx.args)
+    except WorkbenchError as e:
+        _fail(e)
+    outcome = run_retrain(_settings(home), params)
+    typer.echo(f"retrain {outcome.status}: {outcome.reason}\nexecuted notebook: {outcome.notebook}")
+    if outcome.status == "failed":
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def scheduler(
+    cron: Optional[str] = typer.Option(None, help="crontab expression (default: settings.retrain.cron)"),
+    home: Optional[Path] = HomeOpt,
+) -> None:
+    """Retrain on a schedule (never two runs at once); Ctrl-C to stop."""
+    from workbench.models.retrain import run_scheduler
+
+    settings = _settings(home)
+    typer.echo(f"retraining on '{cron or settings.retrain.cron}' (home {settings.home}); Ctrl-C to stop")
+    run_scheduler(settings, cron=cron, on_outcome=lambda o: typer.echo(f"{o.started}: retrain {o.status}: {o.reason}"))
 
 
 @models_app.command("list")

@@ -19,6 +19,9 @@ Conventions (all indicators):
   window is 0.5.
 - Recursions loop over time with numpy ops across the instrument axis: one step costs the same for
   1 or 5,000 instruments.
+- The indicators added after v1 (ADX, stochastic, OBV, MFI, rolling extremes, VWAP, beta...) are thin
+  wrappers over the streaming kernels in ``streams``/``kernels`` (numba): one pass with a fresh
+  state, so the batch value and the live incremental value come from the same code.
 """
 
 from __future__ import annotations
@@ -30,7 +33,11 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["sma", "ema", "rsi", "macd", "bollinger", "atr", "returns", "rolling_volatility"]
+__all__ = [
+    "sma", "ema", "rsi", "macd", "bollinger", "atr", "returns", "rolling_volatility",
+    "adx", "stochastic", "obv", "mfi", "roc", "realised_volatility", "volume_zscore", "rolling_max", "rolling_min",
+    "distance_to_high", "distance_to_low", "breakout", "vwap", "beta_corr", "cs_rank", "cs_zscore",
+]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,3 +294,212 @@ def rolling_volatility(close, n: int = 20):
         raise ValueError(f"rolling_volatility needs n >= 2, got {n}")
     (c,), one_d = _as_2d(close)
     return _finalise(_on_valid_bars(lambda a: (_volatility_p(a, n),), c), one_d)
+
+
+# ---------------------------------------------------------------------------------------------
+# Indicators on the streaming kernels (batch = one pass with a fresh state)
+
+
+def _stream(fn: Callable, *arrays, n_out: int = 1):
+    from workbench.features.streams import StreamState
+
+    arrs, one_d = _as_2d(*arrays)
+    outs = fn(StreamState(arrs[0].shape[1]), *arrs)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    outs = tuple(np.where(np.isfinite(o), o, np.nan) for o in outs)
+    return _finalise(outs, one_d)
+
+
+@_frame_aware
+def adx(high, low, close, n: int = 14):
+    """``(adx, plus_di, minus_di)`` in [0, 100] as TA-Lib (ADX first at bar 2n−1, DI at bar n).
+
+    Departure: where the true range or the DI sum is zero (a flat market) the bar's DX is NaN and
+    skipped, where TA-Lib counts it as 0 or carries the previous ADX.
+    """
+    from workbench.features.streams import s_adx
+
+    n = _check_window(n)
+    return _stream(lambda st, h, l, c: s_adx(st, h, l, c, n), high, low, close)  # noqa: E741
+
+
+@_frame_aware
+def stochastic(high, low, close, k: int = 14, smooth_k: int = 3, d: int = 3):
+    """Slow stochastic ``(%K, %D)`` in [0, 100] (TA-Lib STOCH, SMA smoothing); a flat range gives 50."""
+    from workbench.features.streams import s_stochastic
+
+    k, smooth_k, d = _check_window(k, "k"), _check_window(smooth_k, "smooth_k"), _check_window(d, "d")
+    return _stream(lambda st, h, l, c: s_stochastic(st, h, l, c, k, smooth_k, d), high, low, close)  # noqa: E741
+
+
+@_frame_aware
+def obv(close, volume):
+    """On-balance volume (TA-Lib OBV). Its level depends on where history starts; use differences."""
+    from workbench.features.streams import s_obv
+
+    return _stream(lambda st, c, v: s_obv(st, c, v), close, volume)
+
+
+@_frame_aware
+def mfi(high, low, close, volume, n: int = 14):
+    """Money flow index in [0, 100] (TA-Lib MFI); NaN where the window traded nothing (TA-Lib: 0)."""
+    from workbench.features.streams import s_mfi
+
+    n = _check_window(n)
+    return _stream(lambda st, h, l, c, v: s_mfi(st, h, l, c, v, n), high, low, close, volume)  # noqa: E741
+
+
+@_frame_aware
+def roc(close, n: int = 10):
+    """Rate of change as a fraction, close[t]/close[t−n] − 1 over valid bars (TA-Lib ROCP)."""
+    from workbench.features.streams import s_returns
+
+    n = _check_window(n)
+    return _stream(lambda st, c: s_returns(st, c, n), close)
+
+
+realised_volatility = rolling_volatility
+
+
+@_frame_aware
+def volume_zscore(volume, n: int = 20):
+    """z-score of log(1 + volume) against its last ``n`` valid bars; NaN when volume is flat (e.g. all zero)."""
+    from workbench.features.streams import s_zscore
+
+    n = _check_window(n)
+
+    def f(st, v):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            lv = np.where(v >= 0, np.log1p(np.where(v >= 0, v, 0.0)), np.nan)
+        return s_zscore(st, lv, n)
+
+    return _stream(f, volume)
+
+
+@_frame_aware
+def rolling_max(x, n: int):
+    """Highest of the last ``n`` valid values, current included (TA-Lib MAX)."""
+    from workbench.features.kernels import MAX
+    from workbench.features.streams import s_rolling
+
+    n = _check_window(n)
+    return _stream(lambda st, a: s_rolling(st, a, n, MAX), x)
+
+
+@_frame_aware
+def rolling_min(x, n: int):
+    """Lowest of the last ``n`` valid values, current included (TA-Lib MIN)."""
+    from workbench.features.kernels import MIN
+    from workbench.features.streams import s_rolling
+
+    n = _check_window(n)
+    return _stream(lambda st, a: s_rolling(st, a, n, MIN), x)
+
+
+@_frame_aware
+def distance_to_high(high, close, n: int = 20):
+    """close / highest high of the last ``n`` bars − 1 (≤ 0): how far below resistance."""
+    from workbench.features.kernels import MAX
+    from workbench.features.streams import masked, ratio, s_rolling
+
+    n = _check_window(n)
+
+    def f(st, h, c):
+        h, c = masked(h, c)
+        return ratio(c, s_rolling(st, h, n, MAX)) - 1.0
+
+    return _stream(f, high, close)
+
+
+@_frame_aware
+def distance_to_low(low, close, n: int = 20):
+    """close / lowest low of the last ``n`` bars − 1 (≥ 0): how far above support."""
+    from workbench.features.kernels import MIN
+    from workbench.features.streams import masked, ratio, s_rolling
+
+    n = _check_window(n)
+
+    def f(st, lo, c):
+        lo, c = masked(lo, c)
+        return ratio(c, s_rolling(st, lo, n, MIN)) - 1.0
+
+    return _stream(f, low, close)
+
+
+@_frame_aware
+def breakout(high, low, close, n: int = 20):
+    """``(up, down)`` flags (1.0/0.0): the close beyond the highest high / lowest low of the *previous* n bars."""
+    from workbench.features.streams import s_breakout
+
+    n = _check_window(n)
+    return _stream(lambda st, h, l, c: s_breakout(st, h, l, c, n), high, low, close)  # noqa: E741
+
+
+@_frame_aware
+def vwap(high, low, close, volume, n: int | None = 20, sessions=None):
+    """Volume-weighted typical price: over the last ``n`` bars, or anchored at each session start
+    when ``sessions`` (one integer/date label per row, e.g. the exchange-local date of intraday bars)
+    is given. NaN where no volume traded."""
+    from workbench.features.streams import s_rolling_vwap, s_session_vwap
+
+    if sessions is not None:
+        codes = pd.factorize(pd.Index(sessions))[0].astype(np.int64)
+        return _stream(lambda st, h, l, c, v: s_session_vwap(st, h, l, c, v, codes), high, low, close, volume)  # noqa: E741
+    n = _check_window(n)
+    return _stream(lambda st, h, l, c, v: s_rolling_vwap(st, h, l, c, v, n), high, low, close, volume)  # noqa: E741
+
+
+@_frame_aware
+def beta_corr(returns_, benchmark, n: int = 60):
+    """``(beta, corr)`` of each column's returns to benchmark returns over the last ``n`` joint valid bars.
+
+    ``benchmark`` is 1-D (one value per row, e.g. an index or BTC) or the same shape as ``returns_``.
+    """
+    from workbench.features.streams import StreamState, s_beta_corr
+
+    n = _check_window(n)
+    if n < 2:
+        raise ValueError(f"beta_corr needs n >= 2, got {n}")
+    b = np.asarray(benchmark, dtype=float)
+    (r,), one_d = _as_2d(returns_)
+    out = s_beta_corr(StreamState(r.shape[1]), r, b, n)
+    return _finalise(tuple(np.where(np.isfinite(o), o, np.nan) for o in out), one_d)
+
+
+@_frame_aware
+def cs_rank(x):
+    """Cross-sectional rank per row, (rank − ½)/count in (0, 1), ties averaged; NaN stays NaN."""
+    (a,), one_d = _as_2d(x)
+    finite = np.isfinite(a)
+    out = np.full(a.shape, np.nan)
+    if a.size:
+        keyed = np.where(finite, a, np.inf)  # missing values sort last and are masked below
+        order = np.argsort(keyed, axis=1)
+        s = np.take_along_axis(keyed, order, axis=1)
+        idx = np.broadcast_to(np.arange(a.shape[1]), a.shape)
+        starts = np.ones(a.shape, dtype=bool)
+        starts[:, 1:] = s[:, 1:] != s[:, :-1]
+        ends = np.ones(a.shape, dtype=bool)
+        ends[:, :-1] = starts[:, 1:]
+        first = np.maximum.accumulate(np.where(starts, idx, 0), axis=1)
+        last = np.minimum.accumulate(np.where(ends, idx, a.shape[1] - 1)[:, ::-1], axis=1)[:, ::-1]
+        ranks = np.empty(a.shape)
+        np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=1)  # ties share their average rank
+        count = finite.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.where(finite, (ranks - 0.5) / count, np.nan)
+    return _finalise((out,), one_d)
+
+
+@_frame_aware
+def cs_zscore(x):
+    """Cross-sectional z-score per row (population std); 0 where the row has no dispersion (e.g. one instrument)."""
+    (a,), one_d = _as_2d(x)
+    a = np.where(np.isfinite(a), a, np.nan)
+    count = np.isfinite(a).sum(axis=1, keepdims=True)
+    safe = np.where(np.isfinite(a), a, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = safe.sum(axis=1, keepdims=True) / count
+        sd = np.sqrt((np.where(np.isfinite(a), a - mean, 0.0) ** 2).sum(axis=1, keepdims=True) / count)
+        z = np.where(sd > 0, (a - mean) / np.where(sd > 0, sd, 1.0), 0.0)
+    return _finalise((np.where(np.isfinite(a) & np.isfinite(z), z, np.nan),), one_d)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from workbench.data.panel import Panel
-from workbench.features.pipeline import stack_wide
+from workbench.config import CostModel, SignalParams
+from workbench.data.panel import FIELDS, Panel
+from workbench.features.pipeline import feature_atr, stack_wide
 
-__all__ = ["forward_return", "direction_label"]
+__all__ = ["forward_return", "direction_label", "updown_label", "round_trip_cost", "triple_barrier"]
 
 
 def _forward_p(close: np.ndarray, horizon: int) -> np.ndarray:
@@ -43,3 +44,87 @@ def direction_label(panel: Panel, horizon: int = 1) -> pd.Series:
     fwd = forward_return(panel, horizon).to_numpy()
     lab = np.where(np.isfinite(fwd), (fwd > 0).astype(float), np.nan)
     return stack_wide(panel, {"label": lab})["label"]
+
+
+def round_trip_cost(costs: CostModel | None = None) -> float:
+    """Fees and slippage of entering and leaving once, as a fraction of notional."""
+    costs = costs or CostModel()
+    return 2.0 * (costs.fee_rate + costs.slippage_bps / 1e4)
+
+
+def updown_label(panel: Panel, horizon: int = 1, threshold: float | None = None, costs: CostModel | None = None) -> pd.Series:
+    """Long (ts, symbol) label: +1 up, −1 down, 0 flat, NaN where the future is unknown.
+
+    "Flat" is a move too small to pay for a round trip: |forward return| ≤ ``threshold``, which
+    defaults to ``round_trip_cost(costs)`` (0.3% with the default costs).
+    """
+    thr = round_trip_cost(costs) if threshold is None else float(threshold)
+    if not thr >= 0:
+        raise ValueError(f"threshold must be >= 0, got {threshold!r}")
+    fwd = forward_return(panel, horizon).to_numpy()
+    lab = np.where(fwd > thr, 1.0, np.where(fwd < -thr, -1.0, 0.0))
+    return stack_wide(panel, {"label": np.where(np.isfinite(fwd), lab, np.nan)})["label"]
+
+
+def _pack(valid: np.ndarray, *arrays: np.ndarray):
+    order = np.argsort(~valid, axis=0, kind="stable")
+    return order, [np.take_along_axis(np.where(valid, a, np.nan), order, axis=0) for a in arrays]
+
+
+def triple_barrier(panel: Panel, params: SignalParams | None = None, horizon: int = 10) -> pd.DataFrame:
+    """Triple-barrier outcome of a long entry at each bar's close, with the signals' own exits.
+
+    The stop-loss and take-profit are those ``signals.signal_frame`` puts on a BUY at that bar
+    (close ∓ ``stop_atr``·ATR, close + ``take_profit_atr``·ATR, ATR over ``atr_window``), watched on
+    the next ``horizon`` valid bars' high/low like the backtest: a bar that touches both counts as
+    the stop (the conservative reading), a gap through a barrier fills at the open.
+
+    Long (ts, symbol) frame on the features' index, columns ``label`` (+1 take-profit, −1 stop,
+    0 time limit), ``ret`` (exit / entry − 1) and ``bars`` (bars held); NaN where the outcome is not
+    known yet (fewer than ``horizon`` bars ahead and no barrier touched) or there is no ATR.
+    """
+    from workbench.signals import signal_frame
+
+    params = params or SignalParams()
+    if int(horizon) != horizon or horizon < 1:
+        raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+    horizon = int(horizon)
+    atr = feature_atr(panel, params.atr_window)
+    buy = pd.DataFrame(1.0, index=panel.close.index, columns=panel.close.columns)
+    frames = signal_frame(buy, panel.close, atr, params, strength_reference=None)
+    o, h, lo, c = (getattr(panel, f).to_numpy(dtype=float) for f in FIELDS[:4])
+    stop, take = frames["stop"].to_numpy(dtype=float), frames["take_profit"].to_numpy(dtype=float)
+    valid = np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c)
+    order, (o, h, lo, c, stop, take) = _pack(valid, o, h, lo, c, stop, take)
+    T = c.shape[0]
+    label = np.full(c.shape, np.nan)
+    exit_px = np.full(c.shape, np.nan)
+    held = np.full(c.shape, np.nan)
+    open_ = np.isfinite(stop) & np.isfinite(take) & np.isfinite(c)
+    for k in range(1, horizon + 1):
+        if k >= T:
+            break
+        fo, fh, fl, fc = (np.full(c.shape, np.nan) for _ in range(4))
+        fo[:-k], fh[:-k], fl[:-k], fc[:-k] = o[k:], h[k:], lo[k:], c[k:]
+        known = open_ & np.isfinite(fc)
+        hit_stop = known & (fl <= stop)
+        hit_take = known & ~hit_stop & (fh >= take)
+        exit_px = np.where(hit_stop, np.minimum(stop, fo), exit_px)
+        exit_px = np.where(hit_take, np.maximum(take, fo), exit_px)
+        label = np.where(hit_stop, -1.0, np.where(hit_take, 1.0, label))
+        held = np.where(hit_stop | hit_take, float(k), held)
+        open_ &= ~(hit_stop | hit_take)
+        if k == horizon:
+            timed = open_ & np.isfinite(fc)
+            label = np.where(timed, 0.0, label)
+            exit_px = np.where(timed, fc, exit_px)
+            held = np.where(timed, float(k), held)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ret = exit_px / c - 1.0
+    out = {}
+    for name, arr in (("label", label), ("ret", ret), ("bars", held)):
+        back = np.full(arr.shape, np.nan)
+        np.put_along_axis(back, order, arr, axis=0)
+        back[~valid] = np.nan
+        out[name] = back
+    return stack_wide(panel, out)

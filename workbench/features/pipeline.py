@@ -10,7 +10,8 @@ any price level, and *causal*: the row for bar t uses bars ≤ t only (tested by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -18,8 +19,15 @@ import pandas as pd
 
 from workbench.data.panel import Panel
 from workbench.features import indicators as ind
+from workbench.features.sets import V2_COLUMNS, Bars, v2_stream
+from workbench.features.streams import StreamState
 
-__all__ = ["FeatureSet", "FEATURE_SETS", "build_features", "feature_atr", "get_feature_set", "stack_wide"]
+__all__ = [
+    "FeatureSet", "FEATURE_SETS", "build_features", "build_features_report", "feature_atr", "get_feature_set",
+    "stack_wide", "FeatureReport", "feature_report",
+]  # fmt: skip
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,11 +80,18 @@ _V1_COLUMNS = (
     "bb_pct_b", "bb_width", "atr_14", "ema_ratio_12", "ema_ratio_26",
 )  # fmt: skip
 
+def _v2(panel: Panel) -> dict[str, np.ndarray]:
+    bars = Bars.from_panel(panel)
+    return v2_stream(StreamState(len(bars.symbols)), bars)
+
+
 FEATURE_SETS: dict[str, FeatureSet] = {
     "v1": FeatureSet(name="v1", version=1, columns=_V1_COLUMNS, warmup=100),
+    # v2's slowest memory is EMA(50): 300 bars forget its seed to ~1e-5; live use prefers ``IncrementalFeatures``.
+    "v2": FeatureSet(name="v2", version=2, columns=V2_COLUMNS, warmup=300),
 }
 
-_BUILDERS: dict[str, Callable[[Panel], dict[str, np.ndarray]]] = {"v1": _v1}
+_BUILDERS: dict[str, Callable[[Panel], dict[str, np.ndarray]]] = {"v1": _v1, "v2": _v2}
 
 
 def get_feature_set(name: str) -> FeatureSet:
@@ -98,6 +113,84 @@ def build_features(panel: Panel, feature_set: str = "v1") -> pd.DataFrame:
     return stack_wide(panel, {name: wide[name] for name in fs.columns})
 
 
+@dataclass(frozen=True)
+class FeatureReport:
+    """Which instruments had bad input and what it did to their features.
+
+    ``issues`` is a (symbol × issue) boolean frame; ``empty_features`` maps a symbol to the features
+    that are NaN on every one of its rows (e.g. volume features of a source without volume).
+    """
+
+    feature_set: str
+    issues: pd.DataFrame
+    empty_features: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def affected(self, issue: str | None = None) -> list[str]:
+        """Symbols with ``issue`` (any issue when None)."""
+        frame = self.issues if issue is None else self.issues[[issue]]
+        return sorted(frame.index[frame.any(axis=1)])
+
+    def __str__(self) -> str:
+        lines = [f"feature set {self.feature_set}: {len(self.affected())} of {len(self.issues)} instruments affected"]
+        for issue in self.issues.columns:
+            syms = self.affected(issue)
+            if syms:
+                lines.append(f"  {issue}: {', '.join(syms[:20])}{' …' if len(syms) > 20 else ''}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+ISSUES = ("missing_bars", "constant_close", "no_volume", "no_history", "empty_features")
+
+
+def feature_report(panel: Panel, features: pd.DataFrame, feature_set: str) -> FeatureReport:
+    """Inspect the input panel and the built features; see ``FeatureReport``."""
+    c = panel.close.to_numpy(dtype=float)
+    v = panel.volume.to_numpy(dtype=float)
+    finite = np.isfinite(c)
+    seen = np.maximum.accumulate(finite, axis=0)
+    after = np.maximum.accumulate(finite[::-1], axis=0)[::-1]
+    interior_gap = (~finite & seen & after).any(axis=0)  # a hole between the first and last bar
+    with np.errstate(invalid="ignore"):
+        hi, lo = np.nanmax(np.where(finite, c, -np.inf), axis=0), np.nanmin(np.where(finite, c, np.inf), axis=0)
+    constant = finite.sum(axis=0) > 1
+    constant &= hi == lo
+    no_volume = ~(np.isfinite(v) & (v > 0) & finite).any(axis=0)
+    no_history = ~finite.any(axis=0)
+    empty: dict[str, tuple[str, ...]] = {}
+    if len(features):
+        all_nan = features.isna().groupby(level="symbol", sort=False).all()
+        for sym, row in all_nan.iterrows():
+            cols = tuple(row.index[row.to_numpy(dtype=bool)])
+            if cols:
+                empty[str(sym)] = cols
+    issues = pd.DataFrame(
+        {"missing_bars": interior_gap, "constant_close": constant, "no_volume": no_volume, "no_history": no_history},
+        index=pd.Index(panel.symbols, name="symbol"),
+    )
+    issues["empty_features"] = issues.index.isin(list(empty))
+    notes = []
+    if feature_set == "v2":
+        from workbench.features.sets import benchmark_symbol
+        from workbench.features.timefeatures import _calendar_code
+
+        bench = benchmark_symbol(panel.symbols, panel.exchange)
+        notes.append(f"beta/corr benchmark: {bench or 'equal-weight average of the panel'}")
+        code, note = _calendar_code(panel.exchange)
+        notes.append(note or f"time features: calendar {code}")
+    return FeatureReport(feature_set, issues, empty, tuple(notes))
+
+
+def build_features_report(panel: Panel, feature_set: str = "v1") -> tuple[pd.DataFrame, FeatureReport]:
+    """``build_features`` plus the report of which instruments had bad input (logged as a warning too)."""
+    X = build_features(panel, feature_set)
+    report = feature_report(panel, X, feature_set)
+    if report.affected():
+        log.warning("%s", report)
+    return X, report
+
+
 def stack_wide(panel: Panel, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
     """Wide (time × symbol) arrays → long frame on the panel's (ts, symbol) rows that have a close.
 
@@ -105,8 +198,12 @@ def stack_wide(panel: Panel, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
     """
     close = panel.close.to_numpy(dtype=float)
     rows, cols = np.nonzero(np.isfinite(close))  # row-major: sorted by ts, then symbol
-    index = pd.MultiIndex.from_arrays([panel.index[rows], panel.close.columns[cols]], names=["ts", "symbol"])
-    data = {name: np.asarray(a, dtype=float)[rows, cols] for name, a in arrays.items()}
+    # Codes on the panel's own (unique) axes: no re-factorising millions of labels.
+    index = pd.MultiIndex(levels=[panel.index, panel.close.columns], codes=[rows, cols], names=["ts", "symbol"],
+                          verify_integrity=False).remove_unused_levels()
+    flat = rows * close.shape[1] + cols
+    data = {name: np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=float), close.shape)).reshape(-1).take(flat)
+            for name, a in arrays.items()}
     return pd.DataFrame(data, index=index, columns=list(arrays))
 
 

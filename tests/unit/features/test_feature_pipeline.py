@@ -66,7 +66,7 @@ def test_late_listing_symbol(rw_panel):
 
 
 def test_unknown_feature_set_lists_known():
-    with pytest.raises(ValueError, match=r"unknown feature set 'v9'.*\['v1'\]"):
+    with pytest.raises(ValueError, match=r"unknown feature set 'v9'.*\['v1', 'v2'\]"):
         build_features(None, "v9")  # type: ignore[arg-type]
 
 

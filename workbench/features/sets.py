@@ -1,0 +1,158 @@
+"""Feature sets written as streams: ``builder(state, bars) -> {name: (time × instrument) array}``.
+
+Why streams: run over a whole history with a fresh ``StreamState`` they give the batch features;
+run over one new row with the state kept from the last cycle they give the newest row of that
+batch (``incremental.IncrementalFeatures``). v2 is built this way in batch too. v1's batch stays the
+original numpy code in ``pipeline`` (models were trained on it); ``v1_stream`` is its incremental
+twin and is tested equal to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from workbench.data.panel import Panel
+from workbench.features import kernels as K
+from workbench.features import streams as S
+from workbench.features.indicators import cs_rank, cs_zscore
+from workbench.features.timefeatures import TIME_COLUMNS, session_clock, time_features
+
+__all__ = ["Bars", "V1_COLUMNS", "V2_COLUMNS", "STREAM_BUILDERS", "v1_stream", "v2_stream", "benchmark_symbol"]
+
+V1_COLUMNS = (
+    "ret_1", "ret_5", "ret_20", "vol_20", "rsi_14", "macd", "macd_signal", "macd_hist",
+    "bb_pct_b", "bb_width", "atr_14", "ema_ratio_12", "ema_ratio_26",
+)  # fmt: skip
+
+V2_COLUMNS = (
+    "ret_1", "ret_5", "ret_10", "ret_20", "ret_60", "vol_20", "vol_60",
+    "rsi_14", "macd", "macd_signal", "macd_hist", "bb_pct_b", "bb_width", "atr_14",
+    "ema_ratio_12", "ema_ratio_26", "ema_ratio_50", "adx_14", "di_spread_14", "stoch_k", "stoch_d",
+    "mfi_14", "obv_flow_20", "volume_z_20", "vwap_dist_20",
+    "dist_high_20", "dist_low_20", "dist_high_60", "dist_low_60", "breakout_up_20", "breakout_down_20",
+    "beta_60", "corr_60", "cs_rank_ret_5", "cs_rank_ret_20", "cs_z_ret_20", "cs_rank_vol_20", "cs_rank_volume_z_20",
+    *TIME_COLUMNS,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Bars:
+    """The arrays a builder reads: OHLCV (time × instrument) float arrays plus the grid's identity."""
+
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    index: pd.DatetimeIndex
+    symbols: tuple[str, ...]
+    exchange: str
+    timeframe: str
+
+    @classmethod
+    def from_panel(cls, panel: Panel) -> "Bars":
+        arr = {f: np.ascontiguousarray(getattr(panel, f).to_numpy(dtype=float)) for f in ("open", "high", "low", "close", "volume")}
+        return cls(**arr, index=panel.index, symbols=tuple(panel.symbols), exchange=panel.exchange, timeframe=panel.timeframe)
+
+
+def v1_stream(st: S.StreamState, b: Bars) -> dict[str, np.ndarray]:
+    """Feature set v1, streaming (same formulas as ``pipeline._v1``)."""
+    c, h, lo = b.close, b.high, b.low
+    line, sig, hist = S.s_macd(st, c)
+    _, upper, lower, pct_b = S.s_bollinger(st, c, 20, 2.0)
+    mid = S.s_sma(st, c, 20)
+    return {
+        "ret_1": S.s_returns(st, c, 1),
+        "ret_5": S.s_returns(st, c, 5),
+        "ret_20": S.s_returns(st, c, 20),
+        "vol_20": S.s_volatility(st, c, 20),
+        "rsi_14": S.s_rsi(st, c, 14) / 100.0,
+        "macd": S.ratio(line, c),
+        "macd_signal": S.ratio(sig, c),
+        "macd_hist": S.ratio(hist, c),
+        "bb_pct_b": pct_b,
+        "bb_width": S.ratio(upper - lower, mid),
+        "atr_14": S.ratio(S.s_atr(st, h, lo, c, 14), c),
+        "ema_ratio_12": S.ratio(c, S.s_ema(st, c, 12)) - 1.0,
+        "ema_ratio_26": S.ratio(c, S.s_ema(st, c, 26)) - 1.0,
+    }
+
+
+_BTC = ("BTC/USDT", "BTC/USD", "BTC/USDC", "BTCUSDT", "BTC-USD", "BTC/BUSD", "BTC")
+
+
+def benchmark_symbol(symbols, exchange: str) -> str | None:
+    """BTC when the panel holds it (the crypto market's index); None → the panel's equal-weight average."""
+    for s in _BTC:
+        if s in symbols:
+            return s
+    return None
+
+
+def _benchmark_returns(r1: np.ndarray, b: Bars) -> np.ndarray:
+    sym = benchmark_symbol(b.symbols, b.exchange)
+    if sym is not None:
+        return r1[:, b.symbols.index(sym)]
+    finite = np.isfinite(r1)
+    n = finite.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, np.where(finite, r1, 0.0).sum(axis=1) / n, np.nan)
+
+
+def _clock(st: S.StreamState, b: Bars):
+    clock = st.extra.get("clock")
+    if clock is None or not clock.covers(b.index):
+        lo = b.index.min() if clock is None else min(b.index.min(), clock.start + pd.Timedelta(days=10))
+        clock = session_clock(b.exchange, lo, b.index.max())
+        st.extra["clock"] = clock
+    return clock
+
+
+def v2_stream(st: S.StreamState, b: Bars) -> dict[str, np.ndarray]:
+    """Feature set v2: v1 plus trend strength, oscillators, volume, support/resistance, market beta,
+    cross-sectional ranks and calendar time. Volume features are NaN where volume is missing or zero."""
+    h, lo, c = b.high, b.low, b.close
+    with np.errstate(invalid="ignore"):
+        vol_v = np.where(b.volume > 0, b.volume, np.nan)  # zero volume = not reported (some CSVs): NaN, not a signal
+    out = v1_stream(st, b)
+    out["ret_10"] = S.s_returns(st, c, 10)
+    out["ret_60"] = S.s_returns(st, c, 60)
+    out["vol_60"] = S.s_volatility(st, c, 60)
+    out["ema_ratio_50"] = S.ratio(c, S.s_ema(st, c, 50)) - 1.0
+    adx, pdi, mdi = S.s_adx(st, h, lo, c, 14)
+    out["adx_14"] = adx / 100.0
+    out["di_spread_14"] = (pdi - mdi) / 100.0
+    k, d = S.s_stochastic(st, h, lo, c, 14, 3, 3)
+    out["stoch_k"], out["stoch_d"] = k / 100.0, d / 100.0
+    out["mfi_14"] = S.s_mfi(st, h, lo, c, vol_v, 14) / 100.0
+    cm, vm = S.masked(c, vol_v)
+    obv = S.s_obv(st, cm, vm)
+    out["obv_flow_20"] = S.ratio(obv - S.s_lag(st, obv, 20), S.s_rolling(st, vm, 20, K.SUM), positive=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logv = np.log(vol_v)
+    out["volume_z_20"] = S.s_zscore(st, logv, 20)
+    out["vwap_dist_20"] = S.ratio(c, S.s_rolling_vwap(st, h, lo, c, vol_v, 20)) - 1.0
+    for n in (20, 60):
+        hm, cm_ = S.masked(h, c)
+        out[f"dist_high_{n}"] = S.ratio(cm_, S.s_rolling(st, hm, n, K.MAX)) - 1.0
+        lm, cm_ = S.masked(lo, c)
+        out[f"dist_low_{n}"] = S.ratio(cm_, S.s_rolling(st, lm, n, K.MIN)) - 1.0
+    out["breakout_up_20"], out["breakout_down_20"] = S.s_breakout(st, h, lo, c, 20)
+    r1 = out["ret_1"]
+    out["beta_60"], out["corr_60"] = S.s_beta_corr(st, r1, _benchmark_returns(r1, b), 60)
+    out["cs_rank_ret_5"] = cs_rank(out["ret_5"])
+    out["cs_rank_ret_20"] = cs_rank(out["ret_20"])
+    out["cs_z_ret_20"] = cs_zscore(out["ret_20"])
+    out["cs_rank_vol_20"] = cs_rank(out["vol_20"])
+    out["cs_rank_volume_z_20"] = cs_rank(out["volume_z_20"])
+    tf = time_features(b.index, _clock(st, b), b.timeframe)
+    shape = c.shape
+    for name in TIME_COLUMNS:
+        out[name] = np.broadcast_to(tf[name][:, None], shape)
+    return {name: out[name] for name in V2_COLUMNS}
+
+
+STREAM_BUILDERS = {"v1": v1_stream, "v2": v2_stream}

@@ -53,9 +53,10 @@ class MomentumEngine:
 
 def synthetic_panel(
     n_symbols: int = 12, n_bars: int = 160, drift: float = 0.01, crash_at: int | None = None, crash: float = -0.09,
-    seed: int = 7, exchange: str = "TEST", start: str = "2024-01-01",
+    seed: int = 7, exchange: str = "TEST", start: str = "2024-01-01", crash_gap: bool = False,
 ) -> Panel:
-    """Daily bars trending up with noise; optionally every symbol falls by ``crash`` on bar ``crash_at``."""
+    """Daily bars trending up with noise; optionally every symbol falls by ``crash`` on bar ``crash_at``
+    (with ``crash_gap`` the bar opens already down, as after bad news overnight: stops fill at the gap)."""
     rng = np.random.default_rng(seed)
     idx = pd.date_range(start, periods=n_bars, freq="1D", tz="UTC", name="ts")
     cols = pd.Index([f"S{i:03d}" for i in range(n_symbols)], name="symbol")
@@ -64,6 +65,8 @@ def synthetic_panel(
         r[crash_at] = crash
     close = 100.0 * np.exp(np.cumsum(r, axis=0))
     opn = np.vstack([close[:1], close[:-1]])
+    if crash_at is not None and crash_gap:
+        opn[crash_at] = close[crash_at]
     spread = 0.003 * close
     high = np.maximum(opn, close) + spread
     low = np.minimum(opn, close) - spread

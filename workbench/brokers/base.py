@@ -2,11 +2,19 @@
 
 Every adapter (paper, ccxt, Kite) implements the same small surface. Orders carry a client order id
 chosen by the caller, so that after a crash the caller asks "what became of X?" instead of sending X
-again. Errors are the broker branch of ``workbench.errors``.
+again. Errors are the broker branch of ``workbench.errors``, split by what the caller must do:
+
+    TemporaryBrokerError   retry with backoff (network, 429, 5xx); the order may or may not have arrived
+    OrderRejected          fix the order; ``reason`` is a stable code (``REJECT_REASONS``)
+    AuthenticationError    stop trading: the keys are wrong or lack permission
+    ExchangeUnavailable    stop new orders: the venue is down or in maintenance
+
+``tests/unit/brokers/conformance.py`` is the contract in executable form: every adapter must pass it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -23,6 +31,8 @@ from workbench.errors import (  # re-exported: adapters and callers import error
 __all__ = [
     "OrderSide",
     "OrderType",
+    "EXIT_TYPES",
+    "REJECT_REASONS",
     "OrderStatus",
     "FINAL_STATUSES",
     "Market",
@@ -41,7 +51,15 @@ __all__ = [
 ]
 
 OrderSide = Literal["buy", "sell"]
-OrderType = Literal["market", "limit"]
+OrderType = Literal["market", "limit", "stop_loss", "take_profit"]
+EXIT_TYPES = frozenset({"stop_loss", "take_profit"})
+# Stable codes carried by ``OrderRejected.reason`` (adapters map their venue's answers onto these).
+REJECT_REASONS = frozenset(
+    {
+        "unknown_symbol", "no_price", "bad_price", "lot_size", "tick_size", "min_notional", "insufficient_funds",
+        "insufficient_position", "unknown_order", "duplicate_order", "not_cancellable", "bad_order",
+    }
+)
 OrderStatus = Literal["NEW", "SUBMITTED", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "EXPIRED"]
 FINAL_STATUSES = frozenset({"FILLED", "CANCELLED", "REJECTED", "EXPIRED"})
 
@@ -57,6 +75,7 @@ class Market:
     lot_size: float = 1e-8
     tick_size: float = 1e-8
     min_notional: float = 0.0
+    exchange: str | None = None  # picks per-exchange fees and slippage in the paper broker
 
 
 @dataclass(frozen=True)
@@ -93,15 +112,25 @@ class OrderRequest:
     side: OrderSide
     quantity: float
     type: OrderType = "market"
-    limit_price: float | None = None
+    limit_price: float | None = None  # limit and take_profit orders
+    stop_price: float | None = None  # stop_loss orders: a market order once the price trades through it
+    oco_group: str | None = None  # orders sharing a group are one-cancels-other: a fill of one cancels the rest
 
     def __post_init__(self) -> None:
         if self.side not in ("buy", "sell"):
             raise ValueError(f"order side must be 'buy' or 'sell', not {self.side!r}")
-        if not (self.quantity > 0):
-            raise ValueError(f"order quantity must be positive, got {self.quantity}")
-        if self.type == "limit" and not (self.limit_price and self.limit_price > 0):
-            raise ValueError("a limit order needs a positive limit_price")
+        if not (isinstance(self.quantity, (int, float)) and math.isfinite(self.quantity) and self.quantity > 0):
+            raise ValueError(f"order quantity must be a positive number, got {self.quantity!r}")
+        if self.type not in ("market", "limit", "stop_loss", "take_profit"):
+            raise ValueError(f"order type must be market, limit, stop_loss or take_profit, not {self.type!r}")
+        if self.type in ("limit", "take_profit") and not _positive(self.limit_price):
+            raise ValueError(f"a {self.type} order needs a positive limit_price, got {self.limit_price!r}")
+        if self.type == "stop_loss" and not _positive(self.stop_price):
+            raise ValueError(f"a stop_loss order needs a positive stop_price, got {self.stop_price!r}")
+
+
+def _positive(x: float | None) -> bool:
+    return x is not None and math.isfinite(x) and x > 0
 
 
 @dataclass(frozen=True)
@@ -120,6 +149,12 @@ class BrokerOrder:
     reason: str | None = None
     type: OrderType = "market"
     limit_price: float | None = None
+    stop_price: float | None = None
+    oco_group: str | None = None
+
+    @property
+    def remaining(self) -> float:
+        return max(float(self.quantity) - float(self.filled_quantity), 0.0)
 
     @property
     def is_final(self) -> bool:
@@ -153,9 +188,13 @@ class Broker(Protocol):
         """Connect and verify the keys and the venue; never raises for a down venue (ok=False)."""
         ...
 
-    def markets(self, symbols: list[str]) -> dict[str, Market]: ...
+    def markets(self, symbols: list[str]) -> dict[str, Market]:
+        """Trading rules of the symbols the venue lists; unknown symbols are simply absent."""
+        ...
 
-    def balances(self) -> dict[str, Balance]: ...
+    def balances(self) -> dict[str, Balance]:
+        """Cash per currency (``free`` excludes what open orders reserve)."""
+        ...
 
     def positions(self) -> dict[str, float]:
         """Quantity held per symbol (spot: base-currency balances of traded symbols)."""
@@ -164,12 +203,19 @@ class Broker(Protocol):
     def quotes(self, symbols: list[str]) -> dict[str, Quote]: ...
 
     def place(self, order: OrderRequest) -> BrokerOrder:
-        """Send an order; idempotent on ``client_order_id`` (a re-send returns the existing order)."""
+        """Send an order; idempotent on ``client_order_id`` (a re-send returns the existing order).
+        Raises ``OrderRejected`` with a ``REJECT_REASONS`` code when the venue refuses it."""
         ...
 
-    def cancel(self, client_order_id: str) -> BrokerOrder: ...
+    def cancel(self, client_order_id: str) -> BrokerOrder:
+        """Cancel an open order; cancelling a final order returns it unchanged.
+        ``OrderRejected('unknown_order')`` when the venue never heard of it."""
+        ...
 
-    def order_status(self, client_order_id: str) -> BrokerOrder: ...
+    def order_status(self, client_order_id: str) -> BrokerOrder:
+        """``OrderRejected('unknown_order')`` when the venue never heard of it (or not yet: venues
+        are eventually consistent, callers allow a grace period)."""
+        ...
 
     def open_orders(self) -> list[BrokerOrder]: ...
 

@@ -4,15 +4,27 @@ from a real one.
 Why its books live in the store's ``paper_*`` tables: a venue remembers balances and orders across
 our restarts, so crash-recovery code is exercised against paper exactly as it will be against a
 real exchange. Prices come only from the bars the loop feeds through ``on_bar`` — the simulation
-never looks ahead. Market orders fill at once at last ± slippage and pay ``fee_rate`` of notional;
-limit orders rest and fill when a later bar crosses their price. One cash currency per account:
-every instrument is priced in it (cross-currency books arrive with the real brokers).
+never looks ahead.
+
+How it fills, and why:
+- market orders fill at once at last ± slippage; limit orders rest and fill when a bar crosses them;
+  stop-loss orders become market orders when a bar trades through the stop (at the stop, or at the
+  open when the bar gapped through it — a stop is no promise of its price); take-profit orders are
+  resting limits. Orders in one ``oco_group`` are one-cancels-other: any fill of one cancels the rest.
+- a bar's volume is finite: fills on a symbol are capped at ``max_volume_share`` of the bar's volume,
+  so a large order fills partially and keeps filling on later bars, as a thin book would.
+- fees and slippage are per exchange (``exchange_costs``), falling back to the account's defaults.
+- cash is kept per currency; an instrument settles in its quote currency when the account holds that
+  currency, else in the account currency (the demo's USD account trading ``X/USDT``).
+- rejections carry the codes of ``REJECT_REASONS``: unknown symbol, no/bad price, lot size, tick
+  size, minimum notional, insufficient funds or position, an exit that would trigger at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from typing import Literal
 
 import pandas as pd
@@ -34,6 +46,36 @@ from workbench.trading.store import Store, iso, utcnow
 __all__ = ["PaperBroker"]
 
 _EPS = 1e-9
+_OPEN = ("SUBMITTED", "PARTIALLY_FILLED")
+
+
+def _on_grid(value: float, step: float) -> bool:
+    if not step or step <= 0:
+        return True
+    n = value / step
+    return abs(n - round(n)) <= 1e-6 * max(1.0, abs(n))
+
+
+def _floor_lot(quantity: float, lot: float) -> float:
+    if not (quantity > 0) or not math.isfinite(quantity):
+        return 0.0
+    if not lot or lot <= 0:
+        return quantity
+    n = math.floor(quantity / lot + 1e-9)
+    digits = max(0, -math.floor(math.log10(lot))) + 3
+    return max(round(n * lot, digits), 0.0)
+
+
+def _clean(q: Quote) -> Quote | None:
+    """The quote with unusable high/low/open replaced by last; None when last itself is unusable."""
+    ok = lambda x: x is not None and math.isfinite(x) and x > 0  # noqa: E731
+    if not ok(q.last):
+        return None
+    if all(ok(x) or x is None for x in (q.high, q.low, q.open)):
+        return q
+    from dataclasses import replace
+
+    return replace(q, **{k: (v if ok(v) else None) for k, v in (("high", q.high), ("low", q.low), ("open", q.open))})
 
 
 class PaperBroker:
@@ -44,23 +86,34 @@ class PaperBroker:
         store: Store,
         account: str = "paper",
         currency: str = "USD",
-        starting_cash: float = 100_000.0,
+        starting_cash: float | Mapping[str, float] = 100_000.0,
         fee_rate: float = 0.001,
         slippage_bps: float = 5.0,
         markets: dict[str, Market] | None = None,
+        max_volume_share: float | None = None,
+        exchange_costs: Mapping[str, tuple[float, float]] | None = None,
     ):
-        if starting_cash <= 0 or fee_rate < 0 or slippage_bps < 0:
-            raise ValueError("paper broker needs starting_cash > 0, fee_rate ≥ 0 and slippage_bps ≥ 0")
+        cash = dict(starting_cash) if isinstance(starting_cash, Mapping) else {currency: float(starting_cash)}
+        cash.setdefault(currency, 0.0)
+        if any(v < 0 for v in cash.values()) or sum(cash.values()) <= 0 or fee_rate < 0 or slippage_bps < 0:
+            raise ValueError("paper broker needs starting cash > 0 (none negative), fee_rate ≥ 0 and slippage_bps ≥ 0")
+        if max_volume_share is not None and not (0 < max_volume_share <= 1):
+            raise ValueError(f"max_volume_share must be in (0, 1], got {max_volume_share}")
         self.store, self.account, self.currency = store, account, currency
         self.fee_rate, self.slippage = float(fee_rate), float(slippage_bps) / 1e4
+        self.max_volume_share = max_volume_share
+        self.exchange_costs = {k: (float(f), float(s) / 1e4) for k, (f, s) in (exchange_costs or {}).items()}
         self._markets = dict(markets) if markets is not None else None
         self._quotes: dict[str, Quote] = {}
+        self._used: dict[str, float] = {}  # volume already taken from the current bar, per symbol
         self._t = store.t
         store.create()
+        b = self._t.paper_balances
         with store.begin() as c:
-            key = and_(self._t.paper_balances.c.account == account, self._t.paper_balances.c.asset == currency)
-            if c.execute(select(self._t.paper_balances.c.total).where(key)).first() is None:
-                c.execute(insert(self._t.paper_balances).values(account=account, asset=currency, total=float(starting_cash)))
+            for ccy, amount in cash.items():
+                key = and_(b.c.account == account, b.c.asset == ccy)
+                if c.execute(select(b.c.total).where(key)).first() is None:
+                    c.execute(insert(b).values(account=account, asset=ccy, total=float(amount), kind="cash"))
 
     # ---- protocol: status and reference data ----------------------------------------------------
     @property
@@ -68,34 +121,36 @@ class PaperBroker:
         return "paper"
 
     def check(self) -> BrokerStatus:
-        cash = self._cash()
-        held = self.positions()
+        cash = ", ".join(f"{v.total:,.2f} {k}" for k, v in self.balances().items())
+        cap = f"; fills capped at {self.max_volume_share:.0%} of bar volume" if self.max_volume_share else ""
         return BrokerStatus(
             ok=True,
             environment="paper",
             message=(
-                f"paper account '{self.account}': {cash:,.2f} {self.currency} cash, {len(held)} open position(s); "
-                f"fills simulated at last price ± {self.slippage * 1e4:g} bps, fee {self.fee_rate:.4%} of notional"
+                f"paper account '{self.account}': {cash} cash, {len(self.positions())} open position(s); "
+                f"fills simulated at last price ± {self.slippage * 1e4:g} bps, fee {self.fee_rate:.4%} of notional{cap}"
             ),
         )
 
     def market(self, symbol: str) -> Market | None:
         if self._markets is not None:
             return self._markets.get(symbol)
-        base, _, quote = symbol.partition("/")
-        return Market(symbol=symbol, base=base, quote=quote or self.currency)
+        exch, _, rest = symbol.rpartition(":")
+        base, _, quote = rest.partition("/")
+        return Market(symbol=symbol, base=base, quote=quote or self.currency, exchange=exch or None)
 
     def markets(self, symbols: list[str]) -> dict[str, Market]:
         return {s: m for s in symbols if (m := self.market(s)) is not None}
 
     def balances(self) -> dict[str, Balance]:
-        total = self._cash()
-        return {self.currency: Balance(self.currency, free=total - self._reserved_cash(), total=total)}
+        cash = self._cash_all()
+        reserved = self._reserved_cash()
+        return {k: Balance(k, free=v - reserved.get(k, 0.0), total=v) for k, v in cash.items()}
 
     def positions(self) -> dict[str, float]:
         t = self._t.paper_balances
         with self.store.engine.connect() as c:
-            rows = c.execute(select(t.c.asset, t.c.total).where(and_(t.c.account == self.account, t.c.asset != self.currency))).all()
+            rows = c.execute(select(t.c.asset, t.c.total).where(and_(t.c.account == self.account, t.c.kind != "cash"))).all()
         return {a: float(q) for a, q in rows if abs(q) > _EPS}
 
     def quotes(self, symbols: list[str]) -> dict[str, Quote]:
@@ -113,7 +168,8 @@ class PaperBroker:
         base = dict(
             account=self.account, client_order_id=order.client_order_id, broker_order_id=self._broker_id(order.client_order_id),
             symbol=order.symbol, side=order.side, type=order.type, quantity=float(order.quantity),
-            limit_price=order.limit_price, filled_quantity=0.0, fee=0.0, created_at=now, updated_at=now,
+            limit_price=order.limit_price, stop_price=order.stop_price, oco_group=order.oco_group,
+            filled_quantity=0.0, fee=0.0, created_at=now, updated_at=now,
         )
         if reason is not None:
             code, message = reason
@@ -125,7 +181,8 @@ class PaperBroker:
             quote = self._quotes[order.symbol]
             price = self._marketable_price(order, quote)
             if price is not None:
-                self._fill(c, order.client_order_id, order.symbol, order.side, float(order.quantity), price)
+                row = c.execute(self._select(order.client_order_id)).mappings().first()
+                self._fill(c, dict(row), float(order.quantity), price)
         return self.order_status(order.client_order_id)
 
     def cancel(self, client_order_id: str) -> BrokerOrder:
@@ -142,11 +199,17 @@ class PaperBroker:
     def open_orders(self) -> list[BrokerOrder]:
         return [self._to_order(r) for r in self._open_rows()]
 
-    def fills(self, since: pd.Timestamp | None = None) -> list[Fill]:
+    def fills_for(self, client_order_id: str) -> list[Fill]:
+        """One order's fills (the optional per-order extension of the protocol)."""
+        return self.fills(client_order_id=client_order_id)
+
+    def fills(self, since: pd.Timestamp | None = None, client_order_id: str | None = None) -> list[Fill]:
         t = self._t.paper_fills
         stmt = select(t).where(t.c.account == self.account)
         if since is not None:
             stmt = stmt.where(t.c.ts >= iso(since))
+        if client_order_id is not None:
+            stmt = stmt.where(t.c.client_order_id == client_order_id)
         with self.store.engine.connect() as c:
             rows = c.execute(stmt.order_by(t.c.ts, t.c.fill_id)).mappings().all()
         return [
@@ -156,39 +219,81 @@ class PaperBroker:
 
     # ---- the simulation -------------------------------------------------------------------------
     def on_bar(self, quotes: dict[str, Quote]) -> list[BrokerOrder]:
-        """Take the newest prices; resting limit orders whose price the bar crossed fill now (at
-        their limit, or at the open when the bar gapped through it). Returns the orders that filled."""
+        """Take the newest bar: resting orders it triggers fill now (limits at their price or the open
+        when the bar gapped through; stops at the stop or the open, less slippage; the unfilled rest
+        of market orders at the open), each capped by the bar's volume. Stops are tried before
+        take-profits, so a wide bar touching both exits at the stop. Returns the orders that filled."""
+        quotes = {s: q for s, q in ((s, _clean(q)) for s, q in quotes.items()) if q is not None}  # a bad print is no price
         self._quotes.update(quotes)
-        filled = []
-        for row in self._open_rows():
-            q = quotes.get(row["symbol"])
-            if q is None or row["type"] != "limit":
-                continue
-            limit = float(row["limit_price"])
-            low = q.low if q.low is not None else q.last
-            high = q.high if q.high is not None else q.last
-            opened = q.open if q.open is not None else q.last
-            if row["side"] == "buy" and low <= limit:
-                price = min(limit, opened)
-            elif row["side"] == "sell" and high >= limit:
-                price = max(limit, opened)
-            else:
-                continue
-            remaining = float(row["quantity"]) - float(row["filled_quantity"])
+        for s in quotes:
+            self._used[s] = 0.0
+        rank = {"market": 0, "stop_loss": 1, "limit": 2, "take_profit": 3}
+        rows = sorted((r for r in self._open_rows() if r["symbol"] in quotes), key=lambda r: (rank.get(r["type"], 9), r["created_at"]))
+        filled: list[str] = []
+        for r in rows:
             with self.store.begin() as c:
-                self._fill(c, row["client_order_id"], row["symbol"], row["side"], remaining, price)
-            filled.append(self.order_status(row["client_order_id"]))
-        return filled
+                row = c.execute(self._select(r["client_order_id"])).mappings().first()
+                if row is None or row["status"] not in _OPEN:  # an OCO sibling filled earlier in this bar
+                    continue
+                row = dict(row)
+                price = self._trigger_price(row, quotes[row["symbol"]])
+                if price is None:
+                    continue
+                if self._fill(c, row, float(row["quantity"]) - float(row["filled_quantity"]), price) > 0:
+                    filled.append(row["client_order_id"])
+        return [self.order_status(cid) for cid in filled]
+
+    def _costs(self, symbol: str) -> tuple[float, float]:
+        m = self.market(symbol)
+        exch = (m.exchange if m is not None else None) or symbol.rpartition(":")[0]
+        return self.exchange_costs.get(exch, (self.fee_rate, self.slippage))
+
+    def _trigger_price(self, row: dict, q: Quote) -> float | None:
+        low = q.low if q.low is not None else q.last
+        high = q.high if q.high is not None else q.last
+        opened = q.open if q.open is not None else q.last
+        buy = row["side"] == "buy"
+        _, slip = self._costs(row["symbol"])
+        kind = row["type"]
+        if kind == "market" or (kind == "stop_loss" and float(row["filled_quantity"]) > 0):  # a triggered stop keeps filling
+            return opened * (1 + slip) if buy else opened * (1 - slip)
+        if kind == "stop_loss":
+            stop = float(row["stop_price"])
+            if buy and high >= stop:
+                return max(stop, opened) * (1 + slip)
+            if not buy and low <= stop:
+                return min(stop, opened) * (1 - slip)
+            return None
+        limit = float(row["limit_price"])  # limit and take_profit rest at their price
+        if buy and low <= limit:
+            return min(limit, opened)
+        if not buy and high >= limit:
+            return max(limit, opened)
+        return None
 
     def _marketable_price(self, order: OrderRequest, quote: Quote) -> float | None:
+        _, slip = self._costs(order.symbol)
         sign = 1.0 if order.side == "buy" else -1.0
-        slipped = quote.last * (1.0 + sign * self.slippage)
+        slipped = quote.last * (1.0 + sign * slip)
         if order.type == "market":
             return slipped
+        if order.type != "limit":  # exits rest until a later bar triggers them
+            return None
         limit = float(order.limit_price)
         if order.side == "buy":
             return min(limit, slipped) if limit >= quote.last else None
         return max(limit, slipped) if limit <= quote.last else None
+
+    def _capacity(self, symbol: str) -> float:
+        q = self._quotes.get(symbol)
+        if self.max_volume_share is None or q is None or q.volume is None or not math.isfinite(q.volume):
+            return math.inf
+        return max(self.max_volume_share * q.volume - self._used.get(symbol, 0.0), 0.0)
+
+    def _settlement(self, symbol: str, cash: Mapping[str, float] | None = None) -> str:
+        m = self.market(symbol)
+        cash = cash if cash is not None else self._cash_all()
+        return m.quote if m is not None and m.quote in cash else self.currency
 
     def _validate(self, order: OrderRequest) -> tuple[str, str] | None:
         market = self.market(order.symbol)
@@ -197,33 +302,59 @@ class PaperBroker:
         quote = self._quotes.get(order.symbol)
         if quote is None or not (quote.last and math.isfinite(quote.last) and quote.last > 0):
             return "no_price", f"no price for {order.symbol} yet: the paper broker prices only from bars fed through on_bar()"
-        lots = order.quantity / market.lot_size
-        if abs(lots - round(lots)) > 1e-6 * max(1.0, abs(lots)):
+        if not _on_grid(order.quantity, market.lot_size):
             return "lot_size", f"quantity {order.quantity:g} of {order.symbol} is not a multiple of the lot size {market.lot_size:g}"
-        ref = float(order.limit_price) if order.type == "limit" else quote.last
+        for name in ("limit_price", "stop_price"):
+            px = getattr(order, name)
+            if px is not None and not _on_grid(px, market.tick_size):
+                return "tick_size", f"{name} {px:g} of {order.symbol} is not a multiple of the tick size {market.tick_size:g}"
+        sell = order.side == "sell"
+        if order.type == "stop_loss" and (order.stop_price >= quote.last if sell else order.stop_price <= quote.last):
+            return "bad_price", f"a {order.side} stop at {order.stop_price:g} would trigger at once ({order.symbol} last {quote.last:g})"
+        if order.type == "take_profit" and (order.limit_price <= quote.last if sell else order.limit_price >= quote.last):
+            return "bad_price", f"a {order.side} take-profit at {order.limit_price:g} would trigger at once ({order.symbol} last {quote.last:g})"
+        ref = {"limit": order.limit_price, "take_profit": order.limit_price, "stop_loss": order.stop_price}.get(order.type) or quote.last
         if order.quantity * ref < market.min_notional:
             return "min_notional", f"order notional {order.quantity * ref:,.2f} is below {order.symbol}'s minimum {market.min_notional:,.2f}"
-        if order.side == "buy":
-            price = self._marketable_price(order, quote) or float(order.limit_price)
-            cost = order.quantity * price * (1.0 + self.fee_rate)
-            free = self._cash() - self._reserved_cash()
+        if not sell:
+            fee, _ = self._costs(order.symbol)
+            price = self._marketable_price(order, quote) or float(order.limit_price or order.stop_price)
+            cost = order.quantity * price * (1.0 + fee)
+            cash = self._cash_all()
+            ccy = self._settlement(order.symbol, cash)
+            free = cash.get(ccy, 0.0) - self._reserved_cash().get(ccy, 0.0)
             if cost > free + 1e-9:
-                return "insufficient_funds", f"buying {order.quantity:g} {order.symbol} needs {cost:,.2f} {self.currency}; {free:,.2f} is free"
+                return "insufficient_funds", f"buying {order.quantity:g} {order.symbol} needs {cost:,.2f} {ccy}; {free:,.2f} is free"
         else:
-            held = self.positions().get(order.symbol, 0.0) - self._reserved_qty(order.symbol)
+            held = self._holding(order.symbol) - self._reserved_qty(order.symbol, order.oco_group)
             if order.quantity > held * (1 + 1e-12) + _EPS:
                 return "insufficient_position", f"selling {order.quantity:g} {order.symbol} but only {held:g} is held and free (spot: no short sales)"
         return None
 
-    def _fill(self, c, cid: str, symbol: str, side: str, quantity: float, price: float) -> None:
-        """One fill, booked atomically: order, cash, holding, fill row (inside the caller's transaction)."""
+    def _fill(self, c, row: dict, wanted: float, price: float) -> float:
+        """Fill up to ``wanted`` of an order at ``price``, capped by the bar's volume (and, for buys, by
+        the cash at hand), booked atomically: order, cash, holding, fill row; an OCO fill cancels its
+        siblings. Returns the quantity filled (0 when the bar has no volume left)."""
         t = self._t.paper_orders
-        notional = quantity * price
-        fee = notional * self.fee_rate
+        cid, symbol, side = row["client_order_id"], row["symbol"], row["side"]
+        market = self.market(symbol)
+        lot = market.lot_size if market is not None else 0.0
+        fee_rate, _ = self._costs(symbol)
+        cash = self._cash_all(c)
+        ccy = self._settlement(symbol, cash)
+        qty = min(wanted, self._capacity(symbol))
+        if side == "buy":
+            qty = min(qty, max(cash.get(ccy, 0.0), 0.0) / (price * (1.0 + fee_rate)))
+        if qty < wanted - _EPS:
+            qty = _floor_lot(qty, lot)
+        if qty <= _EPS:
+            return 0.0
+        self._used[symbol] = self._used.get(symbol, 0.0) + qty
+        notional = qty * price
+        fee = notional * fee_rate
         sign = 1.0 if side == "buy" else -1.0
-        row = c.execute(select(t).where(and_(t.c.account == self.account, t.c.client_order_id == cid))).mappings().first()
         filled0, avg0 = float(row["filled_quantity"]), float(row["average_price"] or 0.0)
-        filled1 = filled0 + quantity
+        filled1 = filled0 + qty
         status = "FILLED" if filled1 >= float(row["quantity"]) - _EPS else "PARTIALLY_FILLED"
         now = iso(utcnow())
         c.execute(
@@ -232,22 +363,29 @@ class PaperBroker:
                 fee=float(row["fee"]) + fee, updated_at=now,
             )
         )
-        self._add_balance(c, self.currency, -sign * notional - fee)
-        self._add_balance(c, symbol, sign * quantity)
+        self._add_balance(c, ccy, -sign * notional - fee, "cash")
+        self._add_balance(c, symbol, sign * qty, "holding")
         n = c.execute(select(self._t.paper_fills.c.fill_id).where(self._t.paper_fills.c.client_order_id == cid)).all()
         c.execute(
             insert(self._t.paper_fills).values(
                 fill_id=f"{self._broker_id(cid)}-{len(n) + 1}", account=self.account, client_order_id=cid, symbol=symbol,
-                side=side, quantity=quantity, price=price, fee=fee, fee_currency=self.currency, ts=now,
+                side=side, quantity=qty, price=price, fee=fee, fee_currency=ccy, ts=now,
             )
         )
+        if row.get("oco_group"):
+            c.execute(
+                update(t)
+                .where(and_(t.c.account == self.account, t.c.oco_group == row["oco_group"], t.c.client_order_id != cid, t.c.status.in_(_OPEN)))
+                .values(status="CANCELLED", reason=f"oco: {cid} filled", updated_at=now)
+            )
+        return qty
 
-    def _add_balance(self, c, asset: str, delta: float) -> None:
+    def _add_balance(self, c, asset: str, delta: float, kind: str) -> None:
         b = self._t.paper_balances
         key = and_(b.c.account == self.account, b.c.asset == asset)
         cur = c.execute(select(b.c.total).where(key)).first()
         if cur is None:
-            c.execute(insert(b).values(account=self.account, asset=asset, total=delta))
+            c.execute(insert(b).values(account=self.account, asset=asset, total=delta, kind=kind))
         else:
             value = float(cur[0]) + delta
             dust = _EPS + 1e-12 * abs(float(cur[0]))  # selling a whole holding leaves exactly zero
@@ -257,14 +395,17 @@ class PaperBroker:
     def _broker_id(self, cid: str) -> str:
         return "P" + hashlib.sha1(f"{self.account}|{cid}".encode()).hexdigest()[:15]
 
+    def _select(self, cid: str):
+        t = self._t.paper_orders
+        return select(t).where(and_(t.c.account == self.account, t.c.client_order_id == cid))
+
     def _update(self, cid: str):
         t = self._t.paper_orders
         return update(t).where(and_(t.c.account == self.account, t.c.client_order_id == cid))
 
     def _row(self, cid: str) -> dict | None:
-        t = self._t.paper_orders
         with self.store.engine.connect() as c:
-            r = c.execute(select(t).where(and_(t.c.account == self.account, t.c.client_order_id == cid))).mappings().first()
+            r = c.execute(self._select(cid)).mappings().first()
         return dict(r) if r is not None else None
 
     def _require(self, cid: str) -> dict:
@@ -273,27 +414,58 @@ class PaperBroker:
             raise OrderRejected("unknown_order", f"the paper account '{self.account}' has no order {cid}")
         return row
 
-    def _open_rows(self) -> list[dict]:
+    def _open_rows(self, side: str | None = None, symbol: str | None = None) -> list[dict]:
         t = self._t.paper_orders
-        stmt = select(t).where(and_(t.c.account == self.account, t.c.status.in_(["SUBMITTED", "PARTIALLY_FILLED"])))
+        stmt = select(t).where(and_(t.c.account == self.account, t.c.status.in_(_OPEN)))
+        if side is not None:
+            stmt = stmt.where(t.c.side == side)
+        if symbol is not None:
+            stmt = stmt.where(t.c.symbol == symbol)
         with self.store.engine.connect() as c:
             return [dict(r) for r in c.execute(stmt.order_by(t.c.created_at)).mappings().all()]
 
-    def _cash(self) -> float:
+    def _cash_all(self, conn=None) -> dict[str, float]:
+        b = self._t.paper_balances
+        stmt = select(b.c.asset, b.c.total).where(and_(b.c.account == self.account, b.c.kind == "cash"))
+        if conn is not None:
+            return {a: float(v) for a, v in conn.execute(stmt).all()}
+        with self.store.engine.connect() as c:
+            return {a: float(v) for a, v in c.execute(stmt).all()}
+
+    def _holding(self, symbol: str) -> float:
         b = self._t.paper_balances
         with self.store.engine.connect() as c:
-            v = c.execute(select(b.c.total).where(and_(b.c.account == self.account, b.c.asset == self.currency))).scalar()
+            v = c.execute(select(b.c.total).where(and_(b.c.account == self.account, b.c.asset == symbol, b.c.kind != "cash"))).scalar()
         return float(v or 0.0)
 
-    def _reserved_cash(self) -> float:
-        return sum(
-            (float(r["quantity"]) - float(r["filled_quantity"])) * float(r["limit_price"]) * (1.0 + self.fee_rate)
-            for r in self._open_rows()
-            if r["side"] == "buy" and r["limit_price"] is not None
-        )
+    def _cash(self) -> float:
+        return self._cash_all().get(self.currency, 0.0)
 
-    def _reserved_qty(self, symbol: str) -> float:
-        return sum(float(r["quantity"]) - float(r["filled_quantity"]) for r in self._open_rows() if r["side"] == "sell" and r["symbol"] == symbol)
+    def _reserved_cash(self) -> dict[str, float]:
+        """Cash that open buy orders hold back, per settlement currency."""
+        out: dict[str, float] = {}
+        cash = self._cash_all()
+        for r in self._open_rows(side="buy"):
+            fee, slip = self._costs(r["symbol"])
+            q = self._quotes.get(r["symbol"])
+            px = r["limit_price"] or r["stop_price"] or (q.last * (1 + slip) if q is not None else 0.0)
+            ccy = self._settlement(r["symbol"], cash)
+            out[ccy] = out.get(ccy, 0.0) + (float(r["quantity"]) - float(r["filled_quantity"])) * float(px) * (1.0 + fee)
+        return out
+
+    def _reserved_qty(self, symbol: str, oco_group: str | None = None) -> float:
+        """Quantity open sell orders hold back; an OCO group reserves once (only one of it can fill),
+        and the group a new order joins does not count against it."""
+        groups: dict[str, float] = {}
+        total = 0.0
+        for r in self._open_rows(side="sell", symbol=symbol):
+            left = float(r["quantity"]) - float(r["filled_quantity"])
+            if r["oco_group"]:
+                if r["oco_group"] != oco_group:
+                    groups[r["oco_group"]] = max(groups.get(r["oco_group"], 0.0), left)
+            else:
+                total += left
+        return total + sum(groups.values())
 
     @staticmethod
     def _to_order(r: dict) -> BrokerOrder:
@@ -301,4 +473,5 @@ class PaperBroker:
             client_order_id=r["client_order_id"], symbol=r["symbol"], side=r["side"], quantity=float(r["quantity"]),
             status=r["status"], filled_quantity=float(r["filled_quantity"]), average_price=r["average_price"],
             fee=float(r["fee"]), broker_order_id=r["broker_order_id"], reason=r["reason"], type=r["type"], limit_price=r["limit_price"],
+            stop_price=r["stop_price"], oco_group=r["oco_group"],
         )

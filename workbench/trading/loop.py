@@ -17,14 +17,14 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import pandas as pd
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from workbench.brokers.base import AuthenticationError, Broker, BrokerStatus, ExchangeUnavailable, Market, OrderRequest, TemporaryBrokerError
+from workbench.brokers.base import EXIT_TYPES, AuthenticationError, Broker, BrokerStatus, ExchangeUnavailable, Market, OrderRequest, TemporaryBrokerError
 from workbench.config import CostModel, RiskLimits, SignalParams
 from workbench.data.panel import Panel
 from workbench.errors import ModelError, NoModelError
 from workbench.signals import Signal
 from workbench.trading.feeds import FeedTick, MarketFeed
 from workbench.trading.orders import OrderIntent, OrderManager, client_order_id
-from workbench.trading.portfolio import PortfolioSnapshot, snapshot
+from workbench.trading.portfolio import PortfolioSnapshot, after_fill, snapshot
 from workbench.trading.risk import RiskContext, evaluate, floor_to_lot
 from workbench.trading.store import Store, utcnow
 
@@ -198,6 +198,7 @@ class LiveContext:
     backoff_s: float = 0.2
     markets: dict[str, Market] = field(default_factory=dict)
     last_status: BrokerStatus | None = None
+    fx_rates: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -230,13 +231,14 @@ def _markets(ctx: LiveContext, symbols: list[str]) -> dict[str, Market]:
 
 
 def _snap(ctx: LiveContext, tick: FeedTick) -> PortfolioSnapshot:
-    return _retry(ctx, snapshot, ctx.broker, ctx.store, ctx.account, tick.now, tick.quotes)
+    return _retry(ctx, snapshot, ctx.broker, ctx.store, ctx.account, tick.now, tick.quotes, ctx.fx_rates)
 
 
 def exit_orders(ctx: LiveContext, tick: FeedTick, snap: PortfolioSnapshot) -> int:
-    """Stops and take-profits of open longs against this bar: low ≤ stop → sell, high ≥ take-profit →
-    sell (the stop wins when a wide bar touches both). Market sells at the bar's price: a stop-ish
-    fill until the broker holds real OCO exits."""
+    """The fallback for longs whose stops do not rest at the broker (the venue refused the exit
+    pair, e.g. a stop the price had already crossed): low ≤ stop → sell, high ≥ take-profit → sell,
+    at market. A leg that rests at the broker is left to do its job."""
+    resting = {(r["symbol"], r["type"]) for r in ctx.store.open_orders(ctx.account) if r["type"] in EXIT_TYPES}
     n = 0
     for sym, pos in snap.positions.items():
         q = tick.quotes.get(sym)
@@ -245,9 +247,9 @@ def exit_orders(ctx: LiveContext, tick: FeedTick, snap: PortfolioSnapshot) -> in
         low = q.low if q.low is not None else q.last
         high = q.high if q.high is not None else q.last
         why = None
-        if pos.stop_loss is not None and low <= pos.stop_loss:
+        if pos.stop_loss is not None and low <= pos.stop_loss and (sym, "stop_loss") not in resting:
             why = f"stop_loss {pos.stop_loss:.6g} hit (bar low {low:.6g})"
-        elif pos.take_profit is not None and high >= pos.take_profit:
+        elif pos.take_profit is not None and high >= pos.take_profit and (sym, "take_profit") not in resting:
             why = f"take_profit {pos.take_profit:.6g} hit (bar high {high:.6g})"
         if why is None:
             continue
@@ -266,6 +268,15 @@ def exit_orders(ctx: LiveContext, tick: FeedTick, snap: PortfolioSnapshot) -> in
     return n
 
 
+def _sync_exits(ctx: LiveContext) -> None:
+    try:
+        ctx.orders.sync_exits(ctx.cycle)
+    except (AuthenticationError, ExchangeUnavailable):
+        raise
+    except Exception as e:  # the market-sell fallback still guards the position
+        ctx.store.log_event("exit_error", f"cycle {ctx.cycle}: placing exit orders failed: {type(e).__name__}: {e}", "ERROR", ctx.run_id)
+
+
 def run_cycle(ctx: LiveContext) -> CycleResult:
     """One Phase 2 cycle; writes signals, orders, fills, positions, an equity row, a cycle row and a heartbeat."""
     t0 = time.perf_counter()
@@ -282,6 +293,7 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
 
     n_exits = 0
     if status.ok:
+        _sync_exits(ctx)
         n_exits = exit_orders(ctx, tick, _snap(ctx, tick))
     snap = _snap(ctx, tick)
 
@@ -295,6 +307,7 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
         now=tick.now, stale_after_s=ctx.stale_after_s, cycle_sides={k: tuple(v) for k, v in sides.items()},
     )
     n_orders, n_rej = n_exits, 0
+    rejected: list[tuple[str, str, str]] = []  # written in one batch after the signals
     for s in sigs:
         if s.signal == "HOLD":
             continue
@@ -303,7 +316,7 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
             if not d.accepted:
                 n_rej += 1
                 for r in d.rejections:
-                    ctx.store.log_event("risk_rejection", f"cycle {ctx.cycle}: {s.signal} {s.symbol} rejected by {r.rule}: {r.message}", "INFO", ctx.run_id)
+                    rejected.append(("risk_rejection", f"cycle {ctx.cycle}: {s.signal} {s.symbol} rejected by {r.rule}: {r.message}", "INFO"))
                 continue
             req = OrderRequest(client_order_id(ctx.run_id, ctx.cycle, s.symbol, d.side), s.symbol, d.side, d.quantity)
             buy = d.side == "buy"
@@ -313,15 +326,22 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
             )
             ans = ctx.orders.submit(intent)
             n_orders += 1
-            if ans.filled_quantity > 0:
-                rctx = replace(rctx, snapshot=_snap(ctx, tick))
+            if ans.filled_quantity > 0:  # exact arithmetic from the fill, no new round of broker calls
+                m = ctx.markets.get(s.symbol)
+                rctx = replace(rctx, snapshot=after_fill(
+                    rctx.snapshot, s.symbol, ans.side, ans.filled_quantity, float(ans.average_price), ans.fee,
+                    tick.quotes[s.symbol].last, m.quote if m is not None else None,
+                ))
         except (AuthenticationError, ExchangeUnavailable):
             raise
         except Exception as e:  # one bad signal must not stop the others
-            ctx.store.log_event("signal_error", f"cycle {ctx.cycle}: {s.signal} {s.symbol} failed: {type(e).__name__}: {e}", "ERROR", ctx.run_id)
+            rejected.append(("signal_error", f"cycle {ctx.cycle}: {s.signal} {s.symbol} failed: {type(e).__name__}: {e}", "ERROR"))
+    ctx.store.log_events(rejected, ctx.run_id)
+    if status.ok:
+        _sync_exits(ctx)
 
     post = _snap(ctx, tick)
-    ctx.store.add_equity(ctx.run_id, ctx.account, tick.now, post.cash, post.positions_value, post.equity, post.day_start_equity)
+    ctx.store.add_equity(ctx.run_id, ctx.account, tick.now, post.cash, post.positions_value, post.equity, post.day_start_equity, cycle=ctx.cycle)
     ctx.store.add_cycle(
         ctx.run_id, ctx.cycle, started, utcnow(), tick.now, len(sigs), n_orders, post.equity,
         f"{n_orders} order(s), {n_exits} exit(s), {n_rej} rejection(s); daily P&L {post.daily_pnl_pct:+.2%}",

@@ -2,7 +2,14 @@
 
 The rule that makes restarts safe: an order is recorded NEW in the store *before* the broker hears
 of it, under a client order id derived from (run, cycle, symbol, side). After a crash, ``reconcile``
-asks the broker what became of every non-final order by that id — it never sends one again.
+asks the broker what became of every non-final order by that id. An order the venue does not know
+yet is not declared dead at once — venues are eventually consistent — but given ``unknown_grace_s``;
+within it a NEW order (the crash came between our write and the venue's answer) is sent again under
+the *same* id, which the venue deduplicates, so a re-send can never make a second order. Past the
+grace period it is REJECTED, never re-sent.
+
+Entries that carry a stop-loss and a take-profit get them as resting exit orders at the broker, an
+OCO pair (a fill of one cancels the other), kept in step with the position by ``sync_exits``.
 
     NEW ──► SUBMITTED ──► PARTIALLY_FILLED ──► FILLED
      │          │                │
@@ -14,14 +21,30 @@ asks the broker what became of every non-final order by that id — it never sen
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 import re
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from workbench.brokers.base import FINAL_STATUSES, Broker, BrokerOrder, Fill, OrderRejected, OrderRequest, TemporaryBrokerError
-from workbench.trading.store import Store, iso
+from workbench.brokers.base import (
+    EXIT_TYPES,
+    AuthenticationError,
+    ExchangeUnavailable,
+    FINAL_STATUSES,
+    Broker,
+    BrokerOrder,
+    Fill,
+    Market,
+    OrderRejected,
+    OrderRequest,
+    TemporaryBrokerError,
+)
+from workbench.trading.store import Store, iso, utcnow
 
 __all__ = [
     "STATUSES",
@@ -31,7 +54,32 @@ __all__ = [
     "client_order_id",
     "OrderIntent",
     "OrderManager",
+    "CRASH_HOOK_ENV",
 ]
+
+# Test-only: "<point>[@n]:<marker file>" makes the process write the marker and sleep at the n-th
+# (default first) passage through that point of ``submit`` ("after_new": recorded NEW, broker not
+# called; "after_place": the broker answered, the store not yet updated), so a crash test can
+# SIGKILL it at a known instant. Unset in real use.
+CRASH_HOOK_ENV = "WORKBENCH_CRASH_HOOK"
+_hook_passes: dict[str, int] = {}
+
+
+def _crash_hook(point: str) -> None:
+    spec = os.environ.get(CRASH_HOOK_ENV)
+    if not spec:
+        return
+    want, _, marker = spec.partition(":")
+    want, _, nth = want.partition("@")
+    if want != point:
+        return
+    _hook_passes[point] = _hook_passes.get(point, 0) + 1
+    if _hook_passes[point] != int(nth or 1):
+        return
+    with open(marker, "w") as f:
+        f.write(f"{point} {os.getpid()}\n")
+    while True:  # wait for SIGKILL
+        time.sleep(60)
 
 STATUSES = ("NEW", "SUBMITTED", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "EXPIRED")
 _NEXT: dict[str, frozenset[str]] = {
@@ -116,9 +164,14 @@ class OrderManager:
     """Writes every order and fill to the store, talks to the broker, keeps the store's position
     book (average price, stops, realised P&L) in step with fills. One per (store, broker, account)."""
 
-    def __init__(self, store: Store, broker: Broker, account: str, retries: int = 3, backoff_s: float = 0.2, run_id: int | None = None):
+    def __init__(
+        self, store: Store, broker: Broker, account: str, retries: int = 3, backoff_s: float = 0.2, run_id: int | None = None,
+        unknown_grace_s: float = 60.0,
+    ):
         self.store, self.broker, self.account = store, broker, account
         self.run_id = run_id
+        self.unknown_grace_s = float(unknown_grace_s)
+        self._markets: dict[str, Market] = {}
         self._retrying = dict(
             retry=retry_if_exception_type(TemporaryBrokerError),
             stop=stop_after_attempt(max(1, retries)),
@@ -135,28 +188,79 @@ class OrderManager:
     def submit(self, intent: OrderIntent) -> BrokerOrder:
         """Record NEW, send, record the answer. A broker rejection is recorded (REJECTED + event) and
         returned, not raised; a temporary error that outlasts the retries leaves the order NEW for
-        ``reconcile`` and is raised."""
+        ``reconcile`` and is raised. A known id is never sent as a new order: it is asked about.
+        A closing sell first withdraws the symbol's resting exit orders (they hold the position)."""
         req = intent.request
         existing = self.store.get_order(req.client_order_id)
         if existing is not None:
-            # Known id: never send twice — ask what became of it.
-            return self.refresh(req.client_order_id)
+            return self._resume(existing)
+        if req.side == "sell" and req.type not in EXIT_TYPES:
+            self.cancel_exits(req.symbol)
         self.store.insert_order(
             {
                 "client_order_id": req.client_order_id, "run_id": intent.run_id, "cycle": intent.cycle,
                 "account": self.account, "symbol": req.symbol, "side": req.side, "type": req.type,
-                "quantity": req.quantity, "limit_price": req.limit_price, "status": "NEW", "reason": intent.reason,
+                "quantity": req.quantity, "limit_price": req.limit_price, "stop_price": req.stop_price,
+                "oco_group": req.oco_group, "status": "NEW", "reason": intent.reason,
                 "stop_loss": intent.stop_loss, "take_profit": intent.take_profit,
             }
         )
+        _crash_hook("after_new")
+        return self._send(req, intent.reason)
+
+    def _send(self, req: OrderRequest, reason: str) -> BrokerOrder:
         try:
             answer = self._call(self.broker.place, req)
         except OrderRejected as e:
-            self.store.update_order(req.client_order_id, status="REJECTED", reason=f"{intent.reason}; rejected: {e.reason}", event_detail=str(e))
+            self.store.update_order(req.client_order_id, status="REJECTED", reason=f"{reason}; rejected: {e.reason}", event_detail=str(e))
             self.store.log_event("order_rejected", f"{req.side} {req.quantity:g} {req.symbol} rejected by broker: {e}", "WARNING", self.run_id)
-            return BrokerOrder(req.client_order_id, req.symbol, req.side, req.quantity, "REJECTED", reason=e.reason, type=req.type, limit_price=req.limit_price)
+            return BrokerOrder(
+                req.client_order_id, req.symbol, req.side, req.quantity, "REJECTED", reason=e.reason, type=req.type,
+                limit_price=req.limit_price, stop_price=req.stop_price, oco_group=req.oco_group,
+            )
+        _crash_hook("after_place")
         self._apply(answer)
         return answer
+
+    @staticmethod
+    def request_of(row: Mapping) -> OrderRequest:
+        """The request an order row was sent as (to re-send it under the same id)."""
+        return OrderRequest(
+            row["client_order_id"], row["symbol"], row["side"], float(row["quantity"]), row["type"],
+            limit_price=row.get("limit_price"), stop_price=row.get("stop_price"), oco_group=row.get("oco_group"),
+        )
+
+    def _age_s(self, row: Mapping) -> float:
+        return (utcnow() - pd.Timestamp(row["created_at"])).total_seconds()
+
+    def _resume(self, row: dict, resend: bool = True) -> BrokerOrder:
+        """A known order: ask the venue. Unknown there: NEW within the grace period → send again under
+        the same id (idempotent) when ``resend``; a younger SUBMITTED → wait; past the grace period → REJECTED."""
+        cid = row["client_order_id"]
+        try:
+            return self.refresh(cid)
+        except OrderRejected as e:
+            if e.reason != "unknown_order":
+                raise
+            if row["status"] in FINAL_STATUSES:
+                return self._from_row(row)
+            if self._age_s(row) <= self.unknown_grace_s:
+                if row["status"] != "NEW" or not resend:
+                    return self._from_row(row)  # the venue has not caught up yet, or not now
+                self.store.log_event("resend", f"order {cid} ({row['side']} {row['symbol']}) never reached the broker: sent again under the same id", "WARNING", self.run_id)
+                return self._send(self.request_of(row), row["reason"] or "")
+            self.store.update_order(cid, status="REJECTED", reason=f"not found at the broker after {self.unknown_grace_s:g}s; not re-sent", event_detail=str(e))
+            self.store.log_event("reconcile", f"order {cid} ({row['side']} {row['symbol']}) never reached the broker: marked REJECTED, not re-sent", "WARNING", self.run_id)
+            return self._from_row(self.store.get_order(cid))
+
+    @staticmethod
+    def _from_row(row: Mapping) -> BrokerOrder:
+        return BrokerOrder(
+            row["client_order_id"], row["symbol"], row["side"], float(row["quantity"]), row["status"],
+            filled_quantity=float(row["filled_quantity"] or 0.0), average_price=row["average_price"], fee=float(row["fee"] or 0.0),
+            broker_order_id=row["broker_order_id"], reason=row["reason"], type=row["type"], limit_price=row["limit_price"],
+            stop_price=row.get("stop_price"), oco_group=row.get("oco_group"),
+        )
 
     def refresh(self, cid: str) -> BrokerOrder:
         """Ask the broker about one order and bring the store up to date."""
@@ -165,32 +269,110 @@ class OrderManager:
         return answer
 
     def refresh_open(self) -> list[BrokerOrder]:
-        """Every non-final order of this account, refreshed (fills of resting limit orders land here)."""
-        return self._refresh_all("a refresh")
+        """Every non-final order of this account, refreshed (fills of resting orders land here); an
+        order that never reached the venue is sent again here, in a cycle, with fresh prices."""
+        return self._refresh_all(resend=True)
 
     def reconcile(self) -> list[BrokerOrder]:
-        """Start-up: ask the broker about every non-final order in the store, by client id, and update
-        the store. Orders the broker never heard of are marked REJECTED (never re-sent)."""
-        return self._refresh_all("a restart")
+        """Start-up: ask the broker about every non-final order in the store, by client id, and bring
+        the store up to date. Nothing is sent here: an order the venue never got waits for the next
+        cycle (``refresh_open`` or the re-run of its own cycle), within its grace period."""
+        return self._refresh_all(resend=False)
 
-    def _refresh_all(self, when: str) -> list[BrokerOrder]:
+    def _refresh_all(self, resend: bool) -> list[BrokerOrder]:
+        """One ``open_orders`` call answers for every order still resting unchanged; only orders that
+        moved (new fills, final, unknown) are looked at one by one. One order's trouble (a temporary
+        error, an adapter bug) is logged and the others go on; only errors that stop trading escape."""
+        rows = self.store.open_orders(self.account)
+        if not rows:
+            return []
+        venue_open = {o.client_order_id: o for o in self._call(self.broker.open_orders)}
         out = []
-        for row in self.store.open_orders(self.account):
-            cid = row["client_order_id"]
+        for row in rows:
             try:
-                out.append(self.refresh(cid))
-            except OrderRejected as e:
-                if e.reason != "unknown_order":
-                    raise
-                # The send failed before the venue took it (we write before we send): it is dead.
-                self.store.update_order(cid, status="REJECTED", reason=f"not found at the broker on {when}; not re-sent", event_detail=str(e))
-                self.store.log_event("reconcile", f"order {cid} ({row['side']} {row['symbol']}) never reached the broker: marked REJECTED, not re-sent", "WARNING", self.run_id)
+                o = venue_open.get(row["client_order_id"])
+                if o is not None and o.status == row["status"] and abs(o.filled_quantity - float(row["filled_quantity"] or 0.0)) <= 1e-12:
+                    out.append(o)  # resting, nothing new
+                elif o is not None:
+                    self._apply(o)
+                    out.append(o)
+                else:
+                    out.append(self._resume(row, resend))
+            except (AuthenticationError, ExchangeUnavailable):
+                raise
+            except Exception as e:
+                self.store.log_event("refresh_failed", f"order {row['client_order_id']}: {type(e).__name__}: {e}", "ERROR", self.run_id)
         return out
 
     def cancel(self, cid: str) -> BrokerOrder:
         answer = self._call(self.broker.cancel, cid)
         self._apply(answer)
         return answer
+
+    def cancel_exits(self, symbol: str) -> list[BrokerOrder]:
+        """Withdraw the resting stop-loss/take-profit orders of one symbol."""
+        out = []
+        for row in self.store.open_orders(self.account):
+            if row["symbol"] == symbol and row["type"] in EXIT_TYPES:
+                try:
+                    out.append(self.cancel(row["client_order_id"]))
+                except OrderRejected as e:
+                    self.store.log_event("cancel_failed", f"cancel exit {row['client_order_id']}: {e}", "WARNING", self.run_id)
+        return out
+
+    def _market(self, symbol: str) -> Market | None:
+        if symbol not in self._markets:
+            self._markets.update(self._call(self.broker.markets, [symbol]))
+        return self._markets.get(symbol)
+
+    def sync_exits(self, cycle: int | None) -> int:
+        """Keep one resting OCO exit pair (stop-loss + take-profit sells) per long that has stops, sized
+        to the position less other open sells. A pair of the wrong size is cancelled and replaced; the
+        ids are deterministic in (run, cycle, symbol, how many pairs this run placed for it), so a
+        re-run of a crashed cycle finds its own orders instead of sending new ones. Returns orders placed."""
+        book = self.store.position_book(self.account)
+        by_symbol: dict[str, list[dict]] = {}
+        for r in self.store.open_orders(self.account):
+            by_symbol.setdefault(r["symbol"], []).append(r)
+        placed = 0
+        for sym, pos in book.items():
+            qty = float(pos["quantity"] or 0.0)
+            sl, tp = pos.get("stop_loss"), pos.get("take_profit")
+            mine = by_symbol.get(sym, [])
+            exits = [r for r in mine if r["type"] in EXIT_TYPES]
+            if qty <= 0 and not exits:
+                continue
+            market = self._market(sym)
+            lot = market.lot_size if market is not None else 0.0
+            tick = market.tick_size if market is not None else 0.0
+            other = sum(float(r["quantity"]) - float(r["filled_quantity"] or 0) for r in mine if r["side"] == "sell" and r["type"] not in EXIT_TYPES)
+            want = _floor(qty - other, lot) if qty > 0 and (sl is not None or tp is not None) else 0.0
+            groups = {r["oco_group"] for r in exits}
+            have = max((float(r["quantity"]) - float(r["filled_quantity"] or 0) for r in exits), default=0.0)
+            if len(groups) <= 1 and abs(have - want) <= 1e-9 * max(1.0, want):
+                continue
+            for r in exits:
+                try:
+                    self.cancel(r["client_order_id"])
+                except OrderRejected as e:
+                    self.store.log_event("cancel_failed", f"cancel exit {r['client_order_id']}: {e}", "WARNING", self.run_id)
+            if want <= 0:
+                continue
+            k = self.store.count_oco_groups(self.account, sym, self.run_id)
+            run = self.run_id if self.run_id is not None else 0
+            stop_id = client_order_id(run, cycle or 0, sym, "sell", f"s{k}")
+            group = "g" + stop_id
+            legs = []
+            if sl is not None:
+                legs.append(OrderRequest(stop_id, sym, "sell", want, "stop_loss", stop_price=_to_tick(sl, tick), oco_group=group))
+            if tp is not None:
+                legs.append(OrderRequest(client_order_id(run, cycle or 0, sym, "sell", f"t{k}"), sym, "sell", want, "take_profit",
+                                         limit_price=_to_tick(tp, tick), oco_group=group))
+            for req in legs:
+                why = f"exit {req.type} {req.stop_price or req.limit_price:.6g} for {want:g} {sym}"
+                ans = self.submit(OrderIntent(req, self.run_id, cycle, why))
+                placed += ans.status != "REJECTED"
+        return placed
 
     def cancel_all(self) -> list[BrokerOrder]:
         """Cancel every open order the broker or the store knows of for this account."""
@@ -213,11 +395,12 @@ class OrderManager:
                 {
                     "client_order_id": cid, "run_id": self.run_id, "account": self.account, "symbol": answer.symbol,
                     "side": answer.side, "type": answer.type, "quantity": answer.quantity, "limit_price": answer.limit_price,
-                    "status": "NEW", "reason": "adopted from broker",
+                    "stop_price": answer.stop_price, "oco_group": answer.oco_group, "status": "NEW", "reason": "adopted from broker",
                 }
             )
             row = self.store.get_order(cid)
-        self._record_fills(cid, row)
+        if float(answer.filled_quantity) > float(row["filled_quantity"] or 0.0) + 1e-12 or answer.is_final:
+            self._record_fills(cid, row)
         try:
             steps = path(row["status"], answer.status)
         except InvalidTransition as e:
@@ -231,24 +414,27 @@ class OrderManager:
         )
         if not steps:
             return
-        for i, status in enumerate(steps):
-            last = i == len(steps) - 1
-            fields = dict(common) if last else {}
-            if last and answer.reason and status in ("REJECTED", "CANCELLED", "EXPIRED"):
-                fields["reason"] = f"{row['reason'] or ''}; {answer.reason}".strip("; ")
-            self.store.update_order(cid, status=status, event_detail=answer.reason if last else None, **fields)
+        if answer.reason and steps[-1] in ("REJECTED", "CANCELLED", "EXPIRED"):
+            common["reason"] = f"{row['reason'] or ''}; {answer.reason}".strip("; ")
+        self.store.advance_order(cid, steps, answer.reason, **common)
 
     def _record_fills(self, cid: str, row: dict) -> None:
-        since = pd.Timestamp(row["created_at"]) - pd.Timedelta(seconds=1) if row.get("created_at") else None
-        for fill in self._call(self.broker.fills, since):
-            if fill.client_order_id != cid:
-                continue
-            if self.store.add_fill(fill, self.account):
-                self._apply_fill(fill, row)
+        """New fills of one order. A broker that can list one order's fills (``fills_for``, optional)
+        is asked for those; otherwise its fills since the order was created are filtered."""
+        by_order = getattr(self.broker, "fills_for", None)
+        if callable(by_order):
+            fills = self._call(by_order, cid)
+        else:
+            since = pd.Timestamp(row["created_at"]) - pd.Timedelta(seconds=1) if row.get("created_at") else None
+            fills = self._call(self.broker.fills, since)
+        for fill in fills:
+            if fill.client_order_id == cid:
+                self._apply_fill(fill, row)  # a fill already recorded is skipped inside, atomically
 
     def _apply_fill(self, fill: Fill, order_row: dict) -> None:
         """Average price carries the buy fees (cost basis), so unrealised P&L = equity change exactly;
-        realised P&L on a sell = (price − average) × quantity − sell fee."""
+        realised P&L on a sell = (price − average) × quantity − sell fee. Fill, position and event
+        are written in one transaction, so a crash never books a fill without its position."""
         pos = self.store.get_position(self.account, fill.symbol) or {"quantity": 0.0, "average_price": None, "realized_pnl": 0.0}
         q0, avg0 = float(pos["quantity"] or 0.0), float(pos["average_price"] or 0.0)
         realized = float(pos["realized_pnl"] or 0.0)
@@ -269,9 +455,21 @@ class OrderManager:
             if q1 == 0.0:
                 fields.update(average_price=None, stop_loss=None, take_profit=None)
         fields.update(quantity=q1, realized_pnl=realized)
-        self.store.upsert_position(self.account, fill.symbol, **fields)
-        self.store.log_event(
-            "fill", f"{fill.side} {fill.quantity:g} {fill.symbol} @ {fill.price:.6g} fee {fill.fee:.4g} ({fill.client_order_id}) at {iso(fill.ts)}",
-            "INFO", self.run_id,
-        )
+        msg = f"{fill.side} {fill.quantity:g} {fill.symbol} @ {fill.price:.6g} fee {fill.fee:.4g} ({fill.client_order_id}) at {iso(fill.ts)}"
+        self.store.book_fill(fill, self.account, fields, msg, self.run_id)
 
+def _floor(quantity: float, lot: float) -> float:
+    if not (quantity > 0) or not math.isfinite(quantity):
+        return 0.0
+    if not lot or lot <= 0:
+        return quantity
+    n = math.floor(quantity / lot + 1e-9)
+    digits = max(0, -math.floor(math.log10(lot))) + 3
+    return max(round(n * lot, digits), 0.0)
+
+
+def _to_tick(price: float, tick: float) -> float:
+    if not tick or tick <= 0:
+        return float(price)
+    digits = max(0, -math.floor(math.log10(tick))) + 3
+    return round(round(price / tick) * tick, digits)

@@ -162,16 +162,18 @@ def entry_cost_factor(costs: CostModel) -> float:
 
 def size_entry(
     signal: Signal, equity: float, cash: float, price: float, market: Market, limits: RiskLimits, costs: CostModel,
-    held_quantity: float = 0.0,
+    held_quantity: float = 0.0, fx: float = 1.0,
 ) -> float:
-    """min(position cap left, risk budget / stop distance, affordable), floored to the lot size."""
-    if not (price > 0 and equity > 0):
+    """min(position cap left, risk budget / stop distance, affordable), floored to the lot size.
+    ``price`` and the stop are in the instrument's currency; equity and cash in the base currency,
+    ``fx`` base units per unit of the instrument's currency."""
+    if not (price > 0 and equity > 0 and fx > 0) or not math.isfinite(price):
         return 0.0
-    cap = limits.max_position_pct * equity / price - max(held_quantity, 0.0)
+    cap = limits.max_position_pct * equity / (price * fx) - max(held_quantity, 0.0)
     risk = math.inf
     if signal.stop_loss is not None and math.isfinite(signal.stop_loss) and abs(price - signal.stop_loss) > 0:
-        risk = limits.risk_per_trade_pct * equity / abs(price - signal.stop_loss)
-    afford = max(cash, 0.0) / (price * entry_cost_factor(costs))
+        risk = limits.risk_per_trade_pct * equity / (abs(price - signal.stop_loss) * fx)
+    afford = max(cash, 0.0) / (price * fx * entry_cost_factor(costs))
     return floor_to_lot(min(cap, risk, afford), market.lot_size)
 
 
@@ -207,25 +209,27 @@ def evaluate(signal: Signal, context: RiskContext) -> RiskDecision:
             return RiskDecision(False, 0.0, [Rejection("position_size", f"quantity rounds to zero: {held:g} held, lot {market.lot_size:g}")])
         return RiskDecision(True, qty, [], "sell", price)
 
-    # BUY: a new entry or an add to a long.
+    # BUY: a new entry or an add to a long. Values in the base currency: price × fx.
     out = [r for r in (check_daily_loss(snap, limits), check_stop(signal, price)) if r is not None]
     if out:
         return RiskDecision(False, 0.0, out)
+    fx = snap.rate(snap.settlement(market.quote))
+    cash = snap.cash_for(market.quote)
     cap_value = limits.max_position_pct * snap.equity
-    if held * price >= cap_value * (1 - 1e-9):
-        return RiskDecision(False, 0.0, [Rejection("position_cap", f"{signal.symbol} already {held * price:,.2f} ≥ cap {cap_value:,.2f} ({limits.max_position_pct:.0%} of equity)")])
-    qty = size_entry(signal, snap.equity, snap.cash, price, market, limits, context.costs, held)
+    if held * price * fx >= cap_value * (1 - 1e-9):
+        return RiskDecision(False, 0.0, [Rejection("position_cap", f"{signal.symbol} already {held * price * fx:,.2f} ≥ cap {cap_value:,.2f} ({limits.max_position_pct:.0%} of equity)")])
+    qty = size_entry(signal, snap.equity, cash, price, market, limits, context.costs, held, fx)
     if qty <= 0:
-        if snap.cash < market.lot_size * price * entry_cost_factor(context.costs):
-            return RiskDecision(False, 0.0, [Rejection("buying_power", f"{snap.cash:,.2f} cash does not buy one lot ({market.lot_size:g}) of {signal.symbol} at {price:g}")])
+        if cash < market.lot_size * price * fx * entry_cost_factor(context.costs):
+            return RiskDecision(False, 0.0, [Rejection("buying_power", f"{cash:,.2f} cash does not buy one lot ({market.lot_size:g}) of {signal.symbol} at {price:g}")])
         return RiskDecision(False, 0.0, [Rejection("position_size", f"quantity rounds to zero for {signal.symbol} at {price:g} (lot {market.lot_size:g})")])
     if qty * price < market.min_notional:
         return RiskDecision(False, 0.0, [Rejection("min_notional", f"{qty:g} × {price:g} = {qty * price:,.2f} is below {signal.symbol}'s minimum notional {market.min_notional:,.2f}")])
     final = [
         r
         for r in (
-            check_buying_power(qty * price * entry_cost_factor(context.costs), snap.cash),
-            check_position_cap((held + qty) * price, snap.equity, limits),
+            check_buying_power(qty * price * fx * entry_cost_factor(context.costs), cash),
+            check_position_cap((held + qty) * price * fx, snap.equity, limits),
         )
         if r is not None
     ]

@@ -37,9 +37,11 @@ def make_broker(settings: Any, store: Store, broker: str | Broker = "paper") -> 
     if broker == "paper":
         from workbench.brokers.paper import PaperBroker
 
+        pa = settings.paper
         return PaperBroker(
-            store, account="paper", currency="USD", starting_cash=settings.paper.starting_cash,
+            store, account="paper", currency=pa.currency, starting_cash={**pa.extra_cash, pa.currency: pa.starting_cash},
             fee_rate=settings.costs.fee_rate, slippage_bps=settings.costs.slippage_bps,
+            max_volume_share=pa.max_volume_share, exchange_costs=pa.exchange_costs,
         )
     raise ConfigError(f"broker {broker!r} is not available yet: use --broker paper (real brokers arrive in a later release)")
 
@@ -103,16 +105,33 @@ def run_live(
         store.finish_run(run_id, "FAILED", str(e))
         return run_id
     account = getattr(brk, "account", broker_name)
-    run_id = store.start_run(broker_name, env, account, model, interval, os.getpid())
+    crashed = _crashed_run(store, broker_name, account)
+    if crashed is not None:
+        run_id = int(crashed["id"])
+        store.update_run(run_id, pid=os.getpid(), heartbeat_at=utcnow(), message=None)
+        store.clear_checks(run_id)
+        store.log_event("run", f"run {run_id} resumed after a crash of pid {crashed['pid']} (last complete cycle {crashed['cycle']})", "WARNING", run_id)
+    else:
+        run_id = store.start_run(broker_name, env, account, model, interval, os.getpid())
     stop = _Stop()
     restore = _install_signal_handlers(stop)
     try:
-        return _run(settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop)
+        return _run(settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=crashed)
     finally:
         restore()
 
 
-def _run(settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop) -> int:
+def _crashed_run(store: Store, broker_name: str, account: str) -> dict | None:
+    """The latest run, when it is still RUNNING on this broker and account but its process is gone
+    (killed, machine lost power): it is resumed, not replaced, so the cycle it died in is re-run
+    under the same (run, cycle) and therefore the same client order ids — nothing is sent twice."""
+    run = store.latest_run()
+    if run is None or run["status"] != "RUNNING" or run["broker"] != broker_name or run["account"] != account:
+        return None
+    return run if not _alive(run["pid"]) else None
+
+
+def _run(settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=None) -> int:
     log = lambda kind, msg, level="INFO": store.log_event(kind, msg, level, run_id)  # noqa: E731
     factory = cached((lambda: engine) if engine is not None else registry_engine_factory(settings, model))
     log("run", f"run {run_id} started (pid {os.getpid()}, broker {getattr(brk, 'name', brk)}, model {model}, every {interval:g}s)")
@@ -129,15 +148,28 @@ def _run(settings, store, brk, account, run_id, model, interval, cycles, engine,
         store.update_run(run_id, model_ref=ref)
     ctx = None
     try:
+        last_cycle = int(resumed["cycle"] or 0) if resumed is not None else 0
+        if resumed is not None and resumed.get("cursor") is not None:
+            start_cursor = int(resumed["cursor"])
+        else:
+            start_cursor = _resume_cursor(store, run_id, store.run(run_id)["broker"])
         if feed is None:
-            feed = _default_feed(settings, eng, _resume_cursor(store, run_id, store.run(run_id)["broker"]))
-        orders = OrderManager(store, brk, account, run_id=run_id)
+            feed = _default_feed(settings, eng, start_cursor)
+        elif resumed is not None and resumed.get("cursor") is not None and hasattr(feed, "cursor"):
+            feed.cursor = start_cursor
+        if getattr(feed, "cursor", None) is not None:
+            store.update_run(run_id, cursor=int(feed.cursor))  # a crash in the first cycle resumes here
+        if resumed is not None:
+            n = store.discard_unfinished_cycle(run_id, last_cycle)
+            log("recover", f"cycle {last_cycle + 1} was cut short: {n} partial row(s) discarded, the cycle is re-run under the same order ids")
+        orders = OrderManager(store, brk, account, run_id=run_id, unknown_grace_s=settings.live.unknown_grace_s)
         reconciled = orders.reconcile()
         if reconciled:
             log("reconcile", f"{len(reconciled)} open order(s) from earlier runs reconciled with the broker")
         ctx = LiveContext(
             store=store, broker=brk, feed=feed, engine=eng, orders=orders, run_id=run_id, account=account,
-            limits=settings.risk, costs=settings.costs, stale_after_s=settings.live.stale_after_s,
+            limits=settings.risk, costs=settings.costs, stale_after_s=settings.live.stale_after_s, cycle=last_cycle,
+            fx_rates=dict(settings.live.fx_rates),
         )
         done, final_status, final_msg = 0, "STOPPED", None
         while True:

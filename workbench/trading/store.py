@@ -20,6 +20,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -139,6 +140,8 @@ orders = Table(
     Column("reason", Text),
     Column("stop_loss", Float),
     Column("take_profit", Float),
+    Column("stop_price", Float),  # a stop_loss order's trigger
+    Column("oco_group", String(64), index=True),  # exit pairs: a fill of one cancels the other
     Column("created_at", String(40), nullable=False),
     Column("updated_at", String(40), nullable=False),
 )
@@ -178,6 +181,7 @@ equity = Table(
     "equity", _meta,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", Integer, ForeignKey("runs.id"), index=True),
+    Column("cycle", Integer),
     Column("account", String(64)),
     Column("ts", String(40), nullable=False),
     Column("bar_ts", String(40)),
@@ -215,6 +219,7 @@ paper_balances = Table(
     Column("account", String(64), primary_key=True),
     Column("asset", String(64), primary_key=True),  # a currency (cash) or a traded symbol (holding)
     Column("total", Float, nullable=False),
+    Column("kind", String(8), nullable=False, default="holding"),  # "cash" | "holding"
 )
 paper_orders = Table(
     "paper_orders", _meta,
@@ -226,6 +231,8 @@ paper_orders = Table(
     Column("type", String(8), nullable=False),
     Column("quantity", Float, nullable=False),
     Column("limit_price", Float),
+    Column("stop_price", Float),
+    Column("oco_group", String(64)),
     Column("status", String(20), nullable=False),
     Column("filled_quantity", Float, nullable=False, default=0.0),
     Column("average_price", Float),
@@ -233,12 +240,13 @@ paper_orders = Table(
     Column("reason", Text),
     Column("created_at", String(40), nullable=False),
     Column("updated_at", String(40), nullable=False),
+    Index("ix_paper_orders_open", "account", "status", "symbol"),
 )
 paper_fills = Table(
     "paper_fills", _meta,
     Column("fill_id", String(64), primary_key=True),
     Column("account", String(64), nullable=False, index=True),
-    Column("client_order_id", String(64), nullable=False),
+    Column("client_order_id", String(64), nullable=False, index=True),
     Column("symbol", String(64), nullable=False),
     Column("side", String(4), nullable=False),
     Column("quantity", Float, nullable=False),
@@ -378,6 +386,13 @@ class Store:
         with self.engine.begin() as c:
             c.execute(insert(checks).values(run_id=run_id, seq=seq, name=name, ok=bool(ok), message=message, ts=iso(utcnow())))
 
+    def clear_checks(self, run_id: int) -> None:
+        """Forget a run's Phase 1 results (a resumed run checks again and records afresh)."""
+        from sqlalchemy import delete
+
+        with self.engine.begin() as c:
+            c.execute(delete(checks).where(checks.c.run_id == run_id))
+
     def checks(self, run_id: int) -> pd.DataFrame:
         stmt = select(checks).where(checks.c.run_id == run_id).order_by(checks.c.seq)
         return self._frame(stmt, [c.name for c in checks.columns])
@@ -427,7 +442,7 @@ class Store:
     def insert_order(self, row: Mapping[str, Any]) -> None:
         now = iso(utcnow())
         values = {"created_at": now, "updated_at": now, "filled_quantity": 0.0, "fee": 0.0, **row}
-        for k in ("quantity", "limit_price", "average_price", "stop_loss", "take_profit"):
+        for k in ("quantity", "limit_price", "stop_price", "average_price", "stop_loss", "take_profit"):
             if k in values:
                 values[k] = _f(values[k])
         with self.engine.begin() as c:
@@ -446,6 +461,42 @@ class Store:
             if "status" in fields:
                 c.execute(insert(order_events).values(client_order_id=client_order_id, ts=now, status=fields["status"], detail=event_detail))
 
+    def advance_order(self, client_order_id: str, steps: list[str], detail: str | None = None, **fields: Any) -> None:
+        """Move an order through ``steps`` (e.g. SUBMITTED, FILLED) in one transaction: the row takes
+        the last status and ``fields``, and every step is appended as an event (``detail`` on the last)."""
+        if not steps:
+            return
+        now = iso(utcnow())
+        with self.engine.begin() as c:
+            c.execute(update(orders).where(orders.c.client_order_id == client_order_id).values(status=steps[-1], updated_at=now, **fields))
+            c.execute(
+                insert(order_events),
+                [{"client_order_id": client_order_id, "ts": now, "status": st, "detail": detail if i == len(steps) - 1 else None} for i, st in enumerate(steps)],
+            )
+
+    def book_fill(self, fill: Any, account: str, position: Mapping[str, Any], message: str, run_id: int | None = None) -> bool:
+        """Record a broker fill, the position it leaves and its event in one transaction; False (and
+        nothing written) when the fill was already recorded — fills are replayed on reconcile."""
+        now = iso(utcnow())
+        pos = {k: (_f(v) if k != "updated_at" else v) for k, v in position.items()}
+        key = and_(positions.c.account == account, positions.c.symbol == fill.symbol)
+        with self.engine.begin() as c:
+            if c.execute(select(fills.c.fill_id).where(fills.c.fill_id == fill.fill_id)).first() is not None:
+                return False
+            c.execute(
+                insert(fills).values(
+                    fill_id=fill.fill_id, client_order_id=fill.client_order_id, account=account, symbol=fill.symbol,
+                    side=fill.side, quantity=float(fill.quantity), price=float(fill.price), fee=float(fill.fee),
+                    fee_currency=fill.fee_currency, ts=iso(fill.ts),
+                )
+            )
+            if c.execute(select(positions.c.symbol).where(key)).first() is None:
+                c.execute(insert(positions).values(account=account, symbol=fill.symbol, **{"quantity": 0.0, "realized_pnl": 0.0, **pos, "updated_at": now}))
+            else:
+                c.execute(update(positions).where(key).values(**pos, updated_at=now))
+            c.execute(insert(events).values(ts=now, run_id=run_id, level="INFO", kind="fill", message=message))
+        return True
+
     def open_orders(self, account: str | None = None) -> list[dict]:
         from workbench.brokers.base import FINAL_STATUSES
 
@@ -460,6 +511,16 @@ class Store:
             stmt = stmt.where(orders.c.run_id == run_id)
         stmt = stmt.order_by(orders.c.created_at.desc(), orders.c.client_order_id).limit(limit)
         return self._frame(stmt, [c.name for c in orders.columns])
+
+    def count_oco_groups(self, account: str, symbol: str, run_id: int | None = None) -> int:
+        """How many exit pairs were ever placed for a symbol (in a run): the next pair's number."""
+        stmt = select(func.count(func.distinct(orders.c.oco_group))).where(
+            and_(orders.c.account == account, orders.c.symbol == symbol, orders.c.oco_group.is_not(None))
+        )
+        if run_id is not None:
+            stmt = stmt.where(orders.c.run_id == run_id)
+        with self.engine.connect() as c:
+            return int(c.execute(stmt).scalar() or 0)
 
     def order_counts(self, run_id: int | None = None) -> dict[str, int]:
         """Orders per status (for status lines that must not load every order)."""
@@ -486,6 +547,12 @@ class Store:
                 )
             )
         return True
+
+    def fees_by_currency(self, account: str) -> dict[str, float]:
+        """Fees the account has paid, per fee currency."""
+        stmt = select(fills.c.fee_currency, func.sum(fills.c.fee)).where(fills.c.account == account).group_by(fills.c.fee_currency)
+        with self.engine.connect() as c:
+            return {str(k): float(v or 0.0) for k, v in c.execute(stmt).all()}
 
     def fills(self, account: str | None = None, client_order_id: str | None = None) -> pd.DataFrame:
         stmt = select(fills)
@@ -522,12 +589,12 @@ class Store:
     # ---- equity ---------------------------------------------------------------------------------
     def add_equity(
         self, run_id: int | None, account: str, bar_ts: Any, cash: float, positions_value: float,
-        equity_value: float, day_start_equity: float | None, ts: Any = None,
+        equity_value: float, day_start_equity: float | None, ts: Any = None, cycle: int | None = None,
     ) -> None:
         with self.engine.begin() as c:
             c.execute(
                 insert(equity).values(
-                    run_id=run_id, account=account, ts=iso(ts if ts is not None else utcnow()), bar_ts=iso(bar_ts),
+                    run_id=run_id, cycle=cycle, account=account, ts=iso(ts if ts is not None else utcnow()), bar_ts=iso(bar_ts),
                     cash=_f(cash), positions_value=_f(positions_value), equity=_f(equity_value), day_start_equity=_f(day_start_equity),
                 )
             )
@@ -566,6 +633,29 @@ class Store:
     def log_event(self, kind: str, message: str, level: str = "INFO", run_id: int | None = None) -> None:
         with self.engine.begin() as c:
             c.execute(insert(events).values(ts=iso(utcnow()), run_id=run_id, level=level, kind=kind, message=message))
+
+    def log_events(self, rows: Iterable[tuple[str, str, str]], run_id: int | None = None) -> int:
+        """Many (kind, message, level) events in one transaction: a cycle that rejects 5,000 signals
+        writes one batch, not 5,000 commits."""
+        now = iso(utcnow())
+        values = [{"ts": now, "run_id": run_id, "kind": k, "message": m, "level": lv} for k, m, lv in rows]
+        if values:
+            with self.engine.begin() as c:
+                c.execute(insert(events), values)
+        return len(values)
+
+    # ---- crash recovery -------------------------------------------------------------------------
+    def discard_unfinished_cycle(self, run_id: int, last_complete: int) -> int:
+        """Remove the signal and equity rows a crashed cycle wrote before it could finish (cycles after
+        ``last_complete``), so the re-run of that cycle does not count them twice. Orders and fills are
+        never removed: they are facts about the venue, reconciled instead."""
+        from sqlalchemy import delete
+
+        with self.engine.begin() as c:
+            n = c.execute(delete(signals).where(and_(signals.c.run_id == run_id, signals.c.cycle > last_complete))).rowcount
+            n += c.execute(delete(equity).where(and_(equity.c.run_id == run_id, equity.c.cycle > last_complete))).rowcount
+            c.execute(delete(cycles).where(and_(cycles.c.run_id == run_id, cycles.c.cycle > last_complete)))
+        return int(n)
 
     def events(self, run_id: int | None = None, limit: int = 200, kind: str | None = None) -> pd.DataFrame:
         stmt = select(events)

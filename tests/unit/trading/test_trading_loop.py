@@ -97,7 +97,7 @@ def test_phase1_stops_when_the_exchange_is_down(settings, store):
 # ---- Phase 2 ----------------------------------------------------------------------------------------
 def test_five_cycles_on_a_lake_replay_obey_every_limit(settings, store):
     lake = Lake(settings.lake_dir)
-    lake.write(synthetic_panel(N_SYMBOLS, N_BARS, crash_at=CRASH_BAR).to_long(), "TEST", "1d", "synthetic")
+    lake.write(synthetic_panel(N_SYMBOLS, N_BARS, crash_at=CRASH_BAR, crash_gap=True).to_long(), "TEST", "1d", "synthetic")
     feed = ReplayFeed(lake, "TEST", "1d", None, warmup_bars=40, replay_bars=5)
     broker = paper(store, settings)
     ctx = make_ctx(settings, store, broker, feed, MomentumEngine(lookback=20, gain=3.0))
@@ -121,8 +121,11 @@ def test_five_cycles_on_a_lake_replay_obey_every_limit(settings, store):
         sig = signals[signals["cycle"] == cyc].set_index("symbol")
         px = sig.loc[group["symbol"], "price"].to_numpy()
         costs = (group["fee"] + (group["average_price"] - px).abs() * group["filled_quantity"]).sum()
-        sells = orders[(orders["cycle"] == cyc) & (orders["side"] == "sell")]
-        if len(sells):  # exits earlier in the cycle cost fees and slippage too
+        # market sells sent during the signals cost fees and slippage too (resting exits filled before
+        # the risk snapshot was taken, so they are in it already)
+        sells = orders[(orders["cycle"] == cyc) & (orders["side"] == "sell") & (orders["type"] == "market") & (orders["filled_quantity"] > 0)]
+        sells = sells[~sells["reason"].str.startswith(("stop_loss", "take_profit"))]
+        if len(sells):
             sp = signals[signals["cycle"] == cyc].set_index("symbol").loc[sells["symbol"], "price"].to_numpy()
             costs += (sells["fee"] + (sp - sells["average_price"]).abs() * sells["filled_quantity"]).sum()
         eq_before = eq_after + costs
@@ -133,8 +136,16 @@ def test_five_cycles_on_a_lake_replay_obey_every_limit(settings, store):
     # The crash bar (cycle 3): stops fire, the day is down more than 5%, and no entry is made...
     crash = equity.iloc[2]
     assert crash["equity"] / crash["day_start_equity"] - 1 < -limits.max_daily_loss_pct
-    exits = orders[(orders["cycle"] == 3) & (orders["side"] == "sell")]
-    assert len(exits) >= 5 and exits["reason"].str.startswith("stop_loss").all()
+    # the resting stop-loss orders filled at the gap (the open), their take-profit twins were cancelled
+    fills = store.fills("paper").merge(orders[["client_order_id", "type", "oco_group"]], on="client_order_id")
+    stopped = orders[(orders["type"] == "stop_loss") & (orders["status"] == "FILLED")]
+    assert len(stopped) >= 5
+    gap_open = synthetic_panel(N_SYMBOLS, N_BARS, crash_at=CRASH_BAR, crash_gap=True).open.iloc[CRASH_BAR]
+    for _, o in stopped.iterrows():
+        assert o["average_price"] == pytest.approx(gap_open[o["symbol"]] * (1 - settings.costs.slippage_bps / 1e4))
+        twin = orders[(orders["oco_group"] == o["oco_group"]) & (orders["type"] == "take_profit")]
+        assert (twin["status"] == "CANCELLED").all() and len(twin) == 1
+    assert fills.groupby("oco_group")["type"].nunique().max() == 1  # never both legs of a pair
     strong_buys = signals[(signals["cycle"] == 3) & (signals["signal"] == "BUY") & (signals["strength"] > limits.min_strength)]
     assert len(strong_buys) >= 5  # the model still wanted in
     assert buys[buys["cycle"] == 3].empty
@@ -178,6 +189,7 @@ def test_one_bad_signal_is_logged_and_the_cycle_goes_on(settings, store):
     ctx = make_ctx(settings, store, broker, feed, FixedEngine(sigs))
     r = run_cycle(ctx)
     orders = store.orders(ctx.run_id)
+    orders = orders[~orders["type"].isin(["stop_loss", "take_profit"])]
     assert sorted(orders["symbol"]) == ["S000", "S001", "S003"]
     assert orders.set_index("symbol").loc["S001", "status"] == "NEW"  # written before the failed send
     ev = store.events(ctx.run_id)
@@ -185,8 +197,13 @@ def test_one_bad_signal_is_logged_and_the_cycle_goes_on(settings, store):
     assert ev["message"].str.contains("S002 rejected by contradictory_signals").sum() == 2
     assert ev["message"].str.contains("GHOST rejected by no_quote").any()
     assert r.n_orders == 2 and r.n_rejections == 3
-    # Next cycle: the order the venue never took is found out and closed, not sent again.
+    # Next cycle, within the grace period: sent again under the same id (the venue fails it again).
     ctx.engine = FixedEngine([])
+    run_cycle(ctx)
+    assert store.get_order(orders.set_index("symbol").loc["S001", "client_order_id"])["status"] == "NEW"
+    assert store.events(ctx.run_id, kind="resend")["message"].str.contains("S001").any()
+    # Past the grace period: the order the venue never took is closed, not sent again.
+    ctx.orders.unknown_grace_s = 0.0
     run_cycle(ctx)
     row = store.get_order(orders.set_index("symbol").loc["S001", "client_order_id"])
     assert row["status"] == "REJECTED" and "not re-sent" in row["reason"]

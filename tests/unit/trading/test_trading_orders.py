@@ -131,7 +131,7 @@ def test_temporary_errors_are_retried(store, paper):
     assert om.submit(intent("c1", "buy", 1)).status == "FILLED" and flaky.calls == 3
 
 
-def test_order_is_written_before_sending_and_reconcile_never_resends(store, paper):
+def test_order_is_written_before_sending_and_reconcile_never_resends_after_grace(store, paper):
     down = Flaky(paper, 99)
     om = OrderManager(store, down, "paper", retries=2, backoff_s=0.001)
     with pytest.raises(TemporaryBrokerError):
@@ -142,7 +142,7 @@ def test_order_is_written_before_sending_and_reconcile_never_resends(store, pape
     assert om_ok.submit(intent("rest", "buy", 2, type="limit", limit_price=90.0)).status == "SUBMITTED"
     paper.on_bar({"AAA": Quote("AAA", 89.0, T0, low=88.0, high=91.0, open=91.0)})
     fills_before = len(paper.fills())
-    restarted = OrderManager(store, PaperBroker(store, markets=paper._markets), "paper")
+    restarted = OrderManager(store, PaperBroker(store, markets=paper._markets), "paper", unknown_grace_s=0.0)
     restarted.reconcile()
     assert store.get_order("rest")["status"] == "FILLED" and store.get_position("paper", "AAA")["quantity"] == 2
     lost = store.get_order("lost")
@@ -158,3 +158,69 @@ def test_cancel_all(store, paper):
     out = om.cancel_all()
     assert sorted(o.client_order_id for o in out) == ["l1", "l2"] and all(o.status == "CANCELLED" for o in out)
     assert paper.open_orders() == [] and store.open_orders("paper") == []
+
+
+def test_reconcile_within_grace_resends_under_the_same_id_once(store, paper):
+    down = Flaky(paper, 99)
+    om = OrderManager(store, down, "paper", retries=1, backoff_s=0.001)
+    with pytest.raises(TemporaryBrokerError):
+        om.submit(intent("lost", "buy", 3))
+    restarted = OrderManager(store, paper, "paper", unknown_grace_s=60.0)
+    restarted.reconcile()  # start-up only asks: nothing is sent before the first cycle's prices
+    assert store.get_order("lost")["status"] == "NEW" and paper.fills() == []
+    restarted.refresh_open()  # the first cycle sends it, under the same id
+    restarted.refresh_open()  # the venue knows it now: nothing is sent again
+    restarted.reconcile()
+    assert store.get_order("lost")["status"] == "FILLED"
+    assert [f.client_order_id for f in paper.fills()] == ["lost"]
+    assert list(store.order_events("lost")["status"]) == ["NEW", "SUBMITTED", "FILLED"]
+    assert store.get_position("paper", "AAA")["quantity"] == 3
+
+
+def test_unknown_submitted_order_waits_for_the_grace_period(store, paper):
+    om = OrderManager(store, paper, "paper", unknown_grace_s=60.0)
+    store.insert_order({"client_order_id": "ghost", "account": "paper", "symbol": "AAA", "side": "buy", "type": "market",
+                        "quantity": 1.0, "status": "SUBMITTED", "reason": "venue lag"})
+    om.refresh_open()
+    assert store.get_order("ghost")["status"] == "SUBMITTED" and paper.fills() == []
+    om.unknown_grace_s = 0.0
+    om.refresh_open()
+    assert store.get_order("ghost")["status"] == "REJECTED" and paper.fills() == []
+
+
+def test_entry_with_stops_gets_one_resting_oco_pair_sized_to_the_position(store):
+    markets = {"AAA": Market("AAA", "AAA", "USD", lot_size=1.0, tick_size=0.05)}
+    b = PaperBroker(store, starting_cash=100_000.0, fee_rate=0.0, slippage_bps=0.0, markets=markets, max_volume_share=0.1)
+    b.on_bar({"AAA": Quote("AAA", 100.0, T0, volume=100.0)})
+    om = OrderManager(store, b, "paper", run_id=None)
+    entry = om.submit(intent("e1", "buy", 25, stop_loss=95.01, take_profit=110.02))
+    assert entry.status == "PARTIALLY_FILLED" and entry.filled_quantity == 10
+    assert om.sync_exits(cycle=1) == 2
+    exits = {r["type"]: r for r in store.open_orders("paper") if r["side"] == "sell"}
+    assert exits["stop_loss"]["quantity"] == 10 and exits["stop_loss"]["stop_price"] == 95.0  # on the tick grid
+    assert exits["take_profit"]["limit_price"] == 110.0 and exits["stop_loss"]["oco_group"] == exits["take_profit"]["oco_group"]
+    assert om.sync_exits(cycle=1) == 0  # in step: nothing to do
+    # The entry keeps filling: the pair is replaced by one sized to the new position.
+    b.on_bar({"AAA": Quote("AAA", 101.0, T0, open=100.0, low=99.0, high=102.0, volume=1_000.0)})
+    om.refresh_open()
+    assert om.sync_exits(cycle=2) == 2
+    open_exits = [r for r in store.open_orders("paper") if r["side"] == "sell"]
+    assert len(open_exits) == 2 and {r["quantity"] for r in open_exits} == {25.0}
+    assert len({r["oco_group"] for r in open_exits}) == 1
+    # The stop fires: the position is flat, the take-profit twin cancelled, nothing left resting.
+    b.on_bar({"AAA": Quote("AAA", 90.0, T0, open=94.0, low=89.0, high=94.5, volume=1_000.0)})
+    om.refresh_open()
+    assert store.get_position("paper", "AAA")["quantity"] == 0 and b.positions() == {}
+    assert store.open_orders("paper") == [] and om.sync_exits(cycle=3) == 0
+    stops = store.fills("paper")
+    assert stops["side"].tolist() == ["buy", "buy", "sell"] and stops["price"].iloc[-1] == pytest.approx(94.0)
+
+
+def test_a_closing_sell_withdraws_the_resting_exits_first(store, paper):
+    om = OrderManager(store, paper, "paper")
+    om.submit(intent("e1", "buy", 10, stop_loss=90.0, take_profit=120.0))
+    om.sync_exits(cycle=1)
+    assert len(paper.open_orders()) == 2
+    assert om.submit(intent("s1", "sell", 10)).status == "FILLED"
+    assert paper.open_orders() == [] and paper.positions() == {}
+    assert store.open_orders("paper") == []

@@ -64,3 +64,53 @@ def test_snapshot_from_broker_and_store_and_day_start_persists(tmp_path):
     d2 = D1 + pd.Timedelta(days=1)
     s4 = snapshot(broker2, store2, "paper", d2, {"AAA": Quote("AAA", 81.0, d2)})
     assert s4.day_start_equity == 9_600.0 and s4.daily_pnl == pytest.approx(20.0)
+
+
+def test_several_currencies_convert_to_the_base_currency():
+    from workbench.errors import ConfigError
+
+    snap = compute_snapshot(
+        D1, cash={"INR": 830_000.0, "USD": 5_000.0, "USDT": 1_000.0}, quantities={"NSE:INFY": 10, "AAPL": 2},
+        prices={"NSE:INFY": 1_500.0, "AAPL": 190.0}, book={"NSE:INFY": {"average_price": 1_400.0}},
+        fx={"INR": 1 / 83.0, "USDT": 1.0}, currencies={"NSE:INFY": "INR", "AAPL": "USD"}, base_currency="USD",
+    )
+    assert snap.cash == pytest.approx(10_000.0 + 5_000.0 + 1_000.0)
+    infy = snap.positions["NSE:INFY"]
+    assert infy.market_value == pytest.approx(15_000.0 / 83.0) and infy.unrealized_pnl == pytest.approx(1_000.0 / 83.0)
+    assert snap.equity == pytest.approx(16_000.0 + 15_000.0 / 83.0 + 380.0)
+    assert snap.cash_for("INR") == pytest.approx(10_000.0) and snap.cash_for("EUR") == pytest.approx(5_000.0)
+    with pytest.raises(ConfigError, match="INR"):
+        compute_snapshot(D1, cash={"INR": 1.0, "USD": 1.0}, quantities={}, prices={}, base_currency="USD")
+
+
+def test_snapshot_reads_rates_from_quotes_and_reports_fees(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'wb.db'}").create()
+    markets = {"NSE:INFY": Market("NSE:INFY", "INFY", "INR", lot_size=1.0), "USD/INR": Market("USD/INR", "USD", "INR")}
+    b = PaperBroker(store, starting_cash={"USD": 1_000.0, "INR": 83_000.0}, fee_rate=0.001, slippage_bps=0.0, markets=markets)
+    quotes = {"NSE:INFY": Quote("NSE:INFY", 1_000.0, D1), "USD/INR": Quote("USD/INR", 83.0, D1)}
+    b.on_bar(quotes)
+    OrderManager(store, b, "paper").submit(OrderIntent(OrderRequest("i1", "NSE:INFY", "buy", 10), None, 1, "t"))
+    snap = snapshot(b, store, "paper", D1, quotes)
+    assert snap.base_currency == "USD" and snap.fx["INR"] == pytest.approx(1 / 83.0)
+    assert snap.cash_by_currency["INR"] == pytest.approx(83_000.0 - 10_000.0 - 10.0)
+    assert snap.equity == pytest.approx(1_000.0 + (83_000.0 - 10.0) / 83.0)  # only the fee is lost
+    assert snap.fees == pytest.approx(10.0 / 83.0) and snap.positions["NSE:INFY"].currency == "INR"
+
+
+def test_after_fill_matches_a_fresh_snapshot_from_the_broker(tmp_path):
+    from workbench.trading.portfolio import after_fill
+
+    store = Store(f"sqlite:///{tmp_path / 'wb.db'}").create()
+    b = PaperBroker(store, starting_cash=50_000.0, fee_rate=0.001, slippage_bps=7.0, markets={"AAA": Market("AAA", "AAA", "USD", lot_size=1.0)})
+    quotes = {"AAA": Quote("AAA", 80.0, D1)}
+    b.on_bar(quotes)
+    om = OrderManager(store, b, "paper")
+    om.submit(OrderIntent(OrderRequest("a1", "AAA", "buy", 20), None, 1, "t"))
+    before = snapshot(b, store, "paper", D1, quotes)
+    for cid, side, qty in (("a2", "buy", 30), ("a3", "sell", 45)):
+        ans = om.submit(OrderIntent(OrderRequest(cid, "AAA", side, qty), None, 1, "t"))
+        before = after_fill(before, "AAA", side, ans.filled_quantity, ans.average_price, ans.fee, 80.0, "USD")
+        fresh = snapshot(b, store, "paper", D1, quotes)
+        assert before.cash == pytest.approx(fresh.cash) and before.equity == pytest.approx(fresh.equity)
+        assert before.quantity("AAA") == pytest.approx(fresh.quantity("AAA")) and before.fees == pytest.approx(fresh.fees)
+        assert before.daily_pnl == pytest.approx(fresh.daily_pnl)

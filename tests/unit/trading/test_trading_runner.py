@@ -83,7 +83,8 @@ def test_emergency_stop_cancels_open_orders_and_flattens(tmp_path):
     t.join(timeout=5 * INTERVAL + 2)
     assert not t.is_alive() and "error" not in out
     final = store.run(run["id"])
-    assert final["status"] == "EMERGENCY_STOPPED" and "1 open order(s) cancelled" in final["message"]
+    assert final["status"] == "EMERGENCY_STOPPED" and "open order(s) cancelled" in final["message"]
+    assert store.open_orders("paper") == [] and PaperBroker(store).open_orders() == []  # exits withdrawn too
     assert store.get_order("resting")["status"] == "CANCELLED"
     assert PaperBroker(store).positions() == {} and store.positions("paper").empty
     assert store.events(run["id"], kind="emergency")["level"].iloc[0] == "WARNING"

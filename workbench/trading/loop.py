@@ -63,8 +63,8 @@ class ModelSignalEngine:
     """A registered model behind the ``SignalEngine`` seam: the same ``signals_for_panel`` the
     backtest uses, then the last row — so live and backtest cannot disagree about a signal."""
 
-    def __init__(self, model: Any, params: SignalParams):
-        self.model, self.params = model, params
+    def __init__(self, model: Any, params: SignalParams, note: str | None = None):
+        self.model, self.params, self.note = model, params, note
 
     @property
     def universe(self) -> dict | None:
@@ -76,6 +76,8 @@ class ModelSignalEngine:
         return "model" if r is None else str(r)
 
     def describe(self) -> str:
+        if self.note:
+            return self.note
         metrics = getattr(self.model, "metrics", None) or {}
         shown = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in list(metrics.items())[:6])
         kind = getattr(self.model, "kind", "?")
@@ -91,10 +93,23 @@ class ModelSignalEngine:
 
 
 def registry_engine_factory(settings: Any, ref: str = "champion") -> Callable[[], SignalEngine]:
+    """The registered model; when none is registered, the rule-based backup on the lake's demo
+    universe, and Phase 1 says so plainly. With no data either, Phase 1 fails with both reasons."""
+
     def load() -> SignalEngine:
         from workbench.models.registry import Registry
 
-        return ModelSignalEngine(Registry(settings).load(ref), settings.signals)
+        model, used_backup, message = Registry(settings).load_or_backup(ref)
+        if not used_backup:
+            return ModelSignalEngine(model, settings.signals)
+        if not getattr(model, "universe", None):
+            from workbench.data.demo import demo_universe_in_lake
+
+            demo = demo_universe_in_lake(settings)
+            if demo is None:
+                raise NoModelError(f"{message} But the lake holds no data to run it on: run `workbench init --demo`.")
+            model.universe = {"exchange": demo.exchange, "timeframe": demo.timeframe, "symbols": list(demo.symbols)}
+        return ModelSignalEngine(model, settings.signals, note=message)
 
     return load
 

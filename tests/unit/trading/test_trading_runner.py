@@ -206,3 +206,19 @@ def test_sigterm_stops_cleanly_after_the_cycle(settings):
     run = Store(settings.store_url).run(rid)
     assert run["status"] == "STOPPED" and "signal" in run["message"] and run["cycle"] == 2
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # mlflow on SQLAlchemy 2.1
+def test_no_registered_model_but_data_runs_the_backup_model_and_says_so(tmp_path):
+    from workbench.data.demo import ensure_demo_data
+
+    settings = load_settings(tmp_path / "home", demo={"source": "synthetic", "bars": 300})
+    ensure_demo_data(settings)
+    store = Store(settings.store_url).create()
+    rid = run_live(settings, interval_s=0.0, cycles=2)
+    run = store.run(rid)
+    assert run["status"] == "STOPPED", run
+    checks = store.checks(rid).set_index("name")
+    assert checks["ok"].all()
+    assert "BACKUP rule-based model" in checks.loc["models", "message"] and "workbench train" in checks.loc["models", "message"]
+    assert len(store.cycles(rid)) == 2 and set(store.signals(rid)["symbol"]) == set(settings.demo.synthetic_symbols)

@@ -29,6 +29,7 @@ from workbench.errors import (  # re-exported: adapters and callers import error
 )
 
 __all__ = [
+    "floor_to_lot",
     "OrderSide",
     "OrderType",
     "EXIT_TYPES",
@@ -173,6 +174,24 @@ class Fill:
     fee_currency: str
     ts: pd.Timestamp
     extra: dict = field(default_factory=dict, compare=False)
+
+
+def floor_to_lot(quantity: float, lot: float) -> float:
+    """Largest multiple of ``lot`` not above ``quantity`` (the one rounding every order obeys); a quantity one float-ulp short of a lot
+    multiple (a held position read back from the database) counts as that multiple, so exits close
+    positions fully instead of leaving dust."""
+    if not (quantity > 0) or not math.isfinite(quantity):
+        return 0.0
+    if not lot or lot <= 0:
+        return quantity
+    x = quantity / lot
+    n = math.floor(x + max(1e-9, x * 1e-12))
+    digits = max(0, -math.floor(math.log10(lot))) + 3
+    q = round(n * lot, digits)
+    while q > quantity * (1 + 1e-12) and n > 0:  # float noise of a held quantity is not "more than held"
+        n -= 1
+        q = round(n * lot, digits)
+    return max(q, 0.0)
 
 
 @runtime_checkable

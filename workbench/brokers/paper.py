@@ -40,6 +40,7 @@ from workbench.brokers.base import (
     OrderRejected,
     OrderRequest,
     Quote,
+    floor_to_lot,
 )
 from workbench.trading.store import Store, iso, utcnow
 
@@ -54,16 +55,6 @@ def _on_grid(value: float, step: float) -> bool:
         return True
     n = value / step
     return abs(n - round(n)) <= 1e-6 * max(1.0, abs(n))
-
-
-def _floor_lot(quantity: float, lot: float) -> float:
-    if not (quantity > 0) or not math.isfinite(quantity):
-        return 0.0
-    if not lot or lot <= 0:
-        return quantity
-    n = math.floor(quantity / lot + 1e-9)
-    digits = max(0, -math.floor(math.log10(lot))) + 3
-    return max(round(n * lot, digits), 0.0)
 
 
 def _clean(q: Quote) -> Quote | None:
@@ -346,7 +337,7 @@ class PaperBroker:
         if side == "buy":
             qty = min(qty, max(cash.get(ccy, 0.0), 0.0) / (price * (1.0 + fee_rate)))
         if qty < wanted - _EPS:
-            qty = _floor_lot(qty, lot)
+            qty = floor_to_lot(qty, lot)
         if qty <= _EPS:
             return 0.0
         self._used[symbol] = self._used.get(symbol, 0.0) + qty

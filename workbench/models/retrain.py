@@ -126,7 +126,6 @@ def prepare_universe(settings, exchange: str = "", timeframe: str = "", symbols:
 def evaluate_on_window(model, panel: Panel, start, end, horizon: int) -> dict[str, float]:
     """``model``'s scores on labelled rows with start ≤ ts ≤ end (features from the panel's full history)."""
     from workbench.features.labels import direction_label, forward_return
-    from workbench.features.pipeline import stack_wide
     from workbench.models.evaluation import score
     from workbench.models.inference import predict_panel
 

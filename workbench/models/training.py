@@ -33,7 +33,6 @@ import pandas as pd
 from workbench.data.panel import FIELDS, Panel
 from workbench.features.labels import direction_label, forward_return
 from workbench.features.pipeline import build_features, get_feature_set, stack_wide
-from workbench.models.backup import RuleModel
 from workbench.models.base import Model, complete_rows, lookback_of, make_model
 from workbench.models.calibration import Calibrator, CalibratedModel
 from workbench.models.evaluation import HIGHER_IS_BETTER, METRIC_KEYS, reliability_table, score

@@ -43,6 +43,7 @@ from workbench.brokers.base import (
     OrderRejected,
     OrderRequest,
     TemporaryBrokerError,
+    floor_to_lot,
 )
 from workbench.trading.store import Store, iso, utcnow
 
@@ -346,7 +347,7 @@ class OrderManager:
             lot = market.lot_size if market is not None else 0.0
             tick = market.tick_size if market is not None else 0.0
             other = sum(float(r["quantity"]) - float(r["filled_quantity"] or 0) for r in mine if r["side"] == "sell" and r["type"] not in EXIT_TYPES)
-            want = _floor(qty - other, lot) if qty > 0 and (sl is not None or tp is not None) else 0.0
+            want = floor_to_lot(qty - other, lot) if qty > 0 and (sl is not None or tp is not None) else 0.0
             groups = {r["oco_group"] for r in exits}
             have = max((float(r["quantity"]) - float(r["filled_quantity"] or 0) for r in exits), default=0.0)
             if len(groups) <= 1 and abs(have - want) <= 1e-9 * max(1.0, want):
@@ -457,15 +458,6 @@ class OrderManager:
         fields.update(quantity=q1, realized_pnl=realized)
         msg = f"{fill.side} {fill.quantity:g} {fill.symbol} @ {fill.price:.6g} fee {fill.fee:.4g} ({fill.client_order_id}) at {iso(fill.ts)}"
         self.store.book_fill(fill, self.account, fields, msg, self.run_id)
-
-def _floor(quantity: float, lot: float) -> float:
-    if not (quantity > 0) or not math.isfinite(quantity):
-        return 0.0
-    if not lot or lot <= 0:
-        return quantity
-    n = math.floor(quantity / lot + 1e-9)
-    digits = max(0, -math.floor(math.log10(lot))) + 3
-    return max(round(n * lot, digits), 0.0)
 
 
 def _to_tick(price: float, tick: float) -> float:

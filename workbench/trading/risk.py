@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from workbench.brokers.base import BrokerStatus, Market, Quote
+from workbench.brokers.base import BrokerStatus, Market, Quote, floor_to_lot
 from workbench.config import CostModel, RiskLimits
 from workbench.signals import Signal
 from workbench.trading.portfolio import PortfolioSnapshot
@@ -139,20 +139,6 @@ def check_stop(signal: Signal, price: float) -> Rejection | None:
 
 
 # ---- sizing ---------------------------------------------------------------------------------------
-def floor_to_lot(quantity: float, lot: float) -> float:
-    """Largest multiple of ``lot`` not above ``quantity``; a quantity one float-ulp short of a lot
-    multiple (a held position read back from the database) counts as that multiple, so exits close
-    positions fully instead of leaving dust."""
-    if not (quantity > 0) or not math.isfinite(quantity):
-        return 0.0
-    x = quantity / lot
-    n = math.floor(x + max(1e-9, x * 1e-12))
-    digits = max(0, -math.floor(math.log10(lot))) + 3
-    q = round(n * lot, digits)
-    while q > quantity * (1 + 1e-12) and n > 0:  # float noise of a held quantity is not "more than held"
-        n -= 1
-        q = round(n * lot, digits)
-    return max(q, 0.0)
 
 
 def entry_cost_factor(costs: CostModel) -> float:

@@ -477,24 +477,11 @@ class Store:
     def book_fill(self, fill: Any, account: str, position: Mapping[str, Any], message: str, run_id: int | None = None) -> bool:
         """Record a broker fill, the position it leaves and its event in one transaction; False (and
         nothing written) when the fill was already recorded — fills are replayed on reconcile."""
-        now = iso(utcnow())
-        pos = {k: (_f(v) if k != "updated_at" else v) for k, v in position.items()}
-        key = and_(positions.c.account == account, positions.c.symbol == fill.symbol)
         with self.engine.begin() as c:
-            if c.execute(select(fills.c.fill_id).where(fills.c.fill_id == fill.fill_id)).first() is not None:
+            if not _insert_fill(c, fill, account):
                 return False
-            c.execute(
-                insert(fills).values(
-                    fill_id=fill.fill_id, client_order_id=fill.client_order_id, account=account, symbol=fill.symbol,
-                    side=fill.side, quantity=float(fill.quantity), price=float(fill.price), fee=float(fill.fee),
-                    fee_currency=fill.fee_currency, ts=iso(fill.ts),
-                )
-            )
-            if c.execute(select(positions.c.symbol).where(key)).first() is None:
-                c.execute(insert(positions).values(account=account, symbol=fill.symbol, **{"quantity": 0.0, "realized_pnl": 0.0, **pos, "updated_at": now}))
-            else:
-                c.execute(update(positions).where(key).values(**pos, updated_at=now))
-            c.execute(insert(events).values(ts=now, run_id=run_id, level="INFO", kind="fill", message=message))
+            _upsert_position(c, account, fill.symbol, position)
+            c.execute(insert(events).values(ts=iso(utcnow()), run_id=run_id, level="INFO", kind="fill", message=message))
         return True
 
     def open_orders(self, account: str | None = None) -> list[dict]:
@@ -537,16 +524,7 @@ class Store:
     def add_fill(self, fill: Any, account: str) -> bool:
         """Record a broker fill once; False when it was already recorded (fills are replayed on reconcile)."""
         with self.engine.begin() as c:
-            if c.execute(select(fills.c.fill_id).where(fills.c.fill_id == fill.fill_id)).first() is not None:
-                return False
-            c.execute(
-                insert(fills).values(
-                    fill_id=fill.fill_id, client_order_id=fill.client_order_id, account=account, symbol=fill.symbol,
-                    side=fill.side, quantity=float(fill.quantity), price=float(fill.price), fee=float(fill.fee),
-                    fee_currency=fill.fee_currency, ts=iso(fill.ts),
-                )
-            )
-        return True
+            return _insert_fill(c, fill, account)
 
     def fees_by_currency(self, account: str) -> dict[str, float]:
         """Fees the account has paid, per fee currency."""
@@ -571,14 +549,8 @@ class Store:
         return {r["symbol"]: r for r in rows}
 
     def upsert_position(self, account: str, symbol: str, **fields: Any) -> None:
-        fields = {k: (_f(v) if k != "updated_at" else v) for k, v in fields.items()}
-        fields["updated_at"] = iso(utcnow())
-        key = and_(positions.c.account == account, positions.c.symbol == symbol)
         with self.engine.begin() as c:
-            if c.execute(select(positions.c.symbol).where(key)).first() is None:
-                c.execute(insert(positions).values(account=account, symbol=symbol, **{"quantity": 0.0, "realized_pnl": 0.0, **fields}))
-            else:
-                c.execute(update(positions).where(key).values(**fields))
+            _upsert_position(c, account, symbol, fields)
 
     def positions(self, account: str, include_closed: bool = False) -> pd.DataFrame:
         stmt = select(positions).where(positions.c.account == account)
@@ -691,3 +663,28 @@ class Store:
                 c.execute(update(commands).where(commands.c.id.in_([r[0] for r in rows])).values(consumed_at=iso(utcnow())))
         names = {r[1] for r in rows}
         return "emergency_stop" if "emergency_stop" in names else "stop"
+
+
+def _insert_fill(c: Any, fill: Any, account: str) -> bool:
+    """Insert a fill on connection ``c`` unless its id is already recorded; True when inserted."""
+    if c.execute(select(fills.c.fill_id).where(fills.c.fill_id == fill.fill_id)).first() is not None:
+        return False
+    c.execute(
+        insert(fills).values(
+            fill_id=fill.fill_id, client_order_id=fill.client_order_id, account=account, symbol=fill.symbol,
+            side=fill.side, quantity=float(fill.quantity), price=float(fill.price), fee=float(fill.fee),
+            fee_currency=fill.fee_currency, ts=iso(fill.ts),
+        )
+    )
+    return True
+
+
+def _upsert_position(c: Any, account: str, symbol: str, fields: Mapping[str, Any]) -> None:
+    """Create or update one position row on connection ``c``; a new row starts flat with no P&L."""
+    values = {k: (_f(v) if k != "updated_at" else v) for k, v in fields.items()}
+    values["updated_at"] = iso(utcnow())
+    key = and_(positions.c.account == account, positions.c.symbol == symbol)
+    if c.execute(select(positions.c.symbol).where(key)).first() is None:
+        c.execute(insert(positions).values(account=account, symbol=symbol, **{"quantity": 0.0, "realized_pnl": 0.0, **values}))
+    else:
+        c.execute(update(positions).where(key).values(**values))

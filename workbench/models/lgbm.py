@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from workbench.models.base import check_predict_input, check_xy
+
 __all__ = ["LightGBMModel", "DEFAULT_PARAMS"]
 
 DEFAULT_PARAMS: dict = {
@@ -38,13 +40,7 @@ class LightGBMModel:
     def fit(self, X: pd.DataFrame, y: pd.Series) -> "LightGBMModel":
         from lightgbm import LGBMClassifier
 
-        y_arr = np.asarray(y, dtype=float)
-        if len(X) != len(y_arr):
-            raise ValueError(f"X has {len(X)} rows but y has {len(y_arr)}")
-        if not np.isin(y_arr, (0.0, 1.0)).all():
-            raise ValueError("y must be 0/1 labels without NaN: drop rows whose future is unknown first")
-        if np.unique(y_arr).size < 2:
-            raise ValueError("y has a single class: need both up and down labels to train")
+        y_arr = check_xy(X, y)
         self.feature_names = tuple(map(str, X.columns))
         clf = LGBMClassifier(random_state=self.seed, **self.params)
         clf.fit(X.to_numpy(dtype=float), y_arr.astype(int))
@@ -52,11 +48,7 @@ class LightGBMModel:
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        if self._clf is None:
-            raise ValueError("LightGBMModel is not fitted: call fit(X, y) first")
-        missing = [c for c in self.feature_names if c not in X.columns]
-        if missing:
-            raise ValueError(f"features missing from X: {missing}; the model was trained on {list(self.feature_names)}")
+        check_predict_input(self, X, self._clf is not None)
         if len(X) == 0:
             return np.empty(0)
         return self._clf.predict_proba(X[list(self.feature_names)].to_numpy(dtype=float))[:, 1]

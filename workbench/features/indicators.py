@@ -396,34 +396,31 @@ def rolling_min(x, n: int):
     return _stream(lambda st, a: s_rolling(st, a, n, MIN), x)
 
 
-@_frame_aware
-def distance_to_high(high, close, n: int = 20):
-    """close / highest high of the last ``n`` bars − 1 (≤ 0): how far below resistance."""
-    from workbench.features.kernels import MAX
+def _distance_to_extreme(extreme: str, price, close, n: int):
+    """close / rolling ``extreme`` (MAX or MIN kernel) of ``price`` over ``n`` bars − 1."""
+    from workbench.features import kernels
     from workbench.features.streams import masked, ratio, s_rolling
 
     n = _check_window(n)
+    which = getattr(kernels, extreme)
 
-    def f(st, h, c):
-        h, c = masked(h, c)
-        return ratio(c, s_rolling(st, h, n, MAX)) - 1.0
+    def f(st, p, c):
+        p, c = masked(p, c)
+        return ratio(c, s_rolling(st, p, n, which)) - 1.0
 
-    return _stream(f, high, close)
+    return _stream(f, price, close)
+
+
+@_frame_aware
+def distance_to_high(high, close, n: int = 20):
+    """close / highest high of the last ``n`` bars − 1 (≤ 0): how far below resistance."""
+    return _distance_to_extreme("MAX", high, close, n)
 
 
 @_frame_aware
 def distance_to_low(low, close, n: int = 20):
     """close / lowest low of the last ``n`` bars − 1 (≥ 0): how far above support."""
-    from workbench.features.kernels import MIN
-    from workbench.features.streams import masked, ratio, s_rolling
-
-    n = _check_window(n)
-
-    def f(st, lo, c):
-        lo, c = masked(lo, c)
-        return ratio(c, s_rolling(st, lo, n, MIN)) - 1.0
-
-    return _stream(f, low, close)
+    return _distance_to_extreme("MIN", low, close, n)
 
 
 @_frame_aware

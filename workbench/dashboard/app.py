@@ -101,6 +101,7 @@ class Dashboard:
         self.store.create()
         self._process = None
         self._task: asyncio.Task | None = None
+        self._data_html: str | None = None  # the lake's demo label, read once it exists
 
         self.broker = w.Dropdown(options=[("Paper trading (simulated fills)", "paper")], value="paper", description="Broker")
         self.model = w.Text(value="champion", description="Model")
@@ -217,13 +218,18 @@ class Dashboard:
         )
 
     def _data_label(self) -> str:
+        """What market the page trades; scanning the lake every refresh is wasted I/O, so the label is
+        kept once data exists (until then each refresh looks again)."""
+        if self._data_html is not None:
+            return self._data_html
         from workbench.data.demo import demo_universe_in_lake
 
         demo = demo_universe_in_lake(self.settings)
         if demo is None:
             return "<i>No market data yet: run <code>workbench init --demo</code> or notebook 01.</i>"
         colour = "#c62828" if demo.synthetic else "#2e7d32"
-        return f"<div>Data: <b style='color:{colour}'>{html.escape(demo.label)}</b> — {html.escape(', '.join(demo.symbols))}</div>"
+        self._data_html = f"<div>Data: <b style='color:{colour}'>{html.escape(demo.label)}</b> — {html.escape(', '.join(demo.symbols))}</div>"
+        return self._data_html
 
     async def _autorefresh(self) -> None:
         while True:

@@ -1,0 +1,1 @@
+"""Users, sessions and the encrypted vault for API keys and broker tokens."""

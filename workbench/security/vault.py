@@ -1,0 +1,135 @@
+"""Secrets at rest: API keys and broker session tokens, encrypted with Fernet (AES-128-CBC + HMAC).
+
+Why a vault and not env vars or the TOML file: keys live beside the orders they authorise, in the
+operational store, but only as ciphertext, so a copied database or a log line never carries a usable
+key. The encryption key comes from ``$WORKBENCH_VAULT_KEY`` (for servers and CI), else from a key
+file created on first use with mode 0600 in the home; losing it makes the stored secrets unreadable
+(the user enters them again), never readable by someone else.
+
+Names are free-form but by convention ``<broker>/<field>``, e.g. ``ccxt:binance/api_key``,
+``kite/access_token``. ``Secret`` values never print themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import Column, MetaData, String, Table, Text, create_engine, delete, insert, select, update
+
+from workbench.errors import ConfigError
+
+__all__ = ["Secret", "Vault", "VaultError", "redact"]
+
+_meta = MetaData()
+_secrets = Table(
+    "vault_secrets", _meta,
+    Column("name", String(200), primary_key=True),
+    Column("ciphertext", Text, nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("expires_at", String(40)),
+)  # fmt: skip
+
+
+class VaultError(ConfigError):
+    """The vault cannot decrypt: the key changed or the file was tampered with."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A decrypted value that does not show itself in reprs, logs or tracebacks."""
+
+    value: str = ""
+    expires_at: pd.Timestamp | None = None
+
+    def __repr__(self) -> str:
+        return f"Secret({redact(self.value)})"
+
+    __str__ = __repr__
+
+    def expired(self, now: pd.Timestamp | None = None) -> bool:
+        if self.expires_at is None:
+            return False
+        return (now or pd.Timestamp.now(tz="UTC")) >= self.expires_at
+
+
+def redact(value: str | None) -> str:
+    """What a log may show of a secret: its length and last two characters at most."""
+    if not value:
+        return "<empty>"
+    return f"<{len(value)} chars …{value[-2:]}>" if len(value) >= 12 else "<hidden>"
+
+
+def _key(home: Path) -> bytes:
+    env = os.environ.get("WORKBENCH_VAULT_KEY")
+    if env:
+        return env.encode()
+    path = home / "data" / "vault.key"
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key
+
+
+class Vault:
+    """Encrypted name → secret map in the operational store (``settings.store_url``)."""
+
+    def __init__(self, store_url: str, home: Path | str):
+        try:
+            self._fernet = Fernet(_key(Path(home)))
+        except ValueError as e:
+            raise VaultError(
+                "WORKBENCH_VAULT_KEY (or data/vault.key) is not a valid Fernet key: generate one with "
+                "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
+            ) from e
+        self._engine = create_engine(store_url)
+        _meta.create_all(self._engine)
+
+    @classmethod
+    def for_settings(cls, settings) -> Vault:
+        settings.ensure_dirs()
+        return cls(settings.store_url, settings.home)
+
+    def put(self, name: str, value: str, expires_at: pd.Timestamp | None = None) -> None:
+        if not name or not isinstance(value, str) or not value:
+            raise ValueError(f"vault entry {name!r} needs a non-empty name and value")
+        row = {
+            "ciphertext": self._fernet.encrypt(value.encode()).decode(),
+            "updated_at": pd.Timestamp.now(tz="UTC").isoformat(),
+            "expires_at": None if expires_at is None else pd.Timestamp(expires_at).tz_convert("UTC").isoformat(),
+        }
+        with self._engine.begin() as c:
+            done = c.execute(update(_secrets).where(_secrets.c.name == name).values(**row)).rowcount
+            if not done:
+                c.execute(insert(_secrets).values(name=name, **row))
+
+    def get(self, name: str) -> Secret | None:
+        with self._engine.connect() as c:
+            r = c.execute(select(_secrets).where(_secrets.c.name == name)).mappings().first()
+        if r is None:
+            return None
+        try:
+            plain = self._fernet.decrypt(r["ciphertext"].encode()).decode()
+        except InvalidToken as e:
+            raise VaultError(
+                f"vault entry {name!r} cannot be decrypted: the vault key changed since it was stored. "
+                f"Store the secret again (the old ciphertext is useless without the old key)."
+            ) from e
+        exp = pd.Timestamp(r["expires_at"]) if r["expires_at"] else None
+        return Secret(plain, exp)
+
+    def delete(self, name: str) -> bool:
+        with self._engine.begin() as c:
+            return bool(c.execute(delete(_secrets).where(_secrets.c.name == name)).rowcount)
+
+    def names(self, prefix: str = "") -> list[str]:
+        with self._engine.connect() as c:
+            rows = c.execute(select(_secrets.c.name).order_by(_secrets.c.name)).scalars().all()
+        return [n for n in rows if n.startswith(prefix)]

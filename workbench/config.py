@@ -24,6 +24,7 @@ __all__ = [
     "DemoSettings",
     "LiveSettings",
     "RetrainSettings",
+    "BrokerSettings",
     "Settings",
     "default_home",
     "load_settings",
@@ -104,6 +105,22 @@ class RetrainSettings(_Frozen):
     timeout_s: float = Field(3600.0, gt=0, description="papermill cell timeout")
 
 
+class BrokerSettings(_Frozen):
+    """Which venue the live loop trades on, and how to reach it. Paper is the default; a real broker
+    needs ``--broker``/``default`` set explicitly, runs on its testnet/paper endpoint unless
+    ``testnet`` is turned off, and a live (real-money) venue also needs ``allow_live``."""
+
+    default: str = Field("paper", description="paper | ccxt:<exchange id> | kite | alpaca")
+    testnet: bool = Field(True, description="use the venue's sandbox/testnet/paper endpoint")
+    allow_live: bool = Field(False, description="permission to trade real money (until per-user permissions)")
+    timeout_s: float = Field(10.0, gt=0, description="HTTP timeout per broker request")
+    ccxt_options: dict[str, dict] = Field(default_factory=dict, description="per ccxt exchange id: ccxt `options`")
+    ccxt_urls: dict[str, dict] = Field(default_factory=dict, description="per ccxt exchange id: ccxt `urls` overrides")
+    kite_root: str | None = Field(None, description="Kite Connect API root override (tests, proxies)")
+    kite_product: str = Field("CNC", description="Kite product: CNC (delivery) or MIS (intraday)")
+    alpaca_url: str | None = Field(None, description="Alpaca trading API URL override (tests, proxies)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="WORKBENCH_", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -118,6 +135,7 @@ class Settings(BaseSettings):
     demo: DemoSettings = DemoSettings()
     live: LiveSettings = LiveSettings()
     retrain: RetrainSettings = RetrainSettings()
+    broker: BrokerSettings = BrokerSettings()
     db_url: str | None = Field(None, description="SQLAlchemy URL of the operational store")
     mlflow_uri: str | None = Field(None, description="MLflow tracking URI")
 

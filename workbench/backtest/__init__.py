@@ -1,0 +1,12 @@
+"""Backtests: the live strategy run over history in vectorbt, judged out of sample.
+
+engine.py  signals + panel → ``BacktestResult`` (vectorbt order function with the live risk rules)
+result.py  ``BacktestResult``: the boundary between the engine and the report
+report.py  metrics beside buy & hold and the baseline, plots, HTML/PNG files, MLflow logging
+"""
+
+from workbench.backtest.engine import *  # noqa: F401,F403
+from workbench.backtest.engine import __all__ as _engine_all
+from workbench.backtest.result import BacktestResult
+
+__all__ = [*_engine_all, "BacktestResult"]

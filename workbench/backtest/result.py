@@ -1,0 +1,36 @@
+"""The one value the engine hands the report: plain pandas, so the report, the plots, the parity
+test and a quant in a notebook read the same numbers without knowing vectorbt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["BacktestResult", "ORDER_COLUMNS", "TRADE_COLUMNS"]
+
+# One row per fill, in time order. reason: "entry" | "sell_signal" | "stop_loss" | "take_profit" | "end"
+# window: the walk-forward fold (OOS window) whose prediction caused the order ("" if not known).
+ORDER_COLUMNS = ("ts", "symbol", "side", "quantity", "price", "fee", "reason", "window")
+# One row per round trip (entry fill → the exit fill that closed it); open trades have exit_ts NaT.
+TRADE_COLUMNS = (
+    "symbol", "entry_ts", "exit_ts", "quantity", "entry_price", "exit_price", "pnl", "return_pct",
+    "fees", "exit_reason", "window", "bars_held",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """What happened, bar by bar, in the account's base currency."""
+
+    equity: pd.Series  # portfolio value at each bar's close (cash + positions at close)
+    cash: pd.Series
+    positions_value: pd.DataFrame  # (time × symbol) market value of each holding at the close
+    orders: pd.DataFrame  # ORDER_COLUMNS
+    trades: pd.DataFrame  # TRADE_COLUMNS
+    halted: pd.Series  # bool per bar: new entries blocked by the daily-loss limit
+    init_cash: float
+    freq: str  # pandas frequency of the bars, e.g. "1D"
+    portfolio: Any = None  # the vectorbt Portfolio, for vectorbt's own plots and stats
+    meta: dict = field(default_factory=dict)  # model ref, universe, costs, windows, …

@@ -1,0 +1,74 @@
+"""What a real venue cannot remember for us: which venue object stands for which client order id.
+
+Why it exists: Kite's order ``tag`` holds at most 20 alphanumerics (our ids are longer, so the tag is
+a hash and cannot be turned back into the id), Kite GTT triggers carry no tag at all, and an Alpaca
+OCO pair is one venue order whose stop leg gets an id Alpaca chooses. Each adapter writes here the
+moment it learns the venue's reference, so that after a restart ``order_status(client_order_id)``
+still finds a GTT leg or an OCO leg. Regular orders stay findable without it (by tag or by
+Alpaca's ``client_order_id``); the ledger only names them back in listings.
+
+Rows live in the operational store (``settings.store_url``) beside the orders they describe; without
+a store URL they live in memory (tests, one-off scripts).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, MetaData, String, Table, and_, create_engine, insert, select, update
+from sqlalchemy.pool import StaticPool
+
+__all__ = ["OrderLedger"]
+
+_meta = MetaData()
+_rows = Table(
+    "broker_order_refs", _meta,
+    Column("venue", String(40), primary_key=True),
+    Column("account", String(100), primary_key=True),
+    Column("client_order_id", String(128), primary_key=True),
+    Column("kind", String(16), nullable=False),  # order | gtt | oco
+    Column("ref", String(64)),  # venue order id / GTT trigger id / OCO parent order id
+    Column("tag", String(64), index=True),
+    Column("leg", String(16)),  # gtt: "0"/"1"; oco: "parent"/"stop"; order: None
+    Column("state", String(16)),  # set when our side of the venue object was withdrawn (a GTT leg)
+    Column("oco_group", String(128)),
+    Column("symbol", String(64)),
+    Column("side", String(4)),
+    Column("type", String(16)),
+    Column("quantity", Float),
+    Column("limit_price", Float),
+    Column("stop_price", Float),
+)  # fmt: skip
+_FIELDS = [c.name for c in _rows.columns if c.name not in ("venue", "account", "client_order_id")]
+
+
+class OrderLedger:
+    def __init__(self, store_url: str | None, venue: str, account: str):
+        if store_url:
+            self._engine = create_engine(store_url)
+        else:
+            self._engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+        _meta.create_all(self._engine)
+        self.venue, self.account = venue, account
+
+    def _key(self, cid: str | None = None):
+        k = and_(_rows.c.venue == self.venue, _rows.c.account == self.account)
+        return and_(k, _rows.c.client_order_id == cid) if cid is not None else k
+
+    def put(self, cid: str, **fields) -> None:
+        unknown = set(fields) - set(_FIELDS)
+        if unknown:
+            raise ValueError(f"ledger has no fields {sorted(unknown)}")
+        with self._engine.begin() as c:
+            if c.execute(update(_rows).where(self._key(cid)).values(**fields)).rowcount == 0:
+                c.execute(insert(_rows).values(venue=self.venue, account=self.account, client_order_id=cid, **fields))
+
+    def get(self, cid: str) -> dict | None:
+        with self._engine.connect() as c:
+            r = c.execute(select(_rows).where(self._key(cid))).mappings().first()
+        return dict(r) if r is not None else None
+
+    def find(self, **where) -> list[dict]:
+        stmt = select(_rows).where(self._key())
+        for k, v in where.items():
+            stmt = stmt.where(_rows.c[k] == v)
+        with self._engine.connect() as c:
+            return [dict(r) for r in c.execute(stmt).mappings().all()]

@@ -76,6 +76,28 @@ def _badge(text: str, colour: str) -> str:
     return f"<span class='wb-badge' style='background:{colour}'>{html.escape(text)}</span>"
 
 
+def _broker_environment(settings: Settings, name: str) -> str:
+    """What a broker choice would trade: paper, a testnet, or real money (Kite has no testnet)."""
+    if name == "paper":
+        return "paper"
+    return "testnet" if settings.broker.testnet and name != "kite" else "live"
+
+
+def _broker_options(settings: Settings) -> list[tuple[str, str]]:
+    """Paper first (the default); real brokers labelled with what they would trade."""
+    names = ["paper", "ccxt:binance", "kite", "alpaca"]
+    default = settings.broker.default
+    if default not in names:
+        names.insert(1, default)
+    label = {"paper": "Paper trading (simulated fills)", "testnet": "TESTNET (test money)", "live": "LIVE — REAL MONEY"}
+    out = []
+    for n in names:
+        env = _broker_environment(settings, n)
+        gate = "" if env != "live" or settings.broker.allow_live else " (needs broker.allow_live)"
+        out.append((label["paper"] if n == "paper" else f"{n} — {label[env]}{gate}", n))
+    return out
+
+
 @dataclass
 class _Views:
     header: w.HTML
@@ -103,7 +125,10 @@ class Dashboard:
         self._task: asyncio.Task | None = None
         self._data_html: str | None = None  # the lake's demo label, read once it exists
 
-        self.broker = w.Dropdown(options=[("Paper trading (simulated fills)", "paper")], value="paper", description="Broker")
+        opts = _broker_options(settings)
+        default = settings.broker.default if settings.broker.default in {v for _, v in opts} else "paper"
+        self.broker = w.Dropdown(options=opts, value=default, description="Broker")
+        self.broker.observe(lambda _: self.refresh(), names="value")
         self.model = w.Text(value="champion", description="Model")
         self.interval = w.BoundedFloatText(value=settings.live.interval_s, min=0.5, max=3600, description="Every (s)")
         self.start_button = w.Button(description="Start AI Trading", button_style="success", icon="play")
@@ -179,7 +204,10 @@ class Dashboard:
         v = self.views
         st = status(self.settings)
         run_id = st.get("run_id")
-        mode = _badge("PAPER TRADING", "#2e7d32") if self.broker.value == "paper" else _badge("LIVE", "#c62828")
+        env = _broker_environment(self.settings, self.broker.value)
+        mode = {"paper": _badge("PAPER TRADING", "#2e7d32"), "testnet": _badge(f"TESTNET · {self.broker.value}", "#ef6c00")}.get(
+            env, _badge(f"LIVE · REAL MONEY · {self.broker.value}", "#c62828")
+        )
         v.header.value = f"<h2 style='margin:4px 0'>workbench — AI trading {mode}</h2>{self._data_label()}"
         if run_id is None:
             v.status.value = "<i>No live run yet. Press <b>Start AI Trading</b>.</i>"

@@ -17,16 +17,26 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import pandas as pd
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from workbench.brokers.base import EXIT_TYPES, AuthenticationError, Broker, BrokerStatus, ExchangeUnavailable, Market, OrderRequest, TemporaryBrokerError
+from workbench.brokers.base import (
+    EXIT_TYPES,
+    AuthenticationError,
+    Broker,
+    BrokerStatus,
+    ExchangeUnavailable,
+    Market,
+    OrderRequest,
+    TemporaryBrokerError,
+)
 from workbench.config import CostModel, RiskLimits, SignalParams
 from workbench.data.panel import Panel
-from workbench.errors import ModelError, NoModelError
+from workbench.errors import ModelError, NoModelError, WorkbenchError
 from workbench.signals import Signal
 from workbench.trading.feeds import FeedTick, MarketFeed
 from workbench.trading.orders import OrderIntent, OrderManager, client_order_id
 from workbench.trading.portfolio import PortfolioSnapshot, after_fill, snapshot
 from workbench.trading.risk import RiskContext, evaluate, floor_to_lot
 from workbench.trading.store import Store, utcnow
+from workbench.trading.sync import SyncReport, sync_portfolio
 
 __all__ = [
     "CheckResult",
@@ -34,6 +44,7 @@ __all__ = [
     "ModelSignalEngine",
     "registry_engine_factory",
     "cached",
+    "PendingBroker",
     "phase1",
     "LiveContext",
     "CycleResult",
@@ -140,16 +151,107 @@ def _risk_text(limits: RiskLimits) -> str:
     )
 
 
+class PendingBroker:
+    """A real broker before anything has talked to its venue: Phase 1 decides whether it may
+    (authentication: testnet, or live with the permission), then checks its keys (present in the
+    vault, or found by the adapter in the environment, and accepted by the venue), and only then
+    connects. ``get()`` connects once and returns the same broker afterwards."""
+
+    def __init__(
+        self, name: str, environment: str, connect: Callable[[], Broker], key_names: tuple[str, ...] = (),
+        vault: Any = None, hint: str | None = None,
+    ):
+        self.name, self.environment, self.key_names, self.vault = name, environment, tuple(key_names), vault
+        self.hint = hint or f"run `workbench keys set {name}`"
+        self._connect = connect
+        self._broker: Broker | None = None
+
+    def missing_keys(self) -> list[str]:
+        """Vault names this broker reads that the vault does not hold (``VaultError`` if unreadable)."""
+        if not self.key_names:
+            return []
+        if self.vault is None:
+            return list(self.key_names)
+        return [n for n in self.key_names if self.vault.get(n) is None]
+
+    def get(self) -> Broker:
+        if self._broker is None:
+            self._broker = self._connect()
+        return self._broker
+
+    def __repr__(self) -> str:
+        return f"PendingBroker({self.name!r}, {self.environment!r}, connected={self._broker is not None})"
+
+
+def _authenticate(settings: Any, name: str, env: str) -> CheckResult:
+    if env == "paper":
+        return CheckResult("authentication", True, "paper trading: local user, no login required (simulated money only)")
+    if env == "testnet":
+        return CheckResult(
+            "authentication", True,
+            f"broker '{name}' on its testnet/sandbox: test money only, allowed without the live-trading permission",
+        )
+    if getattr(getattr(settings, "broker", None), "allow_live", False):
+        return CheckResult(
+            "authentication", True,
+            f"broker '{name}' trades REAL MONEY (live): permitted by the setting broker.allow_live, which stands in for "
+            "the user's live-trading permission until per-user accounts arrive with workbench.security",
+        )
+    return CheckResult(
+        "authentication", False,
+        f"broker '{name}' would trade real money on a live venue: that needs the user's live-trading permission. Until "
+        "per-user accounts arrive, that permission is the setting broker.allow_live (WORKBENCH_BROKER__ALLOW_LIVE=true, "
+        "or allow_live = true under [broker] in workbench.toml). Otherwise keep broker.testnet on (where the venue has a testnet), or use --broker paper.",
+    )
+
+
+def _check_keys(settings: Any, broker: Broker | PendingBroker) -> tuple[CheckResult, Broker | None]:
+    """Keys present (vault, or the environment as the adapter reads it) and accepted by the venue:
+    a private call (balances) must succeed. Connects a pending broker."""
+    name = broker.name
+    hint = broker.hint if isinstance(broker, PendingBroker) else f"run `workbench keys set {name}`"
+    try:
+        missing = broker.missing_keys() if isinstance(broker, PendingBroker) else []
+    except WorkbenchError as e:  # the vault cannot decrypt
+        return CheckResult("api_keys", False, f"the keys of {name} cannot be read: {e}"), None
+    lacking = f"no API keys for {name} in the vault (missing {', '.join(missing)}): {hint}" if missing else ""
+    try:
+        brk = broker.get() if isinstance(broker, PendingBroker) else broker
+    except Exception as e:  # a check must report, not crash
+        text = f"{lacking}. The adapter says: {e}" if lacking else f"connecting to {name} failed: {e}. If the keys are wrong: {hint}"
+        return CheckResult("api_keys", False, text), None
+    env = brk.environment
+    if env == "live" and not getattr(getattr(settings, "broker", None), "allow_live", False):
+        return CheckResult(
+            "api_keys", False,
+            f"broker '{name}' reports a live (real-money) venue although testnet was asked for: it has no testnet, so "
+            "it needs the live-trading permission (broker.allow_live), or use --broker paper",
+        ), brk
+    try:
+        balances = brk.balances()
+    except AuthenticationError as e:
+        text = f"{lacking}; the venue refused access: {e}" if lacking else f"{name} refused the API keys: {e}. Store working keys: {hint}"
+        return CheckResult("api_keys", False, text), brk
+    except Exception as e:
+        text = f"the keys of {name} could not be verified ({type(e).__name__}): {e}"
+        return CheckResult("api_keys", False, f"{lacking}; {text}" if lacking else text), brk
+    where = "found by the adapter in the environment" if missing else "from the vault"
+    return CheckResult(
+        "api_keys", True, f"keys for {name} ({where}) accepted by the {env} venue: {len(balances)} balance(s) readable"
+    ), brk
+
+
 def phase1(
     settings: Any,
-    broker: Broker,
+    broker: Broker | PendingBroker,
     engine_factory: Callable[[], SignalEngine],
     store: Store | None = None,
     run_id: int | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
 ) -> list[CheckResult]:
     """The five checks of the spec in order; stops at the first failure. Each result is written to
-    the store (and passed to ``on_result``) as soon as it is known, so the dashboard shows progress."""
+    the store (and passed to ``on_result``) as soon as it is known, so the dashboard shows progress.
+    A ``PendingBroker`` is connected only once authentication allows it."""
     results: list[CheckResult] = []
 
     def record(r: CheckResult) -> bool:
@@ -161,21 +263,16 @@ def phase1(
         return r.ok
 
     env = broker.environment
-    if env == "paper":
-        auth = CheckResult("authentication", True, "paper trading: local user, no login required (simulated money only)")
-    else:
-        auth = CheckResult(
-            "authentication", False,
-            f"broker '{broker.name}' trades on a {env} venue: that needs a logged-in user with the live-trading "
-            "permission, and user accounts arrive with workbench.security in a later release. Use --broker paper for now.",
-        )
-    if not record(auth):
+    if not record(_authenticate(settings, broker.name, env)):
         return results
-    keys = CheckResult("api_keys", True, "paper trading needs no API keys")
+    if env == "paper" and not isinstance(broker, PendingBroker):
+        keys, brk = CheckResult("api_keys", True, "paper trading needs no API keys"), broker
+    else:
+        keys, brk = _check_keys(settings, broker)
     if not record(keys):
         return results
     try:
-        st = broker.check()
+        st = brk.check()
         ex = CheckResult("exchange", bool(st.ok), f"{st.environment}: {st.message}")
     except Exception as e:  # a check must report, not crash
         ex = CheckResult("exchange", False, f"connecting to {broker.name} failed: {e}")
@@ -214,6 +311,7 @@ class LiveContext:
     markets: dict[str, Market] = field(default_factory=dict)
     last_status: BrokerStatus | None = None
     fx_rates: dict[str, float] = field(default_factory=dict)
+    last_sync: SyncReport | None = None
 
 
 @dataclass(frozen=True)
@@ -305,6 +403,7 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
     status = _retry(ctx, ctx.broker.check)
     ctx.last_status = status
     _markets(ctx, tick.panel.symbols)
+    ctx.last_sync = _retry(ctx, lambda: sync_portfolio(ctx.store, ctx.broker, ctx.account, ctx.run_id, f"cycle {ctx.cycle}", ctx.markets))
 
     n_exits = 0
     if status.ok:

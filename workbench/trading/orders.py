@@ -440,24 +440,48 @@ class OrderManager:
         q0, avg0 = float(pos["quantity"] or 0.0), float(pos["average_price"] or 0.0)
         realized = float(pos["realized_pnl"] or 0.0)
         fields: dict = {}
+        cash, base_fee, quote_fee = self._cash_moves(fill)
         if fill.side == "buy":
-            q1 = q0 + fill.quantity
-            fields["average_price"] = (q0 * avg0 + fill.quantity * fill.price + fill.fee) / q1
+            q1 = q0 + fill.quantity - base_fee  # a venue that takes its fee in the bought asset delivers less
+            fields["average_price"] = (q0 * avg0 + fill.quantity * fill.price + quote_fee) / q1 if q1 > 0 else None
             if order_row.get("stop_loss") is not None:
                 fields["stop_loss"] = order_row["stop_loss"]
             if order_row.get("take_profit") is not None:
                 fields["take_profit"] = order_row["take_profit"]
         else:
             sold = min(fill.quantity, q0) if q0 > 0 else fill.quantity
-            realized += (fill.price - avg0) * sold - fill.fee
-            q1 = q0 - fill.quantity
+            realized += (fill.price - avg0) * sold - quote_fee
+            q1 = q0 - fill.quantity - base_fee
             if abs(q1) < 1e-12:
                 q1 = 0.0
             if q1 == 0.0:
                 fields.update(average_price=None, stop_loss=None, take_profit=None)
         fields.update(quantity=q1, realized_pnl=realized)
         msg = f"{fill.side} {fill.quantity:g} {fill.symbol} @ {fill.price:.6g} fee {fill.fee:.4g} ({fill.client_order_id}) at {iso(fill.ts)}"
-        self.store.book_fill(fill, self.account, fields, msg, self.run_id)
+        self.store.book_fill(fill, self.account, fields, msg, self.run_id, cash=cash)
+
+    def _cash_moves(self, fill: Fill) -> tuple[dict[str, float], float, float]:
+        """Cash movements of a fill for the local cash book, and its fee split into the part paid in
+        the traded asset (changes the quantity held) and the part in the settlement currency (the
+        cost basis). The settlement currency follows the brokers' rule: the instrument's quote
+        currency when the account holds it, else the account currency. A fee in a third currency
+        (e.g. BNB) moves that currency's cash only."""
+        market = self._market(fill.symbol)
+        book = self.store.cash_book(self.account)
+        quote = market.quote if market is not None else None
+        ccy = quote if quote in book else getattr(self.broker, "currency", None) or quote or ""
+        sign = 1.0 if fill.side == "buy" else -1.0
+        cash = {ccy: -sign * fill.quantity * fill.price}
+        fee_ccy = fill.fee_currency
+        base_fee = quote_fee = 0.0
+        if market is not None and fee_ccy and fee_ccy == market.base and fee_ccy != ccy:
+            base_fee = float(fill.fee)
+        elif not fee_ccy or fee_ccy in (ccy, quote):
+            quote_fee = float(fill.fee)
+            cash[ccy] -= quote_fee
+        else:
+            cash[fee_ccy] = cash.get(fee_ccy, 0.0) - float(fill.fee)
+        return cash, base_fee, quote_fee
 
 
 def _to_tick(price: float, tick: float) -> float:

@@ -20,30 +20,143 @@ import pandas as pd
 
 from workbench.brokers.base import Broker
 from workbench.errors import ConfigError, WorkbenchError
-from workbench.trading.loop import LiveContext, cached, emergency_stop, phase1, registry_engine_factory, run_cycle
+from workbench.trading.loop import LiveContext, PendingBroker, cached, emergency_stop, phase1, registry_engine_factory, run_cycle
 from workbench.trading.orders import OrderManager
 from workbench.trading.store import Store, utcnow
+from workbench.trading.sync import sync_portfolio
 
-__all__ = ["make_broker", "run_live", "status", "request_stop", "start_background"]
+__all__ = [
+    "BROKERS",
+    "broker_name",
+    "key_fields",
+    "required_keys",
+    "plan_broker",
+    "make_broker",
+    "run_live",
+    "status",
+    "request_stop",
+    "start_background",
+]
 
 _POLL_S = 0.05
 _HEARTBEAT_S = 5.0
+BROKERS = "paper | ccxt:<exchange id> | kite | alpaca"
+# Vault fields per broker (names ``<broker>/<field>``): what `workbench keys set` asks for, and what
+# trading needs (Kite's access token comes from the daily login, not from the user's typing).
+_ASKED = {"kite": ("api_key", "api_secret"), "alpaca": ("api_key", "secret")}
+_NEEDED = {"kite": ("api_key", "access_token"), "alpaca": ("api_key", "secret")}
+_NO_TESTNET = frozenset({"kite"})  # Zerodha has no sandbox: every Kite order is real money
+_CCXT_FIELDS = {"apiKey": "api_key", "secret": "secret", "password": "password", "uid": "uid"}
 
 
-def make_broker(settings: Any, store: Store, broker: str | Broker = "paper") -> Broker:
-    """The broker named on the command line; ``paper`` is the only one in this release."""
-    if not isinstance(broker, str):
+def broker_name(settings: Any, broker: str | None = None) -> str:
+    """The broker to use: the one named, else ``settings.broker.default``; normalised and validated."""
+    name = (broker or settings.broker.default or "paper").strip()
+    low = name.lower()
+    if low in ("paper", "kite", "alpaca"):
+        return low
+    if low.startswith("ccxt:") and len(low) > 5:
+        import ccxt
+
+        ex = low[5:]
+        if ex not in ccxt.exchanges:
+            raise ConfigError(f"ccxt has no exchange {ex!r}: use one of ccxt.exchanges (e.g. ccxt:binance, ccxt:kraken)")
+        return f"ccxt:{ex}"
+    raise ConfigError(f"unknown broker {name!r}: use {BROKERS}")
+
+
+def key_fields(name: str) -> tuple[str, ...]:
+    """Fields `workbench keys set NAME` asks for: a ccxt exchange's own required credentials
+    (api_key, secret, and password/uid where that venue needs them), Kite's api_key and api_secret,
+    Alpaca's api_key and secret."""
+    if name.startswith("ccxt:"):
+        import ccxt
+
+        creds = getattr(ccxt, name[5:])().requiredCredentials
+        return tuple(f for k, f in _CCXT_FIELDS.items() if creds.get(k)) or ("api_key", "secret")
+    if name in _ASKED:
+        return _ASKED[name]
+    raise ConfigError(f"broker {name!r} takes no keys: keys are for ccxt:<exchange id>, kite or alpaca")
+
+
+def required_keys(name: str) -> tuple[str, ...]:
+    """Vault names trading on ``name`` reads (e.g. ``ccxt:binance/api_key``)."""
+    fields = _NEEDED.get(name) or key_fields(name)
+    return tuple(f"{name}/{f}" for f in fields)
+
+
+def _key_hint(name: str) -> str:
+    if name == "kite":
+        return "run `workbench keys set kite` (api_key, api_secret), then `workbench keys kite-login` for today's access token"
+    return f"run `workbench keys set {name}`"
+
+
+def _paper(settings: Any, store: Store) -> Broker:
+    from workbench.brokers.paper import PaperBroker
+
+    pa = settings.paper
+    return PaperBroker(
+        store, account="paper", currency=pa.currency, starting_cash={**pa.extra_cash, pa.currency: pa.starting_cash},
+        fee_rate=settings.costs.fee_rate, slippage_bps=settings.costs.slippage_bps,
+        max_volume_share=pa.max_volume_share, exchange_costs=pa.exchange_costs,
+    )
+
+
+def _connect(settings: Any, name: str, vault: Any) -> Broker:
+    try:
+        return _adapter(settings, name, vault)
+    except ImportError as e:
+        raise ConfigError(f"the adapter for broker {name!r} is not available in this installation ({e}): use --broker paper") from e
+
+
+def _adapter(settings: Any, name: str, vault: Any) -> Broker:
+    if name.startswith("ccxt:"):
+        from workbench.brokers.ccxt_broker import CcxtBroker
+
+        return CcxtBroker.from_settings(settings, name[5:], vault=vault)
+    if name == "kite":
+        from workbench.brokers.kite import KiteBroker
+
+        return KiteBroker.from_settings(settings, vault=vault)
+    if name == "alpaca":
+        from workbench.brokers.alpaca import AlpacaBroker
+
+        return AlpacaBroker.from_settings(settings, vault=vault)
+    raise ConfigError(f"unknown broker {name!r}: use {BROKERS}")
+
+
+def plan_broker(settings: Any, broker: str | None = None, vault: Any = None) -> PendingBroker:
+    """A real broker as Phase 1 needs it: named, its environment known (testnet unless
+    ``broker.testnet`` is off or the venue has none, like Kite), its keys listed, not yet connected."""
+    name = broker_name(settings, broker)
+    if name == "paper":
+        raise ConfigError("the paper broker needs no plan: use make_broker")
+    if vault is None:
+        from workbench.security.vault import Vault
+
+        vault = Vault.for_settings(settings)
+    env = "testnet" if settings.broker.testnet and name not in _NO_TESTNET else "live"
+    return PendingBroker(name, env, lambda: _connect(settings, name, vault), required_keys(name), vault, _key_hint(name))
+
+
+def make_broker(settings: Any, store: Store, broker: str | Broker | None = None, vault: Any = None) -> Broker:
+    """The broker named (``paper``, ``ccxt:<id>``, ``kite``, ``alpaca``), else ``settings.broker.default``;
+    paper unless told otherwise. A real broker is connected here without Phase 1's gates: the live
+    loop uses ``plan_broker`` instead, so nothing talks to a venue before authentication allows it."""
+    if broker is not None and not isinstance(broker, str):
         return broker
-    if broker == "paper":
-        from workbench.brokers.paper import PaperBroker
+    name = broker_name(settings, broker)
+    if name == "paper":
+        return _paper(settings, store)
+    return _connect(settings, name, vault)
 
-        pa = settings.paper
-        return PaperBroker(
-            store, account="paper", currency=pa.currency, starting_cash={**pa.extra_cash, pa.currency: pa.starting_cash},
-            fee_rate=settings.costs.fee_rate, slippage_bps=settings.costs.slippage_bps,
-            max_volume_share=pa.max_volume_share, exchange_costs=pa.exchange_costs,
-        )
-    raise ConfigError(f"broker {broker!r} is not available yet: use --broker paper (real brokers arrive in a later release)")
+
+def _account(brk: Broker | PendingBroker) -> str:
+    """The store account of a broker: the paper account, else ``<broker>@<environment>`` so that a
+    testnet's book never mixes with real money."""
+    if isinstance(brk, PendingBroker):
+        return f"{brk.name}@{brk.environment}"
+    return getattr(brk, "account", None) or f"{brk.name}@{brk.environment}"
 
 
 def _default_feed(settings: Any, engine: Any, start_cursor: int):
@@ -82,37 +195,46 @@ class _Stop:
 
 def run_live(
     settings: Any,
-    broker: str | Broker = "paper",
+    broker: str | Broker | None = None,
     model: str = "champion",
     interval_s: float | None = None,
     cycles: int | None = None,
     engine: Any = None,
     feed: Any = None,
 ) -> int:
-    """Run the live loop in this process and return the run id when it ends. The run row's status
+    """Run the live loop in this process and return the run id when it ends. ``broker``: a name
+    (default ``settings.broker.default``, i.e. paper) or a Broker object. The run row's status
     says how it ended: STOPPED, FAILED (with the failing check's or error's message) or
     EMERGENCY_STOPPED. Unexpected errors are recorded (FAILED) and then raised."""
     settings.ensure_dirs()
     store = Store(settings.store_url).create()
     interval = float(interval_s if interval_s is not None else settings.live.interval_s)
-    broker_name = broker if isinstance(broker, str) else getattr(broker, "name", type(broker).__name__)
+    if isinstance(broker, str) or broker is None:
+        label = (broker or settings.broker.default or "paper").strip()
+    else:
+        label = getattr(broker, "name", type(broker).__name__)
     try:
-        brk = make_broker(settings, store, broker)
+        if isinstance(broker, str) or broker is None:
+            label = broker_name(settings, broker)
+            brk = _paper(settings, store) if label == "paper" else plan_broker(settings, label)
+        else:
+            brk = broker
         env = brk.environment
     except WorkbenchError as e:
-        run_id = store.start_run(broker_name, "unknown", None, model, interval, os.getpid())
+        run_id = store.start_run(label, "unknown", None, model, interval, os.getpid())
         store.log_event("run", f"run failed to start: {e}", "ERROR", run_id)
         store.finish_run(run_id, "FAILED", str(e))
         return run_id
-    account = getattr(brk, "account", broker_name)
-    crashed = _crashed_run(store, broker_name, account)
+    broker_name_ = label
+    account = _account(brk)
+    crashed = _crashed_run(store, broker_name_, account)
     if crashed is not None:
         run_id = int(crashed["id"])
         store.update_run(run_id, pid=os.getpid(), heartbeat_at=utcnow(), message=None)
         store.clear_checks(run_id)
         store.log_event("run", f"run {run_id} resumed after a crash of pid {crashed['pid']} (last complete cycle {crashed['cycle']})", "WARNING", run_id)
     else:
-        run_id = store.start_run(broker_name, env, account, model, interval, os.getpid())
+        run_id = store.start_run(broker_name_, env, account, model, interval, os.getpid())
     stop = _Stop()
     restore = _install_signal_handlers(stop)
     try:
@@ -142,6 +264,8 @@ def _run(settings, store, brk, account, run_id, model, interval, cycles, engine,
         log("phase1", msg, "ERROR")
         store.finish_run(run_id, "FAILED", msg)
         return run_id
+    if isinstance(brk, PendingBroker):
+        brk = brk.get()  # connected by Phase 1
     eng = factory()
     ref = getattr(eng, "ref", None)
     if isinstance(ref, str):
@@ -166,6 +290,9 @@ def _run(settings, store, brk, account, run_id, model, interval, cycles, engine,
         reconciled = orders.reconcile()
         if reconciled:
             log("reconcile", f"{len(reconciled)} open order(s) from earlier runs reconciled with the broker")
+        # Phase 1's portfolio sync: after the orders' fills are booked, so only real differences show.
+        synced = sync_portfolio(store, brk, account, run_id, "phase1")
+        log("sync", f"portfolio synced with {getattr(brk, 'name', 'the broker')}: {synced.summary()}", "INFO" if synced.in_sync else "WARNING")
         ctx = LiveContext(
             store=store, broker=brk, feed=feed, engine=eng, orders=orders, run_id=run_id, account=account,
             limits=settings.risk, costs=settings.costs, stale_after_s=settings.live.stale_after_s, cycle=last_cycle,
@@ -307,13 +434,13 @@ def request_stop(settings: Any, emergency: bool = False) -> int | None:
 
 
 def start_background(
-    settings: Any, broker: str = "paper", model: str = "champion", interval_s: float | None = None, cycles: int | None = None
+    settings: Any, broker: str | None = None, model: str = "champion", interval_s: float | None = None, cycles: int | None = None
 ) -> subprocess.Popen:
     """Launch ``workbench live run`` as its own session: closing the dashboard never stops it."""
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stamp = utcnow().strftime("%Y%m%dT%H%M%S")
-    cmd = [sys.executable, "-m", "workbench", "live", "run", "--broker", broker, "--model", model]
+    cmd = [sys.executable, "-m", "workbench", "live", "run", "--broker", broker or settings.broker.default, "--model", model]
     if interval_s is not None:
         cmd += ["--interval", str(interval_s)]
     if cycles is not None:

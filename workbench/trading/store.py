@@ -256,6 +256,30 @@ paper_fills = Table(
     Column("ts", String(40), nullable=False),
 )
 
+# The local cash book: what the account should hold per currency by our own records (synced from the
+# broker, moved by every booked fill), so a difference with the broker is seen, not papered over.
+cash_book = Table(
+    "cash_book", _meta,
+    Column("account", String(64), primary_key=True),
+    Column("currency", String(16), primary_key=True),
+    Column("total", Float, nullable=False),
+    Column("updated_at", String(40), nullable=False),
+)
+# Explicit adjusting records: every time sync brings the local book to the broker's numbers.
+adjustments = Table(
+    "adjustments", _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", String(40), nullable=False),
+    Column("run_id", Integer, index=True),
+    Column("account", String(64), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # "position" | "cash"
+    Column("key", String(64), nullable=False),  # symbol or currency
+    Column("local", Float, nullable=False),
+    Column("broker", Float, nullable=False),
+    Column("delta", Float, nullable=False),
+    Column("reason", Text),
+)
+
 _TIME_COLUMNS = {"ts", "bar_ts", "started_at", "ended_at", "finished_at", "heartbeat_at", "created_at", "updated_at", "consumed_at"}
 
 
@@ -265,6 +289,7 @@ class _Tables:
     runs, checks, cycles, signals, orders, order_events, fills = runs, checks, cycles, signals, orders, order_events, fills
     positions, equity, day_starts, events, commands = positions, equity, day_starts, events, commands
     paper_balances, paper_orders, paper_fills = paper_balances, paper_orders, paper_fills
+    cash_book, adjustments = cash_book, adjustments
 
 
 class Store:
@@ -474,13 +499,19 @@ class Store:
                 [{"client_order_id": client_order_id, "ts": now, "status": st, "detail": detail if i == len(steps) - 1 else None} for i, st in enumerate(steps)],
             )
 
-    def book_fill(self, fill: Any, account: str, position: Mapping[str, Any], message: str, run_id: int | None = None) -> bool:
-        """Record a broker fill, the position it leaves and its event in one transaction; False (and
-        nothing written) when the fill was already recorded — fills are replayed on reconcile."""
+    def book_fill(
+        self, fill: Any, account: str, position: Mapping[str, Any], message: str, run_id: int | None = None,
+        cash: Mapping[str, float] | None = None,
+    ) -> bool:
+        """Record a broker fill, the position it leaves, its cash movements (``cash``: currency → delta,
+        applied to the account's cash book once it has one) and its event in one transaction; False
+        (and nothing written) when the fill was already recorded — fills are replayed on reconcile."""
         with self.engine.begin() as c:
             if not _insert_fill(c, fill, account):
                 return False
             _upsert_position(c, account, fill.symbol, position)
+            if cash:
+                _move_cash(c, account, cash)
             c.execute(insert(events).values(ts=iso(utcnow()), run_id=run_id, level="INFO", kind="fill", message=message))
         return True
 
@@ -557,6 +588,46 @@ class Store:
         if not include_closed:
             stmt = stmt.where(positions.c.quantity != 0)
         return self._frame(stmt.order_by(positions.c.symbol), [c.name for c in positions.columns])
+
+    # ---- cash book and adjustments ------------------------------------------------------------
+    def cash_book(self, account: str) -> dict[str, float]:
+        """The account's cash per currency by our own records; empty until the first sync."""
+        with self.engine.connect() as c:
+            rows = c.execute(select(cash_book.c.currency, cash_book.c.total).where(cash_book.c.account == account)).all()
+        return {str(k): float(v) for k, v in rows}
+
+    def adjust(self, account: str, rows: Iterable[Mapping[str, Any]], run_id: int | None = None) -> int:
+        """Bring the local book to the broker's numbers, one explicit record per difference, in one
+        transaction with the event that says so. Each row: kind ("position" | "cash"), key (symbol or
+        currency), local, broker, reason, level (event level) and message (the event text)."""
+        now = iso(utcnow())
+        rows = list(rows)
+        with self.engine.begin() as c:
+            for r in rows:
+                local, brk = float(r["local"]), float(r["broker"])
+                c.execute(insert(adjustments).values(
+                    ts=now, run_id=run_id, account=account, kind=r["kind"], key=r["key"], local=local, broker=brk,
+                    delta=brk - local, reason=r.get("reason"),
+                ))  # fmt: skip
+                if r["kind"] == "position":
+                    fields: dict[str, Any] = {"quantity": brk}
+                    if abs(brk) < 1e-12:
+                        fields.update(quantity=0.0, average_price=None, stop_loss=None, take_profit=None)
+                    _upsert_position(c, account, r["key"], fields)
+                elif r["kind"] == "cash":
+                    _set_cash(c, account, r["key"], brk)
+                else:
+                    raise ValueError(f"adjustment kind must be 'position' or 'cash', not {r['kind']!r}")
+                c.execute(insert(events).values(ts=now, run_id=run_id, level=r.get("level", "WARNING"), kind=r.get("event", "reconcile"), message=r["message"]))
+        return len(rows)
+
+    def adjustments(self, account: str | None = None, run_id: int | None = None) -> pd.DataFrame:
+        stmt = select(adjustments)
+        if account is not None:
+            stmt = stmt.where(adjustments.c.account == account)
+        if run_id is not None:
+            stmt = stmt.where(adjustments.c.run_id == run_id)
+        return self._frame(stmt.order_by(adjustments.c.id), [c.name for c in adjustments.columns])
 
     # ---- equity ---------------------------------------------------------------------------------
     def add_equity(
@@ -677,6 +748,25 @@ def _insert_fill(c: Any, fill: Any, account: str) -> bool:
         )
     )
     return True
+
+
+def _set_cash(c: Any, account: str, currency: str, total: float) -> None:
+    key = and_(cash_book.c.account == account, cash_book.c.currency == currency)
+    if c.execute(select(cash_book.c.currency).where(key)).first() is None:
+        c.execute(insert(cash_book).values(account=account, currency=currency, total=float(total), updated_at=iso(utcnow())))
+    else:
+        c.execute(update(cash_book).where(key).values(total=float(total), updated_at=iso(utcnow())))
+
+
+def _move_cash(c: Any, account: str, deltas: Mapping[str, float]) -> None:
+    """Apply fill cash movements to a cash book that exists (before the first sync there is none:
+    the sync then takes the broker's balances as the opening book)."""
+    book = dict(c.execute(select(cash_book.c.currency, cash_book.c.total).where(cash_book.c.account == account)).all())
+    if not book:
+        return
+    for ccy, d in deltas.items():
+        if ccy in book and d:
+            _set_cash(c, account, ccy, float(book[ccy]) + float(d))
 
 
 def _upsert_position(c: Any, account: str, symbol: str, fields: Mapping[str, Any]) -> None:

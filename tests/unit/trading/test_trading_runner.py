@@ -146,9 +146,9 @@ def test_no_registered_model_fails_phase1_with_the_registry_message(settings):
 
 
 def test_unknown_broker_fails_the_run(settings):
-    rid = run_live(settings, broker="kite", engine=MomentumEngine(), feed=long_feed(), cycles=1)
+    rid = run_live(settings, broker="nope", engine=MomentumEngine(), feed=long_feed(), cycles=1)
     run = Store(settings.store_url).run(rid)
-    assert run["status"] == "FAILED" and "--broker paper" in run["message"]
+    assert run["status"] == "FAILED" and "unknown broker 'nope'" in run["message"] and "ccxt:<exchange id>" in run["message"]
 
 
 def test_status_without_runs(settings):

@@ -114,6 +114,7 @@ class BrokerSettings(_Frozen):
     testnet: bool = Field(True, description="use the venue's sandbox/testnet/paper endpoint")
     allow_live: bool = Field(False, description="permission to trade real money (until per-user permissions)")
     timeout_s: float = Field(10.0, gt=0, description="HTTP timeout per broker request")
+    currency: str | None = Field(None, description="account currency at the venue (default: USDT on ccxt, INR on Kite, USD on Alpaca)")
     ccxt_options: dict[str, dict] = Field(default_factory=dict, description="per ccxt exchange id: ccxt `options`")
     ccxt_urls: dict[str, dict] = Field(default_factory=dict, description="per ccxt exchange id: ccxt `urls` overrides")
     kite_root: str | None = Field(None, description="Kite Connect API root override (tests, proxies)")

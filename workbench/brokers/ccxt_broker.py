@@ -189,7 +189,7 @@ class CcxtBroker:
         store_url = getattr(settings, "store_url", None)
         kw: dict[str, Any] = dict(
             api_key=api_key, secret=secret, password=read("password"), testnet=b.testnet, options=b.ccxt_options.get(exchange_id),
-            urls=b.ccxt_urls.get(exchange_id), timeout_s=b.timeout_s,
+            urls=b.ccxt_urls.get(exchange_id), timeout_s=b.timeout_s, currency=getattr(b, "currency", None) or "USDT",
         )
         kw.update(overrides)
         if "ledger" not in kw:

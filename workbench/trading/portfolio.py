@@ -234,6 +234,15 @@ def snapshot(
     markets = broker.markets(list(held)) if held else {}
     currencies = {s: (m.quote if m.quote in cash else base) for s, m in markets.items()}
     rates = {**fx_from_quotes(base, quotes), **(fx or {})}
+    # A spot venue lists a held coin as a balance too: it is a position, not cash (else counted twice).
+    for s, m in markets.items():
+        if m.base != base and m.base not in currencies.values():
+            cash.pop(m.base, None)
+    if broker.environment != "paper":
+        # A real account lists assets the workbench never traded (testnets hand out dozens): without a
+        # rate they are not part of the trading book. Paper accounts hold only what the user configured.
+        keep = {base, *currencies.values()}
+        cash = {k: v for k, v in cash.items() if k in keep or k in rates}
     book = store.position_book(account)
     fees = sum(v * (1.0 if k == base else rates.get(k, 1.0)) for k, v in store.fees_by_currency(account).items())
     snap = compute_snapshot(now, cash, held, prices, book, fx=rates, currencies=currencies, base_currency=base, fees=fees)

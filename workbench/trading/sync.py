@@ -109,8 +109,10 @@ def sync_portfolio(
     unknown = [s for s in set(local_pos) | set(held) if s not in known]
     if unknown:
         known.update(broker.markets(unknown))
-    local_cash = store.cash_book(account)
-    broker_cash = {k: float(b.total) for k, b in balances.items()}
+    # On a spot venue a held coin is also a balance: it is compared as a position, not as cash.
+    coins = {m.base for m in known.values() if m.base and m.base != m.quote} - {getattr(broker, "currency", None)}
+    local_cash = {k: v for k, v in store.cash_book(account).items() if k not in coins}
+    broker_cash = {k: float(b.total) for k, b in balances.items() if k not in coins}
     diffs = differences(local_pos, held, local_cash, broker_cash, known, cash_tolerance)
     rows = []
     for d in diffs:

@@ -13,7 +13,18 @@ a store URL they live in memory (tests, one-off scripts).
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, MetaData, String, Table, and_, create_engine, insert, select, update
+from sqlalchemy import (
+    Column,
+    Float,
+    MetaData,
+    String,
+    Table,
+    and_,
+    create_engine,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.pool import StaticPool
 
 __all__ = ["OrderLedger"]

@@ -119,6 +119,7 @@ class BrokerSettings(_Frozen):
     ccxt_urls: dict[str, dict] = Field(default_factory=dict, description="per ccxt exchange id: ccxt `urls` overrides")
     kite_root: str | None = Field(None, description="Kite Connect API root override (tests, proxies)")
     kite_product: str = Field("CNC", description="Kite product: CNC (delivery) or MIS (intraday)")
+    kite_exchange: str = Field("NSE", description="exchange of bare Kite symbols (the lake's tradingsymbols): NSE or BSE")
     alpaca_url: str | None = Field(None, description="Alpaca trading API URL override (tests, proxies)")
 
 

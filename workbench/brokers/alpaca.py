@@ -142,6 +142,7 @@ class AlpacaBroker:
         self.retries, self.backoff_s = max(1, int(retries)), float(backoff_s)
         self.ledger = OrderLedger(store_url, "alpaca", self.account)
         self._assets: dict[str, dict | None] = {}
+        self._names: dict[str, str] = {}  # ticker -> the caller's name for it ("AAPL" or "NASDAQ:AAPL")
         self._cids: dict[str, str] = {}  # venue order id -> client order id
 
     @classmethod
@@ -157,7 +158,7 @@ class AlpacaBroker:
 
         key, sec = secret("alpaca/api_key", "WORKBENCH_ALPACA_API_KEY"), secret("alpaca/secret", "WORKBENCH_ALPACA_SECRET")
         if not key or not sec:
-            raise AuthenticationError("no Alpaca keys: store alpaca/api_key and alpaca/secret in the vault (`workbench keys …`) or set WORKBENCH_ALPACA_API_KEY/SECRET")
+            raise AuthenticationError("no Alpaca keys: store them with `workbench keys set alpaca` (or set WORKBENCH_ALPACA_API_KEY and WORKBENCH_ALPACA_SECRET); use paper-trading keys unless broker.testnet is off")
         b = settings.broker
         return cls(key, sec, paper=b.testnet, url_override=b.alpaca_url, timeout_s=b.timeout_s, store_url=settings.store_url)
 
@@ -216,6 +217,7 @@ class AlpacaBroker:
         for s in symbols:
             a = self._asset(s)
             if a is not None:
+                self._names.setdefault(self._ticker(s), s)
                 tick = _f(a.get("price_increment")) or 0.01
                 out[s] = Market(s, a["symbol"], "USD", lot_size=1.0, tick_size=tick, min_notional=0.0, exchange=a.get("exchange"))
         return out
@@ -231,7 +233,8 @@ class AlpacaBroker:
         for p in self._call("the positions", self.trading.get_all_positions):
             q = _f(p.get("qty")) * (-1.0 if p.get("side") == "short" else 1.0)
             if abs(q) > 1e-12:
-                out[f"{p.get('exchange')}:{p['symbol']}"] = q
+                # named as the caller names the symbol (positions must match orders and the book)
+                out[self._names.get(p["symbol"]) or f"{p.get('exchange')}:{p['symbol']}"] = q
         return out
 
     def quotes(self, symbols: list[str]) -> dict[str, Quote]:

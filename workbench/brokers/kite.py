@@ -194,7 +194,7 @@ class KiteBroker:
     def __init__(
         self, api_key: str, access_token: str, *, root: str | None = None, timeout_s: float = 10, product: str = "CNC",
         account: str | None = None, expires_at: pd.Timestamp | None = None, store_url: str | None = None,
-        retries: int = 3, backoff_s: float = 0.2, stop_limit_pct: float = 1.0,
+        retries: int = 3, backoff_s: float = 0.2, stop_limit_pct: float = 1.0, exchange: str = "NSE",
     ):
         from kiteconnect import KiteConnect
 
@@ -209,6 +209,10 @@ class KiteBroker:
         self.stop_limit_pct = float(stop_limit_pct)
         self.ledger = OrderLedger(store_url, "kite", self.account)
         self._instruments: dict[str, dict[str, dict]] = {}
+        # Bare symbols (the lake's NSE/BSE tradingsymbols) trade on ``exchange``; positions come back
+        # under the name the caller used, so the book, the orders and the venue agree.
+        self.exchange = exchange.upper()
+        self._names: dict[str, str] = {}
 
     @classmethod
     def from_settings(cls, settings, vault=None) -> KiteBroker:
@@ -220,7 +224,7 @@ class KiteBroker:
         if token.expired():
             raise AuthenticationError(_expired_message(token.expires_at))
         b = settings.broker
-        return cls(key, token.value, root=b.kite_root, timeout_s=b.timeout_s, product=b.kite_product, expires_at=token.expires_at,
+        return cls(key, token.value, root=b.kite_root, timeout_s=b.timeout_s, product=b.kite_product, exchange=b.kite_exchange, expires_at=token.expires_at,
                    store_url=settings.store_url)  # fmt: skip
 
     def __repr__(self) -> str:
@@ -249,10 +253,11 @@ class KiteBroker:
         except Exception as e:
             raise _translate(e, what, self.expires_at) from e
 
-    @staticmethod
-    def _split(symbol: str) -> tuple[str, str] | None:
+    def _split(self, symbol: str) -> tuple[str, str] | None:
         ex, sep, sym = symbol.partition(":")
-        return (ex.upper(), sym) if sep and ex and sym else None
+        if not sep:
+            return (self.exchange, symbol) if symbol else None
+        return (ex.upper(), sym) if ex and sym else None
 
     def _instrument(self, symbol: str) -> dict | None:
         parts = self._split(symbol)
@@ -290,7 +295,8 @@ class KiteBroker:
             row = self._instrument(s)
             if row is not None:
                 ex, sym = self._split(s)
-                out[s] = Market(f"{ex}:{sym}", sym, "INR", lot_size=float(row["lot_size"]), tick_size=float(row["tick_size"]), min_notional=0.0, exchange=ex)
+                self._names.setdefault(f"{ex}:{sym}", s)
+                out[s] = Market(s, sym, "INR", lot_size=float(row["lot_size"]), tick_size=float(row["tick_size"]), min_notional=0.0, exchange=ex)
         return out
 
     def balances(self) -> dict[str, Balance]:
@@ -314,7 +320,7 @@ class KiteBroker:
         for p in self._call("the positions", self.kite.positions)["net"]:
             k = f"{p['exchange']}:{p['tradingsymbol']}"
             held[k] = held.get(k, 0.0) + float(p.get("quantity") or 0)
-        return {k: v for k, v in held.items() if abs(v) > 1e-9}
+        return {self._names.get(k, k): v for k, v in held.items() if abs(v) > 1e-9}
 
     def quotes(self, symbols: list[str]) -> dict[str, Quote]:
         """Full quotes, at most 500 instruments a call (Kite's limit)."""

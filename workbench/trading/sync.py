@@ -7,7 +7,7 @@ is news — a deposit, a withdrawal, a trade made by hand, a fee in the traded a
 So a difference is never silently overwritten: it is written as a ``reconcile`` event carrying both
 numbers, and the book is brought to the broker's numbers by an explicit adjusting record (the
 ``adjustments`` table), in one transaction. Differences within half a lot (positions) or within
-``cash_tolerance`` (cash) are rounding, not news.
+``cash_tolerance`` (cash; a cent by default, as Alpaca and Kite round cash to it) are rounding, not news.
 
 The first sync of an account takes the broker's balances as the opening cash book (an ``opening``
 adjustment, logged as a ``sync`` event, not as a difference). A fill that lands between the broker's
@@ -96,17 +96,22 @@ def sync_portfolio(
     run_id: int | None = None,
     when: str = "cycle",
     markets: Mapping[str, Market] | None = None,
-    cash_tolerance: float = 1e-6,
+    cash_tolerance: float = 0.01,
 ) -> SyncReport:
     """Read the broker's balances and positions, compare them with the store's book (positions
     table and cash book), and adjust the book explicitly where they differ. ``when`` ("phase1",
     "cycle 7") goes into the events so the log says when the difference was seen."""
-    balances = broker.balances()
-    held = {s: float(q) for s, q in broker.positions().items()}
     book = store.position_book(account)
     local_pos = {s: float(r["quantity"] or 0.0) for s, r in book.items()}
     known = dict(markets or {})
-    unknown = [s for s in set(local_pos) | set(held) if s not in known]
+    # The book's symbols first: a broker names positions as its caller names symbols once it has
+    # been asked about them (a fresh process after a restart has not).
+    unknown = [s for s in local_pos if s not in known]
+    if unknown:
+        known.update(broker.markets(unknown))
+    balances = broker.balances()
+    held = {s: float(q) for s, q in broker.positions().items()}
+    unknown = [s for s in held if s not in known]
     if unknown:
         known.update(broker.markets(unknown))
     # On a spot venue a held coin is also a balance: it is compared as a position, not as cash.

@@ -52,7 +52,8 @@ def test_market_buy_fills_and_positions_are_named_by_exchange(fake):
     b = broker(fake)
     o = b.place(OrderRequest("b1", "IBM", "buy", 10))
     assert o.status == "FILLED" and o.average_price == pytest.approx(50.0) and o.symbol == "IBM"
-    assert b.positions() == {"NYSE:IBM": 10.0}
+    assert b.positions() == {"IBM": 10.0}  # named as the caller named it, so book and venue agree
+    assert broker(fake).positions() == {"NYSE:IBM": 10.0}  # a fresh client that was never asked: exchange-qualified
     assert b.balances()["USD"].total == pytest.approx(9_500.0)
     (f,) = b.fills()
     assert (f.client_order_id, f.quantity, f.price, f.side) == ("b1", 10.0, 50.0, "buy")

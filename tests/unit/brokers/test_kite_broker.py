@@ -199,4 +199,5 @@ def test_quotes_batch_500_and_markets_come_from_the_instrument_dump(fake):
     assert len(q) == 1002 and q["NSE:INFY"].last == 100.0 and q["NSE:INFY"].bid < q["NSE:INFY"].ask
     assert sum(p == "/quote" for _, p, _ in fake.requests) == 3
     m = b.markets(["NSE:INFY", "BSE:INFY", "INFY", "NSE:NOPE"])
-    assert sorted(m) == ["BSE:INFY", "NSE:INFY"] and m["BSE:INFY"].tick_size == 0.05 and m["NSE:INFY"].quote == "INR"
+    assert sorted(m) == ["BSE:INFY", "INFY", "NSE:INFY"] and m["BSE:INFY"].tick_size == 0.05 and m["NSE:INFY"].quote == "INR"
+    assert m["INFY"].exchange == "NSE" and m["INFY"].symbol == "INFY"  # a bare lake symbol trades on broker.kite_exchange

@@ -246,20 +246,68 @@ write_decision(decision, decision_path)
 Registry(settings).list()[["version", "aliases", "kind", "auc", "accuracy", "baseline_accuracy"]]""",
 ],
 "04_backtest.ipynb": [
-"md:# 4 · Backtest the champion\n\nThe champion's signals — the very `signals_for_panel` the live loop calls — traded in vectorbt on the model's **out-of-sample** window with fees, slippage, ATR stops and the risk rules (10% per position, strength > 0.7). The report is logged to the model's MLflow run.",
-SETUP,
-"""from workbench.models.registry import Registry
+"md:# 4 · Backtest the champion, out of sample\n\nA model is judged only on bars it never trained on: the probabilities each **walk-forward fold**'s model gave on its own test window are stored with the registered model, and only those are traded. They become signals through the live `signal_frame` (same parameters, the model's own out-of-sample strength reference) and are traded by the engine that replays the live loop's rules bar by bar (10% per position, risk-based size, strength > 0.7, ATR stops, the daily-loss halt, fees and slippage). Every order says which fold it came from.\n\nThe result stands beside two yardsticks run over the same bars: **buy & hold** of the universe (equal weight) and the **baseline model** (the momentum rule scored on the same folds, traded through the same engine). The report (HTML + PNG) is logged to the model's MLflow run.\n\nData: ten S&P 500 stocks (daily, 2013–2018) from `../shared/data` when it is there, otherwise the demo data.",
+"""import os
+from pathlib import Path
+
+from workbench.config import load_settings
+from workbench.data.lake import Lake
+
+settings = load_settings()  # honours WORKBENCH_HOME
+settings.ensure_dirs()
+lake = Lake(settings.lake_dir)
+real = Path(os.environ.get("WORKBENCH_TEST_DATA") or "../../shared/data") / "us_equities" / "sp500_5yr_kaggle_cnuge"
+STOCKS = ["AAPL", "MSFT", "XOM", "JPM", "JNJ", "PG", "KO", "GE", "INTC", "WMT"]
+if real.is_dir():  # the same ten stocks as notebook 03 (re-ingesting adds nothing)
+    from workbench.data.ingest import pull
+    from workbench.data.sources.csv_source import CsvSource
+
+    for sym in STOCKS:
+        pull(lake, CsvSource(real / f"{sym}_data.csv", exchange="NYSE", symbol=sym), [sym], "1d", progress=False)
+    exchange, timeframe, symbols = "NYSE", "1d", STOCKS
+    print(f"real data: {len(STOCKS)} S&P 500 stocks, daily bars, from {real.resolve()}")
+else:
+    from workbench.data.demo import ensure_demo_data
+
+    uni = ensure_demo_data(settings)
+    exchange, timeframe, symbols = uni.exchange, uni.timeframe, list(uni.symbols)
+    print(f"NOTE: real data not found at {real}; using the demo data instead — {uni.label}")""",
+"md:The champion from notebook 03 is used when it carries its out-of-sample predictions; otherwise (notebook 03 skipped) a LightGBM model is trained walk-forward here and registered as champion.",
+"""from workbench.errors import ModelError
+from workbench.models.registry import Registry
 
 registry = Registry(settings)
-if not registry.has("champion"):  # notebook 03 registers one; train here if it was skipped
-    from workbench.models.training import train
-    registry.register(train(panel))""",
+try:
+    registry.load_oos("champion")
+except ModelError as e:  # no champion yet, or one registered before out-of-sample predictions were stored
+    from workbench.models.training import panel_lineage, walk_forward
+
+    print(f"{e}\\n→ training a walk-forward LightGBM on {exchange} {timeframe} instead")
+    panel = lake.load_panel(exchange, timeframe, symbols)
+    result = walk_forward(panel, "lgbm", n_folds=3, lineage=panel_lineage(lake, exchange, timeframe, symbols))
+    registry.register(result, alias="champion")
+print(registry.load("champion").describe())""",
+"""from workbench.backtest import backtest_model
+
+report = backtest_model(settings, ref="champion")  # the CLI: workbench backtest --model champion
+print(report.verdict)
+report.formatted()""",
+"md:The walk-forward windows traded (each fold's model predicted only its own window), and the trades with the window each came from:",
+"""report.windows""",
+"""report.result.trades[["symbol", "entry_ts", "exit_ts", "entry_price", "exit_price", "pnl", "return_pct", "exit_reason", "window"]].head(10)""",
+"md:The plots written with the report — equity (windows shaded), drawdown, P&L per trade coloured by window, and fills on the most-traded symbols:",
+"""from IPython.display import Image, display
+
+for name in ("equity", "drawdown", "trade_pnl", "fills"):
+    display(Image(filename=str(report.paths[name])))""",
+"md:The same numbers are logged to the model's MLflow run as `backtest_*` metrics (buy & hold as `backtest_buy_hold_*`, the baseline as `backtest_baseline_*`), with the HTML and PNG files under the run's `reports/` artifacts:",
 """import pandas as pd
 
-from workbench.backtest import backtest_model
-
-report = backtest_model(settings, ref="champion")
-pd.Series({k: v for k, v in report.items() if not isinstance(v, (pd.Series, pd.DataFrame))}, name="report").to_frame()""",
+runs = registry.list().set_index("version")
+logged = runs.loc[runs["run_id"] == report.run_id, "metrics"].iloc[0]
+print("report:", report.paths["html"])
+pd.Series({k: v for k, v in logged.items() if k.startswith("backtest_") and k.endswith(("total_return", "sharpe", "max_drawdown"))}).round(4).to_frame("logged")""",
+"md:From a shell, for a subset of the universe and a window inside the out-of-sample stretch:\n\n```\nworkbench backtest --model champion --universe AAPL,MSFT,XOM --start 2017-01-01 --end 2017-12-31\n```\nIt prints this table, says whether the strategy beat buy & hold and the baseline after costs, and writes `report.html` + PNGs under `$WORKBENCH_HOME/reports/`.",
 ],
 "dashboard.ipynb": [
 """from workbench.config import load_settings

@@ -265,19 +265,36 @@ def models_promote(
 
 @app.command()
 def backtest(
-    model: str = typer.Option("champion", "--model", help="alias, NAME@ALIAS or NAME/VERSION"),
-    start: Optional[str] = typer.Option(None, help="default: the model's out-of-sample window"),
-    end: Optional[str] = typer.Option(None),
+    model: str = typer.Option("champion", "--model", help="champion | challenger | NAME@VERSION | NAME/VERSION"),
+    universe: Optional[str] = typer.Option(None, "--universe", help="comma-separated symbols, a subset of the model's (default: all)"),
+    start: Optional[str] = typer.Option(None, help="first day to trade (default: the first out-of-sample prediction)"),
+    end: Optional[str] = typer.Option(None, help="last day to trade (default: the last out-of-sample prediction)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="report folder (default: $WORKBENCH_HOME/reports/backtest-<model>-<time>/)"),
     home: Optional[Path] = HomeOpt,
 ) -> None:
-    """Backtest a registered model's signals in vectorbt on out-of-sample data; logs the report to its run."""
+    """Trade a registered model's walk-forward out-of-sample predictions; compare with buy & hold and the baseline.
+
+    Prints the comparison table, writes report.html (self-contained) and PNG plots, and logs both to
+    the model's MLflow run.
+    """
+    import pandas as pd
+
     from workbench.backtest import backtest_model
 
     try:
-        report = backtest_model(_settings(home), ref=model, start=start, end=end)
-        typer.echo(json.dumps({k: v for k, v in report.items() if _jsonable(v)}, indent=2, default=str))
+        rep = backtest_model(_settings(home), ref=model, start=start, end=end, universe=universe, out_dir=out)
     except WorkbenchError as e:
         _fail(e)
+    m = rep.metrics
+    typer.echo(f"model {rep.model}: {m['start'][:10]} .. {m['end'][:10]}, {m['bars']} bars, out-of-sample windows "
+               + ", ".join(f"fold {w.fold} ({w.bars} bars)" for w in rep.windows.itertuples()))
+    with pd.option_context("display.max_rows", 100, "display.width", 160):
+        typer.echo(rep.formatted().to_string())
+    for note in rep.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(rep.verdict)
+    typer.echo(f"report: {rep.paths['html']}")
+    typer.echo(f"plots:  {', '.join(str(p) for k, p in rep.paths.items() if str(p).endswith('.png'))}")
 
 
 def _jsonable(v) -> bool:
@@ -286,7 +303,10 @@ def _jsonable(v) -> bool:
 
 @live_app.command("run")
 def live_run(
-    broker: str = typer.Option("paper", help="paper (default); real brokers arrive with their issue"),
+    broker: Optional[str] = typer.Option(
+        None, help="paper | ccxt:<exchange id> | kite | alpaca (default: broker.default, i.e. paper); real brokers "
+        "use their testnet unless broker.testnet is off, and live trading needs broker.allow_live",
+    ),
     model: str = typer.Option("champion"),
     interval: Optional[float] = typer.Option(None, help="seconds between cycles (default 30)"),
     cycles: Optional[int] = typer.Option(None, help="stop after N cycles (default: run until stopped)"),
@@ -400,3 +420,94 @@ def instruments_search(
 
     hits = InstrumentMaster.of(_settings(home)).search(text, exchange=exchange, limit=limit)
     _echo_table(hits[["key", "name", "asset_class", "currency", "isin", "source"]])
+
+
+# ---- keys (real brokers: encrypted API keys in the vault) ----------------------------------------
+keys_app = typer.Typer(no_args_is_help=True, help="Broker API keys, encrypted in the vault: set, list, delete, Kite login.")
+app.add_typer(keys_app, name="keys")
+
+
+def _vault(settings: Settings):
+    from workbench.security.vault import Vault
+
+    return Vault.for_settings(settings)
+
+
+@keys_app.command("set")
+def keys_set(
+    name: str = typer.Argument(..., help="ccxt:<exchange id> | kite | alpaca"),
+    home: Optional[Path] = HomeOpt,
+) -> None:
+    """Store a broker's API keys (typed hidden, never echoed or logged), e.g. `workbench keys set ccxt:binance`."""
+    from workbench.trading.runner import broker_name, key_fields
+
+    try:
+        settings = _settings(home)
+        broker = broker_name(settings, name)
+        fields = key_fields(broker)
+        vault = _vault(settings)
+        for f in fields:
+            value = typer.prompt(f"{broker} {f}", hide_input=True).strip()
+            if not value:
+                raise WorkbenchError(f"{broker} {f} is empty: nothing stored")
+            vault.put(f"{broker}/{f}", value)
+        typer.echo(f"stored {', '.join(f'{broker}/{f}' for f in fields)} (encrypted)")
+        if broker == "kite":
+            typer.echo("next: `workbench keys kite-login` for today's access token")
+    except (WorkbenchError, ValueError) as e:
+        _fail(e)
+
+
+@keys_app.command("list")
+def keys_list(home: Optional[Path] = HomeOpt) -> None:
+    """Stored key names with their values redacted."""
+    from workbench.security.vault import redact
+
+    try:
+        vault = _vault(_settings(home))
+        names = vault.names()
+        if not names:
+            typer.echo("(no keys stored: `workbench keys set ccxt:binance`, `workbench keys set kite`, ...)")
+        for n in names:
+            secret = vault.get(n)
+            exp = f"  expires {secret.expires_at.isoformat()}" if secret is not None and secret.expires_at is not None else ""
+            typer.echo(f"{n}  {redact(secret.value if secret is not None else None)}{exp}")
+    except WorkbenchError as e:
+        _fail(e)
+
+
+@keys_app.command("delete")
+def keys_delete(
+    name: str = typer.Argument(..., help="a broker (deletes all its keys) or one key name, e.g. ccxt:binance/secret"),
+    home: Optional[Path] = HomeOpt,
+) -> None:
+    """Delete a broker's keys (or one key)."""
+    try:
+        vault = _vault(_settings(home))
+        names = [name] if "/" in name else vault.names(f"{name.strip().lower()}/")
+        gone = [n for n in names if vault.delete(n)]
+        if not gone:
+            _fail(WorkbenchError(f"no stored key matches {name!r}: see `workbench keys list`"))
+        typer.echo(f"deleted {', '.join(gone)}")
+    except WorkbenchError as e:
+        _fail(e)
+
+
+@keys_app.command("kite-login")
+def keys_kite_login(
+    request_token: Optional[str] = typer.Option(None, "--request-token", help="skip the prompt (the token from the redirect URL)"),
+    home: Optional[Path] = HomeOpt,
+) -> None:
+    """Zerodha's daily login: open the URL, log in, paste the request_token from the redirect URL."""
+    try:
+        settings = _settings(home)
+        from workbench.brokers.kite import complete_kite_login, kite_login_url
+
+        typer.echo(f"open this URL, log in, then copy request_token=... from the page it redirects to:\n{kite_login_url(settings)}")
+        token = request_token or typer.prompt("request_token", hide_input=True).strip()
+        complete_kite_login(settings, token, vault=_vault(settings))
+        typer.echo("kite access token stored (encrypted); Kite expires it daily: log in again each trading day")
+    except ImportError as e:
+        _fail(WorkbenchError(f"the Kite adapter is not available in this installation: {e}"))
+    except WorkbenchError as e:
+        _fail(e)

@@ -58,7 +58,7 @@ def e2e(shared_data, tmp_path_factory):
     result = train(panel, kind="lgbm")
     registry = Registry(settings)
     ref = registry.register(result)
-    report = backtest_model(settings, ref="champion")
+    report = backtest_model(settings, ref="champion").metrics
     live = _cli(home, "live", "run", "--broker", "paper", "--model", "champion", "--cycles", "3", "--interval", "1")
     return {"home": home, "settings": settings, "panel": panel, "result": result, "ref": ref, "report": report, "live": live}
 

@@ -10,3 +10,8 @@ from workbench.backtest.engine import __all__ as _engine_all
 from workbench.backtest.result import BacktestResult
 
 __all__ = [*_engine_all, "BacktestResult"]
+from workbench.backtest.evaluate import BacktestReport, backtest_model
+from workbench.backtest.report import *  # noqa: F403
+from workbench.backtest.report import __all__ as _report_all
+
+__all__ += [*_report_all, "BacktestReport", "backtest_model"]

@@ -29,13 +29,17 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pandas as pd
 
-from workbench.errors import NoModelError
+from workbench.errors import ModelError, NoModelError
 
-__all__ = ["ModelRef", "LoadedModel", "Registry", "WorkbenchPyfunc", "CHAMPION", "CHALLENGER", "reliability_figure"]
+__all__ = ["ModelRef", "LoadedModel", "Registry", "WorkbenchPyfunc", "CHAMPION", "CHALLENGER", "reliability_figure",
+           "OosPredictions"]
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 _MODEL_FILE, _META_FILE, _STRENGTH_FILE = "model.pkl", "meta.json", "strength_reference.npy"
+# The walk-forward out-of-sample predictions, stored with each run so a backtest trades only bars
+# the model never trained on (and the momentum baseline's on the very same folds).
+_OOS_DIR, _OOS_PROBA, _OOS_FOLD, _OOS_BASELINE = "oos", "oos_proba.parquet", "oos_fold.parquet", "baseline_proba.parquet"
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,23 @@ class ModelRef:
 
     def __str__(self) -> str:
         return f"{self.name}/{self.version}" + (f" ({self.alias})" if self.alias else "")
+
+
+@dataclass(frozen=True)
+class OosPredictions:
+    """A model's walk-forward out-of-sample predictions: the only bars a backtest of it may trade."""
+
+    proba: pd.DataFrame  # (time × symbol) P(up), NaN where the model said nothing
+    fold: pd.Series  # time → walk-forward fold number of that bar's prediction
+    baseline: pd.DataFrame | None = None  # (time × symbol) P(up) of the momentum baseline, same folds
+
+    def windows(self) -> pd.DataFrame:
+        """One row per fold: fold, start, end, bars."""
+        ts = pd.Series(self.fold.index, index=self.fold.index)
+        g = ts.groupby(self.fold.to_numpy())
+        out = pd.DataFrame({"start": g.min(), "end": g.max(), "bars": g.size()})
+        out.index.name = "fold"
+        return out.reset_index()
 
 
 class LoadedModel:
@@ -215,6 +236,7 @@ class Registry:
             )
             self.client.log_dict(run_id, uni, "universe.json")
             self._log_reports(run_id, result)
+            self._log_oos(run_id, result)
             with tempfile.TemporaryDirectory() as tmp:
                 self._save_pyfunc(result, Path(tmp))
                 self.client.log_artifacts(run_id, str(Path(tmp) / "model"), artifact_path="model")
@@ -258,6 +280,25 @@ class Registry:
             lineage = getattr(result, "lineage", None)
             (out / "lineage.json").write_text(json.dumps({"data_hash": result.data_hash, **(lineage or {})}, indent=1))
             self.client.log_artifacts(run_id, str(out), artifact_path="evaluation")
+
+    def _log_oos(self, run_id: str, result) -> None:
+        """``oos/``: the out-of-sample P(up) (time × symbol), each bar's fold, and the momentum baseline's P(up)."""
+        proba = getattr(result, "oos_proba", None)
+        if not isinstance(proba, pd.DataFrame) or proba.empty:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / _OOS_DIR
+            out.mkdir()
+            proba.astype(float).to_parquet(out / _OOS_PROBA)
+            fold = getattr(result, "oos_fold", None)
+            if not isinstance(fold, pd.Series) or fold.empty:
+                fold = pd.Series(0, index=proba.index)
+            fold.astype(int).rename("fold").to_frame().to_parquet(out / _OOS_FOLD)
+            oos = getattr(result, "oos", None)
+            if isinstance(oos, pd.DataFrame) and "momentum" in oos.columns:
+                base = oos["momentum"].unstack("symbol").reindex(index=proba.index, columns=proba.columns)
+                base.astype(float).to_parquet(out / _OOS_BASELINE)
+            self.client.log_artifacts(run_id, str(out), artifact_path=_OOS_DIR)
 
     def _save_pyfunc(self, result, tmp: Path) -> None:
         import mlflow.pyfunc
@@ -325,14 +366,23 @@ class Registry:
 
     def log_report(self, run_id: str, metrics: dict, artifacts: dict[str, Path] | None = None) -> None:
         """Attach a report (e.g. a backtest) to a model's run: numbers as metrics, text as tags."""
+        from mlflow.entities import Metric, RunTag
+
+        now = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
+        numbers, tags = [], []
         for k, v in metrics.items():
             clean = _clean_metrics({k: v})
             if clean:
-                self.client.log_metric(run_id, str(k), clean[str(k)])
+                numbers.append(Metric(str(k), clean[str(k)], now, 0))
             elif v is not None and not isinstance(v, (int, float, np.number)):
-                self.client.set_tag(run_id, str(k), str(v)[:5000])
+                tags.append(RunTag(str(k), str(v)[:5000]))
+        if numbers or tags:  # one batch: a metric at a time costs a SQLite transaction each
+            self.client.log_batch(run_id, metrics=numbers, tags=tags)
         for name, path in (artifacts or {}).items():
-            self.client.log_artifact(run_id, str(path), artifact_path=f"reports/{name}")
+            if Path(path).is_dir():  # a whole report folder (HTML + PNGs)
+                self.client.log_artifacts(run_id, str(path), artifact_path=f"reports/{name}")
+            else:
+                self.client.log_artifact(run_id, str(path), artifact_path=f"reports/{name}")
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -358,6 +408,8 @@ class Registry:
             return self._version(int(version), ref, name), None
         if "@" in ref:
             name, _, alias = ref.partition("@")
+            if alias.isdigit():  # NAME@VERSION
+                return self._version(int(alias), ref, name or self.name), None
         elif ref.isdigit():
             return self._version(int(ref), ref), None
         else:
@@ -380,6 +432,36 @@ class Registry:
                 model, meta, strength = _read_bundle(local / "artifacts")
         alias = alias or (mv.aliases[0] if mv.aliases else None)
         return LoadedModel(ModelRef(mv.name, int(mv.version), mv.run_id, alias), model, meta, strength)
+
+    def load_oos(self, model: LoadedModel | ModelRef | str = CHAMPION) -> OosPredictions:
+        """The walk-forward out-of-sample predictions stored with a model's run (see ``_log_oos``)."""
+        if isinstance(model, str):
+            model = self.load(model)
+        ref = model.ref if isinstance(model, LoadedModel) else model
+        from mlflow.exceptions import MlflowException
+
+        missing = ModelError(
+            f"model {ref} was registered without its out-of-sample predictions (registered before they were "
+            f"stored): retrain and register it (`workbench train`) to backtest it out of sample"
+        )
+        artifact_uri = str(self.client.get_run(ref.run_id).info.artifact_uri)
+        if artifact_uri.startswith("file:"):  # local store: read in place, as ``load`` does
+            return self._read_oos(Path(unquote(urlparse(artifact_uri).path)) / _OOS_DIR, missing)
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                local = Path(self.client.download_artifacts(ref.run_id, _OOS_DIR, tmp))
+            except (MlflowException, OSError) as e:
+                raise missing from e
+            return self._read_oos(local, missing)
+
+    @staticmethod
+    def _read_oos(directory: Path, missing: Exception) -> OosPredictions:
+        if not (directory / _OOS_PROBA).exists():
+            raise missing
+        proba = pd.read_parquet(directory / _OOS_PROBA)
+        fold = pd.read_parquet(directory / _OOS_FOLD)["fold"].astype(int)
+        base = pd.read_parquet(directory / _OOS_BASELINE) if (directory / _OOS_BASELINE).exists() else None
+        return OosPredictions(proba, fold, base)
 
     def load_or_backup(self, ref: str = CHAMPION, feature_set: str = "v1") -> tuple[object, bool, str]:
         """(model, used_backup, message): the registered model, or the rule-based backup when none is.

@@ -1,0 +1,56 @@
+"""`workbench keys ...` and `live run --broker`: keys typed hidden go encrypted into the vault, are
+listed redacted, deleted by broker; a real broker without keys fails Phase 1 naming the command."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from typer.testing import CliRunner
+
+from workbench.cli import app
+from workbench.config import load_settings
+from workbench.security.vault import Vault
+from workbench.trading.store import Store
+
+SECRET = "s3cr3t-value-0123456789"
+
+
+def run(home, *args, input=None):
+    return CliRunner().invoke(app, [*args, "--home", str(home)], input=input)
+
+
+def test_keys_set_list_delete(tmp_path):
+    home = tmp_path / "home"
+    r = run(home, "keys", "set", "ccxt:Binance", input=f"AKEY-0123456789\n{SECRET}\n")
+    assert r.exit_code == 0, r.output
+    assert "stored ccxt:binance/api_key, ccxt:binance/secret" in r.output and SECRET not in r.output
+    vault = Vault.for_settings(load_settings(home))
+    assert vault.get("ccxt:binance/secret").value == SECRET
+    raw = sqlite3.connect(home / "data" / "workbench.db").execute("SELECT ciphertext FROM vault_secrets").fetchall()
+    assert raw and all(SECRET not in c for (c,) in raw)  # encrypted at rest
+
+    listed = run(home, "keys", "list")
+    assert listed.exit_code == 0 and "ccxt:binance/api_key" in listed.output and "…89>" in listed.output
+    assert SECRET not in listed.output and "AKEY-0123456789" not in listed.output
+
+    gone = run(home, "keys", "delete", "ccxt:binance")
+    assert gone.exit_code == 0 and "ccxt:binance/api_key" in gone.output and vault.names() == []
+    again = run(home, "keys", "delete", "ccxt:binance")
+    assert again.exit_code == 2 and "no stored key matches" in again.output
+
+
+def test_keys_set_refuses_paper_and_unknown_brokers(tmp_path):
+    r = run(tmp_path / "home", "keys", "set", "paper")
+    assert r.exit_code == 2 and "takes no keys" in r.output
+    r = run(tmp_path / "home", "keys", "set", "ccxt:nope")
+    assert r.exit_code == 2 and "ccxt has no exchange 'nope'" in r.output
+
+
+def test_live_run_on_a_real_broker_without_keys_fails_phase1_naming_the_command(tmp_path):
+    """No network is touched: the binance adapter (when installed) finds no keys, or is absent."""
+    home = tmp_path / "home"
+    r = run(home, "live", "run", "--broker", "ccxt:binance", "--cycles", "1", "--interval", "0")
+    assert r.exit_code == 1, r.output
+    run_row = Store(load_settings(home).store_url).latest_run()
+    assert run_row["status"] == "FAILED" and run_row["environment"] == "testnet" and run_row["broker"] == "ccxt:binance"
+    assert "api_keys" in run_row["message"] and "workbench keys set ccxt:binance" in run_row["message"]

@@ -54,3 +54,21 @@ def test_live_run_on_a_real_broker_without_keys_fails_phase1_naming_the_command(
     run_row = Store(load_settings(home).store_url).latest_run()
     assert run_row["status"] == "FAILED" and run_row["environment"] == "testnet" and run_row["broker"] == "ccxt:binance"
     assert "api_keys" in run_row["message"] and "workbench keys set ccxt:binance" in run_row["message"]
+
+
+def test_kite_login_from_the_command_line_stores_todays_token(tmp_path, monkeypatch):
+    from tests.kit.fake_kite import TRADING_INSTRUMENTS, FakeKite
+
+    home = tmp_path / "home"
+    with FakeKite(TRADING_INSTRUMENTS, api_key="kite-key", api_secret="kite-secret-0123456789", cash=1e5) as fake:
+        monkeypatch.setenv("WORKBENCH_BROKER__KITE_ROOT", fake.url)
+        r = run(home, "keys", "set", "kite", input="kite-key\nkite-secret-0123456789\n")
+        assert r.exit_code == 0 and "keys kite-login" in r.output, r.output
+        bad = run(home, "keys", "kite-login", "--request-token", "not-issued")
+        assert bad.exit_code == 2 and "Kite refused the request token" in bad.output and "Open the login URL again" in bad.output
+        ok = run(home, "keys", "kite-login", "--request-token", fake.issue_request_token())
+        assert ok.exit_code == 0, ok.output
+        assert "https://kite.zerodha.com/connect/login?api_key=kite-key" in ok.output and "stored (encrypted)" in ok.output
+        token = Vault.for_settings(load_settings(home)).get("kite/access_token")
+        assert token is not None and token.value and token.expires_at is not None and token.value not in ok.output
+        assert token.expires_at.tz_convert("Asia/Kolkata").hour == 6  # Kite logs everyone out at 06:00 IST

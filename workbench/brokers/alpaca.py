@@ -30,12 +30,6 @@ from dataclasses import replace
 from typing import Literal
 
 import pandas as pd
-from tenacity import (
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
 
 from workbench.brokers.base import (
     AuthenticationError,
@@ -50,6 +44,7 @@ from workbench.brokers.base import (
     OrderRequest,
     Quote,
     TemporaryBrokerError,
+    call_with_retries,
 )
 from workbench.brokers.ledger import OrderLedger
 
@@ -167,14 +162,7 @@ class AlpacaBroker:
 
     # ---- plumbing -----------------------------------------------------------------------------------
     def _call(self, what: str, fn, *args, **kw):
-        retrying = Retrying(retry=retry_if_exception_type(TemporaryBrokerError), stop=stop_after_attempt(self.retries),
-                            wait=wait_exponential(multiplier=self.backoff_s, max=2.0), reraise=True)  # fmt: skip
-        for attempt in retrying:
-            with attempt:
-                try:
-                    return fn(*args, **kw)
-                except Exception as e:
-                    raise _translate(e, what) from e
+        return call_with_retries(lambda: fn(*args, **kw), lambda e: _translate(e, what), retries=self.retries, backoff_s=self.backoff_s)
 
     @staticmethod
     def _ticker(symbol: str) -> str:

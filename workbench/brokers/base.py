@@ -30,6 +30,7 @@ from workbench.errors import (  # re-exported: adapters and callers import error
 
 __all__ = [
     "floor_to_lot",
+    "call_with_retries",
     "OrderSide",
     "OrderType",
     "EXIT_TYPES",
@@ -192,6 +193,29 @@ def floor_to_lot(quantity: float, lot: float) -> float:
         n -= 1
         q = round(n * lot, digits)
     return max(q, 0.0)
+
+
+def call_with_retries(fn, translate, *, retries: int, backoff_s: float, max_wait_s: float = 2.0, catch=Exception):
+    """``fn()`` with every ``catch`` error turned into the broker tree by ``translate(e)``; the
+    temporary ones (network, 429, 5xx) are tried again with exponential backoff, at most ``retries``
+    times in all. Only for calls that are safe to repeat: a send re-queries by client order id first."""
+    from tenacity import (
+        Retrying,
+        retry_if_exception_type,
+        stop_after_attempt,
+        wait_exponential,
+    )
+
+    for attempt in Retrying(
+        retry=retry_if_exception_type(TemporaryBrokerError), stop=stop_after_attempt(max(1, retries)),
+        wait=wait_exponential(multiplier=backoff_s, max=max_wait_s), reraise=True,
+    ):  # fmt: skip
+        with attempt:
+            try:
+                return fn()
+            except catch as e:
+                raise translate(e) from e
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @runtime_checkable

@@ -39,12 +39,6 @@ from typing import Any, Literal
 
 import ccxt
 import pandas as pd
-from tenacity import (
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
 
 from workbench.brokers.base import (
     AuthenticationError,
@@ -59,6 +53,7 @@ from workbench.brokers.base import (
     OrderRequest,
     Quote,
     TemporaryBrokerError,
+    call_with_retries,
 )
 from workbench.brokers.ledger import OrderLedger
 from workbench.errors import ConfigError
@@ -626,16 +621,10 @@ class CcxtBroker:
     def _call(self, what: str, fn: Callable, *args: Any) -> Any:
         """One ccxt call: temporary failures retried with exponential backoff, every ccxt error
         translated; a clock drift (-1021) resynchronises the client's clock before the retry."""
-        for attempt in Retrying(
-            stop=stop_after_attempt(self.retries), wait=wait_exponential(multiplier=self.backoff_s, max=5.0),
-            retry=retry_if_exception_type(TemporaryBrokerError), reraise=True,
-        ):  # fmt: skip
-            with attempt:
-                try:
-                    return fn(*args)
-                except ccxt.BaseError as e:
-                    raise self._translate(e, what) from e
-        raise AssertionError("unreachable")  # pragma: no cover
+        return call_with_retries(
+            lambda: fn(*args), lambda e: self._translate(e, what), retries=self.retries, backoff_s=self.backoff_s,
+            max_wait_s=5.0, catch=ccxt.BaseError,
+        )
 
     def _translate(self, e: Exception, what: str, side: str | None = None) -> BrokerError:
         text = _SIGNED_QUERY.sub("?…", str(e))

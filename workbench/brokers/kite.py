@@ -32,12 +32,6 @@ import time
 from typing import Literal
 
 import pandas as pd
-from tenacity import (
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
 
 from workbench.brokers.base import (
     AuthenticationError,
@@ -51,6 +45,7 @@ from workbench.brokers.base import (
     OrderRequest,
     Quote,
     TemporaryBrokerError,
+    call_with_retries,
 )
 from workbench.brokers.ledger import OrderLedger
 from workbench.errors import ConfigError
@@ -235,14 +230,9 @@ class KiteBroker:
         """One Kite call with bounded retries of temporary errors (only for calls safe to repeat)."""
         if self.expires_at is not None and pd.Timestamp.now(tz="UTC") >= self.expires_at:
             raise AuthenticationError(_expired_message(self.expires_at))
-        retrying = Retrying(retry=retry_if_exception_type(TemporaryBrokerError), stop=stop_after_attempt(self.retries),
-                            wait=wait_exponential(multiplier=self.backoff_s, max=2.0), reraise=True)  # fmt: skip
-        for attempt in retrying:
-            with attempt:
-                try:
-                    return fn(*args, **kw)
-                except Exception as e:
-                    raise _translate(e, what, self.expires_at) from e
+        return call_with_retries(
+            lambda: fn(*args, **kw), lambda e: _translate(e, what, self.expires_at), retries=self.retries, backoff_s=self.backoff_s
+        )
 
     def _once(self, what: str, fn, *args, **kw):
         """One Kite call that must not be repeated blindly (it may have arrived)."""

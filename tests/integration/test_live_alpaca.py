@@ -8,6 +8,7 @@ import pytest
 
 from tests.kit.fake_alpaca import FakeAlpaca
 from tests.kit.models import MomentumEngine, synthetic_panel
+from tests.kit.venue import VenueFollowsTheFeed
 from workbench.config import load_settings
 from workbench.security.vault import Vault
 from workbench.trading.feeds import ReplayFeed
@@ -15,21 +16,6 @@ from workbench.trading.runner import run_live
 from workbench.trading.store import Store
 
 KEY, SECRET = "PKTESTKEY0123456789", "alpaca-secret-0123456789abcdef"
-
-
-class VenueFollowsTheFeed:
-    def __init__(self, feed: ReplayFeed, fake: FakeAlpaca):
-        self.feed, self.fake = feed, fake
-
-    @property
-    def cursor(self):
-        return self.feed.cursor
-
-    def next(self):
-        tick = self.feed.next()
-        for sym, q in tick.quotes.items():
-            self.fake.move(sym, last=q.last, low=q.low, high=q.high)
-        return tick
 
 
 def test_live_run_on_alpaca_paper_trades_whole_shares_and_stays_in_sync(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ import pytest
 
 from tests.kit.fake_binance import FakeBinance
 from tests.kit.models import MomentumEngine, synthetic_panel
+from tests.kit.venue import VenueFollowsTheFeed
 from workbench.config import load_settings
 from workbench.data.panel import Panel
 from workbench.security.vault import Vault
@@ -23,23 +24,6 @@ def usdt_panel() -> Panel:
     ren = dict(zip(p.symbols, SYMBOLS))
     f = {k: getattr(p, k).rename(columns=ren) for k in ("open", "high", "low", "close", "volume")}
     return Panel(**f, exchange="binance", timeframe="1d")
-
-
-class VenueFollowsTheFeed:
-    """The replay's bar is also the fake's book, so orders fill where the loop priced them."""
-
-    def __init__(self, feed: ReplayFeed, fake: FakeBinance):
-        self.feed, self.fake = feed, fake
-
-    @property
-    def cursor(self):
-        return self.feed.cursor
-
-    def next(self):
-        tick = self.feed.next()
-        for sym, q in tick.quotes.items():
-            self.fake.move(sym, last=q.last, low=q.low, high=q.high)
-        return tick
 
 
 @pytest.fixture

@@ -163,3 +163,21 @@ class KeyedVenue:
         o["status"] = "FILLED" if o["quantity"] - o["filled"] <= 1e-12 else "PARTIALLY_FILLED"
         n = sum(1 for f in self._fills if f.client_order_id == o["cid"])
         self._fills.append(Fill(f"{o['id']}-{n + 1}", o["cid"], o["symbol"], o["side"], q, px, fee, self.currency, pd.Timestamp.now(tz="UTC")))
+
+
+class VenueFollowsTheFeed:
+    """A replay feed whose bar also moves a fake venue's book (``fake.move(symbol, last=, low=, high=)``),
+    so orders fill where the loop priced them: live-run tests against FakeBinance, FakeAlpaca, FakeKite."""
+
+    def __init__(self, feed, fake):
+        self.feed, self.fake = feed, fake
+
+    @property
+    def cursor(self):
+        return self.feed.cursor
+
+    def next(self):
+        tick = self.feed.next()
+        for sym, q in tick.quotes.items():
+            self.fake.move(sym, last=q.last, low=q.low, high=q.high)
+        return tick

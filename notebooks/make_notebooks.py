@@ -292,8 +292,8 @@ print(registry.load("champion").describe())""",
 report = backtest_model(settings, ref="champion")  # the CLI: workbench backtest --model champion
 print(report.verdict)
 report.formatted()""",
-"md:The walk-forward windows traded (each fold's model predicted only its own window), and the trades with the window each came from:",
-"""report.windows""",
+"md:The walk-forward windows traded (each fold's model predicted only its own window), with each column's return inside the window and the strategy's trades there — one lucky fold can carry a whole backtest:",
+"""from workbench.backtest import format_windows\n\nformat_windows(report.windows)""",
 """report.result.trades[["symbol", "entry_ts", "exit_ts", "entry_price", "exit_price", "pnl", "return_pct", "exit_reason", "window"]].head(10)""",
 "md:The plots written with the report — equity (windows shaded), drawdown, P&L per trade coloured by window, and fills on the most-traded symbols:",
 """from IPython.display import Image, display

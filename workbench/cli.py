@@ -279,7 +279,7 @@ def backtest(
     """
     import pandas as pd
 
-    from workbench.backtest import backtest_model
+    from workbench.backtest import backtest_model, format_windows
 
     try:
         rep = backtest_model(_settings(home), ref=model, start=start, end=end, universe=universe, out_dir=out)
@@ -290,6 +290,8 @@ def backtest(
                + ", ".join(f"fold {w.fold} ({w.bars} bars)" for w in rep.windows.itertuples()))
     with pd.option_context("display.max_rows", 100, "display.width", 160):
         typer.echo(rep.formatted().to_string())
+        typer.echo("per walk-forward window:")
+        typer.echo(format_windows(rep.windows).to_string(index=False))
     for note in rep.notes:
         typer.echo(f"note: {note}")
     typer.echo(rep.verdict)

@@ -23,8 +23,8 @@ One cycle per bar ``t`` (the replay's quote is bar ``t``: last = close, with its
    SELL closes the whole long at close × (1 − slippage) after withdrawing its exit pair. BUY opens or
    adds: refused after a ``max_daily_loss_pct`` loss today, or when the stop is not below the close;
    quantity = min(cap − held, risk budget / stop distance, affordable cash) floored to the lot, where
-   cap = ``max_position_pct`` × *current* equity / close and the affordable cash uses the account's
-   ``costs`` (the risk module's view) while the fill uses the exchange's (the venue's view);
+   cap = ``max_position_pct`` × *current* equity / close and the affordable cash counts the fee and
+   slippage of the symbol's exchange (as the risk module does, and as the venue charges);
    refused below ``min_notional``. It fills at close × (1 + slippage); its stop and target replace the
    position's. Equity after each fill moves by exactly ``portfolio.after_fill``'s arithmetic.
 6. exit pairs for positions that changed are cancelled and re-placed at the new size and stops.
@@ -161,9 +161,9 @@ def _cycle_nb(
     buf_col, buf_size, buf_price, buf_fee, log_reason, log_win, halted, eq_post,
 ):
     """One ``run_cycle`` at bar ``i``; fills go to the buffers for vectorbt. ``prm`` = (max_position_pct,
-    max_daily_loss_pct, min_strength, risk_per_trade_pct, entry cost factor of the account's costs)."""
+    max_daily_loss_pct, min_strength, risk_per_trade_pct)."""
     n = close.shape[1]
-    max_pos, max_loss, min_strength, rpt, cost_factor = prm[0], prm[1], prm[2], prm[3], prm[4]
+    max_pos, max_loss, min_strength, rpt = prm[0], prm[1], prm[2], prm[3]
     ist[1] = 0  # orders queued for this bar
     ist[2] = 0  # orders handed to vectorbt
     # 1. the venue takes the bar: resting legs (all stops, then all take-profits).
@@ -270,6 +270,7 @@ def _cycle_nb(
         if abs(c - sl) > 0:
             risk = rpt * equity / abs(c - sl)
         cash = fst[0]
+        cost_factor = (1.0 + slip[col]) * (1.0 + fee[col])  # risk.entry_cost_factor of the exchange's costs
         afford = max(cash, 0.0) / (c * cost_factor)
         qty = _floor_to_lot(min(cap, risk, afford), lot[col])
         if qty <= 0 or qty * c < min_notional[col]:
@@ -278,7 +279,7 @@ def _cycle_nb(
             continue
         px = c * (1 + slip[col])
         if qty * px * (1 + fee[col]) > cash + 1e-9:
-            continue  # the venue refuses: its (exchange) costs exceed what the risk rules allowed for
+            continue  # the venue refuses (a last-bit rounding difference from the risk rules' sum)
         f = _fill(col, 1, qty, px, fee[col], _ENTRY, i, pos, fst, ist, buf_col, buf_size, buf_price, buf_fee, log_reason, log_win)
         equity = equity - held * c + pos[col] * c
         equity += -(qty * px) - f
@@ -377,8 +378,7 @@ def run_backtest(
     # The live day key: the UTC calendar date of the bar (``portfolio.day_key``), as a day number.
     day = np.asarray((utc.normalize() - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(days=1), dtype=np.int64)
     lot, tick, mn, fee, slip = _per_symbol(list(columns), markets, exchange_costs, costs)
-    cost_factor = (1.0 + costs.slippage_bps / 1e4) * (1.0 + costs.fee_rate)
-    prm = np.array([risk.max_position_pct, risk.max_daily_loss_pct, risk.min_strength, risk.risk_per_trade_pct, cost_factor])
+    prm = np.array([risk.max_position_pct, risk.max_daily_loss_pct, risk.min_strength, risk.risk_per_trade_pct])
 
     # Every exit closes a position an entry opened, so orders ≤ 2 × possible entries.
     max_orders = int(2 * np.count_nonzero(sig > 0) + 1)

@@ -33,18 +33,14 @@ from workbench.backtest.report import (
     trade_pnl_figure,
     trades_on_price_figure,
     verdict,
+    window_table,
     write_report,
 )  # fmt: skip
-from workbench.backtest.result import BacktestResult
+from workbench.backtest.result import BacktestResult, window_label
 from workbench.data.panel import Panel
 from workbench.errors import NoDataError, UnknownSymbolError
 
 __all__ = ["BacktestReport", "backtest_model", "oos_signal_frames", "window_label"]
-
-
-def window_label(fold: int) -> str:
-    """The label orders and trades carry for walk-forward fold ``fold``."""
-    return f"fold {int(fold)}"
 
 
 @dataclass(frozen=True)
@@ -58,7 +54,7 @@ class BacktestReport:
     result: BacktestResult
     buy_and_hold: BacktestResult
     baseline: BacktestResult | None
-    windows: pd.DataFrame  # the walk-forward folds traded: fold, start, end, bars
+    windows: pd.DataFrame  # the folds traded: fold, start, end, bars, each column's return there, trades, win rate, P&L
     verdict: str  # one sentence: beat buy & hold / the baseline after costs, or not
     beats: dict[str, bool] = field(default_factory=dict)
     paths: dict[str, Path] = field(default_factory=dict)
@@ -186,6 +182,7 @@ def backtest_model(settings, ref: str = "champion", panel: Panel | None = None, 
     used["bars"] = used["fold"].map(fold.value_counts()).astype(int)
     used["start"] = used["fold"].map(traded_index.to_series().groupby(fold.to_numpy()).min())
     used["end"] = used["fold"].map(traded_index.to_series().groupby(fold.to_numpy()).max())
+    used = window_table(columns, used)
 
     name = f"{model.ref.name}/{model.ref.version}"
     out = Path(out_dir) if out_dir is not None else (

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.backtest.result import ORDER_COLUMNS, TRADE_COLUMNS, BacktestResult
+from workbench.backtest.result import ORDER_COLUMNS, TRADE_COLUMNS, BacktestResult, window_label
 from workbench.data.panel import Panel
 
 __all__ = [
@@ -42,12 +42,14 @@ __all__ = [
     "drawdown_figure",
     "equity_figure",
     "format_table",
+    "format_windows",
     "periods_per_year",
     "returns_of",
     "summarize",
     "trade_pnl_figure",
     "trades_on_price_figure",
     "verdict",
+    "window_table",
     "write_report",
 ]  # fmt: skip
 
@@ -249,6 +251,38 @@ def comparison_table(results: Mapping[str, BacktestResult | dict], panel: Panel 
     return table
 
 
+def window_table(results: Mapping[str, BacktestResult], windows: pd.DataFrame, strategy: str = STRATEGY) -> pd.DataFrame:
+    """Per walk-forward window: each column's return inside it, and the strategy's trades there.
+
+    Why: one good fold can carry a whole backtest; a quant wants to see whether the edge (or its
+    absence) holds window by window. A window's return is equity at its last bar over equity just
+    before its first bar (the starting cash for the first bar traded). Trades are counted in the
+    window whose prediction opened them; win rate and P&L count the closed ones.
+
+    ``windows`` has ``fold``, ``start``, ``end`` (as ``BacktestReport.windows``); the result adds
+    ``<column> return`` per result, ``trades``, ``win rate`` and ``P&L``.
+    """
+    out = windows.copy()
+    for name, r in results.items():
+        eq = r.equity.astype(float)
+        before = eq.shift(1).fillna(float(r.init_cash))
+        rets = []
+        for w in windows.itertuples(index=False):
+            inside = (eq.index >= w.start) & (eq.index <= w.end)
+            rets.append(float(eq[inside].iloc[-1] / before[inside].iloc[0] - 1.0) if inside.any() else float("nan"))
+        out[f"{name} return"] = rets
+    trades = results[strategy].trades
+    labels = [window_label(f) for f in windows["fold"]]
+    counts = trades["window"].value_counts() if len(trades) else pd.Series(dtype=int)
+    out["trades"] = [int(counts.get(k, 0)) for k in labels]
+    closed = trades[trades["exit_ts"].notna()] if len(trades) else trades
+    by = closed.groupby("window")["pnl"] if len(closed) else None
+    out["win rate"] = [float((by.get_group(k) > 0).mean()) if by is not None and k in by.groups else float("nan")
+                       for k in labels]
+    out["P&L"] = [float(by.get_group(k).sum()) if by is not None and k in by.groups else 0.0 for k in labels]
+    return out
+
+
 def _fmt(v: float, kind: str) -> str:
     if not np.isfinite(v):
         return "∞" if v == float("inf") else "–"
@@ -266,6 +300,19 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({c: [_fmt(float(table.at[k, c]), METRICS[k][1]) for k in table.index] for c in table.columns},
                        index=pd.Index([METRICS[k][0] for k in table.index], name=""))
     return out
+
+
+def format_windows(windows: pd.DataFrame) -> pd.DataFrame:
+    """``window_table`` as text: dates, returns and win rate in percent, P&L as money."""
+    shown = windows.copy()
+    for col in shown.columns:
+        if col in ("start", "end"):
+            shown[col] = [pd.Timestamp(v).date().isoformat() for v in shown[col]]
+        elif col.endswith(" return") or col == "win rate":
+            shown[col] = [_fmt(float(v), "pct") for v in shown[col]]
+        elif col == "P&L":
+            shown[col] = [_fmt(float(v), "money") for v in shown[col]]
+    return shown
 
 
 def verdict(table: pd.DataFrame, strategy: str = STRATEGY) -> tuple[str, dict[str, bool]]:
@@ -404,7 +451,7 @@ def write_report(out_dir: str | Path, table: pd.DataFrame, figures: Mapping[str,
     body.append(format_table(table).to_html(border=0, classes="comparison"))
     if windows is not None and not windows.empty:
         body.append("<h2>Walk-forward windows traded</h2>")
-        body.append(windows.to_html(index=False, border=0))
+        body.append(format_windows(windows).to_html(index=False, border=0))
     for name, data in images:
         body.append(f"<h2>{html.escape(name.replace('_', ' '))}</h2><img alt='{html.escape(name)}' "
                     f"src='data:image/png;base64,{data}'>")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["BacktestResult", "ORDER_COLUMNS", "TRADE_COLUMNS"]
+__all__ = ["BacktestResult", "ORDER_COLUMNS", "TRADE_COLUMNS", "window_label"]
 
 # One row per fill, in time order. reason: "entry" | "sell_signal" | "stop_loss" | "take_profit" | "end"
 # window: the walk-forward fold (OOS window) whose prediction caused the order ("" if not known).
@@ -34,3 +34,8 @@ class BacktestResult:
     freq: str  # pandas frequency of the bars, e.g. "1D"
     portfolio: Any = None  # the vectorbt Portfolio, for vectorbt's own plots and stats
     meta: dict = field(default_factory=dict)  # model ref, universe, costs, windows, …
+
+
+def window_label(fold: int) -> str:
+    """The label orders and trades carry for walk-forward fold ``fold``."""
+    return f"fold {int(fold)}"

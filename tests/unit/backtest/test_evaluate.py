@@ -70,6 +70,13 @@ def test_only_out_of_sample_bars_are_traded_and_orders_carry_their_fold(trained_
     assert set(orders["window"]) <= {"fold 0", "fold 1", "fold 2"}
     assert report.windows["fold"].tolist() == [0, 1, 2]
     assert report.windows["bars"].sum() == len(report.result.equity)
+    # Per window: the windows' returns compound to the whole; trades and P&L add up to the totals.
+    w = report.windows
+    for col, r in (("strategy", report.result), ("buy & hold", report.buy_and_hold)):
+        assert np.prod(1 + w[f"{col} return"]) - 1 == pytest.approx(r.equity.iloc[-1] / r.init_cash - 1, rel=1e-9)
+    assert w["trades"].sum() == len(trades)
+    closed = trades[trades["exit_ts"].notna()]
+    assert w["P&L"].sum() == pytest.approx(closed["pnl"].sum(), rel=1e-12)
 
 
 def test_report_compares_with_buy_and_hold_and_baseline(trained_home, report):
@@ -142,6 +149,8 @@ def test_cli_prints_the_table_and_the_verdict(trained_home, tmp_path):
     assert re.search(r"strategy\s+buy & hold\s+baseline model", text)
     assert re.search(r"total return\s+-?\d+\.\d\d%\s+-?\d+\.\d\d%\s+-?\d+\.\d\d%", text)
     assert "After fees and slippage the strategy returned" in text and "buy & hold" in text
+    assert re.search(r"per walk-forward window:\n\s*fold\s+start\s+end\s+bars\s+strategy return", text)
+    assert re.search(r"\n\s*0\s+\d{4}-\d\d-\d\d\s+\d{4}-\d\d-\d\d\s+\d+\s+-?\d+\.\d\d%", text)
     assert f"report: {out / 'report.html'}" in text and (out / "equity.png").exists()
     bad = CliRunner().invoke(app, ["backtest", "--home", str(settings.home), "--start", "2030-01-01"])
     assert bad.exit_code == 2 and "walk-forward windows are fold 0" in bad.output

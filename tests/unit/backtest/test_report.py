@@ -17,11 +17,13 @@ from workbench.backtest.report import (
     drawdown_figure,
     equity_figure,
     format_table,
+    format_windows,
     periods_per_year,
     summarize,
     trade_pnl_figure,
     trades_on_price_figure,
     verdict,
+    window_table,
     write_report,
 )  # fmt: skip
 from workbench.backtest.result import ORDER_COLUMNS, TRADE_COLUMNS, BacktestResult
@@ -185,3 +187,23 @@ def test_write_report_embeds_table_and_images(tmp_path):
     assert paths["equity"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pd.read_csv(paths["table"], index_col=0).at["trades", "strategy"] == 4
     assert len(pd.read_csv(paths["trades"])) == 4
+
+
+def test_window_table_by_hand():
+    """fold 0 = days 1–4, fold 1 = days 5–6 of the hand curve 1000 → 1010, 990, 1030, 1020, 1050."""
+    r = hand_result()
+    flat = BacktestResult(equity=pd.Series([1000.0, 1000, 1000, 1100, 1100, 990], index=IDX), cash=r.cash,
+                          positions_value=r.positions_value * 0, orders=r.orders.iloc[:0], trades=r.trades.iloc[:0],
+                          halted=r.halted, init_cash=1000.0, freq="1D")
+    windows = pd.DataFrame({"fold": [0, 1, 2], "start": [IDX[0], IDX[4], _ts(20)], "end": [IDX[3], IDX[5], _ts(21)]})
+    t = window_table({"strategy": r, "buy & hold": flat}, windows)
+    assert t["strategy return"].iloc[0] == pytest.approx(1030 / 1000 - 1, rel=1e-12)  # from the starting cash
+    assert t["strategy return"].iloc[1] == pytest.approx(1050 / 1030 - 1, rel=1e-12)  # from the bar before
+    assert t["buy & hold return"].iloc[:2].tolist() == pytest.approx([0.10, 990 / 1100 - 1], rel=1e-12)
+    assert np.isnan(t["strategy return"].iloc[2])  # a window with no bars traded
+    assert t["trades"].tolist() == [2, 2, 0]  # the open C trade counts in fold 1
+    assert t["win rate"].iloc[:2].tolist() == [0.5, 1.0] and np.isnan(t["win rate"].iloc[2])
+    assert t["P&L"].tolist() == [20.0, 20.0, 0.0]  # +30 −10; +20 (the open trade is not judged)
+    shown = format_windows(t)
+    assert shown["strategy return"].tolist() == ["3.00%", "1.94%", "–"]
+    assert shown["start"].tolist() == ["2024-01-01", "2024-01-05", "2024-01-20"]

@@ -69,6 +69,22 @@ class PaperAccount(_Frozen):
         default_factory=dict, description="per exchange (fee_rate, slippage_bps), overriding `costs`"
     )
 
+    @field_validator("exchange_costs")
+    @classmethod
+    def _costs_are_sane(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for exch, (fee, slip) in v.items():
+            try:
+                CostModel(fee_rate=fee, slippage_bps=slip)
+            except ValueError as e:  # pydantic's ValidationError is a ValueError
+                raise ValueError(f"exchange_costs[{exch!r}] = ({fee}, {slip}) is not (fee_rate in [0, 0.1), "
+                                 f"slippage_bps >= 0): {e.errors()[0]['loc'][0]} {e.errors()[0]['msg']}") from None
+        return v
+
+    def cost_models(self) -> dict[str, CostModel]:
+        """``exchange_costs`` as ``CostModel`` values: the risk rules size a buy with the costs of the
+        exchange it trades on, as the venue will charge them."""
+        return {k: CostModel(fee_rate=f, slippage_bps=s) for k, (f, s) in self.exchange_costs.items()}
+
 
 class DemoSettings(_Frozen):
     """The data `make run` pulls for a first look when the user has not chosen any."""

@@ -305,6 +305,7 @@ class LiveContext:
     limits: RiskLimits
     costs: CostModel
     stale_after_s: float = 120.0
+    exchange_costs: dict[str, CostModel] = field(default_factory=dict)  # per exchange, overriding ``costs``
     cycle: int = 0
     retries: int = 3
     backoff_s: float = 0.2
@@ -419,6 +420,7 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
     rctx = RiskContext(
         snapshot=snap, quotes=tick.quotes, markets=ctx.markets, limits=ctx.limits, costs=ctx.costs, exchange=status,
         now=tick.now, stale_after_s=ctx.stale_after_s, cycle_sides={k: tuple(v) for k, v in sides.items()},
+        exchange_costs=ctx.exchange_costs,
     )
     n_orders, n_rej = n_exits, 0
     rejected: list[tuple[str, str, str]] = []  # written in one batch after the signals

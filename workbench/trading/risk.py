@@ -70,6 +70,11 @@ class RiskContext:
     stale_after_s: float = 120.0
     emergency: bool = False
     cycle_sides: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # every side seen per symbol this cycle
+    exchange_costs: Mapping[str, CostModel] = field(default_factory=dict)  # per exchange, overriding ``costs``
+
+    def costs_for(self, market: Market) -> CostModel:
+        """The costs of the exchange ``market`` trades on (``costs`` when it has none of its own)."""
+        return self.exchange_costs.get(market.exchange or market.symbol.rpartition(":")[0], self.costs)
 
 
 # ---- the rules ------------------------------------------------------------------------------------
@@ -204,9 +209,10 @@ def evaluate(signal: Signal, context: RiskContext) -> RiskDecision:
     cap_value = limits.max_position_pct * snap.equity
     if held * price * fx >= cap_value * (1 - 1e-9):
         return RiskDecision(False, 0.0, [Rejection("position_cap", f"{signal.symbol} already {held * price * fx:,.2f} ≥ cap {cap_value:,.2f} ({limits.max_position_pct:.0%} of equity)")])
-    qty = size_entry(signal, snap.equity, cash, price, market, limits, context.costs, held, fx)
+    costs = context.costs_for(market)
+    qty = size_entry(signal, snap.equity, cash, price, market, limits, costs, held, fx)
     if qty <= 0:
-        if cash < market.lot_size * price * fx * entry_cost_factor(context.costs):
+        if cash < market.lot_size * price * fx * entry_cost_factor(costs):
             return RiskDecision(False, 0.0, [Rejection("buying_power", f"{cash:,.2f} cash does not buy one lot ({market.lot_size:g}) of {signal.symbol} at {price:g}")])
         return RiskDecision(False, 0.0, [Rejection("position_size", f"quantity rounds to zero for {signal.symbol} at {price:g} (lot {market.lot_size:g})")])
     if qty * price < market.min_notional:
@@ -214,7 +220,7 @@ def evaluate(signal: Signal, context: RiskContext) -> RiskDecision:
     final = [
         r
         for r in (
-            check_buying_power(qty * price * fx * entry_cost_factor(context.costs), cash),
+            check_buying_power(qty * price * fx * entry_cost_factor(costs), cash),
             check_position_cap((held + qty) * price * fx, snap.equity, limits),
         )
         if r is not None

@@ -295,7 +295,8 @@ def _run(settings, store, brk, account, run_id, model, interval, cycles, engine,
         log("sync", f"portfolio synced with {getattr(brk, 'name', 'the broker')}: {synced.summary()}", "INFO" if synced.in_sync else "WARNING")
         ctx = LiveContext(
             store=store, broker=brk, feed=feed, engine=eng, orders=orders, run_id=run_id, account=account,
-            limits=settings.risk, costs=settings.costs, stale_after_s=settings.live.stale_after_s, cycle=last_cycle,
+            limits=settings.risk, costs=settings.costs, exchange_costs=settings.paper.cost_models(),
+            stale_after_s=settings.live.stale_after_s, cycle=last_cycle,
             fx_rates=dict(settings.live.fx_rates),
         )
         done, final_status, final_msg = 0, "STOPPED", None

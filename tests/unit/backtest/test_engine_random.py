@@ -51,7 +51,7 @@ def plain_loop(panel, frames, markets, risk, costs, cash, exchange_costs):
     days = [t.strftime("%Y-%m-%d") for t in panel.index]
     ex = {k: (f, s / 1e4) for k, (f, s) in exchange_costs.items()}
     fee_slip = [ex.get(markets[s].exchange, (costs.fee_rate, costs.slippage_bps / 1e4)) for s in syms]
-    cf = (1 + costs.slippage_bps / 1e4) * (1 + costs.fee_rate)
+    cf = [(1 + s) * (1 + f) for f, s in fee_slip]  # a buy is sized with its exchange's costs
     pos, book, legs, last = {}, {}, {}, {}
     orders, equity_rows = [], []
     day, day_start, prev_eq = None, None, None
@@ -149,8 +149,8 @@ def plain_loop(panel, frames, markets, risk, costs, cash, exchange_costs):
             sl = stop[t, j]
             if (eq - day_start) / day_start <= -risk.max_daily_loss_pct or not (0 < sl < c) or held * c >= risk.max_position_pct * eq * (1 - 1e-9):
                 continue
-            q = floor_to_lot(min(risk.max_position_pct * eq / c - held, risk.risk_per_trade_pct * eq / (c - sl), max(cash, 0) / (c * cf)), m.lot_size)
-            if q <= 0 or q * c < m.min_notional or q * c * cf > cash + 1e-9 or (held + q) * c > risk.max_position_pct * eq * (1 + 1e-9):
+            q = floor_to_lot(min(risk.max_position_pct * eq / c - held, risk.risk_per_trade_pct * eq / (c - sl), max(cash, 0) / (c * cf[j])), m.lot_size)
+            if q <= 0 or q * c < m.min_notional or q * c * cf[j] > cash + 1e-9 or (held + q) * c > risk.max_position_pct * eq * (1 + 1e-9):
                 continue
             px = c * (1 + fee_slip[j][1])
             if q * px * (1 + fee_slip[j][0]) > cash + 1e-9:

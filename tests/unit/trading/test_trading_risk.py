@@ -119,6 +119,25 @@ def test_evaluate_rejections_name_their_rule(signal, context, rule):
     assert [r.rule for r in d.rejections] == [rule], d.rejections
 
 
+def test_a_buy_is_sized_with_its_exchanges_costs():
+    """The venue charges its exchange's fee and slippage; sizing with the account-wide costs would
+    send a buy the paper broker (or a real venue) refuses for want of cash."""
+    import dataclasses
+
+    limits = RiskLimits(max_position_pct=1.0, risk_per_trade_pct=1.0)
+    base = ctx(cash=1_010.0, limits=limits)
+    assert evaluate(buy(stop=50.0), base).quantity == 10.0  # 1,010 / (100 × 1.0015) = 10.08 at the account's costs
+    nse = {"AAA": Market("AAA", "AAA", "INR", lot_size=1.0, exchange="NSE")}
+    dear = CostModel(fee_rate=0.01, slippage_bps=100.0)
+    d = evaluate(buy(stop=50.0), dataclasses.replace(base, markets=nse, exchange_costs={"NSE": dear}))
+    assert d.accepted and d.quantity == 9.0  # 1,010 / (100 × 1.01 × 1.01) = 9.90
+    other = dataclasses.replace(base, markets=nse, exchange_costs={"BSE": dear})  # another exchange's costs: unused
+    assert evaluate(buy(stop=50.0), other).quantity == 10.0
+    d = evaluate(buy(stop=50.0), dataclasses.replace(ctx(cash=100.0, limits=limits), markets=nse,
+                                                      exchange_costs={"NSE": dear}))
+    assert [r.rule for r in d.rejections] == ["buying_power"]  # 100 buys no share at 102.01 a share
+
+
 def test_sell_closes_the_whole_long_even_after_the_daily_loss_limit():
     d = evaluate(sell(), ctx(cash=50_000.0, held={"AAA": 37.0}, day_start=100_000.0))  # −45% today
     assert d.accepted and d.side == "sell" and d.quantity == 37.0

@@ -209,9 +209,17 @@ class FakeAlpaca(FakeHttp):
         return 200, out
 
     def _fills(self, m, q, b):
+        """As Alpaca: at most ``page_size`` (≤ 100) per answer, oldest first with direction=asc; the
+        next page starts after the activity id given as ``page_token``."""
         after = pd.Timestamp(q["after"][0]) if "after" in q else None
         rows = [a for a in self.activities if after is None or pd.Timestamp(a["transaction_time"]) > after]
-        return 200, rows
+        if q.get("direction", ["desc"])[0] != "asc":
+            rows = rows[::-1]
+        if "page_token" in q:
+            token = q["page_token"][0]
+            rows = [a for a in rows if (a["id"] > token if q.get("direction", ["desc"])[0] == "asc" else a["id"] < token)]
+        size = min(int(q.get("page_size", ["100"])[0]), 100)
+        return 200, rows[:size]
 
     # ---- orders -------------------------------------------------------------------------------------
     def _all_orders(self):

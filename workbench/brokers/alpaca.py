@@ -50,6 +50,7 @@ from workbench.brokers.ledger import OrderLedger
 
 __all__ = ["AlpacaBroker"]
 
+_ACTIVITY_PAGE = 100  # the most activities Alpaca returns per request
 _STATUS = {"filled": "FILLED", "canceled": "CANCELLED", "expired": "EXPIRED", "rejected": "REJECTED", "replaced": "CANCELLED", "done_for_day": "EXPIRED"}
 _REASONS = [
     (re.compile(r"buying power|insufficient (funds|balance)", re.IGNORECASE), "insufficient_funds"),
@@ -292,10 +293,16 @@ class AlpacaBroker:
         return [o for o in out if not o.is_final]
 
     def fills(self, since: pd.Timestamp | None = None) -> list[Fill]:
-        params = {"direction": "asc", "page_size": 100}
+        params = {"direction": "asc", "page_size": _ACTIVITY_PAGE}
         if since is not None:
             params["after"] = (pd.Timestamp(since) - pd.Timedelta(microseconds=1)).tz_convert("UTC").isoformat()
-        acts = self._call("fill activities", self.trading.get, "/account/activities/FILL", params) or []
+        acts: list[dict] = []
+        while True:  # Alpaca answers ≤ 100 activities; the next page starts after the last one's id
+            page = self._call("fill activities", self.trading.get, "/account/activities/FILL", params) or []
+            acts += page
+            if len(page) < _ACTIVITY_PAGE:
+                break
+            params["page_token"] = page[-1]["id"]
         out = []
         for a in acts:
             cid = self._cid_of(a["order_id"])

@@ -136,3 +136,17 @@ def test_take_profit_leg_fill_cancels_the_stop_and_no_short_sales(fake):
     fake.move("AAPL", last=111.0, low=104.0, high=112.0, open=105.0)
     assert b.order_status("tp").status == "FILLED" and b.order_status("sl").status == "CANCELLED"
     assert b.balances()["USD"].total == pytest.approx(10_000 - 1000 + 1100)
+
+
+def test_more_than_one_page_of_fills_is_read_whole(fake):
+    """Alpaca answers at most 100 activities per request: a busy account's 230 fills come in three pages."""
+    b = broker(fake)
+    fake.cash = 1e7
+    for i in range(230):
+        assert b.place(OrderRequest(f"m{i}", "IBM", "buy", 1)).status == "FILLED"
+    fills = b.fills()
+    assert len(fills) == 230 and [f.client_order_id for f in fills] == [f"m{i}" for i in range(230)]
+    pages = [p for m, p, _ in fake.requests if m == "GET" and p == "/v2/account/activities/FILL"]
+    assert len(pages) == 3
+    later = b.fills(since=fills[150].ts)
+    assert [f.client_order_id for f in later][0] == "m150" and len(later) == 80

@@ -32,7 +32,8 @@ Fees are ``fee_rate`` × notional per fill; fees and slippage come per exchange 
 as the paper broker's), else ``costs``. Long-only, one currency.
 
 Not modelled (the paper broker can do these; the backtest refuses rather than guesses): a bar-volume
-cap on fills (``max_volume_share``: partial fills that rest), several account currencies and FX.
+cap on fills (``max_volume_share``: partial fills that rest; ``report.volume_breaches`` lists the bars
+where it would have bound, and ``backtest_model`` says so in the report), several account currencies and FX.
 Cash (and a position) left within 1e-9 relative of zero by a fill is zero, as in vectorbt's ledger;
 the paper broker zeroes only below 1e-9 absolute. So once a buy spends the last cash (fine lots, e.g.
 1e-8), the dust of less than one lot's cost is gone and later sizes can differ from live by a lot.

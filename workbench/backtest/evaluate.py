@@ -33,6 +33,7 @@ from workbench.backtest.report import (
     trade_pnl_figure,
     trades_on_price_figure,
     verdict,
+    volume_breaches,
     window_table,
     write_report,
 )  # fmt: skip
@@ -167,6 +168,12 @@ def backtest_model(settings, ref: str = "champion", panel: Panel | None = None, 
                             exchange_costs=exchange_costs)
 
     result = trade(oos.proba.reindex(traded_index), model.strength_reference)
+    share = settings.paper.max_volume_share
+    breaches = volume_breaches(result.orders, traded, share)
+    if len(breaches):
+        notes.append(f"{len(breaches)} times the strategy traded more than {share:.0%} of a bar's volume in one symbol (up to "
+                     f"{breaches['share'].max():.0%}): the paper broker fills at most {share:.0%} and rests the rest, so "
+                     f"live would have traded less there and these figures are optimistic (paper.max_volume_share)")
     baseline = None
     if oos.baseline is not None:
         ref_b = np.abs(oos.baseline.to_numpy(dtype=float).ravel() - 0.5)
@@ -211,6 +218,7 @@ def backtest_model(settings, ref: str = "champion", panel: Panel | None = None, 
                 logged.update({f"backtest_{prefix}_{k}": float(v) for k, v in col.items()})
         logged.update({f"backtest_beats_{'buy_hold' if k == BUY_AND_HOLD else 'baseline'}": float(v)
                        for k, v in beats.items()})
+        logged["backtest_volume_breaches"] = float(len(breaches))
         logged["backtest_verdict"] = sentence
         logged["backtest_report"] = str(out)
         registry.log_report(model.ref.run_id, logged, {out.name: out})

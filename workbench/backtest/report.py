@@ -49,6 +49,7 @@ __all__ = [
     "trade_pnl_figure",
     "trades_on_price_figure",
     "verdict",
+    "volume_breaches",
     "window_table",
     "write_report",
 ]  # fmt: skip
@@ -281,6 +282,30 @@ def window_table(results: Mapping[str, BacktestResult], windows: pd.DataFrame, s
                        for k in labels]
     out["P&L"] = [float(by.get_group(k).sum()) if by is not None and k in by.groups else 0.0 for k in labels]
     return out
+
+
+def volume_breaches(orders: pd.DataFrame, panel: Panel, max_volume_share: float | None) -> pd.DataFrame:
+    """Bars where the backtest traded more of a symbol than ``max_volume_share`` of the bar's volume.
+
+    Why: the engine fills every order whole, while the paper broker (and a thin real market) fills at
+    most that share of a bar and leaves the rest resting; where this table is not empty the live run
+    would have traded less, later, and the backtest's figures are optimistic for those fills.
+    Columns: ts, symbol, quantity (summed over the bar's fills), volume, share.
+    """
+    cols = ["ts", "symbol", "quantity", "volume", "share"]
+    if max_volume_share is None or orders is None or orders.empty:
+        return pd.DataFrame(columns=cols)
+    per_bar = orders.groupby(["ts", "symbol"], sort=True)["quantity"].sum().abs()
+    vol = panel.volume.stack()
+    vol.index = vol.index.set_names(["ts", "symbol"])
+    volume = vol.reindex(per_bar.index).to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = per_bar.to_numpy(dtype=float) / volume
+    # A bar without a volume figure caps nothing (as in the paper broker): only a known volume can be breached.
+    breached = np.isfinite(volume) & (share > max_volume_share * (1 + 1e-9))
+    out = per_bar[breached].rename("quantity").reset_index()
+    out["volume"], out["share"] = volume[breached], share[breached]
+    return out[cols]
 
 
 def _fmt(v: float, kind: str) -> str:

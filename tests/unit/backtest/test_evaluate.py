@@ -3,6 +3,7 @@ their fold, the report lands on disk and in the model's MLflow run, and the CLI 
 
 from __future__ import annotations
 
+import html
 import re
 
 import numpy as np
@@ -15,6 +16,7 @@ from workbench.backtest import BacktestReport, backtest_model
 from workbench.backtest.report import BASELINE, BUY_AND_HOLD, METRICS, STRATEGY
 from workbench.cli import app
 from workbench.data.lake import Lake
+from workbench.data.panel import Panel
 from workbench.errors import ModelError, NoDataError, NoModelError, UnknownSymbolError
 from workbench.models.registry import Registry
 from workbench.models.training import train
@@ -112,6 +114,24 @@ def test_report_files_and_mlflow_run(trained_home, report):
     folder = report.paths["html"].parent.name
     logged = {f.path for f in client.list_artifacts(ref.run_id, f"reports/{folder}")}
     assert {f"reports/{folder}/{n}" for n in ("report.html", "equity.png", "drawdown.png", "comparison.csv")} <= logged
+
+
+def test_fills_beyond_the_bars_volume_share_are_called_optimistic(trained_home, tmp_path):
+    """The engine fills whole orders; on thin bars the paper broker would not. The report says so."""
+    settings, panel, _, ref = trained_home
+    def with_volume(volume):
+        return Panel(open=panel.open, high=panel.high, low=panel.low, close=panel.close, volume=volume,
+                     exchange=panel.exchange, timeframe=panel.timeframe)
+
+    ample = backtest_model(settings, panel=with_volume(panel.volume * 1000), out_dir=tmp_path / "a", log=False)
+    assert not any("volume" in n for n in ample.notes)
+    thin = with_volume(panel.volume * 0 + 1.0)
+    rep = backtest_model(settings, panel=thin, out_dir=tmp_path / "b")
+    (note,) = [n for n in rep.notes if "volume" in n]
+    n = len(rep.result.orders.groupby(["ts", "symbol"]))  # every bar traded takes far more than 10% of 1 share
+    assert note.startswith(f"{n} times the strategy traded more than 10% of a bar's volume in one symbol") and "optimistic" in note
+    assert html.escape(note) in rep.paths["html"].read_text()
+    assert Registry(settings).client.get_run(ref.run_id).data.metrics["backtest_volume_breaches"] == n
 
 
 def test_universe_and_window_are_narrowed_and_errors_say_what_exists(trained_home, tmp_path):

@@ -23,6 +23,7 @@ from workbench.backtest.report import (
     trade_pnl_figure,
     trades_on_price_figure,
     verdict,
+    volume_breaches,
     window_table,
     write_report,
 )  # fmt: skip
@@ -207,3 +208,20 @@ def test_window_table_by_hand():
     shown = format_windows(t)
     assert shown["strategy return"].tolist() == ["3.00%", "1.94%", "–"]
     assert shown["start"].tolist() == ["2024-01-01", "2024-01-05", "2024-01-20"]
+
+
+def test_volume_breaches_sum_a_bars_fills_per_symbol():
+    """Bar volumes: X 101, 111, 121, 131; Y 1, 51, 41, 61 (the hand panel's close + 1, Y's missing bar 0 + 1)."""
+    panel = _bh_panel()
+    orders = pd.DataFrame([
+        (IDX[0], "X", "buy", 10.0, 100.0, 0.0, "entry", ""),  # 10 / 101 = 9.9%: within 10%
+        (IDX[1], "X", "buy", 8.0, 110.0, 0.0, "entry", ""),  # 8 + 4 = 12 of 111 = 10.8% (two fills, one bar)
+        (IDX[1], "X", "sell", 4.0, 110.0, 0.0, "stop_loss", ""),
+        (IDX[2], "Y", "buy", 5.0, 40.0, 0.0, "entry", ""),  # 5 / 41 = 12.2%
+        (IDX[3], "Y", "sell", 6.0, 60.0, 0.0, "sell_signal", ""),  # 6 / 61 = 9.8%
+    ], columns=list(ORDER_COLUMNS))  # fmt: skip
+    b = volume_breaches(orders, panel, 0.10)
+    assert list(zip(b["ts"], b["symbol"], b["quantity"])) == [(IDX[1], "X", 12.0), (IDX[2], "Y", 5.0)]
+    assert b["share"].tolist() == pytest.approx([12 / 111, 5 / 41])
+    assert volume_breaches(orders, panel, 0.5).empty and volume_breaches(orders, panel, None).empty
+    assert volume_breaches(orders.iloc[:0], panel, 0.1).empty

@@ -45,6 +45,7 @@ from workbench.brokers.base import (
     Quote,
     TemporaryBrokerError,
     call_with_retries,
+    reason_of,
 )
 from workbench.brokers.ledger import OrderLedger
 
@@ -66,7 +67,7 @@ _REASONS = [
 
 
 def _reason(message: str) -> str:
-    return next((code for rx, code in _REASONS if rx.search(message or "")), "bad_order")
+    return reason_of(message, _REASONS)
 
 
 def _message(e) -> tuple[int | None, str]:

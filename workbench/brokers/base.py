@@ -15,6 +15,7 @@ again. Errors are the broker branch of ``workbench.errors``, split by what the c
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -30,6 +31,8 @@ from workbench.errors import (  # re-exported: adapters and callers import error
 
 __all__ = [
     "floor_to_lot",
+    "grid_error",
+    "reason_of",
     "call_with_retries",
     "OrderSide",
     "OrderType",
@@ -193,6 +196,31 @@ def floor_to_lot(quantity: float, lot: float) -> float:
         n -= 1
         q = round(n * lot, digits)
     return max(q, 0.0)
+
+
+def _on_grid(value: float, step: float | None) -> bool:
+    if not step or step <= 0:
+        return True
+    n = value / step
+    return abs(n - round(n)) <= 1e-6 * max(1.0, abs(n))
+
+
+def grid_error(order: OrderRequest, lot: float | None, tick: float | None) -> tuple[str, str] | None:
+    """(reason, message) when the order's quantity is off the lot grid or a price off the tick grid,
+    else None: an off-grid order is refused with a stable code rather than silently rounded (that
+    would change what the caller asked for)."""
+    if not _on_grid(order.quantity, lot):
+        return "lot_size", f"quantity {order.quantity:g} of {order.symbol} is not a multiple of the lot size {lot:g}"
+    for name in ("limit_price", "stop_price"):
+        px = getattr(order, name)
+        if px is not None and not _on_grid(px, tick):
+            return "tick_size", f"{name} {px:g} of {order.symbol} is not a multiple of the tick size {tick:g}"
+    return None
+
+
+def reason_of(message: str, table: list[tuple[re.Pattern, str]], default: str = "bad_order") -> str:
+    """The ``REJECT_REASONS`` code of a venue's rejection text: the first pattern of ``table`` it matches."""
+    return next((code for rx, code in table if rx.search(message or "")), default)
 
 
 def call_with_retries(fn, translate, *, retries: int, backoff_s: float, max_wait_s: float = 2.0, catch=Exception):

@@ -54,6 +54,7 @@ from workbench.brokers.base import (
     Quote,
     TemporaryBrokerError,
     call_with_retries,
+    grid_error,
 )
 from workbench.brokers.ledger import OrderLedger
 from workbench.errors import ConfigError
@@ -84,13 +85,6 @@ def _deep_merge(base: dict, extra: dict) -> dict:
     for k, v in extra.items():
         out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
-
-
-def _on_grid(value: float, step: float | None) -> bool:
-    if not step or step <= 0:
-        return True
-    n = value / step
-    return abs(n - round(n)) <= 1e-6 * max(1.0, abs(n))
 
 
 class CcxtBroker:
@@ -352,12 +346,9 @@ class CcxtBroker:
     # ---- sending --------------------------------------------------------------------------------
     def _validate(self, order: OrderRequest, m: dict) -> None:
         lot, tick = self._step(m, "amount"), self._step(m, "price")
-        if not _on_grid(order.quantity, lot):
-            raise OrderRejected("lot_size", f"quantity {order.quantity:g} of {order.symbol} is not a multiple of the lot size {lot:g}")
-        for name in ("limit_price", "stop_price"):
-            px = getattr(order, name)
-            if px is not None and not _on_grid(px, tick):
-                raise OrderRejected("tick_size", f"{name} {px:g} of {order.symbol} is not a multiple of the tick size {tick:g}")
+        off_grid = grid_error(order, lot, tick)
+        if off_grid is not None:
+            raise OrderRejected(*off_grid)
         min_qty = float(((m.get("limits") or {}).get("amount") or {}).get("min") or 0.0)
         if order.quantity < min_qty - 1e-12:
             raise OrderRejected("lot_size", f"quantity {order.quantity:g} of {order.symbol} is below the minimum {min_qty:g}")

@@ -46,6 +46,7 @@ from workbench.brokers.base import (
     Quote,
     TemporaryBrokerError,
     call_with_retries,
+    reason_of,
 )
 from workbench.brokers.ledger import OrderLedger
 from workbench.errors import ConfigError
@@ -85,7 +86,7 @@ def _last_six(now: pd.Timestamp | None = None) -> pd.Timestamp:
 
 
 def _reason(message: str) -> str:
-    return next((code for rx, code in _REASONS if rx.search(message or "")), "bad_order")
+    return reason_of(message, _REASONS)
 
 
 def _secret(vault, name: str, env: str) -> str | None:

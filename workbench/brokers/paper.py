@@ -41,6 +41,7 @@ from workbench.brokers.base import (
     OrderRequest,
     Quote,
     floor_to_lot,
+    grid_error,
 )
 from workbench.trading.store import Store, iso, utcnow
 
@@ -48,13 +49,6 @@ __all__ = ["PaperBroker"]
 
 _EPS = 1e-9
 _OPEN = ("SUBMITTED", "PARTIALLY_FILLED")
-
-
-def _on_grid(value: float, step: float) -> bool:
-    if not step or step <= 0:
-        return True
-    n = value / step
-    return abs(n - round(n)) <= 1e-6 * max(1.0, abs(n))
 
 
 def _clean(q: Quote) -> Quote | None:
@@ -293,12 +287,9 @@ class PaperBroker:
         quote = self._quotes.get(order.symbol)
         if quote is None or not (quote.last and math.isfinite(quote.last) and quote.last > 0):
             return "no_price", f"no price for {order.symbol} yet: the paper broker prices only from bars fed through on_bar()"
-        if not _on_grid(order.quantity, market.lot_size):
-            return "lot_size", f"quantity {order.quantity:g} of {order.symbol} is not a multiple of the lot size {market.lot_size:g}"
-        for name in ("limit_price", "stop_price"):
-            px = getattr(order, name)
-            if px is not None and not _on_grid(px, market.tick_size):
-                return "tick_size", f"{name} {px:g} of {order.symbol} is not a multiple of the tick size {market.tick_size:g}"
+        off_grid = grid_error(order, market.lot_size, market.tick_size)
+        if off_grid is not None:
+            return off_grid
         sell = order.side == "sell"
         if order.type == "stop_loss" and (order.stop_price >= quote.last if sell else order.stop_price <= quote.last):
             return "bad_price", f"a {order.side} stop at {order.stop_price:g} would trigger at once ({order.symbol} last {quote.last:g})"

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import time
 from dataclasses import replace
@@ -48,6 +47,7 @@ from workbench.brokers.base import (
     reason_of,
 )
 from workbench.brokers.ledger import OrderLedger
+from workbench.security.vault import secret_value, vault_of
 
 __all__ = ["AlpacaBroker"]
 
@@ -144,16 +144,9 @@ class AlpacaBroker:
 
     @classmethod
     def from_settings(cls, settings, vault=None) -> AlpacaBroker:
-        if vault is None:
-            from workbench.security.vault import Vault
-
-            vault = Vault.for_settings(settings)
-
-        def secret(name: str, env: str) -> str | None:
-            s = vault.get(name)
-            return s.value if s is not None and s.value else os.environ.get(env) or None
-
-        key, sec = secret("alpaca/api_key", "WORKBENCH_ALPACA_API_KEY"), secret("alpaca/secret", "WORKBENCH_ALPACA_SECRET")
+        vault = vault_of(settings, vault)
+        key = secret_value(vault, "alpaca/api_key", "WORKBENCH_ALPACA_API_KEY")
+        sec = secret_value(vault, "alpaca/secret", "WORKBENCH_ALPACA_SECRET")
         if not key or not sec:
             raise AuthenticationError("no Alpaca keys: store them with `workbench keys set alpaca` (or set WORKBENCH_ALPACA_API_KEY and WORKBENCH_ALPACA_SECRET); use paper-trading keys unless broker.testnet is off")
         b = settings.broker

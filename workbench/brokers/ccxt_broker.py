@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import re
 import time
 from collections.abc import Callable
@@ -58,7 +57,7 @@ from workbench.brokers.base import (
 )
 from workbench.brokers.ledger import OrderLedger
 from workbench.errors import ConfigError
-from workbench.security.vault import redact
+from workbench.security.vault import redact, secret_value, vault_of
 
 __all__ = ["CcxtBroker"]
 
@@ -157,16 +156,10 @@ class CcxtBroker:
                 f"broker.testnet is off for {exchange_id}, so orders would move real money; set broker.allow_live = true to allow it "
                 "or turn broker.testnet back on"
             )
-        if vault is None:
-            from workbench.security.vault import Vault
-
-            vault = Vault.for_settings(settings)
+        vault = vault_of(settings, vault)
 
         def read(field: str) -> str | None:
-            s = vault.get(f"ccxt:{exchange_id}/{field}")
-            if s is not None and s.value and not s.expired():
-                return s.value
-            return os.environ.get(_env_name(exchange_id, field)) or None
+            return secret_value(vault, f"ccxt:{exchange_id}/{field}", _env_name(exchange_id, field))
 
         api_key, secret = read("api_key"), read("secret")
         if not api_key or not secret:

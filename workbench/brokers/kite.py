@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import re
 import time
 from typing import Literal
@@ -50,6 +49,7 @@ from workbench.brokers.base import (
 )
 from workbench.brokers.ledger import OrderLedger
 from workbench.errors import ConfigError
+from workbench.security.vault import secret_value, vault_of
 
 __all__ = ["LOGIN_HINT", "KiteBroker", "complete_kite_login", "kite_login_url", "kite_session_expiry", "kite_tag"]
 
@@ -89,31 +89,18 @@ def _reason(message: str) -> str:
     return reason_of(message, _REASONS)
 
 
-def _secret(vault, name: str, env: str) -> str | None:
-    s = vault.get(name) if vault is not None else None
-    return s.value if s is not None and s.value else (os.environ.get(env) or None)
-
-
-def _vault(settings, vault):
-    if vault is not None:
-        return vault
-    from workbench.security.vault import Vault
-
-    return Vault.for_settings(settings)
-
-
 def _app_keys(settings, vault) -> tuple[str, str | None]:
-    key = _secret(vault, "kite/api_key", "WORKBENCH_KITE_API_KEY")
+    key = secret_value(vault, "kite/api_key", "WORKBENCH_KITE_API_KEY")
     if not key:
         raise AuthenticationError("no Kite API key: store it in the vault as kite/api_key (`workbench keys …`) or set WORKBENCH_KITE_API_KEY")
-    return key, _secret(vault, "kite/api_secret", "WORKBENCH_KITE_API_SECRET")
+    return key, secret_value(vault, "kite/api_secret", "WORKBENCH_KITE_API_SECRET")
 
 
 def kite_login_url(settings, vault=None) -> str:
     """The Kite page where the user logs in; it redirects to the app's URL with ``request_token``."""
     from kiteconnect import KiteConnect
 
-    key, _ = _app_keys(settings, _vault(settings, vault))
+    key, _ = _app_keys(settings, vault_of(settings, vault))
     return KiteConnect(api_key=key).login_url()
 
 
@@ -122,7 +109,7 @@ def complete_kite_login(settings, request_token: str, vault=None) -> pd.Timestam
     encrypted (``kite/access_token``) with its expiry, and return the expiry (UTC)."""
     from kiteconnect import KiteConnect
 
-    vault = _vault(settings, vault)
+    vault = vault_of(settings, vault)
     key, secret = _app_keys(settings, vault)
     if not secret:
         raise AuthenticationError("no Kite API secret: store it in the vault as kite/api_secret or set WORKBENCH_KITE_API_SECRET")
@@ -212,7 +199,7 @@ class KiteBroker:
 
     @classmethod
     def from_settings(cls, settings, vault=None) -> KiteBroker:
-        vault = _vault(settings, vault)
+        vault = vault_of(settings, vault)
         key, _ = _app_keys(settings, vault)
         token = vault.get("kite/access_token")
         if token is None or not token.value:

@@ -22,7 +22,7 @@ from sqlalchemy import Column, MetaData, String, Table, Text, create_engine, del
 
 from workbench.errors import ConfigError
 
-__all__ = ["Secret", "Vault", "VaultError", "redact"]
+__all__ = ["Secret", "Vault", "VaultError", "redact", "secret_value", "vault_of"]
 
 _meta = MetaData()
 _secrets = Table(
@@ -133,3 +133,17 @@ class Vault:
         with self._engine.connect() as c:
             rows = c.execute(select(_secrets.c.name).order_by(_secrets.c.name)).scalars().all()
         return [n for n in rows if n.startswith(prefix)]
+
+
+def vault_of(settings, vault: Vault | None = None) -> Vault:
+    """The vault given, else the one of ``settings`` (adapters accept a vault so tests can pass theirs)."""
+    return vault if vault is not None else Vault.for_settings(settings)
+
+
+def secret_value(vault: Vault | None, name: str, env: str) -> str | None:
+    """The value stored as ``name`` (unless expired), else the environment variable ``env``, else None.
+    Why both: users store keys with `workbench keys set`; servers and CI hand them over in the environment."""
+    s = vault.get(name) if vault is not None else None
+    if s is not None and s.value and not s.expired():
+        return s.value
+    return os.environ.get(env) or None

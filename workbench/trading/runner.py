@@ -131,10 +131,9 @@ def plan_broker(settings: Any, broker: str | None = None, vault: Any = None) -> 
     name = broker_name(settings, broker)
     if name == "paper":
         raise ConfigError("the paper broker needs no plan: use make_broker")
-    if vault is None:
-        from workbench.security.vault import Vault
+    from workbench.security.vault import vault_of
 
-        vault = Vault.for_settings(settings)
+    vault = vault_of(settings, vault)
     env = "testnet" if settings.broker.testnet and name not in _NO_TESTNET else "live"
     return PendingBroker(name, env, lambda: _connect(settings, name, vault), required_keys(name), vault, _key_hint(name))
 

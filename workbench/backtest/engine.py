@@ -53,7 +53,7 @@ from vectorbt.portfolio.nb import order_nb, order_nothing_nb
 from vectorbt.utils.math_ import add_nb
 
 from workbench.backtest.result import ORDER_COLUMNS, TRADE_COLUMNS, BacktestResult
-from workbench.brokers.base import Market
+from workbench.brokers.base import Market, cost_exchange
 from workbench.config import CostModel, RiskLimits
 from workbench.data.panel import Panel
 
@@ -329,9 +329,8 @@ def _per_symbol(columns, markets, exchange_costs, costs):
         else:  # the paper broker's default market for an unknown symbol
             exch, _, rest = sym.rpartition(":")
             m = Market(symbol=sym, base=rest.partition("/")[0], quote=rest.partition("/")[2] or "USD", exchange=exch or None)
-        exch = m.exchange or sym.rpartition(":")[0]
         lot[j], tick[j], mn[j] = m.lot_size, m.tick_size, m.min_notional
-        fee[j], slip[j] = ex_costs.get(exch, (costs.fee_rate, costs.slippage_bps / 1e4))
+        fee[j], slip[j] = ex_costs.get(cost_exchange(sym, m), (costs.fee_rate, costs.slippage_bps / 1e4))
     return lot, tick, mn, fee, slip
 
 

@@ -31,6 +31,7 @@ from workbench.errors import (  # re-exported: adapters and callers import error
 
 __all__ = [
     "floor_to_lot",
+    "cost_exchange",
     "grid_error",
     "reason_of",
     "call_with_retries",
@@ -196,6 +197,12 @@ def floor_to_lot(quantity: float, lot: float) -> float:
         n -= 1
         q = round(n * lot, digits)
     return max(q, 0.0)
+
+
+def cost_exchange(symbol: str, market: Market | None) -> str:
+    """The exchange whose fees and slippage apply to ``symbol``: its market's, else the symbol's
+    ``EXCH:`` prefix ("" for neither). One rule for the paper broker, the risk rules and the backtest."""
+    return (market.exchange if market is not None else None) or symbol.rpartition(":")[0]
 
 
 def _on_grid(value: float, step: float | None) -> bool:

@@ -40,6 +40,7 @@ from workbench.brokers.base import (
     OrderRejected,
     OrderRequest,
     Quote,
+    cost_exchange,
     floor_to_lot,
     grid_error,
 )
@@ -229,9 +230,7 @@ class PaperBroker:
         return [self.order_status(cid) for cid in filled]
 
     def _costs(self, symbol: str) -> tuple[float, float]:
-        m = self.market(symbol)
-        exch = (m.exchange if m is not None else None) or symbol.rpartition(":")[0]
-        return self.exchange_costs.get(exch, (self.fee_rate, self.slippage))
+        return self.exchange_costs.get(cost_exchange(symbol, self.market(symbol)), (self.fee_rate, self.slippage))
 
     def _trigger_price(self, row: dict, q: Quote) -> float | None:
         low = q.low if q.low is not None else q.last

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from workbench.brokers.base import BrokerStatus, Market, Quote, floor_to_lot
+from workbench.brokers.base import BrokerStatus, Market, Quote, cost_exchange, floor_to_lot
 from workbench.config import CostModel, RiskLimits
 from workbench.signals import Signal
 from workbench.trading.portfolio import PortfolioSnapshot
@@ -74,7 +74,7 @@ class RiskContext:
 
     def costs_for(self, market: Market) -> CostModel:
         """The costs of the exchange ``market`` trades on (``costs`` when it has none of its own)."""
-        return self.exchange_costs.get(market.exchange or market.symbol.rpartition(":")[0], self.costs)
+        return self.exchange_costs.get(cost_exchange(market.symbol, market), self.costs)
 
 
 # ---- the rules ------------------------------------------------------------------------------------

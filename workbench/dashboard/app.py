@@ -15,6 +15,7 @@ import ipywidgets as w
 import pandas as pd
 
 from workbench.config import Settings
+from workbench.trading.runner import broker_environment
 
 __all__ = ["Dashboard", "frame_to_html"]
 
@@ -76,13 +77,6 @@ def _badge(text: str, colour: str) -> str:
     return f"<span class='wb-badge' style='background:{colour}'>{html.escape(text)}</span>"
 
 
-def _broker_environment(settings: Settings, name: str) -> str:
-    """What a broker choice would trade: paper, a testnet, or real money (Kite has no testnet)."""
-    if name == "paper":
-        return "paper"
-    return "testnet" if settings.broker.testnet and name != "kite" else "live"
-
-
 def _broker_options(settings: Settings) -> list[tuple[str, str]]:
     """Paper first (the default); real brokers labelled with what they would trade."""
     names = ["paper", "ccxt:binance", "kite", "alpaca"]
@@ -92,7 +86,7 @@ def _broker_options(settings: Settings) -> list[tuple[str, str]]:
     label = {"paper": "Paper trading (simulated fills)", "testnet": "TESTNET (test money)", "live": "LIVE — REAL MONEY"}
     out = []
     for n in names:
-        env = _broker_environment(settings, n)
+        env = broker_environment(settings, n)
         gate = "" if env != "live" or settings.broker.allow_live else " (needs broker.allow_live)"
         out.append((label["paper"] if n == "paper" else f"{n} — {label[env]}{gate}", n))
     return out
@@ -204,7 +198,7 @@ class Dashboard:
         v = self.views
         st = status(self.settings)
         run_id = st.get("run_id")
-        env = _broker_environment(self.settings, self.broker.value)
+        env = broker_environment(self.settings, self.broker.value)
         mode = {"paper": _badge("PAPER TRADING", "#2e7d32"), "testnet": _badge(f"TESTNET · {self.broker.value}", "#ef6c00")}.get(
             env, _badge(f"LIVE · REAL MONEY · {self.broker.value}", "#c62828")
         )

@@ -28,6 +28,7 @@ from workbench.trading.sync import sync_portfolio
 __all__ = [
     "BROKERS",
     "broker_name",
+    "broker_environment",
     "key_fields",
     "required_keys",
     "plan_broker",
@@ -63,6 +64,14 @@ def broker_name(settings: Any, broker: str | None = None) -> str:
             raise ConfigError(f"ccxt has no exchange {ex!r}: use one of ccxt.exchanges (e.g. ccxt:binance, ccxt:kraken)")
         return f"ccxt:{ex}"
     raise ConfigError(f"unknown broker {name!r}: use {BROKERS}")
+
+
+def broker_environment(settings: Any, name: str) -> str:
+    """What a (normalised) broker name would trade: "paper", its "testnet" (unless ``broker.testnet``
+    is off or the venue has none, like Kite), or "live" real money."""
+    if name == "paper":
+        return "paper"
+    return "testnet" if settings.broker.testnet and name not in _NO_TESTNET else "live"
 
 
 def key_fields(name: str) -> tuple[str, ...]:
@@ -134,7 +143,7 @@ def plan_broker(settings: Any, broker: str | None = None, vault: Any = None) -> 
     from workbench.security.vault import vault_of
 
     vault = vault_of(settings, vault)
-    env = "testnet" if settings.broker.testnet and name not in _NO_TESTNET else "live"
+    env = broker_environment(settings, name)
     return PendingBroker(name, env, lambda: _connect(settings, name, vault), required_keys(name), vault, _key_hint(name))
 
 
@@ -224,16 +233,15 @@ def run_live(
         store.log_event("run", f"run failed to start: {e}", "ERROR", run_id)
         store.finish_run(run_id, "FAILED", str(e))
         return run_id
-    broker_name_ = label
     account = _account(brk)
-    crashed = _crashed_run(store, broker_name_, account)
+    crashed = _crashed_run(store, label, account)
     if crashed is not None:
         run_id = int(crashed["id"])
         store.update_run(run_id, pid=os.getpid(), heartbeat_at=utcnow(), message=None)
         store.clear_checks(run_id)
         store.log_event("run", f"run {run_id} resumed after a crash of pid {crashed['pid']} (last complete cycle {crashed['cycle']})", "WARNING", run_id)
     else:
-        run_id = store.start_run(broker_name_, env, account, model, interval, os.getpid())
+        run_id = store.start_run(label, env, account, model, interval, os.getpid())
     stop = _Stop()
     restore = _install_signal_handlers(stop)
     try:

@@ -299,10 +299,6 @@ def backtest(
     typer.echo(f"plots:  {', '.join(str(p) for k, p in rep.paths.items() if str(p).endswith('.png'))}")
 
 
-def _jsonable(v) -> bool:
-    return isinstance(v, (int, float, str, bool)) or v is None
-
-
 @live_app.command("run")
 def live_run(
     broker: Optional[str] = typer.Option(

@@ -274,13 +274,11 @@ def window_table(results: Mapping[str, BacktestResult], windows: pd.DataFrame, s
         out[f"{name} return"] = rets
     trades = results[strategy].trades
     labels = [window_label(f) for f in windows["fold"]]
-    counts = trades["window"].value_counts() if len(trades) else pd.Series(dtype=int)
-    out["trades"] = [int(counts.get(k, 0)) for k in labels]
-    closed = trades[trades["exit_ts"].notna()] if len(trades) else trades
-    by = closed.groupby("window")["pnl"] if len(closed) else None
-    out["win rate"] = [float((by.get_group(k) > 0).mean()) if by is not None and k in by.groups else float("nan")
-                       for k in labels]
-    out["P&L"] = [float(by.get_group(k).sum()) if by is not None and k in by.groups else 0.0 for k in labels]
+    closed = trades[trades["exit_ts"].notna()]
+    pnl = closed["pnl"].astype(float).groupby(closed["window"])
+    out["trades"] = trades["window"].value_counts().reindex(labels, fill_value=0).astype(int).to_numpy()
+    out["win rate"] = (closed["pnl"].astype(float) > 0).groupby(closed["window"]).mean().reindex(labels).to_numpy(dtype=float)
+    out["P&L"] = pnl.sum().reindex(labels, fill_value=0.0).to_numpy(dtype=float)
     return out
 
 
@@ -365,7 +363,7 @@ def _shade_windows(ax, windows: pd.DataFrame | None) -> None:
         return
     for i, w in enumerate(windows.itertuples(index=False)):
         ax.axvspan(w.start, w.end, color="tab:blue" if i % 2 == 0 else "tab:orange", alpha=0.06, lw=0)
-        ax.annotate(f"fold {w.fold}", (w.start, 0.01), xycoords=("data", "axes fraction"), fontsize=7,
+        ax.annotate(window_label(w.fold), (w.start, 0.01), xycoords=("data", "axes fraction"), fontsize=7,
                     va="bottom", color="grey")
 
 

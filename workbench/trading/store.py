@@ -764,9 +764,11 @@ def _move_cash(c: Any, account: str, deltas: Mapping[str, float]) -> None:
     book = dict(c.execute(select(cash_book.c.currency, cash_book.c.total).where(cash_book.c.account == account)).all())
     if not book:
         return
+    now = iso(utcnow())
     for ccy, d in deltas.items():
-        if ccy in book and d:
-            _set_cash(c, account, ccy, float(book[ccy]) + float(d))
+        if ccy in book and d:  # the row exists: update it (``_set_cash`` would look for it again)
+            key = and_(cash_book.c.account == account, cash_book.c.currency == ccy)
+            c.execute(update(cash_book).where(key).values(total=float(book[ccy]) + float(d), updated_at=now))
 
 
 def _upsert_position(c: Any, account: str, symbol: str, fields: Mapping[str, Any]) -> None:

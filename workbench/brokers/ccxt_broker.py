@@ -56,6 +56,7 @@ from workbench.brokers.base import (
     grid_error,
 )
 from workbench.brokers.ledger import OrderLedger
+from workbench.data.sources.ccxt_source import deep_merge
 from workbench.errors import ConfigError
 from workbench.security.vault import redact, secret_value, vault_of
 
@@ -77,13 +78,6 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
 
 def _env_name(exchange_id: str, field: str) -> str:
     return f"WORKBENCH_CCXT_{re.sub(r'[^A-Z0-9]', '_', exchange_id.upper())}_{field.upper()}"
-
-
-def _deep_merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 class CcxtBroker:
@@ -121,12 +115,12 @@ class CcxtBroker:
         self.ledger = ledger if ledger is not None else OrderLedger(None, venue=self.name, account=self.account)
         self._has_keys = bool(api_key and secret)
         self._key_hint = redact(api_key)
-        config = _deep_merge({"enableRateLimit": True, "timeout": int(timeout_s * 1000)}, ccxt_config or {})
+        config = deep_merge({"enableRateLimit": True, "timeout": int(timeout_s * 1000)}, ccxt_config or {})
         # a spot broker needs neither the currencies' nor the margin pairs' endpoints (testnets have neither)
         spot = {"fetchCurrencies": False, "fetchMargins": False, "warnOnFetchOpenOrdersWithoutSymbol": False}
-        config = _deep_merge(config, {"options": {**spot, **(options or {})}})
+        config = deep_merge(config, {"options": {**spot, **(options or {})}})
         config.update({k: v for k, v in (("apiKey", api_key), ("secret", secret), ("password", password)) if v})
-        url_overrides = _deep_merge(config.pop("urls", {}), urls or {})
+        url_overrides = deep_merge(config.pop("urls", {}), urls or {})
         self.exchange: ccxt.Exchange = getattr(ccxt, exchange_id)(config)
         fm = self.exchange.options.get("fetchMarkets")
         if isinstance(fm, dict) and "types" in fm and "fetchMarkets" not in (options or {}):
@@ -139,9 +133,9 @@ class CcxtBroker:
                     f"{exchange_id} has no testnet in ccxt; to trade it for real set broker.testnet = false and broker.allow_live = true"
                 ) from e
         if url_overrides:  # after sandbox mode: in sandbox the client talks to what 'test' names
-            self.exchange.urls = _deep_merge(self.exchange.urls, url_overrides)
+            self.exchange.urls = deep_merge(self.exchange.urls, url_overrides)
             if self.testnet and "test" in url_overrides:
-                self.exchange.urls["api"] = _deep_merge(self.exchange.urls["api"], url_overrides["test"])
+                self.exchange.urls["api"] = deep_merge(self.exchange.urls["api"], url_overrides["test"])
         self._names: dict[str, str] = {}  # ccxt symbol -> the caller's spelling
         self._fees: dict[tuple[str, float], float] = {}  # (order id, filled) -> fee in quote currency
         self._rejected: dict[str, OrderRejected] = {}

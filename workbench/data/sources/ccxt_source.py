@@ -24,7 +24,7 @@ from workbench.data.candles import empty_candles, validate_candles
 from workbench.data.sources.base import SourceUnavailableError
 from workbench.errors import DataError, UnknownSymbolError
 
-__all__ = ["CcxtSource"]
+__all__ = ["CcxtSource", "deep_merge"]
 
 # Candle pulls need spot markets only; loading futures/options markets too costs two more
 # heavy requests per start-up (Binance exchangeInfo for fapi and dapi).
@@ -40,10 +40,12 @@ def _ms(ts) -> int:
     return int(t.value // 1_000_000)
 
 
-def _deep_merge(base: dict, extra: dict) -> dict:
+def deep_merge(base: dict, extra: dict) -> dict:
+    """``base`` updated by ``extra`` with nested dicts merged, not replaced (ccxt's config, options
+    and urls are nested: overriding one endpoint must keep the others)."""
     out = dict(base)
     for k, v in extra.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
@@ -60,7 +62,7 @@ class CcxtSource:
             if cls is None or not isinstance(cls, type):
                 raise DataError(f"ccxt has no exchange {exchange_id!r}: see ccxt.exchanges for the ids")
             base = {"enableRateLimit": True, "options": _DEFAULT_OPTIONS.get(exchange_id, {})}
-            exchange = cls(_deep_merge(base, config or {}))
+            exchange = cls(deep_merge(base, config or {}))
         exchange.enableRateLimit = True
         self._ex = exchange
         self.exchange = exchange.id

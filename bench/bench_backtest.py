@@ -15,7 +15,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.unit.backtest holds the plain loop
 
 from workbench.backtest import run_backtest
-from workbench.brokers.base import Market
+from workbench.market import Market
 from workbench.config import CostModel, RiskLimits
 from workbench.data.panel import Panel
 

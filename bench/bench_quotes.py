@@ -13,7 +13,9 @@ from kiteconnect import KiteConnect  # noqa: E402
 
 from tests.kit.fake_alpaca import FakeAlpaca  # noqa: E402
 from tests.kit.fake_kite import FakeKite  # noqa: E402
-from workbench.data.quotes import AlpacaQuotes, KiteQuotes, fetch_quotes  # noqa: E402
+from workbench.data.quotes import fetch_quotes  # noqa: E402
+from workbench.venues.alpaca.data import AlpacaQuotes  # noqa: E402
+from workbench.venues.kite.data import KiteQuotes  # noqa: E402
 
 
 def main() -> None:

@@ -13,8 +13,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.kit holds the test engine
 
-from workbench.brokers.base import BrokerStatus, Market, Quote  # noqa: E402
-from workbench.brokers.paper import PaperBroker  # noqa: E402
+from workbench.venues.base import BrokerStatus, Market, Quote  # noqa: E402
+from workbench.venues.paper.broker import PaperBroker  # noqa: E402
 from workbench.config import CostModel, RiskLimits  # noqa: E402
 from workbench.data.panel import Panel  # noqa: E402
 from workbench.signals import Signal  # noqa: E402

@@ -1,7 +1,7 @@
 """workbench: research in JupyterLab, trade from a Voilà dashboard.
 
 The research side (``data``, ``features``, ``models``, ``signals``, ``backtest``) is pure and knows
-nothing of brokers or users; the live side (``trading``, ``brokers``, ``dashboard``) composes it.
+nothing of venues or users; the live side (``trading``, ``venues``, ``dashboard``) composes it.
 """
 
 __version__ = "0.1.0"

@@ -299,10 +299,31 @@ def backtest(
     typer.echo(f"plots:  {', '.join(str(p) for k, p in rep.paths.items() if str(p).endswith('.png'))}")
 
 
+def _venue_names() -> str:
+    from workbench.venues import venue_choices
+
+    return venue_choices()
+
+
+def _broker_choice(value: Optional[str]) -> Optional[str]:
+    """``--broker`` checked against the venue registry before anything runs: an unknown name is one
+    line naming the registered venues (exit 2), not a failed run."""
+    if value is None:
+        return None
+    from workbench.venues import resolve
+
+    try:
+        venue, inst = resolve(value)
+        return venue.label(inst)
+    except WorkbenchError as e:
+        _fail(e)
+        raise
+
+
 @live_app.command("run")
 def live_run(
     broker: Optional[str] = typer.Option(
-        None, help="paper | ccxt:<exchange id> | kite | alpaca (default: broker.default, i.e. paper); real brokers "
+        None, callback=_broker_choice, help=f"{_venue_names()} (default: broker.default, i.e. paper); real brokers "
         "use their testnet unless broker.testnet is off, and live trading needs broker.allow_live",
     ),
     model: str = typer.Option("champion"),
@@ -433,7 +454,7 @@ def _vault(settings: Settings):
 
 @keys_app.command("set")
 def keys_set(
-    name: str = typer.Argument(..., help="ccxt:<exchange id> | kite | alpaca"),
+    name: str = typer.Argument(..., help="a registered venue that takes keys, e.g. ccxt:<exchange id>, kite, alpaca"),
     home: Optional[Path] = HomeOpt,
 ) -> None:
     """Store a broker's API keys (typed hidden, never echoed or logged), e.g. `workbench keys set ccxt:binance`."""
@@ -450,8 +471,11 @@ def keys_set(
                 raise WorkbenchError(f"{broker} {f} is empty: nothing stored")
             vault.put(f"{broker}/{f}", value)
         typer.echo(f"stored {', '.join(f'{broker}/{f}' for f in fields)} (encrypted)")
-        if broker == "kite":
-            typer.echo("next: `workbench keys kite-login` for today's access token")
+        from workbench.venues import resolve
+
+        venue, inst = resolve(broker)
+        if venue.trading_keys is not None and set(venue.required_keys(inst)) - {f"{broker}/{f}" for f in fields}:
+            typer.echo(f"next: {venue.hint(inst)}")
     except (WorkbenchError, ValueError) as e:
         _fail(e)
 
@@ -499,7 +523,7 @@ def keys_kite_login(
     """Zerodha's daily login: open the URL, log in, paste the request_token from the redirect URL."""
     try:
         settings = _settings(home)
-        from workbench.brokers.kite import complete_kite_login, kite_login_url
+        from workbench.venues.kite.broker import complete_kite_login, kite_login_url
 
         typer.echo(f"open this URL, log in, then copy request_token=... from the page it redirects to:\n{kite_login_url(settings)}")
         token = request_token or typer.prompt("request_token", hide_input=True).strip()

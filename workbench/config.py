@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -124,19 +124,15 @@ class RetrainSettings(_Frozen):
 class BrokerSettings(_Frozen):
     """Which venue the live loop trades on, and how to reach it. Paper is the default; a real broker
     needs ``--broker``/``default`` set explicitly, runs on its testnet/paper endpoint unless
-    ``testnet`` is turned off, and a live (real-money) venue also needs ``allow_live``."""
+    ``testnet`` is turned off, and a live (real-money) venue also needs ``allow_live``. What is
+    particular to one venue (Kite's product, ccxt's options, Alpaca's URL) is its ``[venues.<name>]``
+    table, validated by that venue's config class (``workbench.venues.<name>.config``)."""
 
-    default: str = Field("paper", description="paper | ccxt:<exchange id> | kite | alpaca")
+    default: str = Field("paper", description="a registered venue: paper | ccxt:<exchange id> | kite | alpaca")
     testnet: bool = Field(True, description="use the venue's sandbox/testnet/paper endpoint")
     allow_live: bool = Field(False, description="permission to trade real money (until per-user permissions)")
     timeout_s: float = Field(10.0, gt=0, description="HTTP timeout per broker request")
     currency: str | None = Field(None, description="account currency at the venue (default: USDT on ccxt, INR on Kite, USD on Alpaca)")
-    ccxt_options: dict[str, dict] = Field(default_factory=dict, description="per ccxt exchange id: ccxt `options`")
-    ccxt_urls: dict[str, dict] = Field(default_factory=dict, description="per ccxt exchange id: ccxt `urls` overrides")
-    kite_root: str | None = Field(None, description="Kite Connect API root override (tests, proxies)")
-    kite_product: str = Field("CNC", description="Kite product: CNC (delivery) or MIS (intraday)")
-    kite_exchange: str = Field("NSE", description="exchange of bare Kite symbols (the lake's tradingsymbols): NSE or BSE")
-    alpaca_url: str | None = Field(None, description="Alpaca trading API URL override (tests, proxies)")
 
 
 class Settings(BaseSettings):
@@ -154,6 +150,9 @@ class Settings(BaseSettings):
     live: LiveSettings = LiveSettings()
     retrain: RetrainSettings = RetrainSettings()
     broker: BrokerSettings = BrokerSettings()
+    venues: dict[str, Any] = Field(
+        default_factory=dict, description="per venue: its [venues.<name>] table, validated by the venue's config class"
+    )
     db_url: str | None = Field(None, description="SQLAlchemy URL of the operational store")
     mlflow_uri: str | None = Field(None, description="MLflow tracking URI")
 
@@ -161,6 +160,25 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, v: Path) -> Path:
         return Path(v).expanduser().resolve()
+
+    @field_validator("venues", mode="before")
+    @classmethod
+    def _venue_tables(cls, v: Any) -> dict[str, Any]:
+        """Each ``[venues.<name>]`` table checked by its venue's config class, so a bad value is named
+        (``venues.kite.product``) when the settings load, not when the venue is first used."""
+        from workbench.venues import VENUES, parse_venue_config, venue_choices
+
+        if not isinstance(v, dict):
+            raise ValueError(f"venues must be a table of [venues.<name>] tables, not {v!r}")
+        out = {}
+        for name, table in v.items():
+            if name not in VENUES:
+                raise ValueError(f"venues.{name}: no such venue (registered: {venue_choices()})")
+            try:
+                out[name] = parse_venue_config(name, table)
+            except ConfigError as e:
+                raise ValueError(str(e)) from None
+        return out
 
     @classmethod
     def settings_customise_sources(

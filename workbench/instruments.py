@@ -44,8 +44,6 @@ __all__ = [
     "load_otherlisted",
     "load_nse",
     "load_bse",
-    "load_kite",
-    "load_ccxt",
     "load_source",
     "refresh",
     "split_key",
@@ -306,121 +304,6 @@ def load_bse(path: Path | str | None = None, as_of=None) -> pd.DataFrame:
     )  # fmt: skip
 
 
-_KITE_CLASS = {"EQ": "equity", "FUT": "future", "CE": "option", "PE": "option"}
-_KITE_CCY = {"NSE": "INR", "BSE": "INR", "NFO": "INR", "BFO": "INR", "MCX": "INR", "CDS": "INR", "BCD": "INR", "NCO": "INR"}
-
-
-def load_kite(path: Path | str | None = None, *, kite=None, as_of=None) -> pd.DataFrame:
-    """Zerodha's instruments dump (``kite.instruments()`` or its CSV): every segment, with tokens.
-
-    Its EQ rows on NSE/BSE become the same keys as the exchanges' own lists and fill in the Kite
-    instrument token and tick size there; F&O, currency and commodity contracts are its own rows.
-    """
-    if kite is not None and path is None:
-        df, origin = pd.DataFrame(kite.instruments()).astype(str), "kite.instruments()"
-        df = df.apply(lambda s: s.str.strip().replace({"None": "", "NaT": ""}))
-    else:
-        text, origin = _text(path, "kite")
-        df = _csv(text, origin)
-    cols = ["instrument_token", "exchange_token", "tradingsymbol", "name", "expiry", "strike", "tick_size", "lot_size", "instrument_type", "segment", "exchange"]
-    _require(df, origin, cols, ["instrument_token", "tradingsymbol", "exchange", "instrument_type"])
-    token = _num(df["instrument_token"], origin, "instrument_token")
-    expiry = pd.to_datetime(df["expiry"], format="ISO8601", errors="coerce")
-    retry = expiry.isna() & df["expiry"].ne("")
-    if retry.any():  # re-saved dumps write dd-mm-yyyy
-        expiry = expiry.fillna(pd.to_datetime(df["expiry"].where(retry), format="%d-%m-%Y", errors="coerce"))
-    bad = expiry.isna() & df["expiry"].ne("")
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InstrumentListError(origin, f"data row {i + 1}: expiry {df['expiry'].iloc[i]!r} is not a date")
-    itype = df["instrument_type"]
-    aclass = itype.map(_KITE_CLASS).fillna("other").mask(df["segment"].eq("INDICES"), "index")
-    return _frame(
-        len(df),
-        symbol=df["tradingsymbol"], name=df["name"], exchange=df["exchange"], asset_class=aclass,
-        currency=df["exchange"].map(_KITE_CCY).fillna("INR"),
-        lot_size=_num(df["lot_size"], origin, "lot_size"), tick_size=_num(df["tick_size"], origin, "tick_size"),
-        kite_token=token.astype("Int64"), exchange_token=df["exchange_token"],
-        expiry=expiry.astype("datetime64[s]"), strike=_num(df["strike"], origin, "strike").where(itype.isin(["CE", "PE"])),
-        active=True, status="segment " + df["segment"], source="kite",
-        as_of=pd.Timestamp(as_of) if as_of is not None else _file_date(path),
-    )  # fmt: skip
-
-
-def _ccxt_markets_from_file(exchange_id: str, path: Path | str) -> tuple[list[dict], pd.Timestamp | None]:
-    """A saved ``load_markets()`` (dict or list of markets) or, for Binance, a raw ``exchangeInfo`` response."""
-    import ccxt
-
-    origin = str(path)
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise InstrumentListError(origin, f"not a JSON market list ({e}); it may be truncated") from e
-    if isinstance(data, dict) and "symbols" in data and isinstance(data["symbols"], list):
-        if not exchange_id.startswith("binance"):
-            raise InstrumentListError(origin, "a raw exchangeInfo response can only be read for Binance; save load_markets() as JSON instead")
-        ex = getattr(ccxt, exchange_id)({"options": {"fetchMarkets": {"types": ["spot"]}}})
-        ex.options.setdefault("crossMarginPairsData", [])
-        ex.options.setdefault("isolatedMarginPairsData", [])
-        try:
-            markets = [m for m in (ex.parse_market(raw) for raw in data["symbols"]) if m is not None]
-        except (KeyError, TypeError, ValueError) as e:
-            raise InstrumentListError(origin, f"an entry of 'symbols' is malformed ({type(e).__name__}: {e})") from e
-        as_of = pd.Timestamp(int(data["serverTime"]), unit="ms") if "serverTime" in data else None
-        return markets, as_of
-    if isinstance(data, dict):
-        data = list(data.values())
-    if not isinstance(data, list) or not all(isinstance(m, dict) and "symbol" in m and "id" in m for m in data):
-        raise InstrumentListError(origin, "expected ccxt markets (objects with 'id' and 'symbol') or Binance exchangeInfo")
-    return data, None
-
-
-def load_ccxt(exchange_id: str = "binance", path: Path | str | None = None, *, exchange=None, as_of=None) -> pd.DataFrame:
-    """Markets of a ccxt exchange (``load_markets()``), spot by default for Binance."""
-    origin = str(path) if path is not None else f"ccxt:{exchange_id}.load_markets()"
-    file_as_of = None
-    if path is not None:
-        markets, file_as_of = _ccxt_markets_from_file(exchange_id, path)
-    else:
-        from workbench.data.sources.ccxt_source import CcxtSource
-
-        src = CcxtSource(exchange_id, exchange=exchange)
-        with src._translate("the market list"):
-            markets = list(src.client.load_markets().values())
-        exchange_id = src.exchange
-    if not markets:
-        raise InstrumentListError(origin, "no markets")
-
-    def g(m: dict, *path_: str):
-        for k in path_:
-            m = m.get(k) if isinstance(m, dict) else None
-        return m
-
-    df = pd.DataFrame(
-        {
-            "symbol": [m["symbol"] for m in markets],
-            "ccxt_id": [str(m["id"]) for m in markets],
-            "name": [f"{m.get('base')}/{m.get('quote')} {m.get('type') or 'spot'}" for m in markets],
-            "currency": [m.get("quote") for m in markets],
-            "lot_size": [g(m, "precision", "amount") for m in markets],
-            "tick_size": [g(m, "precision", "price") for m in markets],
-            "min_notional": [g(m, "limits", "cost", "min") for m in markets],
-            "active": [m.get("active") is not False for m in markets],
-            "type": [m.get("type") or "spot" for m in markets],
-            "status": [str(g(m, "info", "status") or ("active" if m.get("active") is not False else "inactive")) for m in markets],
-        }
-    )
-    stamp = pd.Timestamp(as_of) if as_of is not None else (file_as_of or pd.Timestamp.now())
-    return _frame(
-        len(df),
-        symbol=df["symbol"], name=df["name"], exchange=exchange_id,
-        asset_class=pd.Series(np.where(df["type"].eq("spot"), "crypto", "crypto_" + df["type"]), dtype="str"),
-        currency=df["currency"], lot_size=pd.to_numeric(df["lot_size"]), tick_size=pd.to_numeric(df["tick_size"]),
-        min_notional=pd.to_numeric(df["min_notional"]), ccxt_id=df["ccxt_id"], active=df["active"], status=df["status"],
-        source=f"ccxt:{exchange_id}", as_of=stamp.normalize(),
-    )  # fmt: skip
-
-
 # ---- which file is which -----------------------------------------------------------------------
 _FILE_NAMES: dict[str, tuple[str, ...]] = {
     "nasdaqlisted": ("nasdaqlisted.txt",),
@@ -477,10 +360,10 @@ def load_source(name: str, path: Path | str | None = None, **kw) -> pd.DataFrame
         return load_nse(path, **kw)
     if name == "bse":
         return load_bse(path, **kw)
-    if name == "kite":
-        return load_kite(path, **kw)
-    if name.startswith("ccxt:"):
-        return load_ccxt(name.partition(":")[2] or "binance", path, **kw)
+    if name == "kite" or name.startswith("ccxt:"):  # a venue's own list: its package loads it
+        from workbench.venues import venue_instruments
+
+        return venue_instruments(name, path, **kw)
     raise DataError(f"unknown instrument source {name!r}")
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from workbench.backtest import run_backtest
-from workbench.brokers.base import Market
-from workbench.brokers.paper import PaperBroker
+from workbench.market import Market
+from workbench.venues.paper.broker import PaperBroker
 from workbench.config import CostModel, RiskLimits
 from workbench.data.panel import Panel
 from workbench.signals import latest_signals

@@ -16,10 +16,12 @@ from tests.kit.fake_binance import FakeBinance
 from tests.kit.fake_kite import FakeKite
 from workbench.data.ingest import pull
 from workbench.data.lake import Lake
-from workbench.data.quotes import AlpacaQuotes, CcxtQuotes, KiteQuotes, fetch_quotes
-from workbench.data.sources.alpaca_source import AlpacaSource
-from workbench.data.sources.kite_source import KiteSource
-from workbench.instruments import InstrumentMaster, load_kite, refresh
+from workbench.data.quotes import fetch_quotes
+from workbench.venues.alpaca.data import AlpacaQuotes, AlpacaSource
+from workbench.venues.ccxt.data import CcxtQuotes
+from workbench.venues.kite.data import KiteQuotes, KiteSource
+from workbench.instruments import InstrumentMaster, refresh
+from workbench.venues.kite.instruments import load_kite
 
 
 def daily(dates, base=100.0):

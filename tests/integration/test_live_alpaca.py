@@ -19,12 +19,13 @@ KEY, SECRET = "PKTESTKEY0123456789", "alpaca-secret-0123456789abcdef"
 
 
 def test_live_run_on_alpaca_paper_trades_whole_shares_and_stays_in_sync(tmp_path, monkeypatch):
-    monkeypatch.delenv("WORKBENCH_ALPACA_API_KEY", raising=False)
+    monkeypatch.delenv("WORKBENCH_KEY_ALPACA_API_KEY", raising=False)
     panel = synthetic_panel(3, 90, seed=11, exchange="NASDAQ")
     with FakeAlpaca(key=KEY, secret=SECRET, cash=100_000.0) as fake:
         for sym in panel.symbols:
             fake.add_asset(sym, "NASDAQ", price=float(panel.close[sym].iloc[-6]))
-        s = load_settings(tmp_path / "home", broker={"default": "alpaca", "alpaca_url": fake.url, "timeout_s": 5.0})
+        s = load_settings(tmp_path / "home", broker={"default": "alpaca", "timeout_s": 5.0},
+                          venues={"alpaca": {"url": fake.url}})
         s.ensure_dirs()
         vault = Vault.for_settings(s)
         vault.put("alpaca/api_key", KEY)

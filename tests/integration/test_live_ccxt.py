@@ -39,9 +39,9 @@ def venue():
 
 def test_live_run_on_ccxt_testnet_trades_at_the_venue_and_stays_in_sync(tmp_path, venue, monkeypatch):
     fake, panel = venue
-    monkeypatch.delenv("WORKBENCH_CCXT_BINANCE_API_KEY", raising=False)
-    s = load_settings(tmp_path / "home", broker={"default": "ccxt:binance", "ccxt_urls": {"binance": fake.ccxt_config()["urls"]},
-                                                 "timeout_s": 5.0})  # fmt: skip
+    monkeypatch.delenv("WORKBENCH_KEY_CCXT_BINANCE_API_KEY", raising=False)
+    s = load_settings(tmp_path / "home", broker={"default": "ccxt:binance", "timeout_s": 5.0},
+                      venues={"ccxt": {"urls": {"binance": fake.ccxt_config()["urls"]}}})
     s.ensure_dirs()
     vault = Vault.for_settings(s)
     vault.put("ccxt:binance/api_key", fake.api_key)

@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 from tests.kit.models import MomentumEngine
-from workbench.brokers.base import OrderRequest, floor_to_lot
+from workbench.venues.base import OrderRequest, floor_to_lot
 from workbench.config import load_settings
 from workbench.security.vault import Vault
 from workbench.trading.loop import phase1
@@ -35,7 +35,7 @@ SYMBOL = "BTC/USDT"
 
 
 def test_phase1_then_place_and_cancel_a_far_limit_order_on_binance_testnet(tmp_path):
-    pytest.importorskip("workbench.brokers.ccxt_broker")
+    pytest.importorskip("workbench.venues.ccxt.broker")
     settings = load_settings(tmp_path / "home")
     assert settings.broker.testnet, "this test trades test money only"
     settings.ensure_dirs()

@@ -19,7 +19,7 @@ import itertools
 
 import pandas as pd
 
-from workbench.brokers.base import (
+from workbench.venues.base import (
     AuthenticationError,
     Balance,
     BrokerOrder,

@@ -53,7 +53,7 @@ from vectorbt.portfolio.nb import order_nb, order_nothing_nb
 from vectorbt.utils.math_ import add_nb
 
 from workbench.backtest.result import ORDER_COLUMNS, TRADE_COLUMNS, BacktestResult
-from workbench.brokers.base import Market, cost_exchange
+from workbench.market import Market, cost_exchange
 from workbench.config import CostModel, RiskLimits
 from workbench.data.panel import Panel
 
@@ -77,7 +77,7 @@ def vbt_freq(timeframe: str) -> str:
 # ---- the cycle, in numba -------------------------------------------------------------------------
 @njit(cache=True)
 def _floor_to_lot(quantity, lot):
-    """``brokers.base.floor_to_lot``."""
+    """``workbench.market.floor_to_lot``."""
     if not (quantity > 0) or not np.isfinite(quantity):
         return 0.0
     if not lot > 0:

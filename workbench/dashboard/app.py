@@ -16,6 +16,7 @@ import pandas as pd
 
 from workbench.config import Settings
 from workbench.trading.runner import broker_environment
+from workbench.venues import venue_offers
 
 __all__ = ["Dashboard", "frame_to_html"]
 
@@ -79,7 +80,7 @@ def _badge(text: str, colour: str) -> str:
 
 def _broker_options(settings: Settings) -> list[tuple[str, str]]:
     """Paper first (the default); real brokers labelled with what they would trade."""
-    names = ["paper", "ccxt:binance", "kite", "alpaca"]
+    names = venue_offers()
     default = settings.broker.default
     if default not in names:
         names.insert(1, default)

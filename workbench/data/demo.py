@@ -108,7 +108,7 @@ def ensure_demo_data(settings, source: str | None = None, progress: bool = False
     if choice == "synthetic":
         return _make_synthetic(settings, lake, progress)
     if ccxt_source is None:
-        from workbench.data.sources.ccxt_source import CcxtSource
+        from workbench.venues.ccxt.data import CcxtSource
 
         ccxt_source = CcxtSource(settings.demo.ccxt_exchange)
     if choice == "ccxt":

@@ -103,7 +103,10 @@ def pull(
 
 
 def source_from_spec(spec: str, settings) -> OhlcvSource:
-    """``ccxt:<id>`` | ``csv:<path>[@<EXCHANGE>]`` | ``synthetic`` → a source.
+    """``ccxt:<id>`` | ``kite[:EXCHANGE]`` | ``alpaca[:EXCHANGE]`` | ``csv:<path>[@<EXCHANGE>]`` | ``synthetic`` → a source.
+
+    Venues' history comes from their package (``workbench.venues.<name>.data``), keys from the vault or
+    the venue's ``WORKBENCH_KEY_*`` variables.
 
     For CSV the exchange is taken from the file's layout when it implies one (NSE/BSE exports,
     US vendor files → ``US``), else ``csv``; ``@EXCHANGE`` overrides it and also sets the time
@@ -112,10 +115,6 @@ def source_from_spec(spec: str, settings) -> OhlcvSource:
     """
     kind, _, rest = spec.partition(":")
     kind = kind.strip().lower()
-    if kind == "ccxt":
-        from workbench.data.sources.ccxt_source import CcxtSource
-
-        return CcxtSource(rest.strip() or settings.demo.ccxt_exchange)
     if kind == "synthetic":
         from workbench.data.sources.synthetic import SyntheticSource
 
@@ -135,23 +134,8 @@ def source_from_spec(spec: str, settings) -> OhlcvSource:
         if exchange is None:
             exchange = CsvSource(path, "csv").layout.exchange or "csv"
         return CsvSource(path, exchange, tz=EXCHANGE_TZ.get(exchange.upper(), "UTC"))
-    if kind == "kite":
-        import os
+    from workbench.venues import VENUES, get_venue, venue_config
 
-        from kiteconnect import KiteConnect
-
-        from workbench.data.sources.kite_source import KiteSource
-        from workbench.instruments import InstrumentMaster
-
-        key, token = os.environ.get("KITE_API_KEY"), os.environ.get("KITE_ACCESS_TOKEN")
-        if not key or not token:
-            raise ConfigError("kite needs KITE_API_KEY and KITE_ACCESS_TOKEN (until the key vault holds them)")
-        master = InstrumentMaster.of(settings)
-        if not master.exists():
-            raise ConfigError("kite needs instrument tokens: run `workbench instruments refresh --source kite` first")
-        return KiteSource.from_master(KiteConnect(api_key=key, access_token=token), master, (rest.strip() or "NSE").upper())
-    if kind == "alpaca":
-        from workbench.data.sources.alpaca_source import AlpacaSource
-
-        return AlpacaSource(exchange=(rest.strip() or "US").upper())
+    if kind in VENUES and get_venue(kind).data is not None:  # a venue's history: ccxt:<id>, kite[:EXCHANGE], alpaca[:EXCHANGE]
+        return get_venue(kind).data(settings, venue_config(settings, kind), instance=rest.strip() or None)
     raise ConfigError(f"unknown data source {spec!r}: use ccxt:<exchange id>, kite[:EXCHANGE], alpaca[:EXCHANGE], csv:<path>[@EXCHANGE] or synthetic")

@@ -6,13 +6,14 @@ key. The encryption key comes from ``$WORKBENCH_VAULT_KEY`` (for servers and CI)
 file created on first use with mode 0600 in the home; losing it makes the stored secrets unreadable
 (the user enters them again), never readable by someone else.
 
-Names are free-form but by convention ``<broker>/<field>``, e.g. ``ccxt:binance/api_key``,
-``kite/access_token``. ``Secret`` values never print themselves.
+Names are ``<venue>/<field>``, e.g. ``ccxt:binance/api_key``, ``kite/access_token``; each may instead
+come from exactly one environment variable, ``secret_env_name(name)`` (``WORKBENCH_KEY_CCXT_BINANCE_API_KEY``). ``Secret`` values never print themselves.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from sqlalchemy import Column, MetaData, String, Table, Text, create_engine, del
 
 from workbench.errors import ConfigError
 
-__all__ = ["Secret", "Vault", "VaultError", "redact", "secret_value", "vault_of"]
+__all__ = ["Secret", "Vault", "VaultError", "redact", "secret_env_name", "secret_value", "vault_of"]
 
 _meta = MetaData()
 _secrets = Table(
@@ -140,10 +141,18 @@ def vault_of(settings, vault: Vault | None = None) -> Vault:
     return vault if vault is not None else Vault.for_settings(settings)
 
 
-def secret_value(vault: Vault | None, name: str, env: str) -> str | None:
-    """The value stored as ``name`` (unless expired), else the environment variable ``env``, else None.
-    Why both: users store keys with `workbench keys set`; servers and CI hand them over in the environment."""
+def secret_env_name(name: str) -> str:
+    """The one environment variable that may hold the secret ``name`` (``<venue>/<field>``):
+    ``WORKBENCH_KEY_`` + the name upper-cased with every other character as ``_``, e.g.
+    ``kite/api_key`` → ``WORKBENCH_KEY_KITE_API_KEY``, ``ccxt:binance/secret`` → ``WORKBENCH_KEY_CCXT_BINANCE_SECRET``."""
+    return "WORKBENCH_KEY_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
+
+
+def secret_value(vault: Vault | None, name: str) -> str | None:
+    """The value stored as ``name`` (unless expired), else its environment variable
+    (``secret_env_name(name)``), else None. Why both: users store keys with `workbench keys set`;
+    servers and CI hand them over in the environment. One name per secret, nothing else is read."""
     s = vault.get(name) if vault is not None else None
     if s is not None and s.value and not s.expired():
         return s.value
-    return os.environ.get(env) or None
+    return os.environ.get(secret_env_name(name)) or None

@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from workbench.brokers.base import Quote
+from workbench.market import Quote
 from workbench.data.panel import Panel
 from workbench.errors import NoDataError, TemporaryBrokerError
 

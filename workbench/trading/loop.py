@@ -17,7 +17,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import pandas as pd
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from workbench.brokers.base import (
+from workbench.venues.base import (
     EXIT_TYPES,
     AuthenticationError,
     Broker,

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import pandas as pd
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from workbench.brokers.base import (
+from workbench.venues.base import (
     EXIT_TYPES,
     AuthenticationError,
     ExchangeUnavailable,

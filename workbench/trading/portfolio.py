@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from workbench.brokers.base import Broker, Quote
+from workbench.venues.base import Broker, Quote
 from workbench.errors import ConfigError
 from workbench.trading.store import Store
 

@@ -11,13 +11,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from workbench.brokers.base import BrokerStatus, Market, Quote, cost_exchange, floor_to_lot
+from workbench.market import Market, Quote, cost_exchange, floor_to_lot
 from workbench.config import CostModel, RiskLimits
 from workbench.signals import Signal
 from workbench.trading.portfolio import PortfolioSnapshot
+
+if TYPE_CHECKING:  # a venue's status value, duck-typed here: risk imports no venue
+    from workbench.venues.base import BrokerStatus
 
 __all__ = [
     "Rejection",

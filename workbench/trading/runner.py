@@ -18,15 +18,15 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.brokers.base import Broker
+from workbench.venues.base import Broker
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.venues import get_venue, resolve, venue_config, venue_names
 from workbench.trading.loop import LiveContext, PendingBroker, cached, emergency_stop, phase1, registry_engine_factory, run_cycle
 from workbench.trading.orders import OrderManager
 from workbench.trading.store import Store, utcnow
 from workbench.trading.sync import sync_portfolio
 
 __all__ = [
-    "BROKERS",
     "broker_name",
     "broker_environment",
     "key_fields",
@@ -41,122 +41,83 @@ __all__ = [
 
 _POLL_S = 0.05
 _HEARTBEAT_S = 5.0
-BROKERS = "paper | ccxt:<exchange id> | kite | alpaca"
-# Vault fields per broker (names ``<broker>/<field>``): what `workbench keys set` asks for, and what
-# trading needs (Kite's access token comes from the daily login, not from the user's typing).
-_ASKED = {"kite": ("api_key", "api_secret"), "alpaca": ("api_key", "secret")}
-_NEEDED = {"kite": ("api_key", "access_token"), "alpaca": ("api_key", "secret")}
-_NO_TESTNET = frozenset({"kite"})  # Zerodha has no sandbox: every Kite order is real money
-_CCXT_FIELDS = {"apiKey": "api_key", "secret": "secret", "password": "password", "uid": "uid"}
 
 
 def broker_name(settings: Any, broker: str | None = None) -> str:
-    """The broker to use: the one named, else ``settings.broker.default``; normalised and validated."""
-    name = (broker or settings.broker.default or "paper").strip()
-    low = name.lower()
-    if low in ("paper", "kite", "alpaca"):
-        return low
-    if low.startswith("ccxt:") and len(low) > 5:
-        import ccxt
-
-        ex = low[5:]
-        if ex not in ccxt.exchanges:
-            raise ConfigError(f"ccxt has no exchange {ex!r}: use one of ccxt.exchanges (e.g. ccxt:binance, ccxt:kraken)")
-        return f"ccxt:{ex}"
-    raise ConfigError(f"unknown broker {name!r}: use {BROKERS}")
+    """The broker to use: the one named, else ``settings.broker.default``; normalised and validated
+    against the venue registry (``workbench.venues.VENUES``)."""
+    venue, inst = resolve(broker or settings.broker.default or "paper")
+    return venue.label(inst)
 
 
 def broker_environment(settings: Any, name: str) -> str:
     """What a (normalised) broker name would trade: "paper", its "testnet" (unless ``broker.testnet``
     is off or the venue has none, like Kite), or "live" real money."""
-    if name == "paper":
-        return "paper"
-    return "testnet" if settings.broker.testnet and name not in _NO_TESTNET else "live"
+    venue, _ = resolve(name)
+    return venue.environment(settings.broker.testnet)
 
 
 def key_fields(name: str) -> tuple[str, ...]:
-    """Fields `workbench keys set NAME` asks for: a ccxt exchange's own required credentials
-    (api_key, secret, and password/uid where that venue needs them), Kite's api_key and api_secret,
-    Alpaca's api_key and secret."""
-    if name.startswith("ccxt:"):
-        import ccxt
+    """Fields `workbench keys set NAME` asks for (the venue's own list: a ccxt exchange's required
+    credentials, Kite's api_key and api_secret, Alpaca's api_key and secret)."""
+    venue, inst = resolve(name)
+    fields = venue.fields(inst)
+    if venue.simulated or not fields:
+        keyed = " | ".join(n for n in venue_names() if _takes_keys(n))
+        raise ConfigError(f"broker {name!r} takes no keys: keys are for {keyed}")
+    return fields
 
-        creds = getattr(ccxt, name[5:])().requiredCredentials
-        return tuple(f for k, f in _CCXT_FIELDS.items() if creds.get(k)) or ("api_key", "secret")
-    if name in _ASKED:
-        return _ASKED[name]
-    raise ConfigError(f"broker {name!r} takes no keys: keys are for ccxt:<exchange id>, kite or alpaca")
+
+def _takes_keys(name: str) -> bool:
+    try:
+        v = get_venue(name.partition(":")[0])
+    except (ConfigError, ImportError):
+        return False
+    return not v.simulated and (callable(v.key_fields) or bool(v.key_fields))
 
 
 def required_keys(name: str) -> tuple[str, ...]:
     """Vault names trading on ``name`` reads (e.g. ``ccxt:binance/api_key``)."""
-    fields = _NEEDED.get(name) or key_fields(name)
-    return tuple(f"{name}/{f}" for f in fields)
+    venue, inst = resolve(name)
+    return venue.required_keys(inst)
 
 
-def _key_hint(name: str) -> str:
-    if name == "kite":
-        return "run `workbench keys set kite` (api_key, api_secret), then `workbench keys kite-login` for today's access token"
-    return f"run `workbench keys set {name}`"
-
-
-def _paper(settings: Any, store: Store) -> Broker:
-    from workbench.brokers.paper import PaperBroker
-
-    pa = settings.paper
-    return PaperBroker(
-        store, account="paper", currency=pa.currency, starting_cash={**pa.extra_cash, pa.currency: pa.starting_cash},
-        fee_rate=settings.costs.fee_rate, slippage_bps=settings.costs.slippage_bps,
-        max_volume_share=pa.max_volume_share, exchange_costs=pa.exchange_costs,
-    )
-
-
-def _connect(settings: Any, name: str, vault: Any) -> Broker:
+def _connect(settings: Any, name: str, vault: Any, store: Store | None = None) -> Broker:
+    venue, inst = resolve(name)
     try:
-        return _adapter(settings, name, vault)
+        return venue.broker(settings, venue_config(settings, venue.name), instance=inst, vault=vault, store=store)
     except ImportError as e:
         raise ConfigError(f"the adapter for broker {name!r} is not available in this installation ({e}): use --broker paper") from e
-
-
-def _adapter(settings: Any, name: str, vault: Any) -> Broker:
-    if name.startswith("ccxt:"):
-        from workbench.brokers.ccxt_broker import CcxtBroker
-
-        return CcxtBroker.from_settings(settings, name[5:], vault=vault)
-    if name == "kite":
-        from workbench.brokers.kite import KiteBroker
-
-        return KiteBroker.from_settings(settings, vault=vault)
-    if name == "alpaca":
-        from workbench.brokers.alpaca import AlpacaBroker
-
-        return AlpacaBroker.from_settings(settings, vault=vault)
-    raise ConfigError(f"unknown broker {name!r}: use {BROKERS}")
 
 
 def plan_broker(settings: Any, broker: str | None = None, vault: Any = None) -> PendingBroker:
     """A real broker as Phase 1 needs it: named, its environment known (testnet unless
     ``broker.testnet`` is off or the venue has none, like Kite), its keys listed, not yet connected."""
-    name = broker_name(settings, broker)
-    if name == "paper":
-        raise ConfigError("the paper broker needs no plan: use make_broker")
+    venue, inst = resolve(broker or settings.broker.default or "paper")
+    name = venue.label(inst)
+    if venue.simulated:
+        raise ConfigError(f"the {name} broker needs no plan: use make_broker")
     from workbench.security.vault import vault_of
 
     vault = vault_of(settings, vault)
-    env = broker_environment(settings, name)
-    return PendingBroker(name, env, lambda: _connect(settings, name, vault), required_keys(name), vault, _key_hint(name))
+    env = venue.environment(settings.broker.testnet)
+    return PendingBroker(name, env, lambda: _connect(settings, name, vault), venue.required_keys(inst), vault, venue.hint(inst))
 
 
 def make_broker(settings: Any, store: Store, broker: str | Broker | None = None, vault: Any = None) -> Broker:
-    """The broker named (``paper``, ``ccxt:<id>``, ``kite``, ``alpaca``), else ``settings.broker.default``;
-    paper unless told otherwise. A real broker is connected here without Phase 1's gates: the live
-    loop uses ``plan_broker`` instead, so nothing talks to a venue before authentication allows it."""
+    """The broker named (any registered venue: ``paper``, ``ccxt:<id>``, ``kite``, ``alpaca``), else
+    ``settings.broker.default``; paper unless told otherwise. A real broker is connected here without
+    Phase 1's gates: the live loop uses ``plan_broker`` instead, so nothing talks to a venue before
+    authentication allows it."""
     if broker is not None and not isinstance(broker, str):
         return broker
-    name = broker_name(settings, broker)
-    if name == "paper":
-        return _paper(settings, store)
-    return _connect(settings, name, vault)
+    return _connect(settings, broker_name(settings, broker), vault, store)
+
+
+def _start(settings: Any, store: Store, name: str) -> Broker | PendingBroker:
+    """A simulated venue's broker at once; a real one planned (Phase 1 connects it)."""
+    venue, _ = resolve(name)
+    return make_broker(settings, store, name) if venue.simulated else plan_broker(settings, name)
 
 
 def _account(brk: Broker | PendingBroker) -> str:
@@ -224,7 +185,7 @@ def run_live(
     try:
         if isinstance(broker, str) or broker is None:
             label = broker_name(settings, broker)
-            brk = _paper(settings, store) if label == "paper" else plan_broker(settings, label)
+            brk = _start(settings, store, label)
         else:
             brk = broker
         env = brk.environment

@@ -516,7 +516,7 @@ class Store:
         return True
 
     def open_orders(self, account: str | None = None) -> list[dict]:
-        from workbench.brokers.base import FINAL_STATUSES
+        from workbench.venues.base import FINAL_STATUSES
 
         stmt = select(orders).where(orders.c.status.not_in(sorted(FINAL_STATUSES)))
         if account is not None:

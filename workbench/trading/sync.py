@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from workbench.brokers.base import Balance, Broker, Market
+from workbench.venues.base import Balance, Broker, Market
 from workbench.trading.store import Store
 
 __all__ = ["Difference", "SyncReport", "differences", "sync_portfolio"]

@@ -9,17 +9,23 @@ again. Errors are the broker branch of ``workbench.errors``, split by what the c
     AuthenticationError    stop trading: the keys are wrong or lack permission
     ExchangeUnavailable    stop new orders: the venue is down or in maintenance
 
-``tests/unit/brokers/conformance.py`` is the contract in executable form: every adapter must pass it.
+``tests/unit/venues/conformance.py`` is the contract in executable form: every adapter must pass it.
+
+The market value types (``Market``, ``Quote``, ``OrderRequest``, ``Fill``, the lot/tick rules) live in
+``workbench.market`` and are re-exported here for the adapters. ``Venue`` describes one venue package
+(its config class, broker and data factories, instrument loader, key fields) for the registry in
+``workbench.venues``.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
 from workbench.errors import (  # re-exported: adapters and callers import errors from here
     AuthenticationError,
@@ -27,6 +33,18 @@ from workbench.errors import (  # re-exported: adapters and callers import error
     ExchangeUnavailable,
     OrderRejected,
     TemporaryBrokerError,
+)
+from workbench.market import (  # re-exported for the adapters
+    EXIT_TYPES,
+    Fill,
+    Market,
+    OrderRequest,
+    OrderSide,
+    OrderType,
+    Quote,
+    cost_exchange,
+    floor_to_lot,
+    grid_error,
 )
 
 __all__ = [
@@ -54,11 +72,11 @@ __all__ = [
     "OrderRejected",
     "AuthenticationError",
     "ExchangeUnavailable",
+    "Venue",
+    "VenueConfig",
+    "lazy",
 ]
 
-OrderSide = Literal["buy", "sell"]
-OrderType = Literal["market", "limit", "stop_loss", "take_profit"]
-EXIT_TYPES = frozenset({"stop_loss", "take_profit"})
 # Stable codes carried by ``OrderRejected.reason`` (adapters map their venue's answers onto these).
 REJECT_REASONS = frozenset(
     {
@@ -68,33 +86,6 @@ REJECT_REASONS = frozenset(
 )
 OrderStatus = Literal["NEW", "SUBMITTED", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "EXPIRED"]
 FINAL_STATUSES = frozenset({"FILLED", "CANCELLED", "REJECTED", "EXPIRED"})
-
-
-@dataclass(frozen=True)
-class Market:
-    """Trading rules of one instrument: quantities are multiples of ``lot_size``, prices of
-    ``tick_size``, and an order's notional must reach ``min_notional``."""
-
-    symbol: str
-    base: str
-    quote: str
-    lot_size: float = 1e-8
-    tick_size: float = 1e-8
-    min_notional: float = 0.0
-    exchange: str | None = None  # picks per-exchange fees and slippage in the paper broker
-
-
-@dataclass(frozen=True)
-class Quote:
-    symbol: str
-    last: float
-    ts: pd.Timestamp
-    bid: float | None = None
-    ask: float | None = None
-    volume: float | None = None
-    high: float | None = None
-    low: float | None = None
-    open: float | None = None
 
 
 @dataclass(frozen=True)
@@ -109,34 +100,6 @@ class BrokerStatus:
     ok: bool
     environment: Literal["paper", "testnet", "live"]
     message: str
-
-
-@dataclass(frozen=True)
-class OrderRequest:
-    client_order_id: str
-    symbol: str
-    side: OrderSide
-    quantity: float
-    type: OrderType = "market"
-    limit_price: float | None = None  # limit and take_profit orders
-    stop_price: float | None = None  # stop_loss orders: a market order once the price trades through it
-    oco_group: str | None = None  # orders sharing a group are one-cancels-other: a fill of one cancels the rest
-
-    def __post_init__(self) -> None:
-        if self.side not in ("buy", "sell"):
-            raise ValueError(f"order side must be 'buy' or 'sell', not {self.side!r}")
-        if not (isinstance(self.quantity, (int, float)) and math.isfinite(self.quantity) and self.quantity > 0):
-            raise ValueError(f"order quantity must be a positive number, got {self.quantity!r}")
-        if self.type not in ("market", "limit", "stop_loss", "take_profit"):
-            raise ValueError(f"order type must be market, limit, stop_loss or take_profit, not {self.type!r}")
-        if self.type in ("limit", "take_profit") and not _positive(self.limit_price):
-            raise ValueError(f"a {self.type} order needs a positive limit_price, got {self.limit_price!r}")
-        if self.type == "stop_loss" and not _positive(self.stop_price):
-            raise ValueError(f"a stop_loss order needs a positive stop_price, got {self.stop_price!r}")
-
-
-def _positive(x: float | None) -> bool:
-    return x is not None and math.isfinite(x) and x > 0
 
 
 @dataclass(frozen=True)
@@ -165,64 +128,6 @@ class BrokerOrder:
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
-
-
-@dataclass(frozen=True)
-class Fill:
-    fill_id: str
-    client_order_id: str
-    symbol: str
-    side: OrderSide
-    quantity: float
-    price: float
-    fee: float
-    fee_currency: str
-    ts: pd.Timestamp
-    extra: dict = field(default_factory=dict, compare=False)
-
-
-def floor_to_lot(quantity: float, lot: float) -> float:
-    """Largest multiple of ``lot`` not above ``quantity`` (the one rounding every order obeys); a quantity one float-ulp short of a lot
-    multiple (a held position read back from the database) counts as that multiple, so exits close
-    positions fully instead of leaving dust."""
-    if not (quantity > 0) or not math.isfinite(quantity):
-        return 0.0
-    if not lot or lot <= 0:
-        return quantity
-    x = quantity / lot
-    n = math.floor(x + max(1e-9, x * 1e-12))
-    digits = max(0, -math.floor(math.log10(lot))) + 3
-    q = round(n * lot, digits)
-    while q > quantity * (1 + 1e-12) and n > 0:  # float noise of a held quantity is not "more than held"
-        n -= 1
-        q = round(n * lot, digits)
-    return max(q, 0.0)
-
-
-def cost_exchange(symbol: str, market: Market | None) -> str:
-    """The exchange whose fees and slippage apply to ``symbol``: its market's, else the symbol's
-    ``EXCH:`` prefix ("" for neither). One rule for the paper broker, the risk rules and the backtest."""
-    return (market.exchange if market is not None else None) or symbol.rpartition(":")[0]
-
-
-def _on_grid(value: float, step: float | None) -> bool:
-    if not step or step <= 0:
-        return True
-    n = value / step
-    return abs(n - round(n)) <= 1e-6 * max(1.0, abs(n))
-
-
-def grid_error(order: OrderRequest, lot: float | None, tick: float | None) -> tuple[str, str] | None:
-    """(reason, message) when the order's quantity is off the lot grid or a price off the tick grid,
-    else None: an off-grid order is refused with a stable code rather than silently rounded (that
-    would change what the caller asked for)."""
-    if not _on_grid(order.quantity, lot):
-        return "lot_size", f"quantity {order.quantity:g} of {order.symbol} is not a multiple of the lot size {lot:g}"
-    for name in ("limit_price", "stop_price"):
-        px = getattr(order, name)
-        if px is not None and not _on_grid(px, tick):
-            return "tick_size", f"{name} {px:g} of {order.symbol} is not a multiple of the tick size {tick:g}"
-    return None
 
 
 def reason_of(message: str, table: list[tuple[re.Pattern, str]], default: str = "bad_order") -> str:
@@ -298,3 +203,73 @@ class Broker(Protocol):
     def open_orders(self) -> list[BrokerOrder]: ...
 
     def fills(self, since: pd.Timestamp | None = None) -> list[Fill]: ...
+
+
+
+class VenueConfig(BaseModel):
+    """A venue's own settings, the ``[venues.<name>]`` table of ``workbench.toml`` (frozen; unknown
+    keys are refused so a typo is named, not ignored). Each venue subclasses it in its ``config.py``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def lazy(target: str) -> Callable[..., Any]:
+    """``"module:function"`` as a callable that imports the module on first call: the registry and
+    the settings can name a venue's broker and data factories without importing its client library."""
+    module, _, attr = target.partition(":")
+
+    def call(*args: Any, **kw: Any) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module), attr)(*args, **kw)
+
+    call.__name__ = call.__qualname__ = attr
+    call.__doc__ = f"``{target}``, imported on first call."
+    return call
+
+
+@dataclass(frozen=True)
+class Venue:
+    """One venue package as the runner, the CLI, the dashboard and the settings see it.
+
+    Factories take ``(settings, config, *, instance, vault, store)`` where ``config`` is the venue's
+    validated ``[venues.<name>]`` table and ``instance`` the part after ``<name>:`` (a ccxt exchange
+    id); ``instruments`` takes ``(path=None, *, instance=None, **kw)`` and returns master rows.
+    """
+
+    name: str
+    config: type[VenueConfig]
+    broker: Callable[..., Broker]
+    data: Callable[..., Any] | None = None  # an OhlcvSource for `workbench data pull`
+    quotes: Callable[..., Any] | None = None  # a QuoteSource for ``fetch_quotes``
+    instruments: Callable[..., pd.DataFrame] | None = None  # the venue's instrument list
+    key_fields: tuple[str, ...] | Callable[[str | None], tuple[str, ...]] = ()  # what `keys set` asks for
+    trading_keys: tuple[str, ...] | None = None  # what trading reads (default: key_fields)
+    has_testnet: bool = True
+    simulated: bool = False  # paper: no keys, no venue to reach, never real money
+    instance: Callable[[str], str] | None = None  # validates ``<name>:<instance>``; None: the name takes none
+    instance_hint: str = ""  # how the CLI shows the name, e.g. "ccxt:<exchange id>"
+    default_instance: str | None = None  # the instance offered where a concrete name is needed (the dashboard)
+    key_hint: str = ""  # what to run when the keys are missing (default: `workbench keys set <label>`)
+
+    def label(self, instance: str | None = None) -> str:
+        """The broker name stored on runs and used as the vault prefix: ``kite``, ``ccxt:binance``."""
+        return f"{self.name}:{instance}" if instance else self.name
+
+    def fields(self, instance: str | None = None) -> tuple[str, ...]:
+        """Secret fields `workbench keys set` asks for."""
+        return tuple(self.key_fields(instance)) if callable(self.key_fields) else tuple(self.key_fields)
+
+    def required_keys(self, instance: str | None = None) -> tuple[str, ...]:
+        """Vault names trading reads, ``<label>/<field>``."""
+        fields = self.trading_keys if self.trading_keys is not None else self.fields(instance)
+        return tuple(f"{self.label(instance)}/{f}" for f in fields)
+
+    def environment(self, testnet: bool) -> Literal["paper", "testnet", "live"]:
+        """What this venue would trade: paper, its testnet (when asked and it has one), or live money."""
+        if self.simulated:
+            return "paper"
+        return "testnet" if testnet and self.has_testnet else "live"
+
+    def hint(self, instance: str | None = None) -> str:
+        return self.key_hint or f"run `workbench keys set {self.label(instance)}`"

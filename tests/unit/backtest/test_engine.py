@@ -10,7 +10,7 @@ import pytest
 
 from workbench.backtest import run_backtest, vbt_freq
 from workbench.backtest.result import ORDER_COLUMNS, TRADE_COLUMNS
-from workbench.brokers.base import Market
+from workbench.market import Market
 from workbench.config import CostModel, RiskLimits
 from workbench.data.panel import Panel
 

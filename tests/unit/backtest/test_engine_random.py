@@ -1,5 +1,5 @@
 """Random signals on 20 symbols × 300 bars: an independent plain-Python event loop of the live rules
-(written here from trading.risk / brokers.paper, not from the engine) agrees with vectorbt's equity
+(written here from trading.risk / venues.paper, not from the engine) agrees with vectorbt's equity
 to 1e-9 relative at every bar, and on every order."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from workbench.backtest import run_backtest
-from workbench.brokers.base import Market, floor_to_lot
+from workbench.market import Market, floor_to_lot
 from workbench.config import CostModel, RiskLimits
 from workbench.data.panel import Panel
 

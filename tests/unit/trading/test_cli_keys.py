@@ -61,7 +61,7 @@ def test_kite_login_from_the_command_line_stores_todays_token(tmp_path, monkeypa
 
     home = tmp_path / "home"
     with FakeKite(TRADING_INSTRUMENTS, api_key="kite-key", api_secret="kite-secret-0123456789", cash=1e5) as fake:
-        monkeypatch.setenv("WORKBENCH_BROKER__KITE_ROOT", fake.url)
+        monkeypatch.setenv("WORKBENCH_VENUES__KITE__ROOT", fake.url)
         r = run(home, "keys", "set", "kite", input="kite-key\nkite-secret-0123456789\n")
         assert r.exit_code == 0 and "keys kite-login" in r.output, r.output
         bad = run(home, "keys", "kite-login", "--request-token", "not-issued")

@@ -9,7 +9,7 @@ import pytest
 
 from tests.kit.models import MomentumEngine, synthetic_panel
 from tests.kit.venue import KeyedVenue
-from workbench.brokers.paper import PaperBroker
+from workbench.venues.paper.broker import PaperBroker
 from workbench.config import BrokerSettings, load_settings
 from workbench.errors import ConfigError
 from workbench.security.vault import Vault

@@ -10,8 +10,8 @@ import pytest
 
 from tests.kit.models import MomentumEngine, synthetic_panel
 from tests.kit.venue import KeyedVenue
-from workbench.brokers.base import Market, OrderRequest, Quote
-from workbench.brokers.paper import PaperBroker
+from workbench.venues.base import Market, OrderRequest, Quote
+from workbench.venues.paper.broker import PaperBroker
 from workbench.trading.feeds import ReplayFeed
 from workbench.trading.loop import LiveContext, run_cycle
 from workbench.trading.orders import OrderIntent, OrderManager

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from tests.kit.models import MomentumEngine, synthetic_panel
-from workbench.brokers.base import BrokerStatus, TemporaryBrokerError
-from workbench.brokers.paper import PaperBroker
+from workbench.venues.base import BrokerStatus, TemporaryBrokerError
+from workbench.venues.paper.broker import PaperBroker
 from workbench.data.lake import Lake
 from workbench.errors import NoModelError
 from workbench.signals import Signal

@@ -7,8 +7,8 @@ import itertools
 import pandas as pd
 import pytest
 
-from workbench.brokers.base import Market, OrderRequest, Quote, TemporaryBrokerError
-from workbench.brokers.paper import PaperBroker
+from workbench.venues.base import Market, OrderRequest, Quote, TemporaryBrokerError
+from workbench.venues.paper.broker import PaperBroker
 from workbench.trading.orders import STATUSES, InvalidTransition, OrderIntent, OrderManager, client_order_id, path, transition
 from workbench.trading.store import Store
 

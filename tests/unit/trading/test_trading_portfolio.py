@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from workbench.brokers.base import Market, OrderRequest, Quote
-from workbench.brokers.paper import PaperBroker
+from workbench.venues.base import Market, OrderRequest, Quote
+from workbench.venues.paper.broker import PaperBroker
 from workbench.trading.orders import OrderIntent, OrderManager
 from workbench.trading.portfolio import compute_snapshot, day_key, snapshot
 from workbench.trading.store import Store

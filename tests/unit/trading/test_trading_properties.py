@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, event, given, settings as hsettings, strategies as st
 
-from workbench.brokers.base import BrokerStatus, Market, OrderRequest, Quote
-from workbench.brokers.paper import PaperBroker
+from workbench.venues.base import BrokerStatus, Market, OrderRequest, Quote
+from workbench.venues.paper.broker import PaperBroker
 from workbench.config import CostModel, RiskLimits
 from workbench.signals import Signal
 from workbench.trading.orders import OrderIntent, OrderManager, client_order_id

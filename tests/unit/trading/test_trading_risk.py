@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, event, given, settings as hsettings, strategies as st
 
-from workbench.brokers.base import BrokerStatus, Market, Quote
+from workbench.venues.base import BrokerStatus, Market, Quote
 from workbench.config import CostModel, RiskLimits
 from workbench.signals import Signal
 from workbench.trading.portfolio import compute_snapshot

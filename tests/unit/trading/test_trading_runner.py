@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from tests.kit.models import MomentumEngine, synthetic_panel
-from workbench.brokers.base import Market, OrderRequest, Quote
-from workbench.brokers.paper import PaperBroker
+from workbench.venues.base import Market, OrderRequest, Quote
+from workbench.venues.paper.broker import PaperBroker
 from workbench.config import RiskLimits, load_settings
 from workbench.data.lake import Lake
 from workbench.trading.feeds import ReplayFeed

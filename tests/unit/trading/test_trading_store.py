@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from workbench.brokers.base import Fill
+from workbench.venues.base import Fill
 from workbench.signals import Signal
 from workbench.trading.store import Store, iso
 

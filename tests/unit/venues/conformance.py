@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from workbench.brokers.base import FINAL_STATUSES, REJECT_REASONS, Balance, Broker, BrokerError, BrokerOrder, BrokerStatus, Market, OrderRejected, OrderRequest
+from workbench.venues.base import FINAL_STATUSES, REJECT_REASONS, Balance, Broker, BrokerError, BrokerOrder, BrokerStatus, Market, OrderRejected, OrderRequest
 
 
 

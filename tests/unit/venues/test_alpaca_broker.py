@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.kit.fake_alpaca import FakeAlpaca
-from workbench.brokers.alpaca import AlpacaBroker
-from workbench.brokers.base import (
+from workbench.venues.alpaca import AlpacaConfig
+from workbench.venues.alpaca.broker import AlpacaBroker
+from workbench.venues.base import (
     AuthenticationError,
     OrderRejected,
     OrderRequest,
@@ -42,7 +43,7 @@ def test_keys_are_checked_and_paper_is_testnet(fake, settings):
     vault = Vault.for_settings(settings)
     vault.put("alpaca/api_key", KEY)
     vault.put("alpaca/secret", SECRET)
-    s = settings.model_copy(update={"broker": settings.broker.model_copy(update={"alpaca_url": fake.url})})
+    s = settings.model_copy(update={"venues": {"alpaca": AlpacaConfig(url=fake.url)}})
     b = AlpacaBroker.from_settings(s, vault)
     st = b.check()
     assert st.ok and st.environment == "testnet" and "$10,000.00 cash" in st.message and SECRET not in repr(b)

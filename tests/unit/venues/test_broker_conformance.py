@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.unit.brokers.conformance import *  # noqa: F401,F403 - the suite's tests are collected here
-from tests.unit.brokers.conformance import Harness
-from workbench.brokers.base import Market, Quote
-from workbench.brokers.paper import PaperBroker
+from tests.unit.venues.conformance import *  # noqa: F401,F403 - the suite's tests are collected here
+from tests.unit.venues.conformance import Harness
+from workbench.venues.base import Market, Quote
+from workbench.venues.paper.broker import PaperBroker
 from workbench.trading.store import Store
 
 T0 = pd.Timestamp("2024-05-01", tz="UTC")

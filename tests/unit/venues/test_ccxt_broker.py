@@ -7,15 +7,15 @@ from __future__ import annotations
 import pytest
 
 from tests.kit.fake_binance import FakeBinance
-from workbench.brokers.base import (
+from workbench.venues.base import (
     AuthenticationError,
     ExchangeUnavailable,
     OrderRejected,
     OrderRequest,
     TemporaryBrokerError,
 )
-from workbench.brokers.ccxt_broker import CcxtBroker
-from workbench.brokers.ledger import OrderLedger
+from workbench.venues.ccxt.broker import CcxtBroker
+from workbench.venues.ledger import OrderLedger
 from workbench.config import load_settings
 from workbench.errors import ConfigError
 from workbench.security.vault import Vault
@@ -44,10 +44,10 @@ def n_orders(fake: FakeBinance) -> int:
 
 # ---- keys, settings, authentication ----------------------------------------------------------------
 def test_from_settings_reads_the_vault_and_names_the_command_when_keys_are_missing(tmp_path, fake, monkeypatch):
-    monkeypatch.delenv("WORKBENCH_CCXT_BINANCE_API_KEY", raising=False)
-    monkeypatch.delenv("WORKBENCH_CCXT_BINANCE_SECRET", raising=False)
+    monkeypatch.delenv("WORKBENCH_KEY_CCXT_BINANCE_API_KEY", raising=False)
+    monkeypatch.delenv("WORKBENCH_KEY_CCXT_BINANCE_SECRET", raising=False)
     urls = fake.ccxt_config()["urls"]
-    s = load_settings(tmp_path / "home", broker={"ccxt_urls": {"binance": urls}, "timeout_s": 3.0})
+    s = load_settings(tmp_path / "home", broker={"timeout_s": 3.0}, venues={"ccxt": {"urls": {"binance": urls}}})
     vault = Vault.for_settings(s)
     with pytest.raises(AuthenticationError, match="workbench keys set ccxt:binance"):
         CcxtBroker.from_settings(s, "binance", vault=vault)
@@ -59,13 +59,13 @@ def test_from_settings_reads_the_vault_and_names_the_command_when_keys_are_missi
 
 
 def test_from_settings_env_fallback_and_live_needs_permission(tmp_path, fake, monkeypatch):
-    monkeypatch.setenv("WORKBENCH_CCXT_BINANCE_API_KEY", fake.api_key)
-    monkeypatch.setenv("WORKBENCH_CCXT_BINANCE_SECRET", fake.secret)
+    monkeypatch.setenv("WORKBENCH_KEY_CCXT_BINANCE_API_KEY", fake.api_key)
+    monkeypatch.setenv("WORKBENCH_KEY_CCXT_BINANCE_SECRET", fake.secret)
     urls = fake.ccxt_config()["urls"]
-    live = load_settings(tmp_path / "a", broker={"testnet": False, "ccxt_urls": {"binance": urls}})
+    live = load_settings(tmp_path / "a", broker={"testnet": False}, venues={"ccxt": {"urls": {"binance": urls}}})
     with pytest.raises(ConfigError, match="allow_live"):
         CcxtBroker.from_settings(live, "binance")
-    ok = load_settings(tmp_path / "b", broker={"testnet": False, "allow_live": True, "ccxt_urls": {"binance": urls}})
+    ok = load_settings(tmp_path / "b", broker={"testnet": False, "allow_live": True}, venues={"ccxt": {"urls": {"binance": urls}}})
     b = CcxtBroker.from_settings(ok, "binance")
     assert b.environment == "live" and b.check().environment == "live"
     assert b.balances()["USDT"].total == pytest.approx(10_000.0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.kit.fake_alpaca import FakeAlpaca
-from tests.unit.brokers.conformance import *
-from tests.unit.brokers.conformance import Harness
-from workbench.brokers.alpaca import AlpacaBroker
+from tests.unit.venues.conformance import *
+from tests.unit.venues.conformance import Harness
+from workbench.venues.alpaca.broker import AlpacaBroker
 
 
 @pytest.fixture

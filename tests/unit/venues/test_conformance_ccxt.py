@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from tests.kit.fake_binance import FakeBinance
-from tests.unit.brokers.conformance import *
-from tests.unit.brokers.conformance import Harness
-from workbench.brokers.ccxt_broker import CcxtBroker
+from tests.unit.venues.conformance import *
+from tests.unit.venues.conformance import Harness
+from workbench.venues.ccxt.broker import CcxtBroker
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.kit.fake_kite import TRADING_INSTRUMENTS, FakeKite
-from tests.unit.brokers.conformance import *
-from tests.unit.brokers.conformance import Harness
-from workbench.brokers.kite import KiteBroker
+from tests.unit.venues.conformance import *
+from tests.unit.venues.conformance import Harness
+from workbench.venues.kite.broker import KiteBroker
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 
 from tests.kit.fake_kite import TRADING_INSTRUMENTS, FakeKite
-from workbench.brokers.base import (
+from workbench.venues.base import (
     AuthenticationError,
     OrderRejected,
     OrderRequest,
     TemporaryBrokerError,
 )
-from workbench.brokers.kite import (
+from workbench.venues.kite.broker import (
     KiteBroker,
     complete_kite_login,
     kite_login_url,
@@ -20,6 +20,7 @@ from workbench.brokers.kite import (
     kite_tag,
 )
 from workbench.security.vault import Vault
+from workbench.venues.kite import KiteConfig
 
 KEY, SECRET, TOKEN = "kite-key", "kite-secret", "kite-token"
 
@@ -41,10 +42,10 @@ def places(fake) -> int:
 
 
 def test_login_flow_verifies_checksum_and_stores_the_token_encrypted(fake, settings, monkeypatch):
-    settings = settings.model_copy(update={"broker": settings.broker.model_copy(update={"kite_root": fake.url})})
+    settings = settings.model_copy(update={"venues": {"kite": KiteConfig(root=fake.url)}})
     vault = Vault.for_settings(settings)
     vault.put("kite/api_key", KEY)
-    monkeypatch.setenv("WORKBENCH_KITE_API_SECRET", SECRET)  # env fallback for the secret
+    monkeypatch.setenv("WORKBENCH_KEY_KITE_API_SECRET", SECRET)  # env fallback for the secret
     assert kite_login_url(settings, vault).startswith(f"https://kite.zerodha.com/connect/login?api_key={KEY}")
     rt = fake.issue_request_token()
     expiry = complete_kite_login(settings, rt, vault)
@@ -57,7 +58,7 @@ def test_login_flow_verifies_checksum_and_stores_the_token_encrypted(fake, setti
     b = KiteBroker.from_settings(settings, vault)
     assert b.check().ok and "no sandbox" in b.check().message and b.environment == "live"
     # the fake checked the real checksum: a wrong secret is refused
-    monkeypatch.setenv("WORKBENCH_KITE_API_SECRET", "wrong")
+    monkeypatch.setenv("WORKBENCH_KEY_KITE_API_SECRET", "wrong")
     with pytest.raises(AuthenticationError):
         complete_kite_login(settings, fake.issue_request_token(), vault)
 
@@ -200,4 +201,4 @@ def test_quotes_batch_500_and_markets_come_from_the_instrument_dump(fake):
     assert sum(p == "/quote" for _, p, _ in fake.requests) == 3
     m = b.markets(["NSE:INFY", "BSE:INFY", "INFY", "NSE:NOPE"])
     assert sorted(m) == ["BSE:INFY", "INFY", "NSE:INFY"] and m["BSE:INFY"].tick_size == 0.05 and m["NSE:INFY"].quote == "INR"
-    assert m["INFY"].exchange == "NSE" and m["INFY"].symbol == "INFY"  # a bare lake symbol trades on broker.kite_exchange
+    assert m["INFY"].exchange == "NSE" and m["INFY"].symbol == "INFY"  # a bare lake symbol trades on venues.kite.exchange

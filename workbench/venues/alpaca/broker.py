@@ -9,7 +9,7 @@ Why it looks the way it does:
 - **Client order ids are Alpaca's ``client_order_id``**, so ``order_status`` and the check after a
   lost answer (before anything is sent again) ask Alpaca directly. An OCO pair is one Alpaca order
   (the take-profit limit, with the stop as its leg); the first exit of a group rests alone, and its
-  sibling replaces it by the pair. The ledger (``workbench.brokers.ledger``) remembers which client
+  sibling replaces it by the pair. The ledger (``workbench.venues.ledger``) remembers which client
   ids live in which pair.
 - **No short sales**: a sell beyond the free position is refused locally (a margin account would
   open a short), as the paper broker does.
@@ -30,7 +30,7 @@ from typing import Literal
 
 import pandas as pd
 
-from workbench.brokers.base import (
+from workbench.venues.base import (
     AuthenticationError,
     Balance,
     BrokerError,
@@ -46,10 +46,11 @@ from workbench.brokers.base import (
     call_with_retries,
     reason_of,
 )
-from workbench.brokers.ledger import OrderLedger
-from workbench.security.vault import secret_value, vault_of
+from workbench.venues.ledger import OrderLedger
+from workbench.security.vault import secret_env_name, secret_value, vault_of
+from workbench.venues.alpaca.config import AlpacaConfig
 
-__all__ = ["AlpacaBroker"]
+__all__ = ["AlpacaBroker", "alpaca_keys", "make_broker"]
 
 _ACTIVITY_PAGE = 100  # the most activities Alpaca returns per request
 _STATUS = {"filled": "FILLED", "canceled": "CANCELLED", "expired": "EXPIRED", "rejected": "REJECTED", "replaced": "CANCELLED", "done_for_day": "EXPIRED"}
@@ -143,14 +144,14 @@ class AlpacaBroker:
         self._cids: dict[str, str] = {}  # venue order id -> client order id
 
     @classmethod
-    def from_settings(cls, settings, vault=None) -> AlpacaBroker:
-        vault = vault_of(settings, vault)
-        key = secret_value(vault, "alpaca/api_key", "WORKBENCH_ALPACA_API_KEY")
-        sec = secret_value(vault, "alpaca/secret", "WORKBENCH_ALPACA_SECRET")
-        if not key or not sec:
-            raise AuthenticationError("no Alpaca keys: store them with `workbench keys set alpaca` (or set WORKBENCH_ALPACA_API_KEY and WORKBENCH_ALPACA_SECRET); use paper-trading keys unless broker.testnet is off")
-        b = settings.broker
-        return cls(key, sec, paper=b.testnet, url_override=b.alpaca_url, timeout_s=b.timeout_s, store_url=settings.store_url)
+    def from_settings(cls, settings, vault=None, config: AlpacaConfig | None = None) -> AlpacaBroker:
+        key, sec = alpaca_keys(settings, vault_of(settings, vault))
+        if config is None:
+            from workbench.venues import venue_config
+
+            config = venue_config(settings, "alpaca")  # type: ignore[assignment]
+        return cls(key, sec, paper=settings.broker.testnet, url_override=config.url, data_url_override=config.data_url,
+                   timeout_s=settings.broker.timeout_s, store_url=settings.store_url)  # fmt: skip
 
     def __repr__(self) -> str:
         return f"AlpacaBroker(account={self.account!r}, paper={self.paper})"  # never the keys
@@ -487,3 +488,20 @@ class AlpacaBroker:
         if o.status == "REJECTED":
             raise OrderRejected("bad_order", f"Alpaca rejected order {o.client_order_id}: {o.reason}")
         return o
+
+
+def alpaca_keys(settings, vault) -> tuple[str, str]:
+    """(api key, secret) from the vault (``alpaca/api_key``, ``alpaca/secret``) or their environment
+    variables (``WORKBENCH_KEY_ALPACA_API_KEY``, ``WORKBENCH_KEY_ALPACA_SECRET``)."""
+    key, sec = secret_value(vault, "alpaca/api_key"), secret_value(vault, "alpaca/secret")
+    if not key or not sec:
+        raise AuthenticationError(
+            f"no Alpaca keys: store them with `workbench keys set alpaca` (or set {secret_env_name('alpaca/api_key')} and "
+            f"{secret_env_name('alpaca/secret')}); use paper-trading keys unless broker.testnet is off"
+        )
+    return key, sec
+
+
+def make_broker(settings, config: AlpacaConfig | None = None, *, instance: str | None = None, vault=None, store=None) -> AlpacaBroker:
+    """The registry's factory."""
+    return AlpacaBroker.from_settings(settings, vault=vault, config=config)

@@ -1,7 +1,7 @@
 """US equity candles from Alpaca's market-data API (alpaca-py), paged by the client.
 
-Keys: ``ALPACA_API_KEY_ID`` / ``ALPACA_API_SECRET_KEY`` (Alpaca's own ``APCA_API_KEY_ID`` /
-``APCA_API_SECRET_KEY`` are read too) until the key vault exists. ``url`` points the client at
+Keys: the venue's one scheme (``workbench.venues.alpaca.config``): the vault's ``alpaca/api_key`` and
+``alpaca/secret``, else ``WORKBENCH_KEY_ALPACA_API_KEY`` / ``WORKBENCH_KEY_ALPACA_SECRET``. ``url`` points the client at
 another host (tests run a local fake). Daily bars are labelled by session date at 00:00 UTC like
 every other venue; intraday bars keep their UTC start. Alpaca allows 200 calls a minute on the free
 plan: ``per_second`` throttles each call.
@@ -9,28 +9,21 @@ plan: ``per_second`` throttles each call.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
+import numpy as np
 import pandas as pd
 
 from workbench.data.candles import empty_candles, validate_candles
+from workbench.data.quotes import batches, quote_frame
 from workbench.data.sources.base import SourceUnavailableError, Throttle
-from workbench.errors import ConfigError, DataError, UnknownSymbolError
+from workbench.errors import AuthenticationError, ConfigError, DataError, UnknownSymbolError
+from workbench.instruments import split_key
 
-__all__ = ["AlpacaSource", "alpaca_keys", "ALPACA_TIMEFRAMES"]
+__all__ = ["AlpacaSource", "AlpacaQuotes", "ALPACA_TIMEFRAMES", "make_source", "make_quotes"]
 
 ALPACA_TIMEFRAMES = {"1m": (1, "Min"), "5m": (5, "Min"), "15m": (15, "Min"), "30m": (30, "Min"), "1h": (1, "Hour"), "1d": (1, "Day"), "1w": (1, "Week")}
 _NY = "America/New_York"
-
-
-def alpaca_keys(env=None) -> tuple[str, str]:
-    env = os.environ if env is None else env
-    key = env.get("ALPACA_API_KEY_ID") or env.get("APCA_API_KEY_ID")
-    secret = env.get("ALPACA_API_SECRET_KEY") or env.get("APCA_API_SECRET_KEY")
-    if not key or not secret:
-        raise ConfigError("Alpaca market data needs keys: set ALPACA_API_KEY_ID and ALPACA_API_SECRET_KEY (free paper account keys work)")
-    return key, secret
 
 
 def _translate(e: Exception, what: str) -> Exception:
@@ -49,11 +42,17 @@ class AlpacaSource:
 
     name = "alpaca"
 
-    def __init__(self, client=None, exchange: str = "US", *, url: str | None = None, feed: str = "iex", per_second: float = 3.0, chunk_days: int = 3650):
+    def __init__(self, client=None, exchange: str = "US", *, url: str | None = None, feed: str = "iex", per_second: float = 3.0, chunk_days: int = 3650,
+                 vault=None):
         if client is None:
             from alpaca.data.historical import StockHistoricalDataClient
 
-            key, secret = alpaca_keys()
+            from workbench.venues.alpaca.broker import alpaca_keys
+
+            try:
+                key, secret = alpaca_keys(None, vault)
+            except AuthenticationError as e:
+                raise ConfigError(f"Alpaca market data needs keys: {e}") from e
             client = StockHistoricalDataClient(key, secret, raw_data=True, url_override=url)
         self.client = client
         self.exchange = exchange
@@ -106,3 +105,54 @@ class AlpacaSource:
         if not pages:
             return empty_candles()
         return validate_candles(pd.concat(pages, ignore_index=True), f"alpaca {symbol} {timeframe}")
+
+
+class AlpacaQuotes:
+    """Alpaca stock snapshots (latest trade, quote, daily bars), ``batch`` symbols a call."""
+
+    def __init__(self, client, exchanges: tuple[str, ...] = ("NASDAQ", "NYSE", "AMEX", "ARCA", "BATS", "IEX", "US"), timeout_s: float = 5.0, batch: int = 1000, feed: str = "iex"):
+        self.client = client
+        self.name = "alpaca"
+        self.exchanges = exchanges
+        self.timeout_s = timeout_s
+        self.batch = batch
+        self.feed = feed
+
+    def quotes(self, keys: Sequence[str]) -> pd.DataFrame:
+        from alpaca.data.requests import StockSnapshotRequest
+
+        by_symbol: dict[str, list[str]] = {}
+        for k in keys:
+            by_symbol.setdefault(split_key(k)[1], []).append(k)
+        rows = []
+        for batch in batches(list(by_symbol), self.batch):
+            snaps = self.client.get_stock_snapshot(StockSnapshotRequest(symbol_or_symbols=list(batch), feed=self.feed))
+            for sym, s in (snaps or {}).items():
+                if not isinstance(s, dict):
+                    s = s.model_dump() if hasattr(s, "model_dump") else {}
+                trade = s.get("latestTrade") or {}
+                quote = s.get("latestQuote") or {}
+                day = s.get("dailyBar") or {}
+                prev = (s.get("prevDailyBar") or {}).get("c")
+                last = trade.get("p")
+                for key in by_symbol.get(sym, []):
+                    rows.append(
+                        {"key": key, "last": last, "bid": quote.get("bp"), "ask": quote.get("ap"), "volume": day.get("v"),
+                         "change_pct": (last - prev) / prev * 100 if last is not None and prev else np.nan, "ts": trade.get("t")}
+                    )  # fmt: skip
+        return quote_frame(rows)
+
+
+def make_source(settings, config=None, *, instance: str | None = None, vault=None, store=None) -> AlpacaSource:
+    """The registry's history factory: Alpaca bars labelled ``alpaca:<EXCHANGE>`` (default ``US``)."""
+    from workbench.security.vault import vault_of
+
+    url = getattr(config, "data_url", None) or getattr(config, "url", None)
+    return AlpacaSource(exchange=(instance or "US").upper(), url=url, feed=getattr(config, "feed", "iex"),
+                        per_second=getattr(config, "history_per_second", 3.0), vault=vault_of(settings, vault))  # fmt: skip
+
+
+def make_quotes(settings, config=None, *, instance: str | None = None, vault=None, store=None) -> AlpacaQuotes:
+    """The registry's quote factory: Alpaca snapshots over the history source's client."""
+    src = make_source(settings, config, instance=instance, vault=vault)
+    return AlpacaQuotes(src.client, feed=src.feed)

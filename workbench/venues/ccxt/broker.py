@@ -39,7 +39,7 @@ from typing import Any, Literal
 import ccxt
 import pandas as pd
 
-from workbench.brokers.base import (
+from workbench.venues.base import (
     AuthenticationError,
     Balance,
     BrokerError,
@@ -55,12 +55,13 @@ from workbench.brokers.base import (
     call_with_retries,
     grid_error,
 )
-from workbench.brokers.ledger import OrderLedger
-from workbench.data.sources.ccxt_source import deep_merge
+from workbench.venues.ledger import OrderLedger
+from workbench.venues.ccxt.data import deep_merge
 from workbench.errors import ConfigError
-from workbench.security.vault import redact, secret_value, vault_of
+from workbench.security.vault import redact, secret_env_name, secret_value, vault_of
+from workbench.venues.ccxt.config import CcxtConfig
 
-__all__ = ["CcxtBroker"]
+__all__ = ["CcxtBroker", "make_broker"]
 
 _RAW_STATUS = {
     "NEW": "SUBMITTED", "PARTIALLY_FILLED": "PARTIALLY_FILLED", "FILLED": "FILLED", "CANCELED": "CANCELLED",
@@ -74,10 +75,6 @@ _RAW_TYPE = {
 }  # fmt: skip
 _SIGNED_QUERY = re.compile(r"\?\S*")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
-
-
-def _env_name(exchange_id: str, field: str) -> str:
-    return f"WORKBENCH_CCXT_{re.sub(r'[^A-Z0-9]', '_', exchange_id.upper())}_{field.upper()}"
 
 
 class CcxtBroker:
@@ -141,10 +138,17 @@ class CcxtBroker:
         self._rejected: dict[str, OrderRejected] = {}
 
     @classmethod
-    def from_settings(cls, settings, exchange_id: str, vault=None, **overrides: Any) -> CcxtBroker:
-        """The broker the settings describe, keys from the vault (``ccxt:<id>/api_key``, ``/secret``,
-        ``/password``) or else ``WORKBENCH_CCXT_<ID>_API_KEY``/``_SECRET``/``_PASSWORD``."""
+    def from_settings(
+        cls, settings, exchange_id: str, vault=None, config: CcxtConfig | None = None, **overrides: Any
+    ) -> CcxtBroker:
+        """The broker the settings describe (``[broker]`` and ``[venues.ccxt]``), keys from the vault
+        (``ccxt:<id>/api_key``, ``/secret``, ``/password``) or else their one environment variable each
+        (``WORKBENCH_KEY_CCXT_<ID>_API_KEY``, ...)."""
         b = settings.broker
+        if config is None:
+            from workbench.venues import venue_config
+
+            config = venue_config(settings, "ccxt")
         if not b.testnet and not b.allow_live:
             raise ConfigError(
                 f"broker.testnet is off for {exchange_id}, so orders would move real money; set broker.allow_live = true to allow it "
@@ -152,20 +156,24 @@ class CcxtBroker:
             )
         vault = vault_of(settings, vault)
 
+        def name(field: str) -> str:
+            return f"ccxt:{exchange_id}/{field}"
+
         def read(field: str) -> str | None:
-            return secret_value(vault, f"ccxt:{exchange_id}/{field}", _env_name(exchange_id, field))
+            return secret_value(vault, name(field))
 
         api_key, secret = read("api_key"), read("secret")
         if not api_key or not secret:
             raise AuthenticationError(
                 f"no API key for {exchange_id}: store it with `workbench keys set ccxt:{exchange_id}` "
-                f"(or set {_env_name(exchange_id, 'api_key')} and {_env_name(exchange_id, 'secret')}); "
+                f"(or set {secret_env_name(name('api_key'))} and {secret_env_name(name('secret'))}); "
                 f"use a {'testnet' if b.testnet else 'live'} key with spot trading enabled"
             )
         store_url = getattr(settings, "store_url", None)
         kw: dict[str, Any] = dict(
-            api_key=api_key, secret=secret, password=read("password"), testnet=b.testnet, options=b.ccxt_options.get(exchange_id),
-            urls=b.ccxt_urls.get(exchange_id), timeout_s=b.timeout_s, currency=getattr(b, "currency", None) or "USDT",
+            api_key=api_key, secret=secret, password=read("password"), testnet=b.testnet, options=config.options.get(exchange_id),
+            urls=config.urls.get(exchange_id), timeout_s=b.timeout_s, currency=getattr(b, "currency", None) or "USDT",
+            stop_limit_buffer=config.stop_limit_buffer, ccxt_config={"enableRateLimit": config.rate_limit},
         )
         kw.update(overrides)
         if "ledger" not in kw:
@@ -641,3 +649,10 @@ class CcxtBroker:
         if isinstance(e, (ccxt.InvalidOrder, ccxt.BadRequest, ccxt.ArgumentsRequired)):
             return OrderRejected("bad_order", f"{where}: {text}")
         return BrokerError(f"{where}: {type(e).__name__}: {text}")
+
+
+def make_broker(settings, config: CcxtConfig | None = None, *, instance: str | None = None, vault=None, store=None) -> CcxtBroker:
+    """The registry's factory: ``instance`` is the exchange id of ``ccxt:<id>``."""
+    if not instance:
+        raise ConfigError("a ccxt broker needs an exchange id: use ccxt:<exchange id>, e.g. ccxt:binance")
+    return CcxtBroker.from_settings(settings, instance, vault=vault, config=config)

@@ -13,7 +13,7 @@ workbench errors with ``raise … from e`` (freqtrade's rule), split by what the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,10 +21,12 @@ import ccxt
 import pandas as pd
 
 from workbench.data.candles import empty_candles, validate_candles
+from workbench.data.quotes import quote_frame
 from workbench.data.sources.base import SourceUnavailableError
 from workbench.errors import DataError, UnknownSymbolError
+from workbench.instruments import split_key
 
-__all__ = ["CcxtSource", "deep_merge"]
+__all__ = ["CcxtSource", "CcxtQuotes", "deep_merge", "make_source", "make_quotes"]
 
 # Candle pulls need spot markets only; loading futures/options markets too costs two more
 # heavy requests per start-up (Binance exchangeInfo for fapi and dapi).
@@ -166,3 +168,53 @@ class CcxtSource:
         if not pages:
             return empty_candles()
         return validate_candles(pd.concat(pages, ignore_index=True), f"{self.name} {symbol} {timeframe}")
+
+
+class CcxtQuotes:
+    """``fetch_tickers`` of one ccxt exchange: every market in one call (then filtered)."""
+
+    def __init__(self, exchange, timeout_s: float = 5.0, all_at_once: bool = True):
+        self.ex = exchange
+        self.name = f"ccxt:{exchange.id}"
+        self.exchanges = (exchange.id,)
+        self.timeout_s = timeout_s
+        self.all_at_once = all_at_once
+
+    def quotes(self, keys: Sequence[str]) -> pd.DataFrame:
+        symbols = [split_key(k)[1] for k in keys]
+        self.ex.timeout = int(self.timeout_s * 1000)
+        tickers = self.ex.fetch_tickers(None if self.all_at_once else symbols)
+        rows = []
+        for sym in symbols:
+            t = tickers.get(sym)
+            if t is None:
+                continue
+            rows.append(
+                {"key": f"{self.ex.id}:{sym}", "last": t.get("last"), "bid": t.get("bid"), "ask": t.get("ask"),
+                 "volume": t.get("baseVolume"), "change_pct": t.get("percentage"),
+                 "ts": pd.Timestamp(t["timestamp"], unit="ms", tz="UTC") if t.get("timestamp") else None}
+            )  # fmt: skip
+        return quote_frame(rows)
+
+
+def _client_config(config: Any, exchange_id: str) -> dict:
+    """The ccxt constructor dict ``[venues.ccxt]`` asks for this exchange (options, urls, rate limit)."""
+    if config is None:
+        return {}
+    out: dict[str, Any] = {"enableRateLimit": config.rate_limit}
+    if config.options.get(exchange_id):
+        out["options"] = config.options[exchange_id]
+    if config.urls.get(exchange_id):
+        out["urls"] = config.urls[exchange_id]
+    return out
+
+
+def make_source(settings, config=None, *, instance: str | None = None, vault=None, store=None) -> CcxtSource:
+    """The registry's history factory: public candles of ``ccxt:<instance>`` (default: the demo exchange)."""
+    ex = instance or settings.demo.ccxt_exchange
+    return CcxtSource(ex, config=_client_config(config, ex) or None)
+
+
+def make_quotes(settings, config=None, *, instance: str | None = None, vault=None, store=None) -> CcxtQuotes:
+    """The registry's quote factory: ``fetch_tickers`` of ``ccxt:<instance>``."""
+    return CcxtQuotes(make_source(settings, config, instance=instance).client)

@@ -10,7 +10,7 @@ Why it looks the way it does:
 - **Client order ids become tags.** Kite's ``tag`` holds 20 alphanumerics, so the tag is
   ``"wb" + sha1(client id)[:18]``: from an id we can always find its order by listing the order book
   (that is how a lost answer is recovered before anything is sent again); the ledger
-  (``workbench.brokers.ledger``) names tags back to ids in listings.
+  (``workbench.venues.ledger``) names tags back to ids in listings.
 - **Exits are GTT triggers** (CNC): a stop-loss or take-profit becomes a single-leg GTT, and its OCO
   sibling turns it into one two-leg GTT (Kite's native one-cancels-other). GTTs place LIMIT orders
   only, so a stop's order is priced ``stop_limit_pct`` beyond its trigger (a marketable limit).
@@ -32,7 +32,7 @@ from typing import Literal
 
 import pandas as pd
 
-from workbench.brokers.base import (
+from workbench.venues.base import (
     AuthenticationError,
     Balance,
     BrokerError,
@@ -47,11 +47,12 @@ from workbench.brokers.base import (
     call_with_retries,
     reason_of,
 )
-from workbench.brokers.ledger import OrderLedger
+from workbench.venues.ledger import OrderLedger
 from workbench.errors import ConfigError
-from workbench.security.vault import secret_value, vault_of
+from workbench.security.vault import secret_env_name, secret_value, vault_of
+from workbench.venues.kite.config import KiteConfig
 
-__all__ = ["LOGIN_HINT", "KiteBroker", "complete_kite_login", "kite_login_url", "kite_session_expiry", "kite_tag"]
+__all__ = ["LOGIN_HINT", "KiteBroker", "complete_kite_login", "kite_login_url", "kite_session", "kite_session_expiry", "kite_tag", "make_broker"]
 
 _IST = "Asia/Kolkata"
 LOGIN_HINT = "log in again with `workbench keys kite-login`"
@@ -85,15 +86,38 @@ def _last_six(now: pd.Timestamp | None = None) -> pd.Timestamp:
     return kite_session_expiry(now) - pd.Timedelta(days=1)
 
 
+def _config(settings) -> KiteConfig:
+    from workbench.venues import venue_config
+
+    return venue_config(settings, "kite")  # type: ignore[return-value]
+
+
 def _reason(message: str) -> str:
     return reason_of(message, _REASONS)
 
 
 def _app_keys(settings, vault) -> tuple[str, str | None]:
-    key = secret_value(vault, "kite/api_key", "WORKBENCH_KITE_API_KEY")
+    key = secret_value(vault, "kite/api_key")
     if not key:
-        raise AuthenticationError("no Kite API key: store it in the vault as kite/api_key (`workbench keys …`) or set WORKBENCH_KITE_API_KEY")
-    return key, secret_value(vault, "kite/api_secret", "WORKBENCH_KITE_API_SECRET")
+        raise AuthenticationError(
+            f"no Kite API key: store it in the vault as kite/api_key (`workbench keys set kite`) or set {secret_env_name('kite/api_key')}"
+        )
+    return key, secret_value(vault, "kite/api_secret")
+
+
+def kite_session(settings, vault) -> tuple[str, str, pd.Timestamp | None]:
+    """(api key, today's access token, its expiry): the token from the vault (``kite/access_token``,
+    with its expiry) or else ``WORKBENCH_KEY_KITE_ACCESS_TOKEN`` (no expiry known)."""
+    key, _ = _app_keys(settings, vault)
+    token = vault.get("kite/access_token") if vault is not None else None
+    if token is not None and token.value:
+        if token.expired():
+            raise AuthenticationError(_expired_message(token.expires_at))
+        return key, token.value, token.expires_at
+    env = secret_value(None, "kite/access_token")
+    if not env:
+        raise AuthenticationError(f"no Kite session stored: {LOGIN_HINT}")
+    return key, env, None
 
 
 def kite_login_url(settings, vault=None) -> str:
@@ -112,10 +136,10 @@ def complete_kite_login(settings, request_token: str, vault=None) -> pd.Timestam
     vault = vault_of(settings, vault)
     key, secret = _app_keys(settings, vault)
     if not secret:
-        raise AuthenticationError("no Kite API secret: store it in the vault as kite/api_secret or set WORKBENCH_KITE_API_SECRET")
+        raise AuthenticationError(f"no Kite API secret: store it in the vault as kite/api_secret or set {secret_env_name('kite/api_secret')}")
     if not request_token or not request_token.strip():
         raise AuthenticationError("no request token: copy `request_token` from the URL Kite redirected to after the login")
-    kite = KiteConnect(api_key=key, root=settings.broker.kite_root, timeout=settings.broker.timeout_s)
+    kite = KiteConnect(api_key=key, root=_config(settings).root, timeout=settings.broker.timeout_s)
     try:
         session = kite.generate_session(request_token.strip(), api_secret=secret)
     except Exception as e:
@@ -182,7 +206,7 @@ class KiteBroker:
         from kiteconnect import KiteConnect
 
         if product not in ("CNC", "MIS"):
-            raise ConfigError(f"Kite product must be CNC (delivery) or MIS (intraday), not {product!r}: fix broker.kite_product")
+            raise ConfigError(f"Kite product must be CNC (delivery) or MIS (intraday), not {product!r}: fix venues.kite.product")
         if not api_key or not access_token:
             raise AuthenticationError(f"Kite needs an API key and today's access token: {LOGIN_HINT}")
         self.kite = KiteConnect(api_key=api_key, access_token=access_token, root=root, timeout=timeout_s)
@@ -198,17 +222,12 @@ class KiteBroker:
         self._names: dict[str, str] = {}
 
     @classmethod
-    def from_settings(cls, settings, vault=None) -> KiteBroker:
+    def from_settings(cls, settings, vault=None, config: KiteConfig | None = None) -> KiteBroker:
         vault = vault_of(settings, vault)
-        key, _ = _app_keys(settings, vault)
-        token = vault.get("kite/access_token")
-        if token is None or not token.value:
-            raise AuthenticationError(f"no Kite session stored: {LOGIN_HINT}")
-        if token.expired():
-            raise AuthenticationError(_expired_message(token.expires_at))
-        b = settings.broker
-        return cls(key, token.value, root=b.kite_root, timeout_s=b.timeout_s, product=b.kite_product, exchange=b.kite_exchange, expires_at=token.expires_at,
-                   store_url=settings.store_url)  # fmt: skip
+        key, token, expires_at = kite_session(settings, vault)
+        c = config if config is not None else _config(settings)
+        return cls(key, token, root=c.root, timeout_s=settings.broker.timeout_s, product=c.product, exchange=c.exchange,
+                   expires_at=expires_at, store_url=settings.store_url)  # fmt: skip
 
     def __repr__(self) -> str:
         return f"KiteBroker(account={self.account!r}, product={self.product!r})"  # never the keys
@@ -657,3 +676,7 @@ class KiteBroker:
                 if not o.is_final:
                     self._call(f"cancel of {r['client_order_id']}", self.kite.cancel_order, "regular", r["ref"])
 
+
+def make_broker(settings, config: KiteConfig | None = None, *, instance: str | None = None, vault=None, store=None) -> KiteBroker:
+    """The registry's factory."""
+    return KiteBroker.from_settings(settings, vault=vault, config=config)

@@ -10,15 +10,17 @@ instrument master (``tokens``), as Kite needs it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from workbench.data.candles import empty_candles, validate_candles
+from workbench.data.quotes import batches, quote_frame
 from workbench.data.sources.base import SourceUnavailableError, Throttle
 from workbench.errors import DataError, UnknownSymbolError
 
-__all__ = ["KiteSource", "KITE_INTERVALS", "KITE_MAX_DAYS"]
+__all__ = ["KiteSource", "KiteQuotes", "KITE_INTERVALS", "KITE_MAX_DAYS", "make_source", "make_quotes"]
 
 KITE_INTERVALS = {"1m": "minute", "3m": "3minute", "5m": "5minute", "10m": "10minute", "15m": "15minute", "30m": "30minute", "1h": "60minute", "1d": "day"}
 KITE_MAX_DAYS = {"minute": 60, "3minute": 100, "5minute": 100, "10minute": 100, "15minute": 200, "30minute": 200, "60minute": 400, "day": 2000}
@@ -113,3 +115,64 @@ class KiteSource:
         if not pages:
             return empty_candles()
         return validate_candles(pd.concat(pages, ignore_index=True), f"kite {self.exchange}:{symbol} {timeframe}")
+
+
+class KiteQuotes:
+    """Kite ``quote`` (full quote with depth), 500 instruments a call, at most ``per_second`` calls."""
+
+    max_batch = 500
+
+    def __init__(self, kite, exchanges: tuple[str, ...] = ("NSE", "BSE", "NFO", "BFO", "MCX", "CDS"), timeout_s: float = 5.0, per_second: float = 1.0):
+        self.kite = kite
+        self.name = "kite"
+        self.exchanges = exchanges
+        self.timeout_s = timeout_s
+        self._throttle = Throttle(per_second)
+
+    def quotes(self, keys: Sequence[str]) -> pd.DataFrame:
+        self.kite.timeout = self.timeout_s
+        rows = []
+        for batch in batches(list(keys), self.max_batch):
+            self._throttle.wait()
+            data = self.kite.quote(list(batch))
+            for key, q in data.items():
+                depth = q.get("depth") or {}
+                buy, sell = depth.get("buy") or [{}], depth.get("sell") or [{}]
+                prev = (q.get("ohlc") or {}).get("close")
+                last = q.get("last_price")
+                bid, ask = buy[0].get("price"), sell[0].get("price")
+                rows.append(
+                    {"key": key, "last": last, "bid": bid or np.nan, "ask": ask or np.nan, "volume": q.get("volume"),
+                     "change_pct": (last - prev) / prev * 100 if last is not None and prev else np.nan,
+                     "ts": pd.Timestamp(q.get("last_trade_time") or q.get("timestamp")).tz_localize("Asia/Kolkata") if (q.get("last_trade_time") or q.get("timestamp")) else None}
+                )  # fmt: skip
+        return quote_frame(rows)
+
+
+def _client(settings, config, vault):
+    from kiteconnect import KiteConnect
+
+    from workbench.security.vault import vault_of
+    from workbench.venues.kite.broker import kite_session
+
+    key, token, _ = kite_session(settings, vault_of(settings, vault))
+    return KiteConnect(api_key=key, access_token=token, root=getattr(config, "root", None), timeout=settings.broker.timeout_s)
+
+
+def make_source(settings, config=None, *, instance: str | None = None, vault=None, store=None) -> KiteSource:
+    """The registry's history factory: Kite candles of one exchange (``kite:<EXCHANGE>``, default
+    ``[venues.kite] exchange``), instrument tokens from the instrument master."""
+    from workbench.errors import ConfigError
+    from workbench.instruments import InstrumentMaster
+
+    master = InstrumentMaster.of(settings)
+    if not master.exists():
+        raise ConfigError("kite needs instrument tokens: run `workbench instruments refresh --source kite` first")
+    exchange = (instance or getattr(config, "exchange", None) or "NSE").upper()
+    per_second = getattr(config, "history_per_second", 3.0)
+    return KiteSource.from_master(_client(settings, config, vault), master, exchange, per_second=per_second)
+
+
+def make_quotes(settings, config=None, *, instance: str | None = None, vault=None, store=None) -> KiteQuotes:
+    """The registry's quote factory: Kite ``quote`` for every Kite exchange."""
+    return KiteQuotes(_client(settings, config, vault), per_second=getattr(config, "quotes_per_second", 1.0))

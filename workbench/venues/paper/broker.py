@@ -30,7 +30,7 @@ from typing import Literal
 import pandas as pd
 from sqlalchemy import and_, insert, select, update
 
-from workbench.brokers.base import (
+from workbench.venues.base import (
     FINAL_STATUSES,
     Balance,
     BrokerOrder,
@@ -46,7 +46,7 @@ from workbench.brokers.base import (
 )
 from workbench.trading.store import Store, iso, utcnow
 
-__all__ = ["PaperBroker"]
+__all__ = ["PaperBroker", "make_broker"]
 
 _EPS = 1e-9
 _OPEN = ("SUBMITTED", "PARTIALLY_FILLED")
@@ -456,3 +456,15 @@ class PaperBroker:
             fee=float(r["fee"]), broker_order_id=r["broker_order_id"], reason=r["reason"], type=r["type"], limit_price=r["limit_price"],
             stop_price=r["stop_price"], oco_group=r["oco_group"],
         )
+
+
+def make_broker(settings, config=None, *, instance: str | None = None, vault=None, store: Store | None = None) -> PaperBroker:
+    """The paper account ``settings.paper`` and ``settings.costs`` describe, booked in ``store``."""
+    if store is None:
+        store = Store(settings.store_url).create()
+    pa = settings.paper
+    return PaperBroker(
+        store, account="paper", currency=pa.currency, starting_cash={**pa.extra_cash, pa.currency: pa.starting_cash},
+        fee_rate=settings.costs.fee_rate, slippage_bps=settings.costs.slippage_bps,
+        max_volume_share=pa.max_volume_share, exchange_costs=pa.exchange_costs,
+    )

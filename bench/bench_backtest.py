@@ -15,9 +15,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.unit.backtest holds the plain loop
 
 from workbench.backtest import run_backtest
-from workbench.market import Market
 from workbench.config import CostModel, RiskLimits
 from workbench.data.panel import Panel
+from workbench.market import Market
 
 N_SYM, N_BARS = 500, 5 * 252
 

@@ -13,8 +13,6 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.kit holds the test engine
 
-from workbench.venues.base import BrokerStatus, Market, Quote  # noqa: E402
-from workbench.venues.paper.broker import PaperBroker  # noqa: E402
 from workbench.config import CostModel, RiskLimits  # noqa: E402
 from workbench.data.panel import Panel  # noqa: E402
 from workbench.signals import Signal  # noqa: E402
@@ -24,6 +22,8 @@ from workbench.trading.orders import OrderManager  # noqa: E402
 from workbench.trading.portfolio import compute_snapshot  # noqa: E402
 from workbench.trading.risk import RiskContext, evaluate  # noqa: E402
 from workbench.trading.store import Store  # noqa: E402
+from workbench.venues.base import BrokerStatus, Market, Quote  # noqa: E402
+from workbench.venues.paper.broker import PaperBroker  # noqa: E402
 
 N = 5_000
 NOW = pd.Timestamp("2024-06-03 14:00", tz="UTC")

@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 
 from workbench.backtest import run_backtest
-from workbench.market import Market
-from workbench.venues.paper.broker import PaperBroker
 from workbench.config import CostModel, RiskLimits
 from workbench.data.panel import Panel
+from workbench.market import Market
 from workbench.signals import latest_signals
 from workbench.trading.feeds import ReplayFeed
 from workbench.trading.loop import LiveContext, run_cycle
 from workbench.trading.orders import OrderManager
 from workbench.trading.store import Store
+from workbench.venues.paper.broker import PaperBroker
 
 
 def case(seed=3, n_bars=45, n_sym=6):

@@ -11,8 +11,8 @@ from workbench.data.demo import ensure_demo_data
 from workbench.data.ingest import pull
 from workbench.data.lake import Lake
 from workbench.data.sources.base import SourceUnavailableError
-from workbench.venues.ccxt.data import CcxtSource
 from workbench.errors import DataError, TemporaryBrokerError, UnknownSymbolError
+from workbench.venues.ccxt.data import CcxtSource
 
 DAY = pd.Timedelta(days=1)
 

@@ -17,10 +17,10 @@ from tests.kit.fake_kite import FakeKite
 from workbench.data.ingest import pull
 from workbench.data.lake import Lake
 from workbench.data.quotes import fetch_quotes
+from workbench.instruments import InstrumentMaster, refresh
 from workbench.venues.alpaca.data import AlpacaQuotes, AlpacaSource
 from workbench.venues.ccxt.data import CcxtQuotes
 from workbench.venues.kite.data import KiteQuotes, KiteSource
-from workbench.instruments import InstrumentMaster, refresh
 from workbench.venues.kite.instruments import load_kite
 
 

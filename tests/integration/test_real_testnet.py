@@ -18,13 +18,13 @@ import uuid
 import pytest
 
 from tests.kit.models import MomentumEngine
-from workbench.venues.base import OrderRequest, floor_to_lot
 from workbench.config import load_settings
 from workbench.security.vault import Vault
 from workbench.trading.loop import phase1
 from workbench.trading.runner import plan_broker
 from workbench.trading.store import Store
 from workbench.trading.sync import sync_portfolio
+from workbench.venues.base import OrderRequest, floor_to_lot
 
 _KEY, _SECRET = os.environ.get("BINANCE_TESTNET_API_KEY"), os.environ.get("BINANCE_TESTNET_SECRET")
 pytestmark = pytest.mark.skipif(

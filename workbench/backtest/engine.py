@@ -53,9 +53,9 @@ from vectorbt.portfolio.nb import order_nb, order_nothing_nb
 from vectorbt.utils.math_ import add_nb
 
 from workbench.backtest.result import ORDER_COLUMNS, TRADE_COLUMNS, BacktestResult
-from workbench.market import Market, cost_exchange
 from workbench.config import CostModel, RiskLimits
 from workbench.data.panel import Panel
+from workbench.market import Market, cost_exchange
 
 __all__ = ["REASONS", "run_backtest", "vbt_freq"]
 

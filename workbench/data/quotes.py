@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-import numpy as np
 import pandas as pd
 
 from workbench.instruments import split_key

@@ -15,9 +15,9 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from workbench.market import Quote
 from workbench.data.panel import Panel
 from workbench.errors import NoDataError, TemporaryBrokerError
+from workbench.market import Quote
 
 __all__ = ["FeedTick", "MarketFeed", "quotes_from_bar", "ReplayFeed", "CcxtLiveFeed"]
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from workbench.venues.base import Broker, Quote
 from workbench.errors import ConfigError
 from workbench.trading.store import Store
+from workbench.venues.base import Broker, Quote
 
 __all__ = ["Position", "PortfolioSnapshot", "compute_snapshot", "after_fill", "day_key", "fx_from_quotes", "snapshot"]
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from workbench.market import Market, Quote, cost_exchange, floor_to_lot
 from workbench.config import CostModel, RiskLimits
+from workbench.market import Market, Quote, cost_exchange, floor_to_lot
 from workbench.signals import Signal
 from workbench.trading.portfolio import PortfolioSnapshot
 

@@ -18,13 +18,21 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.venues.base import Broker
 from workbench.errors import ConfigError, WorkbenchError
-from workbench.venues import get_venue, resolve, venue_config, venue_names
-from workbench.trading.loop import LiveContext, PendingBroker, cached, emergency_stop, phase1, registry_engine_factory, run_cycle
+from workbench.trading.loop import (
+    LiveContext,
+    PendingBroker,
+    cached,
+    emergency_stop,
+    phase1,
+    registry_engine_factory,
+    run_cycle,
+)
 from workbench.trading.orders import OrderManager
 from workbench.trading.store import Store, utcnow
 from workbench.trading.sync import sync_portfolio
+from workbench.venues import get_venue, resolve, venue_config, venue_names
+from workbench.venues.base import Broker
 
 __all__ = [
     "broker_name",

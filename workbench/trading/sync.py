@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from workbench.venues.base import Balance, Broker, Market
 from workbench.trading.store import Store
+from workbench.venues.base import Balance, Broker, Market
 
 __all__ = ["Difference", "SyncReport", "differences", "sync_portfolio"]
 

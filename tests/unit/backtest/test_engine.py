@@ -10,9 +10,9 @@ import pytest
 
 from workbench.backtest import run_backtest, vbt_freq
 from workbench.backtest.result import ORDER_COLUMNS, TRADE_COLUMNS
-from workbench.market import Market
 from workbench.config import CostModel, RiskLimits
 from workbench.data.panel import Panel
+from workbench.market import Market
 
 N = 8
 IDX = pd.date_range("2024-01-01", periods=N, freq="1D", tz="UTC", name="ts")

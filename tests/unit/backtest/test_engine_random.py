@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from workbench.backtest import run_backtest
-from workbench.market import Market, floor_to_lot
 from workbench.config import CostModel, RiskLimits
 from workbench.data.panel import Panel
+from workbench.market import Market, floor_to_lot
 
 
 def random_case(seed=7, n_bars=300, n_sym=20):

@@ -9,8 +9,8 @@ from workbench.data.demo import SYNTHETIC_LABEL, DemoUniverse, demo_universe_in_
 from workbench.data.ingest import PullReport, pull
 from workbench.data.lake import Lake
 from workbench.data.sources.base import OhlcvSource
-from workbench.venues.ccxt.data import CcxtSource
 from workbench.data.sources.synthetic import SyntheticSource
+from workbench.venues.ccxt.data import CcxtSource
 
 END = pd.Timestamp("2025-06-01", tz="UTC")
 

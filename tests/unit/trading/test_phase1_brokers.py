@@ -9,7 +9,6 @@ import pytest
 
 from tests.kit.models import MomentumEngine, synthetic_panel
 from tests.kit.venue import KeyedVenue
-from workbench.venues.paper.broker import PaperBroker
 from workbench.config import BrokerSettings, load_settings
 from workbench.errors import ConfigError
 from workbench.security.vault import Vault
@@ -24,6 +23,7 @@ from workbench.trading.runner import (
     run_live,
 )
 from workbench.trading.store import Store
+from workbench.venues.paper.broker import PaperBroker
 
 NAME = "ccxt:kitx"
 KEYS = ("key-1", "secret-1")

@@ -10,13 +10,13 @@ import pytest
 
 from tests.kit.models import MomentumEngine, synthetic_panel
 from tests.kit.venue import KeyedVenue
-from workbench.venues.base import Market, OrderRequest, Quote
-from workbench.venues.paper.broker import PaperBroker
 from workbench.trading.feeds import ReplayFeed
 from workbench.trading.loop import LiveContext, run_cycle
 from workbench.trading.orders import OrderIntent, OrderManager
 from workbench.trading.store import Store
 from workbench.trading.sync import Difference, differences, sync_portfolio
+from workbench.venues.base import Market, OrderRequest, Quote
+from workbench.venues.paper.broker import PaperBroker
 
 T0 = pd.Timestamp("2024-01-02", tz="UTC")
 KEYS = ("key-1", "secret-1")

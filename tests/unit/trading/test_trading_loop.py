@@ -7,8 +7,6 @@ from __future__ import annotations
 import pytest
 
 from tests.kit.models import MomentumEngine, synthetic_panel
-from workbench.venues.base import BrokerStatus, TemporaryBrokerError
-from workbench.venues.paper.broker import PaperBroker
 from workbench.data.lake import Lake
 from workbench.errors import NoModelError
 from workbench.signals import Signal
@@ -16,6 +14,8 @@ from workbench.trading.feeds import ReplayFeed
 from workbench.trading.loop import CHECKS, LiveContext, phase1, run_cycle
 from workbench.trading.orders import OrderManager
 from workbench.trading.store import Store
+from workbench.venues.base import BrokerStatus, TemporaryBrokerError
+from workbench.venues.paper.broker import PaperBroker
 
 N_SYMBOLS, N_BARS, CRASH_BAR = 12, 60, 57  # replaying bars 55..59: the crash is the 3rd cycle
 

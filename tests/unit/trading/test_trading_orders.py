@@ -7,10 +7,18 @@ import itertools
 import pandas as pd
 import pytest
 
+from workbench.trading.orders import (
+    STATUSES,
+    InvalidTransition,
+    OrderIntent,
+    OrderManager,
+    client_order_id,
+    path,
+    transition,
+)
+from workbench.trading.store import Store
 from workbench.venues.base import Market, OrderRequest, Quote, TemporaryBrokerError
 from workbench.venues.paper.broker import PaperBroker
-from workbench.trading.orders import STATUSES, InvalidTransition, OrderIntent, OrderManager, client_order_id, path, transition
-from workbench.trading.store import Store
 
 T0 = pd.Timestamp("2024-05-01", tz="UTC")
 

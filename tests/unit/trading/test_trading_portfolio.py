@@ -6,11 +6,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from workbench.venues.base import Market, OrderRequest, Quote
-from workbench.venues.paper.broker import PaperBroker
 from workbench.trading.orders import OrderIntent, OrderManager
 from workbench.trading.portfolio import compute_snapshot, day_key, snapshot
 from workbench.trading.store import Store
+from workbench.venues.base import Market, OrderRequest, Quote
+from workbench.venues.paper.broker import PaperBroker
 
 D1 = pd.Timestamp("2024-03-04", tz="UTC")
 

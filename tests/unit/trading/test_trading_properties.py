@@ -12,16 +12,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, event, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, event, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from workbench.venues.base import BrokerStatus, Market, OrderRequest, Quote
-from workbench.venues.paper.broker import PaperBroker
 from workbench.config import CostModel, RiskLimits
 from workbench.signals import Signal
 from workbench.trading.orders import OrderIntent, OrderManager, client_order_id
 from workbench.trading.portfolio import snapshot
 from workbench.trading.risk import RiskContext, evaluate
 from workbench.trading.store import Store
+from workbench.venues.base import BrokerStatus, Market, OrderRequest, Quote
+from workbench.venues.paper.broker import PaperBroker
 
 SYMS = ("AAA", "BBB", "CCC", "DDD")
 LIMITS, COSTS, OK = RiskLimits(), CostModel(), BrokerStatus(True, "paper", "ok")

@@ -8,9 +8,10 @@ import math
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, event, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, event, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from workbench.venues.base import BrokerStatus, Market, Quote
 from workbench.config import CostModel, RiskLimits
 from workbench.signals import Signal
 from workbench.trading.portfolio import compute_snapshot
@@ -28,6 +29,7 @@ from workbench.trading.risk import (
     floor_to_lot,
     size_entry,
 )
+from workbench.venues.base import BrokerStatus, Market, Quote
 
 NOW = pd.Timestamp("2024-06-03 14:00", tz="UTC")
 LIMITS = RiskLimits()

@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 
 from tests.kit.models import MomentumEngine, synthetic_panel
-from workbench.venues.base import Market, OrderRequest, Quote
-from workbench.venues.paper.broker import PaperBroker
 from workbench.config import RiskLimits, load_settings
 from workbench.data.lake import Lake
 from workbench.trading.feeds import ReplayFeed
 from workbench.trading.orders import OrderIntent, OrderManager
 from workbench.trading.runner import request_stop, run_live, status
 from workbench.trading.store import Store
+from workbench.venues.base import Market, OrderRequest, Quote
+from workbench.venues.paper.broker import PaperBroker
 
 INTERVAL = 0.2
 

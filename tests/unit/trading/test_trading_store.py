@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from workbench.venues.base import Fill
 from workbench.signals import Signal
 from workbench.trading.store import Store, iso
+from workbench.venues.base import Fill
 
 
 @pytest.fixture

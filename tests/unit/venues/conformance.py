@@ -17,8 +17,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from workbench.venues.base import FINAL_STATUSES, REJECT_REASONS, Balance, Broker, BrokerError, BrokerOrder, BrokerStatus, Market, OrderRejected, OrderRequest
-
+from workbench.venues.base import (
+    FINAL_STATUSES,
+    REJECT_REASONS,
+    Balance,
+    Broker,
+    BrokerError,
+    BrokerOrder,
+    BrokerStatus,
+    Market,
+    OrderRejected,
+    OrderRequest,
+)
 
 
 @dataclass

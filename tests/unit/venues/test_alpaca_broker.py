@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.kit.fake_alpaca import FakeAlpaca
+from workbench.security.vault import Vault
 from workbench.venues.alpaca import AlpacaConfig
 from workbench.venues.alpaca.broker import AlpacaBroker
 from workbench.venues.base import (
@@ -13,7 +14,6 @@ from workbench.venues.base import (
     OrderRequest,
     TemporaryBrokerError,
 )
-from workbench.security.vault import Vault
 
 KEY, SECRET = "PKTEST123", "apca-secret-value"
 

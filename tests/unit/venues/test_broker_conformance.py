@@ -7,9 +7,9 @@ import pytest
 
 from tests.unit.venues.conformance import *  # noqa: F401,F403 - the suite's tests are collected here
 from tests.unit.venues.conformance import Harness
+from workbench.trading.store import Store
 from workbench.venues.base import Market, Quote
 from workbench.venues.paper.broker import PaperBroker
-from workbench.trading.store import Store
 
 T0 = pd.Timestamp("2024-05-01", tz="UTC")
 

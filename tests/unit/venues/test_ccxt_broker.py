@@ -7,6 +7,9 @@ from __future__ import annotations
 import pytest
 
 from tests.kit.fake_binance import FakeBinance
+from workbench.config import load_settings
+from workbench.errors import ConfigError
+from workbench.security.vault import Vault
 from workbench.venues.base import (
     AuthenticationError,
     ExchangeUnavailable,
@@ -16,9 +19,6 @@ from workbench.venues.base import (
 )
 from workbench.venues.ccxt.broker import CcxtBroker
 from workbench.venues.ledger import OrderLedger
-from workbench.config import load_settings
-from workbench.errors import ConfigError
-from workbench.security.vault import Vault
 
 SYM = "XYZ/USDT"
 

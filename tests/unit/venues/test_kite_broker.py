@@ -6,12 +6,14 @@ import pandas as pd
 import pytest
 
 from tests.kit.fake_kite import TRADING_INSTRUMENTS, FakeKite
+from workbench.security.vault import Vault
 from workbench.venues.base import (
     AuthenticationError,
     OrderRejected,
     OrderRequest,
     TemporaryBrokerError,
 )
+from workbench.venues.kite import KiteConfig
 from workbench.venues.kite.broker import (
     KiteBroker,
     complete_kite_login,
@@ -19,8 +21,6 @@ from workbench.venues.kite.broker import (
     kite_session_expiry,
     kite_tag,
 )
-from workbench.security.vault import Vault
-from workbench.venues.kite import KiteConfig
 
 KEY, SECRET, TOKEN = "kite-key", "kite-secret", "kite-token"
 

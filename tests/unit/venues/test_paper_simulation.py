@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from workbench.trading.store import Store
 from workbench.venues.base import Market, OrderRejected, OrderRequest, Quote
 from workbench.venues.paper.broker import PaperBroker
-from workbench.trading.store import Store
 
 T0 = pd.Timestamp("2024-05-01", tz="UTC")
 MARKETS = {

@@ -22,7 +22,7 @@ from tests.unit.venues.conformance import Harness
 from workbench.cli import app
 from workbench.config import load_settings
 from workbench.errors import AuthenticationError, ConfigError
-from workbench.market import Market, Quote
+from workbench.market import Quote
 from workbench.security.vault import Vault
 from workbench.trading.feeds import ReplayFeed
 from workbench.trading.runner import key_fields, make_broker, run_live

@@ -1,0 +1,183 @@
+"""One schema with migrations: a database made by the release before Alembic is adopted with its rows,
+the shipped migrations produce exactly ``workbench.store.schema`` (so a table change without a
+migration fails here), and every connection, whoever opens it, gets WAL and busy_timeout."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Column, Integer, Table, text
+
+from workbench.brokers.ledger import OrderLedger
+from workbench.errors import ConfigError
+from workbench.security.vault import Vault
+from workbench.store import engine_for, head_revision, metadata
+from workbench.store.engine import current_revision
+from workbench.trading.store import Store
+
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "previous_release.sql"
+FIXTURE_KEY = "d29ya2JlbmNoLXRlc3QtZml4dHVyZS1rZXktMzJieXQ="  # the test key the fixture's secrets were encrypted with
+
+
+def _previous_release_db(path: Path) -> str:
+    """A workbench.db as the release before migrations left it (tables, rows, no alembic_version)."""
+    con = sqlite3.connect(path)
+    con.executescript(FIXTURE.read_text())
+    con.close()
+    return f"sqlite:///{path}"
+
+
+def _rows(path: Path) -> dict[str, list[tuple]]:
+    con = sqlite3.connect(path)
+    try:
+        names = [n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type='table' AND name != 'alembic_version'")]
+        return {n: sorted(con.execute(f"SELECT * FROM {n}").fetchall(), key=repr) for n in names}
+    finally:
+        con.close()
+
+
+def _schema_sql(path: Path) -> list[tuple]:
+    con = sqlite3.connect(path)
+    try:
+        return sorted(con.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall(), key=repr)
+    finally:
+        con.close()
+
+
+def _diff(url: str) -> list:
+    engine = engine_for(url)
+    try:
+        with engine.connect() as conn:
+            return compare_metadata(MigrationContext.configure(conn), metadata)
+    finally:
+        engine.dispose()
+
+
+def test_previous_release_database_is_adopted_with_its_rows_and_a_second_start_is_a_no_op(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_VAULT_KEY", FIXTURE_KEY)
+    db = tmp_path / "workbench.db"
+    url = _previous_release_db(db)
+    before = _rows(db)
+    assert before["orders"] and before["fills"] and before["positions"] and before["vault_secrets"] and before["broker_order_refs"]
+
+    store = Store(url)  # the start-up path: stamps the old database
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(head_revision(),)]
+    con.close()
+    assert _rows(db) == before  # nothing lost, nothing added
+
+    # The old rows read back through today's code.
+    run = store.latest_run()
+    assert run["status"] == "STOPPED" and run["model_ref"] == "lgbm@3"
+    orders = store.orders(run_id=run["id"])
+    assert list(orders["status"]) == ["FILLED"]
+    fills = store.fills(account="paper")
+    assert len(fills) == 1 and fills["price"].iloc[0] == pytest.approx(30015.0)
+    assert store.get_position("paper", "BTC/USDT")["quantity"] == pytest.approx(0.1)
+    vault = Vault(url, tmp_path)
+    assert vault.get("ccxt:binance/api_key").value == "AKIAFAKEKEY0123456789"
+    assert vault.get("kite/access_token").expires_at is not None
+    ledger = OrderLedger(url, "kite", "ZX1234")
+    assert ledger.find(kind="gtt")[0]["stop_price"] == pytest.approx(1500.0)
+
+    # And what the old release wrote is what the migrations would have made: no drift to carry.
+    assert _diff(url) == []
+    schema_after_first = _schema_sql(db)
+    store.dispose()
+
+    Store(url).dispose()  # a second start-up changes nothing
+    assert _schema_sql(db) == schema_after_first
+    assert _rows(db) == before
+
+
+def test_previous_release_database_missing_the_vault_table_gets_it(tmp_path):
+    """The old release made the vault's and the ledger's tables on first use only: adoption creates
+    whatever is missing and keeps the rest."""
+    db = tmp_path / "workbench.db"
+    url = _previous_release_db(db)
+    con = sqlite3.connect(db)
+    con.executescript("DROP TABLE vault_secrets; DROP TABLE broker_order_refs;")
+    con.close()
+    engine_for(url).dispose()
+    assert _diff(url) == []
+    assert _rows(db)["orders"]
+
+
+def test_a_table_that_does_not_match_the_previous_release_stops_with_a_message(tmp_path):
+    db = tmp_path / "workbench.db"
+    url = _previous_release_db(db)
+    con = sqlite3.connect(db)
+    con.execute("ALTER TABLE orders RENAME COLUMN reason TO why")
+    con.close()
+    with pytest.raises(ConfigError, match=r"table 'orders'.*missing columns: \['reason'\].*unknown columns: \['why'\]"):
+        Store(url)
+    con = sqlite3.connect(db)  # nothing changed: not stamped, the rows are still there
+    assert con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'alembic_version'").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM orders").fetchone() == (1,)
+    con.close()
+
+
+def test_a_database_from_a_newer_workbench_is_refused_untouched(tmp_path):
+    url = f"sqlite:///{tmp_path / 'workbench.db'}"
+    engine_for(url).dispose()
+    con = sqlite3.connect(tmp_path / "workbench.db")
+    con.execute("UPDATE alembic_version SET version_num = '9999'")
+    con.commit()
+    con.close()
+    with pytest.raises(ConfigError, match="'9999'.*newer workbench"):
+        Store(url)
+
+
+def test_migrations_make_exactly_the_schema_module(tmp_path):
+    """`alembic check` in a test: a new database migrated to head has no difference from the MetaData.
+    Adding a column or table to workbench/store/schema.py without a migration fails here."""
+    assert _diff(f"sqlite:///{tmp_path / 'new.db'}") == []
+
+
+def test_the_check_sees_a_schema_change_without_a_migration(tmp_path):
+    """The comparison above can fail: a table added to the MetaData alone is reported."""
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    extra = Table("not_migrated", metadata, Column("id", Integer, primary_key=True))
+    try:
+        diff = _diff(url)
+    finally:
+        metadata.remove(extra)
+    assert [d[0] for d in diff] == ["add_table"] and diff[0][1].name == "not_migrated"
+
+
+def test_start_up_migrates_a_new_database_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'sub' / 'workbench.db'}"  # the folder is made too
+    engine = engine_for(url)
+    with engine.connect() as conn:
+        assert current_revision(conn) == head_revision()
+        tables = {n for (n,) in conn.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))}
+    assert tables == set(metadata.tables) | {"alembic_version"}
+    engine.dispose()
+
+
+def _pragmas(conn) -> tuple:
+    return tuple(conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in ("journal_mode", "busy_timeout", "foreign_keys"))
+
+
+def test_every_connection_gets_wal_and_busy_timeout(tmp_path):
+    url = f"sqlite:///{tmp_path / 'workbench.db'}"
+    store, ledger, vault = Store(url), OrderLedger(url, "kite", "acct"), Vault(url, tmp_path)
+    from workbench.brokers.paper import PaperBroker
+
+    book = PaperBroker(store).book
+    for who, engine in (("store", store.engine), ("ledger", ledger._engine), ("vault", vault._engine), ("paper", book.engine)):
+        with engine.connect() as conn:
+            assert _pragmas(conn) == ("wal", 10_000, 1), who
+    with Store(url, busy_timeout_ms=2_500).engine.connect() as conn:
+        assert _pragmas(conn) == ("wal", 2_500, 1)
+
+
+def test_in_memory_store_is_one_database_for_every_connection():
+    """The ledger's no-store mode: every connection of the engine sees the same migrated database."""
+    ledger = OrderLedger(None, "ccxt:binance", "acct")
+    ledger.put("cid-1", kind="order", ref="42")
+    assert ledger.get("cid-1")["ref"] == "42"

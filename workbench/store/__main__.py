@@ -26,7 +26,7 @@ from workbench.store.engine import (
     upgrade,
 )
 
-__all__ = ["new_revision", "main"]
+__all__ = ["main", "new_revision"]
 
 
 def new_revision(message: str) -> Path:

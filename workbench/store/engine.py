@@ -29,7 +29,7 @@ from sqlalchemy.pool import StaticPool
 
 from workbench.errors import ConfigError
 
-__all__ = ["MIGRATIONS_DIR", "alembic_config", "engine_for", "head_revision", "current_revision", "upgrade"]
+__all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "engine_for", "head_revision", "upgrade"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 DEFAULT_BUSY_TIMEOUT_MS = 10_000

@@ -2,7 +2,8 @@
 fills, positions, equity, events, commands), the paper venue's books, the order ledger and the vault.
 
 Why one module: a table change is one edit here plus one Alembic migration beside it
-(``workbench/store/migrations/versions``); ``tests/unit/store`` fails when the two disagree.
+(``workbench/store/migrations/versions``, written by ``python -m workbench.store revision "what changed"``
+and read before committing); ``tests/unit/store`` fails when the two disagree.
 The modules that query these tables (``workbench.trading.store``, ``workbench.venues.paper.book``,
 ``workbench.brokers.ledger``, ``workbench.security.vault``) import them from here and create none.
 
@@ -19,10 +20,28 @@ import pandas as pd
 from sqlalchemy import Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
 
 __all__ = [
-    "metadata", "iso", "utcnow",
-    "runs", "checks", "cycles", "signals", "orders", "order_events", "fills", "positions", "equity", "day_starts",
-    "events", "commands", "paper_balances", "paper_orders", "paper_fills", "cash_book", "adjustments",
-    "broker_order_refs", "vault_secrets",
+    "adjustments",
+    "broker_order_refs",
+    "cash_book",
+    "checks",
+    "commands",
+    "cycles",
+    "day_starts",
+    "equity",
+    "events",
+    "fills",
+    "iso",
+    "metadata",
+    "order_events",
+    "orders",
+    "paper_balances",
+    "paper_fills",
+    "paper_orders",
+    "positions",
+    "runs",
+    "signals",
+    "utcnow",
+    "vault_secrets",
 ]  # fmt: skip
 
 _ISO = "%Y-%m-%dT%H:%M:%S.%f+00:00"
@@ -46,7 +65,8 @@ def iso(ts: Any) -> str | None:
 metadata = MetaData()
 
 runs = Table(
-    "runs", metadata,
+    "runs",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("started_at", String(40), nullable=False),
     Column("ended_at", String(40)),
@@ -63,7 +83,8 @@ runs = Table(
     Column("message", Text),
 )
 checks = Table(
-    "checks", metadata,
+    "checks",
+    metadata,
     Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
     Column("seq", Integer, primary_key=True),
     Column("name", String(40), nullable=False),
@@ -72,7 +93,8 @@ checks = Table(
     Column("ts", String(40), nullable=False),
 )
 cycles = Table(
-    "cycles", metadata,
+    "cycles",
+    metadata,
     Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
     Column("cycle", Integer, primary_key=True),
     Column("started_at", String(40), nullable=False),
@@ -84,7 +106,8 @@ cycles = Table(
     Column("message", Text),
 )
 signals = Table(
-    "signals", metadata,
+    "signals",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", Integer, ForeignKey("runs.id"), index=True),
     Column("cycle", Integer),
@@ -99,7 +122,8 @@ signals = Table(
     Column("price", Float),
 )
 orders = Table(
-    "orders", metadata,
+    "orders",
+    metadata,
     Column("client_order_id", String(64), primary_key=True),
     Column("run_id", Integer, ForeignKey("runs.id"), index=True),
     Column("cycle", Integer),
@@ -123,7 +147,8 @@ orders = Table(
     Column("updated_at", String(40), nullable=False),
 )
 order_events = Table(
-    "order_events", metadata,
+    "order_events",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("client_order_id", String(64), ForeignKey("orders.client_order_id"), index=True),
     Column("ts", String(40), nullable=False),
@@ -131,7 +156,8 @@ order_events = Table(
     Column("detail", Text),
 )
 fills = Table(
-    "fills", metadata,
+    "fills",
+    metadata,
     Column("fill_id", String(64), primary_key=True),
     Column("client_order_id", String(64), ForeignKey("orders.client_order_id"), index=True),
     Column("account", String(64), nullable=False),
@@ -144,7 +170,8 @@ fills = Table(
     Column("ts", String(40), nullable=False),
 )
 positions = Table(
-    "positions", metadata,
+    "positions",
+    metadata,
     Column("account", String(64), primary_key=True),
     Column("symbol", String(64), primary_key=True),
     Column("quantity", Float, nullable=False),
@@ -155,7 +182,8 @@ positions = Table(
     Column("updated_at", String(40), nullable=False),
 )
 equity = Table(
-    "equity", metadata,
+    "equity",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", Integer, ForeignKey("runs.id"), index=True),
     Column("cycle", Integer),
@@ -168,13 +196,15 @@ equity = Table(
     Column("day_start_equity", Float),
 )
 day_starts = Table(  # day_start_equity per account and (feed-clock) day, so a restart keeps it
-    "day_starts", metadata,
+    "day_starts",
+    metadata,
     Column("account", String(64), primary_key=True),
     Column("day", String(10), primary_key=True),
     Column("equity", Float, nullable=False),
 )
 events = Table(
-    "events", metadata,
+    "events",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("ts", String(40), nullable=False),
     Column("run_id", Integer, index=True),
@@ -183,7 +213,8 @@ events = Table(
     Column("message", Text),
 )
 commands = Table(
-    "commands", metadata,
+    "commands",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("ts", String(40), nullable=False),
     Column("run_id", Integer),
@@ -192,14 +223,16 @@ commands = Table(
 )
 # The paper "exchange": its own books, so simulated state survives restarts like a venue's would.
 paper_balances = Table(
-    "paper_balances", metadata,
+    "paper_balances",
+    metadata,
     Column("account", String(64), primary_key=True),
     Column("asset", String(64), primary_key=True),  # a currency (cash) or a traded symbol (holding)
     Column("total", Float, nullable=False),
     Column("kind", String(8), nullable=False, default="holding"),  # "cash" | "holding"
 )
 paper_orders = Table(
-    "paper_orders", metadata,
+    "paper_orders",
+    metadata,
     Column("account", String(64), primary_key=True),
     Column("client_order_id", String(64), primary_key=True),
     Column("broker_order_id", String(64), nullable=False),
@@ -220,7 +253,8 @@ paper_orders = Table(
     Index("ix_paper_orders_open", "account", "status", "symbol"),
 )
 paper_fills = Table(
-    "paper_fills", metadata,
+    "paper_fills",
+    metadata,
     Column("fill_id", String(64), primary_key=True),
     Column("account", String(64), nullable=False, index=True),
     Column("client_order_id", String(64), nullable=False, index=True),
@@ -236,7 +270,8 @@ paper_fills = Table(
 # The local cash book: what the account should hold per currency by our own records (synced from the
 # broker, moved by every booked fill), so a difference with the broker is seen, not papered over.
 cash_book = Table(
-    "cash_book", metadata,
+    "cash_book",
+    metadata,
     Column("account", String(64), primary_key=True),
     Column("currency", String(16), primary_key=True),
     Column("total", Float, nullable=False),
@@ -244,7 +279,8 @@ cash_book = Table(
 )
 # Explicit adjusting records: every time sync brings the local book to the broker's numbers.
 adjustments = Table(
-    "adjustments", metadata,
+    "adjustments",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("ts", String(40), nullable=False),
     Column("run_id", Integer, index=True),
@@ -286,5 +322,3 @@ vault_secrets = Table(
     Column("updated_at", String(40), nullable=False),
     Column("expires_at", String(40)),
 )  # fmt: skip
-
-

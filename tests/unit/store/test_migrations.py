@@ -4,7 +4,10 @@ migration fails here), and every connection, whoever opens it, gets WAL and busy
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,13 +34,25 @@ def _previous_release_db(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def _rows(path: Path) -> dict[str, list[tuple]]:
+def _rows(path: Path) -> dict[str, list[dict]]:
+    """Every table's rows as dicts."""
     con = sqlite3.connect(path)
+    con.row_factory = sqlite3.Row
     try:
-        names = [n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type='table' AND name != 'alembic_version'")]
-        return {n: sorted(con.execute(f"SELECT * FROM {n}").fetchall(), key=repr) for n in names}
+        query = "SELECT name FROM sqlite_master WHERE type='table' AND name != 'alembic_version'"
+        names = [n for (n,) in con.execute(query)]
+        return {n: [dict(r) for r in con.execute(f"SELECT * FROM {n}")] for n in names}
     finally:
         con.close()
+
+
+def _kept(before: dict[str, list[dict]], after: dict[str, list[dict]]) -> bool:
+    """Every table holds exactly the rows of ``before``, same values (later revisions may add columns)."""
+    for table, rows in before.items():
+        cols = list(rows[0]) if rows else []
+        if sorted(repr([r[c] for c in cols]) for r in after[table]) != sorted(repr([r[c] for c in cols]) for r in rows):
+            return False
+    return True
 
 
 def _schema_sql(path: Path) -> list[tuple]:
@@ -62,13 +77,16 @@ def test_previous_release_database_is_adopted_with_its_rows_and_a_second_start_i
     db = tmp_path / "workbench.db"
     url = _previous_release_db(db)
     before = _rows(db)
-    assert before["orders"] and before["fills"] and before["positions"] and before["vault_secrets"] and before["broker_order_refs"]
+    kept = ("runs", "orders", "order_events", "fills", "positions", "paper_orders", "vault_secrets")
+    kept += ("broker_order_refs",)
+    for name in kept:
+        assert before[name], f"the fixture has no {name} rows"
 
     store = Store(url)  # the start-up path: stamps the old database
     con = sqlite3.connect(db)
     assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(head_revision(),)]
     con.close()
-    assert _rows(db) == before  # nothing lost, nothing added
+    assert _kept(before, _rows(db))  # nothing lost, nothing added
 
     # The old rows read back through today's code.
     run = store.latest_run()
@@ -91,7 +109,7 @@ def test_previous_release_database_is_adopted_with_its_rows_and_a_second_start_i
 
     Store(url).dispose()  # a second start-up changes nothing
     assert _schema_sql(db) == schema_after_first
-    assert _rows(db) == before
+    assert _kept(before, _rows(db))
 
 
 def test_previous_release_database_missing_the_vault_table_gets_it(tmp_path):
@@ -169,7 +187,8 @@ def test_every_connection_gets_wal_and_busy_timeout(tmp_path):
     from workbench.brokers.paper import PaperBroker
 
     book = PaperBroker(store).book
-    for who, engine in (("store", store.engine), ("ledger", ledger._engine), ("vault", vault._engine), ("paper", book.engine)):
+    engines = {"store": store.engine, "ledger": ledger._engine, "vault": vault._engine, "paper": book.engine}
+    for who, engine in engines.items():
         with engine.connect() as conn:
             assert _pragmas(conn) == ("wal", 10_000, 1), who
     with Store(url, busy_timeout_ms=2_500).engine.connect() as conn:
@@ -181,3 +200,19 @@ def test_in_memory_store_is_one_database_for_every_connection():
     ledger = OrderLedger(None, "ccxt:binance", "acct")
     ledger.put("cid-1", kind="order", ref="42")
     assert ledger.get("cid-1")["ref"] == "42"
+
+
+def test_processes_starting_at_once_on_a_new_database_migrate_one_after_the_other(tmp_path):
+    """The dashboard and the live process may start together: the upgrade holds SQLite's write lock,
+    so each start-up succeeds and the database is migrated once."""
+    url = f"sqlite:///{tmp_path / 'workbench.db'}"
+    code = f"from workbench.store import engine_for; engine_for({url!r}).dispose()"
+    repo = str(Path(__file__).resolve().parents[3])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-c", code]
+    procs = [subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 3, "\n".join(errors)
+    con = sqlite3.connect(tmp_path / "workbench.db")
+    assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(head_revision(),)]
+    con.close()

@@ -21,7 +21,7 @@ from sqlalchemy.sql import Select, Update
 from workbench.store.engine import upgrade
 from workbench.store.schema import iso, paper_balances, paper_fills, paper_orders, utcnow
 
-__all__ = ["HasEngine", "PaperBook", "OPEN_STATUSES"]
+__all__ = ["OPEN_STATUSES", "HasEngine", "PaperBook"]
 
 OPEN_STATUSES = ("SUBMITTED", "PARTIALLY_FILLED")
 _EPS = 1e-9

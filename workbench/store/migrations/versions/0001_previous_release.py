@@ -46,7 +46,8 @@ def _index(name: str, table: str, columns: list[str]) -> None:
 
 
 def upgrade() -> None:
-    _table("adjustments",
+    _table(
+        "adjustments",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("ts", sa.String(length=40), nullable=False),
         sa.Column("run_id", sa.Integer(), nullable=True),
@@ -57,11 +58,12 @@ def upgrade() -> None:
         sa.Column("broker", sa.Float(), nullable=False),
         sa.Column("delta", sa.Float(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("id")
+        sa.PrimaryKeyConstraint("id"),
     )
     _index("ix_adjustments_account", "adjustments", ["account"])
     _index("ix_adjustments_run_id", "adjustments", ["run_id"])
-    _table("broker_order_refs",
+    _table(
+        "broker_order_refs",
         sa.Column("venue", sa.String(length=40), nullable=False),
         sa.Column("account", sa.String(length=100), nullable=False),
         sa.Column("client_order_id", sa.String(length=128), nullable=False),
@@ -77,48 +79,54 @@ def upgrade() -> None:
         sa.Column("quantity", sa.Float(), nullable=True),
         sa.Column("limit_price", sa.Float(), nullable=True),
         sa.Column("stop_price", sa.Float(), nullable=True),
-        sa.PrimaryKeyConstraint("venue", "account", "client_order_id")
+        sa.PrimaryKeyConstraint("venue", "account", "client_order_id"),
     )
     _index("ix_broker_order_refs_tag", "broker_order_refs", ["tag"])
-    _table("cash_book",
+    _table(
+        "cash_book",
         sa.Column("account", sa.String(length=64), nullable=False),
         sa.Column("currency", sa.String(length=16), nullable=False),
         sa.Column("total", sa.Float(), nullable=False),
         sa.Column("updated_at", sa.String(length=40), nullable=False),
-        sa.PrimaryKeyConstraint("account", "currency")
+        sa.PrimaryKeyConstraint("account", "currency"),
     )
-    _table("commands",
+    _table(
+        "commands",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("ts", sa.String(length=40), nullable=False),
         sa.Column("run_id", sa.Integer(), nullable=True),
         sa.Column("command", sa.String(length=20), nullable=False),
         sa.Column("consumed_at", sa.String(length=40), nullable=True),
-        sa.PrimaryKeyConstraint("id")
+        sa.PrimaryKeyConstraint("id"),
     )
-    _table("day_starts",
+    _table(
+        "day_starts",
         sa.Column("account", sa.String(length=64), nullable=False),
         sa.Column("day", sa.String(length=10), nullable=False),
         sa.Column("equity", sa.Float(), nullable=False),
-        sa.PrimaryKeyConstraint("account", "day")
+        sa.PrimaryKeyConstraint("account", "day"),
     )
-    _table("events",
+    _table(
+        "events",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("ts", sa.String(length=40), nullable=False),
         sa.Column("run_id", sa.Integer(), nullable=True),
         sa.Column("level", sa.String(length=8), nullable=False),
         sa.Column("kind", sa.String(length=40), nullable=False),
         sa.Column("message", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("id")
+        sa.PrimaryKeyConstraint("id"),
     )
     _index("ix_events_run_id", "events", ["run_id"])
-    _table("paper_balances",
+    _table(
+        "paper_balances",
         sa.Column("account", sa.String(length=64), nullable=False),
         sa.Column("asset", sa.String(length=64), nullable=False),
         sa.Column("total", sa.Float(), nullable=False),
         sa.Column("kind", sa.String(length=8), nullable=False),
-        sa.PrimaryKeyConstraint("account", "asset")
+        sa.PrimaryKeyConstraint("account", "asset"),
     )
-    _table("paper_fills",
+    _table(
+        "paper_fills",
         sa.Column("fill_id", sa.String(length=64), nullable=False),
         sa.Column("account", sa.String(length=64), nullable=False),
         sa.Column("client_order_id", sa.String(length=64), nullable=False),
@@ -129,11 +137,12 @@ def upgrade() -> None:
         sa.Column("fee", sa.Float(), nullable=False),
         sa.Column("fee_currency", sa.String(length=16), nullable=True),
         sa.Column("ts", sa.String(length=40), nullable=False),
-        sa.PrimaryKeyConstraint("fill_id")
+        sa.PrimaryKeyConstraint("fill_id"),
     )
     _index("ix_paper_fills_account", "paper_fills", ["account"])
     _index("ix_paper_fills_client_order_id", "paper_fills", ["client_order_id"])
-    _table("paper_orders",
+    _table(
+        "paper_orders",
         sa.Column("account", sa.String(length=64), nullable=False),
         sa.Column("client_order_id", sa.String(length=64), nullable=False),
         sa.Column("broker_order_id", sa.String(length=64), nullable=False),
@@ -151,10 +160,11 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("created_at", sa.String(length=40), nullable=False),
         sa.Column("updated_at", sa.String(length=40), nullable=False),
-        sa.PrimaryKeyConstraint("account", "client_order_id")
+        sa.PrimaryKeyConstraint("account", "client_order_id"),
     )
     _index("ix_paper_orders_open", "paper_orders", ["account", "status", "symbol"])
-    _table("positions",
+    _table(
+        "positions",
         sa.Column("account", sa.String(length=64), nullable=False),
         sa.Column("symbol", sa.String(length=64), nullable=False),
         sa.Column("quantity", sa.Float(), nullable=False),
@@ -163,9 +173,10 @@ def upgrade() -> None:
         sa.Column("take_profit", sa.Float(), nullable=True),
         sa.Column("realized_pnl", sa.Float(), nullable=False),
         sa.Column("updated_at", sa.String(length=40), nullable=False),
-        sa.PrimaryKeyConstraint("account", "symbol")
+        sa.PrimaryKeyConstraint("account", "symbol"),
     )
-    _table("runs",
+    _table(
+        "runs",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("started_at", sa.String(length=40), nullable=False),
         sa.Column("ended_at", sa.String(length=40), nullable=True),
@@ -180,16 +191,18 @@ def upgrade() -> None:
         sa.Column("cycle", sa.Integer(), nullable=False),
         sa.Column("cursor", sa.Integer(), nullable=True),
         sa.Column("message", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("id")
+        sa.PrimaryKeyConstraint("id"),
     )
-    _table("vault_secrets",
+    _table(
+        "vault_secrets",
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("ciphertext", sa.Text(), nullable=False),
         sa.Column("updated_at", sa.String(length=40), nullable=False),
         sa.Column("expires_at", sa.String(length=40), nullable=True),
-        sa.PrimaryKeyConstraint("name")
+        sa.PrimaryKeyConstraint("name"),
     )
-    _table("checks",
+    _table(
+        "checks",
         sa.Column("run_id", sa.Integer(), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=40), nullable=False),
@@ -197,9 +210,10 @@ def upgrade() -> None:
         sa.Column("message", sa.Text(), nullable=True),
         sa.Column("ts", sa.String(length=40), nullable=False),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"]),
-        sa.PrimaryKeyConstraint("run_id", "seq")
+        sa.PrimaryKeyConstraint("run_id", "seq"),
     )
-    _table("cycles",
+    _table(
+        "cycles",
         sa.Column("run_id", sa.Integer(), nullable=False),
         sa.Column("cycle", sa.Integer(), nullable=False),
         sa.Column("started_at", sa.String(length=40), nullable=False),
@@ -210,9 +224,10 @@ def upgrade() -> None:
         sa.Column("equity", sa.Float(), nullable=True),
         sa.Column("message", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"]),
-        sa.PrimaryKeyConstraint("run_id", "cycle")
+        sa.PrimaryKeyConstraint("run_id", "cycle"),
     )
-    _table("equity",
+    _table(
+        "equity",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("run_id", sa.Integer(), nullable=True),
         sa.Column("cycle", sa.Integer(), nullable=True),
@@ -224,10 +239,11 @@ def upgrade() -> None:
         sa.Column("equity", sa.Float(), nullable=True),
         sa.Column("day_start_equity", sa.Float(), nullable=True),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"]),
-        sa.PrimaryKeyConstraint("id")
+        sa.PrimaryKeyConstraint("id"),
     )
     _index("ix_equity_run_id", "equity", ["run_id"])
-    _table("orders",
+    _table(
+        "orders",
         sa.Column("client_order_id", sa.String(length=64), nullable=False),
         sa.Column("run_id", sa.Integer(), nullable=True),
         sa.Column("cycle", sa.Integer(), nullable=True),
@@ -250,12 +266,13 @@ def upgrade() -> None:
         sa.Column("created_at", sa.String(length=40), nullable=False),
         sa.Column("updated_at", sa.String(length=40), nullable=False),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"]),
-        sa.PrimaryKeyConstraint("client_order_id")
+        sa.PrimaryKeyConstraint("client_order_id"),
     )
     _index("ix_orders_oco_group", "orders", ["oco_group"])
     _index("ix_orders_run_id", "orders", ["run_id"])
     _index("ix_orders_status", "orders", ["status"])
-    _table("signals",
+    _table(
+        "signals",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("run_id", sa.Integer(), nullable=True),
         sa.Column("cycle", sa.Integer(), nullable=True),
@@ -269,10 +286,11 @@ def upgrade() -> None:
         sa.Column("take_profit", sa.Float(), nullable=True),
         sa.Column("price", sa.Float(), nullable=True),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"]),
-        sa.PrimaryKeyConstraint("id")
+        sa.PrimaryKeyConstraint("id"),
     )
     _index("ix_signals_run_id", "signals", ["run_id"])
-    _table("fills",
+    _table(
+        "fills",
         sa.Column("fill_id", sa.String(length=64), nullable=False),
         sa.Column("client_order_id", sa.String(length=64), nullable=True),
         sa.Column("account", sa.String(length=64), nullable=False),
@@ -284,19 +302,21 @@ def upgrade() -> None:
         sa.Column("fee_currency", sa.String(length=16), nullable=True),
         sa.Column("ts", sa.String(length=40), nullable=False),
         sa.ForeignKeyConstraint(["client_order_id"], ["orders.client_order_id"]),
-        sa.PrimaryKeyConstraint("fill_id")
+        sa.PrimaryKeyConstraint("fill_id"),
     )
     _index("ix_fills_client_order_id", "fills", ["client_order_id"])
-    _table("order_events",
+    _table(
+        "order_events",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("client_order_id", sa.String(length=64), nullable=True),
         sa.Column("ts", sa.String(length=40), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("detail", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(["client_order_id"], ["orders.client_order_id"]),
-        sa.PrimaryKeyConstraint("id")
+        sa.PrimaryKeyConstraint("id"),
     )
     _index("ix_order_events_client_order_id", "order_events", ["client_order_id"])
+
 
 def downgrade() -> None:
     """Drop every table (``alembic downgrade base``: all data goes, as the command says)."""
@@ -305,7 +325,23 @@ def downgrade() -> None:
 
 
 _DROP_ORDER = (  # dependants before what they reference
-    "order_events", "fills", "signals", "orders", "equity", "cycles", "checks", "runs", "vault_secrets",
-    "positions", "paper_orders", "paper_fills", "paper_balances", "events", "day_starts", "commands", "cash_book",
-    "broker_order_refs", "adjustments",
+    "order_events",
+    "fills",
+    "signals",
+    "orders",
+    "equity",
+    "cycles",
+    "checks",
+    "runs",
+    "vault_secrets",
+    "positions",
+    "paper_orders",
+    "paper_fills",
+    "paper_balances",
+    "events",
+    "day_starts",
+    "commands",
+    "cash_book",
+    "broker_order_refs",
+    "adjustments",
 )

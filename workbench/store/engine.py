@@ -64,23 +64,24 @@ def _sqlite_settings(engine: Engine, busy_timeout_ms: int) -> None:
         cur.close()
 
 
-def alembic_config() -> Config:
-    """Alembic's configuration, in code: the migrations shipped inside this package."""
+def alembic_config(location: Path = MIGRATIONS_DIR) -> Config:
+    """Alembic's configuration, in code: the migrations shipped inside this package (tests may point
+    ``location`` at a copy with an extra revision)."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(location))
     return cfg
 
 
 @functools.cache
-def _scripts() -> ScriptDirectory:
-    return ScriptDirectory.from_config(alembic_config())
+def _scripts(location: Path) -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config(location))
 
 
-def head_revision() -> str:
+def head_revision(location: Path = MIGRATIONS_DIR) -> str:
     """The newest revision this code ships."""
-    head = _scripts().get_current_head()
+    head = _scripts(location).get_current_head()
     if head is None:
-        raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}: the installed package is incomplete")
+        raise RuntimeError(f"no migrations found in {location}: the installed package is incomplete")
     return head
 
 
@@ -89,35 +90,49 @@ def current_revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine) -> str:
+def upgrade(engine: Engine, location: Path = MIGRATIONS_DIR) -> str:
     """Bring the database to ``head_revision()`` (a no-op costing one query when it is there already);
     returns the revision it is at. A database stamped by a newer workbench is refused, not touched."""
-    head = head_revision()
+    head = head_revision(location)
     with engine.connect() as conn:
         rev = current_revision(conn)
     if rev == head:
         return head
-    _known(rev)
+    _known(rev, location)
+    sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            # The write lock for the whole upgrade: a second process starting now waits (busy_timeout),
-            # then finds the schema current. SQLite's DDL is transactional, so a failure leaves nothing half-done.
+        if sqlite:
+            # SQLite's procedure for schema changes: foreign keys off while a table is rebuilt (a batch
+            # migration drops and re-creates it), checked before commit. Then the write lock for the whole
+            # upgrade: a second process starting now waits (busy_timeout) and finds the schema current.
+            # SQLite's DDL is transactional, so a failure leaves nothing half-done.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-        cfg = alembic_config()
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
-        conn.commit()
+        try:
+            cfg = alembic_config(location)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all() if sqlite else []
+            if broken:
+                raise RuntimeError(
+                    f"the schema migration to {head} breaks foreign keys ({broken[:5]}): nothing was changed"
+                )
+            conn.commit()
+        finally:
+            if sqlite:
+                conn.rollback()  # a no-op after the commit; the pragma below needs no open transaction
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
     return head
 
 
-def _known(rev: str | None) -> None:
+def _known(rev: str | None, location: Path) -> None:
     if rev is None:
         return
     try:
-        _scripts().get_revision(rev)
+        _scripts(location).get_revision(rev)
     except CommandError as e:  # "Can't locate revision identified by ...
         raise ConfigError(
             f"the workbench database is at schema revision {rev!r}, which this workbench does not know "
-            f"(its newest is {head_revision()!r}): it was written by a newer workbench. Upgrade workbench, "
+            f"(its newest is {head_revision(location)!r}): it was written by a newer workbench. Upgrade workbench, "
             "or point store_url at another database."
         ) from e

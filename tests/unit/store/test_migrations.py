@@ -5,6 +5,7 @@ migration fails here), and every connection, whoever opens it, gets WAL and busy
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -18,8 +19,8 @@ from sqlalchemy import Column, Integer, Table, text
 from workbench.brokers.ledger import OrderLedger
 from workbench.errors import ConfigError
 from workbench.security.vault import Vault
-from workbench.store import engine_for, head_revision, metadata
-from workbench.store.engine import current_revision
+from workbench.store import engine_for, head_revision, metadata, upgrade
+from workbench.store.engine import MIGRATIONS_DIR, current_revision
 from workbench.trading.store import Store
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "previous_release.sql"
@@ -216,3 +217,48 @@ def test_processes_starting_at_once_on_a_new_database_migrate_one_after_the_othe
     con = sqlite3.connect(tmp_path / "workbench.db")
     assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(head_revision(),)]
     con.close()
+
+
+_REBUILD_RUNS = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{rev}"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("runs", recreate="always") as batch:  # SQLite: copy, drop, rename
+        batch.add_column(sa.Column("host", sa.String(64)))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("runs", recreate="always") as batch:
+        batch.drop_column("host")
+"""
+
+
+def test_a_later_migration_that_rebuilds_a_referenced_table_keeps_rows_and_foreign_keys(tmp_path):
+    """Future revisions will rebuild tables (SQLite cannot alter most columns in place); ``runs`` is
+    referenced by checks, cycles, signals, orders and equity, so the rebuild must run with foreign
+    keys off and be checked before commit, and every connection must have them on again after."""
+    migrations = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    head = head_revision()
+    nxt = f"{int(head) + 1:04d}"
+    (migrations / "versions" / f"{nxt}_rebuild_runs.py").write_text(_REBUILD_RUNS.format(rev=nxt, down=head))
+    db = tmp_path / "workbench.db"
+    url = _previous_release_db(db)
+    before = _rows(db)
+    engine = engine_for(url, migrate=False)
+    try:
+        assert upgrade(engine, migrations) == nxt
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+            assert "host" in {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(runs)")}
+    finally:
+        engine.dispose()
+    assert _kept(before, _rows(db))

@@ -19,20 +19,13 @@ from pathlib import Path
 
 import pandas as pd
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import Column, MetaData, String, Table, Text, create_engine, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from workbench.errors import ConfigError
+from workbench.store.engine import engine_for
+from workbench.store.schema import vault_secrets as _secrets
 
 __all__ = ["Secret", "Vault", "VaultError", "redact", "secret_env_name", "secret_value", "vault_of"]
-
-_meta = MetaData()
-_secrets = Table(
-    "vault_secrets", _meta,
-    Column("name", String(200), primary_key=True),
-    Column("ciphertext", Text, nullable=False),
-    Column("updated_at", String(40), nullable=False),
-    Column("expires_at", String(40)),
-)  # fmt: skip
 
 
 class VaultError(ConfigError):
@@ -80,7 +73,8 @@ def _key(home: Path) -> bytes:
 
 
 class Vault:
-    """Encrypted name → secret map in the operational store (``settings.store_url``)."""
+    """Encrypted name → secret map in the operational store (``settings.store_url``, table
+    ``vault_secrets`` of ``workbench.store.schema``)."""
 
     def __init__(self, store_url: str, home: Path | str):
         try:
@@ -90,8 +84,7 @@ class Vault:
                 "WORKBENCH_VAULT_KEY (or data/vault.key) is not a valid Fernet key: generate one with "
                 "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
             ) from e
-        self._engine = create_engine(store_url)
-        _meta.create_all(self._engine)
+        self._engine = engine_for(store_url)
 
     @classmethod
     def for_settings(cls, settings) -> Vault:

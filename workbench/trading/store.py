@@ -3,59 +3,46 @@ log and the command queue — the only thing the live process and the dashboard 
 
 SQLAlchemy Core on SQLite in WAL mode (readers never block the live writer; ``busy_timeout`` lets two
 writers queue instead of failing), and the same statements on PostgreSQL by URL: the only
-SQLite-specific SQL is the pragmas set on connect. Times are stored as UTC ISO-8601 strings of one
-fixed format, so they sort as text on every backend and read back unambiguously.
+SQLite-specific SQL is the pragmas set on connect. The tables are defined in ``workbench.store.schema``
+(with their migrations) and the engine comes from ``workbench.store.engine``; this module holds the queries.
+Times are stored as UTC ISO-8601 strings of one fixed format (``iso``), so they sort as text on every
+backend and read back unambiguously.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import (
-    Boolean,
-    Column,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    and_,
-    create_engine,
-    event,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Engine
+
+from workbench.store.engine import DEFAULT_BUSY_TIMEOUT_MS, engine_for, upgrade
+from workbench.store.schema import (
+    adjustments,
+    cash_book,
+    checks,
+    commands,
+    cycles,
+    day_starts,
+    equity,
+    events,
+    fills,
+    iso,
+    order_events,
+    orders,
+    positions,
+    runs,
+    signals,
+    utcnow,
+)
 
 __all__ = ["RUN_STATUSES", "COMMANDS", "Store", "iso", "utcnow"]
 
 RUN_STATUSES = ("RUNNING", "STOPPED", "FAILED", "EMERGENCY_STOPPED")
 COMMANDS = ("stop", "emergency_stop")
-_ISO = "%Y-%m-%dT%H:%M:%S.%f+00:00"
-
-
-def utcnow() -> pd.Timestamp:
-    return pd.Timestamp.now(tz="UTC")
-
-
-def iso(ts: Any) -> str | None:
-    """One text form for every time: UTC, microseconds, explicit offset (sorts as text)."""
-    if ts is None or (isinstance(ts, float) and math.isnan(ts)):
-        return None
-    t = pd.Timestamp(ts)
-    if t is pd.NaT:
-        return None
-    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    return t.strftime(_ISO)
 
 
 def _f(x: Any) -> float | None:
@@ -66,261 +53,34 @@ def _f(x: Any) -> float | None:
     return None if math.isnan(x) else x
 
 
-_meta = MetaData()
-
-runs = Table(
-    "runs", _meta,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("started_at", String(40), nullable=False),
-    Column("ended_at", String(40)),
-    Column("status", String(20), nullable=False),
-    Column("broker", String(64), nullable=False),
-    Column("environment", String(16), nullable=False),
-    Column("account", String(64)),
-    Column("model_ref", String(200)),
-    Column("interval_s", Float),
-    Column("pid", Integer),
-    Column("heartbeat_at", String(40)),
-    Column("cycle", Integer, nullable=False, default=0),
-    Column("cursor", Integer),  # replay position: a restart continues from here
-    Column("message", Text),
-)
-checks = Table(
-    "checks", _meta,
-    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
-    Column("seq", Integer, primary_key=True),
-    Column("name", String(40), nullable=False),
-    Column("ok", Boolean, nullable=False),
-    Column("message", Text),
-    Column("ts", String(40), nullable=False),
-)
-cycles = Table(
-    "cycles", _meta,
-    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
-    Column("cycle", Integer, primary_key=True),
-    Column("started_at", String(40), nullable=False),
-    Column("finished_at", String(40)),
-    Column("bar_ts", String(40)),
-    Column("n_signals", Integer),
-    Column("n_orders", Integer),
-    Column("equity", Float),
-    Column("message", Text),
-)
-signals = Table(
-    "signals", _meta,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", Integer, ForeignKey("runs.id"), index=True),
-    Column("cycle", Integer),
-    Column("bar_ts", String(40)),
-    Column("symbol", String(64)),
-    Column("signal", String(8)),
-    Column("strength", Float),
-    Column("confidence", Float),
-    Column("target_price", Float),
-    Column("stop_loss", Float),
-    Column("take_profit", Float),
-    Column("price", Float),
-)
-orders = Table(
-    "orders", _meta,
-    Column("client_order_id", String(64), primary_key=True),
-    Column("run_id", Integer, ForeignKey("runs.id"), index=True),
-    Column("cycle", Integer),
-    Column("account", String(64), nullable=False),
-    Column("symbol", String(64), nullable=False),
-    Column("side", String(4), nullable=False),
-    Column("type", String(8), nullable=False),
-    Column("quantity", Float, nullable=False),
-    Column("limit_price", Float),
-    Column("status", String(20), nullable=False, index=True),
-    Column("broker_order_id", String(64)),
-    Column("filled_quantity", Float, nullable=False, default=0.0),
-    Column("average_price", Float),
-    Column("fee", Float, nullable=False, default=0.0),
-    Column("reason", Text),
-    Column("stop_loss", Float),
-    Column("take_profit", Float),
-    Column("stop_price", Float),  # a stop_loss order's trigger
-    Column("oco_group", String(64), index=True),  # exit pairs: a fill of one cancels the other
-    Column("created_at", String(40), nullable=False),
-    Column("updated_at", String(40), nullable=False),
-)
-order_events = Table(
-    "order_events", _meta,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("client_order_id", String(64), ForeignKey("orders.client_order_id"), index=True),
-    Column("ts", String(40), nullable=False),
-    Column("status", String(20), nullable=False),
-    Column("detail", Text),
-)
-fills = Table(
-    "fills", _meta,
-    Column("fill_id", String(64), primary_key=True),
-    Column("client_order_id", String(64), ForeignKey("orders.client_order_id"), index=True),
-    Column("account", String(64), nullable=False),
-    Column("symbol", String(64), nullable=False),
-    Column("side", String(4), nullable=False),
-    Column("quantity", Float, nullable=False),
-    Column("price", Float, nullable=False),
-    Column("fee", Float, nullable=False),
-    Column("fee_currency", String(16)),
-    Column("ts", String(40), nullable=False),
-)
-positions = Table(
-    "positions", _meta,
-    Column("account", String(64), primary_key=True),
-    Column("symbol", String(64), primary_key=True),
-    Column("quantity", Float, nullable=False),
-    Column("average_price", Float),
-    Column("stop_loss", Float),
-    Column("take_profit", Float),
-    Column("realized_pnl", Float, nullable=False, default=0.0),
-    Column("updated_at", String(40), nullable=False),
-)
-equity = Table(
-    "equity", _meta,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", Integer, ForeignKey("runs.id"), index=True),
-    Column("cycle", Integer),
-    Column("account", String(64)),
-    Column("ts", String(40), nullable=False),
-    Column("bar_ts", String(40)),
-    Column("cash", Float),
-    Column("positions_value", Float),
-    Column("equity", Float),
-    Column("day_start_equity", Float),
-)
-day_starts = Table(  # day_start_equity per account and (feed-clock) day, so a restart keeps it
-    "day_starts", _meta,
-    Column("account", String(64), primary_key=True),
-    Column("day", String(10), primary_key=True),
-    Column("equity", Float, nullable=False),
-)
-events = Table(
-    "events", _meta,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("ts", String(40), nullable=False),
-    Column("run_id", Integer, index=True),
-    Column("level", String(8), nullable=False),
-    Column("kind", String(40), nullable=False),
-    Column("message", Text),
-)
-commands = Table(
-    "commands", _meta,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("ts", String(40), nullable=False),
-    Column("run_id", Integer),
-    Column("command", String(20), nullable=False),
-    Column("consumed_at", String(40)),
-)
-# The paper "exchange": its own books, so simulated state survives restarts like a venue's would.
-paper_balances = Table(
-    "paper_balances", _meta,
-    Column("account", String(64), primary_key=True),
-    Column("asset", String(64), primary_key=True),  # a currency (cash) or a traded symbol (holding)
-    Column("total", Float, nullable=False),
-    Column("kind", String(8), nullable=False, default="holding"),  # "cash" | "holding"
-)
-paper_orders = Table(
-    "paper_orders", _meta,
-    Column("account", String(64), primary_key=True),
-    Column("client_order_id", String(64), primary_key=True),
-    Column("broker_order_id", String(64), nullable=False),
-    Column("symbol", String(64), nullable=False),
-    Column("side", String(4), nullable=False),
-    Column("type", String(8), nullable=False),
-    Column("quantity", Float, nullable=False),
-    Column("limit_price", Float),
-    Column("stop_price", Float),
-    Column("oco_group", String(64)),
-    Column("status", String(20), nullable=False),
-    Column("filled_quantity", Float, nullable=False, default=0.0),
-    Column("average_price", Float),
-    Column("fee", Float, nullable=False, default=0.0),
-    Column("reason", Text),
-    Column("created_at", String(40), nullable=False),
-    Column("updated_at", String(40), nullable=False),
-    Index("ix_paper_orders_open", "account", "status", "symbol"),
-)
-paper_fills = Table(
-    "paper_fills", _meta,
-    Column("fill_id", String(64), primary_key=True),
-    Column("account", String(64), nullable=False, index=True),
-    Column("client_order_id", String(64), nullable=False, index=True),
-    Column("symbol", String(64), nullable=False),
-    Column("side", String(4), nullable=False),
-    Column("quantity", Float, nullable=False),
-    Column("price", Float, nullable=False),
-    Column("fee", Float, nullable=False),
-    Column("fee_currency", String(16)),
-    Column("ts", String(40), nullable=False),
-)
-
-# The local cash book: what the account should hold per currency by our own records (synced from the
-# broker, moved by every booked fill), so a difference with the broker is seen, not papered over.
-cash_book = Table(
-    "cash_book", _meta,
-    Column("account", String(64), primary_key=True),
-    Column("currency", String(16), primary_key=True),
-    Column("total", Float, nullable=False),
-    Column("updated_at", String(40), nullable=False),
-)
-# Explicit adjusting records: every time sync brings the local book to the broker's numbers.
-adjustments = Table(
-    "adjustments", _meta,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("ts", String(40), nullable=False),
-    Column("run_id", Integer, index=True),
-    Column("account", String(64), nullable=False, index=True),
-    Column("kind", String(16), nullable=False),  # "position" | "cash"
-    Column("key", String(64), nullable=False),  # symbol or currency
-    Column("local", Float, nullable=False),
-    Column("broker", Float, nullable=False),
-    Column("delta", Float, nullable=False),
-    Column("reason", Text),
-)
-
 _TIME_COLUMNS = {"ts", "bar_ts", "started_at", "ended_at", "finished_at", "heartbeat_at", "created_at", "updated_at", "consumed_at"}
 
 
 class _Tables:
-    """Table objects by name, for modules (orders, paper broker) that write their own rows."""
+    """Table objects by name, for modules that write their own rows (the paper venue's tables are in
+    ``workbench.store.schema`` and its queries in ``workbench.venues.paper.book``)."""
 
     runs, checks, cycles, signals, orders, order_events, fills = runs, checks, cycles, signals, orders, order_events, fills
     positions, equity, day_starts, events, commands = positions, equity, day_starts, events, commands
-    paper_balances, paper_orders, paper_fills = paper_balances, paper_orders, paper_fills
     cash_book, adjustments = cash_book, adjustments
 
 
 class Store:
-    """One database, many processes. Cheap to construct; ``create()`` makes the schema (idempotent)."""
+    """One database, many processes. Construction opens it through ``workbench.store.engine_for``
+    (SQLite settings, schema migrated to the newest revision: one query when it already is)."""
 
     t = _Tables
 
-    def __init__(self, url: str, busy_timeout_ms: int = 10_000):
+    def __init__(self, url: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS):
         self.url = url
-        if url.startswith("sqlite:///"):
-            path = url.removeprefix("sqlite:///")
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url, future=True)
-        if self.engine.dialect.name == "sqlite":
-            timeout = int(busy_timeout_ms)
-
-            @event.listens_for(self.engine, "connect")
-            def _pragmas(dbapi_conn, _record):  # noqa: ANN001
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute(f"PRAGMA busy_timeout={timeout}")
-                cur.execute("PRAGMA foreign_keys=ON")
-                cur.execute("PRAGMA synchronous=NORMAL")
-                cur.close()
+        self.engine: Engine = engine_for(url, busy_timeout_ms=busy_timeout_ms)
 
     def __repr__(self) -> str:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
 
     def create(self) -> "Store":
-        _meta.create_all(self.engine, checkfirst=True)
+        """The schema at the newest revision (construction already did it; kept for callers that say so)."""
+        upgrade(self.engine)
         return self
 
     def dispose(self) -> None:

@@ -7,57 +7,26 @@ moment it learns the venue's reference, so that after a restart ``order_status(c
 still finds a GTT leg or an OCO leg. Regular orders stay findable without it (by tag or by
 Alpaca's ``client_order_id``); the ledger only names them back in listings.
 
-Rows live in the operational store (``settings.store_url``) beside the orders they describe; without
-a store URL they live in memory (tests, one-off scripts).
+Rows live in the operational store (``settings.store_url``, table ``broker_order_refs`` of
+``workbench.store.schema``) beside the orders they describe; without a store URL they live in memory
+(tests, one-off scripts).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    Column,
-    Float,
-    MetaData,
-    String,
-    Table,
-    and_,
-    create_engine,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import and_, insert, select, update
+
+from workbench.store.engine import engine_for
+from workbench.store.schema import broker_order_refs as _rows
 
 __all__ = ["OrderLedger"]
 
-_meta = MetaData()
-_rows = Table(
-    "broker_order_refs", _meta,
-    Column("venue", String(40), primary_key=True),
-    Column("account", String(100), primary_key=True),
-    Column("client_order_id", String(128), primary_key=True),
-    Column("kind", String(16), nullable=False),  # order | gtt | oco
-    Column("ref", String(64)),  # venue order id / GTT trigger id / OCO parent order id
-    Column("tag", String(64), index=True),
-    Column("leg", String(16)),  # gtt: "0"/"1"; oco: "parent"/"stop"; order: None
-    Column("state", String(16)),  # set when our side of the venue object was withdrawn (a GTT leg)
-    Column("oco_group", String(128)),
-    Column("symbol", String(64)),
-    Column("side", String(4)),
-    Column("type", String(16)),
-    Column("quantity", Float),
-    Column("limit_price", Float),
-    Column("stop_price", Float),
-)  # fmt: skip
 _FIELDS = [c.name for c in _rows.columns if c.name not in ("venue", "account", "client_order_id")]
 
 
 class OrderLedger:
     def __init__(self, store_url: str | None, venue: str, account: str):
-        if store_url:
-            self._engine = create_engine(store_url)
-        else:
-            self._engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
-        _meta.create_all(self._engine)
+        self._engine = engine_for(store_url or "sqlite://")  # no store: a private in-memory database
         self.venue, self.account = venue, account
 
     def _key(self, cid: str | None = None):

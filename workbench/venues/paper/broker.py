@@ -1,10 +1,10 @@
 """The paper broker: a simulated venue, a first-class adapter (not a mock) that the loop cannot tell
 from a real one.
 
-Why its books live in the store's ``paper_*`` tables: a venue remembers balances and orders across
-our restarts, so crash-recovery code is exercised against paper exactly as it will be against a
-real exchange. Prices come only from the bars the loop feeds through ``on_bar`` — the simulation
-never looks ahead.
+Why its books live in the store's ``paper_*`` tables (read and written by ``PaperBook`` in
+``workbench.venues.paper.book``): a venue remembers balances and orders across our restarts, so
+crash-recovery code is exercised against paper exactly as it will be against a real exchange. Prices
+come only from the bars the loop feeds through ``on_bar`` — the simulation never looks ahead.
 
 How it fills, and why:
 - market orders fill at once at last ± slippage; limit orders rest and fill when a bar crosses them;
@@ -28,7 +28,6 @@ from collections.abc import Mapping
 from typing import Literal
 
 import pandas as pd
-from sqlalchemy import and_, insert, select, update
 
 from workbench.venues.base import (
     FINAL_STATUSES,
@@ -44,12 +43,13 @@ from workbench.venues.base import (
     floor_to_lot,
     grid_error,
 )
-from workbench.trading.store import Store, iso, utcnow
+from workbench.store.schema import iso, utcnow
+from workbench.venues.paper.book import OPEN_STATUSES as _OPEN
+from workbench.venues.paper.book import HasEngine, PaperBook
 
 __all__ = ["PaperBroker", "make_broker"]
 
 _EPS = 1e-9
-_OPEN = ("SUBMITTED", "PARTIALLY_FILLED")
 
 
 def _clean(q: Quote) -> Quote | None:
@@ -69,7 +69,7 @@ class PaperBroker:
 
     def __init__(
         self,
-        store: Store,
+        store: HasEngine,
         account: str = "paper",
         currency: str = "USD",
         starting_cash: float | Mapping[str, float] = 100_000.0,
@@ -92,14 +92,8 @@ class PaperBroker:
         self._markets = dict(markets) if markets is not None else None
         self._quotes: dict[str, Quote] = {}
         self._used: dict[str, float] = {}  # volume already taken from the current bar, per symbol
-        self._t = store.t
-        store.create()
-        b = self._t.paper_balances
-        with store.begin() as c:
-            for ccy, amount in cash.items():
-                key = and_(b.c.account == account, b.c.asset == ccy)
-                if c.execute(select(b.c.total).where(key)).first() is None:
-                    c.execute(insert(b).values(account=account, asset=ccy, total=float(amount), kind="cash"))
+        self.book = PaperBook(store.engine, account)
+        self.book.open_account(cash)
 
     # ---- protocol: status and reference data ----------------------------------------------------
     @property
@@ -134,10 +128,7 @@ class PaperBroker:
         return {k: Balance(k, free=v - reserved.get(k, 0.0), total=v) for k, v in cash.items()}
 
     def positions(self) -> dict[str, float]:
-        t = self._t.paper_balances
-        with self.store.engine.connect() as c:
-            rows = c.execute(select(t.c.asset, t.c.total).where(and_(t.c.account == self.account, t.c.kind != "cash"))).all()
-        return {a: float(q) for a, q in rows if abs(q) > _EPS}
+        return self.book.holdings()
 
     def quotes(self, symbols: list[str]) -> dict[str, Quote]:
         return {s: self._quotes[s] for s in symbols if s in self._quotes}
@@ -152,30 +143,28 @@ class PaperBroker:
         reason = self._validate(order)
         now = iso(utcnow())
         base = dict(
-            account=self.account, client_order_id=order.client_order_id, broker_order_id=self._broker_id(order.client_order_id),
+            client_order_id=order.client_order_id, broker_order_id=self._broker_id(order.client_order_id),
             symbol=order.symbol, side=order.side, type=order.type, quantity=float(order.quantity),
             limit_price=order.limit_price, stop_price=order.stop_price, oco_group=order.oco_group,
             filled_quantity=0.0, fee=0.0, created_at=now, updated_at=now,
         )
         if reason is not None:
             code, message = reason
-            with self.store.begin() as c:
-                c.execute(insert(self._t.paper_orders).values(**base, status="REJECTED", reason=f"{code}: {message}"))
+            with self.book.begin() as c:
+                self.book.insert_order(c, **base, status="REJECTED", reason=f"{code}: {message}")
             raise OrderRejected(code, message)
-        with self.store.begin() as c:
-            c.execute(insert(self._t.paper_orders).values(**base, status="SUBMITTED"))
+        with self.book.begin() as c:
+            self.book.insert_order(c, **base, status="SUBMITTED")
             quote = self._quotes[order.symbol]
             price = self._marketable_price(order, quote)
             if price is not None:
-                row = c.execute(self._select(order.client_order_id)).mappings().first()
-                self._fill(c, dict(row), float(order.quantity), price)
+                self._fill(c, self.book.order(order.client_order_id, c), float(order.quantity), price)
         return self.order_status(order.client_order_id)
 
     def cancel(self, client_order_id: str) -> BrokerOrder:
         row = self._require(client_order_id)
         if row["status"] not in FINAL_STATUSES:
-            with self.store.begin() as c:
-                c.execute(self._update(client_order_id).values(status="CANCELLED", updated_at=iso(utcnow())))
+            self.book.set_status(client_order_id, "CANCELLED")
             row = self._require(client_order_id)
         return self._to_order(row)
 
@@ -190,14 +179,7 @@ class PaperBroker:
         return self.fills(client_order_id=client_order_id)
 
     def fills(self, since: pd.Timestamp | None = None, client_order_id: str | None = None) -> list[Fill]:
-        t = self._t.paper_fills
-        stmt = select(t).where(t.c.account == self.account)
-        if since is not None:
-            stmt = stmt.where(t.c.ts >= iso(since))
-        if client_order_id is not None:
-            stmt = stmt.where(t.c.client_order_id == client_order_id)
-        with self.store.engine.connect() as c:
-            rows = c.execute(stmt.order_by(t.c.ts, t.c.fill_id)).mappings().all()
+        rows = self.book.fills(since=since, client_order_id=client_order_id)
         return [
             Fill(r["fill_id"], r["client_order_id"], r["symbol"], r["side"], r["quantity"], r["price"], r["fee"], r["fee_currency"], pd.Timestamp(r["ts"]))
             for r in rows
@@ -217,11 +199,10 @@ class PaperBroker:
         rows = sorted((r for r in self._open_rows() if r["symbol"] in quotes), key=lambda r: (rank.get(r["type"], 9), r["created_at"]))
         filled: list[str] = []
         for r in rows:
-            with self.store.begin() as c:
-                row = c.execute(self._select(r["client_order_id"])).mappings().first()
+            with self.book.begin() as c:
+                row = self.book.order(r["client_order_id"], c)
                 if row is None or row["status"] not in _OPEN:  # an OCO sibling filled earlier in this bar
                     continue
-                row = dict(row)
                 price = self._trigger_price(row, quotes[row["symbol"]])
                 if price is None:
                     continue
@@ -316,7 +297,6 @@ class PaperBroker:
         """Fill up to ``wanted`` of an order at ``price``, capped by the bar's volume (and, for buys, by
         the cash at hand), booked atomically: order, cash, holding, fill row; an OCO fill cancels its
         siblings. Returns the quantity filled (0 when the bar has no volume left)."""
-        t = self._t.paper_orders
         cid, symbol, side = row["client_order_id"], row["symbol"], row["side"]
         market = self.market(symbol)
         lot = market.lot_size if market is not None else 0.0
@@ -339,55 +319,28 @@ class PaperBroker:
         status = "FILLED" if filled1 >= float(row["quantity"]) - _EPS else "PARTIALLY_FILLED"
         now = iso(utcnow())
         c.execute(
-            self._update(cid).values(
+            self.book.update_order(cid).values(
                 status=status, filled_quantity=filled1, average_price=(filled0 * avg0 + notional) / filled1,
                 fee=float(row["fee"]) + fee, updated_at=now,
             )
         )
-        self._add_balance(c, ccy, -sign * notional - fee, "cash")
-        self._add_balance(c, symbol, sign * qty, "holding")
-        n = c.execute(select(self._t.paper_fills.c.fill_id).where(self._t.paper_fills.c.client_order_id == cid)).all()
-        c.execute(
-            insert(self._t.paper_fills).values(
-                fill_id=f"{self._broker_id(cid)}-{len(n) + 1}", account=self.account, client_order_id=cid, symbol=symbol,
-                side=side, quantity=qty, price=price, fee=fee, fee_currency=ccy, ts=now,
-            )
+        self.book.add_balance(c, ccy, -sign * notional - fee, "cash")
+        self.book.add_balance(c, symbol, sign * qty, "holding")
+        n = self.book.fill_count(c, cid)
+        self.book.insert_fill(
+            c, fill_id=f"{self._broker_id(cid)}-{n + 1}", client_order_id=cid, symbol=symbol,
+            side=side, quantity=qty, price=price, fee=fee, fee_currency=ccy, ts=now,
         )
         if row.get("oco_group"):
-            c.execute(
-                update(t)
-                .where(and_(t.c.account == self.account, t.c.oco_group == row["oco_group"], t.c.client_order_id != cid, t.c.status.in_(_OPEN)))
-                .values(status="CANCELLED", reason=f"oco: {cid} filled", updated_at=now)
-            )
+            self.book.cancel_oco_siblings(c, row["oco_group"], cid, now)
         return qty
-
-    def _add_balance(self, c, asset: str, delta: float, kind: str) -> None:
-        b = self._t.paper_balances
-        key = and_(b.c.account == self.account, b.c.asset == asset)
-        cur = c.execute(select(b.c.total).where(key)).first()
-        if cur is None:
-            c.execute(insert(b).values(account=self.account, asset=asset, total=delta, kind=kind))
-        else:
-            value = float(cur[0]) + delta
-            dust = _EPS + 1e-12 * abs(float(cur[0]))  # selling a whole holding leaves exactly zero
-            c.execute(update(b).where(key).values(total=0.0 if abs(value) < dust else value))
 
     # ---- rows -----------------------------------------------------------------------------------
     def _broker_id(self, cid: str) -> str:
         return "P" + hashlib.sha1(f"{self.account}|{cid}".encode()).hexdigest()[:15]
 
-    def _select(self, cid: str):
-        t = self._t.paper_orders
-        return select(t).where(and_(t.c.account == self.account, t.c.client_order_id == cid))
-
-    def _update(self, cid: str):
-        t = self._t.paper_orders
-        return update(t).where(and_(t.c.account == self.account, t.c.client_order_id == cid))
-
     def _row(self, cid: str) -> dict | None:
-        with self.store.engine.connect() as c:
-            r = c.execute(self._select(cid)).mappings().first()
-        return dict(r) if r is not None else None
+        return self.book.order(cid)
 
     def _require(self, cid: str) -> dict:
         row = self._row(cid)
@@ -396,28 +349,13 @@ class PaperBroker:
         return row
 
     def _open_rows(self, side: str | None = None, symbol: str | None = None) -> list[dict]:
-        t = self._t.paper_orders
-        stmt = select(t).where(and_(t.c.account == self.account, t.c.status.in_(_OPEN)))
-        if side is not None:
-            stmt = stmt.where(t.c.side == side)
-        if symbol is not None:
-            stmt = stmt.where(t.c.symbol == symbol)
-        with self.store.engine.connect() as c:
-            return [dict(r) for r in c.execute(stmt.order_by(t.c.created_at)).mappings().all()]
+        return self.book.open_orders(side=side, symbol=symbol)
 
     def _cash_all(self, conn=None) -> dict[str, float]:
-        b = self._t.paper_balances
-        stmt = select(b.c.asset, b.c.total).where(and_(b.c.account == self.account, b.c.kind == "cash"))
-        if conn is not None:
-            return {a: float(v) for a, v in conn.execute(stmt).all()}
-        with self.store.engine.connect() as c:
-            return {a: float(v) for a, v in c.execute(stmt).all()}
+        return self.book.cash(conn)
 
     def _holding(self, symbol: str) -> float:
-        b = self._t.paper_balances
-        with self.store.engine.connect() as c:
-            v = c.execute(select(b.c.total).where(and_(b.c.account == self.account, b.c.asset == symbol, b.c.kind != "cash"))).scalar()
-        return float(v or 0.0)
+        return self.book.holding(symbol)
 
     def _cash(self) -> float:
         return self._cash_all().get(self.currency, 0.0)

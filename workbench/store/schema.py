@@ -5,7 +5,7 @@ Why one module: a table change is one edit here plus one Alembic migration besid
 (``workbench/store/migrations/versions``, written by ``python -m workbench.store revision "what changed"``
 and read before committing); ``tests/unit/store`` fails when the two disagree.
 The modules that query these tables (``workbench.trading.store``, ``workbench.venues.paper.book``,
-``workbench.brokers.ledger``, ``workbench.security.vault``) import them from here and create none.
+``workbench.venues.ledger``, ``workbench.security.vault``) import them from here and create none.
 
 Times are stored as UTC ISO-8601 strings of one fixed format (``iso``), so they sort as text on
 every backend and read back unambiguously.
@@ -294,7 +294,7 @@ adjustments = Table(
 )
 
 
-# The order ledger (workbench.brokers.ledger): venue references for our client order ids.
+# The order ledger (workbench.venues.ledger): venue references for our client order ids.
 broker_order_refs = Table(
     "broker_order_refs", metadata,
     Column("venue", String(40), primary_key=True),

@@ -16,7 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Integer, Table, text
 
-from workbench.brokers.ledger import OrderLedger
+from workbench.venues.ledger import OrderLedger
 from workbench.errors import ConfigError
 from workbench.security.vault import Vault
 from workbench.store import engine_for, head_revision, metadata, upgrade
@@ -185,7 +185,7 @@ def _pragmas(conn) -> tuple:
 def test_every_connection_gets_wal_and_busy_timeout(tmp_path):
     url = f"sqlite:///{tmp_path / 'workbench.db'}"
     store, ledger, vault = Store(url), OrderLedger(url, "kite", "acct"), Vault(url, tmp_path)
-    from workbench.brokers.paper import PaperBroker
+    from workbench.venues.paper.broker import PaperBroker
 
     book = PaperBroker(store).book
     engines = {"store": store.engine, "ledger": ledger._engine, "vault": vault._engine, "paper": book.engine}

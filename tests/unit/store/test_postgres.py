@@ -19,8 +19,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-from workbench.brokers.ledger import OrderLedger
-from workbench.brokers.paper import PaperBroker
+from workbench.venues.ledger import OrderLedger
+from workbench.venues.paper.broker import PaperBroker
 from workbench.security.vault import Vault
 from workbench.store import head_revision, metadata
 from workbench.trading.store import Store

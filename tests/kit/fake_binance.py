@@ -341,6 +341,11 @@ class FakeBinance:
         body = {"code": code, "msg": UNKNOWN_STATUS[code]}
         self._fault(times, method, path, kind="lose" if accepted else "fail", status=status, body=body)
 
+    def faults_left(self) -> int:
+        """Injected faults not yet consumed by a request (a test asserts its faults were hit)."""
+        with self._lock:
+            return len(self._faults)
+
     def _fault(self, times: int, method: str | None, path: str | None, **fault) -> None:
         with self._lock:
             self._faults += [dict(fault, method=method.upper() if method else None, path=path)] * times

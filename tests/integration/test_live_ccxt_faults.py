@@ -1,0 +1,82 @@
+"""A live run on FakeBinance through Binance's "execution status unknown" answers (-1000, -1001,
+-1006) and a lost order answer: the run goes on, every order exists once at the venue, and the book
+equals the venue. Before the one retry layer, one -1001 ended the run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.integration.test_live_ccxt import SYMBOLS, usdt_panel
+from tests.kit.fake_binance import FakeBinance
+from tests.kit.models import MomentumEngine
+from tests.kit.venue import VenueFollowsTheFeed
+from workbench.config import load_settings
+from workbench.security.vault import Vault
+from workbench.trading.feeds import ReplayFeed
+from workbench.trading.runner import run_live
+from workbench.trading.store import Store
+
+
+class FaultsAtCycle(VenueFollowsTheFeed):
+    """Arms the fake venue's faults at the start of the given cycles (after the bar moved the book)."""
+
+    def __init__(self, feed, fake: FakeBinance, at: dict[int, list[Callable[[], None]]]):
+        super().__init__(feed, fake)
+        self.at, self.n = at, 0
+
+    def next(self):
+        tick = super().next()
+        self.n += 1
+        for arm in self.at.get(self.n, []):
+            arm()
+        return tick
+
+
+@pytest.fixture
+def venue():
+    with FakeBinance(symbols=("BTC/USDT",)) as fake:
+        panel = usdt_panel()
+        for sym in SYMBOLS:
+            fake.add_market(sym, step="0.001", tick="0.01", min_notional="10", price=float(panel.close[sym].iloc[-6]))
+        fake.set_balance("USDT", 50_000.0)
+        yield fake, panel
+
+
+def test_unknown_execution_status_answers_neither_end_the_run_nor_duplicate_an_order(tmp_path, venue, monkeypatch):
+    fake, panel = venue
+    monkeypatch.delenv("WORKBENCH_CCXT_BINANCE_API_KEY", raising=False)
+    s = load_settings(tmp_path / "home", broker={"default": "ccxt:binance", "ccxt_urls": {"binance": fake.ccxt_config()["urls"]},
+                                                 "timeout_s": 5.0})  # fmt: skip
+    s.ensure_dirs()
+    vault = Vault.for_settings(s)
+    vault.put("ccxt:binance/api_key", fake.api_key)
+    vault.put("ccxt:binance/secret", fake.secret)
+    post = dict(method="POST", path="/api/v3/order")
+    at = {
+        1: [lambda: fake.unknown_next(-1001, accepted=True, **post),  # the first entry is taken, the answer is -1001
+            lambda: fake.unknown_next(-1001, accepted=False, **post),  # the next one is not taken
+            lambda: fake.lose_next(503, **post)],  # and one more is taken with its answer lost
+        2: [lambda: fake.unknown_next(-1000, accepted=False, method="GET", path="/api/v3/account"),  # the cycle's venue check
+            lambda: fake.unknown_next(-1006, accepted=False, method="GET", path="/api/v3/openOrders")],  # refreshing open orders
+    }  # fmt: skip
+    feed = FaultsAtCycle(ReplayFeed.from_panel(panel, warmup_bars=40, replay_bars=5), fake, at)
+    rid = run_live(s, engine=MomentumEngine(lookback=10, gain=3.0), feed=feed, interval_s=0.0, cycles=3)
+
+    store = Store(s.store_url)
+    run = store.run(rid)
+    assert run["status"] == "STOPPED" and run["cycle"] == 3, run["message"]
+    assert fake.faults_left() == 0  # every fault was met
+    orders = store.orders(rid)
+    buys = orders[orders["side"] == "buy"]
+    assert len(buys) >= 3 and (buys["status"] == "FILLED").all(), buys[["client_order_id", "status", "reason"]]
+    venue_orders = [o for sym in SYMBOLS for o in fake.orders(sym)]
+    entries = [o["clientOrderId"] for o in venue_orders if o["side"] == "BUY"]
+    assert sorted(entries) == sorted(buys["client_order_id"])  # each entry exactly once at the venue
+    live_ids = [o["clientOrderId"] for o in venue_orders if o["status"] not in ("CANCELED", "EXPIRED")]
+    assert len(live_ids) == len(set(live_ids))
+    book = store.positions(run["account"]).set_index("symbol")["quantity"]
+    for sym in SYMBOLS:
+        assert float(book.get(sym, 0.0)) == pytest.approx(sum(fake.balance(sym.split("/")[0])), abs=1e-9), sym
+    assert store.events(rid, kind="reconcile").empty

@@ -47,20 +47,26 @@ def venue():
 def test_unknown_execution_status_answers_neither_end_the_run_nor_duplicate_an_order(tmp_path, venue, monkeypatch):
     fake, panel = venue
     monkeypatch.delenv("WORKBENCH_CCXT_BINANCE_API_KEY", raising=False)
-    s = load_settings(tmp_path / "home", broker={"default": "ccxt:binance", "ccxt_urls": {"binance": fake.ccxt_config()["urls"]},
-                                                 "timeout_s": 5.0})  # fmt: skip
+    urls = fake.ccxt_config()["urls"]
+    s = load_settings(
+        tmp_path / "home", broker={"default": "ccxt:binance", "ccxt_urls": {"binance": urls}, "timeout_s": 5.0}
+    )
     s.ensure_dirs()
     vault = Vault.for_settings(s)
     vault.put("ccxt:binance/api_key", fake.api_key)
     vault.put("ccxt:binance/secret", fake.secret)
-    post = dict(method="POST", path="/api/v3/order")
+    post = {"method": "POST", "path": "/api/v3/order"}
     at = {
-        1: [lambda: fake.unknown_next(-1001, accepted=True, **post),  # the first entry is taken, the answer is -1001
+        1: [
+            lambda: fake.unknown_next(-1001, accepted=True, **post),  # the first entry is taken, the answer is -1001
             lambda: fake.unknown_next(-1001, accepted=False, **post),  # the next one is not taken
-            lambda: fake.lose_next(503, **post)],  # and one more is taken with its answer lost
-        2: [lambda: fake.unknown_next(-1000, accepted=False, method="GET", path="/api/v3/account"),  # the cycle's venue check
-            lambda: fake.unknown_next(-1006, accepted=False, method="GET", path="/api/v3/openOrders")],  # refreshing open orders
-    }  # fmt: skip
+            lambda: fake.lose_next(503, **post),  # and one more is taken with its answer lost
+        ],
+        2: [
+            lambda: fake.unknown_next(-1000, accepted=False, method="GET", path="/api/v3/account"),  # the venue check
+            lambda: fake.unknown_next(-1006, accepted=False, method="GET", path="/api/v3/openOrders"),  # open orders
+        ],
+    }
     feed = FaultsAtCycle(ReplayFeed.from_panel(panel, warmup_bars=40, replay_bars=5), fake, at)
     rid = run_live(s, engine=MomentumEngine(lookback=10, gain=3.0), feed=feed, interval_s=0.0, cycles=3)
 

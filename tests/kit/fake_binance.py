@@ -333,8 +333,10 @@ class FakeBinance:
         the answer is an HTTP ``status`` with no body: "accepted, but the response was lost"."""
         self._fault(times, method, path, kind="lose", status=status)
 
-    def unknown_next(self, code: int = -1001, *, accepted: bool, times: int = 1, status: int = 500, method: str | None = None,
-                     path: str | None = None) -> None:  # fmt: skip
+    def unknown_next(
+        self, code: int = -1001, *, accepted: bool, times: int = 1, status: int = 500, method: str | None = None,
+        path: str | None = None,
+    ) -> None:
         """The next ``times`` matching requests answer HTTP ``status`` with Binance's "execution status
         unknown" error ``code`` (-1000, -1001 or -1006, see ``UNKNOWN_STATUS``): with ``accepted`` the
         request was processed first (an order is stored and may fill), without it nothing happened."""

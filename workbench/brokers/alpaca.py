@@ -158,7 +158,8 @@ class AlpacaBroker:
 
     # ---- plumbing -----------------------------------------------------------------------------------
     def _call(self, what: str, fn, *args, **kw):
-        return retry_call(lambda: fn(*args, **kw), policy=self.retry, venue=self.name, what=what, translate=lambda e: _translate(e, what))
+        translate = lambda e: _translate(e, what)
+        return retry_call(lambda: fn(*args, **kw), policy=self.retry, venue=self.name, what=what, translate=translate)
 
     @staticmethod
     def _ticker(symbol: str) -> str:

@@ -462,7 +462,8 @@ class CcxtBroker:
         (``retry=False``: asked once, for a caller that does its own retrying)."""
         call = self._call if retry else self._once
         try:
-            o = call("fetch_order", self.exchange.fetch_order, None, sym, {"origClientOrderId": cid, "clientOrderId": cid})
+            by_cid = {"origClientOrderId": cid, "clientOrderId": cid}
+            o = call("fetch_order", self.exchange.fetch_order, None, sym, by_cid)
         except OrderRejected as e:
             if e.reason == "unknown_order":
                 return None
@@ -589,8 +590,9 @@ class CcxtBroker:
     def _call(self, what: str, fn: Callable, *args: Any) -> Any:
         """One ccxt call: temporary failures retried with exponential backoff, every ccxt error
         translated; a clock drift (-1021) resynchronises the client's clock before the retry."""
+        translate = lambda e: self._translate(e, what)
         return retry_call(
-            lambda: fn(*args), policy=self.retry, venue=self.name, what=what, translate=lambda e: self._translate(e, what), catch=ccxt.BaseError
+            lambda: fn(*args), policy=self.retry, venue=self.name, what=what, translate=translate, catch=ccxt.BaseError
         )
 
     def _once(self, what: str, fn: Callable, *args: Any) -> Any:

@@ -218,9 +218,8 @@ class KiteBroker:
         """One Kite call with bounded retries of temporary errors (only for calls safe to repeat)."""
         if self.expires_at is not None and pd.Timestamp.now(tz="UTC") >= self.expires_at:
             raise AuthenticationError(_expired_message(self.expires_at))
-        return retry_call(
-            lambda: fn(*args, **kw), policy=self.retry, venue=self.name, what=what, translate=lambda e: _translate(e, what, self.expires_at)
-        )
+        translate = lambda e: _translate(e, what, self.expires_at)
+        return retry_call(lambda: fn(*args, **kw), policy=self.retry, venue=self.name, what=what, translate=translate)
 
     def _once(self, what: str, fn, *args, **kw):
         """One Kite call that must not be repeated blindly (it may have arrived)."""
@@ -420,8 +419,9 @@ class KiteBroker:
             found = next((o for o in self._once("the order book", self.kite.orders) if o.get("tag") == tag), None)
             return found["order_id"] if found is not None else None
 
-        oid = send_idempotent(lambda: self._once(f"order {order.client_order_id}", self.kite.place_order, **params), lookup,
-                              policy=self.retry, venue=self.name, what=f"order {order.client_order_id}")  # fmt: skip
+        what = f"order {order.client_order_id}"
+        send = lambda: self._once(what, self.kite.place_order, **params)
+        oid = send_idempotent(send, lookup, policy=self.retry, venue=self.name, what=what)
         self.ledger.put(order.client_order_id, ref=str(oid), **fields)
         return self._raise_if_rejected(self._order_state(self.ledger.get(order.client_order_id)))
 
@@ -568,8 +568,9 @@ class KiteBroker:
             ex, sym = self._split(order.symbol)
             for g in self._once("the GTT list", self.kite.get_gtts):
                 c, legs = g["condition"], g["orders"]
-                if (g["status"] == "active" and str(g["id"]) not in taken and c["exchange"] == ex and c["tradingsymbol"] == sym
-                        and c["trigger_values"] == args[3] and legs[0]["quantity"] == int(order.quantity)):  # fmt: skip
+                same = c["exchange"] == ex and c["tradingsymbol"] == sym and c["trigger_values"] == args[3]
+                same = same and legs[0]["quantity"] == int(order.quantity)
+                if same and g["status"] == "active" and str(g["id"]) not in taken:
                     return g["id"]
             return None
 

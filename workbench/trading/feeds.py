@@ -22,6 +22,8 @@ from workbench.venues.retry import RetryPolicy, retry_call
 
 __all__ = ["FeedTick", "MarketFeed", "quotes_from_bar", "ReplayFeed", "CcxtLiveFeed"]
 
+_FEED_RETRY = RetryPolicy(attempts=3, backoff_s=0.2, max_wait_s=2.0)
+
 
 @dataclass(frozen=True)
 class FeedTick:
@@ -113,7 +115,7 @@ class CcxtLiveFeed:
     def __init__(
         self, source: Any, lake: Any, exchange: str, timeframe: str, symbols: list[str], warmup_bars: int,
         client: Any = None, refresh: Callable[[], Any] | None = None, clock: Callable[[], pd.Timestamp] | None = None,
-        retry: RetryPolicy = RetryPolicy(attempts=3, backoff_s=0.2, max_wait_s=2.0),
+        retry: RetryPolicy = _FEED_RETRY,
     ):
         self.source, self.lake, self.exchange, self.timeframe = source, lake, exchange, timeframe
         self.symbols, self.warmup_bars, self.client = list(symbols), int(warmup_bars), client

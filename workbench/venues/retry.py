@@ -79,12 +79,22 @@ def _log_retry(venue: str, what: str, attempts: int) -> Callable[[RetryCallState
     def before_sleep(state: RetryCallState) -> None:
         err = state.outcome.exception() if state.outcome is not None else None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
-        log.warning("%s %s: try %d of %d failed (%s); trying again in %.2f s", venue, what, state.attempt_number, attempts, err, wait)
+        log.warning(
+            "%s %s: try %d of %d failed (%s); trying again in %.2f s",
+            venue,
+            what,
+            state.attempt_number,
+            attempts,
+            err,
+            wait,
+        )
 
     return before_sleep
 
 
-def _translated(fn: Callable[[], T], translate: Translate | None, catch: type[Exception] | tuple[type[Exception], ...]) -> T:
+def _translated(
+    fn: Callable[[], T], translate: Translate | None, catch: type[Exception] | tuple[type[Exception], ...]
+) -> T:
     """``fn()`` with every ``catch`` error turned into the broker tree (broker errors pass as they are)."""
     try:
         return fn()
@@ -97,8 +107,14 @@ def _translated(fn: Callable[[], T], translate: Translate | None, catch: type[Ex
 
 
 def retry_call(
-    fn: Callable[[], T], *, policy: RetryPolicy, venue: str, what: str, translate: Translate | None = None,
-    catch: type[Exception] | tuple[type[Exception], ...] = Exception, sleep: Callable[[float], None] = time.sleep,
+    fn: Callable[[], T],
+    *,
+    policy: RetryPolicy,
+    venue: str,
+    what: str,
+    translate: Translate | None = None,
+    catch: type[Exception] | tuple[type[Exception], ...] = Exception,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """``fn()``, a call safe to repeat, with ``catch`` errors translated by ``translate`` and the
     temporary ones tried again as ``policy`` says; the last error is raised when they are spent."""
@@ -109,8 +125,14 @@ def retry_call(
 
 
 def send_idempotent(
-    send: Callable[[], T], lookup: Callable[[], T | None], *, policy: RetryPolicy, venue: str, what: str,
-    translate: Translate | None = None, catch: type[Exception] | tuple[type[Exception], ...] = Exception,
+    send: Callable[[], T],
+    lookup: Callable[[], T | None],
+    *,
+    policy: RetryPolicy,
+    venue: str,
+    what: str,
+    translate: Translate | None = None,
+    catch: type[Exception] | tuple[type[Exception], ...] = Exception,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Send an order at most ``policy.attempts`` times without ever making two of it.
@@ -128,7 +150,9 @@ def send_idempotent(
         if unknown:
             found = _translated(lookup, translate, catch)  # cannot tell → raises → asked again next try
             if found is not None:
-                log.warning("%s %s: the unanswered send had arrived; found by its client order id, not sent again", venue, what)
+                log.warning(
+                    "%s %s: the unanswered send had arrived; found by its client order id, not sent again", venue, what
+                )
                 return found
             unknown = False  # the venue does not know it: sending again cannot duplicate it
         try:

@@ -45,7 +45,9 @@ def test_a_persistent_temporary_error_is_tried_exactly_attempts_times():
     assert calls[0] == 4
 
 
-@pytest.mark.parametrize("error", [OrderRejected("lot_size", "off the lot grid"), AuthenticationError("bad key"), RuntimeError("bug")])
+@pytest.mark.parametrize(
+    "error", [OrderRejected("lot_size", "off the lot grid"), AuthenticationError("bad key"), RuntimeError("bug")]
+)
 def test_other_errors_are_not_retried(error):
     fn, calls = failing(1, error)
     with pytest.raises(type(error)):
@@ -55,8 +57,11 @@ def test_other_errors_are_not_retried(error):
 
 def test_venue_errors_are_translated_into_the_broker_tree_and_only_caught_ones():
     fn, calls = failing(1, ConnectionError("reset"))
-    translate = lambda e: TemporaryBrokerError(f"did not answer ({e})")  # noqa: E731
-    assert retry_call(fn, policy=FAST, venue="alpaca", what="x", translate=translate, catch=ConnectionError) == "ok" and calls[0] == 2
+    translate = lambda e: TemporaryBrokerError(f"did not answer ({e})")
+    assert (
+        retry_call(fn, policy=FAST, venue="alpaca", what="x", translate=translate, catch=ConnectionError) == "ok"
+        and calls[0] == 2
+    )
     fn, calls = failing(1, KeyError("not a venue error"))
     with pytest.raises(KeyError):
         retry_call(fn, policy=FAST, venue="alpaca", what="x", translate=translate, catch=ConnectionError)

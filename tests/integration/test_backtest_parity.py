@@ -61,9 +61,9 @@ def live_fills(tmp_path, panel, frames, markets, risk, costs, cash, exchange_cos
     run_id = store.start_run("paper", "paper", "paper")
     feed = ReplayFeed.from_panel(panel, warmup_bars=1, replay_bars=len(panel.index))
     ctx = LiveContext(store=store, broker=broker, feed=feed, engine=FrameEngine(frames), run_id=run_id, account="paper",
-                      orders=OrderManager(store, broker, "paper", run_id=run_id, backoff_s=0.001), limits=risk, costs=costs,
+                      orders=OrderManager(store, broker, "paper", run_id=run_id), limits=risk, costs=costs,
                       exchange_costs={k: CostModel(fee_rate=f, slippage_bps=s) for k, (f, s) in exchange_costs.items()},
-                      backoff_s=0.001, stale_after_s=1e12)  # fmt: skip
+                      stale_after_s=1e12)  # fmt: skip
     rows, equity, seen = [], [], set()
     for bar in range(len(panel.index)):
         res = run_cycle(ctx)

@@ -1,8 +1,12 @@
 """`workbench live run --broker ccxt:binance` end to end against the local FakeBinance: keys from the
 vault, a real ccxt client signing every request, orders placed at the fake, partial fills booked,
-and the local book in sync with the venue's balances after every cycle."""
+and the local book in sync with the venue's balances after every cycle; and a run through Binance's
+"execution status unknown" answers (-1000, -1001, -1006) and a lost order answer, which before the
+one retry layer ended the run at the first -1001."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 
@@ -78,3 +82,62 @@ def test_live_run_on_ccxt_testnet_trades_at_the_venue_and_stays_in_sync(tmp_path
     last = {sym: float(panel.close[sym].iloc[-3]) for sym in SYMBOLS}
     expected = sum(fake.balance("USDT")) + sum(sum(fake.balance(s.split("/")[0])) * last[s] for s in SYMBOLS)
     assert float(eq["equity"]) == pytest.approx(expected, rel=1e-6)
+
+
+class FaultsAtCycle(VenueFollowsTheFeed):
+    """Arms the fake venue's faults at the start of the given cycles (after the bar moved the book)."""
+
+    def __init__(self, feed, fake: FakeBinance, at: dict[int, list[Callable[[], None]]]):
+        super().__init__(feed, fake)
+        self.at, self.n = at, 0
+
+    def next(self):
+        tick = super().next()
+        self.n += 1
+        for arm in self.at.get(self.n, []):
+            arm()
+        return tick
+
+
+def test_unknown_execution_status_answers_neither_end_the_run_nor_duplicate_an_order(tmp_path, venue, monkeypatch):
+    fake, panel = venue
+    monkeypatch.delenv("WORKBENCH_CCXT_BINANCE_API_KEY", raising=False)
+    urls = fake.ccxt_config()["urls"]
+    s = load_settings(
+        tmp_path / "home", broker={"default": "ccxt:binance", "ccxt_urls": {"binance": urls}, "timeout_s": 5.0}
+    )
+    s.ensure_dirs()
+    vault = Vault.for_settings(s)
+    vault.put("ccxt:binance/api_key", fake.api_key)
+    vault.put("ccxt:binance/secret", fake.secret)
+    post = {"method": "POST", "path": "/api/v3/order"}
+    at = {
+        1: [
+            lambda: fake.unknown_next(-1001, accepted=True, **post),  # the first entry is taken, the answer is -1001
+            lambda: fake.unknown_next(-1001, accepted=False, **post),  # the next one is not taken
+            lambda: fake.lose_next(503, **post),  # and one more is taken with its answer lost
+        ],
+        2: [
+            lambda: fake.unknown_next(-1000, accepted=False, method="GET", path="/api/v3/account"),  # the venue check
+            lambda: fake.unknown_next(-1006, accepted=False, method="GET", path="/api/v3/openOrders"),  # open orders
+        ],
+    }
+    feed = FaultsAtCycle(ReplayFeed.from_panel(panel, warmup_bars=40, replay_bars=5), fake, at)
+    rid = run_live(s, engine=MomentumEngine(lookback=10, gain=3.0), feed=feed, interval_s=0.0, cycles=3)
+
+    store = Store(s.store_url)
+    run = store.run(rid)
+    assert run["status"] == "STOPPED" and run["cycle"] == 3, run["message"]
+    assert fake.faults_left() == 0  # every fault was met
+    orders = store.orders(rid)
+    buys = orders[orders["side"] == "buy"]
+    assert len(buys) >= 3 and (buys["status"] == "FILLED").all(), buys[["client_order_id", "status", "reason"]]
+    venue_orders = [o for sym in SYMBOLS for o in fake.orders(sym)]
+    entries = [o["clientOrderId"] for o in venue_orders if o["side"] == "BUY"]
+    assert sorted(entries) == sorted(buys["client_order_id"])  # each entry exactly once at the venue
+    live_ids = [o["clientOrderId"] for o in venue_orders if o["status"] not in ("CANCELED", "EXPIRED")]
+    assert len(live_ids) == len(set(live_ids))
+    book = store.positions(run["account"]).set_index("symbol")["quantity"]
+    for sym in SYMBOLS:
+        assert float(book.get(sym, 0.0)) == pytest.approx(sum(fake.balance(sym.split("/")[0])), abs=1e-9), sym
+    assert store.events(rid, kind="reconcile").empty

@@ -26,6 +26,7 @@ exactly why a client must ask before it re-sends.
         fake.fail_next(429)                          # the next request gets HTTP 429 (-1003), not processed
         fake.delay_next(2.0, path="/api/v3/order")   # processed after 2 s: the client has timed out
         fake.lose_next(503, method="POST")           # processed (order stored), then the answer is a 503
+        fake.unknown_next(-1001, accepted=True)      # processed, then Binance's "execution status unknown" -1001
 
 Nothing here is mocked: ccxt builds the real URLs, signs the real requests, parses the real JSON and
 maps the real HTTP status codes and Binance error codes to its exceptions.
@@ -49,7 +50,7 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 import pandas as pd
 
-__all__ = ["DEFAULT_SYMBOLS", "FakeBinance"]
+__all__ = ["DEFAULT_SYMBOLS", "UNKNOWN_STATUS", "FakeBinance"]
 
 DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT", "BNB/USDT", "SOL/USDT", "XRP/USDT", "ADA/USDT", "ETH/BTC")
 _BASE_PRICE = {"BTC": 30000.0, "ETH": 2000.0, "BNB": 300.0, "SOL": 25.0, "XRP": 0.5, "ADA": 0.3}
@@ -62,6 +63,13 @@ _ERRORS = {
     429: (-1003, "Too many requests; current limit is 6000 request weight per 1 MINUTE."),
 }
 # 5xx answers from Binance's front end carry no API error code; ccxt then maps the HTTP status.
+# Binance's answers whose execution status is unknown (the request may or may not have taken effect);
+# ccxt raises ``OperationFailed`` for each, whatever the HTTP status.
+UNKNOWN_STATUS = {
+    -1000: "An unknown error occurred while processing the request.",
+    -1001: "Internal error; unable to process your request. Please try again.",
+    -1006: "An unexpected response was received from the message bus. Execution status unknown.",
+}
 _SIGNED = {"/api/v3/account", "/api/v3/order", "/api/v3/openOrders", "/api/v3/myTrades", "/api/v3/orderList/oco", "/api/v3/openOrderList"}
 _TRADING = {("POST", "/api/v3/order"), ("DELETE", "/api/v3/order"), ("POST", "/api/v3/orderList/oco")}
 _OPEN = ("NEW", "PARTIALLY_FILLED")
@@ -324,6 +332,21 @@ class FakeBinance:
         """The next ``times`` matching requests are processed (an order is stored and may fill) but
         the answer is an HTTP ``status`` with no body: "accepted, but the response was lost"."""
         self._fault(times, method, path, kind="lose", status=status)
+
+    def unknown_next(
+        self, code: int = -1001, *, accepted: bool, times: int = 1, status: int = 500, method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        """The next ``times`` matching requests answer HTTP ``status`` with Binance's "execution status
+        unknown" error ``code`` (-1000, -1001 or -1006, see ``UNKNOWN_STATUS``): with ``accepted`` the
+        request was processed first (an order is stored and may fill), without it nothing happened."""
+        body = {"code": code, "msg": UNKNOWN_STATUS[code]}
+        self._fault(times, method, path, kind="lose" if accepted else "fail", status=status, body=body)
+
+    def faults_left(self) -> int:
+        """Injected faults not yet consumed by a request (a test asserts its faults were hit)."""
+        with self._lock:
+            return len(self._faults)
 
     def _fault(self, times: int, method: str | None, path: str | None, **fault) -> None:
         with self._lock:
@@ -806,7 +829,7 @@ class FakeBinance:
                 return denied
         answer = handler(query, body)
         if fault is not None and fault["kind"] == "lose":
-            return fault["status"], b""
+            return fault["status"], fault.get("body", b"")
         return answer
 
     def __enter__(self) -> FakeBinance:

@@ -18,8 +18,11 @@ import pandas as pd
 from workbench.data.panel import Panel
 from workbench.errors import NoDataError, TemporaryBrokerError
 from workbench.market import Quote
+from workbench.venues.retry import RetryPolicy, retry_call
 
 __all__ = ["FeedTick", "MarketFeed", "quotes_from_bar", "ReplayFeed", "CcxtLiveFeed"]
+
+_FEED_RETRY = RetryPolicy(attempts=3, backoff_s=0.2, max_wait_s=2.0)
 
 
 @dataclass(frozen=True)
@@ -105,17 +108,21 @@ class ReplayFeed:
 class CcxtLiveFeed:
     """Live candles through the data layer plus ccxt tickers for quotes. Thin by design: each cycle
     ``refresh()`` appends the newest bars to the lake (``workbench.data.ingest.pull``), the panel is
-    read back from the lake, and quotes come from ``client.fetch_tickers`` (else the last bar)."""
+    read back from the lake, and quotes come from ``client.fetch_tickers`` (else the last bar). A
+    temporary failure (network, 429, 5xx) is retried as the venues retry (``retry``); the live loop
+    above does not retry."""
 
     def __init__(
         self, source: Any, lake: Any, exchange: str, timeframe: str, symbols: list[str], warmup_bars: int,
         client: Any = None, refresh: Callable[[], Any] | None = None, clock: Callable[[], pd.Timestamp] | None = None,
+        retry: RetryPolicy = _FEED_RETRY,
     ):
         self.source, self.lake, self.exchange, self.timeframe = source, lake, exchange, timeframe
         self.symbols, self.warmup_bars, self.client = list(symbols), int(warmup_bars), client
         self._refresh = refresh or self._pull
         self._clock = clock or (lambda: pd.Timestamp.now(tz="UTC"))
         self.cursor = None
+        self.retry = retry
 
     def _pull(self) -> Any:
         from workbench.data.ingest import pull
@@ -130,7 +137,7 @@ class CcxtLiveFeed:
 
             try:
                 raw = self.client.fetch_tickers(self.symbols)
-            except ccxt.NetworkError as e:
+            except ccxt.OperationFailed as e:  # network, 5xx, Binance's "execution status unknown" codes
                 raise TemporaryBrokerError(f"fetching tickers from {self.exchange} failed: {e}") from e
         except ImportError:  # pragma: no cover - ccxt is a dependency
             raw = self.client.fetch_tickers(self.symbols)
@@ -146,6 +153,9 @@ class CcxtLiveFeed:
         return out
 
     def next(self) -> FeedTick:
+        return retry_call(self._next, policy=self.retry, venue=f"ccxt:{self.exchange}", what="market data")
+
+    def _next(self) -> FeedTick:
         self._refresh()
         panel = self.lake.load_panel(self.exchange, self.timeframe, self.symbols).tail(self.warmup_bars)
         return FeedTick(now=self._clock(), panel=panel, quotes=self._tickers(panel), exhausted=False)

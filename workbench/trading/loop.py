@@ -4,7 +4,8 @@ cycle (market data → signals → risk → orders → portfolio).
 Everything the loop touches is injected — broker, feed, signal engine, store — so the same code
 runs against the paper broker on a replay in tests and against a real venue live. A failure on one
 signal is logged and the cycle goes on; only errors that make trading unsafe (bad keys, venue down)
-escape to the runner.
+escape to the runner. Nothing here retries: the venue adapters are the one retry layer
+(``workbench.venues.retry``), so a call is tried at most as often as its adapter says.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Protocol, runtime_checkable
 
 import pandas as pd
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from workbench.venues.base import (
     EXIT_TYPES,
@@ -25,7 +25,6 @@ from workbench.venues.base import (
     ExchangeUnavailable,
     Market,
     OrderRequest,
-    TemporaryBrokerError,
 )
 from workbench.config import CostModel, RiskLimits, SignalParams
 from workbench.data.panel import Panel
@@ -307,8 +306,6 @@ class LiveContext:
     stale_after_s: float = 120.0
     exchange_costs: dict[str, CostModel] = field(default_factory=dict)  # per exchange, overriding ``costs``
     cycle: int = 0
-    retries: int = 3
-    backoff_s: float = 0.2
     markets: dict[str, Market] = field(default_factory=dict)
     last_status: BrokerStatus | None = None
     fx_rates: dict[str, float] = field(default_factory=dict)
@@ -328,24 +325,15 @@ class CycleResult:
     seconds: float
 
 
-def _retry(ctx: LiveContext, fn, *args):
-    for attempt in Retrying(
-        retry=retry_if_exception_type(TemporaryBrokerError), stop=stop_after_attempt(max(1, ctx.retries)),
-        wait=wait_exponential(multiplier=ctx.backoff_s, max=2.0), reraise=True,
-    ):
-        with attempt:
-            return fn(*args)
-
-
 def _markets(ctx: LiveContext, symbols: list[str]) -> dict[str, Market]:
     missing = [s for s in symbols if s not in ctx.markets]
     if missing:
-        ctx.markets.update(_retry(ctx, ctx.broker.markets, missing))
+        ctx.markets.update(ctx.broker.markets(missing))
     return ctx.markets
 
 
 def _snap(ctx: LiveContext, tick: FeedTick) -> PortfolioSnapshot:
-    return _retry(ctx, snapshot, ctx.broker, ctx.store, ctx.account, tick.now, tick.quotes, ctx.fx_rates)
+    return snapshot(ctx.broker, ctx.store, ctx.account, tick.now, tick.quotes, ctx.fx_rates)
 
 
 def exit_orders(ctx: LiveContext, tick: FeedTick, snap: PortfolioSnapshot) -> int:
@@ -396,15 +384,15 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
     t0 = time.perf_counter()
     started = utcnow()
     ctx.cycle += 1
-    tick = _retry(ctx, ctx.feed.next)
+    tick = ctx.feed.next()
     on_bar = getattr(ctx.broker, "on_bar", None)
     if callable(on_bar):
         on_bar(tick.quotes)
     ctx.orders.refresh_open()
-    status = _retry(ctx, ctx.broker.check)
+    status = ctx.broker.check()
     ctx.last_status = status
     _markets(ctx, tick.panel.symbols)
-    ctx.last_sync = _retry(ctx, lambda: sync_portfolio(ctx.store, ctx.broker, ctx.account, ctx.run_id, f"cycle {ctx.cycle}", ctx.markets))
+    ctx.last_sync = sync_portfolio(ctx.store, ctx.broker, ctx.account, ctx.run_id, f"cycle {ctx.cycle}", ctx.markets)
 
     n_exits = 0
     if status.ok:
@@ -472,7 +460,7 @@ def emergency_stop(ctx: LiveContext, flatten: bool) -> str:
     msg = f"emergency stop: {len(cancelled)} open order(s) cancelled"
     if flatten:
         sold = 0
-        for sym, qty in _retry(ctx, ctx.broker.positions).items():
+        for sym, qty in ctx.broker.positions().items():
             if qty <= 0:
                 continue
             market = ctx.markets.get(sym)

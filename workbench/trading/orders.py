@@ -29,7 +29,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from workbench.venues.base import (
     EXIT_TYPES,
@@ -42,7 +41,6 @@ from workbench.venues.base import (
     Market,
     OrderRejected,
     OrderRequest,
-    TemporaryBrokerError,
     floor_to_lot,
 )
 from workbench.trading.store import Store, iso, utcnow
@@ -166,29 +164,18 @@ class OrderManager:
     book (average price, stops, realised P&L) in step with fills. One per (store, broker, account)."""
 
     def __init__(
-        self, store: Store, broker: Broker, account: str, retries: int = 3, backoff_s: float = 0.2, run_id: int | None = None,
+        self, store: Store, broker: Broker, account: str, run_id: int | None = None,
         unknown_grace_s: float = 60.0,
     ):
         self.store, self.broker, self.account = store, broker, account
         self.run_id = run_id
         self.unknown_grace_s = float(unknown_grace_s)
         self._markets: dict[str, Market] = {}
-        self._retrying = dict(
-            retry=retry_if_exception_type(TemporaryBrokerError),
-            stop=stop_after_attempt(max(1, retries)),
-            wait=wait_exponential(multiplier=backoff_s, max=2.0),
-            reraise=True,
-        )
-
-    def _call(self, fn, *args):
-        for attempt in Retrying(**self._retrying):
-            with attempt:
-                return fn(*args)
 
     # ---- placing --------------------------------------------------------------------------------
     def submit(self, intent: OrderIntent) -> BrokerOrder:
         """Record NEW, send, record the answer. A broker rejection is recorded (REJECTED + event) and
-        returned, not raised; a temporary error that outlasts the retries leaves the order NEW for
+        returned, not raised; a temporary error that outlasts the adapter's retries leaves the order NEW for
         ``reconcile`` and is raised. A known id is never sent as a new order: it is asked about.
         A closing sell first withdraws the symbol's resting exit orders (they hold the position)."""
         req = intent.request
@@ -211,7 +198,7 @@ class OrderManager:
 
     def _send(self, req: OrderRequest, reason: str) -> BrokerOrder:
         try:
-            answer = self._call(self.broker.place, req)
+            answer = self.broker.place(req)
         except OrderRejected as e:
             self.store.update_order(req.client_order_id, status="REJECTED", reason=f"{reason}; rejected: {e.reason}", event_detail=str(e))
             self.store.log_event("order_rejected", f"{req.side} {req.quantity:g} {req.symbol} rejected by broker: {e}", "WARNING", self.run_id)
@@ -265,7 +252,7 @@ class OrderManager:
 
     def refresh(self, cid: str) -> BrokerOrder:
         """Ask the broker about one order and bring the store up to date."""
-        answer = self._call(self.broker.order_status, cid)
+        answer = self.broker.order_status(cid)
         self._apply(answer)
         return answer
 
@@ -287,7 +274,7 @@ class OrderManager:
         rows = self.store.open_orders(self.account)
         if not rows:
             return []
-        venue_open = {o.client_order_id: o for o in self._call(self.broker.open_orders)}
+        venue_open = {o.client_order_id: o for o in self.broker.open_orders()}
         out = []
         for row in rows:
             try:
@@ -306,7 +293,7 @@ class OrderManager:
         return out
 
     def cancel(self, cid: str) -> BrokerOrder:
-        answer = self._call(self.broker.cancel, cid)
+        answer = self.broker.cancel(cid)
         self._apply(answer)
         return answer
 
@@ -323,7 +310,7 @@ class OrderManager:
 
     def _market(self, symbol: str) -> Market | None:
         if symbol not in self._markets:
-            self._markets.update(self._call(self.broker.markets, [symbol]))
+            self._markets.update(self.broker.markets([symbol]))
         return self._markets.get(symbol)
 
     def sync_exits(self, cycle: int | None) -> int:
@@ -377,7 +364,7 @@ class OrderManager:
 
     def cancel_all(self) -> list[BrokerOrder]:
         """Cancel every open order the broker or the store knows of for this account."""
-        ids = {o.client_order_id for o in self._call(self.broker.open_orders)}
+        ids = {o.client_order_id for o in self.broker.open_orders()}
         ids |= {o["client_order_id"] for o in self.store.open_orders(self.account)}
         out = []
         for cid in sorted(ids):
@@ -424,10 +411,10 @@ class OrderManager:
         is asked for those; otherwise its fills since the order was created are filtered."""
         by_order = getattr(self.broker, "fills_for", None)
         if callable(by_order):
-            fills = self._call(by_order, cid)
+            fills = by_order(cid)
         else:
             since = pd.Timestamp(row["created_at"]) - pd.Timedelta(seconds=1) if row.get("created_at") else None
-            fills = self._call(self.broker.fills, since)
+            fills = self.broker.fills(since)
         for fill in fills:
             if fill.client_order_id == cid:
                 self._apply_fill(fill, row)  # a fill already recorded is skipped inside, atomically

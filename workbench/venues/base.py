@@ -52,7 +52,6 @@ __all__ = [
     "cost_exchange",
     "grid_error",
     "reason_of",
-    "call_with_retries",
     "OrderSide",
     "OrderType",
     "EXIT_TYPES",
@@ -133,29 +132,6 @@ class BrokerOrder:
 def reason_of(message: str, table: list[tuple[re.Pattern, str]], default: str = "bad_order") -> str:
     """The ``REJECT_REASONS`` code of a venue's rejection text: the first pattern of ``table`` it matches."""
     return next((code for rx, code in table if rx.search(message or "")), default)
-
-
-def call_with_retries(fn, translate, *, retries: int, backoff_s: float, max_wait_s: float = 2.0, catch=Exception):
-    """``fn()`` with every ``catch`` error turned into the broker tree by ``translate(e)``; the
-    temporary ones (network, 429, 5xx) are tried again with exponential backoff, at most ``retries``
-    times in all. Only for calls that are safe to repeat: a send re-queries by client order id first."""
-    from tenacity import (
-        Retrying,
-        retry_if_exception_type,
-        stop_after_attempt,
-        wait_exponential,
-    )
-
-    for attempt in Retrying(
-        retry=retry_if_exception_type(TemporaryBrokerError), stop=stop_after_attempt(max(1, retries)),
-        wait=wait_exponential(multiplier=backoff_s, max=max_wait_s), reraise=True,
-    ):  # fmt: skip
-        with attempt:
-            try:
-                return fn()
-            except catch as e:
-                raise translate(e) from e
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @runtime_checkable

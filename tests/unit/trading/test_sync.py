@@ -56,7 +56,7 @@ def test_first_sync_opens_the_cash_book_then_equal_books_log_nothing(store):
 
 def test_differences_are_logged_with_both_numbers_and_adjusted_explicitly(store):
     v = venue(cash={"USD": 1000.0})
-    om = OrderManager(store, v, "acct", backoff_s=0.001)
+    om = OrderManager(store, v, "acct")
     sync_portfolio(store, v, "acct", when="phase1")
     om.submit(OrderIntent(OrderRequest("c1", "S000", "buy", 2.0), None, None, "test", stop_loss=90.0))
     assert store.get_position("acct", "S000")["quantity"] == 2.0
@@ -86,7 +86,7 @@ def test_differences_are_logged_with_both_numbers_and_adjusted_explicitly(store)
 
 def test_a_position_gone_at_the_broker_is_closed_in_the_book(store):
     v = venue()
-    om = OrderManager(store, v, "acct", backoff_s=0.001)
+    om = OrderManager(store, v, "acct")
     om.submit(OrderIntent(OrderRequest("c1", "S002", "buy", 1.0), None, None, "test", stop_loss=80.0, take_profit=130.0))
     v.credit("S002", -1.0)  # sold by hand on the venue
     (d,) = sync_portfolio(store, v, "acct", when="cycle 4").differences
@@ -100,8 +100,8 @@ def _paper_ctx(settings, store, broker, feed):
     run_id = store.start_run("paper", "paper", "paper", "kit", 0.0, 1)
     return LiveContext(
         store=store, broker=broker, feed=feed, engine=MomentumEngine(lookback=10, gain=3.0),
-        orders=OrderManager(store, broker, "paper", run_id=run_id, backoff_s=0.001), run_id=run_id, account="paper",
-        limits=settings.risk, costs=settings.costs, backoff_s=0.001,
+        orders=OrderManager(store, broker, "paper", run_id=run_id), run_id=run_id, account="paper",
+        limits=settings.risk, costs=settings.costs,
     )
 
 
@@ -137,14 +137,14 @@ def test_a_restart_books_partial_fills_made_while_down_by_client_order_id(settin
     """An order left PARTIALLY_FILLED by one process keeps filling at the venue while nothing runs;
     the next process reconciles it by its client order id: fills booked once, position right."""
     v = venue(fill_per_bar=1.0)
-    OrderManager(store, v, "acct", backoff_s=0.001).submit(OrderIntent(OrderRequest("wb-1-1-S000-b", "S000", "buy", 3.0), None, 1, "entry"))
+    OrderManager(store, v, "acct").submit(OrderIntent(OrderRequest("wb-1-1-S000-b", "S000", "buy", 3.0), None, 1, "entry"))
     assert store.get_order("wb-1-1-S000-b")["status"] == "PARTIALLY_FILLED"
     v.on_bar({"S000": Quote("S000", 101.0, T0, volume=1e6)})  # fills while we are down
     v.on_bar({"S000": Quote("S000", 102.0, T0, volume=1e6)})
-    (o,) = OrderManager(store, v, "acct", backoff_s=0.001).reconcile()  # the restarted process
+    (o,) = OrderManager(store, v, "acct").reconcile()  # the restarted process
     assert o.status == "FILLED" and store.get_order("wb-1-1-S000-b")["status"] == "FILLED"
     assert list(store.fills("acct")["price"]) == [100.0, 101.0, 102.0]
     pos = store.get_position("acct", "S000")
     assert pos["quantity"] == 3.0 and pos["average_price"] == pytest.approx((303.0 + 0.303) / 3)
-    OrderManager(store, v, "acct", backoff_s=0.001).reconcile()
+    OrderManager(store, v, "acct").reconcile()
     assert len(store.fills("acct")) == 3  # nothing booked twice

@@ -32,8 +32,8 @@ def paper(store, settings) -> PaperBroker:
 def make_ctx(settings, store, broker, feed, engine) -> LiveContext:
     run_id = store.start_run("paper", "paper", "paper", "kit", 0.0, 1)
     return LiveContext(
-        store=store, broker=broker, feed=feed, engine=engine, orders=OrderManager(store, broker, "paper", run_id=run_id, backoff_s=0.001),
-        run_id=run_id, account="paper", limits=settings.risk, costs=settings.costs, backoff_s=0.001,
+        store=store, broker=broker, feed=feed, engine=engine, orders=OrderManager(store, broker, "paper", run_id=run_id),
+        run_id=run_id, account="paper", limits=settings.risk, costs=settings.costs,
     )
 
 
@@ -161,6 +161,17 @@ def test_five_cycles_on_a_lake_replay_obey_every_limit(settings, store):
     assert all(v >= 0 for v in held.values())
 
 
+def test_the_loop_does_not_retry_what_the_venue_adapter_gave_up_on(settings, store):
+    """The venue adapters are the one retry layer: a temporary error that escapes one is not tried
+    again by the loop (that made 3 × 3 tries of one call)."""
+    feed = ReplayFeed.from_panel(synthetic_panel(4, 50), warmup_bars=30, replay_bars=3)
+    broker = Venue(paper(store, settings), check_failures=5)
+    ctx = make_ctx(settings, store, broker, feed, MomentumEngine(lookback=20, gain=3.0))
+    with pytest.raises(TemporaryBrokerError):
+        run_cycle(ctx)
+    assert broker.check_failures == 4  # asked once
+
+
 class PickyVenue(Venue):
     """Fails one symbol's orders with an unexpected error (a bug somewhere), others go through."""
 
@@ -185,7 +196,7 @@ def test_one_bad_signal_is_logged_and_the_cycle_goes_on(settings, store):
     mk = lambda s, side="BUY": Signal(s, side, 0.95, 0.9, close[s] * 1.01, close[s] * 0.95, close[s] * 1.1, ts=ts, price=close[s])  # noqa: E731
     sigs = [mk("S000"), mk("S001"), mk("S002"), mk("S002", "SELL"), mk("S003")]
     sigs.append(Signal("GHOST", "BUY", 0.95, 0.9, 10.0, 9.0, 12.0, ts=ts, price=10.0))
-    broker = PickyVenue(paper(store, settings), check_failures=1)  # the first check times out once: retried
+    broker = PickyVenue(paper(store, settings))
     ctx = make_ctx(settings, store, broker, feed, FixedEngine(sigs))
     r = run_cycle(ctx)
     orders = store.orders(ctx.run_id)

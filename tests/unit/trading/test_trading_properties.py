@@ -52,7 +52,7 @@ def test_no_cap_breach_no_entry_after_daily_loss_no_negative_cash(bars, share, l
         broker = PaperBroker(store, starting_cash=50_000.0, fee_rate=COSTS.fee_rate, slippage_bps=COSTS.slippage_bps,
                              markets=markets, max_volume_share=share)
         run = store.start_run("paper", "paper", "paper")
-        om = OrderManager(store, broker, "paper", run_id=run, backoff_s=0.001)
+        om = OrderManager(store, broker, "paper", run_id=run)
         prices = {s: 100.0 for s in SYMS}
         now = T0
         for cycle, (moves, dips, bad, sigs, new_day, shock) in enumerate(bars, start=1):

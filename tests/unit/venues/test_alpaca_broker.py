@@ -98,6 +98,19 @@ def test_lost_answer_is_found_by_client_order_id_not_sent_twice(fake):
     assert b.place(OrderRequest("t2", "NASDAQ:AAPL", "buy", 5)).broker_order_id == o.broker_order_id and posts(fake) == 3
 
 
+def test_a_rate_limited_send_is_looked_up_then_sent_again_and_a_persistent_one_is_bounded(fake):
+    b = broker(fake)
+    fake.fail_next(429, path="/v2/orders")  # refused before it arrived
+    o = b.place(OrderRequest("r1", "NASDAQ:AAPL", "buy", 2))
+    assert o.status == "FILLED" and posts(fake) == 2 and len(fake.orders) == 1
+    lookups = [p for m, p, _ in fake.requests if p == "/v2/orders:by_client_order_id"]
+    assert len(lookups) == 2  # before the first send (idempotent place) and before the re-send
+    fake.fail_next(500, times=5, path="/v2/orders")
+    with pytest.raises(TemporaryBrokerError, match="may or may not have arrived after 3 tries"):
+        b.place(OrderRequest("r2", "NASDAQ:AAPL", "buy", 2))
+    assert posts(fake) == 2 + 3 and len(fake.orders) == 1  # exactly the adapter's 3 tries, nothing placed
+
+
 def test_partial_fills_rest_and_finish(fake):
     b = broker(fake)
     fake.depth["AAPL"] = 3

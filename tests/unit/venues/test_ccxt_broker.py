@@ -176,6 +176,54 @@ def test_persistent_failure_is_a_temporary_error_and_nothing_was_placed(fake):
     assert n_orders(fake) == 0
 
 
+def test_a_persistent_503_is_sent_exactly_attempts_times_with_a_look_up_before_each_resend(fake):
+    b = make(fake, retries=3)
+    b.markets([SYM])
+    fake.fail_next(503, times=100, method="POST", path="/api/v3/order")
+    with pytest.raises(TemporaryBrokerError, match="may or may not have arrived after 3 tries"):
+        b.place(OrderRequest("down", SYM, "buy", 1.0))
+    calls = [m for m, p, _ in fake.requests if p == "/api/v3/order"]
+    assert calls == ["GET", "POST", "GET", "POST", "GET", "POST"] and n_orders(fake) == 0  # asked before each re-send
+    fake.fail_next(503, times=100, path="/api/v3/account")
+    before = len(fake.requests)
+    with pytest.raises(TemporaryBrokerError):
+        b.balances()
+    assert len(fake.requests) - before == 3  # a read: 3 tries in all, nothing above the adapter retries it
+
+
+# ---- Binance's "execution status unknown" (-1000/-1001/-1006): temporary, resolved by a look-up --------------
+@pytest.mark.parametrize("code", [-1000, -1001, -1006])
+def test_unknown_execution_status_with_the_order_taken_is_found_not_sent_again(fake, code):
+    b = make(fake)
+    b.markets([SYM])
+    fake.unknown_next(code, accepted=True, method="POST", path="/api/v3/order")  # stored and filled, then the error
+    o = b.place(OrderRequest("unk", SYM, "buy", 1.0))
+    assert o.status == "FILLED" and o.client_order_id == "unk" and n_orders(fake) == 1
+    assert [m for m, p, _ in fake.requests if p == "/api/v3/order"] == ["GET", "POST", "GET"]
+    assert b.place(OrderRequest("unk", SYM, "buy", 1.0)).broker_order_id == o.broker_order_id and n_orders(fake) == 1
+
+
+@pytest.mark.parametrize("code", [-1000, -1001, -1006])
+def test_unknown_execution_status_without_the_order_is_sent_again_once(fake, code):
+    b = make(fake)
+    b.markets([SYM])
+    fake.unknown_next(code, accepted=False, method="POST", path="/api/v3/order")
+    o = b.place(OrderRequest("unk", SYM, "buy", 1.0))
+    assert o.status == "FILLED" and n_orders(fake) == 1
+    assert [m for m, p, _ in fake.requests if p == "/api/v3/order"] == ["GET", "POST", "GET", "POST"]
+
+
+def test_unknown_execution_status_on_reads_and_cancels_is_retried(fake):
+    b = make(fake)
+    b.markets([SYM])
+    fake.unknown_next(-1001, accepted=False, path="/api/v3/account")
+    assert b.balances()["USDT"].total == pytest.approx(10_000.0)  # was a BrokerError that ended the run
+    b.place(OrderRequest("rest", SYM, "buy", 1.0, "limit", limit_price=90.0))
+    fake.unknown_next(-1006, accepted=True, method="DELETE", path="/api/v3/order")  # cancelled, answer unknown
+    assert b.cancel("rest").status == "CANCELLED"
+    assert [o["status"] for o in fake.orders(SYM)] == ["CANCELED"]
+
+
 def test_a_new_broker_finds_its_orders_instead_of_resending(fake, tmp_path):
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     first = make(fake, ledger=OrderLedger(url, "ccxt:binance", "binance"))

@@ -134,6 +134,26 @@ def test_lost_answer_is_recovered_by_tag_not_sent_twice(fake):
     assert places(fake) == 3 and b.positions() == {"NSE:INFY": 5}
 
 
+def test_a_rate_limited_send_is_sent_again_and_a_persistent_failure_is_bounded(fake):
+    b = broker(fake)
+    fake.fail_next(429, path="/orders/regular")  # refused before it arrived: looked up by tag, then sent again
+    assert b.place(OrderRequest("r1", "NSE:INFY", "buy", 2)).status == "FILLED"
+    assert places(fake) == 2 and len(fake.orders) == 1
+    fake.fail_next(502, times=5, path="/orders/regular")
+    with pytest.raises(TemporaryBrokerError, match="may or may not have arrived after 3 tries"):
+        b.place(OrderRequest("r2", "NSE:INFY", "buy", 2))
+    assert places(fake) == 2 + 3 and len(fake.orders) == 1  # exactly the adapter's 3 tries, nothing placed
+
+
+def test_a_lost_gtt_answer_is_found_in_the_gtt_list_not_sent_twice(fake):
+    b = broker(fake)
+    fake.set_holding("NSE:INFY", 10)
+    fake.lose_next(path="/gtt/triggers")  # the stop's GTT is created, its answer never arrives
+    sl = b.place(OrderRequest("sl", "NSE:INFY", "sell", 10, "stop_loss", stop_price=95.0, oco_group="g"))
+    assert sl.status == "SUBMITTED" and len(fake.gtts) == 1
+    assert sum(m == "POST" and p == "/gtt/triggers" for m, p, _ in fake.requests) == 1
+
+
 def test_partial_fills_keep_filling_and_blocked_cash_counts(fake):
     b = broker(fake)
     fake.depth["NSE:INFY"] = 4

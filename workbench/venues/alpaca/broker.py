@@ -14,7 +14,8 @@ Why it looks the way it does:
 - **No short sales**: a sell beyond the free position is refused locally (a margin account would
   open a short), as the paper broker does.
 - alpaca-py's own retry sleeps 3 s per 429 and its requests carry no timeout: the client here sends
-  each request once with ``timeout_s`` and this adapter retries temporary errors with backoff.
+  each request once with ``timeout_s`` and this adapter retries temporary errors with backoff, through
+  the venues' one retry layer (``workbench.venues.retry``).
 - Commission-free: ``fee`` is 0.
 """
 
@@ -24,7 +25,6 @@ import hashlib
 import json
 import math
 import re
-import time
 from dataclasses import replace
 from typing import Literal
 
@@ -43,12 +43,12 @@ from workbench.venues.base import (
     OrderRequest,
     Quote,
     TemporaryBrokerError,
-    call_with_retries,
     reason_of,
 )
 from workbench.venues.ledger import OrderLedger
 from workbench.security.vault import secret_env_name, secret_value, vault_of
 from workbench.venues.alpaca.config import AlpacaConfig
+from workbench.venues.retry import RetryPolicy, retry_call, send_idempotent
 
 __all__ = ["AlpacaBroker", "alpaca_keys", "make_broker"]
 
@@ -138,6 +138,7 @@ class AlpacaBroker:
         self.data = _timed(StockHistoricalDataClient, timeout_s)(api_key, secret, raw_data=True, url_override=data_url)
         self.account = account or ("alpaca-paper" if self.paper else "alpaca")
         self.retries, self.backoff_s = max(1, int(retries)), float(backoff_s)
+        self.retry = RetryPolicy(attempts=self.retries, backoff_s=self.backoff_s, max_wait_s=2.0)
         self.ledger = OrderLedger(store_url, "alpaca", self.account)
         self._assets: dict[str, dict | None] = {}
         self._names: dict[str, str] = {}  # ticker -> the caller's name for it ("AAPL" or "NASDAQ:AAPL")
@@ -158,7 +159,8 @@ class AlpacaBroker:
 
     # ---- plumbing -----------------------------------------------------------------------------------
     def _call(self, what: str, fn, *args, **kw):
-        return call_with_retries(lambda: fn(*args, **kw), lambda e: _translate(e, what), retries=self.retries, backoff_s=self.backoff_s)
+        translate = lambda e: _translate(e, what)
+        return retry_call(lambda: fn(*args, **kw), policy=self.retry, venue=self.name, what=what, translate=translate)
 
     @staticmethod
     def _ticker(symbol: str) -> str:
@@ -341,24 +343,28 @@ class AlpacaBroker:
         return LimitOrderRequest(**common, time_in_force=TimeInForce.GTC, limit_price=order.limit_price)
 
     def _submit(self, what: str, request) -> dict:
-        """Submit once; after a temporary error ask for the client order id before sending again."""
+        """Submit; after a temporary error ask for the client order id before sending again."""
         cid = request.client_order_id
-        for attempt in range(self.retries):
+
+        def send() -> dict:
             try:
                 return self.trading.submit_order(request)
             except Exception as e:
                 err = _translate(e, what)
-                if isinstance(err, OrderRejected) and err.reason == "duplicate_order":
+                if isinstance(err, OrderRejected) and err.reason == "duplicate_order":  # an earlier try did arrive
                     return self._call(f"order {cid}", self.trading.get_order_by_client_id, cid)
-                if not isinstance(err, TemporaryBrokerError):
-                    raise err from e
-                try:
-                    return self._call(f"order {cid}", self.trading.get_order_by_client_id, cid)
-                except OrderRejected:
-                    pass  # it did not arrive: send again
-                if attempt == self.retries - 1:
-                    raise err from e
-                time.sleep(self.backoff_s * 2**attempt)
+                raise err from e
+
+        def lookup() -> dict | None:
+            try:
+                return self.trading.get_order_by_client_id(cid)
+            except Exception as e:
+                err = _translate(e, f"order {cid}")
+                if isinstance(err, OrderRejected) and err.reason == "unknown_order":
+                    return None  # it did not arrive: it may be sent again
+                raise err from e
+
+        return send_idempotent(send, lookup, policy=self.retry, venue=self.name, what=what)
 
     def _send(self, order: OrderRequest, request) -> BrokerOrder:
         v = self._submit(f"order {order.client_order_id}", request)

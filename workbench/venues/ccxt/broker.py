@@ -4,7 +4,8 @@ Why it is shaped this way:
 - **Never a duplicate order.** Every order goes out with the caller's client order id, and ``place``
   first asks the venue about that id: on Binance ids are unique only among *open* orders, so re-sending
   the id of a filled order would buy twice. When a send fails in a way that leaves its fate unknown
-  (network error, timeout, 429, 5xx) the id is looked up again before any re-send.
+  (network error, timeout, 429, 5xx, Binance's -1000/-1001/-1006 "execution status unknown") the id is
+  looked up again before any re-send (``workbench.venues.retry``, the one retry layer).
 - **The venue's rules are checked before sending.** Lot size, tick size and minimum notional come from
   ccxt's markets; an order off the grid is rejected here with the same ``REJECT_REASONS`` code the
   paper broker uses (silently rounding would change what the caller asked for), and quantities and
@@ -18,8 +19,9 @@ Why it is shaped this way:
   ``OrderRejected("bad_order")`` and the loop's market-sell fallback guards the position.
 - **Errors say what to do** (``workbench.errors``): authentication → the key is wrong or lacks trade
   permission; insufficient funds, filter failures, prices that would trigger at once → ``OrderRejected``
-  with the reason; rate limits, DDoS protection, timeouts, 5xx → retried with backoff, then
-  ``TemporaryBrokerError``; maintenance → ``ExchangeUnavailable``.
+  with the reason; rate limits, DDoS protection, timeouts, 5xx and the rest of ccxt's ``OperationFailed``
+  family (the venue's outcome is unknown) → retried with backoff, then ``TemporaryBrokerError``;
+  maintenance → ``ExchangeUnavailable``.
 - **What a venue cannot remember for us** (which symbol a client order id trades, which OCO group an
   order list is) is written to the ``OrderLedger`` before the order is sent.
 
@@ -32,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import time
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -52,7 +53,6 @@ from workbench.venues.base import (
     OrderRequest,
     Quote,
     TemporaryBrokerError,
-    call_with_retries,
     grid_error,
 )
 from workbench.venues.ledger import OrderLedger
@@ -60,6 +60,7 @@ from workbench.venues.ccxt.data import deep_merge
 from workbench.errors import ConfigError
 from workbench.security.vault import redact, secret_env_name, secret_value, vault_of
 from workbench.venues.ccxt.config import CcxtConfig
+from workbench.venues.retry import RetryPolicy, retry_call, send_idempotent
 
 __all__ = ["CcxtBroker", "make_broker"]
 
@@ -109,6 +110,7 @@ class CcxtBroker:
         self.currency = currency
         self.testnet = bool(testnet)
         self.retries, self.backoff_s, self.stop_limit_buffer = int(retries), float(backoff_s), float(stop_limit_buffer)
+        self.retry = RetryPolicy(attempts=self.retries, backoff_s=self.backoff_s, max_wait_s=5.0)
         self.ledger = ledger if ledger is not None else OrderLedger(None, venue=self.name, account=self.account)
         self._has_keys = bool(api_key and secret)
         self._key_hint = redact(api_key)
@@ -392,33 +394,19 @@ class CcxtBroker:
         return self.exchange.create_order(sym, "limit", order.side, amount, px(order.limit_price), params)
 
     def _send_verified(self, cid: str, sym: str, send: Callable[[], Any], stale: str | None = None) -> BrokerOrder:
-        """Send; when the answer is lost (network, timeout, 429, 5xx) ask whether the order arrived
-        before sending it again, so a retry never duplicates it. ``stale``: the venue id of an
-        earlier, final order under the same client id (a re-sent OCO leg), which is not an answer."""
-        last: BrokerError | None = None
-        for attempt in range(self.retries):
-            if attempt:
-                time.sleep(min(self.backoff_s * 2 ** (attempt - 1), 5.0))
-                try:
-                    found = self._lookup(cid, sym)
-                except TemporaryBrokerError as e:
-                    last = e
-                    continue
-                if found is not None and found.broker_order_id != stale:
-                    return found
-            try:
-                answer = send()
-            except ccxt.BaseError as e:
-                err = self._translate(e, f"placing {cid}", side=self._side_of(cid))
-                if not isinstance(err, TemporaryBrokerError):
-                    raise err from e
-                last = err
-                continue
-            return self._answer(answer, cid, sym)
-        raise TemporaryBrokerError(
-            f"{self.exchange_id}: order {cid} may or may not have arrived after {self.retries} tries ({last}); "
-            "order_status() will tell once the venue answers"
-        ) from last
+        """Send; when the outcome is unknown (network, timeout, 429, 5xx, -1000/-1001/-1006) ask whether
+        the order arrived before sending it again, so a retry never duplicates it. ``stale``: the venue
+        id of an earlier, final order under the same client id (a re-sent OCO leg), which is not an answer."""
+
+        def lookup() -> BrokerOrder | None:
+            found = self._lookup(cid, sym, retry=False)
+            return found if found is not None and found.broker_order_id != stale else None
+
+        out = send_idempotent(
+            send, lookup, policy=self.retry, venue=self.name, what=f"order {cid}",
+            translate=lambda e: self._translate(e, f"placing {cid}", side=self._side_of(cid)), catch=ccxt.BaseError,
+        )
+        return out if isinstance(out, BrokerOrder) else self._answer(out, cid, sym)
 
     def _answer(self, answer: Any, cid: str, sym: str) -> BrokerOrder:
         if isinstance(answer, dict) and answer.get("id") is not None and answer.get("amount") is not None:
@@ -477,10 +465,13 @@ class CcxtBroker:
         return self.order_status(order.client_order_id)
 
     # ---- reading --------------------------------------------------------------------------------
-    def _lookup(self, cid: str, sym: str) -> BrokerOrder | None:
-        """The venue's newest order with this client order id on ``sym``, or None when it has none."""
+    def _lookup(self, cid: str, sym: str, retry: bool = True) -> BrokerOrder | None:
+        """The venue's newest order with this client order id on ``sym``, or None when it has none
+        (``retry=False``: asked once, for a caller that does its own retrying)."""
+        call = self._call if retry else self._once
         try:
-            o = self._call("fetch_order", self.exchange.fetch_order, None, sym, {"origClientOrderId": cid, "clientOrderId": cid})
+            by_cid = {"origClientOrderId": cid, "clientOrderId": cid}
+            o = call("fetch_order", self.exchange.fetch_order, None, sym, by_cid)
         except OrderRejected as e:
             if e.reason == "unknown_order":
                 return None
@@ -607,10 +598,17 @@ class CcxtBroker:
     def _call(self, what: str, fn: Callable, *args: Any) -> Any:
         """One ccxt call: temporary failures retried with exponential backoff, every ccxt error
         translated; a clock drift (-1021) resynchronises the client's clock before the retry."""
-        return call_with_retries(
-            lambda: fn(*args), lambda e: self._translate(e, what), retries=self.retries, backoff_s=self.backoff_s,
-            max_wait_s=5.0, catch=ccxt.BaseError,
+        translate = lambda e: self._translate(e, what)
+        return retry_call(
+            lambda: fn(*args), policy=self.retry, venue=self.name, what=what, translate=translate, catch=ccxt.BaseError
         )
+
+    def _once(self, what: str, fn: Callable, *args: Any) -> Any:
+        """One ccxt call, not retried, its error translated."""
+        try:
+            return fn(*args)
+        except ccxt.BaseError as e:
+            raise self._translate(e, what) from e
 
     def _translate(self, e: Exception, what: str, side: str | None = None) -> BrokerError:
         text = _SIGNED_QUERY.sub("?…", str(e))
@@ -632,7 +630,7 @@ class CcxtBroker:
             return TemporaryBrokerError(f"{where}: the request's timestamp was outside the venue's window; the clock was resynchronised ({text})")
         if isinstance(e, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)):
             return TemporaryBrokerError(f"{where}: rate limited ({text}); backing off")
-        if isinstance(e, (ccxt.NetworkError, ccxt.BadResponse)):
+        if isinstance(e, ccxt.OperationFailed):  # network, 5xx, bad answers, Binance -1000/-1001/-1006: outcome unknown
             return TemporaryBrokerError(f"{where}: the venue did not answer cleanly ({type(e).__name__}: {text}); retry later")
         if isinstance(e, ccxt.InsufficientFunds) or "insufficient balance" in text:
             code = "insufficient_position" if side == "sell" else "insufficient_funds"

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import time
 from typing import Literal
 
 import pandas as pd
@@ -44,13 +43,13 @@ from workbench.venues.base import (
     OrderRequest,
     Quote,
     TemporaryBrokerError,
-    call_with_retries,
     reason_of,
 )
 from workbench.venues.ledger import OrderLedger
 from workbench.errors import ConfigError
 from workbench.security.vault import secret_env_name, secret_value, vault_of
 from workbench.venues.kite.config import KiteConfig
+from workbench.venues.retry import RetryPolicy, retry_call, send_idempotent
 
 __all__ = ["LOGIN_HINT", "KiteBroker", "complete_kite_login", "kite_login_url", "kite_session", "kite_session_expiry", "kite_tag", "make_broker"]
 
@@ -213,6 +212,7 @@ class KiteBroker:
         self.product, self.account = product, account or "kite"
         self.expires_at = pd.Timestamp(expires_at).tz_convert("UTC") if expires_at is not None else None
         self.retries, self.backoff_s = max(1, int(retries)), float(backoff_s)
+        self.retry = RetryPolicy(attempts=self.retries, backoff_s=self.backoff_s, max_wait_s=2.0)
         self.stop_limit_pct = float(stop_limit_pct)
         self.ledger = OrderLedger(store_url, "kite", self.account)
         self._instruments: dict[str, dict[str, dict]] = {}
@@ -237,9 +237,8 @@ class KiteBroker:
         """One Kite call with bounded retries of temporary errors (only for calls safe to repeat)."""
         if self.expires_at is not None and pd.Timestamp.now(tz="UTC") >= self.expires_at:
             raise AuthenticationError(_expired_message(self.expires_at))
-        return call_with_retries(
-            lambda: fn(*args, **kw), lambda e: _translate(e, what, self.expires_at), retries=self.retries, backoff_s=self.backoff_s
-        )
+        translate = lambda e: _translate(e, what, self.expires_at)
+        return retry_call(lambda: fn(*args, **kw), policy=self.retry, venue=self.name, what=what, translate=translate)
 
     def _once(self, what: str, fn, *args, **kw):
         """One Kite call that must not be repeated blindly (it may have arrived)."""
@@ -434,18 +433,14 @@ class KiteBroker:
                       "product": self.product, "order_type": kind, "price": price, "trigger_price": trigger, "validity": "DAY", "tag": tag}  # fmt: skip
         fields = {"kind": "order", "tag": tag, "oco_group": order.oco_group, "symbol": order.symbol, "side": order.side, "type": order.type,
                       "quantity": float(order.quantity), "limit_price": order.limit_price, "stop_price": order.stop_price}  # fmt: skip
-        for attempt in range(self.retries):
-            try:
-                oid = self._once(f"order {order.client_order_id}", self.kite.place_order, **params)
-                break
-            except TemporaryBrokerError:
-                found = self._by_tag(tag)
-                if found is not None:
-                    oid = found["order_id"]
-                    break
-                if attempt == self.retries - 1:
-                    raise
-                time.sleep(self.backoff_s * 2**attempt)
+
+        def lookup() -> str | None:
+            found = next((o for o in self._once("the order book", self.kite.orders) if o.get("tag") == tag), None)
+            return found["order_id"] if found is not None else None
+
+        what = f"order {order.client_order_id}"
+        send = lambda: self._once(what, self.kite.place_order, **params)
+        oid = send_idempotent(send, lookup, policy=self.retry, venue=self.name, what=what)
         self.ledger.put(order.client_order_id, ref=str(oid), **fields)
         return self._raise_if_rejected(self._order_state(self.ledger.get(order.client_order_id)))
 
@@ -582,26 +577,24 @@ class KiteBroker:
         return self._state(self.ledger.get(order.client_order_id))
 
     def _gtt_send(self, order: OrderRequest, send, args, modify: int | None = None):
-        """Send a GTT change once; after a temporary error, look at the GTTs before sending again."""
-        for attempt in range(self.retries):
-            try:
-                return self._once(f"the GTT for {order.client_order_id}", send)
-            except TemporaryBrokerError:
-                if modify is not None:
-                    g = self._call("a GTT", self.kite.get_gtt, modify)
-                    if g["type"] == "two-leg":
-                        return modify
-                else:
-                    taken = {r["ref"] for r in self.ledger.find(kind="gtt")}
-                    ex, sym = self._split(order.symbol)
-                    for g in self._call("the GTT list", self.kite.get_gtts):
-                        c, legs = g["condition"], g["orders"]
-                        if (g["status"] == "active" and str(g["id"]) not in taken and c["exchange"] == ex and c["tradingsymbol"] == sym
-                                and c["trigger_values"] == args[3] and legs[0]["quantity"] == int(order.quantity)):  # fmt: skip
-                            return g["id"]
-                if attempt == self.retries - 1:
-                    raise
-                time.sleep(self.backoff_s * 2**attempt)
+        """Send a GTT change; after a temporary error, look at the GTTs before sending again."""
+
+        def lookup():
+            if modify is not None:
+                g = self._once("a GTT", self.kite.get_gtt, modify)
+                return modify if g["type"] == "two-leg" else None
+            taken = {r["ref"] for r in self.ledger.find(kind="gtt")}
+            ex, sym = self._split(order.symbol)
+            for g in self._once("the GTT list", self.kite.get_gtts):
+                c, legs = g["condition"], g["orders"]
+                same = c["exchange"] == ex and c["tradingsymbol"] == sym and c["trigger_values"] == args[3]
+                same = same and legs[0]["quantity"] == int(order.quantity)
+                if same and g["status"] == "active" and str(g["id"]) not in taken:
+                    return g["id"]
+            return None
+
+        what = f"the GTT for {order.client_order_id}"
+        return send_idempotent(lambda: self._once(what, send), lookup, policy=self.retry, venue=self.name, what=what)
 
     def _gtt_order_id(self, row: dict, g: dict | None = None) -> str | None:
         """The regular order a triggered GTT placed for this row's leg (None: not this leg, not yet)."""

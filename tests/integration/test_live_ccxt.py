@@ -101,10 +101,10 @@ class FaultsAtCycle(VenueFollowsTheFeed):
 
 def test_unknown_execution_status_answers_neither_end_the_run_nor_duplicate_an_order(tmp_path, venue, monkeypatch):
     fake, panel = venue
-    monkeypatch.delenv("WORKBENCH_CCXT_BINANCE_API_KEY", raising=False)
+    monkeypatch.delenv("WORKBENCH_KEY_CCXT_BINANCE_API_KEY", raising=False)
     urls = fake.ccxt_config()["urls"]
     s = load_settings(
-        tmp_path / "home", broker={"default": "ccxt:binance", "ccxt_urls": {"binance": urls}, "timeout_s": 5.0}
+        tmp_path / "home", broker={"default": "ccxt:binance", "timeout_s": 5.0}, venues={"ccxt": {"urls": {"binance": urls}}}
     )
     s.ensure_dirs()
     vault = Vault.for_settings(s)

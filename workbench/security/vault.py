@@ -20,9 +20,9 @@ import pandas as pd
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Column, MetaData, String, Table, Text, create_engine, delete, insert, select, update
 
-from workbench.errors import ConfigError
+from workbench.errors import VaultError
 
-__all__ = ["Secret", "Vault", "VaultError", "redact", "secret_value", "vault_of"]
+__all__ = ["Secret", "Vault", "redact", "secret_value", "vault_of"]
 
 _meta = MetaData()
 _secrets = Table(
@@ -32,10 +32,6 @@ _secrets = Table(
     Column("updated_at", String(40), nullable=False),
     Column("expires_at", String(40)),
 )  # fmt: skip
-
-
-class VaultError(ConfigError):
-    """The vault cannot decrypt: the key changed or the file was tampered with."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ import pytest
 
 from workbench.brokers.base import Market, OrderRequest, Quote, TemporaryBrokerError
 from workbench.brokers.paper import PaperBroker
-from workbench.trading.orders import STATUSES, InvalidTransition, OrderIntent, OrderManager, client_order_id, path, transition
+from workbench.errors import InvalidTransition
+from workbench.trading.orders import STATUSES, OrderIntent, OrderManager, client_order_id, path, transition
 from workbench.trading.store import Store
 
 T0 = pd.Timestamp("2024-05-01", tz="UTC")

@@ -1,5 +1,6 @@
 """Market-data sources: CSV files, ccxt exchanges, a synthetic GBM market (all ``OhlcvSource``)."""
 
-from workbench.data.sources.base import OhlcvSource, SourceUnavailableError
+from workbench.data.sources.base import OhlcvSource
+from workbench.errors import SourceUnavailableError
 
 __all__ = ["OhlcvSource", "SourceUnavailableError"]

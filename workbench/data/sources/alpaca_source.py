@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import pandas as pd
 
 from workbench.data.candles import empty_candles, validate_candles
-from workbench.data.sources.base import SourceUnavailableError, Throttle
-from workbench.errors import ConfigError, DataError, UnknownSymbolError
+from workbench.data.sources.base import Throttle
+from workbench.errors import ConfigError, DataError, SourceUnavailableError, UnknownSymbolError
 
 __all__ = ["AlpacaSource", "alpaca_keys", "ALPACA_TIMEFRAMES"]
 

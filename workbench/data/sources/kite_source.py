@@ -15,8 +15,8 @@ from collections.abc import Iterator, Mapping
 import pandas as pd
 
 from workbench.data.candles import empty_candles, validate_candles
-from workbench.data.sources.base import SourceUnavailableError, Throttle
-from workbench.errors import DataError, UnknownSymbolError
+from workbench.data.sources.base import Throttle
+from workbench.errors import DataError, SourceUnavailableError, UnknownSymbolError
 
 __all__ = ["KiteSource", "KITE_INTERVALS", "KITE_MAX_DAYS"]
 

@@ -19,7 +19,6 @@
     ├── TemporaryError                   transient: the same call may succeed later (retry with backoff)
     │   ├── TemporaryBrokerError         (also a BrokerError)
     │   └── SourceUnavailableError       (also a DataError)
-    ├── StoreError                       the operational database cannot be read or written
     └── InvalidTransition                an order status change the state machine forbids
 
 A class with two parents is listed under both (``tests/unit/test_errors.py`` checks that this picture
@@ -48,7 +47,6 @@ __all__ = [
     "AuthenticationError",
     "ExchangeUnavailable",
     "TemporaryError",
-    "StoreError",
     "InvalidTransition",
 ]
 
@@ -141,11 +139,6 @@ class AuthenticationError(BrokerError):
 
 class ExchangeUnavailable(BrokerError):
     """The venue is down or in maintenance. No new orders until it is back."""
-
-
-class StoreError(WorkbenchError):
-    """The operational database (orders, fills, runs, keys) cannot be read or written: corrupt,
-    read-only, full or locked. The message names the file and what to do."""
 
 
 class InvalidTransition(WorkbenchError):

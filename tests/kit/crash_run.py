@@ -49,7 +49,12 @@ def main(argv: list[str]) -> int:
     settings = load_settings(home)
     feed = ReplayFeed.from_panel(synthetic_panel(8, 80, seed=11), warmup_bars=40, replay_bars=10)
     run_id = run_live(
-        settings, engine=MomentumEngine(lookback=10, gain=3.0), feed=feed, interval_s=0.0, cycles=cycles, on_point=on_point
+        settings,
+        engine=MomentumEngine(lookback=10, gain=3.0),
+        feed=feed,
+        interval_s=0.0,
+        cycles=cycles,
+        on_point=on_point,
     )
     print(run_id, flush=True)
     return 0

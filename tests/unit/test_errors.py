@@ -9,7 +9,6 @@ import re
 import workbench.errors as errors
 
 
-
 def _drawn_edges(doc: str) -> tuple[str, set[tuple[str, str]]]:
     """(root, {(parent, child)}) from the box-drawing picture: depth = position of the class name."""
     stack: list[tuple[int, str]] = []
@@ -35,7 +34,8 @@ def _drawn_edges(doc: str) -> tuple[str, set[tuple[str, str]]]:
 
 def _defined() -> dict[str, type]:
     return {
-        n: c for n, c in vars(errors).items()
+        n: c
+        for n, c in vars(errors).items()
         if inspect.isclass(c) and issubclass(c, BaseException) and c.__module__ == errors.__name__
     }
 
@@ -45,7 +45,9 @@ def test_the_docstring_tree_is_the_class_tree():
     root, drawn = _drawn_edges(errors.__doc__)
     actual = {(b.__name__, n) for n, c in classes.items() for b in c.__bases__ if b.__name__ in classes}
     assert root == "WorkbenchError"
-    assert drawn == actual, f"drawn but not defined: {sorted(drawn - actual)}; defined but not drawn: {sorted(actual - drawn)}"
+    assert drawn == actual, (
+        f"drawn but not defined: {sorted(drawn - actual)}; defined but not drawn: {sorted(actual - drawn)}"
+    )
     assert {c for _, c in drawn} | {root} == set(classes)
     assert sorted(errors.__all__) == sorted(classes)
 

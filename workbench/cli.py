@@ -3,7 +3,7 @@
 Heavy libraries (mlflow, vectorbt, lightgbm) are imported inside the commands that need them so that
 ``workbench --help`` and ``workbench live status`` answer at once.
 
-Nothing a user can cause ends in a traceback: the app's group (``_Workbench``) turns every error that
+Nothing a user can cause ends in a traceback: the app's group (``cli_exits.WorkbenchGroup``) turns every error that
 leaves a command into one paragraph on stderr naming the file or setting and what to do, and exits
 with the code of its class (``workbench.cli_exits.ExitCode``; ``--debug`` or ``WORKBENCH_DEBUG=1``
 also prints the traceback):
@@ -21,59 +21,25 @@ import json
 import os
 import subprocess
 import sys
-import traceback
-from contextvars import ContextVar
 from enum import Enum
 from pathlib import Path
-from typing import Any, NoReturn, Optional, get_args
+from typing import NoReturn, Optional, get_args
 
 import typer
-from typer.core import TyperGroup
 
-from workbench.cli_exits import explain
+from workbench.cli_exits import ExitCode, WorkbenchGroup, invocation
 from workbench.config import DemoSettings, Settings, load_settings
 from workbench.errors import ConfigError, NoDataError, WorkbenchError
 from workbench.models.kinds import TRAINABLE_KINDS
 
 __all__ = ["app"]
 
-# What one invocation has learnt that an error message needs (--debug, the store it opened); set by
-# ``_Workbench.invoke`` for the duration of one command, like click's own context stack.
-_invocation: ContextVar[dict[str, Any] | None] = ContextVar("workbench_invocation", default=None)
-# Exceptions click/Typer handle themselves: exit codes, Ctrl-C, usage errors (exit 2). Typer >= 0.2x
-# ships its own click, whose usage errors derive from ``typer.TyperException``.
-_HANDLED_BY_CLICK: tuple[type[BaseException], ...] = (
-    typer.Exit, typer.Abort, getattr(typer, "TyperException", None) or __import__("click").ClickException
-)
-
-
-class _Workbench(TyperGroup):
-    """The root command group: every command runs inside its ``invoke``, which maps what escapes to a
-    message and an exit code (``python -m workbench``, the console script and ``CliRunner`` alike)."""
-
-    def invoke(self, ctx: typer.Context) -> Any:
-        state: dict[str, Any] = {"debug": os.environ.get("WORKBENCH_DEBUG", "").lower() in ("1", "true", "yes", "on")}
-        token = _invocation.set(state)
-        try:
-            return super().invoke(ctx)
-        except _HANDLED_BY_CLICK:
-            raise
-        except Exception as e:
-            if state["debug"]:
-                traceback.print_exception(e)
-            code, message = explain(e, state.get("store_url"))
-            typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(int(code)) from None
-        finally:
-            _invocation.reset(token)
-
-
 ModelKind = Enum("ModelKind", {k: k for k in TRAINABLE_KINDS}, type=str)  # type: ignore[misc]
 _DEMO_SOURCES = get_args(DemoSettings.model_fields["source"].annotation)
 DemoSource = Enum("DemoSource", {k: k for k in _DEMO_SOURCES}, type=str)  # type: ignore[misc]
 
 app = typer.Typer(
-    cls=_Workbench,
+    cls=WorkbenchGroup,
     no_args_is_help=True,
     add_completion=False,
     help="workbench: from research to live trading, one command per stage.",
@@ -91,7 +57,7 @@ def _options(
 ) -> None:
     """Keep library chatter (MLflow's artifact progress bars) out of the command's own output."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    state = _invocation.get()
+    state = invocation.get()
     if state is not None and debug:
         state["debug"] = True
 
@@ -108,13 +74,13 @@ def _settings(home: Optional[Path]) -> Settings:
 
 def _remember(settings: Settings) -> None:
     """Note the store this invocation uses, so a database error can name its file."""
-    state = _invocation.get()
+    state = invocation.get()
     if state is not None:
         state["store_url"] = settings.store_url
 
 
 def _fail(e: Exception) -> NoReturn:
-    """Hand ``e`` to ``_Workbench.invoke``: one paragraph on stderr, the exit code of its class."""
+    """Hand ``e`` to ``WorkbenchGroup.invoke``: one paragraph on stderr, the exit code of its class."""
     raise e
 
 
@@ -226,7 +192,7 @@ def data_pull(
         for sym, err in report.errors.items():
             typer.secho(f"{sym}: {err}", fg=typer.colors.RED, err=True)
         if report.errors and not report.new_rows:
-            raise typer.Exit(code=2)
+            raise typer.Exit(int(ExitCode.DATA))
     except WorkbenchError as e:
         _fail(e)
 
@@ -290,7 +256,7 @@ def retrain(ctx: typer.Context, home: Optional[Path] = HomeOpt) -> None:
     outcome = run_retrain(_settings(home), params)
     typer.echo(f"retrain {outcome.status}: {outcome.reason}\nexecuted notebook: {outcome.notebook}")
     if outcome.status == "failed":
-        raise typer.Exit(code=1)
+        raise typer.Exit(int(ExitCode.FAILED))
 
 
 @app.command()
@@ -388,7 +354,7 @@ def live_run(
         st = live_status(settings)
         typer.echo(f"run {run_id} ended: {st.get('status')} — {st.get('message') or ''}")
         if st.get("status") == "FAILED":
-            raise typer.Exit(code=1)
+            raise typer.Exit(int(ExitCode.FAILED))
     except WorkbenchError as e:
         _fail(e)
 

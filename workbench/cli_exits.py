@@ -10,10 +10,15 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import traceback
+from contextvars import ContextVar
 from enum import IntEnum
 from pathlib import Path
+from typing import Any
 
+import typer
 from pydantic import ValidationError
+from typer.core import TyperGroup
 
 from workbench.errors import (
     BrokerError,
@@ -24,7 +29,16 @@ from workbench.errors import (
     WorkbenchError,
 )
 
-__all__ = ["ExitCode", "explain"]
+__all__ = ["ExitCode", "WorkbenchGroup", "explain", "invocation"]
+
+try:  # Typer >= 0.2x ships its own click, whose usage errors derive from TyperException
+    from typer import TyperException as _UsageError
+except ImportError:  # pragma: no cover - older Typer on the real click
+    from click import ClickException as _UsageError
+
+# What one invocation has learnt that an error message needs ("debug", the "store_url" it opened);
+# set by ``WorkbenchGroup.invoke`` for the duration of one command, like click's own context stack.
+invocation: ContextVar[dict[str, Any] | None] = ContextVar("workbench_invocation", default=None)
 
 
 class ExitCode(IntEnum):
@@ -41,6 +55,28 @@ class ExitCode(IntEnum):
     OS = 8  # the file system: permission denied, no space left, read-only, missing file
     FAILED = 9  # the operation ran and failed (a live run ended FAILED, a retrain failed, ...)
     TEMPORARY = 10  # network, rate limit, maintenance: the same command may work later
+
+
+class WorkbenchGroup(TyperGroup):
+    """The root command group: every command runs inside its ``invoke``, which maps what escapes to a
+    message and an exit code (``python -m workbench``, the console script and ``CliRunner`` alike).
+    Exit requests, Ctrl-C and usage errors (exit 2) pass through to Typer, which reports them."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        state: dict[str, Any] = {"debug": os.environ.get("WORKBENCH_DEBUG", "").lower() in ("1", "true", "yes", "on")}
+        token = invocation.set(state)
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, _UsageError):
+            raise
+        except Exception as e:
+            if state["debug"]:
+                traceback.print_exception(e)
+            code, message = explain(e, state.get("store_url"))
+            typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(int(code)) from None
+        finally:
+            invocation.reset(token)
 
 
 def explain(exc: BaseException, store_url: str | None = None) -> tuple[ExitCode, str]:

@@ -2,6 +2,17 @@
 
 Heavy libraries (mlflow, vectorbt, lightgbm) are imported inside the commands that need them so that
 ``workbench --help`` and ``workbench live status`` answer at once.
+
+Nothing a user can cause ends in a traceback: the app's group (``cli_exits.WorkbenchGroup``) turns every error that
+leaves a command into one paragraph on stderr naming the file or setting and what to do, and exits
+with the code of its class (``workbench.cli_exits.ExitCode``; ``--debug`` or ``WORKBENCH_DEBUG=1``
+also prints the traceback):
+
+    0 done                     5 models                   9 the operation ran and failed
+    1 unexpected (a bug)       6 broker, keys, venue     10 temporary: run it again later
+    2 bad arguments            7 database (workbench.db)
+    3 settings (workbench.toml, WORKBENCH_* env vars, the vault key)
+    4 market data              8 file system (permissions, disk full, read-only, missing file)
 """
 
 from __future__ import annotations
@@ -10,17 +21,29 @@ import json
 import os
 import subprocess
 import sys
+from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional, get_args
 
 import typer
 
-from workbench.config import Settings, load_settings
-from workbench.errors import WorkbenchError
+from workbench.cli_exits import ExitCode, WorkbenchGroup, invocation
+from workbench.config import DemoSettings, Settings, load_settings
+from workbench.errors import ConfigError, NoDataError, WorkbenchError
+from workbench.models.kinds import TRAINABLE_KINDS
 
 __all__ = ["app"]
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="workbench: from research to live trading, one command per stage.")
+ModelKind = Enum("ModelKind", {k: k for k in TRAINABLE_KINDS}, type=str)  # type: ignore[misc]
+_DEMO_SOURCES = get_args(DemoSettings.model_fields["source"].annotation)
+DemoSource = Enum("DemoSource", {k: k for k in _DEMO_SOURCES}, type=str)  # type: ignore[misc]
+
+app = typer.Typer(
+    cls=WorkbenchGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    help="workbench: from research to live trading, one command per stage.",
+)
 data_app = typer.Typer(no_args_is_help=True, help="Market data: pull candles into the lake, list what is stored.")
 models_app = typer.Typer(no_args_is_help=True, help="Registered models: list, promote.")
 live_app = typer.Typer(no_args_is_help=True, help="The live trading process: run, status, stop.")
@@ -29,9 +52,14 @@ app.add_typer(models_app, name="models")
 app.add_typer(live_app, name="live")
 
 @app.callback()
-def _quiet_libraries() -> None:
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="on an error, also print the traceback (or WORKBENCH_DEBUG=1)"),
+) -> None:
     """Keep library chatter (MLflow's artifact progress bars) out of the command's own output."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    state = invocation.get()
+    if state is not None and debug:
+        state["debug"] = True
 
 
 HomeOpt = typer.Option(None, "--home", envvar="WORKBENCH_HOME", help="workbench home (stores live under it)")
@@ -39,13 +67,21 @@ HomeOpt = typer.Option(None, "--home", envvar="WORKBENCH_HOME", help="workbench 
 
 def _settings(home: Optional[Path]) -> Settings:
     s = load_settings(home)
+    _remember(s)
     s.ensure_dirs()
     return s
 
 
-def _fail(e: Exception) -> None:
-    typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+def _remember(settings: Settings) -> None:
+    """Note the store this invocation uses, so a database error can name its file."""
+    state = invocation.get()
+    if state is not None:
+        state["store_url"] = settings.store_url
+
+
+def _fail(e: Exception) -> NoReturn:
+    """Hand ``e`` to ``WorkbenchGroup.invoke``: one paragraph on stderr, the exit code of its class."""
+    raise e
 
 
 def _echo_table(df) -> None:
@@ -63,7 +99,7 @@ def _universe(settings: Settings, exchange: str | None, timeframe: str | None, s
     if exchange is None:
         demo = demo_universe_in_lake(settings)
         if demo is None:
-            raise WorkbenchError("no data in the lake yet: run `workbench data pull` or `workbench init --demo` first")
+            raise NoDataError("no data in the lake yet: run `workbench data pull` or `workbench init --demo` first")
         exchange, timeframe = demo.exchange, timeframe or demo.timeframe
         symbols = symbols or list(demo.symbols)
     timeframe = timeframe or "1d"
@@ -75,7 +111,7 @@ def _universe(settings: Settings, exchange: str | None, timeframe: str | None, s
 def init(
     home: Optional[Path] = HomeOpt,
     demo: bool = typer.Option(False, "--demo", help="also pull demo data and train a champion if none exists"),
-    source: Optional[str] = typer.Option(None, help="demo data source: auto | ccxt | synthetic"),
+    source: Optional[DemoSource] = typer.Option(None, help="demo data source (default: settings.demo.source)"),
 ) -> None:
     """Create the stores (lake, SQLite, MLflow); with --demo, get demo data and a champion model."""
     try:
@@ -90,7 +126,7 @@ def init(
         from workbench.data.demo import ensure_demo_data
         from workbench.models.registry import Registry
 
-        universe = ensure_demo_data(settings, source=source, progress=True)
+        universe = ensure_demo_data(settings, source=source.value if source is not None else None, progress=True)
         typer.echo(f"demo data: {universe.label} — {universe.exchange} {universe.timeframe} {', '.join(universe.symbols)}")
         registry = Registry(settings)
         if registry.has("champion"):
@@ -156,7 +192,7 @@ def data_pull(
         for sym, err in report.errors.items():
             typer.secho(f"{sym}: {err}", fg=typer.colors.RED, err=True)
         if report.errors and not report.new_rows:
-            raise typer.Exit(code=2)
+            raise typer.Exit(int(ExitCode.DATA))
     except WorkbenchError as e:
         _fail(e)
 
@@ -171,7 +207,7 @@ def data_list(home: Optional[Path] = HomeOpt) -> None:
 
 @app.command()
 def train(
-    model: str = typer.Option("lgbm", "--model", help="model kind: lgbm | rf | lstm | ensemble"),
+    model: ModelKind = typer.Option(ModelKind("lgbm"), "--model", help="model kind"),
     exchange: Optional[str] = typer.Option(None, help="default: the demo data set"),
     timeframe: Optional[str] = typer.Option(None),
     symbols: Optional[list[str]] = typer.Option(None, "--symbols", "-s"),
@@ -181,7 +217,7 @@ def train(
     try:
         settings = _settings(home)
         ex, tf, syms = _universe(settings, exchange, timeframe, symbols)
-        _train_and_register(settings, ex, tf, syms, model)
+        _train_and_register(settings, ex, tf, syms, model.value)
     except WorkbenchError as e:
         _fail(e)
 
@@ -202,7 +238,7 @@ def _parameters(args: list[str]) -> dict:
     while rest:
         flag = rest.pop(0)
         if flag not in ("-p", "--parameter") or len(rest) < 2:
-            raise WorkbenchError(f"expected '-p NAME VALUE' pairs, got {' '.join([flag, *rest])!r}")
+            raise typer.BadParameter(f"expected '-p NAME VALUE' pairs, got {' '.join([flag, *rest])!r}")
         name, value = rest.pop(0), rest.pop(0)
         params[name] = _literal(value)
     return params
@@ -216,14 +252,11 @@ def retrain(ctx: typer.Context, home: Optional[Path] = HomeOpt) -> None:
     """
     from workbench.models.retrain import run_retrain
 
-    try:
-        params = _parameters(ctx.args)
-    except WorkbenchError as e:
-        _fail(e)
+    params = _parameters(ctx.args)
     outcome = run_retrain(_settings(home), params)
     typer.echo(f"retrain {outcome.status}: {outcome.reason}\nexecuted notebook: {outcome.notebook}")
     if outcome.status == "failed":
-        raise typer.Exit(code=1)
+        raise typer.Exit(int(ExitCode.FAILED))
 
 
 @app.command()
@@ -342,7 +375,7 @@ def live_run(
         st = live_status(settings)
         typer.echo(f"run {run_id} ended: {st.get('status')} — {st.get('message') or ''}")
         if st.get("status") == "FAILED":
-            raise typer.Exit(code=1)
+            raise typer.Exit(int(ExitCode.FAILED))
     except WorkbenchError as e:
         _fail(e)
 
@@ -366,11 +399,36 @@ def live_stop(home: Optional[Path] = HomeOpt) -> None:
 
 @live_app.command("emergency-stop")
 def live_emergency_stop(home: Optional[Path] = HomeOpt) -> None:
-    """Cancel every open order now (and flatten positions when risk.flatten_on_emergency is set)."""
+    """Cancel every open order now (and flatten positions when risk.flatten_on_emergency is set).
+
+    Works while workbench.toml is broken: the stop then goes to the store named by WORKBENCH_DB_URL,
+    the file's db_url (if the file still parses) or the home's default, and says so."""
+    from workbench.config import EMERGENCY_NOTE, store_only_settings
     from workbench.trading.runner import request_stop
 
-    run_id = request_stop(_settings(home), emergency=True)
-    typer.echo(f"emergency stop requested for run {run_id}" if run_id else "no live run is active")
+    try:
+        settings, broken = _settings(home), None
+    except ConfigError as e:
+        settings, broken = store_only_settings(home), e
+        _remember(settings)
+        settings.ensure_dirs()
+        typer.secho(
+            f"warning: {str(e).removesuffix(' ' + EMERGENCY_NOTE)}\nThe emergency stop is sent anyway, to the store "
+            f"{settings.store_url} (found without the broken settings; the live process obeys it whatever its own).",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    run_id = request_stop(settings, emergency=True)
+    if run_id:
+        typer.echo(f"emergency stop requested for run {run_id}")
+    elif broken is None:
+        typer.echo("no live run is active")
+    else:
+        raise ConfigError(
+            f"no live run is active in the store {settings.store_url}. If the broken workbench.toml sets db_url, "
+            "the live run's store is elsewhere: set WORKBENCH_DB_URL to it (or fix the file) and run "
+            "`workbench live emergency-stop` again."
+        )
 
 
 @app.command()
@@ -382,7 +440,7 @@ def dashboard(
     settings = _settings(home)
     nb = Path(__file__).resolve().parents[1] / "notebooks" / "dashboard.ipynb"
     if not nb.exists():
-        _fail(FileNotFoundError(f"{nb} not found: run the dashboard from a checkout of the workbench repository"))
+        _fail(ConfigError(f"{nb} not found: run the dashboard from a checkout of the workbench repository"))
     typer.echo(f"dashboard on http://localhost:{port} (home {settings.home}); Ctrl-C to stop")
     cmd = [sys.executable, "-m", "voila", str(nb), f"--port={port}", "--no-browser"]
     raise typer.Exit(subprocess.call(cmd, env={**os.environ, "WORKBENCH_HOME": str(settings.home)}))
@@ -420,7 +478,7 @@ def instruments_list(
 
     master = InstrumentMaster.of(_settings(home))
     if not master.exists():
-        _fail(WorkbenchError("the instrument master is empty: run `workbench instruments refresh` first"))
+        _fail(NoDataError("the instrument master is empty: run `workbench instruments refresh` first"))
     if exchange is None:
         _echo_table(master.counts().reset_index())
     else:
@@ -468,7 +526,7 @@ def keys_set(
         for f in fields:
             value = typer.prompt(f"{broker} {f}", hide_input=True).strip()
             if not value:
-                raise WorkbenchError(f"{broker} {f} is empty: nothing stored")
+                raise ConfigError(f"{broker} {f} is empty: nothing stored")
             vault.put(f"{broker}/{f}", value)
         typer.echo(f"stored {', '.join(f'{broker}/{f}' for f in fields)} (encrypted)")
         from workbench.venues import resolve
@@ -476,8 +534,8 @@ def keys_set(
         venue, inst = resolve(broker)
         if venue.trading_keys is not None and set(venue.required_keys(inst)) - {f"{broker}/{f}" for f in fields}:
             typer.echo(f"next: {venue.hint(inst)}")
-    except (WorkbenchError, ValueError) as e:
-        _fail(e)
+    except ValueError as e:
+        _fail(ConfigError(str(e)))
 
 
 @keys_app.command("list")
@@ -509,7 +567,7 @@ def keys_delete(
         names = [name] if "/" in name else vault.names(f"{name.strip().lower()}/")
         gone = [n for n in names if vault.delete(n)]
         if not gone:
-            _fail(WorkbenchError(f"no stored key matches {name!r}: see `workbench keys list`"))
+            _fail(ConfigError(f"no stored key matches {name!r}: see `workbench keys list`"))
         typer.echo(f"deleted {', '.join(gone)}")
     except WorkbenchError as e:
         _fail(e)
@@ -530,6 +588,6 @@ def keys_kite_login(
         complete_kite_login(settings, token, vault=_vault(settings))
         typer.echo("kite access token stored (encrypted); Kite expires it daily: log in again each trading day")
     except ImportError as e:
-        _fail(WorkbenchError(f"the Kite adapter is not available in this installation: {e}"))
+        _fail(ConfigError(f"the Kite adapter is not available in this installation: {e}"))
     except WorkbenchError as e:
         _fail(e)

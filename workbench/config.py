@@ -8,10 +8,11 @@ notebooks can hold several workbenches (homes) side by side.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from workbench.errors import ConfigError
@@ -28,6 +29,7 @@ __all__ = [
     "Settings",
     "default_home",
     "load_settings",
+    "store_only_settings",
 ]
 
 
@@ -234,7 +236,10 @@ def default_home() -> Path:
 
 
 def load_settings(home: Path | str | None = None, **overrides) -> Settings:
-    """Settings for one workbench home; keyword overrides win over env vars and the TOML file."""
+    """Settings for one workbench home; keyword overrides win over env vars and the TOML file.
+
+    A wrong setting raises ``ConfigError`` with one paragraph naming the file (or env var), the
+    setting and what to do; an unreadable file raises the ``OSError``."""
     home_path = Path(home) if home is not None else default_home()
     toml = home_path / "workbench.toml"
 
@@ -244,5 +249,67 @@ def load_settings(home: Path | str | None = None, **overrides) -> Settings:
     try:
         values = _HomeSettings(home=home_path, **overrides)
         return Settings.model_construct(**dict(values))
-    except Exception as e:  # pydantic's ValidationError names the field; keep its text
-        raise ConfigError(f"invalid settings for home {home_path}: {e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(
+            f"{toml} is not valid TOML: {e}. Fix that line (e.g. quote text values, one `key = value` per line) "
+            f"and run the command again. {EMERGENCY_NOTE}"
+        ) from e
+    except ValidationError as e:
+        raise ConfigError(_explain(e, toml)) from e
+
+
+EMERGENCY_NOTE = "Meanwhile `workbench live emergency-stop` still works."
+
+
+def _source_of(loc: tuple[Any, ...], toml: Path) -> str:
+    env = "WORKBENCH_" + "__".join(str(p) for p in loc).upper()
+    if env in os.environ:
+        return f"env var {env}"
+    return str(toml) if toml.exists() else "the settings"
+
+
+def _known_fields(loc: tuple[Any, ...]) -> list[str]:
+    """The settings allowed beside an unknown key (for a "did you mean" list)."""
+    model: Any = Settings
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return []
+        model = field.annotation
+    return sorted(getattr(model, "model_fields", {}))
+
+
+def _explain(e: ValidationError, toml: Path) -> str:
+    """One paragraph: each wrong setting (at most three), where it came from, and what to do."""
+    parts, sources = [], []
+    for err in e.errors()[:3]:
+        loc = tuple(err["loc"])
+        name = ".".join(str(p) for p in loc)
+        sources.append(_source_of(loc, toml))
+        if err["type"] == "extra_forbidden":
+            known = _known_fields(loc)
+            hint = f" (the settings there: {', '.join(known)})" if known else ""
+            parts.append(f"unknown setting {name!r}{hint}")
+        else:
+            parts.append(f"{name} = {err.get('input')!r}: {err['msg']}")
+    more = f" and {e.error_count() - 3} more" if e.error_count() > 3 else ""
+    where = ", ".join(dict.fromkeys(sources))
+    return (
+        f"invalid settings in {where}: {'; '.join(parts)}{more}. Fix {'them' if len(parts) > 1 else 'it'} "
+        f"(remove or correct the line) and run the command again. {EMERGENCY_NOTE}"
+    )
+
+
+def store_only_settings(home: Path | str | None = None) -> Settings:
+    """Default settings except the home and the store URL (``WORKBENCH_DB_URL``, else ``db_url`` from
+    the TOML file when it still parses): what the emergency stop needs to reach the live run's store
+    while the settings file is broken."""
+    home_path = Path(home) if home is not None else default_home()
+    db_url = os.environ.get("WORKBENCH_DB_URL")
+    if db_url is None:
+        try:
+            raw = tomllib.loads((home_path / "workbench.toml").read_text())
+            db_url = raw.get("db_url") if isinstance(raw.get("db_url"), str) else None
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            db_url = None
+    return Settings.model_construct(home=home_path.expanduser().resolve(), db_url=db_url)

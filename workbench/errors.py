@@ -2,31 +2,43 @@
 
     WorkbenchError                       anything the workbench raises on purpose
     ├── ConfigError                      a setting is wrong: fix the setting
+    │   └── VaultError                   the vault cannot decrypt: the key changed or the file was altered
     ├── DataError                        market data is unusable
     │   ├── BadCandlesError              a file/batch has bad bars (names the file and row)
     │   ├── UnknownSymbolError           a symbol the source or lake does not have
-    │   └── NoDataError                  nothing stored for what was asked
-    ├── ModelError
+    │   ├── NoDataError                  nothing stored for what was asked
+    │   ├── InstrumentListError          an instrument list is malformed: the master is left unchanged
+    │   └── SourceUnavailableError       a data source did not answer: retry later
+    ├── ModelError                       a model cannot be trained, saved or loaded
     │   └── NoModelError                 no registered model under that name/alias
     ├── BrokerError                      anything from a broker
     │   ├── TemporaryBrokerError         retry with backoff (network, 429, 5xx, timeouts)
     │   ├── OrderRejected                fix the order (funds, lot size, min notional, symbol)
     │   ├── AuthenticationError          the key is wrong, expired or lacks permission: stop
     │   └── ExchangeUnavailable          the venue is down or in maintenance: stop new orders
-    └── TradingStopped                   the live loop must stop (emergency stop, fatal check)
+    ├── TemporaryError                   transient: the same call may succeed later (retry with backoff)
+    │   ├── TemporaryBrokerError         (also a BrokerError)
+    │   └── SourceUnavailableError       (also a DataError)
+    └── InvalidTransition                an order status change the state machine forbids
 
-Messages say what is wrong and what to do about it.
+A class with two parents is listed under both (``tests/unit/test_errors.py`` checks that this picture
+and the classes below agree). Messages say what is wrong and what to do about it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
     "WorkbenchError",
     "ConfigError",
+    "VaultError",
     "DataError",
     "BadCandlesError",
     "UnknownSymbolError",
     "NoDataError",
+    "InstrumentListError",
+    "SourceUnavailableError",
     "ModelError",
     "NoModelError",
     "BrokerError",
@@ -34,7 +46,8 @@ __all__ = [
     "OrderRejected",
     "AuthenticationError",
     "ExchangeUnavailable",
-    "TradingStopped",
+    "TemporaryError",
+    "InvalidTransition",
 ]
 
 
@@ -42,8 +55,17 @@ class WorkbenchError(Exception):
     """Base of every error the workbench raises on purpose."""
 
 
+class TemporaryError(WorkbenchError):
+    """Transient (network, timeout, rate limit, maintenance): the same call may succeed later, so
+    retry loops retry exactly this branch and nothing else."""
+
+
 class ConfigError(WorkbenchError):
     """A setting is missing or invalid."""
+
+
+class VaultError(ConfigError):
+    """The vault cannot decrypt: the key changed or the file was tampered with."""
 
 
 class DataError(WorkbenchError):
@@ -67,6 +89,26 @@ class NoDataError(DataError):
     """Nothing is stored for the requested exchange/timeframe/symbols/dates."""
 
 
+class InstrumentListError(DataError):
+    """A listing file is malformed or truncated; the master was left as it was."""
+
+    def __init__(self, origin: str, problem: str):
+        self.origin, self.problem = str(origin), problem
+        super().__init__(
+            f"instrument list {origin}: {problem}. The instrument master was not changed; "
+            "download the list again (or pass a complete file with --from-file) and refresh."
+        )
+
+
+class SourceUnavailableError(DataError, TemporaryError):
+    """The source did not answer (network, timeout, HTTP 429/5xx, maintenance): retry later.
+
+    A ``DataError`` (a data pull failed; ``ingest.pull`` records it per symbol) and a
+    ``TemporaryError`` (retry loops try it again with backoff), so neither caller needs to know
+    about the other's exception family.
+    """
+
+
 class ModelError(WorkbenchError):
     """A model cannot be trained, saved or loaded."""
 
@@ -79,7 +121,7 @@ class BrokerError(WorkbenchError):
     """Base of errors coming from a broker adapter."""
 
 
-class TemporaryBrokerError(BrokerError):
+class TemporaryBrokerError(BrokerError, TemporaryError):
     """Transient: network, timeout, rate limit (429), server error (5xx). Retry with backoff."""
 
 
@@ -99,5 +141,11 @@ class ExchangeUnavailable(BrokerError):
     """The venue is down or in maintenance. No new orders until it is back."""
 
 
-class TradingStopped(WorkbenchError):
-    """The live loop must stop now (emergency stop or a failed Phase 1 check)."""
+class InvalidTransition(WorkbenchError):
+    """An order status change the state machine forbids (e.g. FILLED → CANCELLED): a venue report or
+    a store row that breaks the rules, so it is logged and nothing is changed."""
+
+    def __init__(self, current: str, new: str, allowed: Iterable[str] = ()):
+        self.current, self.new = current, new
+        allowed_text = ", ".join(sorted(allowed)) or "nothing (final)"
+        super().__init__(f"order cannot go from {current} to {new}; from {current} it may go to {allowed_text}")

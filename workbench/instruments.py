@@ -32,12 +32,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.errors import DataError, UnknownSymbolError
+from workbench.errors import DataError, InstrumentListError, SourceUnavailableError, UnknownSymbolError
 
 __all__ = [
     "COLUMNS",
     "SOURCES",
-    "InstrumentListError",
     "InstrumentMaster",
     "RefreshReport",
     "load_nasdaqlisted",
@@ -70,17 +69,6 @@ URLS = {
 OTHER_EXCHANGES = {"N": "NYSE", "A": "AMEX", "P": "ARCA", "Z": "BATS", "V": "IEX", "M": "CHX"}
 
 
-class InstrumentListError(DataError):
-    """A listing file is malformed or truncated; the master was left as it was."""
-
-    def __init__(self, origin: str, problem: str):
-        self.origin, self.problem = str(origin), problem
-        super().__init__(
-            f"instrument list {origin}: {problem}. The instrument master was not changed; "
-            "download the list again (or pass a complete file with --from-file) and refresh."
-        )
-
-
 def split_key(key: str) -> tuple[str, str]:
     """``'NSE:RELIANCE'`` → ``('NSE', 'RELIANCE')``; the symbol may itself hold ':' (``BTC/USDT:USDT``)."""
     exchange, sep, symbol = str(key).partition(":")
@@ -100,8 +88,6 @@ def _fetch_text(url: str, timeout: float = 30.0, headers: dict | None = None) ->
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (fixed https URLs)
             return resp.read().decode("utf-8-sig", errors="replace")
     except OSError as e:
-        from workbench.data.sources.base import SourceUnavailableError
-
         raise SourceUnavailableError(f"could not download {url} ({e}); retry later or use --from-file with a saved copy") from e
 
 

@@ -10,8 +10,7 @@ from tests.kit.fake_binance import FakeBinance
 from workbench.data.demo import ensure_demo_data
 from workbench.data.ingest import pull
 from workbench.data.lake import Lake
-from workbench.data.sources.base import SourceUnavailableError
-from workbench.errors import DataError, TemporaryBrokerError, UnknownSymbolError
+from workbench.errors import DataError, SourceUnavailableError, TemporaryError, UnknownSymbolError
 from workbench.venues.ccxt.data import CcxtSource
 
 DAY = pd.Timedelta(days=1)
@@ -77,7 +76,7 @@ def test_rate_limit_maps_to_a_temporary_error(fake, source):
     fake.fail_next(429)
     with pytest.raises(SourceUnavailableError, match="retry later") as err:
         source.fetch("BTC/USDT", "1h", since=pd.Timestamp("2024-01-01", tz="UTC"))
-    assert isinstance(err.value, DataError) and isinstance(err.value, TemporaryBrokerError)
+    assert isinstance(err.value, DataError) and isinstance(err.value, TemporaryError)
     assert type(err.value.__cause__).__module__.startswith("ccxt")
     fake.fail_next(503)
     with pytest.raises(SourceUnavailableError):

@@ -17,19 +17,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from workbench.trading.orders import CRASH_HOOK_ENV
-
 REPO = Path(__file__).resolve().parents[2]
 EXIT_TYPES = ("stop_loss", "take_profit")
 
 
 def _launch(home: Path, cycles: int, hook: str | None = None) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != CRASH_HOOK_ENV}
-    env["WORKBENCH_HOME"] = str(home)
-    if hook:
-        env[CRASH_HOOK_ENV] = hook
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.kit.crash_run", str(home), str(cycles)], cwd=REPO, env=env,
+        [sys.executable, "-m", "tests.kit.crash_run", str(home), str(cycles), *([hook] if hook else [])], cwd=REPO, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 

@@ -1,23 +1,61 @@
 """A live run on the kit's momentum engine and a synthetic replay, for the SIGKILL crash test:
-``python -m tests.kit.crash_run HOME CYCLES`` (with ``WORKBENCH_CRASH_HOOK`` set to pause it)."""
+``python -m tests.kit.crash_run HOME CYCLES [POINT[@N]:MARKER]``.
+
+With the third argument the run pauses at the N-th (default first) passage through ``POINT`` of
+``OrderManager.submit`` ("after_new": recorded NEW, broker not called; "after_place": the broker
+answered, the store not yet updated): it writes ``MARKER`` and sleeps until the test SIGKILLs it.
+The pause is injected as the order manager's ``on_point`` callback; production code has no hook."""
 
 from __future__ import annotations
 
+import os
 import sys
+import time
+from collections.abc import Callable
 
 from tests.kit.models import MomentumEngine, synthetic_panel
 from workbench.config import load_settings
 from workbench.trading.feeds import ReplayFeed
 from workbench.trading.runner import run_live
 
-__all__ = ["main"]
+__all__ = ["main", "pause_at"]
+
+
+def pause_at(spec: str) -> Callable[[str], None]:
+    """The ``on_point`` callback for ``POINT[@N]:MARKER``: at the N-th passage, write the marker and
+    wait (for SIGKILL)."""
+    want, _, marker = spec.partition(":")
+    point, _, nth = want.partition("@")
+    passes = 0
+
+    def on_point(name: str) -> None:
+        nonlocal passes
+        if name != point:
+            return
+        passes += 1
+        if passes != int(nth or 1):
+            return
+        with open(marker, "w") as f:
+            f.write(f"{name} {os.getpid()}\n")
+        while True:  # wait for SIGKILL
+            time.sleep(60)
+
+    return on_point
 
 
 def main(argv: list[str]) -> int:
     home, cycles = argv[0], int(argv[1])
+    on_point = pause_at(argv[2]) if len(argv) > 2 else None
     settings = load_settings(home)
     feed = ReplayFeed.from_panel(synthetic_panel(8, 80, seed=11), warmup_bars=40, replay_bars=10)
-    run_id = run_live(settings, engine=MomentumEngine(lookback=10, gain=3.0), feed=feed, interval_s=0.0, cycles=cycles)
+    run_id = run_live(
+        settings,
+        engine=MomentumEngine(lookback=10, gain=3.0),
+        feed=feed,
+        interval_s=0.0,
+        cycles=cycles,
+        on_point=on_point,
+    )
     print(run_id, flush=True)
     return 0
 

@@ -1,17 +1,17 @@
 """Command-line parsing that is ours (not typer's)."""
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from workbench.cli import _parameters, app
-from workbench.errors import WorkbenchError
 
 
 def test_papermill_style_parameters():
     assert _parameters(["-p", "kinds", "['lgbm','rf']", "-p", "n_folds", "2", "-p", "exchange", "NASDAQ"]) == {
         "kinds": ["lgbm", "rf"], "n_folds": 2, "exchange": "NASDAQ",
     }
-    with pytest.raises(WorkbenchError, match="-p NAME VALUE"):
+    with pytest.raises(typer.BadParameter, match="-p NAME VALUE"):  # a usage error: exit 2
         _parameters(["-p", "kinds"])
 
 

@@ -13,6 +13,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from workbench.models.kinds import MODEL_KINDS
+
 __all__ = ["Model", "MODEL_KINDS", "make_model", "complete_rows", "check_xy", "check_predict_input", "lookback_of"]
 
 
@@ -30,16 +32,6 @@ class Model(Protocol):
     def fit(self, X: pd.DataFrame, y: pd.Series) -> "Model": ...
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray: ...
-
-
-# kind → "module:Class"; each class is constructed as Class(params=None, seed=42).
-# "ensemble" is not here: it is built from fitted members by ``training`` (see ``ensemble.py``).
-MODEL_KINDS: dict[str, str] = {
-    "lgbm": "workbench.models.lgbm:LightGBMModel",
-    "rf": "workbench.models.forest:RandomForestModel",
-    "lstm": "workbench.models.lstm:LSTMModel",
-    "rule": "workbench.models.backup:RuleModel",
-}
 
 
 def make_model(kind: str, params: dict | None = None, seed: int = 42) -> Model:

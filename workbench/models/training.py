@@ -36,6 +36,7 @@ from workbench.features.pipeline import build_features, get_feature_set, stack_w
 from workbench.models.base import Model, complete_rows, lookback_of, make_model
 from workbench.models.calibration import Calibrator, CalibratedModel
 from workbench.models.evaluation import HIGHER_IS_BETTER, METRIC_KEYS, reliability_table, score
+from workbench.models.kinds import TRAINABLE_KINDS
 
 __all__ = [
     "TrainResult", "Fold", "train", "walk_forward", "compare", "ensemble_of", "comparison_table",
@@ -45,7 +46,7 @@ __all__ = [
 
 VALIDATIONS = ("holdout", "walk_forward")
 ENSEMBLE_MEMBERS = ("lgbm", "rf", "lstm")
-KINDS = ("lgbm", "rf", "lstm", "ensemble", "rule")  # what ``train`` accepts
+KINDS = TRAINABLE_KINDS  # what ``train`` accepts
 _BASELINES = ("majority", "momentum")
 
 

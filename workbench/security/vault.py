@@ -21,15 +21,11 @@ import pandas as pd
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import delete, insert, select, update
 
-from workbench.errors import ConfigError
+from workbench.errors import VaultError
 from workbench.store.engine import engine_for
 from workbench.store.schema import vault_secrets as _secrets
 
-__all__ = ["Secret", "Vault", "VaultError", "redact", "secret_env_name", "secret_value", "vault_of"]
-
-
-class VaultError(ConfigError):
-    """The vault cannot decrypt: the key changed or the file was tampered with."""
+__all__ = ["Secret", "Vault", "redact", "secret_env_name", "secret_value", "vault_of"]
 
 
 @dataclass(frozen=True)

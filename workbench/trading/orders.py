@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import re
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -43,42 +41,17 @@ from workbench.venues.base import (
     OrderRequest,
     floor_to_lot,
 )
+from workbench.errors import InvalidTransition
 from workbench.trading.store import Store, iso, utcnow
 
 __all__ = [
     "STATUSES",
-    "InvalidTransition",
     "transition",
     "path",
     "client_order_id",
     "OrderIntent",
     "OrderManager",
-    "CRASH_HOOK_ENV",
 ]
-
-# Test-only: "<point>[@n]:<marker file>" makes the process write the marker and sleep at the n-th
-# (default first) passage through that point of ``submit`` ("after_new": recorded NEW, broker not
-# called; "after_place": the broker answered, the store not yet updated), so a crash test can
-# SIGKILL it at a known instant. Unset in real use.
-CRASH_HOOK_ENV = "WORKBENCH_CRASH_HOOK"
-_hook_passes: dict[str, int] = {}
-
-
-def _crash_hook(point: str) -> None:
-    spec = os.environ.get(CRASH_HOOK_ENV)
-    if not spec:
-        return
-    want, _, marker = spec.partition(":")
-    want, _, nth = want.partition("@")
-    if want != point:
-        return
-    _hook_passes[point] = _hook_passes.get(point, 0) + 1
-    if _hook_passes[point] != int(nth or 1):
-        return
-    with open(marker, "w") as f:
-        f.write(f"{point} {os.getpid()}\n")
-    while True:  # wait for SIGKILL
-        time.sleep(60)
 
 STATUSES = ("NEW", "SUBMITTED", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "EXPIRED")
 _NEXT: dict[str, frozenset[str]] = {
@@ -92,24 +65,15 @@ _NEXT: dict[str, frozenset[str]] = {
 }
 
 
-class InvalidTransition(ValueError):
-    """An order status change the state machine forbids (e.g. FILLED → CANCELLED)."""
-
-    def __init__(self, current: str, new: str):
-        self.current, self.new = current, new
-        allowed = ", ".join(sorted(_NEXT.get(current, ()))) or "nothing (final)"
-        super().__init__(f"order cannot go from {current} to {new}; from {current} it may go to {allowed}")
-
-
 def transition(current: str, new: str) -> str:
     """The new status if the move is legal; re-stating the same non-final status is a no-op."""
     for s in (current, new):
         if s not in _NEXT:
-            raise InvalidTransition(current, new) if s == current else ValueError(f"unknown order status {new!r}; one of {STATUSES}")
+            raise InvalidTransition(current, new, ()) if s == current else ValueError(f"unknown order status {new!r}; one of {STATUSES}")
     if new == current and current not in FINAL_STATUSES:
         return new
     if new not in _NEXT[current]:
-        raise InvalidTransition(current, new)
+        raise InvalidTransition(current, new, _NEXT[current])
     return new
 
 
@@ -122,7 +86,7 @@ def path(current: str, new: str) -> list[str]:
         return [new]
     if current == "NEW" and new in _NEXT["SUBMITTED"]:
         return ["SUBMITTED", new]
-    raise InvalidTransition(current, new)
+    raise InvalidTransition(current, new, _NEXT.get(current, ()))
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9]")
@@ -161,16 +125,26 @@ class OrderIntent:
 
 class OrderManager:
     """Writes every order and fill to the store, talks to the broker, keeps the store's position
-    book (average price, stops, realised P&L) in step with fills. One per (store, broker, account)."""
+    book (average price, stops, realised P&L) in step with fills. One per (store, broker, account).
+
+    ``on_point``, when given, is called with the name of each crash-sensitive point ``submit`` passes
+    ("after_new": the order is recorded NEW, the broker not yet called; "after_place": the broker
+    answered, the store not yet updated), so a crash test can kill the process at a known instant.
+    """
 
     def __init__(
         self, store: Store, broker: Broker, account: str, run_id: int | None = None,
-        unknown_grace_s: float = 60.0,
+        unknown_grace_s: float = 60.0, on_point: Callable[[str], None] | None = None,
     ):
         self.store, self.broker, self.account = store, broker, account
+        self._on_point = on_point
         self.run_id = run_id
         self.unknown_grace_s = float(unknown_grace_s)
         self._markets: dict[str, Market] = {}
+
+    def _point(self, name: str) -> None:
+        if self._on_point is not None:
+            self._on_point(name)
 
     # ---- placing --------------------------------------------------------------------------------
     def submit(self, intent: OrderIntent) -> BrokerOrder:
@@ -193,7 +167,7 @@ class OrderManager:
                 "stop_loss": intent.stop_loss, "take_profit": intent.take_profit,
             }
         )
-        _crash_hook("after_new")
+        self._point("after_new")
         return self._send(req, intent.reason)
 
     def _send(self, req: OrderRequest, reason: str) -> BrokerOrder:
@@ -206,7 +180,7 @@ class OrderManager:
                 req.client_order_id, req.symbol, req.side, req.quantity, "REJECTED", reason=e.reason, type=req.type,
                 limit_price=req.limit_price, stop_price=req.stop_price, oco_group=req.oco_group,
             )
-        _crash_hook("after_place")
+        self._point("after_place")
         self._apply(answer)
         return answer
 

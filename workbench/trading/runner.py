@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -178,11 +179,13 @@ def run_live(
     cycles: int | None = None,
     engine: Any = None,
     feed: Any = None,
+    on_point: Callable[[str], None] | None = None,
 ) -> int:
     """Run the live loop in this process and return the run id when it ends. ``broker``: a name
     (default ``settings.broker.default``, i.e. paper) or a Broker object. The run row's status
     says how it ended: STOPPED, FAILED (with the failing check's or error's message) or
-    EMERGENCY_STOPPED. Unexpected errors are recorded (FAILED) and then raised."""
+    EMERGENCY_STOPPED. Unexpected errors are recorded (FAILED) and then raised. ``on_point`` goes to
+    the ``OrderManager`` (crash tests stop the process at a named point of an order's life)."""
     settings.ensure_dirs()
     store = Store(settings.store_url).create()
     interval = float(interval_s if interval_s is not None else settings.live.interval_s)
@@ -214,7 +217,7 @@ def run_live(
     stop = _Stop()
     restore = _install_signal_handlers(stop)
     try:
-        return _run(settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=crashed)
+        return _run(settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=crashed, on_point=on_point)
     finally:
         restore()
 
@@ -229,7 +232,7 @@ def _crashed_run(store: Store, broker_name: str, account: str) -> dict | None:
     return run if not _alive(run["pid"]) else None
 
 
-def _run(settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=None) -> int:
+def _run(settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=None, on_point=None) -> int:
     log = lambda kind, msg, level="INFO": store.log_event(kind, msg, level, run_id)  # noqa: E731
     factory = cached((lambda: engine) if engine is not None else registry_engine_factory(settings, model))
     log("run", f"run {run_id} started (pid {os.getpid()}, broker {getattr(brk, 'name', brk)}, model {model}, every {interval:g}s)")
@@ -262,7 +265,7 @@ def _run(settings, store, brk, account, run_id, model, interval, cycles, engine,
         if resumed is not None:
             n = store.discard_unfinished_cycle(run_id, last_cycle)
             log("recover", f"cycle {last_cycle + 1} was cut short: {n} partial row(s) discarded, the cycle is re-run under the same order ids")
-        orders = OrderManager(store, brk, account, run_id=run_id, unknown_grace_s=settings.live.unknown_grace_s)
+        orders = OrderManager(store, brk, account, run_id=run_id, unknown_grace_s=settings.live.unknown_grace_s, on_point=on_point)
         reconciled = orders.reconcile()
         if reconciled:
             log("reconcile", f"{len(reconciled)} open order(s) from earlier runs reconciled with the broker")

@@ -173,4 +173,4 @@ def test_cli_prints_the_table_and_the_verdict(trained_home, tmp_path):
     assert re.search(r"\n\s*0\s+\d{4}-\d\d-\d\d\s+\d{4}-\d\d-\d\d\s+\d+\s+-?\d+\.\d\d%", text)
     assert f"report: {out / 'report.html'}" in text and (out / "equity.png").exists()
     bad = CliRunner().invoke(app, ["backtest", "--home", str(settings.home), "--start", "2030-01-01"])
-    assert bad.exit_code == 2 and "walk-forward windows are fold 0" in bad.output
+    assert bad.exit_code == 4 and "walk-forward windows are fold 0" in bad.output  # 4: market data (NoDataError)

@@ -7,8 +7,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from workbench.instruments import InstrumentListError, InstrumentMaster, load_nasdaqlisted, refresh, split_key
-from workbench.errors import UnknownSymbolError
+from workbench.errors import InstrumentListError, UnknownSymbolError
+from workbench.instruments import InstrumentMaster, load_nasdaqlisted, refresh, split_key
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from cryptography.fernet import Fernet
 
-from workbench.security.vault import Secret, Vault, VaultError, redact
+from workbench.errors import VaultError
+from workbench.security.vault import Secret, Vault, redact
 
 
 def test_roundtrip_and_ciphertext_only(tmp_path, monkeypatch):

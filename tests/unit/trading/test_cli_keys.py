@@ -36,21 +36,21 @@ def test_keys_set_list_delete(tmp_path):
     gone = run(home, "keys", "delete", "ccxt:binance")
     assert gone.exit_code == 0 and "ccxt:binance/api_key" in gone.output and vault.names() == []
     again = run(home, "keys", "delete", "ccxt:binance")
-    assert again.exit_code == 2 and "no stored key matches" in again.output
+    assert again.exit_code == 3 and "no stored key matches" in again.output
 
 
 def test_keys_set_refuses_paper_and_unknown_brokers(tmp_path):
     r = run(tmp_path / "home", "keys", "set", "paper")
-    assert r.exit_code == 2 and "takes no keys" in r.output
+    assert r.exit_code == 3 and "takes no keys" in r.output
     r = run(tmp_path / "home", "keys", "set", "ccxt:nope")
-    assert r.exit_code == 2 and "ccxt has no exchange 'nope'" in r.output
+    assert r.exit_code == 3 and "ccxt has no exchange 'nope'" in r.output
 
 
 def test_live_run_on_a_real_broker_without_keys_fails_phase1_naming_the_command(tmp_path):
     """No network is touched: the binance adapter (when installed) finds no keys, or is absent."""
     home = tmp_path / "home"
     r = run(home, "live", "run", "--broker", "ccxt:binance", "--cycles", "1", "--interval", "0")
-    assert r.exit_code == 1, r.output
+    assert r.exit_code == 9, r.output  # the run ran and ended FAILED
     run_row = Store(load_settings(home).store_url).latest_run()
     assert run_row["status"] == "FAILED" and run_row["environment"] == "testnet" and run_row["broker"] == "ccxt:binance"
     assert "api_keys" in run_row["message"] and "workbench keys set ccxt:binance" in run_row["message"]
@@ -65,7 +65,7 @@ def test_kite_login_from_the_command_line_stores_todays_token(tmp_path, monkeypa
         r = run(home, "keys", "set", "kite", input="kite-key\nkite-secret-0123456789\n")
         assert r.exit_code == 0 and "keys kite-login" in r.output, r.output
         bad = run(home, "keys", "kite-login", "--request-token", "not-issued")
-        assert bad.exit_code == 2 and "Kite refused the request token" in bad.output and "Open the login URL again" in bad.output
+        assert bad.exit_code == 6 and "Kite refused the request token" in bad.output and "Open the login URL again" in bad.output
         ok = run(home, "keys", "kite-login", "--request-token", fake.issue_request_token())
         assert ok.exit_code == 0, ok.output
         assert "https://kite.zerodha.com/connect/login?api_key=kite-key" in ok.output and "stored (encrypted)" in ok.output

@@ -7,15 +7,8 @@ import itertools
 import pandas as pd
 import pytest
 
-from workbench.trading.orders import (
-    STATUSES,
-    InvalidTransition,
-    OrderIntent,
-    OrderManager,
-    client_order_id,
-    path,
-    transition,
-)
+from workbench.errors import InvalidTransition
+from workbench.trading.orders import STATUSES, OrderIntent, OrderManager, client_order_id, path, transition
 from workbench.trading.store import Store
 from workbench.venues.base import Market, OrderRequest, Quote, TemporaryBrokerError
 from workbench.venues.paper.broker import PaperBroker

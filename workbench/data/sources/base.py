@@ -1,4 +1,4 @@
-"""The seam every market-data source implements, and the one error a source adds to the tree.
+"""The seam every market-data source implements (its one error, ``SourceUnavailableError``, is in ``errors``).
 
 A source only fetches and validates; it never writes. ``ingest.pull`` joins a source to the lake,
 so a new venue (Kite, Alpaca...) is one small class with ``name``, ``exchange`` and ``fetch``.
@@ -13,9 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
-from workbench.errors import DataError, TemporaryBrokerError
-
-__all__ = ["OhlcvSource", "ChunkedSource", "SourceUnavailableError", "Throttle"]
+__all__ = ["OhlcvSource", "ChunkedSource", "Throttle"]
 
 
 @runtime_checkable
@@ -43,15 +41,6 @@ class OhlcvSource(Protocol):
     def symbols(self) -> list[str]:
         """The symbols this source can serve (where it knows them)."""
         ...
-
-
-class SourceUnavailableError(DataError, TemporaryBrokerError):
-    """The source did not answer (network, timeout, HTTP 429/5xx, maintenance): retry later.
-
-    It is both a ``DataError`` (a data pull failed; ``ingest.pull`` records it per symbol) and a
-    ``TemporaryBrokerError`` (the live loop already retries those with backoff next cycle), so
-    neither caller needs to know about the other's exception family.
-    """
 
 
 @runtime_checkable

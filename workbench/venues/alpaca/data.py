@@ -16,8 +16,8 @@ import pandas as pd
 
 from workbench.data.candles import empty_candles, validate_candles
 from workbench.data.quotes import batches, quote_frame
-from workbench.data.sources.base import SourceUnavailableError, Throttle
-from workbench.errors import AuthenticationError, ConfigError, DataError, UnknownSymbolError
+from workbench.data.sources.base import Throttle
+from workbench.errors import AuthenticationError, ConfigError, DataError, SourceUnavailableError, UnknownSymbolError
 from workbench.instruments import split_key
 
 __all__ = ["AlpacaSource", "AlpacaQuotes", "ALPACA_TIMEFRAMES", "make_source", "make_quotes"]

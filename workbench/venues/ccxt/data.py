@@ -6,8 +6,8 @@ workbench errors with ``raise … from e`` (freqtrade's rule), split by what the
 
 * ``ccxt.BadSymbol``                         → ``UnknownSymbolError`` (fix the symbol)
 * ``ccxt.NetworkError`` (timeouts, 429/DDoS,
-  rate limits, exchange not available)       → ``SourceUnavailableError`` (retry later; it is also
-                                               a ``TemporaryBrokerError`` for the live loop)
+  rate limits, exchange not available)       → ``SourceUnavailableError`` (retry later; a
+                                               ``TemporaryError``, so retry loops try it again)
 * any other ``ccxt.BaseError``               → ``DataError`` naming the exchange and the symbol
 """
 
@@ -22,8 +22,7 @@ import pandas as pd
 
 from workbench.data.candles import empty_candles, validate_candles
 from workbench.data.quotes import quote_frame
-from workbench.data.sources.base import SourceUnavailableError
-from workbench.errors import DataError, UnknownSymbolError
+from workbench.errors import DataError, SourceUnavailableError, UnknownSymbolError
 from workbench.instruments import split_key
 
 __all__ = ["CcxtSource", "CcxtQuotes", "deep_merge", "make_source", "make_quotes"]

@@ -17,8 +17,8 @@ import pandas as pd
 
 from workbench.data.candles import empty_candles, validate_candles
 from workbench.data.quotes import batches, quote_frame
-from workbench.data.sources.base import SourceUnavailableError, Throttle
-from workbench.errors import DataError, UnknownSymbolError
+from workbench.data.sources.base import Throttle
+from workbench.errors import DataError, SourceUnavailableError, UnknownSymbolError
 
 __all__ = ["KiteSource", "KiteQuotes", "KITE_INTERVALS", "KITE_MAX_DAYS", "make_source", "make_quotes"]
 

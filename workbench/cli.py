@@ -348,9 +348,9 @@ def _broker_choice(value: Optional[str]) -> Optional[str]:
     try:
         venue, inst = resolve(value)
         return venue.label(inst)
-    except WorkbenchError as e:
-        _fail(e)
-        raise
+    except WorkbenchError as e:  # a bad argument: one line naming the registered venues, exit 2
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
 
 
 @live_app.command("run")

@@ -447,6 +447,33 @@ def dashboard(
 
 
 # ---- instruments (issue 4: the instrument master) ----------------------------------------------
+mlflow_app = typer.Typer(no_args_is_help=True, help="MLflow as a team service: serve a tracking server + registry.")
+app.add_typer(mlflow_app, name="mlflow")
+
+
+@mlflow_app.command("serve")
+def mlflow_serve(
+    backend_store_uri: Optional[str] = typer.Option(
+        None, "--backend-store-uri", envvar="WORKBENCH_MLFLOW_BACKEND",
+        help="runs + registry database, e.g. postgresql+psycopg://user@db/mlflow (default: this home's SQLite file)",
+    ),
+    artifacts_destination: Optional[str] = typer.Option(
+        None, "--artifacts-destination", help="artifact store: a directory or s3://… (default: this home's mlruns/artifacts)"
+    ),
+    host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0 for a team's network)"),
+    port: int = typer.Option(5000, min=1, max=65535),
+    workers: int = typer.Option(1, min=1),
+    home: Optional[Path] = HomeOpt,
+) -> None:
+    """Run an MLflow tracking server; point every workbench at it with mlflow_uri = "http://HOST:PORT"."""
+    from workbench.models.mlflow_server import server_plan
+
+    plan = server_plan(_settings(home), backend_store_uri, artifacts_destination, host, port, workers)
+    typer.echo(f"MLflow server: backend {plan.backend}, artifacts {plan.artifacts}")
+    typer.echo(f"point workbenches at it: mlflow_uri = \"{plan.url}\" in workbench.toml (or WORKBENCH_MLFLOW_URI)")
+    raise typer.Exit(subprocess.call(plan.argv))
+
+
 instruments_app = typer.Typer(no_args_is_help=True, help="The instrument master: refresh from the venues' lists, list, search.")
 app.add_typer(instruments_app, name="instruments")
 

@@ -216,8 +216,14 @@ class Settings(BaseSettings):
         return self.mlflow_uri or f"sqlite:///{self.mlruns_dir / 'mlflow.db'}"
 
     @property
-    def artifact_root(self) -> str:
-        return (self.mlruns_dir / "artifacts").as_uri()
+    def remote_tracking(self) -> bool:
+        """MLflow is a team's tracking server (``workbench mlflow serve``), not this home's files."""
+        return bool(self.mlflow_uri) and str(self.mlflow_uri).startswith(("http://", "https://"))
+
+    @property
+    def artifact_root(self) -> str | None:
+        """Where new experiments keep artifacts: under the home, or wherever the tracking server says."""
+        return None if self.remote_tracking else (self.mlruns_dir / "artifacts").as_uri()
 
     def ensure_dirs(self) -> None:
         for d in (self.data_dir, self.lake_dir, self.mlruns_dir):

@@ -200,7 +200,8 @@ class Registry:
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
-        return self.client.create_experiment(name, artifact_location=f"{self.settings.artifact_root}/{name}")
+        root = self.settings.artifact_root
+        return self.client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
 
     def register(self, result, alias: str | None = None) -> ModelRef:
         """Log ``result`` as one run and register it; alias defaults to champion if none exists, else challenger."""

@@ -85,6 +85,7 @@ def init(
         Store(settings.store_url).create()
         typer.echo(f"workbench home: {settings.home}")
         typer.echo(f"  lake:   {settings.lake_dir}\n  store:  {settings.store_url}\n  mlflow: {settings.tracking_uri}")
+        _install_notebooks(settings)
         if not demo:
             return
         from workbench.data.demo import ensure_demo_data
@@ -357,13 +358,38 @@ def dashboard(
     port: int = typer.Option(8866),
     home: Optional[Path] = HomeOpt,
 ) -> None:
-    """Serve the dashboard (notebooks/dashboard.ipynb) with Voilà on http://localhost:PORT."""
+    """Serve the dashboard (the shipped dashboard.ipynb) with Voilà on http://localhost:PORT."""
+    from workbench.notebook import bundled
+
     settings = _settings(home)
-    nb = Path(__file__).resolve().parents[1] / "notebooks" / "dashboard.ipynb"
-    if not nb.exists():
-        _fail(FileNotFoundError(f"{nb} not found: run the dashboard from a checkout of the workbench repository"))
+    try:
+        nb = bundled("dashboard.ipynb")
+    except WorkbenchError as e:
+        _fail(e)
     typer.echo(f"dashboard on http://localhost:{port} (home {settings.home}); Ctrl-C to stop")
     cmd = [sys.executable, "-m", "voila", str(nb), f"--port={port}", "--no-browser"]
+    raise typer.Exit(subprocess.call(cmd, env={**os.environ, "WORKBENCH_HOME": str(settings.home)}))
+
+
+def _install_notebooks(settings: Settings) -> Path:
+    """The home's own copies of the notebooks (the user's to edit; an edited copy is never replaced)."""
+    from workbench.notebook import install_notebooks
+
+    written = install_notebooks(settings.home)
+    where = settings.home / "notebooks"
+    typer.echo(f"  notebooks: {where}" + (f" ({len(written)} files copied)" if written else ""))
+    return where
+
+
+@app.command()
+def lab(home: Optional[Path] = HomeOpt) -> None:
+    """Open JupyterLab on the home's notebooks (copied there first if absent; edits are kept in .ipynb and .py)."""
+    settings = _settings(home)
+    try:
+        where = _install_notebooks(settings)
+    except (WorkbenchError, OSError) as e:
+        _fail(e)
+    cmd = [sys.executable, "-m", "jupyterlab", str(where)]
     raise typer.Exit(subprocess.call(cmd, env={**os.environ, "WORKBENCH_HOME": str(settings.home)}))
 
 

@@ -15,6 +15,7 @@ so a series that silently switches vendor is not one series. An allowed stitch i
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
 from collections.abc import Iterable
@@ -290,7 +291,7 @@ def ingest_folder(
     def results() -> Iterable[tuple[Path, CsvSource | None, str | None]]:
         if n == 1:
             return (_read_file(p, exchange, tz, lenient) for p in files)
-        pool = ProcessPoolExecutor(max_workers=n)
+        pool = ProcessPoolExecutor(max_workers=n, mp_context=_reader_context())
         chunk = max(1, len(files) // (n * 8))
         return _closing(pool, pool.map(_read_file, files, [exchange] * len(files), [tz] * len(files),
                                        [lenient] * len(files), chunksize=chunk))
@@ -315,6 +316,21 @@ def ingest_folder(
     bar.close()
     return IngestReport(str(folder), exchange, len(files), new_rows, errors, quarantined, stitched,
                         time.perf_counter() - t0)
+
+
+def _reader_context() -> multiprocessing.context.BaseContext:
+    """Readers start from a clean, single-threaded server process that has already imported this module.
+
+    Why not plain fork: the caller (a notebook kernel, the CLI with DuckDB or TensorFlow loaded) may
+    run threads, and a forked child can inherit a lock one of them held. The forkserver is started
+    once per process and forks each reader from its preloaded state, so a reader still starts in
+    milliseconds. Where there is no forkserver (Windows), readers are spawned.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx
 
 
 def _closing(pool: ProcessPoolExecutor, it: Iterable) -> Iterable:

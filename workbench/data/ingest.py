@@ -81,18 +81,15 @@ def _stored_sources(lake: Lake) -> _Stored:
 
 
 def _check_stitch(lake: Lake, exchange: str, timeframe: str, symbol: str, vendor: str, have: frozenset[str],
-                  candles: pd.DataFrame | None, allow: bool) -> str | None:
+                  candles: pd.DataFrame, allow: bool) -> str | None:
     """None when nothing would be stitched; else a note (allowed) — or a refusal naming the fix."""
     if not have or vendor in have:
         return None
     stored = lake.load_candles(exchange, timeframe, [symbol])
-    if candles is not None:
-        fresh = candles[~candles["ts"].isin(stored["ts"])]
-        if fresh.empty:
-            return None
-        what = f"{len(fresh)} bars from {vendor} ({fresh['ts'].min().date()} .. {fresh['ts'].max().date()})"
-    else:
-        what = f"bars from {vendor}"
+    fresh = candles[~candles["ts"].isin(stored["ts"])]
+    if fresh.empty:
+        return None
+    what = f"{len(fresh)} bars from {vendor} ({fresh['ts'].min().date()} .. {fresh['ts'].max().date()})"
     onto = f"{len(stored)} bars from {', '.join(sorted(have))} ({stored['ts'].min().date()} .. {stored['ts'].max().date()})"
     if not allow:
         raise DataError(
@@ -126,6 +123,8 @@ def _store(lake: Lake, source: OhlcvSource, symbol: str, timeframe: str, candles
     have = stored.get((source.exchange, timeframe, symbol), frozenset())
     note = _check_stitch(lake, source.exchange, timeframe, symbol, source.name, have, candles, allow_stitch)
     added = lake.write(candles, source.exchange, timeframe, source.name) if len(candles) else 0
+    if added:  # a second file of the same symbol later in this import is checked against this one
+        stored[(source.exchange, timeframe, symbol)] = have | {source.name}
     bad = source.rejected_for(symbol) if isinstance(source, ScreenedSource) else None
     if bad is not None and len(bad):
         lake.quarantine(bad, source.exchange, timeframe, source.name)
@@ -151,15 +150,19 @@ def pull(
     stored starts at ``backfill_from`` (None: whatever the source gives by default, e.g. the
     exchange's latest page). An explicit ``since`` re-fetches from there; stored bars are kept
     (``Lake.write``), so overlaps cost time, never correctness. Bars from another vendor than the
-    symbol's stored ones are refused for that symbol unless ``allow_stitch`` (see the module doc).
+    symbol's stored ones are refused for that symbol unless ``allow_stitch`` (see the module doc);
+    this is checked for whole-history sources (files, synthetic), not for paged API sources, which
+    resume their own exchange partition (the lake has no cheap per-symbol vendor lookup yet).
     """
     step = timeframe_delta(timeframe)
     new_rows: dict[str, int] = {}
     errors: dict[str, str] = {}
     quarantined: dict[str, int] = {}
     stitched: dict[str, str] = {}
-    stored = _stored_sources(lake)
     chunked = isinstance(source, ChunkedSource)
+    # The vendor check reads the lake's catalog (every stored file): once per import, not on every
+    # cycle of the live feed, which pulls an API source (chunked) into its own partition every 30 s.
+    stored = {} if chunked else _stored_sources(lake)
     bar = tqdm(list(dict.fromkeys(symbols)), desc=f"pull {source.name} {timeframe}", unit="symbol", disable=not progress, leave=False)
     for symbol in bar:
         bar.set_postfix_str(symbol)
@@ -171,8 +174,6 @@ def pull(
             since_ts = None if start is None else pd.Timestamp(start)
             if chunked:
                 # Page by page: an interrupted pull keeps what it stored; bad bars are quarantined.
-                have = stored.get((source.exchange, timeframe, symbol), frozenset())
-                note = _check_stitch(lake, source.exchange, timeframe, symbol, source.name, have, None, allow_stitch)
                 added = bad = 0
                 try:
                     for page in source.iter_raw(symbol, timeframe, since=since_ts):
@@ -183,9 +184,6 @@ def pull(
                         new_rows[symbol] = added
                     if bad:
                         quarantined[symbol] = bad
-                    if note is not None and added:
-                        _record_stitch(lake, source.exchange, timeframe, symbol, source.name, note, added)
-                        stitched[symbol] = note
                 new_rows[symbol] = added
             else:
                 candles = source.fetch(symbol, timeframe, since=since_ts)

@@ -141,3 +141,14 @@ def test_cli_data_ingest_and_pull_name_what_is_wrong(folder, tmp_path):
     assert out.exit_code == 2 and "@NYSE" in out.output
     out = CliRunner().invoke(app, ["data", "ingest", str(tmp_path / "nowhere"), "--exchange", "NYSE", "--home", home])
     assert out.exit_code == 2 and "is not a folder" in out.output
+
+
+def test_two_vendors_in_one_folder_are_not_stitched_either(shared_data, tmp_path):
+    d = tmp_path / "two"
+    d.mkdir()
+    shutil.copy(shared_data / KAGGLE / "MSFT_data.csv", d / "0_MSFT_data.csv")  # read first (files go by name)
+    shutil.copy(shared_data / "us_equities/sp500_alphavantage_sample/DA-MSFT-T-2021-04-21.csv", d)
+    lake = Lake(tmp_path / "lake")
+    report = ingest_folder(lake, d, "NASDAQ", workers=1, progress=False)
+    assert report.new_rows == {"MSFT": 1259} and stitches(lake).empty
+    assert "4143 bars from csv:alphavantage" in report.errors["DA-MSFT-T-2021-04-21.csv MSFT"]

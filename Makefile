@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/workbench lab
 
 bench: $(STAMP)
 	$(PY) -m bench

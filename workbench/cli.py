@@ -121,6 +121,7 @@ def init(
         Store(settings.store_url).create()
         typer.echo(f"workbench home: {settings.home}")
         typer.echo(f"  lake:   {settings.lake_dir}\n  store:  {settings.store_url}\n  mlflow: {settings.tracking_uri}")
+        _install_notebooks(settings)
         if not demo:
             return
         from workbench.data.demo import ensure_demo_data
@@ -164,12 +165,18 @@ def _train_and_register(settings: Settings, exchange: str, timeframe: str, symbo
     return ref
 
 
+_LENIENT_HELP = "CSV: quarantine bad rows (with their reasons) instead of refusing the whole file"
+_STITCH_HELP = "add another vendor's bars to a symbol's stored history (recorded in the lake's stitches.jsonl)"
+
+
 @data_app.command("pull")
 def data_pull(
     source: str = typer.Option("synthetic", help="ccxt:<exchange> | csv:<path>[@EXCHANGE] | synthetic"),
     symbols: Optional[list[str]] = typer.Option(None, "--symbols", "-s", help="symbols to pull (repeat)"),
     timeframe: str = typer.Option("1d"),
     since: Optional[str] = typer.Option(None, help="first bar (ISO date); default: resume from the last stored bar"),
+    lenient: bool = typer.Option(False, "--lenient", help=_LENIENT_HELP),
+    allow_stitch: bool = typer.Option(False, "--allow-stitch", help=_STITCH_HELP),
     home: Optional[Path] = HomeOpt,
 ) -> None:
     """Pull candles from a source into the parquet lake (idempotent; resumes where it stopped)."""
@@ -180,21 +187,51 @@ def data_pull(
 
     try:
         settings = _settings(home)
-        src = source_from_spec(source, settings)
+        src = source_from_spec(source, settings, lenient=lenient)
         if not symbols and source.strip().lower().startswith("ccxt"):
             # An exchange lists thousands of markets: pull the demo pairs unless told otherwise.
             symbols = list(settings.demo.ccxt_symbols)
             typer.echo(f"no --symbols given: pulling the demo pairs {', '.join(symbols)}")
         syms = list(symbols or src.symbols())
-        report = pull(Lake(settings.lake_dir), src, syms, timeframe, since=pd.Timestamp(since, tz="UTC") if since else None)
+        start = pd.Timestamp(since, tz="UTC") if since else None
+        report = pull(Lake(settings.lake_dir), src, syms, timeframe, since=start, allow_stitch=allow_stitch)
         for sym, n in report.new_rows.items():
             typer.echo(f"{report.exchange} {timeframe} {sym}: +{n} bars")
+        for sym, n in report.quarantined.items():
+            typer.echo(f"{sym}: {n} bad rows quarantined with their reasons (workbench.data.lake.Lake.quarantined())")
+        for sym, note in report.stitched.items():
+            typer.echo(f"{sym}: stitched {note} (recorded)")
         for sym, err in report.errors.items():
             typer.secho(f"{sym}: {err}", fg=typer.colors.RED, err=True)
         if report.errors and not report.new_rows:
             raise typer.Exit(int(ExitCode.DATA))
     except WorkbenchError as e:
         _fail(e)
+
+
+@data_app.command("ingest")
+def data_ingest(
+    folder: Path = typer.Argument(..., help="a folder of CSV files (one or more symbols each)"),
+    exchange: str = typer.Option(..., "--exchange", "-e", help="where the bars trade, e.g. NYSE, NASDAQ, NSE"),
+    timeframe: Optional[str] = typer.Option(None, help="default: each file's own bar length"),
+    lenient: bool = typer.Option(False, "--lenient", help=_LENIENT_HELP),
+    allow_stitch: bool = typer.Option(False, "--allow-stitch", help=_STITCH_HELP),
+    workers: Optional[int] = typer.Option(None, min=1, help="parallel reader processes (default: the CPUs available)"),
+    home: Optional[Path] = HomeOpt,
+) -> None:
+    """Import a folder of CSV files into the lake in one go, read in parallel, with a progress bar."""
+    from workbench.data.ingest import ingest_folder
+    from workbench.data.lake import Lake
+
+    try:
+        settings = _settings(home)
+        report = ingest_folder(Lake(settings.lake_dir), folder, exchange, timeframe=timeframe, lenient=lenient,
+                               allow_stitch=allow_stitch, workers=workers)
+    except WorkbenchError as e:
+        _fail(e)
+    typer.echo(report.summary())
+    if report.errors and not report.new_rows:
+        raise typer.Exit(code=2)
 
 
 @data_app.command("list")
@@ -436,13 +473,35 @@ def dashboard(
     port: int = typer.Option(8866),
     home: Optional[Path] = HomeOpt,
 ) -> None:
-    """Serve the dashboard (notebooks/dashboard.ipynb) with Voilà on http://localhost:PORT."""
+    """Serve the dashboard (the shipped dashboard.ipynb) with Voilà on http://localhost:PORT."""
+    from workbench.notebook import bundled
+
     settings = _settings(home)
-    nb = Path(__file__).resolve().parents[1] / "notebooks" / "dashboard.ipynb"
-    if not nb.exists():
-        _fail(ConfigError(f"{nb} not found: run the dashboard from a checkout of the workbench repository"))
+    nb = bundled("dashboard.ipynb")
     typer.echo(f"dashboard on http://localhost:{port} (home {settings.home}); Ctrl-C to stop")
     cmd = [sys.executable, "-m", "voila", str(nb), f"--port={port}", "--no-browser"]
+    raise typer.Exit(subprocess.call(cmd, env={**os.environ, "WORKBENCH_HOME": str(settings.home)}))
+
+
+def _install_notebooks(settings: Settings) -> Path:
+    """The home's own copies of the notebooks (the user's to edit; an edited copy is never replaced)."""
+    from workbench.notebook import install_notebooks
+
+    written = install_notebooks(settings.home)
+    where = settings.home / "notebooks"
+    typer.echo(f"  notebooks: {where}" + (f" ({len(written)} files copied)" if written else ""))
+    return where
+
+
+@app.command()
+def lab(home: Optional[Path] = HomeOpt) -> None:
+    """Open JupyterLab on the home's notebooks (copied there first if absent; edits are kept in .ipynb and .py)."""
+    settings = _settings(home)
+    try:
+        where = _install_notebooks(settings)
+    except (WorkbenchError, OSError) as e:
+        _fail(e)
+    cmd = [sys.executable, "-m", "jupyterlab", str(where)]
     raise typer.Exit(subprocess.call(cmd, env={**os.environ, "WORKBENCH_HOME": str(settings.home)}))
 
 

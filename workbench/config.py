@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from workbench.errors import ConfigError
@@ -157,6 +157,12 @@ class Settings(BaseSettings):
     )
     db_url: str | None = Field(None, description="SQLAlchemy URL of the operational store")
     mlflow_uri: str | None = Field(None, description="MLflow tracking URI")
+    research_data_dir: Path | None = Field(
+        None,
+        description="a folder of saved market data laid out like the project's shared/data "
+        "(us_equities/sp500_5yr_kaggle_cnuge/<SYMBOL>_data.csv, instruments/): the notebooks research on it "
+        "when it is there, else on the demo data; env WORKBENCH_RESEARCH_DATA_DIR",
+    )
 
     @field_validator("home")
     @classmethod
@@ -181,6 +187,21 @@ class Settings(BaseSettings):
             except ConfigError as e:
                 raise ValueError(str(e)) from None
         return out
+
+    @field_validator("research_data_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("research_data_dir")
+    @classmethod
+    def _relative_to_home(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        """A relative path in workbench.toml means one beside the home, wherever the process runs."""
+        if v is None:
+            return None
+        v = Path(v).expanduser()
+        home = info.data.get("home")
+        return (v if v.is_absolute() or home is None else Path(home) / v).resolve()
 
     @classmethod
     def settings_customise_sources(

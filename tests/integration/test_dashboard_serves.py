@@ -1,4 +1,4 @@
-"""Voilà serves notebooks/dashboard.ipynb: the page renders the app's widgets, with no traceback."""
+"""Voilà serves the shipped dashboard.ipynb: the page renders the app's widgets, with no traceback."""
 
 from __future__ import annotations
 
@@ -8,12 +8,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
+from workbench.notebook import bundled
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -25,7 +23,7 @@ def _free_port() -> int:
 def test_voila_renders_the_dashboard(tmp_path):
     port = _free_port()
     env = {**os.environ, "WORKBENCH_HOME": str(tmp_path)}
-    cmd = [sys.executable, "-m", "voila", str(ROOT / "notebooks" / "dashboard.ipynb"), f"--port={port}",
+    cmd = [sys.executable, "-m", "voila", str(bundled("dashboard.ipynb")), f"--port={port}",
            "--no-browser", "--show_tracebacks=True", "--Voila.ip=127.0.0.1"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

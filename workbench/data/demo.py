@@ -9,7 +9,10 @@ dashboard and notebooks can label synthetic results plainly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -20,7 +23,19 @@ from workbench.data.panel import Panel
 from workbench.data.sources.base import OhlcvSource
 from workbench.errors import ConfigError, DataError
 
-__all__ = ["DemoUniverse", "ensure_demo_data", "demo_universe_in_lake", "load_demo_panel", "SYNTHETIC_LABEL"]
+if TYPE_CHECKING:
+    from workbench.config import Settings
+
+__all__ = [
+    "SP500_FOLDER",
+    "SYNTHETIC_LABEL",
+    "DemoUniverse",
+    "ResearchData",
+    "demo_universe_in_lake",
+    "ensure_demo_data",
+    "load_demo_panel",
+    "research_panel",
+]
 
 SYNTHETIC_LABEL = "SYNTHETIC market (vectorbt GBMData)"
 
@@ -127,3 +142,66 @@ def load_demo_panel(settings, source: str | None = None) -> tuple[DemoUniverse, 
     universe = ensure_demo_data(settings, source=source)
     panel = Lake(settings.lake_dir).load_panel(universe.exchange, universe.timeframe, list(universe.symbols))
     return universe, panel
+
+
+# Where the daily S&P 500 files sit inside ``settings.research_data_dir`` (the shared data's layout).
+SP500_FOLDER = Path("us_equities") / "sp500_5yr_kaggle_cnuge"
+
+
+@dataclass(frozen=True)
+class ResearchData:
+    """The panel a research notebook works on, and a label saying plainly where it came from."""
+
+    panel: Panel
+    exchange: str
+    timeframe: str
+    symbols: tuple[str, ...]
+    real: bool
+    label: str
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def _real_folder(settings: Settings, symbols: Sequence[str]) -> tuple[Path | None, str]:
+    """The folder holding every requested symbol's file, or None and why not."""
+    root = settings.research_data_dir
+    if root is None:
+        return None, "research_data_dir is not set (WORKBENCH_RESEARCH_DATA_DIR)"
+    folder = Path(root) / SP500_FOLDER
+    missing = [s for s in symbols if not (folder / f"{s}_data.csv").is_file()]
+    if missing:
+        return None, f"{folder} lacks {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}"
+    return folder, ""
+
+
+def research_panel(settings: Settings, symbols: Sequence[str], *, exchange: str = "NYSE") -> ResearchData:
+    """Real daily S&P 500 bars for ``symbols`` when ``settings.research_data_dir`` holds them all, else the demo.
+
+    Why one function: every research notebook needs "many instruments over years if we have them,
+    the demo otherwise, and say which". The real files go through the lake like any import
+    (``pull`` resumes, so a second call adds nothing), so lineage and checks are the same as for
+    ``workbench data pull``. A file the import refuses is an error, not a silently smaller universe.
+    """
+    folder, why_not = _real_folder(settings, symbols)
+    if folder is None:
+        universe, panel = load_demo_panel(settings)
+        label = f"NOTE: real data not found ({why_not}); the demo panel instead: {universe.label}"
+        return ResearchData(panel, universe.exchange, universe.timeframe, universe.symbols, False, label)
+    from workbench.data.sources.csv_source import CsvSource
+
+    settings.ensure_dirs()
+    lake = Lake(settings.lake_dir)
+    wanted = tuple(dict.fromkeys(symbols))
+    failed: dict[str, str] = {}
+    for sym in wanted:
+        report = pull(lake, CsvSource(folder / f"{sym}_data.csv", exchange=exchange, symbol=sym), [sym], "1d",
+                      progress=False)
+        failed.update(report.errors)
+    if failed:
+        raise DataError(f"real data in {folder} could not be imported: "
+                        + "; ".join(f"{s}: {e}" for s, e in failed.items()))
+    panel = lake.load_panel(exchange, "1d", list(wanted))
+    label = (f"REAL data: {len(wanted)} S&P 500 stocks, daily bars, {panel.index[0].date()} .. "
+             f"{panel.index[-1].date()}, from {folder}")
+    return ResearchData(panel, exchange, "1d", wanted, True, label)

@@ -26,14 +26,15 @@ import pandas as pd
 
 from workbench.data.panel import Panel
 from workbench.errors import ConfigError, NoModelError
+from workbench.notebook import bundled
 
 __all__ = [
-    "RetrainDecision", "RetrainOutcome", "NOTEBOOK", "prepare_universe", "evaluate_on_window",
+    "RetrainDecision", "RetrainOutcome", "NOTEBOOK_NAME", "prepare_universe", "evaluate_on_window",
     "retrain_and_decide", "write_decision", "run_retrain", "cron_trigger", "make_scheduler", "run_scheduler", "retrain_dir",
     "lock_path", "history",
 ]
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "05_retrain.ipynb"
+NOTEBOOK_NAME = "05_retrain.ipynb"  # shipped in the package (workbench.notebook.bundled), so an install can retrain
 _MIN_WINDOW_ROWS = 30
 
 
@@ -253,7 +254,7 @@ def run_retrain(
     notebook: str | Path | None = None,
     kernel_name: str = "python3",
 ) -> RetrainOutcome:
-    """Execute ``notebooks/05_retrain.ipynb`` with papermill; keep the executed copy; say what happened.
+    """Execute the shipped ``05_retrain.ipynb`` (or ``notebook``) with papermill; keep the executed copy; say what happened.
 
     ``parameters`` override the notebook's parameters cell (exchange, timeframe, symbols, start, end,
     source, kinds, n_folds, promote_metric, promote_margin, model_params). The run holds a file lock
@@ -267,7 +268,7 @@ def run_retrain(
     out_dir = Path(output_dir) if output_dir is not None else retrain_dir(settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     retrain_dir(settings).mkdir(parents=True, exist_ok=True)
-    source_nb = Path(notebook) if notebook is not None else NOTEBOOK
+    source_nb = Path(notebook) if notebook is not None else bundled(NOTEBOOK_NAME)
     lock = FileLock(str(lock_path(settings)), timeout=0)
     try:
         lock.acquire()
@@ -278,7 +279,7 @@ def run_retrain(
         return outcome
     try:
         if not source_nb.exists():
-            raise ConfigError(f"retrain notebook {source_nb} not found: run from a checkout of workbench")
+            raise ConfigError(f"retrain notebook {source_nb} not found: check the path given")
         stamp = started.strftime("%Y%m%dT%H%M%S%fZ")
         out_nb = out_dir / f"{stamp}.ipynb"
         decision_path = out_dir / f"{stamp}.decision.json"
@@ -286,7 +287,7 @@ def run_retrain(
                   **(parameters or {})}
         try:
             pm.execute_notebook(str(source_nb), str(out_nb), parameters=params, kernel_name=kernel_name,
-                                progress_bar=False, log_output=False, cwd=str(source_nb.parent),
+                                progress_bar=False, log_output=False, cwd=str(out_dir),
                                 execution_timeout=int(settings.retrain.timeout_s))
             decision = json.loads(decision_path.read_text())
             status = "promoted" if decision["promoted"] else "refused"

@@ -145,7 +145,11 @@ def test_symbol_from_filename():
 
 def test_source_from_spec(shared_data, settings):
     nse = source_from_spec(f"csv:{shared_data}/nse/nse_website_format/HDFCLIFE.csv", settings)
-    assert (nse.name, nse.exchange) == ("csv", "NSE")
+    assert (nse.name, nse.exchange) == ("csv:nse_website", "NSE")  # the vendor layout is recorded with each bar
+    kaggle = f"csv:{shared_data}/us_equities/sp500_5yr_kaggle_cnuge/AAPL_data.csv"
+    with pytest.raises(ConfigError, match=r"does not say which exchange.*AAPL_data.csv@NYSE"):
+        source_from_spec(kaggle, settings)  # a US vendor file is not filed under a made-up "US"
+    assert source_from_spec(kaggle + "@NASDAQ", settings).exchange == "NASDAQ"
     spy = source_from_spec(f"csv:{shared_data}/intraday/us_firstratedata_sample/SPY_1min_sample.csv@NYSE", settings)
     assert (spy.exchange, spy.tz) == ("NYSE", "America/New_York")
     syn = source_from_spec("synthetic", settings)

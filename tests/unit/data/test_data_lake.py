@@ -102,7 +102,7 @@ def test_catalog_and_datasets(lake, shared_data):
     assert lake.datasets() == [("NSE", "1d"), ("binance", "4h")]
     assert lake.symbols("NSE", "1d") == ["JIOFIN", "M&M", "TCS"]
     cat = lake.catalog().set_index("symbol")
-    assert cat.loc["TCS", "rows"] == 1241 and cat.loc["M&M", "source"] == "csv"
+    assert cat.loc["TCS", "rows"] == 1241 and cat.loc["M&M", "source"] == "csv:upstox"
     assert cat.loc["JIOFIN", "first"] == pd.Timestamp("2023-08-21", tz="UTC")
     assert cat.loc["BTC/USDT", "timeframe"] == "4h"
     panel = lake.load_panel("NSE", "1d")

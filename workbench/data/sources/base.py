@@ -13,20 +13,22 @@ from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
-__all__ = ["OhlcvSource", "ChunkedSource", "Throttle"]
+__all__ = ["OhlcvSource", "ChunkedSource", "ScreenedSource", "Throttle"]
 
 
 @runtime_checkable
 class OhlcvSource(Protocol):
     """Where candles come from.
 
-    ``name`` says how they were obtained ("ccxt:binance", "csv", "synthetic") and is recorded with
+    ``name`` says how they were obtained ("ccxt:binance", "csv:kaggle_sp500", "synthetic") and is recorded with
     every stored row; ``exchange`` is where the instrument trades and names the lake partition
     ("binance", "NSE", "NASDAQ", "synthetic").
     """
 
-    name: str
     exchange: str
+
+    @property
+    def name(self) -> str: ...
 
     def fetch(
         self,
@@ -52,12 +54,30 @@ class ChunkedSource(Protocol):
     Pages are unvalidated long candles (``CANDLE_COLUMNS``, UTC ``ts``), closed bars only.
     """
 
-    name: str
     exchange: str
+
+    @property
+    def name(self) -> str: ...
 
     def iter_raw(
         self, symbol: str, timeframe: str, since: pd.Timestamp | None = None, until: pd.Timestamp | None = None
     ) -> Iterator[pd.DataFrame]: ...
+
+
+@runtime_checkable
+class ScreenedSource(Protocol):
+    """A source that sets bad rows aside instead of refusing them (a lenient CSV file).
+
+    ``ingest.pull`` stores ``fetch``'s good bars and sends ``rejected_for(symbol)`` (rows with their
+    file row and reason, ``QUARANTINE_COLUMNS``) to the lake's quarantine, so nothing is dropped unseen.
+    """
+
+    exchange: str
+
+    @property
+    def name(self) -> str: ...
+
+    def rejected_for(self, symbol: str) -> pd.DataFrame: ...
 
 
 class Throttle:

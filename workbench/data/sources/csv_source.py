@@ -11,6 +11,10 @@ immutable). Time rules, chosen once here so every layout agrees:
 * A file is daily when every timestamp falls on local midnight.
 * The generic layout expects ISO dates (``2024-03-01``, ``2024-03-01 09:15[:00][+05:30]``); other
   spellings go through pandas' flexible parser, which reads ``01-02-2024`` month-first.
+
+A file is checked strictly by default: the first bad row stops the import, named. ``lenient=True``
+keeps the good rows and hands the bad ones, with their file row and reason, to the lake's quarantine
+(``rejected``), so one broken bar in five years does not cost the other 1,258.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.data.candles import CANDLE_COLUMNS, timeframe_of, validate_candles
+from workbench.data.candles import CANDLE_COLUMNS, empty_quarantine, screen_candles, timeframe_of, validate_candles
 from workbench.errors import BadCandlesError, DataError, UnknownSymbolError
 
 __all__ = [
@@ -83,9 +87,15 @@ LAYOUTS: tuple[CsvLayout, ...] = (
         date_format="ISO8601",
         exchange="NSE",
     ),
-    CsvLayout("kaggle_sp500", "date", ("open", "high", "low", "close", "volume"), symbol="Name", date_format="ISO8601", exchange="US"),
-    CsvLayout("alphavantage", "timestamp", ("open", "high", "low", "close", "volume"), date_format="ISO8601", exchange="US"),
+    # US vendor files do not say NYSE or NASDAQ: the importer must be told (csv:<path>@EXCHANGE).
+    CsvLayout("kaggle_sp500", "date", ("open", "high", "low", "close", "volume"), symbol="Name", date_format="ISO8601"),
+    CsvLayout("alphavantage", "timestamp", ("open", "high", "low", "close", "volume"), date_format="ISO8601"),
     CsvLayout("upstox", "timestamp", ("open", "high", "low", "close", "volume"), exchange="NSE"),
+    # ``DataFrame.to_csv()`` of a pandas/yfinance frame: the index is the first, often unnamed, column.
+    # ``Adj Close`` is ignored: the lake keeps the traded (raw) prices.
+    CsvLayout("pandas_export", "Unnamed: 0", ("Open", "High", "Low", "Close", "Volume")),
+    CsvLayout("pandas_export", "Date", ("Open", "High", "Low", "Close", "Volume")),
+    CsvLayout("pandas_export", "Datetime", ("Open", "High", "Low", "Close", "Volume")),
     CsvLayout("generic", "ts", ("open", "high", "low", "close", "volume")),
     CsvLayout("generic", "date", ("open", "high", "low", "close", "volume")),
     CsvLayout("generic", "timestamp", ("open", "high", "low", "close", "volume")),
@@ -148,34 +158,50 @@ def _to_datetime(text: pd.Series, fmt: str | None) -> pd.Series:
     return parsed
 
 
-def _parse_ts(raw: pd.Series, layout: CsvLayout, tz: str, origin: str) -> pd.Series:
-    """Timestamps → tz-aware UTC by the module's rules; unparseable cells name their row."""
+def _parse_ts(raw: pd.Series, layout: CsvLayout, tz: str, origin: str, lenient: bool = False) -> pd.Series:
+    """Timestamps → tz-aware UTC by the module's rules; unparseable cells name their row.
+
+    ``lenient``: a cell that cannot be read becomes NaT (the screen quarantines its row) instead of
+    stopping the file."""
     text = raw.astype("str").str.strip()
     utc = None
+
+    def refuse(mask: pd.Series, reason: str) -> None:
+        if mask.any() and not lenient:
+            i = int(np.flatnonzero(mask.to_numpy())[0])
+            raise BadCandlesError(origin, i + 1, reason.format(raw.iloc[i]))
+
     if layout.date_format is not None:
         wall = _to_datetime(text, layout.date_format)
     else:
         aware = text.str.contains(_AWARE, regex=True)
         if aware.any():
-            if not aware.all():
-                i = int(np.flatnonzero(~aware.to_numpy())[0])
-                raise BadCandlesError(origin, i + 1, f"timestamp {raw.iloc[i]!r} has no UTC offset while others do")
-            utc = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
-            text = text.str.replace(_OFFSET, "", regex=True).str.strip()
+            refuse(~aware, "timestamp {!r} has no UTC offset while others do")
+            utc = pd.to_datetime(text.where(aware), utc=True, format="ISO8601", errors="coerce")
+            text = text.str.replace(_OFFSET, "", regex=True).str.strip().where(aware, "")
         wall = _to_datetime(text, None)
     bad = wall.isna() if utc is None else (wall.isna() | utc.isna())
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise BadCandlesError(origin, i + 1, f"unparseable timestamp {raw.iloc[i]!r}")
-    if (wall == wall.dt.normalize()).all():  # daily: the session date at 00:00 UTC
+    refuse(bad, "unparseable timestamp {!r}")
+    wall = wall.where(~bad)
+    known = wall.dropna()
+    if (known == known.dt.normalize()).all():  # daily: the session date at 00:00 UTC
         return wall.dt.normalize().dt.tz_localize("UTC").astype("datetime64[ns, UTC]")
     if utc is not None:
-        return utc.astype("datetime64[ns, UTC]")
+        return utc.where(~bad).astype("datetime64[ns, UTC]")
     local = wall.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
-    if local.isna().any():
-        i = int(np.flatnonzero(local.isna().to_numpy())[0])
-        raise BadCandlesError(origin, i + 1, f"timestamp {raw.iloc[i]!r} does not exist or is ambiguous in {tz} (DST change)")
+    refuse(local.isna() & ~bad, "timestamp {!r} does not exist or is ambiguous in " + tz + " (DST change)")
     return local.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+
+
+def _oldest_first(long: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """Each symbol's rows oldest first, by the direction most of its steps run (NSE/BSE exports are
+    newest first); the screen then calls a row against that direction out of order."""
+    step = long.groupby("symbol", sort=False)["ts"].diff().dt.total_seconds().fillna(0.0).to_numpy()
+    direction = pd.Series(np.sign(step)).groupby(long["symbol"].to_numpy()).transform("sum").to_numpy()
+    pos = np.arange(len(long))
+    codes, _ = pd.factorize(long["symbol"])
+    order = np.lexsort((np.where(direction < 0, -pos, pos), codes))
+    return long.iloc[order].reset_index(drop=True), rows[order]
 
 
 def _merge_same_day(long: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
@@ -203,15 +229,22 @@ class CsvSource:
 
     ``exchange`` names the lake partition (the file cannot tell NYSE from NASDAQ); ``tz`` is the
     zone of naive intraday timestamps. The file is read and validated once, on first use.
+    ``name`` is ``csv:<layout>`` (``csv:kaggle_sp500``, ``csv:alphavantage``...): the vendor is
+    recorded with every stored bar, so a second vendor's bars on a symbol's history can be noticed.
+    ``lenient`` quarantines bad rows (``rejected``) instead of refusing the file.
     """
 
-    name = "csv"
-
-    def __init__(self, path: Path | str, exchange: str, symbol: str | None = None, tz: str = "UTC"):
+    def __init__(self, path: Path | str, exchange: str, symbol: str | None = None, tz: str = "UTC",
+                 *, lenient: bool = False):
         self.path = Path(path)
         self.exchange = exchange
         self._symbol = symbol
         self.tz = tz
+        self.lenient = lenient
+
+    @property
+    def name(self) -> str:
+        return f"csv:{self.layout.name}"
 
     @cached_property
     def layout(self) -> CsvLayout:
@@ -232,7 +265,20 @@ class CsvSource:
 
     @cached_property
     def candles(self) -> pd.DataFrame:
-        """Every bar in the file, validated (UTC, ascending per symbol)."""
+        """Every good bar in the file, validated (UTC, ascending per symbol)."""
+        return self._screened[0]
+
+    @cached_property
+    def rejected(self) -> pd.DataFrame:
+        """The rows a lenient read set aside (``QUARANTINE_COLUMNS``: file row, reason); empty when strict."""
+        return self._screened[1]
+
+    def rejected_for(self, symbol: str) -> pd.DataFrame:
+        bad = self.rejected
+        return bad[bad["symbol"] == symbol].reset_index(drop=True)
+
+    @cached_property
+    def _screened(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         layout, origin = self.layout, str(self.path)
         raw = pd.read_csv(self.path, skipinitialspace=True)
         raw.columns = [c.strip() for c in raw.columns]
@@ -243,7 +289,7 @@ class CsvSource:
             sym = pd.Series(self._symbol or symbol_from_filename(self.path), index=raw.index)
         long = pd.DataFrame(
             {
-                "ts": _parse_ts(raw[layout.ts], layout, self.tz, origin),
+                "ts": _parse_ts(raw[layout.ts], layout, self.tz, origin, self.lenient),
                 "symbol": sym,
                 "open": raw[o],
                 "high": raw[h],
@@ -256,7 +302,12 @@ class CsvSource:
         rows = np.arange(1, len(long) + 1)
         if layout.merge_same_day and long.duplicated(["symbol", "ts"]).any():
             long, rows = _merge_same_day(long)
-        return validate_candles(long, origin, rows=rows)
+        if not self.lenient:
+            return validate_candles(long, origin, rows=rows), empty_quarantine()
+        long, rows = _oldest_first(long, rows)
+        good, bad = screen_candles(long, origin)
+        bad["row"] = rows[bad["row"].to_numpy() - 1].astype("int64")  # the file's row, not the screen's
+        return good, bad
 
     @cached_property
     def timeframe(self) -> str | None:

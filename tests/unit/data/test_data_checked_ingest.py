@@ -138,9 +138,9 @@ def test_cli_data_ingest_and_pull_name_what_is_wrong(folder, tmp_path):
     assert out.exit_code == 0, out.output
     assert "4 files" in out.output and "2 bad rows of 2 symbols quarantined" in out.output
     out = CliRunner().invoke(app, ["data", "pull", "--source", f"csv:{folder / 'KO_data.csv'}", "--home", home])
-    assert out.exit_code == 2 and "@NYSE" in out.output
+    assert out.exit_code == 3 and "@NYSE" in out.output
     out = CliRunner().invoke(app, ["data", "ingest", str(tmp_path / "nowhere"), "--exchange", "NYSE", "--home", home])
-    assert out.exit_code == 2 and "is not a folder" in out.output
+    assert out.exit_code == 3 and "is not a folder" in out.output
 
 
 def test_two_vendors_in_one_folder_are_not_stitched_either(shared_data, tmp_path):

@@ -33,8 +33,8 @@ def test_write_is_idempotent_and_appends_only_new_rows(lake):
     assert lake.last_ts("binance", "1d", "BTC/USDT") == pd.Timestamp("2024-01-15", tz="UTC")
     assert lake.last_ts("binance", "1d", "ETH/USDT") is None
     path = lake.path("binance", "1d", "BTC/USDT")
-    assert path.parent.name == "symbol=BTC%2FUSDT" and path.name == "data.parquet"
-    assert [p.name for p in path.parent.iterdir()] == ["data.parquet"]  # no temp files left
+    assert path.parent.name == "timeframe=1d" and path.name == "data.parquet"
+    assert sorted(p.name for p in path.parent.iterdir() if not p.name.startswith("delta-")) == [".lock", "data.parquet"]  # no temp files
 
 
 def test_stored_bars_win_over_revisions(lake):

@@ -91,19 +91,25 @@ def wide_frames(long: pd.DataFrame, fields, columns: list[str], column_of: str =
 
 def _place(tables, fields, columns: list[str]) -> dict[str, pd.DataFrame]:
     """Scanned Arrow tables (each with the prefix that turns its symbols into ``columns`` names) →
-    one (ts × column) float frame per field, values placed straight from Arrow's buffers."""
+    one (ts × column) float frame per field, values placed straight from Arrow's buffers.
+
+    Each field is filled as a (column × ts) array, which the symbol-sorted rows fill nearly in
+    memory order, and handed to pandas transposed: that is pandas' own block layout, so no copy."""
     ts_parts, col_parts = zip(*(lf.codes(t, columns, prefix) for t, prefix in tables))
     ts_all, cols_all = np.concatenate(ts_parts), np.concatenate(col_parts)
     keep = cols_all >= 0
-    ts_codes, ts_values = pd.factorize(ts_all[keep], sort=True)
+    everything = bool(keep.all())
+    ts_codes, ts_values = pd.factorize(ts_all if everything else ts_all[keep], sort=True)
+    cols = cols_all if everything else cols_all[keep]
     index = pd.DatetimeIndex(ts_values.astype("datetime64[us]"), name="ts").tz_localize("UTC").as_unit("ns")
     col_index = pd.Index(columns, name="symbol")
+    flat = cols.astype(np.int64) * len(index) + ts_codes
     out = {}
     for f in fields:
-        values = np.concatenate([t[f].to_numpy() if len(t) else np.zeros(0) for t, _ in tables])[keep]
-        arr = np.full((len(index), len(col_index)), np.nan)
-        arr[ts_codes, cols_all[keep]] = values
-        out[f] = pd.DataFrame(arr, index=index, columns=col_index, copy=False)
+        values = np.concatenate([t[f].to_numpy() if len(t) else np.zeros(0) for t, _ in tables])
+        arr = np.full((len(col_index), len(index)), np.nan)
+        np.put(arr, flat, values if everything else values[keep])
+        out[f] = pd.DataFrame(arr.T, index=index, columns=col_index, copy=False)
     return out
 
 

@@ -38,8 +38,11 @@ HomeOpt = typer.Option(None, "--home", envvar="WORKBENCH_HOME", help="workbench 
 
 
 def _settings(home: Optional[Path]) -> Settings:
+    from workbench.warmup import use_numba_cache
+
     s = load_settings(home)
     s.ensure_dirs()
+    use_numba_cache(s.numba_cache_dir)  # before any kernel module is imported
     return s
 
 
@@ -85,6 +88,9 @@ def init(
         Store(settings.store_url).create()
         typer.echo(f"workbench home: {settings.home}")
         typer.echo(f"  lake:   {settings.lake_dir}\n  store:  {settings.store_url}\n  mlflow: {settings.tracking_uri}")
+        from workbench.warmup import compile_kernels
+
+        typer.echo(f"  numba kernels ready in {compile_kernels():.1f} s (cache: {os.environ.get('NUMBA_CACHE_DIR') or 'beside the sources'})")
         if not demo:
             return
         from workbench.data.demo import ensure_demo_data

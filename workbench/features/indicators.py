@@ -469,8 +469,10 @@ def cs_rank(x):
     from workbench.features.kernels import cs_rank_k
 
     (a,), one_d = _as_2d(x)
+    a = np.ascontiguousarray(a)
+    order = np.argsort(np.where(np.isfinite(a), a, np.inf), axis=1)  # missing values sort last
     out = np.empty(a.shape)
-    cs_rank_k(np.ascontiguousarray(a), out)
+    cs_rank_k(a, order, out)
     return _finalise((out,), one_d)
 
 

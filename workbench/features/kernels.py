@@ -277,29 +277,23 @@ def session_vwap_k(pv, v, session, last, cpv, cv, out):
 
 
 @njit(cache=True, parallel=True)
-def cs_rank_k(a, out):
-    """Per row: (average rank − ½) / count of the finite values, ties sharing their average rank; NaN elsewhere."""
+def cs_rank_k(a, order, out):
+    """Per row: (average rank − ½) / count of the finite values, ties sharing their average rank; NaN
+    elsewhere. ``order`` is each row's argsort with the non-finite values keyed last (numpy sorts)."""
     T, N = a.shape
     for t in prange(T):
-        idx = np.empty(N, dtype=np.int64)
         m = 0
         for j in range(N):
             out[t, j] = np.nan
             if np.isfinite(a[t, j]):
-                idx[m] = j
                 m += 1
-        if m == 0:
-            continue
-        vals = np.empty(m)
-        for k in range(m):
-            vals[k] = a[t, idx[k]]
-        order = np.argsort(vals, kind="mergesort")
         first = 0
         while first < m:
+            v = a[t, order[t, first]]
             last = first
-            while last + 1 < m and vals[order[last + 1]] == vals[order[first]]:
+            while last + 1 < m and a[t, order[t, last + 1]] == v:
                 last += 1
             r = ((first + last) / 2.0 + 1.0 - 0.5) / m
             for k in range(first, last + 1):
-                out[t, idx[order[k]]] = r
+                out[t, order[t, k]] = r
             first = last + 1

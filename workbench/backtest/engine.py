@@ -418,14 +418,19 @@ def run_backtest(
     from vectorbt.portfolio.enums import log_dt
 
     records = _order_records(n_orders, buf_idx, buf_col, buf_size, buf_price, buf_fee)
+    # vectorbt checks every output's shape with np.asarray(index), which turns a tz-aware index into
+    # Python Timestamps one by one (seconds at 1,260 bars × 20 outputs): it works on the naive UTC
+    # index, and the outputs get the frames' own index back.
+    if isinstance(index, pd.DatetimeIndex) and index.tz is not None:
+        mark = mark.set_axis(index.tz_convert("UTC").tz_localize(None), axis=0)
     wrapper = ArrayWrapper.from_obj(mark, freq=freq, group_by=True)
     pf = vbt.Portfolio(wrapper, mark, records, np.zeros(0, dtype=log_dt), np.array([float(cash)]), True)
     orders = _orders_frame(pf, index, columns, log_reason[:n_orders], log_win[:n_orders], windows)
     trades = _trades_frame(pf, index, columns, orders)
     return BacktestResult(
-        equity=pf.value().rename("equity"),
-        cash=pf.cash().rename("cash"),
-        positions_value=pf.asset_value(group_by=False),
+        equity=pf.value().rename("equity").set_axis(index, axis=0),
+        cash=pf.cash().rename("cash").set_axis(index, axis=0),
+        positions_value=pf.asset_value(group_by=False).set_axis(index, axis=0),
         orders=orders,
         trades=trades,
         halted=pd.Series(halted, index=index, name="halted"),

@@ -90,7 +90,8 @@ def init(
         typer.echo(f"  lake:   {settings.lake_dir}\n  store:  {settings.store_url}\n  mlflow: {settings.tracking_uri}")
         from workbench.warmup import compile_kernels
 
-        typer.echo(f"  numba kernels ready in {compile_kernels():.1f} s (cache: {os.environ.get('NUMBA_CACHE_DIR') or 'beside the sources'})")
+        secs = compile_kernels()
+        typer.echo(f"  numba kernels ready in {secs:.1f} s (cache: {os.environ.get('NUMBA_CACHE_DIR') or 'beside the sources'})")
         if not demo:
             return
         from workbench.data.demo import ensure_demo_data

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["use_numba_cache", "compile_kernels", "KERNEL_MODULES"]
+__all__ = ["KERNEL_MODULES", "compile_kernels", "use_numba_cache"]
 
 # Modules whose import decorates cached kernels: NUMBA_CACHE_DIR must be set before they load.
 KERNEL_MODULES = ("workbench.features.kernels", "workbench.backtest.engine")
@@ -51,8 +51,9 @@ def _tiny_panel(n_symbols: int = 3, n_bars: int = 80):
     c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n_bars, n_symbols)), axis=0))
     o = c * np.exp(rng.normal(0, 0.002, c.shape))
     h, lo = np.maximum(o, c) * 1.01, np.minimum(o, c) * 0.99
-    mk = lambda a: pd.DataFrame(a, index=idx, columns=cols)  # noqa: E731
-    return Panel(open=mk(o), high=mk(h), low=mk(lo), close=mk(c), volume=mk(np.full(c.shape, 1e6)), exchange="warmup", timeframe="1d")
+    mk = lambda a: pd.DataFrame(a, index=idx, columns=cols)
+    vol = mk(np.full(c.shape, 1e6))
+    return Panel(open=mk(o), high=mk(h), low=mk(lo), close=mk(c), volume=vol, exchange="warmup", timeframe="1d")
 
 
 def compile_kernels() -> float:
@@ -72,7 +73,8 @@ def compile_kernels() -> float:
     inc = IncrementalFeatures.from_history(panel.iloc(slice(0, len(panel.index) - 1)), "v2")
     inc.update(panel.iloc(slice(len(panel.index) - 1, None)))
     c = panel.close
-    side = pd.DataFrame(np.where(np.arange(c.size).reshape(c.shape) % 7 == 0, 1.0, np.where(np.arange(c.size).reshape(c.shape) % 11 == 0, -1.0, 0.0)), index=c.index, columns=c.columns)
+    cell = np.arange(c.size).reshape(c.shape)
+    side = pd.DataFrame(np.where(cell % 7 == 0, 1.0, np.where(cell % 11 == 0, -1.0, 0.0)), index=c.index, columns=c.columns)
     frames = {"side": side, "strength": side.abs(), "confidence": side.abs().where(side != 0),
               "stop": c * 0.97, "take_profit": c * 1.05}  # fmt: skip
     result = run_backtest(frames, panel, RiskLimits(), CostModel(), 100_000.0)

@@ -171,7 +171,8 @@ def validate_candles(df: pd.DataFrame, origin: str, *, rows: np.ndarray | None =
             ("low above min(open, close)", lo > np.minimum(o, c)),
             ("negative volume", v < 0),
         ]
-    by_key, dup, against = _per_symbol_checks(_sorted_codes(out["symbol"]), out["ts"].array.asi8, out["ts"].isna().to_numpy())
+    codes = _sorted_codes(out["symbol"])
+    by_key, dup, against = _per_symbol_checks(codes, out["ts"].array.asi8, out["ts"].isna().to_numpy())
     checks.append(("duplicated timestamp for its symbol", dup))
     checks.append(("timestamps out of order (neither ascending nor strictly newest-first)", against))
 

@@ -18,8 +18,8 @@ automatically, once, on the first access to each dataset.
 from __future__ import annotations
 
 import logging
-import uuid
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -361,7 +361,8 @@ class Lake:
         if unknown:
             raise KeyError(f"unknown fields {unknown}; choose from {FIELDS}")
         wanted = self._check(exchange, timeframe, symbols)
-        table = self._scan(exchange, timeframe, ("ts", "symbol", *fields), wanted if symbols is not None else None, start, end)
+        only = wanted if symbols is not None else None
+        table = self._scan(exchange, timeframe, ("ts", "symbol", *fields), only, start, end)
         if not len(table):
             raise self._no_bars(exchange, timeframe, wanted, start, end)
         return _place([(table, "")], fields, wanted)
@@ -407,7 +408,8 @@ class Lake:
         for exchange in dict.fromkeys(e for e, _ in pairs):
             syms = [s for e, s in pairs if e == exchange]
             self._check(exchange, timeframe, syms)
-            tables.append((self._scan(exchange, timeframe, ("ts", "symbol", *fields), syms, start, end), f"{exchange}:"))
+            table = self._scan(exchange, timeframe, ("ts", "symbol", *fields), syms, start, end)
+            tables.append((table, f"{exchange}:"))
         if not sum(len(t) for t, _ in tables):
             raise NoDataError(f"no {timeframe} bars between {start} and {end} for {keys[:8]}: pull them first")
         return _place(tables, tuple(fields), keys)

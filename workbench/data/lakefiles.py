@@ -25,9 +25,9 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import duckdb
 import numpy as np
@@ -63,7 +63,7 @@ def locked(directory: Path, exclusive: bool) -> Iterator[None]:
     if exclusive:
         directory.mkdir(parents=True, exist_ok=True)
     try:
-        fh = open(directory / LOCK, "a+b")
+        fh = open(directory / LOCK, "a+b")  # noqa: SIM115 (held for the block, closed in finally)
     except OSError:
         if exclusive:
             raise
@@ -134,10 +134,11 @@ def append(directory: Path, frame: pd.DataFrame, source: str) -> None:
     arrays = [pa.array(us, pa.int64()).cast(SCHEMA.field("ts").type)]
     arrays.append(pa.array(frame["symbol"], pa.string()).dictionary_encode())  # a few labels: encoded once
     arrays += [pa.array(frame[c].to_numpy(dtype=np.float64), pa.float64()) for c in STORED[2:7]]
-    arrays.append(pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(frame), np.int32)), pa.array([source], pa.string())))
+    one_source = pa.array(np.zeros(len(frame), np.int32))
+    arrays.append(pa.DictionaryArray.from_arrays(one_source, pa.array([source], pa.string())))
     table = pa.Table.from_arrays(arrays, names=list(STORED))
     name = f"delta-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-    opts = dict(row_group_size=ROW_GROUP, use_dictionary=["symbol", "source"], store_schema=False)
+    opts = {"row_group_size": ROW_GROUP, "use_dictionary": ["symbol", "source"], "store_schema": False}
     _atomic(directory / name, lambda tmp: pq.write_table(table, tmp, **opts))
     maybe_compact(directory)
 
@@ -173,7 +174,8 @@ def compact(directory: Path, dedupe: bool = False) -> None:
     src = f"read_parquet({_sql_list(parts)}, hive_partitioning=false, union_by_name=true, filename=true)"
     if dedupe:
         order = {str(p): i for i, p in enumerate(parts)}
-        prio = "CASE filename " + " ".join(f"WHEN '{k.replace(chr(39), chr(39) * 2)}' THEN {v}" for k, v in order.items()) + " END"
+        whens = " ".join(f"WHEN '{k.replace(chr(39), chr(39) * 2)}' THEN {v}" for k, v in order.items())
+        prio = f"CASE filename {whens} END"
         select = f"SELECT DISTINCT ON (symbol, ts) {cols} FROM {src} ORDER BY symbol, ts, {prio}"
     else:
         select = f"SELECT {cols} FROM {src} ORDER BY symbol, ts"
@@ -226,9 +228,9 @@ def scan(parts: Sequence[Path], columns: Sequence[str], symbols=None, start=None
 
 def codes(table: pa.Table, columns: Sequence[str], prefix: str = "") -> tuple[np.ndarray, np.ndarray]:
     """(ts as int64 µs, column position in ``columns`` or −1) per row of a scanned table."""
-    ts = table["ts"].combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False) if len(table) else np.zeros(0, np.int64)
     if not len(table):
-        return ts, np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    ts = table["ts"].combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False)
     sym = table.select(["symbol"]).unify_dictionaries()["symbol"].combine_chunks()
     names = [prefix + s for s in sym.dictionary.to_pylist()]
     where = pd.Index(list(columns)).get_indexer(names)

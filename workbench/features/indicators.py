@@ -466,13 +466,13 @@ def beta_corr(returns_, benchmark, n: int = 60):
 @_frame_aware
 def cs_rank(x):
     """Cross-sectional rank per row, (rank − ½)/count in (0, 1), ties averaged; NaN stays NaN."""
-    from workbench.features.kernels import cs_rank_k
+    from workbench.features.kernels import cs_rank_k, run
 
     (a,), one_d = _as_2d(x)
     a = np.ascontiguousarray(a)
     order = np.argsort(np.where(np.isfinite(a), a, np.inf), axis=1)  # missing values sort last
     out = np.empty(a.shape)
-    cs_rank_k(a, order, out)
+    run(cs_rank_k, a.size, a, order, out)
     return _finalise((out,), one_d)
 
 

@@ -14,14 +14,33 @@ kernels mutate them in place and write into a preallocated ``out``.
 from __future__ import annotations
 
 import numpy as np
+import numba
 from numba import njit, prange
 
 __all__ = [
     "ema_k", "wilder_sum_k", "rolling_k", "lag_k", "obv_k", "pair_k", "session_vwap_k",
-    "MEAN", "SUM", "STD0", "STD1", "MAX", "MIN",
+    "cs_rank_k", "run", "MEAN", "SUM", "STD0", "STD1", "MAX", "MIN", "SMALL",
 ]  # fmt: skip
 
 MEAN, SUM, STD0, STD1, MAX, MIN = 0, 1, 2, 3, 4, 5
+
+# Below this many cells a kernel runs on one thread: the live loop's one-row updates would pay a
+# thread-pool launch per call (and wait for a second core on a busy machine) for no gain.
+SMALL = 65_536
+
+
+def run(kernel, cells: int, *args) -> None:
+    """Call ``kernel(*args)``; on one thread when it covers fewer than ``SMALL`` cells. (Setting the
+    thread count inside the kernels would make numba refuse to cache them.)"""
+    prev = numba.get_num_threads()
+    if cells >= SMALL or prev == 1:
+        kernel(*args)
+        return
+    numba.set_num_threads(1)
+    try:
+        kernel(*args)
+    finally:
+        numba.set_num_threads(prev)
 
 
 @njit(cache=True, parallel=True)

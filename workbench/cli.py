@@ -66,9 +66,12 @@ HomeOpt = typer.Option(None, "--home", envvar="WORKBENCH_HOME", help="workbench 
 
 
 def _settings(home: Optional[Path]) -> Settings:
+    from workbench.warmup import use_numba_cache
+
     s = load_settings(home)
     _remember(s)
     s.ensure_dirs()
+    use_numba_cache(s.numba_cache_dir)  # before any kernel module is imported
     return s
 
 
@@ -122,6 +125,10 @@ def init(
         typer.echo(f"workbench home: {settings.home}")
         typer.echo(f"  lake:   {settings.lake_dir}\n  store:  {settings.store_url}\n  mlflow: {settings.tracking_uri}")
         _install_notebooks(settings)
+        from workbench.warmup import compile_kernels
+
+        secs = compile_kernels()
+        typer.echo(f"  numba kernels ready in {secs:.1f} s (cache: {os.environ.get('NUMBA_CACHE_DIR') or 'beside the sources'})")
         if not demo:
             return
         from workbench.data.demo import ensure_demo_data

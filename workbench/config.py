@@ -229,6 +229,11 @@ class Settings(BaseSettings):
         return self.home / "mlruns"
 
     @property
+    def numba_cache_dir(self) -> Path:
+        """Compiled numba kernels (``workbench.warmup``): built at ``workbench init``, loaded after."""
+        return self.home / ".cache" / "numba"
+
+    @property
     def store_url(self) -> str:
         return self.db_url or f"sqlite:///{self.data_dir / 'workbench.db'}"
 

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 def _cli(home, *args):
     env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_DEMO__SOURCE": "auto", "WORKBENCH_DEMO__NETWORK_TIMEOUT_S": "1"}
@@ -24,3 +26,18 @@ def test_init_demo_offline_makes_a_labelled_synthetic_market_and_a_champion(tmp_
     assert "registered" not in second.stdout and "champion model:" in second.stdout
     listed = _cli(tmp_path, "models", "list")
     assert listed.returncode == 0 and "champion" in listed.stdout
+
+
+@pytest.mark.slow
+def test_init_compiles_the_numba_kernels_into_the_home(tmp_path):
+    """`workbench init` leaves the features' and the backtest's compiled kernels under
+    $WORKBENCH_HOME/.cache/numba, so a later fresh process loads them instead of compiling."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["WORKBENCH_HOME"] = str(tmp_path)
+    res = subprocess.run([sys.executable, "-m", "workbench", "init"], env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr
+    cache = tmp_path / ".cache" / "numba"
+    assert f"cache: {cache}" in res.stdout
+    index = {p.name.split("-")[0] for p in cache.rglob("*.nbi")}
+    for kernel in ("kernels.rolling_k", "kernels.ema_k", "engine._simulate_nb", "engine._cycle_nb"):
+        assert kernel in index, sorted(index)[:20]

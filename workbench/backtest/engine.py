@@ -3,8 +3,11 @@
 Why this shape: a backtest is only evidence about live trading if it trades exactly what the live
 loop (``trading.loop.run_cycle`` with the ``PaperBroker`` on a replay) would. So the engine does not
 approximate the loop with vectorbt's signal helpers; it re-states the loop's cycle in one numba
-function and runs it as vectorbt's pre-segment step (one group, shared cash, flexible orders), which
-then books every fill. The parity test replays the same bars through the real loop and compares.
+function, runs every bar through it (``_simulate_nb``, compiled once and cached on disk), and hands the
+fills to vectorbt as order records: its ``Portfolio`` (one group, shared cash) derives cash, value,
+positions and trades from them. (Its ``from_order_func`` simulator is not cached by numba, so it
+cost ~10 s of compilation in every fresh process.) The parity test replays the same bars through the
+real loop and compares.
 
 One cycle per bar ``t`` (the replay's quote is bar ``t``: last = close, with its open/high/low):
 1. the venue takes the bar (``PaperBroker.on_bar``): a resting stop-loss leg fills when low ≤ stop at
@@ -49,7 +52,6 @@ import re
 import numpy as np
 import pandas as pd
 from numba import njit
-from vectorbt.portfolio.nb import order_nb, order_nothing_nb
 from vectorbt.utils.math_ import add_nb
 
 from workbench.backtest.result import ORDER_COLUMNS, TRADE_COLUMNS, BacktestResult
@@ -108,6 +110,7 @@ def _fill(col, side, qty, price, fee_rate, reason, winbar, pos, fst, ist, buf_co
     vectorbt's own ledger, so the two never disagree. Returns the fee."""
     notional = qty * price
     fee = notional * fee_rate
+    booked = qty if side > 0 or qty <= pos[col] else pos[col]  # vectorbt's ledger closes, not overshoots
     if side > 0:
         fst[0] = add_nb(fst[0], -notional - fee)
         pos[col] = add_nb(pos[col], qty)
@@ -115,7 +118,7 @@ def _fill(col, side, qty, price, fee_rate, reason, winbar, pos, fst, ist, buf_co
         fst[0] = fst[0] + (notional - fee)
         pos[col] = add_nb(pos[col], -qty)
     b = ist[1]
-    buf_col[b], buf_size[b], buf_price[b], buf_fee[b] = col, side * qty, price, fee_rate
+    buf_col[b], buf_size[b], buf_price[b], buf_fee[b] = col, side * booked, price, booked * price * fee_rate
     ist[1] = b + 1
     k = ist[3]
     log_reason[k], log_win[k] = reason, winbar
@@ -165,8 +168,6 @@ def _cycle_nb(
     max_daily_loss_pct, min_strength, risk_per_trade_pct)."""
     n = close.shape[1]
     max_pos, max_loss, min_strength, rpt = prm[0], prm[1], prm[2], prm[3]
-    ist[1] = 0  # orders queued for this bar
-    ist[2] = 0  # orders handed to vectorbt
     # 1. the venue takes the bar: resting legs (all stops, then all take-profits).
     for col in range(n):
         c = close[i, col]
@@ -296,24 +297,33 @@ def _cycle_nb(
 
 
 @njit(cache=True)
-def _pre_segment_nb(c, *args):
-    _cycle_nb(c.i, *args)
-    return ()
+def _simulate_nb(
+    open_, high, low, close, sig, strength, stop, take, day, lot, tick, min_notional, fee, slip, prm,
+    fst, ist, pos, book_sl, book_tp, book_win, sl_rest, tp_rest, sl_px, tp_px, leg_qty, lastq,
+    buf_col, buf_size, buf_price, buf_fee, log_reason, log_win, halted, eq_post, buf_idx,
+):
+    """Every cycle in bar order; the fills land in the order buffers (``ist[1]`` of them) with their bar."""
+    for i in range(close.shape[0]):
+        first = ist[1]
+        _cycle_nb(
+            i, open_, high, low, close, sig, strength, stop, take, day, lot, tick, min_notional, fee, slip, prm,
+            fst, ist, pos, book_sl, book_tp, book_win, sl_rest, tp_rest, sl_px, tp_px, leg_qty, lastq,
+            buf_col, buf_size, buf_price, buf_fee, log_reason, log_win, halted, eq_post,
+        )  # fmt: skip
+        for k in range(first, ist[1]):
+            buf_idx[k] = i
 
 
-@njit(cache=True)
-def _flex_order_nb(c, ist, buf_col, buf_size, buf_price, buf_fee):
-    k = ist[2]
-    if k >= ist[1]:
-        return -1, order_nothing_nb()
-    ist[2] = k + 1
-    # Sizes and prices are final: the kernel already applied the live rules; vectorbt books the fill
-    # and must not alter it (a refusal would mean the two ledgers disagree, so it raises). A sell of
-    # the whole position may exceed vectorbt's float position by rounding noise: it closes it.
-    size = buf_size[k]
-    return buf_col[k], order_nb(
-        size=size, price=buf_price[k], fees=buf_fee[k], direction=0, allow_partial=size < 0, raise_reject=True,
-    )
+def _order_records(n: int, buf_idx, buf_col, buf_size, buf_price, buf_fee) -> np.ndarray:
+    """The fills as vectorbt order records (in booking order), so its Portfolio derives the rest."""
+    from vectorbt.portfolio.enums import order_dt
+
+    rec = np.empty(n, dtype=order_dt)
+    rec["id"] = np.arange(n)
+    rec["col"], rec["idx"] = buf_col[:n], buf_idx[:n]
+    rec["size"], rec["price"], rec["fees"] = np.abs(buf_size[:n]), buf_price[:n], buf_fee[:n]
+    rec["side"] = np.where(buf_size[:n] > 0, 0, 1)
+    return rec
 
 
 # ---- inputs ---------------------------------------------------------------------------------------
@@ -389,8 +399,8 @@ def run_backtest(
     sl_rest, tp_rest = np.zeros(nc, np.bool_), np.zeros(nc, np.bool_)
     sl_px, tp_px, leg_qty = np.full(nc, np.nan), np.full(nc, np.nan), np.zeros(nc)
     lastq = np.full(nc, np.nan)
-    buf_col = np.zeros(2 * nc + 1, np.int64)
-    buf_size, buf_price, buf_fee = (np.zeros(2 * nc + 1) for _ in range(3))
+    buf_col, buf_idx = np.zeros(max_orders, np.int64), np.zeros(max_orders, np.int64)
+    buf_size, buf_price, buf_fee = (np.zeros(max_orders) for _ in range(3))
     log_reason, log_win = np.zeros(max_orders, np.int8), np.zeros(max_orders, np.int64)
     halted, eq_post = np.zeros(nb, np.bool_), np.full(nb, np.nan)
     args = (op, hi, lo, cl, sig, strength, stop, take, day, lot, tick, mn, fee, slip, prm,
@@ -400,18 +410,27 @@ def run_backtest(
     # Valuation at the last known close (a held symbol without a bar keeps its price), as the live snapshot.
     mark = pd.DataFrame(np.where(cl > 0, cl, np.nan), index=index, columns=columns).ffill()
     freq = vbt_freq(panel.timeframe)
-    pf = vbt.Portfolio.from_order_func(
-        mark, _flex_order_nb, ist, buf_col, buf_size, buf_price, buf_fee,
-        flexible=True, init_cash=float(cash), cash_sharing=True, group_by=True,
-        pre_segment_func_nb=_pre_segment_nb, pre_segment_args=args, max_orders=max_orders, freq=freq,
-    )  # fmt: skip
-    n_orders = int(ist[3])
+    _simulate_nb(*args, buf_idx)
+    n_orders = int(ist[1])
+    # vectorbt books nothing itself: it receives the fills as order records and derives cash, value,
+    # positions and trades from them (its own simulator would be compiled afresh in every process).
+    from vectorbt.base.array_wrapper import ArrayWrapper
+    from vectorbt.portfolio.enums import log_dt
+
+    records = _order_records(n_orders, buf_idx, buf_col, buf_size, buf_price, buf_fee)
+    # vectorbt checks every output's shape with np.asarray(index), which turns a tz-aware index into
+    # Python Timestamps one by one (seconds at 1,260 bars × 20 outputs): it works on the naive UTC
+    # index, and the outputs get the frames' own index back.
+    if isinstance(index, pd.DatetimeIndex) and index.tz is not None:
+        mark = mark.set_axis(index.tz_convert("UTC").tz_localize(None), axis=0)
+    wrapper = ArrayWrapper.from_obj(mark, freq=freq, group_by=True)
+    pf = vbt.Portfolio(wrapper, mark, records, np.zeros(0, dtype=log_dt), np.array([float(cash)]), True)
     orders = _orders_frame(pf, index, columns, log_reason[:n_orders], log_win[:n_orders], windows)
     trades = _trades_frame(pf, index, columns, orders)
     return BacktestResult(
-        equity=pf.value().rename("equity"),
-        cash=pf.cash().rename("cash"),
-        positions_value=pf.asset_value(group_by=False),
+        equity=pf.value().rename("equity").set_axis(index, axis=0),
+        cash=pf.cash().rename("cash").set_axis(index, axis=0),
+        positions_value=pf.asset_value(group_by=False).set_axis(index, axis=0),
         orders=orders,
         trades=trades,
         halted=pd.Series(halted, index=index, name="halted"),

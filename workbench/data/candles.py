@@ -82,6 +82,40 @@ def _to_utc(ts: pd.Series, origin: str) -> pd.Series:
     return out.astype("datetime64[ns, UTC]")
 
 
+def _sorted_codes(labels: pd.Series) -> np.ndarray:
+    """Integer codes of string labels, numbered in sorted label order (Arrow's hash, not Python's)."""
+    import pyarrow as pa
+
+    enc = pa.chunked_array([pa.array(labels, pa.string())]).combine_chunks().dictionary_encode()
+    rank = np.empty(len(enc.dictionary), dtype=np.int64)
+    rank[np.argsort(np.asarray(enc.dictionary.to_pylist(), dtype=object), kind="stable")] = np.arange(len(rank))
+    return rank[enc.indices.to_numpy(zero_copy_only=False)]
+
+
+def _per_symbol_checks(codes: np.ndarray, tsv: np.ndarray, nat: np.ndarray):
+    """(order by (symbol, ts) or None when already in it, duplicated (symbol, ts) after its first,
+    rows against their symbol's direction) on integer codes: numpy sorts, no groupby over labels."""
+    n = len(codes)
+    zeros = np.zeros(n, dtype=bool)
+    if n < 2 or ((codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & (tsv[1:] > tsv[:-1]))).all():
+        return None, zeros, zeros  # the usual import: sorted, strictly ascending per symbol
+    by_key = np.lexsort((tsv, codes))  # stable: equal (symbol, ts) keep the given order
+    dup = zeros.copy()
+    dup[by_key[1:]] = (codes[by_key[1:]] == codes[by_key[:-1]]) & (tsv[by_key[1:]] == tsv[by_key[:-1]])
+    # Order: each symbol must run one way only. The majority direction decides, so the row named
+    # is the one that breaks the run rather than the first row of the file.
+    by_sym = np.argsort(codes, kind="stable")  # each symbol's rows, in the given order
+    cs, ts_, ns_ = codes[by_sym], tsv[by_sym], nat[by_sym]
+    ok = (cs[1:] == cs[:-1]) & ~ns_[1:] & ~ns_[:-1]
+    step = np.zeros(n)
+    step[1:] = np.where(ok, np.sign(ts_[1:] - ts_[:-1]), 0.0)
+    sign = np.empty(n)
+    sign[by_sym] = step
+    direction = np.bincount(codes, weights=sign, minlength=int(codes.max()) + 1)[codes]
+    against = np.where(direction < 0, sign > 0, sign < 0)
+    return by_key, dup, against
+
+
 def _first(mask: np.ndarray) -> int:
     idx = np.flatnonzero(mask)
     return int(idx[0]) if len(idx) else -1
@@ -137,15 +171,9 @@ def validate_candles(df: pd.DataFrame, origin: str, *, rows: np.ndarray | None =
             ("low above min(open, close)", lo > np.minimum(o, c)),
             ("negative volume", v < 0),
         ]
-    checks.append(("duplicated timestamp for its symbol", out.duplicated(["symbol", "ts"], keep="first").to_numpy()))
-
-    # Order: each symbol must run one way only. The majority direction decides, so the row named
-    # is the one that breaks the run rather than the first row of the file.
-    step = out.groupby("symbol", sort=False)["ts"].diff()
-    sign = np.sign(step.dt.total_seconds().fillna(0.0).to_numpy())
-    direction = pd.Series(sign).groupby(out["symbol"].to_numpy()).transform("sum").to_numpy()
-    descending = direction < 0
-    against = np.where(descending, sign > 0, sign < 0)
+    codes = _sorted_codes(out["symbol"])
+    by_key, dup, against = _per_symbol_checks(codes, out["ts"].array.asi8, out["ts"].isna().to_numpy())
+    checks.append(("duplicated timestamp for its symbol", dup))
     checks.append(("timestamps out of order (neither ascending nor strictly newest-first)", against))
 
     firsts = [(i, reason) for reason, mask in checks if (i := _first(mask)) >= 0]
@@ -157,7 +185,9 @@ def validate_candles(df: pd.DataFrame, origin: str, *, rows: np.ndarray | None =
             f"{reason} (ts={detail['ts']}, open={detail['open']}, high={detail['high']}, "
             f"low={detail['low']}, close={detail['close']}, volume={detail['volume']})",
         )
-    return out.sort_values(["symbol", "ts"], kind="stable").reset_index(drop=True)
+    if by_key is None:
+        return out  # sorted by (symbol, ts) already
+    return out.take(by_key).reset_index(drop=True)  # sorted by (symbol, ts)
 
 
 QUARANTINE_COLUMNS = (*CANDLE_COLUMNS, "row", "reason", "origin")

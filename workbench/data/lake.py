@@ -1,33 +1,35 @@
-"""The parquet lake: one file per (exchange, timeframe, symbol), read back as panels through DuckDB.
+"""The parquet lake: one sorted file per (exchange, timeframe) with a symbol column, read as panels.
 
 Layout::
 
-    <root>/ohlcv/exchange=<ex>/timeframe=<tf>/symbol=<quoted symbol>/data.parquet
+    <root>/ohlcv/exchange=<ex>/timeframe=<tf>/data.parquet          (+ small delta-*.parquet, .lock)
 
-Partition values are URL-quoted (``BTC/USDT`` → ``BTC%2FUSDT``, ``M&M`` → ``M%26M``) so any symbol is
-a safe directory name; the plain symbol is also a column, which is what queries filter on
-(``hive_partitioning=false``: the path is for humans and for pruning, the column is the truth).
+Partition values are URL-quoted (``BTC/USDT`` → ``BTC%2FUSDT``, ``M&M`` → ``M%26M``) so any name is
+a safe directory name. A dataset's bars live in one file sorted by (symbol, ts) plus the deltas
+appended since its last compaction (``lakefiles`` holds the file mechanics). Panels are read by one
+Arrow scan straight into (time × symbol) arrays; ad-hoc queries go through DuckDB over ``_glob``.
 
-Writes replace a symbol's file atomically (temp file in the same directory + ``os.replace``), so a
-reader sees the old file or the new one, never half of one. There is one writer at a time (the
-CLI, a notebook, the live process's refresh); concurrent writers to the *same* symbol could lose
-one of the two appends. Every query opens its own in-memory DuckDB connection: no shared state.
+Writes are atomic (temp file + ``os.replace``) and serialised by the dataset's file lock, so two
+writers (the CLI and the live process's refresh) cannot lose each other's appends and a reader never
+sees half a write. Lakes in the earlier per-symbol layout (``symbol=<x>/data.parquet``) are migrated
+automatically, once, on the first access to each dataset.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
 
 import duckdb
-import pandas as pd
-
 import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
 
+from workbench.data import lakefiles as lf
 from workbench.data.candles import CANDLE_COLUMNS, QUARANTINE_COLUMNS, screen_candles, validate_candles
 from workbench.data.panel import FIELDS, Panel
 from workbench.errors import NoDataError, UnknownSymbolError
@@ -38,8 +40,7 @@ log = logging.getLogger(__name__)
 
 CATALOG_COLUMNS = ("exchange", "timeframe", "symbol", "source", "rows", "first", "last")
 QUARANTINE_TABLE_COLUMNS = ("exchange", "timeframe", *QUARANTINE_COLUMNS, "source", "quarantined_at")
-_STORED = (*CANDLE_COLUMNS, "source")
-_FILE = "data.parquet"
+_STORED = lf.STORED
 
 
 def _q(value: str) -> str:
@@ -88,6 +89,30 @@ def wide_frames(long: pd.DataFrame, fields, columns: list[str], column_of: str =
     return out
 
 
+def _place(tables, fields, columns: list[str]) -> dict[str, pd.DataFrame]:
+    """Scanned Arrow tables (each with the prefix that turns its symbols into ``columns`` names) →
+    one (ts × column) float frame per field, values placed straight from Arrow's buffers.
+
+    Each field is filled as a (column × ts) array, which the symbol-sorted rows fill nearly in
+    memory order, and handed to pandas transposed: that is pandas' own block layout, so no copy."""
+    ts_parts, col_parts = zip(*(lf.codes(t, columns, prefix) for t, prefix in tables))
+    ts_all, cols_all = np.concatenate(ts_parts), np.concatenate(col_parts)
+    keep = cols_all >= 0
+    everything = bool(keep.all())
+    ts_codes, ts_values = pd.factorize(ts_all if everything else ts_all[keep], sort=True)
+    cols = cols_all if everything else cols_all[keep]
+    index = pd.DatetimeIndex(ts_values.astype("datetime64[us]"), name="ts").tz_localize("UTC").as_unit("ns")
+    col_index = pd.Index(columns, name="symbol")
+    flat = cols.astype(np.int64) * len(index) + ts_codes
+    out = {}
+    for f in fields:
+        values = np.concatenate([t[f].to_numpy() if len(t) else np.zeros(0) for t, _ in tables])
+        arr = np.full((len(col_index), len(index)), np.nan)
+        np.put(arr, flat, values if everything else values[keep])
+        out[f] = pd.DataFrame(arr.T, index=index, columns=col_index, copy=False)
+    return out
+
+
 class Lake:
     """Market data at rest. ``root`` is ``settings.lake_dir``."""
 
@@ -102,59 +127,65 @@ class Lake:
         return self.root / "ohlcv" / f"exchange={_q(exchange)}" / f"timeframe={_q(timeframe)}"
 
     def path(self, exchange: str, timeframe: str, symbol: str) -> Path:
-        """The parquet file that holds one symbol's bars (it may not exist yet)."""
-        return self._dataset_dir(exchange, timeframe) / f"symbol={_q(symbol)}" / _FILE
+        """The compacted parquet file that holds the dataset's bars, ``symbol``'s among them (it may
+        not exist yet; recent appends may still sit in deltas beside it)."""
+        return self._dataset_dir(exchange, timeframe) / lf.BASE
 
     def _glob(self, exchange: str, timeframe: str) -> str:
-        return str(self._dataset_dir(exchange, timeframe) / "symbol=*" / _FILE).replace("'", "''")
+        """A DuckDB ``read_parquet`` pattern for every bar of the dataset (base and deltas are disjoint)."""
+        return str(self._dataset_dir(exchange, timeframe) / "*.parquet").replace("'", "''")
+
+    def _parts(self, exchange: str, timeframe: str) -> list[Path]:
+        """The dataset's files; a dataset still in the per-symbol layout is migrated first (once).
+        Call without holding the lock."""
+        d = self._dataset_dir(exchange, timeframe)
+        if lf.has_legacy(d):
+            try:
+                with lf.locked(d, exclusive=True):
+                    lf.migrate(d)
+            except OSError as e:  # a read-only lake: read the old layout as it is
+                log.warning("lake %s is in the per-symbol layout and cannot be migrated here (%s)", d, e)
+        return lf.files(d)
 
     # ---- writing -------------------------------------------------------------------------------
     def write(self, candles: pd.DataFrame, exchange: str, timeframe: str, source: str) -> int:
-        """Validate, merge into each symbol's file, and return how many bars were new.
+        """Validate, append the bars not stored yet, and return how many bars were new.
 
         Stored bars win over incoming bars with the same timestamp: history, once stored, is not
-        rewritten by a later pull (a source that revises a bar is logged, not obeyed). To replace
-        history, delete that symbol's directory and pull again. Re-writing a stored range adds 0.
+        rewritten by a later pull (a source that revises a bar is logged, not obeyed). Re-writing a
+        stored range adds 0. One writer at a time per dataset (a file lock), across processes.
         """
         clean = validate_candles(candles, f"{source} → lake {exchange}/{timeframe}")
-        added = 0
-        for symbol, new in clean.groupby("symbol", sort=True):
-            new = new.assign(source=source)
-            path = self.path(exchange, timeframe, str(symbol))
-            if path.exists():
-                old = pd.read_parquet(path)
-                old["ts"] = old["ts"].astype("datetime64[ns, UTC]")
-                seen = new["ts"].isin(old["ts"])
-                self._warn_revisions(old, new[seen], path)
-                fresh = new[~seen]
-                if fresh.empty:
-                    continue
-                merged = pd.concat([old[list(_STORED)], fresh], ignore_index=True).sort_values("ts", kind="stable")
-            else:
-                fresh = merged = new
-            self._replace(path, merged.reset_index(drop=True))
-            added += len(fresh)
-        return added
+        if clean.empty:
+            return 0
+        new = clean
+        d = self._dataset_dir(exchange, timeframe)
+        self._parts(exchange, timeframe)  # migrate an old layout before taking the lock
+        with lf.locked(d, exclusive=True):
+            parts = lf.files(d)
+            if parts:
+                syms = pd.unique(new["symbol"])
+                old = lf.scan(parts, ("ts", "symbol", *FIELDS), syms, new["ts"].min(), new["ts"].max()).to_pandas()
+                if len(old):
+                    old["symbol"] = old["symbol"].astype(str)
+                    old["ts"] = old["ts"].astype("datetime64[ns, UTC]")
+                    key_old = pd.MultiIndex.from_arrays([old["symbol"], old["ts"]])
+                    seen = pd.MultiIndex.from_arrays([new["symbol"], new["ts"]]).isin(key_old)
+                    self._warn_revisions(old, new[seen], d)
+                    new = new[~seen]
+            if new.empty:
+                return 0
+            lf.append(d, new, source)
+        return len(new)
 
     @staticmethod
     def _warn_revisions(old: pd.DataFrame, overlap: pd.DataFrame, path: Path) -> None:
         if overlap.empty:
             return
-        both = overlap.merge(old, on="ts", suffixes=("", "_old"))
+        both = overlap.merge(old, on=["symbol", "ts"], suffixes=("", "_old"))
         differs = pd.concat([both[f] != both[f"{f}_old"] for f in FIELDS], axis=1).any(axis=1)
         if differs.any():
             log.warning("%d incoming bars differ from stored ones in %s; kept the stored bars", int(differs.sum()), path)
-
-    @staticmethod
-    def _replace(path: Path, frame: pd.DataFrame) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            # Microseconds: DuckDB's plain TIMESTAMPTZ (ns would be TIMESTAMPTZ_NS, awkward to compare).
-            frame[list(_STORED)].astype({"ts": "datetime64[us, UTC]"}).to_parquet(tmp, index=False)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def write_screened(self, candles: pd.DataFrame, exchange: str, timeframe: str, source: str) -> WriteResult:
         """Store the good bars of a feed and quarantine the bad ones with their reason.
@@ -213,31 +244,50 @@ class Lake:
         out = []
         for ex_dir in sorted((self.root / "ohlcv").glob("exchange=*")):
             for tf_dir in sorted(ex_dir.glob("timeframe=*")):
-                if any(tf_dir.glob(f"symbol=*/{_FILE}")):
+                if lf.files(tf_dir):
                     out.append((unquote(ex_dir.name.split("=", 1)[1]), unquote(tf_dir.name.split("=", 1)[1])))
         return out
 
-    def symbols(self, exchange: str, timeframe: str) -> list[str]:
+    def _scan(self, exchange: str, timeframe: str, columns, symbols=None, start=None, end=None):
+        """One Arrow scan of the dataset under the shared lock (``lakefiles.scan``)."""
         d = self._dataset_dir(exchange, timeframe)
-        return sorted(unquote(p.parent.name.split("=", 1)[1]) for p in d.glob(f"symbol=*/{_FILE}"))
+        self._parts(exchange, timeframe)
+        if not d.is_dir():
+            return lf.scan([], columns)
+        with lf.locked(d, exclusive=False):
+            return lf.scan(lf.files(d), columns, symbols, start, end)
+
+    def symbols(self, exchange: str, timeframe: str) -> list[str]:
+        table = self._scan(exchange, timeframe, ("symbol",))
+        if not len(table):
+            return []
+        sym = table.unify_dictionaries()["symbol"].combine_chunks()
+        used = np.unique(sym.indices.to_numpy(zero_copy_only=False))
+        return sorted(np.asarray(sym.dictionary.to_pylist(), dtype=object)[used].tolist())
 
     def last_ts(self, exchange: str, timeframe: str, symbol: str) -> pd.Timestamp | None:
-        path = self.path(exchange, timeframe, symbol)
-        if not path.exists():
+        table = self._scan(exchange, timeframe, ("ts",), [symbol])
+        if not len(table):
             return None
-        value = _query("SELECT max(ts) AS last FROM read_parquet(?)", [str(path)])["last"].iloc[0]
-        return None if pd.isna(value) else _utc(value)
+        return _utc(pd.Timestamp(pc.max(table["ts"]).as_py()))
 
     def catalog(self) -> pd.DataFrame:
         """One row per stored symbol: where from, how many bars, first and last timestamp."""
         parts = []
         for exchange, timeframe in self.datasets():
-            df = _query(
-                f"""SELECT symbol, string_agg(DISTINCT source, ',' ORDER BY source) AS source,
-                               count(*) AS rows, min(ts) AS first, max(ts) AS last
-                    FROM read_parquet('{self._glob(exchange, timeframe)}', hive_partitioning=false)
-                    GROUP BY symbol ORDER BY symbol"""
-            )
+            d = self._dataset_dir(exchange, timeframe)
+            self._parts(exchange, timeframe)
+            with lf.locked(d, exclusive=False):
+                files = [str(p) for p in lf.files(d)]
+                if not files:
+                    continue
+                df = _query(
+                    """SELECT symbol, string_agg(DISTINCT source, ',' ORDER BY source) AS source,
+                              count(*) AS rows, min(ts) AS first, max(ts) AS last
+                       FROM read_parquet(?, hive_partitioning=false, union_by_name=true)
+                       GROUP BY symbol ORDER BY symbol""",
+                    [files],
+                )
             df.insert(0, "timeframe", timeframe)
             df.insert(0, "exchange", exchange)
             parts.append(df)
@@ -270,23 +320,12 @@ class Lake:
         return list(dict.fromkeys(symbols))
 
     def _read(self, exchange: str, timeframe: str, symbols: list[str] | None, start, end, columns) -> pd.DataFrame:
-        """One DuckDB scan: only the named symbols' files (not the whole partition), ts pushed down."""
-        if symbols is None:
-            source, params = f"read_parquet('{self._glob(exchange, timeframe)}', hive_partitioning=false)", []
-        else:
-            files = [str(self.path(exchange, timeframe, s)) for s in symbols]
-            source, params = "read_parquet(?, hive_partitioning=false)", [files]
-        sql = f"SELECT {', '.join(columns)} FROM {source} WHERE true"
-        if start is not None:
-            sql += " AND ts >= ?"
-            params.append(_utc(start).to_pydatetime())
-        if end is not None:
-            sql += " AND ts <= ?"
-            params.append(_utc(end).to_pydatetime())
-        df = _query(sql + " ORDER BY symbol, ts", params)
+        """Long bars of the named symbols (all when None), ts in [start, end], sorted by symbol and ts."""
+        table = self._scan(exchange, timeframe, columns, symbols, start, end)
+        df = table.to_pandas()
         df["ts"] = df["ts"].astype("datetime64[ns, UTC]")
         df["symbol"] = df["symbol"].astype("str")
-        return df
+        return df.sort_values(["symbol", "ts"], kind="stable", ignore_index=True)
 
     def load_candles(
         self,
@@ -322,10 +361,11 @@ class Lake:
         if unknown:
             raise KeyError(f"unknown fields {unknown}; choose from {FIELDS}")
         wanted = self._check(exchange, timeframe, symbols)
-        long = self._read(exchange, timeframe, wanted if symbols is not None else None, start, end, ("ts", "symbol", *fields))
-        if long.empty:
+        only = wanted if symbols is not None else None
+        table = self._scan(exchange, timeframe, ("ts", "symbol", *fields), only, start, end)
+        if not len(table):
             raise self._no_bars(exchange, timeframe, wanted, start, end)
-        return wide_frames(long, fields, wanted)
+        return _place([(table, "")], fields, wanted)
 
     def load_panel(
         self,
@@ -364,14 +404,12 @@ class Lake:
             pairs = [split_key(k) for k in instruments]
         pairs = list(dict.fromkeys(pairs))
         keys = [f"{e}:{s}" for e, s in pairs]
-        parts = []
+        tables = []
         for exchange in dict.fromkeys(e for e, _ in pairs):
             syms = [s for e, s in pairs if e == exchange]
             self._check(exchange, timeframe, syms)
-            long = self._read(exchange, timeframe, syms, start, end, ("ts", "symbol", *fields))
-            long["symbol"] = exchange + ":" + long["symbol"]
-            parts.append(long)
-        long = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-        if long.empty:
+            table = self._scan(exchange, timeframe, ("ts", "symbol", *fields), syms, start, end)
+            tables.append((table, f"{exchange}:"))
+        if not sum(len(t) for t, _ in tables):
             raise NoDataError(f"no {timeframe} bars between {start} and {end} for {keys[:8]}: pull them first")
-        return wide_frames(long, tuple(fields), keys)
+        return _place(tables, tuple(fields), keys)

@@ -466,25 +466,13 @@ def beta_corr(returns_, benchmark, n: int = 60):
 @_frame_aware
 def cs_rank(x):
     """Cross-sectional rank per row, (rank − ½)/count in (0, 1), ties averaged; NaN stays NaN."""
+    from workbench.features.kernels import cs_rank_k, run
+
     (a,), one_d = _as_2d(x)
-    finite = np.isfinite(a)
-    out = np.full(a.shape, np.nan)
-    if a.size:
-        keyed = np.where(finite, a, np.inf)  # missing values sort last and are masked below
-        order = np.argsort(keyed, axis=1)
-        s = np.take_along_axis(keyed, order, axis=1)
-        idx = np.broadcast_to(np.arange(a.shape[1]), a.shape)
-        starts = np.ones(a.shape, dtype=bool)
-        starts[:, 1:] = s[:, 1:] != s[:, :-1]
-        ends = np.ones(a.shape, dtype=bool)
-        ends[:, :-1] = starts[:, 1:]
-        first = np.maximum.accumulate(np.where(starts, idx, 0), axis=1)
-        last = np.minimum.accumulate(np.where(ends, idx, a.shape[1] - 1)[:, ::-1], axis=1)[:, ::-1]
-        ranks = np.empty(a.shape)
-        np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=1)  # ties share their average rank
-        count = finite.sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.where(finite, (ranks - 0.5) / count, np.nan)
+    a = np.ascontiguousarray(a)
+    order = np.argsort(np.where(np.isfinite(a), a, np.inf), axis=1)  # missing values sort last
+    out = np.empty(a.shape)
+    run(cs_rank_k, a.size, a, order, out)
     return _finalise((out,), one_d)
 
 

@@ -4,7 +4,8 @@ Why state machines: the same kernel computes a whole history (state starts empty
 bar in the live loop (state kept from the last cycle), so an incremental update *is* the full
 recomputation, step for step, not a re-implementation that could drift from it.
 
-Every kernel walks rows in time order and, per instrument, **skips invalid bars**: a non-finite
+Every kernel walks each instrument's rows in time order (instruments in parallel: ``prange``; the
+cache is on disk, see ``workbench.warmup``) and, per instrument, **skips invalid bars**: a non-finite
 input leaves the state untouched and writes NaN (the "compute on each column's valid bars"
 convention of ``indicators``). States are plain arrays owned by the caller (``streams.StreamState``);
 kernels mutate them in place and write into a preallocated ``out``.
@@ -13,25 +14,44 @@ kernels mutate them in place and write into a preallocated ``out``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+import numba
+from numba import njit, prange
 
 __all__ = [
     "ema_k", "wilder_sum_k", "rolling_k", "lag_k", "obv_k", "pair_k", "session_vwap_k",
-    "MEAN", "SUM", "STD0", "STD1", "MAX", "MIN",
+    "cs_rank_k", "run", "MEAN", "SUM", "STD0", "STD1", "MAX", "MIN", "SMALL",
 ]  # fmt: skip
 
 MEAN, SUM, STD0, STD1, MAX, MIN = 0, 1, 2, 3, 4, 5
 
+# Below this many cells a kernel runs on one thread: the live loop's one-row updates would pay a
+# thread-pool launch per call (and wait for a second core on a busy machine) for no gain.
+SMALL = 65_536
 
-@njit(cache=True)
+
+def run(kernel, cells: int, *args) -> None:
+    """Call ``kernel(*args)``; on one thread when it covers fewer than ``SMALL`` cells. (Setting the
+    thread count inside the kernels would make numba refuse to cache them.)"""
+    prev = numba.get_num_threads()
+    if cells >= SMALL or prev == 1:
+        kernel(*args)
+        return
+    numba.set_num_threads(1)
+    try:
+        kernel(*args)
+    finally:
+        numba.set_num_threads(prev)
+
+
+@njit(cache=True, parallel=True)
 def ema_k(x, n, alpha, skip, wilder_form, y, acc, cnt, out):
     """Recursive filter seeded with the mean of its first ``n`` values (after ``skip`` ignored ones).
 
     ``wilder_form`` selects TA-Lib's Wilder update ``(y·(n−1) + x)/n`` instead of ``y + α(x − y)``.
     """
     T, N = x.shape
-    for t in range(T):
-        for j in range(N):
+    for j in prange(N):
+        for t in range(T):
             v = x[t, j]
             if not np.isfinite(v):
                 out[t, j] = np.nan
@@ -56,12 +76,12 @@ def ema_k(x, n, alpha, skip, wilder_form, y, acc, cnt, out):
                 out[t, j] = y[j]
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def wilder_sum_k(x, n, s, cnt, out):
     """TA-Lib's smoothed *sum* (ADX's DM and TR): sum of the first n−1 values, then s − s/n + x."""
     T, N = x.shape
-    for t in range(T):
-        for j in range(N):
+    for j in prange(N):
+        for t in range(T):
             v = x[t, j]
             if not np.isfinite(v):
                 out[t, j] = np.nan
@@ -77,7 +97,7 @@ def wilder_sum_k(x, n, s, cnt, out):
                 out[t, j] = s[j]
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def rolling_k(x, n, mode, buf, pos, cnt, run, run2, shift, out):
     """Rolling statistic over each column's last ``n`` valid values (ring buffer ``buf`` (N × n)).
 
@@ -87,8 +107,8 @@ def rolling_k(x, n, mode, buf, pos, cnt, run, run2, shift, out):
     accumulate over a long history.
     """
     T, N = x.shape
-    for t in range(T):
-        for j in range(N):
+    for j in prange(N):
+        for t in range(T):
             v = x[t, j]
             if not np.isfinite(v):
                 out[t, j] = np.nan
@@ -168,12 +188,12 @@ def rolling_k(x, n, mode, buf, pos, cnt, run, run2, shift, out):
                 out[t, j] = run[j]
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def lag_k(x, k, buf, pos, cnt, out):
     """The value ``k`` valid bars ago (NaN until there is one)."""
     T, N = x.shape
-    for t in range(T):
-        for j in range(N):
+    for j in prange(N):
+        for t in range(T):
             v = x[t, j]
             if not np.isfinite(v):
                 out[t, j] = np.nan
@@ -188,12 +208,12 @@ def lag_k(x, k, buf, pos, cnt, out):
             cnt[j] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def obv_k(c, v, prev, acc, cnt, out):
     """On-balance volume as TA-Lib: starts at the first bar's volume, ± volume on up/down closes."""
     T, N = c.shape
-    for t in range(T):
-        for j in range(N):
+    for j in prange(N):
+        for t in range(T):
             cc = c[t, j]
             vv = v[t, j]
             if not (np.isfinite(cc) and np.isfinite(vv)):
@@ -210,12 +230,12 @@ def obv_k(c, v, prev, acc, cnt, out):
             out[t, j] = acc[j]
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def pair_k(x, y, n, bx, by, pos, cnt, beta, corr):
     """Rolling beta of x on y and their correlation over the last ``n`` bars where both are valid."""
     T, N = x.shape
-    for t in range(T):
-        for j in range(N):
+    for j in prange(N):
+        for t in range(T):
             a = x[t, j]
             b = y[t, j]
             if not (np.isfinite(a) and np.isfinite(b)):
@@ -254,13 +274,13 @@ def pair_k(x, y, n, bx, by, pos, cnt, beta, corr):
             corr[t, j] = sxy / np.sqrt(sxx * syy) if sxx > 0 and syy > 0 else np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def session_vwap_k(pv, v, session, last, cpv, cv, out):
     """Session-anchored VWAP: cumulative Σ(price·volume)/Σvolume, reset when ``session`` (per row) changes."""
     T, N = pv.shape
-    for t in range(T):
-        s = session[t]
-        for j in range(N):
+    for j in prange(N):
+        for t in range(T):
+            s = session[t]
             if last[j] != s:
                 last[j] = s
                 cpv[j] = 0.0
@@ -273,3 +293,26 @@ def session_vwap_k(pv, v, session, last, cpv, cv, out):
             cpv[j] += a
             cv[j] += b
             out[t, j] = cpv[j] / cv[j] if cv[j] > 0 else np.nan
+
+
+@njit(cache=True, parallel=True)
+def cs_rank_k(a, order, out):
+    """Per row: (average rank − ½) / count of the finite values, ties sharing their average rank; NaN
+    elsewhere. ``order`` is each row's argsort with the non-finite values keyed last (numpy sorts)."""
+    T, N = a.shape
+    for t in prange(T):
+        m = 0
+        for j in range(N):
+            out[t, j] = np.nan
+            if np.isfinite(a[t, j]):
+                m += 1
+        first = 0
+        while first < m:
+            v = a[t, order[t, first]]
+            last = first
+            while last + 1 < m and a[t, order[t, last + 1]] == v:
+                last += 1
+            r = ((first + last) / 2.0 + 1.0 - 0.5) / m
+            for k in range(first, last + 1):
+                out[t, order[t, k]] = r
+            first = last + 1

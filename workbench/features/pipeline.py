@@ -197,14 +197,22 @@ def stack_wide(panel: Panel, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
     Shared by features and labels so both get the very same index.
     """
     close = panel.close.to_numpy(dtype=float)
-    rows, cols = np.nonzero(np.isfinite(close))  # row-major: sorted by ts, then symbol
+    valid = np.isfinite(close)
+    everything = bool(valid.all())
+    rows, cols = np.nonzero(valid)  # row-major: sorted by ts, then symbol
     # Codes on the panel's own (unique) axes: no re-factorising millions of labels.
     index = pd.MultiIndex(levels=[panel.index, panel.close.columns], codes=[rows, cols], names=["ts", "symbol"],
                           verify_integrity=False).remove_unused_levels()
-    flat = rows * close.shape[1] + cols
-    data = {name: np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=float), close.shape)).reshape(-1).take(flat)
-            for name, a in arrays.items()}
-    return pd.DataFrame(data, index=index, columns=list(arrays))
+    # One (feature × row) block, filled feature by feature and handed to pandas transposed: that is
+    # its own block layout, so the frame is built without a second copy or a consolidation.
+    block = np.empty((len(arrays), len(rows)))
+    for k, a in enumerate(arrays.values()):
+        a = np.broadcast_to(np.asarray(a, dtype=float), close.shape)
+        if everything:
+            np.copyto(block[k].reshape(close.shape), a)
+        else:
+            block[k] = a[rows, cols]
+    return pd.DataFrame(block.T, index=index, columns=list(arrays), copy=False)
 
 
 def feature_atr(panel: Panel, window: int) -> pd.DataFrame:

@@ -93,7 +93,7 @@ def s_ema(st: StreamState, x, n: int, alpha: float | None = None, skip: int = 0,
     y, acc, cnt = st.slot(("ema", n, alpha, skip, wilder), lambda: (st._f(), st._f(), st._i64()))
     x = _c(x)
     out = np.empty_like(x)
-    K.ema_k(x, int(n), alpha, int(skip), bool(wilder), y, acc, cnt, out)
+    K.run(K.ema_k, x.size, x, int(n), alpha, int(skip), bool(wilder), y, acc, cnt, out)
     return out
 
 
@@ -103,7 +103,7 @@ def s_rolling(st: StreamState, x, n: int, mode: int) -> np.ndarray:
     )
     x = _c(x)
     out = np.empty_like(x)
-    K.rolling_k(x, int(n), int(mode), buf, pos, cnt, run, run2, shift, out)
+    K.run(K.rolling_k, x.size, x, int(n), int(mode), buf, pos, cnt, run, run2, shift, out)
     return out
 
 
@@ -115,7 +115,7 @@ def s_lag(st: StreamState, x, k: int = 1) -> np.ndarray:
     buf, pos, cnt = st.slot(("lag", k), lambda: (st._f(st.n, k), st._i64(), st._i64()))
     x = _c(x)
     out = np.empty_like(x)
-    K.lag_k(x, int(k), buf, pos, cnt, out)
+    K.run(K.lag_k, x.size, x, int(k), buf, pos, cnt, out)
     return out
 
 
@@ -123,7 +123,7 @@ def s_wilder_sum(st: StreamState, x, n: int) -> np.ndarray:
     s, cnt = st.slot(("wsum", n), lambda: (st._f(), st._i64()))
     x = _c(x)
     out = np.empty_like(x)
-    K.wilder_sum_k(x, int(n), s, cnt, out)
+    K.run(K.wilder_sum_k, x.size, x, int(n), s, cnt, out)
     return out
 
 
@@ -226,7 +226,7 @@ def s_obv(st: StreamState, c, v) -> np.ndarray:
     prev, acc, cnt = st.slot(("obv",), lambda: (st._f(), st._f(), st._i64()))
     c, v = _c(c), _c(v)
     out = np.empty_like(c)
-    K.obv_k(c, v, prev, acc, cnt, out)
+    K.run(K.obv_k, c.size, c, v, prev, acc, cnt, out)
     return out
 
 
@@ -264,7 +264,7 @@ def s_beta_corr(st: StreamState, r, bench, n: int = 60) -> tuple[np.ndarray, np.
     b = np.broadcast_to(np.asarray(bench, dtype=float).reshape(len(r), -1), r.shape)
     bx, by, pos, cnt = st.slot(("pair", n), lambda: (st._f(st.n, n), st._f(st.n, n), st._i64(), st._i64()))
     beta, corr = np.empty_like(r), np.empty_like(r)
-    K.pair_k(r, _c(b), int(n), bx, by, pos, cnt, beta, corr)
+    K.run(K.pair_k, r.size, r, _c(b), int(n), bx, by, pos, cnt, beta, corr)
     return beta, corr
 
 
@@ -280,5 +280,5 @@ def s_session_vwap(st: StreamState, h, l, c, v, session: np.ndarray) -> np.ndarr
     last, cpv, cv = st.slot(("svwap",), lambda: (np.full(st.n, np.iinfo(np.int64).min, dtype=np.int64), st._f(), st._f()))
     pv = _c((h + l + c) / 3.0 * v)
     out = np.empty_like(pv)
-    K.session_vwap_k(pv, _c(v), np.ascontiguousarray(session, dtype=np.int64), last, cpv, cv, out)
+    K.run(K.session_vwap_k, pv.size, pv, _c(v), np.ascontiguousarray(session, dtype=np.int64), last, cpv, cv, out)
     return out

@@ -1,0 +1,83 @@
+"""Compile the numba kernels ahead of first use and keep them on disk under the workbench home.
+
+Why: the features' streaming kernels and the backtest's cycle are numba functions with
+``cache=True``; compiled once, every later process loads them from the cache in well under a second.
+Compiling them costs tens of seconds, which a user would otherwise pay on their first
+``workbench backtest`` or first feature build. ``workbench init`` calls ``compile_kernels`` so that
+cost is paid at set-up, once per install (numba re-validates the cache against the source files).
+
+The cache lives in ``$WORKBENCH_HOME/.cache/numba`` (``Settings.numba_cache_dir``), not beside the
+installed sources (a site-packages directory may be read-only, and a notebook, the dashboard and the
+CLI should share one cache). ``use_numba_cache`` sets ``NUMBA_CACHE_DIR`` for that unless the user set
+it; numba reads it when a kernel module is first imported, so it is called before those imports
+(``workbench.config.load_settings`` does).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["KERNEL_MODULES", "compile_kernels", "use_numba_cache"]
+
+# Modules whose import decorates cached kernels: NUMBA_CACHE_DIR must be set before they load.
+KERNEL_MODULES = ("workbench.features.kernels", "workbench.backtest.engine")
+
+
+def use_numba_cache(cache_dir: Path | str) -> str:
+    """Point numba's on-disk cache at ``cache_dir`` (an explicit ``NUMBA_CACHE_DIR`` wins) and
+    return the directory in effect. Kernels already imported keep the directory they were built with."""
+    current = os.environ.get("NUMBA_CACHE_DIR")
+    if current:
+        return current
+    if any(m in sys.modules for m in KERNEL_MODULES):
+        return ""  # too late for this process; the next one picks it up
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    os.environ["NUMBA_CACHE_DIR"] = str(cache_dir)
+    return str(cache_dir)
+
+
+def _tiny_panel(n_symbols: int = 3, n_bars: int = 80):
+    import numpy as np
+    import pandas as pd
+
+    from workbench.data.panel import Panel
+
+    rng = np.random.default_rng(0)
+    idx = pd.date_range("2024-01-01", periods=n_bars, freq="1D", tz="UTC", name="ts")
+    cols = pd.Index([f"W{i}" for i in range(n_symbols)], name="symbol")
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n_bars, n_symbols)), axis=0))
+    o = c * np.exp(rng.normal(0, 0.002, c.shape))
+    h, lo = np.maximum(o, c) * 1.01, np.minimum(o, c) * 0.99
+    mk = lambda a: pd.DataFrame(a, index=idx, columns=cols)
+    vol = mk(np.full(c.shape, 1e6))
+    return Panel(open=mk(o), high=mk(h), low=mk(lo), close=mk(c), volume=vol, exchange="warmup", timeframe="1d")
+
+
+def compile_kernels() -> float:
+    """Run every numba kernel once on a tiny panel (compiling it into the cache); returns seconds."""
+    import numpy as np
+    import pandas as pd
+
+    from workbench.backtest.engine import run_backtest
+    from workbench.backtest.report import summarize
+    from workbench.config import CostModel, RiskLimits
+    from workbench.features import IncrementalFeatures, build_features
+
+    t0 = time.perf_counter()
+    panel = _tiny_panel()
+    for name in ("v1", "v2"):
+        build_features(panel, name)
+    inc = IncrementalFeatures.from_history(panel.iloc(slice(0, len(panel.index) - 1)), "v2")
+    inc.update(panel.iloc(slice(len(panel.index) - 1, None)))
+    c = panel.close
+    cell = np.arange(c.size).reshape(c.shape)
+    side = pd.DataFrame(np.where(cell % 7 == 0, 1.0, np.where(cell % 11 == 0, -1.0, 0.0)), index=c.index, columns=c.columns)
+    frames = {"side": side, "strength": side.abs(), "confidence": side.abs().where(side != 0),
+              "stop": c * 0.97, "take_profit": c * 1.05}  # fmt: skip
+    result = run_backtest(frames, panel, RiskLimits(), CostModel(), 100_000.0)
+    summarize(result, panel)
+    result.trades, result.portfolio.positions.values  # noqa: B018 (derived records compile vectorbt's kernels)
+    return time.perf_counter() - t0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pandas as pd
 
@@ -36,6 +37,11 @@ def main() -> None:
     t0 = time.perf_counter()
     results = compare(panel, kinds=kinds, params=PARAMS, **SETTINGS)
     print(f"   trained {', '.join(results)} in {time.perf_counter() - t0:.0f} s")
+    keep = Path(os.environ.get("BENCH_OUT", ".cache/bench_research"))  # the OOS rows, to re-plot without refitting
+    keep.mkdir(parents=True, exist_ok=True)
+    for name, r in results.items():
+        r.oos.to_parquet(keep / f"{name}_oos.parquet")
+        r.folds.to_csv(keep / f"{name}_folds.csv", index=False)
     with pd.option_context("display.width", 120, "display.max_columns", 20, "display.precision", 4):
         for name, r in results.items():
             print(f"\n-- {name}: per fold (fit {r.metrics['fit_seconds']:.0f} s)")

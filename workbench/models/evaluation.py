@@ -5,7 +5,7 @@ stock selection and lets a few volatile days dominate; a pooled AUC mixes folds 
 differ (so even a constant scores ≠ 0.5). So:
 
 - the rank IC is the mean of *daily* cross-sectional Spearman ICs, with its t-statistic (Newey–West,
-  ``horizon − 1`` lags, because h-bar labels overlap) and ICIR (mean / std of the daily ICs);
+  2·horizon lags, because h-bar labels overlap) and ICIR (mean / std of the daily ICs);
 - AUC, log loss, Brier and ECE (equal-width and equal-count bins) are computed per fold; the
   summary is their mean over folds, and a pooled figure is only ever named ``pooled_*``;
 - the long–short return is the mean over dates of (top-quantile − bottom-quantile) forward return,
@@ -137,7 +137,9 @@ def newey_west_t(x: np.ndarray, lags: int) -> float:
     """t-statistic of the mean of ``x`` with a Newey–West (Bartlett) standard error of ``lags`` lags.
 
     h-bar forward returns of consecutive dates share h − 1 bars, so their daily ICs are correlated;
-    an i.i.d. t-statistic would overstate the evidence about √h-fold.
+    an i.i.d. t-statistic would overstate the evidence about √h-fold. Bartlett weights shrink the
+    autocovariances, so ``ic_summary`` uses 2·h lags: with h − 1 lags the variance of an h-bar overlap
+    is still underestimated by about a third (t inflated ~20 %), with 2·h by under a tenth.
     """
     x = np.asarray(x, dtype=float)
     x = x[np.isfinite(x)]
@@ -159,7 +161,7 @@ def ic_summary(ic: pd.Series, horizon: int = 1) -> dict[str, float]:
     if len(x) < 2:
         return {"ic_mean": float("nan"), "ic_t": float("nan"), "ic_ir": float("nan"), "n_dates": float(len(x))}
     sd = x.std(ddof=1)
-    return {"ic_mean": float(x.mean()), "ic_t": newey_west_t(x, max(int(horizon) - 1, 0)),
+    return {"ic_mean": float(x.mean()), "ic_t": newey_west_t(x, 2 * int(horizon)),
             "ic_ir": float(x.mean() / sd) if sd > 0 else float("nan"), "n_dates": float(len(x))}
 
 

@@ -41,7 +41,7 @@ from workbench.models.splits import Fold, calibration_split, label_end, walk_for
 __all__ = [
     "TrainResult", "Fold", "train", "walk_forward", "compare", "ensemble_of", "comparison_table",
     "walk_forward_splits", "label_end", "panel_hash", "universe_of", "predict_rows", "panel_lineage", "better",
-    "KINDS", "VALIDATIONS", "ENSEMBLE_MEMBERS", "SUMMARY_KEYS", "primary_metric",
+    "KINDS", "VALIDATIONS", "ENSEMBLE_MEMBERS", "SUMMARY_KEYS", "primary_metric", "verdict_text", "IC_T_MIN",
 ]
 
 VALIDATIONS = ("holdout", "walk_forward")
@@ -50,6 +50,9 @@ KINDS = ("lgbm", "lgbm_rank", "rf", "lstm", "ensemble", "rule")  # what ``train`
 # Summary figures: the mean over folds of each per-fold score; the daily IC's over all test dates.
 SUMMARY_KEYS = ("auc", "accuracy", "log_loss", "brier", "ece", "ece_quantile", "confidence_ece",
                 "ic_mean", "ic_t", "ic_ir", "ls_return", "turnover")
+
+
+IC_T_MIN = 3.0  # the daily-IC t-statistic a cross-sectional edge needs
 
 
 def primary_metric(label: str) -> str:
@@ -121,6 +124,8 @@ def verdict_text(kind: str, label: str, m: dict) -> str:
              f"reversal {m.get('reversal_ic_mean', float('nan')):+.4f}",
              f"fold-mean AUC {m.get('auc', float('nan')):.3f}",
              f"beats {base} on {key} in {won} of {n} folds"]
+    if key == "ic_mean":
+        parts.append(f"IC t {'≥' if m.get('ic_t', 0) >= IC_T_MIN else '<'} {IC_T_MIN:g}")
     if m.get("beats_baselines"):
         head = "has an out-of-sample edge"
     else:
@@ -332,7 +337,9 @@ def _summarise(oos: pd.DataFrame, fold_rows: list[dict], horizon: int, label: st
     key = primary_metric(label)
     m["folds_beating"] = float(sum(wins))
     m["beats_on_mean"] = float(_beats(label, m))
-    significant = m["ic_t"] >= 2.0 if key == "ic_mean" else m["log_loss"] < m["majority_log_loss"]
+    # t ≥ 3, not 2: many labels, horizons and models get tried, and a new factor needs t > 3 to
+    # survive that search (Harvey, Liu & Zhu 2016).
+    significant = m["ic_t"] >= IC_T_MIN if key == "ic_mean" else m["log_loss"] < m["majority_log_loss"]
     m["significant"] = float(bool(significant))
     m["baseline_accuracy"] = m["majority_accuracy"]
     m["beats_baseline"] = float(m["accuracy"] > m["baseline_accuracy"])

@@ -128,8 +128,14 @@ def _train_and_register(settings: Settings, exchange: str, timeframe: str, symbo
         f"{int(m.get('n_folds', 1))} walk-forward folds"
     )
     _echo_folds(result.folds)
-    typer.echo(result.verdict())
+    _echo_wrapped(result.verdict())
     return ref
+
+
+def _echo_wrapped(text: str) -> None:
+    import textwrap
+
+    typer.echo(textwrap.fill(text, width=118, subsequent_indent="  ", break_on_hyphens=False))
 
 
 def _echo_folds(folds) -> None:
@@ -219,8 +225,8 @@ def train(
         ex, tf, syms = _universe(settings, exchange, timeframe, symbols)
         n_folds = int(folds or settings.retrain.n_folds)
         emb = horizon if embargo is None else embargo
-        typer.echo(f"training {kind} on {ex} {tf}, {len(syms)} symbols: label {label}, horizon {horizon}, features "
-                   f"{feature_set}, embargo {emb}, {n_folds} walk-forward folds over the last {test_span} of the bars")
+        _echo_wrapped(f"training {kind} on {ex} {tf}, {len(syms)} symbols: label {label}, horizon {horizon}, features "
+                      f"{feature_set}, embargo {emb}, {n_folds} walk-forward folds over the last {test_span} of the bars")
         _train_and_register(settings, ex, tf, syms, kind, label=label, horizon=horizon, feature_set=feature_set,
                             embargo=emb, n_folds=n_folds, test_fraction=test_span)
     except WorkbenchError as e:
@@ -305,13 +311,13 @@ def models_show(
         _fail(e)
         return
     sp = loaded.split
-    typer.echo(loaded.describe())
+    _echo_wrapped(loaded.describe())
     typer.echo(f"label {loaded.label}, horizon {loaded.horizon}, embargo {sp.get('embargo_bars', '?')} bars, "
                f"{sp.get('n_folds', '?')} folds from {sp.get('oos_start', '?')[:10]}, "
                f"{len(loaded.universe.get('symbols', []))} symbols")
     _echo_folds(folds)
     if "beats_baselines" in loaded.metrics:
-        typer.echo(verdict_text(loaded.kind, loaded.label, loaded.metrics))
+        _echo_wrapped(verdict_text(loaded.kind, loaded.label, loaded.metrics))
 
 
 @models_app.command("promote")

@@ -17,7 +17,7 @@ import pandas as pd
 from workbench.data.panel import Panel
 from workbench.features.pipeline import stack_wide
 
-__all__ = ["Fold", "label_end", "purged_before", "walk_forward_splits", "calibration_split", "test_fraction_of"]
+__all__ = ["Fold", "label_end", "purged_before", "walk_forward_splits", "calibration_split", "span_fraction"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([ymwd])\s*$", re.IGNORECASE)
 _DAYS = {"y": 365.25, "m": 30.44, "w": 7.0, "d": 1.0}
 
 
-def test_fraction_of(test_span: float | str, stamps: pd.DatetimeIndex) -> float:
+def span_fraction(test_span: float | str, stamps: pd.DatetimeIndex) -> float:
     """The share of ``stamps`` the test span covers: a fraction in (0, 1) as is, or a calendar span
     such as ``"3y"``, ``"18m"``, ``"26w"`` or ``"250d"`` counted back from the last stamp."""
     if isinstance(test_span, str):
@@ -99,7 +99,7 @@ def walk_forward_splits(row_ts: pd.Index, row_label_end: pd.Series, n_folds: int
         raise ValueError(f"n_folds must be a positive integer, got {n_folds!r}")
     row_ts = pd.DatetimeIndex(row_ts)
     stamps = row_ts.unique().sort_values()
-    frac = test_fraction_of(test_fraction, stamps)
+    frac = span_fraction(test_fraction, stamps)
     cut = min(max(int(np.floor(len(stamps) * (1.0 - frac))), 1), len(stamps) - 1) if len(stamps) >= 2 else 0
     if len(stamps) - cut < n_folds or cut < 1:
         raise ValueError(f"{len(stamps)} timestamps cannot hold {n_folds} test windows: load more history or use fewer folds")

@@ -2,7 +2,10 @@
 cross-sectional label (beat the date's median over 5 days), embargo 5, three yearly walk-forward
 folds — per-fold mean daily rank IC and ICIR beside the momentum and reversal baselines, and the verdict.
 
-CPU-heavy (minutes): run with ``nice -n 10 python -m bench research``. Not part of ``make test``.
+CPU-heavy: run with ``nice -n 10 python -m bench research``. Not part of ``make test``. Each model's
+table is printed as soon as it is trained, so a run cut short still shows what it finished.
+Environment: ``BENCH_RF_TREES`` (default 150, the model's own default), ``BENCH_LSTM_SYMBOLS`` (0: all;
+else the LSTM and the three-member ensemble run on the first N symbols), ``BENCH_LSTM_EPOCHS``.
 """
 
 from __future__ import annotations
@@ -15,40 +18,73 @@ import pandas as pd
 
 from bench.sp500_data import SP500, load_sp500
 from workbench.models.evidence import fold_table
-from workbench.models.training import compare, comparison_table
+from workbench.models.training import (
+    _prepare,
+    _train_prepared,
+    comparison_table,
+    ensemble_of,
+)
 
 HORIZON = 5
-SETTINGS = dict(label="xs_median", horizon=HORIZON, embargo=HORIZON, n_folds=3, test_fraction="3y",
-                feature_set="v1", validation="walk_forward")
-# The LSTM at batch 1024 (default 256): the same model, four times fewer steps per epoch on 2 cores.
-PARAMS = {"lstm": {"batch_size": 1024}}
+LABEL, FEATURES, FOLDS, SPAN = "xs_median", "v1", 3, "3y"
+OPTS = dict(validation="walk_forward", n_folds=FOLDS, test_fraction=SPAN, embargo=HORIZON, calibration="platt",
+            calib_fraction=0.2, lineage=None)
+
+
+def _show(name: str, r, keep: Path) -> None:
+    r.oos.to_parquet(keep / f"{name}_oos.parquet")  # the OOS rows, to re-plot without refitting
+    r.folds.to_csv(keep / f"{name}_folds.csv", index=False)
+    with pd.option_context("display.width", 120, "display.max_columns", 20, "display.precision", 4):
+        print(f"\n-- {name}: per fold (fit {r.metrics['fit_seconds']:.0f} s)")
+        print(fold_table(r).to_string(), flush=True)
+    print(f"   {r.verdict()}", flush=True)
 
 
 def main() -> None:
     if not SP500.exists():
         print(f"   skipped: {SP500} not found (set WORKBENCH_TEST_DATA)")
         return
+    keep = Path(os.environ.get("BENCH_OUT", ".cache/bench_research"))
+    keep.mkdir(parents=True, exist_ok=True)
     panel, skipped, secs = load_sp500()
     print(f"   data: {len(panel.symbols)} of {len(panel.symbols) + len(skipped)} files, {len(panel.index)} bars "
           f"{panel.index[0].date()} … {panel.index[-1].date()} in {secs:.1f} s; {len(skipped)} files failed strict "
           f"validation and were skipped: {', '.join(sorted(k.removesuffix('_data.csv') for k in skipped))}")
-    print(f"   settings: {SETTINGS}")
-    kinds = tuple(os.environ.get("BENCH_KINDS", "lgbm,rf,lstm").split(","))
+    print(f"   label {LABEL}, horizon {HORIZON}, embargo {HORIZON}, features {FEATURES}, {FOLDS} folds over the last "
+          f"{SPAN} (yearly)", flush=True)
     t0 = time.perf_counter()
-    results = compare(panel, kinds=kinds, params=PARAMS, **SETTINGS)
-    print(f"   trained {', '.join(results)} in {time.perf_counter() - t0:.0f} s")
-    keep = Path(os.environ.get("BENCH_OUT", ".cache/bench_research"))  # the OOS rows, to re-plot without refitting
-    keep.mkdir(parents=True, exist_ok=True)
-    for name, r in results.items():
-        r.oos.to_parquet(keep / f"{name}_oos.parquet")
-        r.folds.to_csv(keep / f"{name}_folds.csv", index=False)
+    prep = _prepare(panel, FEATURES, HORIZON, LABEL, "refuse")
+    print(f"   features, labels and leak checks: {time.perf_counter() - t0:.0f} s; {prep.leaks}", flush=True)
+    results = {}
+    trees = int(os.environ.get("BENCH_RF_TREES", "150"))
+    for kind, params in (("lgbm", None), ("rf", {"n_estimators": trees})):
+        results[kind] = _train_prepared(prep, kind, params, 42, **OPTS)
+        _show(kind, results[kind], keep)
+    results["ensemble"] = ensemble_of([results["lgbm"], results["rf"]])
+    _show("ensemble (lgbm + rf, full set)", results["ensemble"], keep)
     with pd.option_context("display.width", 120, "display.max_columns", 20, "display.precision", 4):
-        for name, r in results.items():
-            print(f"\n-- {name}: per fold (fit {r.metrics['fit_seconds']:.0f} s)")
-            print(fold_table(r).to_string())
-            print(f"   {r.verdict()}")
-        print("\n-- summary (IC: mean of daily ICs over all test dates; AUC etc.: mean over folds)")
-        print(comparison_table(results).to_string())
+        print("\n-- summary, full set (IC: mean of daily ICs over all test dates; AUC etc.: mean over folds)")
+        print(comparison_table(results).to_string(), flush=True)
+    n = int(os.environ.get("BENCH_LSTM_SYMBOLS", "0"))
+    epochs = int(os.environ.get("BENCH_LSTM_EPOCHS", "20"))
+    lstm_params = {"batch_size": 1024, "epochs": epochs}
+    if n:
+        sub = panel.select(panel.symbols[:n])
+        prep = _prepare(sub, FEATURES, HORIZON, LABEL, "refuse")
+        print(f"\n   LSTM on a subset: the first {n} symbols (alphabetical), {epochs} epochs max", flush=True)
+        sub_results = {k: _train_prepared(prep, k, p, 42, **OPTS)
+                       for k, p in (("lgbm", None), ("rf", {"n_estimators": trees}), ("lstm", lstm_params))}
+        _show(f"lstm ({n} symbols)", sub_results["lstm"], keep)
+        sub_results["ensemble"] = ensemble_of(list(sub_results.values()))
+        _show(f"ensemble (lgbm + rf + lstm, {n} symbols)", sub_results["ensemble"], keep)
+        with pd.option_context("display.width", 120, "display.max_columns", 20, "display.precision", 4):
+            print(f"\n-- summary, {n}-symbol subset")
+            print(comparison_table(sub_results).to_string(), flush=True)
+    else:
+        r = _train_prepared(prep, "lstm", lstm_params, 42, **OPTS)
+        _show("lstm", r, keep)
+        _show("ensemble (lgbm + rf + lstm)", ensemble_of([results["lgbm"], results["rf"], r]), keep)
+    print(f"   total {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":

@@ -81,7 +81,12 @@ def score(y: np.ndarray, p: np.ndarray, rank_score: np.ndarray | None = None) ->
     ``rank_score`` (default ``p``) is what the AUC ranks: a baseline's raw signal, whose calibrated
     probability may have been flipped by a Platt fit with a negative slope.
     """
-    from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score
+    from sklearn.metrics import (
+        accuracy_score,
+        brier_score_loss,
+        log_loss,
+        roc_auc_score,
+    )
 
     y = np.asarray(y, dtype=int)
     p = np.clip(np.asarray(p, dtype=float), 1e-7, 1 - 1e-7)

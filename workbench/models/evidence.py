@@ -10,7 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from workbench.models.evaluation import daily_ic, long_short, quantile_returns, reliability_table
+from workbench.models.evaluation import (
+    daily_ic,
+    long_short,
+    quantile_returns,
+    reliability_table,
+)
 
 __all__ = ["fold_table", "daily_ic_series", "quantile_table", "ic_figure", "quantile_figure", "reliability_figure_by_fold"]
 

@@ -29,14 +29,29 @@ import numpy as np
 import pandas as pd
 
 from workbench.data.panel import FIELDS, Panel
-from workbench.features.labels import CROSS_SECTIONAL, LABELS, forward_return, training_label
+from workbench.features.labels import (
+    LABELS,
+    forward_return,
+    training_label,
+)
 from workbench.features.pipeline import build_features, get_feature_set, stack_wide
 from workbench.models import leakage
 from workbench.models.base import Model, complete_rows, lookback_of, make_model
 from workbench.models.baselines import BASELINES, signal
-from workbench.models.calibration import Calibrator, CalibratedModel
+from workbench.models.calibration import CalibratedModel, Calibrator
 from workbench.models.evaluation import HIGHER_IS_BETTER, fold_scores, reliability_table
-from workbench.models.splits import Fold, calibration_split, label_end, walk_forward_splits
+from workbench.models.splits import (
+    Fold,
+    calibration_split,
+    label_end,
+    walk_forward_splits,
+)
+from workbench.models.verdict import (
+    IC_T_MIN,
+    comparison_table,
+    primary_metric,
+    verdict_text,
+)
 
 __all__ = [
     "TrainResult", "Fold", "train", "walk_forward", "compare", "ensemble_of", "comparison_table",
@@ -50,14 +65,6 @@ KINDS = ("lgbm", "lgbm_rank", "rf", "lstm", "ensemble", "rule")  # what ``train`
 # Summary figures: the mean over folds of each per-fold score; the daily IC's over all test dates.
 SUMMARY_KEYS = ("auc", "accuracy", "log_loss", "brier", "ece", "ece_quantile", "confidence_ece",
                 "ic_mean", "ic_t", "ic_ir", "ls_return", "turnover")
-
-
-IC_T_MIN = 3.0  # the daily-IC t-statistic a cross-sectional edge needs
-
-
-def primary_metric(label: str) -> str:
-    """What decides the verdict: the daily rank IC for cross-sectional labels, the AUC otherwise."""
-    return "ic_mean" if label in CROSS_SECTIONAL else "auc"
 
 
 @dataclass
@@ -112,25 +119,6 @@ class TrainResult:
     def verdict(self) -> str:
         """Plain words: is there an edge out of sample, on per-fold evidence?"""
         return verdict_text(self.kind, self.label, self.metrics)
-
-
-def verdict_text(kind: str, label: str, m: dict) -> str:
-    key = primary_metric(label)
-    n = int(m.get("n_folds", 0))
-    won = int(m.get("folds_beating", 0))
-    base = "the best baseline" if key == "ic_mean" else "the momentum/reversal baselines"
-    parts = [f"mean daily rank IC {m.get('ic_mean', float('nan')):+.4f} (t {m.get('ic_t', float('nan')):.1f}, "
-             f"ICIR {m.get('ic_ir', float('nan')):+.3f}) vs momentum {m.get('momentum_ic_mean', float('nan')):+.4f}, "
-             f"reversal {m.get('reversal_ic_mean', float('nan')):+.4f}",
-             f"fold-mean AUC {m.get('auc', float('nan')):.3f}",
-             f"beats {base} on {key} in {won} of {n} folds"]
-    if key == "ic_mean":
-        parts.append(f"IC t {'≥' if m.get('ic_t', 0) >= IC_T_MIN else '<'} {IC_T_MIN:g}")
-    if m.get("beats_baselines"):
-        head = "has an out-of-sample edge"
-    else:
-        head = "has NO edge out of sample (does NOT beat the baselines)"
-    return f"{kind} ({label} label) {head}: {'; '.join(parts)}"
 
 
 def panel_hash(panel: Panel) -> str:
@@ -558,27 +546,6 @@ def compare(
     if ensemble and len(kinds) > 1:
         out["ensemble"] = ensemble_of(list(out.values()))
     return out
-
-
-TABLE_KEYS = ("ic_mean", "ic_t", "ic_ir", "ls_return", "turnover", "auc", "log_loss", "brier", "ece",
-              "ece_quantile", "accuracy")
-
-
-def comparison_table(results: dict[str, TrainResult] | list[TrainResult]) -> pd.DataFrame:
-    """Summary out-of-sample scores: one row per model, then the baselines; fold-mean probability
-    scores, per-date IC over all test dates, folds won, fit seconds and the verdict flag."""
-    items = list(results.values()) if isinstance(results, dict) else list(results)
-    rows = {}
-    for r in items:
-        rows[r.kind] = {**{k: r.metrics[k] for k in TABLE_KEYS}, "folds_beating": r.metrics["folds_beating"],
-                        "fit_seconds": r.metrics["fit_seconds"], "beats_baselines": bool(r.metrics["beats_baselines"])}
-    m = items[0].metrics
-    for b in BASELINES:
-        rows[f"baseline: {b}"] = {**{k: m[f"{b}_{k}"] for k in TABLE_KEYS}, "folds_beating": None,
-                                  "fit_seconds": 0.0, "beats_baselines": None}
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index.name = "model"
-    return table
 
 
 def better(metric: str, challenger: float, champion: float, margin: float) -> bool:

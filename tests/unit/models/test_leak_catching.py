@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from tests.unit.features.research_kit import signal_panel
-from workbench.features import build_features
-from workbench.features import pipeline
+from workbench.features import build_features, pipeline
 from workbench.features.labels import forward_return
 from workbench.models.base import complete_rows
 from workbench.models.leakage import LeakError, leak_check
@@ -91,3 +90,11 @@ def test_random_walk_has_no_edge(noise_panel, label, horizon):
         n_dates = r.folds["n_test"].sum() / 100
         assert abs(r.metrics["ic_mean"]) < 4 / np.sqrt(99 * n_dates / horizon), name  # 4 SE, overlap counted
         assert abs(r.metrics["auc"] - 0.5) < 4 * np.sqrt(horizon / (3 * r.metrics["n_test"])), name
+
+
+def test_ranking_objective_finds_the_planted_signal(planted_panel):
+    r = train(planted_panel, "lgbm_rank", horizon=1, label="xs_median", validation="walk_forward", n_folds=3,
+              test_fraction=0.6, params=FAST)
+    assert r.metrics["ic_t"] > 4 and r.metrics["ic_mean"] > r.metrics["reversal_ic_mean"]
+    p = r.oos["proba"]
+    assert p.between(0, 1).all() and p.nunique() > 100  # calibrated scores, one per row

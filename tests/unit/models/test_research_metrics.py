@@ -8,8 +8,15 @@ import pytest
 from scipy.stats import spearmanr
 
 from workbench.models.evaluation import (
-    daily_ic, expected_calibration_error, fold_scores, ic_summary, long_short, newey_west_t, quantile_returns,
-    reliability_table, turnover,
+    daily_ic,
+    expected_calibration_error,
+    fold_scores,
+    ic_summary,
+    long_short,
+    newey_west_t,
+    quantile_returns,
+    reliability_table,
+    turnover,
 )
 
 
@@ -87,3 +94,15 @@ def test_fold_scores_majority_has_no_ranking_metrics():
     assert const["auc"] == 0.5 and np.isnan(const["ic_mean"]) and np.isnan(const["turnover"])
     perfect = fold_scores(part, "perfect", horizon=1)
     assert perfect["auc"] == 1.0 and perfect["ic_mean"] == pytest.approx(1.0) and perfect["ls_return"] > 0
+
+
+def test_promotion_refuses_a_pooled_metric(settings):
+    from workbench.errors import ConfigError
+    from workbench.models.retrain import retrain_and_decide
+
+    with pytest.raises(ConfigError, match="'rank_ic' is not one of .*ic_mean"):
+        retrain_and_decide(settings, panel=None, metric="rank_ic")
+    with pytest.raises(Exception, match="promote_metric"):
+        from workbench.config import load_settings
+
+        load_settings(settings.home, retrain={"promote_metric": "rank_ic"})

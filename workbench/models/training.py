@@ -312,6 +312,8 @@ def _summarise(oos: pd.DataFrame, fold_rows: list[dict], horizon: int, label: st
         entry.update(_all_scores(oos[oos["fold"] == row["fold"]], horizon))
         table.append(entry)
     folds = pd.DataFrame(table)
+    # Older notebooks read a fold's ``rank_ic``: it is now that fold's mean *daily* rank IC (never pooled).
+    folds["rank_ic"] = folds["ic_mean"]
     whole = _all_scores(oos, horizon)  # the per-date figures over every test date; the rest is pooled
     m: dict[str, float] = {}
     for prefix in ("", *(f"{b}_" for b in BASELINES)):

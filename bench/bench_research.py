@@ -54,6 +54,9 @@ def main() -> None:
           f"{SPAN} (yearly)", flush=True)
     t0 = time.perf_counter()
     prep = _prepare(panel, FEATURES, HORIZON, LABEL, "refuse")
+    if os.environ.get("BENCH_LSTM_ONLY"):  # the full-set LSTM, ensembled with a previous run's lgbm and rf
+        _lstm_only(prep, keep, t0)
+        return
     print(f"   features, labels and leak checks: {time.perf_counter() - t0:.0f} s; {prep.leaks}", flush=True)
     results = {}
     trees = int(os.environ.get("BENCH_RF_TREES", "150"))
@@ -84,6 +87,32 @@ def main() -> None:
         r = _train_prepared(prep, "lstm", lstm_params, 42, **OPTS)
         _show("lstm", r, keep)
         _show("ensemble (lgbm + rf + lstm)", ensemble_of([results["lgbm"], results["rf"], r]), keep)
+    print(f"   total {time.perf_counter() - t0:.0f} s")
+
+
+def _lstm_only(prep, keep: Path, t0: float) -> None:
+    """LSTM on the full set; the three-member ensemble from the stored lgbm and rf OOS rows of a previous
+    run (same data, folds and calibration slices: the ensemble is the mean of calibrated probabilities)."""
+    from workbench.models.training import _summarise
+
+    epochs = int(os.environ.get("BENCH_LSTM_EPOCHS", "20"))
+    lstm = _train_prepared(prep, "lstm", {"batch_size": 1024, "epochs": epochs}, 42, **OPTS)
+    _show(f"lstm (full set, {epochs} epochs max)", lstm, keep)
+    members = [pd.read_parquet(keep / f"{k}_oos.parquet") for k in ("lgbm", "rf")] + [lstm.oos]
+    oos = lstm.oos.copy()
+    for m in members[:2]:
+        if not m.index.equals(oos.index):
+            raise RuntimeError("stored lgbm/rf rows differ from this run's: rerun the whole bench")
+    oos["proba"] = sum(m["proba"].to_numpy() for m in members) / 3
+    rows = lstm.folds[["fold", "train_start", "train_end", "test_start", "test_end", "n_train", "n_test"]]
+    rows = rows.assign(fit_seconds=0.0).to_dict("records")
+    metrics, folds = _summarise(oos, rows, HORIZON, LABEL)
+    with pd.option_context("display.width", 120, "display.max_columns", 20, "display.precision", 4):
+        print("\n-- ensemble (lgbm + rf + lstm, full set): per fold")
+        print(fold_table(folds).to_string(), flush=True)
+    from workbench.models.verdict import verdict_text
+
+    print(f"   {verdict_text('ensemble', LABEL, metrics)}")
     print(f"   total {time.perf_counter() - t0:.0f} s")
 
 

@@ -45,7 +45,7 @@ app = typer.Typer(
     help="workbench: from research to live trading, one command per stage.",
 )
 data_app = typer.Typer(no_args_is_help=True, help="Market data: pull candles into the lake, list what is stored.")
-models_app = typer.Typer(no_args_is_help=True, help="Registered models: list, promote.")
+models_app = typer.Typer(no_args_is_help=True, help="Registered models: list, show, promote.")
 live_app = typer.Typer(no_args_is_help=True, help="The live trading process: run, status, stop.")
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
@@ -85,6 +85,12 @@ def _remember(settings: Settings) -> None:
 def _fail(e: Exception) -> NoReturn:
     """Hand ``e`` to ``WorkbenchGroup.invoke``: one paragraph on stderr, the exit code of its class."""
     raise e
+
+
+def _usage(message: str) -> NoReturn:
+    """A bad argument or option: one line on stderr, exit 2 (Typer's own usage errors draw a box)."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
 
 
 def _echo_table(df) -> None:
@@ -146,34 +152,66 @@ def init(
         _fail(e)
 
 
-def _train_and_register(settings: Settings, exchange: str, timeframe: str, symbols: list[str], kind: str):
-    """Walk-forward train, log to MLflow and register; prints the honest out-of-sample verdict."""
+def _train_and_register(settings: Settings, exchange: str, timeframe: str, symbols: list[str], kind: str,
+                        **options):
+    """Walk-forward train, log to MLflow and register; prints the per-fold table and the honest verdict.
+
+    ``options`` go to ``training.train`` (label, horizon, feature_set, embargo, n_folds, test_fraction)."""
     from workbench.data.lake import Lake
     from workbench.models.registry import Registry
     from workbench.models.training import panel_lineage, train as train_model
 
     lake = Lake(settings.lake_dir)
     panel = lake.load_panel(exchange, timeframe, symbols)
+    options.setdefault("n_folds", settings.retrain.n_folds)
     result = train_model(
         panel,
         kind=kind,
         validation="walk_forward",
-        n_folds=settings.retrain.n_folds,
         lineage=panel_lineage(lake, exchange, timeframe, symbols, None, None),
+        **options,
     )
     ref = Registry(settings).register(result)
     m = result.metrics
     typer.echo(
-        f"registered {ref.name} v{ref.version} as {ref.alias}: out-of-sample AUC {m['auc']:.3f}, "
-        f"accuracy {m['accuracy']:.3f} vs baseline {m['baseline_accuracy']:.3f} ({int(m['n_test'])} test rows, "
-        f"{int(m.get('n_folds', 1))} walk-forward folds)"
+        f"registered {ref.name} v{ref.version} as {ref.alias}: {int(m['n_test'])} test rows in "
+        f"{int(m.get('n_folds', 1))} walk-forward folds"
     )
-    typer.echo(result.verdict())
+    _echo_folds(result.folds)
+    _echo_wrapped(result.verdict())
     return ref
 
 
 _LENIENT_HELP = "CSV: quarantine bad rows (with their reasons) instead of refusing the whole file"
 _STITCH_HELP = "add another vendor's bars to a symbol's stored history (recorded in the lake's stitches.jsonl)"
+
+
+def _echo_wrapped(text: str) -> None:
+    import textwrap
+
+    typer.echo(textwrap.fill(text, width=118, subsequent_indent="  ", break_on_hyphens=False))
+
+
+def _echo_folds(folds) -> None:
+    """The per-fold table in two blocks that fit 120 columns: cross-sectional, then probability scores."""
+    import pandas as pd
+
+    from workbench.models.evidence import fold_table
+
+    table = fold_table(folds)
+    if table.empty:
+        typer.echo("(no per-fold table recorded for this model)")
+        return
+    blocks = (("per fold: daily rank IC (mean, t, ICIR) vs baselines, long-short return per bar window, turnover",
+               ["IC", "IC t", "ICIR", "mom IC", "rev IC", "L-S ret", "turnover"]),
+              ("per fold: probability scores (AUC, log loss, ECE with equal-count bins) vs baselines",
+               ["AUC", "mom AUC", "rev AUC", "logloss", "maj LL", "ECE(q)"]))
+    with pd.option_context("display.width", 120, "display.max_columns", 12, "display.float_format", "{:.4f}".format):
+        for title, cols in blocks:
+            cols = [c for c in cols if c in table.columns]
+            if cols:
+                typer.echo(title)
+                typer.echo(table[["test window", *cols]].to_string())
 
 
 @data_app.command("pull")
@@ -255,15 +293,32 @@ def train(
     exchange: Optional[str] = typer.Option(None, help="default: the demo data set"),
     timeframe: Optional[str] = typer.Option(None),
     symbols: Optional[list[str]] = typer.Option(None, "--symbols", "-s"),
+    label: str = typer.Option("sign", help="sign | xs_median | xs_top | cost | barrier (xs_*: beat the other "
+                              "symbols, judged by the daily rank IC; needs ≥ 5 symbols)"),
+    horizon: int = typer.Option(1, min=1, help="label horizon in bars"),
+    feature_set: str = typer.Option("v1", "--feature-set", help="v1 | v2"),
+    embargo: Optional[int] = typer.Option(None, min=0, help="bars between training and test (default: the horizon; "
+                                          "never less)"),
+    folds: Optional[int] = typer.Option(None, "--folds", min=1, help="walk-forward folds (default: settings.retrain)"),
+    test_span: str = typer.Option("0.3", "--test-span", help="test stretch cut into the folds: a fraction of the "
+                                  "bars (0.3) or a span back from the last bar (3y, 18m, 250d)"),
     home: Optional[Path] = HomeOpt,
 ) -> None:
     """Train a model out of sample, log it to MLflow and register it (champion if none, else challenger)."""
+    kind = getattr(model, "value", model)  # the option may be an Enum
     try:
         settings = _settings(home)
         ex, tf, syms = _universe(settings, exchange, timeframe, symbols)
-        _train_and_register(settings, ex, tf, syms, model.value)
+        n_folds = int(folds or settings.retrain.n_folds)
+        emb = horizon if embargo is None else embargo
+        _echo_wrapped(f"training {kind} on {ex} {tf}, {len(syms)} symbols: label {label}, horizon {horizon}, features "
+                      f"{feature_set}, embargo {emb}, {n_folds} walk-forward folds over the last {test_span} of the bars")
+        _train_and_register(settings, ex, tf, syms, kind, label=label, horizon=horizon, feature_set=feature_set,
+                            embargo=emb, n_folds=n_folds, test_fraction=test_span)
     except WorkbenchError as e:
         _fail(e)
+    except ValueError as e:  # an option the data cannot honour (too few bars for the folds, embargo < horizon)
+        _usage(str(e))
 
 
 def _literal(text: str):
@@ -322,6 +377,30 @@ def models_list(home: Optional[Path] = HomeOpt) -> None:
     from workbench.models.registry import Registry
 
     _echo_table(Registry(_settings(home)).list())
+
+
+@models_app.command("show")
+def models_show(
+    ref: str = typer.Argument("champion", help="NAME@VERSION, a version number or an alias (champion)"),
+    home: Optional[Path] = HomeOpt,
+) -> None:
+    """A registered model's out-of-sample evidence: settings, the per-fold table and the verdict."""
+    from workbench.models.registry import Registry
+    from workbench.models.training import verdict_text
+
+    try:
+        loaded, folds = Registry(_settings(home)).evaluation(ref)
+    except WorkbenchError as e:
+        _fail(e)
+        return
+    sp = loaded.split
+    _echo_wrapped(loaded.describe())
+    typer.echo(f"label {loaded.label}, horizon {loaded.horizon}, embargo {sp.get('embargo_bars', '?')} bars, "
+               f"{sp.get('n_folds', '?')} folds from {sp.get('oos_start', '?')[:10]}, "
+               f"{len(loaded.universe.get('symbols', []))} symbols")
+    _echo_folds(folds)
+    if "beats_baselines" in loaded.metrics:
+        _echo_wrapped(verdict_text(loaded.kind, loaded.label, loaded.metrics))
 
 
 @models_app.command("promote")
@@ -393,8 +472,7 @@ def _broker_choice(value: Optional[str]) -> Optional[str]:
         venue, inst = resolve(value)
         return venue.label(inst)
     except WorkbenchError as e:  # a bad argument: one line naming the registered venues, exit 2
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        _usage(str(e))
 
 
 @live_app.command("run")

@@ -117,7 +117,9 @@ class RetrainSettings(_Frozen):
 
     kinds: tuple[str, ...] = ("lgbm",)
     n_folds: int = Field(3, ge=1)
-    promote_metric: Literal["auc", "log_loss", "brier", "accuracy", "rank_ic"] = "auc"
+    # Only sound metrics (models.evaluation.PROMOTABLE): fold means and the mean *daily* rank IC
+    # (ic_mean) or its t-statistic; a rank IC pooled over dates mixes timing with selection.
+    promote_metric: Literal["auc", "log_loss", "brier", "accuracy", "ic_mean", "ic_t"] = "auc"
     promote_margin: float = Field(0.005, description="challenger must beat the champion by more than this")
     cron: str = Field("0 6 * * 1-5", description="crontab expression for `workbench scheduler`")
     timeout_s: float = Field(3600.0, gt=0, description="papermill cell timeout")

@@ -6,6 +6,8 @@ rule): the live loop imports features, never this module.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -13,7 +15,10 @@ from workbench.config import CostModel, SignalParams
 from workbench.data.panel import FIELDS, Panel
 from workbench.features.pipeline import feature_atr, stack_wide
 
-__all__ = ["forward_return", "direction_label", "updown_label", "round_trip_cost", "triple_barrier"]
+__all__ = [
+    "forward_return", "direction_label", "updown_label", "round_trip_cost", "triple_barrier",
+    "cross_sectional_label", "cross_sectional_rank", "LABELS", "CROSS_SECTIONAL", "training_label",
+]
 
 
 def _forward_p(close: np.ndarray, horizon: int) -> np.ndarray:
@@ -43,6 +48,38 @@ def direction_label(panel: Panel, horizon: int = 1) -> pd.Series:
     falls or stays flat, NaN where the future is unknown. Same index as ``build_features``."""
     fwd = forward_return(panel, horizon).to_numpy()
     lab = np.where(np.isfinite(fwd), (fwd > 0).astype(float), np.nan)
+    return stack_wide(panel, {"label": lab})["label"]
+
+
+def _cs_rank(fwd: np.ndarray) -> np.ndarray:
+    """Per row (date), each finite value's percentile rank in (0, 1]: average ranks for ties, NaN stays NaN."""
+    out = pd.DataFrame(fwd).rank(axis=1, pct=True, method="average").to_numpy()
+    n = np.isfinite(fwd).sum(axis=1, keepdims=True)
+    return np.where(n >= 2, out, np.nan)  # one instrument has no cross-section to be ranked in
+
+
+def cross_sectional_rank(panel: Panel, horizon: int = 1) -> pd.Series:
+    """Long (ts, symbol) label: the percentile rank of the ``horizon``-bar forward return among that
+    date's instruments (in (0, 1]); NaN where the future is unknown or the date has < 2 instruments.
+
+    Why: a rank is stock selection only — the market's move that day is the same for every
+    instrument and cancels out, so a model cannot score by timing the market.
+    """
+    return stack_wide(panel, {"label": _cs_rank(forward_return(panel, horizon).to_numpy())})["label"]
+
+
+def cross_sectional_label(panel: Panel, horizon: int = 1) -> pd.Series:
+    """Long (ts, symbol) label: 1.0 if the instrument beats that date's cross-sectional median
+    forward return over ``horizon`` bars, 0.0 otherwise, NaN where unknown.
+
+    About half the rows of every date are 1, so a model that only times the market scores AUC 0.5.
+    """
+    fwd = forward_return(panel, horizon).to_numpy()
+    n = np.isfinite(fwd).sum(axis=1, keepdims=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN dates (the last h bars)
+        med = np.nanmedian(fwd, axis=1, keepdims=True)
+    lab = np.where(np.isfinite(fwd) & (n >= 2), (fwd > med).astype(float), np.nan)
     return stack_wide(panel, {"label": lab})["label"]
 
 
@@ -128,3 +165,43 @@ def triple_barrier(panel: Panel, params: SignalParams | None = None, horizon: in
         back[~valid] = np.nan
         out[name] = back
     return stack_wide(panel, out)
+
+
+def _cost_binary(panel: Panel, horizon: int) -> pd.Series:
+    """1.0 when the move up pays for a round trip (``updown_label`` == +1), else 0.0."""
+    lab = updown_label(panel, horizon)
+    return lab.where(lab.isna(), (lab == 1.0).astype(float))
+
+
+def _barrier_binary(panel: Panel, horizon: int) -> pd.Series:
+    """1.0 when a long entry reaches its take-profit before its stop or the time limit, else 0.0."""
+    lab = triple_barrier(panel, horizon=horizon)["label"]
+    return lab.where(lab.isna(), (lab == 1.0).astype(float))
+
+
+def _xs_top(panel: Panel, horizon: int) -> pd.Series:
+    """1.0 when the instrument is in the date's top quintile of ``horizon``-bar forward returns."""
+    rank = cross_sectional_rank(panel, horizon)
+    return rank.where(rank.isna(), (rank > 0.8).astype(float))
+
+
+# The labels a model can be trained on: name → (panel, horizon) → long 0/1 label (NaN where unknown).
+# Each is binary so every model kind, calibration and AUC apply; the ranking objective reads the
+# cross-sectional ones as relevance grades within a date.
+LABELS = {
+    "sign": direction_label,  # the close rises over h bars (market timing + selection)
+    "xs_median": cross_sectional_label,  # beats the date's median over h bars (selection only)
+    "xs_top": _xs_top,  # in the date's top quintile over h bars
+    "cost": _cost_binary,  # rises by more than a round trip's costs
+    "barrier": _barrier_binary,  # a long entry's take-profit is hit first (triple barrier)
+}
+# Labels that compare instruments on the same date: judged by the daily rank IC first.
+CROSS_SECTIONAL = ("xs_median", "xs_top")
+
+
+def training_label(panel: Panel, label: str, horizon: int) -> pd.Series:
+    """The long 0/1 label called ``label`` (see ``LABELS``); ValueError naming the known ones otherwise."""
+    fn = LABELS.get(label)
+    if fn is None:
+        raise ValueError(f"unknown label {label!r}; known labels: {list(LABELS)}")
+    return fn(panel, horizon)

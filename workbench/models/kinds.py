@@ -9,6 +9,7 @@ __all__ = ["MODEL_KINDS", "TRAINABLE_KINDS"]
 # "ensemble" is not here: it is built from fitted members by ``training`` (see ``ensemble.py``).
 MODEL_KINDS: dict[str, str] = {
     "lgbm": "workbench.models.lgbm:LightGBMModel",
+    "lgbm_rank": "workbench.models.lgbm:LightGBMRanker",
     "rf": "workbench.models.forest:RandomForestModel",
     "lstm": "workbench.models.lstm:LSTMModel",
     "rule": "workbench.models.backup:RuleModel",

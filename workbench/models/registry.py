@@ -84,6 +84,7 @@ class LoadedModel:
         self.universe: dict = meta["universe"]
         self.split: dict = meta["split"]
         self.metrics: dict = meta.get("metrics", {})
+        self.label: str = meta.get("label", "sign")  # what P(·) is the probability of (features.labels.LABELS)
         self.strength_reference = strength_reference
 
     def predict_proba(self, features_long: pd.DataFrame) -> np.ndarray:
@@ -97,10 +98,13 @@ class LoadedModel:
         m = self.metrics
         oos = (f"out-of-sample AUC {m['auc']:.3f}, accuracy {m['accuracy']:.3f}, log loss {m['log_loss']:.4f}"
                if {"auc", "accuracy", "log_loss"} <= set(m) else "no out-of-sample metrics recorded")
+        if "ic_mean" in m:
+            oos += f", mean daily rank IC {m['ic_mean']:+.4f} (t {m.get('ic_t', float('nan')):.1f})"
         verdict = ""
         if "beats_baselines" in m:
-            verdict = "; beats the baselines" if m["beats_baselines"] else "; does NOT beat the baselines"
-        return f"{self.kind} model {self.ref}; features {self.feature_set}, horizon {self.horizon}; {oos}{verdict}"
+            verdict = "; beats the baselines" if m["beats_baselines"] else "; does NOT beat the baselines (no edge)"
+        return (f"{self.kind} model {self.ref}; label {self.label}, features {self.feature_set}, horizon {self.horizon}; "
+                f"{oos}{verdict}")
 
     def __repr__(self) -> str:
         return f"LoadedModel({self.ref}, kind={self.kind}, feature_set={self.feature_set}, horizon={self.horizon})"
@@ -222,6 +226,7 @@ class Registry:
                 kind=result.kind,
                 feature_set=result.feature_set,
                 horizon=result.horizon,
+                label=getattr(result, "label", "sign"),
                 data_hash=result.data_hash,
                 features=",".join(result.model.feature_names),
                 n_symbols=len(uni["symbols"]),
@@ -270,6 +275,9 @@ class Registry:
             imp = getattr(result, "importance", None)
             if isinstance(imp, pd.Series) and not imp.empty:
                 imp.rename("importance").to_csv(out / "importance.csv", index_label="feature")
+            per_fold = getattr(result, "fold_reliability", None)
+            if isinstance(per_fold, pd.DataFrame) and not per_fold.empty:
+                per_fold.to_csv(out / "fold_reliability.csv", index=False)
             rel = getattr(result, "reliability", None)
             if isinstance(rel, pd.DataFrame) and not rel.empty:
                 rel.to_csv(out / "reliability.csv", index=False)
@@ -313,6 +321,7 @@ class Registry:
             "feature_set": result.feature_set,
             "feature_names": list(result.model.feature_names),
             "horizon": int(result.horizon),
+            "label": getattr(result, "label", "sign"),
             "universe": result.universe,
             "split": result.split,
             "metrics": _clean_metrics(result.metrics),
@@ -463,6 +472,19 @@ class Registry:
         fold = pd.read_parquet(directory / _OOS_FOLD)["fold"].astype(int)
         base = pd.read_parquet(directory / _OOS_BASELINE) if (directory / _OOS_BASELINE).exists() else None
         return OosPredictions(proba, fold, base)
+
+    def evaluation(self, ref: str) -> tuple[LoadedModel, pd.DataFrame]:
+        """A registered model and its per-fold table (``evaluation/folds.csv`` of its run; empty if none)."""
+        from mlflow.exceptions import MlflowException
+
+        model = self.load(ref)
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = Path(self.client.download_artifacts(model.ref.run_id, "evaluation/folds.csv", tmp))
+                folds = pd.read_csv(path)
+            except (MlflowException, OSError):
+                folds = pd.DataFrame()
+        return model, folds
 
     def load_or_backup(self, ref: str = CHAMPION, feature_set: str = "v1") -> tuple[object, bool, str]:
         """(model, used_backup, message): the registered model, or the rule-based backup when none is.

@@ -124,18 +124,22 @@ def prepare_universe(settings, exchange: str = "", timeframe: str = "", symbols:
     return panel, panel_lineage(lake, exchange, timeframe, syms, start, end), note
 
 
-def evaluate_on_window(model, panel: Panel, start, end, horizon: int) -> dict[str, float]:
-    """``model``'s scores on labelled rows with start ≤ ts ≤ end (features from the panel's full history)."""
-    from workbench.features.labels import direction_label, forward_return
-    from workbench.models.evaluation import score
+def evaluate_on_window(model, panel: Panel, start, end, horizon: int, label: str | None = None) -> dict[str, float]:
+    """``model``'s scores on labelled rows with start ≤ ts ≤ end (features from the panel's full history):
+    the probability scores and the mean daily rank IC with its t-statistic, on the model's own label."""
+    from workbench.features.labels import forward_return, training_label
+    from workbench.models.evaluation import daily_ic, ic_summary, score
     from workbench.models.inference import predict_panel
 
+    label = label or getattr(model, "label", None) or (getattr(model, "meta", None) or {}).get("label", "sign")
     proba = predict_panel(model, panel).loc[start:end]
-    y = direction_label(panel, horizon).unstack("symbol").reindex_like(proba)
+    y = training_label(panel, label, horizon).unstack("symbol").reindex_like(proba)
     fwd = forward_return(panel, horizon).reindex_like(proba)
+    ts = np.repeat(proba.index.to_numpy(), proba.shape[1])
     p, yy, ff = proba.to_numpy().ravel(), y.to_numpy(dtype=float).ravel(), fwd.to_numpy().ravel()
     ok = np.isfinite(p) & np.isfinite(yy)
-    out = score(yy[ok], p[ok], ff[ok])
+    out = score(yy[ok], p[ok])
+    out.update(ic_summary(daily_ic(p[ok], ff[ok], ts[ok]), horizon))
     out["n"] = float(ok.sum())
     return out
 
@@ -156,12 +160,13 @@ def retrain_and_decide(
     lineage: dict | None = None,
     params: dict | None = None,
     horizon: int = 1,
+    label: str = "sign",
 ) -> tuple[RetrainDecision, dict]:
     """Retrain ``kinds`` walk-forward, register the best as challenger, promote it if better by ``margin``.
 
     Returns the decision and the trained results (kind → TrainResult).
     """
-    from workbench.models.evaluation import HIGHER_IS_BETTER
+    from workbench.models.evaluation import HIGHER_IS_BETTER, PROMOTABLE
     from workbench.models.registry import CHALLENGER, CHAMPION, Registry
     from workbench.models.training import better, compare
 
@@ -169,10 +174,11 @@ def retrain_and_decide(
     kinds = tuple(kinds or cfg.kinds)
     metric = metric or cfg.promote_metric
     margin = float(cfg.promote_margin if margin is None else margin)
-    if metric not in HIGHER_IS_BETTER:
-        raise ConfigError(f"promote metric {metric!r} is not one of {sorted(HIGHER_IS_BETTER)}")
+    if metric not in PROMOTABLE:
+        raise ConfigError(f"promote metric {metric!r} is not one of {list(PROMOTABLE)} (pooled figures such as a "
+                          "rank IC over all dates at once cannot promote a model)")
     results = compare(panel, kinds=kinds, ensemble=len(kinds) > 1, params=params, n_folds=int(n_folds or cfg.n_folds),
-                      lineage=lineage, horizon=horizon)
+                      lineage=lineage, horizon=horizon, label=label)
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
     best = max(results.values(), key=lambda r: sign * np.nan_to_num(r.metrics[metric], nan=-np.inf * sign))
     registry = Registry(settings)
@@ -193,8 +199,8 @@ def retrain_and_decide(
         honest = _first_honest_ts(panel, champion.split.get("train_end", start.isoformat()), champion.horizon)
         if honest is not None and honest > start:
             start = honest
-        chal = evaluate_on_window(best, panel, start, end, best.horizon)
-        champ = evaluate_on_window(champion, panel, start, end, best.horizon) if honest is not None else {"n": 0.0}
+        chal = evaluate_on_window(best, panel, start, end, best.horizon, best.label)
+        champ = evaluate_on_window(champion, panel, start, end, best.horizon, best.label) if honest is not None else {"n": 0.0}
         table = {f"challenger v{ref.version} ({best.kind})": chal.get(metric), f"champion v{champion.ref.version} ({champion.kind})": champ.get(metric)}
         if champ["n"] < _MIN_WINDOW_ROWS or chal["n"] < _MIN_WINDOW_ROWS:
             promoted = False

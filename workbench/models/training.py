@@ -1,20 +1,18 @@
 """Train a model on a panel with honest time splits, calibrate it, and measure it out of sample.
 
-Why purged time splits: rows of a panel are not independent across time, and a label looks
-``horizon`` bars ahead. A training row is used for a test window only if its *label* ends before
-the window starts and it lies at least ``embargo`` (≥ horizon) bars before it, so no training label
-overlaps a test row and the out-of-sample metrics are not flattered by leakage.
+Validation (``splits``): walk-forward, expanding window, purged and embargoed (embargo ≥ horizon);
+``holdout`` is the one-fold case. Calibration: inside each training window the latest
+``calib_fraction`` of timestamps is held out (purged by the embargo); the base model fits on the rest
+and a Platt or isotonic calibrator on the held-out predictions; the calibrator travels inside the
+model, so what is registered and served returns calibrated probabilities.
 
-Validation:
-- ``holdout``: one test window, the last ``test_fraction`` of the timestamps;
-- ``walk_forward``: that same stretch cut into ``n_folds`` consecutive windows, each scored by a
-  model trained (expanding window) on everything before it. ``oos_proba`` is the concatenation of
-  the folds' predictions and ``oos_fold`` says which fold each row came from.
+Labels (``features.labels.LABELS``): ``sign`` (the close rises over h bars), ``xs_median`` (beats the
+date's median: stock selection only), ``xs_top``, ``cost``, ``barrier``. Scores (``evaluation``) are
+per fold and per date, beside the majority, momentum and reversal baselines on the same rows; the
+verdict uses per-fold evidence (see ``verdict``).
 
-Calibration: inside each training window the latest ``calib_fraction`` of timestamps is held out
-(purged the same way); the base model fits on the rest and a Platt or isotonic calibrator fits on
-the held-out predictions. The calibrator is part of the model, so what is registered and served
-returns calibrated probabilities.
+Before any fit the training matrix goes through the leak checks (``leakage``): a feature that reads
+the future is refused.
 
 The registered model of a walk-forward run is the *last fold's* model: its test window
 (``split["test_start"]`` …) is genuinely out of sample, so the backtest and the champion/challenger
@@ -31,23 +29,43 @@ import numpy as np
 import pandas as pd
 
 from workbench.data.panel import FIELDS, Panel
-from workbench.features.labels import direction_label, forward_return
+from workbench.features.labels import (
+    LABELS,
+    forward_return,
+    training_label,
+)
 from workbench.features.pipeline import build_features, get_feature_set, stack_wide
+from workbench.models import leakage
 from workbench.models.base import Model, complete_rows, lookback_of, make_model
-from workbench.models.calibration import Calibrator, CalibratedModel
-from workbench.models.evaluation import HIGHER_IS_BETTER, METRIC_KEYS, reliability_table, score
+from workbench.models.baselines import BASELINES, signal
+from workbench.models.calibration import CalibratedModel, Calibrator
+from workbench.models.evaluation import HIGHER_IS_BETTER, fold_scores, reliability_table
+from workbench.models.splits import (
+    Fold,
+    calibration_split,
+    label_end,
+    walk_forward_splits,
+)
+from workbench.models.verdict import (
+    IC_T_MIN,
+    comparison_table,
+    primary_metric,
+    verdict_text,
+)
 from workbench.models.kinds import TRAINABLE_KINDS
 
 __all__ = [
     "TrainResult", "Fold", "train", "walk_forward", "compare", "ensemble_of", "comparison_table",
-    "time_split", "walk_forward_splits", "label_end", "panel_hash", "universe_of", "oos_metrics",
-    "predict_rows", "panel_lineage", "better", "KINDS", "VALIDATIONS", "ENSEMBLE_MEMBERS",
+    "walk_forward_splits", "label_end", "panel_hash", "universe_of", "predict_rows", "panel_lineage", "better",
+    "KINDS", "VALIDATIONS", "ENSEMBLE_MEMBERS", "SUMMARY_KEYS", "primary_metric", "verdict_text", "IC_T_MIN",
 ]
 
 VALIDATIONS = ("holdout", "walk_forward")
 ENSEMBLE_MEMBERS = ("lgbm", "rf", "lstm")
 KINDS = TRAINABLE_KINDS  # what ``train`` accepts
-_BASELINES = ("majority", "momentum")
+# Summary figures: the mean over folds of each per-fold score; the daily IC's over all test dates.
+SUMMARY_KEYS = ("auc", "accuracy", "log_loss", "brier", "ece", "ece_quantile", "confidence_ece",
+                "ic_mean", "ic_t", "ic_ir", "ls_return", "turnover")
 
 
 @dataclass
@@ -69,12 +87,18 @@ class TrainResult:
     folds: pd.DataFrame = field(default_factory=pd.DataFrame)
     # Fold number of each row (timestamp) of ``oos_proba``.
     oos_fold: pd.Series = field(default_factory=lambda: pd.Series(dtype=int))
-    # Long (ts, symbol) out-of-sample rows: proba, label, forward_return, fold, majority, momentum.
+    # Long (ts, symbol) out-of-sample rows: proba, label, forward_return, fold, and each baseline's
+    # probability (``momentum``) and raw signal (``momentum_score``).
     oos: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Pooled over folds (labelled so): equal-width bins. Per fold: ``fold_reliability``.
     reliability: pd.DataFrame = field(default_factory=pd.DataFrame)
     importance: pd.Series | None = None
     lineage: dict = field(default_factory=dict)
     validation: str = "holdout"
+    label: str = "sign"
+    # Per fold and bin (equal-count): mean predicted vs observed, for the model.
+    fold_reliability: pd.DataFrame = field(default_factory=pd.DataFrame)
+    leaks: object | None = None  # the leakage.LeakReport of the training matrix
 
     # A TrainResult serves predictions like a registered model does, so notebooks can backtest
     # a model before registering it (inference.predict_panel accepts either).
@@ -94,24 +118,8 @@ class TrainResult:
         return self.model.predict_proba(features_long)
 
     def verdict(self) -> str:
-        """One plain sentence: does the model beat the baselines out of sample?"""
-        m = self.metrics
-        parts = [f"AUC {m['auc']:.3f} vs momentum {m['momentum_auc']:.3f}",
-                 f"accuracy {m['accuracy']:.3f} vs majority {m['majority_accuracy']:.3f}",
-                 f"log loss {m['log_loss']:.4f} vs majority {m['majority_log_loss']:.4f}"]
-        head = "beats the baselines" if self.beats_baselines else "does NOT beat the baselines"
-        return f"{self.kind} {head} out of sample ({'; '.join(parts)})"
-
-
-@dataclass(frozen=True)
-class Fold:
-    """One walk-forward split: boolean masks over the rows, and the test window's bounds."""
-
-    number: int
-    train: np.ndarray
-    test: np.ndarray
-    test_start: pd.Timestamp
-    test_end: pd.Timestamp
+        """Plain words: is there an edge out of sample, on per-fold evidence?"""
+        return verdict_text(self.kind, self.label, self.metrics)
 
 
 def panel_hash(panel: Panel) -> str:
@@ -155,95 +163,6 @@ def panel_lineage(lake, exchange: str, timeframe: str, symbols: list[str] | None
     }
 
 
-def label_end(panel: Panel, horizon: int) -> pd.Series:
-    """Long (ts, symbol) → timestamp of the close each label looks at (NaT when unknown)."""
-    close = panel.close.to_numpy(dtype=float)
-    valid = np.isfinite(close) & (close > 0)
-    order = np.argsort(~valid, axis=0, kind="stable")
-    pos = np.take_along_axis(np.broadcast_to(np.arange(close.shape[0])[:, None], close.shape), order, axis=0)
-    pos = np.where(np.take_along_axis(valid, order, axis=0), pos, -1).astype(float)
-    pos[pos < 0] = np.nan
-    ahead = np.full(pos.shape, np.nan)
-    if pos.shape[0] > horizon:
-        ahead[:-horizon] = pos[horizon:]
-    end = np.full(close.shape, np.nan)
-    np.put_along_axis(end, order, ahead, axis=0)
-    end_pos = stack_wide(panel, {"end": end})["end"]
-    ts = pd.Series(pd.NaT, index=end_pos.index, dtype=panel.index.dtype)
-    ok = end_pos.notna().to_numpy()
-    ts.iloc[np.nonzero(ok)[0]] = panel.index[end_pos.to_numpy()[ok].astype(int)]
-    return ts
-
-
-def _purged_train(row_ts: pd.DatetimeIndex, row_label_end: pd.Series, stamps: pd.DatetimeIndex,
-                  start_pos: int, embargo: int) -> np.ndarray:
-    """Rows whose label ends before stamps[start_pos] and that lie ≥ embargo bars before it."""
-    test_start = stamps[start_pos]
-    last_ok = stamps[start_pos - embargo - 1] if start_pos - embargo - 1 >= 0 else None
-    ends_ok = np.asarray(pd.DatetimeIndex(row_label_end) < test_start)  # NaT (unknown) → False
-    if last_ok is None:
-        return np.zeros(len(row_ts), dtype=bool)
-    return ends_ok & np.asarray(row_ts <= last_ok)
-
-
-def time_split(
-    row_ts: pd.Index, row_label_end: pd.Series, test_fraction: float
-) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
-    """Boolean masks (train, test) over rows and the first test timestamp.
-
-    The test window is the last ``test_fraction`` of the distinct timestamps; training rows are
-    those whose label ends strictly before it.
-    """
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    stamps = pd.DatetimeIndex(row_ts).unique().sort_values()
-    if len(stamps) < 2:
-        raise ValueError("need at least two timestamps with complete features to split train/test")
-    cut = min(max(int(np.floor(len(stamps) * (1.0 - test_fraction))), 1), len(stamps) - 1)
-    test_start = stamps[cut]
-    test = np.asarray(pd.DatetimeIndex(row_ts) >= test_start)
-    train = np.asarray(pd.DatetimeIndex(row_label_end) < test_start)  # NaT (unknown label end) → False
-    return np.asarray(train & ~test), np.asarray(test), test_start
-
-
-def walk_forward_splits(
-    row_ts: pd.Index, row_label_end: pd.Series, n_folds: int, test_fraction: float, embargo: int
-) -> list[Fold]:
-    """Expanding-window folds over the last ``test_fraction`` of timestamps, purged and embargoed.
-
-    Fold k tests on the k-th of ``n_folds`` consecutive windows and trains on rows whose label
-    ends before that window and that lie at least ``embargo`` bars before it.
-    """
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    if int(n_folds) != n_folds or n_folds < 1:
-        raise ValueError(f"n_folds must be a positive integer, got {n_folds!r}")
-    row_ts = pd.DatetimeIndex(row_ts)
-    stamps = row_ts.unique().sort_values()
-    cut = min(max(int(np.floor(len(stamps) * (1.0 - test_fraction))), 1), len(stamps) - 1) if len(stamps) >= 2 else 0
-    if len(stamps) - cut < n_folds or cut < 1:
-        raise ValueError(f"{len(stamps)} timestamps cannot hold {n_folds} test windows: load more history or use fewer folds")
-    folds = []
-    for k, chunk in enumerate(np.array_split(np.arange(cut, len(stamps)), n_folds)):
-        start, end = stamps[chunk[0]], stamps[chunk[-1]]
-        test = np.asarray((row_ts >= start) & (row_ts <= end))
-        train = _purged_train(row_ts, row_label_end, stamps, int(chunk[0]), embargo) & ~test
-        folds.append(Fold(k, train, test, start, end))
-    return folds
-
-
-def oos_metrics(y: np.ndarray, p: np.ndarray, y_train: np.ndarray, forward_return: np.ndarray | None = None) -> dict[str, float]:
-    """Out-of-sample scores, with the majority-class baseline they must beat."""
-    y = np.asarray(y, dtype=int)
-    out = score(y, p, forward_return)
-    majority = 1 if np.mean(y_train) >= 0.5 else 0
-    out["baseline_accuracy"] = float(np.mean(y == majority)) if len(y) else float("nan")
-    out["beats_baseline"] = float(out["accuracy"] > out["baseline_accuracy"])
-    out["n_train"] = float(len(y_train))
-    out["n_test"] = float(len(y))
-    return out
-
-
 def predict_rows(model, X: pd.DataFrame, mask: np.ndarray) -> np.ndarray:
     """``model``'s probabilities for the rows ``mask`` selects, with the history a sequence model needs.
 
@@ -265,17 +184,36 @@ class _Prepared:
     panel: Panel
     feature_set: str
     horizon: int
+    label: str
     X: pd.DataFrame
     y: pd.Series
     fwd: np.ndarray
     ends: pd.Series
     data_hash: str
+    signals: dict[str, np.ndarray]
+    leaks: object | None
 
 
-def _prepare(panel: Panel, feature_set: str, horizon: int) -> _Prepared:
+def _shuffle_within_dates(ts: pd.Index, seed: int) -> np.ndarray:
+    """A permutation of the rows that moves each row only among the rows of its own date."""
+    codes = pd.factorize(pd.DatetimeIndex(ts))[0]
+    noise = np.random.default_rng(seed).random(len(codes))
+    by_date = np.argsort(codes, kind="stable")
+    shuffled = np.lexsort((noise, codes))
+    perm = np.empty(len(codes), dtype=int)
+    perm[by_date] = shuffled
+    return perm
+
+
+def _prepare(panel: Panel, feature_set: str, horizon: int, label: str = "sign", leak_check: str = "refuse",
+             shuffle_labels: int | None = None) -> _Prepared:
     fs = get_feature_set(feature_set)
+    if label not in LABELS:
+        raise ValueError(f"unknown label {label!r}; known labels: {list(LABELS)}")
+    if leak_check not in ("refuse", "warn", "off"):
+        raise ValueError(f"leak_check must be 'refuse', 'warn' or 'off', got {leak_check!r}")
     X = build_features(panel, fs.name)
-    y = direction_label(panel, horizon)
+    y = training_label(panel, label, horizon)
     fwd = stack_wide(panel, {"f": forward_return(panel, horizon).to_numpy()})["f"]
     ends = label_end(panel, horizon)
     usable = complete_rows(X)
@@ -285,39 +223,58 @@ def _prepare(panel: Panel, feature_set: str, horizon: int) -> _Prepared:
             f"no rows with complete {fs.name} features: the panel has {len(panel.index)} bars, "
             f"features need about {fs.warmup}; load more history"
         )
-    return _Prepared(panel, fs.name, int(horizon), X, y, fwd.to_numpy(dtype=float), ends, panel_hash(panel))
+    leaks = None
+    if leak_check != "off":  # on the very matrix the model will see
+        leaks = leakage.leak_check(panel, X, build=lambda p: build_features(p, fs.name))
+        leakage.enforce(leaks, leak_check)
+    if shuffle_labels is not None:  # the permutation test: labels (and their returns) swapped within dates
+        perm = _shuffle_within_dates(X.index.get_level_values("ts"), int(shuffle_labels))
+        y = pd.Series(y.to_numpy()[perm], index=y.index, name=y.name)
+        fwd = pd.Series(fwd.to_numpy()[perm], index=fwd.index)
+    signals = {b: signal(b, X) for b in BASELINES if b != "majority"}
+    return _Prepared(panel, fs.name, int(horizon), label, X, y, fwd.to_numpy(dtype=float), ends, panel_hash(panel),
+                     signals, leaks)
 
 
 def _fit_calibrated(kind: str, prep: _Prepared, train_mask: np.ndarray, params: dict | None, seed: int,
                     calibration: str, calib_fraction: float, embargo: int):
-    """Base model on the earlier training rows, calibrator on the latest (purged) ones."""
+    """Base model on the earlier training rows, calibrator on the latest (purged) ones.
+
+    Returns (model, training rows, fit mask, calibration mask)."""
     labelled = prep.y.notna().to_numpy()
     tr = train_mask & labelled
     row_ts = prep.X.index.get_level_values("ts")
-    stamps = pd.DatetimeIndex(row_ts[tr]).unique().sort_values()
     base = make_model(kind, params=params, seed=seed)
-    cal_mask = np.zeros_like(tr)
-    fit_mask = tr
     if calibration != "none":
-        if not 0.0 < calib_fraction < 1.0:
-            raise ValueError(f"calib_fraction must be in (0, 1), got {calib_fraction}")
-        cut = int(np.floor(len(stamps) * (1.0 - calib_fraction)))
-        if cut < embargo + 2 or cut >= len(stamps):
-            raise ValueError(f"training window of {len(stamps)} timestamps is too short to hold out a calibration set: load more history")
-        all_stamps = pd.DatetimeIndex(row_ts).unique().sort_values()
-        pos = int(all_stamps.get_loc(stamps[cut]))
-        cal_mask = tr & np.asarray(row_ts >= stamps[cut])
-        fit_mask = tr & _purged_train(row_ts, prep.ends, all_stamps, pos, embargo)
+        fit_mask, cal_mask = calibration_split(row_ts, prep.ends, tr, calib_fraction, embargo)
+    else:
+        fit_mask, cal_mask = tr, np.zeros_like(tr)
     if fit_mask.sum() == 0 or prep.y[fit_mask].nunique() < 2:
         raise ValueError(f"empty or single-class training set ({int(fit_mask.sum())} rows): load more history")
     base.fit(prep.X[fit_mask], prep.y[fit_mask])
     calibrator = Calibrator(calibration)
     if cal_mask.any():
         calibrator.fit(predict_rows(base, prep.X, cal_mask), prep.y[cal_mask].to_numpy())
-    return CalibratedModel(base, calibrator), int(tr.sum())
+    return CalibratedModel(base, calibrator), int(tr.sum()), fit_mask, cal_mask
 
 
-def _folds_for(prep: _Prepared, validation: str, n_folds: int, test_fraction: float, embargo: int) -> list[Fold]:
+def _baseline_columns(prep: _Prepared, fit: np.ndarray, cal: np.ndarray, test: np.ndarray,
+                      calibration: str) -> dict[str, np.ndarray | float]:
+    """Each baseline's probability and raw signal on the test rows, fitted on the model's own slices."""
+    out: dict[str, np.ndarray | float] = {}
+    majority = float(prep.y[fit | cal].mean())
+    out["majority"] = majority
+    out["majority_score"] = majority
+    for name, raw in prep.signals.items():
+        cal_fn = Calibrator(calibration)
+        if cal.any():
+            cal_fn.fit(raw[cal], prep.y[cal].to_numpy())
+        out[name] = cal_fn.transform(raw[test])
+        out[f"{name}_score"] = raw[test]
+    return out
+
+
+def _folds_for(prep: _Prepared, validation: str, n_folds: int, test_fraction: float | str, embargo: int) -> list[Fold]:
     if validation not in VALIDATIONS:
         raise ValueError(f"unknown validation {validation!r}; use one of {VALIDATIONS}")
     row_ts = prep.X.index.get_level_values("ts")
@@ -332,45 +289,75 @@ def _folds_for(prep: _Prepared, validation: str, n_folds: int, test_fraction: fl
     return folds
 
 
-def _score_frame(oos: pd.DataFrame, col: str) -> dict[str, float]:
-    s = oos[oos["label"].notna()]
-    return score(s["label"].to_numpy(), s[col].to_numpy(), s["forward_return"].to_numpy())
+def _all_scores(part: pd.DataFrame, horizon: int) -> dict[str, float]:
+    """The model's scores and each baseline's (prefixed) on one out-of-sample frame."""
+    out = fold_scores(part, "proba", horizon)
+    for b in BASELINES:
+        out.update({f"{b}_{k}": v for k, v in fold_scores(part, b, horizon, rank_col=f"{b}_score").items()})
+    return out
 
 
-def _summarise(oos: pd.DataFrame, fold_rows: list[dict]) -> tuple[dict[str, float], pd.DataFrame]:
-    """Overall metrics (model + baselines, verdict flags) and the per-fold table."""
+def _beats(label: str, scores: dict[str, float]) -> bool:
+    """Does the model beat every ranking baseline on the primary metric in this set of scores?"""
+    key = primary_metric(label)
+    rivals = [scores.get(f"{b}_{key}", np.nan) for b in BASELINES]
+    rivals = [r for r in rivals if np.isfinite(r)]
+    return bool(np.isfinite(scores.get(key, np.nan)) and all(scores[key] > r for r in rivals))
+
+
+def _summarise(oos: pd.DataFrame, fold_rows: list[dict], horizon: int, label: str) -> tuple[dict[str, float], pd.DataFrame]:
+    """Summary metrics (means over folds; daily IC over all test dates; ``pooled_*`` labelled) and the fold table."""
     table = []
     for row in fold_rows:
-        part = oos[oos["fold"] == row["fold"]]
         entry = dict(row)
-        entry.update(_score_frame(part, "proba"))
-        for b in _BASELINES:
-            entry.update({f"{b}_{k}": v for k, v in _score_frame(part, b).items()})
+        entry.update(_all_scores(oos[oos["fold"] == row["fold"]], horizon))
         table.append(entry)
     folds = pd.DataFrame(table)
-    m = _score_frame(oos, "proba")
-    for b in _BASELINES:
-        m.update({f"{b}_{k}": v for k, v in _score_frame(oos, b).items()})
-    scored = oos[oos["label"].notna()]
-    last = fold_rows[-1]
-    y = scored["label"].to_numpy(dtype=int)
-    maj = (scored["majority"].to_numpy() > 0.5).astype(int)  # each fold's own training majority
-    m["baseline_accuracy"] = float(np.mean(y == maj)) if len(y) else float("nan")
+    # Older notebooks read a fold's ``rank_ic``: it is now that fold's mean *daily* rank IC (never pooled).
+    folds["rank_ic"] = folds["ic_mean"]
+    whole = _all_scores(oos, horizon)  # the per-date figures over every test date; the rest is pooled
+    m: dict[str, float] = {}
+    for prefix in ("", *(f"{b}_" for b in BASELINES)):
+        for k in SUMMARY_KEYS:
+            if k in ("ic_mean", "ic_t", "ic_ir", "ls_return", "turnover"):
+                m[prefix + k] = whole[prefix + k]
+            else:
+                m[prefix + k] = float(folds[prefix + k].mean())
+                m["pooled_" + prefix + k] = whole[prefix + k]
+    wins = [_beats(label, r) for r in table]
+    key = primary_metric(label)
+    m["folds_beating"] = float(sum(wins))
+    m["beats_on_mean"] = float(_beats(label, m))
+    # t ≥ 3, not 2: many labels, horizons and models get tried, and a new factor needs t > 3 to
+    # survive that search (Harvey, Liu & Zhu 2016).
+    significant = m["ic_t"] >= IC_T_MIN if key == "ic_mean" else m["log_loss"] < m["majority_log_loss"]
+    m["significant"] = float(bool(significant))
+    m["baseline_accuracy"] = m["majority_accuracy"]
     m["beats_baseline"] = float(m["accuracy"] > m["baseline_accuracy"])
     m["beats_majority"] = float(m["accuracy"] > m["majority_accuracy"] and m["log_loss"] < m["majority_log_loss"])
-    m["beats_momentum"] = float(m["auc"] > m["momentum_auc"] and m["log_loss"] < m["momentum_log_loss"])
-    m["beats_baselines"] = float(m["beats_majority"] and m["beats_momentum"])
-    m["n_train"] = float(last["n_train"])
-    m["n_test"] = float(len(scored))
+    m["beats_momentum"] = float(np.isfinite(m[key]) and m[key] > m[f"momentum_{key}"])
+    m["beats_baselines"] = float(sum(wins) > len(wins) / 2 and m["beats_on_mean"] and bool(significant))
+    m["n_train"] = float(fold_rows[-1]["n_train"])
+    m["n_test"] = float(oos["label"].notna().sum())
     m["n_folds"] = float(len(fold_rows))
     m["fit_seconds"] = float(sum(r["fit_seconds"] for r in fold_rows))
     return m, folds
 
 
+def _fold_reliability(oos: pd.DataFrame) -> pd.DataFrame:
+    parts = []
+    s = oos[oos["label"].notna()]
+    for fold, part in s.groupby("fold"):
+        for strategy in ("quantile", "uniform"):
+            t = reliability_table(part["label"].to_numpy(), part["proba"].to_numpy(), 10, strategy)
+            parts.append(t.assign(fold=int(fold), binning=strategy))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def _result(kind: str, prep: _Prepared, model, oos: pd.DataFrame, fold_rows: list[dict], folds: list[Fold],
-            validation: str, test_fraction: float, embargo: int, calibration: str, params: dict,
+            validation: str, test_fraction: float | str, embargo: int, calibration: str, params: dict,
             lineage: dict | None) -> TrainResult:
-    metrics, table = _summarise(oos, fold_rows)
+    metrics, table = _summarise(oos, fold_rows, prep.horizon, prep.label)
     row_ts = prep.X.index.get_level_values("ts")
     last = folds[-1]
     train_ts = row_ts[last.train & prep.y.notna().to_numpy()]
@@ -380,11 +367,12 @@ def _result(kind: str, prep: _Prepared, model, oos: pd.DataFrame, fold_rows: lis
         "test_start": last.test_start.isoformat(),
         "test_end": last.test_end.isoformat(),
         "embargo_bars": str(int(embargo)),
-        "test_fraction": str(float(test_fraction)),
+        "test_fraction": str(test_fraction),
         "validation": validation,
         "n_folds": str(len(folds)),
         "oos_start": folds[0].test_start.isoformat(),
         "calibration": calibration,
+        "label": prep.label,
     }
     wide = oos["proba"].unstack("symbol").reindex(columns=prep.panel.close.columns)
     fold_of_ts = oos["fold"].groupby(level="ts").first().reindex(wide.index).astype(int)
@@ -409,37 +397,39 @@ def _result(kind: str, prep: _Prepared, model, oos: pd.DataFrame, fold_rows: lis
         importance=importance,
         lineage=dict(lineage or {}),
         validation=validation,
+        label=prep.label,
+        fold_reliability=_fold_reliability(oos),
+        leaks=prep.leaks,
     )
 
 
 def _train_prepared(prep: _Prepared, kind: str, params: dict | None, seed: int, validation: str, n_folds: int,
-                    test_fraction: float, embargo: int, calibration: str, calib_fraction: float,
+                    test_fraction: float | str, embargo: int, calibration: str, calib_fraction: float,
                     lineage: dict | None) -> TrainResult:
     folds = _folds_for(prep, validation, n_folds, test_fraction, embargo)
     parts, fold_rows, model = [], [], None
     row_ts = prep.X.index.get_level_values("ts")
+    labelled = prep.y.notna().to_numpy()
     for f in folds:
         t0 = time.perf_counter()
-        model, n_train = _fit_calibrated(kind, prep, f.train, params, seed, calibration, calib_fraction, embargo)
+        model, n_train, fit, cal = _fit_calibrated(kind, prep, f.train, params, seed, calibration, calib_fraction,
+                                                   embargo)
         fit_s = time.perf_counter() - t0
-        rule, _ = _fit_calibrated("rule", prep, f.train, None, seed, calibration, calib_fraction, embargo)
-        y_tr = prep.y[f.train & prep.y.notna().to_numpy()]
         part = pd.DataFrame({
             "proba": predict_rows(model, prep.X, f.test),
             "label": prep.y[f.test].to_numpy(dtype=float),
             "forward_return": prep.fwd[f.test],
             "fold": f.number,
-            "majority": float(y_tr.mean()),
-            "momentum": predict_rows(rule, prep.X, f.test),
+            **_baseline_columns(prep, fit, cal, f.test, calibration),
         }, index=prep.X.index[f.test])
         parts.append(part)
-        tr_ts = row_ts[f.train & prep.y.notna().to_numpy()]
+        tr_ts = row_ts[f.train & labelled]
         fold_rows.append({"fold": f.number, "train_start": tr_ts.min(), "train_end": tr_ts.max(),
                           "test_start": f.test_start, "test_end": f.test_end, "n_train": n_train,
-                          "n_test": int((f.test & prep.y.notna().to_numpy()).sum()), "fit_seconds": fit_s})
+                          "n_test": int((f.test & labelled).sum()), "fit_seconds": fit_s})
     used = dict(getattr(model.base, "params", params or {}))
     return _result(kind, prep, model, pd.concat(parts), fold_rows, folds, validation, test_fraction, embargo,
-                   calibration, {**used, "seed": seed}, lineage)
+                   calibration, {**used, "seed": seed, "label": prep.label}, lineage)
 
 
 def _check_embargo(embargo: int | None, horizon: int) -> int:
@@ -454,10 +444,11 @@ def train(
     kind: str = "lgbm",
     feature_set: str = "v1",
     horizon: int = 1,
-    test_fraction: float = 0.3,
+    test_fraction: float | str = 0.3,
     params: dict | None = None,
     seed: int = 42,
     *,
+    label: str = "sign",
     validation: str = "holdout",
     n_folds: int = 3,
     embargo: int | None = None,
@@ -465,17 +456,21 @@ def train(
     calib_fraction: float = 0.2,
     lineage: dict | None = None,
     members: tuple[str, ...] = ENSEMBLE_MEMBERS,
+    leak_check: str = "refuse",
+    shuffle_labels: int | None = None,
 ) -> TrainResult:
-    """Fit ``kind`` (lgbm, rf, lstm, rule or ensemble) and score it out of sample.
+    """Fit ``kind`` (lgbm, lgbm_rank, rf, lstm, rule or ensemble) on ``label`` and score it out of sample.
 
-    ``validation="walk_forward"`` scores ``n_folds`` consecutive test windows; ``embargo`` (bars,
-    default ``horizon``) must be at least ``horizon``. For ``kind="ensemble"``, ``params`` maps
-    each member kind to its params.
+    ``validation="walk_forward"`` scores ``n_folds`` consecutive test windows covering ``test_fraction``
+    (a fraction, or a span such as ``"3y"``); ``embargo`` (bars, default ``horizon``) must be at least
+    ``horizon``. For ``kind="ensemble"``, ``params`` maps each member kind to its params.
+    ``leak_check``: refuse (default), warn or off. ``shuffle_labels=seed`` permutes labels within
+    dates: the permutation test's null model.
     """
     if kind not in KINDS:  # fail fast, before building features
         raise ValueError(f"unknown model kind {kind!r}; known kinds: {list(KINDS)}")
     embargo = _check_embargo(embargo, horizon)
-    prep = _prepare(panel, feature_set, horizon)
+    prep = _prepare(panel, feature_set, horizon, label, leak_check, shuffle_labels)
     if kind == "ensemble":
         results = [_train_prepared(prep, k, (params or {}).get(k), seed, validation, n_folds, test_fraction,
                                    embargo, calibration, calib_fraction, lineage) for k in members]
@@ -490,15 +485,20 @@ def walk_forward(panel: Panel, kind: str = "lgbm", n_folds: int = 3, **kwargs) -
 
 
 def ensemble_of(results: list[TrainResult], weights: list[float] | None = None) -> TrainResult:
-    """The mean of members' calibrated probabilities, scored on their (identical) folds."""
+    """The mean of members' calibrated probabilities, scored on their (identical) folds.
+
+    The mean of calibrated probabilities is not itself calibrated (it is pulled toward the middle):
+    its own per-fold reliability is reported like any model's.
+    """
     from workbench.models.ensemble import EnsembleModel
 
     if not results:
         raise ValueError("ensemble_of needs at least one TrainResult")
     first = results[0]
     for r in results[1:]:
-        if r.data_hash != first.data_hash or not r.oos.index.equals(first.oos.index) or r.horizon != first.horizon:
-            raise ValueError("ensemble members must be trained on the same panel, horizon and folds")
+        if (r.data_hash != first.data_hash or not r.oos.index.equals(first.oos.index) or r.horizon != first.horizon
+                or r.label != first.label):
+            raise ValueError("ensemble members must be trained on the same panel, label, horizon and folds")
     model = EnsembleModel([r.model for r in results], weights)
     oos = first.oos.copy()
     oos["proba"] = np.sum([w * r.oos["proba"].to_numpy() for w, r in zip(model.weights, results)], axis=0)
@@ -506,17 +506,19 @@ def ensemble_of(results: list[TrainResult], weights: list[float] | None = None) 
     fold_rows = first.folds[cols].to_dict("records")
     for row, secs in zip(fold_rows, np.sum([r.folds["fit_seconds"].to_numpy() for r in results], axis=0)):
         row["fit_seconds"] = float(secs)
-    metrics, table = _summarise(oos, fold_rows)
+    metrics, table = _summarise(oos, fold_rows, first.horizon, first.label)
     wide = oos["proba"].unstack("symbol").reindex(columns=first.oos_proba.columns)
     scored = oos[oos["label"].notna()]
     return TrainResult(
         model=model, kind="ensemble", feature_set=first.feature_set, horizon=first.horizon, metrics=metrics,
         split=dict(first.split), oos_proba=wide, strength_reference=np.abs(oos["proba"].to_numpy() - 0.5),
         data_hash=first.data_hash, universe=first.universe,
-        params={"members": ",".join(r.kind for r in results), "weights": ",".join(f"{w:.4g}" for w in model.weights)},
+        params={"members": ",".join(r.kind for r in results), "weights": ",".join(f"{w:.4g}" for w in model.weights),
+                "label": first.label},
         folds=table, oos_fold=first.oos_fold.copy(), oos=oos,
         reliability=reliability_table(scored["label"].to_numpy(), scored["proba"].to_numpy()),
         importance=model.feature_importance(), lineage=dict(first.lineage), validation=first.validation,
+        label=first.label, fold_reliability=_fold_reliability(oos), leaks=first.leaks,
     )
 
 
@@ -527,7 +529,7 @@ def compare(
     params: dict | None = None,
     **kwargs,
 ) -> dict[str, TrainResult]:
-    """Train several kinds on the same features and folds (walk-forward by default), plus their ensemble.
+    """Train several kinds on the same features, label and folds (walk-forward by default), plus their ensemble.
 
     ``params`` maps kind → params; other keyword arguments go to ``train``.
     """
@@ -535,7 +537,8 @@ def compare(
     seed = kwargs.pop("seed", 42)
     horizon = kwargs.pop("horizon", 1)
     embargo = _check_embargo(kwargs.pop("embargo", None), horizon)
-    prep = _prepare(panel, kwargs.pop("feature_set", "v1"), horizon)
+    prep = _prepare(panel, kwargs.pop("feature_set", "v1"), horizon, kwargs.pop("label", "sign"),
+                    kwargs.pop("leak_check", "refuse"), kwargs.pop("shuffle_labels", None))
     opts = dict(validation=kwargs.pop("validation"), n_folds=kwargs.pop("n_folds", 3),
                 test_fraction=kwargs.pop("test_fraction", 0.3), embargo=embargo,
                 calibration=kwargs.pop("calibration", "platt"), calib_fraction=kwargs.pop("calib_fraction", 0.2),
@@ -546,21 +549,6 @@ def compare(
     if ensemble and len(kinds) > 1:
         out["ensemble"] = ensemble_of(list(out.values()))
     return out
-
-
-def comparison_table(results: dict[str, TrainResult] | list[TrainResult]) -> pd.DataFrame:
-    """Overall out-of-sample scores: one row per model, then the two baselines, plus fit seconds."""
-    items = list(results.values()) if isinstance(results, dict) else list(results)
-    rows = {}
-    for r in items:
-        rows[r.kind] = {**{k: r.metrics[k] for k in METRIC_KEYS}, "fit_seconds": r.metrics["fit_seconds"],
-                        "beats_baselines": bool(r.metrics["beats_baselines"])}
-    m = items[0].metrics
-    for b in _BASELINES:
-        rows[f"baseline: {b}"] = {**{k: m[f"{b}_{k}"] for k in METRIC_KEYS}, "fit_seconds": 0.0, "beats_baselines": None}
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index.name = "model"
-    return table
 
 
 def better(metric: str, challenger: float, champion: float, margin: float) -> bool:

@@ -45,3 +45,24 @@ def random_walk_panel(n_bars: int = 400, symbols=("SYN-A", "SYN-B", "SYN-C"), se
             arr[:k, list(symbols).index(sym)] = np.nan
         fields[name] = pd.DataFrame(arr, index=idx, columns=cols)
     return Panel(**fields, exchange="SYNTH", timeframe="1d")
+
+
+def signal_panel(n_bars: int = 500, n_symbols: int = 100, strength: float = 0.0, seed: int = 11) -> Panel:
+    """Daily panel whose next return reverses a share ``strength`` of today's cross-sectionally
+    demeaned return (0: a pure random walk); big enough for tight bounds on daily ICs and AUCs."""
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range("2019-01-01", periods=n_bars, freq="1D", tz="UTC", name="ts")
+    cols = pd.Index([f"S{i:03d}" for i in range(n_symbols)], name="symbol")
+    noise = rng.normal(0.0002, 0.02, size=(n_bars, n_symbols))
+    rets = noise.copy()
+    for t in range(1, n_bars):
+        prev = rets[t - 1] - rets[t - 1].mean()
+        rets[t] = noise[t] - strength * prev
+    close = 50 * np.exp(np.cumsum(rets, axis=0))
+    open_ = close * np.exp(rng.normal(0, 0.003, close.shape))
+    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.005, close.shape)))
+    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.005, close.shape)))
+    vol = rng.integers(1_000, 10_000, close.shape).astype(float)
+    fields = {n: pd.DataFrame(a, index=idx, columns=cols)
+              for n, a in dict(open=open_, high=high, low=low, close=close, volume=vol).items()}
+    return Panel(**fields, exchange="SYNTH", timeframe="1d")

@@ -117,3 +117,34 @@ def test_labels_never_leak_into_features(sp500_panel):
     for fs in ("v1", "v2"):
         pd.testing.assert_frame_equal(build_features(shocked, fs).loc[:ts], build_features(sp500_panel, fs).loc[:ts])
     assert direction_label(shocked, 1).xs(ts, level="ts").eq(1.0).all()
+
+
+def test_cross_sectional_labels_split_each_date_at_its_median():
+    from tests.unit.features.research_kit import signal_panel
+    from workbench.features.labels import LABELS, cross_sectional_label, cross_sectional_rank, training_label
+
+    panel = signal_panel(n_bars=60, n_symbols=21)
+    fwd = forward_return(panel, 5)
+    y = cross_sectional_label(panel, 5)
+    rank = cross_sectional_rank(panel, 5)
+    X = build_features(panel)
+    assert y.index.equals(X.index) and rank.index.equals(X.index)
+    wide = y.unstack("symbol").reindex_like(fwd)
+    known = fwd.notna().all(axis=1)
+    # 21 names: exactly 10 beat the median every date (the median name itself does not).
+    assert (wide[known].sum(axis=1) == 10).all()
+    t = fwd.index[7]
+    above = fwd.loc[t] > fwd.loc[t].median()
+    np.testing.assert_array_equal(wide.loc[t].to_numpy(), above.astype(float).to_numpy())
+    assert wide[~known].isna().all().all()  # the last h dates: the future is unknown
+    r = rank.unstack("symbol").loc[t]
+    assert r.max() == 1.0 and r.min() == pytest.approx(1 / 21) and r.idxmax() == fwd.loc[t].idxmax()
+    # Market timing is worthless on these labels: shifting every return by a common amount changes nothing.
+    shifted = panel._map(lambda f: f.copy())
+    shifted.close.loc[:] = shifted.close.to_numpy() * np.exp(np.linspace(0, 1, len(panel.index)))[:, None]
+    pd.testing.assert_series_equal(cross_sectional_label(shifted, 5), y)
+    for name in LABELS:
+        lab = training_label(panel, name, 5)
+        assert set(np.unique(lab.dropna())) <= {0.0, 1.0}, name
+    with pytest.raises(ValueError, match="unknown label 'up'; known labels"):
+        training_label(panel, "up", 5)

@@ -72,8 +72,9 @@ def test_registered_model_is_calibrated(kinds_results, small_real):
 
 def test_comparison_table_has_models_and_baselines(kinds_results):
     t = comparison_table(kinds_results)
-    assert list(t.index) == ["lgbm", "rf", "lstm", "ensemble", "baseline: majority", "baseline: momentum"]
-    assert {"auc", "accuracy", "log_loss", "brier", "ece", "rank_ic", "fit_seconds"} <= set(t.columns)
+    assert list(t.index) == ["lgbm", "rf", "lstm", "ensemble", "baseline: majority", "baseline: momentum",
+                             "baseline: reversal"]
+    assert {"auc", "accuracy", "log_loss", "brier", "ece", "ic_mean", "ic_t", "fit_seconds"} <= set(t.columns)
     assert (kinds_results["lgbm"].folds["majority_auc"] == 0.5).all()  # a constant per fold
     ens = kinds_results["ensemble"]
     mean = np.mean([kinds_results[k].oos["proba"].to_numpy() for k in ("lgbm", "rf", "lstm")], axis=0)

@@ -8,17 +8,23 @@ import pytest
 
 from workbench.features import build_features
 from workbench.models.calibration import Calibrator
-from workbench.models.evaluation import expected_calibration_error, rank_ic, reliability_table, score
+from tests.unit.features.research_kit import random_walk_panel
+from workbench.models.evaluation import expected_calibration_error, reliability_table, score
+from workbench.models.splits import calibration_split, span_fraction
 from workbench.models.training import label_end, train, walk_forward, walk_forward_splits
 
+# Bundled synthetic data (generated, seeded): the purge/embargo tests never skip.
+_SYNTH = random_walk_panel(n_bars=700, symbols=tuple(f"SYN-{i}" for i in range(6)), late_start={"SYN-5": 90})
 
-@pytest.mark.parametrize("horizon", [1, 5])
-def test_no_training_label_window_overlaps_a_test_row(sp500_panel, horizon):
-    X = build_features(sp500_panel).dropna()
-    ends = label_end(sp500_panel, horizon).reindex(X.index)
+
+@pytest.mark.parametrize("horizon", [1, 5, 10])
+def test_no_training_label_window_overlaps_a_test_row(horizon):
+    panel = _SYNTH
+    X = build_features(panel).dropna()
+    ends = label_end(panel, horizon).reindex(X.index)
     row_ts = X.index.get_level_values("ts")
     folds = walk_forward_splits(row_ts, ends, n_folds=4, test_fraction=0.4, embargo=horizon)
-    grid = sp500_panel.index
+    grid = panel.index
     assert len(folds) == 4
     for f in folds:
         test_ts = row_ts[f.test]
@@ -36,6 +42,37 @@ def test_no_training_label_window_overlaps_a_test_row(sp500_panel, horizon):
     assert folds[0].test_start == stamps[int(np.floor(len(stamps) * 0.6))] and folds[-1].test_end == stamps[-1]
     for a, b in zip(folds, folds[1:]):
         assert a.test_end < b.test_start and a.train.sum() < b.train.sum()
+
+
+@pytest.mark.parametrize("horizon", [1, 5, 10])
+def test_calibration_rows_lie_apart_from_the_fit_rows(horizon):
+    """At every horizon the calibrator's rows come after every label the base model fitted on, with
+    the embargo between them, and all lie inside the training window."""
+    panel = _SYNTH
+    X = build_features(panel).dropna()
+    ends = label_end(panel, horizon).reindex(X.index)
+    row_ts = X.index.get_level_values("ts")
+    fold = walk_forward_splits(row_ts, ends, n_folds=2, test_fraction=0.3, embargo=horizon)[-1]
+    train_mask = fold.train & ends.notna().to_numpy()
+    fit, cal = calibration_split(row_ts, ends, train_mask, 0.2, horizon)
+    assert fit.any() and cal.any() and not (fit & cal).any() and not ((fit | cal) & ~train_mask).any()
+    first_cal = row_ts[cal].min()
+    assert ends[fit].max() < first_cal  # no fitted label reaches into the calibration rows
+    assert panel.index.get_loc(first_cal) - panel.index.get_loc(row_ts[fit].max()) >= horizon + 1
+    assert ends[cal].max() < fold.test_start
+    with pytest.raises(ValueError, match="too short to hold out a calibration set"):
+        calibration_split(row_ts, ends, train_mask & (row_ts < row_ts[train_mask].min() + pd.Timedelta(days=3)), 0.2,
+                          horizon)
+
+
+def test_test_span_as_a_calendar_span():
+    stamps = pd.date_range("2013-02-08", "2018-02-07", freq="B", tz="UTC")
+    assert span_fraction("3y", stamps) == pytest.approx(0.6, abs=0.01)
+    assert span_fraction("0.25", stamps) == 0.25 and span_fraction(0.25, stamps) == 0.25
+    with pytest.raises(ValueError, match="choose a shorter span"):
+        span_fraction("9y", stamps)
+    with pytest.raises(ValueError, match="use a fraction such as 0.3 or a span such as 3y"):
+        span_fraction("three years", stamps)
 
 
 def test_longer_embargo_and_bad_embargo(rw_panel):
@@ -64,11 +101,15 @@ def test_walk_forward_result(rw_panel):
     assert r.split["train_end"] == r.folds["train_end"].iloc[-1].isoformat()
     m = r.metrics
     assert m["n_test"] == r.folds["n_test"].sum() == r.oos["label"].notna().sum()
-    for k in ("auc", "accuracy", "log_loss", "brier", "ece", "rank_ic", "majority_auc", "momentum_auc", "momentum_rank_ic"):
+    for k in ("auc", "accuracy", "log_loss", "brier", "ece", "ece_quantile", "majority_auc", "momentum_auc",
+              "reversal_auc", "pooled_auc", "pooled_majority_auc"):
         assert np.isfinite(m[k]), k
     assert (r.folds["majority_auc"] == 0.5).all()  # one constant per fold (pooled, the constants differ)
-    assert m["beats_baselines"] == float(m["beats_majority"] and m["beats_momentum"])
+    assert m["majority_auc"] == 0.5  # the summary is the mean over folds, never the pooled figure
+    assert m["auc"] == pytest.approx(r.folds["auc"].mean())
     assert m["beats_majority"] == float(m["accuracy"] > m["majority_accuracy"] and m["log_loss"] < m["majority_log_loss"])
+    assert set(r.fold_reliability["fold"]) == {0, 1, 2}
+    assert set(r.fold_reliability["binning"]) == {"quantile", "uniform"}
     assert ("does NOT beat" in r.verdict()) == (not r.beats_baselines)
     assert r.strength_reference.shape == (r.oos_proba.notna().sum().sum(),)
 
@@ -76,14 +117,13 @@ def test_walk_forward_result(rw_panel):
 def test_metrics_on_known_numbers():
     y = np.array([0, 0, 1, 1])
     p = np.array([0.1, 0.4, 0.35, 0.8])
-    s = score(y, p, forward_return=np.array([-0.02, -0.01, 0.01, 0.03]))
+    s = score(y, p)
     assert s["auc"] == pytest.approx(0.75) and s["accuracy"] == pytest.approx(0.75)
     assert s["brier"] == pytest.approx((0.01 + 0.16 + 0.4225 + 0.04) / 4)
-    assert s["rank_ic"] == pytest.approx(0.8)
+    assert score(y, p, rank_score=-p)["auc"] == pytest.approx(0.25)  # a baseline's raw signal is what ranks
     # ECE: bins [0.1], [0.35], [0.4], [0.8] → |0.1-0|, |0.35-1|, |0.4-0|, |0.8-1| averaged.
     assert expected_calibration_error(y, p) == pytest.approx((0.1 + 0.65 + 0.4 + 0.2) / 4)
     assert reliability_table(y, p)["n"].sum() == 4
-    assert np.isnan(rank_ic(np.ones(5), np.arange(5.0)))
 
 
 @pytest.mark.parametrize("method", ["platt", "isotonic"])

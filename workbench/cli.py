@@ -62,6 +62,7 @@ def _options(
         state["debug"] = True
 
 
+MIN_INTERVAL_S = 1.0  # = workbench.trading.runner.MIN_INTERVAL_S (not imported: `--help` stays fast); a test checks
 HomeOpt = typer.Option(None, "--home", envvar="WORKBENCH_HOME", help="workbench home (stores live under it)")
 
 
@@ -481,12 +482,19 @@ def live_run(
         None, callback=_broker_choice, help=f"{_venue_names()} (default: broker.default, i.e. paper); real brokers "
         "use their testnet unless broker.testnet is off, and live trading needs broker.allow_live",
     ),
-    model: str = typer.Option("champion"),
-    interval: Optional[float] = typer.Option(None, help="seconds between cycles (default 30)"),
-    cycles: Optional[int] = typer.Option(None, help="stop after N cycles (default: run until stopped)"),
+    model: str = typer.Option(
+        "champion", help="a registered alias (champion, challenger), NAME@ALIAS or NAME/VERSION; `backup` for the "
+        "untrained rule-based model (`workbench models list` shows what is registered)",
+    ),
+    interval: Optional[float] = typer.Option(
+        None, min=MIN_INTERVAL_S, help=f"seconds between cycles, at least {MIN_INTERVAL_S:g} (default 30)"
+    ),
+    cycles: Optional[int] = typer.Option(None, min=1, help="stop after N ≥ 1 cycles (default: run until stopped)"),
     home: Optional[Path] = HomeOpt,
 ) -> None:
-    """Run the live trading loop in this process: Phase 1 checks, then a cycle every interval."""
+    """Run the live trading loop in this process: Phase 1 checks, then a cycle every interval.
+
+    One live run per account: a second start on an account that is trading is refused, naming the run."""
     from workbench.trading.runner import run_live
 
     try:
@@ -494,7 +502,7 @@ def live_run(
         run_id = run_live(settings, broker=broker, model=model, interval_s=interval, cycles=cycles)
         from workbench.trading.runner import status as live_status
 
-        st = live_status(settings)
+        st = live_status(settings, run_id=run_id)  # this invocation's run, not the latest of all
         typer.echo(f"run {run_id} ended: {st.get('status')} — {st.get('message') or ''}")
         if st.get("status") == "FAILED":
             raise typer.Exit(int(ExitCode.FAILED))
@@ -502,31 +510,49 @@ def live_run(
         _fail(e)
 
 
+RunOpt = typer.Option(None, "--run", min=1, help="the run's id (`workbench live status` lists the running ones)")
+AccountOpt = typer.Option(None, "--account", help="the account's running run (paper, or BROKER@ENVIRONMENT)")
+
+
 @live_app.command("status")
-def live_status_cmd(home: Optional[Path] = HomeOpt) -> None:
-    """The latest live run: status, cycle, heartbeat, equity."""
+def live_status_cmd(run: Optional[int] = RunOpt, account: Optional[str] = AccountOpt, home: Optional[Path] = HomeOpt) -> None:
+    """One live run (by --run, the --account's, else the latest): status, cycle, heartbeat, equity; and
+    under "running" every run still marked RUNNING, with whether its process is alive."""
     from workbench.trading.runner import status
 
-    typer.echo(json.dumps(status(_settings(home)), indent=2, default=str))
+    try:
+        typer.echo(json.dumps(status(_settings(home), run_id=run, account=account), indent=2, default=str))
+    except WorkbenchError as e:
+        _fail(e)
+
+
+def _stop_outcome(out) -> None:
+    """Print what a stop did; a dead run is an error (exit 9): nothing will obey the command."""
+    if out.dead:
+        typer.secho(out.message, fg=typer.colors.RED, err=True)
+        raise typer.Exit(int(ExitCode.FAILED))
+    typer.echo(out.message)
 
 
 @live_app.command("stop")
-def live_stop(home: Optional[Path] = HomeOpt) -> None:
-    """Ask the live process to stop after its current cycle."""
-    from workbench.trading.runner import request_stop
+def live_stop(run: Optional[int] = RunOpt, account: Optional[str] = AccountOpt, home: Optional[Path] = HomeOpt) -> None:
+    """Ask a live process to stop after its current cycle: the one of --run or --account, or the only one running."""
+    from workbench.trading.runner import stop_run
 
-    run_id = request_stop(_settings(home), emergency=False)
-    typer.echo(f"stop requested for run {run_id}" if run_id else "no live run is active")
+    try:
+        _stop_outcome(stop_run(_settings(home), emergency=False, run_id=run, account=account))
+    except WorkbenchError as e:
+        _fail(e)
 
 
 @live_app.command("emergency-stop")
-def live_emergency_stop(home: Optional[Path] = HomeOpt) -> None:
+def live_emergency_stop(run: Optional[int] = RunOpt, account: Optional[str] = AccountOpt, home: Optional[Path] = HomeOpt) -> None:
     """Cancel every open order now (and flatten positions when risk.flatten_on_emergency is set).
 
     Works while workbench.toml is broken: the stop then goes to the store named by WORKBENCH_DB_URL,
     the file's db_url (if the file still parses) or the home's default, and says so."""
     from workbench.config import EMERGENCY_NOTE, store_only_settings
-    from workbench.trading.runner import request_stop
+    from workbench.trading.runner import stop_run
 
     try:
         settings, broken = _settings(home), None
@@ -540,11 +566,9 @@ def live_emergency_stop(home: Optional[Path] = HomeOpt) -> None:
             fg=typer.colors.YELLOW,
             err=True,
         )
-    run_id = request_stop(settings, emergency=True)
-    if run_id:
-        typer.echo(f"emergency stop requested for run {run_id}")
-    elif broken is None:
-        typer.echo("no live run is active")
+    out = stop_run(settings, emergency=True, run_id=run, account=account)
+    if out.sent or out.dead or broken is None:
+        _stop_outcome(out)
     else:
         raise ConfigError(
             f"no live run is active in the store {settings.store_url}. If the broken workbench.toml sets db_url, "

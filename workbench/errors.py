@@ -19,7 +19,8 @@
     ├── TemporaryError                   transient: the same call may succeed later (retry with backoff)
     │   ├── TemporaryBrokerError         (also a BrokerError)
     │   └── SourceUnavailableError       (also a DataError)
-    └── InvalidTransition                an order status change the state machine forbids
+    ├── InvalidTransition                an order status change the state machine forbids
+    └── RunActiveError                   another live run holds this account: stop it first
 
 A class with two parents is listed under both (``tests/unit/test_errors.py`` checks that this picture
 and the classes below agree). Messages say what is wrong and what to do about it.
@@ -48,6 +49,7 @@ __all__ = [
     "ExchangeUnavailable",
     "TemporaryError",
     "InvalidTransition",
+    "RunActiveError",
 ]
 
 
@@ -149,3 +151,7 @@ class InvalidTransition(WorkbenchError):
         self.current, self.new = current, new
         allowed_text = ", ".join(sorted(allowed)) or "nothing (final)"
         super().__init__(f"order cannot go from {current} to {new}; from {current} it may go to {allowed_text}")
+
+
+class RunActiveError(WorkbenchError):
+    """A live run already holds the account (one live run per account): the message names it and how to stop it."""

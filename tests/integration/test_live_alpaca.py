@@ -31,7 +31,7 @@ def test_live_run_on_alpaca_paper_trades_whole_shares_and_stays_in_sync(tmp_path
         vault.put("alpaca/api_key", KEY)
         vault.put("alpaca/secret", SECRET)
         feed = VenueFollowsTheFeed(ReplayFeed.from_panel(panel, warmup_bars=40, replay_bars=5), fake)
-        rid = run_live(s, engine=MomentumEngine(lookback=10, gain=3.0), feed=feed, interval_s=0.0, cycles=3)
+        rid = run_live(s, engine=MomentumEngine(lookback=10, gain=3.0), feed=feed, interval_s=0.0, min_interval_s=0, cycles=3)
 
         store = Store(s.store_url)
         run = store.run(rid)

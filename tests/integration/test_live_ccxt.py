@@ -52,7 +52,7 @@ def test_live_run_on_ccxt_testnet_trades_at_the_venue_and_stays_in_sync(tmp_path
     vault.put("ccxt:binance/secret", fake.secret)
     fake.partial_fill(0.5)  # market orders fill half: the rest expires, as on Binance
     feed = VenueFollowsTheFeed(ReplayFeed.from_panel(panel, warmup_bars=40, replay_bars=5), fake)
-    rid = run_live(s, engine=MomentumEngine(lookback=10, gain=3.0), feed=feed, interval_s=0.0, cycles=3)
+    rid = run_live(s, engine=MomentumEngine(lookback=10, gain=3.0), feed=feed, interval_s=0.0, min_interval_s=0, cycles=3)
 
     store = Store(s.store_url)
     run = store.run(rid)
@@ -123,7 +123,7 @@ def test_unknown_execution_status_answers_neither_end_the_run_nor_duplicate_an_o
         ],
     }
     feed = FaultsAtCycle(ReplayFeed.from_panel(panel, warmup_bars=40, replay_bars=5), fake, at)
-    rid = run_live(s, engine=MomentumEngine(lookback=10, gain=3.0), feed=feed, interval_s=0.0, cycles=3)
+    rid = run_live(s, engine=MomentumEngine(lookback=10, gain=3.0), feed=feed, interval_s=0.0, min_interval_s=0, cycles=3)
 
     store = Store(s.store_url)
     run = store.run(rid)

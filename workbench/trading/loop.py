@@ -42,6 +42,8 @@ __all__ = [
     "SignalEngine",
     "ModelSignalEngine",
     "registry_engine_factory",
+    "BACKUP_CHOICE",
+    "BACKUP_LABEL",
     "cached",
     "PendingBroker",
     "phase1",
@@ -73,8 +75,14 @@ class ModelSignalEngine:
     """A registered model behind the ``SignalEngine`` seam: the same ``signals_for_panel`` the
     backtest uses, then the last row — so live and backtest cannot disagree about a signal."""
 
-    def __init__(self, model: Any, params: SignalParams, note: str | None = None):
-        self.model, self.params, self.note = model, params, note
+    def __init__(self, model: Any, params: SignalParams, note: str | None = None, backup: bool = False):
+        self.model, self.params, self.note, self.backup = model, params, note, backup
+
+    @property
+    def no_edge(self) -> bool:
+        """The model's stored out-of-sample verdict says it lost to its baselines."""
+        m = getattr(self.model, "metrics", None) or {}
+        return "beats_baselines" in m and not m["beats_baselines"]
 
     @property
     def universe(self) -> dict | None:
@@ -91,7 +99,8 @@ class ModelSignalEngine:
         metrics = getattr(self.model, "metrics", None) or {}
         shown = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in list(metrics.items())[:6])
         kind = getattr(self.model, "kind", "?")
-        return f"{kind} model {self.ref}; features {getattr(self.model, 'feature_set', '?')}, horizon {getattr(self.model, 'horizon', '?')}" + (
+        flag = "NO EDGE: it lost to its baselines out of sample (its stored verdict); " if self.no_edge else ""
+        return f"{flag}{kind} model {self.ref}; features {getattr(self.model, 'feature_set', '?')}, horizon {getattr(self.model, 'horizon', '?')}" + (
             f"; out-of-sample: {shown}" if shown else "; no out-of-sample metrics recorded"
         )
 
@@ -102,26 +111,62 @@ class ModelSignalEngine:
         return latest_signals(signals_for_panel(self.model, panel, self.params), panel.exchange)
 
 
-def registry_engine_factory(settings: Any, ref: str = "champion") -> Callable[[], SignalEngine]:
-    """The registered model; when none is registered, the rule-based backup on the lake's demo
-    universe, and Phase 1 says so plainly. With no data either, Phase 1 fails with both reasons."""
+BACKUP_CHOICE = "backup"
+BACKUP_LABEL = "BACKUP rule-based model (untrained)"
+
+
+def registry_engine_factory(settings: Any, ref: str = "champion", allow_backup: bool = False) -> Callable[[], SignalEngine]:
+    """The registered model named by ``ref`` (alias, NAME@ALIAS, NAME/VERSION or a version), strictly:
+    a name that is not registered fails Phase 1 listing what is (a typo must never trade another model).
+    The rule-based backup runs only when chosen (``ref == "backup"``) or, on a paper run
+    (``allow_backup``), when nothing at all is registered; it is labelled BACKUP in Phase 1's message,
+    the run row and the status."""
 
     def load() -> SignalEngine:
+        from workbench.models.backup import BackupModel
         from workbench.models.registry import Registry
 
-        model, used_backup, message = Registry(settings).load_or_backup(ref)
-        if not used_backup:
-            return ModelSignalEngine(model, settings.signals)
-        if not getattr(model, "universe", None):
-            from workbench.data.demo import demo_universe_in_lake
-
-            demo = demo_universe_in_lake(settings)
-            if demo is None:
-                raise NoModelError(f"{message} But the lake holds no data to run it on: run `workbench init --demo`.")
-            model.universe = {"exchange": demo.exchange, "timeframe": demo.timeframe, "symbols": list(demo.symbols)}
-        return ModelSignalEngine(model, settings.signals, note=message)
+        if ref.strip().lower() == BACKUP_CHOICE:
+            return _backup_engine(settings, BackupModel(), "chosen with --model backup")
+        registry = Registry(settings)
+        try:
+            model = registry.load(ref)
+        except NoModelError as e:
+            registered = _registered(registry)
+            if registered:
+                raise NoModelError(f"{e}. Registered: {registered}. Pass one of them with --model, or `--model backup` "
+                                   "for the untrained rule-based model") from e
+            if not allow_backup:
+                raise NoModelError(f"{e}. Nothing is registered; the untrained backup model runs on paper only, "
+                                   "or when chosen with `--model backup`") from e
+            return _backup_engine(settings, BackupModel(), f"nothing is registered ({e})")
+        return ModelSignalEngine(model, settings.signals)
 
     return load
+
+
+def _registered(registry: Any) -> str:
+    """What ``--model`` may name, in words ("" when nothing is registered)."""
+    table = registry.list()
+    if table.empty:
+        return ""
+    aliases = [f"{a.strip()} (version {int(v)})" for v, names in zip(table["version"], table["aliases"]) for a in str(names).split(",") if a.strip()]
+    versions = ", ".join(f"{registry.name}/{int(v)}" for v in sorted(table["version"]))
+    return f"{', '.join(aliases) or 'no aliases'}; versions {versions}"
+
+
+def _backup_engine(settings: Any, model: Any, why: str) -> "ModelSignalEngine":
+    """The backup rule model on the lake's demo universe, labelled as such."""
+    note = (f"{BACKUP_LABEL}, {why}: {model.meta['description']}; it is not trained and has no out-of-sample "
+            "record")
+    if not getattr(model, "universe", None):
+        from workbench.data.demo import demo_universe_in_lake
+
+        demo = demo_universe_in_lake(settings)
+        if demo is None:
+            raise NoModelError(f"{note}. But the lake holds no data to run it on: run `workbench init --demo`.")
+        model.universe = {"exchange": demo.exchange, "timeframe": demo.timeframe, "symbols": list(demo.symbols)}
+    return ModelSignalEngine(model, settings.signals, note=note, backup=True)
 
 
 def cached(factory: Callable[[], Any]) -> Callable[[], Any]:

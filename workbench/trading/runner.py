@@ -15,12 +15,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.trading.loop import (
+    BACKUP_LABEL,
     LiveContext,
     PendingBroker,
     cached,
@@ -30,6 +32,8 @@ from workbench.trading.loop import (
     run_cycle,
 )
 from workbench.trading.orders import OrderManager
+from workbench.trading.runlock import acquire as acquire_account
+from workbench.trading.runlock import alive as _alive
 from workbench.trading.store import Store, utcnow
 from workbench.trading.sync import sync_portfolio
 from workbench.venues import get_venue, resolve, venue_config, venue_names
@@ -45,11 +49,28 @@ __all__ = [
     "run_live",
     "status",
     "request_stop",
+    "stop_run",
+    "running",
     "start_background",
+    "check_run_args",
+    "MIN_INTERVAL_S",
 ]
 
 _POLL_S = 0.05
 _HEARTBEAT_S = 5.0
+MIN_INTERVAL_S = 1.0
+"""The shortest wait between cycles a user may ask for: below a second a cycle cannot finish, poll for
+commands and write its rows before the next one is due, and a typo like ``--interval 0`` would hammer
+the venue. Tests pass ``min_interval_s`` to ``run_live`` explicitly to go lower."""
+
+
+def check_run_args(interval_s: float | None, cycles: int | None, min_interval_s: float = MIN_INTERVAL_S) -> None:
+    """The same rules for the CLI, ``run_live`` and the dashboard's ``start_background``."""
+    if interval_s is not None and not (float(interval_s) >= min_interval_s and float(interval_s) < float("inf")):
+        raise ConfigError(f"interval {interval_s:g}s is too short: the wait between cycles must be at least "
+                          f"{min_interval_s:g}s (e.g. --interval 30)")
+    if cycles is not None and int(cycles) < 1:
+        raise ConfigError(f"cycles {cycles} is not a number of cycles to run: give 1 or more, or leave it out to run until stopped")
 
 
 def broker_name(settings: Any, broker: str | None = None) -> str:
@@ -180,15 +201,22 @@ def run_live(
     engine: Any = None,
     feed: Any = None,
     on_point: Callable[[str], None] | None = None,
+    min_interval_s: float = MIN_INTERVAL_S,
 ) -> int:
     """Run the live loop in this process and return the run id when it ends. ``broker``: a name
     (default ``settings.broker.default``, i.e. paper) or a Broker object. The run row's status
     says how it ended: STOPPED, FAILED (with the failing check's or error's message) or
     EMERGENCY_STOPPED. Unexpected errors are recorded (FAILED) and then raised. ``on_point`` goes to
-    the ``OrderManager`` (crash tests stop the process at a named point of an order's life)."""
+    the ``OrderManager`` (crash tests stop the process at a named point of an order's life).
+    ``min_interval_s`` is for tests only (users get ``MIN_INTERVAL_S``).
+
+    One live run per account: the account's lock (``workbench.trading.runlock``) is held for the
+    run's lifetime; when another live run holds it, ``RunActiveError`` names that run and how to stop
+    it, and no run row is written."""
+    interval = float(interval_s if interval_s is not None else settings.live.interval_s)
+    check_run_args(interval, cycles, min_interval_s)
     settings.ensure_dirs()
     store = Store(settings.store_url).create()
-    interval = float(interval_s if interval_s is not None else settings.live.interval_s)
     if isinstance(broker, str) or broker is None:
         label = (broker or settings.broker.default or "paper").strip()
     else:
@@ -206,35 +234,42 @@ def run_live(
         store.finish_run(run_id, "FAILED", str(e))
         return run_id
     account = _account(brk)
-    crashed = _crashed_run(store, label, account)
-    if crashed is not None:
-        run_id = int(crashed["id"])
-        store.update_run(run_id, pid=os.getpid(), heartbeat_at=utcnow(), message=None)
-        store.clear_checks(run_id)
-        store.log_event("run", f"run {run_id} resumed after a crash of pid {crashed['pid']} (last complete cycle {crashed['cycle']})", "WARNING", run_id)
-    else:
-        run_id = store.start_run(label, env, account, model, interval, os.getpid())
-    stop = _Stop()
-    restore = _install_signal_handlers(stop)
+    lock = acquire_account(settings.data_dir, store, account)  # RunActiveError: another run holds it
     try:
-        return _run(settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=crashed, on_point=on_point)
+        crashed = _crashed_run(store, label, account)
+        if crashed is not None:
+            run_id = int(crashed["id"])
+            store.update_run(run_id, pid=os.getpid(), heartbeat_at=utcnow(), message=None)
+            store.clear_checks(run_id)
+            store.log_event("run", f"run {run_id} resumed after a crash of pid {crashed['pid']} (last complete cycle {crashed['cycle']})", "WARNING", run_id)
+        else:
+            run_id = store.start_run(label, env, account, model, interval, os.getpid())
+        lock.set_run(run_id)
+        stop = _Stop()
+        restore = _install_signal_handlers(stop)
+        try:
+            return _run(settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=crashed, on_point=on_point)
+        finally:
+            restore()
     finally:
-        restore()
+        lock.release()
 
 
 def _crashed_run(store: Store, broker_name: str, account: str) -> dict | None:
-    """The latest run, when it is still RUNNING on this broker and account but its process is gone
-    (killed, machine lost power): it is resumed, not replaced, so the cycle it died in is re-run
-    under the same (run, cycle) and therefore the same client order ids — nothing is sent twice."""
-    run = store.latest_run()
-    if run is None or run["status"] != "RUNNING" or run["broker"] != broker_name or run["account"] != account:
-        return None
-    return run if not _alive(run["pid"]) else None
+    """The account's latest RUNNING run on this broker whose process is gone (killed, machine lost
+    power): it is resumed, not replaced, so the cycle it died in is re-run under the same (run, cycle)
+    and therefore the same client order ids — nothing is sent twice. Called with the account's lock
+    held, so no live process can own such a row."""
+    for run in store.running_runs(account):
+        if run["broker"] == broker_name and not _alive(run["pid"]):
+            return run
+    return None
 
 
 def _run(settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=None, on_point=None) -> int:
     log = lambda kind, msg, level="INFO": store.log_event(kind, msg, level, run_id)  # noqa: E731
-    factory = cached((lambda: engine) if engine is not None else registry_engine_factory(settings, model))
+    paper = getattr(brk, "environment", None) == "paper"
+    factory = cached((lambda: engine) if engine is not None else registry_engine_factory(settings, model, allow_backup=paper))
     log("run", f"run {run_id} started (pid {os.getpid()}, broker {getattr(brk, 'name', brk)}, model {model}, every {interval:g}s)")
     results = phase1(settings, brk, factory, store=store, run_id=run_id)
     failed = next((r for r in results if not r.ok), None)
@@ -247,7 +282,9 @@ def _run(settings, store, brk, account, run_id, model, interval, cycles, engine,
         brk = brk.get()  # connected by Phase 1
     eng = factory()
     ref = getattr(eng, "ref", None)
-    if isinstance(ref, str):
+    if getattr(eng, "backup", False):
+        store.update_run(run_id, model_ref=BACKUP_LABEL)
+    elif isinstance(ref, str):
         store.update_run(run_id, model_ref=ref)
     ctx = None
     try:
@@ -352,26 +389,40 @@ def _install_signal_handlers(stop: _Stop):
     return restore
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped by its parent) is not alive
-        with open(f"/proc/{int(pid)}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
+def _summary(run: dict) -> dict:
+    return {"run_id": run["id"], "account": run["account"], "broker": run["broker"], "pid": run["pid"],
+            "alive": _alive(run["pid"]), "model_ref": run["model_ref"], "started_at": run["started_at"],
+            "cycle": run["cycle"], "heartbeat_at": run["heartbeat_at"]}
 
 
-def status(settings: Any) -> dict:
-    """The latest run, as the CLI and dashboard show it."""
+def running(settings: Any) -> list[dict]:
+    """Every run still marked RUNNING, each with whether its process is alive (a dead one is not
+    running, whatever its row says: the next start on its account resumes it)."""
+    return [_summary(r) for r in Store(settings.store_url).create().running_runs()]
+
+
+def _pick(store: Store, run_id: int | None, account: str | None) -> dict | None:
+    """The run named by id, else the account's latest run, else the latest run of all."""
+    if run_id is not None:
+        run = store.run(int(run_id))
+        if run is None:
+            raise ConfigError(f"there is no run {run_id} in the store {store.url}: `workbench live status` lists the running ones")
+        if account is not None and run["account"] != account:
+            raise ConfigError(f"run {run_id} trades account '{run['account']}', not '{account}'")
+        return run
+    if account is not None:
+        running_on = store.running_runs(account)
+        if running_on:
+            return running_on[0]
+        return store.latest_run(account)
+    return store.latest_run()
+
+
+def status(settings: Any, run_id: int | None = None, account: str | None = None) -> dict:
+    """One run (by id, else the account's running/latest run, else the latest run), as the CLI and
+    dashboard show it, plus ``running``: every run still marked RUNNING."""
     store = Store(settings.store_url).create()
-    run = store.latest_run()
+    run = _pick(store, run_id, account)
     if run is None:
         return {"run_id": None, "status": "NO_RUN", "message": "no live run yet"}
     now = utcnow()
@@ -400,36 +451,96 @@ def status(settings: Any) -> dict:
         "n_rejected": counts.get("REJECTED", 0),
         "n_positions": int(len(store.positions(run["account"] or "paper"))),
         "message": run["message"],
+        "running": [_summary(r) for r in store.running_runs()],
     }
 
 
-def request_stop(settings: Any, emergency: bool = False) -> int | None:
-    """Queue 'stop' (after the current cycle) or 'emergency_stop' for the running run; its id, or None."""
+@dataclass(frozen=True)
+class StopOutcome:
+    """What a stop request did: ``sent`` only when a live process will read the command."""
+
+    run_id: int | None
+    sent: bool
+    message: str
+    dead: bool = False
+
+
+def stop_run(settings: Any, emergency: bool = False, run_id: int | None = None, account: str | None = None) -> StopOutcome:
+    """Queue 'stop' (after the current cycle) or 'emergency_stop' for one run: the one named by id, or
+    the running one of ``account``, or the only running one. Never pretends: a run whose process is
+    gone is reported dead and no command is queued; several running runs and no choice is an error
+    listing them."""
     store = Store(settings.store_url).create()
-    run = store.latest_run()
-    if run is None or run["status"] != "RUNNING":
-        return None
-    store.send_command("emergency_stop" if emergency else "stop", run["id"])
-    return int(run["id"])
+    what = "emergency stop" if emergency else "stop"
+    if run_id is not None:
+        run = _pick(store, run_id, account)
+        candidates = [run] if run["status"] == "RUNNING" else []
+        if not candidates:
+            return StopOutcome(run["id"], False, f"run {run['id']} is not running (it ended {run['status']}"
+                               f"{' at ' + run['ended_at'] if run['ended_at'] else ''}): nothing to {what}")
+    else:
+        candidates = store.running_runs(account)
+        live = [r for r in candidates if _alive(r["pid"])]
+        if len(live) > 1 or (not live and len(candidates) > 1):
+            listed = "; ".join(f"run {r['id']} on account '{r['account']}' (pid {r['pid']}"
+                               f"{'' if _alive(r['pid']) else ', dead'})" for r in candidates)
+            raise ConfigError(f"{len(candidates)} runs are marked RUNNING: {listed}. Say which: "
+                              f"`workbench live {'emergency-' if emergency else ''}stop --run ID`")
+        candidates = live or candidates
+    if not candidates:
+        where = f" on account '{account}'" if account is not None else ""
+        return StopOutcome(None, False, f"no live run is active{where}")
+    run = candidates[0]
+    if not _alive(run["pid"]):
+        return StopOutcome(int(run["id"]), False, (
+            f"run {run['id']} on account '{run['account']}' is DEAD: its process (pid {run['pid']}) is gone "
+            f"(last heartbeat {run['heartbeat_at']}, cycle {run['cycle']}), so no {what} was sent and nothing is "
+            f"trading for it. Its open orders stay at the venue: start `workbench live run --broker {run['broker']}` "
+            f"on the account to resume it and reconcile them, then stop it."), dead=True)
+    store.send_command("emergency_stop" if emergency else "stop", int(run["id"]))
+    return StopOutcome(int(run["id"]), True, f"{what} requested for run {run['id']} on account '{run['account']}' (pid {run['pid']})")
+
+
+def request_stop(settings: Any, emergency: bool = False, run_id: int | None = None, account: str | None = None) -> int | None:
+    """Queue 'stop' or 'emergency_stop' (see ``stop_run``); the run's id when a live process will read it, else None."""
+    out = stop_run(settings, emergency, run_id, account)
+    return out.run_id if out.sent else None
 
 
 def start_background(
     settings: Any, broker: str | None = None, model: str = "champion", interval_s: float | None = None, cycles: int | None = None
 ) -> subprocess.Popen:
-    """Launch ``workbench live run`` as its own session: closing the dashboard never stops it."""
+    """Launch ``workbench live run`` as its own session: closing the dashboard never stops it.
+
+    The arguments are checked here as the CLI checks them, and a start on an account whose lock is
+    held is refused at once (``RunActiveError``). Two clicks closer together than the child takes to
+    lock may both launch: the child that loses the lock race exits refused (its log says why) and
+    writes no run, so exactly one run trades either way."""
+    check_run_args(interval_s, cycles)
+    name = broker_name(settings, broker)
+    _probe_lock(settings, name)
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stamp = utcnow().strftime("%Y%m%dT%H%M%S")
-    cmd = [sys.executable, "-m", "workbench", "live", "run", "--broker", broker or settings.broker.default, "--model", model]
+    cmd = [sys.executable, "-m", "workbench", "live", "run", "--broker", name, "--model", model]
     if interval_s is not None:
         cmd += ["--interval", str(interval_s)]
     if cycles is not None:
         cmd += ["--cycles", str(cycles)]
     env = {**os.environ, "WORKBENCH_HOME": str(settings.home)}
-    log = open(logs / f"live-{stamp}.log", "ab")
+    log = open(logs / f"live-{stamp}-{os.getpid()}-{time.monotonic_ns()}.log", "ab")
     try:
         return subprocess.Popen(
             cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(settings.home)
         )
     finally:
         log.close()  # the child holds its own descriptor
+
+
+def _probe_lock(settings: Any, name: str) -> None:
+    """Refuse at once when the account of ``name`` is locked by a live run (the account of a real
+    broker is known without connecting: ``<broker>@<environment>``; paper's is ``paper``)."""
+    venue, _ = resolve(name)
+    account = "paper" if venue.simulated else f"{name}@{broker_environment(settings, name)}"
+    store = Store(settings.store_url).create()
+    acquire_account(settings.data_dir, store, account).release()

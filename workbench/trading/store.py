@@ -152,11 +152,19 @@ class Store:
             fields["message"] = message
         self.update_run(run_id, **fields)
 
-    def latest_run(self) -> dict | None:
-        return self._one(select(runs).order_by(runs.c.id.desc()).limit(1))
+    def latest_run(self, account: str | None = None) -> dict | None:
+        stmt = select(runs) if account is None else select(runs).where(runs.c.account == account)
+        return self._one(stmt.order_by(runs.c.id.desc()).limit(1))
 
     def run(self, run_id: int) -> dict | None:
         return self._one(select(runs).where(runs.c.id == run_id))
+
+    def running_runs(self, account: str | None = None) -> list[dict]:
+        """Rows still marked RUNNING (alive or not: the caller checks the pid), newest first."""
+        stmt = select(runs).where(runs.c.status == "RUNNING")
+        if account is not None:
+            stmt = stmt.where(runs.c.account == account)
+        return self._all(stmt.order_by(runs.c.id.desc()))
 
     def previous_run(self, before_id: int, broker: str | None = None, with_cursor: bool = False) -> dict | None:
         stmt = select(runs).where(runs.c.id < before_id)

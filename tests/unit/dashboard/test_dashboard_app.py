@@ -20,7 +20,7 @@ def test_empty_home_shows_what_to_do(settings):
 
 def test_tables_show_a_finished_run(settings):
     feed = ReplayFeed.from_panel(synthetic_panel(6, 200), warmup_bars=40, replay_bars=20)
-    run_id = run_live(settings, engine=MomentumEngine(gain=3.0), feed=feed, interval_s=0.01, cycles=4)
+    run_id = run_live(settings, engine=MomentumEngine(gain=3.0), feed=feed, interval_s=0.01, min_interval_s=0, cycles=4)
     app = Dashboard(settings)
     v = app.views
     assert f"run {run_id}" in v.status.value and "STOPPED" in v.status.value

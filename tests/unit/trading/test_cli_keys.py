@@ -49,7 +49,7 @@ def test_keys_set_refuses_paper_and_unknown_brokers(tmp_path):
 def test_live_run_on_a_real_broker_without_keys_fails_phase1_naming_the_command(tmp_path):
     """No network is touched: the binance adapter (when installed) finds no keys, or is absent."""
     home = tmp_path / "home"
-    r = run(home, "live", "run", "--broker", "ccxt:binance", "--cycles", "1", "--interval", "0")
+    r = run(home, "live", "run", "--broker", "ccxt:binance", "--cycles", "1", "--interval", "1")
     assert r.exit_code == 9, r.output  # the run ran and ended FAILED
     run_row = Store(load_settings(home).store_url).latest_run()
     assert run_row["status"] == "FAILED" and run_row["environment"] == "testnet" and run_row["broker"] == "ccxt:binance"

@@ -113,7 +113,7 @@ def feed():
 def test_run_live_on_a_testnet_venue_trades_and_keeps_the_book_in_sync(tmp_path):
     s = settings_for(tmp_path)
     pb, made = pending(s)
-    rid = run_live(s, broker=pb, engine=MomentumEngine(lookback=10, gain=3.0), feed=feed(), interval_s=0.0, cycles=2)
+    rid = run_live(s, broker=pb, engine=MomentumEngine(lookback=10, gain=3.0), feed=feed(), interval_s=0.0, min_interval_s=0, cycles=2)
     store = Store(s.store_url)
     run = store.run(rid)
     assert run["status"] == "STOPPED" and run["environment"] == "testnet" and run["account"] == f"{NAME}@testnet"
@@ -130,7 +130,7 @@ def test_run_live_on_a_testnet_venue_trades_and_keeps_the_book_in_sync(tmp_path)
 def test_run_live_on_live_without_permission_fails_at_authentication(tmp_path):
     s = settings_for(tmp_path, testnet=False)
     pb, made = pending(s, environment="live")
-    rid = run_live(s, broker=pb, engine=MomentumEngine(), feed=feed(), interval_s=0.0, cycles=1)
+    rid = run_live(s, broker=pb, engine=MomentumEngine(), feed=feed(), interval_s=0.0, min_interval_s=0, cycles=1)
     run = Store(s.store_url).run(rid)
     assert run["status"] == "FAILED" and "Phase 1 failed at 'authentication'" in run["message"] and made == []
 
@@ -155,7 +155,7 @@ def test_broker_names_keys_and_plans(tmp_path):
 
 def test_kite_without_allow_live_is_refused_before_any_login(tmp_path):
     s = settings_for(tmp_path)
-    rid = run_live(s, broker="kite", engine=MomentumEngine(), feed=feed(), interval_s=0.0, cycles=1)
+    rid = run_live(s, broker="kite", engine=MomentumEngine(), feed=feed(), interval_s=0.0, min_interval_s=0, cycles=1)
     run = Store(s.store_url).run(rid)
     assert run["status"] == "FAILED" and run["environment"] == "live" and run["account"] == "kite@live"
     assert "Phase 1 failed at 'authentication'" in run["message"] and "broker.allow_live" in run["message"]

@@ -53,7 +53,7 @@ def long_feed(n_symbols=8):
 
 def test_stop_is_obeyed_within_one_cycle(settings):
     store = Store(settings.store_url).create()
-    t, out = start_thread(settings, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL)
+    t, out = start_thread(settings, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL, min_interval_s=0)
     run = wait_for_cycle(store, 2)
     assert status(settings)["status"] == "RUNNING" and status(settings)["alive"] is True
     asked_at = store.run(run["id"])["cycle"]
@@ -76,7 +76,7 @@ def test_emergency_stop_cancels_open_orders_and_flattens(tmp_path):
     pb = PaperBroker(store, starting_cash=settings.paper.starting_cash, markets={"S000": Market("S000", "S000", "USD")})
     pb.on_bar({"S000": Quote("S000", 100.0, pd.Timestamp("2024-01-01", tz="UTC"))})
     OrderManager(store, pb, "paper").submit(OrderIntent(OrderRequest("resting", "S000", "buy", 1, type="limit", limit_price=1.0), None, None, "old"))
-    t, out = start_thread(settings, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL)
+    t, out = start_thread(settings, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL, min_interval_s=0)
     run = wait_for_cycle(store, 2)
     assert len(PaperBroker(store).positions()) > 0  # the momentum engine bought
     request_stop(settings, emergency=True)
@@ -92,7 +92,7 @@ def test_emergency_stop_cancels_open_orders_and_flattens(tmp_path):
 
 def test_emergency_stop_keeps_positions_unless_asked(settings):
     store = Store(settings.store_url).create()
-    t, out = start_thread(settings, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL)
+    t, out = start_thread(settings, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL, min_interval_s=0)
     run = wait_for_cycle(store, 1)
     request_stop(settings, emergency=True)
     t.join(timeout=5 * INTERVAL + 2)
@@ -106,9 +106,9 @@ def test_cycles_budget_then_restart_continues_the_replay_on_the_model_universe(s
     lake.write(panel.to_long(), "TEST", "1d", "synthetic")
     engine = MomentumEngine(universe={"exchange": "TEST", "timeframe": "1d", "symbols": ["S000", "S001", "S002"]})
     store = Store(settings.store_url).create()
-    r1 = run_live(settings, engine=engine, interval_s=0.0, cycles=3)
+    r1 = run_live(settings, engine=engine, interval_s=0.0, min_interval_s=0, cycles=3)
     assert store.run(r1)["status"] == "STOPPED" and store.run(r1)["cursor"] == 3
-    r2 = run_live(settings, engine=engine, interval_s=0.0, cycles=2)
+    r2 = run_live(settings, engine=engine, interval_s=0.0, min_interval_s=0, cycles=2)
     bars = store.cycles(r2)["bar_ts"]
     # replay_bars from the end, but not before a full warm-up window exists
     first = max(len(panel.index) - settings.live.replay_bars, settings.live.warmup_bars - 1)
@@ -128,7 +128,7 @@ def test_phase1_failure_ends_the_run_failed(settings):
             raise AssertionError
 
     store = Store(settings.store_url).create()
-    rid = run_live(settings, engine=Unloadable(), feed=long_feed(), interval_s=0.0, cycles=1)
+    rid = run_live(settings, engine=Unloadable(), feed=long_feed(), interval_s=0.0, min_interval_s=0, cycles=1)
     run = store.run(rid)
     assert run["status"] == "FAILED" and "Phase 1 failed at 'models'" in run["message"] and "workbench train" in run["message"]
     assert store.cycles(rid).empty and status(settings)["status"] == "FAILED"
@@ -138,7 +138,7 @@ def test_phase1_failure_ends_the_run_failed(settings):
 def test_no_registered_model_fails_phase1_with_the_registry_message(settings):
     pytest.importorskip("workbench.models.registry")
     store = Store(settings.store_url).create()
-    rid = run_live(settings, interval_s=0.0, cycles=1)
+    rid = run_live(settings, interval_s=0.0, min_interval_s=0, cycles=1)
     run = store.run(rid)
     assert run["status"] == "FAILED" and "'models'" in run["message"] and "workbench train" in run["message"]
     checks = store.checks(rid)
@@ -172,7 +172,7 @@ def test_start_background_runs_the_cli_detached_and_logs(settings):
     pytest.importorskip("workbench.models.registry")
     from workbench.trading.runner import start_background
 
-    proc = start_background(settings, broker="paper", model="champion", interval_s=0.5, cycles=1)
+    proc = start_background(settings, broker="paper", model="champion", interval_s=1, cycles=1)
     try:
         assert os.getpgid(proc.pid) == proc.pid  # its own session/process group: closing the kernel won't kill it
         assert proc.args[1:6] == ["-m", "workbench", "live", "run", "--broker"] and "--cycles" in proc.args
@@ -202,7 +202,7 @@ def test_sigterm_stops_cleanly_after_the_cycle(settings):
             return self.inner.next()
 
     before = signal.getsignal(signal.SIGTERM)
-    rid = run_live(settings, engine=MomentumEngine(), feed=Terminating(long_feed(3)), interval_s=0.05, cycles=50)
+    rid = run_live(settings, engine=MomentumEngine(), feed=Terminating(long_feed(3)), interval_s=0.05, min_interval_s=0, cycles=50)
     run = Store(settings.store_url).run(rid)
     assert run["status"] == "STOPPED" and "signal" in run["message"] and run["cycle"] == 2
     assert signal.getsignal(signal.SIGTERM) is before
@@ -215,7 +215,7 @@ def test_no_registered_model_but_data_runs_the_backup_model_and_says_so(tmp_path
     settings = load_settings(tmp_path / "home", demo={"source": "synthetic", "bars": 300})
     ensure_demo_data(settings)
     store = Store(settings.store_url).create()
-    rid = run_live(settings, interval_s=0.0, cycles=2)
+    rid = run_live(settings, interval_s=0.0, min_interval_s=0, cycles=2)
     run = store.run(rid)
     assert run["status"] == "STOPPED", run
     checks = store.checks(rid).set_index("name")

@@ -168,7 +168,7 @@ def test_toy_venue_runs_paper_style_live_cycles_through_the_runner(toy, tmp_path
     s = keyed_settings(tmp_path, venues={"toy": {"symbols": ["S000", "S001", "S002"], "min_notional": 0.0}})
     panel = synthetic_panel(3, 80, seed=5)
     feed = ReplayFeed.from_panel(panel, warmup_bars=40, replay_bars=6)
-    rid = run_live(s, broker="toy", engine=MomentumEngine(lookback=10, gain=3.0), feed=feed, interval_s=0.0, cycles=4)
+    rid = run_live(s, broker="toy", engine=MomentumEngine(lookback=10, gain=3.0), feed=feed, interval_s=0.0, min_interval_s=0, cycles=4)
     store = Store(s.store_url)
     run = store.run(rid)
     assert run["status"] == "STOPPED", run["message"]

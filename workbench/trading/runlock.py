@@ -22,6 +22,7 @@ import json
 import os
 import re
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,7 @@ def acquire(data_dir: Path, store: Store, account: str) -> AccountLock:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise RunActiveError(refusal(store, account, holder(path))) from None
+        raise RunActiveError(refusal(store, account, _named_holder(path))) from None
     info = {"pid": os.getpid(), "host": socket.gethostname(), "user": _user(), "started_at": str(utcnow()), "run_id": None}
     lock = AccountLock(account, path, fd, info=info)
     try:
@@ -138,6 +139,17 @@ def acquire(data_dir: Path, store: Store, account: str) -> AccountLock:
         lock.release()
         raise
     return lock
+
+
+def _named_holder(path: Path, wait_s: float = 3.0) -> dict:
+    """The holder's record, waiting briefly for its run id: a start that lost the race by milliseconds
+    sees the lock before the winner has written its run row, and the refusal should name that run."""
+    end = time.monotonic() + wait_s
+    info = holder(path)
+    while info.get("run_id") is None and time.monotonic() < end:
+        time.sleep(0.05)
+        info = holder(path)
+    return info
 
 
 def _user() -> str:

@@ -15,7 +15,8 @@ import ipywidgets as w
 import pandas as pd
 
 from workbench.config import Settings
-from workbench.trading.runner import broker_environment
+from workbench.errors import WorkbenchError
+from workbench.trading.runner import MIN_INTERVAL_S, broker_environment
 from workbench.venues import venue_offers
 
 __all__ = ["Dashboard", "frame_to_html"]
@@ -125,7 +126,7 @@ class Dashboard:
         self.broker = w.Dropdown(options=opts, value=default, description="Broker")
         self.broker.observe(lambda _: self.refresh(), names="value")
         self.model = w.Text(value="champion", description="Model")
-        self.interval = w.BoundedFloatText(value=settings.live.interval_s, min=0.5, max=3600, description="Every (s)")
+        self.interval = w.BoundedFloatText(value=settings.live.interval_s, min=MIN_INTERVAL_S, max=3600, description="Every (s)")
         self.start_button = w.Button(description="Start AI Trading", button_style="success", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="warning", icon="stop")
         self.emergency_button = w.Button(description="Emergency stop", button_style="danger", icon="exclamation-triangle")
@@ -162,30 +163,39 @@ class Dashboard:
     # ---- actions ------------------------------------------------------------------------------
     def start(self, _=None) -> None:
         """Launch the live process; Phase 1 runs there and its results appear in the table."""
-        from workbench.trading.runner import start_background, status
+        from workbench.trading.runner import start_background
 
-        current = status(self.settings)
-        if current.get("status") == "RUNNING" and current.get("alive"):
-            self._say(f"run {current.get('run_id')} is already running: stop it first", "orange")
+        try:  # refused when the account already has a live run, or the interval is below the floor
+            self._process = start_background(
+                self.settings, broker=self.broker.value, model=self.model.value.strip() or "champion", interval_s=float(self.interval.value)
+            )
+        except WorkbenchError as e:
+            self._say(str(e), "red")
             return
-        self._process = start_background(
-            self.settings, broker=self.broker.value, model=self.model.value.strip() or "champion", interval_s=float(self.interval.value)
-        )
         self._say(f"live process started (pid {self._process.pid}); Phase 1 checks follow below", "green")
         self.refresh()
 
     def stop(self, _=None) -> None:
-        from workbench.trading.runner import request_stop
-
-        run_id = request_stop(self.settings, emergency=False)
-        self._say(f"stop requested: run {run_id} ends after its current cycle" if run_id else "no live run to stop", "orange")
-        self.refresh()
+        self._stop(emergency=False)
 
     def emergency_stop(self, _=None) -> None:
-        from workbench.trading.runner import request_stop
+        self._stop(emergency=True)
 
-        run_id = request_stop(self.settings, emergency=True)
-        self._say(f"EMERGENCY STOP sent to run {run_id}: open orders are cancelled now" if run_id else "no live run to stop", "red")
+    def _stop(self, emergency: bool) -> None:
+        """Send the command to the running run; a dead run is reported dead (nothing would obey)."""
+        from workbench.trading.runner import stop_run
+
+        try:
+            out = stop_run(self.settings, emergency=emergency)
+        except WorkbenchError as e:  # several runs are RUNNING: the message lists them
+            self._say(str(e), "red")
+            return
+        if out.sent and emergency:
+            self._say(f"EMERGENCY STOP sent to run {out.run_id}: open orders are cancelled now", "red")
+        elif out.sent:
+            self._say(f"stop requested: run {out.run_id} ends after its current cycle", "orange")
+        else:
+            self._say(out.message, "red" if out.dead else "orange")
         self.refresh()
 
     def _say(self, text: str, colour: str) -> None:

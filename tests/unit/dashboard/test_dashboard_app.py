@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from tests.kit.models import MomentumEngine, synthetic_panel
 from workbench.dashboard.app import Dashboard, frame_to_html
 from workbench.trading.feeds import ReplayFeed
@@ -33,13 +37,38 @@ def test_tables_show_a_finished_run(settings):
 
 def test_stop_buttons_write_commands_for_the_running_loop(settings):
     store = Store(settings.store_url).create()
-    run_id = store.start_run(broker="paper", environment="paper", pid=None)
+    run_id = store.start_run(broker="paper", environment="paper", account="paper", pid=os.getpid())  # a live process
     app = Dashboard(settings)
     app.stop()
     assert store.pending_command(run_id) == "stop"
     app.emergency_stop()
     assert store.pending_command(run_id) == "emergency_stop"
     assert "EMERGENCY STOP" in app.views.message.value
+
+
+def test_stop_to_a_dead_run_says_dead_and_start_on_a_locked_account_is_refused(settings):
+    from workbench.trading.runlock import acquire
+
+    store = Store(settings.store_url).create()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    run_id = store.start_run(broker="paper", environment="paper", account="paper", pid=gone.pid)
+    app = Dashboard(settings)
+    app.emergency_stop()
+    assert f"run {run_id} on account &#x27;paper&#x27; is DEAD" in app.views.message.value
+    assert store.pending_command(run_id) is None
+    lock = acquire(settings.data_dir, store, "paper")
+    lock.set_run(run_id)
+    try:
+        app.start()
+        assert "already has a live run" in app.views.message.value and f"live stop --run {run_id}" in app.views.message.value
+        assert getattr(app, "_process", None) is None
+    finally:
+        lock.release()
+    from workbench.trading.runner import MIN_INTERVAL_S
+
+    app.interval.value = 0
+    assert app.interval.min == MIN_INTERVAL_S and app.interval.value == MIN_INTERVAL_S  # the widget holds the floor too
 
 
 def test_html_tables_escape_text():

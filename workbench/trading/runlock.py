@@ -64,7 +64,7 @@ def alive(pid: int | None) -> bool:
         return True
 
 
-def holder(path: Path) -> dict:
+def holder(path: Path) -> dict[str, Any]:
     """What the lock file says about its holder ({} when it says nothing readable)."""
     try:
         return dict(json.loads(path.read_text() or "{}"))
@@ -80,7 +80,7 @@ class AccountLock:
     path: Path
     fd: int
     conn: Any = None  # the PostgreSQL connection holding the advisory lock
-    info: dict = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
 
     def set_run(self, run_id: int) -> None:
         """Record the run id in the lock file, so a refused start can name the run to stop."""
@@ -104,7 +104,7 @@ class AccountLock:
             self.fd = -1
 
 
-def _write(fd: int, info: dict) -> None:
+def _write(fd: int, info: dict[str, Any]) -> None:
     data = json.dumps(info).encode()
     os.ftruncate(fd, 0)
     os.pwrite(fd, data, 0)
@@ -141,7 +141,7 @@ def acquire(data_dir: Path, store: Store, account: str) -> AccountLock:
     return lock
 
 
-def _named_holder(path: Path, wait_s: float = 3.0) -> dict:
+def _named_holder(path: Path, wait_s: float = 3.0) -> dict[str, Any]:
     """The holder's record, waiting briefly for its run id: a start that lost the race by milliseconds
     sees the lock before the winner has written its run row, and the refusal should name that run."""
     end = time.monotonic() + wait_s
@@ -159,7 +159,7 @@ def _user() -> str:
         return "?"
 
 
-def refusal(store: Store, account: str, info: dict, where: str = "") -> str:
+def refusal(store: Store, account: str, info: dict[str, Any], where: str = "") -> str:
     """The message of a refused start: which run holds the account, whose it is, since when, how to stop it."""
     run = None
     if info.get("run_id") is not None:

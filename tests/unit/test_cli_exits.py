@@ -98,7 +98,7 @@ def test_the_exit_codes_are_distinct():
 def test_a_bug_exits_1_with_advice_and_no_traceback(tmp_path, monkeypatch):
     import workbench.trading.runner as runner
 
-    def boom(settings):
+    def boom(settings, **_):
         raise KeyError("cycle")
 
     monkeypatch.setattr(runner, "status", boom)

@@ -67,7 +67,7 @@ def backfill_start(live: pd.DataFrame, gaps: Sequence[tuple[int, int]], *, timef
     tf = _tf_ns(timeframe)
     cands = [lo for lo, _ in gaps]
     if not live.empty and (~live["complete"].astype(bool)).any():
-        cands.append(int(live.loc[~live["complete"].astype(bool), "ts"].astype("int64").min()))
+        cands.append(int(live.loc[~live["complete"].astype(bool), "ts"].astype("datetime64[ns, UTC]").astype("int64").min()))
     if last_stored_ns is not None:
         cands.append(int(last_stored_ns) + tf)
     if not cands:

@@ -155,6 +155,7 @@ class BarBuilder:
         self._last_out = np.full(n, -1, dtype="int64")  # start of the newest bar emitted per slot
         self._counts = np.zeros(3, dtype="int64")  # late, ignored, watermark
         self._gaps: list[tuple[int, int]] = []
+        self._empty: pd.DataFrame | None = None
 
     @property
     def late(self) -> int:
@@ -209,6 +210,13 @@ class BarBuilder:
         return self._frame(out_i, self._val[idx, 0, :], self._done[idx, 0])
 
     def _frame(self, out_i: np.ndarray, out_f: np.ndarray, out_c: np.ndarray) -> pd.DataFrame:
+        if len(out_i) == 0:  # the common case between bar closes: skip building a frame from arrays
+            if self._empty is None:
+                self._empty = self._build(out_i, out_f, out_c)
+            return self._empty.copy()
+        return self._build(out_i, out_f, out_c)
+
+    def _build(self, out_i: np.ndarray, out_f: np.ndarray, out_c: np.ndarray) -> pd.DataFrame:
         order = np.lexsort((out_i[:, 1], out_i[:, 0])) if len(out_i) > 1 else np.arange(len(out_i))
         out_i, out_f, out_c = out_i[order], out_f[order], out_c[order]
         keys = self.slots.key_array()[out_i[:, 0]] if len(out_i) else np.array([], dtype=object)

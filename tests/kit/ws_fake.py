@@ -67,18 +67,21 @@ class WsFake:
         for conn, payload in items:
             await self._send(conn, payload)
 
-    def drop(self) -> int:
-        """Cut every open connection (no close frame); returns how many were cut."""
+    def drop(self, timeout: float = 10.0) -> int:
+        """Cut every open connection (no close frame) and wait until the server sees them closed."""
         conns = self.open_connections()
 
-        def cut() -> None:
+        async def cut() -> None:
             for c in conns:
                 c.transport.abort()
+            for c in conns:
+                await c.wait_closed()
 
-        self._loop.call_soon_threadsafe(cut)
+        asyncio.run_coroutine_threadsafe(cut(), self._loop).result(timeout)
         return len(conns)
 
     def refuse(self, times: int) -> None:
+        """Reject the next ``times`` connection attempts with HTTP 503 (0: accept again)."""
         self._refuse = times
 
     # ---- plumbing ----------------------------------------------------------------------------------
@@ -98,21 +101,25 @@ class WsFake:
         except Exception:  # a dropped client ends its handler; the server keeps serving others
             pass
 
-    async def _main(self) -> None:
+    async def _start(self) -> None:
         self._server = await serve(self._handler, "127.0.0.1", 0, process_request=self._process_request, max_size=2**24,
                                    compression=None, ping_interval=None)  # fmt: skip
         self._ready.set()
-        await self._server.serve_forever()
 
     def __enter__(self):
         self._loop = asyncio.new_event_loop()
 
         def run() -> None:
-            asyncio.set_event_loop(self._loop)
-            try:
-                self._loop.run_until_complete(self._main())
-            except asyncio.CancelledError:
-                pass
+            loop = self._loop
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(self._start())
+            loop.run_forever()
+            # stopped: end every handler, then close the loop in its own thread
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in pending:
+                t.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
 
         self._thread = threading.Thread(target=run, name=type(self).__name__, daemon=True)
         self._thread.start()
@@ -121,18 +128,11 @@ class WsFake:
         return self
 
     def __exit__(self, *exc) -> None:
-        async def stop() -> None:
-            self._server.close()
+        def stop() -> None:
+            self._server.close(close_connections=False)
             for c in list(self.connections):
                 c.transport.abort()
-            await asyncio.sleep(0)
-            for t in asyncio.all_tasks():
-                if t is not asyncio.current_task():
-                    t.cancel()
+            self._loop.stop()
 
-        try:
-            asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout=10)
-        except Exception:
-            pass
+        self._loop.call_soon_threadsafe(stop)
         self._thread.join(timeout=10)
-        self._loop.close()

@@ -9,6 +9,7 @@ that arrive out of order within ``lateness`` give the same bar as ticks in order
 already emitted is dropped and counted (``late``). A minute without ticks gives no bar (as Kite and
 Alpaca report it); the backfill brings what the venue has.
 
+A tick of unknown size (NaN: the first ticker of an instrument) makes its bar incomplete.
 Duplicates: ticks derived from cumulative volume (tickers) are idempotent — a repeated ticker has size
 0 and the same price and time, so it changes nothing. Bars that overlap an outage (``mark_gap``, or
 gaps carried by ``Ticks``) are emitted with ``complete=False``: the venue's history replaces them.
@@ -33,11 +34,8 @@ _START, _OTS, _CTS = range(3)
 
 
 @njit(cache=True)
-def _overlaps(b, tf, gap_lo, gap_hi):  # pragma: no cover - numba
-    for g in range(gap_lo.shape[0]):
-        if b < gap_hi[g] and b + tf > gap_lo[g]:
-            return True
-    return False
+def _overlaps(b, tf, lo, hi):  # pragma: no cover - numba
+    return lo >= 0 and b <= hi and b + tf > lo
 
 
 @njit(cache=True)
@@ -57,6 +55,7 @@ def _emit(s, k, t, val, done, last_out, out_i, out_f, out_c, m):  # pragma: no c
 def _ingest(slot, price, size, ts, tf, gap_lo, gap_hi, t, val, done, last_out, out_i, out_f, out_c, counts):  # pragma: no cover
     """Apply ticks in arrival order. Returns bars emitted (a third bar evicts the oldest of the two kept).
 
+    gap_lo/gap_hi: the latest outage per slot (-1: none); a bar opened over it is incomplete.
     State per slot s: k=0 the newest bar, k=1 the bar before it (still open to late ticks); an empty
     newest bar implies an empty older one. counts: [late, ignored, watermark].
     """
@@ -93,8 +92,8 @@ def _ingest(slot, price, size, ts, tf, gap_lo, gap_hi, t, val, done, last_out, o
             val[s, 0, _H] = p
             val[s, 0, _L] = p
             val[s, 0, _C] = p
-            val[s, 0, _V] = size[i]
-            done[s, 0] = not _overlaps(b, tf, gap_lo, gap_hi)
+            val[s, 0, _V] = 0.0 if np.isnan(size[i]) else size[i]
+            done[s, 0] = not (_overlaps(b, tf, gap_lo[s], gap_hi[s]) or np.isnan(size[i]))
             continue
         if b == cur:
             k = 0
@@ -109,8 +108,8 @@ def _ingest(slot, price, size, ts, tf, gap_lo, gap_hi, t, val, done, last_out, o
             val[s, 1, _H] = p
             val[s, 1, _L] = p
             val[s, 1, _C] = p
-            val[s, 1, _V] = size[i]
-            done[s, 1] = not _overlaps(b, tf, gap_lo, gap_hi)
+            val[s, 1, _V] = 0.0 if np.isnan(size[i]) else size[i]
+            done[s, 1] = not (_overlaps(b, tf, gap_lo[s], gap_hi[s]) or np.isnan(size[i]))
             continue
         else:  # neither of the two bars kept (three bars within the lateness): too late
             counts[0] += 1
@@ -119,7 +118,10 @@ def _ingest(slot, price, size, ts, tf, gap_lo, gap_hi, t, val, done, last_out, o
             val[s, k, _H] = p
         if p < val[s, k, _L]:
             val[s, k, _L] = p
-        val[s, k, _V] += size[i]
+        if np.isnan(size[i]):  # unknown traded size: the bar's volume is a lower bound
+            done[s, k] = False
+        else:
+            val[s, k, _V] += size[i]
         if x < t[s, k, _OTS]:
             t[s, k, _OTS] = x
             val[s, k, _O] = p
@@ -154,7 +156,8 @@ class BarBuilder:
         self._done = np.ones((n, 2), dtype=np.bool_)
         self._last_out = np.full(n, -1, dtype="int64")  # start of the newest bar emitted per slot
         self._counts = np.zeros(3, dtype="int64")  # late, ignored, watermark
-        self._gaps: list[tuple[int, int]] = []
+        self._gap_lo = np.full(n, -1, dtype="int64")
+        self._gap_hi = np.full(n, -1, dtype="int64")
         self._empty: pd.DataFrame | None = None
 
     @property
@@ -166,29 +169,28 @@ class BarBuilder:
     def watermark_ns(self) -> int:
         return int(self._counts[2])
 
-    def mark_gap(self, from_ns: int, to_ns: int) -> None:
-        """An outage: bars overlapping [from, to] — forming now or opened later — are incomplete."""
+    def mark_gap(self, from_ns: int, to_ns: int, slots: np.ndarray | None = None) -> None:
+        """An outage (venue time) for ``slots`` (default: all): bars overlapping [from, to] — forming now or
+        opened later — are incomplete."""
         lo, hi = int(from_ns), int(to_ns)
-        self._gaps = [*self._gaps[-15:], (lo, hi)]
-        start = self._t[:, :, _START]
-        hit = (start != -1) & (start < hi) & (start + self.tf_ns > lo)
-        self._done[hit] = False
-
-    def _gap_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        g = np.asarray(self._gaps, dtype="int64").reshape(-1, 2)
-        return np.ascontiguousarray(g[:, 0]), np.ascontiguousarray(g[:, 1])
+        sel = np.arange(len(self.slots)) if slots is None else np.asarray(slots, dtype="int64")
+        self._gap_lo[sel], self._gap_hi[sel] = lo, hi
+        start = self._t[sel, :, _START]
+        hit = (start != -1) & (start <= hi) & (start + self.tf_ns > lo)
+        done = self._done[sel]
+        done[hit] = False
+        self._done[sel] = done
 
     def _out(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return np.empty((n, 2), dtype="int64"), np.empty((n, 5), dtype="float64"), np.empty(n, dtype=np.bool_)
 
     def ingest(self, ticks: Ticks) -> pd.DataFrame:
         """Apply a batch (arrival order) and return the bars it closed."""
-        for lo, hi in ticks.gaps:
-            self.mark_gap(lo, hi)
+        for lo, hi, slots in ticks.gaps:
+            self.mark_gap(lo, hi, slots)
         n = len(ticks)
         out_i, out_f, out_c = self._out(n + 2 * len(self.slots))
-        lo, hi = self._gap_arrays()
-        m = _ingest(ticks.slot, ticks.price, ticks.size, ticks.ts, self.tf_ns, lo, hi, self._t, self._val, self._done,
+        m = _ingest(ticks.slot, ticks.price, ticks.size, ticks.ts, self.tf_ns, self._gap_lo, self._gap_hi, self._t, self._val, self._done,
                     self._last_out, out_i, out_f, out_c, self._counts)  # fmt: skip
         m = _close(self.tf_ns, self.tol_ns, int(self._counts[2]), self._t, self._val, self._done, self._last_out, out_i,
                    out_f, out_c, m)  # fmt: skip

@@ -26,8 +26,10 @@ def now_ns() -> int:
 class Ticks:
     """A batch of ticks, one row per (slot, ts): trade price and size, best bid/ask (NaN = not in this tick).
 
-    ``size`` is traded quantity since the previous tick of the same slot (0 for a quote-only tick).
-    ``gaps`` are (from_ns, to_ns) outages the producer saw (a disconnect then a reconnect).
+    ``size`` is traded quantity since the previous tick of the same slot (0 for a quote-only tick, NaN
+    when unknown: the first ticker of an instrument, whose volume before it was not seen).
+    ``gaps`` are (from_ns, to_ns, slots or None) outages a producer saw, in venue time: from its last
+    tick before a disconnect to its first tick after the reconnect, for the slots it serves.
     """
 
     slot: np.ndarray
@@ -36,7 +38,7 @@ class Ticks:
     bid: np.ndarray
     ask: np.ndarray
     ts: np.ndarray
-    gaps: tuple[tuple[int, int], ...] = ()
+    gaps: tuple[tuple[int, int, np.ndarray | None], ...] = ()
 
     def __len__(self) -> int:
         return len(self.slot)
@@ -59,7 +61,7 @@ class TickBuffer:
         self._lock = threading.Lock()
         self._chunks: list[tuple[np.ndarray, ...]] = []
         self._one: list[tuple[int, float, float, float, float, int]] = []
-        self._gaps: list[tuple[int, int]] = []
+        self._gaps: list[tuple[int, int, np.ndarray | None]] = []
         self.received = 0
 
     def push(self, slot, price, size, bid, ask, ts) -> None:
@@ -82,10 +84,10 @@ class TickBuffer:
             self._one.append((slot, price, size, bid, ask, ts))
             self.received += 1
 
-    def gap(self, from_ns: int, to_ns: int) -> None:
-        """The producer was disconnected between these times: bars overlapping them are incomplete."""
+    def gap(self, from_ns: int, to_ns: int, slots: np.ndarray | None = None) -> None:
+        """The producer of ``slots`` saw nothing between these times: bars overlapping them are incomplete."""
         with self._lock:
-            self._gaps.append((int(from_ns), int(to_ns)))
+            self._gaps.append((int(from_ns), int(to_ns), slots))
 
     def _flush_one(self) -> None:
         """Single ticks become one chunk, keeping arrival order relative to frames (caller holds the lock)."""
@@ -127,7 +129,8 @@ class CumulativeVolume:
         self.restart = on_decrease == "restart"
 
     def sizes(self, slot: np.ndarray, total: np.ndarray) -> np.ndarray:
-        """Traded size per tick, in arrival order; the first tick ever seen for a slot has size 0."""
+        """Traded size per tick, in arrival order. The first tick ever seen for a slot has no total before
+        it: its size is unknown (NaN), and the bar it lands in is incomplete."""
         slot = np.asarray(slot, dtype="int64")
         total = np.asarray(total, dtype="float64")
         order = np.argsort(slot, kind="stable")
@@ -140,7 +143,7 @@ class CumulativeVolume:
             last = np.r_[s[1:] != s[:-1], True]
             self.total[s[last]] = t[last]
         d = t - prev
-        d = np.where(np.isnan(prev), 0.0, np.where(d < 0, t if self.restart else 0.0, d))
+        d = np.where(np.isnan(prev), np.nan, np.where(d < 0, t if self.restart else 0.0, d))
         out = np.empty_like(d)
         out[order] = d
         return out
@@ -160,6 +163,8 @@ class StreamStatus:
     errors: int = 0
     last_error: str = ""
     down_since_ns: int = 0
+    last_tick_ns: int = 0  # venue time of the newest tick delivered
+    gap_pending: bool = False  # reconnected; the gap closes at the first tick after it
     extra: dict = field(default_factory=dict)
 
     def on_message(self, ts_ns: int | None = None) -> None:
@@ -167,15 +172,24 @@ class StreamStatus:
         self.last_message_ns = ts_ns or now_ns()
 
     def on_connect(self, buffer: TickBuffer | None = None) -> None:
-        """A (re)connection: after the first, the outage since the last message is a gap in the bars."""
-        t = now_ns()
+        """A (re)connection; after the first, the outage becomes a gap in the bars (see ``on_ticks``)."""
         if self.connects > 0:
             self.reconnects += 1
-            if buffer is not None:
-                buffer.gap(self.down_since_ns or self.last_message_ns or t, t)
+            self.gap_pending = self.last_tick_ns > 0
         self.connects += 1
         self.connected = True
         self.down_since_ns = 0
+
+    def on_ticks(self, buffer: TickBuffer, first_ns: int, last_ns: int, slots: np.ndarray | None = None) -> None:
+        """Ticks from ``first_ns`` to ``last_ns`` (venue time) are being pushed for ``slots``.
+
+        After a reconnect the outage, in venue time, runs from the last tick before it to the first after
+        it: that is the gap handed to the bar builder (for this producer's slots only).
+        """
+        if self.gap_pending:
+            buffer.gap(self.last_tick_ns, first_ns, slots)
+            self.gap_pending = False
+        self.last_tick_ns = max(self.last_tick_ns, int(last_ns))
 
     def on_disconnect(self, error: BaseException | str | None = None) -> None:
         if self.connected or not self.down_since_ns:

@@ -98,16 +98,17 @@ def test_repeated_tickers_are_idempotent_through_cumulative_volume():
     cv = CumulativeVolume(2)
     sizes = cv.sizes(t.slot[idx], totals[idx])
     got = _run(BarBuilder(keys, "1m", 0.5), _ticks(t.slot[idx], t.price[idx], sizes, t.ts[idx]), 64, int(t.ts[-1]) + 5 * MIN)
-    first = np.r_[True, True, np.zeros(len(t) - 2, bool)]
-    ref_sizes = CumulativeVolume(2).sizes(t.slot, totals)
+    ref_sizes = np.nan_to_num(CumulativeVolume(2).sizes(t.slot, totals))
     ref = _ref(keys, _ticks(t.slot, t.price, ref_sizes, t.ts))
     pd.testing.assert_frame_equal(got.drop(columns="complete"), ref)
-    assert first.sum() == 2  # the first ticker of each slot has no volume before it
+    # the first ticker of each slot has no volume before it: that bar alone is incomplete
+    first_bar = got.groupby("key")["ts"].transform("min") == got["ts"]
+    assert (got["complete"] == ~first_bar).all()
 
 
 def test_cumulative_volume_restart_and_zero():
-    assert list(CumulativeVolume(1, "restart").sizes(np.array([0, 0, 0]), np.array([100.0, 130.0, 20.0]))) == [0, 30, 20]
-    assert list(CumulativeVolume(1, "zero").sizes(np.array([0, 0, 0]), np.array([100.0, 130.0, 20.0]))) == [0, 30, 0]
+    np.testing.assert_array_equal(CumulativeVolume(1, "restart").sizes(np.array([0, 0, 0]), np.array([100.0, 130.0, 20.0])), [np.nan, 30, 20])
+    np.testing.assert_array_equal(CumulativeVolume(1, "zero").sizes(np.array([0, 0, 0]), np.array([100.0, 130.0, 20.0])), [np.nan, 30, 0])
 
 
 def test_gap_marks_overlapping_bars_incomplete():

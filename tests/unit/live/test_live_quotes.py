@@ -43,5 +43,5 @@ def test_buffer_keeps_arrival_order_between_frames_and_single_ticks():
     buf.push_one(3, 4.0, 0.0, np.nan, np.nan, 3)
     buf.gap(5, 6)
     t = buf.drain()
-    assert t.slot.tolist() == [0, 1, 2, 3] and t.gaps == ((5, 6),)
+    assert t.slot.tolist() == [0, 1, 2, 3] and t.gaps == ((5, 6, None),)
     assert len(buf.drain()) == 0

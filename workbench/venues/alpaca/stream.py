@@ -66,6 +66,7 @@ class AlpacaStream:
         self.keys = list(keys)
         self.slots = slots or SlotMap(self.keys)
         self._slot = {k.partition(":")[2]: self.slots.slot(k) for k in self.keys}
+        self._scope = np.array([v for v in self._slot.values() if v >= 0], dtype="int64")
         self.buffer = buffer
         self.quotes = quotes
         self.status = StreamStatus(venue="alpaca")
@@ -101,12 +102,15 @@ class AlpacaStream:
         self.status.connected = False
 
     async def _on_trade(self, m: dict) -> None:
-        self.buffer.push_one(self._slot.get(m.get("S"), -1), float(m["p"]), float(m.get("s") or 0.0), _NAN, _NAN, _ns(m.get("t")))
+        t = _ns(m.get("t"))
+        self.status.on_ticks(self.buffer, t, t, self._scope)
+        self.buffer.push_one(self._slot.get(m.get("S"), -1), float(m["p"]), float(m.get("s") or 0.0), _NAN, _NAN, t)
         self.status.on_message()
 
     async def _on_quote(self, m: dict) -> None:
-        self.buffer.push_one(self._slot.get(m.get("S"), -1), _NAN, 0.0, float(m.get("bp") or _NAN), float(m.get("ap") or _NAN),
-                             _ns(m.get("t")))  # fmt: skip
+        t = _ns(m.get("t"))
+        self.status.on_ticks(self.buffer, t, t, self._scope)
+        self.buffer.push_one(self._slot.get(m.get("S"), -1), _NAN, 0.0, float(m.get("bp") or _NAN), float(m.get("ap") or _NAN), t)
         self.status.on_message()
 
     # ---- REST ------------------------------------------------------------------------------------

@@ -67,6 +67,7 @@ class CcxtTickerStream:
         self.slots = slots or SlotMap(keys)
         self.symbols = [k.partition(":")[2] for k in keys if k.partition(":")[0] == exchange_id]
         self._slot_of = {s: self.slots.slot(f"{exchange_id}:{s}") for s in self.symbols}
+        self._scope = np.array([v for v in self._slot_of.values() if v >= 0], dtype="int64")
         self.buffer = buffer
         self.config = {"enableRateLimit": True, **(config or {})}
         self.config["enableRateLimit"] = True
@@ -172,6 +173,7 @@ class CcxtTickerStream:
         ts = np.where(np.isnan(stamp), received_ns, stamp * 1e6).astype("int64")
         with self._vol_lock:
             size = self.volume.sizes(slot, np.where(np.isnan(total), 0.0, total))
+        self.status.on_ticks(self.buffer, int(ts.min()), int(ts.max()), self._scope)
         self.buffer.push(slot, last, size, bid, ask, ts)
 
     # ---- REST ------------------------------------------------------------------------------------

@@ -114,8 +114,10 @@ class KiteTickStream:
                 ws.subscribe(chunk)
                 ws.set_mode(mode, chunk)
 
+        scope = np.array([self._slot[t] for t in chunk if self._slot[t] >= 0], dtype="int64")
+
         def on_ticks(ws: Any, ticks: list[dict]) -> None:
-            self._push(ticks, now_ns())
+            self._push(ticks, now_ns(), status=status, scope=scope)
             status.on_message()
 
         def on_close(ws: Any, code: Any, reason: Any) -> None:
@@ -138,7 +140,8 @@ class KiteTickStream:
         for s in self.statuses:
             s.connected = False
 
-    def _push(self, ticks: list[dict], received_ns: int, slot: np.ndarray | None = None) -> None:
+    def _push(self, ticks: list[dict], received_ns: int, slot: np.ndarray | None = None, status: StreamStatus | None = None,
+              scope: np.ndarray | None = None) -> None:  # fmt: skip
         get = self._slot.get
         n = len(ticks)
         if slot is None:
@@ -155,6 +158,8 @@ class KiteTickStream:
             has = ~np.isnan(total)
             size = np.zeros(len(slot))
             size[has] = self.volume.sizes(slot[has], total[has])
+        if status is not None and len(ts):
+            status.on_ticks(self.buffer, int(ts.min()), int(ts.max()), scope)
         self.buffer.push(slot, last, size, bid, ask, ts)
 
     # ---- REST ------------------------------------------------------------------------------------

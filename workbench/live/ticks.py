@@ -128,6 +128,13 @@ class CumulativeVolume:
         self.total = np.full(n_slots, np.nan)
         self.restart = on_decrease == "restart"
 
+    def forget(self, slots: np.ndarray | None = None) -> None:
+        """After an outage the running total jumped by what traded unseen: the next tick's size is unknown."""
+        if slots is None:
+            self.total[:] = np.nan
+        else:
+            self.total[np.asarray(slots, dtype="int64")] = np.nan
+
     def sizes(self, slot: np.ndarray, total: np.ndarray) -> np.ndarray:
         """Traded size per tick, in arrival order. The first tick ever seen for a slot has no total before
         it: its size is unknown (NaN), and the bar it lands in is incomplete."""

@@ -13,6 +13,7 @@ REST: ``snapshot`` reads snapshots in batches (latest trade and quote); ``histor
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Sequence
@@ -96,6 +97,8 @@ class AlpacaStream:
         if s._loop is not None and s._loop.is_running():
             try:
                 s.stop()
+                # the SDK polls its stop flag between 5 s receive timeouts; closing the socket ends it now
+                asyncio.run_coroutine_threadsafe(s.close(), s._loop).result(timeout=5)
             except Exception as e:  # a loop already closing; the thread ends by itself
                 self.status.last_error = f"stop: {type(e).__name__}: {e}"
         self._thread.join(max(0.0, deadline - time.monotonic()))

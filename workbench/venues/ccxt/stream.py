@@ -119,9 +119,26 @@ class CcxtTickerStream:
                 pass
             self.status.connected = False
 
+    async def _connections(self, ex: Any) -> None:
+        """Count each websocket ccxt opens (a new ``Client`` whose ``connected`` future resolved)."""
+        assert self._stop is not None
+        seen: set[int] = set()
+        while not self._stop.is_set():
+            for c in list(getattr(ex, "clients", {}).values()):
+                fut = getattr(c, "connected", None)
+                if id(c) in seen or fut is None or not fut.done() or fut.cancelled() or fut.exception() is not None:
+                    continue
+                seen.add(id(c))
+                if self.status.connects:
+                    with self._vol_lock:
+                        self.volume.forget(self._scope)
+                self.status.on_connect(self.buffer)
+            await asyncio.sleep(0.05)
+
     async def _watch(self, ex: Any) -> None:
         assert self._stop is not None
         stop_wait = asyncio.ensure_future(self._stop.wait())
+        conns = asyncio.ensure_future(self._connections(ex))
         while not self._stop.is_set():
             try:
                 if ex.markets is None:
@@ -137,8 +154,6 @@ class CcxtTickerStream:
                     watch.cancel()
                     break
                 watch.result()
-                if not self.status.connected:
-                    self.status.on_connect(self.buffer)
                 self.backoff.reset()
                 self._drain(ex.tickers)
             except ConfigError as e:
@@ -153,6 +168,7 @@ class CcxtTickerStream:
                 except asyncio.TimeoutError:
                     pass
         stop_wait.cancel()
+        conns.cancel()
 
     def _drain(self, rec: _Recording) -> None:
         pending, rec.pending = rec.pending, []

@@ -106,15 +106,17 @@ class KiteTickStream:
 
     def _wire(self, kt: Any, chunk: list[int], status: StreamStatus) -> None:
         mode = self.mode
+        scope = np.array([self._slot[t] for t in chunk if self._slot[t] >= 0], dtype="int64")
 
         def on_connect(ws: Any, response: Any) -> None:
             first = status.connects == 0
+            if not first:
+                with self._vol_lock:
+                    self.volume.forget(scope)
             status.on_connect(self.buffer)
             if first:  # KiteTicker itself resubscribes after a reconnect
                 ws.subscribe(chunk)
                 ws.set_mode(mode, chunk)
-
-        scope = np.array([self._slot[t] for t in chunk if self._slot[t] >= 0], dtype="int64")
 
         def on_ticks(ws: Any, ticks: list[dict]) -> None:
             self._push(ticks, now_ns(), status=status, scope=scope)

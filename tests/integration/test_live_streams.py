@@ -276,4 +276,4 @@ def test_kite_refuses_more_than_three_connections_per_key():
     from workbench.venues.kite.stream import KiteTickStream
 
     with pytest.raises(ConfigError, match="3 × 3000"):
-        KiteTickStream("k", "t", {i: f"NSE:S{i}" for i in range(9001)}, TickBuffer())
+        KiteTickStream("k", "t", {i: f"NSE:S{i}" for i in range(9001)}, TickBuffer()).start()

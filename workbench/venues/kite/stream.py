@@ -1,8 +1,8 @@
 """Live ticks from Zerodha Kite: the real ``KiteTicker`` websocket, REST ``quote`` batches for snapshots.
 
 Kite allows 3 websocket connections per API key and 3,000 instruments per connection, so a universe
-is split into chunks of ``per_connection`` tokens, one ``KiteTicker`` each (more than 9,000 is a
-``ConfigError``: it needs a second API key). Mode ``full`` by default: it carries the last trade
+is split into chunks of ``per_connection`` tokens, one ``KiteTicker`` each (streaming more than 9,000
+is a ``ConfigError`` at ``start``: it needs a second API key). Mode ``full`` by default: it carries the last trade
 time, which stamps the tick (``quote`` mode has no time; the receive time is used then) and the best
 bid/ask from the depth. The day's traded volume is cumulative; its change is the tick's size.
 
@@ -56,10 +56,6 @@ class KiteTickStream:
                  per_connection: int = MAX_PER_CONNECTION, reconnect_max_delay: int = 5) -> None:  # fmt: skip
         if not 0 < per_connection <= MAX_PER_CONNECTION:
             raise ConfigError(f"per_connection must be 1..{MAX_PER_CONNECTION} (Kite's limit per websocket)")
-        n_conn = -(-len(tokens) // per_connection)
-        if n_conn > MAX_CONNECTIONS:
-            raise ConfigError(f"{len(tokens)} instruments need {n_conn} Kite websockets; one API key allows "
-                              f"{MAX_CONNECTIONS} × {MAX_PER_CONNECTION}. Narrow the universe or add a second key.")  # fmt: skip
         self.api_key, self.access_token, self.root, self.mode = api_key, access_token, root, mode
         self.tokens = {int(t): k for t, k in tokens.items()}
         self.slots = slots or SlotMap(self.tokens.values())
@@ -89,9 +85,13 @@ class KiteTickStream:
 
     # ---- websocket -------------------------------------------------------------------------------
     def start(self) -> KiteTickStream:
+        """Open the websockets (REST ``snapshot``/``history`` need none, and have no instrument limit)."""
         from kiteconnect import KiteTicker
         from twisted.internet import reactor
 
+        if len(self.chunks) > MAX_CONNECTIONS:
+            raise ConfigError(f"{len(self.tokens)} instruments need {len(self.chunks)} Kite websockets; one API key allows "
+                              f"{MAX_CONNECTIONS} × {MAX_PER_CONNECTION}. Narrow the universe or add a second key.")  # fmt: skip
         for i, chunk in enumerate(self.chunks):
             kt = KiteTicker(self.api_key, self.access_token, root=self.root, reconnect=True,
                             reconnect_max_delay=self.reconnect_max_delay, connect_timeout=10)  # fmt: skip

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.kit holds 
 
 from tests.kit.tape import Tape  # noqa: E402
 from workbench.live.bars import BarBuilder  # noqa: E402
-from workbench.live.quotes import QuoteCache, SlotMap  # noqa: E402
+from workbench.live.quotes import QuoteCache  # noqa: E402
 from workbench.live.ticks import Ticks, TickBuffer  # noqa: E402
 
 T0 = pd.Timestamp("2026-01-05 04:00", tz="UTC")
@@ -97,9 +97,12 @@ def rest_kite(n: int) -> None:
         stream = KiteTickStream("k", "t", tokens, buf, slots=cache.slots)  # REST only: no websocket limit
         t0 = time.perf_counter()
         stream.snapshot(kite, keys, per_second=0)
-        el, fresh = _snapshot_after(buf, cache, n, t0)
+        el, _ = _snapshot_after(buf, cache, n, t0)
         calls = -(-n // 500)
-        print(f"   REST  Kite quote         {n:>6,}: {el:6.2f} s  ({calls} calls unthrottled; at Kite's 1 call/s: ≥ {calls - 1} s)")
+        print(
+            f"   REST  Kite quote         {n:>6,}: {el:6.2f} s  ({calls} calls unthrottled; "
+            f"at Kite's 1 call/s: ≥ {calls - 1} s)"
+        )
 
 
 def rest_alpaca(n: int) -> None:
@@ -115,7 +118,7 @@ def rest_alpaca(n: int) -> None:
         stream = AlpacaStream("k", "s", keys, buf, slots=cache.slots)
         t0 = time.perf_counter()
         stream.snapshot(client, keys, batch=1000)
-        el, fresh = _snapshot_after(buf, cache, n, t0)
+        el, _ = _snapshot_after(buf, cache, n, t0)
         print(f"   REST  Alpaca snapshots   {n:>6,}: {el:6.2f} s  ({-(-n // 1000)} calls)")
 
 
@@ -138,7 +141,10 @@ def stream_binance(n: int) -> None:
             el, fresh = _snapshot_after(buf, cache, n, t0)
         finally:
             stream.stop()
-        print(f"   WS    ccxt.pro tickers   {n:>6,}: {el:6.2f} s  (one !miniTicker@arr frame, {fresh:,} fresh; the fake's JSON {fake:.2f} s of it)")
+        print(
+            f"   WS    ccxt.pro tickers   {n:>6,}: {el:6.2f} s  (one !miniTicker@arr frame, {fresh:,} fresh; "
+            f"the fake's JSON {fake:.2f} s of it)"
+        )
 
 
 def stream_kite(n: int) -> None:
@@ -158,11 +164,14 @@ def stream_kite(n: int) -> None:
             t0 = time.perf_counter()
             ws.send_tape(tape, tape.seconds(), tokens)
             fake = time.perf_counter() - t0
-            el, fresh = _snapshot_after(buf, cache, n, t0)
+            el, _ = _snapshot_after(buf, cache, n, t0)
         finally:
             stream.stop()
-        print(f"   WS    KiteTicker full    {n:>6,}: {el:6.2f} s  ({len(stream.chunks)} connections of ≤ 3,000, one API key's most; "
-              f"the fake {fake:.2f} s of it)")  # fmt: skip
+        print(
+            f"   WS    KiteTicker full    {n:>6,}: {el:6.2f} s  "
+            f"({len(stream.chunks)} connections of ≤ 3,000, one API key's most; "
+            f"the fake {fake:.2f} s of it)"
+        )
 
 
 def stream_alpaca(n: int) -> None:
@@ -180,10 +189,13 @@ def stream_alpaca(n: int) -> None:
             t0 = time.perf_counter()
             ws.send_tape(tape, tape.seconds())
             fake = time.perf_counter() - t0
-            el, fresh = _snapshot_after(buf, cache, n, t0)
+            el, _ = _snapshot_after(buf, cache, n, t0)
         finally:
             stream.stop()
-        print(f"   WS    Alpaca trades      {n:>6,}: {el:6.2f} s  ({-(-n // ws.frame)} frames of {ws.frame}; the fake's msgpack {fake:.2f} s of it)")
+        print(
+            f"   WS    Alpaca trades      {n:>6,}: {el:6.2f} s  ({-(-n // ws.frame)} frames of {ws.frame}; "
+            f"the fake's msgpack {fake:.2f} s of it)"
+        )
 
 
 def ticks_into_bars(n_slots: int = 20_000, n_ticks: int = 2_000_000, batch: int = 20_000) -> None:
@@ -222,10 +234,14 @@ def ticks_into_bars(n_slots: int = 20_000, n_ticks: int = 2_000_000, batch: int 
     t0 = time.perf_counter()
     scatter()
     lb = time.perf_counter() - t0
-    print(f"   ticks → quote cache + forming bars, {n_slots:,} instruments, batches of {batch:,}: "
-          f"{n_ticks / el:,.0f} ticks/s ({closed:,} bars closed; goal ≥ 100,000/s)")  # fmt: skip
-    print(f"   lower bound (numpy scatter: last price + bincount volume, no bars): {n_ticks / lb:,.0f} ticks/s "
-          f"→ pipeline/lower bound time = {el / lb:.1f}×")  # fmt: skip
+    print(
+        f"   ticks → quote cache + forming bars, {n_slots:,} instruments, batches of {batch:,}: "
+        f"{n_ticks / el:,.0f} ticks/s ({closed:,} bars closed; goal ≥ 100,000/s)"
+    )
+    print(
+        f"   lower bound (numpy scatter: last price + bincount volume, no bars): {n_ticks / lb:,.0f} ticks/s "
+        f"→ pipeline/lower bound time = {el / lb:.1f}×"
+    )
 
 
 def main() -> None:

@@ -110,8 +110,17 @@ def binance_venue(rig_keys_n: int, stack) -> Venue:
     keys = [f"binance:{s}" for s in syms]
     rig = Rig(keys)
     stream = CcxtTickerStream("binance", keys, rig.buffer, config=ws.ccxt_config(rest), slots=rig.slots).start()
-    v = Venue("binance", tape, keys, ws, stream, lambda fr: ws.send_tape(tape, fr),
-              lambda k, lo, hi: stream.history(k, lo, hi), lambda: "!miniTicker@arr" in ws.subscribed(), stream.stop)  # fmt: skip
+    v = Venue(
+        "binance",
+        tape,
+        keys,
+        ws,
+        stream,
+        lambda fr: ws.send_tape(tape, fr),
+        lambda k, lo, hi: stream.history(k, lo, hi),
+        lambda: "!miniTicker@arr" in ws.subscribed(),
+        stream.stop,
+    )
     v.rig = rig
     return v
 
@@ -128,14 +137,25 @@ def kite_venue(n: int, stack) -> Venue:
     tokens = np.array([nse_token(i) for i in range(n)])
     rest = stack.enter_context(FakeKite())
     ws = stack.enter_context(FakeKiteTicker("api-key", "access-token"))
-    for (s, df) in tape.bars().groupby("symbol"):
+    for s, df in tape.bars().groupby("symbol"):
         rest.set_candles(int(tokens[syms.index(s)]), df)
     keys = [f"NSE:{s}" for s in syms]
     rig = Rig(keys)
-    stream = KiteTickStream("api-key", "access-token", dict(zip(tokens.tolist(), keys)), rig.buffer, slots=rig.slots, root=ws.url).start()
+    stream = KiteTickStream(
+        "api-key", "access-token", dict(zip(tokens.tolist(), keys)), rig.buffer, slots=rig.slots, root=ws.url
+    ).start()
     kite = KiteConnect(api_key="api-key", access_token="access-token", root=rest.url)
-    v = Venue("kite", tape, keys, ws, stream, lambda fr: ws.send_tape(tape, fr, tokens),
-              lambda k, lo, hi: stream.history(kite, k, lo, hi), lambda: len(ws.subscribed()) == n, stream.stop)  # fmt: skip
+    v = Venue(
+        "kite",
+        tape,
+        keys,
+        ws,
+        stream,
+        lambda fr: ws.send_tape(tape, fr, tokens),
+        lambda k, lo, hi: stream.history(kite, k, lo, hi),
+        lambda: len(ws.subscribed()) == n,
+        stream.stop,
+    )
     v.rig, v.kite, v.rest = rig, kite, rest
     return v
 
@@ -157,8 +177,17 @@ def alpaca_venue(n: int, stack) -> Venue:
     rig = Rig(keys)
     stream = AlpacaStream("key", "secret", keys, rig.buffer, slots=rig.slots, url=ws.url).start()
     client = StockHistoricalDataClient("key", "secret", raw_data=True, url_override=rest.url)
-    v = Venue("alpaca", tape, keys, ws, stream, lambda fr: ws.send_tape(tape, fr),
-              lambda k, lo, hi: stream.history(client, k, lo, hi), lambda: len(ws.subscribed()) == n, stream.stop)  # fmt: skip
+    v = Venue(
+        "alpaca",
+        tape,
+        keys,
+        ws,
+        stream,
+        lambda fr: ws.send_tape(tape, fr),
+        lambda k, lo, hi: stream.history(client, k, lo, hi),
+        lambda: len(ws.subscribed()) == n,
+        stream.stop,
+    )
     v.rig = rig
     return v
 
@@ -199,8 +228,14 @@ def test_stream_ticks_build_the_venues_bars(venue):
         first_bar = closed.groupby("key")["ts"].transform("min") == closed["ts"]
         assert (closed["complete"] == ~first_bar).all()
         same_bars(closed[closed["complete"]], want.merge(closed.loc[closed["complete"], ["key", "ts"]]))
-        closed, rep = backfill(closed, venue.keys, venue.history, timeframe="1m",
-                               start_ns=backfill_start(closed, [], timeframe="1m"), now_ns=end)  # fmt: skip
+        closed, rep = backfill(
+            closed,
+            venue.keys,
+            venue.history,
+            timeframe="1m",
+            start_ns=backfill_start(closed, [], timeframe="1m"),
+            now_ns=end,
+        )
         assert rep.replaced == len(venue.keys) and rep.filled == 0
     same_bars(closed, want)
     # the cache holds each instrument's last trade; the venue's history agrees with the tape too
@@ -246,8 +281,10 @@ def test_disconnect_reconnects_with_backoff_backfills_and_never_signals_stale(ve
     want = venue_bars(tape, key_of(venue))
     complete = live[live["complete"]].merge(want, on=["key", "ts"], suffixes=("", "_v"))
     assert len(complete) == int(live["complete"].sum())  # every complete live bar is a venue bar...
-    assert np.allclose(complete[["open", "high", "low", "close", "volume"]].to_numpy(float),
-                       complete[["open_v", "high_v", "low_v", "close_v", "volume_v"]].to_numpy(float))  # ...and equal to it
+    assert np.allclose(
+        complete[["open", "high", "low", "close", "volume"]].to_numpy(float),
+        complete[["open_v", "high_v", "low_v", "close_v", "volume_v"]].to_numpy(float),
+    )  # ...and equal to it
     start = backfill_start(live, [], timeframe="1m")
     merged, rep = backfill(live, venue.keys, venue.history, timeframe="1m", start_ns=start, now_ns=end)
     same_bars(merged, want)  # nothing missing, nothing twice, partial bars replaced

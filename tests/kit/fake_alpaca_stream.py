@@ -13,7 +13,6 @@ as arrays of messages: trades ``{"T": "t", "S", "i", "x", "p", "s", "t", "c", "z
 from __future__ import annotations
 
 import msgpack
-import numpy as np
 from websockets.asyncio.server import ServerConnection
 
 from tests.kit.tape import Tape
@@ -67,19 +66,40 @@ class FakeAlpacaStream(WsFake):
         conns = self.open_connections()
         for sl in frames:
             msgs = []
-            for i, p, s, t, n in zip(tape.idx[sl].tolist(), tape.price[sl].tolist(), tape.size[sl].tolist(),
-                                     tape.ts[sl].tolist(), range(sl.start, sl.stop)):  # fmt: skip
+            for i, p, s, t, n in zip(
+                tape.idx[sl].tolist(),
+                tape.price[sl].tolist(),
+                tape.size[sl].tolist(),
+                tape.ts[sl].tolist(),
+                range(sl.start, sl.stop),
+            ):
                 sym = tape.symbols[i]
                 stamp = msgpack.Timestamp.from_unix_nano(t)
-                msgs.append({"T": "t", "S": sym, "i": n, "x": "V", "p": p, "s": int(s), "t": stamp, "c": ["@"], "z": "C"})
+                msgs.append(
+                    {"T": "t", "S": sym, "i": n, "x": "V", "p": p, "s": int(s), "t": stamp, "c": ["@"], "z": "C"}
+                )
                 if quotes:
-                    msgs.append({"T": "q", "S": sym, "bx": "V", "bp": round(p - 0.01, 2), "bs": 1, "ax": "V",
-                                 "ap": round(p + 0.01, 2), "as": 1, "t": stamp, "c": ["R"], "z": "C"})  # fmt: skip
+                    msgs.append(
+                        {
+                            "T": "q",
+                            "S": sym,
+                            "bx": "V",
+                            "bp": round(p - 0.01, 2),
+                            "bs": 1,
+                            "ax": "V",
+                            "ap": round(p + 0.01, 2),
+                            "as": 1,
+                            "t": stamp,
+                            "c": ["R"],
+                            "z": "C",
+                        }
+                    )
             for c in conns:
                 subs = self.subs.get(c, {})
                 trades, qs = subs.get("trades", set()), subs.get("quotes", set())
                 mine = [m for m in msgs if (m["S"] in trades or "*" in trades) if m["T"] == "t"] + [
-                    m for m in msgs if m["T"] == "q" and (m["S"] in qs or "*" in qs)]  # fmt: skip
+                    m for m in msgs if m["T"] == "q" and (m["S"] in qs or "*" in qs)
+                ]
                 mine.sort(key=lambda m: (m["t"].to_unix_nano(), m["T"] != "q"))
                 for k in range(0, len(mine), self.frame):
                     out.append((c, msgpack.packb(mine[k : k + self.frame], datetime=False)))

@@ -54,15 +54,26 @@ class FakeBinanceWs(WsFake):
                 self.subscriptions[conn].difference_update(msg.get("params", []))
                 await conn.send(json.dumps({"result": None, "id": msg.get("id")}))
             else:
-                await conn.send(json.dumps({"code": 2, "msg": f"Invalid request: unknown method {method}", "id": msg.get("id")}))
+                await conn.send(
+                    json.dumps({"code": 2, "msg": f"Invalid request: unknown method {method}", "id": msg.get("id")})
+                )
 
     def subscribed(self) -> set[str]:
         return {p for c in self.open_connections() for p in self.subscriptions.get(c, ())}
 
     @staticmethod
     def _event(mid: str, price: float, total: float, ms: int) -> dict:
-        return {"e": "24hrMiniTicker", "E": ms, "s": mid, "c": f"{price:.8f}", "o": f"{price:.8f}", "h": f"{price:.8f}",
-                "l": f"{price:.8f}", "v": f"{total:.8f}", "q": f"{total * price:.8f}"}  # fmt: skip
+        return {
+            "e": "24hrMiniTicker",
+            "E": ms,
+            "s": mid,
+            "c": f"{price:.8f}",
+            "o": f"{price:.8f}",
+            "h": f"{price:.8f}",
+            "l": f"{price:.8f}",
+            "v": f"{total:.8f}",
+            "q": f"{total * price:.8f}",
+        }
 
     def send_tape(self, tape: Tape, frames: list[slice]) -> int:
         """Stream these seconds of the tape; returns the ticks delivered to at least one connection."""
@@ -70,8 +81,12 @@ class FakeBinanceWs(WsFake):
         out, delivered = [], 0
         conns = [(c, self.subscriptions.get(c, set())) for c in self.open_connections()]
         for sl in frames:
-            events = [self._event(ids[i], p, v, t // 10**6) for i, p, v, t in
-                      zip(tape.idx[sl].tolist(), tape.price[sl].tolist(), tape.total[sl].tolist(), tape.ts[sl].tolist())]  # fmt: skip
+            events = [
+                self._event(ids[i], p, v, t // 10**6)
+                for i, p, v, t in zip(
+                    tape.idx[sl].tolist(), tape.price[sl].tolist(), tape.total[sl].tolist(), tape.ts[sl].tolist()
+                )
+            ]
             for conn, subs in conns:
                 if "!miniTicker@arr" in subs:
                     out.append((conn, json.dumps(events)))

@@ -29,11 +29,28 @@ from tests.kit.ws_fake import WsFake
 __all__ = ["FakeKiteTicker", "pack_ticks", "nse_token"]
 
 _DEPTH = np.dtype([("q", ">u4"), ("p", ">u4"), ("o", ">u2"), ("pad", ">u2")])
-_FULL = np.dtype([
-    ("len", ">u2"), ("token", ">u4"), ("last", ">u4"), ("last_qty", ">u4"), ("avg", ">u4"), ("volume", ">u4"),
-    ("buy_qty", ">u4"), ("sell_qty", ">u4"), ("open", ">u4"), ("high", ">u4"), ("low", ">u4"), ("close", ">u4"),
-    ("ltt", ">u4"), ("oi", ">u4"), ("oi_hi", ">u4"), ("oi_lo", ">u4"), ("ets", ">u4"), ("depth", _DEPTH, (10,)),
-])  # fmt: skip
+_FULL = np.dtype(
+    [
+        ("len", ">u2"),
+        ("token", ">u4"),
+        ("last", ">u4"),
+        ("last_qty", ">u4"),
+        ("avg", ">u4"),
+        ("volume", ">u4"),
+        ("buy_qty", ">u4"),
+        ("sell_qty", ">u4"),
+        ("open", ">u4"),
+        ("high", ">u4"),
+        ("low", ">u4"),
+        ("close", ">u4"),
+        ("ltt", ">u4"),
+        ("oi", ">u4"),
+        ("oi_hi", ">u4"),
+        ("oi_lo", ">u4"),
+        ("ets", ">u4"),
+        ("depth", _DEPTH, (10,)),
+    ]
+)
 _SIZE = {"ltp": 8, "quote": 44, "full": 184}
 
 
@@ -129,8 +146,21 @@ class FakeKiteTicker(WsFake):
                 i = idx[sel]
                 mode = m[int(tokens[i[0]])]
                 last = tape.price[sl][sel]
-                out.append((c, pack_ticks(tokens[i], last, tape.size[sl][sel], tape.total[sl][sel], tape.ts[sl][sel] // 10**9,
-                                          last - 0.05, last + 0.05, mode)))  # fmt: skip
+                out.append(
+                    (
+                        c,
+                        pack_ticks(
+                            tokens[i],
+                            last,
+                            tape.size[sl][sel],
+                            tape.total[sl][sel],
+                            tape.ts[sl][sel] // 10**9,
+                            last - 0.05,
+                            last + 0.05,
+                            mode,
+                        ),
+                    )
+                )
                 delivered += int(sel.sum())
         self.send_many(out)
         return delivered

@@ -65,7 +65,9 @@ class Tape:
         df = pd.DataFrame({"i": self.idx, "t": self.ts, "p": self.price, "v": self.size})
         df["start"] = df["t"] - df["t"] % timeframe_ns
         g = df.groupby(["i", "start"], sort=True)
-        out = g.agg(open=("p", "first"), high=("p", "max"), low=("p", "min"), close=("p", "last"), volume=("v", "sum")).reset_index()
+        out = g.agg(
+            open=("p", "first"), high=("p", "max"), low=("p", "min"), close=("p", "last"), volume=("v", "sum")
+        ).reset_index()
         out.insert(0, "symbol", np.asarray(self.symbols, dtype=object)[out["i"].to_numpy()])
         out.insert(0, "ts", pd.to_datetime(out["start"].to_numpy(), utc=True).astype("datetime64[ns, UTC]"))
         return out.drop(columns=["i", "start"])

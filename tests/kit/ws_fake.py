@@ -102,8 +102,15 @@ class WsFake:
             pass
 
     async def _start(self) -> None:
-        self._server = await serve(self._handler, "127.0.0.1", 0, process_request=self._process_request, max_size=2**24,
-                                   compression=None, ping_interval=None)  # fmt: skip
+        self._server = await serve(
+            self._handler,
+            "127.0.0.1",
+            0,
+            process_request=self._process_request,
+            max_size=2**24,
+            compression=None,
+            ping_interval=None,
+        )
         self._ready.set()
 
     def __enter__(self):

@@ -36,7 +36,9 @@ def _tf_ns(timeframe: str | int) -> int:
     return int(timeframe) if isinstance(timeframe, int) else int(timeframe_delta(timeframe).value)
 
 
-def merge_backfill(live: pd.DataFrame, history: pd.DataFrame, *, timeframe: str | int, now_ns: int) -> tuple[pd.DataFrame, BackfillReport]:
+def merge_backfill(
+    live: pd.DataFrame, history: pd.DataFrame, *, timeframe: str | int, now_ns: int
+) -> tuple[pd.DataFrame, BackfillReport]:
     """Live bars (``BAR_COLUMNS``) + venue bars (ts, key, open..volume) → one bar per (key, ts)."""
     tf = _tf_ns(timeframe)
     hist = history.copy()
@@ -54,20 +56,28 @@ def merge_backfill(live: pd.DataFrame, history: pd.DataFrame, *, timeframe: str 
     live_pairs = pd.MultiIndex.from_frame(lv[["key", "ts"]])
     from_hist = kept[kept["_prio"] == 1]
     had = pd.MultiIndex.from_frame(from_hist[["key", "ts"]]).isin(live_pairs)
-    report = BackfillReport(filled=int((~had).sum()), replaced=int(had.sum()),
-                            still_incomplete=int((kept["_prio"] == 2).sum()), ignored_forming=ignored)  # fmt: skip
+    report = BackfillReport(
+        filled=int((~had).sum()),
+        replaced=int(had.sum()),
+        still_incomplete=int((kept["_prio"] == 2).sum()),
+        ignored_forming=ignored,
+    )
     out = kept.drop(columns="_prio").reset_index(drop=True)
     out["complete"] = out["complete"].astype(bool)
     return out, report
 
 
-def backfill_start(live: pd.DataFrame, gaps: Sequence[tuple[int, int]], *, timeframe: str | int, last_stored_ns: int | None = None) -> int:
+def backfill_start(
+    live: pd.DataFrame, gaps: Sequence[tuple[int, int]], *, timeframe: str | int, last_stored_ns: int | None = None
+) -> int:
     """Where the venue history must start (ns, on a bar boundary): the earliest incomplete bar, outage or,
     after a restart, the bar after the last one stored in the lake."""
     tf = _tf_ns(timeframe)
     cands = [lo for lo, _ in gaps]
     if not live.empty and (~live["complete"].astype(bool)).any():
-        cands.append(int(live.loc[~live["complete"].astype(bool), "ts"].astype("datetime64[ns, UTC]").astype("int64").min()))
+        cands.append(
+            int(live.loc[~live["complete"].astype(bool), "ts"].astype("datetime64[ns, UTC]").astype("int64").min())
+        )
     if last_stored_ns is not None:
         cands.append(int(last_stored_ns) + tf)
     if not cands:
@@ -76,8 +86,9 @@ def backfill_start(live: pd.DataFrame, gaps: Sequence[tuple[int, int]], *, timef
     return t - t % tf
 
 
-def backfill(live: pd.DataFrame, keys: Sequence[str], history: History, *, timeframe: str | int, start_ns: int,
-             now_ns: int) -> tuple[pd.DataFrame, BackfillReport]:  # fmt: skip
+def backfill(
+    live: pd.DataFrame, keys: Sequence[str], history: History, *, timeframe: str | int, start_ns: int, now_ns: int
+) -> tuple[pd.DataFrame, BackfillReport]:
     """Fetch the venue's bars of ``keys`` from ``start_ns`` to ``now_ns`` through ``history`` and merge them."""
     if start_ns < 0 or not len(keys):
         return live.reset_index(drop=True), BackfillReport(0, 0, int((~live["complete"].astype(bool)).sum()), 0)

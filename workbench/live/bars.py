@@ -52,7 +52,9 @@ def _emit(s, k, t, val, done, last_out, out_i, out_f, out_c, m):  # pragma: no c
 
 
 @njit(cache=True)
-def _ingest(slot, price, size, ts, tf, gap_lo, gap_hi, t, val, done, last_out, out_i, out_f, out_c, counts):  # pragma: no cover
+def _ingest(
+    slot, price, size, ts, tf, gap_lo, gap_hi, t, val, done, last_out, out_i, out_f, out_c, counts
+):  # pragma: no cover
     """Apply ticks in arrival order. Returns bars emitted (a third bar evicts the oldest of the two kept).
 
     gap_lo/gap_hi: the latest outage per slot (-1: none); a bar opened over it is incomplete.
@@ -190,18 +192,55 @@ class BarBuilder:
             self.mark_gap(lo, hi, slots)
         n = len(ticks)
         out_i, out_f, out_c = self._out(n + 2 * len(self.slots))
-        m = _ingest(ticks.slot, ticks.price, ticks.size, ticks.ts, self.tf_ns, self._gap_lo, self._gap_hi, self._t, self._val, self._done,
-                    self._last_out, out_i, out_f, out_c, self._counts)  # fmt: skip
-        m = _close(self.tf_ns, self.tol_ns, int(self._counts[2]), self._t, self._val, self._done, self._last_out, out_i,
-                   out_f, out_c, m)  # fmt: skip
+        m = _ingest(
+            ticks.slot,
+            ticks.price,
+            ticks.size,
+            ticks.ts,
+            self.tf_ns,
+            self._gap_lo,
+            self._gap_hi,
+            self._t,
+            self._val,
+            self._done,
+            self._last_out,
+            out_i,
+            out_f,
+            out_c,
+            self._counts,
+        )
+        m = _close(
+            self.tf_ns,
+            self.tol_ns,
+            int(self._counts[2]),
+            self._t,
+            self._val,
+            self._done,
+            self._last_out,
+            out_i,
+            out_f,
+            out_c,
+            m,
+        )
         return self._frame(out_i[:m], out_f[:m], out_c[:m])
 
     def flush(self, now_ns: int) -> pd.DataFrame:
         """Close bars by the clock: a quiet instrument's bar still closes once ``now`` is past its end."""
         self._counts[2] = max(int(self._counts[2]), int(now_ns))
         out_i, out_f, out_c = self._out(2 * len(self.slots))
-        m = _close(self.tf_ns, self.tol_ns, int(self._counts[2]), self._t, self._val, self._done, self._last_out, out_i,
-                   out_f, out_c, 0)  # fmt: skip
+        m = _close(
+            self.tf_ns,
+            self.tol_ns,
+            int(self._counts[2]),
+            self._t,
+            self._val,
+            self._done,
+            self._last_out,
+            out_i,
+            out_f,
+            out_c,
+            0,
+        )
         return self._frame(out_i[:m], out_f[:m], out_c[:m])
 
     def forming(self) -> pd.DataFrame:
@@ -222,11 +261,18 @@ class BarBuilder:
         order = np.lexsort((out_i[:, 1], out_i[:, 0])) if len(out_i) > 1 else np.arange(len(out_i))
         out_i, out_f, out_c = out_i[order], out_f[order], out_c[order]
         keys = self.slots.key_array()[out_i[:, 0]] if len(out_i) else np.array([], dtype=object)
-        return pd.DataFrame({
-            "ts": pd.to_datetime(out_i[:, 1], utc=True).astype("datetime64[ns, UTC]"), "key": pd.Series(keys, dtype="str"),
-            "open": out_f[:, _O], "high": out_f[:, _H], "low": out_f[:, _L], "close": out_f[:, _C], "volume": out_f[:, _V],
-            "complete": out_c,
-        })  # fmt: skip
+        return pd.DataFrame(
+            {
+                "ts": pd.to_datetime(out_i[:, 1], utc=True).astype("datetime64[ns, UTC]"),
+                "key": pd.Series(keys, dtype="str"),
+                "open": out_f[:, _O],
+                "high": out_f[:, _H],
+                "low": out_f[:, _L],
+                "close": out_f[:, _C],
+                "volume": out_f[:, _V],
+                "complete": out_c,
+            }
+        )
 
 
 def bars_from_ticks(keys: list[str], ticks: Ticks, timeframe: str | int) -> pd.DataFrame:
@@ -241,8 +287,13 @@ def bars_from_ticks(keys: list[str], ticks: Ticks, timeframe: str | int) -> pd.D
     df["start"] = df["t"] - df["t"] % tf
     df = df.sort_values(["slot", "t"], kind="stable")
     g = df.groupby(["slot", "start"], sort=True)
-    out = g.agg(open=("price", "first"), high=("price", "max"), low=("price", "min"), close=("price", "last"),
-                volume=("size", "sum")).reset_index()  # fmt: skip
+    out = g.agg(
+        open=("price", "first"),
+        high=("price", "max"),
+        low=("price", "min"),
+        close=("price", "last"),
+        volume=("size", "sum"),
+    ).reset_index()
     out.insert(0, "key", pd.Series(np.asarray(keys, dtype=object)[out["slot"].to_numpy()], dtype="str"))
     out.insert(0, "ts", pd.to_datetime(out["start"].to_numpy(), utc=True).astype("datetime64[ns, UTC]"))
     return out.drop(columns=["slot", "start"]).reset_index(drop=True)

@@ -95,8 +95,20 @@ class QuoteCache:
     def apply(self, ticks: Ticks) -> None:
         if len(ticks) == 0:
             return
-        self.ignored += int(_apply(ticks.slot, ticks.price, ticks.bid, ticks.ask, ticks.ts, self.last, self.bid,
-                                   self.ask, self.ts, self.updates))  # fmt: skip
+        self.ignored += int(
+            _apply(
+                ticks.slot,
+                ticks.price,
+                ticks.bid,
+                ticks.ask,
+                ticks.ts,
+                self.last,
+                self.bid,
+                self.ask,
+                self.ts,
+                self.updates,
+            )
+        )
 
     def stale_mask(self, now: int | None = None) -> np.ndarray:
         """True where the quote is missing or older than ``stale_after_s`` at ``now`` (ns, default: the clock)."""
@@ -117,5 +129,14 @@ class QuoteCache:
         stale = self.stale_mask(t)
         ts = pd.to_datetime(np.where(self.ts == 0, np.iinfo("int64").min, self.ts), utc=True)
         age = np.where(self.ts == 0, np.nan, (t - self.ts) / 1e9)
-        return pd.DataFrame({"key": self.slots.key_array(), "last": self.last.copy(), "bid": self.bid.copy(),
-                             "ask": self.ask.copy(), "ts": ts, "age_s": age, "stale": stale})  # fmt: skip
+        return pd.DataFrame(
+            {
+                "key": self.slots.key_array(),
+                "last": self.last.copy(),
+                "bid": self.bid.copy(),
+                "ask": self.ask.copy(),
+                "ts": ts,
+                "age_s": age,
+                "stale": stale,
+            }
+        )

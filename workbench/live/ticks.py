@@ -70,8 +70,14 @@ class TickBuffer:
         n = len(s)
         if n == 0:
             return
-        chunk = (s, _col(price, n, "float64"), _col(size, n, "float64"), _col(bid, n, "float64"),
-                 _col(ask, n, "float64"), _col(ts, n, "int64"))  # fmt: skip
+        chunk = (
+            s,
+            _col(price, n, "float64"),
+            _col(size, n, "float64"),
+            _col(bid, n, "float64"),
+            _col(ask, n, "float64"),
+            _col(ts, n, "int64"),
+        )
         with self._lock:
             if self._one:
                 self._flush_one()
@@ -93,8 +99,13 @@ class TickBuffer:
         """Single ticks become one chunk, keeping arrival order relative to frames (caller holds the lock)."""
         cols = list(zip(*self._one))
         self._one = []
-        self._chunks.append((np.array(cols[0], dtype="int64"), *(np.array(c, dtype="float64") for c in cols[1:5]),
-                             np.array(cols[5], dtype="int64")))  # fmt: skip
+        self._chunks.append(
+            (
+                np.array(cols[0], dtype="int64"),
+                *(np.array(c, dtype="float64") for c in cols[1:5]),
+                np.array(cols[5], dtype="int64"),
+            )
+        )
 
     def drain(self) -> Ticks:
         with self._lock:

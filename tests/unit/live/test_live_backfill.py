@@ -22,7 +22,9 @@ def _bars(rows, complete=None):
 
 def test_merge_keeps_complete_live_replaces_incomplete_fills_missing():
     live = _bars([(0, "A", 1.0), (1, "A", 2.0), (3, "A", 4.0), (0, "B", 1.0)], complete=[True, False, True, True])
-    venue = _bars([(0, "A", 9.0), (1, "A", 2.5), (2, "A", 3.0), (3, "A", 9.0), (4, "A", 5.0), (5, "A", 6.0)]).drop(columns="complete")
+    venue = _bars([(0, "A", 9.0), (1, "A", 2.5), (2, "A", 3.0), (3, "A", 9.0), (4, "A", 5.0), (5, "A", 6.0)]).drop(
+        columns="complete"
+    )
     now = int((T0 + pd.Timedelta(minutes=5, seconds=30)).value)
     out, rep = merge_backfill(live, venue, timeframe="1m", now_ns=now)
     a = out[out["key"] == "A"]
@@ -42,6 +44,8 @@ def test_backfill_start_and_call():
         calls.append((keys, lo, hi))
         return _bars([(1, "A", 1.5), (2, "A", 2.5)]).drop(columns="complete")
 
-    out, rep = backfill(live, ["A"], history, timeframe="1m", start_ns=start, now_ns=int((T0 + pd.Timedelta(minutes=3)).value))
+    out, rep = backfill(
+        live, ["A"], history, timeframe="1m", start_ns=start, now_ns=int((T0 + pd.Timedelta(minutes=3)).value)
+    )
     assert out["close"].tolist() == [1.0, 1.5, 2.5] and rep.replaced == 1 and rep.filled == 1
     assert calls[0][1] == T0 + pd.Timedelta(minutes=1)

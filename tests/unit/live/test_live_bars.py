@@ -16,7 +16,14 @@ T0 = 1_750_000_020 * 10**9 - (1_750_000_020 * 10**9) % MIN  # a minute boundary
 def _ticks(slot, price, size, ts) -> Ticks:
     n = len(slot)
     nan = np.full(n, np.nan)
-    return Ticks(np.asarray(slot, "int64"), np.asarray(price, "float64"), np.asarray(size, "float64"), nan, nan, np.asarray(ts, "int64"))
+    return Ticks(
+        np.asarray(slot, "int64"),
+        np.asarray(price, "float64"),
+        np.asarray(size, "float64"),
+        nan,
+        nan,
+        np.asarray(ts, "int64"),
+    )
 
 
 def _random(n: int, n_slots: int, minutes: int, seed: int = 0) -> Ticks:
@@ -26,8 +33,12 @@ def _random(n: int, n_slots: int, minutes: int, seed: int = 0) -> Ticks:
 
 
 def _run(builder: BarBuilder, t: Ticks, batch: int, end_ns: int) -> pd.DataFrame:
-    out = [builder.ingest(_ticks(t.slot[i : i + batch], t.price[i : i + batch], t.size[i : i + batch], t.ts[i : i + batch]))
-           for i in range(0, len(t), batch)]  # fmt: skip
+    out = [
+        builder.ingest(
+            _ticks(t.slot[i : i + batch], t.price[i : i + batch], t.size[i : i + batch], t.ts[i : i + batch])
+        )
+        for i in range(0, len(t), batch)
+    ]
     out.append(builder.flush(end_ns))
     return pd.concat(out, ignore_index=True).sort_values(["key", "ts"], kind="stable").reset_index(drop=True)
 
@@ -97,7 +108,9 @@ def test_repeated_tickers_are_idempotent_through_cumulative_volume():
     idx = np.repeat(np.arange(len(t)), 2)  # every ticker delivered twice
     cv = CumulativeVolume(2)
     sizes = cv.sizes(t.slot[idx], totals[idx])
-    got = _run(BarBuilder(keys, "1m", 0.5), _ticks(t.slot[idx], t.price[idx], sizes, t.ts[idx]), 64, int(t.ts[-1]) + 5 * MIN)
+    got = _run(
+        BarBuilder(keys, "1m", 0.5), _ticks(t.slot[idx], t.price[idx], sizes, t.ts[idx]), 64, int(t.ts[-1]) + 5 * MIN
+    )
     ref_sizes = np.nan_to_num(CumulativeVolume(2).sizes(t.slot, totals))
     ref = _ref(keys, _ticks(t.slot, t.price, ref_sizes, t.ts))
     pd.testing.assert_frame_equal(got.drop(columns="complete"), ref)
@@ -107,8 +120,12 @@ def test_repeated_tickers_are_idempotent_through_cumulative_volume():
 
 
 def test_cumulative_volume_restart_and_zero():
-    np.testing.assert_array_equal(CumulativeVolume(1, "restart").sizes(np.array([0, 0, 0]), np.array([100.0, 130.0, 20.0])), [np.nan, 30, 20])
-    np.testing.assert_array_equal(CumulativeVolume(1, "zero").sizes(np.array([0, 0, 0]), np.array([100.0, 130.0, 20.0])), [np.nan, 30, 0])
+    np.testing.assert_array_equal(
+        CumulativeVolume(1, "restart").sizes(np.array([0, 0, 0]), np.array([100.0, 130.0, 20.0])), [np.nan, 30, 20]
+    )
+    np.testing.assert_array_equal(
+        CumulativeVolume(1, "zero").sizes(np.array([0, 0, 0]), np.array([100.0, 130.0, 20.0])), [np.nan, 30, 0]
+    )
 
 
 def test_gap_marks_overlapping_bars_incomplete():

@@ -60,8 +60,18 @@ class _ObservedStream(StockDataStream):
 class AlpacaStream:
     """Trades of ``keys`` (``EXCHANGE:SYMBOL``, e.g. ``NASDAQ:AAPL``) into ``buffer``."""
 
-    def __init__(self, api_key: str, secret_key: str, keys: Sequence[str], buffer: TickBuffer, *, slots: SlotMap | None = None,
-                 url: str | None = None, feed: str = "iex", quotes: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        api_key: str,
+        secret_key: str,
+        keys: Sequence[str],
+        buffer: TickBuffer,
+        *,
+        slots: SlotMap | None = None,
+        url: str | None = None,
+        feed: str = "iex",
+        quotes: bool = False,
+    ) -> None:
         self.api_key, self.secret_key, self.url = api_key, secret_key, url
         self.feed = DataFeed(feed)
         self.keys = list(keys)
@@ -75,8 +85,15 @@ class AlpacaStream:
         self._thread: threading.Thread | None = None
 
     def start(self) -> AlpacaStream:
-        s = _ObservedStream(self.api_key, self.secret_key, raw_data=True, feed=self.feed, url_override=self.url,
-                            status=self.status, buffer=self.buffer)  # fmt: skip
+        s = _ObservedStream(
+            self.api_key,
+            self.secret_key,
+            raw_data=True,
+            feed=self.feed,
+            url_override=self.url,
+            status=self.status,
+            buffer=self.buffer,
+        )
         s._reconnect_min_backoff = 0.5
         symbols = list(self._slot)
         s.subscribe_trades(self._on_trade, *symbols)
@@ -113,7 +130,9 @@ class AlpacaStream:
     async def _on_quote(self, m: dict) -> None:
         t = _ns(m.get("t"))
         self.status.on_ticks(self.buffer, t, t, self._scope)
-        self.buffer.push_one(self._slot.get(m.get("S"), -1), _NAN, 0.0, float(m.get("bp") or _NAN), float(m.get("ap") or _NAN), t)
+        self.buffer.push_one(
+            self._slot.get(m.get("S"), -1), _NAN, 0.0, float(m.get("bp") or _NAN), float(m.get("ap") or _NAN), t
+        )
         self.status.on_message()
 
     # ---- REST ------------------------------------------------------------------------------------
@@ -124,13 +143,17 @@ class AlpacaStream:
         symbols = [k.partition(":")[2] for k in (keys if keys is not None else self.keys)]
         pushed = 0
         for i in range(0, len(symbols), batch):
-            snaps = client.get_stock_snapshot(StockSnapshotRequest(symbol_or_symbols=symbols[i : i + batch], feed=self.feed))
+            snaps = client.get_stock_snapshot(
+                StockSnapshotRequest(symbol_or_symbols=symbols[i : i + batch], feed=self.feed)
+            )
             rows = []
             for sym, s in (snaps or {}).items():
                 if not isinstance(s, dict):
                     s = s.model_dump() if hasattr(s, "model_dump") else {}
                 tr, q = s.get("latestTrade") or {}, s.get("latestQuote") or {}
-                rows.append((self._slot.get(sym, -1), tr.get("p", _NAN), q.get("bp", _NAN), q.get("ap", _NAN), _ns(tr.get("t"))))
+                rows.append(
+                    (self._slot.get(sym, -1), tr.get("p", _NAN), q.get("bp", _NAN), q.get("ap", _NAN), _ns(tr.get("t")))
+                )
             rows = [r for r in rows if r[0] >= 0]
             if rows:
                 a = np.array([r[:4] for r in rows], dtype="float64")
@@ -144,8 +167,13 @@ class AlpacaStream:
         from alpaca.data.timeframe import TimeFrame
 
         by_sym = {k.partition(":")[2]: k for k in keys}
-        req = StockBarsRequest(symbol_or_symbols=list(by_sym), timeframe=TimeFrame.Minute, start=pd.Timestamp(start).to_pydatetime(),
-                               end=pd.Timestamp(end).to_pydatetime(), feed=self.feed)  # fmt: skip
+        req = StockBarsRequest(
+            symbol_or_symbols=list(by_sym),
+            timeframe=TimeFrame.Minute,
+            start=pd.Timestamp(start).to_pydatetime(),
+            end=pd.Timestamp(end).to_pydatetime(),
+            feed=self.feed,
+        )
         raw = client.get_stock_bars(req)
         data = raw if isinstance(raw, dict) else raw.data
         rows = []
@@ -153,8 +181,17 @@ class AlpacaStream:
             for b in bars:
                 b = b if isinstance(b, dict) else b.model_dump()
                 t = b.get("t", b.get("timestamp"))
-                rows.append((pd.Timestamp(t), by_sym.get(sym, sym), b.get("o", b.get("open")), b.get("h", b.get("high")),
-                             b.get("l", b.get("low")), b.get("c", b.get("close")), b.get("v", b.get("volume"))))  # fmt: skip
+                rows.append(
+                    (
+                        pd.Timestamp(t),
+                        by_sym.get(sym, sym),
+                        b.get("o", b.get("open")),
+                        b.get("h", b.get("high")),
+                        b.get("l", b.get("low")),
+                        b.get("c", b.get("close")),
+                        b.get("v", b.get("volume")),
+                    )
+                )
         out = pd.DataFrame(rows, columns=["ts", "key", "open", "high", "low", "close", "volume"])
         out["ts"] = pd.to_datetime(out["ts"], utc=True).astype("datetime64[ns, UTC]")
         return out

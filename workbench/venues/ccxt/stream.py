@@ -58,9 +58,18 @@ class CcxtTickerStream:
     REST fallback and history (built from the same config when not given).
     """
 
-    def __init__(self, exchange_id: str, keys: Sequence[str], buffer: TickBuffer, *, config: dict | None = None,
-                 slots: SlotMap | None = None, all_markets: bool = True, rest: ccxt.Exchange | None = None,
-                 backoff: Backoff | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        exchange_id: str,
+        keys: Sequence[str],
+        buffer: TickBuffer,
+        *,
+        config: dict | None = None,
+        slots: SlotMap | None = None,
+        all_markets: bool = True,
+        rest: ccxt.Exchange | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
         if not hasattr(ccxtpro, exchange_id):
             raise ConfigError(f"ccxt.pro has no exchange {exchange_id!r}: pick one of ccxt.pro.exchanges")
         self.exchange_id = exchange_id
@@ -177,8 +186,17 @@ class CcxtTickerStream:
 
     def _push(self, tickers: list[dict], received_ns: int) -> None:
         get = self._slot_of.get
-        rows = [(get(t.get("symbol"), -1), t.get("last"), t.get("bid"), t.get("ask"), t.get("baseVolume"), t.get("timestamp"))
-                for t in tickers]  # fmt: skip
+        rows = [
+            (
+                get(t.get("symbol"), -1),
+                t.get("last"),
+                t.get("bid"),
+                t.get("ask"),
+                t.get("baseVolume"),
+                t.get("timestamp"),
+            )
+            for t in tickers
+        ]
         rows = [r for r in rows if r[0] >= 0]
         self.status.on_message()
         if not rows:
@@ -208,7 +226,9 @@ class CcxtTickerStream:
         self._push(vals, now_ns())
         return len(vals)
 
-    def history(self, keys: Sequence[str], start: pd.Timestamp, end: pd.Timestamp, timeframe: str = "1m") -> pd.DataFrame:
+    def history(
+        self, keys: Sequence[str], start: pd.Timestamp, end: pd.Timestamp, timeframe: str = "1m"
+    ) -> pd.DataFrame:
         """Closed and forming bars of ``keys`` from ``start`` to ``end`` (``fetch_ohlcv``, paginated)."""
         ex = self.rest
         ms0, ms1 = int(pd.Timestamp(start).value // 10**6), int(pd.Timestamp(end).value // 10**6)

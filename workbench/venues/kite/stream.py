@@ -51,9 +51,19 @@ def _epoch_ns(t: Any) -> int:
 class KiteTickStream:
     """Ticks of ``tokens`` (instrument token → key ``EXCHANGE:SYMBOL``) into ``buffer``."""
 
-    def __init__(self, api_key: str, access_token: str, tokens: Mapping[int, str], buffer: TickBuffer, *,
-                 slots: SlotMap | None = None, root: str | None = None, mode: str = "full",
-                 per_connection: int = MAX_PER_CONNECTION, reconnect_max_delay: int = 5) -> None:  # fmt: skip
+    def __init__(
+        self,
+        api_key: str,
+        access_token: str,
+        tokens: Mapping[int, str],
+        buffer: TickBuffer,
+        *,
+        slots: SlotMap | None = None,
+        root: str | None = None,
+        mode: str = "full",
+        per_connection: int = MAX_PER_CONNECTION,
+        reconnect_max_delay: int = 5,
+    ) -> None:
         if not 0 < per_connection <= MAX_PER_CONNECTION:
             raise ConfigError(f"per_connection must be 1..{MAX_PER_CONNECTION} (Kite's limit per websocket)")
         self.api_key, self.access_token, self.root, self.mode = api_key, access_token, root, mode
@@ -90,11 +100,19 @@ class KiteTickStream:
         from twisted.internet import reactor
 
         if len(self.chunks) > MAX_CONNECTIONS:
-            raise ConfigError(f"{len(self.tokens)} instruments need {len(self.chunks)} Kite websockets; one API key allows "
-                              f"{MAX_CONNECTIONS} × {MAX_PER_CONNECTION}. Narrow the universe or add a second key.")  # fmt: skip
+            raise ConfigError(
+                f"{len(self.tokens)} instruments need {len(self.chunks)} Kite websockets; one API key allows "
+                f"{MAX_CONNECTIONS} × {MAX_PER_CONNECTION}. Narrow the universe or add a second key."
+            )
         for i, chunk in enumerate(self.chunks):
-            kt = KiteTicker(self.api_key, self.access_token, root=self.root, reconnect=True,
-                            reconnect_max_delay=self.reconnect_max_delay, connect_timeout=10)  # fmt: skip
+            kt = KiteTicker(
+                self.api_key,
+                self.access_token,
+                root=self.root,
+                reconnect=True,
+                reconnect_max_delay=self.reconnect_max_delay,
+                connect_timeout=10,
+            )
             self._wire(kt, chunk, self.statuses[i])
             self.tickers.append(kt)
             with _reactor_lock:
@@ -142,18 +160,35 @@ class KiteTickStream:
         for s in self.statuses:
             s.connected = False
 
-    def _push(self, ticks: list[dict], received_ns: int, slot: np.ndarray | None = None, status: StreamStatus | None = None,
-              scope: np.ndarray | None = None) -> None:  # fmt: skip
+    def _push(
+        self,
+        ticks: list[dict],
+        received_ns: int,
+        slot: np.ndarray | None = None,
+        status: StreamStatus | None = None,
+        scope: np.ndarray | None = None,
+    ) -> None:
         get = self._slot.get
         n = len(ticks)
         if slot is None:
             slot = np.fromiter((get(t.get("instrument_token"), -1) for t in ticks), dtype="int64", count=n)
         last = np.fromiter((t.get("last_price", np.nan) for t in ticks), dtype="float64", count=n)
         total = np.fromiter((t.get("volume_traded", np.nan) for t in ticks), dtype="float64", count=n)
-        ts = np.fromiter((_epoch_ns(t.get("last_trade_time") or t.get("exchange_timestamp")) or received_ns for t in ticks),
-                         dtype="int64", count=n)  # fmt: skip
-        bid = np.fromiter((((t.get("depth") or {}).get("buy") or [{}])[0].get("price") or np.nan for t in ticks), dtype="float64", count=n)
-        ask = np.fromiter((((t.get("depth") or {}).get("sell") or [{}])[0].get("price") or np.nan for t in ticks), dtype="float64", count=n)
+        ts = np.fromiter(
+            (_epoch_ns(t.get("last_trade_time") or t.get("exchange_timestamp")) or received_ns for t in ticks),
+            dtype="int64",
+            count=n,
+        )
+        bid = np.fromiter(
+            (((t.get("depth") or {}).get("buy") or [{}])[0].get("price") or np.nan for t in ticks),
+            dtype="float64",
+            count=n,
+        )
+        ask = np.fromiter(
+            (((t.get("depth") or {}).get("sell") or [{}])[0].get("price") or np.nan for t in ticks),
+            dtype="float64",
+            count=n,
+        )
         keep = slot >= 0
         slot, last, total, ts, bid, ask = slot[keep], last[keep], total[keep], ts[keep], bid[keep], ask[keep]
         with self._vol_lock:
@@ -183,7 +218,9 @@ class KiteTickStream:
             pushed += int((slot >= 0).sum())
         return pushed
 
-    def history(self, kite: Any, keys: Sequence[str], start: pd.Timestamp, end: pd.Timestamp, interval: str = "minute") -> pd.DataFrame:
+    def history(
+        self, kite: Any, keys: Sequence[str], start: pd.Timestamp, end: pd.Timestamp, interval: str = "minute"
+    ) -> pd.DataFrame:
         """Bars of ``keys`` from Kite's historical API (one call per instrument, IST wall times)."""
         by_key = {k: t for t, k in self.tokens.items()}
         lo = pd.Timestamp(start).tz_convert("Asia/Kolkata").tz_localize(None).to_pydatetime()

@@ -52,6 +52,19 @@ def _snapshot_after(buffer: TickBuffer, cache: QuoteCache, n: int, t0: float) ->
     return time.perf_counter() - t0, int((~snap["stale"]).sum())
 
 
+def _stream_to_snapshot(stream, buf: TickBuffer, cache: QuoteCache, ready, send, n: int) -> tuple[float, float]:
+    """(seconds from the first frame sent to a full snapshot, seconds the fake spent encoding and sending)."""
+    try:
+        _wait(ready)
+        t0 = time.perf_counter()
+        send()
+        fake = time.perf_counter() - t0
+        el, _ = _snapshot_after(buf, cache, n, t0)
+    finally:
+        stream.stop()
+    return el, fake
+
+
 def one_frame_tape(symbols: list[str]) -> Tape:
     """Every instrument trades once, in the same second: one stream frame covers the universe."""
     n = len(symbols)
@@ -132,17 +145,11 @@ def stream_binance(n: int) -> None:
     with FakeBinance(symbols=tuple(syms)) as rest, FakeBinanceWs() as ws:
         buf, cache = TickBuffer(), QuoteCache(keys)
         stream = CcxtTickerStream("binance", keys, buf, slots=cache.slots, config=ws.ccxt_config(rest)).start()
-        try:
-            _wait(lambda: "!miniTicker@arr" in ws.subscribed())
-            tape = one_frame_tape(syms)
-            t0 = time.perf_counter()
-            ws.send_tape(tape, tape.seconds())
-            fake = time.perf_counter() - t0
-            el, fresh = _snapshot_after(buf, cache, n, t0)
-        finally:
-            stream.stop()
+        tape = one_frame_tape(syms)
+        ready = lambda: "!miniTicker@arr" in ws.subscribed()  # noqa: E731
+        el, fake = _stream_to_snapshot(stream, buf, cache, ready, lambda: ws.send_tape(tape, tape.seconds()), n)
         print(
-            f"   WS    ccxt.pro tickers   {n:>6,}: {el:6.2f} s  (one !miniTicker@arr frame, {fresh:,} fresh; "
+            f"   WS    ccxt.pro tickers   {n:>6,}: {el:6.2f} s  (one !miniTicker@arr frame; "
             f"the fake's JSON {fake:.2f} s of it)"
         )
 
@@ -158,18 +165,12 @@ def stream_kite(n: int) -> None:
     with FakeKiteTicker("k", "t") as ws:
         buf, cache = TickBuffer(), QuoteCache(keys)
         stream = KiteTickStream("k", "t", dict(zip(tokens.tolist(), keys)), buf, slots=cache.slots, root=ws.url).start()
-        try:
-            _wait(lambda: len(ws.subscribed()) == n)
-            tape = one_frame_tape(syms)
-            t0 = time.perf_counter()
-            ws.send_tape(tape, tape.seconds(), tokens)
-            fake = time.perf_counter() - t0
-            el, _ = _snapshot_after(buf, cache, n, t0)
-        finally:
-            stream.stop()
+        tape = one_frame_tape(syms)
+        send = lambda: ws.send_tape(tape, tape.seconds(), tokens)  # noqa: E731
+        el, fake = _stream_to_snapshot(stream, buf, cache, lambda: len(ws.subscribed()) == n, send, n)
         print(
             f"   WS    KiteTicker full    {n:>6,}: {el:6.2f} s  "
-            f"({len(stream.chunks)} connections of ≤ 3,000, one API key's most; "
+            f"({len(stream.chunks)} connection(s) of ≤ 3,000, an API key allows 3; "
             f"the fake {fake:.2f} s of it)"
         )
 
@@ -183,15 +184,9 @@ def stream_alpaca(n: int) -> None:
     with FakeAlpacaStream("k", "s") as ws:
         buf, cache = TickBuffer(), QuoteCache(keys)
         stream = AlpacaStream("k", "s", keys, buf, slots=cache.slots, url=ws.url).start()
-        try:
-            _wait(lambda: len(ws.subscribed()) == n)
-            tape = one_frame_tape(syms)
-            t0 = time.perf_counter()
-            ws.send_tape(tape, tape.seconds())
-            fake = time.perf_counter() - t0
-            el, _ = _snapshot_after(buf, cache, n, t0)
-        finally:
-            stream.stop()
+        tape = one_frame_tape(syms)
+        send = lambda: ws.send_tape(tape, tape.seconds())  # noqa: E731
+        el, fake = _stream_to_snapshot(stream, buf, cache, lambda: len(ws.subscribed()) == n, send, n)
         print(
             f"   WS    Alpaca trades      {n:>6,}: {el:6.2f} s  ({-(-n // ws.frame)} frames of {ws.frame}; "
             f"the fake's msgpack {fake:.2f} s of it)"

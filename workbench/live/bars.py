@@ -52,6 +52,20 @@ def _emit(s, k, t, val, done, last_out, out_i, out_f, out_c, m):  # pragma: no c
 
 
 @njit(cache=True)
+def _open(s, k, b, x, p, sz, tf, gap_lo, gap_hi, t, val, done):  # pragma: no cover - numba
+    """Bar k of slot s starts at b with one tick; a size of NaN (unknown) or an outage makes it incomplete."""
+    t[s, k, _START] = b
+    t[s, k, _OTS] = x
+    t[s, k, _CTS] = x
+    val[s, k, _O] = p
+    val[s, k, _H] = p
+    val[s, k, _L] = p
+    val[s, k, _C] = p
+    val[s, k, _V] = 0.0 if np.isnan(sz) else sz
+    done[s, k] = not (_overlaps(b, tf, gap_lo[s], gap_hi[s]) or np.isnan(sz))
+
+
+@njit(cache=True)
 def _ingest(
     slot, price, size, ts, tf, gap_lo, gap_hi, t, val, done, last_out, out_i, out_f, out_c, counts
 ):  # pragma: no cover
@@ -87,31 +101,14 @@ def _ingest(
                 for j in range(5):
                     val[s, 1, j] = val[s, 0, j]
                 done[s, 1] = done[s, 0]
-            t[s, 0, _START] = b
-            t[s, 0, _OTS] = x
-            t[s, 0, _CTS] = x
-            val[s, 0, _O] = p
-            val[s, 0, _H] = p
-            val[s, 0, _L] = p
-            val[s, 0, _C] = p
-            val[s, 0, _V] = 0.0 if np.isnan(size[i]) else size[i]
-            done[s, 0] = not (_overlaps(b, tf, gap_lo[s], gap_hi[s]) or np.isnan(size[i]))
+            _open(s, 0, b, x, p, size[i], tf, gap_lo, gap_hi, t, val, done)
             continue
         if b == cur:
             k = 0
         elif b == t[s, 1, _START]:
             k = 1
         elif t[s, 1, _START] == -1:  # between the last emitted bar and the newest: open it as the older bar
-            k = 1
-            t[s, 1, _START] = b
-            t[s, 1, _OTS] = x
-            t[s, 1, _CTS] = x
-            val[s, 1, _O] = p
-            val[s, 1, _H] = p
-            val[s, 1, _L] = p
-            val[s, 1, _C] = p
-            val[s, 1, _V] = 0.0 if np.isnan(size[i]) else size[i]
-            done[s, 1] = not (_overlaps(b, tf, gap_lo[s], gap_hi[s]) or np.isnan(size[i]))
+            _open(s, 1, b, x, p, size[i], tf, gap_lo, gap_hi, t, val, done)
             continue
         else:  # neither of the two bars kept (three bars within the lateness): too late
             counts[0] += 1
@@ -209,38 +206,17 @@ class BarBuilder:
             out_c,
             self._counts,
         )
-        m = _close(
-            self.tf_ns,
-            self.tol_ns,
-            int(self._counts[2]),
-            self._t,
-            self._val,
-            self._done,
-            self._last_out,
-            out_i,
-            out_f,
-            out_c,
-            m,
-        )
-        return self._frame(out_i[:m], out_f[:m], out_c[:m])
+        return self._close_due(out_i, out_f, out_c, m)
 
     def flush(self, now_ns: int) -> pd.DataFrame:
         """Close bars by the clock: a quiet instrument's bar still closes once ``now`` is past its end."""
         self._counts[2] = max(int(self._counts[2]), int(now_ns))
-        out_i, out_f, out_c = self._out(2 * len(self.slots))
-        m = _close(
-            self.tf_ns,
-            self.tol_ns,
-            int(self._counts[2]),
-            self._t,
-            self._val,
-            self._done,
-            self._last_out,
-            out_i,
-            out_f,
-            out_c,
-            0,
-        )
+        return self._close_due(*self._out(2 * len(self.slots)), 0)
+
+    def _close_due(self, out_i: np.ndarray, out_f: np.ndarray, out_c: np.ndarray, m: int) -> pd.DataFrame:
+        """Emit, after the ``m`` bars already in the output, every bar the watermark has passed."""
+        wm = int(self._counts[2])
+        m = _close(self.tf_ns, self.tol_ns, wm, self._t, self._val, self._done, self._last_out, out_i, out_f, out_c, m)
         return self._frame(out_i[:m], out_f[:m], out_c[:m])
 
     def forming(self) -> pd.DataFrame:

@@ -168,7 +168,12 @@ class CcxtTickerStream:
             except ConfigError as e:
                 self.status.on_disconnect(e)
                 break
-            except (ccxt.NetworkError, ccxt.ExchangeError, OSError) as e:
+            except (ccxt.ArgumentsRequired, ccxt.NotSupported) as e:
+                if not self.all_markets:  # nothing left to try: the exchange cannot stream these tickers
+                    self.status.on_disconnect(e)
+                    break
+                self.all_markets = False  # no all-market stream here: subscribe the universe's symbols
+            except Exception as e:  # noqa: BLE001 - network or venue trouble: back off and subscribe again
                 if isinstance(ex.tickers, _Recording):
                     self._drain(ex.tickers)  # what arrived before the cut still counts
                 self.status.on_disconnect(e)

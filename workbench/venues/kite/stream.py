@@ -41,7 +41,8 @@ _reactor_lock = threading.Lock()  # the reactor is per process: start it once
 
 def _epoch_ns(t: Any) -> int:
     if isinstance(t, datetime):  # kiteconnect builds naive local datetimes from epoch seconds
-        return int(t.timestamp() * 1e9) if t.tzinfo is None else int(pd.Timestamp(t).value)
+        # microseconds as an integer first: seconds × 1e9 in a float would lose nanoseconds
+        return round(t.timestamp() * 1e6) * 1000 if t.tzinfo is None else int(pd.Timestamp(t).value)
     if isinstance(t, str) and t:
         ts = pd.Timestamp(t)
         return int((ts.tz_localize("Asia/Kolkata") if ts.tzinfo is None else ts).value)

@@ -118,6 +118,7 @@ class CcxtTickerStream:
 
     async def _main(self) -> None:
         ex = getattr(ccxtpro, self.exchange_id)(self.config)
+        ex.on_connected = self._connected(ex.on_connected)
         self._ex = ex
         try:
             await self._watch(ex)
@@ -128,26 +129,31 @@ class CcxtTickerStream:
                 pass
             self.status.connected = False
 
-    async def _connections(self, ex: Any) -> None:
-        """Count each websocket ccxt opens (a new ``Client`` whose ``connected`` future resolved)."""
+    def _connected(self, original: Any) -> Any:
+        """Wraps the exchange's ``on_connected`` (ccxt calls it on every websocket it opens): count it."""
+
+        def on_connected(client: Any, message: Any = None) -> Any:
+            if self.status.connects:  # a reconnect: the running volume jumped by what traded unseen
+                with self._vol_lock:
+                    self.volume.forget(self._scope)
+            self.status.on_connect(self.buffer)
+            return original(client, message)
+
+        return on_connected
+
+    async def _housekeeping(self, ex: Any) -> None:
+        """Every 50 ms, hand on tickers recorded while no ``watch_tickers`` future was waiting (ccxt resolves
+        only a waiting future: the last message of a burst would otherwise wait for the next one)."""
         assert self._stop is not None
-        seen: set[int] = set()
         while not self._stop.is_set():
-            for c in list(getattr(ex, "clients", {}).values()):
-                fut = getattr(c, "connected", None)
-                if id(c) in seen or fut is None or not fut.done() or fut.cancelled() or fut.exception() is not None:
-                    continue
-                seen.add(id(c))
-                if self.status.connects:
-                    with self._vol_lock:
-                        self.volume.forget(self._scope)
-                self.status.on_connect(self.buffer)
+            if isinstance(ex.tickers, _Recording) and ex.tickers.pending:
+                self._drain(ex.tickers)
             await asyncio.sleep(0.05)
 
     async def _watch(self, ex: Any) -> None:
         assert self._stop is not None
         stop_wait = asyncio.ensure_future(self._stop.wait())
-        conns = asyncio.ensure_future(self._connections(ex))
+        conns = asyncio.ensure_future(self._housekeeping(ex))
         while not self._stop.is_set():
             try:
                 if ex.markets is None:

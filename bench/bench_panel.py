@@ -36,5 +36,5 @@ def main() -> None:
             frames, secs, peak = measure(lake.load_panel_for, keys, "1d", fields=fields)
             shape = frames["close"].shape
             print(f"   load_panel_for {len(fields)} field(s): {secs:.2f} s, peak {peak:.0f} MiB, frame {shape[0]}×{shape[1]}")
-        panel, secs, peak = measure(lake.load_panel, "BENCH", "1d")
+        _panel, secs, peak = measure(lake.load_panel, "BENCH", "1d")
         print(f"   Lake.load_panel (all 5 fields, Panel): {secs:.2f} s, peak {peak:.0f} MiB")

@@ -85,7 +85,7 @@ def master_path(settings) -> Path:
 def _fetch_text(url: str, timeout: float = 30.0, headers: dict | None = None) -> str:
     req = urllib.request.Request(url, headers={"User-Agent": "Mozilla/5.0 (workbench instruments refresh)", **(headers or {})})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (fixed https URLs)
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.read().decode("utf-8-sig", errors="replace")
     except OSError as e:
         raise SourceUnavailableError(f"could not download {url} ({e}); retry later or use --from-file with a saved copy") from e
@@ -384,7 +384,7 @@ class InstrumentMaster:
         self.path = Path(path)
 
     @classmethod
-    def of(cls, settings) -> "InstrumentMaster":
+    def of(cls, settings) -> InstrumentMaster:
         return cls(master_path(settings))
 
     def __repr__(self) -> str:

@@ -423,7 +423,7 @@ def trades_on_price_figure(result: BacktestResult, panel: Panel, max_symbols: in
     if not top:
         axes[0].text(0.5, 0.5, "no orders", ha="center", va="center", transform=axes[0].transAxes)
     idx = result.equity.index
-    for ax, sym in zip(axes, top):
+    for ax, sym in zip(axes, top, strict=False):  # one empty axis when there is no order
         close = panel.close[sym].reindex(idx)
         ax.plot(close.index, close.to_numpy(dtype=float), color="grey", lw=0.9)
         mine = orders[orders["symbol"] == sym]

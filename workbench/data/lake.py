@@ -17,16 +17,15 @@ one of the two appends. Every query opens its own in-memory DuckDB connection: n
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
 
 import duckdb
-import pandas as pd
-
 import numpy as np
+import pandas as pd
 
 from workbench.data.candles import CANDLE_COLUMNS, QUARANTINE_COLUMNS, screen_candles, validate_candles
 from workbench.data.panel import FIELDS, Panel
@@ -359,7 +358,7 @@ class Lake:
         from workbench.instruments import split_key
 
         if isinstance(instruments, pd.DataFrame):
-            pairs = list(zip(instruments["exchange"].astype(str), instruments["symbol"].astype(str)))
+            pairs = list(zip(instruments["exchange"].astype(str), instruments["symbol"].astype(str), strict=True))
         else:
             pairs = [split_key(k) for k in instruments]
         pairs = list(dict.fromkeys(pairs))

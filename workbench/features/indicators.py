@@ -27,7 +27,7 @@ Conventions (all indicators):
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd

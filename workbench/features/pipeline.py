@@ -11,8 +11,8 @@ any price level, and *causal*: the row for bar t uses bars ≤ t only (tested by
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd

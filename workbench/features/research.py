@@ -7,6 +7,8 @@ DataFrames (for numbers and tests); ``plot_*`` turn them into matplotlib figures
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -58,7 +60,7 @@ def ic_by_period(features: pd.DataFrame, fwd: pd.Series, freq: str | None = "ME"
     codes, uniques = pd.factorize(pd.Index(key), sort=True)
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
-    rows = [_spearman(X[order[a:b]], y[order[a:b]], min_obs) for a, b in zip(bounds[:-1], bounds[1:])]
+    rows = [_spearman(X[order[a:b]], y[order[a:b]], min_obs) for a, b in itertools.pairwise(bounds)]
     out = pd.DataFrame(rows, index=pd.Index(uniques, name="period"), columns=features.columns)
     return out
 

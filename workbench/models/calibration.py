@@ -31,7 +31,7 @@ class Calibrator:
         p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
         return np.log(p / (1 - p)).reshape(-1, 1)
 
-    def fit(self, raw: np.ndarray, y: np.ndarray) -> "Calibrator":
+    def fit(self, raw: np.ndarray, y: np.ndarray) -> Calibrator:
         y = np.asarray(y, dtype=int)
         if self.method == "none" or np.unique(y).size < 2:
             self._fn = None
@@ -69,7 +69,7 @@ class CalibratedModel:
         self.lookback: int = int(getattr(base, "lookback", 1))
         self.params: dict = dict(getattr(base, "params", {}))
 
-    def fit(self, X: pd.DataFrame, y: pd.Series) -> "CalibratedModel":
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> CalibratedModel:
         raise TypeError("CalibratedModel is built by training.fit_calibrated, not fitted directly")
 
     def raw_proba(self, X: pd.DataFrame) -> np.ndarray:

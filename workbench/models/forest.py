@@ -32,7 +32,7 @@ class RandomForestModel:
         self.feature_names: tuple[str, ...] = ()
         self._clf = None
 
-    def fit(self, X: pd.DataFrame, y: pd.Series) -> "RandomForestModel":
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> RandomForestModel:
         from sklearn.ensemble import RandomForestClassifier
 
         y_arr = check_xy(X, y)

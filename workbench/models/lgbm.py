@@ -37,7 +37,7 @@ class LightGBMModel:
         self.feature_names: tuple[str, ...] = ()
         self._clf = None
 
-    def fit(self, X: pd.DataFrame, y: pd.Series) -> "LightGBMModel":
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> LightGBMModel:
         from lightgbm import LGBMClassifier
 
         y_arr = check_xy(X, y)

@@ -81,7 +81,7 @@ class LSTMModel:
         values = np.clip((values - self.mean_) / self.std_, -6.0, 6.0)
         return sequence_windows(values, X.index.get_level_values("symbol"), X.index.get_level_values("ts").asi8, self.lookback)
 
-    def fit(self, X: pd.DataFrame, y: pd.Series) -> "LSTMModel":
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> LSTMModel:
         y_arr = check_xy(X, y)
         keras = _keras()
         keras.utils.set_random_seed(self.seed)

@@ -328,7 +328,6 @@ class Registry:
         # referenced by module path, so the CloudPickle warning does not apply: silence it here only.
         import lightgbm
         import sklearn
-
         from mlflow.models import infer_signature
 
         reqs = [f"pandas=={pd.__version__}", f"numpy=={np.__version__}", f"lightgbm=={lightgbm.__version__}",

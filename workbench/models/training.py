@@ -34,7 +34,7 @@ from workbench.data.panel import FIELDS, Panel
 from workbench.features.labels import direction_label, forward_return
 from workbench.features.pipeline import build_features, get_feature_set, stack_wide
 from workbench.models.base import Model, complete_rows, lookback_of, make_model
-from workbench.models.calibration import Calibrator, CalibratedModel
+from workbench.models.calibration import CalibratedModel, Calibrator
 from workbench.models.evaluation import HIGHER_IS_BETTER, METRIC_KEYS, reliability_table, score
 from workbench.models.kinds import TRAINABLE_KINDS
 
@@ -501,10 +501,10 @@ def ensemble_of(results: list[TrainResult], weights: list[float] | None = None) 
             raise ValueError("ensemble members must be trained on the same panel, horizon and folds")
     model = EnsembleModel([r.model for r in results], weights)
     oos = first.oos.copy()
-    oos["proba"] = np.sum([w * r.oos["proba"].to_numpy() for w, r in zip(model.weights, results)], axis=0)
+    oos["proba"] = np.sum([w * r.oos["proba"].to_numpy() for w, r in zip(model.weights, results, strict=True)], axis=0)
     cols = ["fold", "train_start", "train_end", "test_start", "test_end", "n_train", "n_test"]
     fold_rows = first.folds[cols].to_dict("records")
-    for row, secs in zip(fold_rows, np.sum([r.folds["fit_seconds"].to_numpy() for r in results], axis=0)):
+    for row, secs in zip(fold_rows, np.sum([r.folds["fit_seconds"].to_numpy() for r in results], axis=0), strict=True):
         row["fit_seconds"] = float(secs)
     metrics, table = _summarise(oos, fold_rows)
     wide = oos["proba"].unstack("symbol").reindex(columns=first.oos_proba.columns)

@@ -12,20 +12,12 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
-from workbench.venues.base import (
-    EXIT_TYPES,
-    AuthenticationError,
-    Broker,
-    BrokerStatus,
-    ExchangeUnavailable,
-    Market,
-    OrderRequest,
-)
 from workbench.config import CostModel, RiskLimits, SignalParams
 from workbench.data.panel import Panel
 from workbench.errors import ModelError, NoModelError, WorkbenchError
@@ -36,6 +28,15 @@ from workbench.trading.portfolio import PortfolioSnapshot, after_fill, snapshot
 from workbench.trading.risk import RiskContext, evaluate, floor_to_lot
 from workbench.trading.store import Store, utcnow
 from workbench.trading.sync import SyncReport, sync_portfolio
+from workbench.venues.base import (
+    EXIT_TYPES,
+    AuthenticationError,
+    Broker,
+    BrokerStatus,
+    ExchangeUnavailable,
+    Market,
+    OrderRequest,
+)
 
 __all__ = [
     "CheckResult",

@@ -28,21 +28,21 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from workbench.errors import InvalidTransition
+from workbench.trading.store import Store, iso, utcnow
 from workbench.venues.base import (
     EXIT_TYPES,
-    AuthenticationError,
-    ExchangeUnavailable,
     FINAL_STATUSES,
+    AuthenticationError,
     Broker,
     BrokerOrder,
+    ExchangeUnavailable,
     Fill,
     Market,
     OrderRejected,
     OrderRequest,
     floor_to_lot,
 )
-from workbench.errors import InvalidTransition
-from workbench.trading.store import Store, iso, utcnow
 
 __all__ = [
     "STATUSES",

@@ -235,7 +235,7 @@ def snapshot(
     currencies = {s: (m.quote if m.quote in cash else base) for s, m in markets.items()}
     rates = {**fx_from_quotes(base, quotes), **(fx or {})}
     # A spot venue lists a held coin as a balance too: it is a position, not cash (else counted twice).
-    for s, m in markets.items():
+    for m in markets.values():
         if m.base != base and m.base not in currencies.values():
             cash.pop(m.base, None)
     if broker.environment != "paper":

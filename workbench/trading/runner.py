@@ -398,7 +398,7 @@ def status(settings: Any) -> dict:
         "n_orders": sum(counts.values()),
         "n_filled": counts.get("FILLED", 0),
         "n_rejected": counts.get("REJECTED", 0),
-        "n_positions": int(len(store.positions(run["account"] or "paper"))),
+        "n_positions": len(store.positions(run["account"] or "paper")),
         "message": run["message"],
     }
 
@@ -426,7 +426,7 @@ def start_background(
     if cycles is not None:
         cmd += ["--cycles", str(cycles)]
     env = {**os.environ, "WORKBENCH_HOME": str(settings.home)}
-    log = open(logs / f"live-{stamp}.log", "ab")
+    log = open(logs / f"live-{stamp}.log", "ab")  # noqa: SIM115 (closed below once the child holds its own copy)
     try:
         return subprocess.Popen(
             cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(settings.home)

@@ -78,7 +78,7 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
 
-    def create(self) -> "Store":
+    def create(self) -> Store:
         """The schema at the newest revision (construction already did it; kept for callers that say so)."""
         upgrade(self.engine)
         return self

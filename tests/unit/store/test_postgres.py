@@ -19,11 +19,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-from workbench.venues.ledger import OrderLedger
-from workbench.venues.paper.broker import PaperBroker
 from workbench.security.vault import Vault
 from workbench.store import head_revision, metadata
 from workbench.trading.store import Store
+from workbench.venues.ledger import OrderLedger
+from workbench.venues.paper.broker import PaperBroker
 
 pytest.importorskip("psycopg", reason="the psycopg driver (dev extra) is not installed")
 

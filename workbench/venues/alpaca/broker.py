@@ -30,6 +30,8 @@ from typing import Literal
 
 import pandas as pd
 
+from workbench.security.vault import secret_env_name, secret_value, vault_of
+from workbench.venues.alpaca.config import AlpacaConfig
 from workbench.venues.base import (
     AuthenticationError,
     Balance,
@@ -46,8 +48,6 @@ from workbench.venues.base import (
     reason_of,
 )
 from workbench.venues.ledger import OrderLedger
-from workbench.security.vault import secret_env_name, secret_value, vault_of
-from workbench.venues.alpaca.config import AlpacaConfig
 from workbench.venues.retry import RetryPolicy, retry_call, send_idempotent
 
 __all__ = ["AlpacaBroker", "alpaca_keys", "make_broker"]
@@ -159,7 +159,9 @@ class AlpacaBroker:
 
     # ---- plumbing -----------------------------------------------------------------------------------
     def _call(self, what: str, fn, *args, **kw):
-        translate = lambda e: _translate(e, what)
+        def translate(e: Exception) -> Exception:
+            return _translate(e, what)
+
         return retry_call(lambda: fn(*args, **kw), policy=self.retry, venue=self.name, what=what, translate=translate)
 
     @staticmethod

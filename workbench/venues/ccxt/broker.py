@@ -40,6 +40,8 @@ from typing import Any, Literal
 import ccxt
 import pandas as pd
 
+from workbench.errors import ConfigError
+from workbench.security.vault import redact, secret_env_name, secret_value, vault_of
 from workbench.venues.base import (
     AuthenticationError,
     Balance,
@@ -55,11 +57,9 @@ from workbench.venues.base import (
     TemporaryBrokerError,
     grid_error,
 )
-from workbench.venues.ledger import OrderLedger
-from workbench.venues.ccxt.data import deep_merge
-from workbench.errors import ConfigError
-from workbench.security.vault import redact, secret_env_name, secret_value, vault_of
 from workbench.venues.ccxt.config import CcxtConfig
+from workbench.venues.ccxt.data import deep_merge
+from workbench.venues.ledger import OrderLedger
 from workbench.venues.retry import RetryPolicy, retry_call, send_idempotent
 
 __all__ = ["CcxtBroker", "make_broker"]
@@ -380,7 +380,9 @@ class CcxtBroker:
     def _create(self, order: OrderRequest, m: dict) -> dict:
         sym, params = m["symbol"], {"clientOrderId": order.client_order_id}
         amount = float(self.exchange.amount_to_precision(sym, order.quantity))
-        px = lambda p: float(self.exchange.price_to_precision(sym, p))
+        def px(p: float | None) -> float:
+            return float(self.exchange.price_to_precision(sym, p))
+
         if order.type == "market":
             return self.exchange.create_order(sym, "market", order.side, amount, None, params)
         if order.type == "limit":
@@ -442,7 +444,9 @@ class CcxtBroker:
         stop, take = (first_req, order) if first_req.type == "stop_loss" else (order, first_req)
         group = order.oco_group
         list_id = group if _SAFE_ID.match(group) else "wb-" + hashlib.sha1(group.encode()).hexdigest()[:30]
-        px = lambda p: self.exchange.price_to_precision(sym, p)
+        def px(p: float | None) -> str:
+            return str(self.exchange.price_to_precision(sym, p))
+
         stop_leg = {"Type": "STOP_LOSS_LIMIT", "StopPrice": px(stop.stop_price), "Price": px(self._stop_limit(stop.side, stop.stop_price, m)),
                     "TimeInForce": "GTC", "ClientOrderId": stop.client_order_id}  # fmt: skip
         if "STOP_LOSS" in ((m.get("info") or {}).get("orderTypes") or []):
@@ -598,7 +602,9 @@ class CcxtBroker:
     def _call(self, what: str, fn: Callable, *args: Any) -> Any:
         """One ccxt call: temporary failures retried with exponential backoff, every ccxt error
         translated; a clock drift (-1021) resynchronises the client's clock before the retry."""
-        translate = lambda e: self._translate(e, what)
+        def translate(e: Exception) -> BrokerError:
+            return self._translate(e, what)
+
         return retry_call(
             lambda: fn(*args), policy=self.retry, venue=self.name, what=what, translate=translate, catch=ccxt.BaseError
         )

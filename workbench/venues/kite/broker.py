@@ -27,10 +27,12 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
+from workbench.errors import ConfigError
+from workbench.security.vault import secret_env_name, secret_value, vault_of
 from workbench.venues.base import (
     AuthenticationError,
     Balance,
@@ -45,10 +47,8 @@ from workbench.venues.base import (
     TemporaryBrokerError,
     reason_of,
 )
-from workbench.venues.ledger import OrderLedger
-from workbench.errors import ConfigError
-from workbench.security.vault import secret_env_name, secret_value, vault_of
 from workbench.venues.kite.config import KiteConfig
+from workbench.venues.ledger import OrderLedger
 from workbench.venues.retry import RetryPolicy, retry_call, send_idempotent
 
 __all__ = ["LOGIN_HINT", "KiteBroker", "complete_kite_login", "kite_login_url", "kite_session", "kite_session_expiry", "kite_tag", "make_broker"]
@@ -237,7 +237,9 @@ class KiteBroker:
         """One Kite call with bounded retries of temporary errors (only for calls safe to repeat)."""
         if self.expires_at is not None and pd.Timestamp.now(tz="UTC") >= self.expires_at:
             raise AuthenticationError(_expired_message(self.expires_at))
-        translate = lambda e: _translate(e, what, self.expires_at)
+        def translate(e: Exception) -> Exception:
+            return _translate(e, what, self.expires_at)
+
         return retry_call(lambda: fn(*args, **kw), policy=self.retry, venue=self.name, what=what, translate=translate)
 
     def _once(self, what: str, fn, *args, **kw):
@@ -439,7 +441,9 @@ class KiteBroker:
             return found["order_id"] if found is not None else None
 
         what = f"order {order.client_order_id}"
-        send = lambda: self._once(what, self.kite.place_order, **params)
+        def send() -> Any:
+            return self._once(what, self.kite.place_order, **params)
+
         oid = send_idempotent(send, lookup, policy=self.retry, venue=self.name, what=what)
         self.ledger.put(order.client_order_id, ref=str(oid), **fields)
         return self._raise_if_rejected(self._order_state(self.ledger.get(order.client_order_id)))

@@ -52,10 +52,10 @@ class KiteSource:
         self._throttle = Throttle(per_second)
 
     @classmethod
-    def from_master(cls, kite, master, exchange: str = "NSE", **kw) -> "KiteSource":
+    def from_master(cls, kite, master, exchange: str = "NSE", **kw) -> KiteSource:
         t = master.table()
         t = t[(t["exchange"] == exchange) & t["kite_token"].notna()]
-        return cls(kite, exchange, dict(zip(t["symbol"], t["kite_token"].astype("int64"))), **kw)
+        return cls(kite, exchange, dict(zip(t["symbol"], t["kite_token"].astype("int64"), strict=True)), **kw)
 
     def symbols(self) -> list[str]:
         return sorted(self.tokens)

@@ -28,7 +28,10 @@ from collections.abc import Mapping
 from typing import Literal
 
 import pandas as pd
+from sqlalchemy.engine import Engine
 
+from workbench.store.engine import engine_for
+from workbench.store.schema import iso, utcnow
 from workbench.venues.base import (
     FINAL_STATUSES,
     Balance,
@@ -43,7 +46,6 @@ from workbench.venues.base import (
     floor_to_lot,
     grid_error,
 )
-from workbench.store.schema import iso, utcnow
 from workbench.venues.paper.book import OPEN_STATUSES as _OPEN
 from workbench.venues.paper.book import HasEngine, PaperBook
 
@@ -396,10 +398,18 @@ class PaperBroker:
         )
 
 
-def make_broker(settings, config=None, *, instance: str | None = None, vault=None, store: Store | None = None) -> PaperBroker:
-    """The paper account ``settings.paper`` and ``settings.costs`` describe, booked in ``store``."""
+class _EngineHolder:
+    """The smallest ``HasEngine``: a paper broker made without the trading ``Store``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+
+def make_broker(settings, config=None, *, instance: str | None = None, vault=None, store: HasEngine | None = None) -> PaperBroker:
+    """The paper account ``settings.paper`` and ``settings.costs`` describe, booked in ``store``
+    (without one, in the database ``settings.store_url`` names: the venue never imports ``trading``)."""
     if store is None:
-        store = Store(settings.store_url).create()
+        store = _EngineHolder(engine_for(settings.store_url))
     pa = settings.paper
     return PaperBroker(
         store, account="paper", currency=pa.currency, starting_cash={**pa.extra_cash, pa.currency: pa.starting_cash},

@@ -28,11 +28,15 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from workbench.errors import DataError, InstrumentListError, SourceUnavailableError, UnknownSymbolError
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
 
 __all__ = [
     "COLUMNS",
@@ -77,7 +81,7 @@ def split_key(key: str) -> tuple[str, str]:
     return exchange, symbol
 
 
-def master_path(settings) -> Path:
+def master_path(settings: Settings) -> Path:
     return Path(settings.data_dir) / "instruments.parquet"
 
 
@@ -384,7 +388,7 @@ class InstrumentMaster:
         self.path = Path(path)
 
     @classmethod
-    def of(cls, settings) -> InstrumentMaster:
+    def of(cls, settings: Settings) -> InstrumentMaster:
         return cls(master_path(settings))
 
     def __repr__(self) -> str:

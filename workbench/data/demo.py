@@ -10,6 +10,7 @@ dashboard and notebooks can label synthetic results plainly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -19,6 +20,9 @@ from workbench.data.lake import Lake
 from workbench.data.panel import Panel
 from workbench.data.sources.base import OhlcvSource
 from workbench.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
 
 __all__ = ["DemoUniverse", "ensure_demo_data", "demo_universe_in_lake", "load_demo_panel", "SYNTHETIC_LABEL"]
 
@@ -43,7 +47,7 @@ def _stored(lake: Lake, exchange: str, timeframe: str, wanted: tuple[str, ...]) 
     return tuple(s for s in wanted if s in have)
 
 
-def _synthetic_universe(settings, lake: Lake) -> DemoUniverse | None:
+def _synthetic_universe(settings: Settings, lake: Lake) -> DemoUniverse | None:
     demo = settings.demo
     stored = _stored(lake, "synthetic", demo.timeframe, demo.synthetic_symbols)
     if stored != tuple(demo.synthetic_symbols):
@@ -51,7 +55,7 @@ def _synthetic_universe(settings, lake: Lake) -> DemoUniverse | None:
     return DemoUniverse("synthetic", demo.timeframe, stored, True, "synthetic")
 
 
-def _ccxt_universe(settings, lake: Lake) -> DemoUniverse | None:
+def _ccxt_universe(settings: Settings, lake: Lake) -> DemoUniverse | None:
     demo = settings.demo
     stored = _stored(lake, demo.ccxt_exchange, demo.timeframe, demo.ccxt_symbols)
     if not stored:
@@ -59,7 +63,7 @@ def _ccxt_universe(settings, lake: Lake) -> DemoUniverse | None:
     return DemoUniverse(demo.ccxt_exchange, demo.timeframe, stored, False, f"ccxt:{demo.ccxt_exchange}")
 
 
-def demo_universe_in_lake(settings) -> DemoUniverse | None:
+def demo_universe_in_lake(settings: Settings) -> DemoUniverse | None:
     """The demo dataset already stored, if any (real candles preferred unless the setting says synthetic)."""
     lake = Lake(settings.lake_dir)
     choice = settings.demo.source
@@ -70,7 +74,7 @@ def demo_universe_in_lake(settings) -> DemoUniverse | None:
     return _synthetic_universe(settings, lake)
 
 
-def _make_synthetic(settings, lake: Lake, progress: bool) -> DemoUniverse:
+def _make_synthetic(settings: Settings, lake: Lake, progress: bool) -> DemoUniverse:
     existing = _synthetic_universe(settings, lake)
     if existing is not None:
         return existing
@@ -82,7 +86,7 @@ def _make_synthetic(settings, lake: Lake, progress: bool) -> DemoUniverse:
     return DemoUniverse("synthetic", demo.timeframe, tuple(demo.synthetic_symbols), True, "synthetic")
 
 
-def _pull_ccxt(settings, lake: Lake, source: OhlcvSource, progress: bool) -> DemoUniverse:
+def _pull_ccxt(settings: Settings, lake: Lake, source: OhlcvSource, progress: bool) -> DemoUniverse:
     demo = settings.demo
     backfill = pd.Timestamp.now(tz="UTC").floor("D") - demo.bars * timeframe_delta(demo.timeframe)
     report = pull(lake, source, list(demo.ccxt_symbols), demo.timeframe, progress=progress, backfill_from=backfill)
@@ -92,7 +96,7 @@ def _pull_ccxt(settings, lake: Lake, source: OhlcvSource, progress: bool) -> Dem
     return found
 
 
-def ensure_demo_data(settings, source: str | None = None, progress: bool = False, *, ccxt_source: OhlcvSource | None = None) -> DemoUniverse:
+def ensure_demo_data(settings: Settings, source: str | None = None, progress: bool = False, *, ccxt_source: OhlcvSource | None = None) -> DemoUniverse:
     """Make sure the lake holds the demo universe and say which one it is.
 
     ``source`` (default ``settings.demo.source``): ``synthetic``; ``ccxt`` (must succeed);
@@ -122,7 +126,7 @@ def ensure_demo_data(settings, source: str | None = None, progress: bool = False
     return _ccxt_universe(settings, lake) or _make_synthetic(settings, lake, progress)
 
 
-def load_demo_panel(settings, source: str | None = None) -> tuple[DemoUniverse, Panel]:
+def load_demo_panel(settings: Settings, source: str | None = None) -> tuple[DemoUniverse, Panel]:
     """The demo universe and its panel: the first lines of every research notebook."""
     universe = ensure_demo_data(settings, source=source)
     panel = Lake(settings.lake_dir).load_panel(universe.exchange, universe.timeframe, list(universe.symbols))

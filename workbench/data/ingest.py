@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -17,6 +18,9 @@ from workbench.data.candles import timeframe_delta
 from workbench.data.lake import Lake
 from workbench.data.sources.base import ChunkedSource, OhlcvSource
 from workbench.errors import ConfigError, WorkbenchError
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
 
 __all__ = ["PullReport", "pull", "source_from_spec"]
 
@@ -102,7 +106,7 @@ def pull(
     return PullReport(source.exchange, timeframe, new_rows, errors, quarantined)
 
 
-def source_from_spec(spec: str, settings) -> OhlcvSource:
+def source_from_spec(spec: str, settings: Settings) -> OhlcvSource:
     """``ccxt:<id>`` | ``kite[:EXCHANGE]`` | ``alpaca[:EXCHANGE]`` | ``csv:<path>[@<EXCHANGE>]`` | ``synthetic`` → a source.
 
     Venues' history comes from their package (``workbench.venues.<name>.data``), keys from the vault or

@@ -24,12 +24,16 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pandas as pd
 
 from workbench.errors import ModelError, NoModelError
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
 
 __all__ = ["ModelRef", "LoadedModel", "Registry", "WorkbenchPyfunc", "CHAMPION", "CHALLENGER", "reliability_figure",
            "OosPredictions"]
@@ -184,7 +188,7 @@ def _clean_metrics(metrics: dict) -> dict[str, float]:
 class Registry:
     """Log, register, promote and load models in the workbench's MLflow store."""
 
-    def __init__(self, settings):
+    def __init__(self, settings: Settings):
         from mlflow import MlflowClient
 
         self.settings = settings

@@ -20,13 +20,16 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from workbench.data.panel import Panel
 from workbench.errors import ConfigError, NoModelError
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
 
 __all__ = [
     "RetrainDecision", "RetrainOutcome", "NOTEBOOK", "prepare_universe", "evaluate_on_window",
@@ -73,15 +76,15 @@ class RetrainOutcome:
         return self.status in ("promoted", "refused")
 
 
-def retrain_dir(settings) -> Path:
+def retrain_dir(settings: Settings) -> Path:
     return Path(settings.data_dir) / "retrain"
 
 
-def lock_path(settings) -> Path:
+def lock_path(settings: Settings) -> Path:
     return retrain_dir(settings) / "retrain.lock"
 
 
-def prepare_universe(settings, exchange: str = "", timeframe: str = "", symbols: list[str] | None = None,
+def prepare_universe(settings: Settings, exchange: str = "", timeframe: str = "", symbols: list[str] | None = None,
                      source: str = "", start=None, end=None) -> tuple[Panel, dict, str]:
     """(panel, lineage, note): pull new bars from ``source`` if given, then read the universe from the lake.
 
@@ -147,7 +150,7 @@ def _first_honest_ts(panel: Panel, train_end: str, horizon: int) -> pd.Timestamp
 
 
 def retrain_and_decide(
-    settings,
+    settings: Settings,
     panel: Panel,
     kinds: list[str] | tuple[str, ...] | None = None,
     n_folds: int | None = None,
@@ -224,14 +227,14 @@ def write_decision(decision: RetrainDecision, path: str | Path | None) -> None:
         Path(path).write_text(json.dumps(asdict(decision), default=str, indent=1))
 
 
-def _append_history(settings, outcome: RetrainOutcome) -> None:
+def _append_history(settings: Settings, outcome: RetrainOutcome) -> None:
     d = retrain_dir(settings)
     d.mkdir(parents=True, exist_ok=True)
     with open(d / "history.jsonl", "a") as fh:
         fh.write(json.dumps(asdict(outcome), default=str) + "\n")
 
 
-def history(settings) -> pd.DataFrame:
+def history(settings: Settings) -> pd.DataFrame:
     """Every retrain run so far (status, reason, notebook), oldest first."""
     path = retrain_dir(settings) / "history.jsonl"
     if not path.exists():
@@ -247,7 +250,7 @@ def _error_text(e: BaseException) -> str:
 
 
 def run_retrain(
-    settings,
+    settings: Settings,
     parameters: dict[str, Any] | None = None,
     output_dir: str | Path | None = None,
     *,
@@ -328,7 +331,7 @@ def cron_trigger(expr: str):
         raise ConfigError(f"cron expression {expr!r} is not valid ({e}); use five fields, e.g. '0 6 * * 1-5'") from e
 
 
-def make_scheduler(settings, cron: str | None = None, parameters: dict | None = None, *, background: bool = False,
+def make_scheduler(settings: Settings, cron: str | None = None, parameters: dict | None = None, *, background: bool = False,
                    on_outcome: Callable[[RetrainOutcome], None] | None = None):
     """An APScheduler 3 scheduler with one job: ``run_retrain`` on ``cron`` (default settings.retrain.cron).
 
@@ -353,7 +356,7 @@ def make_scheduler(settings, cron: str | None = None, parameters: dict | None = 
     return scheduler
 
 
-def run_scheduler(settings, cron: str | None = None, parameters: dict | None = None,
+def run_scheduler(settings: Settings, cron: str | None = None, parameters: dict | None = None,
                   on_outcome: Callable[[RetrainOutcome], None] | None = None) -> None:
     """Block, retraining on ``cron`` until interrupted (Ctrl-C)."""
     scheduler = make_scheduler(settings, cron, parameters, on_outcome=on_outcome)

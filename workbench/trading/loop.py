@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
-from workbench.config import CostModel, RiskLimits, SignalParams
+from workbench.config import CostModel, RiskLimits, Settings, SignalParams
 from workbench.data.panel import Panel
 from workbench.errors import ModelError, NoModelError, WorkbenchError
 from workbench.signals import Signal
@@ -103,7 +103,7 @@ class ModelSignalEngine:
         return latest_signals(signals_for_panel(self.model, panel, self.params), panel.exchange)
 
 
-def registry_engine_factory(settings: Any, ref: str = "champion") -> Callable[[], SignalEngine]:
+def registry_engine_factory(settings: Settings, ref: str = "champion") -> Callable[[], SignalEngine]:
     """The registered model; when none is registered, the rule-based backup on the lake's demo
     universe, and Phase 1 says so plainly. With no data either, Phase 1 fails with both reasons."""
 
@@ -183,7 +183,7 @@ class PendingBroker:
         return f"PendingBroker({self.name!r}, {self.environment!r}, connected={self._broker is not None})"
 
 
-def _authenticate(settings: Any, name: str, env: str) -> CheckResult:
+def _authenticate(settings: Settings, name: str, env: str) -> CheckResult:
     if env == "paper":
         return CheckResult("authentication", True, "paper trading: local user, no login required (simulated money only)")
     if env == "testnet":
@@ -205,7 +205,7 @@ def _authenticate(settings: Any, name: str, env: str) -> CheckResult:
     )
 
 
-def _check_keys(settings: Any, broker: Broker | PendingBroker) -> tuple[CheckResult, Broker | None]:
+def _check_keys(settings: Settings, broker: Broker | PendingBroker) -> tuple[CheckResult, Broker | None]:
     """Keys present (vault, or the environment as the adapter reads it) and accepted by the venue:
     a private call (balances) must succeed. Connects a pending broker."""
     name = broker.name
@@ -242,7 +242,7 @@ def _check_keys(settings: Any, broker: Broker | PendingBroker) -> tuple[CheckRes
 
 
 def phase1(
-    settings: Any,
+    settings: Settings,
     broker: Broker | PendingBroker,
     engine_factory: Callable[[], SignalEngine],
     store: Store | None = None,

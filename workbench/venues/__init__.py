@@ -10,10 +10,13 @@ entries are module paths imported on first use, so naming a venue never imports 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError
 from workbench.venues.base import Venue, VenueConfig
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
 
 __all__ = [
     "VENUES",
@@ -102,7 +105,7 @@ def venue_choices() -> str:
     return " | ".join(venue_names())
 
 
-def venue_config(settings: Any, name: str) -> VenueConfig:
+def venue_config(settings: Settings, name: str) -> VenueConfig:
     """The validated ``[venues.<name>]`` table of ``settings`` (the venue's defaults when absent)."""
     v = get_venue(name.partition(":")[0])
     got = (getattr(settings, "venues", None) or {}).get(v.name)

@@ -26,7 +26,7 @@ import json
 import math
 import re
 from dataclasses import replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
@@ -49,6 +49,10 @@ from workbench.venues.base import (
 )
 from workbench.venues.ledger import OrderLedger
 from workbench.venues.retry import RetryPolicy, retry_call, send_idempotent
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+    from workbench.security.vault import Vault
 
 __all__ = ["AlpacaBroker", "alpaca_keys", "make_broker"]
 
@@ -145,7 +149,7 @@ class AlpacaBroker:
         self._cids: dict[str, str] = {}  # venue order id -> client order id
 
     @classmethod
-    def from_settings(cls, settings, vault=None, config: AlpacaConfig | None = None) -> AlpacaBroker:
+    def from_settings(cls, settings: Settings, vault: Vault | None = None, config: AlpacaConfig | None = None) -> AlpacaBroker:
         key, sec = alpaca_keys(settings, vault_of(settings, vault))
         if config is None:
             from workbench.venues import venue_config
@@ -498,7 +502,7 @@ class AlpacaBroker:
         return o
 
 
-def alpaca_keys(settings, vault) -> tuple[str, str]:
+def alpaca_keys(settings: Settings, vault: Vault | None) -> tuple[str, str]:
     """(api key, secret) from the vault (``alpaca/api_key``, ``alpaca/secret``) or their environment
     variables (``WORKBENCH_KEY_ALPACA_API_KEY``, ``WORKBENCH_KEY_ALPACA_SECRET``)."""
     key, sec = secret_value(vault, "alpaca/api_key"), secret_value(vault, "alpaca/secret")
@@ -510,6 +514,6 @@ def alpaca_keys(settings, vault) -> tuple[str, str]:
     return key, sec
 
 
-def make_broker(settings, config: AlpacaConfig | None = None, *, instance: str | None = None, vault=None, store=None) -> AlpacaBroker:
+def make_broker(settings: Settings, config: AlpacaConfig | None = None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> AlpacaBroker:
     """The registry's factory."""
     return AlpacaBroker.from_settings(settings, vault=vault, config=config)

@@ -10,6 +10,7 @@ plan: ``per_second`` throttles each call.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,10 @@ from workbench.data.quotes import batches, quote_frame
 from workbench.data.sources.base import Throttle
 from workbench.errors import AuthenticationError, ConfigError, DataError, SourceUnavailableError, UnknownSymbolError
 from workbench.instruments import split_key
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+    from workbench.security.vault import Vault
 
 __all__ = ["AlpacaSource", "AlpacaQuotes", "ALPACA_TIMEFRAMES", "make_source", "make_quotes"]
 
@@ -43,7 +48,7 @@ class AlpacaSource:
     name = "alpaca"
 
     def __init__(self, client=None, exchange: str = "US", *, url: str | None = None, feed: str = "iex", per_second: float = 3.0, chunk_days: int = 3650,
-                 vault=None):
+                 vault: Vault | None = None):
         if client is None:
             from alpaca.data.historical import StockHistoricalDataClient
 
@@ -143,7 +148,7 @@ class AlpacaQuotes:
         return quote_frame(rows)
 
 
-def make_source(settings, config=None, *, instance: str | None = None, vault=None, store=None) -> AlpacaSource:
+def make_source(settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> AlpacaSource:
     """The registry's history factory: Alpaca bars labelled ``alpaca:<EXCHANGE>`` (default ``US``)."""
     from workbench.security.vault import vault_of
 
@@ -152,7 +157,7 @@ def make_source(settings, config=None, *, instance: str | None = None, vault=Non
                         per_second=getattr(config, "history_per_second", 3.0), vault=vault_of(settings, vault))  # fmt: skip
 
 
-def make_quotes(settings, config=None, *, instance: str | None = None, vault=None, store=None) -> AlpacaQuotes:
+def make_quotes(settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> AlpacaQuotes:
     """The registry's quote factory: Alpaca snapshots over the history source's client."""
     src = make_source(settings, config, instance=instance, vault=vault)
     return AlpacaQuotes(src.client, feed=src.feed)

@@ -35,7 +35,7 @@ import hashlib
 import math
 import re
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import ccxt
 import pandas as pd
@@ -61,6 +61,10 @@ from workbench.venues.ccxt.config import CcxtConfig
 from workbench.venues.ccxt.data import deep_merge
 from workbench.venues.ledger import OrderLedger
 from workbench.venues.retry import RetryPolicy, retry_call, send_idempotent
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+    from workbench.security.vault import Vault
 
 __all__ = ["CcxtBroker", "make_broker"]
 
@@ -141,7 +145,7 @@ class CcxtBroker:
 
     @classmethod
     def from_settings(
-        cls, settings, exchange_id: str, vault=None, config: CcxtConfig | None = None, **overrides: Any
+        cls, settings: Settings, exchange_id: str, vault: Vault | None = None, config: CcxtConfig | None = None, **overrides: Any
     ) -> CcxtBroker:
         """The broker the settings describe (``[broker]`` and ``[venues.ccxt]``), keys from the vault
         (``ccxt:<id>/api_key``, ``/secret``, ``/password``) or else their one environment variable each
@@ -655,7 +659,7 @@ class CcxtBroker:
         return BrokerError(f"{where}: {type(e).__name__}: {text}")
 
 
-def make_broker(settings, config: CcxtConfig | None = None, *, instance: str | None = None, vault=None, store=None) -> CcxtBroker:
+def make_broker(settings: Settings, config: CcxtConfig | None = None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> CcxtBroker:
     """The registry's factory: ``instance`` is the exchange id of ``ccxt:<id>``."""
     if not instance:
         raise ConfigError("a ccxt broker needs an exchange id: use ccxt:<exchange id>, e.g. ccxt:binance")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
@@ -50,6 +50,10 @@ from workbench.venues.base import (
 from workbench.venues.kite.config import KiteConfig
 from workbench.venues.ledger import OrderLedger
 from workbench.venues.retry import RetryPolicy, retry_call, send_idempotent
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+    from workbench.security.vault import Vault
 
 __all__ = ["LOGIN_HINT", "KiteBroker", "complete_kite_login", "kite_login_url", "kite_session", "kite_session_expiry", "kite_tag", "make_broker"]
 
@@ -85,7 +89,7 @@ def _last_six(now: pd.Timestamp | None = None) -> pd.Timestamp:
     return kite_session_expiry(now) - pd.Timedelta(days=1)
 
 
-def _config(settings) -> KiteConfig:
+def _config(settings: Settings) -> KiteConfig:
     from workbench.venues import venue_config
 
     return venue_config(settings, "kite")  # type: ignore[return-value]
@@ -95,7 +99,7 @@ def _reason(message: str) -> str:
     return reason_of(message, _REASONS)
 
 
-def _app_keys(settings, vault) -> tuple[str, str | None]:
+def _app_keys(settings: Settings, vault: Vault | None) -> tuple[str, str | None]:
     key = secret_value(vault, "kite/api_key")
     if not key:
         raise AuthenticationError(
@@ -104,7 +108,7 @@ def _app_keys(settings, vault) -> tuple[str, str | None]:
     return key, secret_value(vault, "kite/api_secret")
 
 
-def kite_session(settings, vault) -> tuple[str, str, pd.Timestamp | None]:
+def kite_session(settings: Settings, vault: Vault | None) -> tuple[str, str, pd.Timestamp | None]:
     """(api key, today's access token, its expiry): the token from the vault (``kite/access_token``,
     with its expiry) or else ``WORKBENCH_KEY_KITE_ACCESS_TOKEN`` (no expiry known)."""
     key, _ = _app_keys(settings, vault)
@@ -119,7 +123,7 @@ def kite_session(settings, vault) -> tuple[str, str, pd.Timestamp | None]:
     return key, env, None
 
 
-def kite_login_url(settings, vault=None) -> str:
+def kite_login_url(settings: Settings, vault: Vault | None = None) -> str:
     """The Kite page where the user logs in; it redirects to the app's URL with ``request_token``."""
     from kiteconnect import KiteConnect
 
@@ -127,7 +131,7 @@ def kite_login_url(settings, vault=None) -> str:
     return KiteConnect(api_key=key).login_url()
 
 
-def complete_kite_login(settings, request_token: str, vault=None) -> pd.Timestamp:
+def complete_kite_login(settings: Settings, request_token: str, vault: Vault | None = None) -> pd.Timestamp:
     """Trade the ``request_token`` from the login redirect for today's access token, store it
     encrypted (``kite/access_token``) with its expiry, and return the expiry (UTC)."""
     from kiteconnect import KiteConnect
@@ -222,7 +226,7 @@ class KiteBroker:
         self._names: dict[str, str] = {}
 
     @classmethod
-    def from_settings(cls, settings, vault=None, config: KiteConfig | None = None) -> KiteBroker:
+    def from_settings(cls, settings: Settings, vault: Vault | None = None, config: KiteConfig | None = None) -> KiteBroker:
         vault = vault_of(settings, vault)
         key, token, expires_at = kite_session(settings, vault)
         c = config if config is not None else _config(settings)
@@ -674,6 +678,6 @@ class KiteBroker:
                     self._call(f"cancel of {r['client_order_id']}", self.kite.cancel_order, "regular", r["ref"])
 
 
-def make_broker(settings, config: KiteConfig | None = None, *, instance: str | None = None, vault=None, store=None) -> KiteBroker:
+def make_broker(settings: Settings, config: KiteConfig | None = None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> KiteBroker:
     """The registry's factory."""
     return KiteBroker.from_settings(settings, vault=vault, config=config)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 from sqlalchemy.engine import Engine
@@ -48,6 +48,10 @@ from workbench.venues.base import (
 )
 from workbench.venues.paper.book import OPEN_STATUSES as _OPEN
 from workbench.venues.paper.book import HasEngine, PaperBook
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+    from workbench.security.vault import Vault
 
 __all__ = ["PaperBroker", "make_broker"]
 
@@ -405,7 +409,7 @@ class _EngineHolder:
         self.engine = engine
 
 
-def make_broker(settings, config=None, *, instance: str | None = None, vault=None, store: HasEngine | None = None) -> PaperBroker:
+def make_broker(settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store: HasEngine | None = None) -> PaperBroker:
     """The paper account ``settings.paper`` and ``settings.costs`` describe, booked in ``store``
     (without one, in the database ``settings.store_url`` names: the venue never imports ``trading``)."""
     if store is None:

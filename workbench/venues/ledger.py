@@ -46,6 +46,13 @@ class OrderLedger:
             r = c.execute(select(_rows).where(self._key(cid))).mappings().first()
         return dict(r) if r is not None else None
 
+    def require(self, cid: str) -> dict:
+        """The row of ``cid``, which the caller has just written or found (its absence is a bug)."""
+        row = self.get(cid)
+        if row is None:
+            raise LookupError(f"{self.venue}: order {cid} is missing from the order ledger")
+        return row
+
     def find(self, **where) -> list[dict]:
         stmt = select(_rows).where(self._key())
         for k, v in where.items():

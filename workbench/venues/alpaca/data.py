@@ -69,6 +69,7 @@ class AlpacaSource:
         return []  # Alpaca lists assets through its trading API; use the instrument master
 
     def iter_raw(self, symbol: str, timeframe: str, since=None, until=None) -> Iterator[pd.DataFrame]:
+        from alpaca.data.enums import DataFeed
         from alpaca.data.requests import StockBarsRequest
         from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
@@ -85,7 +86,7 @@ class AlpacaSource:
         cursor = start
         while cursor <= stop:
             chunk_end = min(cursor + pd.Timedelta(days=self.chunk_days), stop)
-            req = StockBarsRequest(symbol_or_symbols=symbol, timeframe=tf, start=cursor.to_pydatetime(), end=chunk_end.to_pydatetime(), feed=self.feed)
+            req = StockBarsRequest(symbol_or_symbols=symbol, timeframe=tf, start=cursor.to_pydatetime(), end=chunk_end.to_pydatetime(), feed=DataFeed(self.feed))
             self._throttle.wait()
             try:
                 data = self.client.get_stock_bars(req)
@@ -124,6 +125,7 @@ class AlpacaQuotes:
         self.feed = feed
 
     def quotes(self, keys: Sequence[str]) -> pd.DataFrame:
+        from alpaca.data.enums import DataFeed
         from alpaca.data.requests import StockSnapshotRequest
 
         by_symbol: dict[str, list[str]] = {}
@@ -131,7 +133,7 @@ class AlpacaQuotes:
             by_symbol.setdefault(split_key(k)[1], []).append(k)
         rows = []
         for batch in batches(list(by_symbol), self.batch):
-            snaps = self.client.get_stock_snapshot(StockSnapshotRequest(symbol_or_symbols=list(batch), feed=self.feed))
+            snaps = self.client.get_stock_snapshot(StockSnapshotRequest(symbol_or_symbols=list(batch), feed=DataFeed(self.feed)))
             for sym, s in (snaps or {}).items():
                 if not isinstance(s, dict):
                     s = s.model_dump() if hasattr(s, "model_dump") else {}

@@ -60,14 +60,16 @@ _EPS = 1e-9
 
 def _clean(q: Quote) -> Quote | None:
     """The quote with unusable high/low/open replaced by last; None when last itself is unusable."""
-    ok = lambda x: x is not None and math.isfinite(x) and x > 0  # noqa: E731
+    def ok(x: float | None) -> bool:
+        return x is not None and math.isfinite(x) and x > 0
+
     if not ok(q.last):
         return None
     if all(ok(x) or x is None for x in (q.high, q.low, q.open)):
         return q
     from dataclasses import replace
 
-    return replace(q, **{k: (v if ok(v) else None) for k, v in (("high", q.high), ("low", q.low), ("open", q.open))})
+    return replace(q, high=q.high if ok(q.high) else None, low=q.low if ok(q.low) else None, open=q.open if ok(q.open) else None)
 
 
 class PaperBroker:
@@ -163,8 +165,9 @@ class PaperBroker:
             self.book.insert_order(c, **base, status="SUBMITTED")
             quote = self._quotes[order.symbol]
             price = self._marketable_price(order, quote)
-            if price is not None:
-                self._fill(c, self.book.order(order.client_order_id, c), float(order.quantity), price)
+            row = self.book.order(order.client_order_id, c) if price is not None else None
+            if price is not None and row is not None:  # the row was inserted just above
+                self._fill(c, row, float(order.quantity), price)
         return self.order_status(order.client_order_id)
 
     def cancel(self, client_order_id: str) -> BrokerOrder:
@@ -250,7 +253,7 @@ class PaperBroker:
             return slipped
         if order.type != "limit":  # exits rest until a later bar triggers them
             return None
-        limit = float(order.limit_price)
+        limit = order.limit_level
         if order.side == "buy":
             return min(limit, slipped) if limit >= quote.last else None
         return max(limit, slipped) if limit <= quote.last else None
@@ -277,16 +280,16 @@ class PaperBroker:
         if off_grid is not None:
             return off_grid
         sell = order.side == "sell"
-        if order.type == "stop_loss" and (order.stop_price >= quote.last if sell else order.stop_price <= quote.last):
+        if order.type == "stop_loss" and (order.stop_level >= quote.last if sell else order.stop_level <= quote.last):
             return "bad_price", f"a {order.side} stop at {order.stop_price:g} would trigger at once ({order.symbol} last {quote.last:g})"
-        if order.type == "take_profit" and (order.limit_price <= quote.last if sell else order.limit_price >= quote.last):
+        if order.type == "take_profit" and (order.limit_level <= quote.last if sell else order.limit_level >= quote.last):
             return "bad_price", f"a {order.side} take-profit at {order.limit_price:g} would trigger at once ({order.symbol} last {quote.last:g})"
         ref = {"limit": order.limit_price, "take_profit": order.limit_price, "stop_loss": order.stop_price}.get(order.type) or quote.last
         if order.quantity * ref < market.min_notional:
             return "min_notional", f"order notional {order.quantity * ref:,.2f} is below {order.symbol}'s minimum {market.min_notional:,.2f}"
         if not sell:
             fee, _ = self._costs(order.symbol)
-            price = self._marketable_price(order, quote) or float(order.limit_price or order.stop_price)
+            price = self._marketable_price(order, quote) or float(order.limit_price or order.stop_price or quote.last)
             cost = order.quantity * price * (1.0 + fee)
             cash = self._cash_all()
             ccy = self._settlement(order.symbol, cash)

@@ -91,7 +91,8 @@ def _symbols(universe, model_symbols: list[str]) -> list[str]:
 
 
 def _windows_text(windows: pd.DataFrame) -> str:
-    return "; ".join(f"{window_label(w.fold)} {w.start.date()} .. {w.end.date()}" for w in windows.itertuples())
+    rows = zip(windows["fold"], windows["start"], windows["end"], strict=True)
+    return "; ".join(f"{window_label(fold)} {start.date()} .. {end.date()}" for fold, start, end in rows)
 
 
 def oos_signal_frames(proba: pd.DataFrame, panel: Panel, params, strength_reference) -> dict[str, pd.DataFrame]:

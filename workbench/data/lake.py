@@ -21,6 +21,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote
 
 import duckdb
@@ -73,7 +74,7 @@ def wide_frames(long: pd.DataFrame, fields, columns: list[str], column_of: str =
     """
     ts_codes, ts_values = pd.factorize(long["ts"], sort=True)
     col_index = pd.Index(columns)
-    col_codes = col_index.get_indexer(long[column_of])
+    col_codes = col_index.get_indexer(pd.Index(long[column_of]))
     index = pd.DatetimeIndex(ts_values, name="ts")
     if index.tz is None:
         index = index.tz_localize("UTC")
@@ -270,6 +271,7 @@ class Lake:
 
     def _read(self, exchange: str, timeframe: str, symbols: list[str] | None, start, end, columns) -> pd.DataFrame:
         """One DuckDB scan: only the named symbols' files (not the whole partition), ts pushed down."""
+        params: list[Any]
         if symbols is None:
             source, params = f"read_parquet('{self._glob(exchange, timeframe)}', hive_partitioning=false)", []
         else:

@@ -76,10 +76,12 @@ class Panel:
         wide = candles.pivot_table(index="ts", columns="symbol", values=list(FIELDS), aggfunc="last", dropna=False)
         wide = wide.sort_index()
         symbols = sorted(candles["symbol"].unique())
-        fields = {}
+        fields: dict[str, pd.DataFrame] = {}
+        present = set(wide.columns.get_level_values(0))
         for f in FIELDS:
-            frame = wide[f].reindex(columns=symbols) if f in wide.columns.get_level_values(0) else None
-            if frame is None:
+            if f in present:  # a top-level key of the (field, symbol) columns: a frame
+                frame = pd.DataFrame(wide[f]).reindex(columns=symbols)
+            else:
                 frame = pd.DataFrame(index=wide.index, columns=symbols, dtype=float)
             frame = frame.astype(float)
             frame.columns.name = "symbol"

@@ -51,18 +51,18 @@ def batches(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
 
 
 def _route(keys: Sequence[str], sources: Sequence[QuoteSource]) -> tuple[dict[int, list[str]], list[str]]:
-    owner = {}
+    owner: dict[str, int] = {}
     for i, src in enumerate(sources):
         for ex in src.exchanges:
             owner.setdefault(ex, i)
     routed: dict[int, list[str]] = {}
-    orphans = []
+    orphans: list[str] = []
     for k in keys:
-        i = owner.get(split_key(k)[0])
-        if i is None:
+        at = owner.get(split_key(k)[0])
+        if at is None:
             orphans.append(k)
         else:
-            routed.setdefault(i, []).append(k)
+            routed.setdefault(at, []).append(k)
     return routed, orphans
 
 
@@ -97,9 +97,9 @@ def fetch_quotes(
             try:
                 df = fut.result(timeout=remaining)
                 frames.append(df.assign(source=src.name))
-                got = set(df["key"])
+                answered = set(df["key"])
                 for k in routed[i]:
-                    if k not in got:
+                    if k not in answered:
                         errors[k] = f"{src.name} returned no quote"
                     names[k] = src.name
             except cf.TimeoutError:

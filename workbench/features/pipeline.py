@@ -199,7 +199,7 @@ def stack_wide(panel: Panel, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
     close = panel.close.to_numpy(dtype=float)
     rows, cols = np.nonzero(np.isfinite(close))  # row-major: sorted by ts, then symbol
     # Codes on the panel's own (unique) axes: no re-factorising millions of labels.
-    index = pd.MultiIndex(levels=[panel.index, panel.close.columns], codes=[rows, cols], names=["ts", "symbol"],
+    index = pd.MultiIndex(levels=[panel.index, panel.close.columns], codes=[rows, cols], names=["ts", "symbol"],  # type: ignore[list-item]  # pandas-stubs: levels take an Index, codes an ndarray (pandas does)
                           verify_integrity=False).remove_unused_levels()
     flat = rows * close.shape[1] + cols
     data = {name: np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=float), close.shape)).reshape(-1).take(flat)

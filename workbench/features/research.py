@@ -8,6 +8,7 @@ DataFrames (for numbers and tests); ``plot_*`` turn them into matplotlib figures
 from __future__ import annotations
 
 import itertools
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -53,7 +54,7 @@ def ic_by_period(features: pd.DataFrame, fwd: pd.Series, freq: str | None = "ME"
     (needs many instruments). Periods with fewer than ``min_obs`` pairs are NaN.
     """
     joined = features.join(fwd.rename("__fwd__"), how="inner")
-    ts = joined.index.get_level_values("ts")
+    ts = pd.DatetimeIndex(joined.index.get_level_values("ts"))
     key = ts if freq is None else ts.tz_convert(None).to_period(freq.rstrip("E") if freq.endswith("E") else freq).start_time
     X = joined[list(features.columns)].to_numpy(dtype=float)
     y = joined["__fwd__"].to_numpy(dtype=float)
@@ -94,7 +95,7 @@ def feature_turnover(features: pd.DataFrame, lag: int = 1) -> pd.Series:
     return pd.Series(out, name="turnover")
 
 
-def feature_correlation(features: pd.DataFrame, method: str = "spearman") -> pd.DataFrame:
+def feature_correlation(features: pd.DataFrame, method: Literal["pearson", "kendall", "spearman"] = "spearman") -> pd.DataFrame:
     """Feature × feature correlation over complete rows (redundant features show up as |ρ| near 1)."""
     return features.dropna(axis=1, how="all").dropna().corr(method=method)
 

@@ -7,8 +7,6 @@ pyfunc, the backtest and the live loop all return the same calibrated number.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import pandas as pd
 
@@ -20,7 +18,7 @@ CALIBRATION_METHODS = ("platt", "isotonic", "none")
 class Calibrator:
     """Maps raw scores in [0, 1] to calibrated probabilities: Platt (logistic on the logit) or isotonic."""
 
-    def __init__(self, method: Literal["platt", "isotonic", "none"] = "platt"):
+    def __init__(self, method: str = "platt"):  # a user's choice (CLI, settings): checked here
         if method not in CALIBRATION_METHODS:
             raise ValueError(f"unknown calibration {method!r}; use one of {CALIBRATION_METHODS}")
         self.method = method

@@ -34,6 +34,8 @@ from workbench.errors import ModelError, NoModelError
 
 if TYPE_CHECKING:
     from workbench.config import Settings
+    from workbench.models.backup import BackupModel
+    from workbench.models.base import Model
 
 __all__ = ["ModelRef", "LoadedModel", "Registry", "WorkbenchPyfunc", "CHAMPION", "CHALLENGER", "reliability_figure",
            "OosPredictions"]
@@ -110,7 +112,7 @@ class LoadedModel:
         return f"LoadedModel({self.ref}, kind={self.kind}, feature_set={self.feature_set}, horizon={self.horizon})"
 
 
-def _read_bundle(directory: Path) -> tuple[object, dict, np.ndarray]:
+def _read_bundle(directory: Path) -> tuple[Model, dict, np.ndarray]:
     with open(directory / _MODEL_FILE, "rb") as fh:
         model = pickle.load(fh)
     meta = json.loads((directory / _META_FILE).read_text())
@@ -467,7 +469,7 @@ class Registry:
         base = pd.read_parquet(directory / _OOS_BASELINE) if (directory / _OOS_BASELINE).exists() else None
         return OosPredictions(proba, fold, base)
 
-    def load_or_backup(self, ref: str = CHAMPION, feature_set: str = "v1") -> tuple[object, bool, str]:
+    def load_or_backup(self, ref: str = CHAMPION, feature_set: str = "v1") -> tuple[LoadedModel | BackupModel, bool, str]:
         """(model, used_backup, message): the registered model, or the rule-based backup when none is.
 
         Phase 1 of the live loop calls this and shows ``message`` as is; ``used_backup`` is True
@@ -503,8 +505,9 @@ class Registry:
                 aliases.setdefault(str(version), []).append(alias)
         rows = []
         for mv in versions:
-            run = self.client.get_run(mv.run_id)
-            m, p = run.data.metrics, run.data.params
+            # a version registered from outside the workbench may have no run: listed, without metrics
+            run = self.client.get_run(mv.run_id) if mv.run_id else None
+            m, p = (run.data.metrics, run.data.params) if run is not None else ({}, {})
             rows.append({
                 "version": int(mv.version),
                 "aliases": ", ".join(sorted(aliases.get(str(mv.version), []))),

@@ -110,10 +110,10 @@ def prepare_universe(settings: Settings, exchange: str = "", timeframe: str = ""
     if not exchange:
         from workbench.data.demo import ensure_demo_data
 
-        uni = ensure_demo_data(settings)
-        exchange, timeframe = uni.exchange, uni.timeframe
-        symbols = list(symbols or uni.symbols)
-        note = uni.label
+        demo = ensure_demo_data(settings)
+        exchange, timeframe = demo.exchange, demo.timeframe
+        symbols = list(symbols or demo.symbols)
+        note = demo.label
     timeframe = timeframe or settings.demo.timeframe
     if source:
         src = source_from_spec(source, settings)
@@ -186,7 +186,7 @@ def retrain_and_decide(
     ref = registry.register(best, alias=CHALLENGER)
     start = pd.Timestamp(best.split["test_start"])
     end = panel.index[-1]
-    table: dict[str, float] = {}
+    table: dict[str, float | None] = {}
     if champion is None:
         registry.promote(ref.version, CHAMPION)
         reason = f"no champion was registered: challenger v{ref.version} ({best.kind}) becomes champion"

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -293,7 +294,7 @@ def _fit_calibrated(kind: str, prep: _Prepared, train_mask: np.ndarray, params: 
     """Base model on the earlier training rows, calibrator on the latest (purged) ones."""
     labelled = prep.y.notna().to_numpy()
     tr = train_mask & labelled
-    row_ts = prep.X.index.get_level_values("ts")
+    row_ts = pd.DatetimeIndex(prep.X.index.get_level_values("ts"))
     stamps = pd.DatetimeIndex(row_ts[tr]).unique().sort_values()
     base = make_model(kind, params=params, seed=seed)
     cal_mask = np.zeros_like(tr)
@@ -305,7 +306,7 @@ def _fit_calibrated(kind: str, prep: _Prepared, train_mask: np.ndarray, params: 
         if cut < embargo + 2 or cut >= len(stamps):
             raise ValueError(f"training window of {len(stamps)} timestamps is too short to hold out a calibration set: load more history")
         all_stamps = pd.DatetimeIndex(row_ts).unique().sort_values()
-        pos = int(all_stamps.get_loc(stamps[cut]))
+        pos = int(all_stamps.searchsorted(stamps[cut]))  # its position: all_stamps is sorted and unique
         cal_mask = tr & np.asarray(row_ts >= stamps[cut])
         fit_mask = tr & _purged_train(row_ts, prep.ends, all_stamps, pos, embargo)
     if fit_mask.sum() == 0 or prep.y[fit_mask].nunique() < 2:
@@ -437,6 +438,8 @@ def _train_prepared(prep: _Prepared, kind: str, params: dict | None, seed: int, 
         fold_rows.append({"fold": f.number, "train_start": tr_ts.min(), "train_end": tr_ts.max(),
                           "test_start": f.test_start, "test_end": f.test_end, "n_train": n_train,
                           "n_test": int((f.test & prep.y.notna().to_numpy()).sum()), "fit_seconds": fit_s})
+    if model is None:
+        raise ValueError("no walk-forward fold to train on: load more history")
     used = dict(getattr(model.base, "params", params or {}))
     return _result(kind, prep, model, pd.concat(parts), fold_rows, folds, validation, test_fraction, embargo,
                    calibration, {**used, "seed": seed}, lineage)
@@ -551,7 +554,7 @@ def compare(
 def comparison_table(results: dict[str, TrainResult] | list[TrainResult]) -> pd.DataFrame:
     """Overall out-of-sample scores: one row per model, then the two baselines, plus fit seconds."""
     items = list(results.values()) if isinstance(results, dict) else list(results)
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     for r in items:
         rows[r.kind] = {**{k: r.metrics[k] for k in METRIC_KEYS}, "fit_seconds": r.metrics["fit_seconds"],
                         "beats_baselines": bool(r.metrics["beats_baselines"])}

@@ -265,11 +265,12 @@ def phase1(
     env = broker.environment
     if not record(_authenticate(settings, broker.name, env)):
         return results
+    brk: Broker | None
     if env == "paper" and not isinstance(broker, PendingBroker):
         keys, brk = CheckResult("api_keys", True, "paper trading needs no API keys"), broker
     else:
         keys, brk = _check_keys(settings, broker)
-    if not record(keys):
+    if not record(keys) or brk is None:
         return results
     try:
         st = brk.check()
@@ -423,7 +424,9 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
                 for r in d.rejections:
                     rejected.append(("risk_rejection", f"cycle {ctx.cycle}: {s.signal} {s.symbol} rejected by {r.rule}: {r.message}", "INFO"))
                 continue
-            req = OrderRequest(client_order_id(ctx.run_id, ctx.cycle, s.symbol, d.side), s.symbol, d.side, d.quantity)
+            side = d.side
+            assert side is not None, "an accepted risk decision names its side"
+            req = OrderRequest(client_order_id(ctx.run_id, ctx.cycle, s.symbol, side), s.symbol, side, d.quantity)
             buy = d.side == "buy"
             intent = OrderIntent(
                 req, ctx.run_id, ctx.cycle, f"{s.signal} strength {s.strength:.2f} confidence {s.confidence:.2f}",
@@ -434,7 +437,8 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
             if ans.filled_quantity > 0:  # exact arithmetic from the fill, no new round of broker calls
                 m = ctx.markets.get(s.symbol)
                 rctx = replace(rctx, snapshot=after_fill(
-                    rctx.snapshot, s.symbol, ans.side, ans.filled_quantity, float(ans.average_price), ans.fee,
+                    rctx.snapshot, s.symbol, ans.side, ans.filled_quantity,
+                    ans.average_price if ans.average_price is not None else tick.quotes[s.symbol].last, ans.fee,
                     tick.quotes[s.symbol].last, m.quote if m is not None else None,
                 ))
         except (AuthenticationError, ExchangeUnavailable):

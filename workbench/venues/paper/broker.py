@@ -25,10 +25,10 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from workbench.store.engine import engine_for
 from workbench.store.schema import iso, utcnow
@@ -52,6 +52,7 @@ from workbench.venues.paper.book import HasEngine, PaperBook
 if TYPE_CHECKING:
     from workbench.config import Settings
     from workbench.security.vault import Vault
+    from workbench.venues.paper.config import PaperConfig
 
 __all__ = ["PaperBroker", "make_broker"]
 
@@ -222,7 +223,7 @@ class PaperBroker:
     def _costs(self, symbol: str) -> tuple[float, float]:
         return self.exchange_costs.get(cost_exchange(symbol, self.market(symbol)), (self.fee_rate, self.slippage))
 
-    def _trigger_price(self, row: dict, q: Quote) -> float | None:
+    def _trigger_price(self, row: dict[str, Any], q: Quote) -> float | None:
         low = q.low if q.low is not None else q.last
         high = q.high if q.high is not None else q.last
         opened = q.open if q.open is not None else q.last
@@ -302,7 +303,7 @@ class PaperBroker:
                 return "insufficient_position", f"selling {order.quantity:g} {order.symbol} but only {held:g} is held and free (spot: no short sales)"
         return None
 
-    def _fill(self, c, row: dict, wanted: float, price: float) -> float:
+    def _fill(self, c: Connection, row: dict[str, Any], wanted: float, price: float) -> float:
         """Fill up to ``wanted`` of an order at ``price``, capped by the bar's volume (and, for buys, by
         the cash at hand), booked atomically: order, cash, holding, fill row; an OCO fill cancels its
         siblings. Returns the quantity filled (0 when the bar has no volume left)."""
@@ -348,19 +349,19 @@ class PaperBroker:
     def _broker_id(self, cid: str) -> str:
         return "P" + hashlib.sha1(f"{self.account}|{cid}".encode()).hexdigest()[:15]
 
-    def _row(self, cid: str) -> dict | None:
+    def _row(self, cid: str) -> dict[str, Any] | None:
         return self.book.order(cid)
 
-    def _require(self, cid: str) -> dict:
+    def _require(self, cid: str) -> dict[str, Any]:
         row = self._row(cid)
         if row is None:
             raise OrderRejected("unknown_order", f"the paper account '{self.account}' has no order {cid}")
         return row
 
-    def _open_rows(self, side: str | None = None, symbol: str | None = None) -> list[dict]:
+    def _open_rows(self, side: str | None = None, symbol: str | None = None) -> list[dict[str, Any]]:
         return self.book.open_orders(side=side, symbol=symbol)
 
-    def _cash_all(self, conn=None) -> dict[str, float]:
+    def _cash_all(self, conn: Connection | None = None) -> dict[str, float]:
         return self.book.cash(conn)
 
     def _holding(self, symbol: str) -> float:
@@ -396,7 +397,7 @@ class PaperBroker:
         return total + sum(groups.values())
 
     @staticmethod
-    def _to_order(r: dict) -> BrokerOrder:
+    def _to_order(r: dict[str, Any]) -> BrokerOrder:
         return BrokerOrder(
             client_order_id=r["client_order_id"], symbol=r["symbol"], side=r["side"], quantity=float(r["quantity"]),
             status=r["status"], filled_quantity=float(r["filled_quantity"]), average_price=r["average_price"],
@@ -412,7 +413,7 @@ class _EngineHolder:
         self.engine = engine
 
 
-def make_broker(settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store: HasEngine | None = None) -> PaperBroker:
+def make_broker(settings: Settings, config: PaperConfig | None = None, *, instance: str | None = None, vault: Vault | None = None, store: HasEngine | None = None) -> PaperBroker:
     """The paper account ``settings.paper`` and ``settings.costs`` describe, booked in ``store``
     (without one, in the database ``settings.store_url`` names: the venue never imports ``trading``)."""
     if store is None:

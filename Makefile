@@ -8,7 +8,7 @@ export WORKBENCH_HOME ?= $(CURDIR)
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export MPLBACKEND ?= Agg
 
-.PHONY: run test lab setup clean dashboard bench
+.PHONY: run test lint format lab setup clean dashboard bench
 
 setup: $(STAMP)
 
@@ -23,7 +23,20 @@ run: $(STAMP)
 	$(VENV)/bin/workbench init --demo
 	$(VENV)/bin/workbench dashboard
 
-test: $(STAMP)
+# The gates CI runs before the tests: lint, formatting and types (configured in pyproject.toml).
+LINT_PATHS := workbench tests bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy workbench
+
+# Rewrites files: the fixable lint findings, then the formatter.
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
+	$(VENV)/bin/ruff format $(LINT_PATHS)
+
+test: lint
 	$(PY) -m pytest
 
 lab: $(STAMP)

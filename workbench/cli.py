@@ -23,7 +23,7 @@ import subprocess
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import NoReturn, Optional, get_args
+from typing import NoReturn, get_args
 
 import typer
 
@@ -118,9 +118,9 @@ def _universe(settings: Settings, exchange: str | None, timeframe: str | None, s
 
 @app.command()
 def init(
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
     demo: bool = typer.Option(False, "--demo", help="also pull demo data and train a champion if none exists"),
-    source: Optional[DemoSource] = typer.Option(None, help="demo data source (default: settings.demo.source)"),
+    source: DemoSource | None = typer.Option(None, help="demo data source (default: settings.demo.source)"),
 ) -> None:
     """Create the stores (lake, SQLite, MLflow); with --demo, get demo data and a champion model."""
     try:
@@ -159,7 +159,8 @@ def _train_and_register(settings: Settings, exchange: str, timeframe: str, symbo
     ``options`` go to ``training.train`` (label, horizon, feature_set, embargo, n_folds, test_fraction)."""
     from workbench.data.lake import Lake
     from workbench.models.registry import Registry
-    from workbench.models.training import panel_lineage, train as train_model
+    from workbench.models.training import panel_lineage
+    from workbench.models.training import train as train_model
 
     lake = Lake(settings.lake_dir)
     panel = lake.load_panel(exchange, timeframe, symbols)
@@ -217,7 +218,7 @@ def _echo_folds(folds) -> None:
 @data_app.command("pull")
 def data_pull(
     source: str = typer.Option("synthetic", help="ccxt:<exchange> | csv:<path>[@EXCHANGE] | synthetic"),
-    symbols: Optional[list[str]] = typer.Option(None, "--symbols", "-s", help="symbols to pull (repeat)"),
+    symbols: list[str] | None = typer.Option(None, "--symbols", "-s", help="symbols to pull (repeat)"),
     timeframe: str = typer.Option("1d"),
     since: Optional[str] = typer.Option(None, help="first bar (ISO date); default: resume from the last stored bar"),
     lenient: bool = typer.Option(False, "--lenient", help=_LENIENT_HELP),
@@ -280,7 +281,7 @@ def data_ingest(
 
 
 @data_app.command("list")
-def data_list(home: Optional[Path] = HomeOpt) -> None:
+def data_list(home: Path | None = HomeOpt) -> None:
     """What the lake holds: exchange, timeframe, symbol, rows, first and last bar."""
     from workbench.data.lake import Lake
 
@@ -344,7 +345,7 @@ def _parameters(args: list[str]) -> dict:
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def retrain(ctx: typer.Context, home: Optional[Path] = HomeOpt) -> None:
+def retrain(ctx: typer.Context, home: Path | None = HomeOpt) -> None:
     """Retrain with papermill (notebooks/05_retrain.ipynb): a challenger is promoted only if it wins out of sample.
 
     Parameters for the notebook's parameters cell: -p NAME VALUE (repeat), e.g. -p kinds "['lgbm','rf']".
@@ -360,8 +361,8 @@ def retrain(ctx: typer.Context, home: Optional[Path] = HomeOpt) -> None:
 
 @app.command()
 def scheduler(
-    cron: Optional[str] = typer.Option(None, help="crontab expression (default: settings.retrain.cron)"),
-    home: Optional[Path] = HomeOpt,
+    cron: str | None = typer.Option(None, help="crontab expression (default: settings.retrain.cron)"),
+    home: Path | None = HomeOpt,
 ) -> None:
     """Retrain on a schedule (never two runs at once); Ctrl-C to stop."""
     from workbench.models.retrain import run_scheduler
@@ -372,7 +373,7 @@ def scheduler(
 
 
 @models_app.command("list")
-def models_list(home: Optional[Path] = HomeOpt) -> None:
+def models_list(home: Path | None = HomeOpt) -> None:
     """Registered model versions with their aliases and out-of-sample metrics."""
     from workbench.models.registry import Registry
 
@@ -407,7 +408,7 @@ def models_show(
 def models_promote(
     version: int = typer.Argument(..., help="model version to promote"),
     alias: str = typer.Option("champion"),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """Give a model version an alias (champion by default)."""
     from workbench.models.registry import Registry
@@ -422,11 +423,11 @@ def models_promote(
 @app.command()
 def backtest(
     model: str = typer.Option("champion", "--model", help="champion | challenger | NAME@VERSION | NAME/VERSION"),
-    universe: Optional[str] = typer.Option(None, "--universe", help="comma-separated symbols, a subset of the model's (default: all)"),
-    start: Optional[str] = typer.Option(None, help="first day to trade (default: the first out-of-sample prediction)"),
-    end: Optional[str] = typer.Option(None, help="last day to trade (default: the last out-of-sample prediction)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="report folder (default: $WORKBENCH_HOME/reports/backtest-<model>-<time>/)"),
-    home: Optional[Path] = HomeOpt,
+    universe: str | None = typer.Option(None, "--universe", help="comma-separated symbols, a subset of the model's (default: all)"),
+    start: str | None = typer.Option(None, help="first day to trade (default: the first out-of-sample prediction)"),
+    end: str | None = typer.Option(None, help="last day to trade (default: the last out-of-sample prediction)"),
+    out: Path | None = typer.Option(None, "--out", help="report folder (default: $WORKBENCH_HOME/reports/backtest-<model>-<time>/)"),
+    home: Path | None = HomeOpt,
 ) -> None:
     """Trade a registered model's walk-forward out-of-sample predictions; compare with buy & hold and the baseline.
 
@@ -461,7 +462,7 @@ def _venue_names() -> str:
     return venue_choices()
 
 
-def _broker_choice(value: Optional[str]) -> Optional[str]:
+def _broker_choice(value: str | None) -> str | None:
     """``--broker`` checked against the venue registry before anything runs: an unknown name is one
     line naming the registered venues (exit 2), not a failed run."""
     if value is None:
@@ -477,14 +478,14 @@ def _broker_choice(value: Optional[str]) -> Optional[str]:
 
 @live_app.command("run")
 def live_run(
-    broker: Optional[str] = typer.Option(
+    broker: str | None = typer.Option(
         None, callback=_broker_choice, help=f"{_venue_names()} (default: broker.default, i.e. paper); real brokers "
         "use their testnet unless broker.testnet is off, and live trading needs broker.allow_live",
     ),
     model: str = typer.Option("champion"),
-    interval: Optional[float] = typer.Option(None, help="seconds between cycles (default 30)"),
-    cycles: Optional[int] = typer.Option(None, help="stop after N cycles (default: run until stopped)"),
-    home: Optional[Path] = HomeOpt,
+    interval: float | None = typer.Option(None, help="seconds between cycles (default 30)"),
+    cycles: int | None = typer.Option(None, help="stop after N cycles (default: run until stopped)"),
+    home: Path | None = HomeOpt,
 ) -> None:
     """Run the live trading loop in this process: Phase 1 checks, then a cycle every interval."""
     from workbench.trading.runner import run_live
@@ -503,7 +504,7 @@ def live_run(
 
 
 @live_app.command("status")
-def live_status_cmd(home: Optional[Path] = HomeOpt) -> None:
+def live_status_cmd(home: Path | None = HomeOpt) -> None:
     """The latest live run: status, cycle, heartbeat, equity."""
     from workbench.trading.runner import status
 
@@ -511,7 +512,7 @@ def live_status_cmd(home: Optional[Path] = HomeOpt) -> None:
 
 
 @live_app.command("stop")
-def live_stop(home: Optional[Path] = HomeOpt) -> None:
+def live_stop(home: Path | None = HomeOpt) -> None:
     """Ask the live process to stop after its current cycle."""
     from workbench.trading.runner import request_stop
 
@@ -520,7 +521,7 @@ def live_stop(home: Optional[Path] = HomeOpt) -> None:
 
 
 @live_app.command("emergency-stop")
-def live_emergency_stop(home: Optional[Path] = HomeOpt) -> None:
+def live_emergency_stop(home: Path | None = HomeOpt) -> None:
     """Cancel every open order now (and flatten positions when risk.flatten_on_emergency is set).
 
     Works while workbench.toml is broken: the stop then goes to the store named by WORKBENCH_DB_URL,
@@ -556,7 +557,7 @@ def live_emergency_stop(home: Optional[Path] = HomeOpt) -> None:
 @app.command()
 def dashboard(
     port: int = typer.Option(8866),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """Serve the dashboard (the shipped dashboard.ipynb) with Voilà on http://localhost:PORT."""
     from workbench.notebook import bundled
@@ -597,17 +598,17 @@ app.add_typer(mlflow_app, name="mlflow")
 
 @mlflow_app.command("serve")
 def mlflow_serve(
-    backend_store_uri: Optional[str] = typer.Option(
+    backend_store_uri: str | None = typer.Option(
         None, "--backend-store-uri", envvar="WORKBENCH_MLFLOW_BACKEND",
         help="runs + registry database, e.g. postgresql+psycopg://user@db/mlflow (default: this home's SQLite file)",
     ),
-    artifacts_destination: Optional[str] = typer.Option(
+    artifacts_destination: str | None = typer.Option(
         None, "--artifacts-destination", help="artifact store: a directory or s3://… (default: this home's mlruns/artifacts)"
     ),
     host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0 for a team's network)"),
     port: int = typer.Option(5000, min=1, max=65535),
     workers: int = typer.Option(1, min=1),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """Run an MLflow tracking server; point every workbench at it with mlflow_uri = "http://HOST:PORT"."""
     from workbench.models.mlflow_server import server_plan
@@ -625,8 +626,8 @@ app.add_typer(instruments_app, name="instruments")
 @instruments_app.command("refresh")
 def instruments_refresh(
     source: str = typer.Option("all", help="nasdaq | nse | bse | kite | ccxt:<id> | all"),
-    from_file: Optional[Path] = typer.Option(None, "--from-file", help="a saved list, or a folder of them (default: download)"),
-    home: Optional[Path] = HomeOpt,
+    from_file: Path | None = typer.Option(None, "--from-file", help="a saved list, or a folder of them (default: download)"),
+    home: Path | None = HomeOpt,
 ) -> None:
     """Reload instrument lists into the master (atomic: a broken list leaves the master unchanged)."""
     from workbench.instruments import InstrumentMaster, refresh
@@ -640,9 +641,9 @@ def instruments_refresh(
 
 @instruments_app.command("list")
 def instruments_list(
-    exchange: Optional[str] = typer.Option(None, help="only this exchange; without it: counts per exchange"),
+    exchange: str | None = typer.Option(None, help="only this exchange; without it: counts per exchange"),
     limit: int = typer.Option(50),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """Counts per exchange, or the instruments of one exchange."""
     from workbench.instruments import InstrumentMaster
@@ -659,9 +660,9 @@ def instruments_list(
 @instruments_app.command("search")
 def instruments_search(
     text: str = typer.Argument(..., help="part of a symbol or name"),
-    exchange: Optional[str] = typer.Option(None),
+    exchange: str | None = typer.Option(None),
     limit: int = typer.Option(20),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """Find instruments by symbol or name (exact symbol matches first)."""
     from workbench.instruments import InstrumentMaster
@@ -684,7 +685,7 @@ def _vault(settings: Settings):
 @keys_app.command("set")
 def keys_set(
     name: str = typer.Argument(..., help="a registered venue that takes keys, e.g. ccxt:<exchange id>, kite, alpaca"),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """Store a broker's API keys (typed hidden, never echoed or logged), e.g. `workbench keys set ccxt:binance`."""
     from workbench.trading.runner import broker_name, key_fields
@@ -710,7 +711,7 @@ def keys_set(
 
 
 @keys_app.command("list")
-def keys_list(home: Optional[Path] = HomeOpt) -> None:
+def keys_list(home: Path | None = HomeOpt) -> None:
     """Stored key names with their values redacted."""
     from workbench.security.vault import redact
 
@@ -730,7 +731,7 @@ def keys_list(home: Optional[Path] = HomeOpt) -> None:
 @keys_app.command("delete")
 def keys_delete(
     name: str = typer.Argument(..., help="a broker (deletes all its keys) or one key name, e.g. ccxt:binance/secret"),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """Delete a broker's keys (or one key)."""
     try:
@@ -746,8 +747,8 @@ def keys_delete(
 
 @keys_app.command("kite-login")
 def keys_kite_login(
-    request_token: Optional[str] = typer.Option(None, "--request-token", help="skip the prompt (the token from the redirect URL)"),
-    home: Optional[Path] = HomeOpt,
+    request_token: str | None = typer.Option(None, "--request-token", help="skip the prompt (the token from the redirect URL)"),
+    home: Path | None = HomeOpt,
 ) -> None:
     """Zerodha's daily login: open the URL, log in, paste the request_token from the redirect URL."""
     try:

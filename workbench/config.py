@@ -77,7 +77,7 @@ class PaperAccount(_Frozen):
         for exch, (fee, slip) in v.items():
             try:
                 CostModel(fee_rate=fee, slippage_bps=slip)
-            except ValueError as e:  # pydantic's ValidationError is a ValueError
+            except ValidationError as e:
                 raise ValueError(f"exchange_costs[{exch!r}] = ({fee}, {slip}) is not (fee_rate in [0, 0.1), "
                                  f"slippage_bps >= 0): {e.errors()[0]['loc'][0]} {e.errors()[0]['msg']}") from None
         return v
@@ -269,7 +269,7 @@ def default_home() -> Path:
     return Path.home() / ".workbench"
 
 
-def load_settings(home: Path | str | None = None, **overrides) -> Settings:
+def load_settings(home: Path | str | None = None, **overrides: Any) -> Settings:
     """Settings for one workbench home; keyword overrides win over env vars and the TOML file.
 
     A wrong setting raises ``ConfigError`` with one paragraph naming the file (or env var), the

@@ -55,7 +55,7 @@ def _finish(home: Path, cycles: int) -> None:
 def _tables(home: Path) -> dict[str, pd.DataFrame]:
     con = sqlite3.connect(home / "data" / "workbench.db")
     try:
-        q = lambda sql: pd.read_sql_query(sql, con)  # noqa: E731
+        q = lambda sql: pd.read_sql_query(sql, con)
         return {
             "runs": q("SELECT * FROM runs"), "orders": q("SELECT * FROM orders"), "fills": q("SELECT * FROM fills"),
             "venue_orders": q("SELECT * FROM paper_orders"), "venue_fills": q("SELECT * FROM paper_fills"),

@@ -4,8 +4,6 @@ the local book equal to Alpaca's positions after every cycle."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.kit.fake_alpaca import FakeAlpaca
 from tests.kit.models import MomentumEngine, synthetic_panel
 from tests.kit.venue import VenueFollowsTheFeed

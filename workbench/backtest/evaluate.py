@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,9 @@ from workbench.backtest.report import (
 from workbench.backtest.result import BacktestResult, window_label
 from workbench.data.panel import Panel
 from workbench.errors import NoDataError, UnknownSymbolError
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
 
 __all__ = ["BacktestReport", "backtest_model", "oos_signal_frames", "window_label"]
 
@@ -87,7 +91,8 @@ def _symbols(universe, model_symbols: list[str]) -> list[str]:
 
 
 def _windows_text(windows: pd.DataFrame) -> str:
-    return "; ".join(f"{window_label(w.fold)} {w.start.date()} .. {w.end.date()}" for w in windows.itertuples())
+    rows = zip(windows["fold"], windows["start"], windows["end"], strict=True)
+    return "; ".join(f"{window_label(fold)} {start.date()} .. {end.date()}" for fold, start, end in rows)
 
 
 def oos_signal_frames(proba: pd.DataFrame, panel: Panel, params, strength_reference) -> dict[str, pd.DataFrame]:
@@ -100,7 +105,7 @@ def oos_signal_frames(proba: pd.DataFrame, panel: Panel, params, strength_refere
     return signal_frame(proba, panel.close, atr, params, strength_reference)
 
 
-def backtest_model(settings, ref: str = "champion", panel: Panel | None = None, start=None, end=None,
+def backtest_model(settings: Settings, ref: str = "champion", panel: Panel | None = None, start=None, end=None,
                    universe=None, out_dir: str | Path | None = None, log: bool = True) -> BacktestReport:
     """Trade ``ref``'s walk-forward out-of-sample predictions; report beside buy & hold and the baseline.
 

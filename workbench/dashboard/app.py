@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import subprocess
 from dataclasses import dataclass
 
 import ipywidgets as w
@@ -116,7 +117,7 @@ class Dashboard:
         self.refresh_s = refresh_s
         self.store = Store(settings.store_url)
         self.store.create()
-        self._process = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._task: asyncio.Task | None = None
         self._data_html: str | None = None  # the lake's demo label, read once it exists
 

@@ -22,6 +22,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote
 
 import duckdb
@@ -75,7 +76,7 @@ def wide_frames(long: pd.DataFrame, fields, columns: list[str], column_of: str =
     """
     ts_codes, ts_values = pd.factorize(long["ts"], sort=True)
     col_index = pd.Index(columns)
-    col_codes = col_index.get_indexer(long[column_of])
+    col_codes = col_index.get_indexer(pd.Index(long[column_of]))
     index = pd.DatetimeIndex(ts_values, name="ts")
     if index.tz is None:
         index = index.tz_localize("UTC")
@@ -399,7 +400,7 @@ class Lake:
         from workbench.instruments import split_key
 
         if isinstance(instruments, pd.DataFrame):
-            pairs = list(zip(instruments["exchange"].astype(str), instruments["symbol"].astype(str)))
+            pairs = list(zip(instruments["exchange"].astype(str), instruments["symbol"].astype(str), strict=True))
         else:
             pairs = [split_key(k) for k in instruments]
         pairs = list(dict.fromkeys(pairs))

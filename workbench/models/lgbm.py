@@ -6,6 +6,8 @@ rows, where shallow trees with a large leaf minimum overfit least and train in a
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -35,9 +37,9 @@ class LightGBMModel:
         self.params = {**DEFAULT_PARAMS, **(params or {})}
         self.seed = seed
         self.feature_names: tuple[str, ...] = ()
-        self._clf = None
+        self._clf: Any = None  # a fitted LGBMClassifier (lightgbm is untyped)
 
-    def fit(self, X: pd.DataFrame, y: pd.Series) -> "LightGBMModel":
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> LightGBMModel:
         from lightgbm import LGBMClassifier
 
         y_arr = check_xy(X, y)

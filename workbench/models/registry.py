@@ -24,12 +24,18 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pandas as pd
 
 from workbench.errors import ModelError, NoModelError
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+    from workbench.models.backup import BackupModel
+    from workbench.models.base import Model
 
 __all__ = ["ModelRef", "LoadedModel", "Registry", "WorkbenchPyfunc", "CHAMPION", "CHALLENGER", "reliability_figure",
            "OosPredictions"]
@@ -110,7 +116,7 @@ class LoadedModel:
         return f"LoadedModel({self.ref}, kind={self.kind}, feature_set={self.feature_set}, horizon={self.horizon})"
 
 
-def _read_bundle(directory: Path) -> tuple[object, dict, np.ndarray]:
+def _read_bundle(directory: Path) -> tuple[Model, dict, np.ndarray]:
     with open(directory / _MODEL_FILE, "rb") as fh:
         model = pickle.load(fh)
     meta = json.loads((directory / _META_FILE).read_text())
@@ -188,7 +194,7 @@ def _clean_metrics(metrics: dict) -> dict[str, float]:
 class Registry:
     """Log, register, promote and load models in the workbench's MLflow store."""
 
-    def __init__(self, settings):
+    def __init__(self, settings: Settings):
         from mlflow import MlflowClient
 
         self.settings = settings
@@ -337,7 +343,6 @@ class Registry:
         # referenced by module path, so the CloudPickle warning does not apply: silence it here only.
         import lightgbm
         import sklearn
-
         from mlflow.models import infer_signature
 
         reqs = [f"pandas=={pd.__version__}", f"numpy=={np.__version__}", f"lightgbm=={lightgbm.__version__}",
@@ -522,8 +527,9 @@ class Registry:
                 aliases.setdefault(str(version), []).append(alias)
         rows = []
         for mv in versions:
-            run = self.client.get_run(mv.run_id)
-            m, p = run.data.metrics, run.data.params
+            # a version registered from outside the workbench may have no run: listed, without metrics
+            run = self.client.get_run(mv.run_id) if mv.run_id else None
+            m, p = (run.data.metrics, run.data.params) if run is not None else ({}, {})
             rows.append({
                 "version": int(mv.version),
                 "aliases": ", ".join(sorted(aliases.get(str(mv.version), []))),

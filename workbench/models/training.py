@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -501,10 +502,10 @@ def ensemble_of(results: list[TrainResult], weights: list[float] | None = None) 
             raise ValueError("ensemble members must be trained on the same panel, label, horizon and folds")
     model = EnsembleModel([r.model for r in results], weights)
     oos = first.oos.copy()
-    oos["proba"] = np.sum([w * r.oos["proba"].to_numpy() for w, r in zip(model.weights, results)], axis=0)
+    oos["proba"] = np.sum([w * r.oos["proba"].to_numpy() for w, r in zip(model.weights, results, strict=True)], axis=0)
     cols = ["fold", "train_start", "train_end", "test_start", "test_end", "n_train", "n_test"]
     fold_rows = first.folds[cols].to_dict("records")
-    for row, secs in zip(fold_rows, np.sum([r.folds["fit_seconds"].to_numpy() for r in results], axis=0)):
+    for row, secs in zip(fold_rows, np.sum([r.folds["fit_seconds"].to_numpy() for r in results], axis=0), strict=True):
         row["fit_seconds"] = float(secs)
     metrics, table = _summarise(oos, fold_rows, first.horizon, first.label)
     wide = oos["proba"].unstack("symbol").reindex(columns=first.oos_proba.columns)

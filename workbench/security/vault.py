@@ -16,6 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from cryptography.fernet import Fernet, InvalidToken
@@ -24,6 +25,9 @@ from sqlalchemy import delete, insert, select, update
 from workbench.errors import VaultError
 from workbench.store.engine import engine_for
 from workbench.store.schema import vault_secrets as _secrets
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
 
 __all__ = ["Secret", "Vault", "redact", "secret_env_name", "secret_value", "vault_of"]
 
@@ -83,7 +87,7 @@ class Vault:
         self._engine = engine_for(store_url)
 
     @classmethod
-    def for_settings(cls, settings) -> Vault:
+    def for_settings(cls, settings: Settings) -> Vault:
         settings.ensure_dirs()
         return cls(settings.store_url, settings.home)
 
@@ -125,7 +129,7 @@ class Vault:
         return [n for n in rows if n.startswith(prefix)]
 
 
-def vault_of(settings, vault: Vault | None = None) -> Vault:
+def vault_of(settings: Settings, vault: Vault | None = None) -> Vault:
     """The vault given, else the one of ``settings`` (adapters accept a vault so tests can pass theirs)."""
     return vault if vault is not None else Vault.for_settings(settings)
 

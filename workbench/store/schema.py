@@ -14,7 +14,7 @@ every backend and read back unambiguously.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, overload
 
 import pandas as pd
 from sqlalchemy import Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
@@ -51,12 +51,16 @@ def utcnow() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC")
 
 
+@overload
+def iso(ts: pd.Timestamp) -> str: ...
+@overload
+def iso(ts: Any) -> str | None: ...
 def iso(ts: Any) -> str | None:
     """One text form for every time: UTC, microseconds, explicit offset (sorts as text)."""
     if ts is None or (isinstance(ts, float) and math.isnan(ts)):
         return None
     t = pd.Timestamp(ts)
-    if t is pd.NaT:
+    if pd.isna(t):  # NaT
         return None
     t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
     return t.strftime(_ISO)

@@ -12,21 +12,13 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
-from workbench.venues.base import (
-    EXIT_TYPES,
-    AuthenticationError,
-    Broker,
-    BrokerStatus,
-    ExchangeUnavailable,
-    Market,
-    OrderRequest,
-)
-from workbench.config import CostModel, RiskLimits, SignalParams
+from workbench.config import CostModel, RiskLimits, Settings, SignalParams
 from workbench.data.panel import Panel
 from workbench.errors import ModelError, NoModelError, WorkbenchError
 from workbench.signals import Signal
@@ -36,6 +28,15 @@ from workbench.trading.portfolio import PortfolioSnapshot, after_fill, snapshot
 from workbench.trading.risk import RiskContext, evaluate, floor_to_lot
 from workbench.trading.store import Store, utcnow
 from workbench.trading.sync import SyncReport, sync_portfolio
+from workbench.venues.base import (
+    EXIT_TYPES,
+    AuthenticationError,
+    Broker,
+    BrokerStatus,
+    ExchangeUnavailable,
+    Market,
+    OrderRequest,
+)
 
 __all__ = [
     "CheckResult",
@@ -102,7 +103,7 @@ class ModelSignalEngine:
         return latest_signals(signals_for_panel(self.model, panel, self.params), panel.exchange)
 
 
-def registry_engine_factory(settings: Any, ref: str = "champion") -> Callable[[], SignalEngine]:
+def registry_engine_factory(settings: Settings, ref: str = "champion") -> Callable[[], SignalEngine]:
     """The registered model; when none is registered, the rule-based backup on the lake's demo
     universe, and Phase 1 says so plainly. With no data either, Phase 1 fails with both reasons."""
 
@@ -182,7 +183,7 @@ class PendingBroker:
         return f"PendingBroker({self.name!r}, {self.environment!r}, connected={self._broker is not None})"
 
 
-def _authenticate(settings: Any, name: str, env: str) -> CheckResult:
+def _authenticate(settings: Settings, name: str, env: str) -> CheckResult:
     if env == "paper":
         return CheckResult("authentication", True, "paper trading: local user, no login required (simulated money only)")
     if env == "testnet":
@@ -204,7 +205,7 @@ def _authenticate(settings: Any, name: str, env: str) -> CheckResult:
     )
 
 
-def _check_keys(settings: Any, broker: Broker | PendingBroker) -> tuple[CheckResult, Broker | None]:
+def _check_keys(settings: Settings, broker: Broker | PendingBroker) -> tuple[CheckResult, Broker | None]:
     """Keys present (vault, or the environment as the adapter reads it) and accepted by the venue:
     a private call (balances) must succeed. Connects a pending broker."""
     name = broker.name
@@ -241,7 +242,7 @@ def _check_keys(settings: Any, broker: Broker | PendingBroker) -> tuple[CheckRes
 
 
 def phase1(
-    settings: Any,
+    settings: Settings,
     broker: Broker | PendingBroker,
     engine_factory: Callable[[], SignalEngine],
     store: Store | None = None,
@@ -264,11 +265,12 @@ def phase1(
     env = broker.environment
     if not record(_authenticate(settings, broker.name, env)):
         return results
+    brk: Broker | None
     if env == "paper" and not isinstance(broker, PendingBroker):
         keys, brk = CheckResult("api_keys", True, "paper trading needs no API keys"), broker
     else:
         keys, brk = _check_keys(settings, broker)
-    if not record(keys):
+    if not record(keys) or brk is None:
         return results
     try:
         st = brk.check()
@@ -422,7 +424,9 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
                 for r in d.rejections:
                     rejected.append(("risk_rejection", f"cycle {ctx.cycle}: {s.signal} {s.symbol} rejected by {r.rule}: {r.message}", "INFO"))
                 continue
-            req = OrderRequest(client_order_id(ctx.run_id, ctx.cycle, s.symbol, d.side), s.symbol, d.side, d.quantity)
+            side = d.side
+            assert side is not None, "an accepted risk decision names its side"
+            req = OrderRequest(client_order_id(ctx.run_id, ctx.cycle, s.symbol, side), s.symbol, side, d.quantity)
             buy = d.side == "buy"
             intent = OrderIntent(
                 req, ctx.run_id, ctx.cycle, f"{s.signal} strength {s.strength:.2f} confidence {s.confidence:.2f}",
@@ -433,7 +437,8 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
             if ans.filled_quantity > 0:  # exact arithmetic from the fill, no new round of broker calls
                 m = ctx.markets.get(s.symbol)
                 rctx = replace(rctx, snapshot=after_fill(
-                    rctx.snapshot, s.symbol, ans.side, ans.filled_quantity, float(ans.average_price), ans.fee,
+                    rctx.snapshot, s.symbol, ans.side, ans.filled_quantity,
+                    ans.average_price if ans.average_price is not None else tick.quotes[s.symbol].last, ans.fee,
                     tick.quotes[s.symbol].last, m.quote if m is not None else None,
                 ))
         except (AuthenticationError, ExchangeUnavailable):

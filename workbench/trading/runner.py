@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -35,6 +35,10 @@ from workbench.trading.sync import sync_portfolio
 from workbench.venues import get_venue, resolve, venue_config, venue_names
 from workbench.venues.base import Broker
 
+if TYPE_CHECKING:
+    from workbench.config import Settings
+    from workbench.security.vault import Vault
+
 __all__ = [
     "broker_name",
     "broker_environment",
@@ -52,14 +56,14 @@ _POLL_S = 0.05
 _HEARTBEAT_S = 5.0
 
 
-def broker_name(settings: Any, broker: str | None = None) -> str:
+def broker_name(settings: Settings, broker: str | None = None) -> str:
     """The broker to use: the one named, else ``settings.broker.default``; normalised and validated
     against the venue registry (``workbench.venues.VENUES``)."""
     venue, inst = resolve(broker or settings.broker.default or "paper")
     return venue.label(inst)
 
 
-def broker_environment(settings: Any, name: str) -> str:
+def broker_environment(settings: Settings, name: str) -> str:
     """What a (normalised) broker name would trade: "paper", its "testnet" (unless ``broker.testnet``
     is off or the venue has none, like Kite), or "live" real money."""
     venue, _ = resolve(name)
@@ -91,7 +95,7 @@ def required_keys(name: str) -> tuple[str, ...]:
     return venue.required_keys(inst)
 
 
-def _connect(settings: Any, name: str, vault: Any, store: Store | None = None) -> Broker:
+def _connect(settings: Settings, name: str, vault: Any, store: Store | None = None) -> Broker:
     venue, inst = resolve(name)
     try:
         return venue.broker(settings, venue_config(settings, venue.name), instance=inst, vault=vault, store=store)
@@ -99,7 +103,7 @@ def _connect(settings: Any, name: str, vault: Any, store: Store | None = None) -
         raise ConfigError(f"the adapter for broker {name!r} is not available in this installation ({e}): use --broker paper") from e
 
 
-def plan_broker(settings: Any, broker: str | None = None, vault: Any = None) -> PendingBroker:
+def plan_broker(settings: Settings, broker: str | None = None, vault: Vault | None = None) -> PendingBroker:
     """A real broker as Phase 1 needs it: named, its environment known (testnet unless
     ``broker.testnet`` is off or the venue has none, like Kite), its keys listed, not yet connected."""
     venue, inst = resolve(broker or settings.broker.default or "paper")
@@ -113,7 +117,7 @@ def plan_broker(settings: Any, broker: str | None = None, vault: Any = None) -> 
     return PendingBroker(name, env, lambda: _connect(settings, name, vault), venue.required_keys(inst), vault, venue.hint(inst))
 
 
-def make_broker(settings: Any, store: Store, broker: str | Broker | None = None, vault: Any = None) -> Broker:
+def make_broker(settings: Settings, store: Store, broker: str | Broker | None = None, vault: Vault | None = None) -> Broker:
     """The broker named (any registered venue: ``paper``, ``ccxt:<id>``, ``kite``, ``alpaca``), else
     ``settings.broker.default``; paper unless told otherwise. A real broker is connected here without
     Phase 1's gates: the live loop uses ``plan_broker`` instead, so nothing talks to a venue before
@@ -123,7 +127,7 @@ def make_broker(settings: Any, store: Store, broker: str | Broker | None = None,
     return _connect(settings, broker_name(settings, broker), vault, store)
 
 
-def _start(settings: Any, store: Store, name: str) -> Broker | PendingBroker:
+def _start(settings: Settings, store: Store, name: str) -> Broker | PendingBroker:
     """A simulated venue's broker at once; a real one planned (Phase 1 connects it)."""
     venue, _ = resolve(name)
     return make_broker(settings, store, name) if venue.simulated else plan_broker(settings, name)
@@ -137,7 +141,7 @@ def _account(brk: Broker | PendingBroker) -> str:
     return getattr(brk, "account", None) or f"{brk.name}@{brk.environment}"
 
 
-def _default_feed(settings: Any, engine: Any, start_cursor: int):
+def _default_feed(settings: Settings, engine: Any, start_cursor: int):
     from workbench.data.lake import Lake
     from workbench.trading.feeds import ReplayFeed
 
@@ -172,7 +176,7 @@ class _Stop:
 
 
 def run_live(
-    settings: Any,
+    settings: Settings,
     broker: str | Broker | None = None,
     model: str = "champion",
     interval_s: float | None = None,
@@ -232,7 +236,7 @@ def _crashed_run(store: Store, broker_name: str, account: str) -> dict | None:
     return run if not _alive(run["pid"]) else None
 
 
-def _run(settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=None, on_point=None) -> int:
+def _run(settings: Settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=None, on_point=None) -> int:
     log = lambda kind, msg, level="INFO": store.log_event(kind, msg, level, run_id)  # noqa: E731
     factory = cached((lambda: engine) if engine is not None else registry_engine_factory(settings, model))
     log("run", f"run {run_id} started (pid {os.getpid()}, broker {getattr(brk, 'name', brk)}, model {model}, every {interval:g}s)")
@@ -368,7 +372,7 @@ def _alive(pid: int | None) -> bool:
         return True
 
 
-def status(settings: Any) -> dict:
+def status(settings: Settings) -> dict:
     """The latest run, as the CLI and dashboard show it."""
     store = Store(settings.store_url).create()
     run = store.latest_run()
@@ -398,12 +402,12 @@ def status(settings: Any) -> dict:
         "n_orders": sum(counts.values()),
         "n_filled": counts.get("FILLED", 0),
         "n_rejected": counts.get("REJECTED", 0),
-        "n_positions": int(len(store.positions(run["account"] or "paper"))),
+        "n_positions": len(store.positions(run["account"] or "paper")),
         "message": run["message"],
     }
 
 
-def request_stop(settings: Any, emergency: bool = False) -> int | None:
+def request_stop(settings: Settings, emergency: bool = False) -> int | None:
     """Queue 'stop' (after the current cycle) or 'emergency_stop' for the running run; its id, or None."""
     store = Store(settings.store_url).create()
     run = store.latest_run()
@@ -414,7 +418,7 @@ def request_stop(settings: Any, emergency: bool = False) -> int | None:
 
 
 def start_background(
-    settings: Any, broker: str | None = None, model: str = "champion", interval_s: float | None = None, cycles: int | None = None
+    settings: Settings, broker: str | None = None, model: str = "champion", interval_s: float | None = None, cycles: int | None = None
 ) -> subprocess.Popen:
     """Launch ``workbench live run`` as its own session: closing the dashboard never stops it."""
     logs = settings.data_dir / "logs"
@@ -426,7 +430,7 @@ def start_background(
     if cycles is not None:
         cmd += ["--cycles", str(cycles)]
     env = {**os.environ, "WORKBENCH_HOME": str(settings.home)}
-    log = open(logs / f"live-{stamp}.log", "ab")
+    log = open(logs / f"live-{stamp}.log", "ab")  # noqa: SIM115 (closed below once the child holds its own copy)
     try:
         return subprocess.Popen(
             cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(settings.home)

@@ -9,7 +9,7 @@ from workbench.dashboard.app import Dashboard, _broker_options
 def test_broker_dropdown_defaults_to_paper_and_labels_testnet_and_live(tmp_path):
     s = load_settings(tmp_path / "home")
     opts = dict((v, k) for k, v in _broker_options(s))
-    assert list(opts)[0] == "paper" and "TESTNET" in opts["ccxt:binance"] and "LIVE — REAL MONEY" in opts["kite"]
+    assert next(iter(opts)) == "paper" and "TESTNET" in opts["ccxt:binance"] and "LIVE — REAL MONEY" in opts["kite"]
     assert "needs broker.allow_live" in opts["kite"]
     app = Dashboard(s)
     assert app.broker.value == "paper" and "PAPER TRADING" in app.views.header.value

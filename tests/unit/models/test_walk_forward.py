@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -40,7 +42,7 @@ def test_no_training_label_window_overlaps_a_test_row(horizon):
     # Folds are consecutive, cover the last 40 % of timestamps, and train on an expanding window.
     stamps = row_ts.unique().sort_values()
     assert folds[0].test_start == stamps[int(np.floor(len(stamps) * 0.6))] and folds[-1].test_end == stamps[-1]
-    for a, b in zip(folds, folds[1:]):
+    for a, b in itertools.pairwise(folds):
         assert a.test_end < b.test_start and a.train.sum() < b.train.sum()
 
 

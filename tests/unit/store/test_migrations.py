@@ -16,12 +16,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Integer, Table, text
 
-from workbench.venues.ledger import OrderLedger
 from workbench.errors import ConfigError
 from workbench.security.vault import Vault
 from workbench.store import engine_for, head_revision, metadata, upgrade
 from workbench.store.engine import MIGRATIONS_DIR, current_revision
 from workbench.trading.store import Store
+from workbench.venues.ledger import OrderLedger
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "previous_release.sql"
 FIXTURE_KEY = "d29ya2JlbmNoLXRlc3QtZml4dHVyZS1rZXktMzJieXQ="  # the test key the fixture's secrets were encrypted with
@@ -147,7 +147,7 @@ def test_a_database_from_a_newer_workbench_is_refused_untouched(tmp_path):
     con.execute("UPDATE alembic_version SET version_num = '9999'")
     con.commit()
     con.close()
-    with pytest.raises(ConfigError, match="'9999'.*newer workbench"):
+    with pytest.raises(ConfigError, match=r"'9999'.*newer workbench"):
         Store(url)
 
 

@@ -193,7 +193,7 @@ def test_one_bad_signal_is_logged_and_the_cycle_goes_on(settings, store):
     panel = synthetic_panel(4, 50)
     feed = ReplayFeed.from_panel(panel, warmup_bars=30, replay_bars=3)
     ts, close = panel.index[-3], panel.close.iloc[-3]
-    mk = lambda s, side="BUY": Signal(s, side, 0.95, 0.9, close[s] * 1.01, close[s] * 0.95, close[s] * 1.1, ts=ts, price=close[s])  # noqa: E731
+    mk = lambda s, side="BUY": Signal(s, side, 0.95, 0.9, close[s] * 1.01, close[s] * 0.95, close[s] * 1.1, ts=ts, price=close[s])
     sigs = [mk("S000"), mk("S001"), mk("S002"), mk("S002", "SELL"), mk("S003")]
     sigs.append(Signal("GHOST", "BUY", 0.95, 0.9, 10.0, 9.0, 12.0, ts=ts, price=10.0))
     broker = PickyVenue(paper(store, settings))

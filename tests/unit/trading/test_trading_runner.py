@@ -92,7 +92,7 @@ def test_emergency_stop_cancels_open_orders_and_flattens(tmp_path):
 
 def test_emergency_stop_keeps_positions_unless_asked(settings):
     store = Store(settings.store_url).create()
-    t, out = start_thread(settings, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL)
+    t, _out = start_thread(settings, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL)
     run = wait_for_cycle(store, 1)
     request_stop(settings, emergency=True)
     t.join(timeout=5 * INTERVAL + 2)

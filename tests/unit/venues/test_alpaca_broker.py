@@ -163,4 +163,4 @@ def test_more_than_one_page_of_fills_is_read_whole(fake):
     pages = [p for m, p, _ in fake.requests if m == "GET" and p == "/v2/account/activities/FILL"]
     assert len(pages) == 3
     later = b.fills(since=fills[150].ts)
-    assert [f.client_order_id for f in later][0] == "m150" and len(later) == 80
+    assert next(f.client_order_id for f in later) == "m150" and len(later) == 80

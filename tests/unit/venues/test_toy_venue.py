@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.kit.models import MomentumEngine, synthetic_panel
-from tests.unit.venues.conformance import *  # noqa: F401,F403 - the suite's tests are collected here
+from tests.unit.venues.conformance import *
 from tests.unit.venues.conformance import Harness
 from workbench.cli import app
 from workbench.config import load_settings

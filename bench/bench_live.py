@@ -22,10 +22,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.kit holds the fake servers
 
-from tests.kit.tape import Tape  # noqa: E402
-from workbench.live.bars import BarBuilder  # noqa: E402
-from workbench.live.quotes import QuoteCache  # noqa: E402
-from workbench.live.ticks import Ticks, TickBuffer  # noqa: E402
+from tests.kit.tape import Tape
+from workbench.live.bars import BarBuilder
+from workbench.live.quotes import QuoteCache
+from workbench.live.ticks import TickBuffer, Ticks
 
 T0 = pd.Timestamp("2026-01-05 04:00", tz="UTC")
 
@@ -146,7 +146,7 @@ def stream_binance(n: int) -> None:
         buf, cache = TickBuffer(), QuoteCache(keys)
         stream = CcxtTickerStream("binance", keys, buf, slots=cache.slots, config=ws.ccxt_config(rest)).start()
         tape = one_frame_tape(syms)
-        ready = lambda: "!miniTicker@arr" in ws.subscribed()  # noqa: E731
+        ready = lambda: "!miniTicker@arr" in ws.subscribed()
         el, fake = _stream_to_snapshot(stream, buf, cache, ready, lambda: ws.send_tape(tape, tape.seconds()), n)
         print(
             f"   WS    ccxt.pro tickers   {n:>6,}: {el:6.2f} s  (one !miniTicker@arr frame; "
@@ -166,7 +166,7 @@ def stream_kite(n: int) -> None:
         buf, cache = TickBuffer(), QuoteCache(keys)
         stream = KiteTickStream("k", "t", dict(zip(tokens.tolist(), keys)), buf, slots=cache.slots, root=ws.url).start()
         tape = one_frame_tape(syms)
-        send = lambda: ws.send_tape(tape, tape.seconds(), tokens)  # noqa: E731
+        send = lambda: ws.send_tape(tape, tape.seconds(), tokens)
         el, fake = _stream_to_snapshot(stream, buf, cache, lambda: len(ws.subscribed()) == n, send, n)
         print(
             f"   WS    KiteTicker full    {n:>6,}: {el:6.2f} s  "
@@ -185,7 +185,7 @@ def stream_alpaca(n: int) -> None:
         buf, cache = TickBuffer(), QuoteCache(keys)
         stream = AlpacaStream("k", "s", keys, buf, slots=cache.slots, url=ws.url).start()
         tape = one_frame_tape(syms)
-        send = lambda: ws.send_tape(tape, tape.seconds())  # noqa: E731
+        send = lambda: ws.send_tape(tape, tape.seconds())
         el, fake = _stream_to_snapshot(stream, buf, cache, lambda: len(ws.subscribed()) == n, send, n)
         print(
             f"   WS    Alpaca trades      {n:>6,}: {el:6.2f} s  ({-(-n // ws.frame)} frames of {ws.frame}; "

@@ -65,7 +65,7 @@ def _options(
 HomeOpt = typer.Option(None, "--home", envvar="WORKBENCH_HOME", help="workbench home (stores live under it)")
 
 
-def _settings(home: Optional[Path]) -> Settings:
+def _settings(home: Path | None) -> Settings:
     from workbench.warmup import use_numba_cache
 
     s = load_settings(home)
@@ -220,10 +220,10 @@ def data_pull(
     source: str = typer.Option("synthetic", help="ccxt:<exchange> | csv:<path>[@EXCHANGE] | synthetic"),
     symbols: list[str] | None = typer.Option(None, "--symbols", "-s", help="symbols to pull (repeat)"),
     timeframe: str = typer.Option("1d"),
-    since: Optional[str] = typer.Option(None, help="first bar (ISO date); default: resume from the last stored bar"),
+    since: str | None = typer.Option(None, help="first bar (ISO date); default: resume from the last stored bar"),
     lenient: bool = typer.Option(False, "--lenient", help=_LENIENT_HELP),
     allow_stitch: bool = typer.Option(False, "--allow-stitch", help=_STITCH_HELP),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """Pull candles from a source into the parquet lake (idempotent; resumes where it stopped)."""
     import pandas as pd
@@ -259,11 +259,11 @@ def data_pull(
 def data_ingest(
     folder: Path = typer.Argument(..., help="a folder of CSV files (one or more symbols each)"),
     exchange: str = typer.Option(..., "--exchange", "-e", help="where the bars trade, e.g. NYSE, NASDAQ, NSE"),
-    timeframe: Optional[str] = typer.Option(None, help="default: each file's own bar length"),
+    timeframe: str | None = typer.Option(None, help="default: each file's own bar length"),
     lenient: bool = typer.Option(False, "--lenient", help=_LENIENT_HELP),
     allow_stitch: bool = typer.Option(False, "--allow-stitch", help=_STITCH_HELP),
-    workers: Optional[int] = typer.Option(None, min=1, help="parallel reader processes (default: the CPUs available)"),
-    home: Optional[Path] = HomeOpt,
+    workers: int | None = typer.Option(None, min=1, help="parallel reader processes (default: the CPUs available)"),
+    home: Path | None = HomeOpt,
 ) -> None:
     """Import a folder of CSV files into the lake in one go, read in parallel, with a progress bar."""
     from workbench.data.ingest import ingest_folder
@@ -290,20 +290,20 @@ def data_list(home: Path | None = HomeOpt) -> None:
 
 @app.command()
 def train(
-    model: ModelKind = typer.Option(ModelKind("lgbm"), "--model", help="model kind"),
-    exchange: Optional[str] = typer.Option(None, help="default: the demo data set"),
-    timeframe: Optional[str] = typer.Option(None),
-    symbols: Optional[list[str]] = typer.Option(None, "--symbols", "-s"),
+    model: ModelKind = typer.Option(ModelKind["lgbm"], "--model", help="model kind"),
+    exchange: str | None = typer.Option(None, help="default: the demo data set"),
+    timeframe: str | None = typer.Option(None),
+    symbols: list[str] | None = typer.Option(None, "--symbols", "-s"),
     label: str = typer.Option("sign", help="sign | xs_median | xs_top | cost | barrier (xs_*: beat the other "
                               "symbols, judged by the daily rank IC; needs ≥ 5 symbols)"),
     horizon: int = typer.Option(1, min=1, help="label horizon in bars"),
     feature_set: str = typer.Option("v1", "--feature-set", help="v1 | v2"),
-    embargo: Optional[int] = typer.Option(None, min=0, help="bars between training and test (default: the horizon; "
+    embargo: int | None = typer.Option(None, min=0, help="bars between training and test (default: the horizon; "
                                           "never less)"),
-    folds: Optional[int] = typer.Option(None, "--folds", min=1, help="walk-forward folds (default: settings.retrain)"),
+    folds: int | None = typer.Option(None, "--folds", min=1, help="walk-forward folds (default: settings.retrain)"),
     test_span: str = typer.Option("0.3", "--test-span", help="test stretch cut into the folds: a fraction of the "
                                   "bars (0.3) or a span back from the last bar (3y, 18m, 250d)"),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """Train a model out of sample, log it to MLflow and register it (champion if none, else challenger)."""
     kind = getattr(model, "value", model)  # the option may be an Enum
@@ -383,7 +383,7 @@ def models_list(home: Path | None = HomeOpt) -> None:
 @models_app.command("show")
 def models_show(
     ref: str = typer.Argument("champion", help="NAME@VERSION, a version number or an alias (champion)"),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """A registered model's out-of-sample evidence: settings, the per-fold table and the verdict."""
     from workbench.models.registry import Registry
@@ -580,7 +580,7 @@ def _install_notebooks(settings: Settings) -> Path:
 
 
 @app.command()
-def lab(home: Optional[Path] = HomeOpt) -> None:
+def lab(home: Path | None = HomeOpt) -> None:
     """Open JupyterLab on the home's notebooks (copied there first if absent; edits are kept in .ipynb and .py)."""
     settings = _settings(home)
     try:

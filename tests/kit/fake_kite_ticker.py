@@ -63,7 +63,7 @@ def pack_ticks(token, last, last_qty, volume, ts_s, bid, ask, mode: str = "full"
     """One binary message with a packet per instrument (all in ``mode``)."""
     n = len(token)
     a = np.zeros(n, dtype=_FULL)
-    paise = lambda x: np.round(np.asarray(x, dtype="float64") * 100).astype(">u4")  # noqa: E731
+    paise = lambda x: np.round(np.asarray(x, dtype="float64") * 100).astype(">u4")
     a["len"] = _SIZE[mode]
     a["token"], a["last"], a["last_qty"], a["avg"] = token, paise(last), last_qty, paise(last)
     a["volume"], a["buy_qty"], a["sell_qty"] = volume, 500, 600

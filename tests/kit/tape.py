@@ -8,6 +8,7 @@ one second of the tape is one frame of a stream.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,7 +59,7 @@ class Tape:
         """Slices of the tape, one per distinct second (one stream frame each)."""
         cut = np.flatnonzero(np.diff(self.ts)) + 1
         bounds = np.r_[0, cut, len(self.ts)]
-        return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
 
     def bars(self, timeframe_ns: int = 60 * 10**9) -> pd.DataFrame:
         """OHLCV per (symbol, bar) of the whole tape: what the venue's history reports."""

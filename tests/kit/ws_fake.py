@@ -16,8 +16,8 @@ import threading
 from collections.abc import Iterable
 
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.http11 import Response
 from websockets.datastructures import Headers
+from websockets.http11 import Response
 
 __all__ = ["WsFake"]
 

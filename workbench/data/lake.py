@@ -22,7 +22,6 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, unquote
 
 import duckdb
@@ -96,7 +95,7 @@ def _place(tables, fields, columns: list[str]) -> dict[str, pd.DataFrame]:
 
     Each field is filled as a (column × ts) array, which the symbol-sorted rows fill nearly in
     memory order, and handed to pandas transposed: that is pandas' own block layout, so no copy."""
-    ts_parts, col_parts = zip(*(lf.codes(t, columns, prefix) for t, prefix in tables))
+    ts_parts, col_parts = zip(*(lf.codes(t, columns, prefix) for t, prefix in tables), strict=True)
     ts_all, cols_all = np.concatenate(ts_parts), np.concatenate(col_parts)
     keep = cols_all >= 0
     everything = bool(keep.all())

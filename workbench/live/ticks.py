@@ -97,7 +97,7 @@ class TickBuffer:
 
     def _flush_one(self) -> None:
         """Single ticks become one chunk, keeping arrival order relative to frames (caller holds the lock)."""
-        cols = list(zip(*self._one))
+        cols = list(zip(*self._one, strict=True))
         self._one = []
         self._chunks.append(
             (

@@ -78,7 +78,7 @@ class LightGBMRanker(LightGBMModel):
 
     kind = "lgbm_rank"
 
-    def fit(self, X: pd.DataFrame, y: pd.Series) -> "LightGBMRanker":
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> LightGBMRanker:
         from lightgbm import LGBMRanker
 
         y_arr = check_xy(X, y)

@@ -34,7 +34,6 @@ from workbench.errors import ModelError, NoModelError
 
 if TYPE_CHECKING:
     from workbench.config import Settings
-    from workbench.models.backup import BackupModel
     from workbench.models.base import Model
 
 __all__ = ["ModelRef", "LoadedModel", "Registry", "WorkbenchPyfunc", "CHAMPION", "CHALLENGER", "reliability_figure",

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,6 +40,7 @@ from workbench.models.base import Model, complete_rows, lookback_of, make_model
 from workbench.models.baselines import BASELINES, signal
 from workbench.models.calibration import CalibratedModel, Calibrator
 from workbench.models.evaluation import HIGHER_IS_BETTER, fold_scores, reliability_table
+from workbench.models.kinds import TRAINABLE_KINDS
 from workbench.models.splits import (
     Fold,
     calibration_split,
@@ -53,7 +53,6 @@ from workbench.models.verdict import (
     primary_metric,
     verdict_text,
 )
-from workbench.models.kinds import TRAINABLE_KINDS
 
 __all__ = [
     "TrainResult", "Fold", "train", "walk_forward", "compare", "ensemble_of", "comparison_table",

@@ -57,8 +57,8 @@ import pandas as pd
 pd.Series(decision.table, name=f"{decision.metric} on the common window", dtype=float).to_frame()
 
 # %%
-from workbench.models.retrain import write_decision
 from workbench.models.registry import Registry
+from workbench.models.retrain import write_decision
 
 write_decision(decision, decision_path)
 Registry(settings).list()[["version", "aliases", "kind", "auc", "accuracy", "baseline_accuracy"]]

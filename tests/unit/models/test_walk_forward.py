@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.unit.features.research_kit import random_walk_panel
 from workbench.features import build_features
 from workbench.models.calibration import Calibrator
-from tests.unit.features.research_kit import random_walk_panel
 from workbench.models.evaluation import expected_calibration_error, reliability_table, score
 from workbench.models.splits import calibration_split, span_fraction
 from workbench.models.training import label_end, train, walk_forward, walk_forward_splits
@@ -73,7 +73,7 @@ def test_test_span_as_a_calendar_span():
     assert span_fraction("0.25", stamps) == 0.25 and span_fraction(0.25, stamps) == 0.25
     with pytest.raises(ValueError, match="choose a shorter span"):
         span_fraction("9y", stamps)
-    with pytest.raises(ValueError, match="use a fraction such as 0.3 or a span such as 3y"):
+    with pytest.raises(ValueError, match=r"use a fraction such as 0\.3 or a span such as 3y"):
         span_fraction("three years", stamps)
 
 

@@ -179,13 +179,13 @@ class CcxtTickerStream:
                     self.status.on_disconnect(e)
                     break
                 self.all_markets = False  # no all-market stream here: subscribe the universe's symbols
-            except Exception as e:  # noqa: BLE001 - network or venue trouble: back off and subscribe again
+            except Exception as e:
                 if isinstance(ex.tickers, _Recording):
                     self._drain(ex.tickers)  # what arrived before the cut still counts
                 self.status.on_disconnect(e)
                 try:
                     await asyncio.wait_for(self._stop.wait(), self.backoff.next())
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         stop_wait.cancel()
         conns.cancel()

@@ -85,10 +85,10 @@ def trade_coverage(universe: Sequence[str], proba: pd.DataFrame, trades: pd.Data
     n, warnings = len(universe), []
     if n >= 2:
         if len(predicted) < THIN_SHARE * n:
-            warnings.append(f"only {len(predicted)} of {n} symbols have out-of-sample predictions: this backtest "
+            warnings.append(f"Only {len(predicted)} of {n} symbols have out-of-sample predictions: this backtest "
                             f"judges the model on {', '.join(predicted) or 'no symbol'}, not on the universe.")
         if counts.sum() and len(counts) == 1:
-            warnings.append(f"every trade is in {counts.index[0]}: the result is one symbol's.")
+            warnings.append(f"Every trade is in {counts.index[0]}: the result is one symbol's.")
         elif counts.sum() and counts.iloc[0] / counts.sum() > TOP_SHARE:
             warnings.append(f"{counts.index[0]} holds {counts.iloc[0] / counts.sum():.0%} of the trades.")
     return TradeCoverage(universe, predicted, tuple(counts.index), counts, tuple(warnings))

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from workbench.backtest.coverage import TradeCoverage, trade_coverage
 from workbench.backtest.report import (
     BASELINE,
     BUY_AND_HOLD,
@@ -37,7 +38,6 @@ from workbench.backtest.report import (
     window_table,
     write_report,
 )  # fmt: skip
-from workbench.backtest.coverage import TradeCoverage, trade_coverage
 from workbench.backtest.result import BacktestResult, window_label
 from workbench.data.panel import Panel
 from workbench.errors import NoDataError, UnknownSymbolError

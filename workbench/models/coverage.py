@@ -18,7 +18,7 @@ import pandas as pd
 
 from workbench.models.splits import Fold
 
-__all__ = ["Coverage", "fold_coverage", "THIN_SHARE", "TOP_SHARE"]
+__all__ = ["THIN_SHARE", "TOP_SHARE", "Coverage", "fold_coverage"]
 
 # A fold is thin when fewer than this share of the universe's symbols have test rows in it…
 THIN_SHARE = 0.5
@@ -141,8 +141,8 @@ def fold_coverage(index: pd.MultiIndex, universe: Sequence[str], folds: Sequence
             tested_in[s] = tested_in.get(s, 0) + 1
         total = int(per.sum())
         rows.append({"fold": int(f.number), "test_start": f.test_start, "test_end": f.test_end,
-                     "train_symbols": int(len(set(sym[train_mask]) & set(universe))),
-                     "test_symbols": int(len(per)), "test_rows": total, "tested": ",".join(per.index),
+                     "train_symbols": len(set(sym[train_mask]) & set(universe)),
+                     "test_symbols": len(per), "test_rows": total, "tested": ",".join(per.index),
                      "top_symbol": str(per.index[0]) if total else "",
                      "top_share": float(per.iloc[0] / total) if total else float("nan")})
         w = _fold_warning(int(f.number), n, per)

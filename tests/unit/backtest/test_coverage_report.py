@@ -46,9 +46,9 @@ def test_a_backtest_of_msft_alone_says_so_everywhere(thin_home, tmp_path):
     assert cov.trades_text() == f"trades: {n}, all in MSFT (1 of 7 symbols)"
     line = rep.notes[0]
     assert line.startswith("Universe: 7 symbols; out-of-sample predictions for 1 of 7 (none for AAPL, AMZN")
-    assert "only 1 of 7 symbols have out-of-sample predictions" in line and "every trade is in MSFT" in line
+    assert "Only 1 of 7 symbols have out-of-sample predictions" in line and "Every trade is in MSFT" in line
     page = rep.paths["html"].read_text()
-    assert f"all in MSFT (1 of 7 symbols)" in page and "7 symbols (1 predicted out of sample, 1 traded)" in page
+    assert "all in MSFT (1 of 7 symbols)" in page and "7 symbols (1 predicted out of sample, 1 traded)" in page
     assert "Symbols: out-of-sample predictions and trades" in page
     run = Registry(settings).client.get_run(rep.run_id).data
     assert run.metrics["backtest_symbols_universe"] == 7 and run.metrics["backtest_symbols_predicted"] == 1

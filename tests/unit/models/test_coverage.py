@@ -78,8 +78,8 @@ def test_fold_coverage_counts_rows_dates_and_concentration():
     assert cov.symbols["train_rows"].to_dict() == {"A": 5, "B": 5, "C": 2, "D": 0}
     assert cov.folds.loc[0, "train_symbols"] == 3 and cov.folds.loc[0, "test_symbols"] == 2
     assert cov.never_tested == ("C", "D")
-    assert cov.warnings == ("2 of 4 symbols are never tested out of sample (C, D): the out-of-sample scores and "
-                            "the backtest say nothing about them",)
+    assert cov.warnings == (("2 of 4 symbols are never tested out of sample (C, D): the out-of-sample scores and "
+                             "the backtest say nothing about them"),)
     # Only labelled rows count for training; one symbol holding most test rows is called out.
     labelled = np.asarray(index.get_level_values("symbol") != "C")
     skew = np.asarray(test & ((index.get_level_values("symbol") == "A") | (row_ts == ts[9])))

@@ -170,6 +170,7 @@ def _train_and_register(settings: Settings, exchange: str, timeframe: str, symbo
         kind=kind,
         validation="walk_forward",
         lineage=panel_lineage(lake, exchange, timeframe, symbols, None, None),
+        on_coverage=_echo_coverage,  # before any fit: a thin universe is visible before minutes of training
         **options,
     )
     ref = Registry(settings).register(result)
@@ -191,6 +192,12 @@ def _echo_wrapped(text: str) -> None:
     import textwrap
 
     typer.echo(textwrap.fill(text, width=118, subsequent_indent="  ", break_on_hyphens=False))
+
+
+def _echo_coverage(coverage) -> None:
+    """Universe coverage of the walk-forward folds (``models.coverage.Coverage``)."""
+    for line in coverage.lines():
+        _echo_wrapped(line)
 
 
 def _echo_folds(folds) -> None:
@@ -399,6 +406,12 @@ def models_show(
     typer.echo(f"label {loaded.label}, horizon {loaded.horizon}, embargo {sp.get('embargo_bars', '?')} bars, "
                f"{sp.get('n_folds', '?')} folds from {sp.get('oos_start', '?')[:10]}, "
                f"{len(loaded.universe.get('symbols', []))} symbols")
+    if loaded.coverage:
+        from workbench.models.coverage import Coverage
+
+        _echo_coverage(Coverage.from_dict(loaded.coverage))
+    else:
+        typer.echo("(no universe coverage recorded for this model: registered before it was; retrain to see it)")
     _echo_folds(folds)
     if "beats_baselines" in loaded.metrics:
         _echo_wrapped(verdict_text(loaded.kind, loaded.label, loaded.metrics))

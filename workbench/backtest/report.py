@@ -453,7 +453,8 @@ _CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}"
 
 def write_report(out_dir: str | Path, table: pd.DataFrame, figures: Mapping[str, Figure], *,
                  title: str = "Backtest report", notes: list[str] | tuple[str, ...] = (),
-                 trades: pd.DataFrame | None = None, windows: pd.DataFrame | None = None, dpi: int = 90) -> dict[str, Path]:
+                 trades: pd.DataFrame | None = None, windows: pd.DataFrame | None = None,
+                 symbols: pd.DataFrame | None = None, dpi: int = 90) -> dict[str, Path]:
     """Write ``<name>.png`` per figure, ``comparison.csv``, ``trades.csv`` and a self-contained
     ``report.html`` (table and images embedded as base64), so it can be mailed or logged as is.
 
@@ -480,6 +481,9 @@ def write_report(out_dir: str | Path, table: pd.DataFrame, figures: Mapping[str,
     if windows is not None and not windows.empty:
         body.append("<h2>Walk-forward windows traded</h2>")
         body.append(format_windows(windows).to_html(index=False, border=0))
+    if symbols is not None and not symbols.empty:
+        body.append("<h2>Symbols: out-of-sample predictions and trades</h2>")
+        body.append(symbols.to_html(index=False, border=0, float_format=lambda v: f"{v:.0%}"))
     for name, b64 in images:
         body.append(f"<h2>{html.escape(name.replace('_', ' '))}</h2><img alt='{html.escape(name)}' "
                     f"src='data:image/png;base64,{b64}'>")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +40,7 @@ from workbench.models import leakage
 from workbench.models.base import Model, complete_rows, lookback_of, make_model
 from workbench.models.baselines import BASELINES, signal
 from workbench.models.calibration import CalibratedModel, Calibrator
+from workbench.models.coverage import Coverage, fold_coverage
 from workbench.models.evaluation import HIGHER_IS_BETTER, fold_scores, reliability_table
 from workbench.models.kinds import TRAINABLE_KINDS
 from workbench.models.splits import (
@@ -99,6 +101,8 @@ class TrainResult:
     # Per fold and bin (equal-count): mean predicted vs observed, for the model.
     fold_reliability: pd.DataFrame = field(default_factory=pd.DataFrame)
     leaks: object | None = None  # the leakage.LeakReport of the training matrix
+    # Which universe symbols each fold trains and tests on, with warnings when coverage is thin.
+    coverage: Coverage | None = None
 
     # A TrainResult serves predictions like a registered model does, so notebooks can backtest
     # a model before registering it (inference.predict_panel accepts either).
@@ -289,6 +293,10 @@ def _folds_for(prep: _Prepared, validation: str, n_folds: int, test_fraction: fl
     return folds
 
 
+def _coverage(prep: _Prepared, folds: list[Fold]) -> Coverage:
+    return fold_coverage(prep.X.index, [str(s) for s in prep.panel.symbols], folds, prep.y.notna().to_numpy())
+
+
 def _all_scores(part: pd.DataFrame, horizon: int) -> dict[str, float]:
     """The model's scores and each baseline's (prefixed) on one out-of-sample frame."""
     out = fold_scores(part, "proba", horizon)
@@ -356,7 +364,7 @@ def _fold_reliability(oos: pd.DataFrame) -> pd.DataFrame:
 
 def _result(kind: str, prep: _Prepared, model, oos: pd.DataFrame, fold_rows: list[dict], folds: list[Fold],
             validation: str, test_fraction: float | str, embargo: int, calibration: str, params: dict,
-            lineage: dict | None) -> TrainResult:
+            lineage: dict | None, coverage: Coverage | None = None) -> TrainResult:
     metrics, table = _summarise(oos, fold_rows, prep.horizon, prep.label)
     row_ts = prep.X.index.get_level_values("ts")
     last = folds[-1]
@@ -400,6 +408,7 @@ def _result(kind: str, prep: _Prepared, model, oos: pd.DataFrame, fold_rows: lis
         label=prep.label,
         fold_reliability=_fold_reliability(oos),
         leaks=prep.leaks,
+        coverage=coverage,
     )
 
 
@@ -429,7 +438,7 @@ def _train_prepared(prep: _Prepared, kind: str, params: dict | None, seed: int, 
                           "n_test": int((f.test & labelled).sum()), "fit_seconds": fit_s})
     used = dict(getattr(model.base, "params", params or {}))
     return _result(kind, prep, model, pd.concat(parts), fold_rows, folds, validation, test_fraction, embargo,
-                   calibration, {**used, "seed": seed, "label": prep.label}, lineage)
+                   calibration, {**used, "seed": seed, "label": prep.label}, lineage, _coverage(prep, folds))
 
 
 def _check_embargo(embargo: int | None, horizon: int) -> int:
@@ -458,6 +467,7 @@ def train(
     members: tuple[str, ...] = ENSEMBLE_MEMBERS,
     leak_check: str = "refuse",
     shuffle_labels: int | None = None,
+    on_coverage: Callable[[Coverage], None] | None = None,
 ) -> TrainResult:
     """Fit ``kind`` (lgbm, lgbm_rank, rf, lstm, rule or ensemble) on ``label`` and score it out of sample.
 
@@ -465,12 +475,15 @@ def train(
     (a fraction, or a span such as ``"3y"``); ``embargo`` (bars, default ``horizon``) must be at least
     ``horizon``. For ``kind="ensemble"``, ``params`` maps each member kind to its params.
     ``leak_check``: refuse (default), warn or off. ``shuffle_labels=seed`` permutes labels within
-    dates: the permutation test's null model.
+    dates: the permutation test's null model. ``on_coverage`` is called with the folds' universe
+    coverage once the data is loaded and split, before any model is fitted (the CLI prints it).
     """
     if kind not in KINDS:  # fail fast, before building features
         raise ValueError(f"unknown model kind {kind!r}; known kinds: {list(KINDS)}")
     embargo = _check_embargo(embargo, horizon)
     prep = _prepare(panel, feature_set, horizon, label, leak_check, shuffle_labels)
+    if on_coverage is not None:
+        on_coverage(_coverage(prep, _folds_for(prep, validation, n_folds, test_fraction, embargo)))
     if kind == "ensemble":
         results = [_train_prepared(prep, k, (params or {}).get(k), seed, validation, n_folds, test_fraction,
                                    embargo, calibration, calib_fraction, lineage) for k in members]
@@ -518,7 +531,7 @@ def ensemble_of(results: list[TrainResult], weights: list[float] | None = None) 
         folds=table, oos_fold=first.oos_fold.copy(), oos=oos,
         reliability=reliability_table(scored["label"].to_numpy(), scored["proba"].to_numpy()),
         importance=model.feature_importance(), lineage=dict(first.lineage), validation=first.validation,
-        label=first.label, fold_reliability=_fold_reliability(oos), leaks=first.leaks,
+        label=first.label, fold_reliability=_fold_reliability(oos), leaks=first.leaks, coverage=first.coverage,
     )
 
 

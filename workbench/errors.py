@@ -35,6 +35,11 @@ __all__ = [
     "AuthenticationError",
     "ExchangeUnavailable",
     "TradingStopped",
+    "VaultError",
+    "AccessError",
+    "NotLoggedIn",
+    "LoginFailed",
+    "PermissionDenied",
 ]
 
 
@@ -97,6 +102,26 @@ class AuthenticationError(BrokerError):
 
 class ExchangeUnavailable(BrokerError):
     """The venue is down or in maintenance. No new orders until it is back."""
+
+
+class VaultError(ConfigError):
+    """The vault cannot decrypt: the master key is missing or wrong, or the data was tampered with."""
+
+
+class AccessError(WorkbenchError):
+    """Who is acting is unknown or not allowed to: log in, or ask an admin for the permission."""
+
+
+class NotLoggedIn(AccessError):
+    """No valid session: it is missing, expired, revoked, or its user is disabled."""
+
+
+class LoginFailed(AccessError):
+    """Wrong username or password, or the account is locked for a while after repeated failures."""
+
+
+class PermissionDenied(AccessError):
+    """The user lacks the permission the action needs (``trade_paper``, ``trade_live``, ``admin``)."""
 
 
 class TradingStopped(WorkbenchError):

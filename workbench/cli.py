@@ -17,6 +17,7 @@ import typer
 
 from workbench.config import Settings, load_settings
 from workbench.errors import WorkbenchError
+from workbench.security import commands as _security_commands
 
 __all__ = ["app"]
 
@@ -27,6 +28,7 @@ live_app = typer.Typer(no_args_is_help=True, help="The live trading process: run
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.add_typer(live_app, name="live")
+_security_commands.register(app)
 
 @app.callback()
 def _quiet_libraries() -> None:

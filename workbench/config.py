@@ -25,6 +25,7 @@ __all__ = [
     "LiveSettings",
     "RetrainSettings",
     "BrokerSettings",
+    "SecuritySettings",
     "Settings",
     "default_home",
     "load_settings",
@@ -139,6 +140,17 @@ class BrokerSettings(_Frozen):
     alpaca_url: str | None = Field(None, description="Alpaca trading API URL override (tests, proxies)")
 
 
+class SecuritySettings(_Frozen):
+    """Sessions and logins (see workbench/security/users.py)."""
+
+    session_idle_minutes: float = Field(12 * 60, gt=0, description="a session unused this long ends")
+    session_absolute_hours: float = Field(7 * 24, gt=0, description="a session ends this long after login, used or not")
+    min_password_length: int = Field(10, ge=8)
+    lockout_after: int = Field(5, ge=1, description="failed logins in a row before the account locks")
+    lockout_base_s: float = Field(30.0, gt=0, description="first lockout; doubles with each further failure")
+    lockout_max_s: float = Field(3600.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="WORKBENCH_", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -154,6 +166,7 @@ class Settings(BaseSettings):
     live: LiveSettings = LiveSettings()
     retrain: RetrainSettings = RetrainSettings()
     broker: BrokerSettings = BrokerSettings()
+    security: SecuritySettings = SecuritySettings()
     db_url: str | None = Field(None, description="SQLAlchemy URL of the operational store")
     mlflow_uri: str | None = Field(None, description="MLflow tracking URI")
 

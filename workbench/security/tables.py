@@ -76,3 +76,11 @@ vault_secrets = Table(
     Column("updated_at", String(40), nullable=False),
     Column("expires_at", String(40)),
 )  # fmt: skip
+
+# Per-user risk limits: only the fields a user changed; the rest come from the settings' defaults.
+user_risk = Table(
+    "user_risk", meta,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("limits", Text, nullable=False),  # JSON of RiskLimits fields
+    Column("updated_at", String(40), nullable=False),
+)  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import html
 from dataclasses import dataclass
+from typing import Any
 
 import ipywidgets as w
 import pandas as pd
@@ -78,8 +79,9 @@ def _badge(text: str, colour: str) -> str:
     return f"<span class='wb-badge' style='background:{colour}'>{html.escape(text)}</span>"
 
 
-def _broker_options(settings: Settings) -> list[tuple[str, str]]:
-    """Paper first (the default); real brokers labelled with what they would trade."""
+def _broker_options(settings: Settings, user: Any = None) -> list[tuple[str, str]]:
+    """Paper first (the default); real brokers labelled with what they would trade, and whether the
+    logged-in ``user`` lacks the permission (``trade_live``) a real-money one needs."""
     names = venue_offers()
     default = settings.broker.default
     if default not in names:
@@ -88,7 +90,7 @@ def _broker_options(settings: Settings) -> list[tuple[str, str]]:
     out = []
     for n in names:
         env = broker_environment(settings, n)
-        gate = "" if env != "live" or settings.broker.allow_live else " (needs broker.allow_live)"
+        gate = "" if env != "live" or (user is not None and user.can("trade_live")) else " (needs the trade_live permission)"
         out.append((label["paper"] if n == "paper" else f"{n} — {label[env]}{gate}", n))
     return out
 

@@ -31,6 +31,7 @@ from workbench.cli_exits import ExitCode, WorkbenchGroup, invocation
 from workbench.config import DemoSettings, Settings, load_settings
 from workbench.errors import ConfigError, NoDataError, WorkbenchError
 from workbench.models.kinds import TRAINABLE_KINDS
+from workbench.security import commands as _security_commands
 
 __all__ = ["app"]
 
@@ -50,6 +51,7 @@ live_app = typer.Typer(no_args_is_help=True, help="The live trading process: run
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.add_typer(live_app, name="live")
+_security_commands.register(app)
 
 @app.callback()
 def _options(
@@ -122,7 +124,9 @@ def init(
     demo: bool = typer.Option(False, "--demo", help="also pull demo data and train a champion if none exists"),
     source: DemoSource | None = typer.Option(None, help="demo data source (default: settings.demo.source)"),
 ) -> None:
-    """Create the stores (lake, SQLite, MLflow); with --demo, get demo data and a champion model."""
+    """Create the stores (lake, SQLite, MLflow) and, on a fresh home, the first admin (its generated
+    password is printed once and must be changed at first login); with --demo, get demo data and a
+    champion model."""
     try:
         settings = _settings(home)
         from workbench.trading.store import Store
@@ -131,6 +135,7 @@ def init(
         typer.echo(f"workbench home: {settings.home}")
         typer.echo(f"  lake:   {settings.lake_dir}\n  store:  {settings.store_url}\n  mlflow: {settings.tracking_uri}")
         _install_notebooks(settings)
+        _first_admin(settings)
         from workbench.warmup import compile_kernels
 
         secs = compile_kernels()
@@ -150,6 +155,33 @@ def init(
         _train_and_register(settings, universe.exchange, universe.timeframe, list(universe.symbols), "lgbm")
     except WorkbenchError as e:
         _fail(e)
+
+
+def _first_admin(settings: Settings) -> None:
+    """On a home without users: the admin account, its one-time password on the terminal (nowhere
+    else: not in a file, not in the store), and the secrets of the single-key vault of earlier releases
+    moved into its vault. On a home with users: nothing."""
+    from workbench.security.access import accounts_for, ensure_first_admin
+    from workbench.security.keys import master_key_path
+    from workbench.security.vault import adopt_legacy_secrets
+
+    accounts = accounts_for(settings)
+    password = ensure_first_admin(accounts)
+    if password is None:
+        return
+    admin = accounts.user("admin")
+    moved = adopt_legacy_secrets(accounts.engine, settings.home, admin.id)
+    if moved:
+        accounts.record(admin, "key_set", True, f"{moved} secret(s) adopted from the single-key vault of an earlier release")
+    line = "=" * 78
+    typer.echo(
+        f"{line}\nfirst admin created: user 'admin', one-time password:\n\n    {password}\n\n"
+        "It is shown only this once. Log in with it (dashboard, or `workbench login`) and choose your own\n"
+        f"password at once. Secrets are encrypted with a master key kept in {master_key_path(settings.home)}\n"
+        f"(or $WORKBENCH_MASTER_KEY): back it up apart from data/.\n{line}"
+    )
+    if moved:
+        typer.echo(f"{moved} stored key(s) from an earlier release moved into admin's vault")
 
 
 def _train_and_register(settings: Settings, exchange: str, timeframe: str, symbols: list[str], kind: str,
@@ -493,32 +525,38 @@ def _broker_choice(value: str | None) -> str | None:
 def live_run(
     broker: str | None = typer.Option(
         None, callback=_broker_choice, help=f"{_venue_names()} (default: broker.default, i.e. paper); real brokers "
-        "use their testnet unless broker.testnet is off, and live trading needs broker.allow_live",
+        "use their testnet unless broker.testnet is off, and live trading needs the trade_live permission",
     ),
     model: str = typer.Option("champion"),
     interval: float | None = typer.Option(None, help="seconds between cycles (default 30)"),
     cycles: int | None = typer.Option(None, help="stop after N cycles (default: run until stopped)"),
     home: Path | None = HomeOpt,
 ) -> None:
-    """Run the live trading loop in this process: Phase 1 checks, then a cycle every interval."""
+    """Run the live trading loop in this process: Phase 1 checks, then a cycle every interval.
+
+    Needs a session (`workbench login`, or WORKBENCH_TOKEN): the run is that user's, with their keys,
+    permission and risk limits. A crashed run on the same broker resumes under its owner without one."""
     from workbench.trading.runner import run_live
+    from workbench.trading.store import Store
 
     try:
         settings = _settings(home)
         run_id = run_live(settings, broker=broker, model=model, interval_s=interval, cycles=cycles)
-        from workbench.trading.runner import status as live_status
-
-        st = live_status(settings)
-        typer.echo(f"run {run_id} ended: {st.get('status')} — {st.get('message') or ''}")
-        if st.get("status") == "FAILED":
-            raise typer.Exit(int(ExitCode.FAILED))
+        store = Store(settings.store_url)
+        run = store.run(run_id) or {}
+        typer.echo(f"run {run_id} ended: {run.get('status')} — {run.get('message') or ''}")
+        if run.get("status") == "FAILED":
+            checks = store.checks(run_id)
+            auth = checks[checks["name"] == "authentication"] if len(checks) else checks
+            refused = len(auth) and not bool(auth["ok"].iloc[0])
+            raise typer.Exit(int(ExitCode.ACCESS if refused else ExitCode.FAILED))
     except WorkbenchError as e:
         _fail(e)
 
 
 @live_app.command("status")
 def live_status_cmd(home: Path | None = HomeOpt) -> None:
-    """The latest live run: status, cycle, heartbeat, equity."""
+    """Your latest live run (admins: anyone's): status, cycle, heartbeat, equity. Needs a session."""
     from workbench.trading.runner import status
 
     typer.echo(json.dumps(status(_settings(home)), indent=2, default=str))
@@ -526,7 +564,7 @@ def live_status_cmd(home: Path | None = HomeOpt) -> None:
 
 @live_app.command("stop")
 def live_stop(home: Path | None = HomeOpt) -> None:
-    """Ask the live process to stop after its current cycle."""
+    """Ask your live run (admins: the latest anyone's) to stop after its current cycle. Needs a session."""
     from workbench.trading.runner import request_stop
 
     run_id = request_stop(_settings(home), emergency=False)
@@ -536,6 +574,7 @@ def live_stop(home: Path | None = HomeOpt) -> None:
 @live_app.command("emergency-stop")
 def live_emergency_stop(home: Path | None = HomeOpt) -> None:
     """Cancel every open order now (and flatten positions when risk.flatten_on_emergency is set).
+    Acts on your running run (admins: the latest anyone's); needs a session.
 
     Works while workbench.toml is broken: the stop then goes to the store named by WORKBENCH_DB_URL,
     the file's db_url (if the file still parses) or the home's default, and says so."""
@@ -690,9 +729,14 @@ app.add_typer(keys_app, name="keys")
 
 
 def _vault(settings: Settings):
+    """The logged-in user's vault and a way to audit: keys are always some user's (a session is required)."""
+    from workbench.security.access import accounts_for, require_session
     from workbench.security.vault import Vault
 
-    return Vault.for_settings(settings)
+    accounts = accounts_for(settings)
+    user = require_session(accounts, settings).user
+    vault = Vault.open(accounts.engine, settings.home, user.id)
+    return vault, lambda action, detail: accounts.record(user, action, True, detail)
 
 
 @keys_app.command("set")
@@ -707,12 +751,13 @@ def keys_set(
         settings = _settings(home)
         broker = broker_name(settings, name)
         fields = key_fields(broker)
-        vault = _vault(settings)
+        vault, audit = _vault(settings)
         for f in fields:
             value = typer.prompt(f"{broker} {f}", hide_input=True).strip()
             if not value:
                 raise ConfigError(f"{broker} {f} is empty: nothing stored")
             vault.put(f"{broker}/{f}", value)
+        audit("key_set", ", ".join(f"{broker}/{f}" for f in fields))
         typer.echo(f"stored {', '.join(f'{broker}/{f}' for f in fields)} (encrypted)")
         from workbench.venues import resolve
 
@@ -721,15 +766,17 @@ def keys_set(
             typer.echo(f"next: {venue.hint(inst)}")
     except ValueError as e:
         _fail(ConfigError(str(e)))
+    except WorkbenchError as e:
+        _fail(e)
 
 
 @keys_app.command("list")
 def keys_list(home: Path | None = HomeOpt) -> None:
-    """Stored key names with their values redacted."""
+    """Your stored key names with their values redacted."""
     from workbench.security.vault import redact
 
     try:
-        vault = _vault(_settings(home))
+        vault, _ = _vault(_settings(home))
         names = vault.names()
         if not names:
             typer.echo("(no keys stored: `workbench keys set ccxt:binance`, `workbench keys set kite`, ...)")
@@ -746,13 +793,14 @@ def keys_delete(
     name: str = typer.Argument(..., help="a broker (deletes all its keys) or one key name, e.g. ccxt:binance/secret"),
     home: Path | None = HomeOpt,
 ) -> None:
-    """Delete a broker's keys (or one key)."""
+    """Delete a broker's keys (or one key) from your vault."""
     try:
-        vault = _vault(_settings(home))
+        vault, audit = _vault(_settings(home))
         names = [name] if "/" in name else vault.names(f"{name.strip().lower()}/")
         gone = [n for n in names if vault.delete(n)]
         if not gone:
             _fail(ConfigError(f"no stored key matches {name!r}: see `workbench keys list`"))
+        audit("key_delete", ", ".join(gone))
         typer.echo(f"deleted {', '.join(gone)}")
     except WorkbenchError as e:
         _fail(e)
@@ -768,9 +816,11 @@ def keys_kite_login(
         settings = _settings(home)
         from workbench.venues.kite.broker import complete_kite_login, kite_login_url
 
-        typer.echo(f"open this URL, log in, then copy request_token=... from the page it redirects to:\n{kite_login_url(settings)}")
+        vault, audit = _vault(settings)
+        typer.echo(f"open this URL, log in, then copy request_token=... from the page it redirects to:\n{kite_login_url(settings, vault)}")
         token = request_token or typer.prompt("request_token", hide_input=True).strip()
-        complete_kite_login(settings, token, vault=_vault(settings))
+        complete_kite_login(settings, token, vault=vault)
+        audit("key_set", "kite/access_token")
         typer.echo("kite access token stored (encrypted); Kite expires it daily: log in again each trading day")
     except ImportError as e:
         _fail(ConfigError(f"the Kite adapter is not available in this installation: {e}"))

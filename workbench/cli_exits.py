@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from typer.core import TyperGroup
 
 from workbench.errors import (
+    AccessError,
     BrokerError,
     ConfigError,
     DataError,
@@ -58,6 +59,7 @@ class ExitCode(IntEnum):
     OS = 8  # the file system: permission denied, no space left, read-only, missing file
     FAILED = 9  # the operation ran and failed (a live run ended FAILED, a retrain failed, ...)
     TEMPORARY = 10  # network, rate limit, maintenance: the same command may work later
+    ACCESS = 11  # not logged in, session expired/revoked, wrong password, or a permission missing: log in / ask an admin
 
 
 class WorkbenchGroup(TyperGroup):
@@ -88,6 +90,7 @@ def explain(exc: BaseException, store_url: str | None = None) -> tuple[ExitCode,
     if isinstance(exc, TemporaryError):
         return ExitCode.TEMPORARY, f"{exc} (a temporary problem: run the same command again later)"
     for cls, code in (
+        (AccessError, ExitCode.ACCESS),
         (ConfigError, ExitCode.CONFIG),
         (DataError, ExitCode.DATA),
         (ModelError, ExitCode.MODEL),

@@ -26,6 +26,7 @@ __all__ = [
     "LiveSettings",
     "RetrainSettings",
     "BrokerSettings",
+    "SecuritySettings",
     "Settings",
     "default_home",
     "load_settings",
@@ -128,15 +129,26 @@ class RetrainSettings(_Frozen):
 class BrokerSettings(_Frozen):
     """Which venue the live loop trades on, and how to reach it. Paper is the default; a real broker
     needs ``--broker``/``default`` set explicitly, runs on its testnet/paper endpoint unless
-    ``testnet`` is turned off, and a live (real-money) venue also needs ``allow_live``. What is
+    ``testnet`` is turned off, and a live (real-money) venue also needs the user's ``trade_live``
+    permission (``workbench users grant``; checked by Phase 1). What is
     particular to one venue (Kite's product, ccxt's options, Alpaca's URL) is its ``[venues.<name>]``
     table, validated by that venue's config class (``workbench.venues.<name>.config``)."""
 
     default: str = Field("paper", description="a registered venue: paper | ccxt:<exchange id> | kite | alpaca")
     testnet: bool = Field(True, description="use the venue's sandbox/testnet/paper endpoint")
-    allow_live: bool = Field(False, description="permission to trade real money (until per-user permissions)")
     timeout_s: float = Field(10.0, gt=0, description="HTTP timeout per broker request")
     currency: str | None = Field(None, description="account currency at the venue (default: USDT on ccxt, INR on Kite, USD on Alpaca)")
+
+
+class SecuritySettings(_Frozen):
+    """Sessions and logins (see workbench/security/users.py)."""
+
+    session_idle_minutes: float = Field(12 * 60, gt=0, description="a session unused this long ends")
+    session_absolute_hours: float = Field(7 * 24, gt=0, description="a session ends this long after login, used or not")
+    min_password_length: int = Field(10, ge=8)
+    lockout_after: int = Field(5, ge=1, description="failed logins in a row before the account locks")
+    lockout_base_s: float = Field(30.0, gt=0, description="first lockout; doubles with each further failure")
+    lockout_max_s: float = Field(3600.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -157,6 +169,7 @@ class Settings(BaseSettings):
     venues: dict[str, Any] = Field(
         default_factory=dict, description="per venue: its [venues.<name>] table, validated by the venue's config class"
     )
+    security: SecuritySettings = SecuritySettings()
     db_url: str | None = Field(None, description="SQLAlchemy URL of the operational store")
     mlflow_uri: str | None = Field(None, description="MLflow tracking URI")
     research_data_dir: Path | None = Field(

@@ -2,7 +2,7 @@
 
     WorkbenchError                       anything the workbench raises on purpose
     ├── ConfigError                      a setting is wrong: fix the setting
-    │   └── VaultError                   the vault cannot decrypt: the key changed or the file was altered
+    │   └── VaultError                   the vault cannot decrypt: master key missing/wrong, or data altered
     ├── DataError                        market data is unusable
     │   ├── BadCandlesError              a file/batch has bad bars (names the file and row)
     │   ├── UnknownSymbolError           a symbol the source or lake does not have
@@ -19,7 +19,11 @@
     ├── TemporaryError                   transient: the same call may succeed later (retry with backoff)
     │   ├── TemporaryBrokerError         (also a BrokerError)
     │   └── SourceUnavailableError       (also a DataError)
-    └── InvalidTransition                an order status change the state machine forbids
+    ├── InvalidTransition                an order status change the state machine forbids
+    └── AccessError                      who acts is unknown or not allowed: log in / ask for the permission
+        ├── NotLoggedIn                  no valid session (missing, expired, revoked, user disabled)
+        ├── LoginFailed                  wrong username or password, or locked after repeated failures
+        └── PermissionDenied             the user lacks trade_paper / trade_live / admin
 
 A class with two parents is listed under both (``tests/unit/test_errors.py`` checks that this picture
 and the classes below agree). Messages say what is wrong and what to do about it.
@@ -48,6 +52,10 @@ __all__ = [
     "ExchangeUnavailable",
     "TemporaryError",
     "InvalidTransition",
+    "AccessError",
+    "NotLoggedIn",
+    "LoginFailed",
+    "PermissionDenied",
 ]
 
 
@@ -149,3 +157,19 @@ class InvalidTransition(WorkbenchError):
         self.current, self.new = current, new
         allowed_text = ", ".join(sorted(allowed)) or "nothing (final)"
         super().__init__(f"order cannot go from {current} to {new}; from {current} it may go to {allowed_text}")
+
+
+class AccessError(WorkbenchError):
+    """Who is acting is unknown or not allowed to: log in, or ask an admin for the permission."""
+
+
+class NotLoggedIn(AccessError):
+    """No valid session: it is missing, expired, revoked, or its user is disabled."""
+
+
+class LoginFailed(AccessError):
+    """Wrong username or password, or the account is locked for a while after repeated failures."""
+
+
+class PermissionDenied(AccessError):
+    """The user lacks the permission the action needs (``trade_paper``, ``trade_live``, ``admin``)."""

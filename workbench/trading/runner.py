@@ -4,6 +4,13 @@ the cycles are done, the replay ends, or a command (stop / emergency stop) or a 
 It runs apart from the dashboard (``workbench live run``, or ``start_background`` from the Start
 button) and talks to the world only through the store: the dashboard reads the rows it writes and
 writes the commands it obeys — within one cycle, because the wait between cycles polls for them.
+
+Every run has an owner: the user of the session that started it (``$WORKBENCH_TOKEN`` or the CLI's
+session file). Phase 1 checks that user's permission, reads that user's vault and risk limits. A run
+whose process died is resumed by the next ``live run`` on the same broker and account under its
+stored owner, without a session, so a supervisor can restart it unattended (the master key unwraps
+the owner's data key); Phase 1 runs again, so a permission revoked meanwhile stops the resumed run.
+A permission revoked while a run is going does not stop it: stop it (``live stop``) if it must end.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from workbench.errors import ConfigError, WorkbenchError
+from workbench.errors import AccessError, ConfigError, NotLoggedIn, WorkbenchError
 from workbench.trading.loop import (
     LiveContext,
     PendingBroker,
@@ -127,10 +134,10 @@ def make_broker(settings: Settings, store: Store, broker: str | Broker | None = 
     return _connect(settings, broker_name(settings, broker), vault, store)
 
 
-def _start(settings: Settings, store: Store, name: str) -> Broker | PendingBroker:
-    """A simulated venue's broker at once; a real one planned (Phase 1 connects it)."""
+def _start(settings: Any, store: Store, name: str, vault: Any = None) -> Broker | PendingBroker:
+    """A simulated venue's broker at once; a real one planned with the owner's vault (Phase 1 connects it)."""
     venue, _ = resolve(name)
-    return make_broker(settings, store, name) if venue.simulated else plan_broker(settings, name)
+    return make_broker(settings, store, name) if venue.simulated else plan_broker(settings, name, vault)
 
 
 def _account(brk: Broker | PendingBroker) -> str:
@@ -184,14 +191,20 @@ def run_live(
     engine: Any = None,
     feed: Any = None,
     on_point: Callable[[str], None] | None = None,
+    session: str | None = None,
 ) -> int:
     """Run the live loop in this process and return the run id when it ends. ``broker``: a name
-    (default ``settings.broker.default``, i.e. paper) or a Broker object. The run row's status
-    says how it ended: STOPPED, FAILED (with the failing check's or error's message) or
-    EMERGENCY_STOPPED. Unexpected errors are recorded (FAILED) and then raised. ``on_point`` goes to
-    the ``OrderManager`` (crash tests stop the process at a named point of an order's life)."""
+    (default ``settings.broker.default``, i.e. paper) or a Broker object. ``session``: the owner's
+    session token (default ``$WORKBENCH_TOKEN`` or the CLI's session file); without a valid one,
+    Phase 1 fails at authentication (a crashed run resumes under its stored owner without one). The
+    run row's status says how it ended: STOPPED, FAILED (with the failing check's or error's message)
+    or EMERGENCY_STOPPED. Unexpected errors are recorded (FAILED) and then raised. ``on_point`` goes
+    to the ``OrderManager`` (crash tests stop the process at a named point of an order's life)."""
+    from workbench.security.access import accounts_for
+
     settings.ensure_dirs()
     store = Store(settings.store_url).create()
+    accounts = accounts_for(settings)
     interval = float(interval_s if interval_s is not None else settings.live.interval_s)
     if isinstance(broker, str) or broker is None:
         label = (broker or settings.broker.default or "paper").strip()
@@ -211,19 +224,49 @@ def run_live(
         return run_id
     account = _account(brk)
     crashed = _crashed_run(store, label, account)
+    owner, refusal = _owner(accounts, settings, session, crashed)
+    if (isinstance(broker, str) or broker is None) and isinstance(brk, PendingBroker) and owner is not None:
+        from workbench.security.vault import Vault
+
+        brk = plan_broker(settings, label, Vault.open(accounts.engine, settings.home, owner.id))  # the owner's keys
     if crashed is not None:
         run_id = int(crashed["id"])
         store.update_run(run_id, pid=os.getpid(), heartbeat_at=utcnow(), message=None)
         store.clear_checks(run_id)
-        store.log_event("run", f"run {run_id} resumed after a crash of pid {crashed['pid']} (last complete cycle {crashed['cycle']})", "WARNING", run_id)
+        who = f" under its owner {owner.username}" if owner is not None else ""
+        store.log_event(
+            "run", f"run {run_id} resumed{who} after a crash of pid {crashed['pid']} (last complete cycle {crashed['cycle']})",
+            "WARNING", run_id,
+        )
     else:
-        run_id = store.start_run(label, env, account, model, interval, os.getpid())
+        run_id = store.start_run(label, env, account, model, interval, os.getpid(), user_id=owner.id if owner else None)
+    detail = f"run {run_id} on {label} ({env}){' resumed' if crashed is not None else ''}"
+    accounts.record(owner, "live_start", owner is not None, detail if owner else f"{detail}: {refusal}")
     stop = _Stop()
     restore = _install_signal_handlers(stop)
     try:
-        return _run(settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=crashed, on_point=on_point)
+        return _run(
+            settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=crashed,
+            on_point=on_point, owner=owner, refusal=refusal, accounts=accounts,
+        )
     finally:
         restore()
+
+
+def _owner(accounts: Any, settings: Any, session: str | None, crashed: dict | None) -> tuple[Any, str | None]:
+    """(the run's owner, None) or (None, why there is none). A crashed run's owner is read from its row
+    (no session needed: unattended restart); otherwise the session presented decides."""
+    from workbench.security.access import require_session
+
+    if crashed is not None and crashed.get("user_id") is not None:
+        try:
+            return accounts.user_by_id(int(crashed["user_id"])), None
+        except ConfigError as e:
+            return None, f"the crashed run's owner is gone: {e}"
+    try:
+        return require_session(accounts, settings, token=session).user, None
+    except AccessError as e:
+        return None, str(e)
 
 
 def _crashed_run(store: Store, broker_name: str, account: str) -> dict | None:
@@ -236,11 +279,18 @@ def _crashed_run(store: Store, broker_name: str, account: str) -> dict | None:
     return run if not _alive(run["pid"]) else None
 
 
-def _run(settings: Settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=None, on_point=None) -> int:
+def _run(
+    settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=None, on_point=None,
+    owner=None, refusal=None, accounts=None,
+) -> int:
+    from workbench.security.access import user_risk_limits
+
     log = lambda kind, msg, level="INFO": store.log_event(kind, msg, level, run_id)  # noqa: E731
     factory = cached((lambda: engine) if engine is not None else registry_engine_factory(settings, model))
-    log("run", f"run {run_id} started (pid {os.getpid()}, broker {getattr(brk, 'name', brk)}, model {model}, every {interval:g}s)")
-    results = phase1(settings, brk, factory, store=store, run_id=run_id)
+    who = f"user {owner.username}" if owner is not None else "no user"
+    log("run", f"run {run_id} started (pid {os.getpid()}, {who}, broker {getattr(brk, 'name', brk)}, model {model}, every {interval:g}s)")
+    limits = user_risk_limits(accounts.engine, owner, settings.risk) if owner is not None and accounts is not None else settings.risk
+    results = phase1(settings, brk, factory, store=store, run_id=run_id, user=owner, refusal=refusal, limits=limits)
     failed = next((r for r in results if not r.ok), None)
     if failed is not None:
         msg = f"Phase 1 failed at '{failed.name}': {failed.message}"
@@ -278,7 +328,7 @@ def _run(settings: Settings, store, brk, account, run_id, model, interval, cycle
         log("sync", f"portfolio synced with {getattr(brk, 'name', 'the broker')}: {synced.summary()}", "INFO" if synced.in_sync else "WARNING")
         ctx = LiveContext(
             store=store, broker=brk, feed=feed, engine=eng, orders=orders, run_id=run_id, account=account,
-            limits=settings.risk, costs=settings.costs, exchange_costs=settings.paper.cost_models(),
+            limits=limits, costs=settings.costs, exchange_costs=settings.paper.cost_models(),
             stale_after_s=settings.live.stale_after_s, cycle=last_cycle,
             fx_rates=dict(settings.live.fx_rates),
         )
@@ -299,7 +349,7 @@ def _run(settings: Settings, store, brk, account, run_id, model, interval, cycle
             if stop.reason is not None:
                 break
         if stop.reason == "emergency_stop":
-            summary = emergency_stop(ctx, settings.risk.flatten_on_emergency)
+            summary = emergency_stop(ctx, limits.flatten_on_emergency)
             store.finish_run(run_id, "EMERGENCY_STOPPED", f"{summary} after cycle {ctx.cycle}")
         else:
             if stop.reason is not None:
@@ -372,10 +422,25 @@ def _alive(pid: int | None) -> bool:
         return True
 
 
-def status(settings: Settings) -> dict:
-    """The latest run, as the CLI and dashboard show it."""
+def _acting(settings: Any, user: Any) -> Any:
+    """The user acting: the one given, else the CLI session's user (``NotLoggedIn`` without one)."""
+    if user is not None:
+        return user
+    from workbench.security.access import accounts_for, require_session
+
+    return require_session(accounts_for(settings), settings).user
+
+
+def _scope(user: Any) -> int | None:
+    """Whose runs a user may see and stop: their own; an admin's, everyone's (None)."""
+    return None if user.can("admin") else int(user.id)
+
+
+def status(settings: Any, user: Any = None) -> dict:
+    """The latest run of ``user`` (an admin: of anyone; default: the CLI session's user), as the CLI
+    and dashboard show it."""
     store = Store(settings.store_url).create()
-    run = store.latest_run()
+    run = store.latest_run(user_id=_scope(_acting(settings, user)))
     if run is None:
         return {"run_id": None, "status": "NO_RUN", "message": "no live run yet"}
     now = utcnow()
@@ -392,6 +457,7 @@ def status(settings: Settings) -> dict:
         "broker": run["broker"],
         "environment": run["environment"],
         "account": run["account"],
+        "user_id": run.get("user_id"),
         "model_ref": run["model_ref"],
         "started_at": run["started_at"],
         "ended_at": run["ended_at"],
@@ -407,20 +473,29 @@ def status(settings: Settings) -> dict:
     }
 
 
-def request_stop(settings: Settings, emergency: bool = False) -> int | None:
-    """Queue 'stop' (after the current cycle) or 'emergency_stop' for the running run; its id, or None."""
+def request_stop(settings: Any, emergency: bool = False, user: Any = None) -> int | None:
+    """Queue 'stop' (after the current cycle) or 'emergency_stop' for ``user``'s running run (an admin:
+    anyone's; default: the CLI session's user); its id, or None. Recorded in the audit trail."""
+    from workbench.security.access import accounts_for
+
+    user = _acting(settings, user)
     store = Store(settings.store_url).create()
-    run = store.latest_run()
+    run = store.latest_run(user_id=_scope(user))
     if run is None or run["status"] != "RUNNING":
         return None
-    store.send_command("emergency_stop" if emergency else "stop", run["id"])
+    command = "emergency_stop" if emergency else "stop"
+    store.send_command(command, run["id"])
+    accounts_for(settings).record(user, f"live_{command}", True, f"run {run['id']} (owner id {run.get('user_id')})")
     return int(run["id"])
 
 
 def start_background(
-    settings: Settings, broker: str | None = None, model: str = "champion", interval_s: float | None = None, cycles: int | None = None
+    settings: Any, broker: str | None = None, model: str = "champion", interval_s: float | None = None,
+    cycles: int | None = None, session: str | None = None,
 ) -> subprocess.Popen:
-    """Launch ``workbench live run`` as its own session: closing the dashboard never stops it."""
+    """Launch ``workbench live run`` as its own session: closing the dashboard never stops it.
+    ``session``: the owner's token, handed over in ``$WORKBENCH_TOKEN`` (never argv, which other
+    users of the machine can read); default: whatever the environment already holds."""
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stamp = utcnow().strftime("%Y%m%dT%H%M%S")
@@ -430,6 +505,8 @@ def start_background(
     if cycles is not None:
         cmd += ["--cycles", str(cycles)]
     env = {**os.environ, "WORKBENCH_HOME": str(settings.home)}
+    if session:
+        env["WORKBENCH_TOKEN"] = session
     log = open(logs / f"live-{stamp}.log", "ab")  # noqa: SIM115 (closed below once the child holds its own copy)
     try:
         return subprocess.Popen(

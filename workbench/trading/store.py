@@ -125,14 +125,16 @@ class Store:
     # ---- runs -----------------------------------------------------------------------------------
     def start_run(
         self, broker: str, environment: str, account: str | None = None, model_ref: str | None = None,
-        interval_s: float | None = None, pid: int | None = None, cursor: int | None = None,
+        interval_s: float | None = None, pid: int | None = None, cursor: int | None = None, user_id: int | None = None,
     ) -> int:
+        """A new RUNNING run; ``user_id`` is its owner (who started it; a crashed run resumes as them)."""
         now = iso(utcnow())
         with self.engine.begin() as c:
             res = c.execute(
                 insert(runs).values(
                     started_at=now, status="RUNNING", broker=broker, environment=environment, account=account,
                     model_ref=model_ref, interval_s=_f(interval_s), pid=pid, heartbeat_at=now, cycle=0, cursor=cursor,
+                    user_id=user_id,
                 )
             )
             return _new_id(res.inserted_primary_key)
@@ -159,8 +161,12 @@ class Store:
             fields["message"] = message
         self.update_run(run_id, **fields)
 
-    def latest_run(self) -> dict | None:
-        return self._one(select(runs).order_by(runs.c.id.desc()).limit(1))
+    def latest_run(self, user_id: int | None = None) -> dict | None:
+        """The newest run; with ``user_id``, the newest run that user owns."""
+        stmt = select(runs)
+        if user_id is not None:
+            stmt = stmt.where(runs.c.user_id == user_id)
+        return self._one(stmt.order_by(runs.c.id.desc()).limit(1))
 
     def run(self, run_id: int) -> dict | None:
         return self._one(select(runs).where(runs.c.id == run_id))
@@ -174,9 +180,15 @@ class Store:
         return self._one(stmt.order_by(runs.c.id.desc()).limit(1))
 
     # ---- checks and cycles ----------------------------------------------------------------------
-    def add_check(self, run_id: int, seq: int, name: str, ok: bool, message: str) -> None:
+    def add_check(
+        self, run_id: int, seq: int, name: str, ok: bool, message: str, duration_s: float | None = None
+    ) -> None:
         with self.engine.begin() as c:
-            c.execute(insert(checks).values(run_id=run_id, seq=seq, name=name, ok=bool(ok), message=message, ts=iso(utcnow())))
+            c.execute(
+                insert(checks).values(
+                    run_id=run_id, seq=seq, name=name, ok=bool(ok), message=message, ts=iso(utcnow()), duration_s=duration_s
+                )
+            )
 
     def clear_checks(self, run_id: int) -> None:
         """Forget a run's Phase 1 results (a resumed run checks again and records afresh)."""

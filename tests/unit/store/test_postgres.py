@@ -15,6 +15,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
+from workbench.venues.ledger import OrderLedger
+from workbench.venues.paper.broker import PaperBroker
+from workbench.security.users import Accounts
 from workbench.security.vault import Vault
 from workbench.store import head_revision, metadata
 from workbench.trading.store import Store
@@ -33,7 +36,7 @@ def pg_url(request: pytest.FixtureRequest) -> str:
 
 
 def test_store_ledger_vault_and_paper_book_on_postgresql(pg_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("WORKBENCH_VAULT_KEY", "d29ya2JlbmNoLXRlc3QtZml4dHVyZS1rZXktMzJieXQ=")
+    monkeypatch.delenv("WORKBENCH_MASTER_KEY", raising=False)
     store = Store(pg_url)  # a SQLite pragma on this connection would be a syntax error
     assert store.pragma("journal_mode") is None
     with store.engine.connect() as conn:
@@ -44,7 +47,9 @@ def test_store_ledger_vault_and_paper_book_on_postgresql(pg_url, tmp_path, monke
     broker = PaperBroker(store, account=f"pg-{run_id}", starting_cash=1_000.0)
     assert broker.balances()["USD"].total == 1_000.0
     OrderLedger(pg_url, "kite", "acct").put(f"cid-{run_id}", kind="order", ref="7")
-    vault = Vault(pg_url, tmp_path)
+    user = Accounts(store.engine).add_user(f"pg{run_id}", "pg-password-0123", actor=None) if not Accounts(store.engine).count() else None
+    uid = user.id if user is not None else Accounts(store.engine).list_users()[0].id
+    vault = Vault.open(store.engine, tmp_path, uid)
     vault.put("kite/api_key", "pg-secret-value-123")
     assert vault.get("kite/api_key").value == "pg-secret-value-123"
     Store(pg_url).dispose()  # a second start-up: still one revision row, the run still there

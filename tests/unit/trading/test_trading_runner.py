@@ -10,6 +10,7 @@ import time
 import pandas as pd
 import pytest
 
+from tests.kit.users import trader
 from tests.kit.models import MomentumEngine, synthetic_panel
 from workbench.config import RiskLimits, load_settings
 from workbench.data.lake import Lake
@@ -68,9 +69,10 @@ def test_stop_is_obeyed_within_one_cycle(settings):
     assert request_stop(settings) is None  # nothing running any more
 
 
-def test_emergency_stop_cancels_open_orders_and_flattens(tmp_path):
+def test_emergency_stop_cancels_open_orders_and_flattens(tmp_path, monkeypatch):
     settings = load_settings(tmp_path / "home", risk=RiskLimits(flatten_on_emergency=True))
     settings.ensure_dirs()
+    trader(settings, monkeypatch=monkeypatch)
     store = Store(settings.store_url).create()
     # An order resting at the venue from an earlier session.
     pb = PaperBroker(store, starting_cash=settings.paper.starting_cash, markets={"S000": Market("S000", "S000", "USD")})
@@ -209,10 +211,11 @@ def test_sigterm_stops_cleanly_after_the_cycle(settings):
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # mlflow on SQLAlchemy 2.1
-def test_no_registered_model_but_data_runs_the_backup_model_and_says_so(tmp_path):
+def test_no_registered_model_but_data_runs_the_backup_model_and_says_so(tmp_path, monkeypatch):
     from workbench.data.demo import ensure_demo_data
 
     settings = load_settings(tmp_path / "home", demo={"source": "synthetic", "bars": 300})
+    trader(settings, monkeypatch=monkeypatch)
     ensure_demo_data(settings)
     store = Store(settings.store_url).create()
     rid = run_live(settings, interval_s=0.0, cycles=2)

@@ -135,7 +135,7 @@ class CcxtBroker:
                 self.exchange.set_sandbox_mode(True)
             except ccxt.NotSupported as e:
                 raise ConfigError(
-                    f"{exchange_id} has no testnet in ccxt; to trade it for real set broker.testnet = false and broker.allow_live = true"
+                    f"{exchange_id} has no testnet in ccxt; to trade it for real set broker.testnet = false (and ask an admin for the trade_live permission)"
                 ) from e
         if url_overrides:  # after sandbox mode: in sandbox the client talks to what 'test' names
             self.exchange.urls = deep_merge(self.exchange.urls, url_overrides)
@@ -157,11 +157,6 @@ class CcxtBroker:
             from workbench.venues import venue_config
 
             config = venue_config(settings, "ccxt", CcxtConfig)
-        if not b.testnet and not b.allow_live:
-            raise ConfigError(
-                f"broker.testnet is off for {exchange_id}, so orders would move real money; set broker.allow_live = true to allow it "
-                "or turn broker.testnet back on"
-            )
         vault = vault_of(settings, vault)
 
         def name(field: str) -> str:

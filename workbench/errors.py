@@ -10,7 +10,8 @@
     │   ├── InstrumentListError          an instrument list is malformed: the master is left unchanged
     │   └── SourceUnavailableError       a data source did not answer: retry later
     ├── ModelError                       a model cannot be trained, saved or loaded
-    │   └── NoModelError                 no registered model under that name/alias
+    │   ├── NoModelError                 no registered model under that name/alias
+    │   └── LeakError                    a training feature reads the future: fix the feature
     ├── BrokerError                      anything from a broker
     │   ├── TemporaryBrokerError         retry with backoff (network, 429, 5xx, timeouts)
     │   ├── OrderRejected                fix the order (funds, lot size, min notional, symbol)
@@ -45,6 +46,7 @@ __all__ = [
     "SourceUnavailableError",
     "ModelError",
     "NoModelError",
+    "LeakError",
     "BrokerError",
     "TemporaryBrokerError",
     "OrderRejected",
@@ -123,6 +125,10 @@ class ModelError(WorkbenchError):
 
 class NoModelError(ModelError):
     """No registered model answers to the requested name, version or alias."""
+
+
+class LeakError(ModelError):
+    """A feature of the training matrix reads the future: fix the feature before training on it."""
 
 
 class BrokerError(WorkbenchError):

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from tests.kit.fake_alpaca import FakeAlpaca
 from tests.kit.models import MomentumEngine, synthetic_panel
+from tests.kit.users import trader
 from tests.kit.venue import VenueFollowsTheFeed
 from workbench.config import load_settings
-from tests.kit.users import trader
 from workbench.trading.feeds import ReplayFeed
 from workbench.trading.runner import run_live
 from workbench.trading.store import Store

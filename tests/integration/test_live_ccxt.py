@@ -12,10 +12,10 @@ import pytest
 
 from tests.kit.fake_binance import FakeBinance
 from tests.kit.models import MomentumEngine, synthetic_panel
+from tests.kit.users import trader
 from tests.kit.venue import VenueFollowsTheFeed
 from workbench.config import load_settings
 from workbench.data.panel import Panel
-from tests.kit.users import trader
 from workbench.trading.feeds import ReplayFeed
 from workbench.trading.runner import run_live
 from workbench.trading.store import Store

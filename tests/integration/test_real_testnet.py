@@ -18,8 +18,8 @@ import uuid
 import pytest
 
 from tests.kit.models import MomentumEngine
-from workbench.config import load_settings
 from tests.kit.users import trader
+from workbench.config import load_settings
 from workbench.trading.loop import phase1
 from workbench.trading.runner import plan_broker
 from workbench.trading.store import Store

@@ -14,8 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from tests.integration.test_live_ccxt import usdt_panel  # noqa: F401  (the venue fixture's panel)
-from tests.integration.test_live_ccxt import venue  # noqa: F401  (pytest fixture)
+from tests.integration.test_live_ccxt import (
+    usdt_panel,  # noqa: F401  (the venue fixture's panel)
+    venue,  # noqa: F401  (pytest fixture)
+)
 from tests.kit.models import MomentumEngine
 from tests.kit.users import trader
 from tests.kit.venue import VenueFollowsTheFeed

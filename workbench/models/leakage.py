@@ -21,17 +21,13 @@ import numpy as np
 import pandas as pd
 
 from workbench.data.panel import Panel
-from workbench.errors import ModelError
+from workbench.errors import LeakError
 
 __all__ = ["LeakReport", "LeakError", "truncation_check", "next_bar_ic", "leak_check", "IC_LIMIT"]
 
 log = logging.getLogger(__name__)
 
 IC_LIMIT = 0.10  # |mean next-bar IC| above this is not a daily feature, it is the label leaking in
-
-
-class LeakError(ModelError):
-    """A feature of the training matrix reads the future: fix the feature before training on it."""
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from sqlalchemy.engine import Engine
 
 from workbench.config import RiskLimits, Settings
 from workbench.errors import ConfigError, PermissionDenied
-from workbench.store.schema import user_risk
 from workbench.security.users import Accounts, Session, User, generate_password
+from workbench.store.schema import user_risk
 
 __all__ = [
     "TOKEN_ENV",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -29,6 +28,7 @@ __all__ = ["register"]
 HomeOpt = typer.Option(None, "--home", envvar="WORKBENCH_HOME", help="workbench home (stores live under it)")
 StdinOpt = typer.Option(False, "--password-stdin", help="read the password(s) from standard input, one per line")
 
+_DEFAULT_PERMISSIONS = ["trade_paper"]  # what `users add` grants unless told otherwise
 users_app = typer.Typer(no_args_is_help=True, help="Accounts and permissions (trade_paper, trade_live, admin).")
 vault_app = typer.Typer(no_args_is_help=True, help="The key vault: rotate the master key.")
 risk_app = typer.Typer(no_args_is_help=True, help="Your risk limits: show, set (defaults from workbench.toml).")
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(risk_app, name="risk")
 
 
-def _ctx(home: Optional[Path]) -> tuple[Settings, Accounts]:
+def _ctx(home: Path | None) -> tuple[Settings, Accounts]:
     settings = load_settings(home)
     return settings, accounts_for(settings)
 
@@ -58,7 +58,7 @@ def _password(prompt: str, stdin: bool, confirm: bool = False) -> str:
 
 def login(
     username: str = typer.Option("admin", "--user", "-u", help="account name"),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
     password_stdin: bool = StdinOpt,
 ) -> None:
     """Log in; the session token is kept in a 0600 file under the home (or use $WORKBENCH_TOKEN)."""
@@ -70,7 +70,7 @@ def login(
         typer.echo("your password must be changed before anything else: run `workbench users passwd`")
 
 
-def logout(home: Optional[Path] = HomeOpt) -> None:
+def logout(home: Path | None = HomeOpt) -> None:
     """End this session (here and in the store)."""
     settings, accounts = _ctx(home)
     token = saved_token(settings)
@@ -82,8 +82,8 @@ def logout(home: Optional[Path] = HomeOpt) -> None:
 @users_app.command("add")
 def users_add(
     username: str,
-    permission: list[str] = typer.Option(["trade_paper"], "--permission", "-p", help=" | ".join(PERMISSIONS)),
-    home: Optional[Path] = HomeOpt,
+    permission: list[str] = typer.Option(_DEFAULT_PERMISSIONS, "--permission", "-p", help=" | ".join(PERMISSIONS)),
+    home: Path | None = HomeOpt,
     password_stdin: bool = StdinOpt,
 ) -> None:
     """Create an account (admins only); the new user must change the password at first login."""
@@ -95,8 +95,8 @@ def users_add(
 
 @users_app.command("passwd")
 def users_passwd(
-    username: Optional[str] = typer.Argument(None, help="whose password (default: yours; others: admins only)"),
-    home: Optional[Path] = HomeOpt,
+    username: str | None = typer.Argument(None, help="whose password (default: yours; others: admins only)"),
+    home: Path | None = HomeOpt,
     password_stdin: bool = StdinOpt,
 ) -> None:
     """Change your password (every session of yours ends), or reset another user's (admins)."""
@@ -113,7 +113,7 @@ def users_passwd(
 
 
 @users_app.command("list")
-def users_list(home: Optional[Path] = HomeOpt) -> None:
+def users_list(home: Path | None = HomeOpt) -> None:
     """Accounts, permissions and state (admins only)."""
     settings, accounts = _ctx(home)
     require_session(accounts, settings, "admin")
@@ -123,7 +123,7 @@ def users_list(home: Optional[Path] = HomeOpt) -> None:
 
 
 @users_app.command("grant")
-def users_grant(username: str, permission: str, home: Optional[Path] = HomeOpt) -> None:
+def users_grant(username: str, permission: str, home: Path | None = HomeOpt) -> None:
     """Give a permission (trade_live only by an admin, recorded in the audit trail)."""
     settings, accounts = _ctx(home)
     admin = require_session(accounts, settings, "admin").user
@@ -132,7 +132,7 @@ def users_grant(username: str, permission: str, home: Optional[Path] = HomeOpt) 
 
 
 @users_app.command("revoke")
-def users_revoke(username: str, permission: str, home: Optional[Path] = HomeOpt) -> None:
+def users_revoke(username: str, permission: str, home: Path | None = HomeOpt) -> None:
     """Take a permission away. A live run already going keeps running until stopped; the next Start is refused."""
     settings, accounts = _ctx(home)
     admin = require_session(accounts, settings, "admin").user
@@ -144,7 +144,7 @@ def users_revoke(username: str, permission: str, home: Optional[Path] = HomeOpt)
 def users_disable(
     username: str,
     enable: bool = typer.Option(False, "--enable", help="re-enable instead"),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """Disable an account (its sessions end at once) or re-enable it."""
     settings, accounts = _ctx(home)
@@ -154,7 +154,7 @@ def users_disable(
 
 
 @users_app.command("revoke-sessions")
-def users_revoke_sessions(username: str, home: Optional[Path] = HomeOpt) -> None:
+def users_revoke_sessions(username: str, home: Path | None = HomeOpt) -> None:
     """End every session of a user (yours, or anyone's for admins)."""
     settings, accounts = _ctx(home)
     me = require_session(accounts, settings).user
@@ -162,7 +162,7 @@ def users_revoke_sessions(username: str, home: Optional[Path] = HomeOpt) -> None
 
 
 @users_app.command("audit")
-def users_audit(limit: int = typer.Option(50, min=1), home: Optional[Path] = HomeOpt) -> None:
+def users_audit(limit: int = typer.Option(50, min=1), home: Path | None = HomeOpt) -> None:
     """The audit trail: logins, failures, grants, key changes, starts and stops (admins only)."""
     settings, accounts = _ctx(home)
     require_session(accounts, settings, "admin")
@@ -171,7 +171,7 @@ def users_audit(limit: int = typer.Option(50, min=1), home: Optional[Path] = Hom
 
 
 @vault_app.command("rotate")
-def vault_rotate(home: Optional[Path] = HomeOpt) -> None:
+def vault_rotate(home: Path | None = HomeOpt) -> None:
     """Re-wrap every user's data key under a new master key (admins only); no secret is re-entered."""
     from workbench.security.vault import rotate_master_key
 
@@ -183,7 +183,7 @@ def vault_rotate(home: Optional[Path] = HomeOpt) -> None:
 
 
 @risk_app.command("show")
-def risk_show(home: Optional[Path] = HomeOpt) -> None:
+def risk_show(home: Path | None = HomeOpt) -> None:
     """Your risk limits, with the home's defaults beside them."""
     settings, accounts = _ctx(home)
     user = require_session(accounts, settings).user
@@ -197,7 +197,7 @@ def risk_show(home: Optional[Path] = HomeOpt) -> None:
 @risk_app.command("set")
 def risk_set(
     assignments: list[str] = typer.Argument(..., help="FIELD=VALUE, e.g. max_position_pct=0.05"),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """Change your risk limits (validated; out-of-range values are refused, naming the field)."""
     settings, accounts = _ctx(home)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from workbench.errors import AccessError, ConfigError, NotLoggedIn, WorkbenchError
+from workbench.errors import AccessError, ConfigError, WorkbenchError
 from workbench.trading.loop import (
     LiveContext,
     PendingBroker,

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 
+from tests.kit.users import trader
 from workbench.config import BrokerSettings, load_settings
 from workbench.dashboard.app import Dashboard, _broker_options
-from tests.kit.users import trader
 
 
 def test_broker_dropdown_defaults_to_paper_and_labels_testnet_and_live(tmp_path, monkeypatch):
     s = load_settings(tmp_path / "home")
     t = trader(s, monkeypatch=monkeypatch)
     opts = dict((v, k) for k, v in _broker_options(s))
-    assert list(opts)[0] == "paper" and "TESTNET" in opts["ccxt:binance"] and "LIVE — REAL MONEY" in opts["kite"]
+    assert next(iter(opts)) == "paper" and "TESTNET" in opts["ccxt:binance"] and "LIVE — REAL MONEY" in opts["kite"]
     assert "needs the trade_live permission" in opts["kite"]
     app = Dashboard(s, token=t.token)
     assert app.broker.value == "paper" and "PAPER TRADING" in app.views.header.value

@@ -5,6 +5,7 @@ in its environment, never its argv; a user sees and stops only their own runs.""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from tests.kit.users import PASSWORD, trader
 from workbench.dashboard.app import Dashboard
@@ -63,8 +64,8 @@ def test_start_hands_the_token_to_the_live_process_in_its_environment_not_argv(s
     app.start()
     proc = app._process
     try:
-        argv = open(f"/proc/{proc.pid}/cmdline", "rb").read().decode(errors="replace")
-        environ = open(f"/proc/{proc.pid}/environ", "rb").read().decode(errors="replace").split("\0")
+        argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace")
+        environ = Path(f"/proc/{proc.pid}/environ").read_bytes().decode(errors="replace").split("\0")
         assert app._token not in argv
         assert f"WORKBENCH_TOKEN={app._token}" in environ
         proc.wait(timeout=120)  # this home has no model: Phase 1 passes authentication, then stops at 'models'

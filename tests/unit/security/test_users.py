@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from workbench.errors import ConfigError, LoginFailed, NotLoggedIn, PermissionDenied
-from workbench.store import engine_for
 from workbench.security.users import Accounts, AuthPolicy
+from workbench.store import engine_for
 
 
 class Clock:
@@ -110,12 +110,12 @@ def test_lockout_with_growing_delay(accounts):
     for _ in range(5):
         with pytest.raises(LoginFailed, match="wrong username or password"):
             acc.login("admin", "wrong-wrong-wrong")
-    with pytest.raises(LoginFailed, match="locked for another 3[01] s"):
+    with pytest.raises(LoginFailed, match=r"locked for another 3[01] s"):
         acc.login("admin", "first-admin-pw")  # even the right password waits
     clock.advance(seconds=31)
     with pytest.raises(LoginFailed, match="wrong"):
         acc.login("admin", "wrong-again-wrong")  # the 6th failure doubles the delay
-    with pytest.raises(LoginFailed, match="locked for another 6[01] s"):
+    with pytest.raises(LoginFailed, match=r"locked for another 6[01] s"):
         acc.login("admin", "first-admin-pw")
     clock.advance(seconds=61)
     acc.login("admin", "first-admin-pw")

@@ -15,8 +15,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-from workbench.venues.ledger import OrderLedger
-from workbench.venues.paper.broker import PaperBroker
 from workbench.security.users import Accounts
 from workbench.security.vault import Vault
 from workbench.store import head_revision, metadata

@@ -7,9 +7,9 @@ import sqlite3
 
 from typer.testing import CliRunner
 
+from tests.kit.users import trader
 from workbench.cli import app
 from workbench.config import load_settings
-from tests.kit.users import trader
 from workbench.trading.store import Store
 
 SECRET = "s3cr3t-value-0123456789"

@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 
 from tests.kit.models import MomentumEngine, synthetic_panel
+from tests.kit.users import trader
 from tests.kit.venue import KeyedVenue
 from workbench.config import BrokerSettings, load_settings
 from workbench.errors import ConfigError
-from tests.kit.users import trader
 from workbench.trading.feeds import ReplayFeed
 from workbench.trading.loop import CHECKS, PendingBroker, phase1
 from workbench.trading.runner import (

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from tests.kit.models import MomentumEngine, synthetic_panel
 from tests.kit.users import trader
 from tests.kit.venue import KeyedVenue
+from tests.unit.trading.test_trading_runner import INTERVAL, long_feed, start_thread, wait_for_cycle
 from workbench.cli import app
 from workbench.config import load_settings
 from workbench.security.access import TOKEN_ENV, accounts_for, set_user_risk
@@ -19,8 +20,6 @@ from workbench.trading.feeds import ReplayFeed
 from workbench.trading.loop import PendingBroker
 from workbench.trading.runner import request_stop, status
 from workbench.trading.store import Store
-
-from tests.unit.trading.test_trading_runner import INTERVAL, long_feed, start_thread, wait_for_cycle
 
 NAME = "ccxt:kitx"
 
@@ -52,7 +51,7 @@ def test_a_user_never_sees_or_stops_another_users_keys_or_runs(tmp_path, monkeyp
     # runs: Alice's run, seen and stopped by her (and an admin), never by Bob
     monkeypatch.setenv(TOKEN_ENV, alice.token)
     store = Store(s.store_url).create()
-    t, out = start_thread(s, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL)
+    t, _out = start_thread(s, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL)
     run = wait_for_cycle(store, 1)
     assert run["user_id"] == alice.user.id
     assert status(s, bob.user)["status"] == "NO_RUN" and request_stop(s, user=bob.user) is None
@@ -89,7 +88,7 @@ def test_revoking_trade_live_mid_run_lets_the_run_finish_and_refuses_the_next_st
     store = Store(s.store_url).create()
     made: list = []
     feed = ReplayFeed.from_panel(synthetic_panel(3, 400, seed=5), warmup_bars=40, replay_bars=300)
-    t, out = start_thread(s, broker=_live_venue(t_user.vault, made), engine=MomentumEngine(lookback=10, gain=3.0),
+    t, _out = start_thread(s, broker=_live_venue(t_user.vault, made), engine=MomentumEngine(lookback=10, gain=3.0),
                           feed=feed, interval_s=INTERVAL)
     run = wait_for_cycle(store, 1)
     admin.accounts.revoke("alice", "trade_live", admin.user)
@@ -101,7 +100,7 @@ def test_revoking_trade_live_mid_run_lets_the_run_finish_and_refuses_the_next_st
     assert not t.is_alive() and store.run(run["id"])["status"] == "STOPPED"
     # The next Start is refused at authentication, before the venue is contacted.
     made.clear()
-    t, out = start_thread(s, broker=_live_venue(t_user.vault, made), engine=MomentumEngine(), feed=feed, interval_s=0.0,
+    t, _out = start_thread(s, broker=_live_venue(t_user.vault, made), engine=MomentumEngine(), feed=feed, interval_s=0.0,
                           cycles=1)
     t.join(timeout=20)
     nxt = store.latest_run()

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kit.users import current_user
 from tests.kit.models import MomentumEngine, synthetic_panel
+from tests.kit.users import current_user
 from workbench.data.lake import Lake
 from workbench.errors import NoModelError
 from workbench.signals import Signal

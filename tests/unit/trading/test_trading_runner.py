@@ -10,8 +10,8 @@ import time
 import pandas as pd
 import pytest
 
-from tests.kit.users import trader
 from tests.kit.models import MomentumEngine, synthetic_panel
+from tests.kit.users import trader
 from workbench.config import RiskLimits, load_settings
 from workbench.data.lake import Lake
 from workbench.trading.feeds import ReplayFeed

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from tests.kit.fake_binance import FakeBinance
-from workbench.config import load_settings
 from tests.kit.users import trader
+from workbench.config import load_settings
 from workbench.venues.base import (
     AuthenticationError,
     ExchangeUnavailable,

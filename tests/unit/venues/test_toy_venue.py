@@ -17,13 +17,13 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.kit.models import MomentumEngine, synthetic_panel
+from tests.kit.users import trader
 from tests.unit.venues.conformance import *
 from tests.unit.venues.conformance import Harness
 from workbench.cli import app
 from workbench.config import load_settings
 from workbench.errors import AuthenticationError, ConfigError
 from workbench.market import Quote
-from tests.kit.users import trader
 from workbench.trading.feeds import ReplayFeed
 from workbench.trading.runner import key_fields, make_broker, run_live
 from workbench.trading.store import Store

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.kit.users import trader
 from workbench.config import load_settings
 from workbench.errors import ConfigError
-from tests.kit.users import trader
 from workbench.security.vault import secret_env_name, secret_value
 from workbench.trading.runner import broker_environment, broker_name, required_keys
 from workbench.venues import venue_config

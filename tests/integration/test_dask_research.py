@@ -122,3 +122,36 @@ def test_unreachable_scheduler_is_a_config_error(lake_home):
     with pytest.raises(ConfigError, match="cannot reach the Dask scheduler"):
         with dist.client_for(settings, scheduler=f"tcp://127.0.0.1:{_free_port()}"):
             pass
+
+
+def test_sweep_of_20_backtests_lands_20_rows_in_mlflow(lake_home, cluster_client):
+    from mlflow import MlflowClient
+
+    from workbench.backtest.sweep import grid, run_sweep
+    from workbench.models.registry import Registry
+    from workbench.models.training import train
+
+    settings, panel = lake_home
+    Registry(settings).register(train(panel, "lgbm", params=PARAMS["lgbm"], validation="walk_forward", n_folds=3))
+    configs = grid(["champion"], {"max_position_pct": [0.05, 0.1, 0.2, 0.3, 0.5],
+                                  "min_strength": [0.0, 0.05, 0.1, 0.2]})
+    assert len(configs) == 20
+    table = run_sweep(cluster_client, settings, configs, experiment="sweep-test")
+    assert len(table) == 20 and table["config"].nunique() == 20
+    sharpe = table["sharpe"].to_numpy()
+    assert (np.diff(sharpe[np.isfinite(sharpe)]) <= 0).all()  # best first
+    assert table["total_return"].nunique() > 1  # the risk limits changed what was traded
+    assert set(table["worker"]) <= set(cluster_client.scheduler_info()["workers"])
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    exp = client.get_experiment_by_name("sweep-test")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    assert len(runs) == 20
+    by_id = {r.info.run_id: r for r in runs}
+    for row in table.to_dict("records"):
+        run = by_id[row["mlflow_run"]]
+        assert float(run.data.params["risk.max_position_pct"]) == row["risk.max_position_pct"]
+        assert float(run.data.params["risk.min_strength"]) == row["risk.min_strength"]
+        if np.isfinite(row["sharpe"]):
+            assert run.data.metrics["sharpe"] == pytest.approx(row["sharpe"])
+        assert run.data.tags["dask.worker"] == row["worker"]
+        assert run.data.params["model"] == row["model"]

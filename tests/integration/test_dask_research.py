@@ -155,3 +155,29 @@ def test_sweep_of_20_backtests_lands_20_rows_in_mlflow(lake_home, cluster_client
             assert run.data.metrics["sharpe"] == pytest.approx(row["sharpe"])
         assert run.data.tags["dask.worker"] == row["worker"]
         assert run.data.params["model"] == row["model"]
+
+
+def test_cli_train_on_workers_and_sweep(tmp_path):
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+    from workbench.models.registry import Registry
+
+    settings = load_settings(tmp_path / "home")
+    settings.ensure_dirs()
+    Lake(settings.lake_dir).write(random_walk_panel(n_bars=300, symbols=SYMS).to_long(), "SYNTH", "1d", "test")
+    home = ["--home", str(settings.home)]
+    out = CliRunner().invoke(app, ["train", "--exchange", "SYNTH", "--timeframe", "1d", "--folds", "2",
+                                   "--workers", "2", *home])
+    assert out.exit_code == 0, out.output
+    said = " ".join(out.output.split())
+    assert "fitting the folds on Dask: scheduler tcp://127.0.0.1:" in said and "2 workers" in said
+    assert "registered workbench v1" in said
+    run = Registry(settings).client.get_run(Registry(settings).load("champion").ref.run_id)
+    assert run.data.params["lineage.dask_tasks"].count("fold ") == 2
+    out = CliRunner().invoke(app, ["sweep", "--max-position", "0.1,0.3", "--min-strength", "0.0", "--workers", "2",
+                                   "--experiment", "cli-sweep", *home])
+    assert out.exit_code == 0, out.output
+    assert "2 backtests on Dask" in out.output and "2 rows logged to MLflow experiment 'cli-sweep'" in out.output
+    bad = CliRunner().invoke(app, ["sweep", "--max-position", "2.0", "--workers", "1", *home])
+    assert bad.exit_code == 2 and "max_position_pct" in bad.output

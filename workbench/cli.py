@@ -589,7 +589,7 @@ def sweep(
                                "NAME/VERSION"),
     max_position: str = typer.Option("0.05,0.1,0.2,0.3,0.5", "--max-position",
                                      help="comma-separated risk.max_position_pct values"),
-    min_strength: str = typer.Option("0.0,0.05,0.1,0.2", "--min-strength",
+    min_strength: str = typer.Option("0.0,0.3,0.5,0.7", "--min-strength",
                                      help="comma-separated risk.min_strength values"),
     universes: Optional[list[str]] = typer.Option(None, "--universe", help="comma-separated symbols, a subset of "
                                                   "the models' (repeat for several universes; default: the model's)"),

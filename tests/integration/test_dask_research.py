@@ -7,7 +7,6 @@ import pickle
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd

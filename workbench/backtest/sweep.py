@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["SweepConfig", "grid", "run_config", "run_sweep", "RANK_BY"]
+__all__ = ["RANK_BY", "SweepConfig", "grid", "run_config", "run_sweep"]
 
 RANK_BY = "sharpe"  # rows are sorted by it, best first
 

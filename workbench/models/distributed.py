@@ -21,13 +21,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import pandas as pd
-
 from workbench.data.panel import Panel
 from workbench.errors import ConfigError
 from workbench.models import training
 
-__all__ = ["LakeSource", "FoldTask", "client_for", "fold_tasks", "run_fold_task", "map_folds", "where"]
+__all__ = ["FoldTask", "LakeSource", "client_for", "fold_tasks", "map_folds", "run_fold_task", "where"]
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,10 @@ def _options(
 
 
 HomeOpt = typer.Option(None, "--home", envvar="WORKBENCH_HOME", help="workbench home (stores live under it)")
+SchedulerOpt = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786): run on that "
+                            "cluster (default: the research.scheduler setting)")
+WorkersOpt = typer.Option(None, "--workers", min=1, help="run on a local Dask cluster of N worker processes "
+                          "(default: the research.workers setting)")
 
 
 def _settings(home: Path | None) -> Settings:
@@ -185,26 +189,39 @@ def _first_admin(settings: Settings) -> None:
 
 
 def _train_and_register(settings: Settings, exchange: str, timeframe: str, symbols: list[str], kind: str,
-                        **options):
+                        cluster: tuple[str | None, int | None] | None = None, **options):
     """Walk-forward train, log to MLflow and register; prints the per-fold table and the honest verdict.
 
-    ``options`` go to ``training.train`` (label, horizon, feature_set, embargo, n_folds, test_fraction)."""
+    ``options`` go to ``training.train`` (label, horizon, feature_set, embargo, n_folds, test_fraction).
+    ``cluster`` (scheduler address, local workers): fit the folds on Dask (``models.distributed``)."""
     from workbench.data.lake import Lake
     from workbench.models.registry import Registry
     from workbench.models.training import panel_lineage
     from workbench.models.training import train as train_model
 
     lake = Lake(settings.lake_dir)
-    panel = lake.load_panel(exchange, timeframe, symbols)
     options.setdefault("n_folds", settings.retrain.n_folds)
-    result = train_model(
-        panel,
-        kind=kind,
-        validation="walk_forward",
-        lineage=panel_lineage(lake, exchange, timeframe, symbols, None, None),
-        on_coverage=_echo_coverage,  # before any fit: a thin universe is visible before minutes of training
-        **options,
-    )
+    if cluster is not None and kind != "ensemble":
+        from workbench.models import distributed
+
+        source = distributed.LakeSource(str(settings.lake_dir), exchange, timeframe, tuple(symbols))
+        with distributed.client_for(settings, scheduler=cluster[0], workers=cluster[1]) as client:
+            _echo_wrapped(f"fitting the folds on Dask: scheduler {client.scheduler.address}, "
+                          f"{len(client.scheduler_info()['workers'])} workers")
+            (by_kind,) = distributed.map_folds(client, source, (kind,), **options)
+        result = by_kind[kind]
+    else:
+        if cluster is not None:
+            typer.echo("note: an ensemble is trained in-process (its members share one feature build)")
+        panel = lake.load_panel(exchange, timeframe, symbols)
+        result = train_model(
+            panel,
+            kind=kind,
+            validation="walk_forward",
+            lineage=panel_lineage(lake, exchange, timeframe, symbols, None, None),
+            on_coverage=_echo_coverage,  # before any fit: a thin universe is visible before minutes of training
+            **options,
+        )
     ref = Registry(settings).register(result)
     m = result.metrics
     typer.echo(
@@ -342,9 +359,14 @@ def train(
     folds: int | None = typer.Option(None, "--folds", min=1, help="walk-forward folds (default: settings.retrain)"),
     test_span: str = typer.Option("0.3", "--test-span", help="test stretch cut into the folds: a fraction of the "
                                   "bars (0.3) or a span back from the last bar (3y, 18m, 250d)"),
+    scheduler: str | None = SchedulerOpt,
+    workers: int | None = WorkersOpt,
     home: Path | None = HomeOpt,
 ) -> None:
-    """Train a model out of sample, log it to MLflow and register it (champion if none, else challenger)."""
+    """Train a model out of sample, log it to MLflow and register it (champion if none, else challenger).
+
+    With --scheduler, --workers or a [research] scheduler setting, the folds are fitted on Dask workers
+    that read the lake themselves; the numbers are the same as in-process."""
     kind = getattr(model, "value", model)  # the option may be an Enum
     try:
         settings = _settings(home)
@@ -353,8 +375,9 @@ def train(
         emb = horizon if embargo is None else embargo
         _echo_wrapped(f"training {kind} on {ex} {tf}, {len(syms)} symbols: label {label}, horizon {horizon}, features "
                       f"{feature_set}, embargo {emb}, {n_folds} walk-forward folds over the last {test_span} of the bars")
-        _train_and_register(settings, ex, tf, syms, kind, label=label, horizon=horizon, feature_set=feature_set,
-                            embargo=emb, n_folds=n_folds, test_fraction=test_span)
+        cluster = (scheduler, workers) if (scheduler or workers or settings.research.scheduler) else None
+        _train_and_register(settings, ex, tf, syms, kind, cluster=cluster, label=label, horizon=horizon,
+                            feature_set=feature_set, embargo=emb, n_folds=n_folds, test_fraction=test_span)
     except WorkbenchError as e:
         _fail(e)
     except ValueError as e:  # an option the data cannot honour (too few bars for the folds, embargo < horizon)
@@ -604,6 +627,59 @@ def live_emergency_stop(home: Path | None = HomeOpt) -> None:
             "the live run's store is elsewhere: set WORKBENCH_DB_URL to it (or fix the file) and run "
             "`workbench live emergency-stop` again."
         )
+
+
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{name}: comma-separated numbers, got {text!r}") from None
+
+
+@app.command()
+def sweep(
+    models: str = typer.Option("champion", "--models", help="comma-separated model refs: champion, challenger, "
+                               "NAME/VERSION"),
+    max_position: str = typer.Option("0.05,0.1,0.2,0.3,0.5", "--max-position",
+                                     help="comma-separated risk.max_position_pct values"),
+    min_strength: str = typer.Option("0.0,0.3,0.5,0.7", "--min-strength",
+                                     help="comma-separated risk.min_strength values"),
+    universes: list[str] | None = typer.Option(None, "--universe", help="comma-separated symbols, a subset of "
+                                                  "the models' (repeat for several universes; default: the model's)"),
+    experiment: str = typer.Option("sweep", "--experiment", help="MLflow experiment the rows are logged to"),
+    scheduler: str | None = SchedulerOpt,
+    workers: int | None = WorkersOpt,
+    home: Path | None = HomeOpt,
+) -> None:
+    """Backtest every combination of models × risk limits × universes on Dask; a table best Sharpe first.
+
+    Each backtest trades a model's walk-forward out-of-sample predictions, as `workbench backtest` does;
+    each row is logged to MLflow (experiment `sweep`) with the worker that ran it."""
+    import pandas as pd
+
+    from workbench.backtest.sweep import grid, run_sweep
+    from workbench.models import distributed
+
+    refs = [m.strip() for m in models.split(",") if m.strip()]
+    risk = {"max_position_pct": _floats(max_position, "--max-position"),
+            "min_strength": _floats(min_strength, "--min-strength")}
+    unis = [tuple(s.strip() for s in u.split(",") if s.strip()) for u in universes] if universes else None
+    configs = grid(refs, {k: v for k, v in risk.items() if v}, unis)
+    try:
+        settings = _settings(home)
+        with distributed.client_for(settings, scheduler=scheduler, workers=workers) as client:
+            _echo_wrapped(f"{len(configs)} backtests on Dask: scheduler {client.scheduler.address}, "
+                          f"{len(client.scheduler_info()['workers'])} workers")
+            table = run_sweep(client, settings, configs, experiment=experiment)
+    except WorkbenchError as e:
+        _fail(e)
+    except ValueError as e:  # a risk value out of range
+        _usage(str(e))
+    cols = [c for c in ("config", "sharpe", "total_return", "max_drawdown", "trades", "beats_buy_hold", "worker")
+            if c in table.columns]
+    with pd.option_context("display.max_rows", 500, "display.width", 200, "display.precision", 4):
+        typer.echo(table[cols].to_string(index=False))
+    typer.echo(f"{len(table)} rows logged to MLflow experiment {experiment!r} ({settings.tracking_uri})")
 
 
 @app.command()

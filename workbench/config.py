@@ -126,6 +126,13 @@ class RetrainSettings(_Frozen):
     timeout_s: float = Field(3600.0, gt=0, description="papermill cell timeout")
 
 
+class ResearchSettings(_Frozen):
+    """Where research fans out: a Dask scheduler's address for a team's cluster, else a LocalCluster here."""
+
+    scheduler: str | None = Field(None, description="Dask scheduler address (tcp://host:8786); none: a LocalCluster")
+    workers: int = Field(2, ge=1, description="LocalCluster worker processes when no scheduler is given")
+
+
 class BrokerSettings(_Frozen):
     """Which venue the live loop trades on, and how to reach it. Paper is the default; a real broker
     needs ``--broker``/``default`` set explicitly, runs on its testnet/paper endpoint unless
@@ -165,6 +172,7 @@ class Settings(BaseSettings):
     demo: DemoSettings = DemoSettings()
     live: LiveSettings = LiveSettings()
     retrain: RetrainSettings = RetrainSettings()
+    research: ResearchSettings = ResearchSettings()
     broker: BrokerSettings = BrokerSettings()
     venues: dict[str, Any] = Field(
         default_factory=dict, description="per venue: its [venues.<name>] table, validated by the venue's config class"

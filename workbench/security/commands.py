@@ -29,6 +29,7 @@ HomeOpt = typer.Option(None, "--home", envvar="WORKBENCH_HOME", help="workbench 
 StdinOpt = typer.Option(False, "--password-stdin", help="read the password(s) from standard input, one per line")
 
 _DEFAULT_PERMISSIONS = ["trade_paper"]  # what `users add` grants unless told otherwise
+_PERMISSIONS_HELP = " | ".join(PERMISSIONS)
 users_app = typer.Typer(no_args_is_help=True, help="Accounts and permissions (trade_paper, trade_live, admin).")
 vault_app = typer.Typer(no_args_is_help=True, help="The key vault: rotate the master key.")
 risk_app = typer.Typer(no_args_is_help=True, help="Your risk limits: show, set (defaults from workbench.toml).")
@@ -82,7 +83,7 @@ def logout(home: Path | None = HomeOpt) -> None:
 @users_app.command("add")
 def users_add(
     username: str,
-    permission: list[str] = typer.Option(_DEFAULT_PERMISSIONS, "--permission", "-p", help=" | ".join(PERMISSIONS)),
+    permission: list[str] = typer.Option(_DEFAULT_PERMISSIONS, "--permission", "-p", help=_PERMISSIONS_HELP),
     home: Path | None = HomeOpt,
     password_stdin: bool = StdinOpt,
 ) -> None:

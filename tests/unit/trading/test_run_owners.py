@@ -51,7 +51,7 @@ def test_a_user_never_sees_or_stops_another_users_keys_or_runs(tmp_path, monkeyp
     # runs: Alice's run, seen and stopped by her (and an admin), never by Bob
     monkeypatch.setenv(TOKEN_ENV, alice.token)
     store = Store(s.store_url).create()
-    t, _out = start_thread(s, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL)
+    t, out = start_thread(s, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL)
     run = wait_for_cycle(store, 1)
     assert run["user_id"] == alice.user.id
     assert status(s, bob.user)["status"] == "NO_RUN" and request_stop(s, user=bob.user) is None

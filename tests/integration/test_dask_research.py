@@ -118,9 +118,11 @@ def test_unreachable_scheduler_is_a_config_error(lake_home):
     from workbench.errors import ConfigError
 
     settings, _ = lake_home
-    with pytest.raises(ConfigError, match="cannot reach the Dask scheduler"):
-        with dist.client_for(settings, scheduler=f"tcp://127.0.0.1:{_free_port()}"):
-            pass
+    with (
+        pytest.raises(ConfigError, match="cannot reach the Dask scheduler"),
+        dist.client_for(settings, scheduler=f"tcp://127.0.0.1:{_free_port()}"),
+    ):
+        pass
 
 
 def test_sweep_of_20_backtests_lands_20_rows_in_mlflow(lake_home, cluster_client):

@@ -40,7 +40,7 @@ def grid(refs: list[str], risk: dict[str, list[float]] | None = None,
     risk = risk or {}
     names = sorted(risk)
     combos = list(itertools.product(*(risk[n] for n in names))) or [()]
-    return [SweepConfig(str(ref), tuple(zip(names, map(float, values))), uni)
+    return [SweepConfig(str(ref), tuple(zip(names, map(float, values), strict=True)), uni)
             for ref in refs for values in combos for uni in (universes or [None])]
 
 
@@ -77,7 +77,7 @@ def _log(settings, rows: list[dict], configs: list[SweepConfig], scheduler: str,
     sweep_id = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%S%f")
     now = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
     ids = []
-    for row, cfg in zip(rows, configs):
+    for row, cfg in zip(rows, configs, strict=True):
         run = client.create_run(exp_id, run_name=row["config"][:250])
         metrics = [Metric(k, float(v), now, 0) for k, v in row.items()
                    if isinstance(v, float) and np.isfinite(v) and k not in ("n_symbols",)]
@@ -101,5 +101,5 @@ def run_sweep(client, settings, configs: list[SweepConfig], experiment: str = "s
     rows = client.gather(futures)
     scheduler = str(getattr(client.scheduler, "address", "") or "")
     ids = _log(settings, rows, configs, scheduler, experiment)
-    table = pd.DataFrame([{**r, "mlflow_run": i} for r, i in zip(rows, ids)])
+    table = pd.DataFrame([{**r, "mlflow_run": i} for r, i in zip(rows, ids, strict=True)])
     return table.sort_values(RANK_BY, ascending=False, na_position="last", kind="stable").reset_index(drop=True)

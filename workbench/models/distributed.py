@@ -136,9 +136,11 @@ def client_for(settings=None, scheduler: str | None = None, workers: int | None 
             yield client
         return
     n = int(workers or (research.workers if research is not None else 2))
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        with Client(cluster) as client:
-            yield client
+    with (
+        LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
 
 
 def map_folds(client, sources: LakeSource | list[LakeSource], kinds: tuple[str, ...] = ("lgbm", "rf", "lstm"),
@@ -155,7 +157,7 @@ def map_folds(client, sources: LakeSource | list[LakeSource], kinds: tuple[str, 
     outs = iter(client.gather(futures))
     address = str(getattr(client.scheduler, "address", "") or "")
     results = []
-    for src, tasks in zip(srcs, per_source):
+    for src, tasks in zip(srcs, per_source, strict=True):
         got: dict[str, list[tuple[FoldTask, dict]]] = {}
         for t in tasks:
             got.setdefault(t.kind, []).append((t, next(outs)))

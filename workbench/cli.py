@@ -367,7 +367,7 @@ def train(
 
     With --scheduler, --workers or a [research] scheduler setting, the folds are fitted on Dask workers
     that read the lake themselves; the numbers are the same as in-process."""
-    kind = getattr(model, "value", model)  # the option may be an Enum
+    kind = str(getattr(model, "value", model))  # the option may be an Enum
     try:
         settings = _settings(home)
         ex, tf, syms = _universe(settings, exchange, timeframe, symbols)
@@ -663,7 +663,9 @@ def sweep(
     refs = [m.strip() for m in models.split(",") if m.strip()]
     risk = {"max_position_pct": _floats(max_position, "--max-position"),
             "min_strength": _floats(min_strength, "--min-strength")}
-    unis = [tuple(s.strip() for s in u.split(",") if s.strip()) for u in universes] if universes else None
+    unis: list[tuple[str, ...] | None] | None = (
+        [tuple(s.strip() for s in u.split(",") if s.strip()) for u in universes] if universes else None
+    )
     configs = grid(refs, {k: v for k, v in risk.items() if v}, unis)
     try:
         settings = _settings(home)

@@ -120,7 +120,8 @@ def registry_engine_factory(settings: Settings, ref: str = "champion") -> Callab
             demo = demo_universe_in_lake(settings)
             if demo is None:
                 raise NoModelError(f"{message} But the lake holds no data to run it on: run `workbench init --demo`.")
-            model.universe = {"exchange": demo.exchange, "timeframe": demo.timeframe, "symbols": list(demo.symbols)}
+            backup: Any = model  # the rule model takes its universe from the demo data
+            backup.universe = {"exchange": demo.exchange, "timeframe": demo.timeframe, "symbols": list(demo.symbols)}
         return ModelSignalEngine(model, settings.signals, note=message)
 
     return load

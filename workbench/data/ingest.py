@@ -77,7 +77,7 @@ _Stored = dict[tuple[str, str, str], frozenset[str]]  # (exchange, timeframe, sy
 
 def _stored_sources(lake: Lake) -> _Stored:
     cat = lake.catalog()
-    return {(r.exchange, r.timeframe, r.symbol): frozenset(str(r.source).split(",")) for r in cat.itertuples()}
+    return {(str(r.exchange), str(r.timeframe), str(r.symbol)): frozenset(str(r.source).split(",")) for r in cat.itertuples()}
 
 
 def _check_stitch(lake: Lake, exchange: str, timeframe: str, symbol: str, vendor: str, have: frozenset[str],

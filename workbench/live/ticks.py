@@ -120,7 +120,8 @@ class TickBuffer:
             cols = chunks[0]
         else:
             cols = tuple(np.concatenate([c[i] for c in chunks]) for i in range(6))
-        return Ticks(*cols, gaps=tuple(gaps))
+        slot, price, size, bid, ask, ts = cols
+        return Ticks(slot, price, size, bid, ask, ts, gaps=tuple(gaps))
 
 
 class CumulativeVolume:

@@ -27,6 +27,12 @@ TOP_SHARE = 0.5
 _LISTED = 8  # symbols named in one sentence before "… and N more"
 
 
+def _int(v: object) -> int:
+    """A count or fold number from a row of ``itertuples`` (whose fields pandas-stubs type as any scalar)."""
+    assert isinstance(v, (int, float, np.integer, np.floating))
+    return int(v)
+
+
 def _names(symbols: Sequence[str]) -> str:
     symbols = list(symbols)
     shown = ", ".join(symbols[:_LISTED])
@@ -63,7 +69,7 @@ class Coverage:
     def per_fold_text(self) -> str:
         """``"0: 7/7, 1: 1/7"``: symbols with test rows per fold, out of the universe."""
         n = len(self.universe)
-        return ", ".join(f"{int(r.fold)}: {int(r.test_symbols)}/{n}" for r in self.folds.itertuples())
+        return ", ".join(f"{_int(r.fold)}: {_int(r.test_symbols)}/{n}" for r in self.folds.itertuples())
 
     def lines(self) -> list[str]:
         """What ``workbench train`` and ``models show`` print: a summary, one line per fold, the warnings."""
@@ -72,8 +78,8 @@ class Coverage:
                + (f"; never tested: {_names(self.never_tested)}" if self.never_tested else "")]
         for r in self.folds.itertuples():
             top = f", top {r.top_symbol} {r.top_share:.0%} of rows" if r.test_rows else ""
-            out.append(f"  fold {int(r.fold)} ({str(r.test_start)[:10]} .. {str(r.test_end)[:10]}): trains on "
-                       f"{int(r.train_symbols)}/{n}, tests {int(r.test_symbols)}/{n} symbols, {int(r.test_rows)} "
+            out.append(f"  fold {_int(r.fold)} ({str(r.test_start)[:10]} .. {str(r.test_end)[:10]}): trains on "
+                       f"{_int(r.train_symbols)}/{n}, tests {_int(r.test_symbols)}/{n} symbols, {_int(r.test_rows)} "
                        f"test rows{top}")
         out += [f"WARNING: {w}" for w in self.warnings]
         return out
@@ -108,7 +114,7 @@ def _fold_warning(fold: int, n: int, tested: pd.Series) -> str | None:
     if k == 1:
         return f"fold {fold} tests only {tested.index[0]} (1 of {n} symbols): its scores say nothing about the others"
     if k < THIN_SHARE * n:
-        return f"fold {fold} tests only {k} of {n} symbols ({_names(tested.index)})"
+        return f"fold {fold} tests only {k} of {n} symbols ({_names([str(s) for s in tested.index])})"
     if share > TOP_SHARE:
         return f"fold {fold}: {tested.index[0]} holds {share:.0%} of the test rows"
     return None

@@ -149,8 +149,7 @@ def map_folds(client, sources: LakeSource | list[LakeSource], kinds: tuple[str, 
 
     ``options`` are ``fold_tasks``'s (those of ``training.compare``). Each result's lineage adds the
     scheduler's address and, per fold, the worker that fitted it."""
-    single = isinstance(sources, LakeSource)
-    srcs = [sources] if single else list(sources)
+    srcs = [sources] if isinstance(sources, LakeSource) else list(sources)
     per_source = [fold_tasks(s, tuple(kinds), **options) for s in srcs]
     flat = [t for ts in per_source for t in ts]
     futures = client.map(run_fold_task, flat, pure=False)

@@ -83,7 +83,7 @@ class LightGBMRanker(LightGBMModel):
 
         y_arr = check_xy(X, y)
         self.feature_names = tuple(map(str, X.columns))
-        ts = X.index.get_level_values("ts")
+        ts = pd.DatetimeIndex(X.index.get_level_values("ts"))
         order = np.argsort(ts.asi8, kind="stable")  # LightGBM wants each group's rows together
         _, sizes = np.unique(ts.asi8[order], return_counts=True)
         params = {k: v for k, v in self.params.items() if k not in ("subsample", "subsample_freq")}

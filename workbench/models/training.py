@@ -294,7 +294,9 @@ def _folds_for(prep: _Prepared, validation: str, n_folds: int, test_fraction: fl
 
 
 def _coverage(prep: _Prepared, folds: list[Fold]) -> Coverage:
-    return fold_coverage(prep.X.index, [str(s) for s in prep.panel.symbols], folds, prep.y.notna().to_numpy())
+    index = prep.X.index
+    assert isinstance(index, pd.MultiIndex)  # (ts, symbol)
+    return fold_coverage(index, [str(s) for s in prep.panel.symbols], folds, prep.y.notna().to_numpy())
 
 
 def _all_scores(part: pd.DataFrame, horizon: int) -> dict[str, float]:
@@ -356,6 +358,7 @@ def _fold_reliability(oos: pd.DataFrame) -> pd.DataFrame:
     parts = []
     s = oos[oos["label"].notna()]
     for fold, part in s.groupby("fold"):
+        assert isinstance(fold, (int, float, np.integer, np.floating))
         for strategy in ("quantile", "uniform"):
             t = reliability_table(part["label"].to_numpy(), part["proba"].to_numpy(), 10, strategy)
             parts.append(t.assign(fold=int(fold), binning=strategy))

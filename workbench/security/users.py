@@ -124,7 +124,7 @@ class Accounts:
                 _require_admin(actor, "add users")
             if c.execute(select(users.c.id).where(users.c.username == name)).first() is not None:
                 raise ConfigError(f"user {name!r} exists already: pick another name or `workbench users passwd {name}`")
-            uid = c.execute(
+            pk = c.execute(
                 insert(users).values(
                     username=name,
                     password_hash=_hasher.hash(password),
@@ -134,7 +134,9 @@ class Accounts:
                     created_at=now,
                     updated_at=now,
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key
+            assert pk is not None  # an INSERT of one row always returns its key
+            uid = pk[0]
             for p in sorted(perms):
                 c.execute(insert(user_permissions).values(user_id=uid, permission=p, granted_by=actor and actor.id, granted_at=now))
             self._audit(c, actor, "user_add", True, f"{name} with {','.join(sorted(perms)) or 'no permissions'}")
@@ -295,8 +297,9 @@ class Accounts:
             if row["revoked_at"]:
                 raise NotLoggedIn("the session was revoked (logout, password change or an admin): run `workbench login`")
             expires = _ts(row["expires_at"])
-            idle = _ts(row["last_seen_at"]) + self.policy.idle_timeout  # type: ignore[operator]
-            assert expires is not None
+            last_seen = _ts(row["last_seen_at"])
+            assert expires is not None and last_seen is not None  # both columns are set when a session is issued
+            idle = last_seen + self.policy.idle_timeout
             if now >= expires:
                 raise NotLoggedIn("the session expired: run `workbench login`")
             if now >= idle:

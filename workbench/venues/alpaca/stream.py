@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from alpaca.data.enums import DataFeed
 from alpaca.data.live import StockDataStream
+from alpaca.data.models import Quote, Trade
 
 from workbench.live.quotes import SlotMap
 from workbench.live.ticks import StreamStatus, TickBuffer, now_ns
@@ -121,17 +122,19 @@ class AlpacaStream:
         self._thread.join(max(0.0, deadline - time.monotonic()))
         self.status.connected = False
 
-    async def _on_trade(self, m: dict) -> None:
+    async def _on_trade(self, m: Trade | dict) -> None:
+        assert isinstance(m, dict)  # the stream runs with raw_data=True
         t = _ns(m.get("t"))
         self.status.on_ticks(self.buffer, t, t, self._scope)
-        self.buffer.push_one(self._slot.get(m.get("S"), -1), float(m["p"]), float(m.get("s") or 0.0), _NAN, _NAN, t)
+        self.buffer.push_one(self._slot.get(m.get("S", ""), -1), float(m["p"]), float(m.get("s") or 0.0), _NAN, _NAN, t)
         self.status.on_message()
 
-    async def _on_quote(self, m: dict) -> None:
+    async def _on_quote(self, m: Quote | dict) -> None:
+        assert isinstance(m, dict)  # the stream runs with raw_data=True
         t = _ns(m.get("t"))
         self.status.on_ticks(self.buffer, t, t, self._scope)
         self.buffer.push_one(
-            self._slot.get(m.get("S"), -1), _NAN, 0.0, float(m.get("bp") or _NAN), float(m.get("ap") or _NAN), t
+            self._slot.get(m.get("S", ""), -1), _NAN, 0.0, float(m.get("bp") or _NAN), float(m.get("ap") or _NAN), t
         )
         self.status.on_message()
 
@@ -183,7 +186,7 @@ class AlpacaStream:
                 t = b.get("t", b.get("timestamp"))
                 rows.append(
                     (
-                        pd.Timestamp(t),
+                        pd.Timestamp(t) if t is not None else pd.NaT,
                         by_sym.get(sym, sym),
                         b.get("o", b.get("open")),
                         b.get("h", b.get("high")),

@@ -93,14 +93,14 @@ class CcxtTickerStream:
 
     # ---- websocket -------------------------------------------------------------------------------
     def start(self) -> CcxtTickerStream:
-        self._loop = asyncio.new_event_loop()
+        self._loop = loop = asyncio.new_event_loop()
         started = threading.Event()
 
         def run() -> None:
-            asyncio.set_event_loop(self._loop)
+            asyncio.set_event_loop(loop)
             self._stop = asyncio.Event()
             started.set()
-            self._loop.run_until_complete(self._main())
+            loop.run_until_complete(self._main())
 
         self._thread = threading.Thread(target=run, name=f"stream-{self.exchange_id}", daemon=True)
         self._thread.start()
@@ -199,7 +199,7 @@ class CcxtTickerStream:
         get = self._slot_of.get
         rows = [
             (
-                get(t.get("symbol"), -1),
+                get(t.get("symbol", ""), -1),
                 t.get("last"),
                 t.get("bid"),
                 t.get("ask"),

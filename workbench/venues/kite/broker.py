@@ -154,6 +154,8 @@ def complete_kite_login(settings: Settings, request_token: str, vault: Vault | N
             ) from e
         raise err from e
     expiry = kite_session_expiry()
+    if vault is None:
+        raise ConfigError("no vault to keep the Kite access token in: log in first (`workbench login`)")
     vault.put("kite/access_token", session["access_token"], expires_at=expiry)
     return expiry
 

@@ -172,7 +172,7 @@ class KiteTickStream:
         get = self._slot.get
         n = len(ticks)
         if slot is None:
-            slot = np.fromiter((get(t.get("instrument_token"), -1) for t in ticks), dtype="int64", count=n)
+            slot = np.fromiter((get(t.get("instrument_token", -1), -1) for t in ticks), dtype="int64", count=n)
         last = np.fromiter((t.get("last_price", np.nan) for t in ticks), dtype="float64", count=n)
         total = np.fromiter((t.get("volume_traded", np.nan) for t in ticks), dtype="float64", count=n)
         ts = np.fromiter(

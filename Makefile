@@ -8,7 +8,7 @@ export WORKBENCH_HOME ?= $(CURDIR)
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export MPLBACKEND ?= Agg
 
-.PHONY: run test lab setup clean dashboard bench
+.PHONY: run test lint format lab setup sysdeps clean dashboard bench
 
 setup: $(STAMP)
 
@@ -23,8 +23,34 @@ run: $(STAMP)
 	$(VENV)/bin/workbench init --demo
 	$(VENV)/bin/workbench dashboard
 
-test: $(STAMP)
-	$(PY) -m pytest
+# The gates CI runs before the tests: lint, formatting and types (configured in pyproject.toml).
+LINT_PATHS := workbench tests bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy workbench
+
+# Rewrites files: the fixable lint findings, then the formatter.
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
+	$(VENV)/bin/ruff format $(LINT_PATHS)
+
+# Services the tests start themselves (a throw-away PostgreSQL cluster): Debian's package, installed
+# when this runs as root with apt-get; elsewhere those tests skip and say why.
+sysdeps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing PostgreSQL (Debian package postgresql) for the store and MLflow-server tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	      || echo "note: PostgreSQL could not be installed: its tests will skip"; \
+	  else echo "note: PostgreSQL is not installed (Debian package postgresql): its tests will skip"; fi; \
+	fi
+
+# The test suite on both cores; the notebooks after it in one process, in order (they share one home).
+test: lint sysdeps
+	$(PY) -m pytest -n 2 tests
+	$(PY) -m pytest workbench/notebooks
 
 lab: $(STAMP)
 	$(VENV)/bin/workbench lab

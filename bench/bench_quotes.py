@@ -8,14 +8,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.kit holds the fake servers
 
-from alpaca.data.historical import StockHistoricalDataClient  # noqa: E402
-from kiteconnect import KiteConnect  # noqa: E402
+from alpaca.data.historical import StockHistoricalDataClient
+from kiteconnect import KiteConnect
 
-from tests.kit.fake_alpaca import FakeAlpaca  # noqa: E402
-from tests.kit.fake_kite import FakeKite  # noqa: E402
-from workbench.data.quotes import fetch_quotes  # noqa: E402
-from workbench.venues.alpaca.data import AlpacaQuotes  # noqa: E402
-from workbench.venues.kite.data import KiteQuotes  # noqa: E402
+from tests.kit.fake_alpaca import FakeAlpaca
+from tests.kit.fake_kite import FakeKite
+from workbench.data.quotes import fetch_quotes
+from workbench.venues.alpaca.data import AlpacaQuotes
+from workbench.venues.kite.data import KiteQuotes
 
 
 def main() -> None:

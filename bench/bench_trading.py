@@ -13,17 +13,17 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.kit holds the test engine
 
-from workbench.config import CostModel, RiskLimits  # noqa: E402
-from workbench.data.panel import Panel  # noqa: E402
-from workbench.signals import Signal  # noqa: E402
-from workbench.trading.feeds import ReplayFeed  # noqa: E402
-from workbench.trading.loop import LiveContext, run_cycle  # noqa: E402
-from workbench.trading.orders import OrderManager  # noqa: E402
-from workbench.trading.portfolio import compute_snapshot  # noqa: E402
-from workbench.trading.risk import RiskContext, evaluate  # noqa: E402
-from workbench.trading.store import Store  # noqa: E402
-from workbench.venues.base import BrokerStatus, Market, Quote  # noqa: E402
-from workbench.venues.paper.broker import PaperBroker  # noqa: E402
+from workbench.config import CostModel, RiskLimits
+from workbench.data.panel import Panel
+from workbench.signals import Signal
+from workbench.trading.feeds import ReplayFeed
+from workbench.trading.loop import LiveContext, run_cycle
+from workbench.trading.orders import OrderManager
+from workbench.trading.portfolio import compute_snapshot
+from workbench.trading.risk import RiskContext, evaluate
+from workbench.trading.store import Store
+from workbench.venues.base import BrokerStatus, Market, Quote
+from workbench.venues.paper.broker import PaperBroker
 
 N = 5_000
 NOW = pd.Timestamp("2024-06-03 14:00", tz="UTC")
@@ -77,7 +77,7 @@ def bench_cycle(rng, tmp: Path) -> None:
     idx = pd.date_range("2024-01-01", periods=3, freq="1D", tz="UTC", name="ts")
     cols = pd.Index([f"S{i:04d}" for i in range(N)], name="symbol")
     close = rng.uniform(10, 500, (3, N))
-    mk = lambda a: pd.DataFrame(a, index=idx, columns=cols)  # noqa: E731
+    mk = lambda a: pd.DataFrame(a, index=idx, columns=cols)
     panel = Panel(open=mk(close), high=mk(close * 1.01), low=mk(close * 0.99), close=mk(close), volume=mk(np.full((3, N), 1e6)),
                   exchange="BENCH", timeframe="1d")
     store = Store(f"sqlite:///{tmp / 'cycle.db'}").create()

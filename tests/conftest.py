@@ -1,12 +1,16 @@
-"""Shared fixtures: the real-data fixture (one place), a fresh workbench home per test."""
+"""Shared fixtures: the real-data fixture (one place), a fresh workbench home per test, and one
+throw-away PostgreSQL server per session for the unit and integration tests that need one."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.kit.postgres import PostgresServer, find_pg_bin, start_postgres
 from workbench.config import Settings, load_settings
 
 _REPO = Path(__file__).resolve().parents[1]
@@ -27,3 +31,17 @@ def settings(tmp_path: Path) -> Settings:
     s = load_settings(tmp_path / "home")
     s.ensure_dirs()
     return s
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (Debian's `postgresql` package), started once per session on a loopback
+    port; each user takes its own database (``pg_server.create_database(name)``). Skips, saying why,
+    where the binaries are missing or, as root, where there is no ``runuser`` to start it as ``postgres``."""
+    if find_pg_bin() is None:
+        pytest.skip("PostgreSQL binaries not found: install Debian's `postgresql` package (make test does, as root)")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        pytest.skip("running as root without runuser: cannot start a PostgreSQL server as another user")
+    server = start_postgres()
+    yield server
+    server.stop()

@@ -23,7 +23,7 @@ import subprocess
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import NoReturn, Optional, get_args
+from typing import Any, NoReturn, get_args
 
 import typer
 
@@ -31,6 +31,7 @@ from workbench.cli_exits import ExitCode, WorkbenchGroup, invocation
 from workbench.config import DemoSettings, Settings, load_settings
 from workbench.errors import ConfigError, NoDataError, WorkbenchError
 from workbench.models.kinds import TRAINABLE_KINDS
+from workbench.security import commands as _security_commands
 
 __all__ = ["app"]
 
@@ -50,6 +51,7 @@ live_app = typer.Typer(no_args_is_help=True, help="The live trading process: run
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.add_typer(live_app, name="live")
+_security_commands.register(app)
 
 @app.callback()
 def _options(
@@ -64,9 +66,13 @@ def _options(
 
 MIN_INTERVAL_S = 1.0  # = workbench.trading.runner.MIN_INTERVAL_S (not imported: `--help` stays fast); a test checks
 HomeOpt = typer.Option(None, "--home", envvar="WORKBENCH_HOME", help="workbench home (stores live under it)")
+SchedulerOpt = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786): run on that "
+                            "cluster (default: the research.scheduler setting)")
+WorkersOpt = typer.Option(None, "--workers", min=1, help="run on a local Dask cluster of N worker processes "
+                          "(default: the research.workers setting)")
 
 
-def _settings(home: Optional[Path]) -> Settings:
+def _settings(home: Path | None) -> Settings:
     from workbench.warmup import use_numba_cache
 
     s = load_settings(home)
@@ -119,11 +125,13 @@ def _universe(settings: Settings, exchange: str | None, timeframe: str | None, s
 
 @app.command()
 def init(
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
     demo: bool = typer.Option(False, "--demo", help="also pull demo data and train a champion if none exists"),
-    source: Optional[DemoSource] = typer.Option(None, help="demo data source (default: settings.demo.source)"),
+    source: DemoSource | None = typer.Option(None, help="demo data source (default: settings.demo.source)"),
 ) -> None:
-    """Create the stores (lake, SQLite, MLflow); with --demo, get demo data and a champion model."""
+    """Create the stores (lake, SQLite, MLflow) and, on a fresh home, the first admin (its generated
+    password is printed once and must be changed at first login); with --demo, get demo data and a
+    champion model."""
     try:
         settings = _settings(home)
         from workbench.trading.store import Store
@@ -132,6 +140,7 @@ def init(
         typer.echo(f"workbench home: {settings.home}")
         typer.echo(f"  lake:   {settings.lake_dir}\n  store:  {settings.store_url}\n  mlflow: {settings.tracking_uri}")
         _install_notebooks(settings)
+        _first_admin(settings)
         from workbench.warmup import compile_kernels
 
         secs = compile_kernels()
@@ -153,25 +162,67 @@ def init(
         _fail(e)
 
 
+def _first_admin(settings: Settings) -> None:
+    """On a home without users: the admin account, its one-time password on the terminal (nowhere
+    else: not in a file, not in the store), and the secrets of the single-key vault of earlier releases
+    moved into its vault. On a home with users: nothing."""
+    from workbench.security.access import accounts_for, ensure_first_admin
+    from workbench.security.keys import master_key_path
+    from workbench.security.vault import adopt_legacy_secrets
+
+    accounts = accounts_for(settings)
+    password = ensure_first_admin(accounts)
+    if password is None:
+        return
+    admin = accounts.user("admin")
+    moved = adopt_legacy_secrets(accounts.engine, settings.home, admin.id)
+    if moved:
+        accounts.record(admin, "key_set", True, f"{moved} secret(s) adopted from the single-key vault of an earlier release")
+    line = "=" * 78
+    typer.echo(
+        f"{line}\nfirst admin created: user 'admin', one-time password:\n\n    {password}\n\n"
+        "It is shown only this once. Log in with it (dashboard, or `workbench login`) and choose your own\n"
+        f"password at once. Secrets are encrypted with a master key kept in {master_key_path(settings.home)}\n"
+        f"(or $WORKBENCH_MASTER_KEY): back it up apart from data/.\n{line}"
+    )
+    if moved:
+        typer.echo(f"{moved} stored key(s) from an earlier release moved into admin's vault")
+
+
 def _train_and_register(settings: Settings, exchange: str, timeframe: str, symbols: list[str], kind: str,
-                        **options):
+                        cluster: tuple[str | None, int | None] | None = None, **options):
     """Walk-forward train, log to MLflow and register; prints the per-fold table and the honest verdict.
 
-    ``options`` go to ``training.train`` (label, horizon, feature_set, embargo, n_folds, test_fraction)."""
+    ``options`` go to ``training.train`` (label, horizon, feature_set, embargo, n_folds, test_fraction).
+    ``cluster`` (scheduler address, local workers): fit the folds on Dask (``models.distributed``)."""
     from workbench.data.lake import Lake
     from workbench.models.registry import Registry
-    from workbench.models.training import panel_lineage, train as train_model
+    from workbench.models.training import panel_lineage
+    from workbench.models.training import train as train_model
 
     lake = Lake(settings.lake_dir)
-    panel = lake.load_panel(exchange, timeframe, symbols)
     options.setdefault("n_folds", settings.retrain.n_folds)
-    result = train_model(
-        panel,
-        kind=kind,
-        validation="walk_forward",
-        lineage=panel_lineage(lake, exchange, timeframe, symbols, None, None),
-        **options,
-    )
+    if cluster is not None and kind != "ensemble":
+        from workbench.models import distributed
+
+        source = distributed.LakeSource(str(settings.lake_dir), exchange, timeframe, tuple(symbols))
+        with distributed.client_for(settings, scheduler=cluster[0], workers=cluster[1]) as client:
+            _echo_wrapped(f"fitting the folds on Dask: scheduler {client.scheduler.address}, "
+                          f"{len(client.scheduler_info()['workers'])} workers")
+            (by_kind,) = distributed.map_folds(client, source, (kind,), **options)
+        result = by_kind[kind]
+    else:
+        if cluster is not None:
+            typer.echo("note: an ensemble is trained in-process (its members share one feature build)")
+        panel = lake.load_panel(exchange, timeframe, symbols)
+        result = train_model(
+            panel,
+            kind=kind,
+            validation="walk_forward",
+            lineage=panel_lineage(lake, exchange, timeframe, symbols, None, None),
+            on_coverage=_echo_coverage,  # before any fit: a thin universe is visible before minutes of training
+            **options,
+        )
     ref = Registry(settings).register(result)
     m = result.metrics
     typer.echo(
@@ -191,6 +242,12 @@ def _echo_wrapped(text: str) -> None:
     import textwrap
 
     typer.echo(textwrap.fill(text, width=118, subsequent_indent="  ", break_on_hyphens=False))
+
+
+def _echo_coverage(coverage) -> None:
+    """Universe coverage of the walk-forward folds (``models.coverage.Coverage``)."""
+    for line in coverage.lines():
+        _echo_wrapped(line)
 
 
 def _echo_folds(folds) -> None:
@@ -218,12 +275,12 @@ def _echo_folds(folds) -> None:
 @data_app.command("pull")
 def data_pull(
     source: str = typer.Option("synthetic", help="ccxt:<exchange> | csv:<path>[@EXCHANGE] | synthetic"),
-    symbols: Optional[list[str]] = typer.Option(None, "--symbols", "-s", help="symbols to pull (repeat)"),
+    symbols: list[str] | None = typer.Option(None, "--symbols", "-s", help="symbols to pull (repeat)"),
     timeframe: str = typer.Option("1d"),
-    since: Optional[str] = typer.Option(None, help="first bar (ISO date); default: resume from the last stored bar"),
+    since: str | None = typer.Option(None, help="first bar (ISO date); default: resume from the last stored bar"),
     lenient: bool = typer.Option(False, "--lenient", help=_LENIENT_HELP),
     allow_stitch: bool = typer.Option(False, "--allow-stitch", help=_STITCH_HELP),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """Pull candles from a source into the parquet lake (idempotent; resumes where it stopped)."""
     import pandas as pd
@@ -259,11 +316,11 @@ def data_pull(
 def data_ingest(
     folder: Path = typer.Argument(..., help="a folder of CSV files (one or more symbols each)"),
     exchange: str = typer.Option(..., "--exchange", "-e", help="where the bars trade, e.g. NYSE, NASDAQ, NSE"),
-    timeframe: Optional[str] = typer.Option(None, help="default: each file's own bar length"),
+    timeframe: str | None = typer.Option(None, help="default: each file's own bar length"),
     lenient: bool = typer.Option(False, "--lenient", help=_LENIENT_HELP),
     allow_stitch: bool = typer.Option(False, "--allow-stitch", help=_STITCH_HELP),
-    workers: Optional[int] = typer.Option(None, min=1, help="parallel reader processes (default: the CPUs available)"),
-    home: Optional[Path] = HomeOpt,
+    workers: int | None = typer.Option(None, min=1, help="parallel reader processes (default: the CPUs available)"),
+    home: Path | None = HomeOpt,
 ) -> None:
     """Import a folder of CSV files into the lake in one go, read in parallel, with a progress bar."""
     from workbench.data.ingest import ingest_folder
@@ -281,7 +338,7 @@ def data_ingest(
 
 
 @data_app.command("list")
-def data_list(home: Optional[Path] = HomeOpt) -> None:
+def data_list(home: Path | None = HomeOpt) -> None:
     """What the lake holds: exchange, timeframe, symbol, rows, first and last bar."""
     from workbench.data.lake import Lake
 
@@ -290,23 +347,28 @@ def data_list(home: Optional[Path] = HomeOpt) -> None:
 
 @app.command()
 def train(
-    model: ModelKind = typer.Option(ModelKind("lgbm"), "--model", help="model kind"),
-    exchange: Optional[str] = typer.Option(None, help="default: the demo data set"),
-    timeframe: Optional[str] = typer.Option(None),
-    symbols: Optional[list[str]] = typer.Option(None, "--symbols", "-s"),
+    model: ModelKind = typer.Option(ModelKind["lgbm"], "--model", help="model kind"),
+    exchange: str | None = typer.Option(None, help="default: the demo data set"),
+    timeframe: str | None = typer.Option(None),
+    symbols: list[str] | None = typer.Option(None, "--symbols", "-s"),
     label: str = typer.Option("sign", help="sign | xs_median | xs_top | cost | barrier (xs_*: beat the other "
                               "symbols, judged by the daily rank IC; needs ≥ 5 symbols)"),
     horizon: int = typer.Option(1, min=1, help="label horizon in bars"),
     feature_set: str = typer.Option("v1", "--feature-set", help="v1 | v2"),
-    embargo: Optional[int] = typer.Option(None, min=0, help="bars between training and test (default: the horizon; "
+    embargo: int | None = typer.Option(None, min=0, help="bars between training and test (default: the horizon; "
                                           "never less)"),
-    folds: Optional[int] = typer.Option(None, "--folds", min=1, help="walk-forward folds (default: settings.retrain)"),
+    folds: int | None = typer.Option(None, "--folds", min=1, help="walk-forward folds (default: settings.retrain)"),
     test_span: str = typer.Option("0.3", "--test-span", help="test stretch cut into the folds: a fraction of the "
                                   "bars (0.3) or a span back from the last bar (3y, 18m, 250d)"),
-    home: Optional[Path] = HomeOpt,
+    scheduler: str | None = SchedulerOpt,
+    workers: int | None = WorkersOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
-    """Train a model out of sample, log it to MLflow and register it (champion if none, else challenger)."""
-    kind = getattr(model, "value", model)  # the option may be an Enum
+    """Train a model out of sample, log it to MLflow and register it (champion if none, else challenger).
+
+    With --scheduler, --workers or a [research] scheduler setting, the folds are fitted on Dask workers
+    that read the lake themselves; the numbers are the same as in-process."""
+    kind = str(getattr(model, "value", model))  # the option may be an Enum
     try:
         settings = _settings(home)
         ex, tf, syms = _universe(settings, exchange, timeframe, symbols)
@@ -314,8 +376,9 @@ def train(
         emb = horizon if embargo is None else embargo
         _echo_wrapped(f"training {kind} on {ex} {tf}, {len(syms)} symbols: label {label}, horizon {horizon}, features "
                       f"{feature_set}, embargo {emb}, {n_folds} walk-forward folds over the last {test_span} of the bars")
-        _train_and_register(settings, ex, tf, syms, kind, label=label, horizon=horizon, feature_set=feature_set,
-                            embargo=emb, n_folds=n_folds, test_fraction=test_span)
+        cluster = (scheduler, workers) if (scheduler or workers or settings.research.scheduler) else None
+        _train_and_register(settings, ex, tf, syms, kind, cluster=cluster, label=label, horizon=horizon,
+                            feature_set=feature_set, embargo=emb, n_folds=n_folds, test_fraction=test_span)
     except WorkbenchError as e:
         _fail(e)
     except ValueError as e:  # an option the data cannot honour (too few bars for the folds, embargo < horizon)
@@ -345,7 +408,7 @@ def _parameters(args: list[str]) -> dict:
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def retrain(ctx: typer.Context, home: Optional[Path] = HomeOpt) -> None:
+def retrain(ctx: typer.Context, home: Path | None = HomeOpt) -> None:
     """Retrain with papermill (notebooks/05_retrain.ipynb): a challenger is promoted only if it wins out of sample.
 
     Parameters for the notebook's parameters cell: -p NAME VALUE (repeat), e.g. -p kinds "['lgbm','rf']".
@@ -361,8 +424,8 @@ def retrain(ctx: typer.Context, home: Optional[Path] = HomeOpt) -> None:
 
 @app.command()
 def scheduler(
-    cron: Optional[str] = typer.Option(None, help="crontab expression (default: settings.retrain.cron)"),
-    home: Optional[Path] = HomeOpt,
+    cron: str | None = typer.Option(None, help="crontab expression (default: settings.retrain.cron)"),
+    home: Path | None = HomeOpt,
 ) -> None:
     """Retrain on a schedule (never two runs at once); Ctrl-C to stop."""
     from workbench.models.retrain import run_scheduler
@@ -373,7 +436,7 @@ def scheduler(
 
 
 @models_app.command("list")
-def models_list(home: Optional[Path] = HomeOpt) -> None:
+def models_list(home: Path | None = HomeOpt) -> None:
     """Registered model versions with their aliases and out-of-sample metrics."""
     from workbench.models.registry import Registry
 
@@ -383,7 +446,7 @@ def models_list(home: Optional[Path] = HomeOpt) -> None:
 @models_app.command("show")
 def models_show(
     ref: str = typer.Argument("champion", help="NAME@VERSION, a version number or an alias (champion)"),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """A registered model's out-of-sample evidence: settings, the per-fold table and the verdict."""
     from workbench.models.registry import Registry
@@ -399,6 +462,12 @@ def models_show(
     typer.echo(f"label {loaded.label}, horizon {loaded.horizon}, embargo {sp.get('embargo_bars', '?')} bars, "
                f"{sp.get('n_folds', '?')} folds from {sp.get('oos_start', '?')[:10]}, "
                f"{len(loaded.universe.get('symbols', []))} symbols")
+    if loaded.coverage:
+        from workbench.models.coverage import Coverage
+
+        _echo_coverage(Coverage.from_dict(loaded.coverage))
+    else:
+        typer.echo("(no universe coverage recorded for this model: registered before it was; retrain to see it)")
     _echo_folds(folds)
     if "beats_baselines" in loaded.metrics:
         _echo_wrapped(verdict_text(loaded.kind, loaded.label, loaded.metrics))
@@ -408,7 +477,7 @@ def models_show(
 def models_promote(
     version: int = typer.Argument(..., help="model version to promote"),
     alias: str = typer.Option("champion"),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """Give a model version an alias (champion by default)."""
     from workbench.models.registry import Registry
@@ -423,11 +492,11 @@ def models_promote(
 @app.command()
 def backtest(
     model: str = typer.Option("champion", "--model", help="champion | challenger | NAME@VERSION | NAME/VERSION"),
-    universe: Optional[str] = typer.Option(None, "--universe", help="comma-separated symbols, a subset of the model's (default: all)"),
-    start: Optional[str] = typer.Option(None, help="first day to trade (default: the first out-of-sample prediction)"),
-    end: Optional[str] = typer.Option(None, help="last day to trade (default: the last out-of-sample prediction)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="report folder (default: $WORKBENCH_HOME/reports/backtest-<model>-<time>/)"),
-    home: Optional[Path] = HomeOpt,
+    universe: str | None = typer.Option(None, "--universe", help="comma-separated symbols, a subset of the model's (default: all)"),
+    start: str | None = typer.Option(None, help="first day to trade (default: the first out-of-sample prediction)"),
+    end: str | None = typer.Option(None, help="last day to trade (default: the last out-of-sample prediction)"),
+    out: Path | None = typer.Option(None, "--out", help="report folder (default: $WORKBENCH_HOME/reports/backtest-<model>-<time>/)"),
+    home: Path | None = HomeOpt,
 ) -> None:
     """Trade a registered model's walk-forward out-of-sample predictions; compare with buy & hold and the baseline.
 
@@ -462,7 +531,7 @@ def _venue_names() -> str:
     return venue_choices()
 
 
-def _broker_choice(value: Optional[str]) -> Optional[str]:
+def _broker_choice(value: str | None) -> str | None:
     """``--broker`` checked against the venue registry before anything runs: an unknown name is one
     line naming the registered venues (exit 2), not a failed run."""
     if value is None:
@@ -478,34 +547,39 @@ def _broker_choice(value: Optional[str]) -> Optional[str]:
 
 @live_app.command("run")
 def live_run(
-    broker: Optional[str] = typer.Option(
+    broker: str | None = typer.Option(
         None, callback=_broker_choice, help=f"{_venue_names()} (default: broker.default, i.e. paper); real brokers "
-        "use their testnet unless broker.testnet is off, and live trading needs broker.allow_live",
+        "use their testnet unless broker.testnet is off, and live trading needs the trade_live permission",
     ),
     model: str = typer.Option(
         "champion", help="a registered alias (champion, challenger), NAME@ALIAS or NAME/VERSION; `backup` for the "
         "untrained rule-based model (`workbench models list` shows what is registered)",
     ),
-    interval: Optional[float] = typer.Option(
+    interval: float | None = typer.Option(
         None, min=MIN_INTERVAL_S, help=f"seconds between cycles, at least {MIN_INTERVAL_S:g} (default 30)"
     ),
-    cycles: Optional[int] = typer.Option(None, min=1, help="stop after N ≥ 1 cycles (default: run until stopped)"),
-    home: Optional[Path] = HomeOpt,
+    cycles: int | None = typer.Option(None, min=1, help="stop after N ≥ 1 cycles (default: run until stopped)"),
+    home: Path | None = HomeOpt,
 ) -> None:
     """Run the live trading loop in this process: Phase 1 checks, then a cycle every interval.
 
+    Needs a session (`workbench login`, or WORKBENCH_TOKEN): the run is that user's, with their keys,
+    permission and risk limits. A crashed run on the same broker resumes under its owner without one.
     One live run per account: a second start on an account that is trading is refused, naming the run."""
     from workbench.trading.runner import run_live
+    from workbench.trading.store import Store
 
     try:
         settings = _settings(home)
         run_id = run_live(settings, broker=broker, model=model, interval_s=interval, cycles=cycles)
-        from workbench.trading.runner import status as live_status
-
-        st = live_status(settings, run_id=run_id)  # this invocation's run, not the latest of all
-        typer.echo(f"run {run_id} ended: {st.get('status')} — {st.get('message') or ''}")
-        if st.get("status") == "FAILED":
-            raise typer.Exit(int(ExitCode.FAILED))
+        store = Store(settings.store_url)
+        run = store.run(run_id) or {}  # this invocation's run, not the latest of all
+        typer.echo(f"run {run_id} ended: {run.get('status')} — {run.get('message') or ''}")
+        if run.get("status") == "FAILED":
+            checks = store.checks(run_id)
+            auth = checks[checks["name"] == "authentication"] if len(checks) else checks
+            refused = len(auth) and not bool(auth["ok"].iloc[0])
+            raise typer.Exit(int(ExitCode.ACCESS if refused else ExitCode.FAILED))
     except WorkbenchError as e:
         _fail(e)
 
@@ -515,9 +589,10 @@ AccountOpt = typer.Option(None, "--account", help="the account's running run (pa
 
 
 @live_app.command("status")
-def live_status_cmd(run: Optional[int] = RunOpt, account: Optional[str] = AccountOpt, home: Optional[Path] = HomeOpt) -> None:
-    """One live run (by --run, the --account's, else the latest): status, cycle, heartbeat, equity; and
-    under "running" every run still marked RUNNING, with whether its process is alive."""
+def live_status_cmd(run: int | None = RunOpt, account: str | None = AccountOpt, home: Path | None = HomeOpt) -> None:
+    """One of your live runs (admins: anyone's) — by --run, the --account's, else the latest: status, cycle,
+    heartbeat, equity; and under "running" every run still marked RUNNING, with whether its process is
+    alive. Needs a session."""
     from workbench.trading.runner import status
 
     try:
@@ -526,7 +601,7 @@ def live_status_cmd(run: Optional[int] = RunOpt, account: Optional[str] = Accoun
         _fail(e)
 
 
-def _stop_outcome(out) -> None:
+def _stop_outcome(out: Any) -> None:
     """Print what a stop did; a dead run is an error (exit 9): nothing will obey the command."""
     if out.dead:
         typer.secho(out.message, fg=typer.colors.RED, err=True)
@@ -535,8 +610,9 @@ def _stop_outcome(out) -> None:
 
 
 @live_app.command("stop")
-def live_stop(run: Optional[int] = RunOpt, account: Optional[str] = AccountOpt, home: Optional[Path] = HomeOpt) -> None:
-    """Ask a live process to stop after its current cycle: the one of --run or --account, or the only one running."""
+def live_stop(run: int | None = RunOpt, account: str | None = AccountOpt, home: Path | None = HomeOpt) -> None:
+    """Ask your live run (admins: anyone's) to stop after its current cycle: the one of --run or --account,
+    or the only one running. Needs a session."""
     from workbench.trading.runner import stop_run
 
     try:
@@ -546,8 +622,9 @@ def live_stop(run: Optional[int] = RunOpt, account: Optional[str] = AccountOpt, 
 
 
 @live_app.command("emergency-stop")
-def live_emergency_stop(run: Optional[int] = RunOpt, account: Optional[str] = AccountOpt, home: Optional[Path] = HomeOpt) -> None:
+def live_emergency_stop(run: int | None = RunOpt, account: str | None = AccountOpt, home: Path | None = HomeOpt) -> None:
     """Cancel every open order now (and flatten positions when risk.flatten_on_emergency is set).
+    Acts on your running run (admins: the latest anyone's); needs a session.
 
     Works while workbench.toml is broken: the stop then goes to the store named by WORKBENCH_DB_URL,
     the file's db_url (if the file still parses) or the home's default, and says so."""
@@ -577,10 +654,65 @@ def live_emergency_stop(run: Optional[int] = RunOpt, account: Optional[str] = Ac
         )
 
 
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{name}: comma-separated numbers, got {text!r}") from None
+
+
+@app.command()
+def sweep(
+    models: str = typer.Option("champion", "--models", help="comma-separated model refs: champion, challenger, "
+                               "NAME/VERSION"),
+    max_position: str = typer.Option("0.05,0.1,0.2,0.3,0.5", "--max-position",
+                                     help="comma-separated risk.max_position_pct values"),
+    min_strength: str = typer.Option("0.0,0.3,0.5,0.7", "--min-strength",
+                                     help="comma-separated risk.min_strength values"),
+    universes: list[str] | None = typer.Option(None, "--universe", help="comma-separated symbols, a subset of "
+                                                  "the models' (repeat for several universes; default: the model's)"),
+    experiment: str = typer.Option("sweep", "--experiment", help="MLflow experiment the rows are logged to"),
+    scheduler: str | None = SchedulerOpt,
+    workers: int | None = WorkersOpt,
+    home: Path | None = HomeOpt,
+) -> None:
+    """Backtest every combination of models × risk limits × universes on Dask; a table best Sharpe first.
+
+    Each backtest trades a model's walk-forward out-of-sample predictions, as `workbench backtest` does;
+    each row is logged to MLflow (experiment `sweep`) with the worker that ran it."""
+    import pandas as pd
+
+    from workbench.backtest.sweep import grid, run_sweep
+    from workbench.models import distributed
+
+    refs = [m.strip() for m in models.split(",") if m.strip()]
+    risk = {"max_position_pct": _floats(max_position, "--max-position"),
+            "min_strength": _floats(min_strength, "--min-strength")}
+    unis: list[tuple[str, ...] | None] | None = (
+        [tuple(s.strip() for s in u.split(",") if s.strip()) for u in universes] if universes else None
+    )
+    configs = grid(refs, {k: v for k, v in risk.items() if v}, unis)
+    try:
+        settings = _settings(home)
+        with distributed.client_for(settings, scheduler=scheduler, workers=workers) as client:
+            _echo_wrapped(f"{len(configs)} backtests on Dask: scheduler {client.scheduler.address}, "
+                          f"{len(client.scheduler_info()['workers'])} workers")
+            table = run_sweep(client, settings, configs, experiment=experiment)
+    except WorkbenchError as e:
+        _fail(e)
+    except ValueError as e:  # a risk value out of range
+        _usage(str(e))
+    cols = [c for c in ("config", "sharpe", "total_return", "max_drawdown", "trades", "beats_buy_hold", "worker")
+            if c in table.columns]
+    with pd.option_context("display.max_rows", 500, "display.width", 200, "display.precision", 4):
+        typer.echo(table[cols].to_string(index=False))
+    typer.echo(f"{len(table)} rows logged to MLflow experiment {experiment!r} ({settings.tracking_uri})")
+
+
 @app.command()
 def dashboard(
     port: int = typer.Option(8866),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """Serve the dashboard (the shipped dashboard.ipynb) with Voilà on http://localhost:PORT."""
     from workbench.notebook import bundled
@@ -603,7 +735,7 @@ def _install_notebooks(settings: Settings) -> Path:
 
 
 @app.command()
-def lab(home: Optional[Path] = HomeOpt) -> None:
+def lab(home: Path | None = HomeOpt) -> None:
     """Open JupyterLab on the home's notebooks (copied there first if absent; edits are kept in .ipynb and .py)."""
     settings = _settings(home)
     try:
@@ -621,17 +753,17 @@ app.add_typer(mlflow_app, name="mlflow")
 
 @mlflow_app.command("serve")
 def mlflow_serve(
-    backend_store_uri: Optional[str] = typer.Option(
+    backend_store_uri: str | None = typer.Option(
         None, "--backend-store-uri", envvar="WORKBENCH_MLFLOW_BACKEND",
         help="runs + registry database, e.g. postgresql+psycopg://user@db/mlflow (default: this home's SQLite file)",
     ),
-    artifacts_destination: Optional[str] = typer.Option(
+    artifacts_destination: str | None = typer.Option(
         None, "--artifacts-destination", help="artifact store: a directory or s3://… (default: this home's mlruns/artifacts)"
     ),
     host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0 for a team's network)"),
     port: int = typer.Option(5000, min=1, max=65535),
     workers: int = typer.Option(1, min=1),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """Run an MLflow tracking server; point every workbench at it with mlflow_uri = "http://HOST:PORT"."""
     from workbench.models.mlflow_server import server_plan
@@ -649,8 +781,8 @@ app.add_typer(instruments_app, name="instruments")
 @instruments_app.command("refresh")
 def instruments_refresh(
     source: str = typer.Option("all", help="nasdaq | nse | bse | kite | ccxt:<id> | all"),
-    from_file: Optional[Path] = typer.Option(None, "--from-file", help="a saved list, or a folder of them (default: download)"),
-    home: Optional[Path] = HomeOpt,
+    from_file: Path | None = typer.Option(None, "--from-file", help="a saved list, or a folder of them (default: download)"),
+    home: Path | None = HomeOpt,
 ) -> None:
     """Reload instrument lists into the master (atomic: a broken list leaves the master unchanged)."""
     from workbench.instruments import InstrumentMaster, refresh
@@ -664,9 +796,9 @@ def instruments_refresh(
 
 @instruments_app.command("list")
 def instruments_list(
-    exchange: Optional[str] = typer.Option(None, help="only this exchange; without it: counts per exchange"),
+    exchange: str | None = typer.Option(None, help="only this exchange; without it: counts per exchange"),
     limit: int = typer.Option(50),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """Counts per exchange, or the instruments of one exchange."""
     from workbench.instruments import InstrumentMaster
@@ -683,9 +815,9 @@ def instruments_list(
 @instruments_app.command("search")
 def instruments_search(
     text: str = typer.Argument(..., help="part of a symbol or name"),
-    exchange: Optional[str] = typer.Option(None),
+    exchange: str | None = typer.Option(None),
     limit: int = typer.Option(20),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """Find instruments by symbol or name (exact symbol matches first)."""
     from workbench.instruments import InstrumentMaster
@@ -700,15 +832,20 @@ app.add_typer(keys_app, name="keys")
 
 
 def _vault(settings: Settings):
+    """The logged-in user's vault and a way to audit: keys are always some user's (a session is required)."""
+    from workbench.security.access import accounts_for, require_session
     from workbench.security.vault import Vault
 
-    return Vault.for_settings(settings)
+    accounts = accounts_for(settings)
+    user = require_session(accounts, settings).user
+    vault = Vault.open(accounts.engine, settings.home, user.id)
+    return vault, lambda action, detail: accounts.record(user, action, True, detail)
 
 
 @keys_app.command("set")
 def keys_set(
     name: str = typer.Argument(..., help="a registered venue that takes keys, e.g. ccxt:<exchange id>, kite, alpaca"),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
     """Store a broker's API keys (typed hidden, never echoed or logged), e.g. `workbench keys set ccxt:binance`."""
     from workbench.trading.runner import broker_name, key_fields
@@ -717,12 +854,13 @@ def keys_set(
         settings = _settings(home)
         broker = broker_name(settings, name)
         fields = key_fields(broker)
-        vault = _vault(settings)
+        vault, audit = _vault(settings)
         for f in fields:
             value = typer.prompt(f"{broker} {f}", hide_input=True).strip()
             if not value:
                 raise ConfigError(f"{broker} {f} is empty: nothing stored")
             vault.put(f"{broker}/{f}", value)
+        audit("key_set", ", ".join(f"{broker}/{f}" for f in fields))
         typer.echo(f"stored {', '.join(f'{broker}/{f}' for f in fields)} (encrypted)")
         from workbench.venues import resolve
 
@@ -731,15 +869,17 @@ def keys_set(
             typer.echo(f"next: {venue.hint(inst)}")
     except ValueError as e:
         _fail(ConfigError(str(e)))
+    except WorkbenchError as e:
+        _fail(e)
 
 
 @keys_app.command("list")
-def keys_list(home: Optional[Path] = HomeOpt) -> None:
-    """Stored key names with their values redacted."""
+def keys_list(home: Path | None = HomeOpt) -> None:
+    """Your stored key names with their values redacted."""
     from workbench.security.vault import redact
 
     try:
-        vault = _vault(_settings(home))
+        vault, _ = _vault(_settings(home))
         names = vault.names()
         if not names:
             typer.echo("(no keys stored: `workbench keys set ccxt:binance`, `workbench keys set kite`, ...)")
@@ -754,15 +894,16 @@ def keys_list(home: Optional[Path] = HomeOpt) -> None:
 @keys_app.command("delete")
 def keys_delete(
     name: str = typer.Argument(..., help="a broker (deletes all its keys) or one key name, e.g. ccxt:binance/secret"),
-    home: Optional[Path] = HomeOpt,
+    home: Path | None = HomeOpt,
 ) -> None:
-    """Delete a broker's keys (or one key)."""
+    """Delete a broker's keys (or one key) from your vault."""
     try:
-        vault = _vault(_settings(home))
+        vault, audit = _vault(_settings(home))
         names = [name] if "/" in name else vault.names(f"{name.strip().lower()}/")
         gone = [n for n in names if vault.delete(n)]
         if not gone:
             _fail(ConfigError(f"no stored key matches {name!r}: see `workbench keys list`"))
+        audit("key_delete", ", ".join(gone))
         typer.echo(f"deleted {', '.join(gone)}")
     except WorkbenchError as e:
         _fail(e)
@@ -770,17 +911,19 @@ def keys_delete(
 
 @keys_app.command("kite-login")
 def keys_kite_login(
-    request_token: Optional[str] = typer.Option(None, "--request-token", help="skip the prompt (the token from the redirect URL)"),
-    home: Optional[Path] = HomeOpt,
+    request_token: str | None = typer.Option(None, "--request-token", help="skip the prompt (the token from the redirect URL)"),
+    home: Path | None = HomeOpt,
 ) -> None:
     """Zerodha's daily login: open the URL, log in, paste the request_token from the redirect URL."""
     try:
         settings = _settings(home)
         from workbench.venues.kite.broker import complete_kite_login, kite_login_url
 
-        typer.echo(f"open this URL, log in, then copy request_token=... from the page it redirects to:\n{kite_login_url(settings)}")
+        vault, audit = _vault(settings)
+        typer.echo(f"open this URL, log in, then copy request_token=... from the page it redirects to:\n{kite_login_url(settings, vault)}")
         token = request_token or typer.prompt("request_token", hide_input=True).strip()
-        complete_kite_login(settings, token, vault=_vault(settings))
+        complete_kite_login(settings, token, vault=vault)
+        audit("key_set", "kite/access_token")
         typer.echo("kite access token stored (encrypted); Kite expires it daily: log in again each trading day")
     except ImportError as e:
         _fail(ConfigError(f"the Kite adapter is not available in this installation: {e}"))

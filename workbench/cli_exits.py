@@ -14,13 +14,14 @@ import traceback
 from contextvars import ContextVar
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from pydantic import ValidationError
 from typer.core import TyperGroup
 
 from workbench.errors import (
+    AccessError,
     BrokerError,
     ConfigError,
     DataError,
@@ -29,12 +30,15 @@ from workbench.errors import (
     WorkbenchError,
 )
 
+if TYPE_CHECKING:
+    from typer._click.core import Context as ClickContext  # what TyperGroup.invoke is declared with
+
 __all__ = ["ExitCode", "WorkbenchGroup", "explain", "invocation"]
 
 try:  # Typer >= 0.2x ships its own click, whose usage errors derive from TyperException
     from typer import TyperException as _UsageError
 except ImportError:  # pragma: no cover - older Typer on the real click
-    from click import ClickException as _UsageError
+    from click import ClickException as _UsageError  # type: ignore[assignment]  # the same role, another class
 
 # What one invocation has learnt that an error message needs ("debug", the "store_url" it opened);
 # set by ``WorkbenchGroup.invoke`` for the duration of one command, like click's own context stack.
@@ -55,6 +59,7 @@ class ExitCode(IntEnum):
     OS = 8  # the file system: permission denied, no space left, read-only, missing file
     FAILED = 9  # the operation ran and failed (a live run ended FAILED, a retrain failed, ...)
     TEMPORARY = 10  # network, rate limit, maintenance: the same command may work later
+    ACCESS = 11  # not logged in, session expired/revoked, wrong password, or a permission missing: log in / ask an admin
 
 
 class WorkbenchGroup(TyperGroup):
@@ -62,7 +67,7 @@ class WorkbenchGroup(TyperGroup):
     message and an exit code (``python -m workbench``, the console script and ``CliRunner`` alike).
     Exit requests, Ctrl-C and usage errors (exit 2) pass through to Typer, which reports them."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         state: dict[str, Any] = {"debug": os.environ.get("WORKBENCH_DEBUG", "").lower() in ("1", "true", "yes", "on")}
         token = invocation.set(state)
         try:
@@ -85,6 +90,7 @@ def explain(exc: BaseException, store_url: str | None = None) -> tuple[ExitCode,
     if isinstance(exc, TemporaryError):
         return ExitCode.TEMPORARY, f"{exc} (a temporary problem: run the same command again later)"
     for cls, code in (
+        (AccessError, ExitCode.ACCESS),
         (ConfigError, ExitCode.CONFIG),
         (DataError, ExitCode.DATA),
         (ModelError, ExitCode.MODEL),

@@ -26,6 +26,7 @@ __all__ = [
     "LiveSettings",
     "RetrainSettings",
     "BrokerSettings",
+    "SecuritySettings",
     "Settings",
     "default_home",
     "load_settings",
@@ -77,7 +78,7 @@ class PaperAccount(_Frozen):
         for exch, (fee, slip) in v.items():
             try:
                 CostModel(fee_rate=fee, slippage_bps=slip)
-            except ValueError as e:  # pydantic's ValidationError is a ValueError
+            except ValidationError as e:
                 raise ValueError(f"exchange_costs[{exch!r}] = ({fee}, {slip}) is not (fee_rate in [0, 0.1), "
                                  f"slippage_bps >= 0): {e.errors()[0]['loc'][0]} {e.errors()[0]['msg']}") from None
         return v
@@ -125,18 +126,36 @@ class RetrainSettings(_Frozen):
     timeout_s: float = Field(3600.0, gt=0, description="papermill cell timeout")
 
 
+class ResearchSettings(_Frozen):
+    """Where research fans out: a Dask scheduler's address for a team's cluster, else a LocalCluster here."""
+
+    scheduler: str | None = Field(None, description="Dask scheduler address (tcp://host:8786); none: a LocalCluster")
+    workers: int = Field(2, ge=1, description="LocalCluster worker processes when no scheduler is given")
+
+
 class BrokerSettings(_Frozen):
     """Which venue the live loop trades on, and how to reach it. Paper is the default; a real broker
     needs ``--broker``/``default`` set explicitly, runs on its testnet/paper endpoint unless
-    ``testnet`` is turned off, and a live (real-money) venue also needs ``allow_live``. What is
+    ``testnet`` is turned off, and a live (real-money) venue also needs the user's ``trade_live``
+    permission (``workbench users grant``; checked by Phase 1). What is
     particular to one venue (Kite's product, ccxt's options, Alpaca's URL) is its ``[venues.<name>]``
     table, validated by that venue's config class (``workbench.venues.<name>.config``)."""
 
     default: str = Field("paper", description="a registered venue: paper | ccxt:<exchange id> | kite | alpaca")
     testnet: bool = Field(True, description="use the venue's sandbox/testnet/paper endpoint")
-    allow_live: bool = Field(False, description="permission to trade real money (until per-user permissions)")
     timeout_s: float = Field(10.0, gt=0, description="HTTP timeout per broker request")
     currency: str | None = Field(None, description="account currency at the venue (default: USDT on ccxt, INR on Kite, USD on Alpaca)")
+
+
+class SecuritySettings(_Frozen):
+    """Sessions and logins (see workbench/security/users.py)."""
+
+    session_idle_minutes: float = Field(12 * 60, gt=0, description="a session unused this long ends")
+    session_absolute_hours: float = Field(7 * 24, gt=0, description="a session ends this long after login, used or not")
+    min_password_length: int = Field(10, ge=8)
+    lockout_after: int = Field(5, ge=1, description="failed logins in a row before the account locks")
+    lockout_base_s: float = Field(30.0, gt=0, description="first lockout; doubles with each further failure")
+    lockout_max_s: float = Field(3600.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -153,10 +172,12 @@ class Settings(BaseSettings):
     demo: DemoSettings = DemoSettings()
     live: LiveSettings = LiveSettings()
     retrain: RetrainSettings = RetrainSettings()
+    research: ResearchSettings = ResearchSettings()
     broker: BrokerSettings = BrokerSettings()
     venues: dict[str, Any] = Field(
         default_factory=dict, description="per venue: its [venues.<name>] table, validated by the venue's config class"
     )
+    security: SecuritySettings = SecuritySettings()
     db_url: str | None = Field(None, description="SQLAlchemy URL of the operational store")
     mlflow_uri: str | None = Field(None, description="MLflow tracking URI")
     research_data_dir: Path | None = Field(
@@ -269,7 +290,7 @@ def default_home() -> Path:
     return Path.home() / ".workbench"
 
 
-def load_settings(home: Path | str | None = None, **overrides) -> Settings:
+def load_settings(home: Path | str | None = None, **overrides: Any) -> Settings:
     """Settings for one workbench home; keyword overrides win over env vars and the TOML file.
 
     A wrong setting raises ``ConfigError`` with one paragraph naming the file (or env var), the

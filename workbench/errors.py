@@ -2,7 +2,7 @@
 
     WorkbenchError                       anything the workbench raises on purpose
     ├── ConfigError                      a setting is wrong: fix the setting
-    │   └── VaultError                   the vault cannot decrypt: the key changed or the file was altered
+    │   └── VaultError                   the vault cannot decrypt: master key missing/wrong, or data altered
     ├── DataError                        market data is unusable
     │   ├── BadCandlesError              a file/batch has bad bars (names the file and row)
     │   ├── UnknownSymbolError           a symbol the source or lake does not have
@@ -10,7 +10,8 @@
     │   ├── InstrumentListError          an instrument list is malformed: the master is left unchanged
     │   └── SourceUnavailableError       a data source did not answer: retry later
     ├── ModelError                       a model cannot be trained, saved or loaded
-    │   └── NoModelError                 no registered model under that name/alias
+    │   ├── NoModelError                 no registered model under that name/alias
+    │   └── LeakError                    a training feature reads the future: fix the feature
     ├── BrokerError                      anything from a broker
     │   ├── TemporaryBrokerError         retry with backoff (network, 429, 5xx, timeouts)
     │   ├── OrderRejected                fix the order (funds, lot size, min notional, symbol)
@@ -20,7 +21,11 @@
     │   ├── TemporaryBrokerError         (also a BrokerError)
     │   └── SourceUnavailableError       (also a DataError)
     ├── InvalidTransition                an order status change the state machine forbids
-    └── RunActiveError                   another live run holds this account: stop it first
+    ├── RunActiveError                   another live run holds this account: stop it first
+    └── AccessError                      who acts is unknown or not allowed: log in / ask for the permission
+        ├── NotLoggedIn                  no valid session (missing, expired, revoked, user disabled)
+        ├── LoginFailed                  wrong username or password, or locked after repeated failures
+        └── PermissionDenied             the user lacks trade_paper / trade_live / admin
 
 A class with two parents is listed under both (``tests/unit/test_errors.py`` checks that this picture
 and the classes below agree). Messages say what is wrong and what to do about it.
@@ -42,6 +47,7 @@ __all__ = [
     "SourceUnavailableError",
     "ModelError",
     "NoModelError",
+    "LeakError",
     "BrokerError",
     "TemporaryBrokerError",
     "OrderRejected",
@@ -50,6 +56,10 @@ __all__ = [
     "TemporaryError",
     "InvalidTransition",
     "RunActiveError",
+    "AccessError",
+    "NotLoggedIn",
+    "LoginFailed",
+    "PermissionDenied",
 ]
 
 
@@ -119,6 +129,10 @@ class NoModelError(ModelError):
     """No registered model answers to the requested name, version or alias."""
 
 
+class LeakError(ModelError):
+    """A feature of the training matrix reads the future: fix the feature before training on it."""
+
+
 class BrokerError(WorkbenchError):
     """Base of errors coming from a broker adapter."""
 
@@ -155,3 +169,17 @@ class InvalidTransition(WorkbenchError):
 
 class RunActiveError(WorkbenchError):
     """A live run already holds the account (one live run per account): the message names it and how to stop it."""
+class AccessError(WorkbenchError):
+    """Who is acting is unknown or not allowed to: log in, or ask an admin for the permission."""
+
+
+class NotLoggedIn(AccessError):
+    """No valid session: it is missing, expired, revoked, or its user is disabled."""
+
+
+class LoginFailed(AccessError):
+    """Wrong username or password, or the account is locked for a while after repeated failures."""
+
+
+class PermissionDenied(AccessError):
+    """The user lacks the permission the action needs (``trade_paper``, ``trade_live``, ``admin``)."""

@@ -28,11 +28,15 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from workbench.errors import DataError, InstrumentListError, SourceUnavailableError, UnknownSymbolError
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
 
 __all__ = [
     "COLUMNS",
@@ -77,7 +81,7 @@ def split_key(key: str) -> tuple[str, str]:
     return exchange, symbol
 
 
-def master_path(settings) -> Path:
+def master_path(settings: Settings) -> Path:
     return Path(settings.data_dir) / "instruments.parquet"
 
 
@@ -85,7 +89,7 @@ def master_path(settings) -> Path:
 def _fetch_text(url: str, timeout: float = 30.0, headers: dict | None = None) -> str:
     req = urllib.request.Request(url, headers={"User-Agent": "Mozilla/5.0 (workbench instruments refresh)", **(headers or {})})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (fixed https URLs)
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.read().decode("utf-8-sig", errors="replace")
     except OSError as e:
         raise SourceUnavailableError(f"could not download {url} ({e}); retry later or use --from-file with a saved copy") from e
@@ -384,7 +388,7 @@ class InstrumentMaster:
         self.path = Path(path)
 
     @classmethod
-    def of(cls, settings) -> "InstrumentMaster":
+    def of(cls, settings: Settings) -> InstrumentMaster:
         return cls(master_path(settings))
 
     def __repr__(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -103,6 +103,20 @@ class OrderRequest:
         if self.type == "stop_loss" and not _positive(self.stop_price):
             raise ValueError(f"a stop_loss order needs a positive stop_price, got {self.stop_price!r}")
 
+    @property
+    def limit_level(self) -> float:
+        """``limit_price`` of a limit/take-profit order (construction guaranteed it); for code typed on that."""
+        if self.limit_price is None:
+            raise ValueError(f"a {self.type} order has no limit_price")
+        return self.limit_price
+
+    @property
+    def stop_level(self) -> float:
+        """``stop_price`` of a stop-loss order (construction guaranteed it)."""
+        if self.stop_price is None:
+            raise ValueError(f"a {self.type} order has no stop_price")
+        return self.stop_price
+
 
 def _positive(x: float | None) -> bool:
     return x is not None and math.isfinite(x) and x > 0
@@ -119,7 +133,7 @@ class Fill:
     fee: float
     fee_currency: str
     ts: pd.Timestamp
-    extra: dict = field(default_factory=dict, compare=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def floor_to_lot(quantity: float, lot: float) -> float:

@@ -107,6 +107,11 @@ def signal_frame(
     }
 
 
+def _level(last: dict[str, pd.Series], column: str, sym: str) -> float:
+    """A price level of the last row, rounded off float noise."""
+    return float(round(last[column][sym], 10))
+
+
 def latest_signals(frames: dict[str, pd.DataFrame], exchange: str | None = None) -> list[Signal]:
     """The last row of ``signal_frame`` as ``Signal`` objects, one per symbol with a probability."""
     last = {k: v.iloc[-1] for k, v in frames.items()}
@@ -117,16 +122,15 @@ def latest_signals(frames: dict[str, pd.DataFrame], exchange: str | None = None)
             continue
         side = _SIDES[int(last["side"][sym]) + 1]
         priced = side != "HOLD"
-        f = lambda k: float(round(last[k][sym], 10)) if priced else None  # noqa: E731
         out.append(
             Signal(
                 symbol=sym,
                 signal=side,
                 strength=float(np.clip(last["strength"][sym], 0, 1)),
                 confidence=float(np.clip(last["confidence"][sym], 0, 1)),
-                target_price=f("target"),
-                stop_loss=f("stop"),
-                take_profit=f("take_profit"),
+                target_price=_level(last, "target", sym) if priced else None,
+                stop_loss=_level(last, "stop", sym) if priced else None,
+                take_profit=_level(last, "take_profit", sym) if priced else None,
                 ts=ts,
                 price=float(last["close"][sym]),
                 exchange=exchange,

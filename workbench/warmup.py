@@ -51,7 +51,9 @@ def _tiny_panel(n_symbols: int = 3, n_bars: int = 80):
     c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n_bars, n_symbols)), axis=0))
     o = c * np.exp(rng.normal(0, 0.002, c.shape))
     h, lo = np.maximum(o, c) * 1.01, np.minimum(o, c) * 0.99
-    mk = lambda a: pd.DataFrame(a, index=idx, columns=cols)
+    def mk(a: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(a, index=idx, columns=cols)
+
     vol = mk(np.full(c.shape, 1e6))
     return Panel(open=mk(o), high=mk(h), low=mk(lo), close=mk(c), volume=vol, exchange="warmup", timeframe="1d")
 

@@ -50,9 +50,17 @@ def _store(home: Path) -> Store:
     return Store(f"sqlite:///{home / 'data' / 'workbench.db'}").create()
 
 
+def _login(home: Path, monkeypatch: pytest.MonkeyPatch, **settings: str) -> None:
+    """A logged-in admin for the commands below (stops need a session), via ``$WORKBENCH_TOKEN``."""
+    from tests.kit.users import trader
+
+    trader(load_settings(home, **settings), monkeypatch=monkeypatch)
+
+
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
 @pytest.mark.parametrize("kind", BAD_TOML)
-def test_a_broken_settings_file_names_the_file_and_the_setting(tmp_path, kind, command):
+def test_a_broken_settings_file_names_the_file_and_the_setting(tmp_path, kind, command, monkeypatch):
+    _login(tmp_path, monkeypatch)
     body, needles = BAD_TOML[kind]
     toml = tmp_path / "workbench.toml"
     toml.write_text(body)
@@ -67,7 +75,8 @@ def test_a_broken_settings_file_names_the_file_and_the_setting(tmp_path, kind, c
 
 
 @pytest.mark.parametrize("kind", BAD_TOML)
-def test_the_emergency_stop_reaches_the_live_run_while_the_settings_file_is_broken(tmp_path, kind):
+def test_the_emergency_stop_reaches_the_live_run_while_the_settings_file_is_broken(tmp_path, kind, monkeypatch):
+    _login(tmp_path, monkeypatch)
     store = _store(tmp_path)
     run_id = store.start_run("paper", "paper", "paper", pid=os.getpid())
     (tmp_path / "workbench.toml").write_text(BAD_TOML[kind][0])
@@ -78,8 +87,9 @@ def test_the_emergency_stop_reaches_the_live_run_while_the_settings_file_is_brok
     assert store.pending_command(run_id, consume=False) == "emergency_stop"
 
 
-def test_the_emergency_stop_uses_the_db_url_of_a_file_that_parses_but_is_invalid(tmp_path):
+def test_the_emergency_stop_uses_the_db_url_of_a_file_that_parses_but_is_invalid(tmp_path, monkeypatch):
     elsewhere = tmp_path / "elsewhere.db"
+    _login(tmp_path, monkeypatch, db_url=f"sqlite:///{elsewhere}")  # the users live in that store too
     store = Store(f"sqlite:///{elsewhere}").create()
     run_id = store.start_run("paper", "paper", "paper", pid=os.getpid())
     (tmp_path / "workbench.toml").write_text(f'db_url = "sqlite:///{elsewhere}"\n[risk]\nmin_strength = "high"\n')
@@ -124,9 +134,10 @@ def _mount(args: list[str]) -> None:
 
 
 @pytest.fixture
-def read_only_data(tmp_path) -> Iterator[Path]:
+def read_only_data(tmp_path, monkeypatch) -> Iterator[Path]:
     """An initialised home whose data folder (store, lake) is a read-only bind mount, with a live run."""
     load_settings(tmp_path).ensure_dirs()
+    _login(tmp_path, monkeypatch)
     store = _store(tmp_path)
     store.start_run("paper", "paper", "paper", pid=os.getpid())
     store.engine.dispose()

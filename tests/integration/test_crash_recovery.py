@@ -21,8 +21,11 @@ REPO = Path(__file__).resolve().parents[2]
 EXIT_TYPES = ("stop_loss", "take_profit")
 
 
-def _launch(home: Path, cycles: int, hook: str | None = None) -> subprocess.Popen:
-    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+def _launch(home: Path, cycles: int, hook: str | None = None, token: str | None = None) -> subprocess.Popen:
+    """The live process; with ``token`` as its owner's session, without one as an unattended restart."""
+    env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_TOKEN"} | {"WORKBENCH_HOME": str(home)}
+    if token:
+        env["WORKBENCH_TOKEN"] = token
     return subprocess.Popen(
         [sys.executable, "-m", "tests.kit.crash_run", str(home), str(cycles), *([hook] if hook else [])], cwd=REPO, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -30,8 +33,12 @@ def _launch(home: Path, cycles: int, hook: str | None = None) -> subprocess.Pope
 
 
 def _kill_at(home: Path, point: str, nth: int, tmp_path: Path) -> None:
+    from tests.kit.users import trader
+    from workbench.config import load_settings
+
     marker = tmp_path / f"{point}.marker"
-    proc = _launch(home, 5, hook=f"{point}@{nth}:{marker}")
+    owner = trader(load_settings(home))  # the run is started by a logged-in user
+    proc = _launch(home, 5, hook=f"{point}@{nth}:{marker}", token=owner.token)
     deadline = time.monotonic() + 90
     while not marker.exists():
         if proc.poll() is not None:
@@ -47,6 +54,7 @@ def _kill_at(home: Path, point: str, nth: int, tmp_path: Path) -> None:
 
 
 def _finish(home: Path, cycles: int) -> None:
+    """The restart carries no session: the crashed run resumes under its stored owner (unattended)."""
     proc = _launch(home, cycles)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, f"restart failed:\n{out}\n{err}"
@@ -55,7 +63,7 @@ def _finish(home: Path, cycles: int) -> None:
 def _tables(home: Path) -> dict[str, pd.DataFrame]:
     con = sqlite3.connect(home / "data" / "workbench.db")
     try:
-        q = lambda sql: pd.read_sql_query(sql, con)  # noqa: E731
+        q = lambda sql: pd.read_sql_query(sql, con)
         return {
             "runs": q("SELECT * FROM runs"), "orders": q("SELECT * FROM orders"), "fills": q("SELECT * FROM fills"),
             "venue_orders": q("SELECT * FROM paper_orders"), "venue_fills": q("SELECT * FROM paper_fills"),
@@ -112,6 +120,8 @@ def test_sigkill_mid_cycle_then_restart_is_consistent(point, tmp_path):
     _finish(home, cycles=3)
     t = _tables(home)
     _assert_consistent(t, cycles=3)
+    assert t["runs"]["user_id"].iloc[0] == 1  # still its owner's run
+    assert t["events"]["message"].str.contains("resumed under its owner trader").any()
     orders = t["orders"].set_index("client_order_id")
     assert orders.loc[pending, "status"] == "FILLED" and orders.loc[pending, "cycle"] == 1
     assert done_before <= set(orders.index)

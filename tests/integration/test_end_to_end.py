@@ -23,8 +23,10 @@ SYMBOLS = [
 ]
 
 
-def _cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def _cli(home: Path, *args: str, check: bool = True, token: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    if token:
+        env["WORKBENCH_TOKEN"] = token  # the session of the user acting (never argv)
     proc = subprocess.run([sys.executable, "-m", "workbench", *args], env=env, capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"workbench {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -59,8 +61,14 @@ def e2e(shared_data, tmp_path_factory):
     registry = Registry(settings)
     ref = registry.register(result)
     report = backtest_model(settings, ref="champion").metrics
-    live = _cli(home, "live", "run", "--broker", "paper", "--model", "champion", "--cycles", "3", "--interval", "1")
-    return {"home": home, "settings": settings, "panel": panel, "result": result, "ref": ref, "report": report, "live": live}
+    from tests.kit.users import trader
+
+    token = trader(settings).token  # `live run` needs a session
+    live = _cli(home, "live", "run", "--broker", "paper", "--model", "champion", "--cycles", "3", "--interval", "1", token=token)
+    return {
+        "home": home, "settings": settings, "panel": panel, "result": result, "ref": ref, "report": report, "live": live,
+        "token": token,
+    }
 
 
 def _db(settings) -> sqlite3.Connection:
@@ -121,7 +129,7 @@ def test_live_orders_obey_every_risk_rule(e2e):
 
 
 def test_live_status_from_another_process(e2e):
-    proc = _cli(e2e["home"], "live", "status")
+    proc = _cli(e2e["home"], "live", "status", token=e2e["token"])
     assert '"status": "STOPPED"' in proc.stdout
 
 

@@ -4,13 +4,11 @@ the local book equal to Alpaca's positions after every cycle."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.kit.fake_alpaca import FakeAlpaca
 from tests.kit.models import MomentumEngine, synthetic_panel
+from tests.kit.users import trader
 from tests.kit.venue import VenueFollowsTheFeed
 from workbench.config import load_settings
-from workbench.security.vault import Vault
 from workbench.trading.feeds import ReplayFeed
 from workbench.trading.runner import run_live
 from workbench.trading.store import Store
@@ -27,7 +25,7 @@ def test_live_run_on_alpaca_paper_trades_whole_shares_and_stays_in_sync(tmp_path
         s = load_settings(tmp_path / "home", broker={"default": "alpaca", "timeout_s": 5.0},
                           venues={"alpaca": {"url": fake.url}})
         s.ensure_dirs()
-        vault = Vault.for_settings(s)
+        vault = trader(s, monkeypatch=monkeypatch).vault  # the run's owner; keys in their vault
         vault.put("alpaca/api_key", KEY)
         vault.put("alpaca/secret", SECRET)
         feed = VenueFollowsTheFeed(ReplayFeed.from_panel(panel, warmup_bars=40, replay_bars=5), fake)

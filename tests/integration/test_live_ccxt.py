@@ -12,10 +12,10 @@ import pytest
 
 from tests.kit.fake_binance import FakeBinance
 from tests.kit.models import MomentumEngine, synthetic_panel
+from tests.kit.users import trader
 from tests.kit.venue import VenueFollowsTheFeed
 from workbench.config import load_settings
 from workbench.data.panel import Panel
-from workbench.security.vault import Vault
 from workbench.trading.feeds import ReplayFeed
 from workbench.trading.runner import run_live
 from workbench.trading.store import Store
@@ -47,7 +47,7 @@ def test_live_run_on_ccxt_testnet_trades_at_the_venue_and_stays_in_sync(tmp_path
     s = load_settings(tmp_path / "home", broker={"default": "ccxt:binance", "timeout_s": 5.0},
                       venues={"ccxt": {"urls": {"binance": fake.ccxt_config()["urls"]}}})
     s.ensure_dirs()
-    vault = Vault.for_settings(s)
+    vault = trader(s, monkeypatch=monkeypatch).vault  # the run's owner; keys in their vault
     vault.put("ccxt:binance/api_key", fake.api_key)
     vault.put("ccxt:binance/secret", fake.secret)
     fake.partial_fill(0.5)  # market orders fill half: the rest expires, as on Binance
@@ -107,7 +107,7 @@ def test_unknown_execution_status_answers_neither_end_the_run_nor_duplicate_an_o
         tmp_path / "home", broker={"default": "ccxt:binance", "timeout_s": 5.0}, venues={"ccxt": {"urls": {"binance": urls}}}
     )
     s.ensure_dirs()
-    vault = Vault.for_settings(s)
+    vault = trader(s, monkeypatch=monkeypatch).vault  # the run's owner; keys in their vault
     vault.put("ccxt:binance/api_key", fake.api_key)
     vault.put("ccxt:binance/secret", fake.secret)
     post = {"method": "POST", "path": "/api/v3/order"}

@@ -18,8 +18,8 @@ import uuid
 import pytest
 
 from tests.kit.models import MomentumEngine
+from tests.kit.users import trader
 from workbench.config import load_settings
-from workbench.security.vault import Vault
 from workbench.trading.loop import phase1
 from workbench.trading.runner import plan_broker
 from workbench.trading.store import Store
@@ -39,11 +39,12 @@ def test_phase1_then_place_and_cancel_a_far_limit_order_on_binance_testnet(tmp_p
     settings = load_settings(tmp_path / "home")
     assert settings.broker.testnet, "this test trades test money only"
     settings.ensure_dirs()
-    vault = Vault.for_settings(settings)
+    t = trader(settings)
+    vault = t.vault
     vault.put("ccxt:binance/api_key", _KEY)
     vault.put("ccxt:binance/secret", _SECRET)
     pending = plan_broker(settings, "ccxt:binance", vault=vault)
-    results = phase1(settings, pending, lambda: MomentumEngine())
+    results = phase1(settings, pending, lambda: MomentumEngine(), user=t.user)
     assert all(r.ok for r in results), [(r.name, r.message) for r in results]
     broker = pending.get()
     assert broker.environment == "testnet"

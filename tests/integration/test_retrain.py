@@ -4,7 +4,8 @@ real stocks, and the champion moves only when the numbers say so; failures and o
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from filelock import FileLock
@@ -38,7 +39,7 @@ def test_retrain_promotes_or_refuses_as_the_numbers_say(home):
     first = run_retrain(home, FAST)
     assert first.status == "promoted" and "no champion was registered" in first.reason, first.reason
     assert registry.load("champion").ref.version == 1
-    nb = json.loads(open(first.notebook).read())
+    nb = json.loads(Path(first.notebook).read_text())
     assert any("parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
     assert any("injected-parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
 
@@ -81,7 +82,7 @@ def test_scheduler_job_and_cron():
     sched = make_scheduler(settings, "30 6 * * 1-5")
     (job,) = sched.get_jobs()
     # Cron's weekday numbers (0 = Sunday) — APScheduler's from_crontab would shift them by a day.
-    t = datetime(2024, 1, 6, 12, tzinfo=timezone.utc)  # a Saturday
+    t = datetime(2024, 1, 6, 12, tzinfo=UTC)  # a Saturday
     fires = []
     for _ in range(6):
         t = job.trigger.get_next_fire_time(None, t + timedelta(seconds=1))

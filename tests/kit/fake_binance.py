@@ -776,11 +776,11 @@ class FakeBinance:
         except (KeyError, ArithmeticError):
             return _err(-1102, "Mandatory parameter was not sent, was empty/null, or malformed.")
         with self._lock:
-            for kind, price, stop, cid in legs.values():
+            for *_, cid in legs.values():
                 if any(o["clientOrderId"] == cid and o["status"] in _OPEN for o in self._orders.values()):
                     return _err(-2010, "Duplicate order sent.")
             # one reservation for the pair: validate the funds once, against the costlier leg
-            for pos, (kind, price, stop, cid) in legs.items():
+            for kind, price, stop, _cid in legs.values():
                 bad = self._validate(mid, side, kind, qty, price, stop)
                 if bad is not None:
                     return bad

@@ -71,5 +71,5 @@ def synthetic_panel(
     high = np.maximum(opn, close) + spread
     low = np.minimum(opn, close) - spread
     vol = rng.uniform(1e5, 2e5, (n_bars, n_symbols))
-    mk = lambda a: pd.DataFrame(a, index=idx, columns=cols)  # noqa: E731
+    mk = lambda a: pd.DataFrame(a, index=idx, columns=cols)
     return Panel(open=mk(opn), high=mk(high), low=mk(low), close=mk(close), volume=mk(vol), exchange=exchange, timeframe="1d")

@@ -21,6 +21,13 @@ def test_every_stage_has_a_command():
         assert cmd in out
 
 
-def test_live_status_on_an_empty_home(tmp_path):
+def test_live_status_on_an_empty_home(tmp_path, monkeypatch):
+    monkeypatch.delenv("WORKBENCH_TOKEN", raising=False)
+    result = CliRunner().invoke(app, ["live", "status", "--home", str(tmp_path)])
+    assert result.exit_code == 11 and "not logged in" in result.output  # runs are some user's: a session is needed
+    from tests.kit.users import trader
+    from workbench.config import load_settings
+
+    trader(load_settings(tmp_path), monkeypatch=monkeypatch)
     result = CliRunner().invoke(app, ["live", "status", "--home", str(tmp_path)])
     assert result.exit_code == 0 and '"run_id": null' in result.output

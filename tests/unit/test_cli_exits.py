@@ -37,6 +37,9 @@ def _sqlite(message: str, name: str) -> OperationalError:
     [
         (errors.ConfigError("risk.min_strength is wrong"), ExitCode.CONFIG, "risk.min_strength"),
         (errors.VaultError("the vault key changed"), ExitCode.CONFIG, "vault key"),
+        (errors.NotLoggedIn("not logged in: run `workbench login`"), ExitCode.ACCESS, "workbench login"),
+        (errors.PermissionDenied("lacks the 'trade_live' permission"), ExitCode.ACCESS, "trade_live"),
+        (errors.LoginFailed("wrong username or password"), ExitCode.ACCESS, "wrong username"),
         (errors.NoDataError("no data in the lake yet"), ExitCode.DATA, "lake"),
         (errors.InstrumentListError("nasdaqlisted.txt", "no data rows"), ExitCode.DATA, "nasdaqlisted.txt"),
         (

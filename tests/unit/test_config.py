@@ -1,6 +1,7 @@
 """Settings: defaults, then the home's workbench.toml, then env vars, then explicit arguments."""
 
 import pytest
+from pydantic import ValidationError
 
 from workbench.config import load_settings
 from workbench.errors import ConfigError
@@ -30,7 +31,7 @@ def test_a_bad_value_names_the_setting(tmp_path):
 
 def test_settings_are_frozen(tmp_path):
     s = load_settings(tmp_path)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         s.model_name = "other"
 
 

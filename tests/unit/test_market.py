@@ -71,3 +71,15 @@ def test_research_and_risk_take_market_types_from_workbench_market(module):
         runtime = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]  # module level, not TYPE_CHECKING
         mods = [n.module or "" for n in runtime if isinstance(n, ast.ImportFrom)] + [a.name for n in runtime if isinstance(n, ast.Import) for a in n.names]
         assert not [m for m in mods if m.startswith(("workbench.venues", "workbench.brokers"))], p
+
+
+def test_limit_and_stop_levels_are_the_prices_construction_guaranteed():
+    """Code typed on a price (the adapters' trigger checks) reads ``limit_level``/``stop_level``: the
+    price itself for the order types that must carry it, an error naming the gap for the others."""
+    stop = OrderRequest("s", "X", "sell", 1.0, type="stop_loss", stop_price=95.0)
+    take = OrderRequest("t", "X", "sell", 1.0, type="take_profit", limit_price=110.0)
+    assert stop.stop_level == 95.0 and take.limit_level == 110.0
+    with pytest.raises(ValueError, match="stop_loss order has no limit_price"):
+        _ = stop.limit_level
+    with pytest.raises(ValueError, match="market order has no stop_price"):
+        _ = OrderRequest("m", "X", "buy", 1.0).stop_level

@@ -5,7 +5,7 @@ result.py  ``BacktestResult``: the boundary between the engine and the report
 report.py  metrics beside buy & hold and the baseline, plots, HTML/PNG files, MLflow logging
 """
 
-from workbench.backtest.engine import *  # noqa: F401,F403
+from workbench.backtest.engine import *  # noqa: F403
 from workbench.backtest.engine import __all__ as _engine_all
 from workbench.backtest.result import BacktestResult
 

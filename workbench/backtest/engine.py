@@ -384,7 +384,8 @@ def run_backtest(
     with np.errstate(invalid="ignore"):
         stop = np.round(_wide(frames["stop"], index, columns), 10)
         take = np.round(_wide(frames["take_profit"], index, columns), 10)
-    utc = index.tz_convert("UTC") if index.tz is not None else index.tz_localize("UTC")
+    stamps = pd.DatetimeIndex(index)
+    utc = stamps.tz_convert("UTC") if stamps.tz is not None else stamps.tz_localize("UTC")
     # The live day key: the UTC calendar date of the bar (``portfolio.day_key``), as a day number.
     day = np.asarray((utc.normalize() - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(days=1), dtype=np.int64)
     lot, tick, mn, fee, slip = _per_symbol(list(columns), markets, exchange_costs, costs)

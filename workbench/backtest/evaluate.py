@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from workbench.backtest.coverage import TradeCoverage, trade_coverage
 from workbench.backtest.report import (
     BASELINE,
     BUY_AND_HOLD,
@@ -41,6 +43,9 @@ from workbench.backtest.result import BacktestResult, window_label
 from workbench.data.panel import Panel
 from workbench.errors import NoDataError, UnknownSymbolError
 
+if TYPE_CHECKING:
+    from workbench.config import Settings
+
 __all__ = ["BacktestReport", "backtest_model", "oos_signal_frames", "window_label"]
 
 
@@ -60,6 +65,7 @@ class BacktestReport:
     beats: dict[str, bool] = field(default_factory=dict)
     paths: dict[str, Path] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    coverage: TradeCoverage | None = None  # symbols predicted out of sample and traded, of the universe
 
     def formatted(self) -> pd.DataFrame:
         """The comparison table as readable text (percentages, money)."""
@@ -87,7 +93,8 @@ def _symbols(universe, model_symbols: list[str]) -> list[str]:
 
 
 def _windows_text(windows: pd.DataFrame) -> str:
-    return "; ".join(f"{window_label(w.fold)} {w.start.date()} .. {w.end.date()}" for w in windows.itertuples())
+    rows = zip(windows["fold"], windows["start"], windows["end"], strict=True)
+    return "; ".join(f"{window_label(fold)} {start.date()} .. {end.date()}" for fold, start, end in rows)
 
 
 def oos_signal_frames(proba: pd.DataFrame, panel: Panel, params, strength_reference) -> dict[str, pd.DataFrame]:
@@ -100,7 +107,7 @@ def oos_signal_frames(proba: pd.DataFrame, panel: Panel, params, strength_refere
     return signal_frame(proba, panel.close, atr, params, strength_reference)
 
 
-def backtest_model(settings, ref: str = "champion", panel: Panel | None = None, start=None, end=None,
+def backtest_model(settings: Settings, ref: str = "champion", panel: Panel | None = None, start=None, end=None,
                    universe=None, out_dir: str | Path | None = None, log: bool = True) -> BacktestReport:
     """Trade ``ref``'s walk-forward out-of-sample predictions; report beside buy & hold and the baseline.
 
@@ -168,6 +175,8 @@ def backtest_model(settings, ref: str = "champion", panel: Panel | None = None, 
                             exchange_costs=exchange_costs)
 
     result = trade(oos.proba.reindex(traded_index), model.strength_reference)
+    coverage = trade_coverage(symbols, oos.proba.reindex(index=traded_index, columns=symbols), result.trades)
+    notes.insert(0, coverage.sentence())
     share = settings.paper.max_volume_share
     breaches = volume_breaches(result.orders, traded, share)
     if len(breaches):
@@ -195,7 +204,8 @@ def backtest_model(settings, ref: str = "champion", panel: Panel | None = None, 
     out = Path(out_dir) if out_dir is not None else (
         Path(settings.home) / "reports"
         / f"backtest-{model.ref.name}-v{model.ref.version}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%f}")
-    title = f"Backtest of {model.kind} model {name}: {panel.exchange} {panel.timeframe}, {len(symbols)} symbols, " \
+    title = f"Backtest of {model.kind} model {name}: {panel.exchange} {panel.timeframe}, {len(symbols)} symbols " \
+            f"({len(coverage.predicted)} predicted out of sample, {len(coverage.traded)} traded), " \
             f"{traded_index[0].date()} .. {traded_index[-1].date()} (out of sample)"
     figures = {
         "equity": equity_figure(columns, used, title="equity (walk-forward windows shaded)"),
@@ -207,7 +217,7 @@ def backtest_model(settings, ref: str = "champion", panel: Panel | None = None, 
                  f"at the last close; "
                  f"risk: {settings.risk.max_position_pct:.0%} per position, strength > {settings.risk.min_strength}.")
     paths = write_report(out, table, figures, title=title, notes=[sentence, cost_note, *notes],
-                         trades=result.trades, windows=used)
+                         trades=result.trades, windows=used, symbols=coverage.table())
     _close(figures)
 
     if log:
@@ -219,12 +229,14 @@ def backtest_model(settings, ref: str = "champion", panel: Panel | None = None, 
         logged.update({f"backtest_beats_{'buy_hold' if k == BUY_AND_HOLD else 'baseline'}": float(v)
                        for k, v in beats.items()})
         logged["backtest_volume_breaches"] = float(len(breaches))
+        logged.update({f"backtest_{k}": v for k, v in coverage.metrics().items()})
+        logged["backtest_coverage"] = coverage.sentence()
         logged["backtest_verdict"] = sentence
         logged["backtest_report"] = str(out)
         registry.log_report(model.ref.run_id, logged, {out.name: out})
     return BacktestReport(model=name, run_id=model.ref.run_id, metrics=metrics, table=table, result=result,
                           buy_and_hold=bh, baseline=baseline, windows=used.reset_index(drop=True), verdict=sentence,
-                          beats=beats, paths=paths, notes=tuple(notes))
+                          beats=beats, paths=paths, notes=tuple(notes), coverage=coverage)
 
 
 def _close(figures: dict) -> None:

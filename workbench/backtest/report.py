@@ -25,12 +25,16 @@ import io
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from workbench.backtest.result import ORDER_COLUMNS, TRADE_COLUMNS, BacktestResult, window_label
 from workbench.data.panel import Panel
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure  # imported for real only when a figure is drawn
 
 __all__ = [
     "BASELINE",
@@ -320,7 +324,8 @@ def _fmt(v: float, kind: str) -> str:
 
 def format_table(table: pd.DataFrame) -> pd.DataFrame:
     """The comparison table as text, with readable labels (percentages, money, ratios)."""
-    out = pd.DataFrame({c: [_fmt(float(table.at[k, c]), METRICS[k][1]) for k in table.index] for c in table.columns},
+    num = table.astype(float)
+    out = pd.DataFrame({c: [_fmt(v, METRICS[k][1]) for k, v in zip(table.index, num[c].to_numpy(), strict=True)] for c in table.columns},
                        index=pd.Index([METRICS[k][0] for k in table.index], name=""))
     return out
 
@@ -361,9 +366,9 @@ def _figure(rows: int = 1, height: float = 3.6):
 def _shade_windows(ax, windows: pd.DataFrame | None) -> None:
     if windows is None or windows.empty:
         return
-    for i, w in enumerate(windows.itertuples(index=False)):
-        ax.axvspan(w.start, w.end, color="tab:blue" if i % 2 == 0 else "tab:orange", alpha=0.06, lw=0)
-        ax.annotate(window_label(w.fold), (w.start, 0.01), xycoords=("data", "axes fraction"), fontsize=7,
+    for i, (fold, start, end) in enumerate(zip(windows["fold"], windows["start"], windows["end"], strict=True)):
+        ax.axvspan(start, end, color="tab:blue" if i % 2 == 0 else "tab:orange", alpha=0.06, lw=0)
+        ax.annotate(window_label(fold), (start, 0.01), xycoords=("data", "axes fraction"), fontsize=7,
                     va="bottom", color="grey")
 
 
@@ -423,7 +428,7 @@ def trades_on_price_figure(result: BacktestResult, panel: Panel, max_symbols: in
     if not top:
         axes[0].text(0.5, 0.5, "no orders", ha="center", va="center", transform=axes[0].transAxes)
     idx = result.equity.index
-    for ax, sym in zip(axes, top):
+    for ax, sym in zip(axes, top, strict=False):  # one empty axis when there is no order
         close = panel.close[sym].reindex(idx)
         ax.plot(close.index, close.to_numpy(dtype=float), color="grey", lw=0.9)
         mine = orders[orders["symbol"] == sym]
@@ -446,9 +451,10 @@ _CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}"
         "th{background:#f3f3f3}img{max-width:100%;display:block;margin:1em 0}.note{color:#444}")
 
 
-def write_report(out_dir: str | Path, table: pd.DataFrame, figures: Mapping[str, object], *,
+def write_report(out_dir: str | Path, table: pd.DataFrame, figures: Mapping[str, Figure], *,
                  title: str = "Backtest report", notes: list[str] | tuple[str, ...] = (),
-                 trades: pd.DataFrame | None = None, windows: pd.DataFrame | None = None, dpi: int = 90) -> dict[str, Path]:
+                 trades: pd.DataFrame | None = None, windows: pd.DataFrame | None = None,
+                 symbols: pd.DataFrame | None = None, dpi: int = 90) -> dict[str, Path]:
     """Write ``<name>.png`` per figure, ``comparison.csv``, ``trades.csv`` and a self-contained
     ``report.html`` (table and images embedded as base64), so it can be mailed or logged as is.
 
@@ -475,9 +481,12 @@ def write_report(out_dir: str | Path, table: pd.DataFrame, figures: Mapping[str,
     if windows is not None and not windows.empty:
         body.append("<h2>Walk-forward windows traded</h2>")
         body.append(format_windows(windows).to_html(index=False, border=0))
-    for name, data in images:
+    if symbols is not None and not symbols.empty:
+        body.append("<h2>Symbols: out-of-sample predictions and trades</h2>")
+        body.append(symbols.to_html(index=False, border=0, float_format=lambda v: f"{v:.0%}"))
+    for name, b64 in images:
         body.append(f"<h2>{html.escape(name.replace('_', ' '))}</h2><img alt='{html.escape(name)}' "
-                    f"src='data:image/png;base64,{data}'>")
+                    f"src='data:image/png;base64,{b64}'>")
     if trades is not None:
         trades.to_csv(out / "trades.csv", index=False)
         paths["trades"] = out / "trades.csv"

@@ -33,7 +33,7 @@ class BacktestResult:
     init_cash: float
     freq: str  # pandas frequency of the bars, e.g. "1D"
     portfolio: Any = None  # the vectorbt Portfolio, for vectorbt's own plots and stats
-    meta: dict = field(default_factory=dict)  # model ref, universe, costs, windows, …
+    meta: dict[str, Any] = field(default_factory=dict)  # model ref, universe, costs, windows, …
 
 
 def window_label(fold: int) -> str:

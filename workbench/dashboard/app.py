@@ -3,19 +3,26 @@
 It never trades itself. Start launches the live process (``workbench live run``) apart from this
 kernel, so closing the browser neither stops nor orphans trading; the page reads state from the
 SQLite store and writes commands (stop, emergency stop) that the loop obeys within one cycle.
+
+Whoever reaches the page must log in first (a box at the top; a first admin changes the one-time
+password shown by `workbench init` there). The session token then lives only in this kernel's memory
+(never a file, never the page) and is handed to the live process in ``$WORKBENCH_TOKEN``, never in its
+argv. The page shows and stops only the user's own runs (an admin's: anyone's).
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+import subprocess
 from dataclasses import dataclass
+from typing import Any
 
 import ipywidgets as w
 import pandas as pd
 
 from workbench.config import Settings
-from workbench.errors import WorkbenchError
+from workbench.errors import AccessError, ConfigError, WorkbenchError
 from workbench.trading.runner import MIN_INTERVAL_S, broker_environment
 from workbench.venues import venue_offers
 
@@ -79,8 +86,9 @@ def _badge(text: str, colour: str) -> str:
     return f"<span class='wb-badge' style='background:{colour}'>{html.escape(text)}</span>"
 
 
-def _broker_options(settings: Settings) -> list[tuple[str, str]]:
-    """Paper first (the default); real brokers labelled with what they would trade."""
+def _broker_options(settings: Settings, user: Any = None) -> list[tuple[str, str]]:
+    """Paper first (the default); real brokers labelled with what they would trade, and whether the
+    logged-in ``user`` lacks the permission (``trade_live``) a real-money one needs."""
     names = venue_offers()
     default = settings.broker.default
     if default not in names:
@@ -89,7 +97,7 @@ def _broker_options(settings: Settings) -> list[tuple[str, str]]:
     out = []
     for n in names:
         env = broker_environment(settings, n)
-        gate = "" if env != "live" or settings.broker.allow_live else " (needs broker.allow_live)"
+        gate = "" if env != "live" or (user is not None and user.can("trade_live")) else " (needs the trade_live permission)"
         out.append((label["paper"] if n == "paper" else f"{n} — {label[env]}{gate}", n))
     return out
 
@@ -110,14 +118,18 @@ class _Views:
 class Dashboard:
     """One dashboard over one workbench home. ``widget`` is what the notebook displays."""
 
-    def __init__(self, settings: Settings, refresh_s: float = 2.0):
+    def __init__(self, settings: Settings, refresh_s: float = 2.0, token: str | None = None):
+        from workbench.security.access import accounts_for
         from workbench.trading.store import Store
 
         self.settings = settings
+        self.accounts = accounts_for(settings)
+        self._token: str | None = None  # the session, in this kernel's memory only
+        self.user: Any = None
         self.refresh_s = refresh_s
         self.store = Store(settings.store_url)
         self.store.create()
-        self._process = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._task: asyncio.Task | None = None
         self._data_html: str | None = None  # the lake's demo label, read once it exists
 
@@ -133,10 +145,114 @@ class Dashboard:
         self.start_button.on_click(self.start)
         self.stop_button.on_click(self.stop)
         self.emergency_button.on_click(self.emergency_stop)
+        self.username = w.Text(value="admin", description="User")
+        self.password = w.Password(description="Password")
+        self.login_button = w.Button(description="Log in", button_style="primary", icon="sign-in")
+        self.new_password = w.Password(description="New")
+        self.new_password2 = w.Password(description="Repeat")
+        self.change_button = w.Button(description="Set new password", button_style="primary")
+        self.logout_button = w.Button(description="Log out", icon="sign-out")
+        self.who = w.HTML()
+        self.login_button.on_click(self.login)
+        self.change_button.on_click(self.change_password)
+        self.logout_button.on_click(self.logout)
+        self.login_form = w.HBox([self.username, self.password, self.login_button])
+        self.change_form = w.HBox([self.new_password, self.new_password2, self.change_button])
+        self.session_bar = w.HBox([self.who, self.logout_button])
         h = lambda: w.HTML()  # noqa: E731
         self.views = _Views(*(h() for _ in range(9)))
         self.widget = self._layout()
+        self._pending_password: str | None = None  # a forced change needs the one-time password once more
+        if token:
+            self._open(token)
+        self._show_session()
         self.refresh()
+
+    # ---- session ------------------------------------------------------------------------------
+    def login(self, _=None) -> None:
+        """Check the password; on success keep the token in memory (a forced change comes first)."""
+        password, self.password.value = self.password.value, ""
+        try:
+            token, session = self.accounts.login(self.username.value, password, client="dashboard")
+        except (AccessError, ConfigError) as e:
+            self._say(str(e), "red")
+            return
+        if session.user.must_change_password:
+            self.accounts.logout(token)
+            self._pending_password = password
+            self._say("choose your own password now (at least "
+                      f"{self.accounts.policy.min_password_length} characters); the one-time one stops working", "orange")
+        else:
+            self._open(token)
+            self._say(f"logged in as {session.user.username}", "green")
+        self._show_session()
+        self.refresh()
+
+    def change_password(self, _=None) -> None:
+        """The forced change at first login: set the new password, then log in with it."""
+        new, again = self.new_password.value, self.new_password2.value
+        self.new_password.value = self.new_password2.value = ""
+        if self._pending_password is None:
+            self._say("log in first", "red")
+            return
+        if new != again:
+            self._say("the two new passwords differ", "red")
+            return
+        try:
+            user = self.accounts.user(self.username.value)
+            self.accounts.set_password(user.username, new, user, self._pending_password)
+            token, _session = self.accounts.login(user.username, new, client="dashboard")
+        except (AccessError, ConfigError) as e:
+            self._say(str(e), "red")
+            return
+        self._pending_password = None
+        self._open(token)
+        self._say(f"password changed; logged in as {self.user.username}", "green")
+        self._show_session()
+        self.refresh()
+
+    def logout(self, _=None) -> None:
+        if self._token:
+            self.accounts.logout(self._token)
+        self._token, self.user = None, None
+        self._say("logged out", "#555")
+        self._show_session()
+        self.refresh()
+
+    def _open(self, token: str) -> None:
+        from workbench.security.access import require_session
+
+        self.user = require_session(self.accounts, self.settings, token=token).user
+        self._token = token
+        opts = _broker_options(self.settings, self.user)
+        value = self.broker.value
+        self.broker.options = opts
+        self.broker.value = value if value in {v for _, v in opts} else "paper"
+
+    def _session_user(self) -> Any:
+        """The user behind the kept token, checked again (it may have expired or been revoked)."""
+        from workbench.security.access import require_session
+
+        if not self._token:
+            raise AccessError("log in first (the box at the top of the page)")
+        try:
+            self.user = require_session(self.accounts, self.settings, token=self._token).user
+        except AccessError:
+            self._token, self.user = None, None
+            self._show_session()
+            raise
+        return self.user
+
+    def _show_session(self) -> None:
+        logged_in = self.user is not None
+        self.login_form.layout.display = "none" if logged_in or self._pending_password else None
+        self.change_form.layout.display = None if self._pending_password and not logged_in else "none"
+        self.session_bar.layout.display = None if logged_in else "none"
+        if logged_in:
+            perms = ", ".join(sorted(self.user.permissions)) or "no permissions"
+            self.who.value = f"logged in as <b>{html.escape(self.user.username)}</b> ({html.escape(perms)})"
+        for b in (self.start_button, self.stop_button, self.emergency_button):
+            b.disabled = not logged_in
 
     # ---- layout -------------------------------------------------------------------------------
     def _layout(self) -> w.Widget:
@@ -148,6 +264,9 @@ class Dashboard:
             [
                 w.HTML(_CSS),
                 v.header,
+                self.login_form,
+                self.change_form,
+                self.session_bar,
                 controls,
                 buttons,
                 v.message,
@@ -165,9 +284,11 @@ class Dashboard:
         """Launch the live process; Phase 1 runs there and its results appear in the table."""
         from workbench.trading.runner import start_background
 
-        try:  # refused when the account already has a live run, or the interval is below the floor
+        try:  # refused when not logged in, the account already has a live run, or the interval is below the floor
+            self._session_user()
             self._process = start_background(
-                self.settings, broker=self.broker.value, model=self.model.value.strip() or "champion", interval_s=float(self.interval.value)
+                self.settings, broker=self.broker.value, model=self.model.value.strip() or "champion",
+                interval_s=float(self.interval.value), session=self._token,
             )
         except WorkbenchError as e:
             self._say(str(e), "red")
@@ -182,12 +303,12 @@ class Dashboard:
         self._stop(emergency=True)
 
     def _stop(self, emergency: bool) -> None:
-        """Send the command to the running run; a dead run is reported dead (nothing would obey)."""
+        """Send the command to the user's running run; a dead run is reported dead (nothing would obey)."""
         from workbench.trading.runner import stop_run
 
         try:
-            out = stop_run(self.settings, emergency=emergency)
-        except WorkbenchError as e:  # several runs are RUNNING: the message lists them
+            out = stop_run(self.settings, emergency=emergency, user=self._session_user())
+        except WorkbenchError as e:  # not logged in, or several runs are RUNNING: the message says which
             self._say(str(e), "red")
             return
         if out.sent and emergency:
@@ -207,14 +328,23 @@ class Dashboard:
         from workbench.trading.runner import status
 
         v = self.views
-        st = status(self.settings)
+        if self.user is None:
+            st: dict = {"run_id": None}
+        else:
+            try:
+                st = status(self.settings, user=self._session_user())
+            except AccessError as e:
+                self._say(str(e), "red")
+                st = {"run_id": None}
         run_id = st.get("run_id")
         env = broker_environment(self.settings, self.broker.value)
         mode = {"paper": _badge("PAPER TRADING", "#2e7d32"), "testnet": _badge(f"TESTNET · {self.broker.value}", "#ef6c00")}.get(
             env, _badge(f"LIVE · REAL MONEY · {self.broker.value}", "#c62828")
         )
         v.header.value = f"<h2 style='margin:4px 0'>workbench — AI trading {mode}</h2>{self._data_label()}"
-        if run_id is None:
+        if self.user is None:
+            v.status.value = "<i>Log in to see and start your runs (first run: the admin password printed by <code>workbench init</code>).</i>"
+        elif run_id is None:
             v.status.value = "<i>No live run yet. Press <b>Start AI Trading</b>.</i>"
         else:
             colour = {"RUNNING": "#1565c0", "STOPPED": "#555", "FAILED": "#c62828", "EMERGENCY_STOPPED": "#c62828"}.get(
@@ -240,7 +370,7 @@ class Dashboard:
             ["created_at", "cycle", "symbol", "side", "type", "quantity", "status", "filled_quantity", "average_price", "fee", "reason"],
         )
         v.positions.value = frame_to_html(
-            self.store.positions(st.get("account") or "paper"), "no open positions",
+            self.store.positions(st.get("account") or "paper") if run_id else None, "no open positions",
             ["symbol", "quantity", "average_price", "stop_loss", "take_profit", "realized_pnl"],
         )
         curve = self.store.equity_curve(run_id) if run_id else None

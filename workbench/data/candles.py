@@ -143,20 +143,22 @@ def validate_candles(df: pd.DataFrame, origin: str, *, rows: np.ndarray | None =
     try:
         out["ts"] = _to_utc(df["ts"].reset_index(drop=True), origin)
     except BadCandlesError as e:
+        if e.row is None:
+            raise
         raise bad(e.row - 1, e.reason) from None
     sym = df["symbol"].reset_index(drop=True)
     empty_sym = sym.isna() | (sym.astype("str").str.strip() == "")
     if empty_sym.any():
         raise bad(_first(empty_sym.to_numpy()), "missing symbol")
     out["symbol"] = sym.astype("str").str.strip()
-    for c in ("open", "high", "low", "close", "volume"):
-        raw = df[c].reset_index(drop=True)
+    for col in ("open", "high", "low", "close", "volume"):
+        raw = df[col].reset_index(drop=True)
         num = pd.to_numeric(raw, errors="coerce").astype("float64")
         unparsed = num.isna() & raw.notna()
         if unparsed.any():
             i = _first(unparsed.to_numpy())
-            raise bad(i, f"{c} is not a number: {raw.iloc[i]!r}")
-        out[c] = num
+            raise bad(i, f"{col} is not a number: {raw.iloc[i]!r}")
+        out[col] = num
 
     o, h, lo, c, v = (out[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
     checks: list[tuple[str, np.ndarray]] = [("missing timestamp", out["ts"].isna().to_numpy())]
@@ -226,10 +228,10 @@ def screen_candles(df: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, pd.Data
         ("unparseable or missing timestamp", out["ts"].isna().to_numpy()),
         ("missing symbol", (out["symbol"] == "").to_numpy()),
     ]
-    for c in ("open", "high", "low", "close", "volume"):
-        raw = df[c].reset_index(drop=True)
-        out[c] = pd.to_numeric(raw, errors="coerce").astype("float64")
-        reasons.append((f"{c} is not a number: {{}}", (out[c].isna() & raw.notna()).to_numpy()))
+    for col in ("open", "high", "low", "close", "volume"):
+        raw = df[col].reset_index(drop=True)
+        out[col] = pd.to_numeric(raw, errors="coerce").astype("float64")
+        reasons.append((f"{col} is not a number: {{}}", (out[col].isna() & raw.notna()).to_numpy()))
     o, h, lo, c, v = (out[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
     for name, arr in (("open", o), ("high", h), ("low", lo), ("close", c), ("volume", v)):
         reasons.append((f"NaN {name}", ~np.isfinite(arr)))

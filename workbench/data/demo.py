@@ -58,7 +58,7 @@ def _stored(lake: Lake, exchange: str, timeframe: str, wanted: tuple[str, ...]) 
     return tuple(s for s in wanted if s in have)
 
 
-def _synthetic_universe(settings, lake: Lake) -> DemoUniverse | None:
+def _synthetic_universe(settings: Settings, lake: Lake) -> DemoUniverse | None:
     demo = settings.demo
     stored = _stored(lake, "synthetic", demo.timeframe, demo.synthetic_symbols)
     if stored != tuple(demo.synthetic_symbols):
@@ -66,7 +66,7 @@ def _synthetic_universe(settings, lake: Lake) -> DemoUniverse | None:
     return DemoUniverse("synthetic", demo.timeframe, stored, True, "synthetic")
 
 
-def _ccxt_universe(settings, lake: Lake) -> DemoUniverse | None:
+def _ccxt_universe(settings: Settings, lake: Lake) -> DemoUniverse | None:
     demo = settings.demo
     stored = _stored(lake, demo.ccxt_exchange, demo.timeframe, demo.ccxt_symbols)
     if not stored:
@@ -74,7 +74,7 @@ def _ccxt_universe(settings, lake: Lake) -> DemoUniverse | None:
     return DemoUniverse(demo.ccxt_exchange, demo.timeframe, stored, False, f"ccxt:{demo.ccxt_exchange}")
 
 
-def demo_universe_in_lake(settings) -> DemoUniverse | None:
+def demo_universe_in_lake(settings: Settings) -> DemoUniverse | None:
     """The demo dataset already stored, if any (real candles preferred unless the setting says synthetic)."""
     lake = Lake(settings.lake_dir)
     choice = settings.demo.source
@@ -85,7 +85,7 @@ def demo_universe_in_lake(settings) -> DemoUniverse | None:
     return _synthetic_universe(settings, lake)
 
 
-def _make_synthetic(settings, lake: Lake, progress: bool) -> DemoUniverse:
+def _make_synthetic(settings: Settings, lake: Lake, progress: bool) -> DemoUniverse:
     existing = _synthetic_universe(settings, lake)
     if existing is not None:
         return existing
@@ -97,7 +97,7 @@ def _make_synthetic(settings, lake: Lake, progress: bool) -> DemoUniverse:
     return DemoUniverse("synthetic", demo.timeframe, tuple(demo.synthetic_symbols), True, "synthetic")
 
 
-def _pull_ccxt(settings, lake: Lake, source: OhlcvSource, progress: bool) -> DemoUniverse:
+def _pull_ccxt(settings: Settings, lake: Lake, source: OhlcvSource, progress: bool) -> DemoUniverse:
     demo = settings.demo
     backfill = pd.Timestamp.now(tz="UTC").floor("D") - demo.bars * timeframe_delta(demo.timeframe)
     report = pull(lake, source, list(demo.ccxt_symbols), demo.timeframe, progress=progress, backfill_from=backfill)
@@ -107,7 +107,7 @@ def _pull_ccxt(settings, lake: Lake, source: OhlcvSource, progress: bool) -> Dem
     return found
 
 
-def ensure_demo_data(settings, source: str | None = None, progress: bool = False, *, ccxt_source: OhlcvSource | None = None) -> DemoUniverse:
+def ensure_demo_data(settings: Settings, source: str | None = None, progress: bool = False, *, ccxt_source: OhlcvSource | None = None) -> DemoUniverse:
     """Make sure the lake holds the demo universe and say which one it is.
 
     ``source`` (default ``settings.demo.source``): ``synthetic``; ``ccxt`` (must succeed);
@@ -137,7 +137,7 @@ def ensure_demo_data(settings, source: str | None = None, progress: bool = False
     return _ccxt_universe(settings, lake) or _make_synthetic(settings, lake, progress)
 
 
-def load_demo_panel(settings, source: str | None = None) -> tuple[DemoUniverse, Panel]:
+def load_demo_panel(settings: Settings, source: str | None = None) -> tuple[DemoUniverse, Panel]:
     """The demo universe and its panel: the first lines of every research notebook."""
     universe = ensure_demo_data(settings, source=source)
     panel = Lake(settings.lake_dir).load_panel(universe.exchange, universe.timeframe, list(universe.symbols))

@@ -77,7 +77,7 @@ _Stored = dict[tuple[str, str, str], frozenset[str]]  # (exchange, timeframe, sy
 
 def _stored_sources(lake: Lake) -> _Stored:
     cat = lake.catalog()
-    return {(r.exchange, r.timeframe, r.symbol): frozenset(str(r.source).split(",")) for r in cat.itertuples()}
+    return {(str(r.exchange), str(r.timeframe), str(r.symbol)): frozenset(str(r.source).split(",")) for r in cat.itertuples()}
 
 
 def _check_stitch(lake: Lake, exchange: str, timeframe: str, symbol: str, vendor: str, have: frozenset[str],
@@ -172,7 +172,7 @@ def pull(
             start = last + step if last is not None else backfill_from
         try:
             since_ts = None if start is None else pd.Timestamp(start)
-            if chunked:
+            if isinstance(source, ChunkedSource):
                 # Page by page: an interrupted pull keeps what it stored; bad bars are quarantined.
                 added = bad = 0
                 try:
@@ -381,6 +381,7 @@ def source_from_spec(spec: str, settings: Settings, *, lenient: bool = False) ->
         return CsvSource(path, exchange, tz=EXCHANGE_TZ.get(exchange.upper(), "UTC"), lenient=lenient)
     from workbench.venues import VENUES, get_venue, venue_config
 
-    if kind in VENUES and get_venue(kind).data is not None:  # a venue's history: ccxt:<id>, kite[:EXCHANGE], alpaca[:EXCHANGE]
-        return get_venue(kind).data(settings, venue_config(settings, kind), instance=rest.strip() or None)
+    make_source = get_venue(kind).data if kind in VENUES else None
+    if make_source is not None:  # a venue's history: ccxt:<id>, kite[:EXCHANGE], alpaca[:EXCHANGE]
+        return make_source(settings, venue_config(settings, kind), instance=rest.strip() or None)
     raise ConfigError(f"unknown data source {spec!r}: use ccxt:<exchange id>, kite[:EXCHANGE], alpaca[:EXCHANGE], csv:<path>[@EXCHANGE] or synthetic")

@@ -75,7 +75,7 @@ def wide_frames(long: pd.DataFrame, fields, columns: list[str], column_of: str =
     """
     ts_codes, ts_values = pd.factorize(long["ts"], sort=True)
     col_index = pd.Index(columns)
-    col_codes = col_index.get_indexer(long[column_of])
+    col_codes = col_index.get_indexer(pd.Index(long[column_of]))
     index = pd.DatetimeIndex(ts_values, name="ts")
     if index.tz is None:
         index = index.tz_localize("UTC")
@@ -95,7 +95,7 @@ def _place(tables, fields, columns: list[str]) -> dict[str, pd.DataFrame]:
 
     Each field is filled as a (column × ts) array, which the symbol-sorted rows fill nearly in
     memory order, and handed to pandas transposed: that is pandas' own block layout, so no copy."""
-    ts_parts, col_parts = zip(*(lf.codes(t, columns, prefix) for t, prefix in tables))
+    ts_parts, col_parts = zip(*(lf.codes(t, columns, prefix) for t, prefix in tables), strict=True)
     ts_all, cols_all = np.concatenate(ts_parts), np.concatenate(col_parts)
     keep = cols_all >= 0
     everything = bool(keep.all())
@@ -399,7 +399,7 @@ class Lake:
         from workbench.instruments import split_key
 
         if isinstance(instruments, pd.DataFrame):
-            pairs = list(zip(instruments["exchange"].astype(str), instruments["symbol"].astype(str)))
+            pairs = list(zip(instruments["exchange"].astype(str), instruments["symbol"].astype(str), strict=True))
         else:
             pairs = [split_key(k) for k in instruments]
         pairs = list(dict.fromkeys(pairs))

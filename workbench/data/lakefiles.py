@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -78,27 +79,27 @@ def locked(directory: Path, exclusive: bool) -> Iterator[None]:
 
 
 def _flock(fh, exclusive: bool) -> None:
-    try:
-        import fcntl
-
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-    except ImportError:  # Windows: one lock for readers and writers alike
+    if sys.platform == "win32":  # Windows: one lock for readers and writers alike
         import msvcrt
 
         fh.seek(0)
         msvcrt.locking(fh.fileno(), msvcrt.LK_LOCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
 
 
 def _unflock(fh) -> None:
-    try:
-        import fcntl
-
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-    except ImportError:
+    if sys.platform == "win32":
         import msvcrt
 
         fh.seek(0)
         msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 # ---- which files hold the dataset --------------------------------------------------------------
@@ -233,5 +234,5 @@ def codes(table: pa.Table, columns: Sequence[str], prefix: str = "") -> tuple[np
     ts = table["ts"].combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False)
     sym = table.select(["symbol"]).unify_dictionaries()["symbol"].combine_chunks()
     names = [prefix + s for s in sym.dictionary.to_pylist()]
-    where = pd.Index(list(columns)).get_indexer(names)
+    where = pd.Index(list(columns)).get_indexer(pd.Index(names))
     return ts, where[sym.indices.to_numpy(zero_copy_only=False)]

@@ -47,20 +47,20 @@ class Panel:
             raise KeyError(f"unknown panel field {name!r}; one of {FIELDS}")
         return getattr(self, name)
 
-    def _map(self, fn) -> "Panel":
+    def _map(self, fn) -> Panel:
         return Panel(**{f: fn(getattr(self, f)) for f in FIELDS}, exchange=self.exchange, timeframe=self.timeframe)
 
-    def upto(self, ts) -> "Panel":
+    def upto(self, ts) -> Panel:
         """Bars with timestamp ≤ ts: what was known at ts."""
         return self._map(lambda f: f.loc[:ts])
 
-    def tail(self, n: int) -> "Panel":
+    def tail(self, n: int) -> Panel:
         return self._map(lambda f: f.iloc[-n:])
 
-    def iloc(self, rows: slice) -> "Panel":
+    def iloc(self, rows: slice) -> Panel:
         return self._map(lambda f: f.iloc[rows])
 
-    def select(self, symbols: list[str]) -> "Panel":
+    def select(self, symbols: list[str]) -> Panel:
         return self._map(lambda f: f[list(symbols)])
 
     def to_long(self) -> pd.DataFrame:
@@ -71,15 +71,17 @@ class Panel:
         return out.dropna(subset=["close"]).reset_index()
 
     @classmethod
-    def from_long(cls, candles: pd.DataFrame, exchange: str, timeframe: str) -> "Panel":
+    def from_long(cls, candles: pd.DataFrame, exchange: str, timeframe: str) -> Panel:
         """From long candles with columns ts, symbol, open, high, low, close, volume."""
         wide = candles.pivot_table(index="ts", columns="symbol", values=list(FIELDS), aggfunc="last", dropna=False)
         wide = wide.sort_index()
         symbols = sorted(candles["symbol"].unique())
-        fields = {}
+        fields: dict[str, pd.DataFrame] = {}
+        present = set(wide.columns.get_level_values(0))
         for f in FIELDS:
-            frame = wide[f].reindex(columns=symbols) if f in wide.columns.get_level_values(0) else None
-            if frame is None:
+            if f in present:  # a top-level key of the (field, symbol) columns: a frame
+                frame = pd.DataFrame(wide[f]).reindex(columns=symbols)
+            else:
                 frame = pd.DataFrame(index=wide.index, columns=symbols, dtype=float)
             frame = frame.astype(float)
             frame.columns.name = "symbol"

@@ -51,18 +51,18 @@ def batches(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
 
 
 def _route(keys: Sequence[str], sources: Sequence[QuoteSource]) -> tuple[dict[int, list[str]], list[str]]:
-    owner = {}
+    owner: dict[str, int] = {}
     for i, src in enumerate(sources):
         for ex in src.exchanges:
             owner.setdefault(ex, i)
     routed: dict[int, list[str]] = {}
-    orphans = []
+    orphans: list[str] = []
     for k in keys:
-        i = owner.get(split_key(k)[0])
-        if i is None:
+        at = owner.get(split_key(k)[0])
+        if at is None:
             orphans.append(k)
         else:
-            routed.setdefault(i, []).append(k)
+            routed.setdefault(at, []).append(k)
     return routed, orphans
 
 
@@ -79,7 +79,7 @@ def fetch_quotes(
     of the call), so the whole call takes about the slowest *allowed* timeout, never longer.
     """
     if isinstance(instruments, pd.DataFrame):
-        keys = list(instruments["key"]) if "key" in instruments else [f"{e}:{s}" for e, s in zip(instruments["exchange"], instruments["symbol"])]
+        keys = list(instruments["key"]) if "key" in instruments else [f"{e}:{s}" for e, s in zip(instruments["exchange"], instruments["symbol"], strict=True)]
     else:
         keys = list(instruments)
     keys = list(dict.fromkeys(keys))
@@ -97,9 +97,9 @@ def fetch_quotes(
             try:
                 df = fut.result(timeout=remaining)
                 frames.append(df.assign(source=src.name))
-                got = set(df["key"])
+                answered = set(df["key"])
                 for k in routed[i]:
-                    if k not in got:
+                    if k not in answered:
                         errors[k] = f"{src.name} returned no quote"
                     names[k] = src.name
             except cf.TimeoutError:

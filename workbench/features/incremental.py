@@ -17,7 +17,7 @@ An instrument without a bar this cycle passes NaN: its state is untouched and it
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -49,7 +49,7 @@ class IncrementalFeatures:
         self._atr = np.full(len(self.symbols), np.nan)
 
     @classmethod
-    def from_history(cls, panel: Panel, feature_set: str = "v1", atr_window: int | None = 14) -> "IncrementalFeatures":
+    def from_history(cls, panel: Panel, feature_set: str = "v1", atr_window: int | None = 14) -> IncrementalFeatures:
         """Run the feature set over ``panel`` and keep its state (the full history, not a window:
         recursive filters then match the batch features exactly)."""
         inc = cls(feature_set, tuple(panel.symbols), panel.exchange, panel.timeframe, atr_window)
@@ -82,7 +82,7 @@ class IncrementalFeatures:
         """ATR(``atr_window``) in price units at the newest bar: the unit of stops and targets."""
         return pd.Series(self._atr, index=pd.Index(self.symbols, name="symbol"), name="atr")
 
-    def copy(self) -> "IncrementalFeatures":
+    def copy(self) -> IncrementalFeatures:
         """An independent copy (e.g. to try a bar without committing it)."""
         import copy
 

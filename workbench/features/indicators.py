@@ -27,7 +27,7 @@ Conventions (all indicators):
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -442,6 +442,8 @@ def vwap(high, low, close, volume, n: int | None = 20, sessions=None):
     if sessions is not None:
         codes = pd.factorize(pd.Index(sessions))[0].astype(np.int64)
         return _stream(lambda st, h, l, c, v: s_session_vwap(st, h, l, c, v, codes), high, low, close, volume)  # noqa: E741
+    if n is None:
+        raise ValueError("vwap needs a window n, or sessions to anchor at")
     n = _check_window(n)
     return _stream(lambda st, h, l, c, v: s_rolling_vwap(st, h, l, c, v, n), high, low, close, volume)  # noqa: E741
 

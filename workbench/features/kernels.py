@@ -13,8 +13,8 @@ kernels mutate them in place and write into a preallocated ``out``.
 
 from __future__ import annotations
 
-import numpy as np
 import numba
+import numpy as np
 from numba import njit, prange
 
 __all__ = [

@@ -11,8 +11,8 @@ any price level, and *causal*: the row for bar t uses bars ≤ t only (tested by
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -201,7 +201,7 @@ def stack_wide(panel: Panel, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
     everything = bool(valid.all())
     rows, cols = np.nonzero(valid)  # row-major: sorted by ts, then symbol
     # Codes on the panel's own (unique) axes: no re-factorising millions of labels.
-    index = pd.MultiIndex(levels=[panel.index, panel.close.columns], codes=[rows, cols], names=["ts", "symbol"],
+    index = pd.MultiIndex(levels=[panel.index, panel.close.columns], codes=[rows, cols], names=["ts", "symbol"],  # type: ignore[list-item]  # pandas-stubs: levels take an Index, codes an ndarray (pandas does)
                           verify_integrity=False).remove_unused_levels()
     # One (feature × row) block, filled feature by feature and handed to pandas transposed: that is
     # its own block layout, so the frame is built without a second copy or a consolidation.

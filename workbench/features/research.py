@@ -7,6 +7,9 @@ DataFrames (for numbers and tests); ``plot_*`` turn them into matplotlib figures
 
 from __future__ import annotations
 
+import itertools
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 
@@ -51,14 +54,14 @@ def ic_by_period(features: pd.DataFrame, fwd: pd.Series, freq: str | None = "ME"
     (needs many instruments). Periods with fewer than ``min_obs`` pairs are NaN.
     """
     joined = features.join(fwd.rename("__fwd__"), how="inner")
-    ts = joined.index.get_level_values("ts")
+    ts = pd.DatetimeIndex(joined.index.get_level_values("ts"))
     key = ts if freq is None else ts.tz_convert(None).to_period(freq.rstrip("E") if freq.endswith("E") else freq).start_time
     X = joined[list(features.columns)].to_numpy(dtype=float)
     y = joined["__fwd__"].to_numpy(dtype=float)
     codes, uniques = pd.factorize(pd.Index(key), sort=True)
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
-    rows = [_spearman(X[order[a:b]], y[order[a:b]], min_obs) for a, b in zip(bounds[:-1], bounds[1:])]
+    rows = [_spearman(X[order[a:b]], y[order[a:b]], min_obs) for a, b in itertools.pairwise(bounds)]
     out = pd.DataFrame(rows, index=pd.Index(uniques, name="period"), columns=features.columns)
     return out
 
@@ -92,7 +95,7 @@ def feature_turnover(features: pd.DataFrame, lag: int = 1) -> pd.Series:
     return pd.Series(out, name="turnover")
 
 
-def feature_correlation(features: pd.DataFrame, method: str = "spearman") -> pd.DataFrame:
+def feature_correlation(features: pd.DataFrame, method: Literal["pearson", "kendall", "spearman"] = "spearman") -> pd.DataFrame:
     """Feature × feature correlation over complete rows (redundant features show up as |ρ| near 1)."""
     return features.dropna(axis=1, how="all").dropna().corr(method=method)
 

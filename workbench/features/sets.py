@@ -53,7 +53,7 @@ class Bars:
     timeframe: str
 
     @classmethod
-    def from_panel(cls, panel: Panel) -> "Bars":
+    def from_panel(cls, panel: Panel) -> Bars:
         arr = {f: np.ascontiguousarray(getattr(panel, f).to_numpy(dtype=float)) for f in ("open", "high", "low", "close", "volume")}
         return cls(**arr, index=panel.index, symbols=tuple(panel.symbols), exchange=panel.exchange, timeframe=panel.timeframe)
 

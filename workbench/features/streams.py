@@ -39,7 +39,7 @@ class StreamState:
         self._i = 0
         self.extra: dict = {}  # builder-specific state that is not an array slot (e.g. a calendar clock)
 
-    def begin(self) -> "StreamState":
+    def begin(self) -> StreamState:
         self._i = 0
         return self
 
@@ -54,7 +54,7 @@ class StreamState:
         self._i += 1
         return arrays
 
-    def copy(self) -> "StreamState":
+    def copy(self) -> StreamState:
         return copy.deepcopy(self)
 
     def _f(self, *shape) -> np.ndarray:

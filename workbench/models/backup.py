@@ -33,7 +33,7 @@ class RuleModel:
             raise ValueError("the rule reads the v1 features ret_20 and vol_20: window must be 20")
         self.feature_names: tuple[str, ...] = ("ret_20", "vol_20")
 
-    def fit(self, X: pd.DataFrame, y: pd.Series | None = None) -> "RuleModel":
+    def fit(self, X: pd.DataFrame, y: pd.Series | None = None) -> RuleModel:
         """Nothing to learn; checks the features are there so a misconfigured rule fails early."""
         check_predict_input(self, X, True)
         return self

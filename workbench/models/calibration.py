@@ -7,8 +7,6 @@ pyfunc, the backtest and the live loop all return the same calibrated number.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import pandas as pd
 
@@ -20,7 +18,7 @@ CALIBRATION_METHODS = ("platt", "isotonic", "none")
 class Calibrator:
     """Maps raw scores in [0, 1] to calibrated probabilities: Platt (logistic on the logit) or isotonic."""
 
-    def __init__(self, method: Literal["platt", "isotonic", "none"] = "platt"):
+    def __init__(self, method: str = "platt"):  # a user's choice (CLI, settings): checked here
         if method not in CALIBRATION_METHODS:
             raise ValueError(f"unknown calibration {method!r}; use one of {CALIBRATION_METHODS}")
         self.method = method
@@ -31,7 +29,7 @@ class Calibrator:
         p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
         return np.log(p / (1 - p)).reshape(-1, 1)
 
-    def fit(self, raw: np.ndarray, y: np.ndarray) -> "Calibrator":
+    def fit(self, raw: np.ndarray, y: np.ndarray) -> Calibrator:
         y = np.asarray(y, dtype=int)
         if self.method == "none" or np.unique(y).size < 2:
             self._fn = None
@@ -69,7 +67,7 @@ class CalibratedModel:
         self.lookback: int = int(getattr(base, "lookback", 1))
         self.params: dict = dict(getattr(base, "params", {}))
 
-    def fit(self, X: pd.DataFrame, y: pd.Series) -> "CalibratedModel":
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> CalibratedModel:
         raise TypeError("CalibratedModel is built by training.fit_calibrated, not fitted directly")
 
     def raw_proba(self, X: pd.DataFrame) -> np.ndarray:

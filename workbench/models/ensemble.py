@@ -31,13 +31,13 @@ class EnsembleModel:
         self.lookback = max(int(getattr(m, "lookback", 1)) for m in members)
         self.params = {"members": ",".join(m.kind for m in members)}
 
-    def fit(self, X: pd.DataFrame, y: pd.Series) -> "EnsembleModel":
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> EnsembleModel:
         raise TypeError("EnsembleModel is assembled from fitted members (training.ensemble_of), not fitted")
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         if len(X) == 0:
             return np.empty(0)
-        return np.sum([w * m.predict_proba(X) for w, m in zip(self.weights, self.members)], axis=0)
+        return np.sum([w * m.predict_proba(X) for w, m in zip(self.weights, self.members, strict=True)], axis=0)
 
     def feature_importance(self) -> pd.Series | None:
         parts = [m.feature_importance() for m in self.members if callable(getattr(m, "feature_importance", None))]

@@ -170,7 +170,7 @@ def ic_summary(ic: pd.Series, horizon: int = 1) -> dict[str, float]:
             "ic_ir": float(x.mean() / sd) if sd > 0 else float("nan"), "n_dates": float(len(x))}
 
 
-def _buckets(score: np.ndarray, ts: np.ndarray, q: int) -> np.ndarray:
+def _buckets(score: np.ndarray, ts: np.ndarray | pd.DatetimeIndex, q: int) -> np.ndarray:
     """Quantile bucket 1..q of each row's score within its date (0 where the score is NaN)."""
     s = pd.Series(np.asarray(score, dtype=float))
     pct = s.groupby(pd.DatetimeIndex(ts)).rank(pct=True, method="first").to_numpy()
@@ -185,8 +185,8 @@ def quantile_returns(score: np.ndarray, forward_return: np.ndarray, ts: np.ndarr
     s = np.asarray(score, dtype=float)
     r = np.asarray(forward_return, dtype=float)
     ok = np.isfinite(s) & np.isfinite(r)
-    ts = pd.DatetimeIndex(np.asarray(ts)[ok])
-    frame = pd.DataFrame({"ts": ts, "b": _buckets(s[ok], ts, q), "r": r[ok], "s": s[ok]})
+    days = pd.DatetimeIndex(np.asarray(ts)[ok])
+    frame = pd.DataFrame({"ts": days, "b": _buckets(s[ok], days, q), "r": r[ok], "s": s[ok]})
     table = frame.pivot_table(index="ts", columns="b", values="r", aggfunc="mean")
     flat = frame.groupby("ts")["s"].agg(["min", "max"])
     table.loc[flat.index[(flat["max"] - flat["min"]).to_numpy() <= 0]] = np.nan
@@ -203,12 +203,12 @@ def turnover(score: np.ndarray, ts: np.ndarray, symbols: np.ndarray, q: int = 5)
     """Mean share of the top and bottom quantile legs replaced from one date to the next."""
     s = np.asarray(score, dtype=float)
     ok = np.isfinite(s)
-    ts = pd.DatetimeIndex(np.asarray(ts)[ok])
-    b = _buckets(s[ok], ts, q)
+    days = pd.DatetimeIndex(np.asarray(ts)[ok])
+    b = _buckets(s[ok], days, q)
     sym = np.asarray(symbols)[ok]
     shares = []
     for leg in (q, 1):
-        m = pd.DataFrame({"ts": ts, "sym": sym, "in": b == leg}).pivot_table(
+        m = pd.DataFrame({"ts": days, "sym": sym, "in": b == leg}).pivot_table(
             index="ts", columns="sym", values="in", aggfunc="max", fill_value=False).to_numpy(dtype=bool)
         if len(m) < 2:
             continue

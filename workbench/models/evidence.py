@@ -109,7 +109,7 @@ def quantile_figure(result, q: int = 5):
     width = 0.8 / max(len(quant), 1)
     x = np.arange(q)
     for i, (fold, row) in enumerate(quant.iterrows()):
-        ax.bar(x + i * width, row.to_numpy() * 1e4, width, label=f"fold {fold} (L−S {table.loc[fold, 'top − bottom'] * 1e4:+.1f} bp)")
+        ax.bar(x + i * width, row.to_numpy() * 1e4, width, label=f"fold {fold} (L−S {table['top − bottom'].iloc[i] * 1e4:+.1f} bp)")
     ax.set_xticks(x + width * (len(quant) - 1) / 2, [f"Q{k}" for k in range(1, q + 1)])
     ax.axhline(0, color="black", lw=0.8)
     ax.set(title=f"{result.kind}: mean {result.horizon}-bar forward return by score quantile", ylabel="bp")

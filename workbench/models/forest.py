@@ -6,6 +6,8 @@ views of noisy daily rows; 150 trees on two cores train in a second or two on ~1
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -30,9 +32,9 @@ class RandomForestModel:
         self.params = {**DEFAULT_PARAMS, **(params or {})}
         self.seed = seed
         self.feature_names: tuple[str, ...] = ()
-        self._clf = None
+        self._clf: Any = None  # a fitted RandomForestClassifier (sklearn is untyped)
 
-    def fit(self, X: pd.DataFrame, y: pd.Series) -> "RandomForestModel":
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> RandomForestModel:
         from sklearn.ensemble import RandomForestClassifier
 
         y_arr = check_xy(X, y)

@@ -21,17 +21,13 @@ import numpy as np
 import pandas as pd
 
 from workbench.data.panel import Panel
-from workbench.errors import ModelError
+from workbench.errors import LeakError
 
 __all__ = ["LeakReport", "LeakError", "truncation_check", "next_bar_ic", "leak_check", "IC_LIMIT"]
 
 log = logging.getLogger(__name__)
 
 IC_LIMIT = 0.10  # |mean next-bar IC| above this is not a daily feature, it is the label leaking in
-
-
-class LeakError(ModelError):
-    """A feature of the training matrix reads the future: fix the feature before training on it."""
 
 
 @dataclass(frozen=True)
@@ -64,17 +60,21 @@ def truncation_check(panel: Panel, X: pd.DataFrame, build: Callable[[Panel], pd.
     picks = stamps[np.unique(np.linspace(len(stamps) * 0.3, len(stamps) - 2, cuts).astype(int))]
     worst: dict[str, float] = {}
     for ts in picks:
-        pos = int(panel.index.get_loc(ts))
+        loc = panel.index.get_loc(ts)
+        assert isinstance(loc, (int, np.integer))  # the panel's index is unique
+        pos = int(loc)
         short = build(panel.iloc(slice(0, pos + 1)))
         full = X.xs(ts, level="ts", drop_level=True)
-        cut = short.xs(ts, level="ts", drop_level=True).reindex(index=full.index, columns=full.columns)
+        rows = short.xs(ts, level="ts", drop_level=True)
+        assert isinstance(full, pd.DataFrame) and isinstance(rows, pd.DataFrame)  # a level of a frame's index
+        cut = rows.reindex(index=full.index, columns=full.columns)
         a, b = full.to_numpy(dtype=float), cut.to_numpy(dtype=float)
         fin_a, fin_b = np.isfinite(a), np.isfinite(b)
         with np.errstate(invalid="ignore"):
             diff = np.where(fin_a & fin_b, np.abs(a - b), 0.0)
         bad = (fin_a != fin_b) | (diff > atol + rtol * np.abs(np.nan_to_num(a)))
         for j in np.nonzero(bad.any(axis=0))[0]:
-            name = str(full.columns[j])
+            name = str(full.columns[int(j)])
             d = float(np.nanmax(np.where(bad[:, j], np.where(fin_a[:, j] & fin_b[:, j], diff[:, j], np.inf), 0)))
             worst[name] = max(worst.get(name, 0.0), d)
     return worst
@@ -108,7 +108,7 @@ def leak_check(panel: Panel, X: pd.DataFrame, build: Callable[[Panel], pd.DataFr
     """Both checks on a training matrix ``X`` built from ``panel`` (``build`` rebuilds it; None skips truncation)."""
     trunc = truncation_check(panel, X, build, cuts) if build is not None else {}
     ic = next_bar_ic(panel, X)
-    flagged = {k: float(v) for k, v in ic.items() if np.isfinite(v) and abs(v) > ic_limit}
+    flagged = {str(k): float(v) for k, v in ic.items() if np.isfinite(v) and abs(v) > ic_limit}
     return LeakReport(trunc, flagged, ic)
 
 

@@ -6,6 +6,8 @@ rows, where shallow trees with a large leaf minimum overfit least and train in a
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -35,9 +37,9 @@ class LightGBMModel:
         self.params = {**DEFAULT_PARAMS, **(params or {})}
         self.seed = seed
         self.feature_names: tuple[str, ...] = ()
-        self._clf = None
+        self._clf: Any = None  # a fitted LGBMClassifier (lightgbm is untyped)
 
-    def fit(self, X: pd.DataFrame, y: pd.Series) -> "LightGBMModel":
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> LightGBMModel:
         from lightgbm import LGBMClassifier
 
         y_arr = check_xy(X, y)
@@ -76,12 +78,12 @@ class LightGBMRanker(LightGBMModel):
 
     kind = "lgbm_rank"
 
-    def fit(self, X: pd.DataFrame, y: pd.Series) -> "LightGBMRanker":
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> LightGBMRanker:
         from lightgbm import LGBMRanker
 
         y_arr = check_xy(X, y)
         self.feature_names = tuple(map(str, X.columns))
-        ts = X.index.get_level_values("ts")
+        ts = pd.DatetimeIndex(X.index.get_level_values("ts"))
         order = np.argsort(ts.asi8, kind="stable")  # LightGBM wants each group's rows together
         _, sizes = np.unique(ts.asi8[order], return_counts=True)
         params = {k: v for k, v in self.params.items() if k not in ("subsample", "subsample_freq")}

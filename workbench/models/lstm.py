@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -74,14 +75,15 @@ class LSTMModel:
         self.mean_: np.ndarray | None = None
         self.std_: np.ndarray | None = None
         self.epochs_run_: int = 0
-        self._net = None
+        self._net: Any = None  # a keras.Model once fitted (keras is untyped)
 
     def _windows(self, X: pd.DataFrame) -> np.ndarray:
         values = X[list(self.feature_names)].to_numpy(dtype=float)
         values = np.clip((values - self.mean_) / self.std_, -6.0, 6.0)
-        return sequence_windows(values, X.index.get_level_values("symbol"), X.index.get_level_values("ts").asi8, self.lookback)
+        ts = pd.DatetimeIndex(X.index.get_level_values("ts")).asi8
+        return sequence_windows(values, X.index.get_level_values("symbol").to_numpy(), ts, self.lookback)
 
-    def fit(self, X: pd.DataFrame, y: pd.Series) -> "LSTMModel":
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> LSTMModel:
         y_arr = check_xy(X, y)
         keras = _keras()
         keras.utils.set_random_seed(self.seed)
@@ -91,7 +93,7 @@ class LSTMModel:
         std = values.std(axis=0)
         self.std_ = np.where(std > 0, std, 1.0)
         W = self._windows(X)
-        order = np.argsort(X.index.get_level_values("ts").asi8, kind="stable")  # validation = latest rows
+        order = np.argsort(pd.DatetimeIndex(X.index.get_level_values("ts")).asi8, kind="stable")  # validation = latest rows
         W, yy = W[order], y_arr[order].astype(np.float32)
         p = self.params
         net = keras.Sequential([

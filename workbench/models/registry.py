@@ -24,12 +24,17 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pandas as pd
 
 from workbench.errors import ModelError, NoModelError
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+    from workbench.models.base import Model
 
 __all__ = ["ModelRef", "LoadedModel", "Registry", "WorkbenchPyfunc", "CHAMPION", "CHALLENGER", "reliability_figure",
            "OosPredictions"]
@@ -70,6 +75,15 @@ class OosPredictions:
         return out.reset_index()
 
 
+def _coverage_params(cov) -> dict[str, str]:
+    """Run params: symbols tested per fold ("0: 7/7, 1: 1/7"), those never tested, and the warnings."""
+    if cov is None:
+        return {}
+    return {"coverage.symbols_tested_per_fold": cov.per_fold_text(),
+            "coverage.never_tested": ",".join(cov.never_tested) or "-",
+            "coverage.warnings": " | ".join(cov.warnings) or "-"}
+
+
 class LoadedModel:
     """A registered model ready to predict, with the metadata serving needs."""
 
@@ -85,6 +99,8 @@ class LoadedModel:
         self.split: dict = meta["split"]
         self.metrics: dict = meta.get("metrics", {})
         self.label: str = meta.get("label", "sign")  # what P(·) is the probability of (features.labels.LABELS)
+        # Universe coverage of the folds (models.coverage.Coverage.to_dict); {} for models registered before it.
+        self.coverage: dict = meta.get("coverage") or {}
         self.strength_reference = strength_reference
 
     def predict_proba(self, features_long: pd.DataFrame) -> np.ndarray:
@@ -110,7 +126,7 @@ class LoadedModel:
         return f"LoadedModel({self.ref}, kind={self.kind}, feature_set={self.feature_set}, horizon={self.horizon})"
 
 
-def _read_bundle(directory: Path) -> tuple[object, dict, np.ndarray]:
+def _read_bundle(directory: Path) -> tuple[Model, dict, np.ndarray]:
     with open(directory / _MODEL_FILE, "rb") as fh:
         model = pickle.load(fh)
     meta = json.loads((directory / _META_FILE).read_text())
@@ -188,7 +204,7 @@ def _clean_metrics(metrics: dict) -> dict[str, float]:
 class Registry:
     """Log, register, promote and load models in the workbench's MLflow store."""
 
-    def __init__(self, settings):
+    def __init__(self, settings: Settings):
         from mlflow import MlflowClient
 
         self.settings = settings
@@ -233,6 +249,7 @@ class Registry:
                 validation=getattr(result, "validation", "holdout"),
                 **{f"split.{k}": v for k, v in result.split.items()},
                 **{f"lineage.{k}": v for k, v in (getattr(result, "lineage", None) or {}).items()},
+                **_coverage_params(getattr(result, "coverage", None)),
             )
             now = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
             self.client.log_batch(
@@ -275,6 +292,10 @@ class Registry:
             imp = getattr(result, "importance", None)
             if isinstance(imp, pd.Series) and not imp.empty:
                 imp.rename("importance").to_csv(out / "importance.csv", index_label="feature")
+            cov = getattr(result, "coverage", None)
+            if cov is not None:
+                cov.folds.to_csv(out / "coverage_folds.csv", index=False)
+                cov.symbols.to_csv(out / "coverage_symbols.csv")
             per_fold = getattr(result, "fold_reliability", None)
             if isinstance(per_fold, pd.DataFrame) and not per_fold.empty:
                 per_fold.to_csv(out / "fold_reliability.csv", index=False)
@@ -330,6 +351,7 @@ class Registry:
             "validation": getattr(result, "validation", "holdout"),
             "lineage": getattr(result, "lineage", None) or {},
             "lookback": int(getattr(result.model, "lookback", 1)),
+            "coverage": cov.to_dict() if (cov := getattr(result, "coverage", None)) is not None else {},
         }
         (bundle / _META_FILE).write_text(json.dumps(meta, indent=1))
         np.save(bundle / _STRENGTH_FILE, np.asarray(result.strength_reference, dtype=float))
@@ -337,7 +359,6 @@ class Registry:
         # referenced by module path, so the CloudPickle warning does not apply: silence it here only.
         import lightgbm
         import sklearn
-
         from mlflow.models import infer_signature
 
         reqs = [f"pandas=={pd.__version__}", f"numpy=={np.__version__}", f"lightgbm=={lightgbm.__version__}",
@@ -522,8 +543,9 @@ class Registry:
                 aliases.setdefault(str(version), []).append(alias)
         rows = []
         for mv in versions:
-            run = self.client.get_run(mv.run_id)
-            m, p = run.data.metrics, run.data.params
+            # a version registered from outside the workbench may have no run: listed, without metrics
+            run = self.client.get_run(mv.run_id) if mv.run_id else None
+            m, p = (run.data.metrics, run.data.params) if run is not None else ({}, {})
             rows.append({
                 "version": int(mv.version),
                 "aliases": ", ".join(sorted(aliases.get(str(mv.version), []))),

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,9 @@ import pandas as pd
 from workbench.data.panel import Panel
 from workbench.errors import ConfigError, NoModelError
 from workbench.notebook import bundled
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
 
 __all__ = [
     "RetrainDecision", "RetrainOutcome", "NOTEBOOK_NAME", "prepare_universe", "evaluate_on_window",
@@ -73,15 +77,15 @@ class RetrainOutcome:
         return self.status in ("promoted", "refused")
 
 
-def retrain_dir(settings) -> Path:
+def retrain_dir(settings: Settings) -> Path:
     return Path(settings.data_dir) / "retrain"
 
 
-def lock_path(settings) -> Path:
+def lock_path(settings: Settings) -> Path:
     return retrain_dir(settings) / "retrain.lock"
 
 
-def prepare_universe(settings, exchange: str = "", timeframe: str = "", symbols: list[str] | None = None,
+def prepare_universe(settings: Settings, exchange: str = "", timeframe: str = "", symbols: list[str] | None = None,
                      source: str = "", start=None, end=None) -> tuple[Panel, dict, str]:
     """(panel, lineage, note): pull new bars from ``source`` if given, then read the universe from the lake.
 
@@ -107,10 +111,10 @@ def prepare_universe(settings, exchange: str = "", timeframe: str = "", symbols:
     if not exchange:
         from workbench.data.demo import ensure_demo_data
 
-        uni = ensure_demo_data(settings)
-        exchange, timeframe = uni.exchange, uni.timeframe
-        symbols = list(symbols or uni.symbols)
-        note = uni.label
+        demo = ensure_demo_data(settings)
+        exchange, timeframe = demo.exchange, demo.timeframe
+        symbols = list(symbols or demo.symbols)
+        note = demo.label
     timeframe = timeframe or settings.demo.timeframe
     if source:
         src = source_from_spec(source, settings)
@@ -151,7 +155,7 @@ def _first_honest_ts(panel: Panel, train_end: str, horizon: int) -> pd.Timestamp
 
 
 def retrain_and_decide(
-    settings,
+    settings: Settings,
     panel: Panel,
     kinds: list[str] | tuple[str, ...] | None = None,
     n_folds: int | None = None,
@@ -189,7 +193,7 @@ def retrain_and_decide(
     ref = registry.register(best, alias=CHALLENGER)
     start = pd.Timestamp(best.split["test_start"])
     end = panel.index[-1]
-    table: dict[str, float] = {}
+    table: dict[str, float | None] = {}
     if champion is None:
         registry.promote(ref.version, CHAMPION)
         reason = f"no champion was registered: challenger v{ref.version} ({best.kind}) becomes champion"
@@ -230,14 +234,14 @@ def write_decision(decision: RetrainDecision, path: str | Path | None) -> None:
         Path(path).write_text(json.dumps(asdict(decision), default=str, indent=1))
 
 
-def _append_history(settings, outcome: RetrainOutcome) -> None:
+def _append_history(settings: Settings, outcome: RetrainOutcome) -> None:
     d = retrain_dir(settings)
     d.mkdir(parents=True, exist_ok=True)
     with open(d / "history.jsonl", "a") as fh:
         fh.write(json.dumps(asdict(outcome), default=str) + "\n")
 
 
-def history(settings) -> pd.DataFrame:
+def history(settings: Settings) -> pd.DataFrame:
     """Every retrain run so far (status, reason, notebook), oldest first."""
     path = retrain_dir(settings) / "history.jsonl"
     if not path.exists():
@@ -253,7 +257,7 @@ def _error_text(e: BaseException) -> str:
 
 
 def run_retrain(
-    settings,
+    settings: Settings,
     parameters: dict[str, Any] | None = None,
     output_dir: str | Path | None = None,
     *,
@@ -334,7 +338,7 @@ def cron_trigger(expr: str):
         raise ConfigError(f"cron expression {expr!r} is not valid ({e}); use five fields, e.g. '0 6 * * 1-5'") from e
 
 
-def make_scheduler(settings, cron: str | None = None, parameters: dict | None = None, *, background: bool = False,
+def make_scheduler(settings: Settings, cron: str | None = None, parameters: dict | None = None, *, background: bool = False,
                    on_outcome: Callable[[RetrainOutcome], None] | None = None):
     """An APScheduler 3 scheduler with one job: ``run_retrain`` on ``cron`` (default settings.retrain.cron).
 
@@ -359,7 +363,7 @@ def make_scheduler(settings, cron: str | None = None, parameters: dict | None = 
     return scheduler
 
 
-def run_scheduler(settings, cron: str | None = None, parameters: dict | None = None,
+def run_scheduler(settings: Settings, cron: str | None = None, parameters: dict | None = None,
                   on_outcome: Callable[[RetrainOutcome], None] | None = None) -> None:
     """Block, retraining on ``cron`` until interrupted (Ctrl-C)."""
     scheduler = make_scheduler(settings, cron, parameters, on_outcome=on_outcome)

@@ -126,7 +126,9 @@ def calibration_split(row_ts: pd.Index, row_label_end: pd.Series, train: np.ndar
         raise ValueError(f"training window of {len(stamps)} timestamps is too short to hold out a calibration set: "
                          "load more history")
     all_stamps = row_ts.unique().sort_values()
-    pos = int(all_stamps.get_loc(stamps[cut]))
+    loc = all_stamps.get_loc(stamps[cut])
+    assert isinstance(loc, (int, np.integer))  # a unique index gives a position
+    pos = int(loc)
     cal = train & np.asarray(row_ts >= stamps[cut])
     fit = train & purged_before(row_ts, row_label_end, all_stamps, pos, embargo)
     return fit, cal

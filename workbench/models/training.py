@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +40,9 @@ from workbench.models import leakage
 from workbench.models.base import Model, complete_rows, lookback_of, make_model
 from workbench.models.baselines import BASELINES, signal
 from workbench.models.calibration import CalibratedModel, Calibrator
+from workbench.models.coverage import Coverage, fold_coverage
 from workbench.models.evaluation import HIGHER_IS_BETTER, fold_scores, reliability_table
+from workbench.models.kinds import TRAINABLE_KINDS
 from workbench.models.splits import (
     Fold,
     calibration_split,
@@ -52,7 +55,6 @@ from workbench.models.verdict import (
     primary_metric,
     verdict_text,
 )
-from workbench.models.kinds import TRAINABLE_KINDS
 
 __all__ = [
     "TrainResult", "Fold", "train", "walk_forward", "compare", "ensemble_of", "comparison_table",
@@ -99,6 +101,8 @@ class TrainResult:
     # Per fold and bin (equal-count): mean predicted vs observed, for the model.
     fold_reliability: pd.DataFrame = field(default_factory=pd.DataFrame)
     leaks: object | None = None  # the leakage.LeakReport of the training matrix
+    # Which universe symbols each fold trains and tests on, with warnings when coverage is thin.
+    coverage: Coverage | None = None
 
     # A TrainResult serves predictions like a registered model does, so notebooks can backtest
     # a model before registering it (inference.predict_panel accepts either).
@@ -289,6 +293,12 @@ def _folds_for(prep: _Prepared, validation: str, n_folds: int, test_fraction: fl
     return folds
 
 
+def _coverage(prep: _Prepared, folds: list[Fold]) -> Coverage:
+    index = prep.X.index
+    assert isinstance(index, pd.MultiIndex)  # (ts, symbol)
+    return fold_coverage(index, [str(s) for s in prep.panel.symbols], folds, prep.y.notna().to_numpy())
+
+
 def _all_scores(part: pd.DataFrame, horizon: int) -> dict[str, float]:
     """The model's scores and each baseline's (prefixed) on one out-of-sample frame."""
     out = fold_scores(part, "proba", horizon)
@@ -348,47 +358,65 @@ def _fold_reliability(oos: pd.DataFrame) -> pd.DataFrame:
     parts = []
     s = oos[oos["label"].notna()]
     for fold, part in s.groupby("fold"):
+        assert isinstance(fold, (int, float, np.integer, np.floating))
         for strategy in ("quantile", "uniform"):
             t = reliability_table(part["label"].to_numpy(), part["proba"].to_numpy(), 10, strategy)
             parts.append(t.assign(fold=int(fold), binning=strategy))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def _result(kind: str, prep: _Prepared, model, oos: pd.DataFrame, fold_rows: list[dict], folds: list[Fold],
-            validation: str, test_fraction: float | str, embargo: int, calibration: str, params: dict,
+@dataclass(frozen=True)
+class _Meta:
+    """What assembling a result needs of the prepared data: small, so a Dask worker can send it back."""
+
+    feature_set: str
+    horizon: int
+    label: str
+    data_hash: str
+    columns: pd.Index
+    universe: dict
+    leaks: object | None
+    coverage: Coverage | None = None  # which symbols each fold trains and tests on
+
+
+def _meta(prep: _Prepared, folds: list[Fold] | None = None) -> _Meta:
+    return _Meta(prep.feature_set, prep.horizon, prep.label, prep.data_hash, prep.panel.close.columns,
+                 universe_of(prep.panel), prep.leaks, _coverage(prep, folds) if folds else None)
+
+
+def _result(kind: str, meta: _Meta, model, oos: pd.DataFrame, fold_rows: list[dict], validation: str,
+            test_fraction: float | str, embargo: int, calibration: str, params: dict,
             lineage: dict | None) -> TrainResult:
-    metrics, table = _summarise(oos, fold_rows, prep.horizon, prep.label)
-    row_ts = prep.X.index.get_level_values("ts")
-    last = folds[-1]
-    train_ts = row_ts[last.train & prep.y.notna().to_numpy()]
+    metrics, table = _summarise(oos, fold_rows, meta.horizon, meta.label)
+    last = fold_rows[-1]
     split = {
-        "train_start": train_ts.min().isoformat(),
-        "train_end": train_ts.max().isoformat(),
-        "test_start": last.test_start.isoformat(),
-        "test_end": last.test_end.isoformat(),
+        "train_start": pd.Timestamp(last["train_start"]).isoformat(),
+        "train_end": pd.Timestamp(last["train_end"]).isoformat(),
+        "test_start": pd.Timestamp(last["test_start"]).isoformat(),
+        "test_end": pd.Timestamp(last["test_end"]).isoformat(),
         "embargo_bars": str(int(embargo)),
         "test_fraction": str(test_fraction),
         "validation": validation,
-        "n_folds": str(len(folds)),
-        "oos_start": folds[0].test_start.isoformat(),
+        "n_folds": str(len(fold_rows)),
+        "oos_start": pd.Timestamp(fold_rows[0]["test_start"]).isoformat(),
         "calibration": calibration,
-        "label": prep.label,
+        "label": meta.label,
     }
-    wide = oos["proba"].unstack("symbol").reindex(columns=prep.panel.close.columns)
+    wide = oos["proba"].unstack("symbol").reindex(columns=meta.columns)
     fold_of_ts = oos["fold"].groupby(level="ts").first().reindex(wide.index).astype(int)
     scored = oos[oos["label"].notna()]
     importance = model.feature_importance() if callable(getattr(model, "feature_importance", None)) else None
     return TrainResult(
         model=model,
         kind=kind,
-        feature_set=prep.feature_set,
-        horizon=prep.horizon,
+        feature_set=meta.feature_set,
+        horizon=meta.horizon,
         metrics=metrics,
         split=split,
         oos_proba=wide,
         strength_reference=np.abs(oos["proba"].to_numpy(dtype=float) - 0.5),
-        data_hash=prep.data_hash,
-        universe=universe_of(prep.panel),
+        data_hash=meta.data_hash,
+        universe=dict(meta.universe),
         params=params,
         folds=table,
         oos_fold=fold_of_ts.rename("fold"),
@@ -397,39 +425,56 @@ def _result(kind: str, prep: _Prepared, model, oos: pd.DataFrame, fold_rows: lis
         importance=importance,
         lineage=dict(lineage or {}),
         validation=validation,
-        label=prep.label,
+        label=meta.label,
         fold_reliability=_fold_reliability(oos),
-        leaks=prep.leaks,
+        leaks=meta.leaks,
+        coverage=meta.coverage,
     )
+
+
+def _fit_fold(prep: _Prepared, kind: str, f: Fold, params: dict | None, seed: int, calibration: str,
+              calib_fraction: float, embargo: int) -> tuple[pd.DataFrame, dict, CalibratedModel]:
+    """One fold: fit on its training rows, predict its test rows (with the baselines beside).
+
+    Returns (out-of-sample part, fold row, model); folds are independent, so they can run anywhere."""
+    row_ts = prep.X.index.get_level_values("ts")
+    labelled = prep.y.notna().to_numpy()
+    t0 = time.perf_counter()
+    model, n_train, fit, cal = _fit_calibrated(kind, prep, f.train, params, seed, calibration, calib_fraction,
+                                               embargo)
+    fit_s = time.perf_counter() - t0
+    part = pd.DataFrame({
+        "proba": predict_rows(model, prep.X, f.test),
+        "label": prep.y[f.test].to_numpy(dtype=float),
+        "forward_return": prep.fwd[f.test],
+        "fold": f.number,
+        **_baseline_columns(prep, fit, cal, f.test, calibration),
+    }, index=prep.X.index[f.test])
+    tr_ts = row_ts[f.train & labelled]
+    row = {"fold": f.number, "train_start": tr_ts.min(), "train_end": tr_ts.max(),
+           "test_start": f.test_start, "test_end": f.test_end, "n_train": n_train,
+           "n_test": int((f.test & labelled).sum()), "fit_seconds": fit_s}
+    return part, row, model
+
+
+def _assemble(kind: str, meta: _Meta, fitted: list[tuple[pd.DataFrame, dict, CalibratedModel]], params: dict | None,
+              seed: int, validation: str, test_fraction: float | str, embargo: int, calibration: str,
+              lineage: dict | None) -> TrainResult:
+    """The result of a walk-forward from its folds' (part, row, model), in fold order; the last fold's model is kept."""
+    fitted = sorted(fitted, key=lambda t: t[1]["fold"])
+    model = fitted[-1][2]
+    used = dict(getattr(model.base, "params", params or {}))
+    return _result(kind, meta, model, pd.concat([p for p, _, _ in fitted]), [r for _, r, _ in fitted], validation,
+                   test_fraction, embargo, calibration, {**used, "seed": seed, "label": meta.label}, lineage)
 
 
 def _train_prepared(prep: _Prepared, kind: str, params: dict | None, seed: int, validation: str, n_folds: int,
                     test_fraction: float | str, embargo: int, calibration: str, calib_fraction: float,
                     lineage: dict | None) -> TrainResult:
     folds = _folds_for(prep, validation, n_folds, test_fraction, embargo)
-    parts, fold_rows, model = [], [], None
-    row_ts = prep.X.index.get_level_values("ts")
-    labelled = prep.y.notna().to_numpy()
-    for f in folds:
-        t0 = time.perf_counter()
-        model, n_train, fit, cal = _fit_calibrated(kind, prep, f.train, params, seed, calibration, calib_fraction,
-                                                   embargo)
-        fit_s = time.perf_counter() - t0
-        part = pd.DataFrame({
-            "proba": predict_rows(model, prep.X, f.test),
-            "label": prep.y[f.test].to_numpy(dtype=float),
-            "forward_return": prep.fwd[f.test],
-            "fold": f.number,
-            **_baseline_columns(prep, fit, cal, f.test, calibration),
-        }, index=prep.X.index[f.test])
-        parts.append(part)
-        tr_ts = row_ts[f.train & labelled]
-        fold_rows.append({"fold": f.number, "train_start": tr_ts.min(), "train_end": tr_ts.max(),
-                          "test_start": f.test_start, "test_end": f.test_end, "n_train": n_train,
-                          "n_test": int((f.test & labelled).sum()), "fit_seconds": fit_s})
-    used = dict(getattr(model.base, "params", params or {}))
-    return _result(kind, prep, model, pd.concat(parts), fold_rows, folds, validation, test_fraction, embargo,
-                   calibration, {**used, "seed": seed, "label": prep.label}, lineage)
+    fitted = [_fit_fold(prep, kind, f, params, seed, calibration, calib_fraction, embargo) for f in folds]
+    return _assemble(kind, _meta(prep, folds), fitted, params, seed, validation, test_fraction, embargo, calibration,
+                     lineage)
 
 
 def _check_embargo(embargo: int | None, horizon: int) -> int:
@@ -458,6 +503,7 @@ def train(
     members: tuple[str, ...] = ENSEMBLE_MEMBERS,
     leak_check: str = "refuse",
     shuffle_labels: int | None = None,
+    on_coverage: Callable[[Coverage], None] | None = None,
 ) -> TrainResult:
     """Fit ``kind`` (lgbm, lgbm_rank, rf, lstm, rule or ensemble) on ``label`` and score it out of sample.
 
@@ -465,12 +511,15 @@ def train(
     (a fraction, or a span such as ``"3y"``); ``embargo`` (bars, default ``horizon``) must be at least
     ``horizon``. For ``kind="ensemble"``, ``params`` maps each member kind to its params.
     ``leak_check``: refuse (default), warn or off. ``shuffle_labels=seed`` permutes labels within
-    dates: the permutation test's null model.
+    dates: the permutation test's null model. ``on_coverage`` is called with the folds' universe
+    coverage once the data is loaded and split, before any model is fitted (the CLI prints it).
     """
     if kind not in KINDS:  # fail fast, before building features
         raise ValueError(f"unknown model kind {kind!r}; known kinds: {list(KINDS)}")
     embargo = _check_embargo(embargo, horizon)
     prep = _prepare(panel, feature_set, horizon, label, leak_check, shuffle_labels)
+    if on_coverage is not None:
+        on_coverage(_coverage(prep, _folds_for(prep, validation, n_folds, test_fraction, embargo)))
     if kind == "ensemble":
         results = [_train_prepared(prep, k, (params or {}).get(k), seed, validation, n_folds, test_fraction,
                                    embargo, calibration, calib_fraction, lineage) for k in members]
@@ -501,10 +550,10 @@ def ensemble_of(results: list[TrainResult], weights: list[float] | None = None) 
             raise ValueError("ensemble members must be trained on the same panel, label, horizon and folds")
     model = EnsembleModel([r.model for r in results], weights)
     oos = first.oos.copy()
-    oos["proba"] = np.sum([w * r.oos["proba"].to_numpy() for w, r in zip(model.weights, results)], axis=0)
+    oos["proba"] = np.sum([w * r.oos["proba"].to_numpy() for w, r in zip(model.weights, results, strict=True)], axis=0)
     cols = ["fold", "train_start", "train_end", "test_start", "test_end", "n_train", "n_test"]
     fold_rows = first.folds[cols].to_dict("records")
-    for row, secs in zip(fold_rows, np.sum([r.folds["fit_seconds"].to_numpy() for r in results], axis=0)):
+    for row, secs in zip(fold_rows, np.sum([r.folds["fit_seconds"].to_numpy() for r in results], axis=0), strict=True):
         row["fit_seconds"] = float(secs)
     metrics, table = _summarise(oos, fold_rows, first.horizon, first.label)
     wide = oos["proba"].unstack("symbol").reindex(columns=first.oos_proba.columns)
@@ -518,7 +567,7 @@ def ensemble_of(results: list[TrainResult], weights: list[float] | None = None) 
         folds=table, oos_fold=first.oos_fold.copy(), oos=oos,
         reliability=reliability_table(scored["label"].to_numpy(), scored["proba"].to_numpy()),
         importance=model.feature_importance(), lineage=dict(first.lineage), validation=first.validation,
-        label=first.label, fold_reliability=_fold_reliability(oos), leaks=first.leaks,
+        label=first.label, fold_reliability=_fold_reliability(oos), leaks=first.leaks, coverage=first.coverage,
     )
 
 

@@ -52,7 +52,7 @@ fig = R.plot_ic_summary(summary)
 summary.round(3).tail(8)
 
 # %%
-strongest = summary["t_stat"].abs().idxmax()
+strongest = str(summary["t_stat"].abs().idxmax())
 fig = R.plot_ic_timeseries(ic, strongest)
 
 # %% [markdown]

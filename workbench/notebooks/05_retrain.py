@@ -21,7 +21,7 @@
 # Parameters (papermill overrides these).
 exchange = ""           # "" → the champion's universe, or the demo data when there is no champion
 timeframe = ""
-symbols = []            # [] → every symbol of that universe
+symbols: list[str] = []  # [] → every symbol of that universe
 start = None            # ISO dates bounding the history used
 end = None
 source = ""             # a `workbench data pull` source (e.g. "ccxt:binance") to pull new bars first; "" → none
@@ -29,7 +29,7 @@ kinds = ["lgbm"]        # several kinds → their ensemble competes too
 n_folds = 3
 promote_metric = None   # None → settings.retrain.promote_metric (auc)
 promote_margin = None   # None → settings.retrain.promote_margin
-model_params = {}       # kind → params, e.g. {"lgbm": {"n_estimators": 100}}
+model_params: dict[str, dict] = {}  # kind → params, e.g. {"lgbm": {"n_estimators": 100}}
 home = None             # workbench home (None → $WORKBENCH_HOME)
 mlflow_uri = None
 decision_path = None    # where to write the decision as JSON (run_retrain reads it)
@@ -57,8 +57,8 @@ import pandas as pd
 pd.Series(decision.table, name=f"{decision.metric} on the common window", dtype=float).to_frame()
 
 # %%
-from workbench.models.retrain import write_decision
 from workbench.models.registry import Registry
+from workbench.models.retrain import write_decision
 
 write_decision(decision, decision_path)
 Registry(settings).list()[["version", "aliases", "kind", "auc", "accuracy", "baseline_accuracy"]]

@@ -1,5 +1,6 @@
 """Every table of the operational store in ONE ``MetaData``: the live process's books (runs, orders,
-fills, positions, equity, events, commands), the paper venue's books, the order ledger and the vault.
+fills, positions, equity, events, commands), the paper venue's books, the order ledger, the users with
+their sessions, permissions, audit trail and per-user vaults.
 
 Why one module: a table change is one edit here plus one Alembic migration beside it
 (``workbench/store/migrations/versions``, written by ``python -m workbench.store revision "what changed"``
@@ -14,13 +15,14 @@ every backend and read back unambiguously.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, overload
 
 import pandas as pd
 from sqlalchemy import Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
 
 __all__ = [
     "adjustments",
+    "audit",
     "broker_order_refs",
     "cash_book",
     "checks",
@@ -39,7 +41,13 @@ __all__ = [
     "paper_orders",
     "positions",
     "runs",
+    "sessions",
     "signals",
+    "user_keys",
+    "user_permissions",
+    "user_risk",
+    "user_secrets",
+    "users",
     "utcnow",
     "vault_secrets",
 ]  # fmt: skip
@@ -51,12 +59,16 @@ def utcnow() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC")
 
 
+@overload
+def iso(ts: pd.Timestamp) -> str: ...
+@overload
+def iso(ts: Any) -> str | None: ...
 def iso(ts: Any) -> str | None:
     """One text form for every time: UTC, microseconds, explicit offset (sorts as text)."""
     if ts is None or (isinstance(ts, float) and math.isnan(ts)):
         return None
     t = pd.Timestamp(ts)
-    if t is pd.NaT:
+    if pd.isna(t):  # NaT
         return None
     t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
     return t.strftime(_ISO)
@@ -81,6 +93,7 @@ runs = Table(
     Column("cycle", Integer, nullable=False, default=0),
     Column("cursor", Integer),  # replay position: a restart continues from here
     Column("message", Text),
+    Column("user_id", Integer, index=True),  # the owner (users.id): who started it, under whom it resumes
 )
 checks = Table(
     "checks",
@@ -91,6 +104,7 @@ checks = Table(
     Column("ok", Boolean, nullable=False),
     Column("message", Text),
     Column("ts", String(40), nullable=False),
+    Column("duration_s", Float),
 )
 cycles = Table(
     "cycles",
@@ -314,7 +328,80 @@ broker_order_refs = Table(
     Column("stop_price", Float),
 )  # fmt: skip
 
-# The vault (workbench.security.vault): secrets at rest, as ciphertext only.
+# Accounts, sessions, wrapped data keys, per-user secrets and risk, and the audit trail
+# (workbench.security.users / vault / access).
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("must_change_password", Boolean, nullable=False, default=False),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", String(40)),
+    Column("created_at", String(40), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+)  # fmt: skip
+
+user_permissions = Table(
+    "user_permissions", metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("permission", String(32), primary_key=True),
+    Column("granted_by", Integer),
+    Column("granted_at", String(40), nullable=False),
+)  # fmt: skip
+
+sessions = Table(
+    "sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("client", String(32), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("last_seen_at", String(40), nullable=False),
+    Column("expires_at", String(40), nullable=False),
+    Column("revoked_at", String(40)),
+)  # fmt: skip
+
+user_keys = Table(
+    "user_keys", metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("wrapped_key", Text, nullable=False),
+    Column("master_fingerprint", String(16), nullable=False),
+    Column("created_at", String(40), nullable=False),
+)  # fmt: skip
+
+audit = Table(
+    "audit", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", String(40), nullable=False, index=True),
+    Column("user_id", Integer),
+    Column("username", String(64)),
+    Column("action", String(40), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("detail", Text),
+)  # fmt: skip
+
+user_secrets = Table(
+    "user_secrets", metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("ciphertext", Text, nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("expires_at", String(40)),
+    Column("verified_at", String(40)),
+    Column("environment", String(16)),
+)  # fmt: skip
+
+# Per-user risk limits: only the fields a user changed; the rest come from the settings' defaults.
+user_risk = Table(
+    "user_risk", metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("limits", Text, nullable=False),  # JSON of RiskLimits fields
+    Column("updated_at", String(40), nullable=False),
+)  # fmt: skip
+
+# The single-key vault of earlier releases: ciphertext only, read once by
+# ``workbench.security.vault.adopt_legacy_secrets`` (at `workbench init`) into the first admin's vault.
 vault_secrets = Table(
     "vault_secrets", metadata,
     Column("name", String(200), primary_key=True),

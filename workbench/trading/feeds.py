@@ -9,8 +9,9 @@ the same panel, so features see identical shapes live and in research.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -70,7 +71,7 @@ class ReplayFeed:
             raise ValueError("replay needs warmup_bars ≥ 1, replay_bars ≥ 1 and start_cursor ≥ 0")
 
     @classmethod
-    def from_panel(cls, panel: Panel, warmup_bars: int, replay_bars: int, start_cursor: int = 0) -> "ReplayFeed":
+    def from_panel(cls, panel: Panel, warmup_bars: int, replay_bars: int, start_cursor: int = 0) -> ReplayFeed:
         feed = cls.__new__(cls)
         feed._source = lambda: panel
         feed._panel = None

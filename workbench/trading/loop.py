@@ -12,21 +12,13 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
-from workbench.venues.base import (
-    EXIT_TYPES,
-    AuthenticationError,
-    Broker,
-    BrokerStatus,
-    ExchangeUnavailable,
-    Market,
-    OrderRequest,
-)
-from workbench.config import CostModel, RiskLimits, SignalParams
+from workbench.config import CostModel, RiskLimits, Settings, SignalParams
 from workbench.data.panel import Panel
 from workbench.errors import ModelError, NoModelError, WorkbenchError
 from workbench.signals import Signal
@@ -36,6 +28,15 @@ from workbench.trading.portfolio import PortfolioSnapshot, after_fill, snapshot
 from workbench.trading.risk import RiskContext, evaluate, floor_to_lot
 from workbench.trading.store import Store, utcnow
 from workbench.trading.sync import SyncReport, sync_portfolio
+from workbench.venues.base import (
+    EXIT_TYPES,
+    AuthenticationError,
+    Broker,
+    BrokerStatus,
+    ExchangeUnavailable,
+    Market,
+    OrderRequest,
+)
 
 __all__ = [
     "CheckResult",
@@ -47,6 +48,7 @@ __all__ = [
     "cached",
     "PendingBroker",
     "phase1",
+    "needed_permission",
     "LiveContext",
     "CycleResult",
     "run_cycle",
@@ -115,7 +117,7 @@ BACKUP_CHOICE = "backup"
 BACKUP_LABEL = "BACKUP rule-based model (untrained)"
 
 
-def registry_engine_factory(settings: Any, ref: str = "champion", allow_backup: bool = False) -> Callable[[], SignalEngine]:
+def registry_engine_factory(settings: Settings, ref: str = "champion", allow_backup: bool = False) -> Callable[[], SignalEngine]:
     """The registered model named by ``ref`` (alias, NAME@ALIAS, NAME/VERSION or a version), strictly:
     a name that is not registered fails Phase 1 listing what is (a typo must never trade another model).
     The rule-based backup runs only when chosen (``ref == "backup"``) or, on a paper run
@@ -227,29 +229,32 @@ class PendingBroker:
         return f"PendingBroker({self.name!r}, {self.environment!r}, connected={self._broker is not None})"
 
 
-def _authenticate(settings: Any, name: str, env: str) -> CheckResult:
-    if env == "paper":
-        return CheckResult("authentication", True, "paper trading: local user, no login required (simulated money only)")
-    if env == "testnet":
-        return CheckResult(
-            "authentication", True,
-            f"broker '{name}' on its testnet/sandbox: test money only, allowed without the live-trading permission",
-        )
-    if getattr(getattr(settings, "broker", None), "allow_live", False):
-        return CheckResult(
-            "authentication", True,
-            f"broker '{name}' trades REAL MONEY (live): permitted by the setting broker.allow_live, which stands in for "
-            "the user's live-trading permission until per-user accounts arrive with workbench.security",
-        )
-    return CheckResult(
-        "authentication", False,
-        f"broker '{name}' would trade real money on a live venue: that needs the user's live-trading permission. Until "
-        "per-user accounts arrive, that permission is the setting broker.allow_live (WORKBENCH_BROKER__ALLOW_LIVE=true, "
-        "or allow_live = true under [broker] in workbench.toml). Otherwise keep broker.testnet on (where the venue has a testnet), or use --broker paper.",
-    )
+def needed_permission(env: str) -> str:
+    """What a run in ``env`` needs: simulated or test money ``trade_paper``; anything with real money ``trade_live``."""
+    return "trade_paper" if env in ("paper", "testnet") else "trade_live"
 
 
-def _check_keys(settings: Any, broker: Broker | PendingBroker) -> tuple[CheckResult, Broker | None]:
+def _authenticate(user: Any, name: str, env: str, refusal: str | None = None) -> CheckResult:
+    """Session → user id → permission. ``user`` is the run's owner (None when no valid session was
+    presented: ``refusal`` says why)."""
+    if user is None:
+        return CheckResult("authentication", False, refusal or "not logged in: run `workbench login` (or set WORKBENCH_TOKEN)")
+    need = needed_permission(env)
+    money = {"paper": "simulated money", "testnet": "the venue's test money"}.get(env, "REAL MONEY")
+    who = f"user {user.username} (id {user.id})"
+    if getattr(user, "disabled", False):
+        return CheckResult("authentication", False, f"{who} is disabled: ask an admin")
+    if not user.can(need):
+        extra = " Otherwise keep broker.testnet on (where the venue has a testnet), or use --broker paper." if need == "trade_live" else ""
+        return CheckResult(
+            "authentication", False,
+            f"{who} lacks the {need!r} permission that broker '{name}' ({env}, {money}) needs: ask an admin "
+            f"(`workbench users grant {user.username} {need}`).{extra}",
+        )
+    return CheckResult("authentication", True, f"{who}, permission {need!r}: broker '{name}' on {env} ({money})")
+
+
+def _check_keys(user: Any, broker: Broker | PendingBroker) -> tuple[CheckResult, Broker | None]:
     """Keys present (vault, or the environment as the adapter reads it) and accepted by the venue:
     a private call (balances) must succeed. Connects a pending broker."""
     name = broker.name
@@ -258,18 +263,18 @@ def _check_keys(settings: Any, broker: Broker | PendingBroker) -> tuple[CheckRes
         missing = broker.missing_keys() if isinstance(broker, PendingBroker) else []
     except WorkbenchError as e:  # the vault cannot decrypt
         return CheckResult("api_keys", False, f"the keys of {name} cannot be read: {e}"), None
-    lacking = f"no API keys for {name} in the vault (missing {', '.join(missing)}): {hint}" if missing else ""
+    lacking = f"no API keys for {name} in your vault (missing {', '.join(missing)}): {hint}" if missing else ""
     try:
         brk = broker.get() if isinstance(broker, PendingBroker) else broker
     except Exception as e:  # a check must report, not crash
         text = f"{lacking}. The adapter says: {e}" if lacking else f"connecting to {name} failed: {e}. If the keys are wrong: {hint}"
         return CheckResult("api_keys", False, text), None
     env = brk.environment
-    if env == "live" and not getattr(getattr(settings, "broker", None), "allow_live", False):
+    if env == "live" and not (user is not None and user.can("trade_live")):
         return CheckResult(
             "api_keys", False,
             f"broker '{name}' reports a live (real-money) venue although testnet was asked for: it has no testnet, so "
-            "it needs the live-trading permission (broker.allow_live), or use --broker paper",
+            "it needs the 'trade_live' permission (ask an admin), or use --broker paper",
         ), brk
     try:
         balances = brk.balances()
@@ -279,41 +284,51 @@ def _check_keys(settings: Any, broker: Broker | PendingBroker) -> tuple[CheckRes
     except Exception as e:
         text = f"the keys of {name} could not be verified ({type(e).__name__}): {e}"
         return CheckResult("api_keys", False, f"{lacking}; {text}" if lacking else text), brk
-    where = "found by the adapter in the environment" if missing else "from the vault"
+    where = "found by the adapter in the environment" if missing else "from your vault"
     return CheckResult(
         "api_keys", True, f"keys for {name} ({where}) accepted by the {env} venue: {len(balances)} balance(s) readable"
     ), brk
 
 
 def phase1(
-    settings: Any,
+    settings: Settings,
     broker: Broker | PendingBroker,
     engine_factory: Callable[[], SignalEngine],
     store: Store | None = None,
     run_id: int | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
+    *,
+    user: Any = None,
+    refusal: str | None = None,
+    limits: RiskLimits | None = None,
 ) -> list[CheckResult]:
     """The five checks of the spec in order; stops at the first failure. Each result is written to
-    the store (and passed to ``on_result``) as soon as it is known, so the dashboard shows progress.
-    A ``PendingBroker`` is connected only once authentication allows it."""
+    the store with its duration (and passed to ``on_result``) as soon as it is known, so the dashboard
+    shows progress. ``user`` is the run's owner (``workbench.security.users.User``; None → authentication
+    fails with ``refusal``); a ``PendingBroker`` is connected only once authentication allows it, with
+    the owner's vault. ``limits``: the owner's risk limits (default ``settings.risk``)."""
     results: list[CheckResult] = []
+    clock = [time.perf_counter()]
 
     def record(r: CheckResult) -> bool:
+        now = time.perf_counter()
+        took, clock[0] = now - clock[0], now
         results.append(r)
         if store is not None and run_id is not None:
-            store.add_check(run_id, len(results), r.name, r.ok, r.message)
+            store.add_check(run_id, len(results), r.name, r.ok, r.message, duration_s=round(took, 6))
         if on_result is not None:
             on_result(r)
         return r.ok
 
     env = broker.environment
-    if not record(_authenticate(settings, broker.name, env)):
+    if not record(_authenticate(user, broker.name, env, refusal)):
         return results
+    brk: Broker | None
     if env == "paper" and not isinstance(broker, PendingBroker):
         keys, brk = CheckResult("api_keys", True, "paper trading needs no API keys"), broker
     else:
-        keys, brk = _check_keys(settings, broker)
-    if not record(keys):
+        keys, brk = _check_keys(user, broker)
+    if not record(keys) or brk is None:
         return results
     try:
         st = brk.check()
@@ -331,7 +346,7 @@ def phase1(
         mod = CheckResult("models", False, f"the model could not be loaded: {e}")
     if not record(mod):
         return results
-    record(CheckResult("risk", True, _risk_text(settings.risk)))
+    record(CheckResult("risk", True, _risk_text(limits if limits is not None else settings.risk)))
     return results
 
 
@@ -467,7 +482,9 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
                 for r in d.rejections:
                     rejected.append(("risk_rejection", f"cycle {ctx.cycle}: {s.signal} {s.symbol} rejected by {r.rule}: {r.message}", "INFO"))
                 continue
-            req = OrderRequest(client_order_id(ctx.run_id, ctx.cycle, s.symbol, d.side), s.symbol, d.side, d.quantity)
+            side = d.side
+            assert side is not None, "an accepted risk decision names its side"
+            req = OrderRequest(client_order_id(ctx.run_id, ctx.cycle, s.symbol, side), s.symbol, side, d.quantity)
             buy = d.side == "buy"
             intent = OrderIntent(
                 req, ctx.run_id, ctx.cycle, f"{s.signal} strength {s.strength:.2f} confidence {s.confidence:.2f}",
@@ -478,7 +495,8 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
             if ans.filled_quantity > 0:  # exact arithmetic from the fill, no new round of broker calls
                 m = ctx.markets.get(s.symbol)
                 rctx = replace(rctx, snapshot=after_fill(
-                    rctx.snapshot, s.symbol, ans.side, ans.filled_quantity, float(ans.average_price), ans.fee,
+                    rctx.snapshot, s.symbol, ans.side, ans.filled_quantity,
+                    ans.average_price if ans.average_price is not None else tick.quotes[s.symbol].last, ans.fee,
                     tick.quotes[s.symbol].last, m.quote if m is not None else None,
                 ))
         except (AuthenticationError, ExchangeUnavailable):

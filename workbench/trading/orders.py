@@ -28,21 +28,21 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from workbench.errors import InvalidTransition
+from workbench.trading.store import Store, iso, utcnow
 from workbench.venues.base import (
     EXIT_TYPES,
-    AuthenticationError,
-    ExchangeUnavailable,
     FINAL_STATUSES,
+    AuthenticationError,
     Broker,
     BrokerOrder,
+    ExchangeUnavailable,
     Fill,
     Market,
     OrderRejected,
     OrderRequest,
     floor_to_lot,
 )
-from workbench.errors import InvalidTransition
-from workbench.trading.store import Store, iso, utcnow
 
 __all__ = [
     "STATUSES",
@@ -213,7 +213,7 @@ class OrderManager:
                 return self._send(self.request_of(row), row["reason"] or "")
             self.store.update_order(cid, status="REJECTED", reason=f"not found at the broker after {self.unknown_grace_s:g}s; not re-sent", event_detail=str(e))
             self.store.log_event("reconcile", f"order {cid} ({row['side']} {row['symbol']}) never reached the broker: marked REJECTED, not re-sent", "WARNING", self.run_id)
-            return self._from_row(self.store.get_order(cid))
+            return self._from_row(self.store.require_order(cid))
 
     @staticmethod
     def _from_row(row: Mapping) -> BrokerOrder:
@@ -360,7 +360,7 @@ class OrderManager:
                     "stop_price": answer.stop_price, "oco_group": answer.oco_group, "status": "NEW", "reason": "adopted from broker",
                 }
             )
-            row = self.store.get_order(cid)
+            row = self.store.require_order(cid)
         if float(answer.filled_quantity) > float(row["filled_quantity"] or 0.0) + 1e-12 or answer.is_final:
             self._record_fills(cid, row)
         try:

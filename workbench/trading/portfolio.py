@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pandas as pd
 
@@ -104,7 +105,7 @@ def compute_snapshot(
     cash: float | Mapping[str, float],
     quantities: Mapping[str, float],
     prices: Mapping[str, float],
-    book: Mapping[str, Mapping] | None = None,
+    book: Mapping[str, Mapping[str, Any]] | None = None,
     day_start_equity: float | None = None,
     fx: Mapping[str, float] | None = None,
     currencies: Mapping[str, str] | None = None,
@@ -192,12 +193,12 @@ def after_fill(
     )
 
 
-def _currency(broker: Broker, balances: Mapping) -> str:
+def _currency(broker: Broker, balances: Mapping[str, Any]) -> str:
     cur = getattr(broker, "currency", None)
-    if cur in balances:
+    if isinstance(cur, str) and cur in balances:
         return cur
     if len(balances) == 1:
-        return next(iter(balances))
+        return str(next(iter(balances)))
     raise ValueError(f"cannot tell the account currency among {sorted(balances)}: give the broker a 'currency' attribute")
 
 
@@ -235,7 +236,7 @@ def snapshot(
     currencies = {s: (m.quote if m.quote in cash else base) for s, m in markets.items()}
     rates = {**fx_from_quotes(base, quotes), **(fx or {})}
     # A spot venue lists a held coin as a balance too: it is a position, not cash (else counted twice).
-    for s, m in markets.items():
+    for m in markets.values():
         if m.base != base and m.base not in currencies.values():
             cash.pop(m.base, None)
     if broker.environment != "paper":

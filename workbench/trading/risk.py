@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from workbench.config import CostModel, RiskLimits
-from workbench.market import Market, Quote, cost_exchange, floor_to_lot
+from workbench.market import Market, OrderSide, Quote, cost_exchange, floor_to_lot
 from workbench.signals import Signal
 from workbench.trading.portfolio import PortfolioSnapshot
 
@@ -56,7 +56,7 @@ class RiskDecision:
     accepted: bool
     quantity: float
     rejections: list[Rejection] = field(default_factory=list)
-    side: str | None = None  # "buy" | "sell" when accepted
+    side: OrderSide | None = None  # "buy" | "sell" when accepted
     price: float | None = None  # the decision price (the quote's last)
 
 
@@ -178,13 +178,13 @@ def evaluate(signal: Signal, context: RiskContext) -> RiskDecision:
     if signal.signal == "HOLD":
         return RiskDecision(False, 0.0, [])
     quote = context.quotes.get(signal.symbol)
-    gates = [
+    checked = [
         check_emergency(context.emergency),
         check_exchange(context.exchange),
         check_input(signal, quote, context.now, context.stale_after_s, tuple(context.cycle_sides.get(signal.symbol, ()))),
     ]
-    gates = [g for g in gates if g is not None]
-    if gates:
+    gates = [g for g in checked if g is not None]
+    if gates or quote is None:  # check_input rejects a missing quote
         return RiskDecision(False, 0.0, gates)
     strength = check_strength(signal, context.limits)
     if strength is not None:

@@ -4,6 +4,13 @@ the cycles are done, the replay ends, or a command (stop / emergency stop) or a 
 It runs apart from the dashboard (``workbench live run``, or ``start_background`` from the Start
 button) and talks to the world only through the store: the dashboard reads the rows it writes and
 writes the commands it obeys — within one cycle, because the wait between cycles polls for them.
+
+Every run has an owner: the user of the session that started it (``$WORKBENCH_TOKEN`` or the CLI's
+session file). Phase 1 checks that user's permission, reads that user's vault and risk limits. A run
+whose process died is resumed by the next ``live run`` on the same broker and account under its
+stored owner, without a session, so a supervisor can restart it unattended (the master key unwraps
+the owner's data key); Phase 1 runs again, so a permission revoked meanwhile stops the resumed run.
+A permission revoked while a run is going does not stop it: stop it (``live stop``) if it must end.
 """
 
 from __future__ import annotations
@@ -16,11 +23,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from workbench.errors import ConfigError, WorkbenchError
+from workbench.errors import AccessError, ConfigError, WorkbenchError
 from workbench.trading.loop import (
     BACKUP_LABEL,
     LiveContext,
@@ -38,6 +45,10 @@ from workbench.trading.store import Store, utcnow
 from workbench.trading.sync import sync_portfolio
 from workbench.venues import get_venue, resolve, venue_config, venue_names
 from workbench.venues.base import Broker
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+    from workbench.security.vault import Vault
 
 __all__ = [
     "broker_name",
@@ -73,14 +84,14 @@ def check_run_args(interval_s: float | None, cycles: int | None, min_interval_s:
         raise ConfigError(f"cycles {cycles} is not a number of cycles to run: give 1 or more, or leave it out to run until stopped")
 
 
-def broker_name(settings: Any, broker: str | None = None) -> str:
+def broker_name(settings: Settings, broker: str | None = None) -> str:
     """The broker to use: the one named, else ``settings.broker.default``; normalised and validated
     against the venue registry (``workbench.venues.VENUES``)."""
     venue, inst = resolve(broker or settings.broker.default or "paper")
     return venue.label(inst)
 
 
-def broker_environment(settings: Any, name: str) -> str:
+def broker_environment(settings: Settings, name: str) -> str:
     """What a (normalised) broker name would trade: "paper", its "testnet" (unless ``broker.testnet``
     is off or the venue has none, like Kite), or "live" real money."""
     venue, _ = resolve(name)
@@ -112,7 +123,7 @@ def required_keys(name: str) -> tuple[str, ...]:
     return venue.required_keys(inst)
 
 
-def _connect(settings: Any, name: str, vault: Any, store: Store | None = None) -> Broker:
+def _connect(settings: Settings, name: str, vault: Any, store: Store | None = None) -> Broker:
     venue, inst = resolve(name)
     try:
         return venue.broker(settings, venue_config(settings, venue.name), instance=inst, vault=vault, store=store)
@@ -120,7 +131,7 @@ def _connect(settings: Any, name: str, vault: Any, store: Store | None = None) -
         raise ConfigError(f"the adapter for broker {name!r} is not available in this installation ({e}): use --broker paper") from e
 
 
-def plan_broker(settings: Any, broker: str | None = None, vault: Any = None) -> PendingBroker:
+def plan_broker(settings: Settings, broker: str | None = None, vault: Vault | None = None) -> PendingBroker:
     """A real broker as Phase 1 needs it: named, its environment known (testnet unless
     ``broker.testnet`` is off or the venue has none, like Kite), its keys listed, not yet connected."""
     venue, inst = resolve(broker or settings.broker.default or "paper")
@@ -134,7 +145,7 @@ def plan_broker(settings: Any, broker: str | None = None, vault: Any = None) -> 
     return PendingBroker(name, env, lambda: _connect(settings, name, vault), venue.required_keys(inst), vault, venue.hint(inst))
 
 
-def make_broker(settings: Any, store: Store, broker: str | Broker | None = None, vault: Any = None) -> Broker:
+def make_broker(settings: Settings, store: Store, broker: str | Broker | None = None, vault: Vault | None = None) -> Broker:
     """The broker named (any registered venue: ``paper``, ``ccxt:<id>``, ``kite``, ``alpaca``), else
     ``settings.broker.default``; paper unless told otherwise. A real broker is connected here without
     Phase 1's gates: the live loop uses ``plan_broker`` instead, so nothing talks to a venue before
@@ -144,10 +155,10 @@ def make_broker(settings: Any, store: Store, broker: str | Broker | None = None,
     return _connect(settings, broker_name(settings, broker), vault, store)
 
 
-def _start(settings: Any, store: Store, name: str) -> Broker | PendingBroker:
-    """A simulated venue's broker at once; a real one planned (Phase 1 connects it)."""
+def _start(settings: Any, store: Store, name: str, vault: Any = None) -> Broker | PendingBroker:
+    """A simulated venue's broker at once; a real one planned with the owner's vault (Phase 1 connects it)."""
     venue, _ = resolve(name)
-    return make_broker(settings, store, name) if venue.simulated else plan_broker(settings, name)
+    return make_broker(settings, store, name) if venue.simulated else plan_broker(settings, name, vault)
 
 
 def _account(brk: Broker | PendingBroker) -> str:
@@ -158,7 +169,7 @@ def _account(brk: Broker | PendingBroker) -> str:
     return getattr(brk, "account", None) or f"{brk.name}@{brk.environment}"
 
 
-def _default_feed(settings: Any, engine: Any, start_cursor: int):
+def _default_feed(settings: Settings, engine: Any, start_cursor: int):
     from workbench.data.lake import Lake
     from workbench.trading.feeds import ReplayFeed
 
@@ -193,7 +204,7 @@ class _Stop:
 
 
 def run_live(
-    settings: Any,
+    settings: Settings,
     broker: str | Broker | None = None,
     model: str = "champion",
     interval_s: float | None = None,
@@ -202,21 +213,27 @@ def run_live(
     feed: Any = None,
     on_point: Callable[[str], None] | None = None,
     min_interval_s: float = MIN_INTERVAL_S,
+    session: str | None = None,
 ) -> int:
     """Run the live loop in this process and return the run id when it ends. ``broker``: a name
-    (default ``settings.broker.default``, i.e. paper) or a Broker object. The run row's status
-    says how it ended: STOPPED, FAILED (with the failing check's or error's message) or
-    EMERGENCY_STOPPED. Unexpected errors are recorded (FAILED) and then raised. ``on_point`` goes to
-    the ``OrderManager`` (crash tests stop the process at a named point of an order's life).
+    (default ``settings.broker.default``, i.e. paper) or a Broker object. ``session``: the owner's
+    session token (default ``$WORKBENCH_TOKEN`` or the CLI's session file); without a valid one,
+    Phase 1 fails at authentication (a crashed run resumes under its stored owner without one). The
+    run row's status says how it ended: STOPPED, FAILED (with the failing check's or error's message)
+    or EMERGENCY_STOPPED. Unexpected errors are recorded (FAILED) and then raised. ``on_point`` goes
+    to the ``OrderManager`` (crash tests stop the process at a named point of an order's life).
     ``min_interval_s`` is for tests only (users get ``MIN_INTERVAL_S``).
 
     One live run per account: the account's lock (``workbench.trading.runlock``) is held for the
     run's lifetime; when another live run holds it, ``RunActiveError`` names that run and how to stop
     it, and no run row is written."""
+    from workbench.security.access import accounts_for
+
     interval = float(interval_s if interval_s is not None else settings.live.interval_s)
     check_run_args(interval, cycles, min_interval_s)
     settings.ensure_dirs()
     store = Store(settings.store_url).create()
+    accounts = accounts_for(settings)
     if isinstance(broker, str) or broker is None:
         label = (broker or settings.broker.default or "paper").strip()
     else:
@@ -237,22 +254,54 @@ def run_live(
     lock = acquire_account(settings.data_dir, store, account)  # RunActiveError: another run holds it
     try:
         crashed = _crashed_run(store, label, account)
+        owner, refusal = _owner(accounts, settings, session, crashed)
+        if (isinstance(broker, str) or broker is None) and isinstance(brk, PendingBroker) and owner is not None:
+            from workbench.security.vault import Vault
+
+            brk = plan_broker(settings, label, Vault.open(accounts.engine, settings.home, owner.id))  # the owner's keys
         if crashed is not None:
             run_id = int(crashed["id"])
             store.update_run(run_id, pid=os.getpid(), heartbeat_at=utcnow(), message=None)
             store.clear_checks(run_id)
-            store.log_event("run", f"run {run_id} resumed after a crash of pid {crashed['pid']} (last complete cycle {crashed['cycle']})", "WARNING", run_id)
+            who = f" under its owner {owner.username}" if owner is not None else ""
+            store.log_event(
+                "run",
+                f"run {run_id} resumed{who} after a crash of pid {crashed['pid']} (last complete cycle {crashed['cycle']})",
+                "WARNING",
+                run_id,
+            )
         else:
-            run_id = store.start_run(label, env, account, model, interval, os.getpid())
+            run_id = store.start_run(label, env, account, model, interval, os.getpid(), user_id=owner.id if owner else None)
         lock.set_run(run_id)
+        detail = f"run {run_id} on {label} ({env}){' resumed' if crashed is not None else ''}"
+        accounts.record(owner, "live_start", owner is not None, detail if owner else f"{detail}: {refusal}")
         stop = _Stop()
         restore = _install_signal_handlers(stop)
         try:
-            return _run(settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=crashed, on_point=on_point)
+            return _run(
+                settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=crashed,
+                on_point=on_point, owner=owner, refusal=refusal, accounts=accounts,
+            )
         finally:
             restore()
     finally:
         lock.release()
+
+
+def _owner(accounts: Any, settings: Any, session: str | None, crashed: dict | None) -> tuple[Any, str | None]:
+    """(the run's owner, None) or (None, why there is none). A crashed run's owner is read from its row
+    (no session needed: unattended restart); otherwise the session presented decides."""
+    from workbench.security.access import require_session
+
+    if crashed is not None and crashed.get("user_id") is not None:
+        try:
+            return accounts.user_by_id(int(crashed["user_id"])), None
+        except ConfigError as e:
+            return None, f"the crashed run's owner is gone: {e}"
+    try:
+        return require_session(accounts, settings, token=session).user, None
+    except AccessError as e:
+        return None, str(e)
 
 
 def _crashed_run(store: Store, broker_name: str, account: str) -> dict | None:
@@ -266,12 +315,19 @@ def _crashed_run(store: Store, broker_name: str, account: str) -> dict | None:
     return None
 
 
-def _run(settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=None, on_point=None) -> int:
+def _run(
+    settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=None, on_point=None,
+    owner=None, refusal=None, accounts=None,
+) -> int:
+    from workbench.security.access import user_risk_limits
+
     log = lambda kind, msg, level="INFO": store.log_event(kind, msg, level, run_id)  # noqa: E731
     paper = getattr(brk, "environment", None) == "paper"
     factory = cached((lambda: engine) if engine is not None else registry_engine_factory(settings, model, allow_backup=paper))
-    log("run", f"run {run_id} started (pid {os.getpid()}, broker {getattr(brk, 'name', brk)}, model {model}, every {interval:g}s)")
-    results = phase1(settings, brk, factory, store=store, run_id=run_id)
+    who = f"user {owner.username}" if owner is not None else "no user"
+    log("run", f"run {run_id} started (pid {os.getpid()}, {who}, broker {getattr(brk, 'name', brk)}, model {model}, every {interval:g}s)")
+    limits = user_risk_limits(accounts.engine, owner, settings.risk) if owner is not None and accounts is not None else settings.risk
+    results = phase1(settings, brk, factory, store=store, run_id=run_id, user=owner, refusal=refusal, limits=limits)
     failed = next((r for r in results if not r.ok), None)
     if failed is not None:
         msg = f"Phase 1 failed at '{failed.name}': {failed.message}"
@@ -311,7 +367,7 @@ def _run(settings, store, brk, account, run_id, model, interval, cycles, engine,
         log("sync", f"portfolio synced with {getattr(brk, 'name', 'the broker')}: {synced.summary()}", "INFO" if synced.in_sync else "WARNING")
         ctx = LiveContext(
             store=store, broker=brk, feed=feed, engine=eng, orders=orders, run_id=run_id, account=account,
-            limits=settings.risk, costs=settings.costs, exchange_costs=settings.paper.cost_models(),
+            limits=limits, costs=settings.costs, exchange_costs=settings.paper.cost_models(),
             stale_after_s=settings.live.stale_after_s, cycle=last_cycle,
             fx_rates=dict(settings.live.fx_rates),
         )
@@ -332,7 +388,7 @@ def _run(settings, store, brk, account, run_id, model, interval, cycles, engine,
             if stop.reason is not None:
                 break
         if stop.reason == "emergency_stop":
-            summary = emergency_stop(ctx, settings.risk.flatten_on_emergency)
+            summary = emergency_stop(ctx, limits.flatten_on_emergency)
             store.finish_run(run_id, "EMERGENCY_STOPPED", f"{summary} after cycle {ctx.cycle}")
         else:
             if stop.reason is not None:
@@ -395,34 +451,59 @@ def _summary(run: dict) -> dict:
             "cycle": run["cycle"], "heartbeat_at": run["heartbeat_at"]}
 
 
-def running(settings: Any) -> list[dict]:
-    """Every run still marked RUNNING, each with whether its process is alive (a dead one is not
-    running, whatever its row says: the next start on its account resumes it)."""
-    return [_summary(r) for r in Store(settings.store_url).create().running_runs()]
+def _acting(settings: Any, user: Any) -> Any:
+    """The user acting: the one given, else the CLI session's user (``NotLoggedIn`` without one)."""
+    if user is not None:
+        return user
+    from workbench.security.access import accounts_for, require_session
+
+    return require_session(accounts_for(settings), settings).user
 
 
-def _pick(store: Store, run_id: int | None, account: str | None) -> dict | None:
-    """The run named by id, else the account's latest run, else the latest run of all."""
+def _scope(user: Any) -> int | None:
+    """Whose runs a user may see and stop: their own; an admin's, everyone's (None)."""
+    return None if user.can("admin") else int(user.id)
+
+
+def _visible(store: Store, user_id: int | None, account: str | None = None) -> list[dict]:
+    """The RUNNING rows ``user_id`` may see (None: all), newest first."""
+    return [r for r in store.running_runs(account) if user_id is None or r.get("user_id") == user_id]
+
+
+def running(settings: Any, user: Any = None) -> list[dict]:
+    """Every run still marked RUNNING that the user may see, each with whether its process is alive (a
+    dead one is not running, whatever its row says: the next start on its account resumes it)."""
+    store = Store(settings.store_url).create()
+    return [_summary(r) for r in _visible(store, _scope(_acting(settings, user)))]
+
+
+def _pick(store: Store, run_id: int | None, account: str | None, user_id: int | None) -> dict | None:
+    """The run named by id, else the account's running/latest run, else the latest run; only among the
+    runs ``user_id`` owns (None: an admin, anyone's)."""
     if run_id is not None:
         run = store.run(int(run_id))
-        if run is None:
-            raise ConfigError(f"there is no run {run_id} in the store {store.url}: `workbench live status` lists the running ones")
+        if run is None or (user_id is not None and run.get("user_id") != user_id):
+            raise ConfigError(
+                f"there is no run {run_id} of yours in the store {store.url}: `workbench live status` lists the running ones"
+            )
         if account is not None and run["account"] != account:
             raise ConfigError(f"run {run_id} trades account '{run['account']}', not '{account}'")
         return run
     if account is not None:
-        running_on = store.running_runs(account)
+        running_on = _visible(store, user_id, account)
         if running_on:
             return running_on[0]
-        return store.latest_run(account)
-    return store.latest_run()
+        return store.latest_run(user_id=user_id, account=account)
+    return store.latest_run(user_id=user_id)
 
 
-def status(settings: Any, run_id: int | None = None, account: str | None = None) -> dict:
-    """One run (by id, else the account's running/latest run, else the latest run), as the CLI and
-    dashboard show it, plus ``running``: every run still marked RUNNING."""
+def status(settings: Any, run_id: int | None = None, account: str | None = None, user: Any = None) -> dict:
+    """One run (by id, else the account's running/latest run, else the latest run) of ``user`` (an
+    admin: of anyone; default: the CLI session's user), as the CLI and dashboard show it, plus
+    ``running``: every run of theirs still marked RUNNING."""
     store = Store(settings.store_url).create()
-    run = _pick(store, run_id, account)
+    scope = _scope(_acting(settings, user))
+    run = _pick(store, run_id, account, scope)
     if run is None:
         return {"run_id": None, "status": "NO_RUN", "message": "no live run yet"}
     now = utcnow()
@@ -439,6 +520,7 @@ def status(settings: Any, run_id: int | None = None, account: str | None = None)
         "broker": run["broker"],
         "environment": run["environment"],
         "account": run["account"],
+        "user_id": run.get("user_id"),
         "model_ref": run["model_ref"],
         "started_at": run["started_at"],
         "ended_at": run["ended_at"],
@@ -449,9 +531,9 @@ def status(settings: Any, run_id: int | None = None, account: str | None = None)
         "n_orders": sum(counts.values()),
         "n_filled": counts.get("FILLED", 0),
         "n_rejected": counts.get("REJECTED", 0),
-        "n_positions": int(len(store.positions(run["account"] or "paper"))),
+        "n_positions": len(store.positions(run["account"] or "paper")),
         "message": run["message"],
-        "running": [_summary(r) for r in store.running_runs()],
+        "running": [_summary(r) for r in _visible(store, scope)],
     }
 
 
@@ -465,57 +547,83 @@ class StopOutcome:
     dead: bool = False
 
 
-def stop_run(settings: Any, emergency: bool = False, run_id: int | None = None, account: str | None = None) -> StopOutcome:
-    """Queue 'stop' (after the current cycle) or 'emergency_stop' for one run: the one named by id, or
-    the running one of ``account``, or the only running one. Never pretends: a run whose process is
-    gone is reported dead and no command is queued; several running runs and no choice is an error
-    listing them."""
+def stop_run(
+    settings: Any, emergency: bool = False, run_id: int | None = None, account: str | None = None, user: Any = None
+) -> StopOutcome:
+    """Queue 'stop' (after the current cycle) or 'emergency_stop' for one run of ``user`` (an admin:
+    anyone's; default: the CLI session's user): the one named by id, or the running one of ``account``,
+    or the only running one. Never pretends: a run whose process is gone is reported dead and no command
+    is queued; several running runs and no choice is an error listing them. Recorded in the audit trail."""
+    from workbench.security.access import accounts_for
+
+    user = _acting(settings, user)
+    scope = _scope(user)
     store = Store(settings.store_url).create()
     what = "emergency stop" if emergency else "stop"
     if run_id is not None:
-        run = _pick(store, run_id, account)
+        run = _pick(store, run_id, account, scope)
+        assert run is not None  # _pick raises for an unknown id
         candidates = [run] if run["status"] == "RUNNING" else []
         if not candidates:
-            return StopOutcome(run["id"], False, f"run {run['id']} is not running (it ended {run['status']}"
-                               f"{' at ' + run['ended_at'] if run['ended_at'] else ''}): nothing to {what}")
+            return StopOutcome(
+                run["id"], False,
+                f"run {run['id']} is not running (it ended {run['status']}"
+                f"{' at ' + str(run['ended_at']) if run['ended_at'] else ''}): nothing to {what}",
+            )
     else:
-        candidates = store.running_runs(account)
+        candidates = _visible(store, scope, account)
         live = [r for r in candidates if _alive(r["pid"])]
         if len(live) > 1 or (not live and len(candidates) > 1):
-            listed = "; ".join(f"run {r['id']} on account '{r['account']}' (pid {r['pid']}"
-                               f"{'' if _alive(r['pid']) else ', dead'})" for r in candidates)
-            raise ConfigError(f"{len(candidates)} runs are marked RUNNING: {listed}. Say which: "
-                              f"`workbench live {'emergency-' if emergency else ''}stop --run ID`")
+            listed = "; ".join(
+                f"run {r['id']} on account '{r['account']}' (pid {r['pid']}{'' if _alive(r['pid']) else ', dead'})"
+                for r in candidates
+            )
+            raise ConfigError(
+                f"{len(candidates)} runs are marked RUNNING: {listed}. Say which: "
+                f"`workbench live {'emergency-' if emergency else ''}stop --run ID`"
+            )
         candidates = live or candidates
     if not candidates:
         where = f" on account '{account}'" if account is not None else ""
         return StopOutcome(None, False, f"no live run is active{where}")
     run = candidates[0]
     if not _alive(run["pid"]):
-        return StopOutcome(int(run["id"]), False, (
+        return StopOutcome(
+            int(run["id"]), False,
             f"run {run['id']} on account '{run['account']}' is DEAD: its process (pid {run['pid']}) is gone "
             f"(last heartbeat {run['heartbeat_at']}, cycle {run['cycle']}), so no {what} was sent and nothing is "
             f"trading for it. Its open orders stay at the venue: start `workbench live run --broker {run['broker']}` "
-            f"on the account to resume it and reconcile them, then stop it."), dead=True)
-    store.send_command("emergency_stop" if emergency else "stop", int(run["id"]))
-    return StopOutcome(int(run["id"]), True, f"{what} requested for run {run['id']} on account '{run['account']}' (pid {run['pid']})")
+            f"on the account to resume it and reconcile them, then stop it.",
+            dead=True,
+        )
+    command = "emergency_stop" if emergency else "stop"
+    store.send_command(command, int(run["id"]))
+    accounts_for(settings).record(user, f"live_{command}", True, f"run {run['id']} (owner id {run.get('user_id')})")
+    return StopOutcome(
+        int(run["id"]), True, f"{what} requested for run {run['id']} on account '{run['account']}' (pid {run['pid']})"
+    )
 
 
-def request_stop(settings: Any, emergency: bool = False, run_id: int | None = None, account: str | None = None) -> int | None:
+def request_stop(
+    settings: Any, emergency: bool = False, run_id: int | None = None, account: str | None = None, user: Any = None
+) -> int | None:
     """Queue 'stop' or 'emergency_stop' (see ``stop_run``); the run's id when a live process will read it, else None."""
-    out = stop_run(settings, emergency, run_id, account)
+    out = stop_run(settings, emergency, run_id, account, user)
     return out.run_id if out.sent else None
 
 
 def start_background(
-    settings: Any, broker: str | None = None, model: str = "champion", interval_s: float | None = None, cycles: int | None = None
+    settings: Any, broker: str | None = None, model: str = "champion", interval_s: float | None = None,
+    cycles: int | None = None, session: str | None = None,
 ) -> subprocess.Popen:
     """Launch ``workbench live run`` as its own session: closing the dashboard never stops it.
 
     The arguments are checked here as the CLI checks them, and a start on an account whose lock is
     held is refused at once (``RunActiveError``). Two clicks closer together than the child takes to
     lock may both launch: the child that loses the lock race exits refused (its log says why) and
-    writes no run, so exactly one run trades either way."""
+    writes no run, so exactly one run trades either way. ``session``: the owner's token, handed over
+    in ``$WORKBENCH_TOKEN`` (never argv, which other users of the machine can read); default: whatever
+    the environment already holds."""
     check_run_args(interval_s, cycles)
     name = broker_name(settings, broker)
     _probe_lock(settings, name)
@@ -528,7 +636,9 @@ def start_background(
     if cycles is not None:
         cmd += ["--cycles", str(cycles)]
     env = {**os.environ, "WORKBENCH_HOME": str(settings.home)}
-    log = open(logs / f"live-{stamp}-{os.getpid()}-{time.monotonic_ns()}.log", "ab")
+    if session:
+        env["WORKBENCH_TOKEN"] = session
+    log = open(logs / f"live-{stamp}-{os.getpid()}-{time.monotonic_ns()}.log", "ab")  # noqa: SIM115 (closed below once the child holds its own copy)
     try:
         return subprocess.Popen(
             cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(settings.home)

@@ -12,7 +12,7 @@ backend and read back unambiguously.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -65,6 +65,13 @@ class _Tables:
     cash_book, adjustments = cash_book, adjustments
 
 
+def _new_id(key: Sequence[Any] | None) -> int:
+    """The integer id an INSERT generated (SQLite always reports it)."""
+    if key is None:
+        raise LookupError("the database reported no id for the new row")
+    return int(key[0])
+
+
 class Store:
     """One database, many processes. Construction opens it through ``workbench.store.engine_for``
     (SQLite settings, schema migrated to the newest revision: one query when it already is)."""
@@ -78,7 +85,7 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
 
-    def create(self) -> "Store":
+    def create(self) -> Store:
         """The schema at the newest revision (construction already did it; kept for callers that say so)."""
         upgrade(self.engine)
         return self
@@ -118,17 +125,19 @@ class Store:
     # ---- runs -----------------------------------------------------------------------------------
     def start_run(
         self, broker: str, environment: str, account: str | None = None, model_ref: str | None = None,
-        interval_s: float | None = None, pid: int | None = None, cursor: int | None = None,
+        interval_s: float | None = None, pid: int | None = None, cursor: int | None = None, user_id: int | None = None,
     ) -> int:
+        """A new RUNNING run; ``user_id`` is its owner (who started it; a crashed run resumes as them)."""
         now = iso(utcnow())
         with self.engine.begin() as c:
             res = c.execute(
                 insert(runs).values(
                     started_at=now, status="RUNNING", broker=broker, environment=environment, account=account,
                     model_ref=model_ref, interval_s=_f(interval_s), pid=pid, heartbeat_at=now, cycle=0, cursor=cursor,
+                    user_id=user_id,
                 )
             )
-            return int(res.inserted_primary_key[0])
+            return _new_id(res.inserted_primary_key)
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         if "status" in fields and fields["status"] not in RUN_STATUSES:
@@ -152,8 +161,13 @@ class Store:
             fields["message"] = message
         self.update_run(run_id, **fields)
 
-    def latest_run(self, account: str | None = None) -> dict | None:
-        stmt = select(runs) if account is None else select(runs).where(runs.c.account == account)
+    def latest_run(self, user_id: int | None = None, account: str | None = None) -> dict | None:
+        """The newest run; with ``user_id``, the newest that user owns; with ``account``, the newest on it."""
+        stmt = select(runs)
+        if user_id is not None:
+            stmt = stmt.where(runs.c.user_id == user_id)
+        if account is not None:
+            stmt = stmt.where(runs.c.account == account)
         return self._one(stmt.order_by(runs.c.id.desc()).limit(1))
 
     def run(self, run_id: int) -> dict | None:
@@ -175,9 +189,15 @@ class Store:
         return self._one(stmt.order_by(runs.c.id.desc()).limit(1))
 
     # ---- checks and cycles ----------------------------------------------------------------------
-    def add_check(self, run_id: int, seq: int, name: str, ok: bool, message: str) -> None:
+    def add_check(
+        self, run_id: int, seq: int, name: str, ok: bool, message: str, duration_s: float | None = None
+    ) -> None:
         with self.engine.begin() as c:
-            c.execute(insert(checks).values(run_id=run_id, seq=seq, name=name, ok=bool(ok), message=message, ts=iso(utcnow())))
+            c.execute(
+                insert(checks).values(
+                    run_id=run_id, seq=seq, name=name, ok=bool(ok), message=message, ts=iso(utcnow()), duration_s=duration_s
+                )
+            )
 
     def clear_checks(self, run_id: int) -> None:
         """Forget a run's Phase 1 results (a resumed run checks again and records afresh)."""
@@ -244,6 +264,13 @@ class Store:
 
     def get_order(self, client_order_id: str) -> dict | None:
         return self._one(select(orders).where(orders.c.client_order_id == client_order_id))
+
+    def require_order(self, client_order_id: str) -> dict:
+        """The row of an order the caller has just written or read (its absence is a bug)."""
+        row = self.get_order(client_order_id)
+        if row is None:
+            raise LookupError(f"order {client_order_id} is missing from the store")
+        return row
 
     def update_order(self, client_order_id: str, event_detail: str | None = None, **fields: Any) -> None:
         """Update an order; when the status changes an order event is appended in the same transaction."""
@@ -482,7 +509,7 @@ class Store:
             raise ValueError(f"command must be one of {COMMANDS}, not {command!r}")
         with self.engine.begin() as c:
             res = c.execute(insert(commands).values(ts=iso(utcnow()), run_id=run_id, command=command))
-            return int(res.inserted_primary_key[0])
+            return _new_id(res.inserted_primary_key)
 
     def pending_command(self, run_id: int, consume: bool = True) -> str | None:
         """The most urgent unconsumed command for this run (or for any run): emergency_stop beats stop.

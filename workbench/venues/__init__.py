@@ -10,10 +10,13 @@ entries are module paths imported on first use, so naming a venue never imports 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from workbench.errors import ConfigError
 from workbench.venues.base import Venue, VenueConfig
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
 
 __all__ = [
     "VENUES",
@@ -102,13 +105,22 @@ def venue_choices() -> str:
     return " | ".join(venue_names())
 
 
-def venue_config(settings: Any, name: str) -> VenueConfig:
-    """The validated ``[venues.<name>]`` table of ``settings`` (the venue's defaults when absent)."""
+_C = TypeVar("_C", bound=VenueConfig)
+
+
+@overload
+def venue_config(settings: Settings, name: str) -> VenueConfig: ...
+@overload
+def venue_config(settings: Settings, name: str, kind: type[_C]) -> _C: ...
+def venue_config(settings: Settings, name: str, kind: type[VenueConfig] = VenueConfig) -> VenueConfig:
+    """The validated ``[venues.<name>]`` table of ``settings`` (the venue's defaults when absent); a
+    venue's own code passes its config class as ``kind`` and gets that type back."""
     v = get_venue(name.partition(":")[0])
     got = (getattr(settings, "venues", None) or {}).get(v.name)
-    if isinstance(got, v.config):
-        return got
-    return parse_venue_config(v.name, got or {})
+    cfg = got if isinstance(got, v.config) else parse_venue_config(v.name, got or {})
+    if not isinstance(cfg, kind):
+        raise ConfigError(f"venue {v.name!r} is configured by {type(cfg).__name__}, not {kind.__name__}")
+    return cfg
 
 
 def parse_venue_config(name: str, table: Any) -> VenueConfig:

@@ -129,7 +129,7 @@ class BrokerOrder:
         return self.status in FINAL_STATUSES
 
 
-def reason_of(message: str, table: list[tuple[re.Pattern, str]], default: str = "bad_order") -> str:
+def reason_of(message: str, table: list[tuple[re.Pattern[str], str]], default: str = "bad_order") -> str:
     """The ``REJECT_REASONS`` code of a venue's rejection text: the first pattern of ``table`` it matches."""
     return next((code for rx, code in table if rx.search(message or "")), default)
 

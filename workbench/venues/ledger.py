@@ -14,7 +14,9 @@ Rows live in the operational store (``settings.store_url``, table ``broker_order
 
 from __future__ import annotations
 
-from sqlalchemy import and_, insert, select, update
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, insert, select, update
 
 from workbench.store.engine import engine_for
 from workbench.store.schema import broker_order_refs as _rows
@@ -29,11 +31,11 @@ class OrderLedger:
         self._engine = engine_for(store_url or "sqlite://")  # no store: a private in-memory database
         self.venue, self.account = venue, account
 
-    def _key(self, cid: str | None = None):
+    def _key(self, cid: str | None = None) -> ColumnElement[bool]:
         k = and_(_rows.c.venue == self.venue, _rows.c.account == self.account)
         return and_(k, _rows.c.client_order_id == cid) if cid is not None else k
 
-    def put(self, cid: str, **fields) -> None:
+    def put(self, cid: str, **fields: Any) -> None:
         unknown = set(fields) - set(_FIELDS)
         if unknown:
             raise ValueError(f"ledger has no fields {sorted(unknown)}")
@@ -41,12 +43,19 @@ class OrderLedger:
             if c.execute(update(_rows).where(self._key(cid)).values(**fields)).rowcount == 0:
                 c.execute(insert(_rows).values(venue=self.venue, account=self.account, client_order_id=cid, **fields))
 
-    def get(self, cid: str) -> dict | None:
+    def get(self, cid: str) -> dict[str, Any] | None:
         with self._engine.connect() as c:
             r = c.execute(select(_rows).where(self._key(cid))).mappings().first()
         return dict(r) if r is not None else None
 
-    def find(self, **where) -> list[dict]:
+    def require(self, cid: str) -> dict[str, Any]:
+        """The row of ``cid``, which the caller has just written or found (its absence is a bug)."""
+        row = self.get(cid)
+        if row is None:
+            raise LookupError(f"{self.venue}: order {cid} is missing from the order ledger")
+        return row
+
+    def find(self, **where: Any) -> list[dict[str, Any]]:
         stmt = select(_rows).where(self._key())
         for k, v in where.items():
             stmt = stmt.where(_rows.c[k] == v)

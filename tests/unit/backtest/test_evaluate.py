@@ -155,7 +155,7 @@ def test_model_registered_without_oos_predictions_is_refused(settings):
     result = train(panel, params={"n_estimators": 10})
     result.oos_proba = pd.DataFrame()  # as a model registered before the predictions were stored
     Registry(settings).register(result)
-    with pytest.raises(ModelError, match="without its out-of-sample predictions.*workbench train"):
+    with pytest.raises(ModelError, match=r"without its out-of-sample predictions.*workbench train"):
         backtest_model(settings, panel=panel, log=False)
 
 

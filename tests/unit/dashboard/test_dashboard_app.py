@@ -8,13 +8,14 @@ import sys
 
 from tests.kit.models import MomentumEngine, synthetic_panel
 from workbench.dashboard.app import Dashboard, frame_to_html
+from workbench.security.access import TOKEN_ENV
 from workbench.trading.feeds import ReplayFeed
 from workbench.trading.runner import run_live
 from workbench.trading.store import Store
 
 
 def test_empty_home_shows_what_to_do(settings):
-    app = Dashboard(settings)
+    app = Dashboard(settings, token=os.environ[TOKEN_ENV])
     assert "Start AI Trading" in app.views.status.value
     assert "Phase 1 has not run yet" in app.views.checks.value
     assert "workbench init --demo" in app.views.header.value
@@ -25,7 +26,7 @@ def test_empty_home_shows_what_to_do(settings):
 def test_tables_show_a_finished_run(settings):
     feed = ReplayFeed.from_panel(synthetic_panel(6, 200), warmup_bars=40, replay_bars=20)
     run_id = run_live(settings, engine=MomentumEngine(gain=3.0), feed=feed, interval_s=0.01, min_interval_s=0, cycles=4)
-    app = Dashboard(settings)
+    app = Dashboard(settings, token=os.environ[TOKEN_ENV])
     v = app.views
     assert f"run {run_id}" in v.status.value and "STOPPED" in v.status.value
     assert v.checks.value.count("PASS") >= 5 and "FAIL" not in v.checks.value
@@ -38,7 +39,7 @@ def test_tables_show_a_finished_run(settings):
 def test_stop_buttons_write_commands_for_the_running_loop(settings):
     store = Store(settings.store_url).create()
     run_id = store.start_run(broker="paper", environment="paper", account="paper", pid=os.getpid())  # a live process
-    app = Dashboard(settings)
+    app = Dashboard(settings, token=os.environ[TOKEN_ENV])
     app.stop()
     assert store.pending_command(run_id) == "stop"
     app.emergency_stop()

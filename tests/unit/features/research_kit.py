@@ -27,8 +27,10 @@ def read_sp500(shared_data: Path, symbols=TEN) -> Panel:
 
 
 def random_walk_panel(n_bars: int = 400, symbols=("SYN-A", "SYN-B", "SYN-C"), seed: int = 7,
-                      late_start: dict[str, int] | None = None, freq: str = "1D") -> Panel:
-    """Geometric random walk OHLCV; ``late_start`` blanks the first k bars of some symbols."""
+                      late_start: dict[str, int] | None = None, freq: str = "1D",
+                      early_end: dict[str, int] | None = None) -> Panel:
+    """Geometric random walk OHLCV; ``late_start`` blanks the first k bars of some symbols, ``early_end``
+    every bar from bar k on (a delisting, a vendor file that stops)."""
     rng = np.random.default_rng(seed)
     idx = pd.date_range("2021-01-01", periods=n_bars, freq=freq, tz="UTC", name="ts")
     cols = pd.Index(list(symbols), name="symbol")
@@ -43,6 +45,8 @@ def random_walk_panel(n_bars: int = 400, symbols=("SYN-A", "SYN-B", "SYN-C"), se
         arr = arr.copy()
         for sym, k in (late_start or {}).items():
             arr[:k, list(symbols).index(sym)] = np.nan
+        for sym, k in (early_end or {}).items():
+            arr[k:, list(symbols).index(sym)] = np.nan
         fields[name] = pd.DataFrame(arr, index=idx, columns=cols)
     return Panel(**fields, exchange="SYNTH", timeframe="1d")
 

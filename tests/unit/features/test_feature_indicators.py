@@ -21,11 +21,11 @@ def ref_seeded_ewm(s: pd.Series, n: int, alpha: float, first: int = 0) -> pd.Ser
 def ref_rsi(s: pd.Series, n: int) -> pd.Series:
     d = s.diff()
     g = ref_seeded_ewm(d.clip(lower=0), n, 1 / n, first=1)
-    l = ref_seeded_ewm((-d).clip(lower=0), n, 1 / n, first=1)  # noqa: E741
+    l = ref_seeded_ewm((-d).clip(lower=0), n, 1 / n, first=1)
     return 100 * g / (g + l)
 
 
-def ref_atr(h, l, c, n):  # noqa: E741
+def ref_atr(h, l, c, n):
     pc = c.shift(1)
     tr = pd.concat([h - l, (h - pc).abs(), (l - pc).abs()], axis=1).max(axis=1, skipna=False)
     return ref_seeded_ewm(tr, n, 1 / n, first=1)
@@ -67,7 +67,7 @@ def test_rsi_atr_match_wilder_references(real):
 def test_macd_bollinger_returns_volatility(real):
     c = real.close.to_numpy()
     line, sig, hist = ind.macd(c, 12, 26, 9)
-    mid, up, lo, pct_b = ind.bollinger(c, 20, 2.0)
+    mid, up, _lo, pct_b = ind.bollinger(c, 20, 2.0)
     r5 = ind.returns(c, 5)
     vol = ind.rolling_volatility(c, 20)
     for j, sym in enumerate(real.symbols):
@@ -107,7 +107,7 @@ ALL = {
 def test_late_start_and_gap_equal_the_indicator_of_the_valid_bars(real, name):
     """A column's values are the indicator of its own valid bars; missing bars are NaN and skipped."""
     fn = ALL[name]
-    c, h, l = (real.field(f)[["AAPL"]].to_numpy()[:300] for f in ("close", "high", "low"))  # noqa: E741
+    c, h, l = (real.field(f)[["AAPL"]].to_numpy()[:300] for f in ("close", "high", "low"))
     holes = np.zeros(300, dtype=bool)
     holes[:37] = True  # late start
     holes[150:155] = True  # a halt

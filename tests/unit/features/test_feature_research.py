@@ -6,14 +6,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
 
-from tests.unit.features.research_kit import random_walk_panel  # noqa: E402
-from workbench.features import build_features  # noqa: E402
-from workbench.features import research as R  # noqa: E402
+from tests.unit.features.research_kit import random_walk_panel
+from workbench.features import build_features
+from workbench.features import research as R
 
 
 @pytest.fixture(scope="module")

@@ -100,7 +100,7 @@ def test_promotion_refuses_a_pooled_metric(settings):
     from workbench.errors import ConfigError
     from workbench.models.retrain import retrain_and_decide
 
-    with pytest.raises(ConfigError, match="'rank_ic' is not one of .*ic_mean"):
+    with pytest.raises(ConfigError, match=r"'rank_ic' is not one of .*ic_mean"):
         retrain_and_decide(settings, panel=None, metric="rank_ic")
     with pytest.raises(Exception, match="promote_metric"):
         from workbench.config import load_settings

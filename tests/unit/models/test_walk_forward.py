@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.unit.features.research_kit import random_walk_panel
 from workbench.features import build_features
 from workbench.models.calibration import Calibrator
-from tests.unit.features.research_kit import random_walk_panel
 from workbench.models.evaluation import expected_calibration_error, reliability_table, score
 from workbench.models.splits import calibration_split, span_fraction
 from workbench.models.training import label_end, train, walk_forward, walk_forward_splits
@@ -40,7 +42,7 @@ def test_no_training_label_window_overlaps_a_test_row(horizon):
     # Folds are consecutive, cover the last 40 % of timestamps, and train on an expanding window.
     stamps = row_ts.unique().sort_values()
     assert folds[0].test_start == stamps[int(np.floor(len(stamps) * 0.6))] and folds[-1].test_end == stamps[-1]
-    for a, b in zip(folds, folds[1:]):
+    for a, b in itertools.pairwise(folds):
         assert a.test_end < b.test_start and a.train.sum() < b.train.sum()
 
 
@@ -71,7 +73,7 @@ def test_test_span_as_a_calendar_span():
     assert span_fraction("0.25", stamps) == 0.25 and span_fraction(0.25, stamps) == 0.25
     with pytest.raises(ValueError, match="choose a shorter span"):
         span_fraction("9y", stamps)
-    with pytest.raises(ValueError, match="use a fraction such as 0.3 or a span such as 3y"):
+    with pytest.raises(ValueError, match=r"use a fraction such as 0\.3 or a span such as 3y"):
         span_fraction("three years", stamps)
 
 

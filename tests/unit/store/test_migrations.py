@@ -16,12 +16,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Integer, Table, text
 
-from workbench.venues.ledger import OrderLedger
 from workbench.errors import ConfigError
-from workbench.security.vault import Vault
+from workbench.security.users import Accounts
+from workbench.security.vault import Vault, adopt_legacy_secrets
 from workbench.store import engine_for, head_revision, metadata, upgrade
 from workbench.store.engine import MIGRATIONS_DIR, current_revision
 from workbench.trading.store import Store
+from workbench.venues.ledger import OrderLedger
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "previous_release.sql"
 FIXTURE_KEY = "d29ya2JlbmNoLXRlc3QtZml4dHVyZS1rZXktMzJieXQ="  # the test key the fixture's secrets were encrypted with
@@ -97,9 +98,6 @@ def test_previous_release_database_is_adopted_with_its_rows_and_a_second_start_i
     fills = store.fills(account="paper")
     assert len(fills) == 1 and fills["price"].iloc[0] == pytest.approx(30015.0)
     assert store.get_position("paper", "BTC/USDT")["quantity"] == pytest.approx(0.1)
-    vault = Vault(url, tmp_path)
-    assert vault.get("ccxt:binance/api_key").value == "AKIAFAKEKEY0123456789"
-    assert vault.get("kite/access_token").expires_at is not None
     ledger = OrderLedger(url, "kite", "ZX1234")
     assert ledger.find(kind="gtt")[0]["stop_price"] == pytest.approx(1500.0)
 
@@ -111,6 +109,16 @@ def test_previous_release_database_is_adopted_with_its_rows_and_a_second_start_i
     Store(url).dispose()  # a second start-up changes nothing
     assert _schema_sql(db) == schema_after_first
     assert _kept(before, _rows(db))
+
+    # The old single-key secrets move into the first admin's vault (what `workbench init` does).
+    engine = engine_for(url)
+    admin = Accounts(engine).add_user("admin", "admin-password-0123", ["admin", "trade_paper"])
+    assert adopt_legacy_secrets(engine, tmp_path, admin.id) == len(before["vault_secrets"])
+    vault = Vault.open(engine, tmp_path, admin.id)
+    assert vault.get("ccxt:binance/api_key").value == "AKIAFAKEKEY0123456789"
+    assert vault.get("kite/access_token").expires_at is not None
+    assert _rows(db)["vault_secrets"] == []
+    engine.dispose()
 
 
 def test_previous_release_database_missing_the_vault_table_gets_it(tmp_path):
@@ -147,7 +155,7 @@ def test_a_database_from_a_newer_workbench_is_refused_untouched(tmp_path):
     con.execute("UPDATE alembic_version SET version_num = '9999'")
     con.commit()
     con.close()
-    with pytest.raises(ConfigError, match="'9999'.*newer workbench"):
+    with pytest.raises(ConfigError, match=r"'9999'.*newer workbench"):
         Store(url)
 
 
@@ -184,7 +192,8 @@ def _pragmas(conn) -> tuple:
 
 def test_every_connection_gets_wal_and_busy_timeout(tmp_path):
     url = f"sqlite:///{tmp_path / 'workbench.db'}"
-    store, ledger, vault = Store(url), OrderLedger(url, "kite", "acct"), Vault(url, tmp_path)
+    store, ledger = Store(url), OrderLedger(url, "kite", "acct")
+    vault = Vault.open(store.engine, tmp_path, Accounts(store.engine).add_user("u1", "password-0123456").id)
     from workbench.venues.paper.broker import PaperBroker
 
     book = PaperBroker(store).book

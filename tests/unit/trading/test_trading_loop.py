@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.kit.models import MomentumEngine, synthetic_panel
+from tests.kit.users import current_user
 from workbench.data.lake import Lake
 from workbench.errors import NoModelError
 from workbench.signals import Signal
@@ -41,11 +42,14 @@ def make_ctx(settings, store, broker, feed, engine) -> LiveContext:
 def test_phase1_passes_in_spec_order_and_records_each_check(settings, store):
     run_id = store.start_run("paper", "paper")
     seen = []
-    results = phase1(settings, paper(store, settings), lambda: MomentumEngine(), store=store, run_id=run_id, on_result=seen.append)
+    results = phase1(
+        settings, paper(store, settings), lambda: MomentumEngine(), store=store, run_id=run_id, on_result=seen.append,
+        user=current_user(settings),
+    )
     assert [r.name for r in results] == list(CHECKS) == ["authentication", "api_keys", "exchange", "models", "risk"]
     assert all(r.ok for r in results) and seen == results
     msgs = dict(zip(CHECKS, (r.message for r in results)))
-    assert "no login required" in msgs["authentication"] and "no API keys" in msgs["api_keys"]
+    assert "user trader (id 1), permission 'trade_paper'" in msgs["authentication"] and "no API keys" in msgs["api_keys"]
     assert "100,000.00 USD" in msgs["exchange"] and "kit momentum" in msgs["models"]
     assert "10% of equity" in msgs["risk"] and "5% daily loss" in msgs["risk"] and "0.70" in msgs["risk"]
     assert list(store.checks(run_id)["name"]) == list(CHECKS)
@@ -57,7 +61,7 @@ def test_phase1_without_a_model_fails_at_models_with_its_message(settings, store
     def no_model():
         raise NoModelError("no model registered as 'champion': run `workbench train` first")
 
-    results = phase1(settings, paper(store, settings), no_model, store=store, run_id=run_id)
+    results = phase1(settings, paper(store, settings), no_model, store=store, run_id=run_id, user=current_user(settings))
     assert [(r.name, r.ok) for r in results] == [("authentication", True), ("api_keys", True), ("exchange", True), ("models", False)]
     assert "workbench train" in results[-1].message
     assert list(store.checks(run_id)["ok"]) == [True, True, True, False]
@@ -83,14 +87,14 @@ class Venue:
         return BrokerStatus(self.ok, self._env, "up" if self.ok else "venue in maintenance")
 
 
-def test_phase1_refuses_a_live_broker_without_user_accounts(settings, store):
-    results = phase1(settings, Venue(paper(store, settings), environment="live"), lambda: MomentumEngine())
+def test_phase1_refuses_a_live_broker_without_the_trade_live_permission(settings, store):
+    results = phase1(settings, Venue(paper(store, settings), environment="live"), lambda: MomentumEngine(), user=current_user(settings))
     assert len(results) == 1 and not results[0].ok
-    assert "live-trading permission" in results[0].message and "--broker paper" in results[0].message
+    assert "'trade_live' permission" in results[0].message and "--broker paper" in results[0].message
 
 
 def test_phase1_stops_when_the_exchange_is_down(settings, store):
-    results = phase1(settings, Venue(paper(store, settings), ok=False), lambda: MomentumEngine())
+    results = phase1(settings, Venue(paper(store, settings), ok=False), lambda: MomentumEngine(), user=current_user(settings))
     assert [r.name for r in results][-1] == "exchange" and not results[-1].ok and "maintenance" in results[-1].message
 
 
@@ -193,7 +197,7 @@ def test_one_bad_signal_is_logged_and_the_cycle_goes_on(settings, store):
     panel = synthetic_panel(4, 50)
     feed = ReplayFeed.from_panel(panel, warmup_bars=30, replay_bars=3)
     ts, close = panel.index[-3], panel.close.iloc[-3]
-    mk = lambda s, side="BUY": Signal(s, side, 0.95, 0.9, close[s] * 1.01, close[s] * 0.95, close[s] * 1.1, ts=ts, price=close[s])  # noqa: E731
+    mk = lambda s, side="BUY": Signal(s, side, 0.95, 0.9, close[s] * 1.01, close[s] * 0.95, close[s] * 1.1, ts=ts, price=close[s])
     sigs = [mk("S000"), mk("S001"), mk("S002"), mk("S002", "SELL"), mk("S003")]
     sigs.append(Signal("GHOST", "BUY", 0.95, 0.9, 10.0, 9.0, 12.0, ts=ts, price=10.0))
     broker = PickyVenue(paper(store, settings))

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.kit.models import MomentumEngine, synthetic_panel
+from tests.kit.users import trader
 from workbench.config import RiskLimits, load_settings
 from workbench.data.lake import Lake
 from workbench.trading.feeds import ReplayFeed
@@ -68,9 +69,10 @@ def test_stop_is_obeyed_within_one_cycle(settings):
     assert request_stop(settings) is None  # nothing running any more
 
 
-def test_emergency_stop_cancels_open_orders_and_flattens(tmp_path):
+def test_emergency_stop_cancels_open_orders_and_flattens(tmp_path, monkeypatch):
     settings = load_settings(tmp_path / "home", risk=RiskLimits(flatten_on_emergency=True))
     settings.ensure_dirs()
+    trader(settings, monkeypatch=monkeypatch)
     store = Store(settings.store_url).create()
     # An order resting at the venue from an earlier session.
     pb = PaperBroker(store, starting_cash=settings.paper.starting_cash, markets={"S000": Market("S000", "S000", "USD")})
@@ -92,7 +94,7 @@ def test_emergency_stop_cancels_open_orders_and_flattens(tmp_path):
 
 def test_emergency_stop_keeps_positions_unless_asked(settings):
     store = Store(settings.store_url).create()
-    t, out = start_thread(settings, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL, min_interval_s=0)
+    t, _out = start_thread(settings, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL, min_interval_s=0)
     run = wait_for_cycle(store, 1)
     request_stop(settings, emergency=True)
     t.join(timeout=5 * INTERVAL + 2)
@@ -106,9 +108,9 @@ def test_cycles_budget_then_restart_continues_the_replay_on_the_model_universe(s
     lake.write(panel.to_long(), "TEST", "1d", "synthetic")
     engine = MomentumEngine(universe={"exchange": "TEST", "timeframe": "1d", "symbols": ["S000", "S001", "S002"]})
     store = Store(settings.store_url).create()
-    r1 = run_live(settings, engine=engine, interval_s=0.0, min_interval_s=0, cycles=3)
+    r1 = run_live(settings, engine=engine, interval_s=0.0, min_interval_s=0, min_interval_s=0, cycles=3)
     assert store.run(r1)["status"] == "STOPPED" and store.run(r1)["cursor"] == 3
-    r2 = run_live(settings, engine=engine, interval_s=0.0, min_interval_s=0, cycles=2)
+    r2 = run_live(settings, engine=engine, interval_s=0.0, min_interval_s=0, min_interval_s=0, cycles=2)
     bars = store.cycles(r2)["bar_ts"]
     # replay_bars from the end, but not before a full warm-up window exists
     first = max(len(panel.index) - settings.live.replay_bars, settings.live.warmup_bars - 1)
@@ -128,7 +130,7 @@ def test_phase1_failure_ends_the_run_failed(settings):
             raise AssertionError
 
     store = Store(settings.store_url).create()
-    rid = run_live(settings, engine=Unloadable(), feed=long_feed(), interval_s=0.0, min_interval_s=0, cycles=1)
+    rid = run_live(settings, engine=Unloadable(), feed=long_feed(), interval_s=0.0, min_interval_s=0, min_interval_s=0, cycles=1)
     run = store.run(rid)
     assert run["status"] == "FAILED" and "Phase 1 failed at 'models'" in run["message"] and "workbench train" in run["message"]
     assert store.cycles(rid).empty and status(settings)["status"] == "FAILED"
@@ -138,7 +140,7 @@ def test_phase1_failure_ends_the_run_failed(settings):
 def test_no_registered_model_fails_phase1_with_the_registry_message(settings):
     pytest.importorskip("workbench.models.registry")
     store = Store(settings.store_url).create()
-    rid = run_live(settings, interval_s=0.0, min_interval_s=0, cycles=1)
+    rid = run_live(settings, interval_s=0.0, min_interval_s=0, min_interval_s=0, cycles=1)
     run = store.run(rid)
     assert run["status"] == "FAILED" and "'models'" in run["message"] and "workbench train" in run["message"]
     checks = store.checks(rid)
@@ -202,20 +204,21 @@ def test_sigterm_stops_cleanly_after_the_cycle(settings):
             return self.inner.next()
 
     before = signal.getsignal(signal.SIGTERM)
-    rid = run_live(settings, engine=MomentumEngine(), feed=Terminating(long_feed(3)), interval_s=0.05, min_interval_s=0, cycles=50)
+    rid = run_live(settings, engine=MomentumEngine(), feed=Terminating(long_feed(3)), interval_s=0.05, min_interval_s=0, min_interval_s=0, cycles=50)
     run = Store(settings.store_url).run(rid)
     assert run["status"] == "STOPPED" and "signal" in run["message"] and run["cycle"] == 2
     assert signal.getsignal(signal.SIGTERM) is before
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # mlflow on SQLAlchemy 2.1
-def test_no_registered_model_but_data_runs_the_backup_model_and_says_so(tmp_path):
+def test_no_registered_model_but_data_runs_the_backup_model_and_says_so(tmp_path, monkeypatch):
     from workbench.data.demo import ensure_demo_data
 
     settings = load_settings(tmp_path / "home", demo={"source": "synthetic", "bars": 300})
+    trader(settings, monkeypatch=monkeypatch)
     ensure_demo_data(settings)
     store = Store(settings.store_url).create()
-    rid = run_live(settings, interval_s=0.0, min_interval_s=0, cycles=2)
+    rid = run_live(settings, interval_s=0.0, min_interval_s=0, min_interval_s=0, cycles=2)
     run = store.run(rid)
     assert run["status"] == "STOPPED", run
     checks = store.checks(rid).set_index("name")

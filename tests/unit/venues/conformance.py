@@ -163,4 +163,4 @@ def test_conformance_exit_that_would_trigger_at_once_is_rejected(venue: Harness)
     assert e.value.reason == "bad_price"
 
 
-__all__ = ["Harness"] + sorted(n for n in dict(globals()) if n.startswith("test_conformance_"))
+__all__ = ["Harness", *sorted(n for n in dict(globals()) if n.startswith("test_conformance_"))]

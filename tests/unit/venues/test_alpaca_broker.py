@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.kit.fake_alpaca import FakeAlpaca
-from workbench.security.vault import Vault
+from tests.kit.users import trader
 from workbench.venues.alpaca import AlpacaConfig
 from workbench.venues.alpaca.broker import AlpacaBroker
 from workbench.venues.base import (
@@ -40,7 +40,7 @@ def test_keys_are_checked_and_paper_is_testnet(fake, settings):
     assert not st.ok and "refused the keys" in st.message and "HTTP 401" in st.message
     with pytest.raises(AuthenticationError):
         broker(fake, key="wrong").positions()
-    vault = Vault.for_settings(settings)
+    vault = trader(settings).vault
     vault.put("alpaca/api_key", KEY)
     vault.put("alpaca/secret", SECRET)
     s = settings.model_copy(update={"venues": {"alpaca": AlpacaConfig(url=fake.url)}})
@@ -163,4 +163,4 @@ def test_more_than_one_page_of_fills_is_read_whole(fake):
     pages = [p for m, p, _ in fake.requests if m == "GET" and p == "/v2/account/activities/FILL"]
     assert len(pages) == 3
     later = b.fills(since=fills[150].ts)
-    assert [f.client_order_id for f in later][0] == "m150" and len(later) == 80
+    assert next(f.client_order_id for f in later) == "m150" and len(later) == 80

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.unit.venues.conformance import *  # noqa: F401,F403 - the suite's tests are collected here
+from tests.unit.venues.conformance import *
 from tests.unit.venues.conformance import Harness
 from workbench.trading.store import Store
 from workbench.venues.base import Market, Quote

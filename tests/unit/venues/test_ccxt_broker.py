@@ -7,9 +7,8 @@ from __future__ import annotations
 import pytest
 
 from tests.kit.fake_binance import FakeBinance
+from tests.kit.users import trader
 from workbench.config import load_settings
-from workbench.errors import ConfigError
-from workbench.security.vault import Vault
 from workbench.venues.base import (
     AuthenticationError,
     ExchangeUnavailable,
@@ -48,7 +47,7 @@ def test_from_settings_reads_the_vault_and_names_the_command_when_keys_are_missi
     monkeypatch.delenv("WORKBENCH_KEY_CCXT_BINANCE_SECRET", raising=False)
     urls = fake.ccxt_config()["urls"]
     s = load_settings(tmp_path / "home", broker={"timeout_s": 3.0}, venues={"ccxt": {"urls": {"binance": urls}}})
-    vault = Vault.for_settings(s)
+    vault = trader(s).vault
     with pytest.raises(AuthenticationError, match="workbench keys set ccxt:binance"):
         CcxtBroker.from_settings(s, "binance", vault=vault)
     vault.put("ccxt:binance/api_key", fake.api_key)
@@ -58,14 +57,13 @@ def test_from_settings_reads_the_vault_and_names_the_command_when_keys_are_missi
     assert fake.secret not in repr(b) and fake.api_key not in repr(b)
 
 
-def test_from_settings_env_fallback_and_live_needs_permission(tmp_path, fake, monkeypatch):
+def test_from_settings_env_fallback_for_a_live_venue(tmp_path, fake, monkeypatch):
+    """The real-money permission is the user's trade_live, checked by Phase 1 (tests/unit/trading)."""
     monkeypatch.setenv("WORKBENCH_KEY_CCXT_BINANCE_API_KEY", fake.api_key)
     monkeypatch.setenv("WORKBENCH_KEY_CCXT_BINANCE_SECRET", fake.secret)
+    monkeypatch.delenv("WORKBENCH_TOKEN", raising=False)
     urls = fake.ccxt_config()["urls"]
-    live = load_settings(tmp_path / "a", broker={"testnet": False}, venues={"ccxt": {"urls": {"binance": urls}}})
-    with pytest.raises(ConfigError, match="allow_live"):
-        CcxtBroker.from_settings(live, "binance")
-    ok = load_settings(tmp_path / "b", broker={"testnet": False, "allow_live": True}, venues={"ccxt": {"urls": {"binance": urls}}})
+    ok = load_settings(tmp_path / "b", broker={"testnet": False}, venues={"ccxt": {"urls": {"binance": urls}}})
     b = CcxtBroker.from_settings(ok, "binance")
     assert b.environment == "live" and b.check().environment == "live"
     assert b.balances()["USDT"].total == pytest.approx(10_000.0)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from tests.kit.fake_kite import TRADING_INSTRUMENTS, FakeKite
-from workbench.security.vault import Vault
+from tests.kit.users import trader
 from workbench.venues.base import (
     AuthenticationError,
     OrderRejected,
@@ -43,7 +43,7 @@ def places(fake) -> int:
 
 def test_login_flow_verifies_checksum_and_stores_the_token_encrypted(fake, settings, monkeypatch):
     settings = settings.model_copy(update={"venues": {"kite": KiteConfig(root=fake.url)}})
-    vault = Vault.for_settings(settings)
+    vault = trader(settings).vault
     vault.put("kite/api_key", KEY)
     monkeypatch.setenv("WORKBENCH_KEY_KITE_API_SECRET", SECRET)  # env fallback for the secret
     assert kite_login_url(settings, vault).startswith(f"https://kite.zerodha.com/connect/login?api_key={KEY}")
@@ -71,7 +71,7 @@ def test_expired_session_says_log_in_again(fake, settings):
     assert not st.ok and "Kite session expired at" in st.message and "workbench keys kite-login" in st.message
     with pytest.raises(AuthenticationError, match="log in again"):
         b.positions()
-    vault = Vault.for_settings(settings)
+    vault = trader(settings).vault
     vault.put("kite/api_key", KEY)
     vault.put("kite/access_token", TOKEN, expires_at=pd.Timestamp("2024-05-02 00:30", tz="UTC"))
     with pytest.raises(AuthenticationError, match=r"expired at 2024-05-02 06:00 IST"):

@@ -157,3 +157,14 @@ def test_accounts_are_separate(store):
         b.order_status("same-id")
     # Default markets: any quoted symbol, tiny lots, priced in the account currency.
     assert a.markets(["BTC/USDT"])["BTC/USDT"].base == "BTC"
+
+
+def test_make_broker_without_a_store_books_in_the_settings_database(settings):
+    """The registry's factory called without a store (as a notebook would) opens ``settings.store_url``
+    itself: it used to name a ``Store`` it never imported (a NameError found by the type gate)."""
+    from workbench.venues.paper.broker import make_broker
+
+    b = make_broker(settings)
+    assert b.balances()[settings.paper.currency].total == pytest.approx(settings.paper.starting_cash)
+    again = Store(settings.store_url).create()  # the same database, seen through the trading store
+    assert PaperBroker(again, starting_cash=1.0).balances()[settings.paper.currency].total == pytest.approx(settings.paper.starting_cash)

@@ -17,13 +17,13 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.kit.models import MomentumEngine, synthetic_panel
-from tests.unit.venues.conformance import *  # noqa: F401,F403 - the suite's tests are collected here
+from tests.kit.users import trader
+from tests.unit.venues.conformance import *
 from tests.unit.venues.conformance import Harness
 from workbench.cli import app
 from workbench.config import load_settings
 from workbench.errors import AuthenticationError, ConfigError
 from workbench.market import Quote
-from workbench.security.vault import Vault
 from workbench.trading.feeds import ReplayFeed
 from workbench.trading.runner import key_fields, make_broker, run_live
 from workbench.trading.store import Store
@@ -120,19 +120,20 @@ def toy(tmp_path, monkeypatch):
         del sys.modules[mod]
 
 
-def keyed_settings(tmp_path, **kw):
+def keyed_settings(tmp_path, monkeypatch, **kw):
+    """Settings and a logged-in trader (``$WORKBENCH_TOKEN``) whose vault holds the toy keys."""
     s = load_settings(tmp_path / "home", **kw)
     s.ensure_dirs()
-    vault = Vault.for_settings(s)
+    vault = trader(s, monkeypatch=monkeypatch).vault
     vault.put("toy/api_key", "toy-key-0123456789")
     vault.put("toy/secret", "toy-secret-0123456789")
     return s
 
 
 @pytest.fixture
-def venue(toy, tmp_path) -> Harness:
+def venue(toy, tmp_path, monkeypatch) -> Harness:
     """The conformance suite's venue: the toy broker made through the registry, as the runner makes it."""
-    s = keyed_settings(tmp_path, venues={"toy": {"fee_rate": 0.002}})
+    s = keyed_settings(tmp_path, monkeypatch, venues={"toy": {"fee_rate": 0.002}})
     broker = make_broker(s, Store(s.store_url).create(), "toy")
     assert broker.name == "toy" and broker.fee_rate == 0.002  # [venues.toy] reached the broker
 
@@ -157,15 +158,15 @@ def test_toy_venue_is_found_by_name_everywhere(toy, tmp_path):
     assert source_from_spec("toy", s).symbols() == ["XYZ/USD"]
 
 
-def test_toy_venue_refuses_wrong_keys(toy, tmp_path):
+def test_toy_venue_refuses_wrong_keys(toy, tmp_path, monkeypatch):
     s = load_settings(tmp_path / "home")
-    Vault.for_settings(s).put("toy/api_key", "wrong-key-0123456789")
+    trader(s, monkeypatch=monkeypatch).vault.put("toy/api_key", "wrong-key-0123456789")
     with pytest.raises(AuthenticationError, match="keys set toy"):
         make_broker(s, Store(s.store_url).create(), "toy")
 
 
-def test_toy_venue_runs_paper_style_live_cycles_through_the_runner(toy, tmp_path):
-    s = keyed_settings(tmp_path, venues={"toy": {"symbols": ["S000", "S001", "S002"], "min_notional": 0.0}})
+def test_toy_venue_runs_paper_style_live_cycles_through_the_runner(toy, tmp_path, monkeypatch):
+    s = keyed_settings(tmp_path, monkeypatch, venues={"toy": {"symbols": ["S000", "S001", "S002"], "min_notional": 0.0}})
     panel = synthetic_panel(3, 80, seed=5)
     feed = ReplayFeed.from_panel(panel, warmup_bars=40, replay_bars=6)
     rid = run_live(s, broker="toy", engine=MomentumEngine(lookback=10, gain=3.0), feed=feed, interval_s=0.0, min_interval_s=0, cycles=4)
@@ -180,15 +181,17 @@ def test_toy_venue_runs_paper_style_live_cycles_through_the_runner(toy, tmp_path
     assert store.order_counts(rid).get("FILLED", 0) > 0  # orders went to the toy venue and filled
 
 
-def test_toy_venue_without_keys_fails_phase1_naming_the_command(toy, tmp_path):
+def test_toy_venue_without_keys_fails_phase1_naming_the_command(toy, tmp_path, monkeypatch):
     s = load_settings(tmp_path / "home")
+    trader(s, monkeypatch=monkeypatch)
     rid = run_live(s, broker="toy", engine=MomentumEngine(), feed=ReplayFeed.from_panel(synthetic_panel(3, 60), 40, 2), cycles=1)
     run = Store(s.store_url).run(rid)
     assert run["status"] == "FAILED" and "api_keys" in run["message"] and "workbench keys set toy" in run["message"]
 
 
-def test_cli_offers_the_toy_venue_and_names_the_registered_ones_for_a_typo(toy, tmp_path):
+def test_cli_offers_the_toy_venue_and_names_the_registered_ones_for_a_typo(toy, tmp_path, monkeypatch):
     home = tmp_path / "home"
+    trader(load_settings(home), monkeypatch=monkeypatch)  # keys are some user's: `keys set` needs a session
     r = CliRunner().invoke(app, ["live", "run", "--broker", "toi", "--cycles", "1", "--home", str(home)])
     assert r.exit_code == 2 and "unknown broker 'toi'" in r.output and "toy" in r.output and "Traceback" not in r.output
     assert len(r.output.strip().splitlines()) == 1

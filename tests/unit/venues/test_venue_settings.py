@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.kit.users import trader
 from workbench.config import load_settings
 from workbench.errors import ConfigError
-from workbench.security.vault import Vault, secret_env_name, secret_value
+from workbench.security.vault import secret_env_name, secret_value
 from workbench.trading.runner import broker_environment, broker_name, required_keys
 from workbench.venues import venue_config
 
@@ -50,7 +51,7 @@ def test_one_env_var_per_secret(tmp_path, monkeypatch):
     assert secret_env_name("ccxt:binance/secret") == "WORKBENCH_KEY_CCXT_BINANCE_SECRET"
     assert secret_env_name("alpaca/api_key") == "WORKBENCH_KEY_ALPACA_API_KEY"
     s = load_settings(tmp_path)
-    vault = Vault.for_settings(s)
+    vault = trader(s).vault
     for old in ("WORKBENCH_KITE_API_KEY", "KITE_API_KEY", "WORKBENCH_CCXT_BINANCE_SECRET", "ALPACA_API_KEY_ID", "APCA_API_KEY_ID"):
         monkeypatch.setenv(old, "old-spelling")
     assert secret_value(vault, "kite/api_key") is None and secret_value(vault, "ccxt:binance/secret") is None

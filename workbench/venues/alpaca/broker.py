@@ -26,10 +26,12 @@ import json
 import math
 import re
 from dataclasses import replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
+from workbench.security.vault import secret_env_name, secret_value, vault_of
+from workbench.venues.alpaca.config import AlpacaConfig
 from workbench.venues.base import (
     AuthenticationError,
     Balance,
@@ -41,19 +43,23 @@ from workbench.venues.base import (
     Market,
     OrderRejected,
     OrderRequest,
+    OrderStatus,
+    OrderType,
     Quote,
     TemporaryBrokerError,
     reason_of,
 )
 from workbench.venues.ledger import OrderLedger
-from workbench.security.vault import secret_env_name, secret_value, vault_of
-from workbench.venues.alpaca.config import AlpacaConfig
 from workbench.venues.retry import RetryPolicy, retry_call, send_idempotent
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+    from workbench.security.vault import Vault
 
 __all__ = ["AlpacaBroker", "alpaca_keys", "make_broker"]
 
 _ACTIVITY_PAGE = 100  # the most activities Alpaca returns per request
-_STATUS = {"filled": "FILLED", "canceled": "CANCELLED", "expired": "EXPIRED", "rejected": "REJECTED", "replaced": "CANCELLED", "done_for_day": "EXPIRED"}
+_STATUS: dict[str, OrderStatus] = {"filled": "FILLED", "canceled": "CANCELLED", "expired": "EXPIRED", "rejected": "REJECTED", "replaced": "CANCELLED", "done_for_day": "EXPIRED"}
 _REASONS = [
     (re.compile(r"buying power|insufficient (funds|balance)", re.IGNORECASE), "insufficient_funds"),
     (re.compile(r"insufficient qty|qty available|position", re.IGNORECASE), "insufficient_position"),
@@ -145,12 +151,12 @@ class AlpacaBroker:
         self._cids: dict[str, str] = {}  # venue order id -> client order id
 
     @classmethod
-    def from_settings(cls, settings, vault=None, config: AlpacaConfig | None = None) -> AlpacaBroker:
+    def from_settings(cls, settings: Settings, vault: Vault | None = None, config: AlpacaConfig | None = None) -> AlpacaBroker:
         key, sec = alpaca_keys(settings, vault_of(settings, vault))
         if config is None:
             from workbench.venues import venue_config
 
-            config = venue_config(settings, "alpaca")  # type: ignore[assignment]
+            config = venue_config(settings, "alpaca", AlpacaConfig)
         return cls(key, sec, paper=settings.broker.testnet, url_override=config.url, data_url_override=config.data_url,
                    timeout_s=settings.broker.timeout_s, store_url=settings.store_url)  # fmt: skip
 
@@ -159,7 +165,9 @@ class AlpacaBroker:
 
     # ---- plumbing -----------------------------------------------------------------------------------
     def _call(self, what: str, fn, *args, **kw):
-        translate = lambda e: _translate(e, what)
+        def translate(e: Exception) -> Exception:
+            return _translate(e, what)
+
         return retry_call(lambda: fn(*args, **kw), policy=self.retry, venue=self.name, what=what, translate=translate)
 
     @staticmethod
@@ -233,8 +241,8 @@ class AlpacaBroker:
             snaps.update(self._call("quotes", self.data.get_stock_snapshot, StockSnapshotRequest(symbol_or_symbols=tickers[i : i + 500])) or {})
         out = {}
         for s, t in want.items():
-            d = snaps.get(t)
-            trade = (d or {}).get("latestTrade") or {}
+            d = snaps.get(t) or {}
+            trade = d.get("latestTrade") or {}
             last = _f(trade.get("p"))
             if not (last > 0 and math.isfinite(last)):
                 continue
@@ -269,16 +277,18 @@ class AlpacaBroker:
                     self._resubmit_alone(other)
             self.ledger.put(client_order_id, state="CANCELLED")
             return self._require(client_order_id)
-        self._cancel_id(o.broker_order_id)
+        if o.broker_order_id is not None:  # else it never reached Alpaca: nothing to withdraw there
+            self._cancel_id(o.broker_order_id)
         return self._require(client_order_id)
 
     def order_status(self, client_order_id: str) -> BrokerOrder:
         return self._require(client_order_id)
 
     def open_orders(self) -> list[BrokerOrder]:
+        from alpaca.trading.enums import QueryOrderStatus
         from alpaca.trading.requests import GetOrdersRequest
 
-        rows = self._call("open orders", self.trading.get_orders, GetOrdersRequest(status="open", nested=True, limit=500))
+        rows = self._call("open orders", self.trading.get_orders, GetOrdersRequest(status=QueryOrderStatus.OPEN, nested=True, limit=500))
         out = []
         for v in rows:
             pair = self.ledger.find(kind="oco", ref=v["id"])
@@ -370,12 +380,12 @@ class AlpacaBroker:
         v = self._submit(f"order {order.client_order_id}", request)
         self.ledger.put(order.client_order_id, kind="order", ref=v["id"], oco_group=order.oco_group, symbol=order.symbol, side=order.side,
                         type=order.type, quantity=float(order.quantity), limit_price=order.limit_price, stop_price=order.stop_price)  # fmt: skip
-        return self._raise_if_rejected(self._to_order(v, self.ledger.get(order.client_order_id)))
+        return self._raise_if_rejected(self._to_order(v, self.ledger.require(order.client_order_id)))
 
     def _place_exit(self, order: OrderRequest) -> BrokerOrder:
         last = self._last(order.symbol)
         sell = order.side == "sell"
-        trig = order.stop_price if order.type == "stop_loss" else order.limit_price
+        trig = order.stop_level if order.type == "stop_loss" else order.limit_level
         at_once = (trig >= last if sell else trig <= last) if order.type == "stop_loss" else (trig <= last if sell else trig >= last)
         if at_once:
             raise OrderRejected("bad_price", f"a {order.side} {order.type.replace('_', '-')} at {trig:g} would trigger at once ({order.symbol} last {last:g})")
@@ -478,8 +488,9 @@ class AlpacaBroker:
 
     def _to_order(self, v: dict, row: dict | None = None) -> BrokerOrder:
         filled = _f(v.get("filled_qty"))
-        status = _STATUS.get(v["status"]) or ("PARTIALLY_FILLED" if filled > 0 else "SUBMITTED")
-        kind = {"market": "market", "limit": "limit", "stop": "stop_loss"}.get(v.get("type") or v.get("order_type"), "market")
+        status: OrderStatus = _STATUS.get(v["status"]) or ("PARTIALLY_FILLED" if filled > 0 else "SUBMITTED")
+        kinds: dict[str, OrderType] = {"market": "market", "limit": "limit", "stop": "stop_loss"}
+        kind = kinds.get(str(v.get("type") or v.get("order_type")), "market")
         cid = row["client_order_id"] if row is not None else v["client_order_id"]
         symbol = row["symbol"] if row is not None else f"{(self._assets.get(v['symbol']) or {}).get('exchange', '')}:{v['symbol']}".lstrip(":")
         return BrokerOrder(
@@ -496,7 +507,7 @@ class AlpacaBroker:
         return o
 
 
-def alpaca_keys(settings, vault) -> tuple[str, str]:
+def alpaca_keys(settings: Settings | None, vault: Vault | None) -> tuple[str, str]:
     """(api key, secret) from the vault (``alpaca/api_key``, ``alpaca/secret``) or their environment
     variables (``WORKBENCH_KEY_ALPACA_API_KEY``, ``WORKBENCH_KEY_ALPACA_SECRET``)."""
     key, sec = secret_value(vault, "alpaca/api_key"), secret_value(vault, "alpaca/secret")
@@ -508,6 +519,6 @@ def alpaca_keys(settings, vault) -> tuple[str, str]:
     return key, sec
 
 
-def make_broker(settings, config: AlpacaConfig | None = None, *, instance: str | None = None, vault=None, store=None) -> AlpacaBroker:
+def make_broker(settings: Settings, config: AlpacaConfig | None = None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> AlpacaBroker:
     """The registry's factory."""
     return AlpacaBroker.from_settings(settings, vault=vault, config=config)

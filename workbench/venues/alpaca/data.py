@@ -10,6 +10,7 @@ plan: ``per_second`` throttles each call.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,10 @@ from workbench.data.quotes import batches, quote_frame
 from workbench.data.sources.base import Throttle
 from workbench.errors import AuthenticationError, ConfigError, DataError, SourceUnavailableError, UnknownSymbolError
 from workbench.instruments import split_key
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+    from workbench.security.vault import Vault
 
 __all__ = ["AlpacaSource", "AlpacaQuotes", "ALPACA_TIMEFRAMES", "make_source", "make_quotes"]
 
@@ -43,7 +48,7 @@ class AlpacaSource:
     name = "alpaca"
 
     def __init__(self, client=None, exchange: str = "US", *, url: str | None = None, feed: str = "iex", per_second: float = 3.0, chunk_days: int = 3650,
-                 vault=None):
+                 vault: Vault | None = None):
         if client is None:
             from alpaca.data.historical import StockHistoricalDataClient
 
@@ -64,6 +69,7 @@ class AlpacaSource:
         return []  # Alpaca lists assets through its trading API; use the instrument master
 
     def iter_raw(self, symbol: str, timeframe: str, since=None, until=None) -> Iterator[pd.DataFrame]:
+        from alpaca.data.enums import DataFeed
         from alpaca.data.requests import StockBarsRequest
         from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
@@ -80,7 +86,7 @@ class AlpacaSource:
         cursor = start
         while cursor <= stop:
             chunk_end = min(cursor + pd.Timedelta(days=self.chunk_days), stop)
-            req = StockBarsRequest(symbol_or_symbols=symbol, timeframe=tf, start=cursor.to_pydatetime(), end=chunk_end.to_pydatetime(), feed=self.feed)
+            req = StockBarsRequest(symbol_or_symbols=symbol, timeframe=tf, start=cursor.to_pydatetime(), end=chunk_end.to_pydatetime(), feed=DataFeed(self.feed))
             self._throttle.wait()
             try:
                 data = self.client.get_stock_bars(req)
@@ -119,6 +125,7 @@ class AlpacaQuotes:
         self.feed = feed
 
     def quotes(self, keys: Sequence[str]) -> pd.DataFrame:
+        from alpaca.data.enums import DataFeed
         from alpaca.data.requests import StockSnapshotRequest
 
         by_symbol: dict[str, list[str]] = {}
@@ -126,7 +133,7 @@ class AlpacaQuotes:
             by_symbol.setdefault(split_key(k)[1], []).append(k)
         rows = []
         for batch in batches(list(by_symbol), self.batch):
-            snaps = self.client.get_stock_snapshot(StockSnapshotRequest(symbol_or_symbols=list(batch), feed=self.feed))
+            snaps = self.client.get_stock_snapshot(StockSnapshotRequest(symbol_or_symbols=list(batch), feed=DataFeed(self.feed)))
             for sym, s in (snaps or {}).items():
                 if not isinstance(s, dict):
                     s = s.model_dump() if hasattr(s, "model_dump") else {}
@@ -143,7 +150,7 @@ class AlpacaQuotes:
         return quote_frame(rows)
 
 
-def make_source(settings, config=None, *, instance: str | None = None, vault=None, store=None) -> AlpacaSource:
+def make_source(settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> AlpacaSource:
     """The registry's history factory: Alpaca bars labelled ``alpaca:<EXCHANGE>`` (default ``US``)."""
     from workbench.security.vault import vault_of
 
@@ -152,7 +159,7 @@ def make_source(settings, config=None, *, instance: str | None = None, vault=Non
                         per_second=getattr(config, "history_per_second", 3.0), vault=vault_of(settings, vault))  # fmt: skip
 
 
-def make_quotes(settings, config=None, *, instance: str | None = None, vault=None, store=None) -> AlpacaQuotes:
+def make_quotes(settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> AlpacaQuotes:
     """The registry's quote factory: Alpaca snapshots over the history source's client."""
     src = make_source(settings, config, instance=instance, vault=vault)
     return AlpacaQuotes(src.client, feed=src.feed)

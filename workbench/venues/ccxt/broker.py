@@ -35,11 +35,13 @@ import hashlib
 import math
 import re
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import ccxt
 import pandas as pd
 
+from workbench.errors import ConfigError
+from workbench.security.vault import redact, secret_env_name, secret_value, vault_of
 from workbench.venues.base import (
     AuthenticationError,
     Balance,
@@ -51,26 +53,30 @@ from workbench.venues.base import (
     Market,
     OrderRejected,
     OrderRequest,
+    OrderStatus,
+    OrderType,
     Quote,
     TemporaryBrokerError,
     grid_error,
 )
-from workbench.venues.ledger import OrderLedger
-from workbench.venues.ccxt.data import deep_merge
-from workbench.errors import ConfigError
-from workbench.security.vault import redact, secret_env_name, secret_value, vault_of
 from workbench.venues.ccxt.config import CcxtConfig
+from workbench.venues.ccxt.data import deep_merge
+from workbench.venues.ledger import OrderLedger
 from workbench.venues.retry import RetryPolicy, retry_call, send_idempotent
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+    from workbench.security.vault import Vault
 
 __all__ = ["CcxtBroker", "make_broker"]
 
-_RAW_STATUS = {
+_RAW_STATUS: dict[str, OrderStatus] = {
     "NEW": "SUBMITTED", "PARTIALLY_FILLED": "PARTIALLY_FILLED", "FILLED": "FILLED", "CANCELED": "CANCELLED",
     "CANCELLED": "CANCELLED", "PENDING_CANCEL": "CANCELLED", "REJECTED": "REJECTED", "EXPIRED": "EXPIRED",
     "EXPIRED_IN_MATCH": "EXPIRED",
 }  # fmt: skip
-_UNIFIED_STATUS = {"open": "SUBMITTED", "closed": "FILLED", "canceled": "CANCELLED", "expired": "EXPIRED", "rejected": "REJECTED"}
-_RAW_TYPE = {
+_UNIFIED_STATUS: dict[str, OrderStatus] = {"open": "SUBMITTED", "closed": "FILLED", "canceled": "CANCELLED", "expired": "EXPIRED", "rejected": "REJECTED"}
+_RAW_TYPE: dict[str, OrderType] = {
     "MARKET": "market", "LIMIT": "limit", "STOP_LOSS": "stop_loss", "STOP_LOSS_LIMIT": "stop_loss",
     "TAKE_PROFIT": "take_profit", "TAKE_PROFIT_LIMIT": "take_profit", "LIMIT_MAKER": "take_profit",
 }  # fmt: skip
@@ -129,7 +135,7 @@ class CcxtBroker:
                 self.exchange.set_sandbox_mode(True)
             except ccxt.NotSupported as e:
                 raise ConfigError(
-                    f"{exchange_id} has no testnet in ccxt; to trade it for real set broker.testnet = false and broker.allow_live = true"
+                    f"{exchange_id} has no testnet in ccxt; to trade it for real set broker.testnet = false (and ask an admin for the trade_live permission)"
                 ) from e
         if url_overrides:  # after sandbox mode: in sandbox the client talks to what 'test' names
             self.exchange.urls = deep_merge(self.exchange.urls, url_overrides)
@@ -141,7 +147,7 @@ class CcxtBroker:
 
     @classmethod
     def from_settings(
-        cls, settings, exchange_id: str, vault=None, config: CcxtConfig | None = None, **overrides: Any
+        cls, settings: Settings, exchange_id: str, vault: Vault | None = None, config: CcxtConfig | None = None, **overrides: Any
     ) -> CcxtBroker:
         """The broker the settings describe (``[broker]`` and ``[venues.ccxt]``), keys from the vault
         (``ccxt:<id>/api_key``, ``/secret``, ``/password``) or else their one environment variable each
@@ -150,12 +156,7 @@ class CcxtBroker:
         if config is None:
             from workbench.venues import venue_config
 
-            config = venue_config(settings, "ccxt")
-        if not b.testnet and not b.allow_live:
-            raise ConfigError(
-                f"broker.testnet is off for {exchange_id}, so orders would move real money; set broker.allow_live = true to allow it "
-                "or turn broker.testnet back on"
-            )
+            config = venue_config(settings, "ccxt", CcxtConfig)
         vault = vault_of(settings, vault)
 
         def name(field: str) -> str:
@@ -378,20 +379,23 @@ class CcxtBroker:
         return float(self.exchange.price_to_precision(m["symbol"], n * tick))
 
     def _create(self, order: OrderRequest, m: dict) -> dict:
-        sym, params = m["symbol"], {"clientOrderId": order.client_order_id}
+        sym = m["symbol"]
+        params: dict[str, Any] = {"clientOrderId": order.client_order_id}
         amount = float(self.exchange.amount_to_precision(sym, order.quantity))
-        px = lambda p: float(self.exchange.price_to_precision(sym, p))
+        def px(p: float) -> float:
+            return float(self.exchange.price_to_precision(sym, p))
+
         if order.type == "market":
             return self.exchange.create_order(sym, "market", order.side, amount, None, params)
         if order.type == "limit":
-            return self.exchange.create_order(sym, "limit", order.side, amount, px(order.limit_price), params)
+            return self.exchange.create_order(sym, "limit", order.side, amount, px(order.limit_level), params)
         if order.type == "stop_loss":
-            params["stopLossPrice"] = px(order.stop_price)
+            params["stopLossPrice"] = px(order.stop_level)
             if "STOP_LOSS" in ((m.get("info") or {}).get("orderTypes") or ["STOP_LOSS"]):
                 return self.exchange.create_order(sym, "market", order.side, amount, None, params)
-            return self.exchange.create_order(sym, "limit", order.side, amount, self._stop_limit(order.side, order.stop_price, m), params)
-        params["takeProfitPrice"] = px(order.limit_price)
-        return self.exchange.create_order(sym, "limit", order.side, amount, px(order.limit_price), params)
+            return self.exchange.create_order(sym, "limit", order.side, amount, self._stop_limit(order.side, order.stop_level, m), params)
+        params["takeProfitPrice"] = px(order.limit_level)
+        return self.exchange.create_order(sym, "limit", order.side, amount, px(order.limit_level), params)
 
     def _send_verified(self, cid: str, sym: str, send: Callable[[], Any], stale: str | None = None) -> BrokerOrder:
         """Send; when the outcome is unknown (network, timeout, 429, 5xx, -1000/-1001/-1006) ask whether
@@ -441,13 +445,16 @@ class CcxtBroker:
         self.cancel(first_req.client_order_id)
         stop, take = (first_req, order) if first_req.type == "stop_loss" else (order, first_req)
         group = order.oco_group
+        assert group is not None, "_pair_for pairs only orders of one oco_group"
         list_id = group if _SAFE_ID.match(group) else "wb-" + hashlib.sha1(group.encode()).hexdigest()[:30]
-        px = lambda p: self.exchange.price_to_precision(sym, p)
-        stop_leg = {"Type": "STOP_LOSS_LIMIT", "StopPrice": px(stop.stop_price), "Price": px(self._stop_limit(stop.side, stop.stop_price, m)),
+        def px(p: float) -> str:
+            return str(self.exchange.price_to_precision(sym, p))
+
+        stop_leg = {"Type": "STOP_LOSS_LIMIT", "StopPrice": px(stop.stop_level), "Price": px(self._stop_limit(stop.side, stop.stop_level, m)),
                     "TimeInForce": "GTC", "ClientOrderId": stop.client_order_id}  # fmt: skip
         if "STOP_LOSS" in ((m.get("info") or {}).get("orderTypes") or []):
-            stop_leg = {"Type": "STOP_LOSS", "StopPrice": px(stop.stop_price), "ClientOrderId": stop.client_order_id}
-        take_leg = {"Type": "LIMIT_MAKER", "Price": px(take.limit_price), "ClientOrderId": take.client_order_id}
+            stop_leg = {"Type": "STOP_LOSS", "StopPrice": px(stop.stop_level), "ClientOrderId": stop.client_order_id}
+        take_leg = {"Type": "LIMIT_MAKER", "Price": px(take.limit_level), "ClientOrderId": take.client_order_id}
         above, below = (take_leg, stop_leg) if order.side == "sell" else (stop_leg, take_leg)
         request = {"symbol": m["id"], "side": order.side.upper(), "quantity": self.exchange.amount_to_precision(sym, order.quantity),
                    "listClientOrderId": list_id, "newOrderRespType": "FULL",
@@ -491,13 +498,13 @@ class CcxtBroker:
 
     def _to_order(self, o: dict) -> BrokerOrder:
         info = o.get("info") or {}
-        sym = o.get("symbol")
+        sym = str(o["symbol"])
         self._names.setdefault(sym, sym)
         cid = o.get("clientOrderId") or info.get("clientOrderId") or ""
         row = self.ledger.get(cid) if cid else None
         filled = float(o.get("filled") or 0.0)
         in_list = str(info.get("orderListId", "-1")) not in ("-1", "None")
-        status = _RAW_STATUS.get(str(info.get("status"))) or _UNIFIED_STATUS.get(str(o.get("status")), "SUBMITTED")
+        status: OrderStatus = _RAW_STATUS.get(str(info.get("status"))) or _UNIFIED_STATUS.get(str(o.get("status")), "SUBMITTED")
         if status == "SUBMITTED" and filled > 0:
             status = "PARTIALLY_FILLED"
         reason = None
@@ -505,7 +512,7 @@ class CcxtBroker:
             status, reason = "CANCELLED", "oco: the other leg of the order list traded"
         elif status == "EXPIRED":
             reason = f"expired: {filled:g} of {o.get('amount')} filled, the venue did not fill the rest"
-        kind = _RAW_TYPE.get(str(info.get("type"))) or self._unified_type(o)
+        kind: OrderType = _RAW_TYPE.get(str(info.get("type"))) or self._unified_type(o)
         if row and row.get("type") in ("stop_loss", "take_profit", "limit", "market"):
             kind = row["type"]
         trigger = o.get("triggerPrice") or o.get("stopPrice") or info.get("stopPrice")
@@ -515,7 +522,7 @@ class CcxtBroker:
         if group is None and in_list:
             group = f"list-{info.get('orderListId')}"
         return BrokerOrder(
-            client_order_id=cid, symbol=self._names.get(sym, sym), side=o.get("side"), quantity=float(o.get("amount") or 0.0),
+            client_order_id=cid, symbol=self._names.get(sym, sym), side=o["side"], quantity=float(o.get("amount") or 0.0),
             status=status, filled_quantity=filled, average_price=float(avg) if avg else None, fee=self._fee(o, filled, avg),
             broker_order_id=str(o["id"]) if o.get("id") is not None else None, reason=reason, type=kind,
             limit_price=float(price) if kind in ("limit", "take_profit") and price else None,
@@ -523,7 +530,7 @@ class CcxtBroker:
         )  # fmt: skip
 
     @staticmethod
-    def _unified_type(o: dict) -> str:
+    def _unified_type(o: dict) -> OrderType:
         if o.get("stopLossPrice") or (o.get("triggerPrice") and not o.get("takeProfitPrice")):
             return "stop_loss"
         if o.get("takeProfitPrice"):
@@ -559,7 +566,7 @@ class CcxtBroker:
 
     def _to_fill(self, t: dict, cid: str) -> Fill:
         fee = t.get("fee") or {}
-        sym = t.get("symbol")
+        sym = str(t["symbol"])
         m = self.exchange.markets.get(sym) or {}
         return Fill(
             fill_id=f"{m.get('id', sym)}-{t['id']}", client_order_id=cid, symbol=self._names.get(sym, sym), side=t["side"],
@@ -598,7 +605,9 @@ class CcxtBroker:
     def _call(self, what: str, fn: Callable, *args: Any) -> Any:
         """One ccxt call: temporary failures retried with exponential backoff, every ccxt error
         translated; a clock drift (-1021) resynchronises the client's clock before the retry."""
-        translate = lambda e: self._translate(e, what)
+        def translate(e: Exception) -> BrokerError:
+            return self._translate(e, what)
+
         return retry_call(
             lambda: fn(*args), policy=self.retry, venue=self.name, what=what, translate=translate, catch=ccxt.BaseError
         )
@@ -649,7 +658,7 @@ class CcxtBroker:
         return BrokerError(f"{where}: {type(e).__name__}: {text}")
 
 
-def make_broker(settings, config: CcxtConfig | None = None, *, instance: str | None = None, vault=None, store=None) -> CcxtBroker:
+def make_broker(settings: Settings, config: CcxtConfig | None = None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> CcxtBroker:
     """The registry's factory: ``instance`` is the exchange id of ``ccxt:<id>``."""
     if not instance:
         raise ConfigError("a ccxt broker needs an exchange id: use ccxt:<exchange id>, e.g. ccxt:binance")

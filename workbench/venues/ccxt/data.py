@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ccxt
 import pandas as pd
@@ -24,6 +24,10 @@ from workbench.data.candles import empty_candles, validate_candles
 from workbench.data.quotes import quote_frame
 from workbench.errors import DataError, SourceUnavailableError, UnknownSymbolError
 from workbench.instruments import split_key
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+    from workbench.security.vault import Vault
 
 __all__ = ["CcxtSource", "CcxtQuotes", "deep_merge", "make_source", "make_quotes"]
 
@@ -208,12 +212,12 @@ def _client_config(config: Any, exchange_id: str) -> dict:
     return out
 
 
-def make_source(settings, config=None, *, instance: str | None = None, vault=None, store=None) -> CcxtSource:
+def make_source(settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> CcxtSource:
     """The registry's history factory: public candles of ``ccxt:<instance>`` (default: the demo exchange)."""
     ex = instance or settings.demo.ccxt_exchange
     return CcxtSource(ex, config=_client_config(config, ex) or None)
 
 
-def make_quotes(settings, config=None, *, instance: str | None = None, vault=None, store=None) -> CcxtQuotes:
+def make_quotes(settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> CcxtQuotes:
     """The registry's quote factory: ``fetch_tickers`` of ``ccxt:<instance>``."""
     return CcxtQuotes(make_source(settings, config, instance=instance).client)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,10 +61,11 @@ def load_ccxt(exchange_id: str = "binance", path: Path | str | None = None, *, e
     if not markets:
         raise InstrumentListError(origin, "no markets")
 
-    def g(m: dict, *path_: str):
+    def g(m: dict, *path_: str) -> Any:
+        v: Any = m
         for k in path_:
-            m = m.get(k) if isinstance(m, dict) else None
-        return m
+            v = v.get(k) if isinstance(v, dict) else None
+        return v
 
     df = pd.DataFrame(
         {

@@ -27,10 +27,12 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
+from workbench.errors import ConfigError
+from workbench.security.vault import secret_env_name, secret_value, vault_of
 from workbench.venues.base import (
     AuthenticationError,
     Balance,
@@ -41,22 +43,25 @@ from workbench.venues.base import (
     Market,
     OrderRejected,
     OrderRequest,
+    OrderStatus,
     Quote,
     TemporaryBrokerError,
     reason_of,
 )
-from workbench.venues.ledger import OrderLedger
-from workbench.errors import ConfigError
-from workbench.security.vault import secret_env_name, secret_value, vault_of
 from workbench.venues.kite.config import KiteConfig
+from workbench.venues.ledger import OrderLedger
 from workbench.venues.retry import RetryPolicy, retry_call, send_idempotent
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+    from workbench.security.vault import Vault
 
 __all__ = ["LOGIN_HINT", "KiteBroker", "complete_kite_login", "kite_login_url", "kite_session", "kite_session_expiry", "kite_tag", "make_broker"]
 
 _IST = "Asia/Kolkata"
 LOGIN_HINT = "log in again with `workbench keys kite-login`"
-_STATUS = {"COMPLETE": "FILLED", "CANCELLED": "CANCELLED", "REJECTED": "REJECTED"}
-_GTT_FINAL = {"cancelled": "CANCELLED", "deleted": "CANCELLED", "disabled": "CANCELLED", "expired": "EXPIRED", "rejected": "REJECTED"}
+_STATUS: dict[str, OrderStatus] = {"COMPLETE": "FILLED", "CANCELLED": "CANCELLED", "REJECTED": "REJECTED"}
+_GTT_FINAL: dict[str, OrderStatus] = {"cancelled": "CANCELLED", "deleted": "CANCELLED", "disabled": "CANCELLED", "expired": "EXPIRED", "rejected": "REJECTED"}
 _REASONS = [
     (re.compile(r"insufficient (funds|margin)|required margin", re.IGNORECASE), "insufficient_funds"),
     (re.compile(r"holding|insufficient (stock|quantity)|to sell", re.IGNORECASE), "insufficient_position"),
@@ -85,17 +90,17 @@ def _last_six(now: pd.Timestamp | None = None) -> pd.Timestamp:
     return kite_session_expiry(now) - pd.Timedelta(days=1)
 
 
-def _config(settings) -> KiteConfig:
+def _config(settings: Settings) -> KiteConfig:
     from workbench.venues import venue_config
 
-    return venue_config(settings, "kite")  # type: ignore[return-value]
+    return venue_config(settings, "kite", KiteConfig)
 
 
 def _reason(message: str) -> str:
     return reason_of(message, _REASONS)
 
 
-def _app_keys(settings, vault) -> tuple[str, str | None]:
+def _app_keys(settings: Settings, vault: Vault | None) -> tuple[str, str | None]:
     key = secret_value(vault, "kite/api_key")
     if not key:
         raise AuthenticationError(
@@ -104,7 +109,7 @@ def _app_keys(settings, vault) -> tuple[str, str | None]:
     return key, secret_value(vault, "kite/api_secret")
 
 
-def kite_session(settings, vault) -> tuple[str, str, pd.Timestamp | None]:
+def kite_session(settings: Settings, vault: Vault | None) -> tuple[str, str, pd.Timestamp | None]:
     """(api key, today's access token, its expiry): the token from the vault (``kite/access_token``,
     with its expiry) or else ``WORKBENCH_KEY_KITE_ACCESS_TOKEN`` (no expiry known)."""
     key, _ = _app_keys(settings, vault)
@@ -119,7 +124,7 @@ def kite_session(settings, vault) -> tuple[str, str, pd.Timestamp | None]:
     return key, env, None
 
 
-def kite_login_url(settings, vault=None) -> str:
+def kite_login_url(settings: Settings, vault: Vault | None = None) -> str:
     """The Kite page where the user logs in; it redirects to the app's URL with ``request_token``."""
     from kiteconnect import KiteConnect
 
@@ -127,7 +132,7 @@ def kite_login_url(settings, vault=None) -> str:
     return KiteConnect(api_key=key).login_url()
 
 
-def complete_kite_login(settings, request_token: str, vault=None) -> pd.Timestamp:
+def complete_kite_login(settings: Settings, request_token: str, vault: Vault | None = None) -> pd.Timestamp:
     """Trade the ``request_token`` from the login redirect for today's access token, store it
     encrypted (``kite/access_token``) with its expiry, and return the expiry (UTC)."""
     from kiteconnect import KiteConnect
@@ -149,6 +154,8 @@ def complete_kite_login(settings, request_token: str, vault=None) -> pd.Timestam
             ) from e
         raise err from e
     expiry = kite_session_expiry()
+    if vault is None:
+        raise ConfigError("no vault to keep the Kite access token in: log in first (`workbench login`)")
     vault.put("kite/access_token", session["access_token"], expires_at=expiry)
     return expiry
 
@@ -222,7 +229,7 @@ class KiteBroker:
         self._names: dict[str, str] = {}
 
     @classmethod
-    def from_settings(cls, settings, vault=None, config: KiteConfig | None = None) -> KiteBroker:
+    def from_settings(cls, settings: Settings, vault: Vault | None = None, config: KiteConfig | None = None) -> KiteBroker:
         vault = vault_of(settings, vault)
         key, token, expires_at = kite_session(settings, vault)
         c = config if config is not None else _config(settings)
@@ -237,7 +244,9 @@ class KiteBroker:
         """One Kite call with bounded retries of temporary errors (only for calls safe to repeat)."""
         if self.expires_at is not None and pd.Timestamp.now(tz="UTC") >= self.expires_at:
             raise AuthenticationError(_expired_message(self.expires_at))
-        translate = lambda e: _translate(e, what, self.expires_at)
+        def translate(e: Exception) -> Exception:
+            return _translate(e, what, self.expires_at)
+
         return retry_call(lambda: fn(*args, **kw), policy=self.retry, venue=self.name, what=what, translate=translate)
 
     def _once(self, what: str, fn, *args, **kw):
@@ -254,6 +263,13 @@ class KiteBroker:
         if not sep:
             return (self.exchange, symbol) if symbol else None
         return (ex.upper(), sym) if ex and sym else None
+
+    def _parts(self, symbol: str) -> tuple[str, str]:
+        """(exchange, tradingsymbol) of a symbol already validated (an order's, a held position's)."""
+        parts = self._split(symbol)
+        if parts is None:
+            raise OrderRejected("unknown_symbol", f"{symbol!r} is not an EXCHANGE:SYMBOL name Kite knows")
+        return parts
 
     def _instrument(self, symbol: str) -> dict | None:
         parts = self._split(symbol)
@@ -290,7 +306,7 @@ class KiteBroker:
         for s in symbols:
             row = self._instrument(s)
             if row is not None:
-                ex, sym = self._split(s)
+                ex, sym = self._parts(s)
                 self._names.setdefault(f"{ex}:{sym}", s)
                 out[s] = Market(s, sym, "INR", lot_size=float(row["lot_size"]), tick_size=float(row["tick_size"]), min_notional=0.0, exchange=ex)
         return out
@@ -341,8 +357,7 @@ class KiteBroker:
         known = self._known(order.client_order_id)
         if known is not None:  # idempotent: a re-send gets the answer of the first send
             return self._raise_if_rejected(known)
-        market = self.markets([order.symbol]).get(order.symbol)
-        self._validate(order, market)
+        market = self._validate(order, self.markets([order.symbol]).get(order.symbol))
         if order.type in ("stop_loss", "take_profit"):
             return self._place_exit(order, market) if self.product == "CNC" else self._place_day_exit(order, market)
         if order.side == "sell":
@@ -400,7 +415,8 @@ class KiteBroker:
         return [self._fill(t, row) for t in self._call(f"the trades of {client_order_id}", self.kite.order_trades, oid)]
 
     # ---- regular orders -----------------------------------------------------------------------------
-    def _validate(self, order: OrderRequest, market: Market | None) -> None:
+    def _validate(self, order: OrderRequest, market: Market | None) -> Market:
+        """``market``, once ``order`` fits it (lot and tick); else the order is rejected."""
         if market is None:
             raise OrderRejected("unknown_symbol", f"{order.symbol} is not a Kite instrument: use EXCHANGE:TRADINGSYMBOL, e.g. NSE:INFY or BSE:INFY")
         n = order.quantity / market.lot_size
@@ -410,11 +426,12 @@ class KiteBroker:
             px = getattr(order, name)
             if px is not None and abs(px / market.tick_size - round(px / market.tick_size)) > 1e-6:
                 raise OrderRejected("tick_size", f"{name} {px:g} of {order.symbol} is not a multiple of the tick size {market.tick_size:g}")
+        return market
 
     def _check_position(self, order: OrderRequest) -> None:
         """No short sales (spot semantics, as the paper broker): Kite would short an MIS sell."""
         held = self.positions().get(order.symbol, 0.0)
-        ex, sym = self._split(order.symbol)
+        ex, sym = self._parts(order.symbol)
         reserved = sum(float(o.get("pending_quantity") or 0) for o in self._orders()
                        if o["status"] not in _STATUS and o["transaction_type"] == "SELL" and o["exchange"] == ex and o["tradingsymbol"] == sym
                        and not (order.oco_group and self._group_of(o) == order.oco_group))  # fmt: skip
@@ -427,7 +444,7 @@ class KiteBroker:
 
     def _send(self, order: OrderRequest, kind: str, price: float | None = None, trigger: float | None = None) -> BrokerOrder:
         """Place once; after a temporary error, look the order up by its tag before sending again."""
-        ex, sym = self._split(order.symbol)
+        ex, sym = self._parts(order.symbol)
         tag = kite_tag(order.client_order_id)
         params = {"variety": "regular", "exchange": ex, "tradingsymbol": sym, "transaction_type": order.side.upper(), "quantity": int(order.quantity),
                       "product": self.product, "order_type": kind, "price": price, "trigger_price": trigger, "validity": "DAY", "tag": tag}  # fmt: skip
@@ -439,10 +456,12 @@ class KiteBroker:
             return found["order_id"] if found is not None else None
 
         what = f"order {order.client_order_id}"
-        send = lambda: self._once(what, self.kite.place_order, **params)
+        def send() -> Any:
+            return self._once(what, self.kite.place_order, **params)
+
         oid = send_idempotent(send, lookup, policy=self.retry, venue=self.name, what=what)
         self.ledger.put(order.client_order_id, ref=str(oid), **fields)
-        return self._raise_if_rejected(self._order_state(self.ledger.get(order.client_order_id)))
+        return self._raise_if_rejected(self._order_state(self.ledger.require(order.client_order_id)))
 
     def _orders(self) -> list[dict]:
         return self._call("the order book", self.kite.orders)
@@ -460,13 +479,13 @@ class KiteBroker:
             self.ledger.put(cid, kind="order", ref=found["order_id"], tag=found["tag"], symbol=f"{found['exchange']}:{found['tradingsymbol']}",
                             side=found["transaction_type"].lower(), type=kind, quantity=float(found["quantity"]),
                             limit_price=float(found["price"] or 0) or None, stop_price=float(found["trigger_price"] or 0) or None)  # fmt: skip
-            row = self.ledger.get(cid)
+            row = self.ledger.require(cid)
         return self._state(row)
 
     def _require(self, cid: str) -> dict:
         if self._known(cid) is None:
             raise OrderRejected("unknown_order", f"Kite has no order {cid} (tag {kite_tag(cid)}) in today's order book or GTT list")
-        return self.ledger.get(cid)
+        return self.ledger.require(cid)
 
     def _state(self, row: dict) -> BrokerOrder:
         return self._gtt_state(row) if row["kind"] == "gtt" else self._order_state(row)
@@ -478,7 +497,7 @@ class KiteBroker:
 
     def _to_order(self, row: dict, o: dict) -> BrokerOrder:
         filled = float(o.get("filled_quantity") or 0)
-        status = _STATUS.get(o["status"]) or ("PARTIALLY_FILLED" if filled > 0 else "SUBMITTED")
+        status: OrderStatus = _STATUS.get(o["status"]) or ("PARTIALLY_FILLED" if filled > 0 else "SUBMITTED")
         avg = float(o.get("average_price") or 0) or None
         return BrokerOrder(
             row["client_order_id"], row["symbol"], row["side"], float(row["quantity"]), status, filled_quantity=filled, average_price=avg,
@@ -487,7 +506,7 @@ class KiteBroker:
         )  # fmt: skip
 
     @staticmethod
-    def _from_row(row: dict, status: str, reason: str | None = None) -> BrokerOrder:
+    def _from_row(row: dict, status: OrderStatus, reason: str | None = None) -> BrokerOrder:
         return BrokerOrder(row["client_order_id"], row["symbol"], row["side"], float(row["quantity"]), status, broker_order_id=f"gtt:{row['ref']}",
                            reason=reason, type=row["type"], limit_price=row["limit_price"], stop_price=row["stop_price"], oco_group=row["oco_group"])  # fmt: skip
 
@@ -523,7 +542,7 @@ class KiteBroker:
 
     def _check_exit(self, order: OrderRequest, last: float) -> float:
         sell = order.side == "sell"
-        trig = order.stop_price if order.type == "stop_loss" else order.limit_price
+        trig = order.stop_level if order.type == "stop_loss" else order.limit_level
         at_once = (trig >= last if sell else trig <= last) if order.type == "stop_loss" else (trig <= last if sell else trig >= last)
         if at_once:
             kind = "stop" if order.type == "stop_loss" else "take-profit"
@@ -548,7 +567,7 @@ class KiteBroker:
     def _place_exit(self, order: OrderRequest, market: Market) -> BrokerOrder:
         last = self._last(order.symbol)
         self._check_exit(order, last)
-        ex, sym = self._split(order.symbol)
+        ex, sym = self._parts(order.symbol)
         mine = {"client_order_id": order.client_order_id, "kind": "gtt", "oco_group": order.oco_group, "symbol": order.symbol, "side": order.side,
                     "type": order.type, "quantity": float(order.quantity), "limit_price": order.limit_price, "stop_price": order.stop_price}  # fmt: skip
         sibling = None
@@ -560,7 +579,7 @@ class KiteBroker:
                         sibling = r
                         break
         if sibling is None:
-            args = ("single", sym, ex, [self._trigger(mine)], last, [self._leg(mine, market)])
+            args: tuple[Any, ...] = ("single", sym, ex, [self._trigger(mine)], last, [self._leg(mine, market)])
             gid = self._gtt_send(order, lambda: self.kite.place_gtt(*args)["trigger_id"], args)
             self.ledger.put(order.client_order_id, ref=str(gid), leg="0", **{k: v for k, v in mine.items() if k != "client_order_id"})
         else:  # the pair becomes one two-leg GTT: Kite cancels the other leg when one triggers
@@ -574,7 +593,7 @@ class KiteBroker:
             for i, r in enumerate(legs):
                 fields = {k: v for k, v in r.items() if k in ("kind", "oco_group", "symbol", "side", "type", "quantity", "limit_price", "stop_price")}
                 self.ledger.put(r["client_order_id"], ref=str(gid), leg=str(i), **fields)
-        return self._state(self.ledger.get(order.client_order_id))
+        return self._state(self.ledger.require(order.client_order_id))
 
     def _gtt_send(self, order: OrderRequest, send, args, modify: int | None = None):
         """Send a GTT change; after a temporary error, look at the GTTs before sending again."""
@@ -584,7 +603,7 @@ class KiteBroker:
                 g = self._once("a GTT", self.kite.get_gtt, modify)
                 return modify if g["type"] == "two-leg" else None
             taken = {r["ref"] for r in self.ledger.find(kind="gtt")}
-            ex, sym = self._split(order.symbol)
+            ex, sym = self._parts(order.symbol)
             for g in self._once("the GTT list", self.kite.get_gtts):
                 c, legs = g["condition"], g["orders"]
                 same = c["exchange"] == ex and c["tradingsymbol"] == sym and c["trigger_values"] == args[3]
@@ -629,7 +648,7 @@ class KiteBroker:
         if g["type"] == "two-leg":  # keep the other leg as a single GTT
             other = next(r for r in self.ledger.find(kind="gtt", ref=row["ref"]) if r["client_order_id"] != row["client_order_id"] and r["state"] is None)
             market = self.markets([other["symbol"]])[other["symbol"]]
-            ex, sym = self._split(other["symbol"])
+            ex, sym = self._parts(other["symbol"])
             self._call("a GTT change", self.kite.modify_gtt, int(row["ref"]), "single", sym, ex, [self._trigger(other)], self._last(other["symbol"]), [self._leg(other, market)])
             self.ledger.put(other["client_order_id"], leg="0")
         else:
@@ -640,7 +659,7 @@ class KiteBroker:
                     raise
                 return self._gtt_state(row)
         self.ledger.put(row["client_order_id"], state="CANCELLED")
-        return self._gtt_state(self.ledger.get(row["client_order_id"]))
+        return self._gtt_state(self.ledger.require(row["client_order_id"]))
 
     def cancel_triggered(self, row: dict, o: BrokerOrder) -> BrokerOrder:
         """A triggered leg's order is a regular order: cancel that one."""
@@ -670,6 +689,6 @@ class KiteBroker:
                     self._call(f"cancel of {r['client_order_id']}", self.kite.cancel_order, "regular", r["ref"])
 
 
-def make_broker(settings, config: KiteConfig | None = None, *, instance: str | None = None, vault=None, store=None) -> KiteBroker:
+def make_broker(settings: Settings, config: KiteConfig | None = None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> KiteBroker:
     """The registry's factory."""
     return KiteBroker.from_settings(settings, vault=vault, config=config)

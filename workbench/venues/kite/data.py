@@ -11,6 +11,7 @@ instrument master (``tokens``), as Kite needs it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,10 @@ from workbench.data.candles import empty_candles, validate_candles
 from workbench.data.quotes import batches, quote_frame
 from workbench.data.sources.base import Throttle
 from workbench.errors import DataError, SourceUnavailableError, UnknownSymbolError
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+    from workbench.security.vault import Vault
 
 __all__ = ["KiteSource", "KiteQuotes", "KITE_INTERVALS", "KITE_MAX_DAYS", "make_source", "make_quotes"]
 
@@ -52,10 +57,10 @@ class KiteSource:
         self._throttle = Throttle(per_second)
 
     @classmethod
-    def from_master(cls, kite, master, exchange: str = "NSE", **kw) -> "KiteSource":
+    def from_master(cls, kite, master, exchange: str = "NSE", **kw) -> KiteSource:
         t = master.table()
         t = t[(t["exchange"] == exchange) & t["kite_token"].notna()]
-        return cls(kite, exchange, dict(zip(t["symbol"], t["kite_token"].astype("int64"))), **kw)
+        return cls(kite, exchange, dict(zip(t["symbol"], t["kite_token"].astype("int64"), strict=True)), **kw)
 
     def symbols(self) -> list[str]:
         return sorted(self.tokens)
@@ -149,7 +154,7 @@ class KiteQuotes:
         return quote_frame(rows)
 
 
-def _client(settings, config, vault):
+def _client(settings: Settings, config, vault: Vault | None):
     from kiteconnect import KiteConnect
 
     from workbench.security.vault import vault_of
@@ -159,7 +164,7 @@ def _client(settings, config, vault):
     return KiteConnect(api_key=key, access_token=token, root=getattr(config, "root", None), timeout=settings.broker.timeout_s)
 
 
-def make_source(settings, config=None, *, instance: str | None = None, vault=None, store=None) -> KiteSource:
+def make_source(settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> KiteSource:
     """The registry's history factory: Kite candles of one exchange (``kite:<EXCHANGE>``, default
     ``[venues.kite] exchange``), instrument tokens from the instrument master."""
     from workbench.errors import ConfigError
@@ -173,6 +178,6 @@ def make_source(settings, config=None, *, instance: str | None = None, vault=Non
     return KiteSource.from_master(_client(settings, config, vault), master, exchange, per_second=per_second)
 
 
-def make_quotes(settings, config=None, *, instance: str | None = None, vault=None, store=None) -> KiteQuotes:
+def make_quotes(settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> KiteQuotes:
     """The registry's quote factory: Kite ``quote`` for every Kite exchange."""
     return KiteQuotes(_client(settings, config, vault), per_second=getattr(config, "quotes_per_second", 1.0))

@@ -25,10 +25,13 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
+from sqlalchemy.engine import Connection, Engine
 
+from workbench.store.engine import engine_for
+from workbench.store.schema import iso, utcnow
 from workbench.venues.base import (
     FINAL_STATUSES,
     Balance,
@@ -43,9 +46,13 @@ from workbench.venues.base import (
     floor_to_lot,
     grid_error,
 )
-from workbench.store.schema import iso, utcnow
 from workbench.venues.paper.book import OPEN_STATUSES as _OPEN
 from workbench.venues.paper.book import HasEngine, PaperBook
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+    from workbench.security.vault import Vault
+    from workbench.venues.paper.config import PaperConfig
 
 __all__ = ["PaperBroker", "make_broker"]
 
@@ -54,14 +61,16 @@ _EPS = 1e-9
 
 def _clean(q: Quote) -> Quote | None:
     """The quote with unusable high/low/open replaced by last; None when last itself is unusable."""
-    ok = lambda x: x is not None and math.isfinite(x) and x > 0  # noqa: E731
+    def ok(x: float | None) -> bool:
+        return x is not None and math.isfinite(x) and x > 0
+
     if not ok(q.last):
         return None
     if all(ok(x) or x is None for x in (q.high, q.low, q.open)):
         return q
     from dataclasses import replace
 
-    return replace(q, **{k: (v if ok(v) else None) for k, v in (("high", q.high), ("low", q.low), ("open", q.open))})
+    return replace(q, high=q.high if ok(q.high) else None, low=q.low if ok(q.low) else None, open=q.open if ok(q.open) else None)
 
 
 class PaperBroker:
@@ -157,8 +166,9 @@ class PaperBroker:
             self.book.insert_order(c, **base, status="SUBMITTED")
             quote = self._quotes[order.symbol]
             price = self._marketable_price(order, quote)
-            if price is not None:
-                self._fill(c, self.book.order(order.client_order_id, c), float(order.quantity), price)
+            row = self.book.order(order.client_order_id, c) if price is not None else None
+            if price is not None and row is not None:  # the row was inserted just above
+                self._fill(c, row, float(order.quantity), price)
         return self.order_status(order.client_order_id)
 
     def cancel(self, client_order_id: str) -> BrokerOrder:
@@ -213,7 +223,7 @@ class PaperBroker:
     def _costs(self, symbol: str) -> tuple[float, float]:
         return self.exchange_costs.get(cost_exchange(symbol, self.market(symbol)), (self.fee_rate, self.slippage))
 
-    def _trigger_price(self, row: dict, q: Quote) -> float | None:
+    def _trigger_price(self, row: dict[str, Any], q: Quote) -> float | None:
         low = q.low if q.low is not None else q.last
         high = q.high if q.high is not None else q.last
         opened = q.open if q.open is not None else q.last
@@ -244,7 +254,7 @@ class PaperBroker:
             return slipped
         if order.type != "limit":  # exits rest until a later bar triggers them
             return None
-        limit = float(order.limit_price)
+        limit = order.limit_level
         if order.side == "buy":
             return min(limit, slipped) if limit >= quote.last else None
         return max(limit, slipped) if limit <= quote.last else None
@@ -271,16 +281,16 @@ class PaperBroker:
         if off_grid is not None:
             return off_grid
         sell = order.side == "sell"
-        if order.type == "stop_loss" and (order.stop_price >= quote.last if sell else order.stop_price <= quote.last):
+        if order.type == "stop_loss" and (order.stop_level >= quote.last if sell else order.stop_level <= quote.last):
             return "bad_price", f"a {order.side} stop at {order.stop_price:g} would trigger at once ({order.symbol} last {quote.last:g})"
-        if order.type == "take_profit" and (order.limit_price <= quote.last if sell else order.limit_price >= quote.last):
+        if order.type == "take_profit" and (order.limit_level <= quote.last if sell else order.limit_level >= quote.last):
             return "bad_price", f"a {order.side} take-profit at {order.limit_price:g} would trigger at once ({order.symbol} last {quote.last:g})"
         ref = {"limit": order.limit_price, "take_profit": order.limit_price, "stop_loss": order.stop_price}.get(order.type) or quote.last
         if order.quantity * ref < market.min_notional:
             return "min_notional", f"order notional {order.quantity * ref:,.2f} is below {order.symbol}'s minimum {market.min_notional:,.2f}"
         if not sell:
             fee, _ = self._costs(order.symbol)
-            price = self._marketable_price(order, quote) or float(order.limit_price or order.stop_price)
+            price = self._marketable_price(order, quote) or float(order.limit_price or order.stop_price or quote.last)
             cost = order.quantity * price * (1.0 + fee)
             cash = self._cash_all()
             ccy = self._settlement(order.symbol, cash)
@@ -293,7 +303,7 @@ class PaperBroker:
                 return "insufficient_position", f"selling {order.quantity:g} {order.symbol} but only {held:g} is held and free (spot: no short sales)"
         return None
 
-    def _fill(self, c, row: dict, wanted: float, price: float) -> float:
+    def _fill(self, c: Connection, row: dict[str, Any], wanted: float, price: float) -> float:
         """Fill up to ``wanted`` of an order at ``price``, capped by the bar's volume (and, for buys, by
         the cash at hand), booked atomically: order, cash, holding, fill row; an OCO fill cancels its
         siblings. Returns the quantity filled (0 when the bar has no volume left)."""
@@ -339,19 +349,19 @@ class PaperBroker:
     def _broker_id(self, cid: str) -> str:
         return "P" + hashlib.sha1(f"{self.account}|{cid}".encode()).hexdigest()[:15]
 
-    def _row(self, cid: str) -> dict | None:
+    def _row(self, cid: str) -> dict[str, Any] | None:
         return self.book.order(cid)
 
-    def _require(self, cid: str) -> dict:
+    def _require(self, cid: str) -> dict[str, Any]:
         row = self._row(cid)
         if row is None:
             raise OrderRejected("unknown_order", f"the paper account '{self.account}' has no order {cid}")
         return row
 
-    def _open_rows(self, side: str | None = None, symbol: str | None = None) -> list[dict]:
+    def _open_rows(self, side: str | None = None, symbol: str | None = None) -> list[dict[str, Any]]:
         return self.book.open_orders(side=side, symbol=symbol)
 
-    def _cash_all(self, conn=None) -> dict[str, float]:
+    def _cash_all(self, conn: Connection | None = None) -> dict[str, float]:
         return self.book.cash(conn)
 
     def _holding(self, symbol: str) -> float:
@@ -387,7 +397,7 @@ class PaperBroker:
         return total + sum(groups.values())
 
     @staticmethod
-    def _to_order(r: dict) -> BrokerOrder:
+    def _to_order(r: dict[str, Any]) -> BrokerOrder:
         return BrokerOrder(
             client_order_id=r["client_order_id"], symbol=r["symbol"], side=r["side"], quantity=float(r["quantity"]),
             status=r["status"], filled_quantity=float(r["filled_quantity"]), average_price=r["average_price"],
@@ -396,10 +406,18 @@ class PaperBroker:
         )
 
 
-def make_broker(settings, config=None, *, instance: str | None = None, vault=None, store: Store | None = None) -> PaperBroker:
-    """The paper account ``settings.paper`` and ``settings.costs`` describe, booked in ``store``."""
+class _EngineHolder:
+    """The smallest ``HasEngine``: a paper broker made without the trading ``Store``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+
+def make_broker(settings: Settings, config: PaperConfig | None = None, *, instance: str | None = None, vault: Vault | None = None, store: HasEngine | None = None) -> PaperBroker:
+    """The paper account ``settings.paper`` and ``settings.costs`` describe, booked in ``store``
+    (without one, in the database ``settings.store_url`` names: the venue never imports ``trading``)."""
     if store is None:
-        store = Store(settings.store_url).create()
+        store = _EngineHolder(engine_for(settings.store_url))
     pa = settings.paper
     return PaperBroker(
         store, account="paper", currency=pa.currency, starting_cash={**pa.extra_cash, pa.currency: pa.starting_cash},

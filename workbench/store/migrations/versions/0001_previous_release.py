@@ -13,6 +13,8 @@ Create Date: 2026-11-29
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -24,7 +26,7 @@ branch_labels = None
 depends_on = None
 
 
-def _table(name: str, *elements: sa.Column | sa.Constraint) -> None:
+def _table(name: str, *elements: sa.Column[Any] | sa.Constraint) -> None:
     """Create ``name``, or adopt the existing one when its columns are exactly these."""
     inspector = sa.inspect(op.get_bind())
     if not inspector.has_table(name):

@@ -1,0 +1,254 @@
+"""Live market data at scale, against the local fakes (REST and websocket), and ticks into forming bars.
+
+1. Market data → a consistent snapshot (every instrument quoted, one ``QuoteCache.snapshot``) for 5,000
+   and 20,000 instruments: ccxt ``fetch_tickers`` (one REST call), Kite ``quote`` (500 a call; the real
+   1 call/s limit is lifted on the fake and its implied time printed), Alpaca snapshots (1,000 a call);
+   then the streams: one all-market frame from the fake Binance stream through ``ccxt.pro``, Kite
+   binary frames through ``KiteTicker`` (9,000 at most per API key: 3 × 3,000), Alpaca trades through
+   ``StockDataStream``. Each figure is from the first request/frame to the snapshot.
+2. Sustained ticks per second into forming bars (``TickBuffer`` → ``QuoteCache.apply`` +
+   ``BarBuilder.ingest``) for 20,000 instruments, beside the lower bound: a pure numpy scatter of the
+   same ticks (last price by fancy assignment, volume by ``bincount``) that builds no bar at all.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.kit holds the fake servers
+
+from tests.kit.tape import Tape
+from workbench.live.bars import BarBuilder
+from workbench.live.quotes import QuoteCache
+from workbench.live.ticks import TickBuffer, Ticks
+
+T0 = pd.Timestamp("2026-01-05 04:00", tz="UTC")
+
+
+def _wait(pred, timeout: float = 120.0) -> None:
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            raise TimeoutError("the stream did not deliver in time")
+        time.sleep(0.002)
+
+
+def _snapshot_after(buffer: TickBuffer, cache: QuoteCache, n: int, t0: float) -> tuple[float, int]:
+    got = 0
+
+    def full() -> bool:
+        nonlocal got
+        cache.apply(buffer.drain())
+        got = int((cache.ts > 0).sum())
+        return got >= n
+
+    _wait(full)
+    snap = cache.snapshot(now=int(cache.ts.max()))
+    return time.perf_counter() - t0, int((~snap["stale"]).sum())
+
+
+def _stream_to_snapshot(stream, buf: TickBuffer, cache: QuoteCache, ready, send, n: int) -> tuple[float, float]:
+    """(seconds from the first frame sent to a full snapshot, seconds the fake spent encoding and sending)."""
+    try:
+        _wait(ready)
+        t0 = time.perf_counter()
+        send()
+        fake = time.perf_counter() - t0
+        el, _ = _snapshot_after(buf, cache, n, t0)
+    finally:
+        stream.stop()
+    return el, fake
+
+
+def one_frame_tape(symbols: list[str]) -> Tape:
+    """Every instrument trades once, in the same second: one stream frame covers the universe."""
+    n = len(symbols)
+    ts = np.full(n, T0.value, dtype="int64")
+    price = np.round(10 + np.arange(n) % 500 * 3.0, 2)
+    return Tape(tuple(symbols), np.arange(n, dtype="int64"), ts, price, np.ones(n), 1000.0 + np.ones(n))
+
+
+def rest_ccxt(n: int) -> None:
+    import ccxt
+
+    from tests.kit.fake_binance import FakeBinance
+    from workbench.venues.ccxt.stream import CcxtTickerStream
+
+    syms = [f"B{i:05d}/USDT" for i in range(n)]
+    keys = [f"binance:{s}" for s in syms]
+    with FakeBinance(symbols=tuple(syms)) as rest:
+        ex = ccxt.binance({**rest.ccxt_config(), "enableRateLimit": True})
+        ex.load_markets()
+        best = []
+        for _ in range(2):
+            buf, cache = TickBuffer(), QuoteCache(keys)
+            stream = CcxtTickerStream("binance", keys, buf, slots=cache.slots, rest=ex)
+            t0 = time.perf_counter()
+            stream.poll_rest()
+            best.append(_snapshot_after(buf, cache, n, t0))
+        el, fresh = min(best)
+        print(f"   REST  ccxt fetch_tickers {n:>6,}: {el:6.2f} s  (1 call, {fresh:,} fresh)")
+
+
+def rest_kite(n: int) -> None:
+    from kiteconnect import KiteConnect
+
+    from tests.kit.fake_kite import FakeKite
+    from tests.kit.fake_kite_ticker import nse_token
+    from workbench.venues.kite.stream import KiteTickStream
+
+    keys = [f"NSE:K{i:05d}" for i in range(n)]
+    tokens = {nse_token(i): k for i, k in enumerate(keys)}
+    with FakeKite() as fake:
+        kite = KiteConnect(api_key="k", access_token="t", root=fake.url)
+        buf, cache = TickBuffer(), QuoteCache(keys)
+        stream = KiteTickStream("k", "t", tokens, buf, slots=cache.slots)  # REST only: no websocket limit
+        t0 = time.perf_counter()
+        stream.snapshot(kite, keys, per_second=0)
+        el, _ = _snapshot_after(buf, cache, n, t0)
+        calls = -(-n // 500)
+        print(
+            f"   REST  Kite quote         {n:>6,}: {el:6.2f} s  ({calls} calls unthrottled; "
+            f"at Kite's 1 call/s: ≥ {calls - 1} s)"
+        )
+
+
+def rest_alpaca(n: int) -> None:
+    from alpaca.data.historical import StockHistoricalDataClient
+
+    from tests.kit.fake_alpaca import FakeAlpaca
+    from workbench.venues.alpaca.stream import AlpacaStream
+
+    keys = [f"NASDAQ:A{i:05d}" for i in range(n)]
+    with FakeAlpaca() as fake:
+        client = StockHistoricalDataClient("k", "s", raw_data=True, url_override=fake.url)
+        buf, cache = TickBuffer(), QuoteCache(keys)
+        stream = AlpacaStream("k", "s", keys, buf, slots=cache.slots)
+        t0 = time.perf_counter()
+        stream.snapshot(client, keys, batch=1000)
+        el, _ = _snapshot_after(buf, cache, n, t0)
+        print(f"   REST  Alpaca snapshots   {n:>6,}: {el:6.2f} s  ({-(-n // 1000)} calls)")
+
+
+def stream_binance(n: int) -> None:
+    from tests.kit.fake_binance import FakeBinance
+    from tests.kit.fake_binance_ws import FakeBinanceWs
+    from workbench.venues.ccxt.stream import CcxtTickerStream
+
+    syms = [f"B{i:05d}/USDT" for i in range(n)]
+    keys = [f"binance:{s}" for s in syms]
+    with FakeBinance(symbols=tuple(syms)) as rest, FakeBinanceWs() as ws:
+        buf, cache = TickBuffer(), QuoteCache(keys)
+        stream = CcxtTickerStream("binance", keys, buf, slots=cache.slots, config=ws.ccxt_config(rest)).start()
+        tape = one_frame_tape(syms)
+        ready = lambda: "!miniTicker@arr" in ws.subscribed()
+        el, fake = _stream_to_snapshot(stream, buf, cache, ready, lambda: ws.send_tape(tape, tape.seconds()), n)
+        print(
+            f"   WS    ccxt.pro tickers   {n:>6,}: {el:6.2f} s  (one !miniTicker@arr frame; "
+            f"the fake's JSON {fake:.2f} s of it)"
+        )
+
+
+def stream_kite(n: int) -> None:
+    from tests.kit.fake_kite_ticker import FakeKiteTicker, nse_token
+    from workbench.venues.kite.stream import KiteTickStream
+
+    n = min(n, 9000)
+    syms = [f"K{i:05d}" for i in range(n)]
+    keys = [f"NSE:{s}" for s in syms]
+    tokens = np.array([nse_token(i) for i in range(n)])
+    with FakeKiteTicker("k", "t") as ws:
+        buf, cache = TickBuffer(), QuoteCache(keys)
+        stream = KiteTickStream("k", "t", dict(zip(tokens.tolist(), keys)), buf, slots=cache.slots, root=ws.url).start()
+        tape = one_frame_tape(syms)
+        send = lambda: ws.send_tape(tape, tape.seconds(), tokens)
+        el, fake = _stream_to_snapshot(stream, buf, cache, lambda: len(ws.subscribed()) == n, send, n)
+        print(
+            f"   WS    KiteTicker full    {n:>6,}: {el:6.2f} s  "
+            f"({len(stream.chunks)} connection(s) of ≤ 3,000, an API key allows 3; "
+            f"the fake {fake:.2f} s of it)"
+        )
+
+
+def stream_alpaca(n: int) -> None:
+    from tests.kit.fake_alpaca_stream import FakeAlpacaStream
+    from workbench.venues.alpaca.stream import AlpacaStream
+
+    syms = [f"A{i:05d}" for i in range(n)]
+    keys = [f"NASDAQ:{s}" for s in syms]
+    with FakeAlpacaStream("k", "s") as ws:
+        buf, cache = TickBuffer(), QuoteCache(keys)
+        stream = AlpacaStream("k", "s", keys, buf, slots=cache.slots, url=ws.url).start()
+        tape = one_frame_tape(syms)
+        send = lambda: ws.send_tape(tape, tape.seconds())
+        el, fake = _stream_to_snapshot(stream, buf, cache, lambda: len(ws.subscribed()) == n, send, n)
+        print(
+            f"   WS    Alpaca trades      {n:>6,}: {el:6.2f} s  ({-(-n // ws.frame)} frames of {ws.frame}; "
+            f"the fake's msgpack {fake:.2f} s of it)"
+        )
+
+
+def ticks_into_bars(n_slots: int = 20_000, n_ticks: int = 2_000_000, batch: int = 20_000) -> None:
+    rng = np.random.default_rng(0)
+    keys = [f"X:S{i}" for i in range(n_slots)]
+    slot = rng.integers(0, n_slots, n_ticks).astype("int64")
+    ts = np.sort(T0.value + rng.integers(0, 30 * 60 * 10**9, n_ticks)).astype("int64")  # 30 minutes
+    price = 100 + rng.normal(size=n_ticks).cumsum() * 0.01
+    size = rng.random(n_ticks)
+    nan = np.full(batch, np.nan)
+    warm = BarBuilder(keys, "1m", 2.0)
+    warm.ingest(Ticks(slot[:10], price[:10], size[:10], nan[:10], nan[:10], ts[:10]))  # compile/load kernels
+
+    def pipeline() -> int:
+        buf, cache, bars = TickBuffer(), QuoteCache(keys), BarBuilder(keys, "1m", 2.0)
+        closed = 0
+        for i in range(0, n_ticks, batch):
+            j = slice(i, i + batch)
+            buf.push(slot[j], price[j], size[j], np.nan, np.nan, ts[j])
+            t = buf.drain()
+            cache.apply(t)
+            closed += len(bars.ingest(t))
+        return closed
+
+    def scatter() -> float:
+        last, vol = np.full(n_slots, np.nan), np.zeros(n_slots)
+        for i in range(0, n_ticks, batch):
+            j = slice(i, i + batch)
+            last[slot[j]] = price[j]
+            vol += np.bincount(slot[j], weights=size[j], minlength=n_slots)
+        return float(vol.sum())
+
+    t0 = time.perf_counter()
+    closed = pipeline()
+    el = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    scatter()
+    lb = time.perf_counter() - t0
+    print(
+        f"   ticks → quote cache + forming bars, {n_slots:,} instruments, batches of {batch:,}: "
+        f"{n_ticks / el:,.0f} ticks/s ({closed:,} bars closed; goal ≥ 100,000/s)"
+    )
+    print(
+        f"   lower bound (numpy scatter: last price + bincount volume, no bars): {n_ticks / lb:,.0f} ticks/s "
+        f"→ pipeline/lower bound time = {el / lb:.1f}×"
+    )
+
+
+def main() -> None:
+    ticks_into_bars()
+    for n in (5_000, 20_000):
+        rest_ccxt(n)
+        rest_kite(n)
+        rest_alpaca(n)
+        stream_binance(n)
+        stream_kite(n)
+        stream_alpaca(n)
+
+
+if __name__ == "__main__":
+    main()

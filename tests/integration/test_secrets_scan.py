@@ -1,0 +1,86 @@
+"""A secrets scan: after runs that used a user's exchange keys (one in this process that trades at the
+local FakeBinance, one as `workbench live run` in a subprocess, as the dashboard starts it), the
+plaintext key and secret appear nowhere: not in the database (dumped, WAL included), the event rows,
+the logs, the MLflow files or any other file under the home, nor in the live process's argv or
+environment (its session token travels in the environment; the keys never do)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.integration.test_live_ccxt import (
+    usdt_panel,  # noqa: F401  (the venue fixture's panel)
+    venue,  # noqa: F401  (pytest fixture)
+)
+from tests.kit.models import MomentumEngine
+from tests.kit.users import trader
+from tests.kit.venue import VenueFollowsTheFeed
+from workbench.config import load_settings
+from workbench.trading.feeds import ReplayFeed
+from workbench.trading.runner import run_live
+from workbench.trading.store import Store
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _files_containing(root: Path, needles: list[bytes]) -> list[str]:
+    hits = []
+    for p in root.rglob("*"):
+        if p.is_file():
+            data = p.read_bytes()
+            hits += [f"{p}: {n[:4]!r}..." for n in needles if n in data]
+    return hits
+
+
+def test_plaintext_keys_appear_nowhere_after_runs_that_used_them(tmp_path, venue, monkeypatch):  # noqa: F811
+    fake, panel = venue
+    for var in [k for k in os.environ if k.startswith("WORKBENCH_KEY_")]:
+        monkeypatch.delenv(var)
+    venues = {"ccxt": {"urls": {"binance": fake.ccxt_config()["urls"]}}}
+    monkeypatch.setenv("WORKBENCH_VENUES", json.dumps(venues))  # the subprocess reads the same settings
+    home = tmp_path / "home"
+    s = load_settings(home, broker={"default": "ccxt:binance", "timeout_s": 5.0})
+    s.ensure_dirs()
+    owner = trader(s, monkeypatch=monkeypatch)
+    owner.vault.put("ccxt:binance/api_key", fake.api_key)
+    owner.vault.put("ccxt:binance/secret", fake.secret)
+    needles = [fake.api_key.encode(), fake.secret.encode()]
+
+    feed = VenueFollowsTheFeed(ReplayFeed.from_panel(panel, warmup_bars=40, replay_bars=5), fake)
+    rid = run_live(s, engine=MomentumEngine(lookback=10, gain=3.0), feed=feed, interval_s=0.0, min_interval_s=0, cycles=2)
+    store = Store(s.store_url)
+    assert store.run(rid)["status"] == "STOPPED", store.run(rid)["message"]
+    assert len(store.orders(rid)) > 0  # the keys signed real requests
+
+    # `workbench live run` as the dashboard launches it: the token in the environment, keys from the vault.
+    env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_BROKER__DEFAULT": "ccxt:binance"}
+    cmd = [sys.executable, "-m", "workbench", "live", "run", "--cycles", "1", "--interval", "0"]
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen: list[bytes] = []
+    while proc.poll() is None:  # argv and environment, read while it runs (keys decrypted in its memory)
+        try:
+            seen.append(Path(f"/proc/{proc.pid}/cmdline").read_bytes() + Path(f"/proc/{proc.pid}/environ").read_bytes())
+        except OSError:
+            break
+        time.sleep(0.05)
+    out = proc.communicate(timeout=120)[0]
+    sub = store.latest_run()
+    checks = store.checks(sub["id"]).set_index("name")
+    assert sub["id"] != rid and bool(checks.loc["api_keys", "ok"]), out.decode()  # the subprocess used the keys
+    assert seen and all(n not in blob for blob in seen for n in needles)
+    assert all(n not in out for n in needles)
+
+    con = sqlite3.connect(home / "data" / "workbench.db")
+    dump = "\n".join(con.iterdump()).encode()
+    events = "\n".join(m or "" for (m,) in con.execute("SELECT message FROM events")).encode()
+    con.close()
+    assert all(n not in dump for n in needles) and all(n not in events for n in needles)
+    assert b"user_secrets" in dump and b"events" in dump  # the dump did cover the tables that matter
+    assert any(p.is_file() for p in (home / "mlruns").rglob("*"))  # MLflow files exist and are scanned below
+    assert _files_containing(home, needles) == []  # db + WAL, logs, mlruns, keys/: nothing in plain text

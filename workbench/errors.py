@@ -169,6 +169,8 @@ class InvalidTransition(WorkbenchError):
 
 class RunActiveError(WorkbenchError):
     """A live run already holds the account (one live run per account): the message names it and how to stop it."""
+
+
 class AccessError(WorkbenchError):
     """Who is acting is unknown or not allowed to: log in, or ask an admin for the permission."""
 

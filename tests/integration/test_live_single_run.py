@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from tests.kit.users import trader
 from workbench.config import load_settings
 from workbench.data.demo import ensure_demo_data
 from workbench.errors import RunActiveError
@@ -24,10 +25,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationW
 
 
 @pytest.fixture
-def demo_settings(tmp_path):
+def demo_settings(tmp_path, monkeypatch):
     settings = load_settings(tmp_path / "home")
     settings.ensure_dirs()
     ensure_demo_data(settings, "synthetic")
+    trader(settings, monkeypatch=monkeypatch)  # the processes inherit its $WORKBENCH_TOKEN
     return settings
 
 
@@ -44,8 +46,24 @@ def _assert_one_backup_run(store: Store, cycles: int) -> dict:
 
 def test_two_processes_racing_on_one_account_one_trades_the_other_is_refused(demo_settings):
     env = {**os.environ, "WORKBENCH_HOME": str(demo_settings.home)}
-    cmd = [sys.executable, "-m", "workbench", "live", "run", "--broker", "paper", "--model", "backup", "--interval", "1", "--cycles", "3"]
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "workbench",
+        "live",
+        "run",
+        "--broker",
+        "paper",
+        "--model",
+        "backup",
+        "--interval",
+        "1",
+        "--cycles",
+        "3",
+    ]
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, 9], outs

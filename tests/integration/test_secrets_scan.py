@@ -53,14 +53,16 @@ def test_plaintext_keys_appear_nowhere_after_runs_that_used_them(tmp_path, venue
     needles = [fake.api_key.encode(), fake.secret.encode()]
 
     feed = VenueFollowsTheFeed(ReplayFeed.from_panel(panel, warmup_bars=40, replay_bars=5), fake)
-    rid = run_live(s, engine=MomentumEngine(lookback=10, gain=3.0), feed=feed, interval_s=0.0, min_interval_s=0, cycles=2)
+    rid = run_live(
+        s, engine=MomentumEngine(lookback=10, gain=3.0), feed=feed, interval_s=0.0, min_interval_s=0, cycles=2
+    )
     store = Store(s.store_url)
     assert store.run(rid)["status"] == "STOPPED", store.run(rid)["message"]
     assert len(store.orders(rid)) > 0  # the keys signed real requests
 
     # `workbench live run` as the dashboard launches it: the token in the environment, keys from the vault.
     env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_BROKER__DEFAULT": "ccxt:binance"}
-    cmd = [sys.executable, "-m", "workbench", "live", "run", "--cycles", "1", "--interval", "0"]
+    cmd = [sys.executable, "-m", "workbench", "live", "run", "--cycles", "1", "--interval", "1"]
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     seen: list[bytes] = []
     while proc.poll() is None:  # argv and environment, read while it runs (keys decrypted in its memory)

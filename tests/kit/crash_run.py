@@ -52,7 +52,8 @@ def main(argv: list[str]) -> int:
         settings,
         engine=MomentumEngine(lookback=10, gain=3.0),
         feed=feed,
-        interval_s=0.0, min_interval_s=0,
+        interval_s=0.0,
+        min_interval_s=0,
         cycles=cycles,
         on_point=on_point,
     )

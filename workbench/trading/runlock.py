@@ -44,7 +44,9 @@ def lock_path(data_dir: Path, account: str) -> Path:
 
 def _advisory_key(account: str) -> int:
     """A stable signed 64-bit key (Python's ``hash`` changes per process)."""
-    return int.from_bytes(hashlib.blake2b(f"workbench.run:{account}".encode(), digest_size=8).digest(), "big", signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(f"workbench.run:{account}".encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 def alive(pid: int | None) -> bool:
@@ -120,7 +122,13 @@ def acquire(data_dir: Path, store: Store, account: str) -> AccountLock:
     except BlockingIOError:
         os.close(fd)
         raise RunActiveError(refusal(store, account, _named_holder(path))) from None
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "user": _user(), "started_at": str(utcnow()), "run_id": None}
+    info = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "user": _user(),
+        "started_at": str(utcnow()),
+        "run_id": None,
+    }
     lock = AccountLock(account, path, fd, info=info)
     try:
         _write(fd, info)
@@ -169,11 +177,18 @@ def refusal(store: Store, account: str, info: dict[str, Any], where: str = "") -
         run = running[0] if running else None
     if run is None:
         who = f"pid {info.get('pid', '?')}" + (f" on {info['host']}" if info.get("host") else "")
-        return (f"account '{account}' already has a live run starting ({who}{', ' + where if where else ''}): "
-                f"only one live run per account. See it with `workbench live status --account {account}`.")
-    owner = f"pid {run['pid']}" + (f" on {info['host']}" if info.get("host") else "") + (
-        f" (user {info['user']})" if info.get("user") else "")
-    return (f"account '{account}' already has a live run: run {run['id']} ({owner}{', ' + where if where else ''}, "
-            f"broker {run['broker']}, model {run['model_ref']}, started {run['started_at']}). Only one live run per "
-            f"account: stop it first with `workbench live stop --run {run['id']}` "
-            f"(or `workbench live emergency-stop --run {run['id']}`).")
+        return (
+            f"account '{account}' already has a live run starting ({who}{', ' + where if where else ''}): "
+            f"only one live run per account. See it with `workbench live status --account {account}`."
+        )
+    owner = (
+        f"pid {run['pid']}"
+        + (f" on {info['host']}" if info.get("host") else "")
+        + (f" (user {info['user']})" if info.get("user") else "")
+    )
+    return (
+        f"account '{account}' already has a live run: run {run['id']} ({owner}{', ' + where if where else ''}, "
+        f"broker {run['broker']}, model {run['model_ref']}, started {run['started_at']}). Only one live run per "
+        f"account: stop it first with `workbench live stop --run {run['id']}` "
+        f"(or `workbench live emergency-stop --run {run['id']}`)."
+    )

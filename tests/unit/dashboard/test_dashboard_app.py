@@ -54,7 +54,7 @@ def test_stop_to_a_dead_run_says_dead_and_start_on_a_locked_account_is_refused(s
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     run_id = store.start_run(broker="paper", environment="paper", account="paper", pid=gone.pid)
-    app = Dashboard(settings)
+    app = Dashboard(settings, token=os.environ[TOKEN_ENV])
     app.emergency_stop()
     assert f"run {run_id} on account &#x27;paper&#x27; is DEAD" in app.views.message.value
     assert store.pending_command(run_id) is None
@@ -62,7 +62,10 @@ def test_stop_to_a_dead_run_says_dead_and_start_on_a_locked_account_is_refused(s
     lock.set_run(run_id)
     try:
         app.start()
-        assert "already has a live run" in app.views.message.value and f"live stop --run {run_id}" in app.views.message.value
+        assert (
+            "already has a live run" in app.views.message.value
+            and f"live stop --run {run_id}" in app.views.message.value
+        )
         assert getattr(app, "_process", None) is None
     finally:
         lock.release()

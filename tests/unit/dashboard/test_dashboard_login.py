@@ -87,7 +87,7 @@ def test_a_user_sees_and_stops_only_their_own_runs(settings, monkeypatch):
     app = Dashboard(settings, token=bob.token)
     assert "No live run yet" in app.views.status.value and f"run {theirs}" not in app.views.status.value
     app.emergency_stop()
-    assert "no live run to stop" in app.views.message.value and store.pending_command(theirs, consume=False) is None
+    assert "no live run is active" in app.views.message.value and store.pending_command(theirs, consume=False) is None
     mine = store.start_run(broker="paper", environment="paper", pid=os.getpid(), user_id=bob.user.id)
     app.refresh()
     assert f"run {mine}" in app.views.status.value

@@ -70,7 +70,11 @@ def test_live_is_refused_without_trade_live_and_the_venue_is_never_contacted(tmp
     pb, made = pending(s, environment="live", vault=t.vault)
     (auth,) = phase1(s, pb, lambda: MomentumEngine(), user=t.user)
     assert auth.name == "authentication" and not auth.ok and made == []
-    assert "REAL MONEY" in auth.message and "'trade_live'" in auth.message and "workbench users grant trader trade_live" in auth.message
+    assert (
+        "REAL MONEY" in auth.message
+        and "'trade_live'" in auth.message
+        and "workbench users grant trader trade_live" in auth.message
+    )
     assert "--broker paper" in auth.message
 
 
@@ -80,7 +84,11 @@ def test_live_with_trade_live_passes_and_names_the_user_and_permission(tmp_path)
     pb, made = pending(s, environment="live", vault=t.vault)
     results = phase1(s, pb, lambda: MomentumEngine(), user=t.user)
     assert all(r.ok for r in results) and len(made) == 1
-    assert "REAL MONEY" in results[0].message and "'trade_live'" in results[0].message and "user trader" in results[0].message
+    assert (
+        "REAL MONEY" in results[0].message
+        and "'trade_live'" in results[0].message
+        and "user trader" in results[0].message
+    )
 
 
 def test_no_session_fails_at_authentication_with_the_reason(tmp_path):
@@ -128,7 +136,15 @@ def test_run_live_on_a_testnet_venue_trades_and_keeps_the_book_in_sync(tmp_path,
     s = settings_for(tmp_path)
     t = trader(s, monkeypatch=monkeypatch)
     pb, made = pending(s, vault=t.vault)
-    rid = run_live(s, broker=pb, engine=MomentumEngine(lookback=10, gain=3.0), feed=feed(), interval_s=0.0, min_interval_s=0, cycles=2)
+    rid = run_live(
+        s,
+        broker=pb,
+        engine=MomentumEngine(lookback=10, gain=3.0),
+        feed=feed(),
+        interval_s=0.0,
+        min_interval_s=0,
+        cycles=2,
+    )
     store = Store(s.store_url)
     run = store.run(rid)
     assert run["status"] == "STOPPED" and run["environment"] == "testnet" and run["account"] == f"{NAME}@testnet"
@@ -137,7 +153,9 @@ def test_run_live_on_a_testnet_venue_trades_and_keeps_the_book_in_sync(tmp_path,
     assert checks["duration_s"].notna().all() and (checks["duration_s"] >= 0).all()
     (venue,) = made
     orders = store.orders(rid)
-    assert (orders["status"] == "FILLED").sum() > 0 and set(venue.positions()) == set(store.positions(run["account"])["symbol"])
+    assert (orders["status"] == "FILLED").sum() > 0 and set(venue.positions()) == set(
+        store.positions(run["account"])["symbol"]
+    )
     book = store.positions(run["account"]).set_index("symbol")["quantity"]
     for sym, q in venue.positions().items():
         assert book[sym] == pytest.approx(q, abs=1e-9)
@@ -155,7 +173,15 @@ def test_run_live_on_live_fails_at_authentication_without_trade_live_and_passes_
     assert "'trade_live'" in run["message"]
     t.accounts.grant("trader", "trade_live", t.user)  # an admin grants it (the first account is the admin)
     pb, made = pending(s, environment="live", vault=t.vault)
-    rid = run_live(s, broker=pb, engine=MomentumEngine(lookback=10, gain=3.0), feed=feed(), interval_s=0.0, min_interval_s=0, cycles=1)
+    rid = run_live(
+        s,
+        broker=pb,
+        engine=MomentumEngine(lookback=10, gain=3.0),
+        feed=feed(),
+        interval_s=0.0,
+        min_interval_s=0,
+        cycles=1,
+    )
     run = Store(s.store_url).run(rid)
     assert run["status"] == "STOPPED" and run["environment"] == "live" and len(made) == 1, run["message"]
     assert Store(s.store_url).checks(rid)["ok"].all()
@@ -170,11 +196,16 @@ def test_broker_names_keys_and_plans(tmp_path):
     with pytest.raises(ConfigError, match="unknown broker 'ibkr'"):
         broker_name(s, "ibkr")
     assert required_keys("ccxt:binance") == ("ccxt:binance/api_key", "ccxt:binance/secret")
-    assert required_keys("kite") == ("kite/api_key", "kite/access_token") and key_fields("kite") == ("api_key", "api_secret")
+    assert required_keys("kite") == ("kite/api_key", "kite/access_token") and key_fields("kite") == (
+        "api_key",
+        "api_secret",
+    )
     assert key_fields("ccxt:okx") == ("api_key", "secret", "password")  # okx needs a passphrase too
     assert settings_for(tmp_path, default="ccxt:binance").broker.default == "ccxt:binance"
     plan = plan_broker(s, "ccxt:binance")
-    assert (plan.name, plan.environment) == ("ccxt:binance", "testnet") and plan.missing_keys() == list(required_keys("ccxt:binance"))
+    assert (plan.name, plan.environment) == ("ccxt:binance", "testnet") and plan.missing_keys() == list(
+        required_keys("ccxt:binance")
+    )
     assert plan_broker(settings_for(tmp_path, testnet=False), "alpaca").environment == "live"
     assert plan_broker(s, "kite").environment == "live"  # no sandbox at Zerodha: gated as real money
 

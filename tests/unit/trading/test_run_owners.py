@@ -41,7 +41,10 @@ def test_a_user_never_sees_or_stops_another_users_keys_or_runs(tmp_path, monkeyp
     alice, bob = trader(s, "alice"), trader(s, "bob")
     assert not alice.user.can("admin") and not bob.user.can("admin")
     # keys: CLI and Python API
-    assert _cli(s, alice.token, "keys", "set", "ccxt:binance", input="ALICE-KEY-0123456\nalice-secret-0123456\n").exit_code == 0
+    assert (
+        _cli(s, alice.token, "keys", "set", "ccxt:binance", input="ALICE-KEY-0123456\nalice-secret-0123456\n").exit_code
+        == 0
+    )
     listed = _cli(s, bob.token, "keys", "list")
     assert listed.exit_code == 0 and "ccxt:binance/" not in listed.output and "no keys stored" in listed.output
     gone = _cli(s, bob.token, "keys", "delete", "ccxt:binance")
@@ -88,8 +91,14 @@ def test_revoking_trade_live_mid_run_lets_the_run_finish_and_refuses_the_next_st
     store = Store(s.store_url).create()
     made: list = []
     feed = ReplayFeed.from_panel(synthetic_panel(3, 400, seed=5), warmup_bars=40, replay_bars=300)
-    t, _out = start_thread(s, broker=_live_venue(t_user.vault, made), engine=MomentumEngine(lookback=10, gain=3.0),
-                          feed=feed, interval_s=INTERVAL, min_interval_s=0)
+    t, _out = start_thread(
+        s,
+        broker=_live_venue(t_user.vault, made),
+        engine=MomentumEngine(lookback=10, gain=3.0),
+        feed=feed,
+        interval_s=INTERVAL,
+        min_interval_s=0,
+    )
     run = wait_for_cycle(store, 1)
     admin.accounts.revoke("alice", "trade_live", admin.user)
     cycle_at_revoke = store.run(run["id"])["cycle"]
@@ -100,8 +109,15 @@ def test_revoking_trade_live_mid_run_lets_the_run_finish_and_refuses_the_next_st
     assert not t.is_alive() and store.run(run["id"])["status"] == "STOPPED"
     # The next Start is refused at authentication, before the venue is contacted.
     made.clear()
-    t, _out = start_thread(s, broker=_live_venue(t_user.vault, made), engine=MomentumEngine(), feed=feed, interval_s=0.0, min_interval_s=0,
-                          cycles=1)
+    t, _out = start_thread(
+        s,
+        broker=_live_venue(t_user.vault, made),
+        engine=MomentumEngine(),
+        feed=feed,
+        interval_s=0.0,
+        min_interval_s=0,
+        cycles=1,
+    )
     t.join(timeout=20)
     nxt = store.latest_run()
     assert nxt["id"] != run["id"] and nxt["status"] == "FAILED" and made == []
@@ -113,7 +129,7 @@ def test_expired_and_revoked_sessions_start_nothing(tmp_path, monkeypatch):
     s = _home(tmp_path, monkeypatch)
     alice = trader(s, "alice")
     time.sleep(1.5)
-    r = _cli(s, alice.token, "live", "run", "--cycles", "1", "--interval", "0")
+    r = _cli(s, alice.token, "live", "run", "--cycles", "1", "--interval", "1")
     assert r.exit_code == 11 and "authentication" in r.output and "expired" in r.output, r.output
     run = Store(s.store_url).latest_run()
     assert run["status"] == "FAILED" and run["user_id"] is None
@@ -124,7 +140,7 @@ def test_expired_and_revoked_sessions_start_nothing(tmp_path, monkeypatch):
     s2 = _home(tmp_path / "b", monkeypatch)
     bob = trader(s2, "bob")
     bob.accounts.revoke_sessions("bob", bob.user)
-    r = _cli(s2, bob.token, "live", "run", "--cycles", "1", "--interval", "0")
+    r = _cli(s2, bob.token, "live", "run", "--cycles", "1", "--interval", "1")
     assert r.exit_code == 11 and "revoked" in r.output, r.output
     r = CliRunner().invoke(app, ["live", "run", "--cycles", "1", "--home", str(s2.home)], env={TOKEN_ENV: ""})
     assert r.exit_code == 11 and "not logged in" in r.output, r.output

@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.kit.models import MomentumEngine, synthetic_panel
+from tests.kit.users import trader
 from tests.unit.trading.test_trading_runner import start_thread
 from workbench.cli import MIN_INTERVAL_S as CLI_MIN_INTERVAL_S
 from workbench.cli import app
@@ -66,17 +67,31 @@ def test_a_second_start_on_a_running_account_is_refused_naming_the_run(settings)
 
 def test_two_accounts_run_at_once_and_are_stopped_by_run_id(settings):
     store = Store(settings.store_url).create()
-    ta, oa = start_thread(settings, broker=paper(store, "alpha"), engine=MomentumEngine(gain=3.0), feed=feed(),
-                          interval_s=0.2, min_interval_s=0)
-    tb, ob = start_thread(settings, broker=paper(store, "beta"), engine=MomentumEngine(gain=3.0), feed=feed(),
-                          interval_s=0.2, min_interval_s=0)
+    ta, oa = start_thread(
+        settings,
+        broker=paper(store, "alpha"),
+        engine=MomentumEngine(gain=3.0),
+        feed=feed(),
+        interval_s=0.2,
+        min_interval_s=0,
+    )
+    tb, ob = start_thread(
+        settings,
+        broker=paper(store, "beta"),
+        engine=MomentumEngine(gain=3.0),
+        feed=feed(),
+        interval_s=0.2,
+        min_interval_s=0,
+    )
     a, b = wait_running(store, "alpha"), wait_running(store, "beta")
     try:
         listed = cli(settings, "live", "status")
         assert listed.exit_code == 0, listed.output
         assert {r["run_id"] for r in json.loads(listed.output)["running"]} == {a["id"], b["id"]}
         ambiguous = cli(settings, "live", "stop")  # two running: which one?
-        assert ambiguous.exit_code == 3 and f"run {a['id']}" in ambiguous.output and f"run {b['id']}" in ambiguous.output
+        assert (
+            ambiguous.exit_code == 3 and f"run {a['id']}" in ambiguous.output and f"run {b['id']}" in ambiguous.output
+        )
         one = cli(settings, "live", "status", "--account", "beta")
         assert json.loads(one.output)["run_id"] == b["id"]
         r = cli(settings, "live", "stop", "--run", str(a["id"]))
@@ -122,7 +137,9 @@ def test_the_os_lock_holds_across_processes_and_dies_with_its_holder(settings):
         "from workbench.trading.store import Store\n"
         "lock = acquire(Path(sys.argv[1]), Store(sys.argv[2]), 'paper')\nprint('held', flush=True)\ntime.sleep(600)\n"
     )
-    holder = subprocess.Popen([sys.executable, "-c", code, str(settings.data_dir), settings.store_url], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(settings.data_dir), settings.store_url], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(RunActiveError, match=f"pid {holder.pid}"):
@@ -134,13 +151,16 @@ def test_the_os_lock_holds_across_processes_and_dies_with_its_holder(settings):
     acquire(settings.data_dir, store, "paper").release()  # the kernel released the dead holder's lock
 
 
-@pytest.mark.parametrize("kw, words", [
-    ({"interval_s": 0}, "interval 0s is too short"),
-    ({"interval_s": 0.5}, "at least 1s"),
-    ({"interval_s": float("nan")}, "too short"),
-    ({"cycles": 0}, "cycles 0"),
-    ({"cycles": -3}, "give 1 or more"),
-])
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        ({"interval_s": 0}, "interval 0s is too short"),
+        ({"interval_s": 0.5}, "at least 1s"),
+        ({"interval_s": float("nan")}, "too short"),
+        ({"cycles": 0}, "cycles 0"),
+        ({"cycles": -3}, "give 1 or more"),
+    ],
+)
 def test_interval_and_cycles_are_validated_in_run_live_and_start_background(settings, kw, words):
     with pytest.raises(ConfigError, match=words):
         run_live(settings, engine=MomentumEngine(), feed=feed(), **kw)
@@ -171,6 +191,7 @@ def test_start_background_refuses_at_once_while_the_account_is_locked(settings):
 
 # ---- strict models --------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory):
     """A home with a champion trained walk-forward on a random walk (so its verdict is: no edge)."""
@@ -191,8 +212,9 @@ def registered(tmp_path_factory):
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # mlflow on SQLAlchemy 2.1
-def test_a_model_typo_fails_phase1_listing_what_is_registered(registered):
+def test_a_model_typo_fails_phase1_listing_what_is_registered(registered, monkeypatch):
     settings, _ = registered
+    trader(settings, "typist", monkeypatch=monkeypatch)
     store = Store(settings.store_url).create()
     rid = run_live(settings, model="champoin", interval_s=1, cycles=1)
     run = store.run(rid)

@@ -54,7 +54,9 @@ def long_feed(n_symbols=8):
 
 def test_stop_is_obeyed_within_one_cycle(settings):
     store = Store(settings.store_url).create()
-    t, out = start_thread(settings, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL, min_interval_s=0)
+    t, out = start_thread(
+        settings, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL, min_interval_s=0
+    )
     run = wait_for_cycle(store, 2)
     assert status(settings)["status"] == "RUNNING" and status(settings)["alive"] is True
     asked_at = store.run(run["id"])["cycle"]
@@ -77,8 +79,12 @@ def test_emergency_stop_cancels_open_orders_and_flattens(tmp_path, monkeypatch):
     # An order resting at the venue from an earlier session.
     pb = PaperBroker(store, starting_cash=settings.paper.starting_cash, markets={"S000": Market("S000", "S000", "USD")})
     pb.on_bar({"S000": Quote("S000", 100.0, pd.Timestamp("2024-01-01", tz="UTC"))})
-    OrderManager(store, pb, "paper").submit(OrderIntent(OrderRequest("resting", "S000", "buy", 1, type="limit", limit_price=1.0), None, None, "old"))
-    t, out = start_thread(settings, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL, min_interval_s=0)
+    OrderManager(store, pb, "paper").submit(
+        OrderIntent(OrderRequest("resting", "S000", "buy", 1, type="limit", limit_price=1.0), None, None, "old")
+    )
+    t, out = start_thread(
+        settings, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL, min_interval_s=0
+    )
     run = wait_for_cycle(store, 2)
     assert len(PaperBroker(store).positions()) > 0  # the momentum engine bought
     request_stop(settings, emergency=True)
@@ -94,7 +100,9 @@ def test_emergency_stop_cancels_open_orders_and_flattens(tmp_path, monkeypatch):
 
 def test_emergency_stop_keeps_positions_unless_asked(settings):
     store = Store(settings.store_url).create()
-    t, _out = start_thread(settings, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL, min_interval_s=0)
+    t, _out = start_thread(
+        settings, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL, min_interval_s=0
+    )
     run = wait_for_cycle(store, 1)
     request_stop(settings, emergency=True)
     t.join(timeout=5 * INTERVAL + 2)
@@ -108,9 +116,9 @@ def test_cycles_budget_then_restart_continues_the_replay_on_the_model_universe(s
     lake.write(panel.to_long(), "TEST", "1d", "synthetic")
     engine = MomentumEngine(universe={"exchange": "TEST", "timeframe": "1d", "symbols": ["S000", "S001", "S002"]})
     store = Store(settings.store_url).create()
-    r1 = run_live(settings, engine=engine, interval_s=0.0, min_interval_s=0, min_interval_s=0, cycles=3)
+    r1 = run_live(settings, engine=engine, interval_s=0.0, min_interval_s=0, cycles=3)
     assert store.run(r1)["status"] == "STOPPED" and store.run(r1)["cursor"] == 3
-    r2 = run_live(settings, engine=engine, interval_s=0.0, min_interval_s=0, min_interval_s=0, cycles=2)
+    r2 = run_live(settings, engine=engine, interval_s=0.0, min_interval_s=0, cycles=2)
     bars = store.cycles(r2)["bar_ts"]
     # replay_bars from the end, but not before a full warm-up window exists
     first = max(len(panel.index) - settings.live.replay_bars, settings.live.warmup_bars - 1)
@@ -130,9 +138,13 @@ def test_phase1_failure_ends_the_run_failed(settings):
             raise AssertionError
 
     store = Store(settings.store_url).create()
-    rid = run_live(settings, engine=Unloadable(), feed=long_feed(), interval_s=0.0, min_interval_s=0, min_interval_s=0, cycles=1)
+    rid = run_live(settings, engine=Unloadable(), feed=long_feed(), interval_s=0.0, min_interval_s=0, cycles=1)
     run = store.run(rid)
-    assert run["status"] == "FAILED" and "Phase 1 failed at 'models'" in run["message"] and "workbench train" in run["message"]
+    assert (
+        run["status"] == "FAILED"
+        and "Phase 1 failed at 'models'" in run["message"]
+        and "workbench train" in run["message"]
+    )
     assert store.cycles(rid).empty and status(settings)["status"] == "FAILED"
 
 
@@ -140,7 +152,7 @@ def test_phase1_failure_ends_the_run_failed(settings):
 def test_no_registered_model_fails_phase1_with_the_registry_message(settings):
     pytest.importorskip("workbench.models.registry")
     store = Store(settings.store_url).create()
-    rid = run_live(settings, interval_s=0.0, min_interval_s=0, min_interval_s=0, cycles=1)
+    rid = run_live(settings, interval_s=0.0, min_interval_s=0, cycles=1)
     run = store.run(rid)
     assert run["status"] == "FAILED" and "'models'" in run["message"] and "workbench train" in run["message"]
     checks = store.checks(rid)
@@ -150,7 +162,11 @@ def test_no_registered_model_fails_phase1_with_the_registry_message(settings):
 def test_unknown_broker_fails_the_run(settings):
     rid = run_live(settings, broker="nope", engine=MomentumEngine(), feed=long_feed(), cycles=1)
     run = Store(settings.store_url).run(rid)
-    assert run["status"] == "FAILED" and "unknown broker 'nope'" in run["message"] and "ccxt:<exchange id>" in run["message"]
+    assert (
+        run["status"] == "FAILED"
+        and "unknown broker 'nope'" in run["message"]
+        and "ccxt:<exchange id>" in run["message"]
+    )
 
 
 def test_status_without_runs(settings):
@@ -204,7 +220,9 @@ def test_sigterm_stops_cleanly_after_the_cycle(settings):
             return self.inner.next()
 
     before = signal.getsignal(signal.SIGTERM)
-    rid = run_live(settings, engine=MomentumEngine(), feed=Terminating(long_feed(3)), interval_s=0.05, min_interval_s=0, min_interval_s=0, cycles=50)
+    rid = run_live(
+        settings, engine=MomentumEngine(), feed=Terminating(long_feed(3)), interval_s=0.05, min_interval_s=0, cycles=50
+    )
     run = Store(settings.store_url).run(rid)
     assert run["status"] == "STOPPED" and "signal" in run["message"] and run["cycle"] == 2
     assert signal.getsignal(signal.SIGTERM) is before
@@ -218,10 +236,13 @@ def test_no_registered_model_but_data_runs_the_backup_model_and_says_so(tmp_path
     trader(settings, monkeypatch=monkeypatch)
     ensure_demo_data(settings)
     store = Store(settings.store_url).create()
-    rid = run_live(settings, interval_s=0.0, min_interval_s=0, min_interval_s=0, cycles=2)
+    rid = run_live(settings, interval_s=0.0, min_interval_s=0, cycles=2)
     run = store.run(rid)
     assert run["status"] == "STOPPED", run
     checks = store.checks(rid).set_index("name")
     assert checks["ok"].all()
-    assert "BACKUP rule-based model" in checks.loc["models", "message"] and "workbench train" in checks.loc["models", "message"]
+    assert (
+        "BACKUP rule-based model" in checks.loc["models", "message"]
+        and "workbench train" in checks.loc["models", "message"]
+    )
     assert len(store.cycles(rid)) == 2 and set(store.signals(rid)["symbol"]) == set(settings.demo.synthetic_symbols)

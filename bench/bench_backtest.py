@@ -37,7 +37,9 @@ def synthetic(seed: int = 5):
     h = np.maximum(c, o) * (1 + rng.uniform(0, 0.02, c.shape))
     lo = np.minimum(c, o) * (1 - rng.uniform(0, 0.02, c.shape))
     mk = lambda a: pd.DataFrame(a, index=idx, columns=cols)
-    panel = Panel(open=mk(o), high=mk(h), low=mk(lo), close=mk(c), volume=mk(np.full(c.shape, 1e6)), exchange="B", timeframe="1d")
+    panel = Panel(
+        open=mk(o), high=mk(h), low=mk(lo), close=mk(c), volume=mk(np.full(c.shape, 1e6)), exchange="B", timeframe="1d"
+    )
     side = rng.choice([-1.0, 0.0, 1.0], size=c.shape, p=[0.1, 0.8, 0.1])
     atr = c * 0.02
     frames = {
@@ -115,21 +117,29 @@ def main() -> None:
     eq, orders = plain_loop(panel, frames, markets, risk, costs, 1_000_000.0, {})
     plain = time.perf_counter() - t0
     agree = float(np.max(np.abs(r.equity.to_numpy() / eq - 1)))
-    print(f"   {N_SYM} instruments × {N_BARS} daily bars, {len(r.orders):,} fills ({len(orders):,} in the plain loop), "
-          f"equity agrees to {agree:.1e} relative{'; report summarized' if summarize else ''}")
-    print(f"   vectorbt engine: first call {first:.2f} s (numba compile or cache load), warm {warm:.2f} s; "
-          f"plain Python event loop {plain:.2f} s → {plain / warm:.0f}× faster warm")
+    print(
+        f"   {N_SYM} instruments × {N_BARS} daily bars, {len(r.orders):,} fills ({len(orders):,} in the plain loop), "
+        f"equity agrees to {agree:.1e} relative{'; report summarized' if summarize else ''}"
+    )
+    print(
+        f"   vectorbt engine: first call {first:.2f} s (numba compile or cache load), warm {warm:.2f} s; "
+        f"plain Python event loop {plain:.2f} s → {plain / warm:.0f}× faster warm"
+    )
     t0 = time.perf_counter()
     run_backtest(frames, panel, risk, costs, 1_000_000.0, markets=markets)
     bare = time.perf_counter() - t0
     floor, n = _from_signals_floor(r, panel, costs, 1_000_000.0)
-    print(f"   anchor: vectorbt from_signals on the same {n:,} orders (booking only, warm): {floor:.2f} s; "
-          f"run_backtest alone (live rules) {bare:.2f} s → {bare / floor:.2f}× the floor; with the summary {warm:.2f} s → {warm / floor:.2f}×")
+    print(
+        f"   anchor: vectorbt from_signals on the same {n:,} orders (booking only, warm): {floor:.2f} s; "
+        f"run_backtest alone (live rules) {bare:.2f} s → {bare / floor:.2f}× the floor; with the summary {warm:.2f} s → {warm / floor:.2f}×"
+    )
     with tempfile.TemporaryDirectory() as cache:
         cold_imp, cold = _fresh(cache)
         warm_imp, warm_first = _fresh(cache)
-    print(f"   fresh process, tiny panel, features v1+v2 + incremental + backtest + summary: empty numba cache {cold:.1f} s "
-          f"(imports {cold_imp:.1f} s); cache filled (after `workbench init`) {warm_first:.2f} s (imports {warm_imp:.1f} s)")
+    print(
+        f"   fresh process, tiny panel, features v1+v2 + incremental + backtest + summary: empty numba cache {cold:.1f} s "
+        f"(imports {cold_imp:.1f} s); cache filled (after `workbench init`) {warm_first:.2f} s (imports {warm_imp:.1f} s)"
+    )
 
 
 if __name__ == "__main__":

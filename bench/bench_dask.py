@@ -50,8 +50,9 @@ def _walk_forward(settings, source, kinds, params, workers: int) -> tuple[float,
     with distributed.client_for(settings, workers=workers) as client:
         client.wait_for_workers(workers)
         t0 = time.perf_counter()
-        (res,) = distributed.map_folds(client, source, kinds, params=params, n_folds=FOLDS, test_fraction=0.4,
-                                       horizon=HORIZON)
+        (res,) = distributed.map_folds(
+            client, source, kinds, params=params, n_folds=FOLDS, test_fraction=0.4, horizon=HORIZON
+        )
         secs = time.perf_counter() - t0
     return secs, res, len({p.split("@")[1] for r in res.values() for p in r.lineage["dask_tasks"].split("; ")})
 
@@ -71,19 +72,29 @@ def _retrain(panel: Panel) -> None:
     t0 = time.perf_counter()
     train(fifty, "lgbm", validation="walk_forward", n_folds=FOLDS, test_fraction=0.4, leak_check="warn")
     pooled = time.perf_counter() - t0
-    print(f"   retrain one instrument (lgbm, {FOLDS}-fold walk-forward with calibration, {len(one.index)} bars): "
-          f"{per:.1f} s; {before}", flush=True)
-    print(f"   on paper, 50 instruments one after another: 50 × {per:.1f} s = {50 * per / 60:.1f} min, so the oldest "
-          f"model is {50 * per / 60:.1f} min stale when the last is done (FreqAI's 50 × 5 min: 250 min); on 2 "
-          f"free workers ≈ {25 * per / 60:.1f} min", flush=True)
-    print(f"   measured instead: one cross-sectional lgbm on all {len(fifty.symbols)} at once: {pooled:.1f} s, every "
-          f"model equally fresh; {load()}", flush=True)
+    print(
+        f"   retrain one instrument (lgbm, {FOLDS}-fold walk-forward with calibration, {len(one.index)} bars): "
+        f"{per:.1f} s; {before}",
+        flush=True,
+    )
+    print(
+        f"   on paper, 50 instruments one after another: 50 × {per:.1f} s = {50 * per / 60:.1f} min, so the oldest "
+        f"model is {50 * per / 60:.1f} min stale when the last is done (FreqAI's 50 × 5 min: 250 min); on 2 "
+        f"free workers ≈ {25 * per / 60:.1f} min",
+        flush=True,
+    )
+    print(
+        f"   measured instead: one cross-sectional lgbm on all {len(fifty.symbols)} at once: {pooled:.1f} s, every "
+        f"model equally fresh; {load()}",
+        flush=True,
+    )
 
 
 def main() -> None:
     from workbench.backtest.sweep import grid, run_sweep
     from workbench.models import distributed
     from workbench.models.registry import Registry
+
     n = int(os.environ.get("BENCH_DASK_SYMBOLS", "500"))
     bars = int(os.environ.get("BENCH_DASK_BARS", "0"))
     trees = int(os.environ.get("BENCH_RF_TREES", "50"))
@@ -91,44 +102,62 @@ def main() -> None:
     kinds = tuple(os.environ.get("BENCH_DASK_KINDS", "lgbm,rf,lstm").split(","))
     params = {"rf": {"n_estimators": trees}, "lstm": {"epochs": epochs, "batch_size": 1024}}
     panel, what = _panel(n, bars)
-    print(f"   data: {what}: {len(panel.symbols)} instruments × {len(panel.index)} bars "
-          f"{panel.index[0].date()} … {panel.index[-1].date()}; {load()}", flush=True)
-    print(f"   models: {', '.join(kinds)} (rf {trees} trees; lstm {epochs} epochs max, its default is 20), "
-          f"{FOLDS} walk-forward folds over the last 40 % of the bars, label sign h{HORIZON}", flush=True)
+    print(
+        f"   data: {what}: {len(panel.symbols)} instruments × {len(panel.index)} bars "
+        f"{panel.index[0].date()} … {panel.index[-1].date()}; {load()}",
+        flush=True,
+    )
+    print(
+        f"   models: {', '.join(kinds)} (rf {trees} trees; lstm {epochs} epochs max, its default is 20), "
+        f"{FOLDS} walk-forward folds over the last 40 % of the bars, label sign h{HORIZON}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(Path(tmp) / "home")
         settings.ensure_dirs()
         Lake(settings.lake_dir).write(panel.to_long(), panel.exchange, panel.timeframe, "bench")
-        source = distributed.LakeSource(str(settings.lake_dir), panel.exchange, panel.timeframe,
-                                        tuple(panel.symbols))
+        source = distributed.LakeSource(str(settings.lake_dir), panel.exchange, panel.timeframe, tuple(panel.symbols))
         times = {}
         for workers in (1, 2):
             before = load()
             secs, res, used = _walk_forward(settings, source, kinds, params, workers)
             times[workers] = secs
             fit = {k: r.metrics["fit_seconds"] for k, r in res.items()}
-            print(f"   {len(kinds)} models × {FOLDS} folds on {workers} worker(s): {secs:.0f} s wall "
-                  f"({used} workers ran tasks; fit seconds summed: "
-                  + ", ".join(f"{k} {v:.0f}" for k, v in fit.items())
-                  + f"); {before} before, {load()} after", flush=True)
-        print(f"   speed-up 2 vs 1 workers: {times[1] / times[2]:.2f}× (ideal 2.00× on 2 idle cores; the machine "
-              f"is shared, see the loads)", flush=True)
+            print(
+                f"   {len(kinds)} models × {FOLDS} folds on {workers} worker(s): {secs:.0f} s wall "
+                f"({used} workers ran tasks; fit seconds summed: "
+                + ", ".join(f"{k} {v:.0f}" for k, v in fit.items())
+                + f"); {before} before, {load()} after",
+                flush=True,
+            )
+        print(
+            f"   speed-up 2 vs 1 workers: {times[1] / times[2]:.2f}× (ideal 2.00× on 2 idle cores; the machine "
+            f"is shared, see the loads)",
+            flush=True,
+        )
 
         # The sweep: one model registered from the walk-forward above, 20 risk configurations.
         res["lgbm"].lineage.update(source.lineage())
         Registry(settings).register(res["lgbm"])
-        configs = grid(["champion"], {"max_position_pct": [0.02, 0.05, 0.1, 0.2, 0.3],
-                                      "min_strength": [0.0, 0.3, 0.5, 0.7]})
+        configs = grid(
+            ["champion"], {"max_position_pct": [0.02, 0.05, 0.1, 0.2, 0.3], "min_strength": [0.0, 0.3, 0.5, 0.7]}
+        )
         with distributed.client_for(settings, workers=2) as client:
             client.wait_for_workers(2)
             before = load()
             t0 = time.perf_counter()
             table = run_sweep(client, settings, configs, experiment="bench-sweep")
             secs = time.perf_counter() - t0
-        print(f"   sweep: {len(table)} backtests of {len(panel.symbols)} instruments on 2 workers in {secs:.0f} s "
-              f"({secs / len(table):.1f} s each, with reports); {before} before, {load()} after; best first:")
-        print(table[["config", "sharpe", "total_return", "max_drawdown", "trades"]].head(5)
-              .to_string(index=False, float_format=lambda v: f"{v:.3f}"), flush=True)
+        print(
+            f"   sweep: {len(table)} backtests of {len(panel.symbols)} instruments on 2 workers in {secs:.0f} s "
+            f"({secs / len(table):.1f} s each, with reports); {before} before, {load()} after; best first:"
+        )
+        print(
+            table[["config", "sharpe", "total_return", "max_drawdown", "trades"]]
+            .head(5)
+            .to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+            flush=True,
+        )
 
         _retrain(panel)
 

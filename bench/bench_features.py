@@ -23,7 +23,10 @@ def _panel(n: int, bars: int) -> Panel:
     high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.004, close.shape)))
     low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.004, close.shape)))
     vol = rng.lognormal(10, 1, close.shape)
-    f = {k: pd.DataFrame(v, index=idx, columns=cols) for k, v in dict(open=open_, high=high, low=low, close=close, volume=vol).items()}
+    f = {
+        k: pd.DataFrame(v, index=idx, columns=cols)
+        for k, v in dict(open=open_, high=high, low=low, close=close, volume=vol).items()
+    }
     return Panel(**f, exchange="binance", timeframe="1h")
 
 
@@ -35,9 +38,21 @@ def _talib_symbol(h, lo, c, v):
     logr = np.log(c[1:] / c[:-1])
     out += [talib.STDDEV(logr, 20), talib.STDDEV(logr, 60), talib.RSI(c, 14), *talib.MACD(c, 12, 26, 9)]
     out += [*talib.BBANDS(c, 20, 2, 2), talib.ATR(h, lo, c, 14), talib.EMA(c, 12), talib.EMA(c, 26), talib.EMA(c, 50)]
-    out += [talib.ADX(h, lo, c, 14), talib.PLUS_DI(h, lo, c, 14), talib.MINUS_DI(h, lo, c, 14), *talib.STOCH(h, lo, c, 14, 3, 0, 3, 0)]
+    out += [
+        talib.ADX(h, lo, c, 14),
+        talib.PLUS_DI(h, lo, c, 14),
+        talib.MINUS_DI(h, lo, c, 14),
+        *talib.STOCH(h, lo, c, 14, 3, 0, 3, 0),
+    ]
     out += [talib.MFI(h, lo, c, v, 14), talib.OBV(c, v), talib.SMA(v, 20), talib.STDDEV(v, 20)]
-    out += [talib.MAX(h, 20), talib.MIN(lo, 20), talib.MAX(h, 60), talib.MIN(lo, 60), talib.CORREL(c, c, 60), talib.BETA(c, c, 60)]
+    out += [
+        talib.MAX(h, 20),
+        talib.MIN(lo, 20),
+        talib.MAX(h, 60),
+        talib.MIN(lo, 60),
+        talib.CORREL(c, c, 60),
+        talib.BETA(c, c, 60),
+    ]
     return out
 
 
@@ -45,7 +60,10 @@ def _talib_loop(panel: Panel, last: int | None = None) -> float:
     arr = {f: np.asfortranarray(getattr(panel, f).to_numpy(dtype=float)) for f in ("high", "low", "close", "volume")}
     t0 = time.perf_counter()
     for j in range(arr["close"].shape[1]):
-        cols = [np.ascontiguousarray(arr[f][-last:, j] if last else arr[f][:, j]) for f in ("high", "low", "close", "volume")]
+        cols = [
+            np.ascontiguousarray(arr[f][-last:, j] if last else arr[f][:, j])
+            for f in ("high", "low", "close", "volume")
+        ]
         _talib_symbol(*cols)
     return time.perf_counter() - t0
 
@@ -70,10 +88,14 @@ def main() -> None:
     import numba
 
     print(f"   numba threads: {numba.get_num_threads()} (set NUMBA_NUM_THREADS to compare)")
-    print(f"   full v2 ({X.shape[1]} features), {N} instruments × {BARS} bars: {wide:.2f} s wide arrays, {full:.2f} s with the long frame "
-          f"(assembly ≈ {max(full - wide, 0):.2f} s)")
+    print(
+        f"   full v2 ({X.shape[1]} features), {N} instruments × {BARS} bars: {wide:.2f} s wide arrays, {full:.2f} s with the long frame "
+        f"(assembly ≈ {max(full - wide, 0):.2f} s)"
+    )
     print(f"   full v1 (13 features) {v1:.2f} s")
-    print(f"   TA-Lib per-symbol loop, {len(_talib_symbol(*[np.ones(BARS) + np.arange(BARS) % 7] * 4))} TA-Lib calls per symbol: {talib_full:.2f} s")
+    print(
+        f"   TA-Lib per-symbol loop, {len(_talib_symbol(*[np.ones(BARS) + np.arange(BARS) % 7] * 4))} TA-Lib calls per symbol: {talib_full:.2f} s"
+    )
     print(f"   ratio TA-Lib loop / ours: {talib_full / wide:.2f}× (wide arrays), {talib_full / full:.2f}× (long frame)")
 
     t0 = time.perf_counter()
@@ -90,8 +112,12 @@ def main() -> None:
     upd = float(np.median(times))
     warm = get_feature_set("v2").warmup
     talib_live = _talib_loop(panel, last=warm)
-    print(f"   incremental v2, one new bar × {N} instruments: {upd * 1e3:.1f} ms median of {LIVE} (from_history once: {setup:.2f} s); equal to full recomputation: {same}")
-    print(f"   TA-Lib per-symbol loop on the last {warm} bars (warm-up window) for the newest bar: {talib_live:.2f} s → {talib_live / upd:.0f}× slower")
+    print(
+        f"   incremental v2, one new bar × {N} instruments: {upd * 1e3:.1f} ms median of {LIVE} (from_history once: {setup:.2f} s); equal to full recomputation: {same}"
+    )
+    print(
+        f"   TA-Lib per-symbol loop on the last {warm} bars (warm-up window) for the newest bar: {talib_live:.2f} s → {talib_live / upd:.0f}× slower"
+    )
     print(f"   full v2 recomputation on {BARS} bars instead: {full / upd:.0f}× slower than the update")
 
 

@@ -39,12 +39,16 @@ def main() -> None:
         return
     files = sorted(FOLDER.glob("*.csv"))
     _, wall, cpu = _timed(lambda: [pd.read_csv(f) for f in files])
-    print(f"   anchor: pandas.read_csv of {len(files)} files: {wall:.1f} s wall, {cpu:.1f} s CPU; "
-          f"load average {os.getloadavg()[0]:.1f} on {len(os.sched_getaffinity(0))} CPUs")
+    print(
+        f"   anchor: pandas.read_csv of {len(files)} files: {wall:.1f} s wall, {cpu:.1f} s CPU; "
+        f"load average {os.getloadavg()[0]:.1f} on {len(os.sched_getaffinity(0))} CPUs"
+    )
     cpus = len(os.sched_getaffinity(0))
     for label, kw in (("strict, 1 process", {"workers": 1}), (f"lenient, {cpus} processes", {"lenient": True})):
         with tempfile.TemporaryDirectory() as d:
             report, wall, cpu = _timed(lambda d=d, kw=kw: ingest_folder(Lake(d), FOLDER, "NYSE", progress=False, **kw))
         bad = sum(report.quarantined.values())
-        print(f"   ingest_folder {label}: {wall:.1f} s wall, {cpu:.1f} s CPU in this process — {report.total_new} bars of "
-              f"{len(report.new_rows)} symbols; {len(report.errors)} files refused; {bad} rows quarantined")
+        print(
+            f"   ingest_folder {label}: {wall:.1f} s wall, {cpu:.1f} s CPU in this process — {report.total_new} bars of "
+            f"{len(report.new_rows)} symbols; {len(report.errors)} files refused; {bad} rows quarantined"
+        )

@@ -64,7 +64,9 @@ print(json.dumps({"secs": secs, "peak_mib": peak / 1024, "import_mib": base / 10
 
 def _child(root: str, what: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    res = subprocess.run([sys.executable, "-c", _CHILD, root, what, str(N)], capture_output=True, text=True, env=env, check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", _CHILD, root, what, str(N)], capture_output=True, text=True, env=env, check=True
+    )
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -74,15 +76,21 @@ def main() -> None:
         candles = _candles(N, DAYS)
         t0 = time.perf_counter()
         added = lake.write(candles, "BENCH", "1d", "bench")
-        print(f"   Lake.write of {N} symbols × {DAYS} daily bars (one frame, validated): {time.perf_counter() - t0:.2f} s, {added:,} bars")
+        print(
+            f"   Lake.write of {N} symbols × {DAYS} daily bars (one frame, validated): {time.perf_counter() - t0:.2f} s, {added:,} bars"
+        )
         arrow = _child(d, "arrow")
-        print(f"   anchor: bare Arrow read of the file's 5 fields into numpy: {arrow['secs']:.2f} s, peak RSS {arrow['peak_mib']:.0f} MiB")
+        print(
+            f"   anchor: bare Arrow read of the file's 5 fields into numpy: {arrow['secs']:.2f} s, peak RSS {arrow['peak_mib']:.0f} MiB"
+        )
         for fields in (("close",), FIVE):
             r = _child(d, ",".join(fields))
             print(f"   load_panel_for {len(fields)} field(s): {r['secs']:.2f} s, peak RSS {r['peak_mib']:.0f} MiB "
                   f"(of which {r['import_mib']:.0f} MiB imports)")  # fmt: skip
         r = _child(d, "panel")
-        print(f"   Lake.load_panel (all 5 fields, Panel): {r['secs']:.2f} s, peak RSS {r['peak_mib']:.0f} MiB (of which {r['import_mib']:.0f} MiB imports)")
+        print(
+            f"   Lake.load_panel (all 5 fields, Panel): {r['secs']:.2f} s, peak RSS {r['peak_mib']:.0f} MiB (of which {r['import_mib']:.0f} MiB imports)"
+        )
         _, secs, peak = measure(lake.load_panel, "BENCH", "1d")
         print(f"   Lake.load_panel in this process: {secs:.2f} s, tracemalloc peak {peak:.0f} MiB")
         # The live refresh: one new bar for every symbol, appended 40 times (compactions included).

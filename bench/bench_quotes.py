@@ -24,7 +24,11 @@ def main() -> None:
     with FakeKite() as kite_fake, FakeAlpaca() as alpaca_fake:
         sources = [
             KiteQuotes(KiteConnect(api_key="k", access_token="t", root=kite_fake.url), per_second=1000, timeout_s=10),
-            AlpacaQuotes(StockHistoricalDataClient("k", "s", raw_data=True, url_override=alpaca_fake.url), timeout_s=10, batch=500),
+            AlpacaQuotes(
+                StockHistoricalDataClient("k", "s", raw_data=True, url_override=alpaca_fake.url),
+                timeout_s=10,
+                batch=500,
+            ),
         ]
         fetch_quotes(nse[:10] + us[:10], sources)  # warm up connections
         times = []
@@ -33,4 +37,6 @@ def main() -> None:
             q = fetch_quotes(nse + us, sources)
             times.append(time.perf_counter() - t0)
         ok = int(q["last"].notna().sum())
-        print(f"   fetch_quotes 5,000 instruments (3,000 Kite in 6 calls + 2,000 Alpaca in 4 calls): best {min(times):.2f} s, {ok} quoted, {int(q['stale'].sum())} stale")
+        print(
+            f"   fetch_quotes 5,000 instruments (3,000 Kite in 6 calls + 2,000 Alpaca in 4 calls): best {min(times):.2f} s, {ok} quoted, {int(q['stale'].sum())} stale"
+        )

@@ -27,8 +27,15 @@ from workbench.models.training import (
 
 HORIZON = 5
 LABEL, FEATURES, FOLDS, SPAN = "xs_median", "v1", 3, "3y"
-OPTS = dict(validation="walk_forward", n_folds=FOLDS, test_fraction=SPAN, embargo=HORIZON, calibration="platt",
-            calib_fraction=0.2, lineage=None)
+OPTS = dict(
+    validation="walk_forward",
+    n_folds=FOLDS,
+    test_fraction=SPAN,
+    embargo=HORIZON,
+    calibration="platt",
+    calib_fraction=0.2,
+    lineage=None,
+)
 
 
 def _show(name: str, r, keep: Path) -> None:
@@ -47,11 +54,16 @@ def main() -> None:
     keep = Path(os.environ.get("BENCH_OUT", ".cache/bench_research"))
     keep.mkdir(parents=True, exist_ok=True)
     panel, skipped, secs = load_sp500()
-    print(f"   data: {len(panel.symbols)} of {len(panel.symbols) + len(skipped)} files, {len(panel.index)} bars "
-          f"{panel.index[0].date()} … {panel.index[-1].date()} in {secs:.1f} s; {len(skipped)} files failed strict "
-          f"validation and were skipped: {', '.join(sorted(k.removesuffix('_data.csv') for k in skipped))}")
-    print(f"   label {LABEL}, horizon {HORIZON}, embargo {HORIZON}, features {FEATURES}, {FOLDS} folds over the last "
-          f"{SPAN} (yearly)", flush=True)
+    print(
+        f"   data: {len(panel.symbols)} of {len(panel.symbols) + len(skipped)} files, {len(panel.index)} bars "
+        f"{panel.index[0].date()} … {panel.index[-1].date()} in {secs:.1f} s; {len(skipped)} files failed strict "
+        f"validation and were skipped: {', '.join(sorted(k.removesuffix('_data.csv') for k in skipped))}"
+    )
+    print(
+        f"   label {LABEL}, horizon {HORIZON}, embargo {HORIZON}, features {FEATURES}, {FOLDS} folds over the last "
+        f"{SPAN} (yearly)",
+        flush=True,
+    )
     t0 = time.perf_counter()
     prep = _prepare(panel, FEATURES, HORIZON, LABEL, "refuse")
     if os.environ.get("BENCH_LSTM_ONLY"):  # the full-set LSTM, ensembled with a previous run's lgbm and rf
@@ -75,8 +87,10 @@ def main() -> None:
         sub = panel.select(panel.symbols[:n])
         prep = _prepare(sub, FEATURES, HORIZON, LABEL, "refuse")
         print(f"\n   LSTM on a subset: the first {n} symbols (alphabetical), {epochs} epochs max", flush=True)
-        sub_results = {k: _train_prepared(prep, k, p, 42, **OPTS)
-                       for k, p in (("lgbm", None), ("rf", {"n_estimators": trees}), ("lstm", lstm_params))}
+        sub_results = {
+            k: _train_prepared(prep, k, p, 42, **OPTS)
+            for k, p in (("lgbm", None), ("rf", {"n_estimators": trees}), ("lstm", lstm_params))
+        }
         _show(f"lstm ({n} symbols)", sub_results["lstm"], keep)
         sub_results["ensemble"] = ensemble_of(list(sub_results.values()))
         _show(f"ensemble (lgbm + rf + lstm, {n} symbols)", sub_results["ensemble"], keep)

@@ -38,7 +38,19 @@ def _signals(symbols, close, rng) -> list[Signal]:
             out.append(Signal(s, "HOLD", float(st), 0.55, None, None, None, ts=NOW, price=float(px)))
         else:
             sign = 1 if k == "BUY" else -1
-            out.append(Signal(s, k, float(st), 0.7, px * (1 + 0.01 * sign), px * (1 - 0.03 * sign), px * (1 + 0.05 * sign), ts=NOW, price=float(px)))
+            out.append(
+                Signal(
+                    s,
+                    k,
+                    float(st),
+                    0.7,
+                    px * (1 + 0.01 * sign),
+                    px * (1 - 0.03 * sign),
+                    px * (1 + 0.05 * sign),
+                    ts=NOW,
+                    price=float(px),
+                )
+            )
     return out
 
 
@@ -47,11 +59,21 @@ def bench_decisions(rng) -> None:
     close = rng.uniform(10, 500, N)
     held = {s: 3.0 for s in symbols[::10]}
     prices = dict(zip(symbols, close))
-    snap = compute_snapshot(NOW, 1_000_000.0, held, prices, {s: {"average_price": prices[s]} for s in held}, day_start_equity=1_000_000.0)
+    snap = compute_snapshot(
+        NOW, 1_000_000.0, held, prices, {s: {"average_price": prices[s]} for s in held}, day_start_equity=1_000_000.0
+    )
     quotes = {s: Quote(s, float(p), NOW) for s, p in prices.items()}
     markets = {s: Market(s, s, "USD", lot_size=1.0) for s in symbols}
-    ctx = RiskContext(snap, quotes, markets, RiskLimits(), CostModel(), BrokerStatus(True, "paper", "ok"), NOW,
-                      cycle_sides={s: ("BUY",) for s in symbols})
+    ctx = RiskContext(
+        snap,
+        quotes,
+        markets,
+        RiskLimits(),
+        CostModel(),
+        BrokerStatus(True, "paper", "ok"),
+        NOW,
+        cycle_sides={s: ("BUY",) for s in symbols},
+    )
     sigs = _signals(symbols, close, rng)
     best = np.inf
     for _ in range(5):
@@ -78,22 +100,54 @@ def bench_cycle(rng, tmp: Path) -> None:
     cols = pd.Index([f"S{i:04d}" for i in range(N)], name="symbol")
     close = rng.uniform(10, 500, (3, N))
     mk = lambda a: pd.DataFrame(a, index=idx, columns=cols)
-    panel = Panel(open=mk(close), high=mk(close * 1.01), low=mk(close * 0.99), close=mk(close), volume=mk(np.full((3, N), 1e6)),
-                  exchange="BENCH", timeframe="1d")
+    panel = Panel(
+        open=mk(close),
+        high=mk(close * 1.01),
+        low=mk(close * 0.99),
+        close=mk(close),
+        volume=mk(np.full((3, N), 1e6)),
+        exchange="BENCH",
+        timeframe="1d",
+    )
     store = Store(f"sqlite:///{tmp / 'cycle.db'}").create()
     broker = PaperBroker(store, starting_cash=1_000_000.0, max_volume_share=0.1)
     run_id = store.start_run("paper", "paper", "paper")
     sigs = _signals(list(cols), close[-1], rng)
-    sigs = [Signal(s.symbol, s.signal, s.strength, s.confidence, s.target_price, s.stop_loss, s.take_profit, ts=idx[-1], price=s.price) for s in sigs]
+    sigs = [
+        Signal(
+            s.symbol,
+            s.signal,
+            s.strength,
+            s.confidence,
+            s.target_price,
+            s.stop_loss,
+            s.take_profit,
+            ts=idx[-1],
+            price=s.price,
+        )
+        for s in sigs
+    ]
     feed = ReplayFeed.from_panel(panel, warmup_bars=2, replay_bars=1)
-    ctx = LiveContext(store=store, broker=broker, feed=feed, engine=_Fixed(sigs), orders=OrderManager(store, broker, "paper", run_id=run_id),
-                      run_id=run_id, account="paper", limits=RiskLimits(max_position_pct=0.0005), costs=CostModel(), stale_after_s=1e12)
+    ctx = LiveContext(
+        store=store,
+        broker=broker,
+        feed=feed,
+        engine=_Fixed(sigs),
+        orders=OrderManager(store, broker, "paper", run_id=run_id),
+        run_id=run_id,
+        account="paper",
+        limits=RiskLimits(max_position_pct=0.0005),
+        costs=CostModel(),
+        stale_after_s=1e12,
+    )
     t0 = time.perf_counter()
     r = run_cycle(ctx)
     dt = time.perf_counter() - t0
     n_orders = len(store.orders(run_id, limit=100_000))
-    print(f"   full cycle, {N:,} instruments on paper + SQLite: {dt:.2f} s ({r.n_orders} entries filled, {n_orders} order rows incl. exits, "
-          f"{r.n_rejections:,} rejections logged in one batch)")
+    print(
+        f"   full cycle, {N:,} instruments on paper + SQLite: {dt:.2f} s ({r.n_orders} entries filled, {n_orders} order rows incl. exits, "
+        f"{r.n_rejections:,} rejections logged in one batch)"
+    )
     store.dispose()
 
 
@@ -105,7 +159,17 @@ def bench_events(tmp: Path) -> None:
     t0 = time.perf_counter()
     for i in range(n):
         cid = f"o{i}"
-        store.insert_order({"client_order_id": cid, "account": "paper", "symbol": "AAA", "side": "buy", "type": "market", "quantity": 1.0, "status": "NEW"})
+        store.insert_order(
+            {
+                "client_order_id": cid,
+                "account": "paper",
+                "symbol": "AAA",
+                "side": "buy",
+                "type": "market",
+                "quantity": 1.0,
+                "status": "NEW",
+            }
+        )
         store.update_order(cid, status="SUBMITTED")
         store.update_order(cid, status="FILLED", filled_quantity=1.0, average_price=100.0)
     dt = time.perf_counter() - t0
@@ -113,8 +177,10 @@ def bench_events(tmp: Path) -> None:
     for _ in range(20):
         store.log_events([("risk_rejection", f"signal {j} rejected", "INFO") for j in range(5_000)])
     dt2 = time.perf_counter() - t1
-    print(f"   order events into SQLite (WAL): {3 * n / dt:,.0f} transitions/s committed one by one; "
-          f"batched event log {100_000 / dt2:,.0f} rows/s")
+    print(
+        f"   order events into SQLite (WAL): {3 * n / dt:,.0f} transitions/s committed one by one; "
+        f"batched event log {100_000 / dt2:,.0f} rows/s"
+    )
     store.dispose()
 
 

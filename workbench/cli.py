@@ -53,6 +53,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(live_app, name="live")
 _security_commands.register(app)
 
+
 @app.callback()
 def _options(
     debug: bool = typer.Option(False, "--debug", help="on an error, also print the traceback (or WORKBENCH_DEBUG=1)"),
@@ -65,10 +66,17 @@ def _options(
 
 
 HomeOpt = typer.Option(None, "--home", envvar="WORKBENCH_HOME", help="workbench home (stores live under it)")
-SchedulerOpt = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786): run on that "
-                            "cluster (default: the research.scheduler setting)")
-WorkersOpt = typer.Option(None, "--workers", min=1, help="run on a local Dask cluster of N worker processes "
-                          "(default: the research.workers setting)")
+SchedulerOpt = typer.Option(
+    None,
+    "--scheduler",
+    help="Dask scheduler address (tcp://host:8786): run on that cluster (default: the research.scheduler setting)",
+)
+WorkersOpt = typer.Option(
+    None,
+    "--workers",
+    min=1,
+    help="run on a local Dask cluster of N worker processes (default: the research.workers setting)",
+)
 
 
 def _settings(home: Path | None) -> Settings:
@@ -143,14 +151,18 @@ def init(
         from workbench.warmup import compile_kernels
 
         secs = compile_kernels()
-        typer.echo(f"  numba kernels ready in {secs:.1f} s (cache: {os.environ.get('NUMBA_CACHE_DIR') or 'beside the sources'})")
+        typer.echo(
+            f"  numba kernels ready in {secs:.1f} s (cache: {os.environ.get('NUMBA_CACHE_DIR') or 'beside the sources'})"
+        )
         if not demo:
             return
         from workbench.data.demo import ensure_demo_data
         from workbench.models.registry import Registry
 
         universe = ensure_demo_data(settings, source=source.value if source is not None else None, progress=True)
-        typer.echo(f"demo data: {universe.label} — {universe.exchange} {universe.timeframe} {', '.join(universe.symbols)}")
+        typer.echo(
+            f"demo data: {universe.label} — {universe.exchange} {universe.timeframe} {', '.join(universe.symbols)}"
+        )
         registry = Registry(settings)
         if registry.has("champion"):
             typer.echo(f"champion model: {registry.load('champion').ref}")
@@ -176,7 +188,9 @@ def _first_admin(settings: Settings) -> None:
     admin = accounts.user("admin")
     moved = adopt_legacy_secrets(accounts.engine, settings.home, admin.id)
     if moved:
-        accounts.record(admin, "key_set", True, f"{moved} secret(s) adopted from the single-key vault of an earlier release")
+        accounts.record(
+            admin, "key_set", True, f"{moved} secret(s) adopted from the single-key vault of an earlier release"
+        )
     line = "=" * 78
     typer.echo(
         f"{line}\nfirst admin created: user 'admin', one-time password:\n\n    {password}\n\n"
@@ -188,8 +202,15 @@ def _first_admin(settings: Settings) -> None:
         typer.echo(f"{moved} stored key(s) from an earlier release moved into admin's vault")
 
 
-def _train_and_register(settings: Settings, exchange: str, timeframe: str, symbols: list[str], kind: str,
-                        cluster: tuple[str | None, int | None] | None = None, **options):
+def _train_and_register(
+    settings: Settings,
+    exchange: str,
+    timeframe: str,
+    symbols: list[str],
+    kind: str,
+    cluster: tuple[str | None, int | None] | None = None,
+    **options,
+):
     """Walk-forward train, log to MLflow and register; prints the per-fold table and the honest verdict.
 
     ``options`` go to ``training.train`` (label, horizon, feature_set, embargo, n_folds, test_fraction).
@@ -206,8 +227,10 @@ def _train_and_register(settings: Settings, exchange: str, timeframe: str, symbo
 
         source = distributed.LakeSource(str(settings.lake_dir), exchange, timeframe, tuple(symbols))
         with distributed.client_for(settings, scheduler=cluster[0], workers=cluster[1]) as client:
-            _echo_wrapped(f"fitting the folds on Dask: scheduler {client.scheduler.address}, "
-                          f"{len(client.scheduler_info()['workers'])} workers")
+            _echo_wrapped(
+                f"fitting the folds on Dask: scheduler {client.scheduler.address}, "
+                f"{len(client.scheduler_info()['workers'])} workers"
+            )
             (by_kind,) = distributed.map_folds(client, source, (kind,), **options)
         result = by_kind[kind]
     else:
@@ -259,10 +282,16 @@ def _echo_folds(folds) -> None:
     if table.empty:
         typer.echo("(no per-fold table recorded for this model)")
         return
-    blocks = (("per fold: daily rank IC (mean, t, ICIR) vs baselines, long-short return per bar window, turnover",
-               ["IC", "IC t", "ICIR", "mom IC", "rev IC", "L-S ret", "turnover"]),
-              ("per fold: probability scores (AUC, log loss, ECE with equal-count bins) vs baselines",
-               ["AUC", "mom AUC", "rev AUC", "logloss", "maj LL", "ECE(q)"]))
+    blocks = (
+        (
+            "per fold: daily rank IC (mean, t, ICIR) vs baselines, long-short return per bar window, turnover",
+            ["IC", "IC t", "ICIR", "mom IC", "rev IC", "L-S ret", "turnover"],
+        ),
+        (
+            "per fold: probability scores (AUC, log loss, ECE with equal-count bins) vs baselines",
+            ["AUC", "mom AUC", "rev AUC", "logloss", "maj LL", "ECE(q)"],
+        ),
+    )
     with pd.option_context("display.width", 120, "display.max_columns", 12, "display.float_format", "{:.4f}".format):
         for title, cols in blocks:
             cols = [c for c in cols if c in table.columns]
@@ -327,8 +356,15 @@ def data_ingest(
 
     try:
         settings = _settings(home)
-        report = ingest_folder(Lake(settings.lake_dir), folder, exchange, timeframe=timeframe, lenient=lenient,
-                               allow_stitch=allow_stitch, workers=workers)
+        report = ingest_folder(
+            Lake(settings.lake_dir),
+            folder,
+            exchange,
+            timeframe=timeframe,
+            lenient=lenient,
+            allow_stitch=allow_stitch,
+            workers=workers,
+        )
     except WorkbenchError as e:
         _fail(e)
     typer.echo(report.summary())
@@ -350,15 +386,23 @@ def train(
     exchange: str | None = typer.Option(None, help="default: the demo data set"),
     timeframe: str | None = typer.Option(None),
     symbols: list[str] | None = typer.Option(None, "--symbols", "-s"),
-    label: str = typer.Option("sign", help="sign | xs_median | xs_top | cost | barrier (xs_*: beat the other "
-                              "symbols, judged by the daily rank IC; needs ≥ 5 symbols)"),
+    label: str = typer.Option(
+        "sign",
+        help="sign | xs_median | xs_top | cost | barrier (xs_*: beat the other "
+        "symbols, judged by the daily rank IC; needs ≥ 5 symbols)",
+    ),
     horizon: int = typer.Option(1, min=1, help="label horizon in bars"),
     feature_set: str = typer.Option("v1", "--feature-set", help="v1 | v2"),
-    embargo: int | None = typer.Option(None, min=0, help="bars between training and test (default: the horizon; "
-                                          "never less)"),
+    embargo: int | None = typer.Option(
+        None, min=0, help="bars between training and test (default: the horizon; never less)"
+    ),
     folds: int | None = typer.Option(None, "--folds", min=1, help="walk-forward folds (default: settings.retrain)"),
-    test_span: str = typer.Option("0.3", "--test-span", help="test stretch cut into the folds: a fraction of the "
-                                  "bars (0.3) or a span back from the last bar (3y, 18m, 250d)"),
+    test_span: str = typer.Option(
+        "0.3",
+        "--test-span",
+        help="test stretch cut into the folds: a fraction of the "
+        "bars (0.3) or a span back from the last bar (3y, 18m, 250d)",
+    ),
     scheduler: str | None = SchedulerOpt,
     workers: int | None = WorkersOpt,
     home: Path | None = HomeOpt,
@@ -373,11 +417,25 @@ def train(
         ex, tf, syms = _universe(settings, exchange, timeframe, symbols)
         n_folds = int(folds or settings.retrain.n_folds)
         emb = horizon if embargo is None else embargo
-        _echo_wrapped(f"training {kind} on {ex} {tf}, {len(syms)} symbols: label {label}, horizon {horizon}, features "
-                      f"{feature_set}, embargo {emb}, {n_folds} walk-forward folds over the last {test_span} of the bars")
+        _echo_wrapped(
+            f"training {kind} on {ex} {tf}, {len(syms)} symbols: label {label}, horizon {horizon}, features "
+            f"{feature_set}, embargo {emb}, {n_folds} walk-forward folds over the last {test_span} of the bars"
+        )
         cluster = (scheduler, workers) if (scheduler or workers or settings.research.scheduler) else None
-        _train_and_register(settings, ex, tf, syms, kind, cluster=cluster, label=label, horizon=horizon,
-                            feature_set=feature_set, embargo=emb, n_folds=n_folds, test_fraction=test_span)
+        _train_and_register(
+            settings,
+            ex,
+            tf,
+            syms,
+            kind,
+            cluster=cluster,
+            label=label,
+            horizon=horizon,
+            feature_set=feature_set,
+            embargo=emb,
+            n_folds=n_folds,
+            test_fraction=test_span,
+        )
     except WorkbenchError as e:
         _fail(e)
     except ValueError as e:  # an option the data cannot honour (too few bars for the folds, embargo < horizon)
@@ -458,9 +516,11 @@ def models_show(
         return
     sp = loaded.split
     _echo_wrapped(loaded.describe())
-    typer.echo(f"label {loaded.label}, horizon {loaded.horizon}, embargo {sp.get('embargo_bars', '?')} bars, "
-               f"{sp.get('n_folds', '?')} folds from {sp.get('oos_start', '?')[:10]}, "
-               f"{len(loaded.universe.get('symbols', []))} symbols")
+    typer.echo(
+        f"label {loaded.label}, horizon {loaded.horizon}, embargo {sp.get('embargo_bars', '?')} bars, "
+        f"{sp.get('n_folds', '?')} folds from {sp.get('oos_start', '?')[:10]}, "
+        f"{len(loaded.universe.get('symbols', []))} symbols"
+    )
     if loaded.coverage:
         from workbench.models.coverage import Coverage
 
@@ -491,10 +551,14 @@ def models_promote(
 @app.command()
 def backtest(
     model: str = typer.Option("champion", "--model", help="champion | challenger | NAME@VERSION | NAME/VERSION"),
-    universe: str | None = typer.Option(None, "--universe", help="comma-separated symbols, a subset of the model's (default: all)"),
+    universe: str | None = typer.Option(
+        None, "--universe", help="comma-separated symbols, a subset of the model's (default: all)"
+    ),
     start: str | None = typer.Option(None, help="first day to trade (default: the first out-of-sample prediction)"),
     end: str | None = typer.Option(None, help="last day to trade (default: the last out-of-sample prediction)"),
-    out: Path | None = typer.Option(None, "--out", help="report folder (default: $WORKBENCH_HOME/reports/backtest-<model>-<time>/)"),
+    out: Path | None = typer.Option(
+        None, "--out", help="report folder (default: $WORKBENCH_HOME/reports/backtest-<model>-<time>/)"
+    ),
     home: Path | None = HomeOpt,
 ) -> None:
     """Trade a registered model's walk-forward out-of-sample predictions; compare with buy & hold and the baseline.
@@ -511,8 +575,10 @@ def backtest(
     except WorkbenchError as e:
         _fail(e)
     m = rep.metrics
-    typer.echo(f"model {rep.model}: {m['start'][:10]} .. {m['end'][:10]}, {m['bars']} bars, out-of-sample windows "
-               + ", ".join(f"fold {w.fold} ({w.bars} bars)" for w in rep.windows.itertuples()))
+    typer.echo(
+        f"model {rep.model}: {m['start'][:10]} .. {m['end'][:10]}, {m['bars']} bars, out-of-sample windows "
+        + ", ".join(f"fold {w.fold} ({w.bars} bars)" for w in rep.windows.itertuples())
+    )
     with pd.option_context("display.max_rows", 100, "display.width", 160):
         typer.echo(rep.formatted().to_string())
         typer.echo("per walk-forward window:")
@@ -547,7 +613,9 @@ def _broker_choice(value: str | None) -> str | None:
 @live_app.command("run")
 def live_run(
     broker: str | None = typer.Option(
-        None, callback=_broker_choice, help=f"{_venue_names()} (default: broker.default, i.e. paper); real brokers "
+        None,
+        callback=_broker_choice,
+        help=f"{_venue_names()} (default: broker.default, i.e. paper); real brokers "
         "use their testnet unless broker.testnet is off, and live trading needs the trade_live permission",
     ),
     model: str = typer.Option("champion"),
@@ -638,14 +706,20 @@ def _floats(text: str, name: str) -> list[float]:
 
 @app.command()
 def sweep(
-    models: str = typer.Option("champion", "--models", help="comma-separated model refs: champion, challenger, "
-                               "NAME/VERSION"),
-    max_position: str = typer.Option("0.05,0.1,0.2,0.3,0.5", "--max-position",
-                                     help="comma-separated risk.max_position_pct values"),
-    min_strength: str = typer.Option("0.0,0.3,0.5,0.7", "--min-strength",
-                                     help="comma-separated risk.min_strength values"),
-    universes: list[str] | None = typer.Option(None, "--universe", help="comma-separated symbols, a subset of "
-                                                  "the models' (repeat for several universes; default: the model's)"),
+    models: str = typer.Option(
+        "champion", "--models", help="comma-separated model refs: champion, challenger, NAME/VERSION"
+    ),
+    max_position: str = typer.Option(
+        "0.05,0.1,0.2,0.3,0.5", "--max-position", help="comma-separated risk.max_position_pct values"
+    ),
+    min_strength: str = typer.Option(
+        "0.0,0.3,0.5,0.7", "--min-strength", help="comma-separated risk.min_strength values"
+    ),
+    universes: list[str] | None = typer.Option(
+        None,
+        "--universe",
+        help="comma-separated symbols, a subset of the models' (repeat for several universes; default: the model's)",
+    ),
     experiment: str = typer.Option("sweep", "--experiment", help="MLflow experiment the rows are logged to"),
     scheduler: str | None = SchedulerOpt,
     workers: int | None = WorkersOpt,
@@ -661,8 +735,10 @@ def sweep(
     from workbench.models import distributed
 
     refs = [m.strip() for m in models.split(",") if m.strip()]
-    risk = {"max_position_pct": _floats(max_position, "--max-position"),
-            "min_strength": _floats(min_strength, "--min-strength")}
+    risk = {
+        "max_position_pct": _floats(max_position, "--max-position"),
+        "min_strength": _floats(min_strength, "--min-strength"),
+    }
     unis: list[tuple[str, ...] | None] | None = (
         [tuple(s.strip() for s in u.split(",") if s.strip()) for u in universes] if universes else None
     )
@@ -670,15 +746,20 @@ def sweep(
     try:
         settings = _settings(home)
         with distributed.client_for(settings, scheduler=scheduler, workers=workers) as client:
-            _echo_wrapped(f"{len(configs)} backtests on Dask: scheduler {client.scheduler.address}, "
-                          f"{len(client.scheduler_info()['workers'])} workers")
+            _echo_wrapped(
+                f"{len(configs)} backtests on Dask: scheduler {client.scheduler.address}, "
+                f"{len(client.scheduler_info()['workers'])} workers"
+            )
             table = run_sweep(client, settings, configs, experiment=experiment)
     except WorkbenchError as e:
         _fail(e)
     except ValueError as e:  # a risk value out of range
         _usage(str(e))
-    cols = [c for c in ("config", "sharpe", "total_return", "max_drawdown", "trades", "beats_buy_hold", "worker")
-            if c in table.columns]
+    cols = [
+        c
+        for c in ("config", "sharpe", "total_return", "max_drawdown", "trades", "beats_buy_hold", "worker")
+        if c in table.columns
+    ]
     with pd.option_context("display.max_rows", 500, "display.width", 200, "display.precision", 4):
         typer.echo(table[cols].to_string(index=False))
     typer.echo(f"{len(table)} rows logged to MLflow experiment {experiment!r} ({settings.tracking_uri})")
@@ -729,11 +810,15 @@ app.add_typer(mlflow_app, name="mlflow")
 @mlflow_app.command("serve")
 def mlflow_serve(
     backend_store_uri: str | None = typer.Option(
-        None, "--backend-store-uri", envvar="WORKBENCH_MLFLOW_BACKEND",
+        None,
+        "--backend-store-uri",
+        envvar="WORKBENCH_MLFLOW_BACKEND",
         help="runs + registry database, e.g. postgresql+psycopg://user@db/mlflow (default: this home's SQLite file)",
     ),
     artifacts_destination: str | None = typer.Option(
-        None, "--artifacts-destination", help="artifact store: a directory or s3://… (default: this home's mlruns/artifacts)"
+        None,
+        "--artifacts-destination",
+        help="artifact store: a directory or s3://… (default: this home's mlruns/artifacts)",
     ),
     host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0 for a team's network)"),
     port: int = typer.Option(5000, min=1, max=65535),
@@ -745,18 +830,22 @@ def mlflow_serve(
 
     plan = server_plan(_settings(home), backend_store_uri, artifacts_destination, host, port, workers)
     typer.echo(f"MLflow server: backend {plan.backend}, artifacts {plan.artifacts}")
-    typer.echo(f"point workbenches at it: mlflow_uri = \"{plan.url}\" in workbench.toml (or WORKBENCH_MLFLOW_URI)")
+    typer.echo(f'point workbenches at it: mlflow_uri = "{plan.url}" in workbench.toml (or WORKBENCH_MLFLOW_URI)')
     raise typer.Exit(subprocess.call(plan.argv))
 
 
-instruments_app = typer.Typer(no_args_is_help=True, help="The instrument master: refresh from the venues' lists, list, search.")
+instruments_app = typer.Typer(
+    no_args_is_help=True, help="The instrument master: refresh from the venues' lists, list, search."
+)
 app.add_typer(instruments_app, name="instruments")
 
 
 @instruments_app.command("refresh")
 def instruments_refresh(
     source: str = typer.Option("all", help="nasdaq | nse | bse | kite | ccxt:<id> | all"),
-    from_file: Path | None = typer.Option(None, "--from-file", help="a saved list, or a folder of them (default: download)"),
+    from_file: Path | None = typer.Option(
+        None, "--from-file", help="a saved list, or a folder of them (default: download)"
+    ),
     home: Path | None = HomeOpt,
 ) -> None:
     """Reload instrument lists into the master (atomic: a broken list leaves the master unchanged)."""
@@ -784,7 +873,11 @@ def instruments_list(
     if exchange is None:
         _echo_table(master.counts().reset_index())
     else:
-        _echo_table(master.search("", exchange=exchange, limit=limit)[["key", "name", "asset_class", "isin", "lot_size", "tick_size"]])
+        _echo_table(
+            master.search("", exchange=exchange, limit=limit)[
+                ["key", "name", "asset_class", "isin", "lot_size", "tick_size"]
+            ]
+        )
 
 
 @instruments_app.command("search")
@@ -802,7 +895,9 @@ def instruments_search(
 
 
 # ---- keys (real brokers: encrypted API keys in the vault) ----------------------------------------
-keys_app = typer.Typer(no_args_is_help=True, help="Broker API keys, encrypted in the vault: set, list, delete, Kite login.")
+keys_app = typer.Typer(
+    no_args_is_help=True, help="Broker API keys, encrypted in the vault: set, list, delete, Kite login."
+)
 app.add_typer(keys_app, name="keys")
 
 
@@ -860,7 +955,11 @@ def keys_list(home: Path | None = HomeOpt) -> None:
             typer.echo("(no keys stored: `workbench keys set ccxt:binance`, `workbench keys set kite`, ...)")
         for n in names:
             secret = vault.get(n)
-            exp = f"  expires {secret.expires_at.isoformat()}" if secret is not None and secret.expires_at is not None else ""
+            exp = (
+                f"  expires {secret.expires_at.isoformat()}"
+                if secret is not None and secret.expires_at is not None
+                else ""
+            )
             typer.echo(f"{n}  {redact(secret.value if secret is not None else None)}{exp}")
     except WorkbenchError as e:
         _fail(e)
@@ -886,7 +985,9 @@ def keys_delete(
 
 @keys_app.command("kite-login")
 def keys_kite_login(
-    request_token: str | None = typer.Option(None, "--request-token", help="skip the prompt (the token from the redirect URL)"),
+    request_token: str | None = typer.Option(
+        None, "--request-token", help="skip the prompt (the token from the redirect URL)"
+    ),
     home: Path | None = HomeOpt,
 ) -> None:
     """Zerodha's daily login: open the URL, log in, paste the request_token from the redirect URL."""
@@ -895,7 +996,9 @@ def keys_kite_login(
         from workbench.venues.kite.broker import complete_kite_login, kite_login_url
 
         vault, audit = _vault(settings)
-        typer.echo(f"open this URL, log in, then copy request_token=... from the page it redirects to:\n{kite_login_url(settings, vault)}")
+        typer.echo(
+            f"open this URL, log in, then copy request_token=... from the page it redirects to:\n{kite_login_url(settings, vault)}"
+        )
         token = request_token or typer.prompt("request_token", hide_input=True).strip()
         complete_kite_login(settings, token, vault=vault)
         audit("key_set", "kite/access_token")

@@ -59,7 +59,9 @@ class ExitCode(IntEnum):
     OS = 8  # the file system: permission denied, no space left, read-only, missing file
     FAILED = 9  # the operation ran and failed (a live run ended FAILED, a retrain failed, ...)
     TEMPORARY = 10  # network, rate limit, maintenance: the same command may work later
-    ACCESS = 11  # not logged in, session expired/revoked, wrong password, or a permission missing: log in / ask an admin
+    ACCESS = (
+        11  # not logged in, session expired/revoked, wrong password, or a permission missing: log in / ask an admin
+    )
 
 
 class WorkbenchGroup(TyperGroup):
@@ -204,9 +206,7 @@ def _os(e: OSError) -> str:
             "(or --home) to a writable folder, and run again."
         )
     if e.errno in (errno.EACCES, errno.EPERM):
-        return (
-            f"permission denied on {what} ({reason}): give this user access (or use another --home) and run again."
-        )
+        return f"permission denied on {what} ({reason}): give this user access (or use another --home) and run again."
     if e.errno == errno.ENOENT:
         return f"{what} does not exist ({reason}): check the path and run again."
     return f"{what}: {reason}. Check the file and its disk, then run again (--debug shows the details)."

@@ -67,7 +67,9 @@ class PaperAccount(_Frozen):
     starting_cash: float = Field(100_000.0, gt=0)
     max_volume_share: float = Field(0.10, gt=0, le=1, description="fills capped at this share of bar volume")
     currency: str = Field("USD", description="the account (and portfolio base) currency")
-    extra_cash: dict[str, float] = Field(default_factory=dict, description="other currencies held, e.g. {'INR': 500000}")
+    extra_cash: dict[str, float] = Field(
+        default_factory=dict, description="other currencies held, e.g. {'INR': 500000}"
+    )
     exchange_costs: dict[str, tuple[float, float]] = Field(
         default_factory=dict, description="per exchange (fee_rate, slippage_bps), overriding `costs`"
     )
@@ -79,8 +81,10 @@ class PaperAccount(_Frozen):
             try:
                 CostModel(fee_rate=fee, slippage_bps=slip)
             except ValidationError as e:
-                raise ValueError(f"exchange_costs[{exch!r}] = ({fee}, {slip}) is not (fee_rate in [0, 0.1), "
-                                 f"slippage_bps >= 0): {e.errors()[0]['loc'][0]} {e.errors()[0]['msg']}") from None
+                raise ValueError(
+                    f"exchange_costs[{exch!r}] = ({fee}, {slip}) is not (fee_rate in [0, 0.1), "
+                    f"slippage_bps >= 0): {e.errors()[0]['loc'][0]} {e.errors()[0]['msg']}"
+                ) from None
         return v
 
     def cost_models(self) -> dict[str, CostModel]:
@@ -107,9 +111,12 @@ class LiveSettings(_Frozen):
     replay_bars: int = Field(120, ge=1, description="bars replayed by the paper loop when offline")
     warmup_bars: int = Field(100, ge=30, description="history fed to the features each cycle")
     stale_after_s: float = Field(120.0, gt=0)
-    unknown_grace_s: float = Field(60.0, ge=0, description="how long an order the venue does not know is given before it is declared dead")
+    unknown_grace_s: float = Field(
+        60.0, ge=0, description="how long an order the venue does not know is given before it is declared dead"
+    )
     fx_rates: dict[str, float] = Field(
-        default_factory=lambda: {"USDT": 1.0, "USDC": 1.0}, description="units of the base currency per unit of another currency"
+        default_factory=lambda: {"USDT": 1.0, "USDC": 1.0},
+        description="units of the base currency per unit of another currency",
     )
 
 
@@ -144,7 +151,9 @@ class BrokerSettings(_Frozen):
     default: str = Field("paper", description="a registered venue: paper | ccxt:<exchange id> | kite | alpaca")
     testnet: bool = Field(True, description="use the venue's sandbox/testnet/paper endpoint")
     timeout_s: float = Field(10.0, gt=0, description="HTTP timeout per broker request")
-    currency: str | None = Field(None, description="account currency at the venue (default: USDT on ccxt, INR on Kite, USD on Alpaca)")
+    currency: str | None = Field(
+        None, description="account currency at the venue (default: USDT on ccxt, INR on Kite, USD on Alpaca)"
+    )
 
 
 class SecuritySettings(_Frozen):
@@ -159,9 +168,7 @@ class SecuritySettings(_Frozen):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="WORKBENCH_", env_nested_delimiter="__", frozen=True, extra="forbid"
-    )
+    model_config = SettingsConfigDict(env_prefix="WORKBENCH_", env_nested_delimiter="__", frozen=True, extra="forbid")
 
     home: Path
     model_name: str = "workbench"

@@ -58,7 +58,20 @@ COLUMNS = (
     "lot_size", "tick_size", "min_notional", "kite_token", "exchange_token", "bse_code", "ccxt_id",
     "expiry", "strike", "is_etf", "is_test", "active", "status", "source", "as_of",
 )  # fmt: skip
-_STR = ("key", "symbol", "name", "exchange", "asset_class", "currency", "isin", "exchange_token", "bse_code", "ccxt_id", "status", "source")
+_STR = (
+    "key",
+    "symbol",
+    "name",
+    "exchange",
+    "asset_class",
+    "currency",
+    "isin",
+    "exchange_token",
+    "bse_code",
+    "ccxt_id",
+    "status",
+    "source",
+)
 _FLOAT = ("lot_size", "tick_size", "min_notional", "strike")
 _BOOL = ("is_etf", "is_test", "active")
 
@@ -77,7 +90,9 @@ def split_key(key: str) -> tuple[str, str]:
     """``'NSE:RELIANCE'`` → ``('NSE', 'RELIANCE')``; the symbol may itself hold ':' (``BTC/USDT:USDT``)."""
     exchange, sep, symbol = str(key).partition(":")
     if not sep or not exchange or not symbol:
-        raise UnknownSymbolError(f"{key!r} is not an instrument key: write EXCHANGE:SYMBOL, e.g. NSE:RELIANCE or binance:BTC/USDT")
+        raise UnknownSymbolError(
+            f"{key!r} is not an instrument key: write EXCHANGE:SYMBOL, e.g. NSE:RELIANCE or binance:BTC/USDT"
+        )
     return exchange, symbol
 
 
@@ -87,12 +102,16 @@ def master_path(settings: Settings) -> Path:
 
 # ---- reading the raw lists ---------------------------------------------------------------------
 def _fetch_text(url: str, timeout: float = 30.0, headers: dict | None = None) -> str:
-    req = urllib.request.Request(url, headers={"User-Agent": "Mozilla/5.0 (workbench instruments refresh)", **(headers or {})})
+    req = urllib.request.Request(
+        url, headers={"User-Agent": "Mozilla/5.0 (workbench instruments refresh)", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.read().decode("utf-8-sig", errors="replace")
     except OSError as e:
-        raise SourceUnavailableError(f"could not download {url} ({e}); retry later or use --from-file with a saved copy") from e
+        raise SourceUnavailableError(
+            f"could not download {url} ({e}); retry later or use --from-file with a saved copy"
+        ) from e
 
 
 def _file_date(path: Path | str | None) -> pd.Timestamp:
@@ -152,15 +171,33 @@ def _frame(n: int, **cols) -> pd.DataFrame:
     for c in COLUMNS:
         v = cols.get(c)
         if c in _STR:
-            df[c] = pd.Series(v if v is not None else [None] * n, dtype="str", index=df.index) if not isinstance(v, pd.Series) else v.reset_index(drop=True).astype("str")
+            df[c] = (
+                pd.Series(v if v is not None else [None] * n, dtype="str", index=df.index)
+                if not isinstance(v, pd.Series)
+                else v.reset_index(drop=True).astype("str")
+            )
         elif c in _FLOAT:
-            df[c] = (v.reset_index(drop=True) if isinstance(v, pd.Series) else pd.Series(v if v is not None else np.nan, index=df.index)).astype("float64")
+            df[c] = (
+                v.reset_index(drop=True)
+                if isinstance(v, pd.Series)
+                else pd.Series(v if v is not None else np.nan, index=df.index)
+            ).astype("float64")
         elif c in _BOOL:
-            df[c] = (v.reset_index(drop=True) if isinstance(v, pd.Series) else pd.Series(bool(v) if v is not None else False, index=df.index)).astype("bool")
+            df[c] = (
+                v.reset_index(drop=True)
+                if isinstance(v, pd.Series)
+                else pd.Series(bool(v) if v is not None else False, index=df.index)
+            ).astype("bool")
         elif c == "kite_token":
-            df[c] = (v.reset_index(drop=True) if isinstance(v, pd.Series) else pd.Series([pd.NA] * n, index=df.index)).astype("Int64")
+            df[c] = (
+                v.reset_index(drop=True) if isinstance(v, pd.Series) else pd.Series([pd.NA] * n, index=df.index)
+            ).astype("Int64")
         elif c in ("expiry", "as_of"):
-            df[c] = (v.reset_index(drop=True) if isinstance(v, pd.Series) else pd.Series(v if v is not None else pd.NaT, index=df.index)).astype("datetime64[s]")
+            df[c] = (
+                v.reset_index(drop=True)
+                if isinstance(v, pd.Series)
+                else pd.Series(v if v is not None else pd.NaT, index=df.index)
+            ).astype("datetime64[s]")
     df["key"] = df["exchange"] + ":" + df["symbol"]
     return df[list(COLUMNS)]
 
@@ -189,7 +226,9 @@ def _nasdaq_trader(text: str, origin: str) -> tuple[pd.DataFrame, pd.Timestamp]:
     lines = text.rstrip("\r\n").splitlines()
     m = _FOOTER.match(lines[-1]) if lines else None
     if m is None:
-        raise InstrumentListError(origin, "no 'File Creation Time' footer line: the file is truncated or not a NASDAQ Trader symbol directory")
+        raise InstrumentListError(
+            origin, "no 'File Creation Time' footer line: the file is truncated or not a NASDAQ Trader symbol directory"
+        )
     mm, dd, yyyy = m.group(1), m.group(2), m.group(3)
     as_of = pd.Timestamp(f"{yyyy}-{mm}-{dd}")
     return _csv("\n".join(lines[:-1]), origin, sep="|"), as_of
@@ -199,7 +238,12 @@ def load_nasdaqlisted(path: Path | str | None = None) -> pd.DataFrame:
     """NASDAQ Trader ``nasdaqlisted.txt``: every NASDAQ listing (Market Category Q/G/S)."""
     text, origin = _text(path, "nasdaqlisted")
     df, as_of = _nasdaq_trader(text, origin)
-    _require(df, origin, ["Symbol", "Security Name", "Market Category", "Test Issue", "Financial Status", "Round Lot Size", "ETF"], ["Symbol", "Test Issue"])
+    _require(
+        df,
+        origin,
+        ["Symbol", "Security Name", "Market Category", "Test Issue", "Financial Status", "Round Lot Size", "ETF"],
+        ["Symbol", "Test Issue"],
+    )
     etf = df["ETF"].eq("Y")
     return _frame(
         len(df),
@@ -214,11 +258,19 @@ def load_otherlisted(path: Path | str | None = None) -> pd.DataFrame:
     """NASDAQ Trader ``otherlisted.txt``: NYSE, NYSE American, NYSE Arca, Cboe BZX, IEX listings."""
     text, origin = _text(path, "otherlisted")
     df, as_of = _nasdaq_trader(text, origin)
-    _require(df, origin, ["ACT Symbol", "Security Name", "Exchange", "ETF", "Round Lot Size", "Test Issue"], ["ACT Symbol", "Exchange", "Test Issue"])
+    _require(
+        df,
+        origin,
+        ["ACT Symbol", "Security Name", "Exchange", "ETF", "Round Lot Size", "Test Issue"],
+        ["ACT Symbol", "Exchange", "Test Issue"],
+    )
     unknown = ~df["Exchange"].isin(list(OTHER_EXCHANGES))
     if unknown.any():
         i = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise InstrumentListError(origin, f"data row {i + 1}: unknown Exchange code {df['Exchange'].iloc[i]!r} (known: {sorted(OTHER_EXCHANGES)})")
+        raise InstrumentListError(
+            origin,
+            f"data row {i + 1}: unknown Exchange code {df['Exchange'].iloc[i]!r} (known: {sorted(OTHER_EXCHANGES)})",
+        )
     etf = df["ETF"].eq("Y")
     return _frame(
         len(df),
@@ -246,7 +298,12 @@ def load_nse(path: Path | str | None = None, as_of=None) -> pd.DataFrame:
     """
     text, origin = _text(path, "nse")
     df = _csv(text, origin)
-    _require(df, origin, ["SYMBOL", "NAME OF COMPANY", "SERIES", "DATE OF LISTING", "MARKET LOT", "ISIN NUMBER"], ["SYMBOL", "SERIES", "ISIN NUMBER"])
+    _require(
+        df,
+        origin,
+        ["SYMBOL", "NAME OF COMPANY", "SERIES", "DATE OF LISTING", "MARKET LOT", "ISIN NUMBER"],
+        ["SYMBOL", "SERIES", "ISIN NUMBER"],
+    )
     _check_isin(df["ISIN NUMBER"], origin, "ISIN NUMBER")
     listed = pd.to_datetime(df["DATE OF LISTING"], format="%d-%b-%Y", errors="coerce")
     stamp = pd.Timestamp(as_of) if as_of is not None else listed.max()
@@ -277,7 +334,12 @@ def load_bse(path: Path | str | None = None, as_of=None) -> pd.DataFrame:
         with warnings.catch_warnings():  # every line has one more (empty) field than the header
             warnings.simplefilter("ignore", pd.errors.ParserWarning)
             df = _csv(text, origin, index_col=False)
-    _require(df, origin, ["Security Code", "Issuer Name", "Security Id", "Status", "ISIN No", "Instrument"], ["Security Code", "Security Id", "Status"])
+    _require(
+        df,
+        origin,
+        ["Security Code", "Issuer Name", "Security Id", "Status", "ISIN No", "Instrument"],
+        ["Security Code", "Security Id", "Status"],
+    )
     code = _num(df["Security Code"], origin, "Security Code")
     status = df["Status"]
     equity = df["Instrument"].str.lower().eq("equity")
@@ -442,7 +504,11 @@ class InstrumentMaster:
             out = pd.concat([single, merged.reset_index()], ignore_index=True)
         else:
             out = single
-        out = out.drop(columns="_rank")[list(COLUMNS)].sort_values(["exchange", "symbol"], kind="stable").reset_index(drop=True)
+        out = (
+            out.drop(columns="_rank")[list(COLUMNS)]
+            .sort_values(["exchange", "symbol"], kind="stable")
+            .reset_index(drop=True)
+        )
         out["tradable"] = out["active"] & ~out["is_test"]
         return out[out["tradable"]].reset_index(drop=True) if tradable_only else out
 
@@ -451,12 +517,27 @@ class InstrumentMaster:
         t = self.table()
         return (
             t.groupby("exchange")
-            .agg(instruments=("key", "size"), tradable=("tradable", "sum"), etfs=("is_etf", "sum"), test_issues=("is_test", "sum"), inactive=("active", lambda s: int((~s).sum())))
+            .agg(
+                instruments=("key", "size"),
+                tradable=("tradable", "sum"),
+                etfs=("is_etf", "sum"),
+                test_issues=("is_test", "sum"),
+                inactive=("active", lambda s: int((~s).sum())),
+            )
             .astype("int64")
             .sort_values("instruments", ascending=False)
         )
 
-    def search(self, text: str = "", *, exchange: str | None = None, asset_class: str | None = None, isin: str | None = None, tradable_only: bool = True, limit: int | None = 50) -> pd.DataFrame:
+    def search(
+        self,
+        text: str = "",
+        *,
+        exchange: str | None = None,
+        asset_class: str | None = None,
+        isin: str | None = None,
+        tradable_only: bool = True,
+        limit: int | None = 50,
+    ) -> pd.DataFrame:
         """Instruments whose symbol or name contains ``text`` (case-insensitive), exact symbol matches first."""
         t = self.table(tradable_only=tradable_only)
         mask = pd.Series(True, index=t.index)
@@ -468,7 +549,9 @@ class InstrumentMaster:
             mask &= t["isin"] == isin
         if text:
             q = text.lower()
-            mask &= t["symbol"].str.lower().str.contains(q, regex=False) | t["name"].fillna("").str.lower().str.contains(q, regex=False)
+            mask &= t["symbol"].str.lower().str.contains(q, regex=False) | t["name"].fillna(
+                ""
+            ).str.lower().str.contains(q, regex=False)
         hits = t[mask]
         if text:
             exact = hits["symbol"].str.lower().eq(text.lower())
@@ -480,7 +563,9 @@ class InstrumentMaster:
         t = self.table()
         hit = t[t["key"] == key]
         if hit.empty:
-            raise UnknownSymbolError(f"{key!r} is not in the instrument master ({len(t)} instruments); try `workbench instruments search`")
+            raise UnknownSymbolError(
+                f"{key!r} is not in the instrument master ({len(t)} instruments); try `workbench instruments search`"
+            )
         return hit.iloc[0]
 
     def resolve(self, keys: Iterable[str]) -> pd.DataFrame:
@@ -489,7 +574,9 @@ class InstrumentMaster:
         t = self.table().set_index("key")
         missing = [k for k in keys if k not in t.index]
         if missing:
-            raise UnknownSymbolError(f"not in the instrument master: {missing[:10]}; refresh it or check the spelling (EXCHANGE:SYMBOL)")
+            raise UnknownSymbolError(
+                f"not in the instrument master: {missing[:10]}; refresh it or check the spelling (EXCHANGE:SYMBOL)"
+            )
         return t.loc[keys].reset_index()
 
 
@@ -512,7 +599,9 @@ def refresh(
         if source.strip() == "nasdaq":
             names = [_guess_nasdaq_file(Path(from_file))]
         else:
-            raise DataError(f"--from-file {from_file} is one file; name its --source (nasdaq, nse, bse, kite, ccxt:<id>) or pass a folder")
+            raise DataError(
+                f"--from-file {from_file} is one file; name its --source (nasdaq, nse, bse, kite, ccxt:<id>) or pass a folder"
+            )
     frames: dict[str, pd.DataFrame] = {}
     skipped: list[str] = []
     for name in names:
@@ -520,7 +609,13 @@ def refresh(
         try:
             frames[name] = fn(from_file) if fn is not None else load_source(name, from_file, **kw)
         except InstrumentListError as e:
-            if source.strip() == "all" and from_file is not None and Path(from_file).is_dir() and "no " in e.problem and "list in this folder" in e.problem:
+            if (
+                source.strip() == "all"
+                and from_file is not None
+                and Path(from_file).is_dir()
+                and "no " in e.problem
+                and "list in this folder" in e.problem
+            ):
                 skipped.append(name)
                 continue
             raise

@@ -26,8 +26,10 @@ def bundled_dir() -> Path:
     """The folder of notebooks inside the installed package (a checkout's ``workbench/notebooks``)."""
     where = files("workbench").joinpath("notebooks")
     if not isinstance(where, Path) or not where.is_dir():  # a zipped install has no folder papermill could run from
-        raise ConfigError(f"the workbench package at {files('workbench')} has no notebooks folder: "
-                          "reinstall it from a wheel or a checkout (pip install workbench)")
+        raise ConfigError(
+            f"the workbench package at {files('workbench')} has no notebooks folder: "
+            "reinstall it from a wheel or a checkout (pip install workbench)"
+        )
     return where
 
 
@@ -35,8 +37,9 @@ def bundled(name: str) -> Path:
     """One shipped notebook, e.g. ``bundled("05_retrain.ipynb")``."""
     path = bundled_dir() / name
     if not path.is_file():
-        raise ConfigError(f"notebook {name!r} is not shipped with workbench (have: "
-                          f"{', '.join(n + '.ipynb' for n in NOTEBOOKS)})")
+        raise ConfigError(
+            f"notebook {name!r} is not shipped with workbench (have: {', '.join(n + '.ipynb' for n in NOTEBOOKS)})"
+        )
     return path
 
 

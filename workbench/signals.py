@@ -53,7 +53,9 @@ class Signal:
     def to_dict(self) -> dict:
         """The §4 schema: exactly the seven keys the spec shows."""
         d = asdict(self)
-        return {k: d[k] for k in ("symbol", "signal", "strength", "confidence", "target_price", "stop_loss", "take_profit")}
+        return {
+            k: d[k] for k in ("symbol", "signal", "strength", "confidence", "target_price", "stop_loss", "take_profit")
+        }
 
 
 def strength_from_reference(conviction: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -85,11 +87,15 @@ def signal_frame(
     atr = atr.reindex_like(proba)
     p = proba.to_numpy(dtype=float)
     conviction = np.abs(p - 0.5)
-    strength = strength_from_reference(conviction, strength_reference if strength_reference is not None else np.array([]))
+    strength = strength_from_reference(
+        conviction, strength_reference if strength_reference is not None else np.array([])
+    )
     confidence = np.maximum(p, 1 - p)
     direction = np.sign(p - 0.5)
     c, a = close.to_numpy(dtype=float), atr.to_numpy(dtype=float)
-    usable = np.isfinite(p) & np.isfinite(c) & np.isfinite(a) & (a > 0) & (strength >= params.hold_below) & (direction != 0)
+    usable = (
+        np.isfinite(p) & np.isfinite(c) & np.isfinite(a) & (a > 0) & (strength >= params.hold_below) & (direction != 0)
+    )
     side = np.where(usable, direction, 0.0)
     nan = np.full_like(p, np.nan)
     target = np.where(usable, c + side * params.target_atr * a, nan)

@@ -51,6 +51,7 @@ def _tiny_panel(n_symbols: int = 3, n_bars: int = 80):
     c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n_bars, n_symbols)), axis=0))
     o = c * np.exp(rng.normal(0, 0.002, c.shape))
     h, lo = np.maximum(o, c) * 1.01, np.minimum(o, c) * 0.99
+
     def mk(a: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(a, index=idx, columns=cols)
 
@@ -76,7 +77,9 @@ def compile_kernels() -> float:
     inc.update(panel.iloc(slice(len(panel.index) - 1, None)))
     c = panel.close
     cell = np.arange(c.size).reshape(c.shape)
-    side = pd.DataFrame(np.where(cell % 7 == 0, 1.0, np.where(cell % 11 == 0, -1.0, 0.0)), index=c.index, columns=c.columns)
+    side = pd.DataFrame(
+        np.where(cell % 7 == 0, 1.0, np.where(cell % 11 == 0, -1.0, 0.0)), index=c.index, columns=c.columns
+    )
     frames = {"side": side, "strength": side.abs(), "confidence": side.abs().where(side != 0),
               "stop": c * 0.97, "take_profit": c * 1.05}  # fmt: skip
     result = run_backtest(frames, panel, RiskLimits(), CostModel(), 100_000.0)

@@ -29,7 +29,9 @@ def case(seed=3, n_bars=45, n_sym=6):
     lo = np.round(np.minimum(c, o) * (1 - rng.uniform(0, 0.03, c.shape)), 2)
     c[5, 2] = np.nan  # a missing bar
     mk = lambda a: pd.DataFrame(a, index=idx, columns=cols)
-    panel = Panel(open=mk(o), high=mk(h), low=mk(lo), close=mk(c), volume=mk(np.full(c.shape, 1e6)), exchange="T", timeframe="6h")
+    panel = Panel(
+        open=mk(o), high=mk(h), low=mk(lo), close=mk(c), volume=mk(np.full(c.shape, 1e6)), exchange="T", timeframe="6h"
+    )
     side = rng.choice([-1.0, 0.0, 1.0], size=c.shape, p=[0.2, 0.4, 0.4])
     base = np.nan_to_num(c, nan=40)
     atr = base * rng.uniform(0.01, 0.04, c.shape)
@@ -39,7 +41,10 @@ def case(seed=3, n_bars=45, n_sym=6):
         "stop": mk(np.where(side != 0, base - side * 2 * atr, np.nan)),
         "take_profit": mk(np.where(side != 0, base + side * 3 * atr, np.nan)), "close": mk(c),
     }  # fmt: skip
-    markets = {s: Market(s, s, "USD", lot_size=(1.0, 0.01)[i % 2], tick_size=0.01, exchange=("E1", "E2")[i % 2]) for i, s in enumerate(cols)}
+    markets = {
+        s: Market(s, s, "USD", lot_size=(1.0, 0.01)[i % 2], tick_size=0.01, exchange=("E1", "E2")[i % 2])
+        for i, s in enumerate(cols)
+    }
     return panel, frames, markets
 
 
@@ -82,7 +87,11 @@ def test_live_loop_with_paper_broker_fills_what_the_backtest_fills(tmp_path):
     exchange_costs = {"E2": (0.002, 12.0)}
     live, live_eq = live_fills(tmp_path, panel, frames, markets, risk, costs, cash, exchange_costs)
     bt = run_backtest(frames, panel, risk, costs, cash, markets=markets, exchange_costs=exchange_costs).orders
-    got = sorted(zip([panel.index.get_loc(t) for t in bt["ts"]], bt["symbol"], bt["side"], bt["quantity"], bt["price"], bt["fee"]))
+    got = sorted(
+        zip(
+            [panel.index.get_loc(t) for t in bt["ts"]], bt["symbol"], bt["side"], bt["quantity"], bt["price"], bt["fee"]
+        )
+    )
     live = sorted(live)
     assert len(got) == len(live) > 20
     assert [g[:3] for g in got] == [w[:3] for w in live]

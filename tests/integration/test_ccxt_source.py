@@ -19,7 +19,16 @@ DAY = pd.Timedelta(days=1)
 def daily(n: int, end: pd.Timestamp) -> pd.DataFrame:
     ts = pd.date_range(end=end, periods=n, freq="1D", tz="UTC")
     close = 100 + np.sin(np.arange(n) / 9.0) * 10 + np.arange(n) * 0.01
-    return pd.DataFrame({"ts": ts, "open": close - 0.2, "high": close + 1, "low": close - 1, "close": close, "volume": 10.0 + np.arange(n)})
+    return pd.DataFrame(
+        {
+            "ts": ts,
+            "open": close - 0.2,
+            "high": close + 1,
+            "low": close - 1,
+            "close": close,
+            "volume": 10.0 + np.arange(n),
+        }
+    )
 
 
 @pytest.fixture
@@ -82,7 +91,14 @@ def test_rate_limit_maps_to_a_temporary_error(fake, source):
     with pytest.raises(SourceUnavailableError):
         source.fetch("BTC/USDT", "1h", since=pd.Timestamp("2024-01-01", tz="UTC"))
     # after the failures the same client works again
-    assert len(source.fetch("BTC/USDT", "1h", since=pd.Timestamp("2024-01-01", tz="UTC"), until=pd.Timestamp("2024-01-02", tz="UTC"))) == 25
+    assert (
+        len(
+            source.fetch(
+                "BTC/USDT", "1h", since=pd.Timestamp("2024-01-01", tz="UTC"), until=pd.Timestamp("2024-01-02", tz="UTC")
+            )
+        )
+        == 25
+    )
 
 
 def test_unknown_symbol(tmp_path, fake, source):
@@ -105,7 +121,17 @@ def test_real_exchange_info_snapshot_is_served(shared_data):
         src = CcxtSource("binance", config=fake.ccxt_config())
         symbols = src.symbols()
         assert len(symbols) > 1000 and "BTC/USDT" in symbols
-        assert len(src.fetch("SOL/USDT", "4h", since=pd.Timestamp("2024-01-01", tz="UTC"), until=pd.Timestamp("2024-01-02", tz="UTC"))) == 7
+        assert (
+            len(
+                src.fetch(
+                    "SOL/USDT",
+                    "4h",
+                    since=pd.Timestamp("2024-01-01", tz="UTC"),
+                    until=pd.Timestamp("2024-01-02", tz="UTC"),
+                )
+            )
+            == 7
+        )
 
 
 def test_demo_auto_pulls_real_candles_incrementally(settings, fake, source):

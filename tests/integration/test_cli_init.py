@@ -11,8 +11,15 @@ import pytest
 
 
 def _cli(home, *args):
-    env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_DEMO__SOURCE": "auto", "WORKBENCH_DEMO__NETWORK_TIMEOUT_S": "1"}
-    return subprocess.run([sys.executable, "-m", "workbench", *args], env=env, capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "WORKBENCH_HOME": str(home),
+        "WORKBENCH_DEMO__SOURCE": "auto",
+        "WORKBENCH_DEMO__NETWORK_TIMEOUT_S": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "workbench", *args], env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_init_demo_offline_makes_a_labelled_synthetic_market_and_a_champion(tmp_path):
@@ -34,7 +41,9 @@ def test_init_compiles_the_numba_kernels_into_the_home(tmp_path):
     $WORKBENCH_HOME/.cache/numba, so a later fresh process loads them instead of compiling."""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["WORKBENCH_HOME"] = str(tmp_path)
-    res = subprocess.run([sys.executable, "-m", "workbench", "init"], env=env, capture_output=True, text=True, timeout=900)
+    res = subprocess.run(
+        [sys.executable, "-m", "workbench", "init"], env=env, capture_output=True, text=True, timeout=900
+    )
     assert res.returncode == 0, res.stderr
     cache = tmp_path / ".cache" / "numba"
     assert f"cache: {cache}" in res.stdout

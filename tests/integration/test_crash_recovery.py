@@ -27,8 +27,12 @@ def _launch(home: Path, cycles: int, hook: str | None = None, token: str | None 
     if token:
         env["WORKBENCH_TOKEN"] = token
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.kit.crash_run", str(home), str(cycles), *([hook] if hook else [])], cwd=REPO, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "tests.kit.crash_run", str(home), str(cycles), *([hook] if hook else [])],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -65,11 +69,17 @@ def _tables(home: Path) -> dict[str, pd.DataFrame]:
     try:
         q = lambda sql: pd.read_sql_query(sql, con)
         return {
-            "runs": q("SELECT * FROM runs"), "orders": q("SELECT * FROM orders"), "fills": q("SELECT * FROM fills"),
-            "venue_orders": q("SELECT * FROM paper_orders"), "venue_fills": q("SELECT * FROM paper_fills"),
+            "runs": q("SELECT * FROM runs"),
+            "orders": q("SELECT * FROM orders"),
+            "fills": q("SELECT * FROM fills"),
+            "venue_orders": q("SELECT * FROM paper_orders"),
+            "venue_fills": q("SELECT * FROM paper_fills"),
             "venue_held": q("SELECT asset, total FROM paper_balances WHERE kind = 'holding'"),
-            "positions": q("SELECT * FROM positions"), "cycles": q("SELECT * FROM cycles"), "signals": q("SELECT * FROM signals"),
-            "cash": q("SELECT total FROM paper_balances WHERE kind = 'cash'"), "events": q("SELECT * FROM events"),
+            "positions": q("SELECT * FROM positions"),
+            "cycles": q("SELECT * FROM cycles"),
+            "signals": q("SELECT * FROM signals"),
+            "cash": q("SELECT total FROM paper_balances WHERE kind = 'cash'"),
+            "events": q("SELECT * FROM events"),
         }
     finally:
         con.close()
@@ -93,7 +103,9 @@ def _assert_consistent(t: dict[str, pd.DataFrame], cycles: int) -> None:
     assert (per_order - filled.reindex(per_order.index)).abs().max() < 1e-9
     # The store's status of each order is the venue's.
     both = orders.merge(venue, on="client_order_id", suffixes=("", "_venue"))
-    assert (both["status"] == both["status_venue"]).all(), both[both["status"] != both["status_venue"]][["client_order_id", "status", "status_venue"]]
+    assert (both["status"] == both["status_venue"]).all(), both[both["status"] != both["status_venue"]][
+        ["client_order_id", "status", "status_venue"]
+    ]
     assert not (orders["status"] == "NEW").any()
     # Positions: the store's book = the venue's holdings = the signed sum of fills.
     f = t["fills"]
@@ -101,7 +113,11 @@ def _assert_consistent(t: dict[str, pd.DataFrame], cycles: int) -> None:
     held = t["venue_held"].set_index("asset")["total"]
     book = t["positions"].set_index("symbol")["quantity"]
     for sym in set(signed.index) | set(held.index):
-        assert signed.get(sym, 0.0) == pytest.approx(held.get(sym, 0.0), abs=1e-9) == pytest.approx(book.get(sym, 0.0), abs=1e-9)
+        assert (
+            signed.get(sym, 0.0)
+            == pytest.approx(held.get(sym, 0.0), abs=1e-9)
+            == pytest.approx(book.get(sym, 0.0), abs=1e-9)
+        )
     assert (t["cash"]["total"] >= 0).all()
 
 

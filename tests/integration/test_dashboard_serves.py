@@ -24,8 +24,16 @@ def _free_port() -> int:
 def test_voila_renders_the_dashboard(tmp_path):
     port = _free_port()
     env = {**os.environ, "WORKBENCH_HOME": str(tmp_path)}
-    cmd = [sys.executable, "-m", "voila", str(bundled("dashboard.ipynb")), f"--port={port}",
-           "--no-browser", "--show_tracebacks=True", "--Voila.ip=127.0.0.1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "voila",
+        str(bundled("dashboard.ipynb")),
+        f"--port={port}",
+        "--no-browser",
+        "--show_tracebacks=True",
+        "--Voila.ip=127.0.0.1",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         body, deadline = None, time.time() + 120

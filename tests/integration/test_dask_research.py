@@ -88,14 +88,41 @@ def test_explicit_scheduler_address_is_used(lake_home):
     settings, _ = lake_home
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
-    sched = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                              "--port", str(port), "--dashboard-address", ":0", "--no-show"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sched = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dashboard-address",
+            ":0",
+            "--no-show",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     worker = None
     try:
-        worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
-                                   "--nworkers", "1", "--name", "loopback-worker", "--no-dashboard"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_worker",
+                address,
+                "--nthreads",
+                "1",
+                "--nworkers",
+                "1",
+                "--name",
+                "loopback-worker",
+                "--no-dashboard",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         with dist.client_for(settings, scheduler=address) as client:
             client.wait_for_workers(1, timeout=60)
             (res,) = dist.map_folds(client, _source(settings), ("lgbm",), params=PARAMS, **OPTS)
@@ -134,8 +161,9 @@ def test_sweep_of_20_backtests_lands_20_rows_in_mlflow(lake_home, cluster_client
 
     settings, panel = lake_home
     Registry(settings).register(train(panel, "lgbm", params=PARAMS["lgbm"], validation="walk_forward", n_folds=3))
-    configs = grid(["champion"], {"max_position_pct": [0.05, 0.1, 0.2, 0.3, 0.5],
-                                  "min_strength": [0.0, 0.05, 0.1, 0.2]})
+    configs = grid(
+        ["champion"], {"max_position_pct": [0.05, 0.1, 0.2, 0.3, 0.5], "min_strength": [0.0, 0.05, 0.1, 0.2]}
+    )
     assert len(configs) == 20
     table = run_sweep(cluster_client, settings, configs, experiment="sweep-test")
     assert len(table) == 20 and table["config"].nunique() == 20
@@ -168,16 +196,30 @@ def test_cli_train_on_workers_and_sweep(tmp_path):
     settings.ensure_dirs()
     Lake(settings.lake_dir).write(random_walk_panel(n_bars=300, symbols=SYMS).to_long(), "SYNTH", "1d", "test")
     home = ["--home", str(settings.home)]
-    out = CliRunner().invoke(app, ["train", "--exchange", "SYNTH", "--timeframe", "1d", "--folds", "2",
-                                   "--workers", "2", *home])
+    out = CliRunner().invoke(
+        app, ["train", "--exchange", "SYNTH", "--timeframe", "1d", "--folds", "2", "--workers", "2", *home]
+    )
     assert out.exit_code == 0, out.output
     said = " ".join(out.output.split())
     assert "fitting the folds on Dask: scheduler tcp://127.0.0.1:" in said and "2 workers" in said
     assert "registered workbench v1" in said
     run = Registry(settings).client.get_run(Registry(settings).load("champion").ref.run_id)
     assert run.data.params["lineage.dask_tasks"].count("fold ") == 2
-    out = CliRunner().invoke(app, ["sweep", "--max-position", "0.1,0.3", "--min-strength", "0.0", "--workers", "2",
-                                   "--experiment", "cli-sweep", *home])
+    out = CliRunner().invoke(
+        app,
+        [
+            "sweep",
+            "--max-position",
+            "0.1,0.3",
+            "--min-strength",
+            "0.0",
+            "--workers",
+            "2",
+            "--experiment",
+            "cli-sweep",
+            *home,
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert "2 backtests on Dask" in out.output and "2 rows logged to MLflow experiment 'cli-sweep'" in out.output
     bad = CliRunner().invoke(app, ["sweep", "--max-position", "2.0", "--workers", "1", *home])

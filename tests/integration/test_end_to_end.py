@@ -18,8 +18,26 @@ from workbench.config import load_settings
 
 # Twenty NASDAQ names from the Kaggle S&P 500 set (2013-02-08 .. 2018-02-07, daily).
 SYMBOLS = [
-    "AAPL", "MSFT", "AMZN", "GOOGL", "INTC", "CSCO", "NVDA", "ADBE", "AMGN", "QCOM",
-    "TXN", "COST", "SBUX", "GILD", "BIIB", "CMCSA", "PYPL", "NFLX", "AMAT", "ADP",
+    "AAPL",
+    "MSFT",
+    "AMZN",
+    "GOOGL",
+    "INTC",
+    "CSCO",
+    "NVDA",
+    "ADBE",
+    "AMGN",
+    "QCOM",
+    "TXN",
+    "COST",
+    "SBUX",
+    "GILD",
+    "BIIB",
+    "CMCSA",
+    "PYPL",
+    "NFLX",
+    "AMAT",
+    "ADP",
 ]
 
 
@@ -27,7 +45,9 @@ def _cli(home: Path, *args: str, check: bool = True, token: str | None = None) -
     env = {**os.environ, "WORKBENCH_HOME": str(home)}
     if token:
         env["WORKBENCH_TOKEN"] = token  # the session of the user acting (never argv)
-    proc = subprocess.run([sys.executable, "-m", "workbench", *args], env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "workbench", *args], env=env, capture_output=True, text=True, timeout=600
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"workbench {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -53,7 +73,9 @@ def e2e(shared_data, tmp_path_factory):
         report = pull(lake, src, [sym], "1d", progress=False)
         assert not report.errors, report.errors
     # Re-ingesting the same files adds nothing.
-    again = pull(lake, CsvSource(folder / "AAPL_data.csv", exchange="NASDAQ", symbol="AAPL"), ["AAPL"], "1d", progress=False)
+    again = pull(
+        lake, CsvSource(folder / "AAPL_data.csv", exchange="NASDAQ", symbol="AAPL"), ["AAPL"], "1d", progress=False
+    )
     assert sum(again.new_rows.values()) == 0
 
     panel = lake.load_panel("NASDAQ", "1d", SYMBOLS)
@@ -64,9 +86,17 @@ def e2e(shared_data, tmp_path_factory):
     from tests.kit.users import trader
 
     token = trader(settings).token  # `live run` needs a session
-    live = _cli(home, "live", "run", "--broker", "paper", "--model", "champion", "--cycles", "3", "--interval", "1", token=token)
+    live = _cli(
+        home, "live", "run", "--broker", "paper", "--model", "champion", "--cycles", "3", "--interval", "1", token=token
+    )
     return {
-        "home": home, "settings": settings, "panel": panel, "result": result, "ref": ref, "report": report, "live": live,
+        "home": home,
+        "settings": settings,
+        "panel": panel,
+        "result": result,
+        "ref": ref,
+        "report": report,
+        "live": live,
         "token": token,
     }
 

@@ -26,7 +26,9 @@ from workbench.venues.kite.instruments import load_kite
 
 def daily(dates, base=100.0):
     close = base + np.sin(np.arange(len(dates)) / 7.0) * 5
-    return pd.DataFrame({"ts": dates, "open": close, "high": close + 1, "low": close - 1, "close": close, "volume": 1000.0})
+    return pd.DataFrame(
+        {"ts": dates, "open": close, "high": close + 1, "low": close - 1, "close": close, "volume": 1000.0}
+    )
 
 
 def kite_client(fake) -> KiteConnect:
@@ -57,9 +59,13 @@ def test_kite_instruments_and_chunked_history_resume(tmp_path):
         assert first["from"][0].startswith("2025-01-11")  # resumed after the last stored bar
         minute = KiteSource(kite, "NSE", {"TCS": 2953217}, per_second=1000)
         fake.set_candles(2953217, daily(pd.date_range("2024-01-01 09:15", periods=3, freq="1min", tz="Asia/Kolkata")))
-        got = minute.fetch("TCS", "1m", since=pd.Timestamp("2023-10-01", tz="UTC"), until=pd.Timestamp("2024-01-02", tz="UTC"))
+        got = minute.fetch(
+            "TCS", "1m", since=pd.Timestamp("2023-10-01", tz="UTC"), until=pd.Timestamp("2024-01-02", tz="UTC")
+        )
         assert len(got) == 3 and got["ts"].iloc[0] == pd.Timestamp("2024-01-01 03:45", tz="UTC")
-        assert sum(p.startswith("/instruments/historical/2953217/minute") for m, p, q in fake.requests) == 2  # 60-day chunks
+        assert (
+            sum(p.startswith("/instruments/historical/2953217/minute") for m, p, q in fake.requests) == 2
+        )  # 60-day chunks
 
 
 def test_alpaca_bars_paged_and_quarantined(tmp_path):
@@ -73,7 +79,9 @@ def test_alpaca_bars_paged_and_quarantined(tmp_path):
         lake = Lake(tmp_path)
         report = pull(lake, src, ["AAPL"], "1d", since=pd.Timestamp("2023-01-01", tz="UTC"), progress=False)
         assert report.new_rows == {"AAPL": 449} and report.quarantined == {"AAPL": 1}
-        assert len([1 for m, p, q in fake.requests if p == "/v2/stocks/bars"]) == 3  # the client followed next_page_token
+        assert (
+            len([1 for m, p, q in fake.requests if p == "/v2/stocks/bars"]) == 3
+        )  # the client followed next_page_token
         stored = lake.load_candles("NASDAQ", "1d", ["AAPL"])
         assert stored["ts"].iloc[0] == pd.Timestamp("2023-01-03", tz="UTC")
         assert lake.quarantined("NASDAQ").loc[0, "reason"] == "non-positive low"
@@ -85,7 +93,11 @@ def test_fetch_quotes_batches_and_isolates_a_slow_source():
         ex = ccxt.binance(binance.ccxt_config())
         kite = kite_client(kite_fake)
         alpaca = StockHistoricalDataClient("k", "s", raw_data=True, url_override=slow.url)
-        sources = [CcxtQuotes(ex, timeout_s=5), KiteQuotes(kite, timeout_s=5, per_second=1000), AlpacaQuotes(alpaca, timeout_s=0.5)]
+        sources = [
+            CcxtQuotes(ex, timeout_s=5),
+            KiteQuotes(kite, timeout_s=5, per_second=1000),
+            AlpacaQuotes(alpaca, timeout_s=0.5),
+        ]
         keys = ["binance:BTC/USDT", "binance:ETH/USDT"] + [f"NSE:{s}" for s in syms] + ["NASDAQ:AAPL", "LSE:VOD"]
         t0 = time.monotonic()
         q = fetch_quotes(keys, sources)
@@ -109,4 +121,6 @@ def test_alpaca_quotes_flag_stale_snapshots():
         client = StockHistoricalDataClient("k", "s", raw_data=True, url_override=fake.url)
         q = fetch_quotes(["NASDAQ:AAPL", "NASDAQ:MSFT"], [AlpacaQuotes(client)], stale_after_s=60).set_index("key")
         assert not q.loc["NASDAQ:AAPL", "stale"] and q.loc["NASDAQ:MSFT", "stale"]
-        assert q.loc["NASDAQ:AAPL", "bid"] < q.loc["NASDAQ:AAPL", "ask"] and q.loc["NASDAQ:AAPL", "change_pct"] == pytest.approx(5.0)
+        assert q.loc["NASDAQ:AAPL", "bid"] < q.loc["NASDAQ:AAPL", "ask"] and q.loc[
+            "NASDAQ:AAPL", "change_pct"
+        ] == pytest.approx(5.0)

@@ -22,8 +22,9 @@ def test_live_run_on_alpaca_paper_trades_whole_shares_and_stays_in_sync(tmp_path
     with FakeAlpaca(key=KEY, secret=SECRET, cash=100_000.0) as fake:
         for sym in panel.symbols:
             fake.add_asset(sym, "NASDAQ", price=float(panel.close[sym].iloc[-6]))
-        s = load_settings(tmp_path / "home", broker={"default": "alpaca", "timeout_s": 5.0},
-                          venues={"alpaca": {"url": fake.url}})
+        s = load_settings(
+            tmp_path / "home", broker={"default": "alpaca", "timeout_s": 5.0}, venues={"alpaca": {"url": fake.url}}
+        )
         s.ensure_dirs()
         vault = trader(s, monkeypatch=monkeypatch).vault  # the run's owner; keys in their vault
         vault.put("alpaca/api_key", KEY)
@@ -42,6 +43,12 @@ def test_live_run_on_alpaca_paper_trades_whole_shares_and_stays_in_sync(tmp_path
         book = store.positions(run["account"]).set_index("symbol")["quantity"]
         assert venue and {sym: float(book[sym]) for sym in venue} == venue  # the book equals Alpaca's positions
         assert store.events(rid, kind="reconcile").empty, store.events(rid, kind="reconcile")["message"].tolist()
-        resting = {o["symbol"] for o in fake.orders.values() if o["side"] == "sell" and o["status"] in ("new", "accepted", "held")}
+        resting = {
+            o["symbol"]
+            for o in fake.orders.values()
+            if o["side"] == "sell" and o["status"] in ("new", "accepted", "held")
+        }
         assert resting == set(venue)  # each position's exits rest at Alpaca
-        assert len({o["client_order_id"] for o in fake.orders.values() if o["side"] == "buy"}) == len(buys)  # no entry sent twice
+        assert len({o["client_order_id"] for o in fake.orders.values() if o["side"] == "buy"}) == len(
+            buys
+        )  # no entry sent twice

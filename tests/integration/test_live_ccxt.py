@@ -44,8 +44,11 @@ def venue():
 def test_live_run_on_ccxt_testnet_trades_at_the_venue_and_stays_in_sync(tmp_path, venue, monkeypatch):
     fake, panel = venue
     monkeypatch.delenv("WORKBENCH_KEY_CCXT_BINANCE_API_KEY", raising=False)
-    s = load_settings(tmp_path / "home", broker={"default": "ccxt:binance", "timeout_s": 5.0},
-                      venues={"ccxt": {"urls": {"binance": fake.ccxt_config()["urls"]}}})
+    s = load_settings(
+        tmp_path / "home",
+        broker={"default": "ccxt:binance", "timeout_s": 5.0},
+        venues={"ccxt": {"urls": {"binance": fake.ccxt_config()["urls"]}}},
+    )
     s.ensure_dirs()
     vault = trader(s, monkeypatch=monkeypatch).vault  # the run's owner; keys in their vault
     vault.put("ccxt:binance/api_key", fake.api_key)
@@ -70,7 +73,10 @@ def test_live_run_on_ccxt_testnet_trades_at_the_venue_and_stays_in_sync(tmp_path
     assert len(entries) == len(set(entries)) == len(buys)  # no entry was sent twice
     live_ids = [o["clientOrderId"] for o in venue_orders if o["status"] not in ("CANCELED", "EXPIRED")]
     assert len(live_ids) == len(set(live_ids))  # a stop leg re-sent into an OCO replaced its cancelled self
-    assert {o["type"] for o in venue_orders if o["status"] == "NEW"} == {"STOP_LOSS_LIMIT", "LIMIT_MAKER"}  # exits rest at the venue
+    assert {o["type"] for o in venue_orders if o["status"] == "NEW"} == {
+        "STOP_LOSS_LIMIT",
+        "LIMIT_MAKER",
+    }  # exits rest at the venue
     # the book equals the venue: quantities per symbol and no reconcile adjustments needed
     book = store.positions(run["account"]).set_index("symbol")["quantity"]
     for sym in SYMBOLS:
@@ -104,7 +110,9 @@ def test_unknown_execution_status_answers_neither_end_the_run_nor_duplicate_an_o
     monkeypatch.delenv("WORKBENCH_KEY_CCXT_BINANCE_API_KEY", raising=False)
     urls = fake.ccxt_config()["urls"]
     s = load_settings(
-        tmp_path / "home", broker={"default": "ccxt:binance", "timeout_s": 5.0}, venues={"ccxt": {"urls": {"binance": urls}}}
+        tmp_path / "home",
+        broker={"default": "ccxt:binance", "timeout_s": 5.0},
+        venues={"ccxt": {"urls": {"binance": urls}}},
     )
     s.ensure_dirs()
     vault = trader(s, monkeypatch=monkeypatch).vault  # the run's owner; keys in their vault

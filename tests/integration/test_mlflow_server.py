@@ -76,6 +76,8 @@ def test_two_machines_share_one_registry(mlflow_url, tmp_path):
 
 def test_cli_lists_the_servers_models(mlflow_url, tmp_path):
     env = {**os.environ, "WORKBENCH_HOME": str(tmp_path / "carol"), "WORKBENCH_MLFLOW_URI": mlflow_url}
-    out = subprocess.run([sys.executable, "-m", "workbench", "models", "list"], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "workbench", "models", "list"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert "champion" in out.stdout

@@ -65,4 +65,6 @@ def test_phase1_then_place_and_cancel_a_far_limit_order_on_binance_testnet(tmp_p
 
     store = Store(settings.store_url).create()
     report = sync_portfolio(store, broker, "ccxt:binance@testnet", when="testnet check")
-    assert "USDT" in report.balances and store.cash_book("ccxt:binance@testnet")["USDT"] == report.balances["USDT"].total
+    assert (
+        "USDT" in report.balances and store.cash_book("ccxt:binance@testnet")["USDT"] == report.balances["USDT"].total
+    )

@@ -19,8 +19,14 @@ from workbench.models.registry import Registry
 from workbench.models.retrain import cron_trigger, history, lock_path, make_scheduler, run_retrain
 
 STOCKS = ("AAPL", "XOM", "KO")
-FAST = {"exchange": "NYSE", "timeframe": "1d", "start": "2016-01-01", "kinds": ["lgbm"], "n_folds": 2,
-        "model_params": {"lgbm": {"n_estimators": 25}}}
+FAST = {
+    "exchange": "NYSE",
+    "timeframe": "1d",
+    "start": "2016-01-01",
+    "kinds": ["lgbm"],
+    "n_folds": 2,
+    "model_params": {"lgbm": {"n_estimators": 25}},
+}
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,15 @@ def _e(status: int, code: int, message: str) -> tuple[int, dict]:
 
 
 class FakeAlpaca(FakeHttp):
-    def __init__(self, page_size: int = 300, delay_s: float = 0.0, *, key: str | None = None, secret: str | None = None, cash: float = 100_000.0):
+    def __init__(
+        self,
+        page_size: int = 300,
+        delay_s: float = 0.0,
+        *,
+        key: str | None = None,
+        secret: str | None = None,
+        cash: float = 100_000.0,
+    ):
         super().__init__(delay_s)
         self.page_size = page_size
         self.bars: dict[str, pd.DataFrame] = {}
@@ -74,7 +82,9 @@ class FakeAlpaca(FakeHttp):
         r("GET", r"/v2/account/activities/FILL", self._fills)
 
     # ---- test controls ----------------------------------------------------------------------------
-    def add_asset(self, symbol: str, exchange: str = "NASDAQ", price: float | None = None, fractionable: bool = False) -> None:
+    def add_asset(
+        self, symbol: str, exchange: str = "NASDAQ", price: float | None = None, fractionable: bool = False
+    ) -> None:
         self.assets[symbol] = {
             "id": str(uuid.uuid5(uuid.NAMESPACE_DNS, symbol)), "class": "us_equity", "exchange": exchange, "symbol": symbol,
             "name": f"{symbol} Inc.", "status": "active", "tradable": True, "marginable": True, "maintenance_margin_requirement": 30,
@@ -87,7 +97,15 @@ class FakeAlpaca(FakeHttp):
         self.prices[symbol] = {"last": float(last), "open": float(bar.get("open", last)), "high": float(bar.get("high", last)),
                                "low": float(bar.get("low", last)), "volume": float(bar.get("volume", 0.0)), "close": float(bar.get("close", last))}  # fmt: skip
 
-    def move(self, symbol: str, last: float, low: float | None = None, high: float | None = None, open: float | None = None, volume: float | None = None) -> None:
+    def move(
+        self,
+        symbol: str,
+        last: float,
+        low: float | None = None,
+        high: float | None = None,
+        open: float | None = None,
+        volume: float | None = None,
+    ) -> None:
         """A new bar: resting orders it reaches fill (stops before limits; an OCO fill cancels its other leg)."""
         symbol = symbol.rpartition(":")[2]
         with self._engine:
@@ -137,7 +155,16 @@ class FakeAlpaca(FakeHttp):
         out: dict[str, list] = {}
         for s, r in page:
             out.setdefault(s, []).append(
-                {"t": r.ts.strftime("%Y-%m-%dT%H:%M:%SZ"), "o": r.open, "h": r.high, "l": r.low, "c": r.close, "v": r.volume, "n": 1, "vw": r.close}
+                {
+                    "t": r.ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "o": r.open,
+                    "h": r.high,
+                    "l": r.low,
+                    "c": r.close,
+                    "v": r.volume,
+                    "n": 1,
+                    "vw": r.close,
+                }
             )
         nxt = str(offset + self.page_size) if offset + self.page_size < len(rows) else None
         return 200, {"bars": out, "next_page_token": nxt}
@@ -152,7 +179,16 @@ class FakeAlpaca(FakeHttp):
             px = self.prices.get(s)
             if px is not None:
                 p = px["last"]
-                bar = {"t": stamp, "o": px["open"], "h": px["high"], "l": px["low"], "c": p, "v": px["volume"], "n": 1, "vw": p}
+                bar = {
+                    "t": stamp,
+                    "o": px["open"],
+                    "h": px["high"],
+                    "l": px["low"],
+                    "c": p,
+                    "v": px["volume"],
+                    "n": 1,
+                    "vw": p,
+                }
                 prev = {**bar, "c": px["close"]}
             else:
                 p = 50.0 + i % 100
@@ -160,8 +196,20 @@ class FakeAlpaca(FakeHttp):
                 prev = {**bar, "c": p / 1.05}
             out[s] = {
                 "latestTrade": {"t": stamp, "x": "V", "p": p, "s": 100, "c": ["@"], "i": i, "z": "C"},
-                "latestQuote": {"t": stamp, "ax": "V", "ap": round(p + 0.01, 2), "as": 1, "bx": "V", "bp": round(p - 0.01, 2), "bs": 1, "c": ["R"], "z": "C"},
-                "minuteBar": bar, "dailyBar": bar, "prevDailyBar": prev,
+                "latestQuote": {
+                    "t": stamp,
+                    "ax": "V",
+                    "ap": round(p + 0.01, 2),
+                    "as": 1,
+                    "bx": "V",
+                    "bp": round(p - 0.01, 2),
+                    "bs": 1,
+                    "c": ["R"],
+                    "z": "C",
+                },
+                "minuteBar": bar,
+                "dailyBar": bar,
+                "prevDailyBar": prev,
             }
         return 200, out
 
@@ -217,7 +265,9 @@ class FakeAlpaca(FakeHttp):
             rows = rows[::-1]
         if "page_token" in q:
             token = q["page_token"][0]
-            rows = [a for a in rows if (a["id"] > token if q.get("direction", ["desc"])[0] == "asc" else a["id"] < token)]
+            rows = [
+                a for a in rows if (a["id"] > token if q.get("direction", ["desc"])[0] == "asc" else a["id"] < token)
+            ]
         size = min(int(q.get("page_size", ["100"])[0]), 100)
         return 200, rows[:size]
 
@@ -229,7 +279,9 @@ class FakeAlpaca(FakeHttp):
 
     def _open_sells(self, symbol: str):
         """Open sells hold shares; an OCO pair holds them once (its parent)."""
-        return [o for o in self.orders.values() if o["symbol"] == symbol and o["side"] == "sell" and o["status"] in _OPEN]
+        return [
+            o for o in self.orders.values() if o["symbol"] == symbol and o["side"] == "sell" and o["status"] in _OPEN
+        ]
 
     def _order(self, body: dict, kind: str, cid: str, parent: bool = True) -> dict:
         now = _iso()
@@ -258,19 +310,27 @@ class FakeAlpaca(FakeHttp):
             except (KeyError, TypeError, ValueError):
                 return _e(422, 40010001, "qty is required")
             if qty <= 0 or (qty != int(qty) and not self.assets[sym]["fractionable"]):
-                return _e(422, 40010001, "fractional orders are not supported for this asset; qty must be a whole number")
+                return _e(
+                    422, 40010001, "fractional orders are not supported for this asset; qty must be a whole number"
+                )
             kind, cls = body.get("type"), body.get("order_class") or "simple"
             prices = {k: body.get(k) for k in ("limit_price", "stop_price")}
             if cls == "oco":
                 prices["limit_price"] = (body.get("take_profit") or {}).get("limit_price") or body.get("limit_price")
                 prices["stop_price"] = (body.get("stop_loss") or {}).get("stop_price")
                 if kind != "limit" or not prices["limit_price"] or not prices["stop_price"]:
-                    return _e(422, 40010001, "oco orders require type limit, take_profit.limit_price and stop_loss.stop_price")
+                    return _e(
+                        422, 40010001, "oco orders require type limit, take_profit.limit_price and stop_loss.stop_price"
+                    )
             for name, v in prices.items():
                 if v is not None:
                     v = float(v)
                     if v >= 1 and abs(v * 100 - round(v * 100)) > 1e-6:
-                        return _e(422, 42210000, f"invalid {name} {v}. sub-penny increment does not fulfill minimum pricing criteria")
+                        return _e(
+                            422,
+                            42210000,
+                            f"invalid {name} {v}. sub-penny increment does not fulfill minimum pricing criteria",
+                        )
             last = self.prices.get(sym, {}).get("last")
             if last is None:
                 return _e(403, 40310000, "no market price: the market is closed for this asset")
@@ -282,7 +342,11 @@ class FakeAlpaca(FakeHttp):
                 held = self.positions.get(sym, {}).get("qty", 0.0)
                 free = held - sum(float(o["qty"]) - float(o["filled_qty"]) for o in self._open_sells(sym))
                 if qty > free + 1e-9:
-                    return _e(403, 40310000, f"insufficient qty available for order (requested: {qty:g}, available: {max(free, 0):g})")
+                    return _e(
+                        403,
+                        40310000,
+                        f"insufficient qty available for order (requested: {qty:g}, available: {max(free, 0):g})",
+                    )
             o = self._order(body, kind, cid)
             o["limit_price"] = None if prices["limit_price"] is None else str(prices["limit_price"])
             o["stop_price"] = None if prices["stop_price"] is None or cls == "oco" else str(prices["stop_price"])
@@ -365,7 +429,11 @@ class FakeAlpaca(FakeHttp):
 
     def _get(self, m, q, b):
         o = self._find(m.group(1))
-        return (200, self._view(o, q.get("nested", ["false"])[0].lower() == "true")) if o is not None else _e(404, 40410000, "order not found")
+        return (
+            (200, self._view(o, q.get("nested", ["false"])[0].lower() == "true"))
+            if o is not None
+            else _e(404, 40410000, "order not found")
+        )
 
     def _by_cid(self, m, q, b):
         cid = q.get("client_order_id", [""])[0]

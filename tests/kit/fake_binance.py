@@ -70,7 +70,14 @@ UNKNOWN_STATUS = {
     -1001: "Internal error; unable to process your request. Please try again.",
     -1006: "An unexpected response was received from the message bus. Execution status unknown.",
 }
-_SIGNED = {"/api/v3/account", "/api/v3/order", "/api/v3/openOrders", "/api/v3/myTrades", "/api/v3/orderList/oco", "/api/v3/openOrderList"}
+_SIGNED = {
+    "/api/v3/account",
+    "/api/v3/order",
+    "/api/v3/openOrders",
+    "/api/v3/myTrades",
+    "/api/v3/orderList/oco",
+    "/api/v3/openOrderList",
+}
 _TRADING = {("POST", "/api/v3/order"), ("DELETE", "/api/v3/order"), ("POST", "/api/v3/orderList/oco")}
 _OPEN = ("NEW", "PARTIALLY_FILLED")
 _STOPS = ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
@@ -116,7 +123,12 @@ def _market(symbol: str, step: str | None = None, tick: str | None = None, min_n
         "filters": [
             {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000.00000000", "tickSize": tick},
             {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "9000000.00000000", "stepSize": step},
-            {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000", "maxQty": "100000.00000000", "stepSize": "0.00000000"},
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": "0.00000000",
+                "maxQty": "100000.00000000",
+                "stepSize": "0.00000000",
+            },
             {
                 "filterType": "NOTIONAL",
                 "minNotional": min_notional,
@@ -172,7 +184,9 @@ class FakeBinance:
             self.exchange_info = {
                 "timezone": "UTC",
                 "serverTime": 0,
-                "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}],
+                "rateLimits": [
+                    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}
+                ],
                 "exchangeFilters": [],
                 "symbols": [_market(s) for s in symbols],
             }
@@ -228,7 +242,10 @@ class FakeBinance:
 
         urls = ccxt.binance().urls
         here = lambda d: {k: re.sub(r"^https?://[^/]+", self.url, v) for k, v in d.items()}
-        return {"urls": {"api": here(urls["api"]), "test": here(urls["test"])}, "options": {"fetchMarkets": {"types": ["spot"]}}}
+        return {
+            "urls": {"api": here(urls["api"]), "test": here(urls["test"])},
+            "options": {"fetchMarkets": {"types": ["spot"]}},
+        }
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         """Add or replace an endpoint: ``handler(query_params, body) -> (status, json_value)``."""
@@ -237,8 +254,10 @@ class FakeBinance:
     def set_candles(self, symbol: str, df: pd.DataFrame) -> None:
         """Serve these bars for ``symbol`` (any interval): columns ts (datetime or ms) + OHLCV."""
         ts = df["ts"]
-        ms = ts.astype("int64").to_numpy() if pd.api.types.is_integer_dtype(ts) else (
-            pd.to_datetime(ts, utc=True).astype("datetime64[ms, UTC]").astype("int64").to_numpy()
+        ms = (
+            ts.astype("int64").to_numpy()
+            if pd.api.types.is_integer_dtype(ts)
+            else (pd.to_datetime(ts, utc=True).astype("datetime64[ms, UTC]").astype("int64").to_numpy())
         )
         arr = np.column_stack([ms, df[["open", "high", "low", "close", "volume"]].to_numpy(dtype="float64")])
         with self._lock:
@@ -252,7 +271,9 @@ class FakeBinance:
             entry["orderTypes"] = list(order_types)
         next(f for f in entry["filters"] if f["filterType"] == "LOT_SIZE")["maxQty"] = max_qty
         with self._lock:
-            self.exchange_info["symbols"] = [m for m in self.exchange_info["symbols"] if m["symbol"] != entry["symbol"]] + [entry]
+            self.exchange_info["symbols"] = [
+                m for m in self.exchange_info["symbols"] if m["symbol"] != entry["symbol"]
+            ] + [entry]
             self._ids.add(entry["symbol"])
         if price is not None:
             self.set_price(symbol, price)
@@ -274,13 +295,23 @@ class FakeBinance:
             free, locked = self._balances.get(asset, [_ZERO, _ZERO])
             return float(free), float(locked)
 
-    def set_price(self, symbol: str, last: float, bid: float | None = None, ask: float | None = None, **bar: float) -> None:
+    def set_price(
+        self, symbol: str, last: float, bid: float | None = None, ask: float | None = None, **bar: float
+    ) -> None:
         """The book: ``last`` and a one-basis-point spread on the tick grid unless bid/ask are given."""
         mid = self._mid(symbol)
         tick = self._filter(mid, "PRICE_FILTER", "tickSize")
         d = Decimal(str(last))
-        b = Decimal(str(bid)) if bid is not None else (d * Decimal("0.9999") / tick).to_integral_value(ROUND_FLOOR) * tick
-        a = Decimal(str(ask)) if ask is not None else (d * Decimal("1.0001") / tick).to_integral_value(ROUND_CEILING) * tick
+        b = (
+            Decimal(str(bid))
+            if bid is not None
+            else (d * Decimal("0.9999") / tick).to_integral_value(ROUND_FLOOR) * tick
+        )
+        a = (
+            Decimal(str(ask))
+            if ask is not None
+            else (d * Decimal("1.0001") / tick).to_integral_value(ROUND_CEILING) * tick
+        )
         with self._lock:
             prev = self._px.get(mid, {})
             self._px[mid] = {
@@ -316,7 +347,15 @@ class FakeBinance:
         with self._lock:
             self._partial += [Decimal(str(ratio))] * times
 
-    def fail_next(self, status: int, times: int = 1, body: object | None = None, *, method: str | None = None, path: str | None = None) -> None:
+    def fail_next(
+        self,
+        status: int,
+        times: int = 1,
+        body: object | None = None,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
         """The next ``times`` requests (to ``method``/``path`` when given) answer ``status`` with a
         Binance error body, unprocessed."""
         if body is None:
@@ -328,13 +367,21 @@ class FakeBinance:
         shorter timeout gives up, yet the request took effect)."""
         self._fault(times, method, path, kind="delay", seconds=seconds)
 
-    def lose_next(self, status: int = 503, times: int = 1, *, method: str | None = None, path: str | None = None) -> None:
+    def lose_next(
+        self, status: int = 503, times: int = 1, *, method: str | None = None, path: str | None = None
+    ) -> None:
         """The next ``times`` matching requests are processed (an order is stored and may fill) but
         the answer is an HTTP ``status`` with no body: "accepted, but the response was lost"."""
         self._fault(times, method, path, kind="lose", status=status)
 
     def unknown_next(
-        self, code: int = -1001, *, accepted: bool, times: int = 1, status: int = 500, method: str | None = None,
+        self,
+        code: int = -1001,
+        *,
+        accepted: bool,
+        times: int = 1,
+        status: int = 500,
+        method: str | None = None,
         path: str | None = None,
     ) -> None:
         """The next ``times`` matching requests answer HTTP ``status`` with Binance's "execution status
@@ -420,11 +467,25 @@ class FakeBinance:
             first = 0 if start is None else max(0, -(-(start - _ORIGIN_MS) // step))
             if start is None:
                 first = max(0, last - limit + 1)
-            rows = _generated(market_id, first, min(last, first + limit - 1), step) if last >= first else np.empty((0, 6))
+            rows = (
+                _generated(market_id, first, min(last, first + limit - 1), step) if last >= first else np.empty((0, 6))
+            )
         rows = rows[:limit] if start is not None or stored is None else rows[-limit:]
         return 200, [
-            [int(r[0]), f"{r[1]:.8f}", f"{r[2]:.8f}", f"{r[3]:.8f}", f"{r[4]:.8f}", f"{r[5]:.8f}", int(r[0]) + step - 1,
-             f"{r[4] * r[5]:.8f}", 100, f"{r[5] / 2:.8f}", f"{r[4] * r[5] / 2:.8f}", "0"]
+            [
+                int(r[0]),
+                f"{r[1]:.8f}",
+                f"{r[2]:.8f}",
+                f"{r[3]:.8f}",
+                f"{r[4]:.8f}",
+                f"{r[5]:.8f}",
+                int(r[0]) + step - 1,
+                f"{r[4] * r[5]:.8f}",
+                100,
+                f"{r[5] / 2:.8f}",
+                f"{r[4] * r[5] / 2:.8f}",
+                "0",
+            ]
             for r in rows
         ]
 
@@ -437,7 +498,11 @@ class FakeBinance:
         wanted = json.loads(query["symbols"]) if "symbols" in query else None
         if wanted is not None and any(w not in self._ids for w in wanted):
             return _err(-1121, "Invalid symbol.")
-        ids = [m["symbol"] for m in self.exchange_info["symbols"] if m.get("status") == "TRADING" and (wanted is None or m["symbol"] in wanted)]
+        ids = [
+            m["symbol"]
+            for m in self.exchange_info["symbols"]
+            if m.get("status") == "TRADING" and (wanted is None or m["symbol"] in wanted)
+        ]
         return ids, False
 
     def _tickers(self, query: dict[str, str], body: bytes) -> tuple[int, object]:
@@ -478,7 +543,9 @@ class FakeBinance:
         return 200, (out[0] if ids[1] else out)
 
     # ---- signed endpoints ----------------------------------------------------------------------
-    def _authenticate(self, method: str, path: str, raw_query: str, body: bytes, headers: dict[str, str]) -> tuple[int, object] | None:
+    def _authenticate(
+        self, method: str, path: str, raw_query: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, object] | None:
         """Binance's checks, in its order: API key, signature (HMAC-SHA256 of query string + body),
         timestamp within recvWindow, trade permission."""
         key = headers.get("x-mbx-apikey")
@@ -527,7 +594,11 @@ class FakeBinance:
             "origQuoteOrderQty": "0.00000000", "selfTradePreventionMode": "EXPIRE_MAKER",
         }  # fmt: skip
         if full:
-            out = {k: v for k, v in out.items() if k not in ("time", "updateTime", "isWorking", "icebergQty", "origQuoteOrderQty")}
+            out = {
+                k: v
+                for k, v in out.items()
+                if k not in ("time", "updateTime", "isWorking", "icebergQty", "origQuoteOrderQty")
+            }
             out["transactTime"] = o["updateTime"]
             out["fills"] = [{"price": t["price"], "qty": t["qty"], "commission": t["commission"], "commissionAsset": t["commissionAsset"],
                              "tradeId": t["id"]} for t in self._trades if t["orderId"] == o["orderId"]]  # fmt: skip
@@ -543,7 +614,9 @@ class FakeBinance:
         found = [o for o in self._orders.values() if o["clientOrderId"] == cid and o["symbol"] == mid]
         return max(found, key=lambda o: o["orderId"]) if found else None
 
-    def _validate(self, mid: str, side: str, kind: str, qty: Decimal, price: Decimal | None, stop: Decimal | None) -> tuple[int, dict] | None:
+    def _validate(
+        self, mid: str, side: str, kind: str, qty: Decimal, price: Decimal | None, stop: Decimal | None
+    ) -> tuple[int, dict] | None:
         """Filters, then funds, then "would trigger immediately": Binance's order of checks."""
         if mid not in self._ids:
             return _err(-1121, "Invalid symbol.")
@@ -554,7 +627,11 @@ class FakeBinance:
             if px is not None and (px < self._filter(mid, "PRICE_FILTER", "minPrice") or not _on_grid(px, tick)):
                 return _err(-1013, "Filter failure: PRICE_FILTER")
         step = self._filter(mid, "LOT_SIZE", "stepSize")
-        if qty < self._filter(mid, "LOT_SIZE", "minQty") or qty > self._filter(mid, "LOT_SIZE", "maxQty") or not _on_grid(qty, step):
+        if (
+            qty < self._filter(mid, "LOT_SIZE", "minQty")
+            or qty > self._filter(mid, "LOT_SIZE", "maxQty")
+            or not _on_grid(qty, step)
+        ):
             return _err(-1013, "Filter failure: LOT_SIZE")
         book = self._price(mid)
         ref = price if price is not None else Decimal(str(book["ask"] if side == "BUY" else book["bid"]))
@@ -571,7 +648,9 @@ class FakeBinance:
             return _err(-2010, "Order would trigger immediately.")
         if kind in ("TAKE_PROFIT", "TAKE_PROFIT_LIMIT") and (stop <= last if side == "SELL" else stop >= last):
             return _err(-2010, "Order would trigger immediately.")
-        if kind == "LIMIT_MAKER" and (price <= Decimal(str(book["bid"])) if side == "SELL" else price >= Decimal(str(book["ask"]))):
+        if kind == "LIMIT_MAKER" and (
+            price <= Decimal(str(book["bid"])) if side == "SELL" else price >= Decimal(str(book["ask"]))
+        ):
             return _err(-2010, "Order would immediately match and take.")
         return None
 
@@ -669,8 +748,18 @@ class FakeBinance:
     def _match(self, mid: str, low: float, high: float, opened: float) -> None:
         """Resting orders a bar crosses: stops first (a wide bar touching both exits hits the stop)."""
         lo, hi, op = Decimal(str(low)), Decimal(str(high)), Decimal(str(opened))
-        rank = {"STOP_LOSS": 0, "STOP_LOSS_LIMIT": 0, "LIMIT": 1, "TAKE_PROFIT": 2, "TAKE_PROFIT_LIMIT": 2, "LIMIT_MAKER": 2}
-        for o in sorted((o for o in self._orders.values() if o["symbol"] == mid and o["status"] in _OPEN), key=lambda o: (rank[o["type"]], o["orderId"])):
+        rank = {
+            "STOP_LOSS": 0,
+            "STOP_LOSS_LIMIT": 0,
+            "LIMIT": 1,
+            "TAKE_PROFIT": 2,
+            "TAKE_PROFIT_LIMIT": 2,
+            "LIMIT_MAKER": 2,
+        }
+        for o in sorted(
+            (o for o in self._orders.values() if o["symbol"] == mid and o["status"] in _OPEN),
+            key=lambda o: (rank[o["type"]], o["orderId"]),
+        ):
             if o["status"] not in _OPEN:  # an OCO sibling filled earlier in this bar
                 continue
             sell, kind = o["side"] == "SELL", o["type"]
@@ -682,7 +771,9 @@ class FakeBinance:
                 if not hit:
                     continue
                 o["isWorking"] = True
-                start = (min(stop, op) if sell else max(stop, op)) if loss else (max(stop, op) if sell else min(stop, op))
+                start = (
+                    (min(stop, op) if sell else max(stop, op)) if loss else (max(stop, op) if sell else min(stop, op))
+                )
                 if kind in ("STOP_LOSS", "TAKE_PROFIT"):  # a market order once triggered
                     self._fill(o, start)
                     if o["status"] != "FILLED":
@@ -731,7 +822,11 @@ class FakeBinance:
             o = self._find(q)
             if o is None or o["status"] not in _OPEN:
                 return _err(-2011, "Unknown order sent.")
-            for x in [o] + [s for s in self._orders.values() if o["orderListId"] != -1 and s["orderListId"] == o["orderListId"] and s is not o]:
+            for x in [o] + [
+                s
+                for s in self._orders.values()
+                if o["orderListId"] != -1 and s["orderListId"] == o["orderListId"] and s is not o
+            ]:
                 if x["status"] in _OPEN:
                     self._end(x, "CANCELED")
             if o["orderListId"] != -1:
@@ -810,7 +905,9 @@ class FakeBinance:
                 return self._faults.pop(i)
         return None
 
-    def _handle(self, method: str, raw_path: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, object]:
+    def _handle(
+        self, method: str, raw_path: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> tuple[int, object]:
         parts = urlsplit(raw_path)
         query = dict(parse_qsl(parts.query))
         with self._lock:
@@ -824,7 +921,9 @@ class FakeBinance:
         if handler is None:
             return 404, {"code": -1, "msg": f"fake binance has no {method} {parts.path}"}
         if parts.path in _SIGNED:
-            denied = self._authenticate(method, parts.path, parts.query, body, {k.lower(): v for k, v in (headers or {}).items()})
+            denied = self._authenticate(
+                method, parts.path, parts.query, body, {k.lower(): v for k, v in (headers or {}).items()}
+            )
             if denied is not None:
                 return denied
         answer = handler(query, body)
@@ -857,7 +956,9 @@ class FakeBinance:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-binance", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="fake-binance", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -37,7 +37,16 @@ from tests.kit.http_fake import FakeHttp
 
 __all__ = ["TRADING_INSTRUMENTS", "FakeKite"]
 
-_MAX_DAYS = {"minute": 60, "3minute": 100, "5minute": 100, "10minute": 100, "15minute": 200, "30minute": 200, "60minute": 400, "day": 2000}
+_MAX_DAYS = {
+    "minute": 60,
+    "3minute": 100,
+    "5minute": 100,
+    "10minute": 100,
+    "15minute": 200,
+    "30minute": 200,
+    "60minute": 400,
+    "day": 2000,
+}
 _IST = "Asia/Kolkata"
 _OPEN = ("OPEN", "TRIGGER PENDING")
 TRADING_INSTRUMENTS = (
@@ -68,8 +77,14 @@ def _form(body: bytes) -> dict[str, str]:
 
 class FakeKite(FakeHttp):
     def __init__(
-        self, instruments_csv: Path | str | bytes | None = None, delay_s: float = 0.0, *, api_key: str | None = None,
-        api_secret: str = "kite-secret", access_token: str | None = None, cash: float = 1_000_000.0,
+        self,
+        instruments_csv: Path | str | bytes | None = None,
+        delay_s: float = 0.0,
+        *,
+        api_key: str | None = None,
+        api_secret: str = "kite-secret",
+        access_token: str | None = None,
+        cash: float = 1_000_000.0,
     ):
         super().__init__(delay_s)
         if isinstance(instruments_csv, (str, Path)):
@@ -136,7 +151,15 @@ class FakeKite(FakeHttp):
         self.prices[key] = {"last": float(last), "open": float(bar.get("open", last)), "high": float(bar.get("high", last)),
                             "low": float(bar.get("low", last)), "volume": float(bar.get("volume", 0.0)), "close": float(bar.get("close", last))}  # fmt: skip
 
-    def move(self, key: str, last: float, low: float | None = None, high: float | None = None, open: float | None = None, volume: float | None = None) -> None:
+    def move(
+        self,
+        key: str,
+        last: float,
+        low: float | None = None,
+        high: float | None = None,
+        open: float | None = None,
+        volume: float | None = None,
+    ) -> None:
         """A new bar for ``key``: resting orders and GTTs it reaches fill (stops before limits)."""
         with self._engine:
             prev = self.prices.get(key, {}).get("close", last)
@@ -145,7 +168,10 @@ class FakeKite(FakeHttp):
             self._used[key] = 0.0
             bar = self.prices[key]
             rank = {"SL-M": 0, "SL": 0, "MARKET": 1, "LIMIT": 2}
-            for o in sorted((o for o in self.orders.values() if self._key(o) == key and o["status"] in _OPEN), key=lambda o: rank[o["order_type"]]):
+            for o in sorted(
+                (o for o in self.orders.values() if self._key(o) == key and o["status"] in _OPEN),
+                key=lambda o: rank[o["order_type"]],
+            ):
                 self._match(o, bar)
             for g in [g for g in self.gtts.values() if g["status"] == "active" and self._gkey(g) == key]:
                 self._gtt_check(g, bar)
@@ -155,11 +181,21 @@ class FakeKite(FakeHttp):
 
     def error_body(self, status: int) -> object:
         if status == 403:
-            return {"status": "error", "message": "Incorrect `api_key` or `access_token`.", "data": None, "error_type": "TokenException"}
+            return {
+                "status": "error",
+                "message": "Incorrect `api_key` or `access_token`.",
+                "data": None,
+                "error_type": "TokenException",
+            }
         if status == 429:
             return {"status": "error", "message": "Too many requests", "data": None, "error_type": "NetworkException"}
         kind = "NetworkException" if status in (502, 503, 504) else "GeneralException"
-        return {"status": "error", "message": f"HTTP {status}: the OMS did not answer", "data": None, "error_type": kind}
+        return {
+            "status": "error",
+            "message": f"HTTP {status}: the OMS did not answer",
+            "data": None,
+            "error_type": kind,
+        }
 
     # ---- auth ---------------------------------------------------------------------------------------
     def authorize(self, method, path, headers):
@@ -216,7 +252,9 @@ class FakeKite(FakeHttp):
         local = df["ts"].dt.tz_convert(_IST).dt.tz_localize(None)
         sel = df[(local >= lo) & (local <= hi)]
         stamps = sel["ts"].dt.tz_convert(_IST).dt.strftime("%Y-%m-%dT%H:%M:%S+0530")
-        rows = [[s, *vals] for s, vals in zip(stamps, sel[["open", "high", "low", "close", "volume"]].to_numpy().tolist())]
+        rows = [
+            [s, *vals] for s, vals in zip(stamps, sel[["open", "high", "low", "close", "volume"]].to_numpy().tolist())
+        ]
         return 200, {"status": "success", "data": {"candles": rows}}
 
     def _quote(self, m, q, b):
@@ -228,7 +266,11 @@ class FakeKite(FakeHttp):
         for i, k in enumerate(keys):
             p = self.prices.get(k)
             if p is not None:
-                price, ohlc, vol = p["last"], {"open": p["open"], "high": p["high"], "low": p["low"], "close": p["close"]}, p["volume"]
+                price, ohlc, vol = (
+                    p["last"],
+                    {"open": p["open"], "high": p["high"], "low": p["low"], "close": p["close"]},
+                    p["volume"],
+                )
             else:
                 price = 100.0 + (hash(k) % 1000) / 10.0
                 ohlc, vol = {"open": price, "high": price * 1.01, "low": price * 0.99, "close": price / 1.02}, 1000 + i
@@ -252,7 +294,9 @@ class FakeKite(FakeHttp):
         return f"{g['condition']['exchange']}:{g['condition']['tradingsymbol']}"
 
     def margins(self) -> dict:
-        blocked = sum(self._block(o) for o in self.orders.values() if o["status"] in _OPEN and o["transaction_type"] == "BUY")
+        blocked = sum(
+            self._block(o) for o in self.orders.values() if o["status"] in _OPEN and o["transaction_type"] == "BUY"
+        )
         net = self.cash - self.spent - blocked
         eq = {
             "enabled": True, "net": round(net, 2),
@@ -262,10 +306,22 @@ class FakeKite(FakeHttp):
                          "option_premium": 0, "payout": 0, "span": 0, "holding_sales": 0, "turnover": 0, "liquid_collateral": 0,
                          "stock_collateral": 0, "delivery": 0},
         }  # fmt: skip
-        return {"equity": eq, "commodity": {"enabled": True, "net": 0, "available": {"cash": 0, "live_balance": 0}, "utilised": {"debits": 0}}}
+        return {
+            "equity": eq,
+            "commodity": {
+                "enabled": True,
+                "net": 0,
+                "available": {"cash": 0, "live_balance": 0},
+                "utilised": {"debits": 0},
+            },
+        }
 
     def _block(self, o: dict) -> float:
-        px = float(o["price"] or 0) or float(o["trigger_price"] or 0) or self.prices.get(self._key(o), {}).get("last", 0.0)
+        px = (
+            float(o["price"] or 0)
+            or float(o["trigger_price"] or 0)
+            or self.prices.get(self._key(o), {}).get("last", 0.0)
+        )
         share = 1.0 if o["product"] == "CNC" else 0.2
         return float(o["pending_quantity"]) * px * share
 
@@ -302,7 +358,11 @@ class FakeKite(FakeHttp):
                 return _err(400, "InputException", f"Missing or empty field `{need}`.")
         inst = self._instrument(f["exchange"], f["tradingsymbol"])
         if inst is None:
-            return _err(400, "InputException", "The instrument you are placing an order for has either expired or does not exist.")
+            return _err(
+                400,
+                "InputException",
+                "The instrument you are placing an order for has either expired or does not exist.",
+            )
         tag = f.get("tag")
         if tag is not None and (len(tag) > 20 or not tag.isalnum()):
             return _err(400, "InputException", "Invalid `tag`: alphanumeric, at most 20 characters.")
@@ -320,7 +380,11 @@ class FakeKite(FakeHttp):
         for name in ("price", "trigger_price"):
             v = f.get(name)
             if v is not None and float(v) != 0 and abs(float(v) / tick - round(float(v) / tick)) > 1e-6:
-                return _err(400, "InputException", f"Tick size for this script is {tick:g}. Kindly enter {name.replace('_', ' ')} in the multiple of tick size for this script")
+                return _err(
+                    400,
+                    "InputException",
+                    f"Tick size for this script is {tick:g}. Kindly enter {name.replace('_', ' ')} in the multiple of tick size for this script",
+                )
         if kind in ("LIMIT", "SL") and not float(f.get("price") or 0):
             return _err(400, "InputException", "Missing or empty field `price`.")
         if kind in ("SL", "SL-M") and not float(f.get("trigger_price") or 0):
@@ -342,17 +406,30 @@ class FakeKite(FakeHttp):
             need = qty * px * (1.0 if o["product"] == "CNC" else 0.2)
             avail = self.margins()["equity"]["net"]  # this order is not open yet, so not blocked
             if need > avail + 1e-6:
-                return self._finish(o, "REJECTED", f"Insufficient funds. Required margin is {need:.2f} but available margin is {avail:.2f}.")
+                return self._finish(
+                    o,
+                    "REJECTED",
+                    f"Insufficient funds. Required margin is {need:.2f} but available margin is {avail:.2f}.",
+                )
         elif o["product"] == "CNC":
             have = self.holdings.get(key, 0.0) + self._net_qty(key, "CNC")
             have -= sum(float(x["pending_quantity"]) for x in self.orders.values()
                         if x is not o and x["status"] in _OPEN and x["transaction_type"] == "SELL" and x["product"] == "CNC" and self._key(x) == key)  # fmt: skip
             if qty > have + 1e-9:
-                return self._finish(o, "REJECTED", f"Insufficient holdings: {have:g} of {o['tradingsymbol']} available to sell, {qty:g} ordered.")
+                return self._finish(
+                    o,
+                    "REJECTED",
+                    f"Insufficient holdings: {have:g} of {o['tradingsymbol']} available to sell, {qty:g} ordered.",
+                )
         o["status"] = "TRIGGER PENDING" if o["order_type"] in ("SL", "SL-M") else "OPEN"
         o["exchange_order_id"] = f"1100000{o['order_id'][-9:]}"
         self._record(o)
-        self._match(o, {"open": last, "high": last, "low": last, "last": last} if ref is None else {**self.prices[key], "open": ref})
+        self._match(
+            o,
+            {"open": last, "high": last, "low": last, "last": last}
+            if ref is None
+            else {**self.prices[key], "open": ref},
+        )
 
     def _finish(self, o: dict, status: str, message: str | None = None) -> None:
         o["status"], o["status_message"], o["status_message_raw"] = status, message, message
@@ -362,7 +439,11 @@ class FakeKite(FakeHttp):
         self._record(o)
 
     def _net_qty(self, key: str, product: str | None = None) -> float:
-        return sum(v["buy_quantity"] - v["sell_quantity"] for (k, p), v in self.net.items() if k == key and (product is None or p == product))
+        return sum(
+            v["buy_quantity"] - v["sell_quantity"]
+            for (k, p), v in self.net.items()
+            if k == key and (product is None or p == product)
+        )
 
     def _match(self, o: dict, bar: dict) -> None:
         buy = o["transaction_type"] == "BUY"
@@ -404,7 +485,9 @@ class FakeKite(FakeHttp):
             "instrument_token": 0, "product": o["product"], "average_price": px, "quantity": qty, "exchange_order_id": o["exchange_order_id"],
             "transaction_type": o["transaction_type"], "fill_timestamp": _now(), "order_timestamp": o["order_timestamp"][11:], "exchange_timestamp": _now(),
         })  # fmt: skip
-        pos = self.net.setdefault((key, o["product"]), {"buy_quantity": 0.0, "buy_value": 0.0, "sell_quantity": 0.0, "sell_value": 0.0})
+        pos = self.net.setdefault(
+            (key, o["product"]), {"buy_quantity": 0.0, "buy_value": 0.0, "sell_quantity": 0.0, "sell_value": 0.0}
+        )
         side = "buy" if buy else "sell"
         pos[f"{side}_quantity"] += qty
         pos[f"{side}_value"] += qty * px
@@ -494,7 +577,9 @@ class FakeKite(FakeHttp):
         if kind == "single" and (len(trig) != 1 or len(legs) != 1):
             return None, _err(400, "InputException", "Invalid `trigger_values` for a single-leg GTT.")
         if kind == "two-leg" and (len(trig) != 2 or len(legs) != 2 or not (trig[0] < last < trig[1])):
-            return None, _err(400, "InputException", "Trigger values of a two-leg GTT must be below and above the last price.")
+            return None, _err(
+                400, "InputException", "Trigger values of a two-leg GTT must be below and above the last price."
+            )
         if kind not in ("single", "two-leg"):
             return None, _err(400, "InputException", "Invalid `type`.")
         return (cond, legs, kind), None
@@ -528,7 +613,12 @@ class FakeKite(FakeHttp):
             if err:
                 return err
             cond, legs, kind = parsed
-            g.update(type=kind, condition={**cond, "instrument_token": 0}, orders=[{**leg, "result": None} for leg in legs], updated_at=_now())
+            g.update(
+                type=kind,
+                condition={**cond, "instrument_token": 0},
+                orders=[{**leg, "result": None} for leg in legs],
+                updated_at=_now(),
+            )
         return _ok({"trigger_id": gid})
 
     def _gtt_delete(self, m, q, b):

@@ -82,7 +82,11 @@ class FakeHttp:
             i = next((k for k, (_, p) in enumerate(self._failures) if p is None or p == parts.path), None)
             failure = self._failures.pop(i)[0] if i is not None else None
             delay = self._delays.pop(0) if self._delays and failure is None else 0.0
-            j = next((k for k, p in enumerate(self._lost) if p is None or p == parts.path), None) if failure is None else None
+            j = (
+                next((k for k, p in enumerate(self._lost) if p is None or p == parts.path), None)
+                if failure is None
+                else None
+            )
             lose = j is not None
             if lose:
                 self._lost.pop(j)
@@ -106,7 +110,9 @@ class FakeHttp:
         class _Handler(BaseHTTPRequestHandler):
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                status, payload, ctype = fake._handle(self.command, self.path, self.rfile.read(length) if length else b"", self.headers)
+                status, payload, ctype = fake._handle(
+                    self.command, self.path, self.rfile.read(length) if length else b"", self.headers
+                )
                 if payload is _LOST:  # accepted, then the answer is lost: close without a response
                     self.close_connection = True
                     return

@@ -28,7 +28,9 @@ class MomentumEngine:
 
     kind = "momentum"
 
-    def __init__(self, lookback: int = 20, gain: float = 1.0, params: SignalParams | None = None, universe: dict | None = None):
+    def __init__(
+        self, lookback: int = 20, gain: float = 1.0, params: SignalParams | None = None, universe: dict | None = None
+    ):
         self.lookback, self.gain = lookback, gain
         self.params = params or SignalParams()
         self.universe = universe
@@ -47,13 +49,22 @@ class MomentumEngine:
 
     def signals(self, panel: Panel) -> list[Signal]:
         self.calls += 1
-        frames = signal_frame(self.proba(panel), panel.close, mean_true_range(panel, self.params.atr_window), self.params)
+        frames = signal_frame(
+            self.proba(panel), panel.close, mean_true_range(panel, self.params.atr_window), self.params
+        )
         return latest_signals(frames, panel.exchange)
 
 
 def synthetic_panel(
-    n_symbols: int = 12, n_bars: int = 160, drift: float = 0.01, crash_at: int | None = None, crash: float = -0.09,
-    seed: int = 7, exchange: str = "TEST", start: str = "2024-01-01", crash_gap: bool = False,
+    n_symbols: int = 12,
+    n_bars: int = 160,
+    drift: float = 0.01,
+    crash_at: int | None = None,
+    crash: float = -0.09,
+    seed: int = 7,
+    exchange: str = "TEST",
+    start: str = "2024-01-01",
+    crash_gap: bool = False,
 ) -> Panel:
     """Daily bars trending up with noise; optionally every symbol falls by ``crash`` on bar ``crash_at``
     (with ``crash_gap`` the bar opens already down, as after bad news overnight: stops fill at the gap)."""
@@ -72,4 +83,6 @@ def synthetic_panel(
     low = np.minimum(opn, close) - spread
     vol = rng.uniform(1e5, 2e5, (n_bars, n_symbols))
     mk = lambda a: pd.DataFrame(a, index=idx, columns=cols)
-    return Panel(open=mk(opn), high=mk(high), low=mk(low), close=mk(close), volume=mk(vol), exchange=exchange, timeframe="1d")
+    return Panel(
+        open=mk(opn), high=mk(high), low=mk(low), close=mk(close), volume=mk(vol), exchange=exchange, timeframe="1d"
+    )

@@ -52,7 +52,9 @@ class PostgresServer:
 
     def create_database(self, name: str) -> str:
         subprocess.run(
-            _as_owner([str(self.bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name]),
+            _as_owner(
+                [str(self.bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name]
+            ),
             check=True,
             capture_output=True,
         )
@@ -77,14 +79,18 @@ def start_postgres() -> PostgresServer:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
     subprocess.run(
-        _as_owner([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]),
+        _as_owner(
+            [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]
+        ),
         check=True,
         capture_output=True,
     )
     port = _free_port()
     opts = f"-p {port} -h 127.0.0.1 -k {root} -c fsync=off -c max_connections=60"
     subprocess.run(
-        _as_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "-t", "60", "start"]),
+        _as_owner(
+            [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "-t", "60", "start"]
+        ),
         check=True,
         capture_output=True,
     )

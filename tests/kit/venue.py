@@ -36,10 +36,17 @@ __all__ = ["KeyedVenue"]
 
 class KeyedVenue:
     def __init__(
-        self, name: str = "ccxt:kitx", environment: str = "testnet", accepted: tuple[str, str] = ("key-1", "secret-1"),
-        presented: tuple[str | None, str | None] = (None, None), cash: dict[str, float] | None = None,
-        symbols: tuple[str, ...] = ("S000", "S001", "S002"), currency: str = "USD", lot_size: float = 1e-6,
-        fill_per_bar: float | None = None, fee_rate: float = 0.001,
+        self,
+        name: str = "ccxt:kitx",
+        environment: str = "testnet",
+        accepted: tuple[str, str] = ("key-1", "secret-1"),
+        presented: tuple[str | None, str | None] = (None, None),
+        cash: dict[str, float] | None = None,
+        symbols: tuple[str, ...] = ("S000", "S001", "S002"),
+        currency: str = "USD",
+        lot_size: float = 1e-6,
+        fill_per_bar: float | None = None,
+        fee_rate: float = 0.001,
     ):
         self.name, self._env, self.accepted, self.presented = name, environment, accepted, presented
         self.currency, self.fill_per_bar, self.fee_rate = currency, fill_per_bar, fee_rate
@@ -83,7 +90,9 @@ class KeyedVenue:
 
     def balances(self) -> dict[str, Balance]:
         self._auth()
-        reserved = sum(o["q"] * self._quotes[o["symbol"]].last * (1 + self.fee_rate) for o in self._open() if o["side"] == "buy")
+        reserved = sum(
+            o["q"] * self._quotes[o["symbol"]].last * (1 + self.fee_rate) for o in self._open() if o["side"] == "buy"
+        )
         return {k: Balance(k, v - (reserved if k == self.currency else 0.0), v) for k, v in self._cash.items()}
 
     def positions(self) -> dict[str, float]:
@@ -104,8 +113,15 @@ class KeyedVenue:
         if order.symbol not in self._quotes:
             raise OrderRejected("no_price", f"no price for {order.symbol} yet")
         self._orders[order.client_order_id] = {
-            "cid": order.client_order_id, "symbol": order.symbol, "side": order.side, "quantity": float(order.quantity),
-            "filled": 0.0, "cost": 0.0, "fee": 0.0, "status": "SUBMITTED", "id": f"V{next(self._ids)}",
+            "cid": order.client_order_id,
+            "symbol": order.symbol,
+            "side": order.side,
+            "quantity": float(order.quantity),
+            "filled": 0.0,
+            "cost": 0.0,
+            "fee": 0.0,
+            "status": "SUBMITTED",
+            "id": f"V{next(self._ids)}",
         }
         self._fill(self._orders[order.client_order_id])
         return self.order_status(order.client_order_id)
@@ -119,7 +135,9 @@ class KeyedVenue:
     def order_status(self, client_order_id: str) -> BrokerOrder:
         o = self._get(client_order_id)
         avg = o["cost"] / o["filled"] if o["filled"] > 0 else None
-        return BrokerOrder(o["cid"], o["symbol"], o["side"], o["quantity"], o["status"], o["filled"], avg, o["fee"], o["id"])
+        return BrokerOrder(
+            o["cid"], o["symbol"], o["side"], o["quantity"], o["status"], o["filled"], avg, o["fee"], o["id"]
+        )
 
     def open_orders(self) -> list[BrokerOrder]:
         self._auth()
@@ -162,7 +180,19 @@ class KeyedVenue:
         o["fee"] += fee
         o["status"] = "FILLED" if o["quantity"] - o["filled"] <= 1e-12 else "PARTIALLY_FILLED"
         n = sum(1 for f in self._fills if f.client_order_id == o["cid"])
-        self._fills.append(Fill(f"{o['id']}-{n + 1}", o["cid"], o["symbol"], o["side"], q, px, fee, self.currency, pd.Timestamp.now(tz="UTC")))
+        self._fills.append(
+            Fill(
+                f"{o['id']}-{n + 1}",
+                o["cid"],
+                o["symbol"],
+                o["side"],
+                q,
+                px,
+                fee,
+                self.currency,
+                pd.Timestamp.now(tz="UTC"),
+            )
+        )
 
 
 class VenueFollowsTheFeed:

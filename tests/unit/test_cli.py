@@ -9,7 +9,9 @@ from workbench.cli import _parameters, app
 
 def test_papermill_style_parameters():
     assert _parameters(["-p", "kinds", "['lgbm','rf']", "-p", "n_folds", "2", "-p", "exchange", "NASDAQ"]) == {
-        "kinds": ["lgbm", "rf"], "n_folds": 2, "exchange": "NASDAQ",
+        "kinds": ["lgbm", "rf"],
+        "n_folds": 2,
+        "exchange": "NASDAQ",
     }
     with pytest.raises(typer.BadParameter, match="-p NAME VALUE"):  # a usage error: exit 2
         _parameters(["-p", "kinds"])
@@ -17,7 +19,18 @@ def test_papermill_style_parameters():
 
 def test_every_stage_has_a_command():
     out = CliRunner().invoke(app, ["--help"]).output
-    for cmd in ("init", "instruments", "data", "train", "models", "backtest", "live", "retrain", "scheduler", "dashboard"):
+    for cmd in (
+        "init",
+        "instruments",
+        "data",
+        "train",
+        "models",
+        "backtest",
+        "live",
+        "retrain",
+        "scheduler",
+        "dashboard",
+    ):
         assert cmd in out
 
 

@@ -36,11 +36,11 @@ def test_settings_are_frozen(tmp_path):
 
 
 def test_per_exchange_costs_from_the_toml(tmp_path):
-    (tmp_path / "workbench.toml").write_text('[paper.exchange_costs]\nNSE = [0.0003, 2.0]\n')
+    (tmp_path / "workbench.toml").write_text("[paper.exchange_costs]\nNSE = [0.0003, 2.0]\n")
     s = load_settings(tmp_path)
     models = s.paper.cost_models()
     assert list(models) == ["NSE"]
     assert (models["NSE"].fee_rate, models["NSE"].slippage_bps) == (0.0003, 2.0)
-    (tmp_path / "workbench.toml").write_text('[paper.exchange_costs]\nNSE = [0.5, 2.0]\n')
+    (tmp_path / "workbench.toml").write_text("[paper.exchange_costs]\nNSE = [0.5, 2.0]\n")
     with pytest.raises(ConfigError, match=r"exchange_costs\['NSE'\] = \(0.5, 2.0\).*fee_rate"):
         load_settings(tmp_path)  # a fee of 50% is a typo: said at load time, naming the exchange

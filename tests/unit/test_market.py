@@ -68,8 +68,12 @@ def test_research_and_risk_take_market_types_from_workbench_market(module):
     paths = [root / module] if module.endswith(".py") else sorted((root / module).rglob("*.py"))
     for p in paths:
         tree = ast.parse(p.read_text())
-        runtime = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]  # module level, not TYPE_CHECKING
-        mods = [n.module or "" for n in runtime if isinstance(n, ast.ImportFrom)] + [a.name for n in runtime if isinstance(n, ast.Import) for a in n.names]
+        runtime = [
+            n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
+        ]  # module level, not TYPE_CHECKING
+        mods = [n.module or "" for n in runtime if isinstance(n, ast.ImportFrom)] + [
+            a.name for n in runtime if isinstance(n, ast.Import) for a in n.names
+        ]
         assert not [m for m in mods if m.startswith(("workbench.venues", "workbench.brokers"))], p
 
 

@@ -55,8 +55,15 @@ def test_latest_signals_follow_the_contract(frames):
     assert set(sigs) == {"A", "B", "C", "D"}
     a = sigs["A"]
     assert (a.signal, a.exchange, a.price, a.ts) == ("BUY", "TEST", 100.0, IDX[-1])
-    assert a.to_dict() == {"symbol": "A", "signal": "BUY", "strength": 0.9, "confidence": 0.95,
-                           "target_price": 102.0, "stop_loss": 96.0, "take_profit": 106.0}
+    assert a.to_dict() == {
+        "symbol": "A",
+        "signal": "BUY",
+        "strength": 0.9,
+        "confidence": 0.95,
+        "target_price": 102.0,
+        "stop_loss": 96.0,
+        "take_profit": 106.0,
+    }
     assert sigs["B"].signal == "SELL" and sigs["B"].stop_loss == 52.0
     assert sigs["C"].signal == "HOLD" and sigs["C"].target_price is None and sigs["C"].stop_loss is None
     first_row = latest_signals({k: v.iloc[:1] for k, v in frames.items()})

@@ -64,15 +64,24 @@ class TradeCoverage:
     def table(self) -> pd.DataFrame:
         """One row per universe symbol, most trades first: predicted out of sample?, trades, share of trades."""
         trades = self.trades_per_symbol.reindex(list(self.universe), fill_value=0).astype(int)
-        out = pd.DataFrame({"symbol": list(self.universe),
-                            "out-of-sample predictions": ["yes" if s in self.predicted else "none" for s in self.universe],
-                            "trades": trades.to_numpy(), "share of trades": trades.to_numpy() / max(self.n_trades, 1)})
+        out = pd.DataFrame(
+            {
+                "symbol": list(self.universe),
+                "out-of-sample predictions": ["yes" if s in self.predicted else "none" for s in self.universe],
+                "trades": trades.to_numpy(),
+                "share of trades": trades.to_numpy() / max(self.n_trades, 1),
+            }
+        )
         return out.sort_values("trades", ascending=False, kind="stable", ignore_index=True)
 
     def metrics(self) -> dict[str, float]:
         """Numbers for MLflow (prefixed ``backtest_`` by the caller)."""
-        return {"symbols_universe": float(len(self.universe)), "symbols_predicted": float(len(self.predicted)),
-                "symbols_traded": float(len(self.traded)), "top_symbol_trade_share": self.top_share}
+        return {
+            "symbols_universe": float(len(self.universe)),
+            "symbols_predicted": float(len(self.predicted)),
+            "symbols_traded": float(len(self.traded)),
+            "top_symbol_trade_share": self.top_share,
+        }
 
 
 def trade_coverage(universe: Sequence[str], proba: pd.DataFrame, trades: pd.DataFrame) -> TradeCoverage:
@@ -80,13 +89,15 @@ def trade_coverage(universe: Sequence[str], proba: pd.DataFrame, trades: pd.Data
     universe = tuple(str(s) for s in universe)
     has = proba.reindex(columns=list(universe)).notna().any(axis=0)
     predicted = tuple(s for s in universe if bool(has.get(s, False)))
-    counts = (trades["symbol"].astype(str).value_counts() if len(trades) else pd.Series(dtype=int))
+    counts = trades["symbol"].astype(str).value_counts() if len(trades) else pd.Series(dtype=int)
     counts = counts.sort_index().sort_values(ascending=False, kind="stable").astype(int)
     n, warnings = len(universe), []
     if n >= 2:
         if len(predicted) < THIN_SHARE * n:
-            warnings.append(f"Only {len(predicted)} of {n} symbols have out-of-sample predictions: this backtest "
-                            f"judges the model on {', '.join(predicted) or 'no symbol'}, not on the universe.")
+            warnings.append(
+                f"Only {len(predicted)} of {n} symbols have out-of-sample predictions: this backtest "
+                f"judges the model on {', '.join(predicted) or 'no symbol'}, not on the universe."
+            )
         if counts.sum() and len(counts) == 1:
             warnings.append(f"Every trade is in {counts.index[0]}: the result is one symbol's.")
         elif counts.sum() and counts.iloc[0] / counts.sum() > TOP_SHARE:

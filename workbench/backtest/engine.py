@@ -104,7 +104,24 @@ def _to_tick(price, tick):
 
 
 @njit(cache=True)
-def _fill(col, side, qty, price, fee_rate, reason, winbar, pos, fst, ist, buf_col, buf_size, buf_price, buf_fee, log_reason, log_win):
+def _fill(
+    col,
+    side,
+    qty,
+    price,
+    fee_rate,
+    reason,
+    winbar,
+    pos,
+    fst,
+    ist,
+    buf_col,
+    buf_size,
+    buf_price,
+    buf_fee,
+    log_reason,
+    log_win,
+):
     """Book one fill as the paper broker does (cash ± notional − fee, ``fee_rate`` × notional) and queue
     it for vectorbt. Cash and position left within 1e-9 (relative) of zero become zero, as in
     vectorbt's own ledger, so the two never disagree. Returns the fee."""
@@ -160,9 +177,42 @@ def _sync_exits(col, lastq, lot, tick, min_notional, pos, book_sl, book_tp, sl_r
 
 @njit(cache=True)
 def _cycle_nb(
-    i, open_, high, low, close, sig, strength, stop, take, day, lot, tick, min_notional, fee, slip, prm,
-    fst, ist, pos, book_sl, book_tp, book_win, sl_rest, tp_rest, sl_px, tp_px, leg_qty, lastq,
-    buf_col, buf_size, buf_price, buf_fee, log_reason, log_win, halted, eq_post,
+    i,
+    open_,
+    high,
+    low,
+    close,
+    sig,
+    strength,
+    stop,
+    take,
+    day,
+    lot,
+    tick,
+    min_notional,
+    fee,
+    slip,
+    prm,
+    fst,
+    ist,
+    pos,
+    book_sl,
+    book_tp,
+    book_win,
+    sl_rest,
+    tp_rest,
+    sl_px,
+    tp_px,
+    leg_qty,
+    lastq,
+    buf_col,
+    buf_size,
+    buf_price,
+    buf_fee,
+    log_reason,
+    log_win,
+    halted,
+    eq_post,
 ):
     """One ``run_cycle`` at bar ``i``; fills go to the buffers for vectorbt. ``prm`` = (max_position_pct,
     max_daily_loss_pct, min_strength, risk_per_trade_pct)."""
@@ -190,7 +240,24 @@ def _cycle_nb(
                 reason = _TAKE
             else:
                 continue
-            _fill(col, -1, leg_qty[col], px, fee[col], reason, book_win[col], pos, fst, ist, buf_col, buf_size, buf_price, buf_fee, log_reason, log_win)
+            _fill(
+                col,
+                -1,
+                leg_qty[col],
+                px,
+                fee[col],
+                reason,
+                book_win[col],
+                pos,
+                fst,
+                ist,
+                buf_col,
+                buf_size,
+                buf_price,
+                buf_fee,
+                log_reason,
+                log_win,
+            )
             sl_rest[col], tp_rest[col], leg_qty[col] = False, False, 0.0
             if pos[col] == 0.0:
                 book_sl[col], book_tp[col] = np.nan, np.nan
@@ -215,7 +282,24 @@ def _cycle_nb(
         sl_rest[col], tp_rest[col], leg_qty[col] = False, False, 0.0  # a closing sell withdraws the pair
         if qty * c < min_notional[col]:
             continue  # the venue refuses it
-        _fill(col, -1, qty, c * (1 - slip[col]), fee[col], reason, book_win[col], pos, fst, ist, buf_col, buf_size, buf_price, buf_fee, log_reason, log_win)
+        _fill(
+            col,
+            -1,
+            qty,
+            c * (1 - slip[col]),
+            fee[col],
+            reason,
+            book_win[col],
+            pos,
+            fst,
+            ist,
+            buf_col,
+            buf_size,
+            buf_price,
+            buf_fee,
+            log_reason,
+            log_win,
+        )
         if pos[col] == 0.0:
             book_sl[col], book_tp[col] = np.nan, np.nan
     # 4. the snapshot and the day's starting equity.
@@ -249,7 +333,24 @@ def _cycle_nb(
             if qty * c < min_notional[col]:
                 continue
             px = c * (1 - slip[col])
-            f = _fill(col, -1, qty, px, fee[col], _SELL, i, pos, fst, ist, buf_col, buf_size, buf_price, buf_fee, log_reason, log_win)
+            f = _fill(
+                col,
+                -1,
+                qty,
+                px,
+                fee[col],
+                _SELL,
+                i,
+                pos,
+                fst,
+                ist,
+                buf_col,
+                buf_size,
+                buf_price,
+                buf_fee,
+                log_reason,
+                log_win,
+            )
             equity = equity - held * c + pos[col] * c
             equity += qty * px - f
             if pos[col] == 0.0:
@@ -282,7 +383,24 @@ def _cycle_nb(
         px = c * (1 + slip[col])
         if qty * px * (1 + fee[col]) > cash + 1e-9:
             continue  # the venue refuses (a last-bit rounding difference from the risk rules' sum)
-        f = _fill(col, 1, qty, px, fee[col], _ENTRY, i, pos, fst, ist, buf_col, buf_size, buf_price, buf_fee, log_reason, log_win)
+        f = _fill(
+            col,
+            1,
+            qty,
+            px,
+            fee[col],
+            _ENTRY,
+            i,
+            pos,
+            fst,
+            ist,
+            buf_col,
+            buf_size,
+            buf_price,
+            buf_fee,
+            log_reason,
+            log_win,
+        )
         equity = equity - held * c + pos[col] * c
         equity += -(qty * px) - f
         book_sl[col], book_tp[col], book_win[col] = sl, take[i, col], i
@@ -298,9 +416,42 @@ def _cycle_nb(
 
 @njit(cache=True)
 def _simulate_nb(
-    open_, high, low, close, sig, strength, stop, take, day, lot, tick, min_notional, fee, slip, prm,
-    fst, ist, pos, book_sl, book_tp, book_win, sl_rest, tp_rest, sl_px, tp_px, leg_qty, lastq,
-    buf_col, buf_size, buf_price, buf_fee, log_reason, log_win, halted, eq_post, buf_idx,
+    open_,
+    high,
+    low,
+    close,
+    sig,
+    strength,
+    stop,
+    take,
+    day,
+    lot,
+    tick,
+    min_notional,
+    fee,
+    slip,
+    prm,
+    fst,
+    ist,
+    pos,
+    book_sl,
+    book_tp,
+    book_win,
+    sl_rest,
+    tp_rest,
+    sl_px,
+    tp_px,
+    leg_qty,
+    lastq,
+    buf_col,
+    buf_size,
+    buf_price,
+    buf_fee,
+    log_reason,
+    log_win,
+    halted,
+    eq_post,
+    buf_idx,
 ):
     """Every cycle in bar order; the fills land in the order buffers (``ist[1]`` of them) with their bar."""
     for i in range(close.shape[0]):
@@ -332,13 +483,17 @@ def _per_symbol(columns, markets, exchange_costs, costs):
     ex_costs = {k: (float(f), float(s) / 1e4) for k, (f, s) in (exchange_costs or {}).items()}
     missing = [s for s in columns if markets is not None and s not in markets]
     if missing:
-        raise ValueError(f"no trading rules (Market) for {missing[:5]}{'…' if len(missing) > 5 else ''}: pass a Market for every traded symbol")
+        raise ValueError(
+            f"no trading rules (Market) for {missing[:5]}{'…' if len(missing) > 5 else ''}: pass a Market for every traded symbol"
+        )
     for j, sym in enumerate(columns):
         if markets is not None:
             m = markets[sym]
         else:  # the paper broker's default market for an unknown symbol
             exch, _, rest = sym.rpartition(":")
-            m = Market(symbol=sym, base=rest.partition("/")[0], quote=rest.partition("/")[2] or "USD", exchange=exch or None)
+            m = Market(
+                symbol=sym, base=rest.partition("/")[0], quote=rest.partition("/")[2] or "USD", exchange=exch or None
+            )
         lot[j], tick[j], mn[j] = m.lot_size, m.tick_size, m.min_notional
         fee[j], slip[j] = ex_costs.get(cost_exchange(sym, m), (costs.fee_rate, costs.slippage_bps / 1e4))
     return lot, tick, mn, fee, slip
@@ -440,8 +595,13 @@ def run_backtest(
         portfolio=pf,
         meta={
             "engine": "live-loop replay (paper broker rules) in vectorbt from_order_func",
-            "n_symbols": nc, "n_bars": nb, "exchange": panel.exchange, "timeframe": panel.timeframe,
-            "risk": risk.model_dump(), "costs": costs.model_dump(), "exchange_costs": dict(exchange_costs or {}),
+            "n_symbols": nc,
+            "n_bars": nb,
+            "exchange": panel.exchange,
+            "timeframe": panel.timeframe,
+            "risk": risk.model_dump(),
+            "costs": costs.model_dump(),
+            "exchange_costs": dict(exchange_costs or {}),
             "windows": [] if windows is None else [str(w) for w in pd.unique(windows.dropna())],
             "ledger_equity": pd.Series(eq_post, index=index, name="equity"),
         },
@@ -458,7 +618,9 @@ def _window_labels(windows: pd.Series | None, index: pd.Index, bars: np.ndarray)
 def _orders_frame(pf, index, columns, reason, winbar, windows) -> pd.DataFrame:
     rec = pf.orders.values
     if len(rec) != len(reason):
-        raise RuntimeError(f"vectorbt booked {len(rec)} orders but the live rules placed {len(reason)}: the ledgers disagree")
+        raise RuntimeError(
+            f"vectorbt booked {len(rec)} orders but the live rules placed {len(reason)}: the ledgers disagree"
+        )
     return pd.DataFrame(
         {
             "ts": index[rec["idx"]],

@@ -107,8 +107,16 @@ def oos_signal_frames(proba: pd.DataFrame, panel: Panel, params, strength_refere
     return signal_frame(proba, panel.close, atr, params, strength_reference)
 
 
-def backtest_model(settings: Settings, ref: str = "champion", panel: Panel | None = None, start=None, end=None,
-                   universe=None, out_dir: str | Path | None = None, log: bool = True) -> BacktestReport:
+def backtest_model(
+    settings: Settings,
+    ref: str = "champion",
+    panel: Panel | None = None,
+    start=None,
+    end=None,
+    universe=None,
+    out_dir: str | Path | None = None,
+    log: bool = True,
+) -> BacktestReport:
     """Trade ``ref``'s walk-forward out-of-sample predictions; report beside buy & hold and the baseline.
 
     ``universe`` (comma string or list) is a subset of the model's symbols; ``start``/``end`` narrow
@@ -130,8 +138,10 @@ def backtest_model(settings: Settings, ref: str = "champion", panel: Panel | Non
         panel = Lake(settings.lake_dir).load_panel(uni["exchange"], uni["timeframe"], symbols)
     missing = [s for s in symbols if s not in panel.symbols]
     if missing:
-        raise UnknownSymbolError(f"{missing} have no candles in the panel ({uni['exchange']} {uni['timeframe']}): "
-                                 f"pull them with `workbench data pull`")
+        raise UnknownSymbolError(
+            f"{missing} have no candles in the panel ({uni['exchange']} {uni['timeframe']}): "
+            f"pull them with `workbench data pull`"
+        )
     panel = panel.select(symbols)
 
     all_windows = oos.windows()
@@ -153,26 +163,33 @@ def backtest_model(settings: Settings, ref: str = "champion", panel: Panel | Non
     if t1 is not None and t1 > last:
         notes.append(f"end {t1.date()} is after the last out-of-sample prediction: trading ends {last.date()}")
     if idx[-1] > last:
-        notes.append(f"{int((idx > last).sum())} newer bars after {last.date()} are not traded: the model made no "
-                     f"walk-forward prediction on them (retrain to include them)")
+        notes.append(
+            f"{int((idx > last).sum())} newer bars after {last.date()} are not traded: the model made no "
+            f"walk-forward prediction on them (retrain to include them)"
+        )
 
     # ATR and stops need the history before the first traded bar; trading happens on traded_index only.
     history = panel.upto(hi)
     fold = oos.fold.reindex(traded_index)
     windows = pd.Series([window_label(f) for f in fold.to_numpy()], index=traded_index, name="window")
-    traded = Panel(**{f: panel.field(f).reindex(traded_index) for f in ("open", "high", "low", "close", "volume")},
-                   exchange=panel.exchange, timeframe=panel.timeframe)
+    traded = Panel(
+        **{f: panel.field(f).reindex(traded_index) for f in ("open", "high", "low", "close", "volume")},
+        exchange=panel.exchange,
+        timeframe=panel.timeframe,
+    )
     cash = float(settings.paper.starting_cash)
     # As live: the risk module sizes with the account's costs, the venue fills with the exchange's.
     exchange_costs = dict(settings.paper.exchange_costs)
     fee, slip = exchange_costs.get(panel.exchange, (settings.costs.fee_rate, settings.costs.slippage_bps))
 
     def trade(proba: pd.DataFrame, reference: np.ndarray) -> BacktestResult:
-        frames = oos_signal_frames(proba.reindex(index=history.index, columns=symbols), history, settings.signals,
-                                   reference)
+        frames = oos_signal_frames(
+            proba.reindex(index=history.index, columns=symbols), history, settings.signals, reference
+        )
         frames = {k: v.reindex(traded_index) for k, v in frames.items()}
-        return run_backtest(frames, traded, settings.risk, settings.costs, cash, windows=windows,
-                            exchange_costs=exchange_costs)
+        return run_backtest(
+            frames, traded, settings.risk, settings.costs, cash, windows=windows, exchange_costs=exchange_costs
+        )
 
     result = trade(oos.proba.reindex(traded_index), model.strength_reference)
     coverage = trade_coverage(symbols, oos.proba.reindex(index=traded_index, columns=symbols), result.trades)
@@ -180,9 +197,11 @@ def backtest_model(settings: Settings, ref: str = "champion", panel: Panel | Non
     share = settings.paper.max_volume_share
     breaches = volume_breaches(result.orders, traded, share)
     if len(breaches):
-        notes.append(f"{len(breaches)} times the strategy traded more than {share:.0%} of a bar's volume in one symbol (up to "
-                     f"{breaches['share'].max():.0%}): the paper broker fills at most {share:.0%} and rests the rest, so "
-                     f"live would have traded less there and these figures are optimistic (paper.max_volume_share)")
+        notes.append(
+            f"{len(breaches)} times the strategy traded more than {share:.0%} of a bar's volume in one symbol (up to "
+            f"{breaches['share'].max():.0%}): the paper broker fills at most {share:.0%} and rests the rest, so "
+            f"live would have traded less there and these figures are optimistic (paper.max_volume_share)"
+        )
     baseline = None
     if oos.baseline is not None:
         ref_b = np.abs(oos.baseline.to_numpy(dtype=float).ravel() - 0.5)
@@ -201,23 +220,41 @@ def backtest_model(settings: Settings, ref: str = "champion", panel: Panel | Non
     used = window_table(columns, used)
 
     name = f"{model.ref.name}/{model.ref.version}"
-    out = Path(out_dir) if out_dir is not None else (
-        Path(settings.home) / "reports"
-        / f"backtest-{model.ref.name}-v{model.ref.version}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%f}")
-    title = f"Backtest of {model.kind} model {name}: {panel.exchange} {panel.timeframe}, {len(symbols)} symbols " \
-            f"({len(coverage.predicted)} predicted out of sample, {len(coverage.traded)} traded), " \
-            f"{traded_index[0].date()} .. {traded_index[-1].date()} (out of sample)"
+    out = (
+        Path(out_dir)
+        if out_dir is not None
+        else (
+            Path(settings.home)
+            / "reports"
+            / f"backtest-{model.ref.name}-v{model.ref.version}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%f}"
+        )
+    )
+    title = (
+        f"Backtest of {model.kind} model {name}: {panel.exchange} {panel.timeframe}, {len(symbols)} symbols "
+        f"({len(coverage.predicted)} predicted out of sample, {len(coverage.traded)} traded), "
+        f"{traded_index[0].date()} .. {traded_index[-1].date()} (out of sample)"
+    )
     figures = {
         "equity": equity_figure(columns, used, title="equity (walk-forward windows shaded)"),
         "drawdown": drawdown_figure(columns),
         "trade_pnl": trade_pnl_figure(result, title="strategy: P&L per closed trade, by walk-forward window"),
         "fills": trades_on_price_figure(result, history, title="strategy: fills on price (most-traded symbols)"),
     }
-    cost_note = (f"Costs: fee {fee:.4%} of notional, slippage {slip:g} bp per fill; open positions are valued "
-                 f"at the last close; "
-                 f"risk: {settings.risk.max_position_pct:.0%} per position, strength > {settings.risk.min_strength}.")
-    paths = write_report(out, table, figures, title=title, notes=[sentence, cost_note, *notes],
-                         trades=result.trades, windows=used, symbols=coverage.table())
+    cost_note = (
+        f"Costs: fee {fee:.4%} of notional, slippage {slip:g} bp per fill; open positions are valued "
+        f"at the last close; "
+        f"risk: {settings.risk.max_position_pct:.0%} per position, strength > {settings.risk.min_strength}."
+    )
+    paths = write_report(
+        out,
+        table,
+        figures,
+        title=title,
+        notes=[sentence, cost_note, *notes],
+        trades=result.trades,
+        windows=used,
+        symbols=coverage.table(),
+    )
     _close(figures)
 
     if log:
@@ -226,17 +263,30 @@ def backtest_model(settings: Settings, ref: str = "champion", panel: Panel | Non
             if r is not None:
                 col = table[BUY_AND_HOLD if prefix == "buy_hold" else BASELINE]
                 logged.update({f"backtest_{prefix}_{k}": float(v) for k, v in col.items()})
-        logged.update({f"backtest_beats_{'buy_hold' if k == BUY_AND_HOLD else 'baseline'}": float(v)
-                       for k, v in beats.items()})
+        logged.update(
+            {f"backtest_beats_{'buy_hold' if k == BUY_AND_HOLD else 'baseline'}": float(v) for k, v in beats.items()}
+        )
         logged["backtest_volume_breaches"] = float(len(breaches))
         logged.update({f"backtest_{k}": v for k, v in coverage.metrics().items()})
         logged["backtest_coverage"] = coverage.sentence()
         logged["backtest_verdict"] = sentence
         logged["backtest_report"] = str(out)
         registry.log_report(model.ref.run_id, logged, {out.name: out})
-    return BacktestReport(model=name, run_id=model.ref.run_id, metrics=metrics, table=table, result=result,
-                          buy_and_hold=bh, baseline=baseline, windows=used.reset_index(drop=True), verdict=sentence,
-                          beats=beats, paths=paths, notes=tuple(notes), coverage=coverage)
+    return BacktestReport(
+        model=name,
+        run_id=model.ref.run_id,
+        metrics=metrics,
+        table=table,
+        result=result,
+        buy_and_hold=bh,
+        baseline=baseline,
+        windows=used.reset_index(drop=True),
+        verdict=sentence,
+        beats=beats,
+        paths=paths,
+        notes=tuple(notes),
+        coverage=coverage,
+    )
 
 
 def _close(figures: dict) -> None:

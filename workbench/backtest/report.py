@@ -175,8 +175,9 @@ def _infer_ppy(index: pd.DatetimeIndex, panel: Panel | None) -> float:
     return periods_per_year(index)
 
 
-def buy_and_hold(panel: Panel, cash: float, fee_rate: float = 0.0, slippage_bps: float = 0.0,
-                 close_at_end: bool = False) -> BacktestResult:
+def buy_and_hold(
+    panel: Panel, cash: float, fee_rate: float = 0.0, slippage_bps: float = 0.0, close_at_end: bool = False
+) -> BacktestResult:
     """Equal weight of the universe, bought at each symbol's first close and held (the yardstick).
 
     Each symbol gets ``cash / N``, spent at its first priced bar (a symbol listed later waits in
@@ -214,12 +215,34 @@ def buy_and_hold(panel: Panel, cash: float, fee_rate: float = 0.0, slippage_bps:
 
     sym = np.asarray(symbols, dtype=object)[listed]
     f = first[listed]
-    buys = pd.DataFrame({"ts": index[f], "symbol": sym, "side": "buy", "quantity": qty[listed],
-                         "price": entry_px[listed], "fee": entry_fee[listed], "reason": "entry", "window": ""})
+    buys = pd.DataFrame(
+        {
+            "ts": index[f],
+            "symbol": sym,
+            "side": "buy",
+            "quantity": qty[listed],
+            "price": entry_px[listed],
+            "fee": entry_fee[listed],
+            "reason": "entry",
+            "window": "",
+        }
+    )
     parts = [buys]
     if close_at_end:
-        parts.append(pd.DataFrame({"ts": index[last], "symbol": sym, "side": "sell", "quantity": qty[listed],
-                                   "price": exit_px[listed], "fee": exit_fee[listed], "reason": "end", "window": ""}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "ts": index[last],
+                    "symbol": sym,
+                    "side": "sell",
+                    "quantity": qty[listed],
+                    "price": exit_px[listed],
+                    "fee": exit_fee[listed],
+                    "reason": "end",
+                    "window": "",
+                }
+            )
+        )
     orders = pd.concat(parts, ignore_index=True).sort_values("ts", kind="stable", ignore_index=True)
     mark = exit_px[listed] if close_at_end else px[last][listed]
     fees = entry_fee[listed] + (exit_fee[listed] if close_at_end else 0.0)
@@ -245,8 +268,9 @@ def buy_and_hold(panel: Panel, cash: float, fee_rate: float = 0.0, slippage_bps:
     )
 
 
-def comparison_table(results: Mapping[str, BacktestResult | dict], panel: Panel | None = None,
-                     periods_per_year: float | None = None) -> pd.DataFrame:
+def comparison_table(
+    results: Mapping[str, BacktestResult | dict], panel: Panel | None = None, periods_per_year: float | None = None
+) -> pd.DataFrame:
     """Rows = ``METRICS`` (index named "metric"), one float column per result (e.g. strategy | buy & hold | baseline)."""
     cols = {}
     for name, r in results.items():
@@ -256,7 +280,9 @@ def comparison_table(results: Mapping[str, BacktestResult | dict], panel: Panel 
     return table
 
 
-def window_table(results: Mapping[str, BacktestResult], windows: pd.DataFrame, strategy: str = STRATEGY) -> pd.DataFrame:
+def window_table(
+    results: Mapping[str, BacktestResult], windows: pd.DataFrame, strategy: str = STRATEGY
+) -> pd.DataFrame:
     """Per walk-forward window: each column's return inside it, and the strategy's trades there.
 
     Why: one good fold can carry a whole backtest; a quant wants to see whether the edge (or its
@@ -281,7 +307,9 @@ def window_table(results: Mapping[str, BacktestResult], windows: pd.DataFrame, s
     closed = trades[trades["exit_ts"].notna()]
     pnl = closed["pnl"].astype(float).groupby(closed["window"])
     out["trades"] = trades["window"].value_counts().reindex(labels, fill_value=0).astype(int).to_numpy()
-    out["win rate"] = (closed["pnl"].astype(float) > 0).groupby(closed["window"]).mean().reindex(labels).to_numpy(dtype=float)
+    out["win rate"] = (
+        (closed["pnl"].astype(float) > 0).groupby(closed["window"]).mean().reindex(labels).to_numpy(dtype=float)
+    )
     out["P&L"] = pnl.sum().reindex(labels, fill_value=0.0).to_numpy(dtype=float)
     return out
 
@@ -325,8 +353,13 @@ def _fmt(v: float, kind: str) -> str:
 def format_table(table: pd.DataFrame) -> pd.DataFrame:
     """The comparison table as text, with readable labels (percentages, money, ratios)."""
     num = table.astype(float)
-    out = pd.DataFrame({c: [_fmt(v, METRICS[k][1]) for k, v in zip(table.index, num[c].to_numpy(), strict=True)] for c in table.columns},
-                       index=pd.Index([METRICS[k][0] for k in table.index], name=""))
+    out = pd.DataFrame(
+        {
+            c: [_fmt(v, METRICS[k][1]) for k, v in zip(table.index, num[c].to_numpy(), strict=True)]
+            for c in table.columns
+        },
+        index=pd.Index([METRICS[k][0] for k in table.index], name=""),
+    )
     return out
 
 
@@ -368,8 +401,9 @@ def _shade_windows(ax, windows: pd.DataFrame | None) -> None:
         return
     for i, (fold, start, end) in enumerate(zip(windows["fold"], windows["start"], windows["end"], strict=True)):
         ax.axvspan(start, end, color="tab:blue" if i % 2 == 0 else "tab:orange", alpha=0.06, lw=0)
-        ax.annotate(window_label(fold), (start, 0.01), xycoords=("data", "axes fraction"), fontsize=7,
-                    va="bottom", color="grey")
+        ax.annotate(
+            window_label(fold), (start, 0.01), xycoords=("data", "axes fraction"), fontsize=7, va="bottom", color="grey"
+        )
 
 
 def equity_figure(results: Mapping[str, BacktestResult], windows: pd.DataFrame | None = None, title: str = "equity"):
@@ -410,8 +444,13 @@ def trade_pnl_figure(result: BacktestResult, title: str = "P&L per trade"):
         colours = {w: f"C{i % 10}" for i, w in enumerate(windows)}
         for w in windows:
             part = t[t["window"].astype(str) == w]
-            ax.bar(pd.DatetimeIndex(part["exit_ts"]), part["pnl"].to_numpy(dtype=float), width=1.0,
-                   color=colours[w], label=w or "(no window)")
+            ax.bar(
+                pd.DatetimeIndex(part["exit_ts"]),
+                part["pnl"].to_numpy(dtype=float),
+                width=1.0,
+                color=colours[w],
+                label=w or "(no window)",
+            )
         ax.axhline(0, color="black", lw=0.6)
         ax.legend(loc="upper left", fontsize=7, ncols=min(len(windows), 6))
     ax.set(title=title, ylabel="P&L")
@@ -434,8 +473,15 @@ def trades_on_price_figure(result: BacktestResult, panel: Panel, max_symbols: in
         mine = orders[orders["symbol"] == sym]
         for side, marker, colour in (("buy", "^", "tab:green"), ("sell", "v", "tab:red")):
             o = mine[mine["side"] == side]
-            ax.scatter(pd.DatetimeIndex(o["ts"]), o["price"].to_numpy(dtype=float), marker=marker, color=colour,
-                       s=22, zorder=3, label=side)
+            ax.scatter(
+                pd.DatetimeIndex(o["ts"]),
+                o["price"].to_numpy(dtype=float),
+                marker=marker,
+                color=colour,
+                s=22,
+                zorder=3,
+                label=side,
+            )
         ax.set_ylabel(str(sym), fontsize=8)
         ax.legend(loc="upper left", fontsize=7)
     axes[0].set_title(title)
@@ -446,15 +492,25 @@ def trades_on_price_figure(result: BacktestResult, panel: Panel, max_symbols: in
 
 # -- files ------------------------------------------------------------------------------------------
 
-_CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}"
-        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-        "th{background:#f3f3f3}img{max-width:100%;display:block;margin:1em 0}.note{color:#444}")
+_CSS = (
+    "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}"
+    "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+    "th{background:#f3f3f3}img{max-width:100%;display:block;margin:1em 0}.note{color:#444}"
+)
 
 
-def write_report(out_dir: str | Path, table: pd.DataFrame, figures: Mapping[str, Figure], *,
-                 title: str = "Backtest report", notes: list[str] | tuple[str, ...] = (),
-                 trades: pd.DataFrame | None = None, windows: pd.DataFrame | None = None,
-                 symbols: pd.DataFrame | None = None, dpi: int = 90) -> dict[str, Path]:
+def write_report(
+    out_dir: str | Path,
+    table: pd.DataFrame,
+    figures: Mapping[str, Figure],
+    *,
+    title: str = "Backtest report",
+    notes: list[str] | tuple[str, ...] = (),
+    trades: pd.DataFrame | None = None,
+    windows: pd.DataFrame | None = None,
+    symbols: pd.DataFrame | None = None,
+    dpi: int = 90,
+) -> dict[str, Path]:
     """Write ``<name>.png`` per figure, ``comparison.csv``, ``trades.csv`` and a self-contained
     ``report.html`` (table and images embedded as base64), so it can be mailed or logged as is.
 
@@ -485,8 +541,10 @@ def write_report(out_dir: str | Path, table: pd.DataFrame, figures: Mapping[str,
         body.append("<h2>Symbols: out-of-sample predictions and trades</h2>")
         body.append(symbols.to_html(index=False, border=0, float_format=lambda v: f"{v:.0%}"))
     for name, b64 in images:
-        body.append(f"<h2>{html.escape(name.replace('_', ' '))}</h2><img alt='{html.escape(name)}' "
-                    f"src='data:image/png;base64,{b64}'>")
+        body.append(
+            f"<h2>{html.escape(name.replace('_', ' '))}</h2><img alt='{html.escape(name)}' "
+            f"src='data:image/png;base64,{b64}'>"
+        )
     if trades is not None:
         trades.to_csv(out / "trades.csv", index=False)
         paths["trades"] = out / "trades.csv"
@@ -495,8 +553,10 @@ def write_report(out_dir: str | Path, table: pd.DataFrame, figures: Mapping[str,
         body.append(shown.to_html(index=False, border=0, float_format=lambda v: f"{v:.4g}"))
         if len(trades) > len(shown):
             body.append(f"<p class='note'>first {len(shown)} of {len(trades)}; all in trades.csv</p>")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>")
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
+    )
     (out / "report.html").write_text(page, encoding="utf-8")
     paths["html"] = out / "report.html"
     return paths

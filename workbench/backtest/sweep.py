@@ -34,14 +34,19 @@ class SweepConfig:
         return self.label or f"{self.ref} [{risk}]{uni}"
 
 
-def grid(refs: list[str], risk: dict[str, list[float]] | None = None,
-         universes: list[tuple[str, ...] | None] | None = None) -> list[SweepConfig]:
+def grid(
+    refs: list[str], risk: dict[str, list[float]] | None = None, universes: list[tuple[str, ...] | None] | None = None
+) -> list[SweepConfig]:
     """Every combination of model references, risk values (name → values) and universes."""
     risk = risk or {}
     names = sorted(risk)
     combos = list(itertools.product(*(risk[n] for n in names))) or [()]
-    return [SweepConfig(str(ref), tuple(zip(names, map(float, values), strict=True)), uni)
-            for ref in refs for values in combos for uni in (universes or [None])]
+    return [
+        SweepConfig(str(ref), tuple(zip(names, map(float, values), strict=True)), uni)
+        for ref in refs
+        for values in combos
+        for uni in (universes or [None])
+    ]
 
 
 def run_config(settings, config: SweepConfig) -> dict:
@@ -53,14 +58,24 @@ def run_config(settings, config: SweepConfig) -> dict:
     type(settings.risk).model_validate(risk.model_dump())  # a bad override is named here, not mid-backtest
     cfg_settings = settings.model_copy(update={"risk": risk})
     with tempfile.TemporaryDirectory() as tmp:
-        rep = backtest_model(cfg_settings, config.ref, universe=list(config.universe) if config.universe else None,
-                             out_dir=tmp, log=False)
-    row = {"config": config.name(), "model": rep.model, "run_id": rep.run_id,
-           **{f"risk.{k}": v for k, v in config.risk},
-           "n_symbols": len(config.universe) if config.universe else np.nan,
-           **{k: float(v) for k, v in rep.metrics.items() if isinstance(v, (int, float, np.floating, np.integer))},
-           "beats_buy_hold": float(bool(rep.beats.get(BUY_AND_HOLD, False))),
-           "verdict": rep.verdict, "worker": where()}
+        rep = backtest_model(
+            cfg_settings,
+            config.ref,
+            universe=list(config.universe) if config.universe else None,
+            out_dir=tmp,
+            log=False,
+        )
+    row = {
+        "config": config.name(),
+        "model": rep.model,
+        "run_id": rep.run_id,
+        **{f"risk.{k}": v for k, v in config.risk},
+        "n_symbols": len(config.universe) if config.universe else np.nan,
+        **{k: float(v) for k, v in rep.metrics.items() if isinstance(v, (int, float, np.floating, np.integer))},
+        "beats_buy_hold": float(bool(rep.beats.get(BUY_AND_HOLD, False))),
+        "verdict": rep.verdict,
+        "worker": where(),
+    }
     return row
 
 
@@ -72,21 +87,34 @@ def _log(settings, rows: list[dict], configs: list[SweepConfig], scheduler: str,
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     root = settings.artifact_root
-    exp_id = exp.experiment_id if exp is not None else client.create_experiment(
-        experiment, artifact_location=f"{root}/{experiment}" if root else None)
+    exp_id = (
+        exp.experiment_id
+        if exp is not None
+        else client.create_experiment(experiment, artifact_location=f"{root}/{experiment}" if root else None)
+    )
     sweep_id = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%S%f")
     now = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
     ids = []
     for row, cfg in zip(rows, configs, strict=True):
         run = client.create_run(exp_id, run_name=row["config"][:250])
-        metrics = [Metric(k, float(v), now, 0) for k, v in row.items()
-                   if isinstance(v, float) and np.isfinite(v) and k not in ("n_symbols",)]
-        params = [Param("model", row["model"]), Param("model_ref", cfg.ref),
-                  Param("universe", (",".join(cfg.universe) if cfg.universe else "model's")[:6000]),
-                  *(Param(f"risk.{k}", str(v)) for k, v in cfg.risk)]
-        tags = [RunTag("workbench.sweep", sweep_id), RunTag("workbench.model_run", row["run_id"]),
-                RunTag("dask.worker", row["worker"]), RunTag("dask.scheduler", scheduler),
-                RunTag("workbench.verdict", row["verdict"][:5000])]
+        metrics = [
+            Metric(k, float(v), now, 0)
+            for k, v in row.items()
+            if isinstance(v, float) and np.isfinite(v) and k not in ("n_symbols",)
+        ]
+        params = [
+            Param("model", row["model"]),
+            Param("model_ref", cfg.ref),
+            Param("universe", (",".join(cfg.universe) if cfg.universe else "model's")[:6000]),
+            *(Param(f"risk.{k}", str(v)) for k, v in cfg.risk),
+        ]
+        tags = [
+            RunTag("workbench.sweep", sweep_id),
+            RunTag("workbench.model_run", row["run_id"]),
+            RunTag("dask.worker", row["worker"]),
+            RunTag("dask.scheduler", scheduler),
+            RunTag("workbench.verdict", row["verdict"][:5000]),
+        ]
         client.log_batch(run.info.run_id, metrics=metrics, params=params, tags=tags)
         client.set_terminated(run.info.run_id)
         ids.append(run.info.run_id)

@@ -97,7 +97,11 @@ def _broker_options(settings: Settings, user: Any = None) -> list[tuple[str, str
     out = []
     for n in names:
         env = broker_environment(settings, n)
-        gate = "" if env != "live" or (user is not None and user.can("trade_live")) else " (needs the trade_live permission)"
+        gate = (
+            ""
+            if env != "live" or (user is not None and user.can("trade_live"))
+            else " (needs the trade_live permission)"
+        )
         out.append((label["paper"] if n == "paper" else f"{n} — {label[env]}{gate}", n))
     return out
 
@@ -141,7 +145,9 @@ class Dashboard:
         self.interval = w.BoundedFloatText(value=settings.live.interval_s, min=0.5, max=3600, description="Every (s)")
         self.start_button = w.Button(description="Start AI Trading", button_style="success", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="warning", icon="stop")
-        self.emergency_button = w.Button(description="Emergency stop", button_style="danger", icon="exclamation-triangle")
+        self.emergency_button = w.Button(
+            description="Emergency stop", button_style="danger", icon="exclamation-triangle"
+        )
         self.start_button.on_click(self.start)
         self.stop_button.on_click(self.stop)
         self.emergency_button.on_click(self.emergency_stop)
@@ -180,8 +186,11 @@ class Dashboard:
         if session.user.must_change_password:
             self.accounts.logout(token)
             self._pending_password = password
-            self._say("choose your own password now (at least "
-                      f"{self.accounts.policy.min_password_length} characters); the one-time one stops working", "orange")
+            self._say(
+                "choose your own password now (at least "
+                f"{self.accounts.policy.min_password_length} characters); the one-time one stops working",
+                "orange",
+            )
         else:
             self._open(token)
             self._say(f"logged in as {session.user.username}", "green")
@@ -294,8 +303,11 @@ class Dashboard:
             self._say(f"run {current.get('run_id')} is already running: stop it first", "orange")
             return
         self._process = start_background(
-            self.settings, broker=self.broker.value, model=self.model.value.strip() or "champion",
-            interval_s=float(self.interval.value), session=self._token,
+            self.settings,
+            broker=self.broker.value,
+            model=self.model.value.strip() or "champion",
+            interval_s=float(self.interval.value),
+            session=self._token,
         )
         self._say(f"live process started (pid {self._process.pid}); Phase 1 checks follow below", "green")
         self.refresh()
@@ -308,7 +320,9 @@ class Dashboard:
         except AccessError as e:
             self._say(str(e), "red")
             return
-        self._say(f"stop requested: run {run_id} ends after its current cycle" if run_id else "no live run to stop", "orange")
+        self._say(
+            f"stop requested: run {run_id} ends after its current cycle" if run_id else "no live run to stop", "orange"
+        )
         self.refresh()
 
     def emergency_stop(self, _=None) -> None:
@@ -319,7 +333,10 @@ class Dashboard:
         except AccessError as e:
             self._say(str(e), "red")
             return
-        self._say(f"EMERGENCY STOP sent to run {run_id}: open orders are cancelled now" if run_id else "no live run to stop", "red")
+        self._say(
+            f"EMERGENCY STOP sent to run {run_id}: open orders are cancelled now" if run_id else "no live run to stop",
+            "red",
+        )
         self.refresh()
 
     def _say(self, text: str, colour: str) -> None:
@@ -341,9 +358,10 @@ class Dashboard:
                 st = {"run_id": None}
         run_id = st.get("run_id")
         env = broker_environment(self.settings, self.broker.value)
-        mode = {"paper": _badge("PAPER TRADING", "#2e7d32"), "testnet": _badge(f"TESTNET · {self.broker.value}", "#ef6c00")}.get(
-            env, _badge(f"LIVE · REAL MONEY · {self.broker.value}", "#c62828")
-        )
+        mode = {
+            "paper": _badge("PAPER TRADING", "#2e7d32"),
+            "testnet": _badge(f"TESTNET · {self.broker.value}", "#ef6c00"),
+        }.get(env, _badge(f"LIVE · REAL MONEY · {self.broker.value}", "#c62828"))
         v.header.value = f"<h2 style='margin:4px 0'>workbench — AI trading {mode}</h2>{self._data_label()}"
         if self.user is None:
             v.status.value = "<i>Log in to see and start your runs (first run: the admin password printed by <code>workbench init</code>).</i>"
@@ -365,22 +383,53 @@ class Dashboard:
             checks = checks[["name", "result", "message"]]
         v.checks.value = frame_to_html(checks, "Phase 1 has not run yet")
         v.signals.value = frame_to_html(
-            self.store.signals(run_id, last_cycles=1) if run_id else None, "no signals yet",
-            ["bar_ts", "symbol", "signal", "strength", "confidence", "price", "target_price", "stop_loss", "take_profit"],
+            self.store.signals(run_id, last_cycles=1) if run_id else None,
+            "no signals yet",
+            [
+                "bar_ts",
+                "symbol",
+                "signal",
+                "strength",
+                "confidence",
+                "price",
+                "target_price",
+                "stop_loss",
+                "take_profit",
+            ],
         )
         v.orders.value = frame_to_html(
-            self.store.orders(run_id=run_id, limit=50) if run_id else None, "no orders yet",
-            ["created_at", "cycle", "symbol", "side", "type", "quantity", "status", "filled_quantity", "average_price", "fee", "reason"],
+            self.store.orders(run_id=run_id, limit=50) if run_id else None,
+            "no orders yet",
+            [
+                "created_at",
+                "cycle",
+                "symbol",
+                "side",
+                "type",
+                "quantity",
+                "status",
+                "filled_quantity",
+                "average_price",
+                "fee",
+                "reason",
+            ],
         )
         v.positions.value = frame_to_html(
-            self.store.positions(st.get("account") or "paper") if run_id else None, "no open positions",
+            self.store.positions(st.get("account") or "paper") if run_id else None,
+            "no open positions",
             ["symbol", "quantity", "average_price", "stop_loss", "take_profit", "realized_pnl"],
         )
         curve = self.store.equity_curve(run_id) if run_id else None
-        table = frame_to_html(curve.tail(5) if curve is not None else None, "no equity yet", ["bar_ts", "cash", "positions_value", "equity"])
+        table = frame_to_html(
+            curve.tail(5) if curve is not None else None,
+            "no equity yet",
+            ["bar_ts", "cash", "positions_value", "equity"],
+        )
         v.equity.value = equity_chart(curve) + table
         v.events.value = frame_to_html(
-            self.store.events(run_id=run_id, limit=30) if run_id else None, "log is empty", ["ts", "level", "kind", "message"]
+            self.store.events(run_id=run_id, limit=30) if run_id else None,
+            "log is empty",
+            ["ts", "level", "kind", "message"],
         )
 
     def _data_label(self) -> str:

@@ -38,7 +38,9 @@ def calendar_name(exchange: str) -> str:
 
     if exchange in ccxt.exchanges or exchange == "synthetic":
         return ALWAYS_OPEN
-    raise ConfigError(f"no trading calendar known for exchange {exchange!r}: add it to workbench.data.calendars.CALENDARS")
+    raise ConfigError(
+        f"no trading calendar known for exchange {exchange!r}: add it to workbench.data.calendars.CALENDARS"
+    )
 
 
 @lru_cache(maxsize=16)
@@ -84,7 +86,9 @@ def _session_bars(cal, step: pd.Timedelta, start: pd.Timestamp, end: pd.Timestam
     return pd.DatetimeIndex(out, name="ts")
 
 
-def find_gaps(lake, exchange: str, timeframe: str, symbols: list[str] | None = None, start=None, end=None) -> pd.DataFrame:
+def find_gaps(
+    lake, exchange: str, timeframe: str, symbols: list[str] | None = None, start=None, end=None
+) -> pd.DataFrame:
     """Per symbol: bars the calendar expects between its first and last stored bar that are not stored.
 
     Before the first stored bar nothing is counted (the instrument may not have been listed).
@@ -97,8 +101,21 @@ def find_gaps(lake, exchange: str, timeframe: str, symbols: list[str] | None = N
     rows = []
     if cat.empty:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in GAP_COLUMNS})
-    lo = cat["first"].min() if start is None else max(pd.Timestamp(start, tz="UTC") if pd.Timestamp(start).tzinfo is None else pd.Timestamp(start), cat["first"].min())
-    hi = cat["last"].max() if end is None else min(pd.Timestamp(end, tz="UTC") if pd.Timestamp(end).tzinfo is None else pd.Timestamp(end), cat["last"].max())
+    lo = (
+        cat["first"].min()
+        if start is None
+        else max(
+            pd.Timestamp(start, tz="UTC") if pd.Timestamp(start).tzinfo is None else pd.Timestamp(start),
+            cat["first"].min(),
+        )
+    )
+    hi = (
+        cat["last"].max()
+        if end is None
+        else min(
+            pd.Timestamp(end, tz="UTC") if pd.Timestamp(end).tzinfo is None else pd.Timestamp(end), cat["last"].max()
+        )
+    )
     grid = expected_bars(exchange, timeframe, lo, hi)
     long = lake.load_candles(exchange, timeframe, list(cat["symbol"]), lo, hi)[["ts", "symbol"]]
     grid_ns = grid.asi8
@@ -107,5 +124,18 @@ def find_gaps(lake, exchange: str, timeframe: str, symbols: list[str] | None = N
         window = grid_ns[(grid_ns >= ts.min()) & (grid_ns <= ts.max())]
         missing = window[~np.isin(window, ts)]
         if len(missing):
-            rows.append((exchange, timeframe, symbol, len(missing), pd.Timestamp(missing[0], tz="UTC"), pd.Timestamp(missing[-1], tz="UTC")))
-    return pd.DataFrame(rows, columns=list(GAP_COLUMNS)).astype({"missing": "int64"}) if rows else pd.DataFrame({c: pd.Series(dtype="object") for c in GAP_COLUMNS})
+            rows.append(
+                (
+                    exchange,
+                    timeframe,
+                    symbol,
+                    len(missing),
+                    pd.Timestamp(missing[0], tz="UTC"),
+                    pd.Timestamp(missing[-1], tz="UTC"),
+                )
+            )
+    return (
+        pd.DataFrame(rows, columns=list(GAP_COLUMNS)).astype({"missing": "int64"})
+        if rows
+        else pd.DataFrame({c: pd.Series(dtype="object") for c in GAP_COLUMNS})
+    )

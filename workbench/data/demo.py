@@ -107,7 +107,9 @@ def _pull_ccxt(settings: Settings, lake: Lake, source: OhlcvSource, progress: bo
     return found
 
 
-def ensure_demo_data(settings: Settings, source: str | None = None, progress: bool = False, *, ccxt_source: OhlcvSource | None = None) -> DemoUniverse:
+def ensure_demo_data(
+    settings: Settings, source: str | None = None, progress: bool = False, *, ccxt_source: OhlcvSource | None = None
+) -> DemoUniverse:
     """Make sure the lake holds the demo universe and say which one it is.
 
     ``source`` (default ``settings.demo.source``): ``synthetic``; ``ccxt`` (must succeed);
@@ -195,13 +197,17 @@ def research_panel(settings: Settings, symbols: Sequence[str], *, exchange: str 
     wanted = tuple(dict.fromkeys(symbols))
     failed: dict[str, str] = {}
     for sym in wanted:
-        report = pull(lake, CsvSource(folder / f"{sym}_data.csv", exchange=exchange, symbol=sym), [sym], "1d",
-                      progress=False)
+        report = pull(
+            lake, CsvSource(folder / f"{sym}_data.csv", exchange=exchange, symbol=sym), [sym], "1d", progress=False
+        )
         failed.update(report.errors)
     if failed:
-        raise DataError(f"real data in {folder} could not be imported: "
-                        + "; ".join(f"{s}: {e}" for s, e in failed.items()))
+        raise DataError(
+            f"real data in {folder} could not be imported: " + "; ".join(f"{s}: {e}" for s, e in failed.items())
+        )
     panel = lake.load_panel(exchange, "1d", list(wanted))
-    label = (f"REAL data: {len(wanted)} S&P 500 stocks, daily bars, {panel.index[0].date()} .. "
-             f"{panel.index[-1].date()}, from {folder}")
+    label = (
+        f"REAL data: {len(wanted)} S&P 500 stocks, daily bars, {panel.index[0].date()} .. "
+        f"{panel.index[-1].date()}, from {folder}"
+    )
     return ResearchData(panel, exchange, "1d", wanted, True, label)

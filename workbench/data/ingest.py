@@ -68,7 +68,9 @@ class PullReport:
         if bad:
             text += f"; {bad} bad bars quarantined (see Lake.quarantined())"
         if self.stitched:
-            text += f"; stitched (recorded in {STITCH_LOG}): " + "; ".join(f"{s}: {n}" for s, n in self.stitched.items())
+            text += f"; stitched (recorded in {STITCH_LOG}): " + "; ".join(
+                f"{s}: {n}" for s, n in self.stitched.items()
+            )
         return text
 
 
@@ -77,11 +79,22 @@ _Stored = dict[tuple[str, str, str], frozenset[str]]  # (exchange, timeframe, sy
 
 def _stored_sources(lake: Lake) -> _Stored:
     cat = lake.catalog()
-    return {(str(r.exchange), str(r.timeframe), str(r.symbol)): frozenset(str(r.source).split(",")) for r in cat.itertuples()}
+    return {
+        (str(r.exchange), str(r.timeframe), str(r.symbol)): frozenset(str(r.source).split(","))
+        for r in cat.itertuples()
+    }
 
 
-def _check_stitch(lake: Lake, exchange: str, timeframe: str, symbol: str, vendor: str, have: frozenset[str],
-                  candles: pd.DataFrame, allow: bool) -> str | None:
+def _check_stitch(
+    lake: Lake,
+    exchange: str,
+    timeframe: str,
+    symbol: str,
+    vendor: str,
+    have: frozenset[str],
+    candles: pd.DataFrame,
+    allow: bool,
+) -> str | None:
     """None when nothing would be stitched; else a note (allowed) — or a refusal naming the fix."""
     if not have or vendor in have:
         return None
@@ -101,8 +114,15 @@ def _check_stitch(lake: Lake, exchange: str, timeframe: str, symbol: str, vendor
 
 
 def _record_stitch(lake: Lake, exchange: str, timeframe: str, symbol: str, vendor: str, note: str, added: int) -> None:
-    entry = {"at": pd.Timestamp.now(tz="UTC").isoformat(), "exchange": exchange, "timeframe": timeframe,
-             "symbol": symbol, "source": vendor, "added": added, "note": note}
+    entry = {
+        "at": pd.Timestamp.now(tz="UTC").isoformat(),
+        "exchange": exchange,
+        "timeframe": timeframe,
+        "symbol": symbol,
+        "source": vendor,
+        "added": added,
+        "note": note,
+    }
     lake.root.mkdir(parents=True, exist_ok=True)
     with open(lake.root / STITCH_LOG, "a") as fh:
         fh.write(json.dumps(entry) + "\n")
@@ -117,8 +137,15 @@ def stitches(lake: Lake) -> pd.DataFrame:
     return pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()], columns=cols)
 
 
-def _store(lake: Lake, source: OhlcvSource, symbol: str, timeframe: str, candles: pd.DataFrame, stored: _Stored,
-           allow_stitch: bool) -> tuple[int, int, str | None]:
+def _store(
+    lake: Lake,
+    source: OhlcvSource,
+    symbol: str,
+    timeframe: str,
+    candles: pd.DataFrame,
+    stored: _Stored,
+    allow_stitch: bool,
+) -> tuple[int, int, str | None]:
     """Write one symbol's fetched bars (and quarantine what the source set aside): (added, quarantined, stitch)."""
     have = stored.get((source.exchange, timeframe, symbol), frozenset())
     note = _check_stitch(lake, source.exchange, timeframe, symbol, source.name, have, candles, allow_stitch)
@@ -163,7 +190,13 @@ def pull(
     # The vendor check reads the lake's catalog (every stored file): once per import, not on every
     # cycle of the live feed, which pulls an API source (chunked) into its own partition every 30 s.
     stored = {} if chunked else _stored_sources(lake)
-    bar = tqdm(list(dict.fromkeys(symbols)), desc=f"pull {source.name} {timeframe}", unit="symbol", disable=not progress, leave=False)
+    bar = tqdm(
+        list(dict.fromkeys(symbols)),
+        desc=f"pull {source.name} {timeframe}",
+        unit="symbol",
+        disable=not progress,
+        leave=False,
+    )
     for symbol in bar:
         bar.set_postfix_str(symbol)
         start = since
@@ -221,8 +254,10 @@ class IngestReport:
         return not self.errors
 
     def summary(self) -> str:
-        text = (f"{self.folder} → {self.exchange}: {self.files} files, {self.total_new} new bars for "
-                f"{len(self.new_rows)} symbols in {self.seconds:.1f} s")
+        text = (
+            f"{self.folder} → {self.exchange}: {self.files} files, {self.total_new} new bars for "
+            f"{len(self.new_rows)} symbols in {self.seconds:.1f} s"
+        )
         bad = sum(self.quarantined.values())
         if bad:
             text += f"; {bad} bad rows of {len(self.quarantined)} symbols quarantined (see Lake.quarantined())"
@@ -291,8 +326,12 @@ def ingest_folder(
             return (_read_file(p, exchange, tz, lenient) for p in files)
         pool = ProcessPoolExecutor(max_workers=n, mp_context=_reader_context())
         chunk = max(1, len(files) // (n * 8))
-        return _closing(pool, pool.map(_read_file, files, [exchange] * len(files), [tz] * len(files),
-                                       [lenient] * len(files), chunksize=chunk))
+        return _closing(
+            pool,
+            pool.map(
+                _read_file, files, [exchange] * len(files), [tz] * len(files), [lenient] * len(files), chunksize=chunk
+            ),
+        )
 
     bar = tqdm(results(), total=len(files), desc=f"ingest {folder.name}", unit="file", disable=not progress)
     for path, src, err in bar:
@@ -312,8 +351,9 @@ def ingest_folder(
             if note is not None:
                 stitched[symbol] = note
     bar.close()
-    return IngestReport(str(folder), exchange, len(files), new_rows, errors, quarantined, stitched,
-                        time.perf_counter() - t0)
+    return IngestReport(
+        str(folder), exchange, len(files), new_rows, errors, quarantined, stitched, time.perf_counter() - t0
+    )
 
 
 def _reader_context() -> multiprocessing.context.BaseContext:
@@ -384,4 +424,6 @@ def source_from_spec(spec: str, settings: Settings, *, lenient: bool = False) ->
     make_source = get_venue(kind).data if kind in VENUES else None
     if make_source is not None:  # a venue's history: ccxt:<id>, kite[:EXCHANGE], alpaca[:EXCHANGE]
         return make_source(settings, venue_config(settings, kind), instance=rest.strip() or None)
-    raise ConfigError(f"unknown data source {spec!r}: use ccxt:<exchange id>, kite[:EXCHANGE], alpaca[:EXCHANGE], csv:<path>[@EXCHANGE] or synthetic")
+    raise ConfigError(
+        f"unknown data source {spec!r}: use ccxt:<exchange id>, kite[:EXCHANGE], alpaca[:EXCHANGE], csv:<path>[@EXCHANGE] or synthetic"
+    )

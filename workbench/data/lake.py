@@ -185,7 +185,9 @@ class Lake:
         both = overlap.merge(old, on=["symbol", "ts"], suffixes=("", "_old"))
         differs = pd.concat([both[f] != both[f"{f}_old"] for f in FIELDS], axis=1).any(axis=1)
         if differs.any():
-            log.warning("%d incoming bars differ from stored ones in %s; kept the stored bars", int(differs.sum()), path)
+            log.warning(
+                "%d incoming bars differ from stored ones in %s; kept the stored bars", int(differs.sum()), path
+            )
 
     def write_screened(self, candles: pd.DataFrame, exchange: str, timeframe: str, source: str) -> WriteResult:
         """Store the good bars of a feed and quarantine the bad ones with their reason.
@@ -224,7 +226,9 @@ class Lake:
         """Every quarantined bar (a re-pulled bad bar is listed once: the earliest quarantine wins)."""
         ex = _q(exchange) if exchange else "*"
         tf = _q(timeframe) if timeframe else "*"
-        pattern = str(self.root / "quarantine" / f"exchange={ex}" / f"timeframe={tf}" / "part-*.parquet").replace("'", "''")
+        pattern = str(self.root / "quarantine" / f"exchange={ex}" / f"timeframe={tf}" / "part-*.parquet").replace(
+            "'", "''"
+        )
         if not any((self.root / "quarantine").glob(f"exchange={ex}/timeframe={tf}/part-*.parquet")):
             return pd.DataFrame({c: pd.Series(dtype="object") for c in QUARANTINE_TABLE_COLUMNS})
         cols = ", ".join(QUARANTINE_TABLE_COLUMNS)

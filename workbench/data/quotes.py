@@ -79,7 +79,11 @@ def fetch_quotes(
     of the call), so the whole call takes about the slowest *allowed* timeout, never longer.
     """
     if isinstance(instruments, pd.DataFrame):
-        keys = list(instruments["key"]) if "key" in instruments else [f"{e}:{s}" for e, s in zip(instruments["exchange"], instruments["symbol"], strict=True)]
+        keys = (
+            list(instruments["key"])
+            if "key" in instruments
+            else [f"{e}:{s}" for e, s in zip(instruments["exchange"], instruments["symbol"], strict=True)]
+        )
     else:
         keys = list(instruments)
     keys = list(dict.fromkeys(keys))

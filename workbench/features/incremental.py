@@ -33,7 +33,9 @@ __all__ = ["IncrementalFeatures"]
 class IncrementalFeatures:
     """Feature state of one panel; ``update`` appends bars and returns the newest feature row."""
 
-    def __init__(self, feature_set: str, symbols: tuple[str, ...], exchange: str, timeframe: str, atr_window: int | None):
+    def __init__(
+        self, feature_set: str, symbols: tuple[str, ...], exchange: str, timeframe: str, atr_window: int | None
+    ):
         fs = get_feature_set(feature_set)
         self.feature_set = fs.name
         self.columns = fs.columns
@@ -104,7 +106,9 @@ class IncrementalFeatures:
         if isinstance(bars, Panel):
             unknown = sorted(set(bars.symbols) - set(self.symbols))
             if unknown:
-                raise ValueError(f"symbols {unknown} were not in the history: rebuild with IncrementalFeatures.from_history")
+                raise ValueError(
+                    f"symbols {unknown} were not in the history: rebuild with IncrementalFeatures.from_history"
+                )
             arrays = {f: getattr(bars, f).reindex(columns=list(self.symbols)).to_numpy(dtype=float) for f in FIELDS}
             index = bars.index
         else:
@@ -117,7 +121,9 @@ class IncrementalFeatures:
                 if isinstance(val, pd.Series):
                     unknown = sorted(set(val.index) - set(self.symbols))
                     if unknown:
-                        raise ValueError(f"symbols {unknown} were not in the history: rebuild with IncrementalFeatures.from_history")
+                        raise ValueError(
+                            f"symbols {unknown} were not in the history: rebuild with IncrementalFeatures.from_history"
+                        )
                     val = val.reindex(list(self.symbols)).to_numpy(dtype=float)
                 val = np.asarray(val, dtype=float).reshape(1, -1)
                 if val.shape[1] != len(self.symbols):

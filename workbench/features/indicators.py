@@ -73,7 +73,9 @@ def _as_2d(*arrays) -> tuple[list[np.ndarray], bool]:
     shape = out[0].shape
     for a in out:
         if a.ndim != 2 or a.shape != shape:
-            raise ValueError(f"indicator inputs must be 2-D (time, instruments) of one shape, got {[x.shape for x in out]}")
+            raise ValueError(
+                f"indicator inputs must be 2-D (time, instruments) of one shape, got {[x.shape for x in out]}"
+            )
     return out, one_d
 
 

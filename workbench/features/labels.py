@@ -16,8 +16,16 @@ from workbench.data.panel import FIELDS, Panel
 from workbench.features.pipeline import feature_atr, stack_wide
 
 __all__ = [
-    "forward_return", "direction_label", "updown_label", "round_trip_cost", "triple_barrier",
-    "cross_sectional_label", "cross_sectional_rank", "LABELS", "CROSS_SECTIONAL", "training_label",
+    "forward_return",
+    "direction_label",
+    "updown_label",
+    "round_trip_cost",
+    "triple_barrier",
+    "cross_sectional_label",
+    "cross_sectional_rank",
+    "LABELS",
+    "CROSS_SECTIONAL",
+    "training_label",
 ]
 
 
@@ -89,7 +97,9 @@ def round_trip_cost(costs: CostModel | None = None) -> float:
     return 2.0 * (costs.fee_rate + costs.slippage_bps / 1e4)
 
 
-def updown_label(panel: Panel, horizon: int = 1, threshold: float | None = None, costs: CostModel | None = None) -> pd.Series:
+def updown_label(
+    panel: Panel, horizon: int = 1, threshold: float | None = None, costs: CostModel | None = None
+) -> pd.Series:
     """Long (ts, symbol) label: +1 up, −1 down, 0 flat, NaN where the future is unknown.
 
     "Flat" is a move too small to pay for a round trip: |forward return| ≤ ``threshold``, which

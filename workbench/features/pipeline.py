@@ -80,6 +80,7 @@ _V1_COLUMNS = (
     "bb_pct_b", "bb_width", "atr_14", "ema_ratio_12", "ema_ratio_26",
 )  # fmt: skip
 
+
 def _v2(panel: Panel) -> dict[str, np.ndarray]:
     bars = Bars.from_panel(panel)
     return v2_stream(StreamState(len(bars.symbols)), bars)
@@ -201,8 +202,13 @@ def stack_wide(panel: Panel, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
     everything = bool(valid.all())
     rows, cols = np.nonzero(valid)  # row-major: sorted by ts, then symbol
     # Codes on the panel's own (unique) axes: no re-factorising millions of labels.
-    index = pd.MultiIndex(levels=[panel.index, panel.close.columns], codes=[rows, cols], names=["ts", "symbol"],  # type: ignore[list-item]  # pandas-stubs: levels take an Index, codes an ndarray (pandas does)
-                          verify_integrity=False).remove_unused_levels()
+    index = pd.MultiIndex(
+        # pandas takes an Index per level and an ndarray of codes; pandas-stubs wants sequences.
+        levels=[panel.index, panel.close.columns],  # type: ignore[list-item]
+        codes=[rows, cols],  # type: ignore[list-item]
+        names=["ts", "symbol"],
+        verify_integrity=False,
+    ).remove_unused_levels()
     # One (feature × row) block, filled feature by feature and handed to pandas transposed: that is
     # its own block layout, so the frame is built without a second copy or a consolidation.
     block = np.empty((len(arrays), len(rows)))

@@ -55,7 +55,11 @@ def ic_by_period(features: pd.DataFrame, fwd: pd.Series, freq: str | None = "ME"
     """
     joined = features.join(fwd.rename("__fwd__"), how="inner")
     ts = pd.DatetimeIndex(joined.index.get_level_values("ts"))
-    key = ts if freq is None else ts.tz_convert(None).to_period(freq.rstrip("E") if freq.endswith("E") else freq).start_time
+    key = (
+        ts
+        if freq is None
+        else ts.tz_convert(None).to_period(freq.rstrip("E") if freq.endswith("E") else freq).start_time
+    )
     X = joined[list(features.columns)].to_numpy(dtype=float)
     y = joined["__fwd__"].to_numpy(dtype=float)
     codes, uniques = pd.factorize(pd.Index(key), sort=True)
@@ -72,7 +76,16 @@ def ic_summary(ic: pd.DataFrame) -> pd.DataFrame:
     mean, sd = ic.mean(), ic.std(ddof=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         ir = mean / sd
-    return pd.DataFrame({"mean_ic": mean, "ic_std": sd, "ir": ir, "t_stat": ir * np.sqrt(n), "hit_rate": (ic > 0).sum() / n, "periods": n})
+    return pd.DataFrame(
+        {
+            "mean_ic": mean,
+            "ic_std": sd,
+            "ir": ir,
+            "t_stat": ir * np.sqrt(n),
+            "hit_rate": (ic > 0).sum() / n,
+            "periods": n,
+        }
+    )
 
 
 def ic_decay(panel: Panel, features: pd.DataFrame, horizons=(1, 2, 5, 10, 20), freq: str | None = "ME") -> pd.DataFrame:
@@ -95,7 +108,9 @@ def feature_turnover(features: pd.DataFrame, lag: int = 1) -> pd.Series:
     return pd.Series(out, name="turnover")
 
 
-def feature_correlation(features: pd.DataFrame, method: Literal["pearson", "kendall", "spearman"] = "spearman") -> pd.DataFrame:
+def feature_correlation(
+    features: pd.DataFrame, method: Literal["pearson", "kendall", "spearman"] = "spearman"
+) -> pd.DataFrame:
     """Feature × feature correlation over complete rows (redundant features show up as |ρ| near 1)."""
     return features.dropna(axis=1, how="all").dropna().corr(method=method)
 

@@ -54,8 +54,13 @@ class Bars:
 
     @classmethod
     def from_panel(cls, panel: Panel) -> Bars:
-        arr = {f: np.ascontiguousarray(getattr(panel, f).to_numpy(dtype=float)) for f in ("open", "high", "low", "close", "volume")}
-        return cls(**arr, index=panel.index, symbols=tuple(panel.symbols), exchange=panel.exchange, timeframe=panel.timeframe)
+        arr = {
+            f: np.ascontiguousarray(getattr(panel, f).to_numpy(dtype=float))
+            for f in ("open", "high", "low", "close", "volume")
+        }
+        return cls(
+            **arr, index=panel.index, symbols=tuple(panel.symbols), exchange=panel.exchange, timeframe=panel.timeframe
+        )
 
 
 def v1_stream(st: S.StreamState, b: Bars) -> dict[str, np.ndarray]:

@@ -47,7 +47,9 @@ class StreamState:
         if self._i < len(self._slots):
             have, arrays = self._slots[self._i]
             if have != key:
-                raise RuntimeError(f"stream state replayed by a different call sequence: slot {self._i} is {have}, not {key}")
+                raise RuntimeError(
+                    f"stream state replayed by a different call sequence: slot {self._i} is {have}, not {key}"
+                )
         else:
             arrays = make()
             self._slots.append((key, arrays))
@@ -277,7 +279,9 @@ def s_rolling_vwap(st: StreamState, h, l, c, v, n: int = 20) -> np.ndarray:  # n
 def s_session_vwap(st: StreamState, h, l, c, v, session: np.ndarray) -> np.ndarray:  # noqa: E741
     """VWAP anchored at each session's first bar; ``session`` is one integer id per row."""
     h, l, c, v = masked(h, l, c, v)  # noqa: E741
-    last, cpv, cv = st.slot(("svwap",), lambda: (np.full(st.n, np.iinfo(np.int64).min, dtype=np.int64), st._f(), st._f()))
+    last, cpv, cv = st.slot(
+        ("svwap",), lambda: (np.full(st.n, np.iinfo(np.int64).min, dtype=np.int64), st._f(), st._f())
+    )
     pv = _c((h + l + c) / 3.0 * v)
     out = np.empty_like(pv)
     K.run(K.session_vwap_k, pv.size, pv, _c(v), np.ascontiguousarray(session, dtype=np.int64), last, cpv, cv, out)

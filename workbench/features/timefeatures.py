@@ -67,7 +67,10 @@ def _calendar_code(exchange: str) -> tuple[str, str]:
 
         return calendar_name(exchange), ""
     except Exception as exc:  # ConfigError for an unknown venue: features still build, on a 24/7 clock
-        return "24/7", f"no calendar for exchange {exchange!r} ({type(exc).__name__}); time features use a 24/7 UTC clock"
+        return (
+            "24/7",
+            f"no calendar for exchange {exchange!r} ({type(exc).__name__}); time features use a 24/7 UTC clock",
+        )
 
 
 def session_clock(exchange: str, start, end) -> SessionClock:

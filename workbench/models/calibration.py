@@ -41,7 +41,9 @@ class Calibrator:
         else:
             from sklearn.isotonic import IsotonicRegression
 
-            self._fn = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(np.asarray(raw, dtype=float), y)
+            self._fn = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+                np.asarray(raw, dtype=float), y
+            )
         return self
 
     def transform(self, raw: np.ndarray) -> np.ndarray:

@@ -74,22 +74,31 @@ class Coverage:
     def lines(self) -> list[str]:
         """What ``workbench train`` and ``models show`` print: a summary, one line per fold, the warnings."""
         n = len(self.universe)
-        out = [f"universe coverage: {n} symbols; {len(self.tested)} with out-of-sample test rows"
-               + (f"; never tested: {_names(self.never_tested)}" if self.never_tested else "")]
+        out = [
+            f"universe coverage: {n} symbols; {len(self.tested)} with out-of-sample test rows"
+            + (f"; never tested: {_names(self.never_tested)}" if self.never_tested else "")
+        ]
         for r in self.folds.itertuples():
             top = f", top {r.top_symbol} {r.top_share:.0%} of rows" if r.test_rows else ""
-            out.append(f"  fold {_int(r.fold)} ({str(r.test_start)[:10]} .. {str(r.test_end)[:10]}): trains on "
-                       f"{_int(r.train_symbols)}/{n}, tests {_int(r.test_symbols)}/{n} symbols, {_int(r.test_rows)} "
-                       f"test rows{top}")
+            out.append(
+                f"  fold {_int(r.fold)} ({str(r.test_start)[:10]} .. {str(r.test_end)[:10]}): trains on "
+                f"{_int(r.train_symbols)}/{n}, tests {_int(r.test_symbols)}/{n} symbols, {_int(r.test_rows)} "
+                f"test rows{top}"
+            )
         out += [f"WARNING: {w}" for w in self.warnings]
         return out
 
     def to_dict(self) -> dict:
         """JSON-safe form (stored with a registered model)."""
-        folds = self.folds.assign(test_start=self.folds["test_start"].astype(str),
-                                  test_end=self.folds["test_end"].astype(str))
-        return {"universe": list(self.universe), "folds": folds.to_dict("records"),
-                "symbols": self.symbols.reset_index().to_dict("records"), "warnings": list(self.warnings)}
+        folds = self.folds.assign(
+            test_start=self.folds["test_start"].astype(str), test_end=self.folds["test_end"].astype(str)
+        )
+        return {
+            "universe": list(self.universe),
+            "folds": folds.to_dict("records"),
+            "symbols": self.symbols.reset_index().to_dict("records"),
+            "warnings": list(self.warnings),
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Coverage:
@@ -98,8 +107,17 @@ class Coverage:
         return cls(tuple(d.get("universe", [])), folds, symbols, tuple(d.get("warnings", [])))
 
 
-_FOLD_COLUMNS = ["fold", "test_start", "test_end", "train_symbols", "test_symbols", "test_rows", "tested",
-                 "top_symbol", "top_share"]
+_FOLD_COLUMNS = [
+    "fold",
+    "test_start",
+    "test_end",
+    "train_symbols",
+    "test_symbols",
+    "test_rows",
+    "tested",
+    "top_symbol",
+    "top_share",
+]
 _SYMBOL_COLUMNS = ["train_rows", "test_rows", "test_dates", "folds_tested"]
 
 
@@ -120,8 +138,9 @@ def _fold_warning(fold: int, n: int, tested: pd.Series) -> str | None:
     return None
 
 
-def fold_coverage(index: pd.MultiIndex, universe: Sequence[str], folds: Sequence[Fold],
-                  labelled: np.ndarray | None = None) -> Coverage:
+def fold_coverage(
+    index: pd.MultiIndex, universe: Sequence[str], folds: Sequence[Fold], labelled: np.ndarray | None = None
+) -> Coverage:
     """Coverage of ``universe`` by the rows ``index`` (levels ts, symbol) that ``folds`` train and test on.
 
     ``labelled`` (bool per row) restricts *training* rows to those with a label (what a model fits
@@ -146,26 +165,39 @@ def fold_coverage(index: pd.MultiIndex, universe: Sequence[str], folds: Sequence
         for s in per.index:
             tested_in[s] = tested_in.get(s, 0) + 1
         total = int(per.sum())
-        rows.append({"fold": int(f.number), "test_start": f.test_start, "test_end": f.test_end,
-                     "train_symbols": len(set(sym[train_mask]) & set(universe)),
-                     "test_symbols": len(per), "test_rows": total, "tested": ",".join(per.index),
-                     "top_symbol": str(per.index[0]) if total else "",
-                     "top_share": float(per.iloc[0] / total) if total else float("nan")})
+        rows.append(
+            {
+                "fold": int(f.number),
+                "test_start": f.test_start,
+                "test_end": f.test_end,
+                "train_symbols": len(set(sym[train_mask]) & set(universe)),
+                "test_symbols": len(per),
+                "test_rows": total,
+                "tested": ",".join(per.index),
+                "top_symbol": str(per.index[0]) if total else "",
+                "top_share": float(per.iloc[0] / total) if total else float("nan"),
+            }
+        )
         w = _fold_warning(int(f.number), n, per)
         if w:
             warnings.append(w)
     test_rows = pd.Series(sym[test_any]).value_counts()
     test_dates = pd.DataFrame({"s": sym[test_any], "t": ts[test_any]}).groupby("s")["t"].nunique()
-    symbols = pd.DataFrame({
-        "train_rows": pd.Series(sym[train_any]).value_counts().reindex(universe, fill_value=0),
-        "test_rows": test_rows.reindex(universe, fill_value=0),
-        "test_dates": test_dates.reindex(universe, fill_value=0),
-        "folds_tested": pd.Series(tested_in, dtype=int).reindex(universe, fill_value=0),
-    }, index=pd.Index(universe, name="symbol")).astype(int)
+    symbols = pd.DataFrame(
+        {
+            "train_rows": pd.Series(sym[train_any]).value_counts().reindex(universe, fill_value=0),
+            "test_rows": test_rows.reindex(universe, fill_value=0),
+            "test_dates": test_dates.reindex(universe, fill_value=0),
+            "folds_tested": pd.Series(tested_in, dtype=int).reindex(universe, fill_value=0),
+        },
+        index=pd.Index(universe, name="symbol"),
+    ).astype(int)
     never = symbols.index[symbols["test_rows"] == 0].tolist()
     if n >= 2 and never:
-        warnings.append(f"{len(never)} of {n} symbols are never tested out of sample ({_names(never)}): the "
-                        "out-of-sample scores and the backtest say nothing about them")
+        warnings.append(
+            f"{len(never)} of {n} symbols are never tested out of sample ({_names(never)}): the "
+            "out-of-sample scores and the backtest say nothing about them"
+        )
     total = int(symbols["test_rows"].sum())
     if n >= 2 and total and symbols["test_rows"].max() / total > TOP_SHARE:
         top = symbols["test_rows"].idxmax()

@@ -94,27 +94,66 @@ def run_fold_task(task: FoldTask) -> dict:
     """Run on a worker: read the panel from the lake, fit the fold, return the small parts."""
     prep = _prepared(task.source, task.feature_set, task.horizon, task.label, task.leak_check)
     folds = training._folds_for(prep, task.validation, task.n_folds, task.test_fraction, task.embargo)
-    part, row, model = training._fit_fold(prep, task.kind, folds[task.fold], task.params, task.seed,
-                                          task.calibration, task.calib_fraction, task.embargo)
-    return {"part": part, "row": row, "model": model if task.keep_model else None,
-            "meta": training._meta(prep) if task.keep_model else None, "worker": where()}
+    part, row, model = training._fit_fold(
+        prep, task.kind, folds[task.fold], task.params, task.seed, task.calibration, task.calib_fraction, task.embargo
+    )
+    return {
+        "part": part,
+        "row": row,
+        "model": model if task.keep_model else None,
+        "meta": training._meta(prep) if task.keep_model else None,
+        "worker": where(),
+    }
 
 
-def fold_tasks(source: LakeSource, kinds: tuple[str, ...], *, feature_set: str = "v1", horizon: int = 1,
-               label: str = "sign", validation: str = "walk_forward", n_folds: int = 3,
-               test_fraction: float | str = 0.3, embargo: int | None = None, calibration: str = "platt",
-               calib_fraction: float = 0.2, seed: int = 42, params: dict | None = None,
-               leak_check: str = "refuse") -> list[FoldTask]:
+def fold_tasks(
+    source: LakeSource,
+    kinds: tuple[str, ...],
+    *,
+    feature_set: str = "v1",
+    horizon: int = 1,
+    label: str = "sign",
+    validation: str = "walk_forward",
+    n_folds: int = 3,
+    test_fraction: float | str = 0.3,
+    embargo: int | None = None,
+    calibration: str = "platt",
+    calib_fraction: float = 0.2,
+    seed: int = 42,
+    params: dict | None = None,
+    leak_check: str = "refuse",
+) -> list[FoldTask]:
     """The tasks of a walk-forward of each of ``kinds`` (``params`` maps kind → params), as ``compare`` runs it."""
     bad = [k for k in kinds if k not in training.KINDS or k == "ensemble"]
     if bad:
-        raise ValueError(f"unknown or non-distributable model kinds {bad}; choose from "
-                         f"{[k for k in training.KINDS if k != 'ensemble']}")
+        raise ValueError(
+            f"unknown or non-distributable model kinds {bad}; choose from "
+            f"{[k for k in training.KINDS if k != 'ensemble']}"
+        )
     emb = training._check_embargo(embargo, horizon)
     n = 1 if validation == "holdout" else int(n_folds)
-    return [FoldTask(source, k, i, i == n - 1, feature_set, int(horizon), label, leak_check, validation, n,
-                     test_fraction, emb, calibration, calib_fraction, seed, (params or {}).get(k))
-            for k in kinds for i in range(n)]
+    return [
+        FoldTask(
+            source,
+            k,
+            i,
+            i == n - 1,
+            feature_set,
+            int(horizon),
+            label,
+            leak_check,
+            validation,
+            n,
+            test_fraction,
+            emb,
+            calibration,
+            calib_fraction,
+            seed,
+            (params or {}).get(k),
+        )
+        for k in kinds
+        for i in range(n)
+    ]
 
 
 @contextmanager
@@ -129,9 +168,11 @@ def client_for(settings=None, scheduler: str | None = None, workers: int | None 
         try:
             client = Client(address, timeout="15s")
         except (OSError, TimeoutError) as e:
-            raise ConfigError(f"cannot reach the Dask scheduler at {address} ({e}): start it with `dask scheduler` "
-                              f"and `dask worker {address}`, or drop --scheduler / [research] scheduler to run "
-                              f"on a local cluster") from None
+            raise ConfigError(
+                f"cannot reach the Dask scheduler at {address} ({e}): start it with `dask scheduler` "
+                f"and `dask worker {address}`, or drop --scheduler / [research] scheduler to run "
+                f"on a local cluster"
+            ) from None
         with client:
             yield client
         return
@@ -143,8 +184,13 @@ def client_for(settings=None, scheduler: str | None = None, workers: int | None 
         yield client
 
 
-def map_folds(client, sources: LakeSource | list[LakeSource], kinds: tuple[str, ...] = ("lgbm", "rf", "lstm"),
-              lineage: dict | None = None, **options) -> list[dict[str, training.TrainResult]]:
+def map_folds(
+    client,
+    sources: LakeSource | list[LakeSource],
+    kinds: tuple[str, ...] = ("lgbm", "rf", "lstm"),
+    lineage: dict | None = None,
+    **options,
+) -> list[dict[str, training.TrainResult]]:
     """Every fold of every kind on every universe, submitted at once; per source, kind → ``TrainResult``.
 
     ``options`` are ``fold_tasks``'s (those of ``training.compare``). Each result's lineage adds the
@@ -165,10 +211,19 @@ def map_folds(client, sources: LakeSource | list[LakeSource], kinds: tuple[str, 
             last = next(o for t, o in pairs if t.keep_model)
             t0 = pairs[0][0]
             ran = "; ".join(f"fold {t.fold}@{o['worker']}" for t, o in pairs)
-            lin = {**(lineage if lineage is not None else src.lineage()), "dask_scheduler": address,
-                   "dask_tasks": ran}
+            lin = {**(lineage if lineage is not None else src.lineage()), "dask_scheduler": address, "dask_tasks": ran}
             fitted = [(o["part"], o["row"], o["model"]) for _, o in pairs]
-            by_kind[kind] = training._assemble(kind, last["meta"], fitted, t0.params, t0.seed, t0.validation,
-                                               t0.test_fraction, t0.embargo, t0.calibration, lin)
+            by_kind[kind] = training._assemble(
+                kind,
+                last["meta"],
+                fitted,
+                t0.params,
+                t0.seed,
+                t0.validation,
+                t0.test_fraction,
+                t0.embargo,
+                t0.calibration,
+                lin,
+            )
         results.append(by_kind)
     return results

@@ -18,8 +18,19 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "METRIC_KEYS", "HIGHER_IS_BETTER", "PROMOTABLE", "score", "expected_calibration_error", "reliability_table",
-    "daily_ic", "ic_summary", "newey_west_t", "quantile_returns", "long_short", "turnover", "fold_scores",
+    "METRIC_KEYS",
+    "HIGHER_IS_BETTER",
+    "PROMOTABLE",
+    "score",
+    "expected_calibration_error",
+    "reliability_table",
+    "daily_ic",
+    "ic_summary",
+    "newey_west_t",
+    "quantile_returns",
+    "long_short",
+    "turnover",
+    "fold_scores",
     "confidence_table",
 ]
 
@@ -27,9 +38,20 @@ __all__ = [
 PROB_KEYS = ("auc", "accuracy", "log_loss", "brier", "ece", "ece_quantile", "confidence_ece")
 XS_KEYS = ("ic_mean", "ic_t", "ic_ir", "ls_return", "turnover")
 METRIC_KEYS = PROB_KEYS + XS_KEYS
-HIGHER_IS_BETTER = {"auc": True, "accuracy": True, "ic_mean": True, "ic_t": True, "ic_ir": True, "ls_return": True,
-                    "log_loss": False, "brier": False, "ece": False, "ece_quantile": False,
-                    "confidence_ece": False, "turnover": False}
+HIGHER_IS_BETTER = {
+    "auc": True,
+    "accuracy": True,
+    "ic_mean": True,
+    "ic_t": True,
+    "ic_ir": True,
+    "ls_return": True,
+    "log_loss": False,
+    "brier": False,
+    "ece": False,
+    "ece_quantile": False,
+    "confidence_ece": False,
+    "turnover": False,
+}
 # What retraining may promote on: means over folds / over dates, never a pooled figure.
 PROMOTABLE = ("auc", "log_loss", "brier", "accuracy", "ic_mean", "ic_t")
 
@@ -53,8 +75,15 @@ def reliability_table(y: np.ndarray, p: np.ndarray, bins: int = 10, strategy: st
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_p = np.bincount(which, weights=p, minlength=bins) / count
         freq = np.bincount(which, weights=y, minlength=bins) / count
-    return pd.DataFrame({"bin_low": edges[:-1], "bin_high": edges[1:], "n": count.astype(int),
-                         "mean_predicted": mean_p, "observed": freq})
+    return pd.DataFrame(
+        {
+            "bin_low": edges[:-1],
+            "bin_high": edges[1:],
+            "n": count.astype(int),
+            "mean_predicted": mean_p,
+            "observed": freq,
+        }
+    )
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10, strategy: str = "uniform") -> float:
@@ -103,7 +132,9 @@ def score(y: np.ndarray, p: np.ndarray, rank_score: np.ndarray | None = None) ->
         "brier": float(brier_score_loss(y, p)),
         "ece": expected_calibration_error(y, p),
         "ece_quantile": expected_calibration_error(y, p, strategy="quantile"),
-        "confidence_ece": float(np.sum(conf["n"] * (conf["mean_predicted"] - conf["observed"]).abs()) / conf["n"].sum()),
+        "confidence_ece": float(
+            np.sum(conf["n"] * (conf["mean_predicted"] - conf["observed"]).abs()) / conf["n"].sum()
+        ),
     }
 
 
@@ -166,8 +197,12 @@ def ic_summary(ic: pd.Series, horizon: int = 1) -> dict[str, float]:
     if len(x) < 2:
         return {"ic_mean": float("nan"), "ic_t": float("nan"), "ic_ir": float("nan"), "n_dates": float(len(x))}
     sd = x.std(ddof=1)
-    return {"ic_mean": float(x.mean()), "ic_t": newey_west_t(x, 2 * int(horizon)),
-            "ic_ir": float(x.mean() / sd) if sd > 0 else float("nan"), "n_dates": float(len(x))}
+    return {
+        "ic_mean": float(x.mean()),
+        "ic_t": newey_west_t(x, 2 * int(horizon)),
+        "ic_ir": float(x.mean() / sd) if sd > 0 else float("nan"),
+        "n_dates": float(len(x)),
+    }
 
 
 def _buckets(score: np.ndarray, ts: np.ndarray | pd.DatetimeIndex, q: int) -> np.ndarray:
@@ -208,8 +243,11 @@ def turnover(score: np.ndarray, ts: np.ndarray, symbols: np.ndarray, q: int = 5)
     sym = np.asarray(symbols)[ok]
     shares = []
     for leg in (q, 1):
-        m = pd.DataFrame({"ts": days, "sym": sym, "in": b == leg}).pivot_table(
-            index="ts", columns="sym", values="in", aggfunc="max", fill_value=False).to_numpy(dtype=bool)
+        m = (
+            pd.DataFrame({"ts": days, "sym": sym, "in": b == leg})
+            .pivot_table(index="ts", columns="sym", values="in", aggfunc="max", fill_value=False)
+            .to_numpy(dtype=bool)
+        )
         if len(m) < 2:
             continue
         size = m[1:].sum(axis=1)
@@ -220,7 +258,9 @@ def turnover(score: np.ndarray, ts: np.ndarray, symbols: np.ndarray, q: int = 5)
     return float(np.nanmean(every)) if np.isfinite(every).any() else float("nan")
 
 
-def fold_scores(part: pd.DataFrame, col: str, horizon: int, rank_col: str | None = None, q: int = 5) -> dict[str, float]:
+def fold_scores(
+    part: pd.DataFrame, col: str, horizon: int, rank_col: str | None = None, q: int = 5
+) -> dict[str, float]:
     """Every score of one column of an out-of-sample frame (index (ts, symbol); ``label`` and
     ``forward_return`` columns): probability scores on labelled rows, cross-sectional ones per date."""
     lab = part["label"].notna().to_numpy()

@@ -17,15 +17,30 @@ from workbench.models.evaluation import (
     reliability_table,
 )
 
-__all__ = ["fold_table", "daily_ic_series", "quantile_table", "ic_figure", "quantile_figure", "reliability_figure_by_fold"]
+__all__ = [
+    "fold_table",
+    "daily_ic_series",
+    "quantile_table",
+    "ic_figure",
+    "quantile_figure",
+    "reliability_figure_by_fold",
+]
 
 # (column in the fold table, short heading): narrow enough to print in 120 columns.
 _COLUMNS = (
-    ("ic_mean", "IC"), ("ic_t", "IC t"), ("ic_ir", "ICIR"),
-    ("momentum_ic_mean", "mom IC"), ("reversal_ic_mean", "rev IC"),
-    ("ls_return", "L-S ret"), ("turnover", "turnover"),
-    ("auc", "AUC"), ("momentum_auc", "mom AUC"), ("reversal_auc", "rev AUC"),
-    ("log_loss", "logloss"), ("majority_log_loss", "maj LL"), ("ece_quantile", "ECE(q)"),
+    ("ic_mean", "IC"),
+    ("ic_t", "IC t"),
+    ("ic_ir", "ICIR"),
+    ("momentum_ic_mean", "mom IC"),
+    ("reversal_ic_mean", "rev IC"),
+    ("ls_return", "L-S ret"),
+    ("turnover", "turnover"),
+    ("auc", "AUC"),
+    ("momentum_auc", "mom AUC"),
+    ("reversal_auc", "rev AUC"),
+    ("log_loss", "logloss"),
+    ("majority_log_loss", "maj LL"),
+    ("ece_quantile", "ECE(q)"),
 )
 
 
@@ -51,16 +66,18 @@ def fold_table(folds) -> pd.DataFrame:
 def daily_ic_series(result, column: str = "proba") -> pd.Series:
     """The daily cross-sectional rank IC of ``column`` (the model's proba or a baseline's ``*_score``)."""
     oos = result.oos
-    return daily_ic(oos[column].to_numpy(), oos["forward_return"].to_numpy(),
-                    oos.index.get_level_values("ts").to_numpy())
+    return daily_ic(
+        oos[column].to_numpy(), oos["forward_return"].to_numpy(), oos.index.get_level_values("ts").to_numpy()
+    )
 
 
 def quantile_table(result, q: int = 5) -> pd.DataFrame:
     """(fold × quantile) mean forward return of the model's score quantiles, plus top − bottom."""
     rows = {}
     for fold, part in result.oos.groupby("fold"):
-        qr = quantile_returns(part["proba"].to_numpy(), part["forward_return"].to_numpy(),
-                              part.index.get_level_values("ts").to_numpy(), q)
+        qr = quantile_returns(
+            part["proba"].to_numpy(), part["forward_return"].to_numpy(), part.index.get_level_values("ts").to_numpy(), q
+        )
         row = qr.mean()
         row["top − bottom"] = long_short(qr).mean()
         rows[int(fold)] = row
@@ -83,13 +100,23 @@ def ic_figure(result, window: int = 63):
     ax = fig.subplots()
     ic = daily_ic_series(result)
     ax.plot(ic.index, ic.to_numpy(), lw=0.4, alpha=0.4, color="C0", label="model, daily")
-    ax.plot(ic.index, ic.rolling(window, min_periods=window // 3).mean(), color="C0", lw=1.6,
-            label=f"model, {window}-day mean")
+    ax.plot(
+        ic.index,
+        ic.rolling(window, min_periods=window // 3).mean(),
+        color="C0",
+        lw=1.6,
+        label=f"model, {window}-day mean",
+    )
     for i, b in enumerate(("momentum", "reversal")):
         if f"{b}_score" in result.oos.columns:
             s = daily_ic_series(result, f"{b}_score")
-            ax.plot(s.index, s.rolling(window, min_periods=window // 3).mean(), lw=1.1, color=f"C{i + 1}",
-                    label=f"{b}, {window}-day mean")
+            ax.plot(
+                s.index,
+                s.rolling(window, min_periods=window // 3).mean(),
+                lw=1.1,
+                color=f"C{i + 1}",
+                label=f"{b}, {window}-day mean",
+            )
     ax.axhline(0, color="black", lw=0.8)
     _shade_folds(ax, result)
     ax.set(title=f"{result.kind}: daily cross-sectional rank IC out of sample (folds shaded)", ylabel="Spearman IC")
@@ -109,7 +136,12 @@ def quantile_figure(result, q: int = 5):
     width = 0.8 / max(len(quant), 1)
     x = np.arange(q)
     for i, (fold, row) in enumerate(quant.iterrows()):
-        ax.bar(x + i * width, row.to_numpy() * 1e4, width, label=f"fold {fold} (L−S {table['top − bottom'].iloc[i] * 1e4:+.1f} bp)")
+        ax.bar(
+            x + i * width,
+            row.to_numpy() * 1e4,
+            width,
+            label=f"fold {fold} (L−S {table['top − bottom'].iloc[i] * 1e4:+.1f} bp)",
+        )
     ax.set_xticks(x + width * (len(quant) - 1) / 2, [f"Q{k}" for k in range(1, q + 1)])
     ax.axhline(0, color="black", lw=0.8)
     ax.set(title=f"{result.kind}: mean {result.horizon}-bar forward return by score quantile", ylabel="bp")
@@ -134,8 +166,13 @@ def reliability_figure_by_fold(result, binning: str = "quantile"):
         hi = max(hi, t["mean_predicted"].max(), t["observed"].max())
     lo, hi = min(lo, 0.4) - 0.02, max(hi, 0.6) + 0.02
     ax.plot([lo, hi], [lo, hi], ls="--", color="grey", lw=1, label="calibrated")
-    ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="predicted probability", ylabel="observed frequency",
-           title=f"{result.kind}: reliability per fold ({binning} bins)")
+    ax.set(
+        xlim=(lo, hi),
+        ylim=(lo, hi),
+        xlabel="predicted probability",
+        ylabel="observed frequency",
+        title=f"{result.kind}: reliability per fold ({binning} bins)",
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

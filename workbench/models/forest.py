@@ -57,7 +57,9 @@ class RandomForestModel:
         """Mean decrease in impurity per feature (None before fit)."""
         if self._clf is None:
             return None
-        return pd.Series(self._clf.feature_importances_, index=list(self.feature_names), name="impurity").sort_values(ascending=False)
+        return pd.Series(self._clf.feature_importances_, index=list(self.feature_names), name="impurity").sort_values(
+            ascending=False
+        )
 
     def __repr__(self) -> str:
         return f"RandomForestModel({'fitted' if self._clf is not None else 'unfitted'}, {len(self.feature_names)} features)"

@@ -51,8 +51,14 @@ class LeakReport:
         return "features look into the future — " + "; ".join(parts)
 
 
-def truncation_check(panel: Panel, X: pd.DataFrame, build: Callable[[Panel], pd.DataFrame], cuts: int = 3,
-                     atol: float = 1e-9, rtol: float = 1e-6) -> dict[str, float]:
+def truncation_check(
+    panel: Panel,
+    X: pd.DataFrame,
+    build: Callable[[Panel], pd.DataFrame],
+    cuts: int = 3,
+    atol: float = 1e-9,
+    rtol: float = 1e-6,
+) -> dict[str, float]:
     """Features whose rows at ``cuts`` dates differ between ``X`` and ``build(panel cut at that date)``."""
     stamps = pd.DatetimeIndex(X.index.get_level_values("ts")).unique().sort_values()
     if len(stamps) < 4:
@@ -98,13 +104,19 @@ def next_bar_ic(panel: Panel, X: pd.DataFrame, min_names: int = 10) -> pd.Series
             out[str(col)] = float(daily_ic(v, nxt, ts, min_names=min_names).mean())
         else:
             ok = np.isfinite(v) & np.isfinite(nxt)
-            out[str(col)] = (float(pd.Series(v[ok]).rank().corr(pd.Series(nxt[ok]).rank())) if ok.sum() > 10
-                             else float("nan"))
+            out[str(col)] = (
+                float(pd.Series(v[ok]).rank().corr(pd.Series(nxt[ok]).rank())) if ok.sum() > 10 else float("nan")
+            )
     return pd.Series(out, name="next_bar_ic")
 
 
-def leak_check(panel: Panel, X: pd.DataFrame, build: Callable[[Panel], pd.DataFrame] | None = None,
-               ic_limit: float = IC_LIMIT, cuts: int = 3) -> LeakReport:
+def leak_check(
+    panel: Panel,
+    X: pd.DataFrame,
+    build: Callable[[Panel], pd.DataFrame] | None = None,
+    ic_limit: float = IC_LIMIT,
+    cuts: int = 3,
+) -> LeakReport:
     """Both checks on a training matrix ``X`` built from ``panel`` (``build`` rebuilds it; None skips truncation)."""
     trunc = truncation_check(panel, X, build, cuts) if build is not None else {}
     ic = next_bar_ic(panel, X)
@@ -119,5 +131,7 @@ def enforce(report: LeakReport, mode: str) -> None:
     if mode == "warn":
         log.warning("%s", report)
         return
-    raise LeakError(f"{report}. Training refused: remove or fix those features (or pass leak_check='warn' "
-                    "to train anyway and see the inflated scores)")
+    raise LeakError(
+        f"{report}. Training refused: remove or fix those features (or pass leak_check='warn' "
+        "to train anyway and see the inflated scores)"
+    )

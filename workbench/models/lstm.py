@@ -93,20 +93,32 @@ class LSTMModel:
         std = values.std(axis=0)
         self.std_ = np.where(std > 0, std, 1.0)
         W = self._windows(X)
-        order = np.argsort(pd.DatetimeIndex(X.index.get_level_values("ts")).asi8, kind="stable")  # validation = latest rows
+        order = np.argsort(
+            pd.DatetimeIndex(X.index.get_level_values("ts")).asi8, kind="stable"
+        )  # validation = latest rows
         W, yy = W[order], y_arr[order].astype(np.float32)
         p = self.params
-        net = keras.Sequential([
-            keras.Input((self.lookback, len(self.feature_names))),
-            keras.layers.LSTM(int(p["units"])),
-            keras.layers.Dense(1, activation="sigmoid"),
-        ])
+        net = keras.Sequential(
+            [
+                keras.Input((self.lookback, len(self.feature_names))),
+                keras.layers.LSTM(int(p["units"])),
+                keras.layers.Dense(1, activation="sigmoid"),
+            ]
+        )
         net.compile(optimizer=keras.optimizers.Adam(float(p["learning_rate"])), loss="binary_crossentropy")
         stop = keras.callbacks.EarlyStopping(patience=int(p["patience"]), restore_best_weights=True)
         with warnings.catch_warnings():  # Keras' numpy-2 copy= DeprecationWarning is not ours to fix
             warnings.simplefilter("ignore", DeprecationWarning)
-            hist = net.fit(W, yy, epochs=int(p["epochs"]), batch_size=int(p["batch_size"]),
-                           validation_split=float(p["validation_fraction"]), callbacks=[stop], verbose=0, shuffle=True)
+            hist = net.fit(
+                W,
+                yy,
+                epochs=int(p["epochs"]),
+                batch_size=int(p["batch_size"]),
+                validation_split=float(p["validation_fraction"]),
+                callbacks=[stop],
+                verbose=0,
+                shuffle=True,
+            )
         self.epochs_run_ = len(hist.history["loss"])
         self._net = net
         return self

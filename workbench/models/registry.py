@@ -36,15 +36,28 @@ if TYPE_CHECKING:
     from workbench.config import Settings
     from workbench.models.base import Model
 
-__all__ = ["ModelRef", "LoadedModel", "Registry", "WorkbenchPyfunc", "CHAMPION", "CHALLENGER", "reliability_figure",
-           "OosPredictions"]
+__all__ = [
+    "ModelRef",
+    "LoadedModel",
+    "Registry",
+    "WorkbenchPyfunc",
+    "CHAMPION",
+    "CHALLENGER",
+    "reliability_figure",
+    "OosPredictions",
+]
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 _MODEL_FILE, _META_FILE, _STRENGTH_FILE = "model.pkl", "meta.json", "strength_reference.npy"
 # The walk-forward out-of-sample predictions, stored with each run so a backtest trades only bars
 # the model never trained on (and the momentum baseline's on the very same folds).
-_OOS_DIR, _OOS_PROBA, _OOS_FOLD, _OOS_BASELINE = "oos", "oos_proba.parquet", "oos_fold.parquet", "baseline_proba.parquet"
+_OOS_DIR, _OOS_PROBA, _OOS_FOLD, _OOS_BASELINE = (
+    "oos",
+    "oos_proba.parquet",
+    "oos_fold.parquet",
+    "baseline_proba.parquet",
+)
 
 
 @dataclass(frozen=True)
@@ -79,9 +92,11 @@ def _coverage_params(cov) -> dict[str, str]:
     """Run params: symbols tested per fold ("0: 7/7, 1: 1/7"), those never tested, and the warnings."""
     if cov is None:
         return {}
-    return {"coverage.symbols_tested_per_fold": cov.per_fold_text(),
-            "coverage.never_tested": ",".join(cov.never_tested) or "-",
-            "coverage.warnings": " | ".join(cov.warnings) or "-"}
+    return {
+        "coverage.symbols_tested_per_fold": cov.per_fold_text(),
+        "coverage.never_tested": ",".join(cov.never_tested) or "-",
+        "coverage.warnings": " | ".join(cov.warnings) or "-",
+    }
 
 
 class LoadedModel:
@@ -112,15 +127,20 @@ class LoadedModel:
 
     def describe(self) -> str:
         m = self.metrics
-        oos = (f"out-of-sample AUC {m['auc']:.3f}, accuracy {m['accuracy']:.3f}, log loss {m['log_loss']:.4f}"
-               if {"auc", "accuracy", "log_loss"} <= set(m) else "no out-of-sample metrics recorded")
+        oos = (
+            f"out-of-sample AUC {m['auc']:.3f}, accuracy {m['accuracy']:.3f}, log loss {m['log_loss']:.4f}"
+            if {"auc", "accuracy", "log_loss"} <= set(m)
+            else "no out-of-sample metrics recorded"
+        )
         if "ic_mean" in m:
             oos += f", mean daily rank IC {m['ic_mean']:+.4f} (t {m.get('ic_t', float('nan')):.1f})"
         verdict = ""
         if "beats_baselines" in m:
             verdict = "; beats the baselines" if m["beats_baselines"] else "; does NOT beat the baselines (no edge)"
-        return (f"{self.kind} model {self.ref}; label {self.label}, features {self.feature_set}, horizon {self.horizon}; "
-                f"{oos}{verdict}")
+        return (
+            f"{self.kind} model {self.ref}; label {self.label}, features {self.feature_set}, horizon {self.horizon}; "
+            f"{oos}{verdict}"
+        )
 
     def __repr__(self) -> str:
         return f"LoadedModel({self.ref}, kind={self.kind}, feature_set={self.feature_set}, horizon={self.horizon})"
@@ -184,8 +204,13 @@ def reliability_figure(table: pd.DataFrame, title: str = "reliability"):
     ax.plot(t["mean_predicted"], t["observed"], marker="o", label="model")
     lo = float(min(t["mean_predicted"].min(), t["observed"].min(), 0.4)) if len(t) else 0.0
     hi = float(max(t["mean_predicted"].max(), t["observed"].max(), 0.6)) if len(t) else 1.0
-    ax.set(xlim=(lo - 0.02, hi + 0.02), ylim=(lo - 0.02, hi + 0.02), xlabel="predicted P(up)",
-           ylabel="observed frequency of up", title=title)
+    ax.set(
+        xlim=(lo - 0.02, hi + 0.02),
+        ylim=(lo - 0.02, hi + 0.02),
+        xlabel="predicted P(up)",
+        ylabel="observed frequency of up",
+        title=title,
+    )
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return fig
@@ -232,8 +257,15 @@ class Registry:
         run = self.client.create_run(
             self._experiment_id(experiment),
             run_name=f"{result.kind}-{result.feature_set}-h{result.horizon}",
-            tags={"workbench.kind": result.kind, "workbench.feature_set": result.feature_set,
-                  **({"workbench.verdict": result.verdict()} if hasattr(result, "verdict") and "momentum_auc" in result.metrics else {})},
+            tags={
+                "workbench.kind": result.kind,
+                "workbench.feature_set": result.feature_set,
+                **(
+                    {"workbench.verdict": result.verdict()}
+                    if hasattr(result, "verdict") and "momentum_auc" in result.metrics
+                    else {}
+                ),
+            },
         )
         run_id = run.info.run_id
         try:
@@ -361,13 +393,20 @@ class Registry:
         import sklearn
         from mlflow.models import infer_signature
 
-        reqs = [f"pandas=={pd.__version__}", f"numpy=={np.__version__}", f"lightgbm=={lightgbm.__version__}",
-                f"scikit-learn=={sklearn.__version__}"]
+        reqs = [
+            f"pandas=={pd.__version__}",
+            f"numpy=={np.__version__}",
+            f"lightgbm=={lightgbm.__version__}",
+            f"scikit-learn=={sklearn.__version__}",
+        ]
         if "lstm" in _kinds_inside(result.model):
             from importlib.metadata import version
 
-            reqs.append(f"tensorflow-cpu=={version('tensorflow-cpu')}" if _installed("tensorflow-cpu")
-                        else f"tensorflow=={version('tensorflow')}")
+            reqs.append(
+                f"tensorflow-cpu=={version('tensorflow-cpu')}"
+                if _installed("tensorflow-cpu")
+                else f"tensorflow=={version('tensorflow')}"
+            )
         names = list(result.model.feature_names)
         signature = infer_signature(pd.DataFrame(np.zeros((1, len(names))), columns=names), np.zeros(1))
         logger = logging.getLogger("mlflow.pyfunc")
@@ -379,8 +418,10 @@ class Registry:
                 mlflow.pyfunc.save_model(
                     path=str(tmp / "model"),
                     python_model=WorkbenchPyfunc(),
-                    artifacts={k: str(bundle / f) for k, f in
-                               (("model", _MODEL_FILE), ("meta", _META_FILE), ("strength", _STRENGTH_FILE))},
+                    artifacts={
+                        k: str(bundle / f)
+                        for k, f in (("model", _MODEL_FILE), ("meta", _META_FILE), ("strength", _STRENGTH_FILE))
+                    },
                     pip_requirements=reqs,
                     signature=signature,
                 )
@@ -519,8 +560,14 @@ class Registry:
             model = self.load(ref)
         except NoModelError as e:
             backup = BackupModel(feature_set=feature_set)
-            return backup, True, (f"{e}. Using the BACKUP rule-based model instead ({backup.meta['description']}); "
-                                  "it is not trained and has no out-of-sample record.")
+            return (
+                backup,
+                True,
+                (
+                    f"{e}. Using the BACKUP rule-based model instead ({backup.meta['description']}); "
+                    "it is not trained and has no out-of-sample record."
+                ),
+            )
         return model, False, f"loaded {model.describe()}"
 
     def has(self, alias: str = CHAMPION) -> bool:
@@ -534,8 +581,19 @@ class Registry:
 
     def list(self) -> pd.DataFrame:
         """One row per registered version: version, aliases, kind, feature_set, key metrics, created."""
-        columns = ["version", "aliases", "kind", "feature_set", "horizon", "auc", "accuracy",
-                   "baseline_accuracy", "metrics", "run_id", "created"]
+        columns = [
+            "version",
+            "aliases",
+            "kind",
+            "feature_set",
+            "horizon",
+            "auc",
+            "accuracy",
+            "baseline_accuracy",
+            "metrics",
+            "run_id",
+            "created",
+        ]
         versions = self.client.search_model_versions(filter_string=f"name='{self.name}'")
         aliases: dict[str, list[str]] = {}
         if versions:  # search results do not carry aliases; the registered model does
@@ -546,17 +604,19 @@ class Registry:
             # a version registered from outside the workbench may have no run: listed, without metrics
             run = self.client.get_run(mv.run_id) if mv.run_id else None
             m, p = (run.data.metrics, run.data.params) if run is not None else ({}, {})
-            rows.append({
-                "version": int(mv.version),
-                "aliases": ", ".join(sorted(aliases.get(str(mv.version), []))),
-                "kind": p.get("kind", (mv.tags or {}).get("kind")),
-                "feature_set": p.get("feature_set"),
-                "horizon": int(p["horizon"]) if "horizon" in p else None,
-                "auc": m.get("auc", float("nan")),
-                "accuracy": m.get("accuracy", float("nan")),
-                "baseline_accuracy": m.get("baseline_accuracy", float("nan")),
-                "metrics": dict(m),
-                "run_id": mv.run_id,
-                "created": pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC"),
-            })
+            rows.append(
+                {
+                    "version": int(mv.version),
+                    "aliases": ", ".join(sorted(aliases.get(str(mv.version), []))),
+                    "kind": p.get("kind", (mv.tags or {}).get("kind")),
+                    "feature_set": p.get("feature_set"),
+                    "horizon": int(p["horizon"]) if "horizon" in p else None,
+                    "auc": m.get("auc", float("nan")),
+                    "accuracy": m.get("accuracy", float("nan")),
+                    "baseline_accuracy": m.get("baseline_accuracy", float("nan")),
+                    "metrics": dict(m),
+                    "run_id": mv.run_id,
+                    "created": pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC"),
+                }
+            )
         return pd.DataFrame(rows, columns=columns).sort_values("version", ignore_index=True)

@@ -33,9 +33,20 @@ if TYPE_CHECKING:
     from workbench.config import Settings
 
 __all__ = [
-    "RetrainDecision", "RetrainOutcome", "NOTEBOOK_NAME", "prepare_universe", "evaluate_on_window",
-    "retrain_and_decide", "write_decision", "run_retrain", "cron_trigger", "make_scheduler", "run_scheduler", "retrain_dir",
-    "lock_path", "history",
+    "RetrainDecision",
+    "RetrainOutcome",
+    "NOTEBOOK_NAME",
+    "prepare_universe",
+    "evaluate_on_window",
+    "retrain_and_decide",
+    "write_decision",
+    "run_retrain",
+    "cron_trigger",
+    "make_scheduler",
+    "run_scheduler",
+    "retrain_dir",
+    "lock_path",
+    "history",
 ]
 
 NOTEBOOK_NAME = "05_retrain.ipynb"  # shipped in the package (workbench.notebook.bundled), so an install can retrain
@@ -85,8 +96,15 @@ def lock_path(settings: Settings) -> Path:
     return retrain_dir(settings) / "retrain.lock"
 
 
-def prepare_universe(settings: Settings, exchange: str = "", timeframe: str = "", symbols: list[str] | None = None,
-                     source: str = "", start=None, end=None) -> tuple[Panel, dict, str]:
+def prepare_universe(
+    settings: Settings,
+    exchange: str = "",
+    timeframe: str = "",
+    symbols: list[str] | None = None,
+    source: str = "",
+    start=None,
+    end=None,
+) -> tuple[Panel, dict, str]:
     """(panel, lineage, note): pull new bars from ``source`` if given, then read the universe from the lake.
 
     ``exchange=""`` means the current champion's universe, or the demo universe (pulled if the lake
@@ -179,10 +197,20 @@ def retrain_and_decide(
     metric = metric or cfg.promote_metric
     margin = float(cfg.promote_margin if margin is None else margin)
     if metric not in PROMOTABLE:
-        raise ConfigError(f"promote metric {metric!r} is not one of {list(PROMOTABLE)} (pooled figures such as a "
-                          "rank IC over all dates at once cannot promote a model)")
-    results = compare(panel, kinds=kinds, ensemble=len(kinds) > 1, params=params, n_folds=int(n_folds or cfg.n_folds),
-                      lineage=lineage, horizon=horizon, label=label)
+        raise ConfigError(
+            f"promote metric {metric!r} is not one of {list(PROMOTABLE)} (pooled figures such as a "
+            "rank IC over all dates at once cannot promote a model)"
+        )
+    results = compare(
+        panel,
+        kinds=kinds,
+        ensemble=len(kinds) > 1,
+        params=params,
+        n_folds=int(n_folds or cfg.n_folds),
+        lineage=lineage,
+        horizon=horizon,
+        label=label,
+    )
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
     best = max(results.values(), key=lambda r: sign * np.nan_to_num(r.metrics[metric], nan=-np.inf * sign))
     registry = Registry(settings)
@@ -197,33 +225,72 @@ def retrain_and_decide(
     if champion is None:
         registry.promote(ref.version, CHAMPION)
         reason = f"no champion was registered: challenger v{ref.version} ({best.kind}) becomes champion"
-        decision = RetrainDecision(True, reason, metric, margin, ref.version, best.kind,
-                                   float(best.metrics[metric]), None, None, None, None, {})
+        decision = RetrainDecision(
+            True,
+            reason,
+            metric,
+            margin,
+            ref.version,
+            best.kind,
+            float(best.metrics[metric]),
+            None,
+            None,
+            None,
+            None,
+            {},
+        )
     else:
         honest = _first_honest_ts(panel, champion.split.get("train_end", start.isoformat()), champion.horizon)
         if honest is not None and honest > start:
             start = honest
         chal = evaluate_on_window(best, panel, start, end, best.horizon, best.label)
-        champ = evaluate_on_window(champion, panel, start, end, best.horizon, best.label) if honest is not None else {"n": 0.0}
-        table = {f"challenger v{ref.version} ({best.kind})": chal.get(metric), f"champion v{champion.ref.version} ({champion.kind})": champ.get(metric)}
+        champ = (
+            evaluate_on_window(champion, panel, start, end, best.horizon, best.label)
+            if honest is not None
+            else {"n": 0.0}
+        )
+        table = {
+            f"challenger v{ref.version} ({best.kind})": chal.get(metric),
+            f"champion v{champion.ref.version} ({champion.kind})": champ.get(metric),
+        }
         if champ["n"] < _MIN_WINDOW_ROWS or chal["n"] < _MIN_WINDOW_ROWS:
             promoted = False
-            reason = (f"refused: the common out-of-sample window ({start.date()} … {end.date()}) has only "
-                      f"{int(min(champ['n'], chal['n']))} labelled rows; pull newer data and retry")
+            reason = (
+                f"refused: the common out-of-sample window ({start.date()} … {end.date()}) has only "
+                f"{int(min(champ['n'], chal['n']))} labelled rows; pull newer data and retry"
+            )
         else:
             promoted = better(metric, chal[metric], champ[metric], margin)
             verb = "promoted" if promoted else "refused"
             cmp_word = "beats" if promoted else "does not beat"
-            reason = (f"{verb}: challenger v{ref.version} ({best.kind}) {metric} {chal[metric]:.4f} {cmp_word} champion "
-                      f"v{champion.ref.version} ({champion.kind}) {champ[metric]:.4f} by more than {margin:g} on "
-                      f"{start.date()} … {end.date()} ({int(chal['n'])} rows)")
-        decision = RetrainDecision(promoted, reason, metric, margin, ref.version, best.kind, float(chal[metric]),
-                                   champion.ref.version, float(champ.get(metric, np.nan)), start.isoformat(),
-                                   end.isoformat(), table)
+            reason = (
+                f"{verb}: challenger v{ref.version} ({best.kind}) {metric} {chal[metric]:.4f} {cmp_word} champion "
+                f"v{champion.ref.version} ({champion.kind}) {champ[metric]:.4f} by more than {margin:g} on "
+                f"{start.date()} … {end.date()} ({int(chal['n'])} rows)"
+            )
+        decision = RetrainDecision(
+            promoted,
+            reason,
+            metric,
+            margin,
+            ref.version,
+            best.kind,
+            float(chal[metric]),
+            champion.ref.version,
+            float(champ.get(metric, np.nan)),
+            start.isoformat(),
+            end.isoformat(),
+            table,
+        )
         # Record the comparison on the challenger's run before any alias moves.
-        registry.log_report(ref.run_id, {"retrain_challenger_" + metric: decision.challenger_score,
-                                         "retrain_champion_" + metric: decision.champion_score,
-                                         "retrain_decision": reason})
+        registry.log_report(
+            ref.run_id,
+            {
+                "retrain_challenger_" + metric: decision.challenger_score,
+                "retrain_champion_" + metric: decision.champion_score,
+                "retrain_decision": reason,
+            },
+        )
         if promoted:
             registry.promote(ref.version, CHAMPION)
     return decision, results
@@ -283,8 +350,14 @@ def run_retrain(
     try:
         lock.acquire()
     except Timeout:
-        outcome = RetrainOutcome("skipped", False, f"another retrain is running (lock {lock_path(settings)} is held)",
-                                 None, started.isoformat(), time.perf_counter() - t0)
+        outcome = RetrainOutcome(
+            "skipped",
+            False,
+            f"another retrain is running (lock {lock_path(settings)} is held)",
+            None,
+            started.isoformat(),
+            time.perf_counter() - t0,
+        )
         _append_history(settings, outcome)
         return outcome
     try:
@@ -293,20 +366,43 @@ def run_retrain(
         stamp = started.strftime("%Y%m%dT%H%M%S%fZ")
         out_nb = out_dir / f"{stamp}.ipynb"
         decision_path = out_dir / f"{stamp}.decision.json"
-        params = {"home": str(settings.home), "mlflow_uri": settings.tracking_uri, "decision_path": str(decision_path),
-                  **(parameters or {})}
+        params = {
+            "home": str(settings.home),
+            "mlflow_uri": settings.tracking_uri,
+            "decision_path": str(decision_path),
+            **(parameters or {}),
+        }
         try:
-            pm.execute_notebook(str(source_nb), str(out_nb), parameters=params, kernel_name=kernel_name,
-                                progress_bar=False, log_output=False, cwd=str(out_dir),
-                                execution_timeout=int(settings.retrain.timeout_s))
+            pm.execute_notebook(
+                str(source_nb),
+                str(out_nb),
+                parameters=params,
+                kernel_name=kernel_name,
+                progress_bar=False,
+                log_output=False,
+                cwd=str(out_dir),
+                execution_timeout=int(settings.retrain.timeout_s),
+            )
             decision = json.loads(decision_path.read_text())
             status = "promoted" if decision["promoted"] else "refused"
-            outcome = RetrainOutcome(status, bool(decision["promoted"]), decision["reason"], str(out_nb),
-                                     started.isoformat(), time.perf_counter() - t0, decision)
+            outcome = RetrainOutcome(
+                status,
+                bool(decision["promoted"]),
+                decision["reason"],
+                str(out_nb),
+                started.isoformat(),
+                time.perf_counter() - t0,
+                decision,
+            )
         except Exception as e:  # the champion is untouched: promotion is the notebook's last step
-            outcome = RetrainOutcome("failed", False, f"retrain failed, champion unchanged: {_error_text(e)}",
-                                     str(out_nb) if out_nb.exists() else None, started.isoformat(),
-                                     time.perf_counter() - t0)
+            outcome = RetrainOutcome(
+                "failed",
+                False,
+                f"retrain failed, champion unchanged: {_error_text(e)}",
+                str(out_nb) if out_nb.exists() else None,
+                started.isoformat(),
+                time.perf_counter() - t0,
+            )
         _append_history(settings, outcome)
         return outcome
     finally:
@@ -328,8 +424,9 @@ def cron_trigger(expr: str):
 
     parts = str(expr).split()
     if len(parts) != 5:
-        raise ConfigError(f"cron expression {expr!r} is not valid (need 5 fields: minute hour day month weekday); "
-                          "e.g. '0 6 * * 1-5'")
+        raise ConfigError(
+            f"cron expression {expr!r} is not valid (need 5 fields: minute hour day month weekday); e.g. '0 6 * * 1-5'"
+        )
     minute, hour, day, month, dow = parts
     dow = re.sub(r"(?<![/\d])([0-7])(?!\d)", lambda m: _DOW[int(m.group(1))], dow)
     try:
@@ -338,8 +435,14 @@ def cron_trigger(expr: str):
         raise ConfigError(f"cron expression {expr!r} is not valid ({e}); use five fields, e.g. '0 6 * * 1-5'") from e
 
 
-def make_scheduler(settings: Settings, cron: str | None = None, parameters: dict | None = None, *, background: bool = False,
-                   on_outcome: Callable[[RetrainOutcome], None] | None = None):
+def make_scheduler(
+    settings: Settings,
+    cron: str | None = None,
+    parameters: dict | None = None,
+    *,
+    background: bool = False,
+    on_outcome: Callable[[RetrainOutcome], None] | None = None,
+):
     """An APScheduler 3 scheduler with one job: ``run_retrain`` on ``cron`` (default settings.retrain.cron).
 
     ``max_instances=1`` and ``coalesce`` stop a slow run from stacking up; the file lock in
@@ -358,13 +461,24 @@ def make_scheduler(settings: Settings, cron: str | None = None, parameters: dict
         return outcome
 
     scheduler = (BackgroundScheduler if background else BlockingScheduler)(timezone="UTC")
-    scheduler.add_job(job, trigger, id="workbench-retrain", name=f"workbench retrain ({expr})", max_instances=1,
-                      coalesce=True, misfire_grace_time=3600)
+    scheduler.add_job(
+        job,
+        trigger,
+        id="workbench-retrain",
+        name=f"workbench retrain ({expr})",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=3600,
+    )
     return scheduler
 
 
-def run_scheduler(settings: Settings, cron: str | None = None, parameters: dict | None = None,
-                  on_outcome: Callable[[RetrainOutcome], None] | None = None) -> None:
+def run_scheduler(
+    settings: Settings,
+    cron: str | None = None,
+    parameters: dict | None = None,
+    on_outcome: Callable[[RetrainOutcome], None] | None = None,
+) -> None:
     """Block, retraining on ``cron`` until interrupted (Ctrl-C)."""
     scheduler = make_scheduler(settings, cron, parameters, on_outcome=on_outcome)
     try:

@@ -51,8 +51,9 @@ def label_end(panel: Panel, horizon: int) -> pd.Series:
     return ts
 
 
-def purged_before(row_ts: pd.DatetimeIndex, row_label_end: pd.Series, stamps: pd.DatetimeIndex,
-                  start_pos: int, embargo: int) -> np.ndarray:
+def purged_before(
+    row_ts: pd.DatetimeIndex, row_label_end: pd.Series, stamps: pd.DatetimeIndex, start_pos: int, embargo: int
+) -> np.ndarray:
     """Rows whose label ends before stamps[start_pos] and that lie ≥ embargo bars before it."""
     test_start = stamps[start_pos]
     if start_pos - embargo - 1 < 0:
@@ -75,21 +76,26 @@ def span_fraction(test_span: float | str, stamps: pd.DatetimeIndex) -> float:
             try:
                 test_span = float(test_span)
             except ValueError:
-                raise ValueError(f"test span {test_span!r}: use a fraction such as 0.3 or a span such as 3y, 18m, 250d") from None
+                raise ValueError(
+                    f"test span {test_span!r}: use a fraction such as 0.3 or a span such as 3y, 18m, 250d"
+                ) from None
         else:
             start = stamps[-1] - pd.Timedelta(days=float(m.group(1)) * _DAYS[m.group(2).lower()])
             share = float(np.mean(stamps > start)) if len(stamps) else 0.0
             if not 0.0 < share < 1.0:
-                raise ValueError(f"test span {test_span!r} covers {share:.0%} of the {len(stamps)} bars "
-                                 f"({stamps[0].date()} … {stamps[-1].date()}): choose a shorter span or load more history")
+                raise ValueError(
+                    f"test span {test_span!r} covers {share:.0%} of the {len(stamps)} bars "
+                    f"({stamps[0].date()} … {stamps[-1].date()}): choose a shorter span or load more history"
+                )
             return share
     if not 0.0 < float(test_span) < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_span}")
     return float(test_span)
 
 
-def walk_forward_splits(row_ts: pd.Index, row_label_end: pd.Series, n_folds: int, test_fraction: float | str,
-                        embargo: int) -> list[Fold]:
+def walk_forward_splits(
+    row_ts: pd.Index, row_label_end: pd.Series, n_folds: int, test_fraction: float | str, embargo: int
+) -> list[Fold]:
     """Expanding-window folds over the last ``test_fraction`` of timestamps, purged and embargoed.
 
     Fold k tests on the k-th of ``n_folds`` consecutive windows and trains on rows whose label
@@ -102,7 +108,9 @@ def walk_forward_splits(row_ts: pd.Index, row_label_end: pd.Series, n_folds: int
     frac = span_fraction(test_fraction, stamps)
     cut = min(max(int(np.floor(len(stamps) * (1.0 - frac))), 1), len(stamps) - 1) if len(stamps) >= 2 else 0
     if len(stamps) - cut < n_folds or cut < 1:
-        raise ValueError(f"{len(stamps)} timestamps cannot hold {n_folds} test windows: load more history or use fewer folds")
+        raise ValueError(
+            f"{len(stamps)} timestamps cannot hold {n_folds} test windows: load more history or use fewer folds"
+        )
     folds = []
     for k, chunk in enumerate(np.array_split(np.arange(cut, len(stamps)), n_folds)):
         start, end = stamps[chunk[0]], stamps[chunk[-1]]
@@ -112,8 +120,9 @@ def walk_forward_splits(row_ts: pd.Index, row_label_end: pd.Series, n_folds: int
     return folds
 
 
-def calibration_split(row_ts: pd.Index, row_label_end: pd.Series, train: np.ndarray, calib_fraction: float,
-                      embargo: int) -> tuple[np.ndarray, np.ndarray]:
+def calibration_split(
+    row_ts: pd.Index, row_label_end: pd.Series, train: np.ndarray, calib_fraction: float, embargo: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(fit, calibrate) masks inside a training mask: the calibrator gets the latest ``calib_fraction``
     of the training timestamps; the base model gets the earlier rows whose labels end before them,
     at least ``embargo`` bars before (so a calibrator never sees a row its base model's labels overlap)."""
@@ -123,8 +132,9 @@ def calibration_split(row_ts: pd.Index, row_label_end: pd.Series, train: np.ndar
     stamps = row_ts[train].unique().sort_values()
     cut = int(np.floor(len(stamps) * (1.0 - calib_fraction)))
     if cut < embargo + 2 or cut >= len(stamps):
-        raise ValueError(f"training window of {len(stamps)} timestamps is too short to hold out a calibration set: "
-                         "load more history")
+        raise ValueError(
+            f"training window of {len(stamps)} timestamps is too short to hold out a calibration set: load more history"
+        )
     all_stamps = row_ts.unique().sort_values()
     loc = all_stamps.get_loc(stamps[cut])
     assert isinstance(loc, (int, np.integer))  # a unique index gives a position

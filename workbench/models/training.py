@@ -57,17 +57,47 @@ from workbench.models.verdict import (
 )
 
 __all__ = [
-    "TrainResult", "Fold", "train", "walk_forward", "compare", "ensemble_of", "comparison_table",
-    "walk_forward_splits", "label_end", "panel_hash", "universe_of", "predict_rows", "panel_lineage", "better",
-    "KINDS", "VALIDATIONS", "ENSEMBLE_MEMBERS", "SUMMARY_KEYS", "primary_metric", "verdict_text", "IC_T_MIN",
+    "TrainResult",
+    "Fold",
+    "train",
+    "walk_forward",
+    "compare",
+    "ensemble_of",
+    "comparison_table",
+    "walk_forward_splits",
+    "label_end",
+    "panel_hash",
+    "universe_of",
+    "predict_rows",
+    "panel_lineage",
+    "better",
+    "KINDS",
+    "VALIDATIONS",
+    "ENSEMBLE_MEMBERS",
+    "SUMMARY_KEYS",
+    "primary_metric",
+    "verdict_text",
+    "IC_T_MIN",
 ]
 
 VALIDATIONS = ("holdout", "walk_forward")
 ENSEMBLE_MEMBERS = ("lgbm", "rf", "lstm")
 KINDS = TRAINABLE_KINDS  # what ``train`` accepts
 # Summary figures: the mean over folds of each per-fold score; the daily IC's over all test dates.
-SUMMARY_KEYS = ("auc", "accuracy", "log_loss", "brier", "ece", "ece_quantile", "confidence_ece",
-                "ic_mean", "ic_t", "ic_ir", "ls_return", "turnover")
+SUMMARY_KEYS = (
+    "auc",
+    "accuracy",
+    "log_loss",
+    "brier",
+    "ece",
+    "ece_quantile",
+    "confidence_ece",
+    "ic_mean",
+    "ic_t",
+    "ic_ir",
+    "ls_return",
+    "turnover",
+)
 
 
 @dataclass
@@ -209,8 +239,14 @@ def _shuffle_within_dates(ts: pd.Index, seed: int) -> np.ndarray:
     return perm
 
 
-def _prepare(panel: Panel, feature_set: str, horizon: int, label: str = "sign", leak_check: str = "refuse",
-             shuffle_labels: int | None = None) -> _Prepared:
+def _prepare(
+    panel: Panel,
+    feature_set: str,
+    horizon: int,
+    label: str = "sign",
+    leak_check: str = "refuse",
+    shuffle_labels: int | None = None,
+) -> _Prepared:
     fs = get_feature_set(feature_set)
     if label not in LABELS:
         raise ValueError(f"unknown label {label!r}; known labels: {list(LABELS)}")
@@ -236,12 +272,21 @@ def _prepare(panel: Panel, feature_set: str, horizon: int, label: str = "sign", 
         y = pd.Series(y.to_numpy()[perm], index=y.index, name=y.name)
         fwd = pd.Series(fwd.to_numpy()[perm], index=fwd.index)
     signals = {b: signal(b, X) for b in BASELINES if b != "majority"}
-    return _Prepared(panel, fs.name, int(horizon), label, X, y, fwd.to_numpy(dtype=float), ends, panel_hash(panel),
-                     signals, leaks)
+    return _Prepared(
+        panel, fs.name, int(horizon), label, X, y, fwd.to_numpy(dtype=float), ends, panel_hash(panel), signals, leaks
+    )
 
 
-def _fit_calibrated(kind: str, prep: _Prepared, train_mask: np.ndarray, params: dict | None, seed: int,
-                    calibration: str, calib_fraction: float, embargo: int):
+def _fit_calibrated(
+    kind: str,
+    prep: _Prepared,
+    train_mask: np.ndarray,
+    params: dict | None,
+    seed: int,
+    calibration: str,
+    calib_fraction: float,
+    embargo: int,
+):
     """Base model on the earlier training rows, calibrator on the latest (purged) ones.
 
     Returns (model, training rows, fit mask, calibration mask)."""
@@ -262,8 +307,9 @@ def _fit_calibrated(kind: str, prep: _Prepared, train_mask: np.ndarray, params: 
     return CalibratedModel(base, calibrator), int(tr.sum()), fit_mask, cal_mask
 
 
-def _baseline_columns(prep: _Prepared, fit: np.ndarray, cal: np.ndarray, test: np.ndarray,
-                      calibration: str) -> dict[str, np.ndarray | float]:
+def _baseline_columns(
+    prep: _Prepared, fit: np.ndarray, cal: np.ndarray, test: np.ndarray, calibration: str
+) -> dict[str, np.ndarray | float]:
     """Each baseline's probability and raw signal on the test rows, fitted on the model's own slices."""
     out: dict[str, np.ndarray | float] = {}
     majority = float(prep.y[fit | cal].mean())
@@ -288,8 +334,10 @@ def _folds_for(prep: _Prepared, validation: str, n_folds: int, test_fraction: fl
     labelled = prep.y.notna().to_numpy()
     for f in folds:
         if (f.train & labelled).sum() == 0 or (f.test & labelled).sum() == 0:
-            raise ValueError(f"fold {f.number}: empty train ({int((f.train & labelled).sum())} rows) or test "
-                             f"({int((f.test & labelled).sum())} rows) set: load more history")
+            raise ValueError(
+                f"fold {f.number}: empty train ({int((f.train & labelled).sum())} rows) or test "
+                f"({int((f.test & labelled).sum())} rows) set: load more history"
+            )
     return folds
 
 
@@ -315,7 +363,9 @@ def _beats(label: str, scores: dict[str, float]) -> bool:
     return bool(np.isfinite(scores.get(key, np.nan)) and all(scores[key] > r for r in rivals))
 
 
-def _summarise(oos: pd.DataFrame, fold_rows: list[dict], horizon: int, label: str) -> tuple[dict[str, float], pd.DataFrame]:
+def _summarise(
+    oos: pd.DataFrame, fold_rows: list[dict], horizon: int, label: str
+) -> tuple[dict[str, float], pd.DataFrame]:
     """Summary metrics (means over folds; daily IC over all test dates; ``pooled_*`` labelled) and the fold table."""
     table = []
     for row in fold_rows:
@@ -380,13 +430,31 @@ class _Meta:
 
 
 def _meta(prep: _Prepared, folds: list[Fold] | None = None) -> _Meta:
-    return _Meta(prep.feature_set, prep.horizon, prep.label, prep.data_hash, prep.panel.close.columns,
-                 universe_of(prep.panel), prep.leaks, _coverage(prep, folds) if folds else None)
+    return _Meta(
+        prep.feature_set,
+        prep.horizon,
+        prep.label,
+        prep.data_hash,
+        prep.panel.close.columns,
+        universe_of(prep.panel),
+        prep.leaks,
+        _coverage(prep, folds) if folds else None,
+    )
 
 
-def _result(kind: str, meta: _Meta, model, oos: pd.DataFrame, fold_rows: list[dict], validation: str,
-            test_fraction: float | str, embargo: int, calibration: str, params: dict,
-            lineage: dict | None) -> TrainResult:
+def _result(
+    kind: str,
+    meta: _Meta,
+    model,
+    oos: pd.DataFrame,
+    fold_rows: list[dict],
+    validation: str,
+    test_fraction: float | str,
+    embargo: int,
+    calibration: str,
+    params: dict,
+    lineage: dict | None,
+) -> TrainResult:
     metrics, table = _summarise(oos, fold_rows, meta.horizon, meta.label)
     last = fold_rows[-1]
     split = {
@@ -432,49 +500,97 @@ def _result(kind: str, meta: _Meta, model, oos: pd.DataFrame, fold_rows: list[di
     )
 
 
-def _fit_fold(prep: _Prepared, kind: str, f: Fold, params: dict | None, seed: int, calibration: str,
-              calib_fraction: float, embargo: int) -> tuple[pd.DataFrame, dict, CalibratedModel]:
+def _fit_fold(
+    prep: _Prepared,
+    kind: str,
+    f: Fold,
+    params: dict | None,
+    seed: int,
+    calibration: str,
+    calib_fraction: float,
+    embargo: int,
+) -> tuple[pd.DataFrame, dict, CalibratedModel]:
     """One fold: fit on its training rows, predict its test rows (with the baselines beside).
 
     Returns (out-of-sample part, fold row, model); folds are independent, so they can run anywhere."""
     row_ts = prep.X.index.get_level_values("ts")
     labelled = prep.y.notna().to_numpy()
     t0 = time.perf_counter()
-    model, n_train, fit, cal = _fit_calibrated(kind, prep, f.train, params, seed, calibration, calib_fraction,
-                                               embargo)
+    model, n_train, fit, cal = _fit_calibrated(kind, prep, f.train, params, seed, calibration, calib_fraction, embargo)
     fit_s = time.perf_counter() - t0
-    part = pd.DataFrame({
-        "proba": predict_rows(model, prep.X, f.test),
-        "label": prep.y[f.test].to_numpy(dtype=float),
-        "forward_return": prep.fwd[f.test],
-        "fold": f.number,
-        **_baseline_columns(prep, fit, cal, f.test, calibration),
-    }, index=prep.X.index[f.test])
+    part = pd.DataFrame(
+        {
+            "proba": predict_rows(model, prep.X, f.test),
+            "label": prep.y[f.test].to_numpy(dtype=float),
+            "forward_return": prep.fwd[f.test],
+            "fold": f.number,
+            **_baseline_columns(prep, fit, cal, f.test, calibration),
+        },
+        index=prep.X.index[f.test],
+    )
     tr_ts = row_ts[f.train & labelled]
-    row = {"fold": f.number, "train_start": tr_ts.min(), "train_end": tr_ts.max(),
-           "test_start": f.test_start, "test_end": f.test_end, "n_train": n_train,
-           "n_test": int((f.test & labelled).sum()), "fit_seconds": fit_s}
+    row = {
+        "fold": f.number,
+        "train_start": tr_ts.min(),
+        "train_end": tr_ts.max(),
+        "test_start": f.test_start,
+        "test_end": f.test_end,
+        "n_train": n_train,
+        "n_test": int((f.test & labelled).sum()),
+        "fit_seconds": fit_s,
+    }
     return part, row, model
 
 
-def _assemble(kind: str, meta: _Meta, fitted: list[tuple[pd.DataFrame, dict, CalibratedModel]], params: dict | None,
-              seed: int, validation: str, test_fraction: float | str, embargo: int, calibration: str,
-              lineage: dict | None) -> TrainResult:
+def _assemble(
+    kind: str,
+    meta: _Meta,
+    fitted: list[tuple[pd.DataFrame, dict, CalibratedModel]],
+    params: dict | None,
+    seed: int,
+    validation: str,
+    test_fraction: float | str,
+    embargo: int,
+    calibration: str,
+    lineage: dict | None,
+) -> TrainResult:
     """The result of a walk-forward from its folds' (part, row, model), in fold order; the last fold's model is kept."""
     fitted = sorted(fitted, key=lambda t: t[1]["fold"])
     model = fitted[-1][2]
     used = dict(getattr(model.base, "params", params or {}))
-    return _result(kind, meta, model, pd.concat([p for p, _, _ in fitted]), [r for _, r, _ in fitted], validation,
-                   test_fraction, embargo, calibration, {**used, "seed": seed, "label": meta.label}, lineage)
+    return _result(
+        kind,
+        meta,
+        model,
+        pd.concat([p for p, _, _ in fitted]),
+        [r for _, r, _ in fitted],
+        validation,
+        test_fraction,
+        embargo,
+        calibration,
+        {**used, "seed": seed, "label": meta.label},
+        lineage,
+    )
 
 
-def _train_prepared(prep: _Prepared, kind: str, params: dict | None, seed: int, validation: str, n_folds: int,
-                    test_fraction: float | str, embargo: int, calibration: str, calib_fraction: float,
-                    lineage: dict | None) -> TrainResult:
+def _train_prepared(
+    prep: _Prepared,
+    kind: str,
+    params: dict | None,
+    seed: int,
+    validation: str,
+    n_folds: int,
+    test_fraction: float | str,
+    embargo: int,
+    calibration: str,
+    calib_fraction: float,
+    lineage: dict | None,
+) -> TrainResult:
     folds = _folds_for(prep, validation, n_folds, test_fraction, embargo)
     fitted = [_fit_fold(prep, kind, f, params, seed, calibration, calib_fraction, embargo) for f in folds]
-    return _assemble(kind, _meta(prep, folds), fitted, params, seed, validation, test_fraction, embargo, calibration,
-                     lineage)
+    return _assemble(
+        kind, _meta(prep, folds), fitted, params, seed, validation, test_fraction, embargo, calibration, lineage
+    )
 
 
 def _check_embargo(embargo: int | None, horizon: int) -> int:
@@ -521,11 +637,26 @@ def train(
     if on_coverage is not None:
         on_coverage(_coverage(prep, _folds_for(prep, validation, n_folds, test_fraction, embargo)))
     if kind == "ensemble":
-        results = [_train_prepared(prep, k, (params or {}).get(k), seed, validation, n_folds, test_fraction,
-                                   embargo, calibration, calib_fraction, lineage) for k in members]
+        results = [
+            _train_prepared(
+                prep,
+                k,
+                (params or {}).get(k),
+                seed,
+                validation,
+                n_folds,
+                test_fraction,
+                embargo,
+                calibration,
+                calib_fraction,
+                lineage,
+            )
+            for k in members
+        ]
         return ensemble_of(results)
-    return _train_prepared(prep, kind, params, seed, validation, n_folds, test_fraction, embargo, calibration,
-                           calib_fraction, lineage)
+    return _train_prepared(
+        prep, kind, params, seed, validation, n_folds, test_fraction, embargo, calibration, calib_fraction, lineage
+    )
 
 
 def walk_forward(panel: Panel, kind: str = "lgbm", n_folds: int = 3, **kwargs) -> TrainResult:
@@ -545,8 +676,12 @@ def ensemble_of(results: list[TrainResult], weights: list[float] | None = None) 
         raise ValueError("ensemble_of needs at least one TrainResult")
     first = results[0]
     for r in results[1:]:
-        if (r.data_hash != first.data_hash or not r.oos.index.equals(first.oos.index) or r.horizon != first.horizon
-                or r.label != first.label):
+        if (
+            r.data_hash != first.data_hash
+            or not r.oos.index.equals(first.oos.index)
+            or r.horizon != first.horizon
+            or r.label != first.label
+        ):
             raise ValueError("ensemble members must be trained on the same panel, label, horizon and folds")
     model = EnsembleModel([r.model for r in results], weights)
     oos = first.oos.copy()
@@ -559,15 +694,32 @@ def ensemble_of(results: list[TrainResult], weights: list[float] | None = None) 
     wide = oos["proba"].unstack("symbol").reindex(columns=first.oos_proba.columns)
     scored = oos[oos["label"].notna()]
     return TrainResult(
-        model=model, kind="ensemble", feature_set=first.feature_set, horizon=first.horizon, metrics=metrics,
-        split=dict(first.split), oos_proba=wide, strength_reference=np.abs(oos["proba"].to_numpy() - 0.5),
-        data_hash=first.data_hash, universe=first.universe,
-        params={"members": ",".join(r.kind for r in results), "weights": ",".join(f"{w:.4g}" for w in model.weights),
-                "label": first.label},
-        folds=table, oos_fold=first.oos_fold.copy(), oos=oos,
+        model=model,
+        kind="ensemble",
+        feature_set=first.feature_set,
+        horizon=first.horizon,
+        metrics=metrics,
+        split=dict(first.split),
+        oos_proba=wide,
+        strength_reference=np.abs(oos["proba"].to_numpy() - 0.5),
+        data_hash=first.data_hash,
+        universe=first.universe,
+        params={
+            "members": ",".join(r.kind for r in results),
+            "weights": ",".join(f"{w:.4g}" for w in model.weights),
+            "label": first.label,
+        },
+        folds=table,
+        oos_fold=first.oos_fold.copy(),
+        oos=oos,
         reliability=reliability_table(scored["label"].to_numpy(), scored["proba"].to_numpy()),
-        importance=model.feature_importance(), lineage=dict(first.lineage), validation=first.validation,
-        label=first.label, fold_reliability=_fold_reliability(oos), leaks=first.leaks, coverage=first.coverage,
+        importance=model.feature_importance(),
+        lineage=dict(first.lineage),
+        validation=first.validation,
+        label=first.label,
+        fold_reliability=_fold_reliability(oos),
+        leaks=first.leaks,
+        coverage=first.coverage,
     )
 
 
@@ -586,12 +738,23 @@ def compare(
     seed = kwargs.pop("seed", 42)
     horizon = kwargs.pop("horizon", 1)
     embargo = _check_embargo(kwargs.pop("embargo", None), horizon)
-    prep = _prepare(panel, kwargs.pop("feature_set", "v1"), horizon, kwargs.pop("label", "sign"),
-                    kwargs.pop("leak_check", "refuse"), kwargs.pop("shuffle_labels", None))
-    opts = dict(validation=kwargs.pop("validation"), n_folds=kwargs.pop("n_folds", 3),
-                test_fraction=kwargs.pop("test_fraction", 0.3), embargo=embargo,
-                calibration=kwargs.pop("calibration", "platt"), calib_fraction=kwargs.pop("calib_fraction", 0.2),
-                lineage=kwargs.pop("lineage", None))
+    prep = _prepare(
+        panel,
+        kwargs.pop("feature_set", "v1"),
+        horizon,
+        kwargs.pop("label", "sign"),
+        kwargs.pop("leak_check", "refuse"),
+        kwargs.pop("shuffle_labels", None),
+    )
+    opts = dict(
+        validation=kwargs.pop("validation"),
+        n_folds=kwargs.pop("n_folds", 3),
+        test_fraction=kwargs.pop("test_fraction", 0.3),
+        embargo=embargo,
+        calibration=kwargs.pop("calibration", "platt"),
+        calib_fraction=kwargs.pop("calib_fraction", 0.2),
+        lineage=kwargs.pop("lineage", None),
+    )
     if kwargs:
         raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
     out = {k: _train_prepared(prep, k, (params or {}).get(k), seed, **opts) for k in kinds}

@@ -29,11 +29,15 @@ def verdict_text(kind: str, label: str, m: dict) -> str:
     n = int(m.get("n_folds", 0))
     won = int(m.get("folds_beating", 0))
     base = "the best baseline" if key == "ic_mean" else "the momentum/reversal baselines"
-    parts = [(f"mean daily rank IC {m.get('ic_mean', float('nan')):+.4f} (t {m.get('ic_t', float('nan')):.1f}, "
-              f"ICIR {m.get('ic_ir', float('nan')):+.3f}) vs momentum {m.get('momentum_ic_mean', float('nan')):+.4f}, "
-              f"reversal {m.get('reversal_ic_mean', float('nan')):+.4f}"),
-             f"fold-mean AUC {m.get('auc', float('nan')):.3f}",
-             f"beats {base} on {key} in {won} of {n} folds"]
+    parts = [
+        (
+            f"mean daily rank IC {m.get('ic_mean', float('nan')):+.4f} (t {m.get('ic_t', float('nan')):.1f}, "
+            f"ICIR {m.get('ic_ir', float('nan')):+.3f}) vs momentum {m.get('momentum_ic_mean', float('nan')):+.4f}, "
+            f"reversal {m.get('reversal_ic_mean', float('nan')):+.4f}"
+        ),
+        f"fold-mean AUC {m.get('auc', float('nan')):.3f}",
+        f"beats {base} on {key} in {won} of {n} folds",
+    ]
     if key == "ic_mean":
         parts.append(f"IC t {'≥' if m.get('ic_t', 0) >= IC_T_MIN else '<'} {IC_T_MIN:g}")
     if m.get("beats_baselines"):
@@ -43,8 +47,19 @@ def verdict_text(kind: str, label: str, m: dict) -> str:
     return f"{kind} ({label} label) {head}: {'; '.join(parts)}"
 
 
-TABLE_KEYS = ("ic_mean", "ic_t", "ic_ir", "ls_return", "turnover", "auc", "log_loss", "brier", "ece",
-              "ece_quantile", "accuracy")
+TABLE_KEYS = (
+    "ic_mean",
+    "ic_t",
+    "ic_ir",
+    "ls_return",
+    "turnover",
+    "auc",
+    "log_loss",
+    "brier",
+    "ece",
+    "ece_quantile",
+    "accuracy",
+)
 
 
 def comparison_table(results: dict | list) -> pd.DataFrame:
@@ -53,14 +68,20 @@ def comparison_table(results: dict | list) -> pd.DataFrame:
     items = list(results.values()) if isinstance(results, dict) else list(results)
     rows = {}
     for r in items:
-        rows[r.kind] = {**{k: r.metrics[k] for k in TABLE_KEYS}, "folds_beating": r.metrics["folds_beating"],
-                        "fit_seconds": r.metrics["fit_seconds"], "beats_baselines": bool(r.metrics["beats_baselines"])}
+        rows[r.kind] = {
+            **{k: r.metrics[k] for k in TABLE_KEYS},
+            "folds_beating": r.metrics["folds_beating"],
+            "fit_seconds": r.metrics["fit_seconds"],
+            "beats_baselines": bool(r.metrics["beats_baselines"]),
+        }
     m = items[0].metrics
     for b in BASELINES:
-        rows[f"baseline: {b}"] = {**{k: m[f"{b}_{k}"] for k in TABLE_KEYS}, "folds_beating": None,
-                                  "fit_seconds": 0.0, "beats_baselines": None}
+        rows[f"baseline: {b}"] = {
+            **{k: m[f"{b}_{k}"] for k in TABLE_KEYS},
+            "folds_beating": None,
+            "fit_seconds": 0.0,
+            "beats_baselines": None,
+        }
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "model"
     return table
-
-

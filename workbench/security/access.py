@@ -71,9 +71,13 @@ def require_session(
     ``permission``, also ``PermissionDenied``."""
     s = accounts.authenticate(token or saved_token(settings))
     if s.user.must_change_password:
-        raise PermissionDenied("your password was set by an admin or at first run: change it first with `workbench users passwd`")
+        raise PermissionDenied(
+            "your password was set by an admin or at first run: change it first with `workbench users passwd`"
+        )
     if permission is not None and not s.user.can(permission):
-        raise PermissionDenied(f"{s.user.username} lacks the {permission!r} permission: ask an admin (`workbench users grant`)")
+        raise PermissionDenied(
+            f"{s.user.username} lacks the {permission!r} permission: ask an admin (`workbench users grant`)"
+        )
     return s
 
 
@@ -107,11 +111,15 @@ def set_user_risk(engine: Engine, user: User, defaults: RiskLimits, changes: dic
     except ValidationError as e:
         err = e.errors()[0]
         field = RiskLimits.model_fields[str(err["loc"][0])]
-        raise ConfigError(f"risk setting {err['loc'][0]} = {err.get('input')!r}: {err['msg']} ({field.description})") from None
+        raise ConfigError(
+            f"risk setting {err['loc'][0]} = {err.get('input')!r}: {err['msg']} ({field.description})"
+        ) from None
     overrides = {k: v for k, v in new.model_dump().items() if v != getattr(defaults, k)}
     now = datetime.now(UTC).isoformat()
     with engine.begin() as c:
-        done = c.execute(update(user_risk).where(user_risk.c.user_id == user.id).values(limits=json.dumps(overrides), updated_at=now))
+        done = c.execute(
+            update(user_risk).where(user_risk.c.user_id == user.id).values(limits=json.dumps(overrides), updated_at=now)
+        )
         if not done.rowcount:
             c.execute(insert(user_risk).values(user_id=user.id, limits=json.dumps(overrides), updated_at=now))
     return new

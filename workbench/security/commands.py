@@ -66,7 +66,9 @@ def login(
     settings, accounts = _ctx(home)
     token, session = accounts.login(username, _password("password", password_stdin), client="cli")
     path = save_token(settings, token)
-    typer.echo(f"logged in as {session.user.username} until {session.expires_at:%Y-%m-%d %H:%M} UTC (session in {path})")
+    typer.echo(
+        f"logged in as {session.user.username} until {session.expires_at:%Y-%m-%d %H:%M} UTC (session in {path})"
+    )
     if session.user.must_change_password:
         typer.echo("your password must be changed before anything else: run `workbench users passwd`")
 
@@ -90,7 +92,13 @@ def users_add(
     """Create an account (admins only); the new user must change the password at first login."""
     settings, accounts = _ctx(home)
     admin = require_session(accounts, settings, "admin").user
-    u = accounts.add_user(username, _password("password", password_stdin, confirm=True), permission, actor=admin, must_change_password=True)
+    u = accounts.add_user(
+        username,
+        _password("password", password_stdin, confirm=True),
+        permission,
+        actor=admin,
+        must_change_password=True,
+    )
     typer.echo(f"user {u.username} added with {', '.join(sorted(u.permissions)) or 'no permissions'}")
 
 
@@ -168,7 +176,9 @@ def users_audit(limit: int = typer.Option(50, min=1), home: Path | None = HomeOp
     settings, accounts = _ctx(home)
     require_session(accounts, settings, "admin")
     for r in reversed(accounts.audit_log(limit)):
-        typer.echo(f"{r['ts'][:19]}  {r['username'] or '-':<16} {r['action']:<16} {'ok' if r['ok'] else 'FAILED':<6} {r['detail'] or ''}")
+        typer.echo(
+            f"{r['ts'][:19]}  {r['username'] or '-':<16} {r['action']:<16} {'ok' if r['ok'] else 'FAILED':<6} {r['detail'] or ''}"
+        )
 
 
 @vault_app.command("rotate")
@@ -180,7 +190,9 @@ def vault_rotate(home: Path | None = HomeOpt) -> None:
     admin = require_session(accounts, settings, "admin").user
     n = rotate_master_key(accounts.engine, settings.home)
     accounts.record(admin, "vault_rotate", True, f"{n} data keys re-wrapped")
-    typer.echo(f"master key rotated: {n} data key(s) re-wrapped. Back up {settings.home / 'keys' / 'master.key'} apart from data/.")
+    typer.echo(
+        f"master key rotated: {n} data key(s) re-wrapped. Back up {settings.home / 'keys' / 'master.key'} apart from data/."
+    )
 
 
 @risk_app.command("show")

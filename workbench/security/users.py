@@ -138,7 +138,11 @@ class Accounts:
             assert pk is not None  # an INSERT of one row always returns its key
             uid = pk[0]
             for p in sorted(perms):
-                c.execute(insert(user_permissions).values(user_id=uid, permission=p, granted_by=actor and actor.id, granted_at=now))
+                c.execute(
+                    insert(user_permissions).values(
+                        user_id=uid, permission=p, granted_by=actor and actor.id, granted_at=now
+                    )
+                )
             self._audit(c, actor, "user_add", True, f"{name} with {','.join(sorted(perms)) or 'no permissions'}")
         return self.user(name)
 
@@ -165,7 +169,9 @@ class Accounts:
             u = self._user(c, username)
             if perm not in u.permissions:
                 c.execute(
-                    insert(user_permissions).values(user_id=u.id, permission=perm, granted_by=actor.id, granted_at=_iso(self._now()))
+                    insert(user_permissions).values(
+                        user_id=u.id, permission=perm, granted_by=actor.id, granted_at=_iso(self._now())
+                    )
                 )
             self._audit(c, actor, "grant", True, f"{perm} to {u.username}")
         return self.user(username)
@@ -177,7 +183,11 @@ class Accounts:
             u = self._user(c, username)
             if perm == "admin" and u.id == actor.id and self._admins(c) == 1:
                 raise PermissionDenied("you are the only admin: grant admin to someone else before revoking your own")
-            c.execute(delete(user_permissions).where(user_permissions.c.user_id == u.id, user_permissions.c.permission == perm))
+            c.execute(
+                delete(user_permissions).where(
+                    user_permissions.c.user_id == u.id, user_permissions.c.permission == perm
+                )
+            )
             self._audit(c, actor, "revoke", True, f"{perm} from {u.username}")
         return self.user(username)
 
@@ -254,7 +264,9 @@ class Accounts:
             fails = row["failed_logins"] + 1
             values: dict[str, Any] = {"failed_logins": fails}
             if fails >= self.policy.lockout_after:
-                delay = min(self.policy.lockout_base * 2 ** (fails - self.policy.lockout_after), self.policy.lockout_max)
+                delay = min(
+                    self.policy.lockout_base * 2 ** (fails - self.policy.lockout_after), self.policy.lockout_max
+                )
                 values["locked_until"] = _iso(now + delay)
             c.execute(update(users).where(users.c.id == row["id"]).values(**values))
             self._audit(c, _stub(row), "login", False, f"wrong password ({fails} in a row)")
@@ -295,7 +307,9 @@ class Accounts:
             if row is None:
                 raise NotLoggedIn("the session is unknown (logged out or never issued): run `workbench login`")
             if row["revoked_at"]:
-                raise NotLoggedIn("the session was revoked (logout, password change or an admin): run `workbench login`")
+                raise NotLoggedIn(
+                    "the session was revoked (logout, password change or an admin): run `workbench login`"
+                )
             expires = _ts(row["expires_at"])
             last_seen = _ts(row["last_seen_at"])
             assert expires is not None and last_seen is not None  # both columns are set when a session is issued
@@ -303,13 +317,17 @@ class Accounts:
             if now >= expires:
                 raise NotLoggedIn("the session expired: run `workbench login`")
             if now >= idle:
-                raise NotLoggedIn(f"the session expired after {self.policy.idle_timeout} without use: run `workbench login`")
+                raise NotLoggedIn(
+                    f"the session expired after {self.policy.idle_timeout} without use: run `workbench login`"
+                )
             name = c.execute(select(users.c.username).where(users.c.id == row["user_id"])).scalar_one()
             user = self._user(c, name)
             if user.disabled:
                 raise NotLoggedIn(f"the account {name!r} is disabled: ask an admin")
             if touch:
-                c.execute(update(sessions).where(sessions.c.token_hash == row["token_hash"]).values(last_seen_at=_iso(now)))
+                c.execute(
+                    update(sessions).where(sessions.c.token_hash == row["token_hash"]).values(last_seen_at=_iso(now))
+                )
                 idle = now + self.policy.idle_timeout
         return Session(user, expires, min(expires, idle))
 
@@ -318,7 +336,9 @@ class Accounts:
             row = c.execute(select(sessions.c.user_id).where(sessions.c.token_hash == _token_hash(token))).first()
             if row is None:
                 return False
-            c.execute(update(sessions).where(sessions.c.token_hash == _token_hash(token)).values(revoked_at=_iso(self._now())))
+            c.execute(
+                update(sessions).where(sessions.c.token_hash == _token_hash(token)).values(revoked_at=_iso(self._now()))
+            )
             self._audit(c, self._user_by_id(c, row[0]), "logout", True, None)
         return True
 
@@ -363,22 +383,34 @@ class Accounts:
 
     def _revoke_all(self, c: Connection, user_id: int) -> int:
         return c.execute(
-            update(sessions).where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None)).values(revoked_at=_iso(self._now()))
+            update(sessions)
+            .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=_iso(self._now()))
         ).rowcount
 
     def _hash_of(self, c: Connection, user_id: int) -> str:
         return str(c.execute(select(users.c.password_hash).where(users.c.id == user_id)).scalar_one())
 
     def _admins(self, c: Connection) -> int:
-        return int(c.execute(select(func.count()).select_from(user_permissions).where(user_permissions.c.permission == "admin")).scalar_one())
+        return int(
+            c.execute(
+                select(func.count()).select_from(user_permissions).where(user_permissions.c.permission == "admin")
+            ).scalar_one()
+        )
 
     def _user(self, c: Connection, username: str) -> User:
         name = username.strip().lower()
         row = c.execute(select(users).where(users.c.username == name)).mappings().first()
         if row is None:
             raise ConfigError(f"no user {name!r}: see `workbench users list`")
-        perms = c.execute(select(user_permissions.c.permission).where(user_permissions.c.user_id == row["id"])).scalars().all()
-        return User(row["id"], row["username"], frozenset(perms), bool(row["disabled"]), bool(row["must_change_password"]))
+        perms = (
+            c.execute(select(user_permissions.c.permission).where(user_permissions.c.user_id == row["id"]))
+            .scalars()
+            .all()
+        )
+        return User(
+            row["id"], row["username"], frozenset(perms), bool(row["disabled"]), bool(row["must_change_password"])
+        )
 
     def _user_by_id(self, c: Connection, user_id: int) -> User:
         name = c.execute(select(users.c.username).where(users.c.id == user_id)).scalar_one()

@@ -108,7 +108,11 @@ class Vault:
                 return master.unwrap(row["wrapped_key"], row["master_fingerprint"])
             key = new_data_key()
             wrapped, fp = master.wrap(key)
-            c.execute(insert(user_keys).values(user_id=self.user_id, wrapped_key=wrapped, master_fingerprint=fp, created_at=_now()))
+            c.execute(
+                insert(user_keys).values(
+                    user_id=self.user_id, wrapped_key=wrapped, master_fingerprint=fp, created_at=_now()
+                )
+            )
             return key
 
     def put(self, name: str, value: str, expires_at: pd.Timestamp | None = None) -> None:
@@ -147,9 +151,15 @@ class Vault:
 
     def names(self, prefix: str = "") -> list[str]:
         with self._engine.connect() as c:
-            rows = c.execute(
-                select(user_secrets.c.name).where(user_secrets.c.user_id == self.user_id).order_by(user_secrets.c.name)
-            ).scalars().all()
+            rows = (
+                c.execute(
+                    select(user_secrets.c.name)
+                    .where(user_secrets.c.user_id == self.user_id)
+                    .order_by(user_secrets.c.name)
+                )
+                .scalars()
+                .all()
+            )
         return [n for n in rows if n.startswith(prefix)]
 
     def entries(self) -> list[dict[str, Any]]:
@@ -227,7 +237,11 @@ def rotate_master_key(engine: Engine, home: Path) -> int:
         rows = c.execute(select(user_keys)).mappings().all()
         for r in rows:
             wrapped, fp = both.wrap(both.unwrap(r["wrapped_key"], r["master_fingerprint"]))
-            c.execute(update(user_keys).where(user_keys.c.user_id == r["user_id"]).values(wrapped_key=wrapped, master_fingerprint=fp))
+            c.execute(
+                update(user_keys)
+                .where(user_keys.c.user_id == r["user_id"])
+                .values(wrapped_key=wrapped, master_fingerprint=fp)
+            )
     finish_rotation(home)
     return len(rows)
 
@@ -253,7 +267,9 @@ def adopt_legacy_secrets(engine: Engine, home: Path, owner_id: int) -> int:
         try:
             plain = old.decrypt(r["ciphertext"].encode()).decode()
         except InvalidToken as e:
-            raise VaultError(f"legacy secret {r['name']!r} does not decrypt with data/vault.key: restore the old key file") from e
+            raise VaultError(
+                f"legacy secret {r['name']!r} does not decrypt with data/vault.key: restore the old key file"
+            ) from e
         vault.put(r["name"], plain, pd.Timestamp(r["expires_at"]) if r["expires_at"] else None)
     with engine.begin() as c:
         c.execute(delete(vault_secrets))

@@ -49,8 +49,13 @@ def quotes_from_bar(panel: Panel, row: int = -1) -> dict[str, Quote]:
     nan = lambda x: None if not np.isfinite(x) else float(x)  # noqa: E731
     return {
         cols[i]: Quote(
-            symbol=cols[i], last=float(vals["close"][i]), ts=ts, volume=nan(vals["volume"][i]),
-            high=nan(vals["high"][i]), low=nan(vals["low"][i]), open=nan(vals["open"][i]),
+            symbol=cols[i],
+            last=float(vals["close"][i]),
+            ts=ts,
+            volume=nan(vals["volume"][i]),
+            high=nan(vals["high"][i]),
+            low=nan(vals["low"][i]),
+            open=nan(vals["open"][i]),
         )
         for i in np.flatnonzero(ok)
     }
@@ -60,7 +65,13 @@ class ReplayFeed:
     """The last ``replay_bars`` bars of the lake, one per ``next()``, each with ``warmup_bars`` of history."""
 
     def __init__(
-        self, lake: Any, exchange: str, timeframe: str, symbols: list[str] | None, warmup_bars: int, replay_bars: int,
+        self,
+        lake: Any,
+        exchange: str,
+        timeframe: str,
+        symbols: list[str] | None,
+        warmup_bars: int,
+        replay_bars: int,
         start_cursor: int = 0,
     ):
         self._source = lambda: lake.load_panel(exchange, timeframe, symbols)
@@ -103,7 +114,9 @@ class ReplayFeed:
         i = self._first() + self.cursor
         window = self.panel.iloc(slice(max(0, i - self.warmup_bars + 1), i + 1))
         self.cursor += 1
-        return FeedTick(now=window.index[-1], panel=window, quotes=quotes_from_bar(window), exhausted=self.remaining == 0)
+        return FeedTick(
+            now=window.index[-1], panel=window, quotes=quotes_from_bar(window), exhausted=self.remaining == 0
+        )
 
 
 class CcxtLiveFeed:
@@ -114,8 +127,16 @@ class CcxtLiveFeed:
     above does not retry."""
 
     def __init__(
-        self, source: Any, lake: Any, exchange: str, timeframe: str, symbols: list[str], warmup_bars: int,
-        client: Any = None, refresh: Callable[[], Any] | None = None, clock: Callable[[], pd.Timestamp] | None = None,
+        self,
+        source: Any,
+        lake: Any,
+        exchange: str,
+        timeframe: str,
+        symbols: list[str],
+        warmup_bars: int,
+        client: Any = None,
+        refresh: Callable[[], Any] | None = None,
+        clock: Callable[[], pd.Timestamp] | None = None,
         retry: RetryPolicy = _FEED_RETRY,
     ):
         self.source, self.lake, self.exchange, self.timeframe = source, lake, exchange, timeframe
@@ -148,8 +169,15 @@ class CcxtLiveFeed:
                 continue
             ts = pd.Timestamp(t["timestamp"], unit="ms", tz="UTC") if t.get("timestamp") else self._clock()
             out[sym] = Quote(
-                symbol=sym, last=float(t["last"]), ts=ts, bid=t.get("bid"), ask=t.get("ask"), volume=t.get("baseVolume"),
-                high=t.get("high"), low=t.get("low"), open=t.get("open"),
+                symbol=sym,
+                last=float(t["last"]),
+                ts=ts,
+                bid=t.get("bid"),
+                ask=t.get("ask"),
+                volume=t.get("baseVolume"),
+                high=t.get("high"),
+                low=t.get("low"),
+                open=t.get("open"),
             )
         return out
 

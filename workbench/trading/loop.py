@@ -93,8 +93,9 @@ class ModelSignalEngine:
         metrics = getattr(self.model, "metrics", None) or {}
         shown = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in list(metrics.items())[:6])
         kind = getattr(self.model, "kind", "?")
-        return f"{kind} model {self.ref}; features {getattr(self.model, 'feature_set', '?')}, horizon {getattr(self.model, 'horizon', '?')}" + (
-            f"; out-of-sample: {shown}" if shown else "; no out-of-sample metrics recorded"
+        return (
+            f"{kind} model {self.ref}; features {getattr(self.model, 'feature_set', '?')}, horizon {getattr(self.model, 'horizon', '?')}"
+            + (f"; out-of-sample: {shown}" if shown else "; no out-of-sample metrics recorded")
         )
 
     def signals(self, panel: Panel) -> list[Signal]:
@@ -160,8 +161,13 @@ class PendingBroker:
     connects. ``get()`` connects once and returns the same broker afterwards."""
 
     def __init__(
-        self, name: str, environment: str, connect: Callable[[], Broker], key_names: tuple[str, ...] = (),
-        vault: Any = None, hint: str | None = None,
+        self,
+        name: str,
+        environment: str,
+        connect: Callable[[], Broker],
+        key_names: tuple[str, ...] = (),
+        vault: Any = None,
+        hint: str | None = None,
     ):
         self.name, self.environment, self.key_names, self.vault = name, environment, tuple(key_names), vault
         self.hint = hint or f"run `workbench keys set {name}`"
@@ -194,16 +200,23 @@ def _authenticate(user: Any, name: str, env: str, refusal: str | None = None) ->
     """Session → user id → permission. ``user`` is the run's owner (None when no valid session was
     presented: ``refusal`` says why)."""
     if user is None:
-        return CheckResult("authentication", False, refusal or "not logged in: run `workbench login` (or set WORKBENCH_TOKEN)")
+        return CheckResult(
+            "authentication", False, refusal or "not logged in: run `workbench login` (or set WORKBENCH_TOKEN)"
+        )
     need = needed_permission(env)
     money = {"paper": "simulated money", "testnet": "the venue's test money"}.get(env, "REAL MONEY")
     who = f"user {user.username} (id {user.id})"
     if getattr(user, "disabled", False):
         return CheckResult("authentication", False, f"{who} is disabled: ask an admin")
     if not user.can(need):
-        extra = " Otherwise keep broker.testnet on (where the venue has a testnet), or use --broker paper." if need == "trade_live" else ""
+        extra = (
+            " Otherwise keep broker.testnet on (where the venue has a testnet), or use --broker paper."
+            if need == "trade_live"
+            else ""
+        )
         return CheckResult(
-            "authentication", False,
+            "authentication",
+            False,
             f"{who} lacks the {need!r} permission that broker '{name}' ({env}, {money}) needs: ask an admin "
             f"(`workbench users grant {user.username} {need}`).{extra}",
         )
@@ -223,19 +236,28 @@ def _check_keys(user: Any, broker: Broker | PendingBroker) -> tuple[CheckResult,
     try:
         brk = broker.get() if isinstance(broker, PendingBroker) else broker
     except Exception as e:  # a check must report, not crash
-        text = f"{lacking}. The adapter says: {e}" if lacking else f"connecting to {name} failed: {e}. If the keys are wrong: {hint}"
+        text = (
+            f"{lacking}. The adapter says: {e}"
+            if lacking
+            else f"connecting to {name} failed: {e}. If the keys are wrong: {hint}"
+        )
         return CheckResult("api_keys", False, text), None
     env = brk.environment
     if env == "live" and not (user is not None and user.can("trade_live")):
         return CheckResult(
-            "api_keys", False,
+            "api_keys",
+            False,
             f"broker '{name}' reports a live (real-money) venue although testnet was asked for: it has no testnet, so "
             "it needs the 'trade_live' permission (ask an admin), or use --broker paper",
         ), brk
     try:
         balances = brk.balances()
     except AuthenticationError as e:
-        text = f"{lacking}; the venue refused access: {e}" if lacking else f"{name} refused the API keys: {e}. Store working keys: {hint}"
+        text = (
+            f"{lacking}; the venue refused access: {e}"
+            if lacking
+            else f"{name} refused the API keys: {e}. Store working keys: {hint}"
+        )
         return CheckResult("api_keys", False, text), brk
     except Exception as e:
         text = f"the keys of {name} could not be verified ({type(e).__name__}): {e}"
@@ -392,7 +414,9 @@ def _sync_exits(ctx: LiveContext) -> None:
     except (AuthenticationError, ExchangeUnavailable):
         raise
     except Exception as e:  # the market-sell fallback still guards the position
-        ctx.store.log_event("exit_error", f"cycle {ctx.cycle}: placing exit orders failed: {type(e).__name__}: {e}", "ERROR", ctx.run_id)
+        ctx.store.log_event(
+            "exit_error", f"cycle {ctx.cycle}: placing exit orders failed: {type(e).__name__}: {e}", "ERROR", ctx.run_id
+        )
 
 
 def run_cycle(ctx: LiveContext) -> CycleResult:
@@ -422,8 +446,15 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
     for s in sigs:
         sides[s.symbol].append(s.signal)
     rctx = RiskContext(
-        snapshot=snap, quotes=tick.quotes, markets=ctx.markets, limits=ctx.limits, costs=ctx.costs, exchange=status,
-        now=tick.now, stale_after_s=ctx.stale_after_s, cycle_sides={k: tuple(v) for k, v in sides.items()},
+        snapshot=snap,
+        quotes=tick.quotes,
+        markets=ctx.markets,
+        limits=ctx.limits,
+        costs=ctx.costs,
+        exchange=status,
+        now=tick.now,
+        stale_after_s=ctx.stale_after_s,
+        cycle_sides={k: tuple(v) for k, v in sides.items()},
         exchange_costs=ctx.exchange_costs,
     )
     n_orders, n_rej = n_exits, 0
@@ -436,41 +467,79 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
             if not d.accepted:
                 n_rej += 1
                 for r in d.rejections:
-                    rejected.append(("risk_rejection", f"cycle {ctx.cycle}: {s.signal} {s.symbol} rejected by {r.rule}: {r.message}", "INFO"))
+                    rejected.append(
+                        (
+                            "risk_rejection",
+                            f"cycle {ctx.cycle}: {s.signal} {s.symbol} rejected by {r.rule}: {r.message}",
+                            "INFO",
+                        )
+                    )
                 continue
             side = d.side
             assert side is not None, "an accepted risk decision names its side"
             req = OrderRequest(client_order_id(ctx.run_id, ctx.cycle, s.symbol, side), s.symbol, side, d.quantity)
             buy = d.side == "buy"
             intent = OrderIntent(
-                req, ctx.run_id, ctx.cycle, f"{s.signal} strength {s.strength:.2f} confidence {s.confidence:.2f}",
-                stop_loss=s.stop_loss if buy else None, take_profit=s.take_profit if buy else None,
+                req,
+                ctx.run_id,
+                ctx.cycle,
+                f"{s.signal} strength {s.strength:.2f} confidence {s.confidence:.2f}",
+                stop_loss=s.stop_loss if buy else None,
+                take_profit=s.take_profit if buy else None,
             )
             ans = ctx.orders.submit(intent)
             n_orders += 1
             if ans.filled_quantity > 0:  # exact arithmetic from the fill, no new round of broker calls
                 m = ctx.markets.get(s.symbol)
-                rctx = replace(rctx, snapshot=after_fill(
-                    rctx.snapshot, s.symbol, ans.side, ans.filled_quantity,
-                    ans.average_price if ans.average_price is not None else tick.quotes[s.symbol].last, ans.fee,
-                    tick.quotes[s.symbol].last, m.quote if m is not None else None,
-                ))
+                rctx = replace(
+                    rctx,
+                    snapshot=after_fill(
+                        rctx.snapshot,
+                        s.symbol,
+                        ans.side,
+                        ans.filled_quantity,
+                        ans.average_price if ans.average_price is not None else tick.quotes[s.symbol].last,
+                        ans.fee,
+                        tick.quotes[s.symbol].last,
+                        m.quote if m is not None else None,
+                    ),
+                )
         except (AuthenticationError, ExchangeUnavailable):
             raise
         except Exception as e:  # one bad signal must not stop the others
-            rejected.append(("signal_error", f"cycle {ctx.cycle}: {s.signal} {s.symbol} failed: {type(e).__name__}: {e}", "ERROR"))
+            rejected.append(
+                ("signal_error", f"cycle {ctx.cycle}: {s.signal} {s.symbol} failed: {type(e).__name__}: {e}", "ERROR")
+            )
     ctx.store.log_events(rejected, ctx.run_id)
     if status.ok:
         _sync_exits(ctx)
 
     post = _snap(ctx, tick)
-    ctx.store.add_equity(ctx.run_id, ctx.account, tick.now, post.cash, post.positions_value, post.equity, post.day_start_equity, cycle=ctx.cycle)
+    ctx.store.add_equity(
+        ctx.run_id,
+        ctx.account,
+        tick.now,
+        post.cash,
+        post.positions_value,
+        post.equity,
+        post.day_start_equity,
+        cycle=ctx.cycle,
+    )
     ctx.store.add_cycle(
-        ctx.run_id, ctx.cycle, started, utcnow(), tick.now, len(sigs), n_orders, post.equity,
+        ctx.run_id,
+        ctx.cycle,
+        started,
+        utcnow(),
+        tick.now,
+        len(sigs),
+        n_orders,
+        post.equity,
         f"{n_orders} order(s), {n_exits} exit(s), {n_rej} rejection(s); daily P&L {post.daily_pnl_pct:+.2%}",
     )
     ctx.store.heartbeat(ctx.run_id, cycle=ctx.cycle, cursor=getattr(ctx.feed, "cursor", None))
-    return CycleResult(ctx.cycle, tick.now, len(sigs), n_orders, n_rej, n_exits, post.equity, tick.exhausted, time.perf_counter() - t0)
+    return CycleResult(
+        ctx.cycle, tick.now, len(sigs), n_orders, n_rej, n_exits, post.equity, tick.exhausted, time.perf_counter() - t0
+    )
 
 
 def emergency_stop(ctx: LiveContext, flatten: bool) -> str:
@@ -491,7 +560,9 @@ def emergency_stop(ctx: LiveContext, flatten: bool) -> str:
                 ans = ctx.orders.submit(OrderIntent(req, ctx.run_id, ctx.cycle, "emergency flatten"))
                 sold += ans.status != "REJECTED"
             except Exception as e:
-                ctx.store.log_event("emergency", f"flattening {sym} failed: {type(e).__name__}: {e}", "ERROR", ctx.run_id)
+                ctx.store.log_event(
+                    "emergency", f"flattening {sym} failed: {type(e).__name__}: {e}", "ERROR", ctx.run_id
+                )
         msg += f", {sold} position(s) flattened"
     ctx.store.log_event("emergency", msg, "WARNING", ctx.run_id)
     return msg

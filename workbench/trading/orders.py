@@ -69,7 +69,11 @@ def transition(current: str, new: str) -> str:
     """The new status if the move is legal; re-stating the same non-final status is a no-op."""
     for s in (current, new):
         if s not in _NEXT:
-            raise InvalidTransition(current, new, ()) if s == current else ValueError(f"unknown order status {new!r}; one of {STATUSES}")
+            raise (
+                InvalidTransition(current, new, ())
+                if s == current
+                else ValueError(f"unknown order status {new!r}; one of {STATUSES}")
+            )
     if new == current and current not in FINAL_STATUSES:
         return new
     if new not in _NEXT[current]:
@@ -133,8 +137,13 @@ class OrderManager:
     """
 
     def __init__(
-        self, store: Store, broker: Broker, account: str, run_id: int | None = None,
-        unknown_grace_s: float = 60.0, on_point: Callable[[str], None] | None = None,
+        self,
+        store: Store,
+        broker: Broker,
+        account: str,
+        run_id: int | None = None,
+        unknown_grace_s: float = 60.0,
+        on_point: Callable[[str], None] | None = None,
     ):
         self.store, self.broker, self.account = store, broker, account
         self._on_point = on_point
@@ -160,11 +169,21 @@ class OrderManager:
             self.cancel_exits(req.symbol)
         self.store.insert_order(
             {
-                "client_order_id": req.client_order_id, "run_id": intent.run_id, "cycle": intent.cycle,
-                "account": self.account, "symbol": req.symbol, "side": req.side, "type": req.type,
-                "quantity": req.quantity, "limit_price": req.limit_price, "stop_price": req.stop_price,
-                "oco_group": req.oco_group, "status": "NEW", "reason": intent.reason,
-                "stop_loss": intent.stop_loss, "take_profit": intent.take_profit,
+                "client_order_id": req.client_order_id,
+                "run_id": intent.run_id,
+                "cycle": intent.cycle,
+                "account": self.account,
+                "symbol": req.symbol,
+                "side": req.side,
+                "type": req.type,
+                "quantity": req.quantity,
+                "limit_price": req.limit_price,
+                "stop_price": req.stop_price,
+                "oco_group": req.oco_group,
+                "status": "NEW",
+                "reason": intent.reason,
+                "stop_loss": intent.stop_loss,
+                "take_profit": intent.take_profit,
             }
         )
         self._point("after_new")
@@ -174,11 +193,26 @@ class OrderManager:
         try:
             answer = self.broker.place(req)
         except OrderRejected as e:
-            self.store.update_order(req.client_order_id, status="REJECTED", reason=f"{reason}; rejected: {e.reason}", event_detail=str(e))
-            self.store.log_event("order_rejected", f"{req.side} {req.quantity:g} {req.symbol} rejected by broker: {e}", "WARNING", self.run_id)
+            self.store.update_order(
+                req.client_order_id, status="REJECTED", reason=f"{reason}; rejected: {e.reason}", event_detail=str(e)
+            )
+            self.store.log_event(
+                "order_rejected",
+                f"{req.side} {req.quantity:g} {req.symbol} rejected by broker: {e}",
+                "WARNING",
+                self.run_id,
+            )
             return BrokerOrder(
-                req.client_order_id, req.symbol, req.side, req.quantity, "REJECTED", reason=e.reason, type=req.type,
-                limit_price=req.limit_price, stop_price=req.stop_price, oco_group=req.oco_group,
+                req.client_order_id,
+                req.symbol,
+                req.side,
+                req.quantity,
+                "REJECTED",
+                reason=e.reason,
+                type=req.type,
+                limit_price=req.limit_price,
+                stop_price=req.stop_price,
+                oco_group=req.oco_group,
             )
         self._point("after_place")
         self._apply(answer)
@@ -188,8 +222,14 @@ class OrderManager:
     def request_of(row: Mapping) -> OrderRequest:
         """The request an order row was sent as (to re-send it under the same id)."""
         return OrderRequest(
-            row["client_order_id"], row["symbol"], row["side"], float(row["quantity"]), row["type"],
-            limit_price=row.get("limit_price"), stop_price=row.get("stop_price"), oco_group=row.get("oco_group"),
+            row["client_order_id"],
+            row["symbol"],
+            row["side"],
+            float(row["quantity"]),
+            row["type"],
+            limit_price=row.get("limit_price"),
+            stop_price=row.get("stop_price"),
+            oco_group=row.get("oco_group"),
         )
 
     def _age_s(self, row: Mapping) -> float:
@@ -209,19 +249,44 @@ class OrderManager:
             if self._age_s(row) <= self.unknown_grace_s:
                 if row["status"] != "NEW" or not resend:
                     return self._from_row(row)  # the venue has not caught up yet, or not now
-                self.store.log_event("resend", f"order {cid} ({row['side']} {row['symbol']}) never reached the broker: sent again under the same id", "WARNING", self.run_id)
+                self.store.log_event(
+                    "resend",
+                    f"order {cid} ({row['side']} {row['symbol']}) never reached the broker: sent again under the same id",
+                    "WARNING",
+                    self.run_id,
+                )
                 return self._send(self.request_of(row), row["reason"] or "")
-            self.store.update_order(cid, status="REJECTED", reason=f"not found at the broker after {self.unknown_grace_s:g}s; not re-sent", event_detail=str(e))
-            self.store.log_event("reconcile", f"order {cid} ({row['side']} {row['symbol']}) never reached the broker: marked REJECTED, not re-sent", "WARNING", self.run_id)
+            self.store.update_order(
+                cid,
+                status="REJECTED",
+                reason=f"not found at the broker after {self.unknown_grace_s:g}s; not re-sent",
+                event_detail=str(e),
+            )
+            self.store.log_event(
+                "reconcile",
+                f"order {cid} ({row['side']} {row['symbol']}) never reached the broker: marked REJECTED, not re-sent",
+                "WARNING",
+                self.run_id,
+            )
             return self._from_row(self.store.require_order(cid))
 
     @staticmethod
     def _from_row(row: Mapping) -> BrokerOrder:
         return BrokerOrder(
-            row["client_order_id"], row["symbol"], row["side"], float(row["quantity"]), row["status"],
-            filled_quantity=float(row["filled_quantity"] or 0.0), average_price=row["average_price"], fee=float(row["fee"] or 0.0),
-            broker_order_id=row["broker_order_id"], reason=row["reason"], type=row["type"], limit_price=row["limit_price"],
-            stop_price=row.get("stop_price"), oco_group=row.get("oco_group"),
+            row["client_order_id"],
+            row["symbol"],
+            row["side"],
+            float(row["quantity"]),
+            row["status"],
+            filled_quantity=float(row["filled_quantity"] or 0.0),
+            average_price=row["average_price"],
+            fee=float(row["fee"] or 0.0),
+            broker_order_id=row["broker_order_id"],
+            reason=row["reason"],
+            type=row["type"],
+            limit_price=row["limit_price"],
+            stop_price=row.get("stop_price"),
+            oco_group=row.get("oco_group"),
         )
 
     def refresh(self, cid: str) -> BrokerOrder:
@@ -253,7 +318,11 @@ class OrderManager:
         for row in rows:
             try:
                 o = venue_open.get(row["client_order_id"])
-                if o is not None and o.status == row["status"] and abs(o.filled_quantity - float(row["filled_quantity"] or 0.0)) <= 1e-12:
+                if (
+                    o is not None
+                    and o.status == row["status"]
+                    and abs(o.filled_quantity - float(row["filled_quantity"] or 0.0)) <= 1e-12
+                ):
                     out.append(o)  # resting, nothing new
                 elif o is not None:
                     self._apply(o)
@@ -263,7 +332,9 @@ class OrderManager:
             except (AuthenticationError, ExchangeUnavailable):
                 raise
             except Exception as e:
-                self.store.log_event("refresh_failed", f"order {row['client_order_id']}: {type(e).__name__}: {e}", "ERROR", self.run_id)
+                self.store.log_event(
+                    "refresh_failed", f"order {row['client_order_id']}: {type(e).__name__}: {e}", "ERROR", self.run_id
+                )
         return out
 
     def cancel(self, cid: str) -> BrokerOrder:
@@ -279,7 +350,9 @@ class OrderManager:
                 try:
                     out.append(self.cancel(row["client_order_id"]))
                 except OrderRejected as e:
-                    self.store.log_event("cancel_failed", f"cancel exit {row['client_order_id']}: {e}", "WARNING", self.run_id)
+                    self.store.log_event(
+                        "cancel_failed", f"cancel exit {row['client_order_id']}: {e}", "WARNING", self.run_id
+                    )
         return out
 
     def _market(self, symbol: str) -> Market | None:
@@ -307,7 +380,11 @@ class OrderManager:
             market = self._market(sym)
             lot = market.lot_size if market is not None else 0.0
             tick = market.tick_size if market is not None else 0.0
-            other = sum(float(r["quantity"]) - float(r["filled_quantity"] or 0) for r in mine if r["side"] == "sell" and r["type"] not in EXIT_TYPES)
+            other = sum(
+                float(r["quantity"]) - float(r["filled_quantity"] or 0)
+                for r in mine
+                if r["side"] == "sell" and r["type"] not in EXIT_TYPES
+            )
             want = floor_to_lot(qty - other, lot) if qty > 0 and (sl is not None or tp is not None) else 0.0
             groups = {r["oco_group"] for r in exits}
             have = max((float(r["quantity"]) - float(r["filled_quantity"] or 0) for r in exits), default=0.0)
@@ -317,7 +394,9 @@ class OrderManager:
                 try:
                     self.cancel(r["client_order_id"])
                 except OrderRejected as e:
-                    self.store.log_event("cancel_failed", f"cancel exit {r['client_order_id']}: {e}", "WARNING", self.run_id)
+                    self.store.log_event(
+                        "cancel_failed", f"cancel exit {r['client_order_id']}: {e}", "WARNING", self.run_id
+                    )
             if want <= 0:
                 continue
             k = self.store.count_oco_groups(self.account, sym, self.run_id)
@@ -326,10 +405,23 @@ class OrderManager:
             group = "g" + stop_id
             legs = []
             if sl is not None:
-                legs.append(OrderRequest(stop_id, sym, "sell", want, "stop_loss", stop_price=_to_tick(sl, tick), oco_group=group))
+                legs.append(
+                    OrderRequest(
+                        stop_id, sym, "sell", want, "stop_loss", stop_price=_to_tick(sl, tick), oco_group=group
+                    )
+                )
             if tp is not None:
-                legs.append(OrderRequest(client_order_id(run, cycle or 0, sym, "sell", f"t{k}"), sym, "sell", want, "take_profit",
-                                         limit_price=_to_tick(tp, tick), oco_group=group))
+                legs.append(
+                    OrderRequest(
+                        client_order_id(run, cycle or 0, sym, "sell", f"t{k}"),
+                        sym,
+                        "sell",
+                        want,
+                        "take_profit",
+                        limit_price=_to_tick(tp, tick),
+                        oco_group=group,
+                    )
+                )
             for req in legs:
                 why = f"exit {req.type} {req.stop_price or req.limit_price:.6g} for {want:g} {sym}"
                 ans = self.submit(OrderIntent(req, self.run_id, cycle, why))
@@ -355,9 +447,18 @@ class OrderManager:
         if row is None:  # an order placed outside this manager (e.g. by hand on the venue): adopt it
             self.store.insert_order(
                 {
-                    "client_order_id": cid, "run_id": self.run_id, "account": self.account, "symbol": answer.symbol,
-                    "side": answer.side, "type": answer.type, "quantity": answer.quantity, "limit_price": answer.limit_price,
-                    "stop_price": answer.stop_price, "oco_group": answer.oco_group, "status": "NEW", "reason": "adopted from broker",
+                    "client_order_id": cid,
+                    "run_id": self.run_id,
+                    "account": self.account,
+                    "symbol": answer.symbol,
+                    "side": answer.side,
+                    "type": answer.type,
+                    "quantity": answer.quantity,
+                    "limit_price": answer.limit_price,
+                    "stop_price": answer.stop_price,
+                    "oco_group": answer.oco_group,
+                    "status": "NEW",
+                    "reason": "adopted from broker",
                 }
             )
             row = self.store.require_order(cid)
@@ -371,8 +472,10 @@ class OrderManager:
             self.store.log_event("order_state", f"{cid}: broker reports {answer.status}: {e}", "ERROR", self.run_id)
             return
         common = dict(
-            broker_order_id=answer.broker_order_id, filled_quantity=float(answer.filled_quantity),
-            average_price=answer.average_price, fee=float(answer.fee),
+            broker_order_id=answer.broker_order_id,
+            filled_quantity=float(answer.filled_quantity),
+            average_price=answer.average_price,
+            fee=float(answer.fee),
         )
         if not steps:
             return
@@ -397,7 +500,11 @@ class OrderManager:
         """Average price carries the buy fees (cost basis), so unrealised P&L = equity change exactly;
         realised P&L on a sell = (price − average) × quantity − sell fee. Fill, position and event
         are written in one transaction, so a crash never books a fill without its position."""
-        pos = self.store.get_position(self.account, fill.symbol) or {"quantity": 0.0, "average_price": None, "realized_pnl": 0.0}
+        pos = self.store.get_position(self.account, fill.symbol) or {
+            "quantity": 0.0,
+            "average_price": None,
+            "realized_pnl": 0.0,
+        }
         q0, avg0 = float(pos["quantity"] or 0.0), float(pos["average_price"] or 0.0)
         realized = float(pos["realized_pnl"] or 0.0)
         fields: dict = {}

@@ -121,7 +121,9 @@ def compute_snapshot(
     fx = {base_currency: 1.0, **(fx or {})}
     by_ccy = {base_currency: float(cash)} if not isinstance(cash, Mapping) else {k: float(v) for k, v in cash.items()}
     missing = sorted(k for k, v in by_ccy.items() if abs(v) > 1e-12 and k not in fx)
-    missing += sorted({c for s, c in (currencies or {}).items() if c not in fx and abs(quantities.get(s, 0.0)) > 1e-12} - set(missing))
+    missing += sorted(
+        {c for s, c in (currencies or {}).items() if c not in fx and abs(quantities.get(s, 0.0)) > 1e-12} - set(missing)
+    )
     if missing:
         raise ConfigError(
             f"no exchange rate from {', '.join(missing)} to {base_currency}: set live.fx_rates (units of {base_currency} per unit) "
@@ -141,22 +143,43 @@ def compute_snapshot(
         ccy = (currencies or {}).get(sym, base_currency)
         rate = fx.get(ccy, 1.0)
         positions[sym] = Position(
-            quantity=float(q), average_price=avg, market_price=float(px), unrealized_pnl=(float(px) - avg) * float(q) * rate,
-            realized_pnl=float(b.get("realized_pnl") or 0.0) * rate, stop_loss=b.get("stop_loss"), take_profit=b.get("take_profit"),
-            currency=ccy, fx=rate,
+            quantity=float(q),
+            average_price=avg,
+            market_price=float(px),
+            unrealized_pnl=(float(px) - avg) * float(q) * rate,
+            realized_pnl=float(b.get("realized_pnl") or 0.0) * rate,
+            stop_loss=b.get("stop_loss"),
+            take_profit=b.get("take_profit"),
+            currency=ccy,
+            fx=rate,
         )
     eq = cash_base + sum(p.market_value for p in positions.values())
     start = float(day_start_equity) if day_start_equity is not None else eq
     pnl = eq - start
     return PortfolioSnapshot(
-        ts=pd.Timestamp(ts), cash=cash_base, positions=positions, equity=eq, day_start_equity=start,
-        daily_pnl=pnl, daily_pnl_pct=pnl / start if start > 0 else 0.0,
-        base_currency=base_currency, cash_by_currency=by_ccy, fx=dict(fx), fees=float(fees),
+        ts=pd.Timestamp(ts),
+        cash=cash_base,
+        positions=positions,
+        equity=eq,
+        day_start_equity=start,
+        daily_pnl=pnl,
+        daily_pnl_pct=pnl / start if start > 0 else 0.0,
+        base_currency=base_currency,
+        cash_by_currency=by_ccy,
+        fx=dict(fx),
+        fees=float(fees),
     )
 
 
 def after_fill(
-    snap: PortfolioSnapshot, symbol: str, side: str, quantity: float, price: float, fee: float, mark: float, currency: str | None = None,
+    snap: PortfolioSnapshot,
+    symbol: str,
+    side: str,
+    quantity: float,
+    price: float,
+    fee: float,
+    mark: float,
+    currency: str | None = None,
 ) -> PortfolioSnapshot:
     """The snapshot after one fill, without asking the broker again: cash moves by the notional and
     the fee (in the fill's currency), the position by the quantity, marked at ``mark``. Lets a cycle
@@ -180,16 +203,32 @@ def after_fill(
         if side == "buy":
             avg = (q0 * (old.average_price if old is not None else 0.0) + quantity * price + fee) / q1
         positions[symbol] = Position(
-            quantity=q1, average_price=avg, market_price=mark, unrealized_pnl=(mark - avg) * q1 * rate,
-            realized_pnl=old.realized_pnl if old is not None else 0.0, stop_loss=old.stop_loss if old is not None else None,
-            take_profit=old.take_profit if old is not None else None, currency=ccy, fx=rate,
+            quantity=q1,
+            average_price=avg,
+            market_price=mark,
+            unrealized_pnl=(mark - avg) * q1 * rate,
+            realized_pnl=old.realized_pnl if old is not None else 0.0,
+            stop_loss=old.stop_loss if old is not None else None,
+            take_profit=old.take_profit if old is not None else None,
+            currency=ccy,
+            fx=rate,
         )
-    equity = snap.equity - (old.market_value if old is not None else 0.0) + (positions[symbol].market_value if symbol in positions else 0.0)
+    equity = (
+        snap.equity
+        - (old.market_value if old is not None else 0.0)
+        + (positions[symbol].market_value if symbol in positions else 0.0)
+    )
     equity += (-sign * quantity * price - fee) * rate
     pnl = equity - snap.day_start_equity
     return replace(
-        snap, cash=cash, cash_by_currency=by_ccy, positions=positions, equity=equity, daily_pnl=pnl,
-        daily_pnl_pct=pnl / snap.day_start_equity if snap.day_start_equity > 0 else 0.0, fees=snap.fees + fee * rate,
+        snap,
+        cash=cash,
+        cash_by_currency=by_ccy,
+        positions=positions,
+        equity=equity,
+        daily_pnl=pnl,
+        daily_pnl_pct=pnl / snap.day_start_equity if snap.day_start_equity > 0 else 0.0,
+        fees=snap.fees + fee * rate,
     )
 
 
@@ -199,7 +238,9 @@ def _currency(broker: Broker, balances: Mapping[str, Any]) -> str:
         return cur
     if len(balances) == 1:
         return str(next(iter(balances)))
-    raise ValueError(f"cannot tell the account currency among {sorted(balances)}: give the broker a 'currency' attribute")
+    raise ValueError(
+        f"cannot tell the account currency among {sorted(balances)}: give the broker a 'currency' attribute"
+    )
 
 
 def fx_from_quotes(base: str, quotes: Mapping[str, Quote]) -> dict[str, float]:
@@ -217,7 +258,11 @@ def fx_from_quotes(base: str, quotes: Mapping[str, Quote]) -> dict[str, float]:
 
 
 def snapshot(
-    broker: Broker, store: Store, account: str, now: pd.Timestamp, quotes: Mapping[str, Quote] | None = None,
+    broker: Broker,
+    store: Store,
+    account: str,
+    now: pd.Timestamp,
+    quotes: Mapping[str, Quote] | None = None,
     fx: Mapping[str, float] | None = None,
 ) -> PortfolioSnapshot:
     """The portfolio now (feed clock), in the broker's account currency. The day's starting equity is
@@ -246,7 +291,9 @@ def snapshot(
         cash = {k: v for k, v in cash.items() if k in keep or k in rates}
     book = store.position_book(account)
     fees = sum(v * (1.0 if k == base else rates.get(k, 1.0)) for k, v in store.fees_by_currency(account).items())
-    snap = compute_snapshot(now, cash, held, prices, book, fx=rates, currencies=currencies, base_currency=base, fees=fees)
+    snap = compute_snapshot(
+        now, cash, held, prices, book, fx=rates, currencies=currencies, base_currency=base, fees=fees
+    )
     day = day_key(now)
     start = store.day_start(account, day)
     if start is None:

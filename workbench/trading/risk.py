@@ -96,8 +96,12 @@ def check_input(
     """Bad input never trades: contradictory or duplicate signals, no/unusable/stale price."""
     if len(sides_this_cycle) > 1:
         if len(set(sides_this_cycle)) > 1:
-            return Rejection("contradictory_signals", f"{signal.symbol} got {'/'.join(sorted(set(sides_this_cycle)))} in one cycle")
-        return Rejection("duplicate_signal", f"{signal.symbol} got {len(sides_this_cycle)} {signal.signal} signals in one cycle")
+            return Rejection(
+                "contradictory_signals", f"{signal.symbol} got {'/'.join(sorted(set(sides_this_cycle)))} in one cycle"
+            )
+        return Rejection(
+            "duplicate_signal", f"{signal.symbol} got {len(sides_this_cycle)} {signal.signal} signals in one cycle"
+        )
     if quote is None:
         return Rejection("no_quote", f"no quote for {signal.symbol} this cycle")
     px = quote.last
@@ -134,7 +138,10 @@ def check_position_cap(value_after: float, equity: float, limits: RiskLimits) ->
     cap = limits.max_position_pct * equity
     if value_after <= cap * (1 + 1e-9):
         return None
-    return Rejection("position_cap", f"position would be {value_after:,.2f}, above {limits.max_position_pct:.0%} of equity ({cap:,.2f})")
+    return Rejection(
+        "position_cap",
+        f"position would be {value_after:,.2f}, above {limits.max_position_pct:.0%} of equity ({cap:,.2f})",
+    )
 
 
 def check_stop(signal: Signal, price: float) -> Rejection | None:
@@ -156,8 +163,15 @@ def entry_cost_factor(costs: CostModel) -> float:
 
 
 def size_entry(
-    signal: Signal, equity: float, cash: float, price: float, market: Market, limits: RiskLimits, costs: CostModel,
-    held_quantity: float = 0.0, fx: float = 1.0,
+    signal: Signal,
+    equity: float,
+    cash: float,
+    price: float,
+    market: Market,
+    limits: RiskLimits,
+    costs: CostModel,
+    held_quantity: float = 0.0,
+    fx: float = 1.0,
 ) -> float:
     """min(position cap left, risk budget / stop distance, affordable), floored to the lot size.
     ``price`` and the stop are in the instrument's currency; equity and cash in the base currency,
@@ -181,7 +195,9 @@ def evaluate(signal: Signal, context: RiskContext) -> RiskDecision:
     checked = [
         check_emergency(context.emergency),
         check_exchange(context.exchange),
-        check_input(signal, quote, context.now, context.stale_after_s, tuple(context.cycle_sides.get(signal.symbol, ()))),
+        check_input(
+            signal, quote, context.now, context.stale_after_s, tuple(context.cycle_sides.get(signal.symbol, ()))
+        ),
     ]
     gates = [g for g in checked if g is not None]
     if gates or quote is None:  # check_input rejects a missing quote
@@ -194,14 +210,24 @@ def evaluate(signal: Signal, context: RiskContext) -> RiskDecision:
     held = snap.quantity(signal.symbol)
     market = context.markets.get(signal.symbol)
     if market is None:
-        return RiskDecision(False, 0.0, [Rejection("unknown_market", f"no trading rules (lot size, min notional) for {signal.symbol}")])
+        return RiskDecision(
+            False, 0.0, [Rejection("unknown_market", f"no trading rules (lot size, min notional) for {signal.symbol}")]
+        )
 
     if signal.signal == "SELL":
         if held <= 0:
-            return RiskDecision(False, 0.0, [Rejection("no_position", f"SELL closes a long and {signal.symbol} is not held (long-only)")])
+            return RiskDecision(
+                False,
+                0.0,
+                [Rejection("no_position", f"SELL closes a long and {signal.symbol} is not held (long-only)")],
+            )
         qty = floor_to_lot(held, market.lot_size)
         if qty <= 0:
-            return RiskDecision(False, 0.0, [Rejection("position_size", f"quantity rounds to zero: {held:g} held, lot {market.lot_size:g}")])
+            return RiskDecision(
+                False,
+                0.0,
+                [Rejection("position_size", f"quantity rounds to zero: {held:g} held, lot {market.lot_size:g}")],
+            )
         return RiskDecision(True, qty, [], "sell", price)
 
     # BUY: a new entry or an add to a long. Values in the base currency: price × fx.
@@ -212,15 +238,51 @@ def evaluate(signal: Signal, context: RiskContext) -> RiskDecision:
     cash = snap.cash_for(market.quote)
     cap_value = limits.max_position_pct * snap.equity
     if held * price * fx >= cap_value * (1 - 1e-9):
-        return RiskDecision(False, 0.0, [Rejection("position_cap", f"{signal.symbol} already {held * price * fx:,.2f} ≥ cap {cap_value:,.2f} ({limits.max_position_pct:.0%} of equity)")])
+        return RiskDecision(
+            False,
+            0.0,
+            [
+                Rejection(
+                    "position_cap",
+                    f"{signal.symbol} already {held * price * fx:,.2f} ≥ cap {cap_value:,.2f} ({limits.max_position_pct:.0%} of equity)",
+                )
+            ],
+        )
     costs = context.costs_for(market)
     qty = size_entry(signal, snap.equity, cash, price, market, limits, costs, held, fx)
     if qty <= 0:
         if cash < market.lot_size * price * fx * entry_cost_factor(costs):
-            return RiskDecision(False, 0.0, [Rejection("buying_power", f"{cash:,.2f} cash does not buy one lot ({market.lot_size:g}) of {signal.symbol} at {price:g}")])
-        return RiskDecision(False, 0.0, [Rejection("position_size", f"quantity rounds to zero for {signal.symbol} at {price:g} (lot {market.lot_size:g})")])
+            return RiskDecision(
+                False,
+                0.0,
+                [
+                    Rejection(
+                        "buying_power",
+                        f"{cash:,.2f} cash does not buy one lot ({market.lot_size:g}) of {signal.symbol} at {price:g}",
+                    )
+                ],
+            )
+        return RiskDecision(
+            False,
+            0.0,
+            [
+                Rejection(
+                    "position_size",
+                    f"quantity rounds to zero for {signal.symbol} at {price:g} (lot {market.lot_size:g})",
+                )
+            ],
+        )
     if qty * price < market.min_notional:
-        return RiskDecision(False, 0.0, [Rejection("min_notional", f"{qty:g} × {price:g} = {qty * price:,.2f} is below {signal.symbol}'s minimum notional {market.min_notional:,.2f}")])
+        return RiskDecision(
+            False,
+            0.0,
+            [
+                Rejection(
+                    "min_notional",
+                    f"{qty:g} × {price:g} = {qty * price:,.2f} is below {signal.symbol}'s minimum notional {market.min_notional:,.2f}",
+                )
+            ],
+        )
     final = [
         r
         for r in (

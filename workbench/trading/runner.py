@@ -107,7 +107,9 @@ def _connect(settings: Settings, name: str, vault: Any, store: Store | None = No
     try:
         return venue.broker(settings, venue_config(settings, venue.name), instance=inst, vault=vault, store=store)
     except ImportError as e:
-        raise ConfigError(f"the adapter for broker {name!r} is not available in this installation ({e}): use --broker paper") from e
+        raise ConfigError(
+            f"the adapter for broker {name!r} is not available in this installation ({e}): use --broker paper"
+        ) from e
 
 
 def plan_broker(settings: Settings, broker: str | None = None, vault: Vault | None = None) -> PendingBroker:
@@ -121,10 +123,14 @@ def plan_broker(settings: Settings, broker: str | None = None, vault: Vault | No
 
     vault = vault_of(settings, vault)
     env = venue.environment(settings.broker.testnet)
-    return PendingBroker(name, env, lambda: _connect(settings, name, vault), venue.required_keys(inst), vault, venue.hint(inst))
+    return PendingBroker(
+        name, env, lambda: _connect(settings, name, vault), venue.required_keys(inst), vault, venue.hint(inst)
+    )
 
 
-def make_broker(settings: Settings, store: Store, broker: str | Broker | None = None, vault: Vault | None = None) -> Broker:
+def make_broker(
+    settings: Settings, store: Store, broker: str | Broker | None = None, vault: Vault | None = None
+) -> Broker:
     """The broker named (any registered venue: ``paper``, ``ccxt:<id>``, ``kite``, ``alpaca``), else
     ``settings.broker.default``; paper unless told otherwise. A real broker is connected here without
     Phase 1's gates: the live loop uses ``plan_broker`` instead, so nothing talks to a venue before
@@ -154,10 +160,17 @@ def _default_feed(settings: Settings, engine: Any, start_cursor: int):
 
     uni = getattr(engine, "universe", None) or {}
     if not uni.get("exchange") or not uni.get("timeframe"):
-        raise ConfigError("the model records no universe (exchange, timeframe, symbols): retrain and register it, or pass a feed")
+        raise ConfigError(
+            "the model records no universe (exchange, timeframe, symbols): retrain and register it, or pass a feed"
+        )
     return ReplayFeed(
-        Lake(settings.lake_dir), uni["exchange"], uni["timeframe"], list(uni.get("symbols") or []) or None,
-        warmup_bars=settings.live.warmup_bars, replay_bars=settings.live.replay_bars, start_cursor=start_cursor,
+        Lake(settings.lake_dir),
+        uni["exchange"],
+        uni["timeframe"],
+        list(uni.get("symbols") or []) or None,
+        warmup_bars=settings.live.warmup_bars,
+        replay_bars=settings.live.replay_bars,
+        start_cursor=start_cursor,
     )
 
 
@@ -235,8 +248,10 @@ def run_live(
         store.clear_checks(run_id)
         who = f" under its owner {owner.username}" if owner is not None else ""
         store.log_event(
-            "run", f"run {run_id} resumed{who} after a crash of pid {crashed['pid']} (last complete cycle {crashed['cycle']})",
-            "WARNING", run_id,
+            "run",
+            f"run {run_id} resumed{who} after a crash of pid {crashed['pid']} (last complete cycle {crashed['cycle']})",
+            "WARNING",
+            run_id,
         )
     else:
         run_id = store.start_run(label, env, account, model, interval, os.getpid(), user_id=owner.id if owner else None)
@@ -246,8 +261,22 @@ def run_live(
     restore = _install_signal_handlers(stop)
     try:
         return _run(
-            settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=crashed,
-            on_point=on_point, owner=owner, refusal=refusal, accounts=accounts,
+            settings,
+            store,
+            brk,
+            account,
+            run_id,
+            model,
+            interval,
+            cycles,
+            engine,
+            feed,
+            stop,
+            resumed=crashed,
+            on_point=on_point,
+            owner=owner,
+            refusal=refusal,
+            accounts=accounts,
         )
     finally:
         restore()
@@ -280,16 +309,37 @@ def _crashed_run(store: Store, broker_name: str, account: str) -> dict | None:
 
 
 def _run(
-    settings, store, brk, account, run_id, model, interval, cycles, engine, feed, stop, resumed=None, on_point=None,
-    owner=None, refusal=None, accounts=None,
+    settings,
+    store,
+    brk,
+    account,
+    run_id,
+    model,
+    interval,
+    cycles,
+    engine,
+    feed,
+    stop,
+    resumed=None,
+    on_point=None,
+    owner=None,
+    refusal=None,
+    accounts=None,
 ) -> int:
     from workbench.security.access import user_risk_limits
 
     log = lambda kind, msg, level="INFO": store.log_event(kind, msg, level, run_id)  # noqa: E731
     factory = cached((lambda: engine) if engine is not None else registry_engine_factory(settings, model))
     who = f"user {owner.username}" if owner is not None else "no user"
-    log("run", f"run {run_id} started (pid {os.getpid()}, {who}, broker {getattr(brk, 'name', brk)}, model {model}, every {interval:g}s)")
-    limits = user_risk_limits(accounts.engine, owner, settings.risk) if owner is not None and accounts is not None else settings.risk
+    log(
+        "run",
+        f"run {run_id} started (pid {os.getpid()}, {who}, broker {getattr(brk, 'name', brk)}, model {model}, every {interval:g}s)",
+    )
+    limits = (
+        user_risk_limits(accounts.engine, owner, settings.risk)
+        if owner is not None and accounts is not None
+        else settings.risk
+    )
     results = phase1(settings, brk, factory, store=store, run_id=run_id, user=owner, refusal=refusal, limits=limits)
     failed = next((r for r in results if not r.ok), None)
     if failed is not None:
@@ -318,18 +368,36 @@ def _run(
             store.update_run(run_id, cursor=int(feed.cursor))  # a crash in the first cycle resumes here
         if resumed is not None:
             n = store.discard_unfinished_cycle(run_id, last_cycle)
-            log("recover", f"cycle {last_cycle + 1} was cut short: {n} partial row(s) discarded, the cycle is re-run under the same order ids")
-        orders = OrderManager(store, brk, account, run_id=run_id, unknown_grace_s=settings.live.unknown_grace_s, on_point=on_point)
+            log(
+                "recover",
+                f"cycle {last_cycle + 1} was cut short: {n} partial row(s) discarded, the cycle is re-run under the same order ids",
+            )
+        orders = OrderManager(
+            store, brk, account, run_id=run_id, unknown_grace_s=settings.live.unknown_grace_s, on_point=on_point
+        )
         reconciled = orders.reconcile()
         if reconciled:
             log("reconcile", f"{len(reconciled)} open order(s) from earlier runs reconciled with the broker")
         # Phase 1's portfolio sync: after the orders' fills are booked, so only real differences show.
         synced = sync_portfolio(store, brk, account, run_id, "phase1")
-        log("sync", f"portfolio synced with {getattr(brk, 'name', 'the broker')}: {synced.summary()}", "INFO" if synced.in_sync else "WARNING")
+        log(
+            "sync",
+            f"portfolio synced with {getattr(brk, 'name', 'the broker')}: {synced.summary()}",
+            "INFO" if synced.in_sync else "WARNING",
+        )
         ctx = LiveContext(
-            store=store, broker=brk, feed=feed, engine=eng, orders=orders, run_id=run_id, account=account,
-            limits=limits, costs=settings.costs, exchange_costs=settings.paper.cost_models(),
-            stale_after_s=settings.live.stale_after_s, cycle=last_cycle,
+            store=store,
+            broker=brk,
+            feed=feed,
+            engine=eng,
+            orders=orders,
+            run_id=run_id,
+            account=account,
+            limits=limits,
+            costs=settings.costs,
+            exchange_costs=settings.paper.cost_models(),
+            stale_after_s=settings.live.stale_after_s,
+            cycle=last_cycle,
             fx_rates=dict(settings.live.fx_rates),
         )
         done, final_status, final_msg = 0, "STOPPED", None
@@ -490,8 +558,12 @@ def request_stop(settings: Any, emergency: bool = False, user: Any = None) -> in
 
 
 def start_background(
-    settings: Any, broker: str | None = None, model: str = "champion", interval_s: float | None = None,
-    cycles: int | None = None, session: str | None = None,
+    settings: Any,
+    broker: str | None = None,
+    model: str = "champion",
+    interval_s: float | None = None,
+    cycles: int | None = None,
+    session: str | None = None,
 ) -> subprocess.Popen:
     """Launch ``workbench live run`` as its own session: closing the dashboard never stops it.
     ``session``: the owner's token, handed over in ``$WORKBENCH_TOKEN`` (never argv, which other
@@ -499,7 +571,17 @@ def start_background(
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stamp = utcnow().strftime("%Y%m%dT%H%M%S")
-    cmd = [sys.executable, "-m", "workbench", "live", "run", "--broker", broker or settings.broker.default, "--model", model]
+    cmd = [
+        sys.executable,
+        "-m",
+        "workbench",
+        "live",
+        "run",
+        "--broker",
+        broker or settings.broker.default,
+        "--model",
+        model,
+    ]
     if interval_s is not None:
         cmd += ["--interval", str(interval_s)]
     if cycles is not None:
@@ -510,7 +592,13 @@ def start_background(
     log = open(logs / f"live-{stamp}.log", "ab")  # noqa: SIM115 (closed below once the child holds its own copy)
     try:
         return subprocess.Popen(
-            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(settings.home)
+            cmd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=str(settings.home),
         )
     finally:
         log.close()  # the child holds its own descriptor

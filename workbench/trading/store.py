@@ -53,14 +53,32 @@ def _f(x: Any) -> float | None:
     return None if math.isnan(x) else x
 
 
-_TIME_COLUMNS = {"ts", "bar_ts", "started_at", "ended_at", "finished_at", "heartbeat_at", "created_at", "updated_at", "consumed_at"}
+_TIME_COLUMNS = {
+    "ts",
+    "bar_ts",
+    "started_at",
+    "ended_at",
+    "finished_at",
+    "heartbeat_at",
+    "created_at",
+    "updated_at",
+    "consumed_at",
+}
 
 
 class _Tables:
     """Table objects by name, for modules that write their own rows (the paper venue's tables are in
     ``workbench.store.schema`` and its queries in ``workbench.venues.paper.book``)."""
 
-    runs, checks, cycles, signals, orders, order_events, fills = runs, checks, cycles, signals, orders, order_events, fills
+    runs, checks, cycles, signals, orders, order_events, fills = (
+        runs,
+        checks,
+        cycles,
+        signals,
+        orders,
+        order_events,
+        fills,
+    )
     positions, equity, day_starts, events, commands = positions, equity, day_starts, events, commands
     cash_book, adjustments = cash_book, adjustments
 
@@ -124,16 +142,32 @@ class Store:
 
     # ---- runs -----------------------------------------------------------------------------------
     def start_run(
-        self, broker: str, environment: str, account: str | None = None, model_ref: str | None = None,
-        interval_s: float | None = None, pid: int | None = None, cursor: int | None = None, user_id: int | None = None,
+        self,
+        broker: str,
+        environment: str,
+        account: str | None = None,
+        model_ref: str | None = None,
+        interval_s: float | None = None,
+        pid: int | None = None,
+        cursor: int | None = None,
+        user_id: int | None = None,
     ) -> int:
         """A new RUNNING run; ``user_id`` is its owner (who started it; a crashed run resumes as them)."""
         now = iso(utcnow())
         with self.engine.begin() as c:
             res = c.execute(
                 insert(runs).values(
-                    started_at=now, status="RUNNING", broker=broker, environment=environment, account=account,
-                    model_ref=model_ref, interval_s=_f(interval_s), pid=pid, heartbeat_at=now, cycle=0, cursor=cursor,
+                    started_at=now,
+                    status="RUNNING",
+                    broker=broker,
+                    environment=environment,
+                    account=account,
+                    model_ref=model_ref,
+                    interval_s=_f(interval_s),
+                    pid=pid,
+                    heartbeat_at=now,
+                    cycle=0,
+                    cursor=cursor,
                     user_id=user_id,
                 )
             )
@@ -151,7 +185,9 @@ class Store:
     def finish_run(self, run_id: int, status: str, message: str | None = None) -> None:
         self.update_run(run_id, status=status, ended_at=utcnow(), message=message)
 
-    def heartbeat(self, run_id: int, cycle: int | None = None, cursor: int | None = None, message: str | None = None) -> None:
+    def heartbeat(
+        self, run_id: int, cycle: int | None = None, cursor: int | None = None, message: str | None = None
+    ) -> None:
         fields: dict[str, Any] = {"heartbeat_at": utcnow()}
         if cycle is not None:
             fields["cycle"] = cycle
@@ -186,7 +222,13 @@ class Store:
         with self.engine.begin() as c:
             c.execute(
                 insert(checks).values(
-                    run_id=run_id, seq=seq, name=name, ok=bool(ok), message=message, ts=iso(utcnow()), duration_s=duration_s
+                    run_id=run_id,
+                    seq=seq,
+                    name=name,
+                    ok=bool(ok),
+                    message=message,
+                    ts=iso(utcnow()),
+                    duration_s=duration_s,
                 )
             )
 
@@ -202,14 +244,29 @@ class Store:
         return self._frame(stmt, [c.name for c in checks.columns])
 
     def add_cycle(
-        self, run_id: int, cycle: int, started_at: Any, finished_at: Any, bar_ts: Any,
-        n_signals: int, n_orders: int, equity: float | None, message: str | None = None,
+        self,
+        run_id: int,
+        cycle: int,
+        started_at: Any,
+        finished_at: Any,
+        bar_ts: Any,
+        n_signals: int,
+        n_orders: int,
+        equity: float | None,
+        message: str | None = None,
     ) -> None:
         with self.engine.begin() as c:
             c.execute(
                 insert(cycles).values(
-                    run_id=run_id, cycle=cycle, started_at=iso(started_at), finished_at=iso(finished_at), bar_ts=iso(bar_ts),
-                    n_signals=int(n_signals), n_orders=int(n_orders), equity=_f(equity), message=message,
+                    run_id=run_id,
+                    cycle=cycle,
+                    started_at=iso(started_at),
+                    finished_at=iso(finished_at),
+                    bar_ts=iso(bar_ts),
+                    n_signals=int(n_signals),
+                    n_orders=int(n_orders),
+                    equity=_f(equity),
+                    message=message,
                 )
             )
 
@@ -221,9 +278,16 @@ class Store:
     def add_signals(self, run_id: int, cycle: int, bar_ts: Any, sigs: Iterable[Any]) -> int:
         rows = [
             {
-                "run_id": run_id, "cycle": cycle, "bar_ts": iso(bar_ts if s.ts is None else s.ts), "symbol": s.symbol,
-                "signal": s.signal, "strength": _f(s.strength), "confidence": _f(s.confidence),
-                "target_price": _f(s.target_price), "stop_loss": _f(s.stop_loss), "take_profit": _f(s.take_profit),
+                "run_id": run_id,
+                "cycle": cycle,
+                "bar_ts": iso(bar_ts if s.ts is None else s.ts),
+                "symbol": s.symbol,
+                "signal": s.signal,
+                "strength": _f(s.strength),
+                "confidence": _f(s.confidence),
+                "target_price": _f(s.target_price),
+                "stop_loss": _f(s.stop_loss),
+                "take_profit": _f(s.take_profit),
                 "price": _f(s.price),
             }
             for s in sigs
@@ -251,7 +315,14 @@ class Store:
                 values[k] = _f(values[k])
         with self.engine.begin() as c:
             c.execute(insert(orders).values(**values))
-            c.execute(insert(order_events).values(client_order_id=values["client_order_id"], ts=now, status=values["status"], detail=values.get("reason")))
+            c.execute(
+                insert(order_events).values(
+                    client_order_id=values["client_order_id"],
+                    ts=now,
+                    status=values["status"],
+                    detail=values.get("reason"),
+                )
+            )
 
     def get_order(self, client_order_id: str) -> dict | None:
         return self._one(select(orders).where(orders.c.client_order_id == client_order_id))
@@ -270,7 +341,11 @@ class Store:
         with self.engine.begin() as c:
             c.execute(update(orders).where(orders.c.client_order_id == client_order_id).values(**fields))
             if "status" in fields:
-                c.execute(insert(order_events).values(client_order_id=client_order_id, ts=now, status=fields["status"], detail=event_detail))
+                c.execute(
+                    insert(order_events).values(
+                        client_order_id=client_order_id, ts=now, status=fields["status"], detail=event_detail
+                    )
+                )
 
     def advance_order(self, client_order_id: str, steps: list[str], detail: str | None = None, **fields: Any) -> None:
         """Move an order through ``steps`` (e.g. SUBMITTED, FILLED) in one transaction: the row takes
@@ -279,14 +354,31 @@ class Store:
             return
         now = iso(utcnow())
         with self.engine.begin() as c:
-            c.execute(update(orders).where(orders.c.client_order_id == client_order_id).values(status=steps[-1], updated_at=now, **fields))
+            c.execute(
+                update(orders)
+                .where(orders.c.client_order_id == client_order_id)
+                .values(status=steps[-1], updated_at=now, **fields)
+            )
             c.execute(
                 insert(order_events),
-                [{"client_order_id": client_order_id, "ts": now, "status": st, "detail": detail if i == len(steps) - 1 else None} for i, st in enumerate(steps)],
+                [
+                    {
+                        "client_order_id": client_order_id,
+                        "ts": now,
+                        "status": st,
+                        "detail": detail if i == len(steps) - 1 else None,
+                    }
+                    for i, st in enumerate(steps)
+                ],
             )
 
     def book_fill(
-        self, fill: Any, account: str, position: Mapping[str, Any], message: str, run_id: int | None = None,
+        self,
+        fill: Any,
+        account: str,
+        position: Mapping[str, Any],
+        message: str,
+        run_id: int | None = None,
         cash: Mapping[str, float] | None = None,
     ) -> bool:
         """Record a broker fill, the position it leaves, its cash movements (``cash``: currency → delta,
@@ -298,7 +390,9 @@ class Store:
             _upsert_position(c, account, fill.symbol, position)
             if cash:
                 _move_cash(c, account, cash)
-            c.execute(insert(events).values(ts=iso(utcnow()), run_id=run_id, level="INFO", kind="fill", message=message))
+            c.execute(
+                insert(events).values(ts=iso(utcnow()), run_id=run_id, level="INFO", kind="fill", message=message)
+            )
         return True
 
     def open_orders(self, account: str | None = None) -> list[dict]:
@@ -345,7 +439,11 @@ class Store:
 
     def fees_by_currency(self, account: str) -> dict[str, float]:
         """Fees the account has paid, per fee currency."""
-        stmt = select(fills.c.fee_currency, func.sum(fills.c.fee)).where(fills.c.account == account).group_by(fills.c.fee_currency)
+        stmt = (
+            select(fills.c.fee_currency, func.sum(fills.c.fee))
+            .where(fills.c.account == account)
+            .group_by(fills.c.fee_currency)
+        )
         with self.engine.connect() as c:
             return {str(k): float(v or 0.0) for k, v in c.execute(stmt).all()}
 
@@ -379,7 +477,9 @@ class Store:
     def cash_book(self, account: str) -> dict[str, float]:
         """The account's cash per currency by our own records; empty until the first sync."""
         with self.engine.connect() as c:
-            rows = c.execute(select(cash_book.c.currency, cash_book.c.total).where(cash_book.c.account == account)).all()
+            rows = c.execute(
+                select(cash_book.c.currency, cash_book.c.total).where(cash_book.c.account == account)
+            ).all()
         return {str(k): float(v) for k, v in rows}
 
     def adjust(self, account: str, rows: Iterable[Mapping[str, Any]], run_id: int | None = None) -> int:
@@ -404,7 +504,15 @@ class Store:
                     _set_cash(c, account, r["key"], brk)
                 else:
                     raise ValueError(f"adjustment kind must be 'position' or 'cash', not {r['kind']!r}")
-                c.execute(insert(events).values(ts=now, run_id=run_id, level=r.get("level", "WARNING"), kind=r.get("event", "reconcile"), message=r["message"]))
+                c.execute(
+                    insert(events).values(
+                        ts=now,
+                        run_id=run_id,
+                        level=r.get("level", "WARNING"),
+                        kind=r.get("event", "reconcile"),
+                        message=r["message"],
+                    )
+                )
         return len(rows)
 
     def adjustments(self, account: str | None = None, run_id: int | None = None) -> pd.DataFrame:
@@ -417,14 +525,29 @@ class Store:
 
     # ---- equity ---------------------------------------------------------------------------------
     def add_equity(
-        self, run_id: int | None, account: str, bar_ts: Any, cash: float, positions_value: float,
-        equity_value: float, day_start_equity: float | None, ts: Any = None, cycle: int | None = None,
+        self,
+        run_id: int | None,
+        account: str,
+        bar_ts: Any,
+        cash: float,
+        positions_value: float,
+        equity_value: float,
+        day_start_equity: float | None,
+        ts: Any = None,
+        cycle: int | None = None,
     ) -> None:
         with self.engine.begin() as c:
             c.execute(
                 insert(equity).values(
-                    run_id=run_id, cycle=cycle, account=account, ts=iso(ts if ts is not None else utcnow()), bar_ts=iso(bar_ts),
-                    cash=_f(cash), positions_value=_f(positions_value), equity=_f(equity_value), day_start_equity=_f(day_start_equity),
+                    run_id=run_id,
+                    cycle=cycle,
+                    account=account,
+                    ts=iso(ts if ts is not None else utcnow()),
+                    bar_ts=iso(bar_ts),
+                    cash=_f(cash),
+                    positions_value=_f(positions_value),
+                    equity=_f(equity_value),
+                    day_start_equity=_f(day_start_equity),
                 )
             )
 
@@ -481,8 +604,12 @@ class Store:
         from sqlalchemy import delete
 
         with self.engine.begin() as c:
-            n = c.execute(delete(signals).where(and_(signals.c.run_id == run_id, signals.c.cycle > last_complete))).rowcount
-            n += c.execute(delete(equity).where(and_(equity.c.run_id == run_id, equity.c.cycle > last_complete))).rowcount
+            n = c.execute(
+                delete(signals).where(and_(signals.c.run_id == run_id, signals.c.cycle > last_complete))
+            ).rowcount
+            n += c.execute(
+                delete(equity).where(and_(equity.c.run_id == run_id, equity.c.cycle > last_complete))
+            ).rowcount
             c.execute(delete(cycles).where(and_(cycles.c.run_id == run_id, cycles.c.cycle > last_complete)))
         return int(n)
 
@@ -513,11 +640,15 @@ class Store:
             # a stale one must not stop the next run.
             anyrun = and_(commands.c.run_id.is_(None), commands.c.ts >= (started or ""))
             target = or_(commands.c.run_id == run_id, anyrun)
-            rows = c.execute(select(commands.c.id, commands.c.command).where(and_(target, commands.c.consumed_at.is_(None)))).all()
+            rows = c.execute(
+                select(commands.c.id, commands.c.command).where(and_(target, commands.c.consumed_at.is_(None)))
+            ).all()
             if not rows:
                 return None
             if consume:
-                c.execute(update(commands).where(commands.c.id.in_([r[0] for r in rows])).values(consumed_at=iso(utcnow())))
+                c.execute(
+                    update(commands).where(commands.c.id.in_([r[0] for r in rows])).values(consumed_at=iso(utcnow()))
+                )
         names = {r[1] for r in rows}
         return "emergency_stop" if "emergency_stop" in names else "stop"
 
@@ -528,9 +659,16 @@ def _insert_fill(c: Any, fill: Any, account: str) -> bool:
         return False
     c.execute(
         insert(fills).values(
-            fill_id=fill.fill_id, client_order_id=fill.client_order_id, account=account, symbol=fill.symbol,
-            side=fill.side, quantity=float(fill.quantity), price=float(fill.price), fee=float(fill.fee),
-            fee_currency=fill.fee_currency, ts=iso(fill.ts),
+            fill_id=fill.fill_id,
+            client_order_id=fill.client_order_id,
+            account=account,
+            symbol=fill.symbol,
+            side=fill.side,
+            quantity=float(fill.quantity),
+            price=float(fill.price),
+            fee=float(fill.fee),
+            fee_currency=fill.fee_currency,
+            ts=iso(fill.ts),
         )
     )
     return True
@@ -539,7 +677,9 @@ def _insert_fill(c: Any, fill: Any, account: str) -> bool:
 def _set_cash(c: Any, account: str, currency: str, total: float) -> None:
     key = and_(cash_book.c.account == account, cash_book.c.currency == currency)
     if c.execute(select(cash_book.c.currency).where(key)).first() is None:
-        c.execute(insert(cash_book).values(account=account, currency=currency, total=float(total), updated_at=iso(utcnow())))
+        c.execute(
+            insert(cash_book).values(account=account, currency=currency, total=float(total), updated_at=iso(utcnow()))
+        )
     else:
         c.execute(update(cash_book).where(key).values(total=float(total), updated_at=iso(utcnow())))
 
@@ -563,6 +703,8 @@ def _upsert_position(c: Any, account: str, symbol: str, fields: Mapping[str, Any
     values["updated_at"] = iso(utcnow())
     key = and_(positions.c.account == account, positions.c.symbol == symbol)
     if c.execute(select(positions.c.symbol).where(key)).first() is None:
-        c.execute(insert(positions).values(account=account, symbol=symbol, **{"quantity": 0.0, "realized_pnl": 0.0, **values}))
+        c.execute(
+            insert(positions).values(account=account, symbol=symbol, **{"quantity": 0.0, "realized_pnl": 0.0, **values})
+        )
     else:
         c.execute(update(positions).where(key).values(**values))

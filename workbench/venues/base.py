@@ -79,8 +79,18 @@ __all__ = [
 # Stable codes carried by ``OrderRejected.reason`` (adapters map their venue's answers onto these).
 REJECT_REASONS = frozenset(
     {
-        "unknown_symbol", "no_price", "bad_price", "lot_size", "tick_size", "min_notional", "insufficient_funds",
-        "insufficient_position", "unknown_order", "duplicate_order", "not_cancellable", "bad_order",
+        "unknown_symbol",
+        "no_price",
+        "bad_price",
+        "lot_size",
+        "tick_size",
+        "min_notional",
+        "insufficient_funds",
+        "insufficient_position",
+        "unknown_order",
+        "duplicate_order",
+        "not_cancellable",
+        "bad_order",
     }
 )
 OrderStatus = Literal["NEW", "SUBMITTED", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "EXPIRED"]
@@ -179,7 +189,6 @@ class Broker(Protocol):
     def open_orders(self) -> list[BrokerOrder]: ...
 
     def fills(self, since: pd.Timestamp | None = None) -> list[Fill]: ...
-
 
 
 class VenueConfig(BaseModel):

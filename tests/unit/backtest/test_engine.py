@@ -93,7 +93,8 @@ def test_hand_worked_fixture_matches_to_the_cent():
     np.testing.assert_allclose(o["price"], [100.1, 20.02, 50.05, 47.952, 21.978, 110.0, 52.052, 46.953], rtol=1e-12)
     np.testing.assert_allclose(o["fee"], o["quantity"] * o["price"] * 0.001, rtol=1e-12)
     assert r.orders["fee"].sum() == pytest.approx(
-        0.001 * (10010 + 499 * 20.02 + 199 * 50.05 + 199 * 47.952 + 499 * 21.978 + 11000 + 195 * 52.052 + 195 * 46.953), rel=1e-12
+        0.001 * (10010 + 499 * 20.02 + 199 * 50.05 + 199 * 47.952 + 499 * 21.978 + 11000 + 195 * 52.052 + 195 * 46.953),
+        rel=1e-12,
     )
     assert r.equity.iloc[-1] == pytest.approx(cash, rel=1e-12) and r.cash.iloc[-1] == pytest.approx(cash, rel=1e-12)
     # Bar 0's closing equity: cash + A and C at their closes.
@@ -113,7 +114,9 @@ def test_hand_worked_fixture_matches_to_the_cent():
 def test_fees_and_slippage_per_exchange_and_min_notional():
     markets = {s: Market(s, s, "USD", lot_size=1.0, tick_size=0.01, exchange="NSE" if s == "C" else "NYSE",
                          min_notional=12_000.0 if s == "A" else 0.0) for s in SYMS}  # fmt: skip
-    r = run_backtest(hand_frames(), hand_panel(), RiskLimits(), COSTS, markets=markets, exchange_costs={"NSE": (0.002, 20.0)})
+    r = run_backtest(
+        hand_frames(), hand_panel(), RiskLimits(), COSTS, markets=markets, exchange_costs={"NSE": (0.002, 20.0)}
+    )
     o = r.orders
     assert "A" not in set(o["symbol"])  # 100 × 100 is below A's 12,000 minimum
     c = o[o["symbol"] == "C"]
@@ -165,10 +168,18 @@ def test_window_labels_reach_orders_and_trades():
     o = r.orders
     got = dict(zip(zip(o["ts"].dt.day - 1, o["symbol"]), o["window"]))
     # An exit belongs to the fold whose signal set its stops: A's take-profit on bar 4 came from bar 0.
-    assert got[(4, "A")] == "fold-0" and got[(3, "C")] == "fold-0" and got[(5, "B")] == "fold-1" and got[(6, "B")] == "fold-1"
+    assert (
+        got[(4, "A")] == "fold-0"
+        and got[(3, "C")] == "fold-0"
+        and got[(5, "B")] == "fold-1"
+        and got[(6, "B")] == "fold-1"
+    )
     assert got[(2, "B")] == "fold-0"
     assert dict(zip(r.trades["symbol"] + r.trades["entry_ts"].dt.day.astype(str), r.trades["window"])) == {
-        "A1": "fold-0", "C1": "fold-0", "B2": "fold-0", "B6": "fold-1",
+        "A1": "fold-0",
+        "C1": "fold-0",
+        "B2": "fold-0",
+        "B6": "fold-1",
     }
     assert r.meta["windows"] == ["fold-0", "fold-1"]
 

@@ -26,7 +26,9 @@ def random_case(seed=7, n_bars=300, n_sym=20):
     lo = np.minimum(c, o) * (1 - rng.uniform(0, 0.03, c.shape))
     c[rng.uniform(size=c.shape) < 0.02] = np.nan  # missing bars
     mk = lambda a: pd.DataFrame(a, index=idx, columns=cols)
-    panel = Panel(open=mk(o), high=mk(h), low=mk(lo), close=mk(c), volume=mk(np.full(c.shape, 1e6)), exchange="T", timeframe="8h")
+    panel = Panel(
+        open=mk(o), high=mk(h), low=mk(lo), close=mk(c), volume=mk(np.full(c.shape, 1e6)), exchange="T", timeframe="8h"
+    )
     side = rng.choice([-1.0, 0.0, 1.0], size=c.shape, p=[0.15, 0.55, 0.3])
     atr = np.nan_to_num(c, nan=50) * rng.uniform(0.005, 0.05, c.shape)
     base = np.nan_to_num(c, nan=50)
@@ -122,7 +124,11 @@ def plain_loop(panel, frames, markets, risk, costs, cash, exchange_costs):
             low = lo[t, j] if np.isfinite(lo[t, j]) else close[t, j]
             h = hi[t, j] if np.isfinite(hi[t, j]) else close[t, j]
             leg = legs.get(j, {"sl": None, "tp": None})
-            why = "stop_loss" if low <= sl and leg["sl"] is None else ("take_profit" if h >= tp and leg["tp"] is None else None)
+            why = (
+                "stop_loss"
+                if low <= sl and leg["sl"] is None
+                else ("take_profit" if h >= tp and leg["tp"] is None else None)
+            )
             if why:
                 legs.pop(j, None)
                 q = floor_to_lot(pos[j], markets[syms[j]].lot_size)
@@ -132,7 +138,12 @@ def plain_loop(panel, frames, markets, risk, costs, cash, exchange_costs):
         if days[t] != day:
             day, day_start = days[t], (prev_eq if prev_eq is not None else eq)
         for j, s in enumerate(syms):
-            if not np.isfinite(conf[t, j]) or side[t, j] == 0 or not ok[j] or not min(max(strength[t, j], 0), 1) > risk.min_strength:
+            if (
+                not np.isfinite(conf[t, j])
+                or side[t, j] == 0
+                or not ok[j]
+                or not min(max(strength[t, j], 0), 1) > risk.min_strength
+            ):
                 continue
             c, m, held = close[t, j], markets[s], pos.get(j, 0.0)
             if side[t, j] < 0:
@@ -147,10 +158,26 @@ def plain_loop(panel, frames, markets, risk, costs, cash, exchange_costs):
                 eq += -held * c + pos.get(j, 0.0) * c + q * px - f
                 continue
             sl = stop[t, j]
-            if (eq - day_start) / day_start <= -risk.max_daily_loss_pct or not (0 < sl < c) or held * c >= risk.max_position_pct * eq * (1 - 1e-9):
+            if (
+                (eq - day_start) / day_start <= -risk.max_daily_loss_pct
+                or not (0 < sl < c)
+                or held * c >= risk.max_position_pct * eq * (1 - 1e-9)
+            ):
                 continue
-            q = floor_to_lot(min(risk.max_position_pct * eq / c - held, risk.risk_per_trade_pct * eq / (c - sl), max(cash, 0) / (c * cf[j])), m.lot_size)
-            if q <= 0 or q * c < m.min_notional or q * c * cf[j] > cash + 1e-9 or (held + q) * c > risk.max_position_pct * eq * (1 + 1e-9):
+            q = floor_to_lot(
+                min(
+                    risk.max_position_pct * eq / c - held,
+                    risk.risk_per_trade_pct * eq / (c - sl),
+                    max(cash, 0) / (c * cf[j]),
+                ),
+                m.lot_size,
+            )
+            if (
+                q <= 0
+                or q * c < m.min_notional
+                or q * c * cf[j] > cash + 1e-9
+                or (held + q) * c > risk.max_position_pct * eq * (1 + 1e-9)
+            ):
                 continue
             px = c * (1 + fee_slip[j][1])
             if q * px * (1 + fee_slip[j][0]) > cash + 1e-9:

@@ -91,8 +91,10 @@ def test_report_compares_with_buy_and_hold_and_baseline(trained_home, report):
     assert table.at["fees", STRATEGY] > 0 and table.at["fees", BASELINE] > 0
     assert report.baseline is not None and len(report.baseline.orders) > 0
     assert not report.baseline.orders.equals(report.result.orders)
-    assert report.beats == {BUY_AND_HOLD: table.at["total_return", STRATEGY] > table.at["total_return", BUY_AND_HOLD],
-                            BASELINE: table.at["total_return", STRATEGY] > table.at["total_return", BASELINE]}
+    assert report.beats == {
+        BUY_AND_HOLD: table.at["total_return", STRATEGY] > table.at["total_return", BUY_AND_HOLD],
+        BASELINE: table.at["total_return", STRATEGY] > table.at["total_return", BASELINE],
+    }
     assert report.verdict.startswith("After fees and slippage the strategy returned")
 
 
@@ -119,9 +121,17 @@ def test_report_files_and_mlflow_run(trained_home, report):
 def test_fills_beyond_the_bars_volume_share_are_called_optimistic(trained_home, tmp_path):
     """The engine fills whole orders; on thin bars the paper broker would not. The report says so."""
     settings, panel, _, ref = trained_home
+
     def with_volume(volume):
-        return Panel(open=panel.open, high=panel.high, low=panel.low, close=panel.close, volume=volume,
-                     exchange=panel.exchange, timeframe=panel.timeframe)
+        return Panel(
+            open=panel.open,
+            high=panel.high,
+            low=panel.low,
+            close=panel.close,
+            volume=volume,
+            exchange=panel.exchange,
+            timeframe=panel.timeframe,
+        )
 
     ample = backtest_model(settings, panel=with_volume(panel.volume * 1000), out_dir=tmp_path / "a", log=False)
     assert not any("volume" in n for n in ample.notes)
@@ -129,7 +139,10 @@ def test_fills_beyond_the_bars_volume_share_are_called_optimistic(trained_home, 
     rep = backtest_model(settings, panel=thin, out_dir=tmp_path / "b")
     (note,) = [n for n in rep.notes if "volume" in n]
     n = len(rep.result.orders.groupby(["ts", "symbol"]))  # every bar traded takes far more than 10% of 1 share
-    assert note.startswith(f"{n} times the strategy traded more than 10% of a bar's volume in one symbol") and "optimistic" in note
+    assert (
+        note.startswith(f"{n} times the strategy traded more than 10% of a bar's volume in one symbol")
+        and "optimistic" in note
+    )
     assert html.escape(note) in rep.paths["html"].read_text()
     assert Registry(settings).client.get_run(ref.run_id).data.metrics["backtest_volume_breaches"] == n
 
@@ -137,8 +150,15 @@ def test_fills_beyond_the_bars_volume_share_are_called_optimistic(trained_home, 
 def test_universe_and_window_are_narrowed_and_errors_say_what_exists(trained_home, tmp_path):
     settings, panel, result, _ = trained_home
     f1 = result.oos_fold[result.oos_fold == 1].index
-    rep = backtest_model(settings, panel=panel, universe="SYN-A,SYN-C", start=f1[0].date().isoformat(),
-                         end=f1[-1].date().isoformat(), out_dir=tmp_path / "narrow", log=False)
+    rep = backtest_model(
+        settings,
+        panel=panel,
+        universe="SYN-A,SYN-C",
+        start=f1[0].date().isoformat(),
+        end=f1[-1].date().isoformat(),
+        out_dir=tmp_path / "narrow",
+        log=False,
+    )
     assert rep.windows["fold"].tolist() == [1] and rep.result.equity.index[0] == f1[0]
     assert set(rep.result.orders["symbol"]) <= {"SYN-A", "SYN-C"} and set(rep.result.orders["window"]) <= {"fold 1"}
     assert rep.table.at["trades", BUY_AND_HOLD] == 2
@@ -162,8 +182,9 @@ def test_model_registered_without_oos_predictions_is_refused(settings):
 def test_cli_prints_the_table_and_the_verdict(trained_home, tmp_path):
     settings, _, _, ref = trained_home
     out = tmp_path / "cli-report"
-    res = CliRunner().invoke(app, ["backtest", "--home", str(settings.home), "--model", f"{ref.name}@{ref.version}",
-                                   "--out", str(out)])
+    res = CliRunner().invoke(
+        app, ["backtest", "--home", str(settings.home), "--model", f"{ref.name}@{ref.version}", "--out", str(out)]
+    )
     assert res.exit_code == 0, res.output
     text = res.output
     assert re.search(r"strategy\s+buy & hold\s+baseline model", text)

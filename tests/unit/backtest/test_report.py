@@ -56,18 +56,27 @@ def hand_result() -> BacktestResult:
         ("A", _ts(3), _ts(6), 1, 100.0, 120.0, 20.0, 0.2, 0.22, "sell_signal", "fold 1", 3),
         ("C", _ts(6), pd.NaT, 1, 10.0, np.nan, 0.0, 0.0, 0.01, "", "fold 1", 0),
     ], columns=list(TRADE_COLUMNS))  # fmt: skip
-    positions = pd.DataFrame({"A": [0, 200, 200, 100, 100, 0], "B": [0, 0, 50, 0, 0, 0], "C": [0, 0, 0, 0, 0, 10]},
-                             index=IDX, dtype=float).rename_axis(columns="symbol")
+    positions = pd.DataFrame(
+        {"A": [0, 200, 200, 100, 100, 0], "B": [0, 0, 50, 0, 0, 0], "C": [0, 0, 0, 0, 0, 10]}, index=IDX, dtype=float
+    ).rename_axis(columns="symbol")
     equity = pd.Series(EQUITY, index=IDX, name="equity")
-    return BacktestResult(equity=equity, cash=equity - positions.sum(axis=1), positions_value=positions,
-                          orders=orders, trades=trades, halted=pd.Series(False, index=IDX), init_cash=1000.0, freq="1D")
+    return BacktestResult(
+        equity=equity,
+        cash=equity - positions.sum(axis=1),
+        positions_value=positions,
+        orders=orders,
+        trades=trades,
+        halted=pd.Series(False, index=IDX),
+        init_cash=1000.0,
+        freq="1D",
+    )
 
 
 def test_metrics_of_a_hand_made_curve():
     m = summarize(hand_result(), periods_per_year=252)
     # returns 0, +1%, -1.98%, +4.04%, -0.97%, +2.94% (the first against the starting cash)
     assert m["total_return"] == pytest.approx(0.05, rel=1e-12)
-    assert m["cagr"] == pytest.approx(1.05 ** 42 - 1, rel=1e-12)  # six bars = 6/252 years
+    assert m["cagr"] == pytest.approx(1.05**42 - 1, rel=1e-12)  # six bars = 6/252 years
     assert m["cagr"] == pytest.approx(6.761587555117436, rel=1e-12)
     assert m["volatility"] == pytest.approx(0.36629541536813925, rel=1e-12)
     assert m["sharpe"] == pytest.approx(5.768059242251804, rel=1e-12)
@@ -111,9 +120,16 @@ def test_periods_per_year_from_the_bars_spacing():
 
 def test_no_trades_and_no_losses_edge_cases():
     flat = hand_result()
-    empty = BacktestResult(equity=pd.Series(1000.0, index=IDX), cash=pd.Series(1000.0, index=IDX),
-                           positions_value=flat.positions_value * 0, orders=flat.orders.iloc[:0],
-                           trades=flat.trades.iloc[:0], halted=flat.halted, init_cash=1000.0, freq="1D")
+    empty = BacktestResult(
+        equity=pd.Series(1000.0, index=IDX),
+        cash=pd.Series(1000.0, index=IDX),
+        positions_value=flat.positions_value * 0,
+        orders=flat.orders.iloc[:0],
+        trades=flat.trades.iloc[:0],
+        halted=flat.halted,
+        init_cash=1000.0,
+        freq="1D",
+    )
     m = summarize(empty, periods_per_year=252)
     assert m["total_return"] == 0.0 and m["trades"] == 0 and m["fees"] == 0.0 and m["max_drawdown"] == 0.0
     assert np.isnan(m["win_rate"]) and np.isnan(m["profit_factor"]) and np.isnan(m["sharpe"]) and np.isnan(m["calmar"])
@@ -125,7 +141,9 @@ def _bh_panel() -> Panel:
     idx = IDX[:4]
     close = pd.DataFrame({"X": [100, 110, 120, 130], "Y": [np.nan, 50, 40, 60]}, index=idx, dtype=float)
     close.columns.name = "symbol"
-    return Panel(open=close, high=close, low=close, close=close, volume=close.fillna(0) + 1, exchange="T", timeframe="1d")
+    return Panel(
+        open=close, high=close, low=close, close=close, volume=close.fillna(0) + 1, exchange="T", timeframe="1d"
+    )
 
 
 def test_buy_and_hold_equal_weight_by_hand():
@@ -134,14 +152,17 @@ def test_buy_and_hold_equal_weight_by_hand():
     q_x, q_y = 500 / (100 * 1.001), 500 / (50 * 1.001)  # half the cash each, fee included; Y lists a bar later
     assert bh.orders["quantity"].tolist() == pytest.approx([q_x, q_y, q_x, q_y])
     assert bh.orders["ts"].tolist() == [IDX[0], IDX[1], IDX[3], IDX[3]]
-    assert bh.equity.tolist() == pytest.approx([500 + q_x * 100, q_x * 110 + q_y * 50, q_x * 120 + q_y * 40,
-                                                (q_x * 130 + q_y * 60) * 0.999], rel=1e-12)
+    assert bh.equity.tolist() == pytest.approx(
+        [500 + q_x * 100, q_x * 110 + q_y * 50, q_x * 120 + q_y * 40, (q_x * 130 + q_y * 60) * 0.999], rel=1e-12
+    )
     assert bh.equity.iloc[-1] == pytest.approx(1247.5024975024978, rel=1e-12)
     assert bh.orders["fee"].sum() == pytest.approx(2.2477522477522482, rel=1e-12)
     assert bh.trades["pnl"].sum() == pytest.approx(bh.equity.iloc[-1] - 1000, rel=1e-12)
     assert bh.trades["bars_held"].tolist() == [3, 2]
     assert held.equity.iloc[-1] == pytest.approx(q_x * 130 + q_y * 60, rel=1e-12) and len(held.orders) == 2
-    assert held.trades["exit_ts"].isna().all() and held.orders["fee"].sum() == pytest.approx(1000 * 0.001 / 1.001, rel=1e-12)
+    assert held.trades["exit_ts"].isna().all() and held.orders["fee"].sum() == pytest.approx(
+        1000 * 0.001 / 1.001, rel=1e-12
+    )
     assert held.equity.iloc[:-1].tolist() == pytest.approx(bh.equity.iloc[:-1].tolist(), rel=1e-12)
     m = summarize(bh, periods_per_year=252)
     assert m["trades"] == 2 and m["win_rate"] == 1.0 and m["total_return"] == pytest.approx(0.2475024975024978)
@@ -149,8 +170,9 @@ def test_buy_and_hold_equal_weight_by_hand():
 
 def _table() -> pd.DataFrame:
     bh = buy_and_hold(_bh_panel(), 1000.0)
-    return comparison_table({"strategy": hand_result(), "buy & hold": bh, "baseline model": {"total_return": 0.01}},
-                            periods_per_year=252)
+    return comparison_table(
+        {"strategy": hand_result(), "buy & hold": bh, "baseline model": {"total_return": 0.01}}, periods_per_year=252
+    )
 
 
 def test_comparison_table_and_verdict():
@@ -169,14 +191,22 @@ def test_comparison_table_and_verdict():
 
 def test_write_report_embeds_table_and_images(tmp_path):
     r, panel = hand_result(), _bh_panel()
-    prices = Panel(**{f: pd.DataFrame(100.0, index=IDX, columns=SYMS) for f in ("open", "high", "low", "close", "volume")},
-                   exchange="T", timeframe="1d")
+    prices = Panel(
+        **{f: pd.DataFrame(100.0, index=IDX, columns=SYMS) for f in ("open", "high", "low", "close", "volume")},
+        exchange="T",
+        timeframe="1d",
+    )
     results = {"strategy": r, "buy & hold": buy_and_hold(panel, 1000.0)}
     windows = pd.DataFrame({"fold": [0, 1], "start": [IDX[0], IDX[3]], "end": [IDX[2], IDX[5]], "bars": [3, 3]})
-    figures = {"equity": equity_figure(results, windows), "drawdown": drawdown_figure(results),
-               "trade_pnl": trade_pnl_figure(r), "fills": trades_on_price_figure(r, prices)}
-    paths = write_report(tmp_path / "rep", _table(), figures, title="T report", notes=["a note"], trades=r.trades,
-                         windows=windows)
+    figures = {
+        "equity": equity_figure(results, windows),
+        "drawdown": drawdown_figure(results),
+        "trade_pnl": trade_pnl_figure(r),
+        "fills": trades_on_price_figure(r, prices),
+    }
+    paths = write_report(
+        tmp_path / "rep", _table(), figures, title="T report", notes=["a note"], trades=r.trades, windows=windows
+    )
     assert set(paths) == {"html", "table", "trades", "equity", "drawdown", "trade_pnl", "fills"}
     page = paths["html"].read_text()
     assert "<h1>T report</h1>" in page and "a note" in page
@@ -193,9 +223,16 @@ def test_write_report_embeds_table_and_images(tmp_path):
 def test_window_table_by_hand():
     """fold 0 = days 1–4, fold 1 = days 5–6 of the hand curve 1000 → 1010, 990, 1030, 1020, 1050."""
     r = hand_result()
-    flat = BacktestResult(equity=pd.Series([1000.0, 1000, 1000, 1100, 1100, 990], index=IDX), cash=r.cash,
-                          positions_value=r.positions_value * 0, orders=r.orders.iloc[:0], trades=r.trades.iloc[:0],
-                          halted=r.halted, init_cash=1000.0, freq="1D")
+    flat = BacktestResult(
+        equity=pd.Series([1000.0, 1000, 1000, 1100, 1100, 990], index=IDX),
+        cash=r.cash,
+        positions_value=r.positions_value * 0,
+        orders=r.orders.iloc[:0],
+        trades=r.trades.iloc[:0],
+        halted=r.halted,
+        init_cash=1000.0,
+        freq="1D",
+    )
     windows = pd.DataFrame({"fold": [0, 1, 2], "start": [IDX[0], IDX[4], _ts(20)], "end": [IDX[3], IDX[5], _ts(21)]})
     t = window_table({"strategy": r, "buy & hold": flat}, windows)
     assert t["strategy return"].iloc[0] == pytest.approx(1030 / 1000 - 1, rel=1e-12)  # from the starting cash

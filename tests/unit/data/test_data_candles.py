@@ -124,6 +124,12 @@ def test_missing_column_has_no_row():
 
 def test_timeframes_round_trip():
     assert timeframe_delta("4h") == pd.Timedelta(hours=4)
-    assert [timeframe_of(timeframe_delta(t)) for t in ("1m", "15m", "1h", "1d", "1w")] == ["1m", "15m", "1h", "1d", "1w"]
+    assert [timeframe_of(timeframe_delta(t)) for t in ("1m", "15m", "1h", "1d", "1w")] == [
+        "1m",
+        "15m",
+        "1h",
+        "1d",
+        "1w",
+    ]
     with pytest.raises(ValueError):
         timeframe_delta("1M")

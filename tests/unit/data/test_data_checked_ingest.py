@@ -42,7 +42,10 @@ def test_lenient_keeps_the_good_rows_and_names_each_bad_one(tmp_path):
     assert len(src.candles) == 6 and src.candles["ts"].is_monotonic_increasing
     bad = src.rejected_for("ABC")
     assert dict(zip(bad["row"], bad["reason"])) == {
-        3: "high < low", 6: "NaN open", 8: "unparseable or missing timestamp", 9: "duplicate timestamp",
+        3: "high < low",
+        6: "NaN open",
+        8: "unparseable or missing timestamp",
+        9: "duplicate timestamp",
     }
     assert (bad["origin"] == str(path)).all()
 
@@ -70,9 +73,17 @@ def test_pull_quarantines_a_lenient_files_bad_rows(shared_data, tmp_path):
 def test_pandas_and_yfinance_exports_are_read(tmp_path):
     idx = pd.date_range("2024-01-02", periods=5, freq="B", tz="America/New_York")
     close = np.array([185.6, 184.3, 181.9, 181.2, 185.6])
-    frame = pd.DataFrame({"Open": close - 1, "High": close + 1, "Low": close - 2, "Close": close,
-                          "Adj Close": close * 0.99, "Volume": [82488700, 58414500, 71983600, 62303300, 59144500]},
-                         index=idx)
+    frame = pd.DataFrame(
+        {
+            "Open": close - 1,
+            "High": close + 1,
+            "Low": close - 2,
+            "Close": close,
+            "Adj Close": close * 0.99,
+            "Volume": [82488700, 58414500, 71983600, 62303300, 59144500],
+        },
+        index=idx,
+    )
     unnamed = tmp_path / "AAPL.csv"
     frame.to_csv(unnamed)  # header ",Open,High,...": the index column has no name
     assert unnamed.read_text().startswith(",Open,High,Low,Close,Adj Close,Volume")
@@ -100,8 +111,9 @@ def test_a_second_vendor_is_not_stitched_on_unasked(shared_data, tmp_path):
     assert len(lake.load_candles("NASDAQ", "1d", ["MSFT"])) == 1259 and stitches(lake).empty
     assert pull(lake, kaggle, ["MSFT"], "1d", progress=False).ok  # the same vendor again: fine
 
-    allowed = pull(lake, source_from_spec(f"csv:{alpha_path}@NASDAQ", None), ["MSFT"], "1d", progress=False,
-                   allow_stitch=True)
+    allowed = pull(
+        lake, source_from_spec(f"csv:{alpha_path}@NASDAQ", None), ["MSFT"], "1d", progress=False, allow_stitch=True
+    )
     assert allowed.new_rows == {"MSFT": 805} and "805 bars from csv:alphavantage" in allowed.stitched["MSFT"]
     log = stitches(lake)
     assert log[["symbol", "source", "added"]].values.tolist() == [["MSFT", "csv:alphavantage", 805]]
@@ -133,8 +145,9 @@ def test_a_folder_imports_in_one_go_in_parallel(folder, tmp_path):
 
 def test_cli_data_ingest_and_pull_name_what_is_wrong(folder, tmp_path):
     home = str(tmp_path / "home")
-    out = CliRunner().invoke(app, ["data", "ingest", str(folder), "--exchange", "NYSE", "--lenient", "--workers", "1",
-                                   "--home", home])
+    out = CliRunner().invoke(
+        app, ["data", "ingest", str(folder), "--exchange", "NYSE", "--lenient", "--workers", "1", "--home", home]
+    )
     assert out.exit_code == 0, out.output
     assert "4 files" in out.output and "2 bad rows of 2 symbols quarantined" in out.output
     out = CliRunner().invoke(app, ["data", "pull", "--source", f"csv:{folder / 'KO_data.csv'}", "--home", home])

@@ -66,7 +66,11 @@ def test_nse_website_export_is_newest_first_and_reversed(shared_data):
     assert src.layout.name == "nse_website" and src.symbols() == ["HDFCLIFE"]
     assert len(df) == 879 and df["ts"].is_monotonic_increasing
     first = df.iloc[0]
-    assert first["ts"] == T("2017-11-17") and (first["open"], first["close"], first["volume"]) == (310.0, 344.6, 168836552.0)
+    assert first["ts"] == T("2017-11-17") and (first["open"], first["close"], first["volume"]) == (
+        310.0,
+        344.6,
+        168836552.0,
+    )
     assert df["ts"].iloc[-1] == T("2021-06-08")
 
 
@@ -80,7 +84,13 @@ def test_bse_export(shared_data):
     assert len(df) == 8558 - 36 and df["ts"].is_unique
     assert df["ts"].iloc[0] == T("1991-01-02") and df["ts"].iloc[-1] == T("2026-02-01")
     day = df.set_index("ts").loc[T("2001-05-14")]
-    assert (day["open"], day["high"], day["low"], day["close"], day["volume"]) == (808.0, 808.0, 761.0, 777.85, 254098.0 + 10000.0)
+    assert (day["open"], day["high"], day["low"], day["close"], day["volume"]) == (
+        808.0,
+        808.0,
+        761.0,
+        777.85,
+        254098.0 + 10000.0,
+    )
     last = df.iloc[-1]
     assert (last["open"], last["close"], last["volume"]) == (325.0, 309.6, 2691420.0)
 
@@ -91,7 +101,9 @@ def test_firstrate_intraday_naive_eastern(shared_data):
     assert src.layout.name == "generic" and src.symbols() == ["SPY"] and src.timeframe == "1m"
     assert df["ts"].iloc[0] == T("2026-01-26 09:00")  # 04:00 New York (EST) = 09:00 UTC
     assert df["ts"].iloc[-1] == T("2026-02-10 00:59")  # 19:59 EST
-    qqq = CsvSource(shared_data / "intraday/us_firstratedata_sample/QQQ_5min_sample.csv", "NASDAQ", tz="America/New_York")
+    qqq = CsvSource(
+        shared_data / "intraday/us_firstratedata_sample/QQQ_5min_sample.csv", "NASDAQ", tz="America/New_York"
+    )
     assert qqq.timeframe == "5m" and qqq.symbols() == ["QQQ"]
 
 

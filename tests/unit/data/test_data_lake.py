@@ -15,7 +15,15 @@ def bars(symbol: str, start: str, n: int, freq: str = "1D", base: float = 100.0)
     ts = pd.date_range(start, periods=n, freq=freq, tz="UTC")
     close = base + np.arange(n, dtype=float)
     return pd.DataFrame(
-        {"ts": ts, "symbol": symbol, "open": close - 0.5, "high": close + 1, "low": close - 1, "close": close, "volume": 1000.0}
+        {
+            "ts": ts,
+            "symbol": symbol,
+            "open": close - 0.5,
+            "high": close + 1,
+            "low": close - 1,
+            "close": close,
+            "volume": 1000.0,
+        }
     )
 
 
@@ -34,7 +42,10 @@ def test_write_is_idempotent_and_appends_only_new_rows(lake):
     assert lake.last_ts("binance", "1d", "ETH/USDT") is None
     path = lake.path("binance", "1d", "BTC/USDT")
     assert path.parent.name == "timeframe=1d" and path.name == "data.parquet"
-    assert sorted(p.name for p in path.parent.iterdir() if not p.name.startswith("delta-")) == [".lock", "data.parquet"]  # no temp files
+    assert sorted(p.name for p in path.parent.iterdir() if not p.name.startswith("delta-")) == [
+        ".lock",
+        "data.parquet",
+    ]  # no temp files
 
 
 def test_stored_bars_win_over_revisions(lake):
@@ -59,7 +70,9 @@ def test_write_validates(lake):
 
 def test_panel_aligns_symbols_with_different_histories(lake):
     lake.write(bars("A", "2024-01-01", 10), "X", "1d", "t")
-    lake.write(pd.concat([bars("B", "2024-01-05", 10, base=50.0), bars("C", "2024-01-03", 2, base=7.0)]), "X", "1d", "t")
+    lake.write(
+        pd.concat([bars("B", "2024-01-05", 10, base=50.0), bars("C", "2024-01-03", 2, base=7.0)]), "X", "1d", "t"
+    )
     panel = lake.load_panel("X", "1d")
     assert panel.symbols == ["A", "B", "C"] and len(panel.index) == 14  # 2024-01-01 .. 2024-01-14
     assert str(panel.index.dtype) == "datetime64[ns, UTC]" and panel.index.name == "ts"
@@ -145,7 +158,12 @@ def test_appends_are_compacted_into_one_sorted_file(lake):
 
     lake.write(bars("B", "2024-01-01", 30), "X", "1d", "t")
     for k in range(40):  # each a small delta; compaction folds them in
-        lake.write(bars("A", "2024-01-01", 1).assign(ts=pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(days=k)), "X", "1d", "t")
+        lake.write(
+            bars("A", "2024-01-01", 1).assign(ts=pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(days=k)),
+            "X",
+            "1d",
+            "t",
+        )
     base = lake.path("X", "1d", "A")
     deltas = list(base.parent.glob("delta-*.parquet"))
     assert len(deltas) < 32

@@ -15,7 +15,9 @@ from workbench.data.lake import Lake
 def bars(symbol, dates, base=100.0):
     ts = pd.DatetimeIndex(dates, tz="UTC") if not isinstance(dates, pd.DatetimeIndex) else dates
     close = base + np.arange(len(ts), dtype=float)
-    return pd.DataFrame({"ts": ts, "symbol": symbol, "open": close, "high": close + 1, "low": close - 1, "close": close, "volume": 10.0})
+    return pd.DataFrame(
+        {"ts": ts, "symbol": symbol, "open": close, "high": close + 1, "low": close - 1, "close": close, "volume": 10.0}
+    )
 
 
 def test_screen_names_every_kind_of_bad_bar():
@@ -42,15 +44,26 @@ def test_write_screened_quarantines_once_and_stores_the_rest(tmp_path):
     r2 = lake.write_screened(df, "binance", "1d", "ccxt:binance")  # an idempotent re-pull
     assert (r2.added, r2.quarantined) == (0, 1)
     q = lake.quarantined()
-    assert len(q) == 1 and q.loc[0, "reason"] == "non-positive low" and q.loc[0, "ts"] == pd.Timestamp("2024-01-03", tz="UTC")
-    assert q.loc[0, ["exchange", "timeframe", "symbol", "source"]].tolist() == ["binance", "1d", "BTC/USDT", "ccxt:binance"]
+    assert (
+        len(q) == 1
+        and q.loc[0, "reason"] == "non-positive low"
+        and q.loc[0, "ts"] == pd.Timestamp("2024-01-03", tz="UTC")
+    )
+    assert q.loc[0, ["exchange", "timeframe", "symbol", "source"]].tolist() == [
+        "binance",
+        "1d",
+        "BTC/USDT",
+        "ccxt:binance",
+    ]
     assert len(lake.load_candles("binance", "1d")) == 4
     assert lake.quarantined("NSE").empty
 
 
 def test_calendars_know_holidays_and_sessions():
     nse = expected_bars("NSE", "1d", "2024-01-22", "2024-01-29")
-    assert pd.Timestamp("2024-01-26", tz="UTC") not in nse and len(nse) == 4  # Republic Day, and 22 Jan was a special closure
+    assert (
+        pd.Timestamp("2024-01-26", tz="UTC") not in nse and len(nse) == 4
+    )  # Republic Day, and 22 Jan was a special closure
     nyse = expected_bars("NYSE", "1d", "2024-07-01", "2024-07-08")
     assert [d.day for d in nyse] == [1, 2, 3, 5, 8]
     hourly = expected_bars("NASDAQ", "1h", "2024-07-01", "2024-07-01 23:00")
@@ -112,6 +125,10 @@ def test_interrupted_pull_resumes_without_loss(tmp_path):
         pull(lake, PagedSource(interrupt_after=2), ["ETH/USDT"], "1d", progress=False)
     assert len(lake.load_candles("binance", "1d")) == 20  # two pages were stored before Ctrl-C
     report = pull(lake, PagedSource(), ["ETH/USDT"], "1d", progress=False)
-    assert report.new_rows == {"ETH/USDT": 29} and report.quarantined == {"ETH/USDT": 1} and "quarantined" in report.summary()
+    assert (
+        report.new_rows == {"ETH/USDT": 29}
+        and report.quarantined == {"ETH/USDT": 1}
+        and "quarantined" in report.summary()
+    )
     stored = lake.load_candles("binance", "1d")
     assert len(stored) == 49 and stored["ts"].is_unique

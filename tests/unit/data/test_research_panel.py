@@ -40,9 +40,7 @@ def test_a_folder_lacking_a_symbol_falls_back_and_names_it(shared_data, tmp_path
 def test_a_refused_file_is_an_error_not_a_smaller_universe(tmp_path):
     folder = tmp_path / "research" / SP500_FOLDER
     folder.mkdir(parents=True)
-    rows = ["date,open,high,low,close,volume,Name"] + [
-        f"2020-01-{d:02d},10,11,9,10.5,100,OK" for d in range(1, 11)
-    ]
+    rows = ["date,open,high,low,close,volume,Name"] + [f"2020-01-{d:02d},10,11,9,10.5,100,OK" for d in range(1, 11)]
     (folder / "OK_data.csv").write_text("\n".join(rows) + "\n")
     bad = [r.replace(",OK", ",BAD") for r in rows]
     bad[5] = "2020-01-05,10,8,9,10.5,100,BAD"  # high below low

@@ -26,9 +26,14 @@ def read_sp500(shared_data: Path, symbols=TEN) -> Panel:
     return Panel.from_long(pd.concat(frames, ignore_index=True), exchange="NYSE", timeframe="1d")
 
 
-def random_walk_panel(n_bars: int = 400, symbols=("SYN-A", "SYN-B", "SYN-C"), seed: int = 7,
-                      late_start: dict[str, int] | None = None, freq: str = "1D",
-                      early_end: dict[str, int] | None = None) -> Panel:
+def random_walk_panel(
+    n_bars: int = 400,
+    symbols=("SYN-A", "SYN-B", "SYN-C"),
+    seed: int = 7,
+    late_start: dict[str, int] | None = None,
+    freq: str = "1D",
+    early_end: dict[str, int] | None = None,
+) -> Panel:
     """Geometric random walk OHLCV; ``late_start`` blanks the first k bars of some symbols, ``early_end``
     every bar from bar k on (a delisting, a vendor file that stops)."""
     rng = np.random.default_rng(seed)
@@ -67,6 +72,8 @@ def signal_panel(n_bars: int = 500, n_symbols: int = 100, strength: float = 0.0,
     high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.005, close.shape)))
     low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.005, close.shape)))
     vol = rng.integers(1_000, 10_000, close.shape).astype(float)
-    fields = {n: pd.DataFrame(a, index=idx, columns=cols)
-              for n, a in dict(open=open_, high=high, low=low, close=close, volume=vol).items()}
+    fields = {
+        n: pd.DataFrame(a, index=idx, columns=cols)
+        for n, a in dict(open=open_, high=high, low=low, close=close, volume=vol).items()
+    }
     return Panel(**fields, exchange="SYNTH", timeframe="1d")

@@ -36,8 +36,11 @@ def test_update_equals_full_recomputation_on_real_data(sp500_panel, feature_set)
 
 def test_missing_bars_mapping_input_and_late_symbol():
     panel = random_walk_panel(n_bars=260, symbols=("A", "B", "C", "BTC/USDT"), late_start={"C": 150}, freq="1h")
-    panel = type(panel)(**{f: getattr(panel, f).copy() for f in ("open", "high", "low", "close", "volume")},
-                        exchange="binance", timeframe="1h")
+    panel = type(panel)(
+        **{f: getattr(panel, f).copy() for f in ("open", "high", "low", "close", "volume")},
+        exchange="binance",
+        timeframe="1h",
+    )
     for f in ("open", "high", "low", "close", "volume"):
         getattr(panel, f).iloc[205:209, 1] = np.nan  # B misses four bars in the live window
     full = build_features(panel, "v2")
@@ -46,8 +49,10 @@ def test_missing_bars_mapping_input_and_late_symbol():
         if t % 2:
             row = inc.update(panel.iloc(slice(t, t + 1)))
         else:  # the live loop's shape: one Series per field, symbols as index (one symbol absent = no bar)
-            bar = {f: getattr(panel, f).iloc[t].drop("A") if t == 230 else getattr(panel, f).iloc[t] for f in
-                   ("open", "high", "low", "close", "volume")}
+            bar = {
+                f: getattr(panel, f).iloc[t].drop("A") if t == 230 else getattr(panel, f).iloc[t]
+                for f in ("open", "high", "low", "close", "volume")
+            }
             bar["ts"] = panel.index[t]
             if t == 230:
                 for f in ("open", "high", "low", "close", "volume"):
@@ -70,6 +75,8 @@ def test_update_is_batchable_and_checks_input(rw_panel):
     pd.testing.assert_frame_equal(last, one)
     with pytest.raises(ValueError, match="later than the last one"):
         inc.update(rw_panel.iloc(slice(305, 306)))
-    bar = {f: getattr(rw_panel, f).iloc[311].rename({"SYN-A": "NEW"}) for f in ("open", "high", "low", "close", "volume")}
+    bar = {
+        f: getattr(rw_panel, f).iloc[311].rename({"SYN-A": "NEW"}) for f in ("open", "high", "low", "close", "volume")
+    }
     with pytest.raises(ValueError, match="from_history"):
         inc.update({**bar, "ts": rw_panel.index[311]})

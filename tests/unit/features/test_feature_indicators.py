@@ -82,7 +82,9 @@ def test_macd_bollinger_returns_volatility(real):
         m, sd = s.rolling(20).mean(), s.rolling(20).std(ddof=0)
         np.testing.assert_allclose(mid[:, j], m.to_numpy(), rtol=1e-12, equal_nan=True)
         np.testing.assert_allclose(up[:, j], (m + 2 * sd).to_numpy(), rtol=1e-10, equal_nan=True)
-        np.testing.assert_allclose(pct_b[:, j], ((s - (m - 2 * sd)) / (4 * sd)).to_numpy(), rtol=1e-8, atol=1e-9, equal_nan=True)
+        np.testing.assert_allclose(
+            pct_b[:, j], ((s - (m - 2 * sd)) / (4 * sd)).to_numpy(), rtol=1e-8, atol=1e-9, equal_nan=True
+        )
         np.testing.assert_allclose(r5[:, j], s.pct_change(5).to_numpy(), rtol=1e-12, equal_nan=True)
         np.testing.assert_allclose(vol[:, j], np.log(s).diff().rolling(20).std().to_numpy(), rtol=1e-8, equal_nan=True)
     assert np.isnan(line[:25]).all() and np.isfinite(line[25:]).all()

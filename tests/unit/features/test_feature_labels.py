@@ -109,8 +109,11 @@ def test_labels_never_leak_into_features(sp500_panel):
     from workbench.data.panel import Panel
 
     t = 600
-    shocked = Panel(**{f: sp500_panel.field(f).copy() for f in ("open", "high", "low", "close", "volume")},
-                    exchange=sp500_panel.exchange, timeframe=sp500_panel.timeframe)
+    shocked = Panel(
+        **{f: sp500_panel.field(f).copy() for f in ("open", "high", "low", "close", "volume")},
+        exchange=sp500_panel.exchange,
+        timeframe=sp500_panel.timeframe,
+    )
     for f in ("open", "high", "low", "close"):
         shocked.field(f).iloc[t + 1 :] *= 2.0
     ts = sp500_panel.index[t]

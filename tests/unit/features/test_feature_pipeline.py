@@ -29,8 +29,10 @@ def test_long_format_and_columns(sp500_panel):
 def test_features_are_scale_free(rw_panel):
     scaled = rw_panel._map(lambda f: f * 1000.0)
     volume_back = type(rw_panel)(
-        **{f: getattr(scaled, f) for f in ("open", "high", "low", "close")}, volume=rw_panel.volume,
-        exchange=rw_panel.exchange, timeframe=rw_panel.timeframe,
+        **{f: getattr(scaled, f) for f in ("open", "high", "low", "close")},
+        volume=rw_panel.volume,
+        exchange=rw_panel.exchange,
+        timeframe=rw_panel.timeframe,
     )
     a, b = build_features(rw_panel), build_features(volume_back)
     pd.testing.assert_frame_equal(a, b, rtol=1e-9, atol=1e-12)

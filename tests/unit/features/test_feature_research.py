@@ -37,7 +37,9 @@ def test_ic_finds_the_planted_feature(planted):
     assert len(xs) > 400 and xs["oracle"].mean() > 0.4
     # an exact Spearman on one period, by hand
     month = X.join(R.forward_returns_long(panel, 1).rename("f")).loc["2021-03"].dropna()
-    assert ic.loc["2021-03-01", "rsi_14"] == pytest.approx(month["rsi_14"].corr(month["f"], method="spearman"), abs=1e-12)
+    assert ic.loc["2021-03-01", "rsi_14"] == pytest.approx(
+        month["rsi_14"].corr(month["f"], method="spearman"), abs=1e-12
+    )
 
 
 def test_decay_turnover_correlation_and_plots(planted):
@@ -49,8 +51,12 @@ def test_decay_turnover_correlation_and_plots(planted):
     corr = R.feature_correlation(X)
     assert corr.shape == (15, 15) and np.allclose(np.diag(corr), 1)
     assert corr.loc["macd", "macd_signal"] > 0.8
-    figs = [R.plot_ic_summary(R.ic_summary(R.ic_by_period(X, R.forward_returns_long(panel, 1)))),
-            R.plot_ic_decay(decay), R.plot_correlation(corr), R.plot_ic_timeseries(R.ic_by_period(X, R.forward_returns_long(panel, 1)), "oracle")]
+    figs = [
+        R.plot_ic_summary(R.ic_summary(R.ic_by_period(X, R.forward_returns_long(panel, 1)))),
+        R.plot_ic_decay(decay),
+        R.plot_correlation(corr),
+        R.plot_ic_timeseries(R.ic_by_period(X, R.forward_returns_long(panel, 1)), "oracle"),
+    ]
     assert all(isinstance(f, Figure) for f in figs)
     import matplotlib.pyplot as plt
 

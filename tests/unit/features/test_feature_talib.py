@@ -35,17 +35,29 @@ CASES = {
     "SMA": (lambda a, p: ind.sma(a["close"], p), lambda a, p: [talib.SMA(a["close"], p)]),
     "EMA": (lambda a, p: ind.ema(a["close"], p), lambda a, p: [talib.EMA(a["close"], p)]),
     "RSI": (lambda a, p: ind.rsi(a["close"], p), lambda a, p: [talib.RSI(a["close"], p)]),
-    "ATR": (lambda a, p: ind.atr(a["high"], a["low"], a["close"], p), lambda a, p: [talib.ATR(a["high"], a["low"], a["close"], p)]),
-    "ADX": (lambda a, p: ind.adx(a["high"], a["low"], a["close"], p),
-            lambda a, p: [talib.ADX(a["high"], a["low"], a["close"], p), talib.PLUS_DI(a["high"], a["low"], a["close"], p),
-                          talib.MINUS_DI(a["high"], a["low"], a["close"], p)]),
-    "MFI": (lambda a, p: ind.mfi(a["high"], a["low"], a["close"], a["volume"], p),
-            lambda a, p: [talib.MFI(a["high"], a["low"], a["close"], a["volume"], p)]),
+    "ATR": (
+        lambda a, p: ind.atr(a["high"], a["low"], a["close"], p),
+        lambda a, p: [talib.ATR(a["high"], a["low"], a["close"], p)],
+    ),
+    "ADX": (
+        lambda a, p: ind.adx(a["high"], a["low"], a["close"], p),
+        lambda a, p: [
+            talib.ADX(a["high"], a["low"], a["close"], p),
+            talib.PLUS_DI(a["high"], a["low"], a["close"], p),
+            talib.MINUS_DI(a["high"], a["low"], a["close"], p),
+        ],
+    ),
+    "MFI": (
+        lambda a, p: ind.mfi(a["high"], a["low"], a["close"], a["volume"], p),
+        lambda a, p: [talib.MFI(a["high"], a["low"], a["close"], a["volume"], p)],
+    ),
     "ROCP": (lambda a, p: ind.roc(a["close"], p), lambda a, p: [talib.ROCP(a["close"], p)]),
     "MAX": (lambda a, p: ind.rolling_max(a["high"], p), lambda a, p: [talib.MAX(a["high"], p)]),
     "MIN": (lambda a, p: ind.rolling_min(a["low"], p), lambda a, p: [talib.MIN(a["low"], p)]),
-    "BBANDS": (lambda a, p: ind.bollinger(a["close"], p, 2.0)[:3],
-               lambda a, p: [talib.BBANDS(a["close"], p, 2.0, 2.0)[i] for i in (1, 0, 2)]),
+    "BBANDS": (
+        lambda a, p: ind.bollinger(a["close"], p, 2.0)[:3],
+        lambda a, p: [talib.BBANDS(a["close"], p, 2.0, 2.0)[i] for i in (1, 0, 2)],
+    ),
 }
 
 

@@ -9,8 +9,9 @@ from workbench.features.timefeatures import session_clock, time_features
 
 
 def test_nyse_intraday_and_half_day():
-    idx = pd.DatetimeIndex(["2023-11-24 14:30", "2023-11-24 17:30", "2023-11-27 14:30", "2023-11-27 20:30",
-                            "2023-11-25 15:00"], tz="UTC")
+    idx = pd.DatetimeIndex(
+        ["2023-11-24 14:30", "2023-11-24 17:30", "2023-11-27 14:30", "2023-11-27 20:30", "2023-11-25 15:00"], tz="UTC"
+    )
     tf = time_features(idx, session_clock("NYSE", idx.min(), idx.max()), "30m")
     # 24 Nov 2023 (after Thanksgiving) closes at 13:00 New York = 18:00 UTC; 27 Nov closes 21:00 UTC.
     np.testing.assert_allclose(tf["hours_to_close"], [3.5, 0.5, 6.5, 0.5, 54.0])

@@ -21,7 +21,9 @@ def test_v2_columns_and_values(sp500_panel, v2_full):
     X = v2_full
     assert tuple(X.columns) == FEATURE_SETS["v2"].columns and len(X.columns) == 43
     assert set(FEATURE_SETS["v1"].columns) < set(X.columns)
-    pd.testing.assert_frame_equal(X[list(FEATURE_SETS["v1"].columns)], build_features(sp500_panel, "v1"), rtol=1e-9, atol=1e-12)
+    pd.testing.assert_frame_equal(
+        X[list(FEATURE_SETS["v1"].columns)], build_features(sp500_panel, "v1"), rtol=1e-9, atol=1e-12
+    )
     complete = X.dropna()
     assert len(complete) > 0.9 * len(X) and np.isfinite(complete.to_numpy()).all()
     assert complete.index.get_level_values("ts").min() == sp500_panel.index[60]  # 60 returns for ret_60 and beta_60
@@ -51,7 +53,9 @@ def test_no_look_ahead_many_random_times(sp500_panel, v2_full, feature_set):
 
 
 def _bad_panel() -> Panel:
-    p = random_walk_panel(n_bars=300, symbols=("OK", "HOLES", "FLAT", "NOVOL", "EMPTY", "ZEROPX"), late_start={"HOLES": 20})
+    p = random_walk_panel(
+        n_bars=300, symbols=("OK", "HOLES", "FLAT", "NOVOL", "EMPTY", "ZEROPX"), late_start={"HOLES": 20}
+    )
     fields = {f: getattr(p, f).copy() for f in ("open", "high", "low", "close", "volume")}
     for f in fields.values():
         f.iloc[100:130, 1] = np.nan  # a 30-bar NaN run
@@ -83,8 +87,12 @@ def test_bad_input_gives_nan_never_inf_and_is_reported():
 
 
 def test_source_without_volume_builds_v2(rw_panel):
-    no_vol = Panel(**{f: getattr(rw_panel, f) for f in ("open", "high", "low", "close")},
-                   volume=rw_panel.volume * 0.0, exchange="binance", timeframe="1h")
+    no_vol = Panel(
+        **{f: getattr(rw_panel, f) for f in ("open", "high", "low", "close")},
+        volume=rw_panel.volume * 0.0,
+        exchange="binance",
+        timeframe="1h",
+    )
     X, report = build_features_report(no_vol, "v2")
     for col in ("mfi_14", "obv_flow_20", "volume_z_20", "vwap_dist_20", "cs_rank_volume_z_20"):
         assert X[col].isna().all(), col

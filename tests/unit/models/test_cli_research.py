@@ -27,8 +27,22 @@ def _run(home, *args):
 
 
 def test_train_takes_research_options_and_models_show_prints_folds(home):
-    out = _run(home, "train", "--exchange", "SYNTH", "--timeframe", "1d", "--label", "xs_median", "--horizon", "5",
-               "--folds", "2", "--test-span", "0.4")
+    out = _run(
+        home,
+        "train",
+        "--exchange",
+        "SYNTH",
+        "--timeframe",
+        "1d",
+        "--label",
+        "xs_median",
+        "--horizon",
+        "5",
+        "--folds",
+        "2",
+        "--test-span",
+        "0.4",
+    )
     assert out.exit_code == 0, out.output
     said = " ".join(out.output.split())  # long sentences are wrapped at 118 columns
     assert "label xs_median, horizon 5, features v1, embargo 5, 2 walk-forward folds over the last 0.4" in said
@@ -47,7 +61,8 @@ def test_train_takes_research_options_and_models_show_prints_folds(home):
 def test_bad_research_options_are_refused_with_a_message(home):
     out = _run(home, "train", "--exchange", "SYNTH", "--horizon", "5", "--embargo", "2")
     assert out.exit_code == 2 and "embargo (2 bars) must be at least the label horizon (5 bars)" in " ".join(
-        out.output.split())
+        out.output.split()
+    )
     out = _run(home, "train", "--exchange", "SYNTH", "--label", "up")
     assert out.exit_code == 2 and "unknown label 'up'" in out.output
     out = _run(home, "models", "show", "workbench@9")

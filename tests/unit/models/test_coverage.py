@@ -29,8 +29,9 @@ def thin_panel():
 @pytest.fixture(scope="module")
 def thin():
     seen: list[Coverage] = []
-    result = train(thin_panel(), params={"n_estimators": 30}, validation="walk_forward", n_folds=3,
-                   on_coverage=seen.append)
+    result = train(
+        thin_panel(), params={"n_estimators": 30}, validation="walk_forward", n_folds=3, on_coverage=seen.append
+    )
     return result, seen
 
 
@@ -78,8 +79,12 @@ def test_fold_coverage_counts_rows_dates_and_concentration():
     assert cov.symbols["train_rows"].to_dict() == {"A": 5, "B": 5, "C": 2, "D": 0}
     assert cov.folds.loc[0, "train_symbols"] == 3 and cov.folds.loc[0, "test_symbols"] == 2
     assert cov.never_tested == ("C", "D")
-    assert cov.warnings == (("2 of 4 symbols are never tested out of sample (C, D): the out-of-sample scores and "
-                             "the backtest say nothing about them"),)
+    assert cov.warnings == (
+        (
+            "2 of 4 symbols are never tested out of sample (C, D): the out-of-sample scores and "
+            "the backtest say nothing about them"
+        ),
+    )
     # Only labelled rows count for training; one symbol holding most test rows is called out.
     labelled = np.asarray(index.get_level_values("symbol") != "C")
     skew = np.asarray(test & ((index.get_level_values("symbol") == "A") | (row_ts == ts[9])))
@@ -99,8 +104,9 @@ def test_train_prints_coverage_before_training_and_models_show_keeps_it(tmp_path
     settings.ensure_dirs()
     panel = thin_panel()
     Lake(settings.lake_dir).write(panel.to_long(), panel.exchange, panel.timeframe, "test")
-    run = CliRunner().invoke(app, ["train", "--exchange", "SYNTH", "--timeframe", "1d", "--folds", "2",
-                                   "--home", str(settings.home)])
+    run = CliRunner().invoke(
+        app, ["train", "--exchange", "SYNTH", "--timeframe", "1d", "--folds", "2", "--home", str(settings.home)]
+    )
     assert run.exit_code == 0, run.output
     out = run.output
     assert "universe coverage: 7 symbols; 1 with out-of-sample test rows; never tested: AAPL" in out

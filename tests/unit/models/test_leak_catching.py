@@ -82,8 +82,14 @@ def test_permuted_labels_score_as_noise(planted_panel):
 
 @pytest.mark.parametrize("label,horizon", [("xs_median", 5), ("sign", 1)])
 def test_random_walk_has_no_edge(noise_panel, label, horizon):
-    results = compare(noise_panel, kinds=("lgbm", "rf"), horizon=horizon, label=label, n_folds=3,
-                      params={"lgbm": FAST, "rf": {"n_estimators": 30}})
+    results = compare(
+        noise_panel,
+        kinds=("lgbm", "rf"),
+        horizon=horizon,
+        label=label,
+        n_folds=3,
+        params={"lgbm": FAST, "rf": {"n_estimators": 30}},
+    )
     for name, r in results.items():
         assert not r.beats_baselines, (name, r.verdict())
         assert "NO edge" in r.verdict()
@@ -93,8 +99,16 @@ def test_random_walk_has_no_edge(noise_panel, label, horizon):
 
 
 def test_ranking_objective_finds_the_planted_signal(planted_panel):
-    r = train(planted_panel, "lgbm_rank", horizon=1, label="xs_median", validation="walk_forward", n_folds=3,
-              test_fraction=0.6, params=FAST)
+    r = train(
+        planted_panel,
+        "lgbm_rank",
+        horizon=1,
+        label="xs_median",
+        validation="walk_forward",
+        n_folds=3,
+        test_fraction=0.6,
+        params=FAST,
+    )
     assert r.metrics["ic_t"] > 4 and r.metrics["ic_mean"] > r.metrics["reversal_ic_mean"]
     p = r.oos["proba"]
     assert p.between(0, 1).all() and p.nunique() > 100  # calibrated scores, one per row

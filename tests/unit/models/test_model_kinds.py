@@ -31,9 +31,11 @@ def kinds_results(small_real):
 
 
 def test_importing_workbench_never_imports_tensorflow():
-    code = ("import sys, workbench, workbench.models, workbench.models.training, workbench.models.registry, "
-            "workbench.models.inference, workbench.models.retrain, workbench.models.lstm\n"
-            "assert not any(m == 'tensorflow' or m.startswith(('tensorflow.', 'keras')) for m in sys.modules), 'TF imported'")
+    code = (
+        "import sys, workbench, workbench.models, workbench.models.training, workbench.models.registry, "
+        "workbench.models.inference, workbench.models.retrain, workbench.models.lstm\n"
+        "assert not any(m == 'tensorflow' or m.startswith(('tensorflow.', 'keras')) for m in sys.modules), 'TF imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -72,14 +74,23 @@ def test_registered_model_is_calibrated(kinds_results, small_real):
 
 def test_comparison_table_has_models_and_baselines(kinds_results):
     t = comparison_table(kinds_results)
-    assert list(t.index) == ["lgbm", "rf", "lstm", "ensemble", "baseline: majority", "baseline: momentum",
-                             "baseline: reversal"]
+    assert list(t.index) == [
+        "lgbm",
+        "rf",
+        "lstm",
+        "ensemble",
+        "baseline: majority",
+        "baseline: momentum",
+        "baseline: reversal",
+    ]
     assert {"auc", "accuracy", "log_loss", "brier", "ece", "ic_mean", "ic_t", "fit_seconds"} <= set(t.columns)
     assert (kinds_results["lgbm"].folds["majority_auc"] == 0.5).all()  # a constant per fold
     ens = kinds_results["ensemble"]
     mean = np.mean([kinds_results[k].oos["proba"].to_numpy() for k in ("lgbm", "rf", "lstm")], axis=0)
     np.testing.assert_allclose(ens.oos["proba"].to_numpy(), mean)
-    assert ens.metrics["fit_seconds"] == pytest.approx(sum(kinds_results[k].metrics["fit_seconds"] for k in ("lgbm", "rf", "lstm")))
+    assert ens.metrics["fit_seconds"] == pytest.approx(
+        sum(kinds_results[k].metrics["fit_seconds"] for k in ("lgbm", "rf", "lstm"))
+    )
 
 
 def test_sequence_windows_per_instrument_with_edge_padding():

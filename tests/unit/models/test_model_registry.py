@@ -89,8 +89,16 @@ def test_log_report(registry, rw_result, tmp_path):
     ref = registry.register(rw_result, alias="report-test")
     note = tmp_path / "report.txt"
     note.write_text("ok")
-    registry.log_report(ref.run_id, {"backtest_sharpe": 1.25, "backtest_trades": 7, "backtest_start": "2021-01-01",
-                                     "backtest_win_rate": float("nan")}, {"summary": note})
+    registry.log_report(
+        ref.run_id,
+        {
+            "backtest_sharpe": 1.25,
+            "backtest_trades": 7,
+            "backtest_start": "2021-01-01",
+            "backtest_win_rate": float("nan"),
+        },
+        {"summary": note},
+    )
     run = registry.client.get_run(ref.run_id)
     assert run.data.metrics["backtest_sharpe"] == 1.25 and run.data.metrics["backtest_trades"] == 7
     assert "backtest_win_rate" not in run.data.metrics

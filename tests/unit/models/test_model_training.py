@@ -52,7 +52,10 @@ def test_training_is_deterministic_and_hash_sensitive(rw_panel, rw_result):
 
 
 def test_unknown_kind_and_bad_inputs(rw_panel):
-    with pytest.raises(ValueError, match=r"unknown model kind 'xgb'; known kinds: \['lgbm', 'lgbm_rank', 'rf', 'lstm', 'rule', 'ensemble'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown model kind 'xgb'; known kinds: \['lgbm', 'lgbm_rank', 'rf', 'lstm', 'rule', 'ensemble'\]",
+    ):
         train(rw_panel, kind="xgb")
     with pytest.raises(ValueError, match="test_fraction"):
         train(rw_panel, test_fraction=1.5)

@@ -54,7 +54,9 @@ def test_newey_west_t_widens_for_overlap():
     naive = overlapping.mean() / overlapping.std() * np.sqrt(overlapping.size)
     assert newey_west_t(overlapping, 4) < 0.6 * naive
     s = ic_summary(pd.Series([0.1, 0.2, 0.0, 0.1]), horizon=1)
-    assert s["ic_mean"] == pytest.approx(0.1) and s["ic_ir"] == pytest.approx(0.1 / np.std([0.1, 0.2, 0.0, 0.1], ddof=1))
+    assert s["ic_mean"] == pytest.approx(0.1) and s["ic_ir"] == pytest.approx(
+        0.1 / np.std([0.1, 0.2, 0.0, 0.1], ddof=1)
+    )
 
 
 def test_quantile_returns_long_short_and_turnover():
@@ -88,8 +90,10 @@ def test_fold_scores_majority_has_no_ranking_metrics():
     rng, ts, sym = _long(40, 10)
     idx = pd.MultiIndex.from_arrays([ts, sym], names=["ts", "symbol"])
     fwd = rng.normal(size=ts.size)
-    part = pd.DataFrame({"label": (fwd > 0).astype(float), "forward_return": fwd, "const": 0.55,
-                         "perfect": 1 / (1 + np.exp(-fwd))}, index=idx)
+    part = pd.DataFrame(
+        {"label": (fwd > 0).astype(float), "forward_return": fwd, "const": 0.55, "perfect": 1 / (1 + np.exp(-fwd))},
+        index=idx,
+    )
     const = fold_scores(part, "const", horizon=1)
     assert const["auc"] == 0.5 and np.isnan(const["ic_mean"]) and np.isnan(const["turnover"])
     perfect = fold_scores(part, "perfect", horizon=1)

@@ -63,8 +63,9 @@ def test_calibration_rows_lie_apart_from_the_fit_rows(horizon):
     assert panel.index.get_loc(first_cal) - panel.index.get_loc(row_ts[fit].max()) >= horizon + 1
     assert ends[cal].max() < fold.test_start
     with pytest.raises(ValueError, match="too short to hold out a calibration set"):
-        calibration_split(row_ts, ends, train_mask & (row_ts < row_ts[train_mask].min() + pd.Timedelta(days=3)), 0.2,
-                          horizon)
+        calibration_split(
+            row_ts, ends, train_mask & (row_ts < row_ts[train_mask].min() + pd.Timedelta(days=3)), 0.2, horizon
+        )
 
 
 def test_test_span_as_a_calendar_span():
@@ -103,13 +104,26 @@ def test_walk_forward_result(rw_panel):
     assert r.split["train_end"] == r.folds["train_end"].iloc[-1].isoformat()
     m = r.metrics
     assert m["n_test"] == r.folds["n_test"].sum() == r.oos["label"].notna().sum()
-    for k in ("auc", "accuracy", "log_loss", "brier", "ece", "ece_quantile", "majority_auc", "momentum_auc",
-              "reversal_auc", "pooled_auc", "pooled_majority_auc"):
+    for k in (
+        "auc",
+        "accuracy",
+        "log_loss",
+        "brier",
+        "ece",
+        "ece_quantile",
+        "majority_auc",
+        "momentum_auc",
+        "reversal_auc",
+        "pooled_auc",
+        "pooled_majority_auc",
+    ):
         assert np.isfinite(m[k]), k
     assert (r.folds["majority_auc"] == 0.5).all()  # one constant per fold (pooled, the constants differ)
     assert m["majority_auc"] == 0.5  # the summary is the mean over folds, never the pooled figure
     assert m["auc"] == pytest.approx(r.folds["auc"].mean())
-    assert m["beats_majority"] == float(m["accuracy"] > m["majority_accuracy"] and m["log_loss"] < m["majority_log_loss"])
+    assert m["beats_majority"] == float(
+        m["accuracy"] > m["majority_accuracy"] and m["log_loss"] < m["majority_log_loss"]
+    )
     assert set(r.fold_reliability["fold"]) == {0, 1, 2}
     assert set(r.fold_reliability["binning"]) == {"quantile", "uniform"}
     assert ("does NOT beat" in r.verdict()) == (not r.beats_baselines)

@@ -32,7 +32,9 @@ def test_init_creates_the_first_admin_once_and_forces_a_password_change(tmp_path
     assert "shown only this once" in first.output and "keys/master.key" in first.output
     accounts = accounts_for(load_settings(home))
     admin = accounts.user("admin")
-    assert admin.can("admin") and admin.can("trade_paper") and not admin.can("trade_live") and admin.must_change_password
+    assert (
+        admin.can("admin") and admin.can("trade_paper") and not admin.can("trade_live") and admin.must_change_password
+    )
     _, session = accounts.login("admin", password)
     assert session.user.must_change_password
     again = _init(home)

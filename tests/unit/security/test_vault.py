@@ -23,7 +23,9 @@ def home(tmp_path, monkeypatch):
     engine = engine_for(f"sqlite:///{tmp_path / 'data' / 'w.db'}")  # the store's schema, foreign keys on
     with engine.begin() as c:  # data keys belong to users 1 and 2
         for uid in (1, 2):
-            c.execute(insert(users).values(id=uid, username=f"u{uid}", password_hash="x", created_at="t", updated_at="t"))
+            c.execute(
+                insert(users).values(id=uid, username=f"u{uid}", password_hash="x", created_at="t", updated_at="t")
+            )
     return tmp_path, engine
 
 
@@ -44,7 +46,9 @@ def test_roundtrip_ciphertext_only_and_key_outside_data(home):
     dump = _dump(h)
     assert "supersecret" not in dump and "tok-2" not in dump
     key = master_key_path(h)
-    assert key.parent != h / "data" and key.stat().st_mode & 0o777 == 0o600 and key.parent.stat().st_mode & 0o777 == 0o700
+    assert (
+        key.parent != h / "data" and key.stat().st_mode & 0o777 == 0o600 and key.parent.stat().st_mode & 0o777 == 0o700
+    )
     assert key.read_bytes().strip().decode() not in dump
     assert "supersecret" not in repr(v.get("ccxt:binance/api_key"))
     assert v.delete("kite/access_token") and v.get("kite/access_token") is None
@@ -63,7 +67,9 @@ def test_users_are_isolated(home):
     assert b.get("ccxt:binance/secret").value == "bob-secret-value"
     # Bob's data key cannot open Alice's ciphertext (different data keys, not only a WHERE clause)
     with engine.begin() as c:
-        c.exec_driver_sql("UPDATE user_secrets SET ciphertext=(SELECT ciphertext FROM user_secrets WHERE user_id=1) WHERE user_id=2")
+        c.exec_driver_sql(
+            "UPDATE user_secrets SET ciphertext=(SELECT ciphertext FROM user_secrets WHERE user_id=1) WHERE user_id=2"
+        )
     with pytest.raises(VaultError, match="cannot be decrypted"):
         b.get("ccxt:binance/secret")
 
@@ -107,7 +113,13 @@ def test_legacy_single_key_secrets_are_adopted(home):
     legacy = Fernet.generate_key()
     (h / "data" / "vault.key").write_bytes(legacy)
     with engine.begin() as c:
-        c.execute(insert(vault_secrets).values(name="alpaca/secret", ciphertext=Fernet(legacy).encrypt(b"old-secret-9").decode(), updated_at="2026-01-01"))
+        c.execute(
+            insert(vault_secrets).values(
+                name="alpaca/secret",
+                ciphertext=Fernet(legacy).encrypt(b"old-secret-9").decode(),
+                updated_at="2026-01-01",
+            )
+        )
     assert adopt_legacy_secrets(engine, h, 1) == 1
     assert Vault.open(engine, h, 1).get("alpaca/secret").value == "old-secret-9"
     assert not (h / "data" / "vault.key").exists() and "old-secret" not in _dump(h)

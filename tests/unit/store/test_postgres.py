@@ -45,7 +45,11 @@ def test_store_ledger_vault_and_paper_book_on_postgresql(pg_url, tmp_path, monke
     broker = PaperBroker(store, account=f"pg-{run_id}", starting_cash=1_000.0)
     assert broker.balances()["USD"].total == 1_000.0
     OrderLedger(pg_url, "kite", "acct").put(f"cid-{run_id}", kind="order", ref="7")
-    user = Accounts(store.engine).add_user(f"pg{run_id}", "pg-password-0123", actor=None) if not Accounts(store.engine).count() else None
+    user = (
+        Accounts(store.engine).add_user(f"pg{run_id}", "pg-password-0123", actor=None)
+        if not Accounts(store.engine).count()
+        else None
+    )
     uid = user.id if user is not None else Accounts(store.engine).list_users()[0].id
     vault = Vault.open(store.engine, tmp_path, uid)
     vault.put("kite/api_key", "pg-secret-value-123")

@@ -73,10 +73,16 @@ def test_kite_login_from_the_command_line_stores_todays_token(tmp_path, monkeypa
         r = run(home, "keys", "set", "kite", input="kite-key\nkite-secret-0123456789\n")
         assert r.exit_code == 0 and "keys kite-login" in r.output, r.output
         bad = run(home, "keys", "kite-login", "--request-token", "not-issued")
-        assert bad.exit_code == 6 and "Kite refused the request token" in bad.output and "Open the login URL again" in bad.output
+        assert (
+            bad.exit_code == 6
+            and "Kite refused the request token" in bad.output
+            and "Open the login URL again" in bad.output
+        )
         ok = run(home, "keys", "kite-login", "--request-token", fake.issue_request_token())
         assert ok.exit_code == 0, ok.output
-        assert "https://kite.zerodha.com/connect/login?api_key=kite-key" in ok.output and "stored (encrypted)" in ok.output
+        assert (
+            "https://kite.zerodha.com/connect/login?api_key=kite-key" in ok.output and "stored (encrypted)" in ok.output
+        )
         token = t.vault.get("kite/access_token")
         assert token is not None and token.value and token.expires_at is not None and token.value not in ok.output
         assert token.expires_at.tz_convert("Asia/Kolkata").hour == 6  # Kite logs everyone out at 06:00 IST

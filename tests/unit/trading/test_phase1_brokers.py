@@ -70,7 +70,11 @@ def test_live_is_refused_without_trade_live_and_the_venue_is_never_contacted(tmp
     pb, made = pending(s, environment="live", vault=t.vault)
     (auth,) = phase1(s, pb, lambda: MomentumEngine(), user=t.user)
     assert auth.name == "authentication" and not auth.ok and made == []
-    assert "REAL MONEY" in auth.message and "'trade_live'" in auth.message and "workbench users grant trader trade_live" in auth.message
+    assert (
+        "REAL MONEY" in auth.message
+        and "'trade_live'" in auth.message
+        and "workbench users grant trader trade_live" in auth.message
+    )
     assert "--broker paper" in auth.message
 
 
@@ -80,7 +84,11 @@ def test_live_with_trade_live_passes_and_names_the_user_and_permission(tmp_path)
     pb, made = pending(s, environment="live", vault=t.vault)
     results = phase1(s, pb, lambda: MomentumEngine(), user=t.user)
     assert all(r.ok for r in results) and len(made) == 1
-    assert "REAL MONEY" in results[0].message and "'trade_live'" in results[0].message and "user trader" in results[0].message
+    assert (
+        "REAL MONEY" in results[0].message
+        and "'trade_live'" in results[0].message
+        and "user trader" in results[0].message
+    )
 
 
 def test_no_session_fails_at_authentication_with_the_reason(tmp_path):
@@ -137,7 +145,9 @@ def test_run_live_on_a_testnet_venue_trades_and_keeps_the_book_in_sync(tmp_path,
     assert checks["duration_s"].notna().all() and (checks["duration_s"] >= 0).all()
     (venue,) = made
     orders = store.orders(rid)
-    assert (orders["status"] == "FILLED").sum() > 0 and set(venue.positions()) == set(store.positions(run["account"])["symbol"])
+    assert (orders["status"] == "FILLED").sum() > 0 and set(venue.positions()) == set(
+        store.positions(run["account"])["symbol"]
+    )
     book = store.positions(run["account"]).set_index("symbol")["quantity"]
     for sym, q in venue.positions().items():
         assert book[sym] == pytest.approx(q, abs=1e-9)
@@ -170,11 +180,16 @@ def test_broker_names_keys_and_plans(tmp_path):
     with pytest.raises(ConfigError, match="unknown broker 'ibkr'"):
         broker_name(s, "ibkr")
     assert required_keys("ccxt:binance") == ("ccxt:binance/api_key", "ccxt:binance/secret")
-    assert required_keys("kite") == ("kite/api_key", "kite/access_token") and key_fields("kite") == ("api_key", "api_secret")
+    assert required_keys("kite") == ("kite/api_key", "kite/access_token") and key_fields("kite") == (
+        "api_key",
+        "api_secret",
+    )
     assert key_fields("ccxt:okx") == ("api_key", "secret", "password")  # okx needs a passphrase too
     assert settings_for(tmp_path, default="ccxt:binance").broker.default == "ccxt:binance"
     plan = plan_broker(s, "ccxt:binance")
-    assert (plan.name, plan.environment) == ("ccxt:binance", "testnet") and plan.missing_keys() == list(required_keys("ccxt:binance"))
+    assert (plan.name, plan.environment) == ("ccxt:binance", "testnet") and plan.missing_keys() == list(
+        required_keys("ccxt:binance")
+    )
     assert plan_broker(settings_for(tmp_path, testnet=False), "alpaca").environment == "live"
     assert plan_broker(s, "kite").environment == "live"  # no sandbox at Zerodha: gated as real money
 

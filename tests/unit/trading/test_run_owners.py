@@ -41,7 +41,10 @@ def test_a_user_never_sees_or_stops_another_users_keys_or_runs(tmp_path, monkeyp
     alice, bob = trader(s, "alice"), trader(s, "bob")
     assert not alice.user.can("admin") and not bob.user.can("admin")
     # keys: CLI and Python API
-    assert _cli(s, alice.token, "keys", "set", "ccxt:binance", input="ALICE-KEY-0123456\nalice-secret-0123456\n").exit_code == 0
+    assert (
+        _cli(s, alice.token, "keys", "set", "ccxt:binance", input="ALICE-KEY-0123456\nalice-secret-0123456\n").exit_code
+        == 0
+    )
     listed = _cli(s, bob.token, "keys", "list")
     assert listed.exit_code == 0 and "ccxt:binance/" not in listed.output and "no keys stored" in listed.output
     gone = _cli(s, bob.token, "keys", "delete", "ccxt:binance")
@@ -88,8 +91,13 @@ def test_revoking_trade_live_mid_run_lets_the_run_finish_and_refuses_the_next_st
     store = Store(s.store_url).create()
     made: list = []
     feed = ReplayFeed.from_panel(synthetic_panel(3, 400, seed=5), warmup_bars=40, replay_bars=300)
-    t, _out = start_thread(s, broker=_live_venue(t_user.vault, made), engine=MomentumEngine(lookback=10, gain=3.0),
-                          feed=feed, interval_s=INTERVAL)
+    t, _out = start_thread(
+        s,
+        broker=_live_venue(t_user.vault, made),
+        engine=MomentumEngine(lookback=10, gain=3.0),
+        feed=feed,
+        interval_s=INTERVAL,
+    )
     run = wait_for_cycle(store, 1)
     admin.accounts.revoke("alice", "trade_live", admin.user)
     cycle_at_revoke = store.run(run["id"])["cycle"]
@@ -100,8 +108,9 @@ def test_revoking_trade_live_mid_run_lets_the_run_finish_and_refuses_the_next_st
     assert not t.is_alive() and store.run(run["id"])["status"] == "STOPPED"
     # The next Start is refused at authentication, before the venue is contacted.
     made.clear()
-    t, _out = start_thread(s, broker=_live_venue(t_user.vault, made), engine=MomentumEngine(), feed=feed, interval_s=0.0,
-                          cycles=1)
+    t, _out = start_thread(
+        s, broker=_live_venue(t_user.vault, made), engine=MomentumEngine(), feed=feed, interval_s=0.0, cycles=1
+    )
     t.join(timeout=20)
     nxt = store.latest_run()
     assert nxt["id"] != run["id"] and nxt["status"] == "FAILED" and made == []

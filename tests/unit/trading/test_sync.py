@@ -87,7 +87,9 @@ def test_differences_are_logged_with_both_numbers_and_adjusted_explicitly(store)
 def test_a_position_gone_at_the_broker_is_closed_in_the_book(store):
     v = venue()
     om = OrderManager(store, v, "acct")
-    om.submit(OrderIntent(OrderRequest("c1", "S002", "buy", 1.0), None, None, "test", stop_loss=80.0, take_profit=130.0))
+    om.submit(
+        OrderIntent(OrderRequest("c1", "S002", "buy", 1.0), None, None, "test", stop_loss=80.0, take_profit=130.0)
+    )
     v.credit("S002", -1.0)  # sold by hand on the venue
     (d,) = sync_portfolio(store, v, "acct", when="cycle 4").differences
     assert d == Difference("position", "S002", 1.0, 0.0)
@@ -99,9 +101,15 @@ def test_a_position_gone_at_the_broker_is_closed_in_the_book(store):
 def _paper_ctx(settings, store, broker, feed):
     run_id = store.start_run("paper", "paper", "paper", "kit", 0.0, 1)
     return LiveContext(
-        store=store, broker=broker, feed=feed, engine=MomentumEngine(lookback=10, gain=3.0),
-        orders=OrderManager(store, broker, "paper", run_id=run_id), run_id=run_id, account="paper",
-        limits=settings.risk, costs=settings.costs,
+        store=store,
+        broker=broker,
+        feed=feed,
+        engine=MomentumEngine(lookback=10, gain=3.0),
+        orders=OrderManager(store, broker, "paper", run_id=run_id),
+        run_id=run_id,
+        account="paper",
+        limits=settings.risk,
+        costs=settings.costs,
     )
 
 
@@ -109,8 +117,12 @@ def test_partial_fills_across_cycles_update_positions_and_stay_in_sync(settings,
     """Bars with thin volume: market orders fill a little each bar; every cycle polls them, books
     the new fills, and the book, the fills and the venue agree after every cycle."""
     panel = synthetic_panel(4, 80, seed=3)
-    thin = type(panel)(panel.open, panel.high, panel.low, panel.close, panel.volume * 0 + 40.0, panel.exchange, panel.timeframe)
-    broker = PaperBroker(store, starting_cash=100_000.0, max_volume_share=0.5)  # 20 units per bar per symbol; entries are ~48
+    thin = type(panel)(
+        panel.open, panel.high, panel.low, panel.close, panel.volume * 0 + 40.0, panel.exchange, panel.timeframe
+    )
+    broker = PaperBroker(
+        store, starting_cash=100_000.0, max_volume_share=0.5
+    )  # 20 units per bar per symbol; entries are ~48
     ctx = _paper_ctx(settings, store, broker, ReplayFeed.from_panel(thin, warmup_bars=40, replay_bars=8))
     filled_by_cycle = []
     for _ in range(6):
@@ -120,8 +132,18 @@ def test_partial_fills_across_cycles_update_positions_and_stay_in_sync(settings,
         book = store.positions("paper").set_index("symbol")["quantity"]
         held = broker.positions()
         for sym in set(signed.index) | set(held):
-            assert signed.get(sym, 0.0) == pytest.approx(held.get(sym, 0.0), abs=1e-9) == pytest.approx(book.get(sym, 0.0), abs=1e-9)
-        filled_by_cycle.append(dict(zip(store.orders(ctx.run_id, 1000)["client_order_id"], store.orders(ctx.run_id, 1000)["filled_quantity"])))
+            assert (
+                signed.get(sym, 0.0)
+                == pytest.approx(held.get(sym, 0.0), abs=1e-9)
+                == pytest.approx(book.get(sym, 0.0), abs=1e-9)
+            )
+        filled_by_cycle.append(
+            dict(
+                zip(
+                    store.orders(ctx.run_id, 1000)["client_order_id"], store.orders(ctx.run_id, 1000)["filled_quantity"]
+                )
+            )
+        )
         assert ctx.last_sync is not None and ctx.last_sync.in_sync, ctx.last_sync.summary()
     # Some order filled in pieces across cycles: its filled quantity grew after the cycle it was sent in.
     grew = [cid for cid, q in filled_by_cycle[0].items() if filled_by_cycle[-1].get(cid, 0.0) > q + 1e-9]
@@ -137,7 +159,9 @@ def test_a_restart_books_partial_fills_made_while_down_by_client_order_id(settin
     """An order left PARTIALLY_FILLED by one process keeps filling at the venue while nothing runs;
     the next process reconciles it by its client order id: fills booked once, position right."""
     v = venue(fill_per_bar=1.0)
-    OrderManager(store, v, "acct").submit(OrderIntent(OrderRequest("wb-1-1-S000-b", "S000", "buy", 3.0), None, 1, "entry"))
+    OrderManager(store, v, "acct").submit(
+        OrderIntent(OrderRequest("wb-1-1-S000-b", "S000", "buy", 3.0), None, 1, "entry")
+    )
     assert store.get_order("wb-1-1-S000-b")["status"] == "PARTIALLY_FILLED"
     v.on_bar({"S000": Quote("S000", 101.0, T0, volume=1e6)})  # fills while we are down
     v.on_bar({"S000": Quote("S000", 102.0, T0, volume=1e6)})

@@ -28,7 +28,11 @@ def test_replays_the_last_bars_one_per_tick_with_warmup(lake):
     for t in ticks:
         assert len(t.panel.index) == 30 and t.panel.index[-1] == t.now  # no look-ahead
     last = ticks[-1].quotes["S002"]
-    assert last.last == full.close["S002"].iloc[-1] and last.high == full.high["S002"].iloc[-1] and last.ts == full.index[-1]
+    assert (
+        last.last == full.close["S002"].iloc[-1]
+        and last.high == full.high["S002"].iloc[-1]
+        and last.ts == full.index[-1]
+    )
     with pytest.raises(NoDataError, match="replay is over"):
         feed.next()
 

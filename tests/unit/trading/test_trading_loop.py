@@ -27,14 +27,26 @@ def store(settings) -> Store:
 
 
 def paper(store, settings) -> PaperBroker:
-    return PaperBroker(store, starting_cash=settings.paper.starting_cash, fee_rate=settings.costs.fee_rate, slippage_bps=settings.costs.slippage_bps)
+    return PaperBroker(
+        store,
+        starting_cash=settings.paper.starting_cash,
+        fee_rate=settings.costs.fee_rate,
+        slippage_bps=settings.costs.slippage_bps,
+    )
 
 
 def make_ctx(settings, store, broker, feed, engine) -> LiveContext:
     run_id = store.start_run("paper", "paper", "paper", "kit", 0.0, 1)
     return LiveContext(
-        store=store, broker=broker, feed=feed, engine=engine, orders=OrderManager(store, broker, "paper", run_id=run_id),
-        run_id=run_id, account="paper", limits=settings.risk, costs=settings.costs,
+        store=store,
+        broker=broker,
+        feed=feed,
+        engine=engine,
+        orders=OrderManager(store, broker, "paper", run_id=run_id),
+        run_id=run_id,
+        account="paper",
+        limits=settings.risk,
+        costs=settings.costs,
     )
 
 
@@ -43,13 +55,20 @@ def test_phase1_passes_in_spec_order_and_records_each_check(settings, store):
     run_id = store.start_run("paper", "paper")
     seen = []
     results = phase1(
-        settings, paper(store, settings), lambda: MomentumEngine(), store=store, run_id=run_id, on_result=seen.append,
+        settings,
+        paper(store, settings),
+        lambda: MomentumEngine(),
+        store=store,
+        run_id=run_id,
+        on_result=seen.append,
         user=current_user(settings),
     )
     assert [r.name for r in results] == list(CHECKS) == ["authentication", "api_keys", "exchange", "models", "risk"]
     assert all(r.ok for r in results) and seen == results
     msgs = dict(zip(CHECKS, (r.message for r in results)))
-    assert "user trader (id 1), permission 'trade_paper'" in msgs["authentication"] and "no API keys" in msgs["api_keys"]
+    assert (
+        "user trader (id 1), permission 'trade_paper'" in msgs["authentication"] and "no API keys" in msgs["api_keys"]
+    )
     assert "100,000.00 USD" in msgs["exchange"] and "kit momentum" in msgs["models"]
     assert "10% of equity" in msgs["risk"] and "5% daily loss" in msgs["risk"] and "0.70" in msgs["risk"]
     assert list(store.checks(run_id)["name"]) == list(CHECKS)
@@ -61,8 +80,15 @@ def test_phase1_without_a_model_fails_at_models_with_its_message(settings, store
     def no_model():
         raise NoModelError("no model registered as 'champion': run `workbench train` first")
 
-    results = phase1(settings, paper(store, settings), no_model, store=store, run_id=run_id, user=current_user(settings))
-    assert [(r.name, r.ok) for r in results] == [("authentication", True), ("api_keys", True), ("exchange", True), ("models", False)]
+    results = phase1(
+        settings, paper(store, settings), no_model, store=store, run_id=run_id, user=current_user(settings)
+    )
+    assert [(r.name, r.ok) for r in results] == [
+        ("authentication", True),
+        ("api_keys", True),
+        ("exchange", True),
+        ("models", False),
+    ]
     assert "workbench train" in results[-1].message
     assert list(store.checks(run_id)["ok"]) == [True, True, True, False]
 
@@ -88,20 +114,29 @@ class Venue:
 
 
 def test_phase1_refuses_a_live_broker_without_the_trade_live_permission(settings, store):
-    results = phase1(settings, Venue(paper(store, settings), environment="live"), lambda: MomentumEngine(), user=current_user(settings))
+    results = phase1(
+        settings,
+        Venue(paper(store, settings), environment="live"),
+        lambda: MomentumEngine(),
+        user=current_user(settings),
+    )
     assert len(results) == 1 and not results[0].ok
     assert "'trade_live' permission" in results[0].message and "--broker paper" in results[0].message
 
 
 def test_phase1_stops_when_the_exchange_is_down(settings, store):
-    results = phase1(settings, Venue(paper(store, settings), ok=False), lambda: MomentumEngine(), user=current_user(settings))
+    results = phase1(
+        settings, Venue(paper(store, settings), ok=False), lambda: MomentumEngine(), user=current_user(settings)
+    )
     assert [r.name for r in results][-1] == "exchange" and not results[-1].ok and "maintenance" in results[-1].message
 
 
 # ---- Phase 2 ----------------------------------------------------------------------------------------
 def test_five_cycles_on_a_lake_replay_obey_every_limit(settings, store):
     lake = Lake(settings.lake_dir)
-    lake.write(synthetic_panel(N_SYMBOLS, N_BARS, crash_at=CRASH_BAR, crash_gap=True).to_long(), "TEST", "1d", "synthetic")
+    lake.write(
+        synthetic_panel(N_SYMBOLS, N_BARS, crash_at=CRASH_BAR, crash_gap=True).to_long(), "TEST", "1d", "synthetic"
+    )
     feed = ReplayFeed(lake, "TEST", "1d", None, warmup_bars=40, replay_bars=5)
     broker = paper(store, settings)
     ctx = make_ctx(settings, store, broker, feed, MomentumEngine(lookback=20, gain=3.0))
@@ -127,7 +162,12 @@ def test_five_cycles_on_a_lake_replay_obey_every_limit(settings, store):
         costs = (group["fee"] + (group["average_price"] - px).abs() * group["filled_quantity"]).sum()
         # market sells sent during the signals cost fees and slippage too (resting exits filled before
         # the risk snapshot was taken, so they are in it already)
-        sells = orders[(orders["cycle"] == cyc) & (orders["side"] == "sell") & (orders["type"] == "market") & (orders["filled_quantity"] > 0)]
+        sells = orders[
+            (orders["cycle"] == cyc)
+            & (orders["side"] == "sell")
+            & (orders["type"] == "market")
+            & (orders["filled_quantity"] > 0)
+        ]
         sells = sells[~sells["reason"].str.startswith(("stop_loss", "take_profit"))]
         if len(sells):
             sp = signals[signals["cycle"] == cyc].set_index("symbol").loc[sells["symbol"], "price"].to_numpy()
@@ -135,7 +175,9 @@ def test_five_cycles_on_a_lake_replay_obey_every_limit(settings, store):
         eq_before = eq_after + costs
         notional = group["quantity"].to_numpy() * px
         assert (notional <= limits.max_position_pct * eq_before * (1 + 1e-9)).all(), (cyc, notional.max(), eq_before)
-        assert (sig.loc[group["symbol"], "signal"] == "BUY").all() and (sig.loc[group["symbol"], "strength"] > limits.min_strength).all()
+        assert (sig.loc[group["symbol"], "signal"] == "BUY").all() and (
+            sig.loc[group["symbol"], "strength"] > limits.min_strength
+        ).all()
 
     # The crash bar (cycle 3): stops fire, the day is down more than 5%, and no entry is made...
     crash = equity.iloc[2]
@@ -150,7 +192,9 @@ def test_five_cycles_on_a_lake_replay_obey_every_limit(settings, store):
         twin = orders[(orders["oco_group"] == o["oco_group"]) & (orders["type"] == "take_profit")]
         assert (twin["status"] == "CANCELLED").all() and len(twin) == 1
     assert fills.groupby("oco_group")["type"].nunique().max() == 1  # never both legs of a pair
-    strong_buys = signals[(signals["cycle"] == 3) & (signals["signal"] == "BUY") & (signals["strength"] > limits.min_strength)]
+    strong_buys = signals[
+        (signals["cycle"] == 3) & (signals["signal"] == "BUY") & (signals["strength"] > limits.min_strength)
+    ]
     assert len(strong_buys) >= 5  # the model still wanted in
     assert buys[buys["cycle"] == 3].empty
     daily = events[events["message"].str.contains("cycle 3: BUY .* rejected by daily_loss", regex=True)]
@@ -197,7 +241,9 @@ def test_one_bad_signal_is_logged_and_the_cycle_goes_on(settings, store):
     panel = synthetic_panel(4, 50)
     feed = ReplayFeed.from_panel(panel, warmup_bars=30, replay_bars=3)
     ts, close = panel.index[-3], panel.close.iloc[-3]
-    mk = lambda s, side="BUY": Signal(s, side, 0.95, 0.9, close[s] * 1.01, close[s] * 0.95, close[s] * 1.1, ts=ts, price=close[s])
+    mk = lambda s, side="BUY": Signal(
+        s, side, 0.95, 0.9, close[s] * 1.01, close[s] * 0.95, close[s] * 1.1, ts=ts, price=close[s]
+    )
     sigs = [mk("S000"), mk("S001"), mk("S002"), mk("S002", "SELL"), mk("S003")]
     sigs.append(Signal("GHOST", "BUY", 0.95, 0.9, 10.0, 9.0, 12.0, ts=ts, price=10.0))
     broker = PickyVenue(paper(store, settings))

@@ -16,12 +16,20 @@ from workbench.venues.paper.broker import PaperBroker
 T0 = pd.Timestamp("2024-05-01", tz="UTC")
 
 LEGAL = {
-    ("NEW", "SUBMITTED"), ("NEW", "REJECTED"), ("NEW", "CANCELLED"),
-    ("SUBMITTED", "PARTIALLY_FILLED"), ("SUBMITTED", "FILLED"), ("SUBMITTED", "CANCELLED"),
-    ("SUBMITTED", "REJECTED"), ("SUBMITTED", "EXPIRED"),
-    ("PARTIALLY_FILLED", "PARTIALLY_FILLED"), ("PARTIALLY_FILLED", "FILLED"),
-    ("PARTIALLY_FILLED", "CANCELLED"), ("PARTIALLY_FILLED", "EXPIRED"),
-    ("NEW", "NEW"), ("SUBMITTED", "SUBMITTED"),  # re-stating a live status is a no-op
+    ("NEW", "SUBMITTED"),
+    ("NEW", "REJECTED"),
+    ("NEW", "CANCELLED"),
+    ("SUBMITTED", "PARTIALLY_FILLED"),
+    ("SUBMITTED", "FILLED"),
+    ("SUBMITTED", "CANCELLED"),
+    ("SUBMITTED", "REJECTED"),
+    ("SUBMITTED", "EXPIRED"),
+    ("PARTIALLY_FILLED", "PARTIALLY_FILLED"),
+    ("PARTIALLY_FILLED", "FILLED"),
+    ("PARTIALLY_FILLED", "CANCELLED"),
+    ("PARTIALLY_FILLED", "EXPIRED"),
+    ("NEW", "NEW"),
+    ("SUBMITTED", "SUBMITTED"),  # re-stating a live status is a no-op
 }
 
 
@@ -51,9 +59,11 @@ def test_client_order_ids_are_deterministic_short_ascii_and_distinct():
     assert client_order_id(12, 7, "AAPL", "buy") == client_order_id(12, 7, "AAPL", "buy")
     ids = {
         client_order_id(r, c, s, side, p)
-        for r in (1, 99999) for c in (1, 1234567)
+        for r in (1, 99999)
+        for c in (1, 1234567)
         for s in ("BTC/USDT", "BTCUSDT", "M&M", "MM", "VERYLONGSYMBOLNAME-2030-12-31-C-100000")
-        for side in ("buy", "sell") for p in ("", "x")
+        for side in ("buy", "sell")
+        for p in ("", "x")
     }
     assert len(ids) == 2 * 2 * 5 * 2 * 2
     for cid in ids:
@@ -69,14 +79,26 @@ def store(tmp_path) -> Store:
 
 @pytest.fixture
 def paper(store) -> PaperBroker:
-    b = PaperBroker(store, starting_cash=10_000.0, fee_rate=0.001, slippage_bps=0.0, markets={"AAA": Market("AAA", "AAA", "USD", lot_size=1.0)})
+    b = PaperBroker(
+        store,
+        starting_cash=10_000.0,
+        fee_rate=0.001,
+        slippage_bps=0.0,
+        markets={"AAA": Market("AAA", "AAA", "USD", lot_size=1.0)},
+    )
     b.on_bar({"AAA": Quote("AAA", 100.0, T0)})
     return b
 
 
 def intent(cid: str, side: str, qty: float, **kw) -> OrderIntent:
-    return OrderIntent(OrderRequest(cid, "AAA", side, qty, **{k: v for k, v in kw.items() if k in ("type", "limit_price")}),
-                       run_id=None, cycle=1, reason="test", stop_loss=kw.get("stop_loss"), take_profit=kw.get("take_profit"))
+    return OrderIntent(
+        OrderRequest(cid, "AAA", side, qty, **{k: v for k, v in kw.items() if k in ("type", "limit_price")}),
+        run_id=None,
+        cycle=1,
+        reason="test",
+        stop_loss=kw.get("stop_loss"),
+        take_profit=kw.get("take_profit"),
+    )
 
 
 def test_submit_records_fill_position_and_event_trail(store, paper):
@@ -186,8 +208,18 @@ def test_reconcile_within_grace_resends_under_the_same_id_once(store, paper):
 
 def test_unknown_submitted_order_waits_for_the_grace_period(store, paper):
     om = OrderManager(store, paper, "paper", unknown_grace_s=60.0)
-    store.insert_order({"client_order_id": "ghost", "account": "paper", "symbol": "AAA", "side": "buy", "type": "market",
-                        "quantity": 1.0, "status": "SUBMITTED", "reason": "venue lag"})
+    store.insert_order(
+        {
+            "client_order_id": "ghost",
+            "account": "paper",
+            "symbol": "AAA",
+            "side": "buy",
+            "type": "market",
+            "quantity": 1.0,
+            "status": "SUBMITTED",
+            "reason": "venue lag",
+        }
+    )
     om.refresh_open()
     assert store.get_order("ghost")["status"] == "SUBMITTED" and paper.fills() == []
     om.unknown_grace_s = 0.0
@@ -197,7 +229,9 @@ def test_unknown_submitted_order_waits_for_the_grace_period(store, paper):
 
 def test_entry_with_stops_gets_one_resting_oco_pair_sized_to_the_position(store):
     markets = {"AAA": Market("AAA", "AAA", "USD", lot_size=1.0, tick_size=0.05)}
-    b = PaperBroker(store, starting_cash=100_000.0, fee_rate=0.0, slippage_bps=0.0, markets=markets, max_volume_share=0.1)
+    b = PaperBroker(
+        store, starting_cash=100_000.0, fee_rate=0.0, slippage_bps=0.0, markets=markets, max_volume_share=0.1
+    )
     b.on_bar({"AAA": Quote("AAA", 100.0, T0, volume=100.0)})
     om = OrderManager(store, b, "paper", run_id=None)
     entry = om.submit(intent("e1", "buy", 25, stop_loss=95.01, take_profit=110.02))
@@ -205,7 +239,10 @@ def test_entry_with_stops_gets_one_resting_oco_pair_sized_to_the_position(store)
     assert om.sync_exits(cycle=1) == 2
     exits = {r["type"]: r for r in store.open_orders("paper") if r["side"] == "sell"}
     assert exits["stop_loss"]["quantity"] == 10 and exits["stop_loss"]["stop_price"] == 95.0  # on the tick grid
-    assert exits["take_profit"]["limit_price"] == 110.0 and exits["stop_loss"]["oco_group"] == exits["take_profit"]["oco_group"]
+    assert (
+        exits["take_profit"]["limit_price"] == 110.0
+        and exits["stop_loss"]["oco_group"] == exits["take_profit"]["oco_group"]
+    )
     assert om.sync_exits(cycle=1) == 0  # in step: nothing to do
     # The entry keeps filling: the pair is replaced by one sized to the new position.
     b.on_bar({"AAA": Quote("AAA", 101.0, T0, open=100.0, low=99.0, high=102.0, volume=1_000.0)})

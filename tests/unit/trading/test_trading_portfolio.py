@@ -20,13 +20,23 @@ def test_pnl_arithmetic_by_hand():
         "AAA": {"average_price": 50.0, "realized_pnl": 12.5, "stop_loss": 45.0, "take_profit": 60.0},
         "BBB": {"average_price": 200.0},
     }
-    snap = compute_snapshot(D1, cash=1_000.0, quantities={"AAA": 10, "BBB": 2, "CCC": 0.0}, prices={"AAA": 55.0, "BBB": 190.0},
-                            book=book, day_start_equity=2_000.0)
+    snap = compute_snapshot(
+        D1,
+        cash=1_000.0,
+        quantities={"AAA": 10, "BBB": 2, "CCC": 0.0},
+        prices={"AAA": 55.0, "BBB": 190.0},
+        book=book,
+        day_start_equity=2_000.0,
+    )
     # positions: 10 × 55 = 550, 2 × 190 = 380 → equity 1000 + 930 = 1930
     assert snap.positions_value == pytest.approx(930.0)
     assert snap.equity == pytest.approx(1_930.0)
     a, b = snap.positions["AAA"], snap.positions["BBB"]
-    assert a.unrealized_pnl == pytest.approx(50.0) and a.realized_pnl == 12.5 and (a.stop_loss, a.take_profit) == (45.0, 60.0)
+    assert (
+        a.unrealized_pnl == pytest.approx(50.0)
+        and a.realized_pnl == 12.5
+        and (a.stop_loss, a.take_profit) == (45.0, 60.0)
+    )
     assert b.unrealized_pnl == pytest.approx(-20.0)
     assert "CCC" not in snap.positions
     assert snap.daily_pnl == pytest.approx(-70.0) and snap.daily_pnl_pct == pytest.approx(-0.035)
@@ -43,9 +53,17 @@ def test_day_key_is_the_utc_date():
 def test_snapshot_from_broker_and_store_and_day_start_persists(tmp_path):
     url = f"sqlite:///{tmp_path / 'wb.db'}"
     store = Store(url).create()
-    broker = PaperBroker(store, starting_cash=10_000.0, fee_rate=0.0, slippage_bps=0.0, markets={"AAA": Market("AAA", "AAA", "USD", lot_size=1.0)})
+    broker = PaperBroker(
+        store,
+        starting_cash=10_000.0,
+        fee_rate=0.0,
+        slippage_bps=0.0,
+        markets={"AAA": Market("AAA", "AAA", "USD", lot_size=1.0)},
+    )
     broker.on_bar({"AAA": Quote("AAA", 100.0, D1)})
-    OrderManager(store, broker, "paper").submit(OrderIntent(OrderRequest("c1", "AAA", "buy", 20), None, 1, "t", stop_loss=90.0))
+    OrderManager(store, broker, "paper").submit(
+        OrderIntent(OrderRequest("c1", "AAA", "buy", 20), None, 1, "t", stop_loss=90.0)
+    )
     s1 = snapshot(broker, store, "paper", D1, {"AAA": Quote("AAA", 100.0, D1)})
     assert (s1.cash, s1.equity, s1.day_start_equity) == (8_000.0, 10_000.0, 10_000.0)
     assert s1.positions["AAA"].stop_loss == 90.0
@@ -70,9 +88,14 @@ def test_several_currencies_convert_to_the_base_currency():
     from workbench.errors import ConfigError
 
     snap = compute_snapshot(
-        D1, cash={"INR": 830_000.0, "USD": 5_000.0, "USDT": 1_000.0}, quantities={"NSE:INFY": 10, "AAPL": 2},
-        prices={"NSE:INFY": 1_500.0, "AAPL": 190.0}, book={"NSE:INFY": {"average_price": 1_400.0}},
-        fx={"INR": 1 / 83.0, "USDT": 1.0}, currencies={"NSE:INFY": "INR", "AAPL": "USD"}, base_currency="USD",
+        D1,
+        cash={"INR": 830_000.0, "USD": 5_000.0, "USDT": 1_000.0},
+        quantities={"NSE:INFY": 10, "AAPL": 2},
+        prices={"NSE:INFY": 1_500.0, "AAPL": 190.0},
+        book={"NSE:INFY": {"average_price": 1_400.0}},
+        fx={"INR": 1 / 83.0, "USDT": 1.0},
+        currencies={"NSE:INFY": "INR", "AAPL": "USD"},
+        base_currency="USD",
     )
     assert snap.cash == pytest.approx(10_000.0 + 5_000.0 + 1_000.0)
     infy = snap.positions["NSE:INFY"]
@@ -86,7 +109,9 @@ def test_several_currencies_convert_to_the_base_currency():
 def test_snapshot_reads_rates_from_quotes_and_reports_fees(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'wb.db'}").create()
     markets = {"NSE:INFY": Market("NSE:INFY", "INFY", "INR", lot_size=1.0), "USD/INR": Market("USD/INR", "USD", "INR")}
-    b = PaperBroker(store, starting_cash={"USD": 1_000.0, "INR": 83_000.0}, fee_rate=0.001, slippage_bps=0.0, markets=markets)
+    b = PaperBroker(
+        store, starting_cash={"USD": 1_000.0, "INR": 83_000.0}, fee_rate=0.001, slippage_bps=0.0, markets=markets
+    )
     quotes = {"NSE:INFY": Quote("NSE:INFY", 1_000.0, D1), "USD/INR": Quote("USD/INR", 83.0, D1)}
     b.on_bar(quotes)
     OrderManager(store, b, "paper").submit(OrderIntent(OrderRequest("i1", "NSE:INFY", "buy", 10), None, 1, "t"))
@@ -101,7 +126,13 @@ def test_after_fill_matches_a_fresh_snapshot_from_the_broker(tmp_path):
     from workbench.trading.portfolio import after_fill
 
     store = Store(f"sqlite:///{tmp_path / 'wb.db'}").create()
-    b = PaperBroker(store, starting_cash=50_000.0, fee_rate=0.001, slippage_bps=7.0, markets={"AAA": Market("AAA", "AAA", "USD", lot_size=1.0)})
+    b = PaperBroker(
+        store,
+        starting_cash=50_000.0,
+        fee_rate=0.001,
+        slippage_bps=7.0,
+        markets={"AAA": Market("AAA", "AAA", "USD", lot_size=1.0)},
+    )
     quotes = {"AAA": Quote("AAA", 80.0, D1)}
     b.on_bar(quotes)
     om = OrderManager(store, b, "paper")
@@ -112,5 +143,7 @@ def test_after_fill_matches_a_fresh_snapshot_from_the_broker(tmp_path):
         before = after_fill(before, "AAA", side, ans.filled_quantity, ans.average_price, ans.fee, 80.0, "USD")
         fresh = snapshot(b, store, "paper", D1, quotes)
         assert before.cash == pytest.approx(fresh.cash) and before.equity == pytest.approx(fresh.equity)
-        assert before.quantity("AAA") == pytest.approx(fresh.quantity("AAA")) and before.fees == pytest.approx(fresh.fees)
+        assert before.quantity("AAA") == pytest.approx(fresh.quantity("AAA")) and before.fees == pytest.approx(
+            fresh.fees
+        )
         assert before.daily_pnl == pytest.approx(fresh.daily_pnl)

@@ -35,7 +35,12 @@ bar = st.tuples(
     st.tuples(*[st.floats(0.0, 0.08) for _ in SYMS]),  # how far the bar's low dips below min(open, close)
     st.lists(st.tuples(st.sampled_from(SYMS), st.sampled_from(BAD)), max_size=2),  # bad prints this bar
     st.lists(
-        st.tuples(st.sampled_from(SYMS), st.sampled_from(["BUY", "BUY", "SELL", "HOLD"]), st.floats(0.65, 1.0), st.floats(0.8, 0.99)),
+        st.tuples(
+            st.sampled_from(SYMS),
+            st.sampled_from(["BUY", "BUY", "SELL", "HOLD"]),
+            st.floats(0.65, 1.0),
+            st.floats(0.8, 0.99),
+        ),
         max_size=6,
     ),
     st.sampled_from([False, False, True]),  # a new day starts with this bar
@@ -44,13 +49,23 @@ bar = st.tuples(
 
 
 @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(bars=st.lists(bar, min_size=1, max_size=12), share=st.sampled_from([None, 0.02, 0.5]), lot=st.sampled_from([1.0, 0.01]))
+@given(
+    bars=st.lists(bar, min_size=1, max_size=12),
+    share=st.sampled_from([None, 0.02, 0.5]),
+    lot=st.sampled_from([1.0, 0.01]),
+)
 def test_no_cap_breach_no_entry_after_daily_loss_no_negative_cash(bars, share, lot):
     with tempfile.TemporaryDirectory() as d:
         store = Store(f"sqlite:///{Path(d) / 'wb.db'}").create()
         markets = {s: Market(s, s, "USD", lot_size=lot, tick_size=0.01) for s in SYMS}
-        broker = PaperBroker(store, starting_cash=50_000.0, fee_rate=COSTS.fee_rate, slippage_bps=COSTS.slippage_bps,
-                             markets=markets, max_volume_share=share)
+        broker = PaperBroker(
+            store,
+            starting_cash=50_000.0,
+            fee_rate=COSTS.fee_rate,
+            slippage_bps=COSTS.slippage_bps,
+            markets=markets,
+            max_volume_share=share,
+        )
         run = store.start_run("paper", "paper", "paper")
         om = OrderManager(store, broker, "paper", run_id=run)
         prices = {s: 100.0 for s in SYMS}
@@ -60,8 +75,15 @@ def test_no_cap_breach_no_entry_after_daily_loss_no_negative_cash(bars, share, l
             quotes = {}
             for s, m, dip in zip(SYMS, moves, dips):
                 opened, prices[s] = prices[s] * shock, prices[s] * m * shock
-                quotes[s] = Quote(s, prices[s], now, open=opened, high=max(opened, prices[s]) * 1.01,
-                                  low=min(opened, prices[s]) * (1 - dip), volume=400.0)
+                quotes[s] = Quote(
+                    s,
+                    prices[s],
+                    now,
+                    open=opened,
+                    high=max(opened, prices[s]) * 1.01,
+                    low=min(opened, prices[s]) * (1 - dip),
+                    volume=400.0,
+                )
             for s, px in bad:
                 quotes[s] = Quote(s, px, now, volume=400.0)
             broker.on_bar(quotes)
@@ -78,7 +100,9 @@ def test_no_cap_breach_no_entry_after_daily_loss_no_negative_cash(bars, share, l
                     continue
                 stop = p * stop_frac if side == "BUY" else p * (2 - stop_frac)
                 sig = Signal(s, side, strength, 0.6, p, stop, p * 1.1 if side == "BUY" else p * 0.9, ts=now, price=p)
-                ctx = RiskContext(snap, quotes, markets, LIMITS, COSTS, OK, now, cycle_sides={k: tuple(v) for k, v in sides.items()})
+                ctx = RiskContext(
+                    snap, quotes, markets, LIMITS, COSTS, OK, now, cycle_sides={k: tuple(v) for k, v in sides.items()}
+                )
                 dec = evaluate(sig, ctx)
                 if not dec.accepted:
                     event(f"rejected: {dec.rejections[0].rule if dec.rejections else 'hold'}")
@@ -91,10 +115,16 @@ def test_no_cap_breach_no_entry_after_daily_loss_no_negative_cash(bars, share, l
                     value = (snap.quantity(s) + dec.quantity) * q
                     assert value <= LIMITS.max_position_pct * snap.equity * (1 + 1e-9), "above 10% of equity"
                 event(f"accepted {dec.side}")
-                ans = om.submit(OrderIntent(
-                    OrderRequest(client_order_id(run, cycle, s, dec.side), s, dec.side, dec.quantity),
-                    run, cycle, "property", stop_loss=stop if dec.side == "buy" else None, take_profit=sig.take_profit if dec.side == "buy" else None,
-                ))
+                ans = om.submit(
+                    OrderIntent(
+                        OrderRequest(client_order_id(run, cycle, s, dec.side), s, dec.side, dec.quantity),
+                        run,
+                        cycle,
+                        "property",
+                        stop_loss=stop if dec.side == "buy" else None,
+                        take_profit=sig.take_profit if dec.side == "buy" else None,
+                    )
+                )
                 if ans.filled_quantity > 0:
                     snap = snapshot(broker, store, "paper", now, quotes)
             bal = broker.balances()["USD"]

@@ -51,8 +51,16 @@ def ctx(cash=100_000.0, held=None, prices=None, day_start=None, lot=1.0, min_not
     snap = compute_snapshot(NOW, cash, held, prices, {s: {"average_price": prices[s]} for s in held}, day_start)
     quotes = {s: Quote(s, p, NOW) for s, p in prices.items()}
     markets = {s: Market(s, s, "USD", lot_size=lot, min_notional=min_notional) for s in prices}
-    return RiskContext(snapshot=snap, quotes=quotes, markets=markets, limits=kw.pop("limits", LIMITS), costs=COSTS,
-                       exchange=kw.pop("exchange", OK), now=NOW, **kw)
+    return RiskContext(
+        snapshot=snap,
+        quotes=quotes,
+        markets=markets,
+        limits=kw.pop("limits", LIMITS),
+        costs=COSTS,
+        exchange=kw.pop("exchange", OK),
+        now=NOW,
+        **kw,
+    )
 
 
 # ---- each rule names itself -------------------------------------------------------------------------
@@ -135,8 +143,9 @@ def test_a_buy_is_sized_with_its_exchanges_costs():
     assert d.accepted and d.quantity == 9.0  # 1,010 / (100 × 1.01 × 1.01) = 9.90
     other = dataclasses.replace(base, markets=nse, exchange_costs={"BSE": dear})  # another exchange's costs: unused
     assert evaluate(buy(stop=50.0), other).quantity == 10.0
-    d = evaluate(buy(stop=50.0), dataclasses.replace(ctx(cash=100.0, limits=limits), markets=nse,
-                                                      exchange_costs={"NSE": dear}))
+    d = evaluate(
+        buy(stop=50.0), dataclasses.replace(ctx(cash=100.0, limits=limits), markets=nse, exchange_costs={"NSE": dear})
+    )
     assert [r.rule for r in d.rejections] == ["buying_power"]  # 100 buys no share at 102.01 a share
 
 
@@ -166,7 +175,9 @@ def test_size_entry_respects_lot_size_and_all_three_caps(lot):
     s = buy(stop=99.0)
     q = size_entry(s, equity=100_000.0, cash=100_000.0, price=100.0, market=m, limits=LIMITS, costs=COSTS)
     assert q <= 100.0 and q == pytest.approx(100.0, abs=lot) and abs(q / lot - round(q / lot)) < 1e-6
-    q = size_entry(s, equity=100_000.0, cash=100_000.0, price=100.0, market=m, limits=LIMITS, costs=COSTS, held_quantity=60.0)
+    q = size_entry(
+        s, equity=100_000.0, cash=100_000.0, price=100.0, market=m, limits=LIMITS, costs=COSTS, held_quantity=60.0
+    )
     assert q == pytest.approx(40.0, abs=lot) and q <= 40.0
     q = size_entry(buy(stop=90.0), 100_000.0, 100_000.0, 100.0, m, LIMITS, COSTS)  # risk: 1000 / 10 = 100
     assert q == pytest.approx(100.0, abs=lot) and q <= 100.0
@@ -180,7 +191,9 @@ SYMS = ("AAA", "BBB", "CCC", "DDD", "EEE", "FFF")
 step = st.tuples(
     st.tuples(*[st.floats(0.7, 1.3) for _ in SYMS]),  # price moves this step
     st.lists(
-        st.tuples(st.sampled_from(SYMS), st.sampled_from(["BUY", "BUY", "SELL"]), st.floats(0.5, 1.0), st.floats(0.5, 0.999)),
+        st.tuples(
+            st.sampled_from(SYMS), st.sampled_from(["BUY", "BUY", "SELL"]), st.floats(0.5, 1.0), st.floats(0.5, 0.999)
+        ),
         max_size=4,
     ),
     st.sampled_from([False, False, True]),  # a new day starts before this step
@@ -188,7 +201,9 @@ step = st.tuples(
 
 
 @hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps=st.lists(step, min_size=1, max_size=25), lot=st.sampled_from([1.0, 0.01, 1e-8]), cash0=st.floats(1_000.0, 1e6))
+@given(
+    steps=st.lists(step, min_size=1, max_size=25), lot=st.sampled_from([1.0, 0.01, 1e-8]), cash0=st.floats(1_000.0, 1e6)
+)
 def test_properties_cap_daily_loss_and_cash(steps, lot, cash0):
     """Simulate an account that fills every accepted order at decision price ± slippage with fees."""
     slip, fee = COSTS.slippage_bps / 1e4, COSTS.fee_rate
@@ -206,9 +221,13 @@ def test_properties_cap_daily_loss_and_cash(steps, lot, cash0):
             sides.setdefault(sym, []).append(side)
         for sym, side, strength, stop_frac in sigs:
             p = prices[sym]
-            sig = Signal(sym, side, strength, 0.6, p, p * (stop_frac if side == "BUY" else 2 - stop_frac), p, ts=NOW, price=p)
+            sig = Signal(
+                sym, side, strength, 0.6, p, p * (stop_frac if side == "BUY" else 2 - stop_frac), p, ts=NOW, price=p
+            )
             snap = compute_snapshot(NOW, cash, held, prices, day_start_equity=day_start)
-            c = RiskContext(snap, quotes, markets, LIMITS, COSTS, OK, NOW, cycle_sides={k: tuple(v) for k, v in sides.items()})
+            c = RiskContext(
+                snap, quotes, markets, LIMITS, COSTS, OK, NOW, cycle_sides={k: tuple(v) for k, v in sides.items()}
+            )
             d = evaluate(sig, c)
             if not d.accepted:
                 event(f"rejected by {d.rejections[0].rule}")
@@ -218,7 +237,9 @@ def test_properties_cap_daily_loss_and_cash(steps, lot, cash0):
             assert strength > LIMITS.min_strength
             if d.side == "buy":
                 assert snap.daily_pnl_pct > -LIMITS.max_daily_loss_pct, "entry after the daily-loss limit"
-                assert (held[sym] + d.quantity) * p <= LIMITS.max_position_pct * snap.equity * (1 + 1e-9), "above the cap"
+                assert (held[sym] + d.quantity) * p <= LIMITS.max_position_pct * snap.equity * (1 + 1e-9), (
+                    "above the cap"
+                )
                 fill = p * (1 + slip)
                 cash -= d.quantity * fill * (1 + fee)
                 held[sym] += d.quantity

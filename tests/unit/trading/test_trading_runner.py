@@ -77,7 +77,9 @@ def test_emergency_stop_cancels_open_orders_and_flattens(tmp_path, monkeypatch):
     # An order resting at the venue from an earlier session.
     pb = PaperBroker(store, starting_cash=settings.paper.starting_cash, markets={"S000": Market("S000", "S000", "USD")})
     pb.on_bar({"S000": Quote("S000", 100.0, pd.Timestamp("2024-01-01", tz="UTC"))})
-    OrderManager(store, pb, "paper").submit(OrderIntent(OrderRequest("resting", "S000", "buy", 1, type="limit", limit_price=1.0), None, None, "old"))
+    OrderManager(store, pb, "paper").submit(
+        OrderIntent(OrderRequest("resting", "S000", "buy", 1, type="limit", limit_price=1.0), None, None, "old")
+    )
     t, out = start_thread(settings, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL)
     run = wait_for_cycle(store, 2)
     assert len(PaperBroker(store).positions()) > 0  # the momentum engine bought
@@ -132,7 +134,11 @@ def test_phase1_failure_ends_the_run_failed(settings):
     store = Store(settings.store_url).create()
     rid = run_live(settings, engine=Unloadable(), feed=long_feed(), interval_s=0.0, cycles=1)
     run = store.run(rid)
-    assert run["status"] == "FAILED" and "Phase 1 failed at 'models'" in run["message"] and "workbench train" in run["message"]
+    assert (
+        run["status"] == "FAILED"
+        and "Phase 1 failed at 'models'" in run["message"]
+        and "workbench train" in run["message"]
+    )
     assert store.cycles(rid).empty and status(settings)["status"] == "FAILED"
 
 
@@ -150,7 +156,11 @@ def test_no_registered_model_fails_phase1_with_the_registry_message(settings):
 def test_unknown_broker_fails_the_run(settings):
     rid = run_live(settings, broker="nope", engine=MomentumEngine(), feed=long_feed(), cycles=1)
     run = Store(settings.store_url).run(rid)
-    assert run["status"] == "FAILED" and "unknown broker 'nope'" in run["message"] and "ccxt:<exchange id>" in run["message"]
+    assert (
+        run["status"] == "FAILED"
+        and "unknown broker 'nope'" in run["message"]
+        and "ccxt:<exchange id>" in run["message"]
+    )
 
 
 def test_status_without_runs(settings):
@@ -223,5 +233,8 @@ def test_no_registered_model_but_data_runs_the_backup_model_and_says_so(tmp_path
     assert run["status"] == "STOPPED", run
     checks = store.checks(rid).set_index("name")
     assert checks["ok"].all()
-    assert "BACKUP rule-based model" in checks.loc["models", "message"] and "workbench train" in checks.loc["models", "message"]
+    assert (
+        "BACKUP rule-based model" in checks.loc["models", "message"]
+        and "workbench train" in checks.loc["models", "message"]
+    )
     assert len(store.cycles(rid)) == 2 and set(store.signals(rid)["symbol"]) == set(settings.demo.synthetic_symbols)

@@ -28,8 +28,22 @@ def test_create_is_idempotent_and_sqlite_runs_in_wal_with_foreign_keys(store, tm
     con = sqlite3.connect(tmp_path / "ops" / "wb.db")
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     con.close()
-    assert {"runs", "checks", "cycles", "signals", "orders", "order_events", "fills", "positions", "equity", "events",
-            "commands", "paper_balances", "paper_orders", "paper_fills"} <= names
+    assert {
+        "runs",
+        "checks",
+        "cycles",
+        "signals",
+        "orders",
+        "order_events",
+        "fills",
+        "positions",
+        "equity",
+        "events",
+        "commands",
+        "paper_balances",
+        "paper_orders",
+        "paper_fills",
+    } <= names
 
 
 def test_foreign_keys_are_enforced(store):
@@ -64,7 +78,12 @@ def test_run_checks_cycles_signals_equity_round_trip(store):
     assert len(both) == 3 and both.loc[both["symbol"] == "BBB", "target_price"].isna().all()
     store.add_equity(run_id, "paper", bar, 1000.0, 250.0, 1250.0, 1200.0)
     curve = store.equity_curve(run_id)
-    assert curve[["cash", "positions_value", "equity", "day_start_equity"]].iloc[0].tolist() == [1000.0, 250.0, 1250.0, 1200.0]
+    assert curve[["cash", "positions_value", "equity", "day_start_equity"]].iloc[0].tolist() == [
+        1000.0,
+        250.0,
+        1250.0,
+        1200.0,
+    ]
     assert curve["bar_ts"].iloc[0] == bar
     assert store.last_equity_before("paper", bar + pd.Timedelta(hours=1)) == 1250.0
     assert store.last_equity_before("paper", bar) is None
@@ -78,8 +97,20 @@ def test_run_checks_cycles_signals_equity_round_trip(store):
 
 def test_orders_events_fills_positions(store):
     run_id = store.start_run("paper", "paper", "paper")
-    store.insert_order({"client_order_id": "wb-1", "run_id": run_id, "cycle": 1, "account": "paper", "symbol": "AAA",
-                        "side": "buy", "type": "market", "quantity": 3.0, "status": "NEW", "reason": "test"})
+    store.insert_order(
+        {
+            "client_order_id": "wb-1",
+            "run_id": run_id,
+            "cycle": 1,
+            "account": "paper",
+            "symbol": "AAA",
+            "side": "buy",
+            "type": "market",
+            "quantity": 3.0,
+            "status": "NEW",
+            "reason": "test",
+        }
+    )
     store.update_order("wb-1", status="SUBMITTED", event_detail="sent")
     store.update_order("wb-1", status="FILLED", filled_quantity=3.0, average_price=10.5, fee=0.03)
     assert [o["client_order_id"] for o in store.open_orders("paper")] == []
@@ -135,6 +166,16 @@ def test_day_start_is_written_once(store):
 def test_order_counts_by_status(store):
     run_id = store.start_run("paper", "paper")
     for i, st in enumerate(["FILLED", "FILLED", "REJECTED"]):
-        store.insert_order({"client_order_id": f"o{i}", "run_id": run_id, "account": "paper", "symbol": "A", "side": "buy",
-                            "type": "market", "quantity": 1.0, "status": st})
+        store.insert_order(
+            {
+                "client_order_id": f"o{i}",
+                "run_id": run_id,
+                "account": "paper",
+                "symbol": "A",
+                "side": "buy",
+                "type": "market",
+                "quantity": 1.0,
+                "status": st,
+            }
+        )
     assert store.order_counts(run_id) == {"FILLED": 2, "REJECTED": 1} and store.order_counts(run_id + 1) == {}

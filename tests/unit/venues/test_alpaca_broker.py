@@ -27,7 +27,9 @@ def fake():
 
 
 def broker(fake, **kw) -> AlpacaBroker:
-    return AlpacaBroker(kw.pop("key", KEY), SECRET, url_override=fake.url, timeout_s=kw.pop("timeout_s", 2), backoff_s=0.01, **kw)
+    return AlpacaBroker(
+        kw.pop("key", KEY), SECRET, url_override=fake.url, timeout_s=kw.pop("timeout_s", 2), backoff_s=0.01, **kw
+    )
 
 
 def posts(fake) -> int:
@@ -95,7 +97,9 @@ def test_lost_answer_is_found_by_client_order_id_not_sent_twice(fake):
     fake.lose_next(path="/v2/orders")  # accepted, then the answer is lost: found by its client order id
     o = b.place(OrderRequest("t2", "NASDAQ:AAPL", "buy", 5))
     assert o.status == "FILLED" and posts(fake) == 3 and b.positions() == {"NASDAQ:AAPL": 10.0}
-    assert b.place(OrderRequest("t2", "NASDAQ:AAPL", "buy", 5)).broker_order_id == o.broker_order_id and posts(fake) == 3
+    assert (
+        b.place(OrderRequest("t2", "NASDAQ:AAPL", "buy", 5)).broker_order_id == o.broker_order_id and posts(fake) == 3
+    )
 
 
 def test_a_rate_limited_send_is_looked_up_then_sent_again_and_a_persistent_one_is_bounded(fake):

@@ -228,7 +228,9 @@ def test_a_new_broker_finds_its_orders_instead_of_resending(fake, tmp_path):
     first.place(OrderRequest("once", SYM, "buy", 1.0))
     again = make(fake, ledger=OrderLedger(url, "ccxt:binance", "binance"))  # a restarted process
     assert again.order_status("once").status == "FILLED"  # the ledger knows the symbol
-    assert again.place(OrderRequest("once", SYM, "buy", 1.0)).broker_order_id == first.order_status("once").broker_order_id
+    assert (
+        again.place(OrderRequest("once", SYM, "buy", 1.0)).broker_order_id == first.order_status("once").broker_order_id
+    )
     assert n_orders(fake) == 1
 
 
@@ -258,7 +260,9 @@ def test_exchange_side_filters_map_to_reasons(fake):
 
 
 def test_stops_on_a_market_without_native_stops_are_left_to_the_loop(fake):
-    fake.add_market("ABC/USDT", step="0.001", tick="0.01", min_notional="10", price=50.0, order_types=["LIMIT", "MARKET"])
+    fake.add_market(
+        "ABC/USDT", step="0.001", tick="0.01", min_notional="10", price=50.0, order_types=["LIMIT", "MARKET"]
+    )
     fake.set_balance("ABC", 5.0)
     b = make(fake)
     with pytest.raises(OrderRejected, match="managed by the loop") as e:

@@ -16,4 +16,6 @@ def venue():
         fake.add_asset("XYZ", "NASDAQ", price=100.0)
         broker = AlpacaBroker("apca-key", "apca-secret", url_override=fake.url, timeout_s=2, backoff_s=0.01)
         # US equities through OCO exits: whole shares, tick $0.01, no minimum order value
-        yield Harness(broker, "NASDAQ:XYZ", "NASDAQ:NOPE", "USD", fake.move, lot=1.0, tick=0.01, min_notional=0.0, unit=10.0)
+        yield Harness(
+            broker, "NASDAQ:XYZ", "NASDAQ:NOPE", "USD", fake.move, lot=1.0, tick=0.01, min_notional=0.0, unit=10.0
+        )

@@ -19,7 +19,12 @@ def venue():
         fake.add_market("XYZ/USDT", step="0.001", tick="0.01", min_notional="10", price=100.0)
         fake.set_balance("USDT", 10_000.0)
         broker = CcxtBroker(
-            "binance", api_key=fake.api_key, secret=fake.secret, urls=fake.ccxt_config()["urls"], currency="USDT",
-            ccxt_config={"enableRateLimit": False}, backoff_s=0.01,
+            "binance",
+            api_key=fake.api_key,
+            secret=fake.secret,
+            urls=fake.ccxt_config()["urls"],
+            currency="USDT",
+            ccxt_config={"enableRateLimit": False},
+            backoff_s=0.01,
         )
         yield Harness(broker=broker, symbol="XYZ/USDT", unknown="NOPE/USDT", currency="USDT", move=fake.move)

@@ -12,7 +12,9 @@ from workbench.venues.kite.broker import KiteBroker
 
 @pytest.fixture
 def venue():
-    with FakeKite(TRADING_INSTRUMENTS, api_key="kite-key", api_secret="kite-secret", access_token="kite-token", cash=100_000.0) as fake:
+    with FakeKite(
+        TRADING_INSTRUMENTS, api_key="kite-key", api_secret="kite-secret", access_token="kite-token", cash=100_000.0
+    ) as fake:
         fake.set_price("NSE:INFY", 100.0)
         broker = KiteBroker("kite-key", "kite-token", root=fake.url, timeout_s=2, backoff_s=0.01)
         # NSE equities: whole shares, tick 0.05, no minimum order value

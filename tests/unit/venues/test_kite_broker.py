@@ -50,7 +50,9 @@ def test_login_flow_verifies_checksum_and_stores_the_token_encrypted(fake, setti
     rt = fake.issue_request_token()
     expiry = complete_kite_login(settings, rt, vault)
     local = expiry.tz_convert("Asia/Kolkata")
-    assert (local.hour, local.minute) == (6, 0) and pd.Timedelta(0) < expiry - pd.Timestamp.now(tz="UTC") <= pd.Timedelta(days=1)
+    assert (local.hour, local.minute) == (6, 0) and pd.Timedelta(0) < expiry - pd.Timestamp.now(
+        tz="UTC"
+    ) <= pd.Timedelta(days=1)
     stored = vault.get("kite/access_token")
     assert stored.expires_at == expiry and stored.value in fake.sessions and stored.value not in repr(stored)
     with pytest.raises(AuthenticationError, match="single-use"):  # a request token works once
@@ -176,7 +178,9 @@ def test_gtt_pair_is_one_two_leg_trigger_and_take_profit_cancels_the_stop(fake):
     b.place(OrderRequest("tp", "NSE:INFY", "sell", 10, "take_profit", limit_price=110.0, oco_group="g"))
     (g,) = fake.gtts.values()
     assert g["type"] == "two-leg" and g["condition"]["trigger_values"] == [95.0, 110.0]
-    assert g["orders"][0]["price"] == pytest.approx(94.05) and g["orders"][1]["price"] == 110.0  # stop → marketable limit 1% below
+    assert (
+        g["orders"][0]["price"] == pytest.approx(94.05) and g["orders"][1]["price"] == 110.0
+    )  # stop → marketable limit 1% below
     assert sorted(o.client_order_id for o in b.open_orders()) == ["sl", "tp"]
     fake.move("NSE:INFY", last=111.0, low=104.0, high=112.0, open=105.0)
     tp, sl = b.order_status("tp"), b.order_status("sl")
@@ -193,7 +197,11 @@ def test_cancelling_one_gtt_leg_keeps_the_other(fake):
     b.place(OrderRequest("tp", "NSE:INFY", "sell", 10, "take_profit", limit_price=110.0, oco_group="g"))
     assert b.cancel("tp").status == "CANCELLED"
     (g,) = fake.gtts.values()
-    assert g["type"] == "single" and g["condition"]["trigger_values"] == [95.0] and b.order_status("sl").status == "SUBMITTED"
+    assert (
+        g["type"] == "single"
+        and g["condition"]["trigger_values"] == [95.0]
+        and b.order_status("sl").status == "SUBMITTED"
+    )
     fake.move("NSE:INFY", last=94.0, low=93.0, high=100.0, open=100.0)
     assert b.order_status("sl").status == "FILLED" and b.positions() == {}
     assert b.cancel("sl").status == "FILLED"  # cancelling a final order changes nothing
@@ -204,7 +212,10 @@ def test_mis_exits_are_day_orders_with_oco_enforced(fake):
     b.place(OrderRequest("in", "BSE:INFY", "buy", 10))
     sl = b.place(OrderRequest("sl", "BSE:INFY", "sell", 10, "stop_loss", stop_price=95.0, oco_group="g"))
     b.place(OrderRequest("tp", "BSE:INFY", "sell", 10, "take_profit", limit_price=110.0, oco_group="g"))
-    assert fake.orders[sl.broker_order_id]["order_type"] == "SL-M" and fake.orders[sl.broker_order_id]["status"] == "TRIGGER PENDING"
+    assert (
+        fake.orders[sl.broker_order_id]["order_type"] == "SL-M"
+        and fake.orders[sl.broker_order_id]["status"] == "TRIGGER PENDING"
+    )
     assert not fake.gtts
     fake.move("BSE:INFY", last=94.0, low=93.0, high=100.0, open=99.0)
     assert b.order_status("sl").status == "FILLED" and b.order_status("tp").status == "CANCELLED"
@@ -220,5 +231,11 @@ def test_quotes_batch_500_and_markets_come_from_the_instrument_dump(fake):
     assert len(q) == 1002 and q["NSE:INFY"].last == 100.0 and q["NSE:INFY"].bid < q["NSE:INFY"].ask
     assert sum(p == "/quote" for _, p, _ in fake.requests) == 3
     m = b.markets(["NSE:INFY", "BSE:INFY", "INFY", "NSE:NOPE"])
-    assert sorted(m) == ["BSE:INFY", "INFY", "NSE:INFY"] and m["BSE:INFY"].tick_size == 0.05 and m["NSE:INFY"].quote == "INR"
-    assert m["INFY"].exchange == "NSE" and m["INFY"].symbol == "INFY"  # a bare lake symbol trades on venues.kite.exchange
+    assert (
+        sorted(m) == ["BSE:INFY", "INFY", "NSE:INFY"]
+        and m["BSE:INFY"].tick_size == 0.05
+        and m["NSE:INFY"].quote == "INR"
+    )
+    assert (
+        m["INFY"].exchange == "NSE" and m["INFY"].symbol == "INFY"
+    )  # a bare lake symbol trades on venues.kite.exchange

@@ -167,4 +167,6 @@ def test_make_broker_without_a_store_books_in_the_settings_database(settings):
     b = make_broker(settings)
     assert b.balances()[settings.paper.currency].total == pytest.approx(settings.paper.starting_cash)
     again = Store(settings.store_url).create()  # the same database, seen through the trading store
-    assert PaperBroker(again, starting_cash=1.0).balances()[settings.paper.currency].total == pytest.approx(settings.paper.starting_cash)
+    assert PaperBroker(again, starting_cash=1.0).balances()[settings.paper.currency].total == pytest.approx(
+        settings.paper.starting_cash
+    )

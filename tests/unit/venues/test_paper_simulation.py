@@ -28,7 +28,9 @@ def store(tmp_path) -> Store:
 
 
 def test_fills_are_capped_by_the_bars_volume_and_continue_on_later_bars(store):
-    b = PaperBroker(store, starting_cash=10_000.0, fee_rate=0.0, slippage_bps=0.0, markets=MARKETS, max_volume_share=0.1)
+    b = PaperBroker(
+        store, starting_cash=10_000.0, fee_rate=0.0, slippage_bps=0.0, markets=MARKETS, max_volume_share=0.1
+    )
     b.on_bar(bar("AAA", 100.0, volume=50.0))  # 10% of 50 = 5 shares this bar
     o = b.place(OrderRequest("big", "AAA", "buy", 12))
     assert o.status == "PARTIALLY_FILLED" and o.filled_quantity == 5
@@ -45,7 +47,9 @@ def test_fills_are_capped_by_the_bars_volume_and_continue_on_later_bars(store):
 
 
 def test_one_bars_volume_is_shared_by_every_order_on_the_symbol(store):
-    b = PaperBroker(store, starting_cash=10_000.0, fee_rate=0.0, slippage_bps=0.0, markets=MARKETS, max_volume_share=0.1)
+    b = PaperBroker(
+        store, starting_cash=10_000.0, fee_rate=0.0, slippage_bps=0.0, markets=MARKETS, max_volume_share=0.1
+    )
     b.on_bar(bar("AAA", 100.0, volume=50.0))
     assert b.place(OrderRequest("one", "AAA", "buy", 5)).status == "FILLED"
     two = b.place(OrderRequest("two", "AAA", "buy", 3))
@@ -91,7 +95,9 @@ def test_take_profit_fills_at_its_limit_or_the_better_open(store):
 
 
 def test_a_triggered_stop_keeps_filling_as_a_market_order_when_volume_is_thin(store):
-    b = PaperBroker(store, starting_cash=10_000.0, fee_rate=0.0, slippage_bps=0.0, markets=MARKETS, max_volume_share=0.5)
+    b = PaperBroker(
+        store, starting_cash=10_000.0, fee_rate=0.0, slippage_bps=0.0, markets=MARKETS, max_volume_share=0.5
+    )
     b.on_bar(bar("AAA", 100.0, volume=100.0))
     b.place(OrderRequest("e", "AAA", "buy", 30))
     b.place(OrderRequest("sl", "AAA", "sell", 30, "stop_loss", stop_price=95.0))
@@ -103,8 +109,14 @@ def test_a_triggered_stop_keeps_filling_as_a_market_order_when_volume_is_thin(st
 
 
 def test_fees_and_slippage_per_exchange(store):
-    b = PaperBroker(store, starting_cash={"USD": 10_000.0, "INR": 1_000_000.0, "USDT": 50_000.0}, fee_rate=0.001, slippage_bps=10.0,
-                    markets=MARKETS, exchange_costs={"NSE": (0.0003, 2.0), "binance": (0.00075, 1.0)})
+    b = PaperBroker(
+        store,
+        starting_cash={"USD": 10_000.0, "INR": 1_000_000.0, "USDT": 50_000.0},
+        fee_rate=0.001,
+        slippage_bps=10.0,
+        markets=MARKETS,
+        exchange_costs={"NSE": (0.0003, 2.0), "binance": (0.00075, 1.0)},
+    )
     b.on_bar({**bar("AAA", 100.0), **bar("NSE:INFY", 1500.0), **bar("BTC/USDT", 20_000.0)})
     a = b.place(OrderRequest("a", "AAA", "buy", 10))
     n = b.place(OrderRequest("n", "NSE:INFY", "buy", 10))

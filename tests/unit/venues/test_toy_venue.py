@@ -30,7 +30,7 @@ from workbench.trading.store import Store
 from workbench.venues import VENUES, register_venue, resolve, venue_config, venue_instruments, venue_names
 
 PACKAGE = {
-    "__init__.py": '''
+    "__init__.py": """
         from workbench.venues.base import Venue, lazy
         from toyvenue.config import ToyConfig
 
@@ -39,7 +39,7 @@ PACKAGE = {
             data=lazy("toyvenue.data:make_source"), instruments=lazy("toyvenue.instruments:load_instruments"),
             key_fields=("api_key", "secret"),
         )
-    ''',
+    """,
     "config.py": '''
         """[venues.toy]: the toy sandbox's rules. Secrets: toy/api_key, toy/secret (WORKBENCH_KEY_TOY_API_KEY, ...)."""
         from pydantic import Field
@@ -54,7 +54,7 @@ PACKAGE = {
             min_notional: float = Field(10.0, ge=0)
             symbols: tuple[str, ...] = ("XYZ/USD",)
     ''',
-    "broker.py": '''
+    "broker.py": """
         from workbench.market import Market
         from workbench.security.vault import secret_value, vault_of
         from workbench.trading.store import Store
@@ -86,21 +86,21 @@ PACKAGE = {
                        for s in config.symbols}
             return ToyBroker(book, account="toy@testnet", starting_cash=10_000.0, fee_rate=config.fee_rate,
                              slippage_bps=0.0, markets=markets)
-    ''',
-    "data.py": '''
+    """,
+    "data.py": """
         from workbench.data.sources.synthetic import SyntheticSource
 
 
         def make_source(settings, config, *, instance=None, vault=None, store=None):
             return SyntheticSource(config.symbols, seed=7, timeframe="1d", bars=250)
-    ''',
-    "instruments.py": '''
+    """,
+    "instruments.py": """
         import pandas as pd
 
 
         def load_instruments(path=None, *, instance=None, **kw):
             return pd.DataFrame({"symbol": ["XYZ/USD"], "exchange": ["toy"], "lot_size": [0.001], "tick_size": [0.01]})
-    ''',
+    """,
 }
 T0 = pd.Timestamp("2024-05-01", tz="UTC")
 
@@ -166,7 +166,9 @@ def test_toy_venue_refuses_wrong_keys(toy, tmp_path, monkeypatch):
 
 
 def test_toy_venue_runs_paper_style_live_cycles_through_the_runner(toy, tmp_path, monkeypatch):
-    s = keyed_settings(tmp_path, monkeypatch, venues={"toy": {"symbols": ["S000", "S001", "S002"], "min_notional": 0.0}})
+    s = keyed_settings(
+        tmp_path, monkeypatch, venues={"toy": {"symbols": ["S000", "S001", "S002"], "min_notional": 0.0}}
+    )
     panel = synthetic_panel(3, 80, seed=5)
     feed = ReplayFeed.from_panel(panel, warmup_bars=40, replay_bars=6)
     rid = run_live(s, broker="toy", engine=MomentumEngine(lookback=10, gain=3.0), feed=feed, interval_s=0.0, cycles=4)
@@ -184,7 +186,9 @@ def test_toy_venue_runs_paper_style_live_cycles_through_the_runner(toy, tmp_path
 def test_toy_venue_without_keys_fails_phase1_naming_the_command(toy, tmp_path, monkeypatch):
     s = load_settings(tmp_path / "home")
     trader(s, monkeypatch=monkeypatch)
-    rid = run_live(s, broker="toy", engine=MomentumEngine(), feed=ReplayFeed.from_panel(synthetic_panel(3, 60), 40, 2), cycles=1)
+    rid = run_live(
+        s, broker="toy", engine=MomentumEngine(), feed=ReplayFeed.from_panel(synthetic_panel(3, 60), 40, 2), cycles=1
+    )
     run = Store(s.store_url).run(rid)
     assert run["status"] == "FAILED" and "api_keys" in run["message"] and "workbench keys set toy" in run["message"]
 
@@ -195,5 +199,7 @@ def test_cli_offers_the_toy_venue_and_names_the_registered_ones_for_a_typo(toy, 
     r = CliRunner().invoke(app, ["live", "run", "--broker", "toi", "--cycles", "1", "--home", str(home)])
     assert r.exit_code == 2 and "unknown broker 'toi'" in r.output and "toy" in r.output and "Traceback" not in r.output
     assert len(r.output.strip().splitlines()) == 1
-    r = CliRunner().invoke(app, ["keys", "set", "toy", "--home", str(home)], input="toy-key-0123456789\ntoy-secret-0123456789\n")
+    r = CliRunner().invoke(
+        app, ["keys", "set", "toy", "--home", str(home)], input="toy-key-0123456789\ntoy-secret-0123456789\n"
+    )
     assert r.exit_code == 0 and "stored toy/api_key, toy/secret" in r.output, r.output

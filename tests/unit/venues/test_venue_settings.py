@@ -14,7 +14,9 @@ from workbench.venues import venue_config
 
 
 def test_a_venue_table_in_the_toml_reaches_the_venue(tmp_path):
-    (tmp_path / "workbench.toml").write_text('[venues.kite]\nproduct = "MIS"\n\n[venues.ccxt]\noptions = {binance = {recvWindow = 5000}}\n')
+    (tmp_path / "workbench.toml").write_text(
+        '[venues.kite]\nproduct = "MIS"\n\n[venues.ccxt]\noptions = {binance = {recvWindow = 5000}}\n'
+    )
     s = load_settings(tmp_path)
     assert venue_config(s, "kite").product == "MIS" and venue_config(s, "kite").exchange == "NSE"
     assert venue_config(s, "ccxt").options == {"binance": {"recvWindow": 5000}}
@@ -26,7 +28,7 @@ def test_a_venue_table_in_the_toml_reaches_the_venue(tmp_path):
     [
         ('[venues.kite]\nproduct = "XYZ"\n', "venues.kite.product"),
         ('[venues.kite]\nprodcut = "MIS"\n', "venues.kite.prodcut"),
-        ('[venues.ccxt]\nstop_limit_buffer = 0.9\n', "venues.ccxt.stop_limit_buffer"),
+        ("[venues.ccxt]\nstop_limit_buffer = 0.9\n", "venues.ccxt.stop_limit_buffer"),
         ('[venues.kyte]\nproduct = "MIS"\n', "venues.kyte: no such venue"),
     ],
 )
@@ -52,7 +54,13 @@ def test_one_env_var_per_secret(tmp_path, monkeypatch):
     assert secret_env_name("alpaca/api_key") == "WORKBENCH_KEY_ALPACA_API_KEY"
     s = load_settings(tmp_path)
     vault = trader(s).vault
-    for old in ("WORKBENCH_KITE_API_KEY", "KITE_API_KEY", "WORKBENCH_CCXT_BINANCE_SECRET", "ALPACA_API_KEY_ID", "APCA_API_KEY_ID"):
+    for old in (
+        "WORKBENCH_KITE_API_KEY",
+        "KITE_API_KEY",
+        "WORKBENCH_CCXT_BINANCE_SECRET",
+        "ALPACA_API_KEY_ID",
+        "APCA_API_KEY_ID",
+    ):
         monkeypatch.setenv(old, "old-spelling")
     assert secret_value(vault, "kite/api_key") is None and secret_value(vault, "ccxt:binance/secret") is None
     assert secret_value(vault, "alpaca/api_key") is None
@@ -65,8 +73,18 @@ def test_one_env_var_per_secret(tmp_path, monkeypatch):
 def test_names_and_environments_come_from_the_registry(tmp_path):
     s = load_settings(tmp_path)
     assert broker_name(s, "CCXT:Binance") == "ccxt:binance" and broker_name(s, None) == "paper"
-    assert [broker_environment(s, n) for n in ("paper", "ccxt:binance", "kite", "alpaca")] == ["paper", "testnet", "live", "testnet"]
+    assert [broker_environment(s, n) for n in ("paper", "ccxt:binance", "kite", "alpaca")] == [
+        "paper",
+        "testnet",
+        "live",
+        "testnet",
+    ]
     assert required_keys("kite") == ("kite/api_key", "kite/access_token")
-    for bad, msg in (("ibkr", "unknown broker 'ibkr'"), ("kite:NSE", "takes no"), ("ccxt", "needs an instance"), ("ccxt:nope", "no exchange")):
+    for bad, msg in (
+        ("ibkr", "unknown broker 'ibkr'"),
+        ("kite:NSE", "takes no"),
+        ("ccxt", "needs an instance"),
+        ("ccxt:nope", "no exchange"),
+    ):
         with pytest.raises(ConfigError, match=msg):
             broker_name(s, bad)

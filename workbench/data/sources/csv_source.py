@@ -234,8 +234,9 @@ class CsvSource:
     ``lenient`` quarantines bad rows (``rejected``) instead of refusing the file.
     """
 
-    def __init__(self, path: Path | str, exchange: str, symbol: str | None = None, tz: str = "UTC",
-                 *, lenient: bool = False):
+    def __init__(
+        self, path: Path | str, exchange: str, symbol: str | None = None, tz: str = "UTC", *, lenient: bool = False
+    ):
         self.path = Path(path)
         self.exchange = exchange
         self._symbol = symbol
@@ -360,7 +361,9 @@ def read_freqtrade_json(path: Path | str, symbol: str | None = None) -> pd.DataF
     except (OSError, ValueError) as e:
         raise BadCandlesError(str(path), None, f"not a freqtrade JSON candle array ({e})") from e
     if arr.ndim != 2 or arr.shape[1] < 6:
-        raise BadCandlesError(str(path), None, f"expected rows of [ts_ms, open, high, low, close, volume], got shape {arr.shape}")
+        raise BadCandlesError(
+            str(path), None, f"expected rows of [ts_ms, open, high, low, close, volume], got shape {arr.shape}"
+        )
     if symbol is None:
         parts = path.stem.split("-", 1)[0].split("_")
         symbol = "/".join(parts[:2]) + (f":{parts[2]}" if len(parts) > 2 else "")

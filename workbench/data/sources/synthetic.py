@@ -96,7 +96,8 @@ class SyntheticSource:
 
         params = {s: self._params(s, timeframe) for s in self._symbols}
         kwargs = {
-            name: vbt.symbol_dict({s: params[s][i] for s in self._symbols}) for i, name in enumerate(("S0", "sigma", "mu"))
+            name: vbt.symbol_dict({s: params[s][i] for s in self._symbols})
+            for i, name in enumerate(("S0", "sigma", "mu"))
         }
         seeds = vbt.symbol_dict({s: _symbol_seed(self.seed, s) for s in self._symbols})
         state = np.random.get_state()  # generate_gbm_paths reseeds numpy's global RNG: restore it
@@ -126,7 +127,9 @@ class SyntheticSource:
             close = closes[sym].to_numpy()
             _, sigma, _ = self._params(sym, timeframe)
             # One stream per quantity, so bar i draws the same numbers however long the path is.
-            gap_rng, hi_rng, lo_rng, vol_rng = (np.random.default_rng([_symbol_seed(self.seed, sym), k]) for k in range(1, 5))
+            gap_rng, hi_rng, lo_rng, vol_rng = (
+                np.random.default_rng([_symbol_seed(self.seed, sym), k]) for k in range(1, 5)
+            )
             first_open = close[0] / np.exp(0.5 * sigma)
             open_ = np.concatenate([[first_open], close[:-1]]) * np.exp(gap_rng.normal(0.0, 0.25 * sigma, n))
             wick = np.abs(np.stack([hi_rng.normal(0.0, 0.6 * sigma, n), lo_rng.normal(0.0, 0.6 * sigma, n)]))

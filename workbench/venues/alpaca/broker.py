@@ -59,7 +59,14 @@ if TYPE_CHECKING:
 __all__ = ["AlpacaBroker", "alpaca_keys", "make_broker"]
 
 _ACTIVITY_PAGE = 100  # the most activities Alpaca returns per request
-_STATUS: dict[str, OrderStatus] = {"filled": "FILLED", "canceled": "CANCELLED", "expired": "EXPIRED", "rejected": "REJECTED", "replaced": "CANCELLED", "done_for_day": "EXPIRED"}
+_STATUS: dict[str, OrderStatus] = {
+    "filled": "FILLED",
+    "canceled": "CANCELLED",
+    "expired": "EXPIRED",
+    "rejected": "REJECTED",
+    "replaced": "CANCELLED",
+    "done_for_day": "EXPIRED",
+}
 _REASONS = [
     (re.compile(r"buying power|insufficient (funds|balance)", re.IGNORECASE), "insufficient_funds"),
     (re.compile(r"insufficient qty|qty available|position", re.IGNORECASE), "insufficient_position"),
@@ -97,11 +104,15 @@ def _translate(e: Exception, what: str) -> Exception:
     if isinstance(e, APIError):
         status, text = _message(e)
         if status == 401 or (status == 403 and "40310000" not in str(e)):
-            return AuthenticationError(f"Alpaca refused the keys for {what} (HTTP {status}: {text}): check alpaca/api_key and alpaca/secret, and that paper keys go with the paper endpoint")
+            return AuthenticationError(
+                f"Alpaca refused the keys for {what} (HTTP {status}: {text}): check alpaca/api_key and alpaca/secret, and that paper keys go with the paper endpoint"
+            )
         if status in (429,) or (status is not None and status >= 500 and status != 503):
             return TemporaryBrokerError(f"Alpaca did not complete {what} (HTTP {status}: {text}); retry later")
         if status == 503:
-            return ExchangeUnavailable(f"Alpaca is unavailable for {what} (HTTP 503: {text}); no new orders until it is back")
+            return ExchangeUnavailable(
+                f"Alpaca is unavailable for {what} (HTTP 503: {text}); no new orders until it is back"
+            )
         return OrderRejected(_reason(text), f"Alpaca refused {what} (HTTP {status}): {text}")
     if isinstance(e, (requests.Timeout, requests.ConnectionError)):
         return TemporaryBrokerError(f"Alpaca did not answer {what} ({type(e).__name__}); retry later")
@@ -129,17 +140,30 @@ class AlpacaBroker:
     name = "alpaca"
 
     def __init__(
-        self, api_key: str, secret: str, *, paper: bool = True, url_override: str | None = None, timeout_s: float = 10,
-        account: str | None = None, data_url_override: str | None = None, store_url: str | None = None,
-        retries: int = 3, backoff_s: float = 0.2,
+        self,
+        api_key: str,
+        secret: str,
+        *,
+        paper: bool = True,
+        url_override: str | None = None,
+        timeout_s: float = 10,
+        account: str | None = None,
+        data_url_override: str | None = None,
+        store_url: str | None = None,
+        retries: int = 3,
+        backoff_s: float = 0.2,
     ):
         from alpaca.data.historical import StockHistoricalDataClient
         from alpaca.trading.client import TradingClient
 
         if not api_key or not secret:
-            raise AuthenticationError("Alpaca needs an API key and secret: store alpaca/api_key and alpaca/secret in the vault")
+            raise AuthenticationError(
+                "Alpaca needs an API key and secret: store alpaca/api_key and alpaca/secret in the vault"
+            )
         self.paper = bool(paper)
-        self.trading = _timed(TradingClient, timeout_s)(api_key, secret, paper=self.paper, raw_data=True, url_override=url_override)
+        self.trading = _timed(TradingClient, timeout_s)(
+            api_key, secret, paper=self.paper, raw_data=True, url_override=url_override
+        )
         data_url = data_url_override or url_override
         self.data = _timed(StockHistoricalDataClient, timeout_s)(api_key, secret, raw_data=True, url_override=data_url)
         self.account = account or ("alpaca-paper" if self.paper else "alpaca")
@@ -151,7 +175,9 @@ class AlpacaBroker:
         self._cids: dict[str, str] = {}  # venue order id -> client order id
 
     @classmethod
-    def from_settings(cls, settings: Settings, vault: Vault | None = None, config: AlpacaConfig | None = None) -> AlpacaBroker:
+    def from_settings(
+        cls, settings: Settings, vault: Vault | None = None, config: AlpacaConfig | None = None
+    ) -> AlpacaBroker:
         key, sec = alpaca_keys(settings, vault_of(settings, vault))
         if config is None:
             from workbench.venues import venue_config
@@ -201,7 +227,11 @@ class AlpacaBroker:
         except BrokerError as e:
             return BrokerStatus(False, env, f"Alpaca is not reachable: {e}")
         if acct.get("trading_blocked") or acct.get("account_blocked") or acct.get("status") != "ACTIVE":
-            return BrokerStatus(False, env, f"Alpaca account {acct.get('account_number')} cannot trade (status {acct.get('status')}, trading_blocked={acct.get('trading_blocked')})")
+            return BrokerStatus(
+                False,
+                env,
+                f"Alpaca account {acct.get('account_number')} cannot trade (status {acct.get('status')}, trading_blocked={acct.get('trading_blocked')})",
+            )
         where = "paper trading (no real money)" if self.paper else "LIVE trading with real money"
         return BrokerStatus(True, env, f"Alpaca account {acct.get('account_number')}: ${_f(acct.get('cash')):,.2f} cash, "
                                        f"${_f(acct.get('non_marginable_buying_power')):,.2f} free; {where}; NYSE/NASDAQ whole shares")  # fmt: skip
@@ -213,14 +243,20 @@ class AlpacaBroker:
             if a is not None:
                 self._names.setdefault(self._ticker(s), s)
                 tick = _f(a.get("price_increment")) or 0.01
-                out[s] = Market(s, a["symbol"], "USD", lot_size=1.0, tick_size=tick, min_notional=0.0, exchange=a.get("exchange"))
+                out[s] = Market(
+                    s, a["symbol"], "USD", lot_size=1.0, tick_size=tick, min_notional=0.0, exchange=a.get("exchange")
+                )
         return out
 
     def balances(self) -> dict[str, Balance]:
         """Total = cash; free = cash buying power net of open buy orders (never margin)."""
         a = self._call("the account", self.trading.get_account)
         cash = _f(a.get("cash"))
-        return {a.get("currency") or "USD": Balance(a.get("currency") or "USD", free=min(_f(a.get("non_marginable_buying_power")), cash), total=cash)}
+        return {
+            a.get("currency") or "USD": Balance(
+                a.get("currency") or "USD", free=min(_f(a.get("non_marginable_buying_power")), cash), total=cash
+            )
+        }
 
     def positions(self) -> dict[str, float]:
         out = {}
@@ -238,7 +274,12 @@ class AlpacaBroker:
         tickers = sorted(set(want.values()))
         snaps: dict[str, dict] = {}
         for i in range(0, len(tickers), 500):
-            snaps.update(self._call("quotes", self.data.get_stock_snapshot, StockSnapshotRequest(symbol_or_symbols=tickers[i : i + 500])) or {})
+            snaps.update(
+                self._call(
+                    "quotes", self.data.get_stock_snapshot, StockSnapshotRequest(symbol_or_symbols=tickers[i : i + 500])
+                )
+                or {}
+            )
         out = {}
         for s, t in want.items():
             d = snaps.get(t) or {}
@@ -288,7 +329,11 @@ class AlpacaBroker:
         from alpaca.trading.enums import QueryOrderStatus
         from alpaca.trading.requests import GetOrdersRequest
 
-        rows = self._call("open orders", self.trading.get_orders, GetOrdersRequest(status=QueryOrderStatus.OPEN, nested=True, limit=500))
+        rows = self._call(
+            "open orders",
+            self.trading.get_orders,
+            GetOrdersRequest(status=QueryOrderStatus.OPEN, nested=True, limit=500),
+        )
         out = []
         for v in rows:
             pair = self.ledger.find(kind="oco", ref=v["id"])
@@ -315,27 +360,56 @@ class AlpacaBroker:
             cid = self._cid_of(a["order_id"])
             ts = pd.Timestamp(a["transaction_time"]).tz_convert("UTC")
             row = self.ledger.get(cid)
-            symbol = row["symbol"] if row is not None else f"{(self._assets.get(a['symbol']) or {}).get('exchange', '')}:{a['symbol']}".lstrip(":")
-            out.append(Fill(a["id"], cid, symbol, a["side"], _f(a["qty"]), _f(a["price"]), 0.0, "USD", ts, extra={"order_id": a["order_id"]}))
+            symbol = (
+                row["symbol"]
+                if row is not None
+                else f"{(self._assets.get(a['symbol']) or {}).get('exchange', '')}:{a['symbol']}".lstrip(":")
+            )
+            out.append(
+                Fill(
+                    a["id"],
+                    cid,
+                    symbol,
+                    a["side"],
+                    _f(a["qty"]),
+                    _f(a["price"]),
+                    0.0,
+                    "USD",
+                    ts,
+                    extra={"order_id": a["order_id"]},
+                )
+            )
         return [f for f in out if since is None or f.ts >= since]
 
     # ---- orders -------------------------------------------------------------------------------------
     def _validate(self, order: OrderRequest, market: Market | None) -> None:
         if market is None:
-            raise OrderRejected("unknown_symbol", f"{order.symbol} is not a tradable Alpaca asset (use NASDAQ:AAPL, NYSE:IBM or a bare ticker)")
+            raise OrderRejected(
+                "unknown_symbol",
+                f"{order.symbol} is not a tradable Alpaca asset (use NASDAQ:AAPL, NYSE:IBM or a bare ticker)",
+            )
         if order.quantity != int(order.quantity):
-            raise OrderRejected("lot_size", f"quantity {order.quantity:g} of {order.symbol} is not a whole number of shares (exit pairs need whole shares)")
+            raise OrderRejected(
+                "lot_size",
+                f"quantity {order.quantity:g} of {order.symbol} is not a whole number of shares (exit pairs need whole shares)",
+            )
         for name in ("limit_price", "stop_price"):
             px = getattr(order, name)
             if px is not None and abs(px / market.tick_size - round(px / market.tick_size)) > 1e-6:
-                raise OrderRejected("tick_size", f"{name} {px:g} of {order.symbol} is not a multiple of the tick size {market.tick_size:g}")
+                raise OrderRejected(
+                    "tick_size",
+                    f"{name} {px:g} of {order.symbol} is not a multiple of the tick size {market.tick_size:g}",
+                )
 
     def _check_position(self, order: OrderRequest) -> None:
         held = next((q for s, q in self.positions().items() if self._ticker(s) == self._ticker(order.symbol)), 0.0)
         reserved = sum(o.remaining for o in self.open_orders() if o.side == "sell" and self._ticker(o.symbol) == self._ticker(order.symbol)
                        and not (order.oco_group and o.oco_group == order.oco_group))  # fmt: skip
         if order.quantity > held - reserved + 1e-9:
-            raise OrderRejected("insufficient_position", f"selling {order.quantity:g} {order.symbol} but only {held - reserved:g} is held and free (no short sales)")
+            raise OrderRejected(
+                "insufficient_position",
+                f"selling {order.quantity:g} {order.symbol} but only {held - reserved:g} is held and free (no short sales)",
+            )
 
     def _request(self, order: OrderRequest, cid: str | None = None):
         from alpaca.trading.enums import OrderSide, TimeInForce
@@ -345,7 +419,12 @@ class AlpacaBroker:
             StopOrderRequest,
         )
 
-        common = {"symbol": self._ticker(order.symbol), "qty": int(order.quantity), "side": OrderSide(order.side), "client_order_id": cid or order.client_order_id}
+        common = {
+            "symbol": self._ticker(order.symbol),
+            "qty": int(order.quantity),
+            "side": OrderSide(order.side),
+            "client_order_id": cid or order.client_order_id,
+        }
         if order.type == "market":
             return MarketOrderRequest(**common, time_in_force=TimeInForce.DAY)
         if order.type == "stop_loss":
@@ -386,14 +465,25 @@ class AlpacaBroker:
         last = self._last(order.symbol)
         sell = order.side == "sell"
         trig = order.stop_level if order.type == "stop_loss" else order.limit_level
-        at_once = (trig >= last if sell else trig <= last) if order.type == "stop_loss" else (trig <= last if sell else trig >= last)
+        at_once = (
+            (trig >= last if sell else trig <= last)
+            if order.type == "stop_loss"
+            else (trig <= last if sell else trig >= last)
+        )
         if at_once:
-            raise OrderRejected("bad_price", f"a {order.side} {order.type.replace('_', '-')} at {trig:g} would trigger at once ({order.symbol} last {last:g})")
+            raise OrderRejected(
+                "bad_price",
+                f"a {order.side} {order.type.replace('_', '-')} at {trig:g} would trigger at once ({order.symbol} last {last:g})",
+            )
         sibling = None
         if order.oco_group:
             for r in self.ledger.find(kind="order", oco_group=order.oco_group):
                 o = self._status_of_row(r)
-                if r["client_order_id"] != order.client_order_id and r["type"] != order.type and o.status == "SUBMITTED":
+                if (
+                    r["client_order_id"] != order.client_order_id
+                    and r["type"] != order.type
+                    and o.status == "SUBMITTED"
+                ):
                     sibling = r
                     break
         if sibling is None or not sell:
@@ -401,7 +491,10 @@ class AlpacaBroker:
         # the pair becomes one OCO order: the take-profit limit with the stop as its leg
         self._cancel_id(sibling["ref"])
         if self._status_of_row(sibling).filled_quantity > 0:
-            raise OrderRejected("bad_order", f"the other exit of {order.oco_group} filled while pairing: {order.client_order_id} not placed")
+            raise OrderRejected(
+                "bad_order",
+                f"the other exit of {order.oco_group} filled while pairing: {order.client_order_id} not placed",
+            )
         rows = {sibling["type"]: sibling, order.type: {"client_order_id": order.client_order_id, "symbol": order.symbol, "side": order.side,
                 "type": order.type, "quantity": float(order.quantity), "limit_price": order.limit_price, "stop_price": order.stop_price}}  # fmt: skip
         tp, sl = rows["take_profit"], rows["stop_loss"]
@@ -442,7 +535,9 @@ class AlpacaBroker:
     def _last(self, symbol: str) -> float:
         q = self.quotes([symbol]).get(symbol)
         if q is None:
-            raise OrderRejected("no_price", f"Alpaca has no last trade for {symbol}: an exit needs one to check its price")
+            raise OrderRejected(
+                "no_price", f"Alpaca has no last trade for {symbol}: an exit needs one to check its price"
+            )
         return q.last
 
     # ---- reading orders back ------------------------------------------------------------------------
@@ -467,7 +562,12 @@ class AlpacaBroker:
     def _status_of_row(self, row: dict) -> BrokerOrder:
         from alpaca.trading.requests import GetOrderByIdRequest
 
-        v = self._call(f"order {row['client_order_id']}", self.trading.get_order_by_id, row["ref"], GetOrderByIdRequest(nested=True))
+        v = self._call(
+            f"order {row['client_order_id']}",
+            self.trading.get_order_by_id,
+            row["ref"],
+            GetOrderByIdRequest(nested=True),
+        )
         if row["kind"] == "oco":
             return self._pair_order(row, v)
         return self._to_order(v, row)
@@ -482,8 +582,14 @@ class AlpacaBroker:
     def _cid_of(self, oid: str) -> str:
         """Client order id of a venue order id (fills name venue ids; an OCO stop leg has its own)."""
         if oid not in self._cids:
-            rows = [r for r in self.ledger.find(ref=oid) if r["kind"] == "order" or r["leg"] == "parent"] or self.ledger.find(tag=oid)
-            self._cids[oid] = rows[0]["client_order_id"] if rows else self._call(f"order {oid}", self.trading.get_order_by_id, oid)["client_order_id"]
+            rows = [
+                r for r in self.ledger.find(ref=oid) if r["kind"] == "order" or r["leg"] == "parent"
+            ] or self.ledger.find(tag=oid)
+            self._cids[oid] = (
+                rows[0]["client_order_id"]
+                if rows
+                else self._call(f"order {oid}", self.trading.get_order_by_id, oid)["client_order_id"]
+            )
         return self._cids[oid]
 
     def _to_order(self, v: dict, row: dict | None = None) -> BrokerOrder:
@@ -492,7 +598,11 @@ class AlpacaBroker:
         kinds: dict[str, OrderType] = {"market": "market", "limit": "limit", "stop": "stop_loss"}
         kind = kinds.get(str(v.get("type") or v.get("order_type")), "market")
         cid = row["client_order_id"] if row is not None else v["client_order_id"]
-        symbol = row["symbol"] if row is not None else f"{(self._assets.get(v['symbol']) or {}).get('exchange', '')}:{v['symbol']}".lstrip(":")
+        symbol = (
+            row["symbol"]
+            if row is not None
+            else f"{(self._assets.get(v['symbol']) or {}).get('exchange', '')}:{v['symbol']}".lstrip(":")
+        )
         return BrokerOrder(
             cid, symbol, v["side"], _f(v.get("qty")), status, filled_quantity=filled, average_price=_f(v.get("filled_avg_price")) or None,
             broker_order_id=v["id"], reason=f"alpaca: {v['status']}" if status in ("REJECTED", "CANCELLED", "EXPIRED") else None,
@@ -519,6 +629,13 @@ def alpaca_keys(settings: Settings | None, vault: Vault | None) -> tuple[str, st
     return key, sec
 
 
-def make_broker(settings: Settings, config: AlpacaConfig | None = None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> AlpacaBroker:
+def make_broker(
+    settings: Settings,
+    config: AlpacaConfig | None = None,
+    *,
+    instance: str | None = None,
+    vault: Vault | None = None,
+    store=None,
+) -> AlpacaBroker:
     """The registry's factory."""
     return AlpacaBroker.from_settings(settings, vault=vault, config=config)

@@ -27,7 +27,15 @@ if TYPE_CHECKING:
 
 __all__ = ["AlpacaSource", "AlpacaQuotes", "ALPACA_TIMEFRAMES", "make_source", "make_quotes"]
 
-ALPACA_TIMEFRAMES = {"1m": (1, "Min"), "5m": (5, "Min"), "15m": (15, "Min"), "30m": (30, "Min"), "1h": (1, "Hour"), "1d": (1, "Day"), "1w": (1, "Week")}
+ALPACA_TIMEFRAMES = {
+    "1m": (1, "Min"),
+    "5m": (5, "Min"),
+    "15m": (15, "Min"),
+    "30m": (30, "Min"),
+    "1h": (1, "Hour"),
+    "1d": (1, "Day"),
+    "1w": (1, "Week"),
+}
 _NY = "America/New_York"
 
 
@@ -47,8 +55,17 @@ class AlpacaSource:
 
     name = "alpaca"
 
-    def __init__(self, client=None, exchange: str = "US", *, url: str | None = None, feed: str = "iex", per_second: float = 3.0, chunk_days: int = 3650,
-                 vault: Vault | None = None):
+    def __init__(
+        self,
+        client=None,
+        exchange: str = "US",
+        *,
+        url: str | None = None,
+        feed: str = "iex",
+        per_second: float = 3.0,
+        chunk_days: int = 3650,
+        vault: Vault | None = None,
+    ):
         if client is None:
             from alpaca.data.historical import StockHistoricalDataClient
 
@@ -86,7 +103,13 @@ class AlpacaSource:
         cursor = start
         while cursor <= stop:
             chunk_end = min(cursor + pd.Timedelta(days=self.chunk_days), stop)
-            req = StockBarsRequest(symbol_or_symbols=symbol, timeframe=tf, start=cursor.to_pydatetime(), end=chunk_end.to_pydatetime(), feed=DataFeed(self.feed))
+            req = StockBarsRequest(
+                symbol_or_symbols=symbol,
+                timeframe=tf,
+                start=cursor.to_pydatetime(),
+                end=chunk_end.to_pydatetime(),
+                feed=DataFeed(self.feed),
+            )
             self._throttle.wait()
             try:
                 data = self.client.get_stock_bars(req)
@@ -100,7 +123,17 @@ class AlpacaSource:
             ts = pd.to_datetime(df["t"], utc=True)
             if daily:  # Alpaca stamps daily bars at 04:00/05:00 UTC (midnight New York): keep the date
                 ts = ts.dt.tz_convert(_NY).dt.tz_localize(None).dt.normalize().dt.tz_localize("UTC")
-            out = pd.DataFrame({"ts": ts, "symbol": symbol, "open": df["o"], "high": df["h"], "low": df["l"], "close": df["c"], "volume": df["v"]})
+            out = pd.DataFrame(
+                {
+                    "ts": ts,
+                    "symbol": symbol,
+                    "open": df["o"],
+                    "high": df["h"],
+                    "low": df["l"],
+                    "close": df["c"],
+                    "volume": df["v"],
+                }
+            )
             step = pd.Timedelta(days=1) if daily else pd.Timedelta(minutes=amount * (60 if unit == "Hour" else 1))
             out = out[out["ts"] + step <= now]
             if len(out):
@@ -116,7 +149,14 @@ class AlpacaSource:
 class AlpacaQuotes:
     """Alpaca stock snapshots (latest trade, quote, daily bars), ``batch`` symbols a call."""
 
-    def __init__(self, client, exchanges: tuple[str, ...] = ("NASDAQ", "NYSE", "AMEX", "ARCA", "BATS", "IEX", "US"), timeout_s: float = 5.0, batch: int = 1000, feed: str = "iex"):
+    def __init__(
+        self,
+        client,
+        exchanges: tuple[str, ...] = ("NASDAQ", "NYSE", "AMEX", "ARCA", "BATS", "IEX", "US"),
+        timeout_s: float = 5.0,
+        batch: int = 1000,
+        feed: str = "iex",
+    ):
         self.client = client
         self.name = "alpaca"
         self.exchanges = exchanges
@@ -133,7 +173,9 @@ class AlpacaQuotes:
             by_symbol.setdefault(split_key(k)[1], []).append(k)
         rows = []
         for batch in batches(list(by_symbol), self.batch):
-            snaps = self.client.get_stock_snapshot(StockSnapshotRequest(symbol_or_symbols=list(batch), feed=DataFeed(self.feed)))
+            snaps = self.client.get_stock_snapshot(
+                StockSnapshotRequest(symbol_or_symbols=list(batch), feed=DataFeed(self.feed))
+            )
             for sym, s in (snaps or {}).items():
                 if not isinstance(s, dict):
                     s = s.model_dump() if hasattr(s, "model_dump") else {}
@@ -150,7 +192,9 @@ class AlpacaQuotes:
         return quote_frame(rows)
 
 
-def make_source(settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> AlpacaSource:
+def make_source(
+    settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None
+) -> AlpacaSource:
     """The registry's history factory: Alpaca bars labelled ``alpaca:<EXCHANGE>`` (default ``US``)."""
     from workbench.security.vault import vault_of
 
@@ -159,7 +203,9 @@ def make_source(settings: Settings, config=None, *, instance: str | None = None,
                         per_second=getattr(config, "history_per_second", 3.0), vault=vault_of(settings, vault))  # fmt: skip
 
 
-def make_quotes(settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> AlpacaQuotes:
+def make_quotes(
+    settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None
+) -> AlpacaQuotes:
     """The registry's quote factory: Alpaca snapshots over the history source's client."""
     src = make_source(settings, config, instance=instance, vault=vault)
     return AlpacaQuotes(src.client, feed=src.feed)

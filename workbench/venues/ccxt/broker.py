@@ -75,7 +75,13 @@ _RAW_STATUS: dict[str, OrderStatus] = {
     "CANCELLED": "CANCELLED", "PENDING_CANCEL": "CANCELLED", "REJECTED": "REJECTED", "EXPIRED": "EXPIRED",
     "EXPIRED_IN_MATCH": "EXPIRED",
 }  # fmt: skip
-_UNIFIED_STATUS: dict[str, OrderStatus] = {"open": "SUBMITTED", "closed": "FILLED", "canceled": "CANCELLED", "expired": "EXPIRED", "rejected": "REJECTED"}
+_UNIFIED_STATUS: dict[str, OrderStatus] = {
+    "open": "SUBMITTED",
+    "closed": "FILLED",
+    "canceled": "CANCELLED",
+    "expired": "EXPIRED",
+    "rejected": "REJECTED",
+}
 _RAW_TYPE: dict[str, OrderType] = {
     "MARKET": "market", "LIMIT": "limit", "STOP_LOSS": "stop_loss", "STOP_LOSS_LIMIT": "stop_loss",
     "TAKE_PROFIT": "take_profit", "TAKE_PROFIT_LIMIT": "take_profit", "LIMIT_MAKER": "take_profit",
@@ -147,7 +153,12 @@ class CcxtBroker:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, exchange_id: str, vault: Vault | None = None, config: CcxtConfig | None = None, **overrides: Any
+        cls,
+        settings: Settings,
+        exchange_id: str,
+        vault: Vault | None = None,
+        config: CcxtConfig | None = None,
+        **overrides: Any,
     ) -> CcxtBroker:
         """The broker the settings describe (``[broker]`` and ``[venues.ccxt]``), keys from the vault
         (``ccxt:<id>/api_key``, ``/secret``, ``/password``) or else their one environment variable each
@@ -174,9 +185,16 @@ class CcxtBroker:
             )
         store_url = getattr(settings, "store_url", None)
         kw: dict[str, Any] = dict(
-            api_key=api_key, secret=secret, password=read("password"), testnet=b.testnet, options=config.options.get(exchange_id),
-            urls=config.urls.get(exchange_id), timeout_s=b.timeout_s, currency=getattr(b, "currency", None) or "USDT",
-            stop_limit_buffer=config.stop_limit_buffer, ccxt_config={"enableRateLimit": config.rate_limit},
+            api_key=api_key,
+            secret=secret,
+            password=read("password"),
+            testnet=b.testnet,
+            options=config.options.get(exchange_id),
+            urls=config.urls.get(exchange_id),
+            timeout_s=b.timeout_s,
+            currency=getattr(b, "currency", None) or "USDT",
+            stop_limit_buffer=config.stop_limit_buffer,
+            ccxt_config={"enableRateLimit": config.rate_limit},
         )
         kw.update(overrides)
         if "ledger" not in kw:
@@ -196,7 +214,9 @@ class CcxtBroker:
         A key the venue refuses raises ``AuthenticationError``; a venue that does not answer is ok=False."""
         where = f"{self.exchange_id} {self.environment}"
         if not self._has_keys:
-            raise AuthenticationError(f"no API key for {self.exchange_id}: store it with `workbench keys set ccxt:{self.exchange_id}`")
+            raise AuthenticationError(
+                f"no API key for {self.exchange_id}: store it with `workbench keys set ccxt:{self.exchange_id}`"
+            )
         try:
             self._load_markets()
             bal = self._call("fetch_balance", self.exchange.fetch_balance)
@@ -207,7 +227,11 @@ class CcxtBroker:
             return BrokerStatus(False, self.environment, f"{where}: the key {self._key_hint} reads the account but lacks trade permission; "
                                                          "enable spot trading for it, then store it again")  # fmt: skip
         cash = ", ".join(f"{v:,.2f} {k}" for k, v in sorted((bal.get("total") or {}).items()) if v)
-        return BrokerStatus(True, self.environment, f"{where}: key {self._key_hint} accepted, {len(self.exchange.markets)} markets; balances: {cash or 'none'}")
+        return BrokerStatus(
+            True,
+            self.environment,
+            f"{where}: key {self._key_hint} accepted, {len(self.exchange.markets)} markets; balances: {cash or 'none'}",
+        )
 
     def markets(self, symbols: list[str]) -> dict[str, Market]:
         out = {}
@@ -284,7 +308,9 @@ class CcxtBroker:
         cid = order.client_order_id
         m = self._market_or_none(order.symbol)
         if m is None:
-            raise OrderRejected("unknown_symbol", f"{order.symbol} is not a market of {self.exchange_id}; check the symbol (BASE/QUOTE)")
+            raise OrderRejected(
+                "unknown_symbol", f"{order.symbol} is not a market of {self.exchange_id}; check the symbol (BASE/QUOTE)"
+            )
         existing = self._lookup(cid, m["symbol"])
         if existing is not None:
             return existing
@@ -303,7 +329,13 @@ class CcxtBroker:
             return current
         sym = self._ccxt_symbol(current.symbol)
         try:
-            self._call("cancel_order", self.exchange.cancel_order, None, sym, {"origClientOrderId": client_order_id, "clientOrderId": client_order_id})
+            self._call(
+                "cancel_order",
+                self.exchange.cancel_order,
+                None,
+                sym,
+                {"origClientOrderId": client_order_id, "clientOrderId": client_order_id},
+            )
         except OrderRejected as e:  # it became final (filled) between the two requests
             if e.reason != "unknown_order":
                 raise
@@ -317,7 +349,9 @@ class CcxtBroker:
             found = self._lookup(client_order_id, sym)
             if found is not None:
                 return found
-        raise OrderRejected("unknown_order", f"{self.exchange_id} has no order {client_order_id} (searched {len(candidates)} market(s))")
+        raise OrderRejected(
+            "unknown_order", f"{self.exchange_id} has no order {client_order_id} (searched {len(candidates)} market(s))"
+        )
 
     def open_orders(self) -> list[BrokerOrder]:
         rows = self._call("fetch_open_orders", self.exchange.fetch_open_orders)
@@ -329,7 +363,9 @@ class CcxtBroker:
         if o.filled_quantity <= 0 or o.broker_order_id is None:
             return []
         sym = self._ccxt_symbol(o.symbol)
-        trades = self._call("fetch_my_trades", self.exchange.fetch_my_trades, sym, None, None, {"orderId": o.broker_order_id})
+        trades = self._call(
+            "fetch_my_trades", self.exchange.fetch_my_trades, sym, None, None, {"orderId": o.broker_order_id}
+        )
         return [self._to_fill(t, client_order_id) for t in trades if str(t.get("order")) == str(o.broker_order_id)]
 
     def fills(self, since: pd.Timestamp | None = None) -> list[Fill]:
@@ -349,17 +385,23 @@ class CcxtBroker:
             raise OrderRejected(*off_grid)
         min_qty = float(((m.get("limits") or {}).get("amount") or {}).get("min") or 0.0)
         if order.quantity < min_qty - 1e-12:
-            raise OrderRejected("lot_size", f"quantity {order.quantity:g} of {order.symbol} is below the minimum {min_qty:g}")
+            raise OrderRejected(
+                "lot_size", f"quantity {order.quantity:g} of {order.symbol} is below the minimum {min_qty:g}"
+            )
         min_cost = float(((m.get("limits") or {}).get("cost") or {}).get("min") or 0.0)
         ref = order.limit_price or order.stop_price
         if ref is None and min_cost > 0:
             t = self._call("fetch_ticker", self.exchange.fetch_ticker, m["symbol"])
             ref = t.get("ask" if order.side == "buy" else "bid") or t.get("last")
         if ref and order.quantity * ref < min_cost:
-            raise OrderRejected("min_notional", f"order notional {order.quantity * ref:,.2f} is below {order.symbol}'s minimum {min_cost:,.2f}")
+            raise OrderRejected(
+                "min_notional",
+                f"order notional {order.quantity * ref:,.2f} is below {order.symbol}'s minimum {min_cost:,.2f}",
+            )
         if order.type in ("stop_loss", "take_profit") and not self._native(order.type, m):
             raise OrderRejected(
-                "bad_order", f"{self.exchange_id} takes no {order.type.replace('_', '-')} orders on {order.symbol}: the exit is managed by the loop"
+                "bad_order",
+                f"{self.exchange_id} takes no {order.type.replace('_', '-')} orders on {order.symbol}: the exit is managed by the loop",
             )
 
     def _native(self, kind: str, m: dict) -> bool:
@@ -382,6 +424,7 @@ class CcxtBroker:
         sym = m["symbol"]
         params: dict[str, Any] = {"clientOrderId": order.client_order_id}
         amount = float(self.exchange.amount_to_precision(sym, order.quantity))
+
         def px(p: float) -> float:
             return float(self.exchange.price_to_precision(sym, p))
 
@@ -393,7 +436,9 @@ class CcxtBroker:
             params["stopLossPrice"] = px(order.stop_level)
             if "STOP_LOSS" in ((m.get("info") or {}).get("orderTypes") or ["STOP_LOSS"]):
                 return self.exchange.create_order(sym, "market", order.side, amount, None, params)
-            return self.exchange.create_order(sym, "limit", order.side, amount, self._stop_limit(order.side, order.stop_level, m), params)
+            return self.exchange.create_order(
+                sym, "limit", order.side, amount, self._stop_limit(order.side, order.stop_level, m), params
+            )
         params["takeProfitPrice"] = px(order.limit_level)
         return self.exchange.create_order(sym, "limit", order.side, amount, px(order.limit_level), params)
 
@@ -407,8 +452,13 @@ class CcxtBroker:
             return found if found is not None and found.broker_order_id != stale else None
 
         out = send_idempotent(
-            send, lookup, policy=self.retry, venue=self.name, what=f"order {cid}",
-            translate=lambda e: self._translate(e, f"placing {cid}", side=self._side_of(cid)), catch=ccxt.BaseError,
+            send,
+            lookup,
+            policy=self.retry,
+            venue=self.name,
+            what=f"order {cid}",
+            translate=lambda e: self._translate(e, f"placing {cid}", side=self._side_of(cid)),
+            catch=ccxt.BaseError,
         )
         return out if isinstance(out, BrokerOrder) else self._answer(out, cid, sym)
 
@@ -418,7 +468,9 @@ class CcxtBroker:
             return self._to_order(answer)
         found = self._lookup(cid, sym)  # an answer without the order in it: ask
         if found is None:
-            raise TemporaryBrokerError(f"{self.exchange_id} accepted order {cid} but does not list it yet; ask order_status() shortly")
+            raise TemporaryBrokerError(
+                f"{self.exchange_id} accepted order {cid} but does not list it yet; ask order_status() shortly"
+            )
         return found
 
     # ---- OCO exit pairs (Binance order lists) --------------------------------------------------------
@@ -447,6 +499,7 @@ class CcxtBroker:
         group = order.oco_group
         assert group is not None, "_pair_for pairs only orders of one oco_group"
         list_id = group if _SAFE_ID.match(group) else "wb-" + hashlib.sha1(group.encode()).hexdigest()[:30]
+
         def px(p: float) -> str:
             return str(self.exchange.price_to_precision(sym, p))
 
@@ -463,7 +516,9 @@ class CcxtBroker:
             self._send_verified(order.client_order_id, sym, lambda: self.exchange.privatePostOrderListOco(request))
         except BrokerError:
             try:  # put the first leg's protection back on its own
-                self._send_verified(first_req.client_order_id, sym, lambda: self._create(first_req, m), stale=cur.broker_order_id)
+                self._send_verified(
+                    first_req.client_order_id, sym, lambda: self._create(first_req, m), stale=cur.broker_order_id
+                )
             except BrokerError:
                 pass
             raise
@@ -504,7 +559,9 @@ class CcxtBroker:
         row = self.ledger.get(cid) if cid else None
         filled = float(o.get("filled") or 0.0)
         in_list = str(info.get("orderListId", "-1")) not in ("-1", "None")
-        status: OrderStatus = _RAW_STATUS.get(str(info.get("status"))) or _UNIFIED_STATUS.get(str(o.get("status")), "SUBMITTED")
+        status: OrderStatus = _RAW_STATUS.get(str(info.get("status"))) or _UNIFIED_STATUS.get(
+            str(o.get("status")), "SUBMITTED"
+        )
         if status == "SUBMITTED" and filled > 0:
             status = "PARTIALLY_FILLED"
         reason = None
@@ -605,6 +662,7 @@ class CcxtBroker:
     def _call(self, what: str, fn: Callable, *args: Any) -> Any:
         """One ccxt call: temporary failures retried with exponential backoff, every ccxt error
         translated; a clock drift (-1021) resynchronises the client's clock before the retry."""
+
         def translate(e: Exception) -> BrokerError:
             return self._translate(e, what)
 
@@ -636,11 +694,15 @@ class CcxtBroker:
                 self.exchange.load_time_difference()
             except ccxt.BaseError:
                 pass
-            return TemporaryBrokerError(f"{where}: the request's timestamp was outside the venue's window; the clock was resynchronised ({text})")
+            return TemporaryBrokerError(
+                f"{where}: the request's timestamp was outside the venue's window; the clock was resynchronised ({text})"
+            )
         if isinstance(e, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)):
             return TemporaryBrokerError(f"{where}: rate limited ({text}); backing off")
         if isinstance(e, ccxt.OperationFailed):  # network, 5xx, bad answers, Binance -1000/-1001/-1006: outcome unknown
-            return TemporaryBrokerError(f"{where}: the venue did not answer cleanly ({type(e).__name__}: {text}); retry later")
+            return TemporaryBrokerError(
+                f"{where}: the venue did not answer cleanly ({type(e).__name__}: {text}); retry later"
+            )
         if isinstance(e, ccxt.InsufficientFunds) or "insufficient balance" in text:
             code = "insufficient_position" if side == "sell" else "insufficient_funds"
             return OrderRejected(code, f"{where}: {text}")
@@ -650,7 +712,12 @@ class CcxtBroker:
             return OrderRejected("unknown_order", f"{where}: {text}")
         if isinstance(e, ccxt.BadSymbol):
             return OrderRejected("unknown_symbol", f"{where}: {text}")
-        for needle, code in (("LOT_SIZE", "lot_size"), ("PRICE_FILTER", "tick_size"), ("NOTIONAL", "min_notional"), ("Duplicate order", "duplicate_order")):
+        for needle, code in (
+            ("LOT_SIZE", "lot_size"),
+            ("PRICE_FILTER", "tick_size"),
+            ("NOTIONAL", "min_notional"),
+            ("Duplicate order", "duplicate_order"),
+        ):
             if needle in text:
                 return OrderRejected(code, f"{where}: {text}")
         if isinstance(e, (ccxt.InvalidOrder, ccxt.BadRequest, ccxt.ArgumentsRequired)):
@@ -658,7 +725,14 @@ class CcxtBroker:
         return BrokerError(f"{where}: {type(e).__name__}: {text}")
 
 
-def make_broker(settings: Settings, config: CcxtConfig | None = None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> CcxtBroker:
+def make_broker(
+    settings: Settings,
+    config: CcxtConfig | None = None,
+    *,
+    instance: str | None = None,
+    vault: Vault | None = None,
+    store=None,
+) -> CcxtBroker:
     """The registry's factory: ``instance`` is the exchange id of ``ccxt:<id>``."""
     if not instance:
         raise ConfigError("a ccxt broker needs an exchange id: use ccxt:<exchange id>, e.g. ccxt:binance")

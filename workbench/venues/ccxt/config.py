@@ -35,7 +35,9 @@ class CcxtConfig(VenueConfig):
     options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per exchange id: ccxt `options`")
     urls: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per exchange id: ccxt `urls` overrides")
     rate_limit: bool = Field(True, description="ccxt's enableRateLimit")
-    stop_limit_buffer: float = Field(0.01, ge=0, lt=0.5, description="stop-loss-limit: limit this fraction beyond the stop")
+    stop_limit_buffer: float = Field(
+        0.01, ge=0, lt=0.5, description="stop-loss-limit: limit this fraction beyond the stop"
+    )
 
 
 def exchange_id(text: str) -> str:

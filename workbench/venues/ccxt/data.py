@@ -149,7 +149,11 @@ class CcxtSource:
                 break
             last_seen = page[-1][0]
             now = ex.milliseconds()
-            closed = [r[:6] for r in page if r[0] + step <= now and (start is None or r[0] >= start) and (stop is None or r[0] <= stop)]
+            closed = [
+                r[:6]
+                for r in page
+                if r[0] + step <= now and (start is None or r[0] >= start) and (stop is None or r[0] <= stop)
+            ]
             if closed:
                 df = pd.DataFrame(closed, columns=["ts", "open", "high", "low", "close", "volume"])
                 df["ts"] = pd.to_datetime(df["ts"].astype("int64"), unit="ms", utc=True)
@@ -212,12 +216,16 @@ def _client_config(config: Any, exchange_id: str) -> dict:
     return out
 
 
-def make_source(settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> CcxtSource:
+def make_source(
+    settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None
+) -> CcxtSource:
     """The registry's history factory: public candles of ``ccxt:<instance>`` (default: the demo exchange)."""
     ex = instance or settings.demo.ccxt_exchange
     return CcxtSource(ex, config=_client_config(config, ex) or None)
 
 
-def make_quotes(settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> CcxtQuotes:
+def make_quotes(
+    settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None
+) -> CcxtQuotes:
     """The registry's quote factory: ``fetch_tickers`` of ``ccxt:<instance>``."""
     return CcxtQuotes(make_source(settings, config, instance=instance).client)

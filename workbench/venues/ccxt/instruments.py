@@ -16,7 +16,6 @@ from workbench.instruments import InstrumentListError, _frame
 __all__ = ["load_ccxt"]
 
 
-
 def _ccxt_markets_from_file(exchange_id: str, path: Path | str) -> tuple[list[dict], pd.Timestamp | None]:
     """A saved ``load_markets()`` (dict or list of markets) or, for Binance, a raw ``exchangeInfo`` response."""
     import ccxt
@@ -28,7 +27,9 @@ def _ccxt_markets_from_file(exchange_id: str, path: Path | str) -> tuple[list[di
         raise InstrumentListError(origin, f"not a JSON market list ({e}); it may be truncated") from e
     if isinstance(data, dict) and "symbols" in data and isinstance(data["symbols"], list):
         if not exchange_id.startswith("binance"):
-            raise InstrumentListError(origin, "a raw exchangeInfo response can only be read for Binance; save load_markets() as JSON instead")
+            raise InstrumentListError(
+                origin, "a raw exchangeInfo response can only be read for Binance; save load_markets() as JSON instead"
+            )
         ex = getattr(ccxt, exchange_id)({"options": {"fetchMarkets": {"types": ["spot"]}}})
         ex.options.setdefault("crossMarginPairsData", [])
         ex.options.setdefault("isolatedMarginPairsData", [])
@@ -41,11 +42,15 @@ def _ccxt_markets_from_file(exchange_id: str, path: Path | str) -> tuple[list[di
     if isinstance(data, dict):
         data = list(data.values())
     if not isinstance(data, list) or not all(isinstance(m, dict) and "symbol" in m and "id" in m for m in data):
-        raise InstrumentListError(origin, "expected ccxt markets (objects with 'id' and 'symbol') or Binance exchangeInfo")
+        raise InstrumentListError(
+            origin, "expected ccxt markets (objects with 'id' and 'symbol') or Binance exchangeInfo"
+        )
     return data, None
 
 
-def load_ccxt(exchange_id: str = "binance", path: Path | str | None = None, *, exchange=None, as_of=None) -> pd.DataFrame:
+def load_ccxt(
+    exchange_id: str = "binance", path: Path | str | None = None, *, exchange=None, as_of=None
+) -> pd.DataFrame:
     """Markets of a ccxt exchange (``load_markets()``), spot by default for Binance."""
     origin = str(path) if path is not None else f"ccxt:{exchange_id}.load_markets()"
     file_as_of = None
@@ -78,7 +83,10 @@ def load_ccxt(exchange_id: str = "binance", path: Path | str | None = None, *, e
             "min_notional": [g(m, "limits", "cost", "min") for m in markets],
             "active": [m.get("active") is not False for m in markets],
             "type": [m.get("type") or "spot" for m in markets],
-            "status": [str(g(m, "info", "status") or ("active" if m.get("active") is not False else "inactive")) for m in markets],
+            "status": [
+                str(g(m, "info", "status") or ("active" if m.get("active") is not False else "inactive"))
+                for m in markets
+            ],
         }
     )
     stamp = pd.Timestamp(as_of) if as_of is not None else (file_as_of or pd.Timestamp.now())

@@ -56,12 +56,27 @@ if TYPE_CHECKING:
     from workbench.config import Settings
     from workbench.security.vault import Vault
 
-__all__ = ["LOGIN_HINT", "KiteBroker", "complete_kite_login", "kite_login_url", "kite_session", "kite_session_expiry", "kite_tag", "make_broker"]
+__all__ = [
+    "LOGIN_HINT",
+    "KiteBroker",
+    "complete_kite_login",
+    "kite_login_url",
+    "kite_session",
+    "kite_session_expiry",
+    "kite_tag",
+    "make_broker",
+]
 
 _IST = "Asia/Kolkata"
 LOGIN_HINT = "log in again with `workbench keys kite-login`"
 _STATUS: dict[str, OrderStatus] = {"COMPLETE": "FILLED", "CANCELLED": "CANCELLED", "REJECTED": "REJECTED"}
-_GTT_FINAL: dict[str, OrderStatus] = {"cancelled": "CANCELLED", "deleted": "CANCELLED", "disabled": "CANCELLED", "expired": "EXPIRED", "rejected": "REJECTED"}
+_GTT_FINAL: dict[str, OrderStatus] = {
+    "cancelled": "CANCELLED",
+    "deleted": "CANCELLED",
+    "disabled": "CANCELLED",
+    "expired": "EXPIRED",
+    "rejected": "REJECTED",
+}
 _REASONS = [
     (re.compile(r"insufficient (funds|margin)|required margin", re.IGNORECASE), "insufficient_funds"),
     (re.compile(r"holding|insufficient (stock|quantity)|to sell", re.IGNORECASE), "insufficient_position"),
@@ -140,9 +155,13 @@ def complete_kite_login(settings: Settings, request_token: str, vault: Vault | N
     vault = vault_of(settings, vault)
     key, secret = _app_keys(settings, vault)
     if not secret:
-        raise AuthenticationError(f"no Kite API secret: store it in the vault as kite/api_secret or set {secret_env_name('kite/api_secret')}")
+        raise AuthenticationError(
+            f"no Kite API secret: store it in the vault as kite/api_secret or set {secret_env_name('kite/api_secret')}"
+        )
     if not request_token or not request_token.strip():
-        raise AuthenticationError("no request token: copy `request_token` from the URL Kite redirected to after the login")
+        raise AuthenticationError(
+            "no request token: copy `request_token` from the URL Kite redirected to after the login"
+        )
     kite = KiteConnect(api_key=key, root=_config(settings).root, timeout=settings.broker.timeout_s)
     try:
         session = kite.generate_session(request_token.strip(), api_secret=secret)
@@ -175,9 +194,15 @@ def _translate(e: Exception, what: str, expires_at: pd.Timestamp | None) -> Exce
     if isinstance(e, kx.TokenException):
         return AuthenticationError(_expired_message(expires_at))
     if isinstance(e, kx.PermissionException):
-        return AuthenticationError(f"Kite denied {what}: {e}. The API app lacks this permission; enable it on developers.kite.trade")
-    if isinstance(e, (kx.NetworkException, kx.DataException)) or (isinstance(e, kx.GeneralException) and getattr(e, "code", 500) >= 500):
-        return TemporaryBrokerError(f"Kite did not complete {what} ({type(e).__name__} {getattr(e, 'code', '')}: {e}); retry later")
+        return AuthenticationError(
+            f"Kite denied {what}: {e}. The API app lacks this permission; enable it on developers.kite.trade"
+        )
+    if isinstance(e, (kx.NetworkException, kx.DataException)) or (
+        isinstance(e, kx.GeneralException) and getattr(e, "code", 500) >= 500
+    ):
+        return TemporaryBrokerError(
+            f"Kite did not complete {what} ({type(e).__name__} {getattr(e, 'code', '')}: {e}); retry later"
+        )
     if isinstance(e, (kx.InputException, kx.OrderException)):
         return OrderRejected(_reason(str(e)), f"Kite refused {what}: {e}")
     if isinstance(e, (requests.Timeout, requests.ConnectionError)):
@@ -205,14 +230,27 @@ class KiteBroker:
     name = "kite"
 
     def __init__(
-        self, api_key: str, access_token: str, *, root: str | None = None, timeout_s: float = 10, product: str = "CNC",
-        account: str | None = None, expires_at: pd.Timestamp | None = None, store_url: str | None = None,
-        retries: int = 3, backoff_s: float = 0.2, stop_limit_pct: float = 1.0, exchange: str = "NSE",
+        self,
+        api_key: str,
+        access_token: str,
+        *,
+        root: str | None = None,
+        timeout_s: float = 10,
+        product: str = "CNC",
+        account: str | None = None,
+        expires_at: pd.Timestamp | None = None,
+        store_url: str | None = None,
+        retries: int = 3,
+        backoff_s: float = 0.2,
+        stop_limit_pct: float = 1.0,
+        exchange: str = "NSE",
     ):
         from kiteconnect import KiteConnect
 
         if product not in ("CNC", "MIS"):
-            raise ConfigError(f"Kite product must be CNC (delivery) or MIS (intraday), not {product!r}: fix venues.kite.product")
+            raise ConfigError(
+                f"Kite product must be CNC (delivery) or MIS (intraday), not {product!r}: fix venues.kite.product"
+            )
         if not api_key or not access_token:
             raise AuthenticationError(f"Kite needs an API key and today's access token: {LOGIN_HINT}")
         self.kite = KiteConnect(api_key=api_key, access_token=access_token, root=root, timeout=timeout_s)
@@ -229,7 +267,9 @@ class KiteBroker:
         self._names: dict[str, str] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, vault: Vault | None = None, config: KiteConfig | None = None) -> KiteBroker:
+    def from_settings(
+        cls, settings: Settings, vault: Vault | None = None, config: KiteConfig | None = None
+    ) -> KiteBroker:
         vault = vault_of(settings, vault)
         key, token, expires_at = kite_session(settings, vault)
         c = config if config is not None else _config(settings)
@@ -244,6 +284,7 @@ class KiteBroker:
         """One Kite call with bounded retries of temporary errors (only for calls safe to repeat)."""
         if self.expires_at is not None and pd.Timestamp.now(tz="UTC") >= self.expires_at:
             raise AuthenticationError(_expired_message(self.expires_at))
+
         def translate(e: Exception) -> Exception:
             return _translate(e, what, self.expires_at)
 
@@ -294,7 +335,11 @@ class KiteBroker:
             return BrokerStatus(False, "live", str(e))
         except BrokerError as e:
             return BrokerStatus(False, "live", f"Kite is not reachable: {e}")
-        until = f", session valid until {self.expires_at.tz_convert(_IST):%Y-%m-%d %H:%M} IST" if self.expires_at is not None else ""
+        until = (
+            f", session valid until {self.expires_at.tz_convert(_IST):%Y-%m-%d %H:%M} IST"
+            if self.expires_at is not None
+            else ""
+        )
         return BrokerStatus(
             True, "live",
             f"Kite account {prof.get('user_id')} ({prof.get('user_name')}): ₹{bal.free:,.2f} available, product {self.product}{until}. "
@@ -308,7 +353,15 @@ class KiteBroker:
             if row is not None:
                 ex, sym = self._parts(s)
                 self._names.setdefault(f"{ex}:{sym}", s)
-                out[s] = Market(s, sym, "INR", lot_size=float(row["lot_size"]), tick_size=float(row["tick_size"]), min_notional=0.0, exchange=ex)
+                out[s] = Market(
+                    s,
+                    sym,
+                    "INR",
+                    lot_size=float(row["lot_size"]),
+                    tick_size=float(row["tick_size"]),
+                    min_notional=0.0,
+                    exchange=ex,
+                )
         return out
 
     def balances(self) -> dict[str, Balance]:
@@ -318,7 +371,11 @@ class KiteBroker:
         blocked = 0.0
         for o in self._orders():
             if o["status"] not in _STATUS and o["transaction_type"] == "BUY":
-                px = float(o.get("price") or 0) or float(o.get("trigger_price") or 0) or float(o.get("average_price") or 0)
+                px = (
+                    float(o.get("price") or 0)
+                    or float(o.get("trigger_price") or 0)
+                    or float(o.get("average_price") or 0)
+                )
                 blocked += float(o.get("pending_quantity") or 0) * px * (1.0 if o.get("product") == "CNC" else 0.2)
         net = float(eq["net"])
         return {"INR": Balance("INR", free=net, total=net + blocked)}
@@ -404,7 +461,11 @@ class KiteBroker:
     def fills(self, since: pd.Timestamp | None = None) -> list[Fill]:
         """Today's trades of our orders (Kite's trade book holds the current day only)."""
         ids = self._order_ids()
-        out = [self._fill(t, ids[t["order_id"]]) for t in self._call("the trade book", self.kite.trades) if t["order_id"] in ids]
+        out = [
+            self._fill(t, ids[t["order_id"]])
+            for t in self._call("the trade book", self.kite.trades)
+            if t["order_id"] in ids
+        ]
         return sorted((f for f in out if since is None or f.ts >= since), key=lambda f: (f.ts, f.fill_id))
 
     def fills_for(self, client_order_id: str) -> list[Fill]:
@@ -418,14 +479,23 @@ class KiteBroker:
     def _validate(self, order: OrderRequest, market: Market | None) -> Market:
         """``market``, once ``order`` fits it (lot and tick); else the order is rejected."""
         if market is None:
-            raise OrderRejected("unknown_symbol", f"{order.symbol} is not a Kite instrument: use EXCHANGE:TRADINGSYMBOL, e.g. NSE:INFY or BSE:INFY")
+            raise OrderRejected(
+                "unknown_symbol",
+                f"{order.symbol} is not a Kite instrument: use EXCHANGE:TRADINGSYMBOL, e.g. NSE:INFY or BSE:INFY",
+            )
         n = order.quantity / market.lot_size
         if abs(n - round(n)) > 1e-9 or order.quantity != int(order.quantity):
-            raise OrderRejected("lot_size", f"quantity {order.quantity:g} of {order.symbol} is not a whole multiple of the lot size {market.lot_size:g}")
+            raise OrderRejected(
+                "lot_size",
+                f"quantity {order.quantity:g} of {order.symbol} is not a whole multiple of the lot size {market.lot_size:g}",
+            )
         for name in ("limit_price", "stop_price"):
             px = getattr(order, name)
             if px is not None and abs(px / market.tick_size - round(px / market.tick_size)) > 1e-6:
-                raise OrderRejected("tick_size", f"{name} {px:g} of {order.symbol} is not a multiple of the tick size {market.tick_size:g}")
+                raise OrderRejected(
+                    "tick_size",
+                    f"{name} {px:g} of {order.symbol} is not a multiple of the tick size {market.tick_size:g}",
+                )
         return market
 
     def _check_position(self, order: OrderRequest) -> None:
@@ -436,13 +506,18 @@ class KiteBroker:
                        if o["status"] not in _STATUS and o["transaction_type"] == "SELL" and o["exchange"] == ex and o["tradingsymbol"] == sym
                        and not (order.oco_group and self._group_of(o) == order.oco_group))  # fmt: skip
         if order.quantity > held - reserved + 1e-9:
-            raise OrderRejected("insufficient_position", f"selling {order.quantity:g} {order.symbol} but only {held - reserved:g} is held and free (no short sales)")
+            raise OrderRejected(
+                "insufficient_position",
+                f"selling {order.quantity:g} {order.symbol} but only {held - reserved:g} is held and free (no short sales)",
+            )
 
     def _group_of(self, o: dict) -> str | None:
         rows = self.ledger.find(tag=o.get("tag")) if o.get("tag") else []
         return rows[0]["oco_group"] if rows else None
 
-    def _send(self, order: OrderRequest, kind: str, price: float | None = None, trigger: float | None = None) -> BrokerOrder:
+    def _send(
+        self, order: OrderRequest, kind: str, price: float | None = None, trigger: float | None = None
+    ) -> BrokerOrder:
         """Place once; after a temporary error, look the order up by its tag before sending again."""
         ex, sym = self._parts(order.symbol)
         tag = kite_tag(order.client_order_id)
@@ -456,6 +531,7 @@ class KiteBroker:
             return found["order_id"] if found is not None else None
 
         what = f"order {order.client_order_id}"
+
         def send() -> Any:
             return self._once(what, self.kite.place_order, **params)
 
@@ -484,7 +560,9 @@ class KiteBroker:
 
     def _require(self, cid: str) -> dict:
         if self._known(cid) is None:
-            raise OrderRejected("unknown_order", f"Kite has no order {cid} (tag {kite_tag(cid)}) in today's order book or GTT list")
+            raise OrderRejected(
+                "unknown_order", f"Kite has no order {cid} (tag {kite_tag(cid)}) in today's order book or GTT list"
+            )
         return self.ledger.require(cid)
 
     def _state(self, row: dict) -> BrokerOrder:
@@ -537,16 +615,24 @@ class KiteBroker:
     def _last(self, symbol: str) -> float:
         q = self.quotes([symbol]).get(symbol)
         if q is None:
-            raise OrderRejected("no_price", f"Kite has no last price for {symbol}: an exit needs one to place its trigger")
+            raise OrderRejected(
+                "no_price", f"Kite has no last price for {symbol}: an exit needs one to place its trigger"
+            )
         return q.last
 
     def _check_exit(self, order: OrderRequest, last: float) -> float:
         sell = order.side == "sell"
         trig = order.stop_level if order.type == "stop_loss" else order.limit_level
-        at_once = (trig >= last if sell else trig <= last) if order.type == "stop_loss" else (trig <= last if sell else trig >= last)
+        at_once = (
+            (trig >= last if sell else trig <= last)
+            if order.type == "stop_loss"
+            else (trig <= last if sell else trig >= last)
+        )
         if at_once:
             kind = "stop" if order.type == "stop_loss" else "take-profit"
-            raise OrderRejected("bad_price", f"a {order.side} {kind} at {trig:g} would trigger at once ({order.symbol} last {last:g})")
+            raise OrderRejected(
+                "bad_price", f"a {order.side} {kind} at {trig:g} would trigger at once ({order.symbol} last {last:g})"
+            )
         return trig
 
     def _leg(self, row_or_order, market: Market) -> dict:
@@ -557,8 +643,18 @@ class KiteBroker:
         else:
             stop = row_or_order["stop_price"]
             pct = self.stop_limit_pct / 100
-            price = _to_tick(stop * (1 - pct), market.tick_size, up=False) if side == "sell" else _to_tick(stop * (1 + pct), market.tick_size, up=True)
-        return {"transaction_type": side.upper(), "quantity": int(row_or_order["quantity"]), "order_type": "LIMIT", "product": "CNC", "price": price}
+            price = (
+                _to_tick(stop * (1 - pct), market.tick_size, up=False)
+                if side == "sell"
+                else _to_tick(stop * (1 + pct), market.tick_size, up=True)
+            )
+        return {
+            "transaction_type": side.upper(),
+            "quantity": int(row_or_order["quantity"]),
+            "order_type": "LIMIT",
+            "product": "CNC",
+            "price": price,
+        }
 
     @staticmethod
     def _trigger(row: dict) -> float:
@@ -581,17 +677,29 @@ class KiteBroker:
         if sibling is None:
             args: tuple[Any, ...] = ("single", sym, ex, [self._trigger(mine)], last, [self._leg(mine, market)])
             gid = self._gtt_send(order, lambda: self.kite.place_gtt(*args)["trigger_id"], args)
-            self.ledger.put(order.client_order_id, ref=str(gid), leg="0", **{k: v for k, v in mine.items() if k != "client_order_id"})
+            self.ledger.put(
+                order.client_order_id,
+                ref=str(gid),
+                leg="0",
+                **{k: v for k, v in mine.items() if k != "client_order_id"},
+            )
         else:  # the pair becomes one two-leg GTT: Kite cancels the other leg when one triggers
             legs = sorted([sibling, mine], key=self._trigger)
             trig = [self._trigger(r) for r in legs]
             if not (trig[0] < last < trig[1]):
-                raise OrderRejected("bad_price", f"an OCO pair needs one trigger below and one above the last price {last:g}; got {trig}")
+                raise OrderRejected(
+                    "bad_price",
+                    f"an OCO pair needs one trigger below and one above the last price {last:g}; got {trig}",
+                )
             gid = int(sibling["ref"])
             args = (gid, "two-leg", sym, ex, trig, last, [self._leg(r, market) for r in legs])
             self._gtt_send(order, lambda: self.kite.modify_gtt(*args), None, modify=gid)
             for i, r in enumerate(legs):
-                fields = {k: v for k, v in r.items() if k in ("kind", "oco_group", "symbol", "side", "type", "quantity", "limit_price", "stop_price")}
+                fields = {
+                    k: v
+                    for k, v in r.items()
+                    if k in ("kind", "oco_group", "symbol", "side", "type", "quantity", "limit_price", "stop_price")
+                }
                 self.ledger.put(r["client_order_id"], ref=str(gid), leg=str(i), **fields)
         return self._state(self.ledger.require(order.client_order_id))
 
@@ -636,7 +744,9 @@ class KiteBroker:
             oid = self._gtt_order_id(row, g)
             if oid is None:
                 return self._from_row(row, "CANCELLED", "oco: the other leg of the GTT triggered")
-            o = self._order_state(row, self._call(f"the history of {row['client_order_id']}", self.kite.order_history, oid)[-1])
+            o = self._order_state(
+                row, self._call(f"the history of {row['client_order_id']}", self.kite.order_history, oid)[-1]
+            )
             return o
         return self._from_row(row, _GTT_FINAL.get(status, "CANCELLED"), f"GTT {status}")
 
@@ -646,10 +756,24 @@ class KiteBroker:
             return o if o.is_final or row["state"] is not None else self.cancel_triggered(row, o)
         g = self._call("a GTT", self.kite.get_gtt, int(row["ref"]))
         if g["type"] == "two-leg":  # keep the other leg as a single GTT
-            other = next(r for r in self.ledger.find(kind="gtt", ref=row["ref"]) if r["client_order_id"] != row["client_order_id"] and r["state"] is None)
+            other = next(
+                r
+                for r in self.ledger.find(kind="gtt", ref=row["ref"])
+                if r["client_order_id"] != row["client_order_id"] and r["state"] is None
+            )
             market = self.markets([other["symbol"]])[other["symbol"]]
             ex, sym = self._parts(other["symbol"])
-            self._call("a GTT change", self.kite.modify_gtt, int(row["ref"]), "single", sym, ex, [self._trigger(other)], self._last(other["symbol"]), [self._leg(other, market)])
+            self._call(
+                "a GTT change",
+                self.kite.modify_gtt,
+                int(row["ref"]),
+                "single",
+                sym,
+                ex,
+                [self._trigger(other)],
+                self._last(other["symbol"]),
+                [self._leg(other, market)],
+            )
             self.ledger.put(other["client_order_id"], leg="0")
         else:
             try:
@@ -689,6 +813,13 @@ class KiteBroker:
                     self._call(f"cancel of {r['client_order_id']}", self.kite.cancel_order, "regular", r["ref"])
 
 
-def make_broker(settings: Settings, config: KiteConfig | None = None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> KiteBroker:
+def make_broker(
+    settings: Settings,
+    config: KiteConfig | None = None,
+    *,
+    instance: str | None = None,
+    vault: Vault | None = None,
+    store=None,
+) -> KiteBroker:
     """The registry's factory."""
     return KiteBroker.from_settings(settings, vault=vault, config=config)

@@ -27,7 +27,9 @@ __all__ = ["KiteConfig", "KEY_FIELDS", "TRADING_KEYS", "KEY_HINT"]
 
 KEY_FIELDS = ("api_key", "api_secret")  # what `workbench keys set kite` asks for
 TRADING_KEYS = ("api_key", "access_token")  # what trading reads: the access token comes from the daily login
-KEY_HINT = "run `workbench keys set kite` (api_key, api_secret), then `workbench keys kite-login` for today's access token"
+KEY_HINT = (
+    "run `workbench keys set kite` (api_key, api_secret), then `workbench keys kite-login` for today's access token"
+)
 
 
 class KiteConfig(VenueConfig):

@@ -27,8 +27,26 @@ if TYPE_CHECKING:
 
 __all__ = ["KiteSource", "KiteQuotes", "KITE_INTERVALS", "KITE_MAX_DAYS", "make_source", "make_quotes"]
 
-KITE_INTERVALS = {"1m": "minute", "3m": "3minute", "5m": "5minute", "10m": "10minute", "15m": "15minute", "30m": "30minute", "1h": "60minute", "1d": "day"}
-KITE_MAX_DAYS = {"minute": 60, "3minute": 100, "5minute": 100, "10minute": 100, "15minute": 200, "30minute": 200, "60minute": 400, "day": 2000}
+KITE_INTERVALS = {
+    "1m": "minute",
+    "3m": "3minute",
+    "5m": "5minute",
+    "10m": "10minute",
+    "15m": "15minute",
+    "30m": "30minute",
+    "1h": "60minute",
+    "1d": "day",
+}
+KITE_MAX_DAYS = {
+    "minute": 60,
+    "3minute": 100,
+    "5minute": 100,
+    "10minute": 100,
+    "15minute": 200,
+    "30minute": 200,
+    "60minute": 400,
+    "day": 2000,
+}
 _IST = "Asia/Kolkata"
 _DEFAULT_START = pd.Timestamp("2015-01-01", tz="UTC")
 
@@ -108,7 +126,9 @@ class KiteSource:
             else:
                 ts = ts.dt.tz_localize(_IST) if ts.dt.tz is None else ts
                 ts = ts.dt.tz_convert("UTC")
-            out = pd.DataFrame({"ts": ts, "symbol": symbol, **{c: df[c] for c in ("open", "high", "low", "close", "volume")}})
+            out = pd.DataFrame(
+                {"ts": ts, "symbol": symbol, **{c: df[c] for c in ("open", "high", "low", "close", "volume")}}
+            )
             step = pd.Timedelta(days=1) if daily else pd.Timedelta(minutes=int(interval.replace("minute", "") or 1))
             lower = start.floor("D") if daily else start
             out = out[(out["ts"] + step <= now) & (out["ts"] >= lower)]
@@ -127,7 +147,13 @@ class KiteQuotes:
 
     max_batch = 500
 
-    def __init__(self, kite, exchanges: tuple[str, ...] = ("NSE", "BSE", "NFO", "BFO", "MCX", "CDS"), timeout_s: float = 5.0, per_second: float = 1.0):
+    def __init__(
+        self,
+        kite,
+        exchanges: tuple[str, ...] = ("NSE", "BSE", "NFO", "BFO", "MCX", "CDS"),
+        timeout_s: float = 5.0,
+        per_second: float = 1.0,
+    ):
         self.kite = kite
         self.name = "kite"
         self.exchanges = exchanges
@@ -161,10 +187,14 @@ def _client(settings: Settings, config, vault: Vault | None):
     from workbench.venues.kite.broker import kite_session
 
     key, token, _ = kite_session(settings, vault_of(settings, vault))
-    return KiteConnect(api_key=key, access_token=token, root=getattr(config, "root", None), timeout=settings.broker.timeout_s)
+    return KiteConnect(
+        api_key=key, access_token=token, root=getattr(config, "root", None), timeout=settings.broker.timeout_s
+    )
 
 
-def make_source(settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> KiteSource:
+def make_source(
+    settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None
+) -> KiteSource:
     """The registry's history factory: Kite candles of one exchange (``kite:<EXCHANGE>``, default
     ``[venues.kite] exchange``), instrument tokens from the instrument master."""
     from workbench.errors import ConfigError
@@ -178,6 +208,8 @@ def make_source(settings: Settings, config=None, *, instance: str | None = None,
     return KiteSource.from_master(_client(settings, config, vault), master, exchange, per_second=per_second)
 
 
-def make_quotes(settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None) -> KiteQuotes:
+def make_quotes(
+    settings: Settings, config=None, *, instance: str | None = None, vault: Vault | None = None, store=None
+) -> KiteQuotes:
     """The registry's quote factory: Kite ``quote`` for every Kite exchange."""
     return KiteQuotes(_client(settings, config, vault), per_second=getattr(config, "quotes_per_second", 1.0))

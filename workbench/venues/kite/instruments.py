@@ -17,7 +17,16 @@ __all__ = ["load_kite"]
 
 
 _KITE_CLASS = {"EQ": "equity", "FUT": "future", "CE": "option", "PE": "option"}
-_KITE_CCY = {"NSE": "INR", "BSE": "INR", "NFO": "INR", "BFO": "INR", "MCX": "INR", "CDS": "INR", "BCD": "INR", "NCO": "INR"}
+_KITE_CCY = {
+    "NSE": "INR",
+    "BSE": "INR",
+    "NFO": "INR",
+    "BFO": "INR",
+    "MCX": "INR",
+    "CDS": "INR",
+    "BCD": "INR",
+    "NCO": "INR",
+}
 
 
 def load_kite(path: Path | str | None = None, *, kite=None, as_of=None) -> pd.DataFrame:
@@ -32,7 +41,19 @@ def load_kite(path: Path | str | None = None, *, kite=None, as_of=None) -> pd.Da
     else:
         text, origin = _text(path, "kite")
         df = _csv(text, origin)
-    cols = ["instrument_token", "exchange_token", "tradingsymbol", "name", "expiry", "strike", "tick_size", "lot_size", "instrument_type", "segment", "exchange"]
+    cols = [
+        "instrument_token",
+        "exchange_token",
+        "tradingsymbol",
+        "name",
+        "expiry",
+        "strike",
+        "tick_size",
+        "lot_size",
+        "instrument_type",
+        "segment",
+        "exchange",
+    ]
     _require(df, origin, cols, ["instrument_token", "tradingsymbol", "exchange", "instrument_type"])
     token = _num(df["instrument_token"], origin, "instrument_token")
     expiry = pd.to_datetime(df["expiry"], format="ISO8601", errors="coerce")

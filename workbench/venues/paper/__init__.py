@@ -7,6 +7,9 @@ from workbench.venues.paper.config import PaperConfig
 __all__ = ["VENUE", "PaperConfig"]
 
 VENUE = Venue(
-    name="paper", config=PaperConfig, broker=lazy("workbench.venues.paper.broker:make_broker"),
-    has_testnet=False, simulated=True,
+    name="paper",
+    config=PaperConfig,
+    broker=lazy("workbench.venues.paper.broker:make_broker"),
+    has_testnet=False,
+    simulated=True,
 )

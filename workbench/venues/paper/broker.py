@@ -61,6 +61,7 @@ _EPS = 1e-9
 
 def _clean(q: Quote) -> Quote | None:
     """The quote with unusable high/low/open replaced by last; None when last itself is unusable."""
+
     def ok(x: float | None) -> bool:
         return x is not None and math.isfinite(x) and x > 0
 
@@ -70,7 +71,9 @@ def _clean(q: Quote) -> Quote | None:
         return q
     from dataclasses import replace
 
-    return replace(q, high=q.high if ok(q.high) else None, low=q.low if ok(q.low) else None, open=q.open if ok(q.open) else None)
+    return replace(
+        q, high=q.high if ok(q.high) else None, low=q.low if ok(q.low) else None, open=q.open if ok(q.open) else None
+    )
 
 
 class PaperBroker:
@@ -147,15 +150,27 @@ class PaperBroker:
         existing = self._row(order.client_order_id)
         if existing is not None:  # idempotent: a re-send gets the same answer as the first send
             if existing["status"] == "REJECTED":
-                raise OrderRejected(existing["reason"].split(":")[0], f"order {order.client_order_id} was rejected: {existing['reason']}")
+                raise OrderRejected(
+                    existing["reason"].split(":")[0],
+                    f"order {order.client_order_id} was rejected: {existing['reason']}",
+                )
             return self._to_order(existing)
         reason = self._validate(order)
         now = iso(utcnow())
         base = dict(
-            client_order_id=order.client_order_id, broker_order_id=self._broker_id(order.client_order_id),
-            symbol=order.symbol, side=order.side, type=order.type, quantity=float(order.quantity),
-            limit_price=order.limit_price, stop_price=order.stop_price, oco_group=order.oco_group,
-            filled_quantity=0.0, fee=0.0, created_at=now, updated_at=now,
+            client_order_id=order.client_order_id,
+            broker_order_id=self._broker_id(order.client_order_id),
+            symbol=order.symbol,
+            side=order.side,
+            type=order.type,
+            quantity=float(order.quantity),
+            limit_price=order.limit_price,
+            stop_price=order.stop_price,
+            oco_group=order.oco_group,
+            filled_quantity=0.0,
+            fee=0.0,
+            created_at=now,
+            updated_at=now,
         )
         if reason is not None:
             code, message = reason
@@ -191,7 +206,17 @@ class PaperBroker:
     def fills(self, since: pd.Timestamp | None = None, client_order_id: str | None = None) -> list[Fill]:
         rows = self.book.fills(since=since, client_order_id=client_order_id)
         return [
-            Fill(r["fill_id"], r["client_order_id"], r["symbol"], r["side"], r["quantity"], r["price"], r["fee"], r["fee_currency"], pd.Timestamp(r["ts"]))
+            Fill(
+                r["fill_id"],
+                r["client_order_id"],
+                r["symbol"],
+                r["side"],
+                r["quantity"],
+                r["price"],
+                r["fee"],
+                r["fee_currency"],
+                pd.Timestamp(r["ts"]),
+            )
             for r in rows
         ]
 
@@ -201,12 +226,17 @@ class PaperBroker:
         when the bar gapped through; stops at the stop or the open, less slippage; the unfilled rest
         of market orders at the open), each capped by the bar's volume. Stops are tried before
         take-profits, so a wide bar touching both exits at the stop. Returns the orders that filled."""
-        quotes = {s: q for s, q in ((s, _clean(q)) for s, q in quotes.items()) if q is not None}  # a bad print is no price
+        quotes = {
+            s: q for s, q in ((s, _clean(q)) for s, q in quotes.items()) if q is not None
+        }  # a bad print is no price
         self._quotes.update(quotes)
         for s in quotes:
             self._used[s] = 0.0
         rank = {"market": 0, "stop_loss": 1, "limit": 2, "take_profit": 3}
-        rows = sorted((r for r in self._open_rows() if r["symbol"] in quotes), key=lambda r: (rank.get(r["type"], 9), r["created_at"]))
+        rows = sorted(
+            (r for r in self._open_rows() if r["symbol"] in quotes),
+            key=lambda r: (rank.get(r["type"], 9), r["created_at"]),
+        )
         filled: list[str] = []
         for r in rows:
             with self.book.begin() as c:
@@ -230,7 +260,9 @@ class PaperBroker:
         buy = row["side"] == "buy"
         _, slip = self._costs(row["symbol"])
         kind = row["type"]
-        if kind == "market" or (kind == "stop_loss" and float(row["filled_quantity"]) > 0):  # a triggered stop keeps filling
+        if kind == "market" or (
+            kind == "stop_loss" and float(row["filled_quantity"]) > 0
+        ):  # a triggered stop keeps filling
             return opened * (1 + slip) if buy else opened * (1 - slip)
         if kind == "stop_loss":
             stop = float(row["stop_price"])
@@ -273,21 +305,40 @@ class PaperBroker:
     def _validate(self, order: OrderRequest) -> tuple[str, str] | None:
         market = self.market(order.symbol)
         if market is None:
-            return "unknown_symbol", f"{order.symbol} is not a market of this paper account; known: {sorted(self._markets or [])[:10]}"
+            return (
+                "unknown_symbol",
+                f"{order.symbol} is not a market of this paper account; known: {sorted(self._markets or [])[:10]}",
+            )
         quote = self._quotes.get(order.symbol)
         if quote is None or not (quote.last and math.isfinite(quote.last) and quote.last > 0):
-            return "no_price", f"no price for {order.symbol} yet: the paper broker prices only from bars fed through on_bar()"
+            return (
+                "no_price",
+                f"no price for {order.symbol} yet: the paper broker prices only from bars fed through on_bar()",
+            )
         off_grid = grid_error(order, market.lot_size, market.tick_size)
         if off_grid is not None:
             return off_grid
         sell = order.side == "sell"
         if order.type == "stop_loss" and (order.stop_level >= quote.last if sell else order.stop_level <= quote.last):
-            return "bad_price", f"a {order.side} stop at {order.stop_price:g} would trigger at once ({order.symbol} last {quote.last:g})"
-        if order.type == "take_profit" and (order.limit_level <= quote.last if sell else order.limit_level >= quote.last):
-            return "bad_price", f"a {order.side} take-profit at {order.limit_price:g} would trigger at once ({order.symbol} last {quote.last:g})"
-        ref = {"limit": order.limit_price, "take_profit": order.limit_price, "stop_loss": order.stop_price}.get(order.type) or quote.last
+            return (
+                "bad_price",
+                f"a {order.side} stop at {order.stop_price:g} would trigger at once ({order.symbol} last {quote.last:g})",
+            )
+        if order.type == "take_profit" and (
+            order.limit_level <= quote.last if sell else order.limit_level >= quote.last
+        ):
+            return (
+                "bad_price",
+                f"a {order.side} take-profit at {order.limit_price:g} would trigger at once ({order.symbol} last {quote.last:g})",
+            )
+        ref = {"limit": order.limit_price, "take_profit": order.limit_price, "stop_loss": order.stop_price}.get(
+            order.type
+        ) or quote.last
         if order.quantity * ref < market.min_notional:
-            return "min_notional", f"order notional {order.quantity * ref:,.2f} is below {order.symbol}'s minimum {market.min_notional:,.2f}"
+            return (
+                "min_notional",
+                f"order notional {order.quantity * ref:,.2f} is below {order.symbol}'s minimum {market.min_notional:,.2f}",
+            )
         if not sell:
             fee, _ = self._costs(order.symbol)
             price = self._marketable_price(order, quote) or float(order.limit_price or order.stop_price or quote.last)
@@ -296,11 +347,17 @@ class PaperBroker:
             ccy = self._settlement(order.symbol, cash)
             free = cash.get(ccy, 0.0) - self._reserved_cash().get(ccy, 0.0)
             if cost > free + 1e-9:
-                return "insufficient_funds", f"buying {order.quantity:g} {order.symbol} needs {cost:,.2f} {ccy}; {free:,.2f} is free"
+                return (
+                    "insufficient_funds",
+                    f"buying {order.quantity:g} {order.symbol} needs {cost:,.2f} {ccy}; {free:,.2f} is free",
+                )
         else:
             held = self._holding(order.symbol) - self._reserved_qty(order.symbol, order.oco_group)
             if order.quantity > held * (1 + 1e-12) + _EPS:
-                return "insufficient_position", f"selling {order.quantity:g} {order.symbol} but only {held:g} is held and free (spot: no short sales)"
+                return (
+                    "insufficient_position",
+                    f"selling {order.quantity:g} {order.symbol} but only {held:g} is held and free (spot: no short sales)",
+                )
         return None
 
     def _fill(self, c: Connection, row: dict[str, Any], wanted: float, price: float) -> float:
@@ -330,16 +387,27 @@ class PaperBroker:
         now = iso(utcnow())
         c.execute(
             self.book.update_order(cid).values(
-                status=status, filled_quantity=filled1, average_price=(filled0 * avg0 + notional) / filled1,
-                fee=float(row["fee"]) + fee, updated_at=now,
+                status=status,
+                filled_quantity=filled1,
+                average_price=(filled0 * avg0 + notional) / filled1,
+                fee=float(row["fee"]) + fee,
+                updated_at=now,
             )
         )
         self.book.add_balance(c, ccy, -sign * notional - fee, "cash")
         self.book.add_balance(c, symbol, sign * qty, "holding")
         n = self.book.fill_count(c, cid)
         self.book.insert_fill(
-            c, fill_id=f"{self._broker_id(cid)}-{n + 1}", client_order_id=cid, symbol=symbol,
-            side=side, quantity=qty, price=price, fee=fee, fee_currency=ccy, ts=now,
+            c,
+            fill_id=f"{self._broker_id(cid)}-{n + 1}",
+            client_order_id=cid,
+            symbol=symbol,
+            side=side,
+            quantity=qty,
+            price=price,
+            fee=fee,
+            fee_currency=ccy,
+            ts=now,
         )
         if row.get("oco_group"):
             self.book.cancel_oco_siblings(c, row["oco_group"], cid, now)
@@ -379,7 +447,9 @@ class PaperBroker:
             q = self._quotes.get(r["symbol"])
             px = r["limit_price"] or r["stop_price"] or (q.last * (1 + slip) if q is not None else 0.0)
             ccy = self._settlement(r["symbol"], cash)
-            out[ccy] = out.get(ccy, 0.0) + (float(r["quantity"]) - float(r["filled_quantity"])) * float(px) * (1.0 + fee)
+            out[ccy] = out.get(ccy, 0.0) + (float(r["quantity"]) - float(r["filled_quantity"])) * float(px) * (
+                1.0 + fee
+            )
         return out
 
     def _reserved_qty(self, symbol: str, oco_group: str | None = None) -> float:
@@ -399,10 +469,20 @@ class PaperBroker:
     @staticmethod
     def _to_order(r: dict[str, Any]) -> BrokerOrder:
         return BrokerOrder(
-            client_order_id=r["client_order_id"], symbol=r["symbol"], side=r["side"], quantity=float(r["quantity"]),
-            status=r["status"], filled_quantity=float(r["filled_quantity"]), average_price=r["average_price"],
-            fee=float(r["fee"]), broker_order_id=r["broker_order_id"], reason=r["reason"], type=r["type"], limit_price=r["limit_price"],
-            stop_price=r["stop_price"], oco_group=r["oco_group"],
+            client_order_id=r["client_order_id"],
+            symbol=r["symbol"],
+            side=r["side"],
+            quantity=float(r["quantity"]),
+            status=r["status"],
+            filled_quantity=float(r["filled_quantity"]),
+            average_price=r["average_price"],
+            fee=float(r["fee"]),
+            broker_order_id=r["broker_order_id"],
+            reason=r["reason"],
+            type=r["type"],
+            limit_price=r["limit_price"],
+            stop_price=r["stop_price"],
+            oco_group=r["oco_group"],
         )
 
 
@@ -413,14 +493,26 @@ class _EngineHolder:
         self.engine = engine
 
 
-def make_broker(settings: Settings, config: PaperConfig | None = None, *, instance: str | None = None, vault: Vault | None = None, store: HasEngine | None = None) -> PaperBroker:
+def make_broker(
+    settings: Settings,
+    config: PaperConfig | None = None,
+    *,
+    instance: str | None = None,
+    vault: Vault | None = None,
+    store: HasEngine | None = None,
+) -> PaperBroker:
     """The paper account ``settings.paper`` and ``settings.costs`` describe, booked in ``store``
     (without one, in the database ``settings.store_url`` names: the venue never imports ``trading``)."""
     if store is None:
         store = _EngineHolder(engine_for(settings.store_url))
     pa = settings.paper
     return PaperBroker(
-        store, account="paper", currency=pa.currency, starting_cash={**pa.extra_cash, pa.currency: pa.starting_cash},
-        fee_rate=settings.costs.fee_rate, slippage_bps=settings.costs.slippage_bps,
-        max_volume_share=pa.max_volume_share, exchange_costs=pa.exchange_costs,
+        store,
+        account="paper",
+        currency=pa.currency,
+        starting_cash={**pa.extra_cash, pa.currency: pa.starting_cash},
+        fee_rate=settings.costs.fee_rate,
+        slippage_bps=settings.costs.slippage_bps,
+        max_volume_share=pa.max_volume_share,
+        exchange_costs=pa.exchange_costs,
     )

@@ -203,9 +203,10 @@ def stack_wide(panel: Panel, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
     rows, cols = np.nonzero(valid)  # row-major: sorted by ts, then symbol
     # Codes on the panel's own (unique) axes: no re-factorising millions of labels.
     index = pd.MultiIndex(
-        levels=[panel.index, panel.close.columns],
-        codes=[rows, cols],
-        names=["ts", "symbol"],  # type: ignore[list-item]  # pandas-stubs: levels take an Index, codes an ndarray (pandas does)
+        # pandas takes an Index per level and an ndarray of codes; pandas-stubs wants sequences.
+        levels=[panel.index, panel.close.columns],  # type: ignore[list-item]
+        codes=[rows, cols],  # type: ignore[list-item]
+        names=["ts", "symbol"],
         verify_integrity=False,
     ).remove_unused_levels()
     # One (feature × row) block, filled feature by feature and handed to pandas transposed: that is

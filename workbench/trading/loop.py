@@ -161,7 +161,7 @@ def _registered(registry: Any) -> str:
         return ""
     aliases = [
         f"{a.strip()} (version {int(v)})"
-        for v, names in zip(table["version"], table["aliases"])
+        for v, names in zip(table["version"], table["aliases"], strict=True)
         for a in str(names).split(",")
         if a.strip()
     ]
@@ -169,7 +169,7 @@ def _registered(registry: Any) -> str:
     return f"{', '.join(aliases) or 'no aliases'}; versions {versions}"
 
 
-def _backup_engine(settings: Any, model: Any, why: str) -> "ModelSignalEngine":
+def _backup_engine(settings: Any, model: Any, why: str) -> ModelSignalEngine:
     """The backup rule model on the lake's demo universe, labelled as such."""
     note = f"{BACKUP_LABEL}, {why}: {model.meta['description']}; it is not trained and has no out-of-sample record"
     if not getattr(model, "universe", None):

@@ -1,0 +1,234 @@
+"""One LightGBM model fitted across a Dask cluster, for universes too large for one machine's memory.
+
+``models.distributed`` fans out *many* small fits (folds × kinds × universes), each on one worker.
+This module is the other case: *one* model that must see more rows than one process can hold. It
+uses LightGBM's own Dask estimator (``lightgbm.DaskLGBMClassifier``: each worker holds its partitions
+and LightGBM's data-parallel tree learner exchanges histograms between them).
+
+How the rows are built without ever sending data through the scheduler: the panel's timestamps are
+cut into consecutive **time shards**; a worker reads its shard straight from the lake, with
+``history_bars`` more bars before it (so rolling features are warm) and ``horizon`` bars after it
+(so labels are complete), computes features, labels and the baselines' raw signals on that slice,
+and keeps only its own timestamps. Cross-sectional features need every instrument of a date, which a
+time shard has. Features with unbounded memory (EMA-type) differ from a full-history computation by
+an amount that shrinks with ``history_bars``; ``shard_feature_gap`` measures it and the tests bound it.
+
+Validation is the same purged, embargoed walk-forward as in-process training, on timestamps: fold k
+tests on the k-th window of the last ``test_fraction`` of timestamps and trains on rows whose label
+ends at least ``embargo`` bars before that window. Out-of-sample rows come back small (probability,
+label, forward return, baselines' signals) and are scored per fold and per date beside the baselines.
+Neither the model nor the baselines are calibrated here (LightGBM's binary probabilities are used as
+is; the baselines' raw signals are already in (0, 1)): compare ranking scores (AUC, IC) first.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.models.distributed import LakeSource
+from workbench.models.evaluation import fold_scores
+from workbench.models.splits import walk_forward_splits
+
+__all__ = ["DaskFit", "ShardTask", "fit_lgbm_on_cluster", "lake_timestamps", "shard_rows", "time_shards"]
+
+_LABEL_COLUMNS = ("label", "forward_return", "label_end")
+
+
+def time_shards(n_stamps: int, n_shards: int) -> list[tuple[int, int]]:
+    """Consecutive [start, stop) positions covering ``n_stamps`` timestamps in ``n_shards`` near-equal parts."""
+    if n_stamps < 1:
+        raise ValueError("no timestamps to shard: the lake holds no bars for this universe")
+    n = max(1, min(int(n_shards), n_stamps))
+    cuts = np.linspace(0, n_stamps, n + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in itertools.pairwise(cuts) if b > a]
+
+
+def lake_timestamps(source: LakeSource) -> pd.DatetimeIndex:
+    """Every bar time of the universe in the lake (only the ``ts`` column is read)."""
+    from workbench.data.lake import Lake
+
+    lake = Lake(source.root)
+    syms = list(source.symbols) if source.symbols else None
+    table = lake._scan(source.exchange, source.timeframe, ("ts",), syms, source.start, source.end)
+    ts = pd.DatetimeIndex(pd.to_datetime(table.column("ts").to_numpy(), utc=True)).unique().sort_values()
+    return ts
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One time shard: its own timestamps [lo, hi] and the wider window a worker reads to build them."""
+
+    source: LakeSource
+    lo: pd.Timestamp
+    hi: pd.Timestamp
+    read_from: pd.Timestamp
+    read_to: pd.Timestamp
+    feature_set: str = "v1"
+    horizon: int = 1
+    label: str = "sign"
+
+
+def shard_rows(task: ShardTask) -> pd.DataFrame:
+    """Run on a worker: the shard's rows, flat (Dask has no MultiIndex): ``ts``, ``symbol``, the feature
+    columns, ``label``, ``forward_return``, ``label_end`` and each baseline's raw signal (``b_<name>``)."""
+    from workbench.features.labels import forward_return, training_label
+    from workbench.features.pipeline import build_features
+    from workbench.models.base import complete_rows
+    from workbench.models.baselines import BASELINES, signal
+    from workbench.models.splits import label_end
+    from workbench.models.training import stack_wide
+
+    src = LakeSource(
+        task.source.root, task.source.exchange, task.source.timeframe, task.source.symbols,
+        str(task.read_from), str(task.read_to),
+    )  # fmt: skip
+    panel = src.load()
+    X = build_features(panel, task.feature_set)
+    y = training_label(panel, task.label, task.horizon)
+    fwd = stack_wide(panel, {"f": forward_return(panel, task.horizon).to_numpy()})["f"]
+    ends = label_end(panel, task.horizon)
+    ts = X.index.get_level_values("ts")
+    keep = complete_rows(X) & np.asarray((ts >= task.lo) & (ts <= task.hi))
+    out = X[keep].astype("float64")
+    for b in BASELINES:
+        if b != "majority":
+            out[f"b_{b}"] = signal(b, X[keep])
+    out["label"] = y[keep].to_numpy(dtype="float64")
+    out["forward_return"] = fwd[keep].to_numpy(dtype="float64")
+    out["label_end"] = pd.DatetimeIndex(ends[keep]).as_unit("ns").asi8
+    out = out.reset_index()
+    out["symbol"] = out["symbol"].astype(str)
+    return out
+
+
+def _empty_shard(task: ShardTask) -> pd.DataFrame:
+    return shard_rows(task).iloc[:0]
+
+
+@dataclass
+class DaskFit:
+    """What a cluster fit gives back: the final model (fitted on every labelled row) and the evidence."""
+
+    model: Any  # a plain ``lightgbm.LGBMClassifier`` (``DaskLGBMClassifier.to_local()``)
+    feature_names: tuple[str, ...]
+    folds: pd.DataFrame  # one row per fold: window, sizes, the model's and the baselines' scores
+    oos: pd.DataFrame  # (ts, symbol) out-of-sample rows: proba, label, forward_return, fold, baselines
+    n_rows: int
+    workers: list[str] = field(default_factory=list)
+
+    def beats_baselines(self, metric: str = "auc") -> bool:
+        """Does the model beat every baseline on ``metric`` in every fold? (Plain: an edge, or not.)"""
+        cols = [c for c in self.folds.columns if c.endswith(f"_{metric}") and c != metric]
+        if self.folds.empty or metric not in self.folds:
+            return False
+        return bool((self.folds[metric].to_numpy()[:, None] > self.folds[cols].to_numpy()).all())
+
+
+def _shard_tasks(source: LakeSource, stamps: pd.DatetimeIndex, n_shards: int, history_bars: int, **kw: Any) -> list:
+    last, horizon = len(stamps) - 1, int(kw.get("horizon", 1))
+    return [
+        ShardTask(
+            source, stamps[a], stamps[b - 1], stamps[max(a - history_bars, 0)], stamps[min(b - 1 + horizon, last)], **kw
+        )
+        for a, b in time_shards(len(stamps), n_shards)
+    ]
+
+
+def fit_lgbm_on_cluster(
+    client: Any,
+    source: LakeSource,
+    *,
+    feature_set: str = "v1",
+    horizon: int = 1,
+    label: str = "sign",
+    n_folds: int = 3,
+    test_fraction: float | str = 0.3,
+    embargo: int | None = None,
+    n_shards: int | None = None,
+    history_bars: int | None = None,
+    params: dict | None = None,
+    seed: int = 42,
+) -> DaskFit:
+    """Walk-forward evidence and a final model, all fitted by ``lightgbm.DaskLGBMClassifier`` on ``client``.
+
+    ``n_shards``: time shards (default: 2 per worker); ``history_bars``: bars read before each shard
+    (default: 4 × the feature set's warm-up)."""
+    import dask.dataframe as dd
+    from lightgbm import DaskLGBMClassifier
+
+    from workbench.features.pipeline import get_feature_set
+    from workbench.models.baselines import BASELINES
+
+    fs = get_feature_set(feature_set)
+    emb = int(horizon) if embargo is None else int(embargo)
+    stamps = lake_timestamps(source)
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    hist = history_bars if history_bars is not None else 4 * fs.warmup
+    tasks = _shard_tasks(
+        source, stamps, n_shards or 2 * n_workers, hist, feature_set=fs.name, horizon=int(horizon), label=label
+    )
+    meta = client.submit(_empty_shard, tasks[0], pure=False).result()
+    frame = dd.from_map(shard_rows, tasks, meta=meta, enforce_metadata=False).persist()  # rows stay on the workers
+    features = [c for c in meta.columns if c not in ("ts", "symbol", *_LABEL_COLUMNS) and not c.startswith("b_")]
+    baselines = [b for b in BASELINES if b != "majority"]
+    # Folds on timestamps (one row per timestamp with its latest label end), as in-process training cuts them.
+    ts_end = frame.groupby("ts")["label_end"].max().compute().sort_index()
+    row_ts = pd.DatetimeIndex(ts_end.index)
+    ends = pd.DatetimeIndex(pd.to_datetime(ts_end.to_numpy(), utc=True))
+    folds = walk_forward_splits(row_ts, pd.Series(ends), n_folds, test_fraction, emb)
+    model_params = {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 31, "verbose": -1, **(params or {})}
+    rows, oos = [], []
+    for f in folds:
+        train, test = _select(frame, row_ts[f.train]), _select(frame, row_ts[f.test])
+        est = DaskLGBMClassifier(random_state=seed, **model_params)
+        est.fit(train[features], train["label"].astype("int64"))
+        proba = est.predict_proba(test[features])[:, 1]
+        cols = ["ts", "symbol", "label", "forward_return", *[f"b_{b}" for b in baselines]]
+        part, majority, n_train = (
+            client.compute(x, sync=True) for x in (test[cols], train["label"].mean(), train["label"].count())
+        )
+        p = client.compute(proba, sync=True)  # in the partitions' order, as test[cols] is
+        part = part.rename(columns={f"b_{b}": b for b in baselines}).set_index(["ts", "symbol"])
+        if len(p) != len(part):  # both follow the partitions' order; a mismatch would misalign every score
+            raise RuntimeError(f"fold {f.number}: {len(p)} predictions for {len(part)} test rows")
+        part["proba"] = np.asarray(p, dtype=float)
+        part["majority"] = float(majority)
+        for b in BASELINES:
+            part[f"{b}_score"] = part[b]
+        part["fold"] = f.number
+        row: dict[str, Any] = {"fold": f.number, "test_start": f.test_start, "test_end": f.test_end,
+                               "n_train": int(n_train), "n_test": len(part),
+                               "train_last": row_ts[f.train].max(), "train_label_end": ends[f.train].max()}  # fmt: skip
+        row.update(fold_scores(part, "proba", horizon))
+        for b in BASELINES:
+            row.update({f"{b}_{k}": v for k, v in fold_scores(part, b, horizon, rank_col=f"{b}_score").items()})
+        rows.append(row)
+        oos.append(part)
+    everything = _select(frame, row_ts)
+    final = DaskLGBMClassifier(random_state=seed, **model_params)
+    final.fit(everything[features], everything["label"].astype("int64"))
+    workers = sorted(str(w) for w in client.scheduler_info().get("workers", {}))
+    n_rows = int(client.compute(frame["ts"].count(), sync=True))
+    return DaskFit(final.to_local(), tuple(features), pd.DataFrame(rows), pd.concat(oos), n_rows, workers)
+
+
+def _select(frame: Any, stamps: pd.DatetimeIndex) -> Any:
+    """The labelled rows of ``frame`` whose timestamp is in ``stamps`` (lazy, partition by partition)."""
+    wanted = pd.DatetimeIndex(stamps)
+
+    def pick(df: pd.DataFrame) -> pd.DataFrame:
+        return df[np.asarray(df["ts"].isin(wanted)) & df["label"].notna().to_numpy()]
+
+    picked = frame.map_partitions(pick, meta=frame._meta).persist()
+    sizes = picked.map_partitions(len).compute()
+    # LightGBM's Dask estimator refuses a worker whose partitions are all empty (an early fold's
+    # training rows lie in the first shards only): keep the partitions that hold rows.
+    keep = [i for i, n in enumerate(sizes) if n > 0]
+    if not keep:
+        raise ValueError(f"no labelled rows between {wanted.min()} and {wanted.max()}: load more history")
+    return picked.partitions[keep]

@@ -19,7 +19,7 @@ from workbench.trading.runner import run_live
 
 def test_empty_home_shows_what_to_do(settings):
     app = logged_in(settings)
-    assert app.tabs.layout.display is None and list(app.pages)[0] == "Start"
+    assert app.tabs.layout.display is None and next(iter(app.pages)) == "Start"
     assert {"Start", "Live", "Models", "Keys", "Risk"} <= set(app.pages)
     assert "Start AI Trading" in app.start_page.status.value
     assert "Phase 1 has not run yet" in app.start_page.checks.value

@@ -64,18 +64,15 @@ class Notice:
         self.widget = w.HTML()
         self.widget.add_class(css)
         self.kind = ""
+        self.text = ""  # the message as typed (the widget holds it escaped)
 
     def say(self, text: str, kind: str = "info") -> None:
-        self.kind = kind
+        self.kind, self.text = kind, text
         self.widget.value = f"<b style='color:{COLOURS[kind]}'>{html.escape(text)}</b>"
 
     def clear(self) -> None:
-        self.kind = ""
+        self.kind = self.text = ""
         self.widget.value = ""
-
-    @property
-    def text(self) -> str:
-        return html.unescape(self.widget.value)
 
 
 def broker_options(settings: Settings, user: Any = None) -> list[tuple[str, str]]:

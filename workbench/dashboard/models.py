@@ -24,7 +24,7 @@ from workbench.dashboard.common import Notice, frame_to_html
 from workbench.dashboard.session import PageSession
 from workbench.errors import WorkbenchError
 
-__all__ = ["ModelCatalog", "ModelsPage", "comparison_rows", "BACKUP"]
+__all__ = ["BACKUP", "ModelCatalog", "ModelsPage", "backtest_table", "comparison_rows"]
 
 BACKUP = "backup"
 
@@ -117,6 +117,25 @@ def comparison_rows(metrics: dict[str, float]) -> pd.DataFrame:
     for b in BASELINES:
         if any(f"{b}_{k}" in metrics for k in keys):
             rows.append({"": f"baseline: {b}", **{k: metrics.get(f"{b}_{k}", float("nan")) for k in keys}})
+    return pd.DataFrame(rows)
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None or value != value:
+        return "—"
+    return {"pct": f"{value:.2%}", "int": f"{value:,.0f}", "money": f"{value:,.2f}"}.get(unit, f"{value:.2f}")
+
+
+def backtest_table(nums: dict[str, float]) -> pd.DataFrame:
+    """Backtest metrics (``backtest_`` prefix removed) as rows, strategy | buy & hold | baseline model."""
+    from workbench.backtest.report import METRICS
+
+    rows = []
+    for key, (label, unit) in METRICS.items():
+        cols = {"strategy": nums.get(key), "buy & hold": nums.get(f"buy_hold_{key}"),
+                "baseline model": nums.get(f"baseline_{key}")}  # fmt: skip
+        if any(x is not None for x in cols.values()):
+            rows.append({"metric": label, **{c: _fmt(x, unit) for c, x in cols.items()}})
     return pd.DataFrame(rows)
 
 
@@ -245,14 +264,13 @@ class ModelsPage:
         self.backtest.value = self._backtest_summary(v)
 
     def _backtest_summary(self, v: Version) -> str:
+        """The last logged backtest: its verdict sentence and the strategy beside buy & hold and the
+        baseline model, with units ("—" where a figure is undefined, e.g. a Sharpe without trades)."""
         nums = {k.removeprefix("backtest_"): x for k, x in v.metrics.items() if k.startswith("backtest_")}
         if not nums:
             return "<i>No backtest logged for this version yet: press Run backtest.</i>"
         tags = self.catalog.registry.run_tags(v.run_id) if v.run_id else {}
-        shown = {k: nums[k] for k in sorted(nums) if not k.startswith(("buy_hold_", "baseline_", "beats_"))}
-        table = pd.DataFrame([shown]) if shown else None
-        verdict = tags.get("backtest_verdict", "")
-        return f"<div>{html.escape(verdict)}</div>" + frame_to_html(table, "no backtest numbers")
+        return f"<div>{html.escape(tags.get('backtest_verdict', ''))}</div>" + frame_to_html(backtest_table(nums))
 
     # ---- actions ------------------------------------------------------------------------------
     def run_backtest(self, _: object = None) -> None:

@@ -44,6 +44,7 @@ class KeysPage:
         opts = keyed_brokers(settings)
         self.broker = w.Dropdown(options=opts, value=opts[0][1] if opts else None, description="Broker")
         self.broker.add_class("wb-keys-broker")
+        self.broker.layout.width = "min(460px, 95%)"
         self.fields_box = w.VBox()
         self.inputs: dict[str, w.Password] = {}
         self.save_button = w.Button(description="Save keys", button_style="primary", icon="lock")

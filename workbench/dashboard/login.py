@@ -26,7 +26,7 @@ class LoginPage:
         self.session = session
         self.notice = Notice("wb-login-message")
         # first run: no account exists yet
-        self.admin_name = w.Text(value="admin", description="Admin name")
+        self.admin_name = w.Text(value="admin", description="Name")
         self.admin_password = w.Password(description="Password")
         self.admin_password2 = w.Password(description="Repeat")
         self.create_button = w.Button(description="Create admin", button_style="primary")

@@ -166,6 +166,9 @@ class ModelsPage:
         self.backtest_button.add_class("wb-model-run-backtest")
         self.backtest_button.on_click(self.run_backtest)
         self.chart = self._figure()
+        self.chart_box = w.Box([self.chart])  # hidden until a backtest has been run: no empty axes
+        self.chart_box.layout.display = "none"
+        self.chart_box.add_class("wb-model-chart")
         self.alias = w.Dropdown(options=["champion", "challenger"], value="champion", description="Alias")
         self.promote_button = w.Button(description="Promote", button_style="warning", icon="arrow-up")
         self.promote_button.add_class("wb-model-promote")
@@ -194,7 +197,7 @@ class ModelsPage:
                 w.HTML("<h4 style='margin:8px 0 2px'>Backtest</h4>"),
                 self.backtest,
                 self.backtest_button,
-                self.chart,
+                self.chart_box,
                 w.HBox([self.alias, self.promote_button, self.demote_button]),
                 self.confirm_box,
                 self.notice.widget,
@@ -213,6 +216,8 @@ class ModelsPage:
     # ---- reading ------------------------------------------------------------------------------
     def refresh(self) -> None:
         """Re-list the registry (a version may have been trained or promoted elsewhere)."""
+        if not self.catalog.versions:
+            self.verdict.value = "<i>reading the model registry…</i>"
         try:
             self.catalog.refresh()
         except WorkbenchError as e:
@@ -260,7 +265,9 @@ class ModelsPage:
             f"{len(uni.get('symbols', []))} symbols on {html.escape(str(uni.get('exchange', '?')))} "
             f"{html.escape(str(uni.get('timeframe', '')))} · horizon {model.horizon}</span></div>"
         )
-        self.metrics.value = frame_to_html(comparison_rows(v.metrics), "no out-of-sample metrics recorded")
+        table = comparison_rows(v.metrics)
+        shown = table.assign(**{c: table[c].map(lambda x: "—" if x != x else f"{x:.4f}") for c in table.columns[1:]})
+        self.metrics.value = frame_to_html(shown, "no out-of-sample metrics recorded")
         self.backtest.value = self._backtest_summary(v)
 
     def _backtest_summary(self, v: Version) -> str:
@@ -296,6 +303,7 @@ class ModelsPage:
             for name, s in curves.items():
                 self.chart.add_scatter(x=s.index, y=s.to_numpy(), mode="lines", name=name)
             self.chart.layout.title = f"v{v.version}: out-of-sample backtest equity"
+        self.chart_box.layout.display = None
         self.notice.say(rep.verdict, "ok")
         self.refresh()
 

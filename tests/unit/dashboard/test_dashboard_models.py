@@ -110,10 +110,11 @@ def test_run_backtest_draws_the_equity_beside_buy_and_hold_and_logs_the_summary(
     _reset(home)
     page = open_tab(logged_in(home, "chief", PASSWORD), "Models")
     page.picker.value = 1
-    assert len(page.chart.data) == 0
+    assert len(page.chart.data) == 0 and page.chart_box.layout.display == "none"
     page.backtest_button.click()
     assert page.notice.kind == "ok", page.notice.text
     names = [t.name for t in page.chart.data]
+    assert page.chart_box.layout.display is None
     assert names[:2] == ["strategy", "buy & hold"] and len(page.chart.data[0].y) > 50
     assert "v1: out-of-sample backtest" in page.chart.layout.title.text
     summary = page.backtest.value

@@ -101,13 +101,17 @@ class Dashboard:
     def _session_changed(self) -> None:
         """Logged in: the tabs; logged out or expired: the login page only (with the reason)."""
         logged_in = self.session.user is not None
-        self.tabs.layout.display = None if logged_in else "none"
-        self.login_page.widget.layout.display = "none" if logged_in else None
-        self.start_page.refresh_choices()
+        if not logged_in:
+            self.tabs.layout.display = "none"
+            self.login_page.widget.layout.display = None
+        self.start_page.refresh_choices()  # pages filled before the tabs appear: no stale "log in" text
         if logged_in:
             self.risk_page.refresh()
             self.keys_page.refresh()
         self.refresh()
+        if logged_in:
+            self.login_page.widget.layout.display = "none"
+            self.tabs.layout.display = None
 
     # ---- refresh ------------------------------------------------------------------------------
     def selected(self) -> str:

@@ -56,10 +56,7 @@ class PageSession:
         try:
             self.user = require_session(self.accounts, self.settings, token=self.token).user
         except AccessError as e:
-            reason = str(e).replace("run `workbench login`", "log in again on this page")
-            self.token, self.user, self.ended_reason = None, None, f"your session ended: {reason}"
-            self._changed()
-            raise NotLoggedIn(self.ended_reason) from None
+            raise NotLoggedIn(self._ended(e)) from None
         if permission is not None and not self.user.can(permission):
             raise PermissionDenied(
                 f"{self.user.username} lacks the {permission!r} permission: ask an admin (`workbench users grant`)"
@@ -74,12 +71,17 @@ class PageSession:
         try:
             user = self.accounts.authenticate(self.token, touch=False).user
         except AccessError as e:
-            reason = str(e).replace("run `workbench login`", "log in again on this page")
-            self.token, self.user, self.ended_reason = None, None, f"your session ended: {reason}"
-            self._changed()
+            self._ended(e)
             return None
         self.user = user
         return user
+
+    def _ended(self, why: AccessError) -> str:
+        """Forget a session the store no longer honours; the reason, worded for the page."""
+        reason = str(why).replace("run `workbench login`", "log in again on this page")
+        self.token, self.user, self.ended_reason = None, None, f"your session ended: {reason}"
+        self._changed()
+        return self.ended_reason
 
     def user_getter(self) -> User | None:
         """The logged-in user, or None (never raises): for views that only read."""

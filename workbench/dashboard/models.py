@@ -288,6 +288,7 @@ class ModelsPage:
         if v is None:
             self.notice.say("pick a model first", "error")
             return
+        self.backtest_button.disabled = True  # one backtest at a time: it can take a minute
         try:
             self.session.current()
             self.notice.say(f"backtesting v{v.version} on its out-of-sample bars…", "info")
@@ -295,6 +296,8 @@ class ModelsPage:
         except WorkbenchError as e:
             self.notice.say(str(e), "error")
             return
+        finally:
+            self.backtest_button.disabled = False
         curves = {"strategy": rep.result.equity, "buy & hold": rep.buy_and_hold.equity}
         if rep.baseline is not None:
             curves["baseline model"] = rep.baseline.equity

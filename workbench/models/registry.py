@@ -436,6 +436,18 @@ class Registry:
             self.client.delete_registered_model_alias(self.name, CHALLENGER)
         return ModelRef(self.name, int(mv.version), mv.run_id, alias)
 
+    def demote(self, version: int, alias: str = CHAMPION) -> ModelRef:
+        """Take ``alias`` away from ``version`` (it stays registered); an error when it does not hold it."""
+        mv = self._version(int(version), f"{self.name}/{version}")
+        if alias not in (mv.aliases or []):
+            raise ModelError(f"{self.name} v{version} is not the {alias}: nothing to demote")
+        self.client.delete_registered_model_alias(self.name, alias)
+        return ModelRef(self.name, int(mv.version), mv.run_id, None)
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        """The text a report attached to a model's run (``log_report``): e.g. the backtest's verdict."""
+        return dict(self.client.get_run(run_id).data.tags)
+
     def log_report(self, run_id: str, metrics: dict, artifacts: dict[str, Path] | None = None) -> None:
         """Attach a report (e.g. a backtest) to a model's run: numbers as metrics, text as tags."""
         from mlflow.entities import Metric, RunTag

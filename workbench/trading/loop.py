@@ -22,6 +22,7 @@ from workbench.config import CostModel, RiskLimits, Settings, SignalParams
 from workbench.data.panel import Panel
 from workbench.errors import ModelError, NoModelError, WorkbenchError
 from workbench.signals import Signal
+from workbench.trading.cycle import StageClock
 from workbench.trading.feeds import FeedTick, MarketFeed
 from workbench.trading.orders import OrderIntent, OrderManager, client_order_id
 from workbench.trading.portfolio import PortfolioSnapshot, after_fill, snapshot
@@ -36,7 +37,9 @@ from workbench.venues.base import (
     ExchangeUnavailable,
     Market,
     OrderRequest,
+    TemporaryBrokerError,
 )
+from workbench.venues.breaker import Breakers
 
 __all__ = [
     "CheckResult",
@@ -402,6 +405,8 @@ class LiveContext:
     last_status: BrokerStatus | None = None
     fx_rates: dict[str, float] = field(default_factory=dict)
     last_sync: SyncReport | None = None
+    breakers: Breakers | None = None  # the venues' circuit breakers (``workbench.venues.breaker``)
+    entries_paused: bool = False  # every venue down: no new entries, exits managed where possible
 
 
 @dataclass(frozen=True)
@@ -415,6 +420,9 @@ class CycleResult:
     equity: float
     exhausted: bool
     seconds: float
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage (``cycle.STAGES``)
+    started: pd.Timestamp | None = None
+    note: str | None = None  # what went wrong at the venue this cycle, if anything
 
 
 def _markets(ctx: LiveContext, symbols: list[str]) -> dict[str, Market]:
@@ -455,26 +463,93 @@ def exit_orders(ctx: LiveContext, tick: FeedTick, snap: PortfolioSnapshot) -> in
         try:
             ans = ctx.orders.submit(OrderIntent(req, ctx.run_id, ctx.cycle, why))
             n += ans.status != "REJECTED"
-        except (AuthenticationError, ExchangeUnavailable):
+        except AuthenticationError:
             raise
-        except Exception as e:
-            ctx.store.log_event("exit_error", f"exit of {sym} failed: {type(e).__name__}: {e}", "ERROR", ctx.run_id)
+        except Exception as e:  # one symbol's exit must not block the others; retried next cycle
+            if _store_fault(e):
+                raise
+            ctx.store.log_event(
+                "exit_error",
+                f"cycle {ctx.cycle}: exit of {sym} failed ({why}): {type(e).__name__}: {e}; tried again next cycle",
+                "ERROR",
+                ctx.run_id,
+            )
     return n
+
+
+def _store_fault(e: BaseException) -> bool:
+    from workbench.trading.cycle import is_store_error
+
+    return is_store_error(e)
 
 
 def _sync_exits(ctx: LiveContext) -> None:
     try:
         ctx.orders.sync_exits(ctx.cycle)
-    except (AuthenticationError, ExchangeUnavailable):
+    except AuthenticationError:
         raise
     except Exception as e:  # the market-sell fallback still guards the position
+        if _store_fault(e):
+            raise
         ctx.store.log_event(
             "exit_error", f"cycle {ctx.cycle}: placing exit orders failed: {type(e).__name__}: {e}", "ERROR", ctx.run_id
         )
 
 
-def run_cycle(ctx: LiveContext) -> CycleResult:
-    """One Phase 2 cycle; writes signals, orders, fills, positions, an equity row, a cycle row and a heartbeat."""
+_VENUE_DOWN = (TemporaryBrokerError, ExchangeUnavailable)
+
+
+def _venue_step(ctx: LiveContext, what: str, fn: Callable[[], Any], problems: list[str]) -> Any:
+    """One venue read of the data stage; a temporary failure or an outage is noted (the cycle then makes
+    no entries) instead of ending the run. Bad keys still end it."""
+    try:
+        return fn()
+    except _VENUE_DOWN as e:
+        problems.append(f"{what}: {type(e).__name__}: {e}")
+        return None
+
+
+def _engine_signals(engine: Any, panel: Panel, clock: StageClock) -> list[Signal]:
+    """An engine that can split its work (``staged``) books features / inference / signals itself;
+    any other engine's whole call counts as inference."""
+    if getattr(engine, "staged", False):
+        return list(engine.signals(panel, lap=clock.lap))
+    out = engine.signals(panel)
+    clock.lap("inference")
+    return list(out)
+
+
+def _pause_entries(ctx: LiveContext, problems: list[str]) -> bool:
+    """Entries stop while every venue is down (all breakers open, or this cycle's venue reads failed);
+    the change is said once, as an event, both ways."""
+    down = bool(problems) or (ctx.breakers is not None and ctx.breakers.all_open())
+    if down != ctx.entries_paused:
+        ctx.entries_paused = down
+        if down:
+            states = ctx.breakers.states() if ctx.breakers is not None else {}
+            why = "; ".join(problems) or f"circuit breaker(s) open: {states}"
+            ctx.store.log_event(
+                "entries_paused",
+                f"cycle {ctx.cycle}: every venue is down ({why}): no new entries; exits are still managed where the "
+                "venue answers, and orders in doubt are looked up by client id",
+                "ERROR",
+                ctx.run_id,
+            )
+        else:
+            ctx.store.log_event(
+                "entries_resumed", f"cycle {ctx.cycle}: the venue answers again: entries resume", "WARNING", ctx.run_id
+            )
+    return down
+
+
+def run_cycle(ctx: LiveContext, clock: StageClock | None = None) -> CycleResult:
+    """One Phase 2 cycle; writes signals, orders, fills, positions, an equity row, a cycle row and a heartbeat.
+
+    ``clock`` books each stage's time (data, features, inference, signals, risk, orders, portfolio) and
+    beats the heartbeat between stages. A venue that fails temporarily (after its adapter's retries) or
+    is down does not end the run: the cycle makes no entries, still manages exits where it can, and
+    says so; each symbol's exits fail alone and are tried again next cycle."""
+    clock = clock if clock is not None else StageClock()
     t0 = time.perf_counter()
     started = utcnow()
     ctx.cycle += 1
@@ -482,20 +557,34 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
     on_bar = getattr(ctx.broker, "on_bar", None)
     if callable(on_bar):
         on_bar(tick.quotes)
-    ctx.orders.refresh_open()
-    status = ctx.broker.check()
+    problems: list[str] = []
+    _venue_step(ctx, "refreshing open orders", ctx.orders.refresh_open, problems)
+    status = _venue_step(ctx, "exchange status", ctx.broker.check, problems) or BrokerStatus(
+        False, ctx.broker.environment, "; ".join(problems) or "no answer"
+    )
     ctx.last_status = status
-    _markets(ctx, tick.panel.symbols)
-    ctx.last_sync = sync_portfolio(ctx.store, ctx.broker, ctx.account, ctx.run_id, f"cycle {ctx.cycle}", ctx.markets)
+    _venue_step(ctx, "markets", lambda: _markets(ctx, tick.panel.symbols), problems)
+    sync = _venue_step(
+        ctx,
+        "portfolio sync",
+        lambda: sync_portfolio(ctx.store, ctx.broker, ctx.account, ctx.run_id, f"cycle {ctx.cycle}", ctx.markets),
+        problems,
+    )
+    if sync is not None:
+        ctx.last_sync = sync
+    paused = _pause_entries(ctx, problems)
+    clock.lap("data")
 
     n_exits = 0
-    if status.ok:
+    if status.ok and not problems:
         _sync_exits(ctx)
-        n_exits = exit_orders(ctx, tick, _snap(ctx, tick))
+    n_exits = exit_orders(ctx, tick, _snap(ctx, tick))  # the fallback guards positions even when the venue wobbles
     snap = _snap(ctx, tick)
+    clock.lap("orders")
 
-    sigs = ctx.engine.signals(tick.panel)
+    sigs = _engine_signals(ctx.engine, tick.panel, clock)
     ctx.store.add_signals(ctx.run_id, ctx.cycle, tick.now, sigs)
+    clock.lap("signals")
     sides: dict[str, list[str]] = defaultdict(list)
     for s in sigs:
         sides[s.symbol].append(s.signal)
@@ -518,6 +607,7 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
             continue
         try:
             d = evaluate(s, rctx)
+            clock.lap("risk")
             if not d.accepted:
                 n_rej += 1
                 for r in d.rejections:
@@ -531,8 +621,14 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
                 continue
             side = d.side
             assert side is not None, "an accepted risk decision names its side"
-            req = OrderRequest(client_order_id(ctx.run_id, ctx.cycle, s.symbol, side), s.symbol, side, d.quantity)
             buy = d.side == "buy"
+            if buy and paused:
+                n_rej += 1
+                rejected.append(
+                    ("entry_paused", f"cycle {ctx.cycle}: BUY {s.symbol} not sent: every venue is down", "WARNING")
+                )
+                continue
+            req = OrderRequest(client_order_id(ctx.run_id, ctx.cycle, s.symbol, side), s.symbol, side, d.quantity)
             intent = OrderIntent(
                 req,
                 ctx.run_id,
@@ -558,15 +654,24 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
                         m.quote if m is not None else None,
                     ),
                 )
-        except (AuthenticationError, ExchangeUnavailable):
+            clock.lap("orders")
+        except AuthenticationError:
             raise
         except Exception as e:  # one bad signal must not stop the others
+            if _store_fault(e):
+                raise
+            clock.lap("orders")
             rejected.append(
                 ("signal_error", f"cycle {ctx.cycle}: {s.signal} {s.symbol} failed: {type(e).__name__}: {e}", "ERROR")
             )
+            if isinstance(e, _VENUE_DOWN):
+                problems.append(f"order {s.symbol}: {type(e).__name__}: {e}")
+                paused = _pause_entries(ctx, problems)
     ctx.store.log_events(rejected, ctx.run_id)
-    if status.ok:
+    clock.lap("risk")
+    if status.ok and not problems:
         _sync_exits(ctx)
+    clock.lap("orders")
 
     post = _snap(ctx, tick)
     ctx.store.add_equity(
@@ -579,6 +684,7 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
         post.day_start_equity,
         cycle=ctx.cycle,
     )
+    note = "; ".join(problems)[:500] or None
     ctx.store.add_cycle(
         ctx.run_id,
         ctx.cycle,
@@ -588,11 +694,25 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
         len(sigs),
         n_orders,
         post.equity,
-        f"{n_orders} order(s), {n_exits} exit(s), {n_rej} rejection(s); daily P&L {post.daily_pnl_pct:+.2%}",
+        f"{n_orders} order(s), {n_exits} exit(s), {n_rej} rejection(s); daily P&L {post.daily_pnl_pct:+.2%}"
+        + (f"; venue trouble: {note}" if note else "")
+        + ("; ENTRIES PAUSED" if ctx.entries_paused else ""),
     )
     ctx.store.heartbeat(ctx.run_id, cycle=ctx.cycle, cursor=getattr(ctx.feed, "cursor", None))
+    clock.lap("portfolio")
     return CycleResult(
-        ctx.cycle, tick.now, len(sigs), n_orders, n_rej, n_exits, post.equity, tick.exhausted, time.perf_counter() - t0
+        ctx.cycle,
+        tick.now,
+        len(sigs),
+        n_orders,
+        n_rej,
+        n_exits,
+        post.equity,
+        tick.exhausted,
+        time.perf_counter() - t0,
+        stages=dict(clock.times),
+        started=started,
+        note=note,
     )
 
 

@@ -28,6 +28,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from workbench.errors import AccessError, ConfigError, WorkbenchError
+from workbench.trading.cycle import (
+    Stop,
+    drive,
+    heartbeat_state,
+    is_store_error,
+    timing_summary,
+)
 from workbench.trading.loop import (
     BACKUP_LABEL,
     LiveContext,
@@ -45,6 +52,7 @@ from workbench.trading.store import Store, utcnow
 from workbench.trading.sync import sync_portfolio
 from workbench.venues import get_venue, resolve, venue_config, venue_names
 from workbench.venues.base import Broker
+from workbench.venues.breaker import Breakers, GuardedBroker
 
 if TYPE_CHECKING:
     from workbench.config import Settings
@@ -67,8 +75,8 @@ __all__ = [
     "MIN_INTERVAL_S",
 ]
 
-_POLL_S = 0.05
-_HEARTBEAT_S = 5.0
+STATUS_CYCLES = 20
+"""How many recent cycles ``status`` summarises (``Store.cycle_stages`` has them all)."""
 MIN_INTERVAL_S = 1.0
 """The shortest wait between cycles a user may ask for: below a second a cycle cannot finish, poll for
 commands and write its rows before the next one is due, and a typo like ``--interval 0`` would hammer
@@ -209,17 +217,6 @@ def _resume_cursor(store: Store, run_id: int, broker_name: str) -> int:
     return int(prev["cursor"])
 
 
-class _Stop:
-    """Why the loop ends: set by commands, by SIGTERM/SIGINT, or by the cycle budget."""
-
-    def __init__(self) -> None:
-        self.reason: str | None = None  # "stop" | "emergency_stop" | "signal"
-
-    def set(self, reason: str) -> None:
-        if self.reason != "emergency_stop":
-            self.reason = reason
-
-
 def run_live(
     settings: Settings,
     broker: str | Broker | None = None,
@@ -281,12 +278,17 @@ def run_live(
             store.update_run(run_id, pid=os.getpid(), heartbeat_at=utcnow(), message=None)
             store.clear_checks(run_id)
             who = f" under its owner {owner.username}" if owner is not None else ""
+            note = _store_failure_note(settings, run_id)
+            cause = f": it had stopped because {note}" if note else ""
             store.log_event(
                 "run",
-                f"run {run_id} resumed{who} after a crash of pid {crashed['pid']} (last complete cycle {crashed['cycle']})",
+                f"run {run_id} resumed{who} after a crash of pid {crashed['pid']} (last complete cycle {crashed['cycle']}){cause}",
                 "WARNING",
                 run_id,
             )
+            if note:
+                print(f"run {run_id} resumed; its previous process stopped because {note}", file=sys.stderr)
+                _store_note(settings, run_id).unlink(missing_ok=True)
         else:
             run_id = store.start_run(
                 label, env, account, model, interval, os.getpid(), user_id=owner.id if owner else None
@@ -294,7 +296,7 @@ def run_live(
         lock.set_run(run_id)
         detail = f"run {run_id} on {label} ({env}){' resumed' if crashed is not None else ''}"
         accounts.record(owner, "live_start", owner is not None, detail if owner else f"{detail}: {refusal}")
-        stop = _Stop()
+        stop = Stop()
         restore = _install_signal_handlers(stop)
         try:
             return _run(
@@ -392,6 +394,14 @@ def _run(
         return run_id
     if isinstance(brk, PendingBroker):
         brk = brk.get()  # connected by Phase 1
+    breakers = Breakers(
+        threshold=settings.live.breaker_failures,
+        cooldown_s=settings.live.breaker_cooldown_s,
+        on_change=lambda venue, old, new, why: log(
+            "breaker", f"{venue} circuit breaker {old} → {new}: {why}", "WARNING" if new != "closed" else "INFO"
+        ),
+    )
+    brk = GuardedBroker(brk, breakers.of(getattr(brk, "name", "venue")))
     eng = factory()
     ref = getattr(eng, "ref", None)
     if getattr(eng, "backup", False):
@@ -444,23 +454,10 @@ def _run(
             stale_after_s=settings.live.stale_after_s,
             cycle=last_cycle,
             fx_rates=dict(settings.live.fx_rates),
+            breakers=breakers,
         )
-        done, final_status, final_msg = 0, "STOPPED", None
-        while True:
-            _poll(store, run_id, stop)
-            if stop.reason is not None:
-                break
-            result = run_cycle(ctx)
-            done += 1
-            if result.exhausted:
-                final_msg = f"replay finished after {done} cycle(s)"
-                break
-            if cycles is not None and done >= cycles:
-                final_msg = f"completed {done} cycle(s)"
-                break
-            _wait(store, run_id, interval, stop)
-            if stop.reason is not None:
-                break
+        final_status = "STOPPED"
+        final_msg = drive(ctx, stop, interval, cycles, run_cycle)
         if stop.reason == "emergency_stop":
             summary = emergency_stop(ctx, limits.flatten_on_emergency)
             store.finish_run(run_id, "EMERGENCY_STOPPED", f"{summary} after cycle {ctx.cycle}")
@@ -475,35 +472,69 @@ def _run(
         log("run", f"run {run_id} failed: {msg}", "ERROR")
         store.finish_run(run_id, "FAILED", msg)
         return run_id
-    except BaseException as e:
-        store.finish_run(run_id, "FAILED", f"unexpected {type(e).__name__}: {e}")
-        log("run", f"run {run_id} crashed: {type(e).__name__}: {e}", "ERROR")
+    except Exception as e:
+        if is_store_error(e):
+            return _store_failed(settings, store, run_id, e)
+        _try_finish(store, run_id, f"unexpected {type(e).__name__}: {e}")
+        raise
+    except BaseException as e:  # KeyboardInterrupt and the like: recorded, then passed on
+        _try_finish(store, run_id, f"interrupted: {type(e).__name__}: {e}")
         raise
 
 
-def _poll(store: Store, run_id: int, stop: _Stop) -> None:
-    cmd = store.pending_command(run_id)
-    if cmd is not None:
-        stop.set(cmd)
-        store.log_event("command", f"'{cmd}' received", "WARNING", run_id)
+def _try_finish(store: Store, run_id: int, message: str) -> bool:
+    """Record FAILED; False (never an exception on top of the one being handled) when the store refuses."""
+    try:
+        store.finish_run(run_id, "FAILED", message)
+        return True
+    except Exception:
+        return False
 
 
-def _wait(store: Store, run_id: int, interval: float, stop: _Stop) -> None:
-    """Sleep until the next cycle in small steps, obeying commands and signals meanwhile."""
-    end = time.monotonic() + interval
-    beat = time.monotonic() + _HEARTBEAT_S
-    while stop.reason is None:
-        left = end - time.monotonic()
-        if left <= 0:
-            return
-        time.sleep(min(_POLL_S, left))
-        _poll(store, run_id, stop)
-        if time.monotonic() >= beat:
-            store.heartbeat(run_id)
-            beat = time.monotonic() + _HEARTBEAT_S
+def _store_failed(settings: Any, store: Store, run_id: int, error: BaseException) -> int:
+    """The store could not be written (disk full, read-only, locked, I/O): nothing more is traded —
+    an order is never sent without its NEW row, so none can be lost or doubled by stopping here. The
+    run is recorded FAILED with the reason, retried for ``live.store_retry_s`` (the store may be
+    written again once space is freed or the lock released). If it never can be, the reason goes to
+    a note beside the store (read by the next start on the account, which resumes and reconciles the
+    run) and the error is raised for the command line to explain (exit code 7, no traceback)."""
+    from workbench.cli_exits import explain
+
+    _, why = explain(error, store.url)
+    message = f"the store could not be written, trading stopped: {why}"
+    print(f"run {run_id}: {message}", file=sys.stderr, flush=True)
+    end = time.monotonic() + float(settings.live.store_retry_s)
+    while True:
+        if _try_finish(store, run_id, message):
+            try:
+                store.log_event("run", f"run {run_id} failed: {message}", "ERROR", run_id)
+            except Exception:
+                pass  # the FAILED row is what matters; the event is a copy
+            _store_note(settings, run_id).unlink(missing_ok=True)
+            return run_id
+        if time.monotonic() >= end:
+            break
+        time.sleep(min(1.0, max(0.05, float(settings.live.store_retry_s) / 20)))
+    try:
+        _store_note(settings, run_id).write_text(f"{utcnow().isoformat()} {message}\n")
+    except OSError:
+        pass  # on the same full disk: the resume says the process died, the log above says why
+    raise error
 
 
-def _install_signal_handlers(stop: _Stop):
+def _store_note(settings: Any, run_id: int) -> Any:
+    return settings.data_dir / "logs" / f"run-{run_id}.store-failure.txt"
+
+
+def _store_failure_note(settings: Any, run_id: int) -> str | None:
+    """Why a crashed run's process stopped, when it stopped because its store could not be written."""
+    try:
+        return _store_note(settings, run_id).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _install_signal_handlers(stop: Stop):
     """SIGTERM/SIGINT → a clean stop after the current cycle (main thread only; tests run in threads)."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
@@ -593,6 +624,8 @@ def status(settings: Any, run_id: int | None = None, account: str | None = None,
     curve = store.equity_curve(run["id"])
     counts = store.order_counts(run["id"])
     alive = _alive(run["pid"])
+    age = None if hb is None else round((now - hb).total_seconds(), 3)
+    timings = timing_summary(store.cycle_stages(run["id"], last=STATUS_CYCLES))
     return {
         "run_id": run["id"],
         "status": run["status"],
@@ -607,7 +640,9 @@ def status(settings: Any, run_id: int | None = None, account: str | None = None,
         "started_at": run["started_at"],
         "ended_at": run["ended_at"],
         "cycle": run["cycle"],
-        "heartbeat_age_s": None if hb is None else round((now - hb).total_seconds(), 3),
+        "heartbeat_age_s": age,
+        "heartbeat": heartbeat_state(run["status"], alive, age),
+        **timings,
         "equity": float(curve["equity"].iloc[-1]) if len(curve) else None,
         "cash": float(curve["cash"].iloc[-1]) if len(curve) else None,
         "n_orders": sum(counts.values()),

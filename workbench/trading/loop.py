@@ -60,6 +60,7 @@ __all__ = [
 ]
 
 CHECKS = ("authentication", "api_keys", "exchange", "models", "risk")
+_VENUE_DOWN = (TemporaryBrokerError, ExchangeUnavailable)
 
 
 @dataclass(frozen=True)
@@ -110,11 +111,13 @@ class ModelSignalEngine:
             + (f"; out-of-sample: {shown}" if shown else "; no out-of-sample metrics recorded")
         )
 
-    def signals(self, panel: Panel) -> list[Signal]:
+    staged = True  # ``signals`` books features and inference on the live loop's stage clock
+
+    def signals(self, panel: Panel, lap: Callable[[str], None] | None = None) -> list[Signal]:
         from workbench.models.inference import signals_for_panel
         from workbench.signals import latest_signals
 
-        return latest_signals(signals_for_panel(self.model, panel, self.params), panel.exchange)
+        return latest_signals(signals_for_panel(self.model, panel, self.params, lap), panel.exchange)
 
 
 BACKUP_CHOICE = "backup"
@@ -432,8 +435,36 @@ def _markets(ctx: LiveContext, symbols: list[str]) -> dict[str, Market]:
     return ctx.markets
 
 
+class _LastKnown:
+    """The venue as the last successful portfolio sync saw it, for the snapshot while the venue does not
+    answer: valuing the book and guarding exits must not wait for the venue, and nothing here trades."""
+
+    def __init__(self, broker: Broker, seen: SyncReport, markets: dict[str, Market]) -> None:
+        self.name, self.environment = broker.name, broker.environment
+        self.currency = getattr(broker, "currency", None)
+        self._seen, self._markets = seen, markets
+
+    def balances(self) -> dict[str, Any]:
+        return dict(self._seen.balances)
+
+    def positions(self) -> dict[str, float]:
+        return dict(self._seen.positions)
+
+    def quotes(self, symbols: list[str]) -> dict[str, Any]:
+        return {}
+
+    def markets(self, symbols: list[str]) -> dict[str, Market]:
+        return {s: self._markets[s] for s in symbols if s in self._markets}
+
+
 def _snap(ctx: LiveContext, tick: FeedTick) -> PortfolioSnapshot:
-    return snapshot(ctx.broker, ctx.store, ctx.account, tick.now, tick.quotes, ctx.fx_rates)
+    try:
+        return snapshot(ctx.broker, ctx.store, ctx.account, tick.now, tick.quotes, ctx.fx_rates)
+    except _VENUE_DOWN:
+        if ctx.last_sync is None:
+            raise
+        seen: Any = _LastKnown(ctx.broker, ctx.last_sync, ctx.markets)
+        return snapshot(seen, ctx.store, ctx.account, tick.now, tick.quotes, ctx.fx_rates)
 
 
 def exit_orders(ctx: LiveContext, tick: FeedTick, snap: PortfolioSnapshot) -> int:
@@ -494,9 +525,6 @@ def _sync_exits(ctx: LiveContext) -> None:
         ctx.store.log_event(
             "exit_error", f"cycle {ctx.cycle}: placing exit orders failed: {type(e).__name__}: {e}", "ERROR", ctx.run_id
         )
-
-
-_VENUE_DOWN = (TemporaryBrokerError, ExchangeUnavailable)
 
 
 def _venue_step(ctx: LiveContext, what: str, fn: Callable[[], Any], problems: list[str]) -> Any:

@@ -454,6 +454,7 @@ def _run(
             stale_after_s=settings.live.stale_after_s,
             cycle=last_cycle,
             fx_rates=dict(settings.live.fx_rates),
+            last_sync=synced,
             breakers=breakers,
         )
         final_status = "STOPPED"

@@ -376,9 +376,7 @@ class OrderManager:
             except AuthenticationError:
                 raise
             except Exception as e:
-                from workbench.trading.cycle import is_store_error
-
-                if is_store_error(e):
+                if _store_fault(e):
                     raise
                 self.store.log_event(
                     "exit_error",
@@ -439,10 +437,21 @@ class OrderManager:
                     oco_group=group,
                 )
             )
-        for req in legs:
+        failed: Exception | None = None
+        for req in legs:  # each leg on its own: a failed stop must not keep the take-profit from being recorded
             why = f"exit {req.type} {req.stop_price or req.limit_price:.6g} for {want:g} {sym}"
-            ans = self.submit(OrderIntent(req, self.run_id, cycle, why))
+            try:
+                ans = self.submit(OrderIntent(req, self.run_id, cycle, why))
+            except AuthenticationError:
+                raise
+            except Exception as e:  # recorded NEW: ``refresh_open`` sends it again under its id next cycle
+                if _store_fault(e):
+                    raise
+                failed = failed or e
+                continue
             placed += ans.status != "REJECTED"
+        if failed is not None:
+            raise failed
         return placed
 
     def cancel_all(self) -> list[BrokerOrder]:
@@ -567,6 +576,12 @@ class OrderManager:
         else:
             cash[fee_ccy] = cash.get(fee_ccy, 0.0) - float(fill.fee)
         return cash, base_fee, quote_fee
+
+
+def _store_fault(e: BaseException) -> bool:
+    from workbench.trading.cycle import is_store_error
+
+    return is_store_error(e)
 
 
 def _to_tick(price: float, tick: float) -> float:

@@ -19,11 +19,14 @@ stops beating for ``STALL_AFTER_S`` is reported STALLED, one that is gone DEAD.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -48,6 +51,9 @@ __all__ = [
     "timing_summary",
     "heartbeat_state",
     "is_store_error",
+    "try_finish",
+    "store_failed",
+    "store_failure_note",
 ]
 
 log = logging.getLogger(__name__)
@@ -265,4 +271,61 @@ def is_store_error(e: BaseException) -> bool:
     return isinstance(e, SQLAlchemyError) or (isinstance(e, OSError) and getattr(e, "errno", None) in _STORE_ERRNOS)
 
 
-_STORE_ERRNOS = {28, 30, 122, 5}  # ENOSPC, EROFS, EDQUOT, EIO
+_STORE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO}
+
+
+def try_finish(store: Store, run_id: int, message: str) -> bool:
+    """Record FAILED; False (never an exception on top of the one being handled) when the store refuses."""
+    try:
+        store.finish_run(run_id, "FAILED", message)
+        return True
+    except Exception:
+        return False
+
+
+def store_failed(settings: Any, store: Store, run_id: int, error: BaseException) -> int:
+    """The store could not be written (disk full, read-only, locked, I/O): nothing more is traded —
+    an order is never sent without its NEW row, so none can be lost or doubled by stopping here. The
+    run is recorded FAILED with the reason, retried for ``live.store_retry_s`` (the store may be
+    written again once space is freed or the lock released). If it never can be, the reason goes to
+    a note beside the store (read by the next start on the account, which resumes and reconciles the
+    run) and the error is raised for the command line to explain (exit code 7, no traceback)."""
+    from workbench.cli_exits import explain
+
+    _, why = explain(error, store.url)
+    message = f"the store could not be written, trading stopped: {why}"
+    print(f"run {run_id}: {message}", file=sys.stderr, flush=True)
+    end = time.monotonic() + float(settings.live.store_retry_s)
+    while True:
+        if try_finish(store, run_id, message):
+            try:
+                store.log_event("run", f"run {run_id} failed: {message}", "ERROR", run_id)
+            except Exception:
+                pass  # the FAILED row is what matters; the event is a copy
+            _store_note(settings, run_id).unlink(missing_ok=True)
+            return run_id
+        if time.monotonic() >= end:
+            break
+        time.sleep(min(1.0, max(0.05, float(settings.live.store_retry_s) / 20)))
+    try:
+        _store_note(settings, run_id).write_text(f"{pd.Timestamp.now(tz='UTC').isoformat()} {message}\n")
+    except OSError:
+        pass  # on the same full disk: the resume says the process died, the log above says why
+    raise error
+
+
+def _store_note(settings: Any, run_id: int) -> Path:
+    return Path(settings.data_dir) / "logs" / f"run-{run_id}.store-failure.txt"
+
+
+def store_failure_note(settings: Any, run_id: int, forget: bool = False) -> str | None:
+    """Why a crashed run's process stopped, when it stopped because its store could not be written
+    (``forget``: the note is removed once read, by the start that resumes the run)."""
+    path = _store_note(settings, run_id)
+    try:
+        text = path.read_text().strip() or None
+    except OSError:
+        return None
+    if forget:
+        path.unlink(missing_ok=True)
+    return text

@@ -33,7 +33,10 @@ from workbench.trading.cycle import (
     drive,
     heartbeat_state,
     is_store_error,
+    store_failed,
+    store_failure_note,
     timing_summary,
+    try_finish,
 )
 from workbench.trading.loop import (
     BACKUP_LABEL,
@@ -278,7 +281,7 @@ def run_live(
             store.update_run(run_id, pid=os.getpid(), heartbeat_at=utcnow(), message=None)
             store.clear_checks(run_id)
             who = f" under its owner {owner.username}" if owner is not None else ""
-            note = _store_failure_note(settings, run_id)
+            note = store_failure_note(settings, run_id, forget=True)
             cause = f": it had stopped because {note}" if note else ""
             store.log_event(
                 "run",
@@ -288,7 +291,6 @@ def run_live(
             )
             if note:
                 print(f"run {run_id} resumed; its previous process stopped because {note}", file=sys.stderr)
-                _store_note(settings, run_id).unlink(missing_ok=True)
         else:
             run_id = store.start_run(
                 label, env, account, model, interval, os.getpid(), user_id=owner.id if owner else None
@@ -475,64 +477,12 @@ def _run(
         return run_id
     except Exception as e:
         if is_store_error(e):
-            return _store_failed(settings, store, run_id, e)
-        _try_finish(store, run_id, f"unexpected {type(e).__name__}: {e}")
+            return store_failed(settings, store, run_id, e)
+        try_finish(store, run_id, f"unexpected {type(e).__name__}: {e}")
         raise
     except BaseException as e:  # KeyboardInterrupt and the like: recorded, then passed on
-        _try_finish(store, run_id, f"interrupted: {type(e).__name__}: {e}")
+        try_finish(store, run_id, f"interrupted: {type(e).__name__}: {e}")
         raise
-
-
-def _try_finish(store: Store, run_id: int, message: str) -> bool:
-    """Record FAILED; False (never an exception on top of the one being handled) when the store refuses."""
-    try:
-        store.finish_run(run_id, "FAILED", message)
-        return True
-    except Exception:
-        return False
-
-
-def _store_failed(settings: Any, store: Store, run_id: int, error: BaseException) -> int:
-    """The store could not be written (disk full, read-only, locked, I/O): nothing more is traded —
-    an order is never sent without its NEW row, so none can be lost or doubled by stopping here. The
-    run is recorded FAILED with the reason, retried for ``live.store_retry_s`` (the store may be
-    written again once space is freed or the lock released). If it never can be, the reason goes to
-    a note beside the store (read by the next start on the account, which resumes and reconciles the
-    run) and the error is raised for the command line to explain (exit code 7, no traceback)."""
-    from workbench.cli_exits import explain
-
-    _, why = explain(error, store.url)
-    message = f"the store could not be written, trading stopped: {why}"
-    print(f"run {run_id}: {message}", file=sys.stderr, flush=True)
-    end = time.monotonic() + float(settings.live.store_retry_s)
-    while True:
-        if _try_finish(store, run_id, message):
-            try:
-                store.log_event("run", f"run {run_id} failed: {message}", "ERROR", run_id)
-            except Exception:
-                pass  # the FAILED row is what matters; the event is a copy
-            _store_note(settings, run_id).unlink(missing_ok=True)
-            return run_id
-        if time.monotonic() >= end:
-            break
-        time.sleep(min(1.0, max(0.05, float(settings.live.store_retry_s) / 20)))
-    try:
-        _store_note(settings, run_id).write_text(f"{utcnow().isoformat()} {message}\n")
-    except OSError:
-        pass  # on the same full disk: the resume says the process died, the log above says why
-    raise error
-
-
-def _store_note(settings: Any, run_id: int) -> Any:
-    return settings.data_dir / "logs" / f"run-{run_id}.store-failure.txt"
-
-
-def _store_failure_note(settings: Any, run_id: int) -> str | None:
-    """Why a crashed run's process stopped, when it stopped because its store could not be written."""
-    try:
-        return _store_note(settings, run_id).read_text().strip() or None
-    except OSError:
-        return None
 
 
 def _install_signal_handlers(stop: Stop):

@@ -149,11 +149,11 @@ class GuardedBroker:
 
     def check(self) -> BrokerStatus:
         if not self.breaker.allow():
-            env = getattr(self._broker, "environment", "?")
+            env = self._broker.environment
             return BrokerStatus(
                 False, env, f"circuit breaker open after repeated temporary failures ({self.breaker.last_error})"
             )
-        status = self._broker.check()
+        status: BrokerStatus = self._broker.check()
         # check() reports failures as a status instead of raising: count them all the same.
         if getattr(status, "ok", True):
             self.breaker.success()

@@ -65,3 +65,44 @@ def test_one_symbols_failing_exits_never_block_the_others_and_are_retried(store)
     assert sorted(resting) == sorted((s, t) for s in SYMBOLS for t in ("stop_loss", "take_profit"))  # one pair each
     ids = [o.client_order_id for o in paper.open_orders()]
     assert len(ids) == len(set(ids))
+
+
+class OpenOrdersDown:
+    """The paper venue says it is up, but listing open orders fails (after the adapter's retries)."""
+
+    def __init__(self, inner: PaperBroker) -> None:
+        self.inner, self.down = inner, True
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def open_orders(self):
+        if self.down:
+            raise TemporaryBrokerError("-1001 Internal error; unable to process your request")
+        return self.inner.open_orders()
+
+
+def test_a_venue_read_failing_pauses_entries_for_the_cycle_and_says_so(settings, store):
+    from tests.kit.models import MomentumEngine, synthetic_panel
+    from tests.unit.trading.test_trading_loop import make_ctx, paper
+    from workbench.trading.feeds import ReplayFeed
+    from workbench.trading.loop import run_cycle
+
+    feed = ReplayFeed.from_panel(synthetic_panel(6, 60), warmup_bars=40, replay_bars=4)
+    venue = OpenOrdersDown(paper(store, settings))
+    venue.down = False
+    ctx = make_ctx(settings, store, venue, feed, MomentumEngine(lookback=10, gain=1.0))
+    run_cycle(ctx)  # entries, and their exit pairs resting at the venue
+    assert store.open_orders("paper") and not ctx.entries_paused
+    venue.down = True
+    r2 = run_cycle(ctx)  # the venue says it is up, but its open orders cannot be read
+    assert "refreshing open orders" in (r2.note or "") and ctx.entries_paused
+    orders = store.orders(ctx.run_id, limit=1000)
+    assert not ((orders["cycle"] == 2) & (orders["side"] == "buy")).any()  # no entry while its state is unknown
+    paused = store.events(ctx.run_id, kind="entry_paused")
+    assert len(paused) > 0 and paused["message"].str.contains("cycle 2: BUY .* not sent: every venue is down").all()
+    venue.down = False
+    r3 = run_cycle(ctx)
+    assert r3.note is None and not ctx.entries_paused
+    assert len(store.events(ctx.run_id, kind="entries_paused")) == 1
+    assert len(store.events(ctx.run_id, kind="entries_resumed")) == 1

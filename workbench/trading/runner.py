@@ -377,41 +377,40 @@ def _run(
     factory = cached(
         (lambda: engine) if engine is not None else registry_engine_factory(settings, model, allow_backup=paper)
     )
-    who = f"user {owner.username}" if owner is not None else "no user"
-    log(
-        "run",
-        f"run {run_id} started (pid {os.getpid()}, {who}, broker {getattr(brk, 'name', brk)}, model {model}, every {interval:g}s)",
-    )
-    limits = (
-        user_risk_limits(accounts.engine, owner, settings.risk)
-        if owner is not None and accounts is not None
-        else settings.risk
-    )
-    results = phase1(settings, brk, factory, store=store, run_id=run_id, user=owner, refusal=refusal, limits=limits)
-    failed = next((r for r in results if not r.ok), None)
-    if failed is not None:
-        msg = f"Phase 1 failed at '{failed.name}': {failed.message}"
-        log("phase1", msg, "ERROR")
-        store.finish_run(run_id, "FAILED", msg)
-        return run_id
-    if isinstance(brk, PendingBroker):
-        brk = brk.get()  # connected by Phase 1
-    breakers = Breakers(
-        threshold=settings.live.breaker_failures,
-        cooldown_s=settings.live.breaker_cooldown_s,
-        on_change=lambda venue, old, new, why: log(
-            "breaker", f"{venue} circuit breaker {old} → {new}: {why}", "WARNING" if new != "closed" else "INFO"
-        ),
-    )
-    brk = GuardedBroker(brk, breakers.of(getattr(brk, "name", "venue")))
-    eng = factory()
-    ref = getattr(eng, "ref", None)
-    if getattr(eng, "backup", False):
-        store.update_run(run_id, model_ref=BACKUP_LABEL)
-    elif isinstance(ref, str):
-        store.update_run(run_id, model_ref=ref)
-    ctx = None
     try:
+        who = f"user {owner.username}" if owner is not None else "no user"
+        log(
+            "run",
+            f"run {run_id} started (pid {os.getpid()}, {who}, broker {getattr(brk, 'name', brk)}, model {model}, every {interval:g}s)",
+        )
+        limits = (
+            user_risk_limits(accounts.engine, owner, settings.risk)
+            if owner is not None and accounts is not None
+            else settings.risk
+        )
+        results = phase1(settings, brk, factory, store=store, run_id=run_id, user=owner, refusal=refusal, limits=limits)
+        failed = next((r for r in results if not r.ok), None)
+        if failed is not None:
+            msg = f"Phase 1 failed at '{failed.name}': {failed.message}"
+            log("phase1", msg, "ERROR")
+            store.finish_run(run_id, "FAILED", msg)
+            return run_id
+        if isinstance(brk, PendingBroker):
+            brk = brk.get()  # connected by Phase 1
+        breakers = Breakers(
+            threshold=settings.live.breaker_failures,
+            cooldown_s=settings.live.breaker_cooldown_s,
+            on_change=lambda venue, old, new, why: log(
+                "breaker", f"{venue} circuit breaker {old} → {new}: {why}", "WARNING" if new != "closed" else "INFO"
+            ),
+        )
+        brk = GuardedBroker(brk, breakers.of(getattr(brk, "name", "venue")))
+        eng = factory()
+        ref = getattr(eng, "ref", None)
+        if getattr(eng, "backup", False):
+            store.update_run(run_id, model_ref=BACKUP_LABEL)
+        elif isinstance(ref, str):
+            store.update_run(run_id, model_ref=ref)
         last_cycle = int(resumed["cycle"] or 0) if resumed is not None else 0
         if resumed is not None and resumed.get("cursor") is not None:
             start_cursor = int(resumed["cursor"])
@@ -472,8 +471,13 @@ def _run(
         return run_id
     except WorkbenchError as e:
         msg = f"{type(e).__name__}: {e}"
-        log("run", f"run {run_id} failed: {msg}", "ERROR")
-        store.finish_run(run_id, "FAILED", msg)
+        try:
+            log("run", f"run {run_id} failed: {msg}", "ERROR")
+            store.finish_run(run_id, "FAILED", msg)
+        except Exception as fault:
+            if not is_store_error(fault):
+                raise
+            return store_failed(settings, store, run_id, fault)
         return run_id
     except Exception as e:
         if is_store_error(e):

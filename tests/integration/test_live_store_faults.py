@@ -51,11 +51,25 @@ def home_on(disk: Path, retry_s: float) -> tuple[Path, str]:
     return home, trader(load_settings(home)).token
 
 
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left() -> Iterator[None]:
+    """Every live process a test launched is gone when it ends, whatever happened."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def launch(home: Path, cycles: int, hook: str | None = None, token: str | None = None) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_TOKEN"} | {"WORKBENCH_HOME": str(home)}
     if token:
         env["WORKBENCH_TOKEN"] = token
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "tests.kit.crash_run", str(home), str(cycles), *([hook] if hook else [])],
         cwd=REPO,
         env=env,
@@ -63,6 +77,8 @@ def launch(home: Path, cycles: int, hook: str | None = None, token: str | None =
         stderr=subprocess.PIPE,
         text=True,
     )
+    _started.append(proc)
+    return proc
 
 
 def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 90.0) -> None:

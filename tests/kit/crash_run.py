@@ -42,7 +42,10 @@ def pause_at(spec: str) -> Callable[[str], None]:
             return
         with open(marker, "w") as f:
             f.write(f"{name} {os.getpid()}\n")
+        give_up = time.monotonic() + 300  # a test that died meanwhile leaves no process behind
         while not (go and os.path.exists(go)):  # wait for SIGKILL, or for the go-ahead
+            if time.monotonic() > give_up:
+                os._exit(3)
             time.sleep(0.02 if go else 60)
 
     return on_point

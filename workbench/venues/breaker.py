@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeVar
 from workbench.errors import ExchangeUnavailable, TemporaryBrokerError
 from workbench.venues.base import BrokerStatus
 
-__all__ = ["BreakerState", "CircuitBreaker", "CircuitOpenError", "Breakers", "GuardedBroker", "COUNTED"]
+__all__ = ["BreakerState", "CircuitBreaker", "Breakers", "GuardedBroker", "COUNTED", "OPEN_TEXT"]
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +33,8 @@ BreakerState = Literal["closed", "open", "half-open"]
 COUNTED: tuple[type[Exception], ...] = (TemporaryBrokerError, ExchangeUnavailable)
 """The errors that say the venue is unhealthy (and so count towards opening the breaker)."""
 OnChange = Callable[[str, str, str, str], None]  # venue, old state, new state, why
-
-
-class CircuitOpenError(TemporaryBrokerError):
-    """The venue's breaker is open: the call was not made (nothing reached the venue)."""
+OPEN_TEXT = "not sent, the venue's circuit breaker is open"
+"""In the message of the ``TemporaryBrokerError`` an open breaker raises instead of calling the venue."""
 
 
 @dataclass
@@ -95,8 +93,8 @@ class CircuitBreaker:
 
     def call(self, fn: Callable[[], T], what: str = "call") -> T:
         if not self.allow():
-            raise CircuitOpenError(
-                f"{self.venue} {what}: not sent, the venue's circuit breaker is open after repeated temporary "
+            raise TemporaryBrokerError(
+                f"{self.venue} {what}: {OPEN_TEXT} after repeated temporary "
                 f"failures (last: {self.last_error}); it is tried again within {self.cooldown_s:g}s"
             )
         try:

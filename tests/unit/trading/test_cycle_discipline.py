@@ -170,3 +170,16 @@ def test_stage_timings_cover_the_cycle_and_the_summary_reads_them(settings):
     assert (df["venues"] == "paper=closed").all() and not df["entries_paused"].any()
     assert timing_summary(df.iloc[:0]) == {"last_cycle": None, "recent": None}
     assert timing_summary(df)["last_cycle"]["cycle"] == 3
+
+
+def test_a_registered_model_books_features_and_inference_apart_with_the_same_signals():
+    from workbench.config import SignalParams
+    from workbench.models.backup import BackupModel
+    from workbench.trading.loop import ModelSignalEngine
+
+    panel = synthetic_panel(4, 150)
+    eng = ModelSignalEngine(BackupModel(), SignalParams())
+    clock = StageClock()
+    staged = eng.signals(panel, lap=clock.lap)
+    assert clock.times["features"] > 0 and clock.times["inference"] > 0
+    assert staged == eng.signals(panel) and len(staged) == 4

@@ -118,6 +118,15 @@ class LiveSettings(_Frozen):
         default_factory=lambda: {"USDT": 1.0, "USDC": 1.0},
         description="units of the base currency per unit of another currency",
     )
+    breaker_failures: int = Field(
+        3, ge=1, description="temporary venue failures in a row (after the adapter's retries) that open its breaker"
+    )
+    breaker_cooldown_s: float = Field(
+        30.0, ge=0, description="how long an open circuit breaker keeps calls off the venue before one probe"
+    )
+    store_retry_s: float = Field(
+        30.0, ge=0, description="how long a run whose store cannot be written keeps trying to record FAILED"
+    )
 
 
 class RetrainSettings(_Frozen):

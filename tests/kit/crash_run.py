@@ -1,10 +1,13 @@
 """A live run on the kit's momentum engine and a synthetic replay, for the SIGKILL crash test:
-``python -m tests.kit.crash_run HOME CYCLES [POINT[@N]:MARKER]``.
+``python -m tests.kit.crash_run HOME CYCLES [POINT[@N]:MARKER[:GO]]``.
 
 With the third argument the run pauses at the N-th (default first) passage through ``POINT`` of
 ``OrderManager.submit`` ("after_new": recorded NEW, broker not called; "after_place": the broker
-answered, the store not yet updated): it writes ``MARKER`` and sleeps until the test SIGKILLs it.
-The pause is injected as the order manager's ``on_point`` callback; production code has no hook."""
+answered, the store not yet updated): it writes ``MARKER`` and sleeps until the test SIGKILLs it,
+or, with ``GO``, until the file ``GO`` exists and then goes on (the store-fault tests break the disk
+meanwhile). The pause is injected as the order manager's ``on_point`` callback; production code has
+no hook. What escapes the run is reported as the ``workbench`` command reports it (its message on
+stderr, its exit code), never as a traceback."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from tests.kit.models import MomentumEngine, synthetic_panel
+from workbench.cli_exits import explain
 from workbench.config import load_settings
 from workbench.trading.feeds import ReplayFeed
 from workbench.trading.runner import run_live
@@ -24,7 +28,8 @@ __all__ = ["main", "pause_at"]
 def pause_at(spec: str) -> Callable[[str], None]:
     """The ``on_point`` callback for ``POINT[@N]:MARKER``: at the N-th passage, write the marker and
     wait (for SIGKILL)."""
-    want, _, marker = spec.partition(":")
+    want, _, rest = spec.partition(":")
+    marker, _, go = rest.partition(":")
     point, _, nth = want.partition("@")
     passes = 0
 
@@ -37,8 +42,11 @@ def pause_at(spec: str) -> Callable[[str], None]:
             return
         with open(marker, "w") as f:
             f.write(f"{name} {os.getpid()}\n")
-        while True:  # wait for SIGKILL
-            time.sleep(60)
+        give_up = time.monotonic() + 300  # a test that died meanwhile leaves no process behind
+        while not (go and os.path.exists(go)):  # wait for SIGKILL, or for the go-ahead
+            if time.monotonic() > give_up:
+                os._exit(3)
+            time.sleep(0.02 if go else 60)
 
     return on_point
 
@@ -48,15 +56,20 @@ def main(argv: list[str]) -> int:
     on_point = pause_at(argv[2]) if len(argv) > 2 else None
     settings = load_settings(home)
     feed = ReplayFeed.from_panel(synthetic_panel(8, 80, seed=11), warmup_bars=40, replay_bars=10)
-    run_id = run_live(
-        settings,
-        engine=MomentumEngine(lookback=10, gain=3.0),
-        feed=feed,
-        interval_s=0.0,
-        min_interval_s=0,
-        cycles=cycles,
-        on_point=on_point,
-    )
+    try:
+        run_id = run_live(
+            settings,
+            engine=MomentumEngine(lookback=10, gain=3.0),
+            feed=feed,
+            interval_s=0.0,
+            min_interval_s=0,
+            cycles=cycles,
+            on_point=on_point,
+        )
+    except Exception as e:  # as `workbench live run` says it
+        code, message = explain(e, settings.store_url)
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        return int(code)
     print(run_id, flush=True)
     return 0
 

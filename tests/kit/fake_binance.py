@@ -390,6 +390,12 @@ class FakeBinance:
         body = {"code": code, "msg": UNKNOWN_STATUS[code]}
         self._fault(times, method, path, kind="lose" if accepted else "fail", status=status, body=body)
 
+    def clear_faults(self) -> int:
+        """Drop the injected faults not yet consumed (an outage ends); returns how many there were."""
+        with self._lock:
+            n, self._faults = len(self._faults), []
+        return n
+
     def faults_left(self) -> int:
         """Injected faults not yet consumed by a request (a test asserts its faults were hit)."""
         with self._lock:

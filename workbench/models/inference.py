@@ -8,6 +8,7 @@ is a test for it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -32,21 +33,28 @@ class Predictor(Protocol):
     def predict_proba(self, features_long: pd.DataFrame) -> np.ndarray: ...
 
 
-def predict_panel(model: Predictor, panel: Panel) -> pd.DataFrame:
-    """Wide P(up) on the panel's grid (time × symbol); NaN where any feature is missing (warm-up, gaps)."""
+def predict_panel(model: Predictor, panel: Panel, lap: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Wide P(up) on the panel's grid (time × symbol); NaN where any feature is missing (warm-up, gaps).
+    ``lap``: the live loop's stage clock (``lap("features")``, ``lap("inference")`` as each is done)."""
     X = build_features(panel, model.feature_set)
+    if lap is not None:
+        lap("features")
     ok = complete_rows(X[list(model.feature_names)])
     proba = np.full(len(X), np.nan)
     if ok.any():
         proba[ok] = model.predict_proba(X[ok])
+    if lap is not None:
+        lap("inference")
     wide = pd.Series(proba, index=X.index).unstack("symbol") if len(X) else pd.DataFrame()
     return wide.reindex(index=panel.index, columns=panel.close.columns).astype(float)
 
 
-def signals_for_panel(model: Predictor, panel: Panel, params: SignalParams) -> dict[str, pd.DataFrame]:
+def signals_for_panel(
+    model: Predictor, panel: Panel, params: SignalParams, lap: Callable[[str], None] | None = None
+) -> dict[str, pd.DataFrame]:
     """``signals.signal_frame`` frames (side, strength, confidence, target, stop, take_profit, close)."""
     return signal_frame(
-        predict_panel(model, panel),
+        predict_panel(model, panel, lap),
         panel.close,
         feature_atr(panel, params.atr_window),
         params,

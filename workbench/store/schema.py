@@ -27,6 +27,7 @@ __all__ = [
     "cash_book",
     "checks",
     "commands",
+    "cycle_stages",
     "cycles",
     "day_starts",
     "equity",
@@ -118,6 +119,25 @@ cycles = Table(
     Column("n_orders", Integer),
     Column("equity", Float),
     Column("message", Text),
+)
+cycle_stages = Table(  # how long each stage of a cycle took, and what the cycle saw of its venues
+    "cycle_stages",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("cycle", Integer, primary_key=True),
+    Column("started_at", String(40), nullable=False),
+    Column("total_s", Float),
+    Column("data_s", Float),
+    Column("features_s", Float),
+    Column("inference_s", Float),
+    Column("signals_s", Float),
+    Column("risk_s", Float),
+    Column("orders_s", Float),
+    Column("portfolio_s", Float),
+    Column("skipped_ticks", Integer, nullable=False, default=0),  # schedule ticks lost to this cycle's overrun
+    Column("venues", String(200)),  # circuit breaker states, "binance=open"
+    Column("entries_paused", Boolean, nullable=False, default=False),
+    Column("note", Text),
 )
 signals = Table(
     "signals",

@@ -1,42 +1,31 @@
-"""The live loop: Phase 1 (checks, in the spec's order, each recorded as it completes) and the Phase 2
-cycle (market data → signals → risk → orders → portfolio).
+"""The live loop: Phase 1 (checks, in the spec's order, each recorded as it completes); the Phase 2
+cycle (market data → signals → risk → orders → portfolio) is ``workbench.trading.phase2``, re-exported
+here.
 
-Everything the loop touches is injected — broker, feed, signal engine, store — so the same code
-runs against the paper broker on a replay in tests and against a real venue live. A failure on one
-signal is logged and the cycle goes on; only errors that make trading unsafe (bad keys, venue down)
-escape to the runner. Nothing here retries: the venue adapters are the one retry layer
-(``workbench.venues.retry``), so a call is tried at most as often as its adapter says.
+Phase 1 talks to a venue only once authentication allows it, and reports every failure as a failed
+check rather than raising, so the dashboard can show which check stopped the run and why.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-import pandas as pd
-
-from workbench.config import CostModel, RiskLimits, Settings, SignalParams
+from workbench.config import RiskLimits, Settings, SignalParams
 from workbench.data.panel import Panel
 from workbench.errors import ModelError, NoModelError, WorkbenchError
 from workbench.signals import Signal
-from workbench.trading.feeds import FeedTick, MarketFeed
-from workbench.trading.orders import OrderIntent, OrderManager, client_order_id
-from workbench.trading.portfolio import PortfolioSnapshot, after_fill, snapshot
-from workbench.trading.risk import RiskContext, evaluate, floor_to_lot
-from workbench.trading.store import Store, utcnow
-from workbench.trading.sync import SyncReport, sync_portfolio
-from workbench.venues.base import (
-    EXIT_TYPES,
-    AuthenticationError,
-    Broker,
-    BrokerStatus,
-    ExchangeUnavailable,
-    Market,
-    OrderRequest,
+from workbench.trading.phase2 import (  # the Phase 2 cycle, importable from here as before
+    CycleResult,
+    LiveContext,
+    emergency_stop,
+    exit_orders,
+    run_cycle,
 )
+from workbench.trading.store import Store
+from workbench.venues.base import AuthenticationError, Broker
 
 __all__ = [
     "CheckResult",
@@ -107,11 +96,13 @@ class ModelSignalEngine:
             + (f"; out-of-sample: {shown}" if shown else "; no out-of-sample metrics recorded")
         )
 
-    def signals(self, panel: Panel) -> list[Signal]:
+    staged = True  # ``signals`` books features and inference on the live loop's stage clock
+
+    def signals(self, panel: Panel, lap: Callable[[str], None] | None = None) -> list[Signal]:
         from workbench.models.inference import signals_for_panel
         from workbench.signals import latest_signals
 
-        return latest_signals(signals_for_panel(self.model, panel, self.params), panel.exchange)
+        return latest_signals(signals_for_panel(self.model, panel, self.params, lap), panel.exchange)
 
 
 BACKUP_CHOICE = "backup"
@@ -380,243 +371,3 @@ def phase1(
         return results
     record(CheckResult("risk", True, _risk_text(limits if limits is not None else settings.risk)))
     return results
-
-
-@dataclass
-class LiveContext:
-    """What one live run carries from cycle to cycle."""
-
-    store: Store
-    broker: Broker
-    feed: MarketFeed
-    engine: SignalEngine
-    orders: OrderManager
-    run_id: int
-    account: str
-    limits: RiskLimits
-    costs: CostModel
-    stale_after_s: float = 120.0
-    exchange_costs: dict[str, CostModel] = field(default_factory=dict)  # per exchange, overriding ``costs``
-    cycle: int = 0
-    markets: dict[str, Market] = field(default_factory=dict)
-    last_status: BrokerStatus | None = None
-    fx_rates: dict[str, float] = field(default_factory=dict)
-    last_sync: SyncReport | None = None
-
-
-@dataclass(frozen=True)
-class CycleResult:
-    cycle: int
-    bar_ts: pd.Timestamp
-    n_signals: int
-    n_orders: int
-    n_rejections: int
-    n_exits: int
-    equity: float
-    exhausted: bool
-    seconds: float
-
-
-def _markets(ctx: LiveContext, symbols: list[str]) -> dict[str, Market]:
-    missing = [s for s in symbols if s not in ctx.markets]
-    if missing:
-        ctx.markets.update(ctx.broker.markets(missing))
-    return ctx.markets
-
-
-def _snap(ctx: LiveContext, tick: FeedTick) -> PortfolioSnapshot:
-    return snapshot(ctx.broker, ctx.store, ctx.account, tick.now, tick.quotes, ctx.fx_rates)
-
-
-def exit_orders(ctx: LiveContext, tick: FeedTick, snap: PortfolioSnapshot) -> int:
-    """The fallback for longs whose stops do not rest at the broker (the venue refused the exit
-    pair, e.g. a stop the price had already crossed): low ≤ stop → sell, high ≥ take-profit → sell,
-    at market. A leg that rests at the broker is left to do its job."""
-    resting = {(r["symbol"], r["type"]) for r in ctx.store.open_orders(ctx.account) if r["type"] in EXIT_TYPES}
-    n = 0
-    for sym, pos in snap.positions.items():
-        q = tick.quotes.get(sym)
-        if q is None or pos.quantity <= 0:
-            continue
-        low = q.low if q.low is not None else q.last
-        high = q.high if q.high is not None else q.last
-        why = None
-        if pos.stop_loss is not None and low <= pos.stop_loss and (sym, "stop_loss") not in resting:
-            why = f"stop_loss {pos.stop_loss:.6g} hit (bar low {low:.6g})"
-        elif pos.take_profit is not None and high >= pos.take_profit and (sym, "take_profit") not in resting:
-            why = f"take_profit {pos.take_profit:.6g} hit (bar high {high:.6g})"
-        if why is None:
-            continue
-        market = ctx.markets.get(sym)
-        qty = floor_to_lot(pos.quantity, market.lot_size) if market else pos.quantity
-        if qty <= 0:
-            continue
-        req = OrderRequest(client_order_id(ctx.run_id, ctx.cycle, sym, "sell", "x"), sym, "sell", qty)
-        try:
-            ans = ctx.orders.submit(OrderIntent(req, ctx.run_id, ctx.cycle, why))
-            n += ans.status != "REJECTED"
-        except (AuthenticationError, ExchangeUnavailable):
-            raise
-        except Exception as e:
-            ctx.store.log_event("exit_error", f"exit of {sym} failed: {type(e).__name__}: {e}", "ERROR", ctx.run_id)
-    return n
-
-
-def _sync_exits(ctx: LiveContext) -> None:
-    try:
-        ctx.orders.sync_exits(ctx.cycle)
-    except (AuthenticationError, ExchangeUnavailable):
-        raise
-    except Exception as e:  # the market-sell fallback still guards the position
-        ctx.store.log_event(
-            "exit_error", f"cycle {ctx.cycle}: placing exit orders failed: {type(e).__name__}: {e}", "ERROR", ctx.run_id
-        )
-
-
-def run_cycle(ctx: LiveContext) -> CycleResult:
-    """One Phase 2 cycle; writes signals, orders, fills, positions, an equity row, a cycle row and a heartbeat."""
-    t0 = time.perf_counter()
-    started = utcnow()
-    ctx.cycle += 1
-    tick = ctx.feed.next()
-    on_bar = getattr(ctx.broker, "on_bar", None)
-    if callable(on_bar):
-        on_bar(tick.quotes)
-    ctx.orders.refresh_open()
-    status = ctx.broker.check()
-    ctx.last_status = status
-    _markets(ctx, tick.panel.symbols)
-    ctx.last_sync = sync_portfolio(ctx.store, ctx.broker, ctx.account, ctx.run_id, f"cycle {ctx.cycle}", ctx.markets)
-
-    n_exits = 0
-    if status.ok:
-        _sync_exits(ctx)
-        n_exits = exit_orders(ctx, tick, _snap(ctx, tick))
-    snap = _snap(ctx, tick)
-
-    sigs = ctx.engine.signals(tick.panel)
-    ctx.store.add_signals(ctx.run_id, ctx.cycle, tick.now, sigs)
-    sides: dict[str, list[str]] = defaultdict(list)
-    for s in sigs:
-        sides[s.symbol].append(s.signal)
-    rctx = RiskContext(
-        snapshot=snap,
-        quotes=tick.quotes,
-        markets=ctx.markets,
-        limits=ctx.limits,
-        costs=ctx.costs,
-        exchange=status,
-        now=tick.now,
-        stale_after_s=ctx.stale_after_s,
-        cycle_sides={k: tuple(v) for k, v in sides.items()},
-        exchange_costs=ctx.exchange_costs,
-    )
-    n_orders, n_rej = n_exits, 0
-    rejected: list[tuple[str, str, str]] = []  # written in one batch after the signals
-    for s in sigs:
-        if s.signal == "HOLD":
-            continue
-        try:
-            d = evaluate(s, rctx)
-            if not d.accepted:
-                n_rej += 1
-                for r in d.rejections:
-                    rejected.append(
-                        (
-                            "risk_rejection",
-                            f"cycle {ctx.cycle}: {s.signal} {s.symbol} rejected by {r.rule}: {r.message}",
-                            "INFO",
-                        )
-                    )
-                continue
-            side = d.side
-            assert side is not None, "an accepted risk decision names its side"
-            req = OrderRequest(client_order_id(ctx.run_id, ctx.cycle, s.symbol, side), s.symbol, side, d.quantity)
-            buy = d.side == "buy"
-            intent = OrderIntent(
-                req,
-                ctx.run_id,
-                ctx.cycle,
-                f"{s.signal} strength {s.strength:.2f} confidence {s.confidence:.2f}",
-                stop_loss=s.stop_loss if buy else None,
-                take_profit=s.take_profit if buy else None,
-            )
-            ans = ctx.orders.submit(intent)
-            n_orders += 1
-            if ans.filled_quantity > 0:  # exact arithmetic from the fill, no new round of broker calls
-                m = ctx.markets.get(s.symbol)
-                rctx = replace(
-                    rctx,
-                    snapshot=after_fill(
-                        rctx.snapshot,
-                        s.symbol,
-                        ans.side,
-                        ans.filled_quantity,
-                        ans.average_price if ans.average_price is not None else tick.quotes[s.symbol].last,
-                        ans.fee,
-                        tick.quotes[s.symbol].last,
-                        m.quote if m is not None else None,
-                    ),
-                )
-        except (AuthenticationError, ExchangeUnavailable):
-            raise
-        except Exception as e:  # one bad signal must not stop the others
-            rejected.append(
-                ("signal_error", f"cycle {ctx.cycle}: {s.signal} {s.symbol} failed: {type(e).__name__}: {e}", "ERROR")
-            )
-    ctx.store.log_events(rejected, ctx.run_id)
-    if status.ok:
-        _sync_exits(ctx)
-
-    post = _snap(ctx, tick)
-    ctx.store.add_equity(
-        ctx.run_id,
-        ctx.account,
-        tick.now,
-        post.cash,
-        post.positions_value,
-        post.equity,
-        post.day_start_equity,
-        cycle=ctx.cycle,
-    )
-    ctx.store.add_cycle(
-        ctx.run_id,
-        ctx.cycle,
-        started,
-        utcnow(),
-        tick.now,
-        len(sigs),
-        n_orders,
-        post.equity,
-        f"{n_orders} order(s), {n_exits} exit(s), {n_rej} rejection(s); daily P&L {post.daily_pnl_pct:+.2%}",
-    )
-    ctx.store.heartbeat(ctx.run_id, cycle=ctx.cycle, cursor=getattr(ctx.feed, "cursor", None))
-    return CycleResult(
-        ctx.cycle, tick.now, len(sigs), n_orders, n_rej, n_exits, post.equity, tick.exhausted, time.perf_counter() - t0
-    )
-
-
-def emergency_stop(ctx: LiveContext, flatten: bool) -> str:
-    """Cancel every open order now; with ``flatten``, sell every long at market. Returns a summary."""
-    cancelled = ctx.orders.cancel_all()
-    msg = f"emergency stop: {len(cancelled)} open order(s) cancelled"
-    if flatten:
-        sold = 0
-        for sym, qty in ctx.broker.positions().items():
-            if qty <= 0:
-                continue
-            market = ctx.markets.get(sym)
-            q = floor_to_lot(qty, market.lot_size) if market else qty
-            if q <= 0:
-                continue
-            req = OrderRequest(client_order_id(ctx.run_id, ctx.cycle, sym, "sell", "em"), sym, "sell", q)
-            try:
-                ans = ctx.orders.submit(OrderIntent(req, ctx.run_id, ctx.cycle, "emergency flatten"))
-                sold += ans.status != "REJECTED"
-            except Exception as e:
-                ctx.store.log_event(
-                    "emergency", f"flattening {sym} failed: {type(e).__name__}: {e}", "ERROR", ctx.run_id
-                )
-        msg += f", {sold} position(s) flattened"
-    ctx.store.log_event("emergency", msg, "WARNING", ctx.run_id)
-    return msg

@@ -371,61 +371,87 @@ class OrderManager:
             by_symbol.setdefault(r["symbol"], []).append(r)
         placed = 0
         for sym, pos in book.items():
-            qty = float(pos["quantity"] or 0.0)
-            sl, tp = pos.get("stop_loss"), pos.get("take_profit")
-            mine = by_symbol.get(sym, [])
-            exits = [r for r in mine if r["type"] in EXIT_TYPES]
-            if qty <= 0 and not exits:
-                continue
-            market = self._market(sym)
-            lot = market.lot_size if market is not None else 0.0
-            tick = market.tick_size if market is not None else 0.0
-            other = sum(
-                float(r["quantity"]) - float(r["filled_quantity"] or 0)
-                for r in mine
-                if r["side"] == "sell" and r["type"] not in EXIT_TYPES
+            try:  # one symbol's trouble must not leave the later symbols unprotected
+                placed += self._sync_symbol_exits(sym, pos, by_symbol.get(sym, []), cycle)
+            except AuthenticationError:
+                raise
+            except Exception as e:
+                if _store_fault(e):
+                    raise
+                self.store.log_event(
+                    "exit_error",
+                    f"cycle {cycle}: exit orders of {sym} failed: {type(e).__name__}: {e}; tried again next cycle",
+                    "ERROR",
+                    self.run_id,
+                )
+        return placed
+
+    def _sync_symbol_exits(self, sym: str, pos: Mapping, mine: list[dict], cycle: int | None) -> int:
+        """``sync_exits`` for one symbol: its exit pair brought to the position's size and stops."""
+        placed = 0
+        qty = float(pos["quantity"] or 0.0)
+        sl, tp = pos.get("stop_loss"), pos.get("take_profit")
+        exits = [r for r in mine if r["type"] in EXIT_TYPES]
+        if qty <= 0 and not exits:
+            return 0
+        market = self._market(sym)
+        lot = market.lot_size if market is not None else 0.0
+        tick = market.tick_size if market is not None else 0.0
+        other = sum(
+            float(r["quantity"]) - float(r["filled_quantity"] or 0)
+            for r in mine
+            if r["side"] == "sell" and r["type"] not in EXIT_TYPES
+        )
+        want = floor_to_lot(qty - other, lot) if qty > 0 and (sl is not None or tp is not None) else 0.0
+        groups = {r["oco_group"] for r in exits}
+        have = max((float(r["quantity"]) - float(r["filled_quantity"] or 0) for r in exits), default=0.0)
+        if len(groups) <= 1 and abs(have - want) <= 1e-9 * max(1.0, want):
+            return 0
+        for r in exits:
+            try:
+                self.cancel(r["client_order_id"])
+            except OrderRejected as e:
+                self.store.log_event(
+                    "cancel_failed", f"cancel exit {r['client_order_id']}: {e}", "WARNING", self.run_id
+                )
+        if want <= 0:
+            return 0
+        k = self.store.count_oco_groups(self.account, sym, self.run_id)
+        run = self.run_id if self.run_id is not None else 0
+        stop_id = client_order_id(run, cycle or 0, sym, "sell", f"s{k}")
+        group = "g" + stop_id
+        legs = []
+        if sl is not None:
+            legs.append(
+                OrderRequest(stop_id, sym, "sell", want, "stop_loss", stop_price=_to_tick(sl, tick), oco_group=group)
             )
-            want = floor_to_lot(qty - other, lot) if qty > 0 and (sl is not None or tp is not None) else 0.0
-            groups = {r["oco_group"] for r in exits}
-            have = max((float(r["quantity"]) - float(r["filled_quantity"] or 0) for r in exits), default=0.0)
-            if len(groups) <= 1 and abs(have - want) <= 1e-9 * max(1.0, want):
-                continue
-            for r in exits:
-                try:
-                    self.cancel(r["client_order_id"])
-                except OrderRejected as e:
-                    self.store.log_event(
-                        "cancel_failed", f"cancel exit {r['client_order_id']}: {e}", "WARNING", self.run_id
-                    )
-            if want <= 0:
-                continue
-            k = self.store.count_oco_groups(self.account, sym, self.run_id)
-            run = self.run_id if self.run_id is not None else 0
-            stop_id = client_order_id(run, cycle or 0, sym, "sell", f"s{k}")
-            group = "g" + stop_id
-            legs = []
-            if sl is not None:
-                legs.append(
-                    OrderRequest(
-                        stop_id, sym, "sell", want, "stop_loss", stop_price=_to_tick(sl, tick), oco_group=group
-                    )
+        if tp is not None:
+            legs.append(
+                OrderRequest(
+                    client_order_id(run, cycle or 0, sym, "sell", f"t{k}"),
+                    sym,
+                    "sell",
+                    want,
+                    "take_profit",
+                    limit_price=_to_tick(tp, tick),
+                    oco_group=group,
                 )
-            if tp is not None:
-                legs.append(
-                    OrderRequest(
-                        client_order_id(run, cycle or 0, sym, "sell", f"t{k}"),
-                        sym,
-                        "sell",
-                        want,
-                        "take_profit",
-                        limit_price=_to_tick(tp, tick),
-                        oco_group=group,
-                    )
-                )
-            for req in legs:
-                why = f"exit {req.type} {req.stop_price or req.limit_price:.6g} for {want:g} {sym}"
+            )
+        failed: Exception | None = None
+        for req in legs:  # each leg on its own: a failed stop must not keep the take-profit from being recorded
+            why = f"exit {req.type} {req.stop_price or req.limit_price:.6g} for {want:g} {sym}"
+            try:
                 ans = self.submit(OrderIntent(req, self.run_id, cycle, why))
-                placed += ans.status != "REJECTED"
+            except AuthenticationError:
+                raise
+            except Exception as e:  # recorded NEW: ``refresh_open`` sends it again under its id next cycle
+                if _store_fault(e):
+                    raise
+                failed = failed or e
+                continue
+            placed += ans.status != "REJECTED"
+        if failed is not None:
+            raise failed
         return placed
 
     def cancel_all(self) -> list[BrokerOrder]:
@@ -550,6 +576,12 @@ class OrderManager:
         else:
             cash[fee_ccy] = cash.get(fee_ccy, 0.0) - float(fill.fee)
         return cash, base_fee, quote_fee
+
+
+def _store_fault(e: BaseException) -> bool:
+    from workbench.trading.cycle import is_store_error
+
+    return is_store_error(e)
 
 
 def _to_tick(price: float, tick: float) -> float:

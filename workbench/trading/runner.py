@@ -28,6 +28,16 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from workbench.errors import AccessError, ConfigError, WorkbenchError
+from workbench.trading.cycle import (
+    Stop,
+    drive,
+    heartbeat_state,
+    is_store_error,
+    store_failed,
+    store_failure_note,
+    timing_summary,
+    try_finish,
+)
 from workbench.trading.loop import (
     BACKUP_LABEL,
     LiveContext,
@@ -45,6 +55,7 @@ from workbench.trading.store import Store, utcnow
 from workbench.trading.sync import sync_portfolio
 from workbench.venues import get_venue, resolve, venue_config, venue_names
 from workbench.venues.base import Broker
+from workbench.venues.breaker import Breakers, GuardedBroker
 
 if TYPE_CHECKING:
     from workbench.config import Settings
@@ -67,8 +78,8 @@ __all__ = [
     "MIN_INTERVAL_S",
 ]
 
-_POLL_S = 0.05
-_HEARTBEAT_S = 5.0
+STATUS_CYCLES = 20
+"""How many recent cycles ``status`` summarises (``Store.cycle_stages`` has them all)."""
 MIN_INTERVAL_S = 1.0
 """The shortest wait between cycles a user may ask for: below a second a cycle cannot finish, poll for
 commands and write its rows before the next one is due, and a typo like ``--interval 0`` would hammer
@@ -209,17 +220,6 @@ def _resume_cursor(store: Store, run_id: int, broker_name: str) -> int:
     return int(prev["cursor"])
 
 
-class _Stop:
-    """Why the loop ends: set by commands, by SIGTERM/SIGINT, or by the cycle budget."""
-
-    def __init__(self) -> None:
-        self.reason: str | None = None  # "stop" | "emergency_stop" | "signal"
-
-    def set(self, reason: str) -> None:
-        if self.reason != "emergency_stop":
-            self.reason = reason
-
-
 def run_live(
     settings: Settings,
     broker: str | Broker | None = None,
@@ -281,12 +281,16 @@ def run_live(
             store.update_run(run_id, pid=os.getpid(), heartbeat_at=utcnow(), message=None)
             store.clear_checks(run_id)
             who = f" under its owner {owner.username}" if owner is not None else ""
+            note = store_failure_note(settings, run_id, forget=True)
+            cause = f": it had stopped because {note}" if note else ""
             store.log_event(
                 "run",
-                f"run {run_id} resumed{who} after a crash of pid {crashed['pid']} (last complete cycle {crashed['cycle']})",
+                f"run {run_id} resumed{who} after a crash of pid {crashed['pid']} (last complete cycle {crashed['cycle']}){cause}",
                 "WARNING",
                 run_id,
             )
+            if note:
+                print(f"run {run_id} resumed; its previous process stopped because {note}", file=sys.stderr)
         else:
             run_id = store.start_run(
                 label, env, account, model, interval, os.getpid(), user_id=owner.id if owner else None
@@ -294,7 +298,7 @@ def run_live(
         lock.set_run(run_id)
         detail = f"run {run_id} on {label} ({env}){' resumed' if crashed is not None else ''}"
         accounts.record(owner, "live_start", owner is not None, detail if owner else f"{detail}: {refusal}")
-        stop = _Stop()
+        stop = Stop()
         restore = _install_signal_handlers(stop)
         try:
             return _run(
@@ -373,33 +377,40 @@ def _run(
     factory = cached(
         (lambda: engine) if engine is not None else registry_engine_factory(settings, model, allow_backup=paper)
     )
-    who = f"user {owner.username}" if owner is not None else "no user"
-    log(
-        "run",
-        f"run {run_id} started (pid {os.getpid()}, {who}, broker {getattr(brk, 'name', brk)}, model {model}, every {interval:g}s)",
-    )
-    limits = (
-        user_risk_limits(accounts.engine, owner, settings.risk)
-        if owner is not None and accounts is not None
-        else settings.risk
-    )
-    results = phase1(settings, brk, factory, store=store, run_id=run_id, user=owner, refusal=refusal, limits=limits)
-    failed = next((r for r in results if not r.ok), None)
-    if failed is not None:
-        msg = f"Phase 1 failed at '{failed.name}': {failed.message}"
-        log("phase1", msg, "ERROR")
-        store.finish_run(run_id, "FAILED", msg)
-        return run_id
-    if isinstance(brk, PendingBroker):
-        brk = brk.get()  # connected by Phase 1
-    eng = factory()
-    ref = getattr(eng, "ref", None)
-    if getattr(eng, "backup", False):
-        store.update_run(run_id, model_ref=BACKUP_LABEL)
-    elif isinstance(ref, str):
-        store.update_run(run_id, model_ref=ref)
-    ctx = None
     try:
+        who = f"user {owner.username}" if owner is not None else "no user"
+        log(
+            "run",
+            f"run {run_id} started (pid {os.getpid()}, {who}, broker {getattr(brk, 'name', brk)}, model {model}, every {interval:g}s)",
+        )
+        limits = (
+            user_risk_limits(accounts.engine, owner, settings.risk)
+            if owner is not None and accounts is not None
+            else settings.risk
+        )
+        results = phase1(settings, brk, factory, store=store, run_id=run_id, user=owner, refusal=refusal, limits=limits)
+        failed = next((r for r in results if not r.ok), None)
+        if failed is not None:
+            msg = f"Phase 1 failed at '{failed.name}': {failed.message}"
+            log("phase1", msg, "ERROR")
+            store.finish_run(run_id, "FAILED", msg)
+            return run_id
+        if isinstance(brk, PendingBroker):
+            brk = brk.get()  # connected by Phase 1
+        breakers = Breakers(
+            threshold=settings.live.breaker_failures,
+            cooldown_s=settings.live.breaker_cooldown_s,
+            on_change=lambda venue, old, new, why: log(
+                "breaker", f"{venue} circuit breaker {old} → {new}: {why}", "WARNING" if new != "closed" else "INFO"
+            ),
+        )
+        brk = GuardedBroker(brk, breakers.of(getattr(brk, "name", "venue")))
+        eng = factory()
+        ref = getattr(eng, "ref", None)
+        if getattr(eng, "backup", False):
+            store.update_run(run_id, model_ref=BACKUP_LABEL)
+        elif isinstance(ref, str):
+            store.update_run(run_id, model_ref=ref)
         last_cycle = int(resumed["cycle"] or 0) if resumed is not None else 0
         if resumed is not None and resumed.get("cursor") is not None:
             start_cursor = int(resumed["cursor"])
@@ -444,23 +455,11 @@ def _run(
             stale_after_s=settings.live.stale_after_s,
             cycle=last_cycle,
             fx_rates=dict(settings.live.fx_rates),
+            last_sync=synced,
+            breakers=breakers,
         )
-        done, final_status, final_msg = 0, "STOPPED", None
-        while True:
-            _poll(store, run_id, stop)
-            if stop.reason is not None:
-                break
-            result = run_cycle(ctx)
-            done += 1
-            if result.exhausted:
-                final_msg = f"replay finished after {done} cycle(s)"
-                break
-            if cycles is not None and done >= cycles:
-                final_msg = f"completed {done} cycle(s)"
-                break
-            _wait(store, run_id, interval, stop)
-            if stop.reason is not None:
-                break
+        final_status = "STOPPED"
+        final_msg = drive(ctx, stop, interval, cycles, run_cycle)
         if stop.reason == "emergency_stop":
             summary = emergency_stop(ctx, limits.flatten_on_emergency)
             store.finish_run(run_id, "EMERGENCY_STOPPED", f"{summary} after cycle {ctx.cycle}")
@@ -472,38 +471,25 @@ def _run(
         return run_id
     except WorkbenchError as e:
         msg = f"{type(e).__name__}: {e}"
-        log("run", f"run {run_id} failed: {msg}", "ERROR")
-        store.finish_run(run_id, "FAILED", msg)
+        try:
+            log("run", f"run {run_id} failed: {msg}", "ERROR")
+            store.finish_run(run_id, "FAILED", msg)
+        except Exception as fault:
+            if not is_store_error(fault):
+                raise
+            return store_failed(settings, store, run_id, fault)
         return run_id
-    except BaseException as e:
-        store.finish_run(run_id, "FAILED", f"unexpected {type(e).__name__}: {e}")
-        log("run", f"run {run_id} crashed: {type(e).__name__}: {e}", "ERROR")
+    except Exception as e:
+        if is_store_error(e):
+            return store_failed(settings, store, run_id, e)
+        try_finish(store, run_id, f"unexpected {type(e).__name__}: {e}")
+        raise
+    except BaseException as e:  # KeyboardInterrupt and the like: recorded, then passed on
+        try_finish(store, run_id, f"interrupted: {type(e).__name__}: {e}")
         raise
 
 
-def _poll(store: Store, run_id: int, stop: _Stop) -> None:
-    cmd = store.pending_command(run_id)
-    if cmd is not None:
-        stop.set(cmd)
-        store.log_event("command", f"'{cmd}' received", "WARNING", run_id)
-
-
-def _wait(store: Store, run_id: int, interval: float, stop: _Stop) -> None:
-    """Sleep until the next cycle in small steps, obeying commands and signals meanwhile."""
-    end = time.monotonic() + interval
-    beat = time.monotonic() + _HEARTBEAT_S
-    while stop.reason is None:
-        left = end - time.monotonic()
-        if left <= 0:
-            return
-        time.sleep(min(_POLL_S, left))
-        _poll(store, run_id, stop)
-        if time.monotonic() >= beat:
-            store.heartbeat(run_id)
-            beat = time.monotonic() + _HEARTBEAT_S
-
-
-def _install_signal_handlers(stop: _Stop):
+def _install_signal_handlers(stop: Stop):
     """SIGTERM/SIGINT → a clean stop after the current cycle (main thread only; tests run in threads)."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
@@ -593,6 +579,8 @@ def status(settings: Any, run_id: int | None = None, account: str | None = None,
     curve = store.equity_curve(run["id"])
     counts = store.order_counts(run["id"])
     alive = _alive(run["pid"])
+    age = None if hb is None else round((now - hb).total_seconds(), 3)
+    timings = timing_summary(store.cycle_stages(run["id"], last=STATUS_CYCLES))
     return {
         "run_id": run["id"],
         "status": run["status"],
@@ -607,7 +595,9 @@ def status(settings: Any, run_id: int | None = None, account: str | None = None,
         "started_at": run["started_at"],
         "ended_at": run["ended_at"],
         "cycle": run["cycle"],
-        "heartbeat_age_s": None if hb is None else round((now - hb).total_seconds(), 3),
+        "heartbeat_age_s": age,
+        "heartbeat": heartbeat_state(run["status"], alive, age),
+        **timings,
         "equity": float(curve["equity"].iloc[-1]) if len(curve) else None,
         "cash": float(curve["cash"].iloc[-1]) if len(curve) else None,
         "n_orders": sum(counts.values()),

@@ -661,6 +661,31 @@ class Store:
         names = {r[1] for r in rows}
         return "emergency_stop" if "emergency_stop" in names else "stop"
 
+    # ---- cycle stages (timings, schedule, venue health) ------------------------------------------
+    def add_cycle_stages(self, run_id: int, cycle: int, started_at: Any, row: Mapping[str, Any]) -> None:
+        """One cycle's stage timings and venue states (``cycle_stages`` columns); a re-run of a crashed
+        cycle replaces its row."""
+        from sqlalchemy import delete
+
+        from workbench.store.schema import cycle_stages
+
+        cols = {c.name for c in cycle_stages.columns} - {"run_id", "cycle", "started_at"}
+        values = {k: v for k, v in row.items() if k in cols}
+        with self.engine.begin() as c:
+            c.execute(delete(cycle_stages).where(and_(cycle_stages.c.run_id == run_id, cycle_stages.c.cycle == cycle)))
+            c.execute(insert(cycle_stages).values(run_id=run_id, cycle=cycle, started_at=iso(started_at), **values))
+
+    def cycle_stages(self, run_id: int, last: int | None = None) -> pd.DataFrame:
+        """Per-cycle stage timings of a run, oldest first (``last``: only the newest that many), for
+        ``live status`` and the dashboard's timing chart."""
+        from workbench.store.schema import cycle_stages
+
+        stmt = select(cycle_stages).where(cycle_stages.c.run_id == run_id).order_by(cycle_stages.c.cycle.desc())
+        if last is not None:
+            stmt = stmt.limit(int(last))
+        df = self._frame(stmt, [c.name for c in cycle_stages.columns])
+        return df.iloc[::-1].reset_index(drop=True)
+
 
 def _insert_fill(c: Any, fill: Any, account: str) -> bool:
     """Insert a fill on connection ``c`` unless its id is already recorded; True when inserted."""

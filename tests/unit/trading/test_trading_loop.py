@@ -215,9 +215,12 @@ def test_the_loop_does_not_retry_what_the_venue_adapter_gave_up_on(settings, sto
     feed = ReplayFeed.from_panel(synthetic_panel(4, 50), warmup_bars=30, replay_bars=3)
     broker = Venue(paper(store, settings), check_failures=5)
     ctx = make_ctx(settings, store, broker, feed, MomentumEngine(lookback=20, gain=3.0))
-    with pytest.raises(TemporaryBrokerError):
-        run_cycle(ctx)
+    result = run_cycle(ctx)  # nor does the failure end the cycle (or the run): no entries, and it says so
     assert broker.check_failures == 4  # asked once
+    assert result.note is not None and "exchange status" in result.note and "timeout" in result.note
+    assert ctx.entries_paused and not (store.orders(ctx.run_id)["side"] == "buy").any()
+    assert "every venue is down" in store.events(ctx.run_id, kind="entries_paused")["message"].iloc[0]
+    assert "ENTRIES PAUSED" in store.cycles(ctx.run_id)["message"].iloc[-1]
 
 
 class PickyVenue(Venue):

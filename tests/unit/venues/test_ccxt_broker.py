@@ -304,3 +304,18 @@ def test_quotes_come_from_the_book(fake):
     fake.set_price(SYM, 101.0, bid=100.9, ask=101.1)
     q = b.quotes([SYM, "NOPE/USDT"])
     assert list(q) == [SYM] and (q[SYM].last, q[SYM].bid, q[SYM].ask) == (101.0, 100.9, 101.1)
+
+
+def test_a_duplicate_order_answer_on_a_resend_is_looked_up_not_booked_rejected(fake):
+    """The send arrived but its answer was lost, and the venue's look-up lagged (said "does not exist"):
+    the re-send meets Binance's -2010 "Duplicate order sent". That is our own order, found by its id."""
+    b = make(fake)
+    b.markets([SYM])
+    missing = {"code": -2013, "msg": "Order does not exist."}
+    fake.fail_next(400, times=2, body=missing, method="GET", path="/api/v3/order")  # the look-ups lag
+    fake.lose_next(503, method="POST", path="/api/v3/order")  # stored (resting), answer lost
+    o = b.place(OrderRequest("dup", SYM, "buy", 1.0, "limit", limit_price=90.0))
+    assert o.status == "SUBMITTED" and o.client_order_id == "dup" and n_orders(fake) == 1
+    assert [m for m, p, _ in fake.requests if p == "/api/v3/order"] == ["GET", "POST", "GET", "POST", "GET"]
+    assert b.place(OrderRequest("dup", SYM, "buy", 1.0, "limit", limit_price=90.0)).status == "SUBMITTED"
+    assert n_orders(fake) == 1

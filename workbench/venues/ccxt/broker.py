@@ -451,15 +451,28 @@ class CcxtBroker:
             found = self._lookup(cid, sym, retry=False)
             return found if found is not None and found.broker_order_id != stale else None
 
-        out = send_idempotent(
-            send,
-            lookup,
-            policy=self.retry,
-            venue=self.name,
-            what=f"order {cid}",
-            translate=lambda e: self._translate(e, f"placing {cid}", side=self._side_of(cid)),
-            catch=ccxt.BaseError,
-        )
+        try:
+            out = send_idempotent(
+                send,
+                lookup,
+                policy=self.retry,
+                venue=self.name,
+                what=f"order {cid}",
+                translate=lambda e: self._translate(e, f"placing {cid}", side=self._side_of(cid)),
+                catch=ccxt.BaseError,
+            )
+        except OrderRejected as e:
+            if e.reason != "duplicate_order":
+                raise
+            # "Duplicate order": the venue holds an open order under this id (an earlier send arrived, the
+            # look-up did not see it yet). It is ours: asked for, never booked as a rejection.
+            found = lookup()
+            if found is None:
+                raise TemporaryBrokerError(
+                    f"{self.exchange_id} calls order {cid} a duplicate but does not list it yet; "
+                    "order_status() will tell once it does"
+                ) from e
+            return found
         return out if isinstance(out, BrokerOrder) else self._answer(out, cid, sym)
 
     def _answer(self, answer: Any, cid: str, sym: str) -> BrokerOrder:

@@ -1,0 +1,169 @@
+"""Store faults in a real live process: the store's disk fills up in the middle of a cycle (right
+after an order was recorded NEW, before the venue heard of it), or another process locks it. The run
+stops trading and ends FAILED with the reason once the store can be written again, never with a traceback;
+if it never can, the process says why (exit code 7, as `workbench` does) and the next start resumes
+the run and reconciles it. Either way the restart leaves no duplicate order, and positions = fills =
+the venue's holdings.
+
+The disk is a small tmpfs mounted for the test (needs root with CAP_SYS_ADMIN; skipped otherwise),
+filled to the last byte with a file for "disk full"; "locked" is another connection holding the
+database's write lock."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_crash_recovery import REPO, _assert_consistent, _tables
+
+STORE_EXIT = 7  # ExitCode.STORE
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Path]:
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def home_on(disk: Path, retry_s: float) -> tuple[Path, str]:
+    from tests.kit.users import trader
+    from workbench.config import load_settings
+
+    home = disk / "home"
+    home.mkdir()
+    (home / "workbench.toml").write_text(f"[live]\nstore_retry_s = {retry_s}\n")
+    return home, trader(load_settings(home)).token
+
+
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left() -> Iterator[None]:
+    """Every live process a test launched is gone when it ends, whatever happened."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def launch(home: Path, cycles: int, hook: str | None = None, token: str | None = None) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_TOKEN"} | {"WORKBENCH_HOME": str(home)}
+    if token:
+        env["WORKBENCH_TOKEN"] = token
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.kit.crash_run", str(home), str(cycles), *([hook] if hook else [])],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _started.append(proc)
+    return proc
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 90.0) -> None:
+    end = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended early: {proc.stdout.read()}\n{proc.stderr.read()}")
+        if time.monotonic() > end:
+            proc.kill()
+            raise AssertionError(f"the run never reached {path.name}")
+        time.sleep(0.05)
+
+
+def fill_up(disk: Path) -> Path:
+    """Write zeros until the disk refuses: the next block anyone asks for gets ENOSPC."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"\0" * 65536)
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"\0" * 512)
+    finally:
+        os.close(fd)
+    return filler
+
+
+def restart_and_check(home: Path, resumed: bool, token: str | None = None) -> None:
+    """A resumed run needs no session (unattended restart); a new one is its user's."""
+    proc = launch(home, 3, token=token)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, f"restart failed:\n{out}\n{err}"
+    t = _tables(home)
+    if not resumed:  # the FAILED run stays FAILED; a new run reconciled its orders and traded on
+        assert list(t["runs"]["status"]) == ["FAILED", "STOPPED"], t["runs"]["message"].tolist()
+        t["runs"] = t["runs"].iloc[[1]]
+        t["cycles"] = t["cycles"][t["cycles"]["run_id"] == t["runs"]["id"].iloc[0]]
+        t["signals"] = t["signals"][t["signals"]["run_id"] == t["runs"]["id"].iloc[0]]
+    _assert_consistent(t, cycles=3)
+
+
+def test_disk_full_mid_cycle_ends_the_run_failed_once_space_returns_then_restart_is_consistent(disk, tmp_path):
+    home, token = home_on(disk, retry_s=30)
+    marker, go = tmp_path / "marker", tmp_path / "go"
+    proc = launch(home, 5, hook=f"after_new@3:{marker}:{go}", token=token)
+    wait_for(marker, proc)
+    filler = fill_up(disk)
+    go.touch()  # the order goes to the venue now: the venue's and the store's writes meet a full disk
+    time.sleep(1.5)
+    assert proc.poll() is None  # still trying to record FAILED, not crashed
+    filler.unlink()  # space returns
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert "the store could not be written" in err and "full" in err
+    t = _tables(home)
+    (run,) = t["runs"].to_dict("records")
+    assert run["status"] == "FAILED" and "the store could not be written" in run["message"]
+    assert "full" in run["message"] and "Free space" in run["message"]
+    restart_and_check(home, resumed=False, token=token)
+
+
+def test_a_store_locked_for_good_exits_clean_and_the_next_start_resumes(tmp_path):
+    """Another process holds the database's write lock past the busy timeout and the retry window. (A
+    read-only remount cannot be forced mid-run: the kernel refuses it while the store's files are open
+    for writing; the read-only message itself is ``cli_exits``' and tested there.)"""
+    import sqlite3
+
+    home, token = home_on(tmp_path, retry_s=1)
+    marker, go = tmp_path / "marker", tmp_path / "go"
+    proc = launch(home, 5, hook=f"after_new@3:{marker}:{go}", token=token)
+    wait_for(marker, proc)
+    holder = sqlite3.connect(home / "data" / "workbench.db", timeout=30, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        go.touch()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert proc.returncode == STORE_EXIT and "Traceback" not in err, err
+    assert "locked" in err and "the store could not be written" in err
+    cut = _tables(home)
+    assert cut["runs"]["status"].iloc[0] == "RUNNING"  # it could not say FAILED; its process is gone (DEAD)
+    restart_and_check(home, resumed=True)
+    events = _tables(home)["events"]["message"]
+    assert events.str.contains("resumed under its owner").any()

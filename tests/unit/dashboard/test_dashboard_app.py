@@ -58,7 +58,7 @@ def test_stop_to_a_dead_run_says_dead_and_start_on_a_locked_account_is_refused(s
     app.emergency_stop()
     assert f"run {run_id} on account &#x27;paper&#x27; is DEAD" in app.views.message.value
     assert store.pending_command(run_id) is None
-    lock = acquire(settings.data_dir, store, "paper")
+    lock = acquire(settings.data_dir, store, "paper:trader")  # the trader's own paper account
     lock.set_run(run_id)
     try:
         app.start()

@@ -762,7 +762,7 @@ def start_background(
     name = broker_name(settings, broker)
     _probe_lock(settings, name, session)
     logs = settings.data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    settings.ensure_dirs()  # logs/ among the private directories
     stamp = utcnow().strftime("%Y%m%dT%H%M%S")
     cmd = [sys.executable, "-m", "workbench", "live", "run", "--broker", name, "--model", model]
     if interval_s is not None:
@@ -772,7 +772,8 @@ def start_background(
     env = {**os.environ, "WORKBENCH_HOME": str(settings.home)}
     if session:
         env["WORKBENCH_TOKEN"] = session
-    log = open(logs / f"live-{stamp}-{os.getpid()}-{time.monotonic_ns()}.log", "ab")  # noqa: SIM115 (closed below once the child holds its own copy)
+    log_path = logs / f"live-{stamp}-{os.getpid()}-{time.monotonic_ns()}.log"
+    log = os.fdopen(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")  # owner only; closed below
     try:
         return subprocess.Popen(
             cmd,

@@ -654,7 +654,7 @@ def live_run(
 
 
 RunOpt = typer.Option(None, "--run", min=1, help="the run's id (`workbench live status` lists the running ones)")
-AccountOpt = typer.Option(None, "--account", help="the account's running run (paper, or BROKER@ENVIRONMENT)")
+AccountOpt = typer.Option(None, "--account", help="the account's running run (paper:USER, or BROKER@ENVIRONMENT:USER)")
 
 
 @live_app.command("status")

@@ -290,9 +290,18 @@ class Settings(BaseSettings):
         """Where new experiments keep artifacts: under the home, or wherever the tracking server says."""
         return None if self.remote_tracking else (self.mlruns_dir / "artifacts").as_uri()
 
-    def ensure_dirs(self) -> None:
-        for d in (self.data_dir, self.lake_dir, self.mlruns_dir):
-            d.mkdir(parents=True, exist_ok=True)
+    def ensure_dirs(self) -> list[str]:
+        """The home's stores, private to their owner (``workbench.security.perms``): what had to be
+        tightened in an older home (empty when already private)."""
+        from workbench.security.perms import secure_home
+
+        mlflow_db = None if self.mlflow_uri else self.tracking_uri
+        return secure_home(
+            self.home,
+            (self.data_dir, self.lake_dir, self.data_dir / "logs", self.mlruns_dir),
+            (self.store_url, mlflow_db),
+            (self.home / ".session", self.home / "keys" / "master.key", self.home / "keys" / "master.key.next"),
+        )
 
 
 def default_home() -> Path:

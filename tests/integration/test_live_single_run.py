@@ -71,7 +71,7 @@ def test_two_processes_racing_on_one_account_one_trades_the_other_is_refused(dem
     run = _assert_one_backup_run(Store(demo_settings.store_url), 3)
     assert f"run {run['id']} ended: STOPPED" in won[0]  # each invocation reports its own run
     refusal = " ".join(lost[1].split())
-    assert "account 'paper' already has a live run" in refusal and f"run {run['id']}" in refusal
+    assert "account 'paper:trader' already has a live run" in refusal and f"run {run['id']}" in refusal
     assert f"pid {run['pid']}" in refusal and f"workbench live stop --run {run['id']}" in refusal
 
 

@@ -1,8 +1,11 @@
 """A secrets scan: after runs that used a user's exchange keys (one in this process that trades at the
-local FakeBinance, one as `workbench live run` in a subprocess, as the dashboard starts it), the
-plaintext key and secret appear nowhere: not in the database (dumped, WAL included), the event rows,
-the logs, the MLflow files or any other file under the home, nor in the live process's argv or
-environment (its session token travels in the environment; the keys never do)."""
+local FakeBinance, one as `workbench live run` in a subprocess, as the dashboard starts it) and a
+research notebook that reads them (executed by nbclient in a real kernel: shows the secrets, connects
+a broker with them, logs an MLflow run with params, tags and artifacts about it), the plaintext key and
+secret appear nowhere: not in the database (dumped, WAL included), the event rows, the logs, the
+notebook's outputs, the MLflow runs (params, tags, metrics, every artifact, read back through MLflow)
+or any other file under the home, nor in the live process's argv or environment (its session token
+travels in the environment; the keys never do)."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from tests.integration.test_live_ccxt import (
 from tests.kit.models import MomentumEngine
 from tests.kit.users import trader
 from tests.kit.venue import VenueFollowsTheFeed
-from workbench.config import load_settings
+from workbench.config import Settings, load_settings
 from workbench.trading.feeds import ReplayFeed
 from workbench.trading.runner import run_live
 from workbench.trading.store import Store
@@ -36,6 +39,77 @@ def _files_containing(root: Path, needles: list[bytes]) -> list[str]:
             data = p.read_bytes()
             hits += [f"{p}: {n[:4]!r}..." for n in needles if n in data]
     return hits
+
+
+# A quant's notebook that uses the key path: the vault's secrets shown every way a notebook shows
+# things, a broker connected with them and checked, and an MLflow run recording what it saw.
+_NOTEBOOK_CELLS = [
+    """
+from workbench.config import load_settings
+from workbench.security.access import accounts_for, require_session
+from workbench.security.vault import Vault
+settings = load_settings()
+user = require_session(accounts_for(settings), settings).user
+vault = Vault.for_user(settings, user.id)
+secret, key = vault.get("ccxt:binance/secret"), vault.get("ccxt:binance/api_key")
+print(secret, repr(key), f"{secret} {key!s:>20}", vault.names())
+secret
+""",
+    """
+from workbench.trading.runner import make_broker
+from workbench.trading.store import Store
+broker = make_broker(settings, Store(settings.store_url), "ccxt:binance", vault)
+status = broker.check()
+print(broker, status)
+display(broker, key)
+broker.balances()
+""",
+    """
+import mlflow
+mlflow.set_tracking_uri(settings.tracking_uri)
+mlflow.set_experiment("uses-keys")
+with mlflow.start_run(run_name="broker check"):
+    mlflow.log_params({"broker": repr(broker), "secret": str(secret), "key": repr(key), "status": str(status)})
+    mlflow.set_tag("vault", f"{vault.names()} {secret}")
+    mlflow.log_metric("balances", len(broker.balances()))
+    mlflow.log_text(f"{broker!r}\\n{status}\\n{secret}\\n{key}", "check/broker.txt")
+    mlflow.log_dict({"secret": str(secret), "key": repr(key)}, "check/keys.json")
+print("logged")
+""",
+]
+
+
+def _run_notebook(path: Path) -> list[bytes]:
+    """Execute the notebook above in a real kernel (it inherits this process's environment: the home,
+    the session token, the fake venue's URLs); save it with its outputs; return every output's text."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c.strip()) for c in _NOTEBOOK_CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}).execute()
+    nbformat.write(nb, path)
+    outs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert any("logged" in o.get("text", "") for o in outs), outs  # it ran to the end
+    return [json.dumps(o).encode() for o in outs]
+
+
+def _mlflow_blobs(s: Settings, dest: Path) -> list[bytes]:
+    """Every MLflow run of every experiment, read back through MLflow: params, tags, metric names and
+    the bytes of every artifact (downloaded)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=s.tracking_uri)
+    blobs: list[bytes] = []
+    exps = client.search_experiments()
+    runs = client.search_runs([e.experiment_id for e in exps], max_results=1000)
+    assert any(r.info.run_name == "broker check" for r in runs)  # the notebook's run is among them
+    for r in runs:
+        blobs.append(json.dumps([r.data.params, r.data.tags, sorted(r.data.metrics)]).encode())
+        local = Path(client.download_artifacts(r.info.run_id, "", str(dest / r.info.run_id)))
+        blobs += [p.read_bytes() for p in local.rglob("*") if p.is_file()]
+    assert len(blobs) > len(runs)  # artifacts were read, not only params
+    return blobs
 
 
 def test_plaintext_keys_appear_nowhere_after_runs_that_used_them(tmp_path, venue, monkeypatch):  # noqa: F811
@@ -77,6 +151,14 @@ def test_plaintext_keys_appear_nowhere_after_runs_that_used_them(tmp_path, venue
     assert sub["id"] != rid and bool(checks.loc["api_keys", "ok"]), out.decode()  # the subprocess used the keys
     assert seen and all(n not in blob for blob in seen for n in needles)
     assert all(n not in out for n in needles)
+
+    # a research notebook that uses the keys, executed; its outputs and its MLflow run scanned
+    (home / "notebooks").mkdir(exist_ok=True)
+    monkeypatch.setenv("WORKBENCH_HOME", str(home))
+    outputs = _run_notebook(home / "notebooks" / "uses_keys.ipynb")
+    assert all(n not in blob for blob in outputs for n in needles)
+    mlflow_blobs = _mlflow_blobs(s, tmp_path / "mlflow-download")
+    assert all(n not in blob for blob in mlflow_blobs for n in needles)
 
     con = sqlite3.connect(home / "data" / "workbench.db")
     dump = "\n".join(con.iterdump()).encode()

@@ -41,6 +41,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(users_app, name="users")
     app.add_typer(vault_app, name="vault")
     app.add_typer(risk_app, name="risk")
+    from workbench.security import books
+
+    books.register(app)
 
 
 def _ctx(home: Path | None) -> tuple[Settings, Accounts]:

@@ -179,6 +179,7 @@ orders = Table(
     Column("oco_group", String(64), index=True),  # exit pairs: a fill of one cancels the other
     Column("created_at", String(40), nullable=False),
     Column("updated_at", String(40), nullable=False),
+    Column("user_id", Integer, index=True),  # the owner (users.id) of the order's account
 )
 order_events = Table(
     "order_events",
@@ -202,6 +203,7 @@ fills = Table(
     Column("fee", Float, nullable=False),
     Column("fee_currency", String(16)),
     Column("ts", String(40), nullable=False),
+    Column("user_id", Integer, index=True),  # the owner of the fill's order
 )
 positions = Table(
     "positions",
@@ -214,6 +216,7 @@ positions = Table(
     Column("take_profit", Float),
     Column("realized_pnl", Float, nullable=False, default=0.0),
     Column("updated_at", String(40), nullable=False),
+    Column("user_id", Integer, index=True),  # the owner of the account
 )
 equity = Table(
     "equity",
@@ -254,6 +257,7 @@ commands = Table(
     Column("run_id", Integer),
     Column("command", String(20), nullable=False),
     Column("consumed_at", String(40)),
+    Column("user_id", Integer, index=True),  # who sent it (a command for no run binds only that user's runs)
 )
 # The paper "exchange": its own books, so simulated state survives restarts like a venue's would.
 paper_balances = Table(

@@ -6,11 +6,14 @@ button) and talks to the world only through the store: the dashboard reads the r
 writes the commands it obeys — within one cycle, because the wait between cycles polls for them.
 
 Every run has an owner: the user of the session that started it (``$WORKBENCH_TOKEN`` or the CLI's
-session file). Phase 1 checks that user's permission, reads that user's vault and risk limits. A run
-whose process died is resumed by the next ``live run`` on the same broker and account under its
-stored owner, without a session, so a supervisor can restart it unattended (the master key unwraps
-the owner's data key); Phase 1 runs again, so a permission revoked meanwhile stops the resumed run.
-A permission revoked while a run is going does not stop it: stop it (``live stop``) if it must end.
+session file). Phase 1 checks that user's permission, reads that user's vault and risk limits.
+Accounts are per user, so books never mix: the paper account is ``paper:<username>`` and a real
+venue's ``<broker>@<environment>:<username>`` (the book of the exchange account that user's keys
+trade). A run whose process died is resumed by the next ``live run`` of its owner on the same broker,
+or, without any session, by a ``live run`` on that broker when exactly one user has a crashed run
+there, under that stored owner (a supervisor restarts it unattended; the master key unwraps the
+owner's data key). Phase 1 runs again, so a permission revoked meanwhile stops the resumed run. A
+permission revoked while a run is going does not stop it: stop it (``live stop``) if it must end.
 """
 
 from __future__ import annotations
@@ -176,18 +179,32 @@ def make_broker(
     return _connect(settings, broker_name(settings, broker), vault, store)
 
 
-def _start(settings: Any, store: Store, name: str, vault: Any = None) -> Broker | PendingBroker:
-    """A simulated venue's broker at once; a real one planned with the owner's vault (Phase 1 connects it)."""
-    venue, _ = resolve(name)
-    return make_broker(settings, store, name) if venue.simulated else plan_broker(settings, name, vault)
+def _start(settings: Any, store: Store, name: str, owner: Any = None) -> Broker | PendingBroker:
+    """A simulated venue's broker at once, on the owner's own simulated account; a real one planned
+    (Phase 1 connects it, with the owner's vault)."""
+    venue, inst = resolve(name)
+    if not venue.simulated:
+        return plan_broker(settings, name)
+    account = owned_account(name, None, owner.username if owner is not None else None)
+    return venue.broker(settings, venue_config(settings, venue.name), instance=inst, store=store, account=account)
 
 
-def _account(brk: Broker | PendingBroker) -> str:
-    """The store account of a broker: the paper account, else ``<broker>@<environment>`` so that a
-    testnet's book never mixes with real money."""
-    if isinstance(brk, PendingBroker):
-        return f"{brk.name}@{brk.environment}"
-    return getattr(brk, "account", None) or f"{brk.name}@{brk.environment}"
+def owned_account(broker: str, environment: str | None, username: str | None) -> str:
+    """The store account of a user on a broker: ``paper:<user>`` for the simulated venue (each user
+    has their own paper book), else ``<broker>@<environment>:<user>`` (the book of the exchange account
+    that user's keys trade; a testnet's book never mixes with real money). Without a user (a run that
+    fails authentication) the bare name."""
+    base = broker if environment is None else f"{broker}@{environment}"
+    return base if not username else f"{base}:{username}"
+
+
+def _account(brk: Broker | PendingBroker, owner: Any = None) -> str:
+    """The store account of a broker for ``owner`` (see ``owned_account``); a connected broker that
+    names its own account (a paper broker passed in by a caller) keeps it."""
+    named = None if isinstance(brk, PendingBroker) else getattr(brk, "account", None)
+    if named:
+        return str(named)
+    return owned_account(brk.name, brk.environment, owner.username if owner is not None else None)
 
 
 def _default_feed(settings: Settings, engine: Any, start_cursor: int):
@@ -255,23 +272,33 @@ def run_live(
         label = (broker or settings.broker.default or "paper").strip()
     else:
         label = getattr(broker, "name", type(broker).__name__)
+    owner: Any = None
     try:
         if isinstance(broker, str) or broker is None:
             label = broker_name(settings, broker)
-            brk = _start(settings, store, label)
+            owner, refusal = _owner(accounts, settings, session, store, label)
+            brk = _start(settings, store, label, owner)
         else:
             brk = broker
+            owner, refusal = _owner(accounts, settings, session, store, label)
         env = brk.environment
     except WorkbenchError as e:
-        run_id = store.start_run(label, "unknown", None, model, interval, os.getpid())
+        run_id = store.start_run(
+            label, "unknown", None, model, interval, os.getpid(), user_id=owner.id if owner else None
+        )
         store.log_event("run", f"run failed to start: {e}", "ERROR", run_id)
         store.finish_run(run_id, "FAILED", str(e))
         return run_id
-    account = _account(brk)
+    account = _account(brk, owner)
     lock = acquire_account(settings.data_dir, store, account)  # RunActiveError: another run holds it
     try:
         crashed = _crashed_run(store, label, account)
-        owner, refusal = _owner(accounts, settings, session, crashed)
+        if (
+            crashed is not None
+            and crashed.get("user_id") is not None
+            and (owner is None or owner.id != crashed["user_id"])
+        ):
+            owner, refusal = _stored_owner(accounts, crashed)  # a legacy shared account: its run's owner
         if (isinstance(broker, str) or broker is None) and isinstance(brk, PendingBroker) and owner is not None:
             from workbench.security.vault import Vault
 
@@ -325,20 +352,39 @@ def run_live(
         lock.release()
 
 
-def _owner(accounts: Any, settings: Any, session: str | None, crashed: dict | None) -> tuple[Any, str | None]:
-    """(the run's owner, None) or (None, why there is none). A crashed run's owner is read from its row
-    (no session needed: unattended restart); otherwise the session presented decides."""
+def _owner(accounts: Any, settings: Any, session: str | None, store: Store, broker_name: str) -> tuple[Any, str | None]:
+    """(the run's owner, None) or (None, why there is none). The session presented decides; without a
+    valid one, an unattended restart: the one user with a crashed run on this broker (read from the run
+    row; the master key unwraps their data key). Crashed runs of several users: none is guessed."""
     from workbench.security.access import require_session
 
-    if crashed is not None and crashed.get("user_id") is not None:
-        try:
-            return accounts.user_by_id(int(crashed["user_id"])), None
-        except ConfigError as e:
-            return None, f"the crashed run's owner is gone: {e}"
     try:
         return require_session(accounts, settings, token=session).user, None
     except AccessError as e:
-        return None, str(e)
+        refusal = str(e)
+    orphans = [
+        r
+        for r in store.running_runs()
+        if r["broker"] == broker_name and r.get("user_id") is not None and not _alive(r["pid"])
+    ]
+    owners = {int(r["user_id"]) for r in orphans}
+    if len(owners) == 1:
+        return _stored_owner(accounts, orphans[0])
+    if owners:
+        listed = ", ".join(f"run {r['id']} on '{r['account']}'" for r in orphans)
+        return (
+            None,
+            f"{refusal} (crashed runs of {len(owners)} users wait on {broker_name}: {listed}; each resumes with its owner's session)",
+        )
+    return None, refusal
+
+
+def _stored_owner(accounts: Any, crashed: dict) -> tuple[Any, str | None]:
+    """The owner recorded on a crashed run's row, or why it cannot resume under them."""
+    try:
+        return accounts.user_by_id(int(crashed["user_id"])), None
+    except ConfigError as e:
+        return None, f"the crashed run's owner is gone: {e}"
 
 
 def _crashed_run(store: Store, broker_name: str, account: str) -> dict | None:
@@ -704,9 +750,9 @@ def start_background(
     the environment already holds."""
     check_run_args(interval_s, cycles)
     name = broker_name(settings, broker)
-    _probe_lock(settings, name)
+    _probe_lock(settings, name, session)
     logs = settings.data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    settings.ensure_dirs()  # logs/ among the private directories
     stamp = utcnow().strftime("%Y%m%dT%H%M%S")
     cmd = [sys.executable, "-m", "workbench", "live", "run", "--broker", name, "--model", model]
     if interval_s is not None:
@@ -716,7 +762,8 @@ def start_background(
     env = {**os.environ, "WORKBENCH_HOME": str(settings.home)}
     if session:
         env["WORKBENCH_TOKEN"] = session
-    log = open(logs / f"live-{stamp}-{os.getpid()}-{time.monotonic_ns()}.log", "ab")  # noqa: SIM115 (closed below once the child holds its own copy)
+    log_path = logs / f"live-{stamp}-{os.getpid()}-{time.monotonic_ns()}.log"
+    log = os.fdopen(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")  # owner only; closed below
     try:
         return subprocess.Popen(
             cmd,
@@ -731,10 +778,17 @@ def start_background(
         log.close()  # the child holds its own descriptor
 
 
-def _probe_lock(settings: Any, name: str) -> None:
-    """Refuse at once when the account of ``name`` is locked by a live run (the account of a real
-    broker is known without connecting: ``<broker>@<environment>``; paper's is ``paper``)."""
+def _probe_lock(settings: Any, name: str, session: str | None = None) -> None:
+    """Refuse at once when the session user's account on ``name`` is locked by a live run (known
+    without connecting: ``paper:<user>``, ``<broker>@<environment>:<user>``; see ``owned_account``)."""
+    from workbench.security.access import accounts_for, require_session
+
     venue, _ = resolve(name)
-    account = "paper" if venue.simulated else f"{name}@{broker_environment(settings, name)}"
+    try:
+        username: str | None = require_session(accounts_for(settings), settings, token=session).user.username
+    except AccessError:  # the child fails Phase 1's authentication and says why
+        username = None
+    env = None if venue.simulated else broker_environment(settings, name)
+    account = owned_account(name, env, username)
     store = Store(settings.store_url).create()
     acquire_account(settings.data_dir, store, account).release()

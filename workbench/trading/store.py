@@ -322,6 +322,8 @@ class Store:
         for k in ("quantity", "limit_price", "stop_price", "average_price", "stop_loss", "take_profit"):
             if k in values:
                 values[k] = _f(values[k])
+        if values.get("user_id") is None:  # the owner: its run's, else its account's
+            values["user_id"] = func.coalesce(_run_owner(values.get("run_id")), _account_owner(values["account"]))
         with self.engine.begin() as c:
             c.execute(insert(orders).values(**values))
             c.execute(
@@ -631,11 +633,14 @@ class Store:
         return self._frame(stmt.order_by(events.c.id.desc()).limit(limit), [c.name for c in events.columns])
 
     # ---- commands -------------------------------------------------------------------------------
-    def send_command(self, command: str, run_id: int | None = None) -> int:
+    def send_command(self, command: str, run_id: int | None = None, user_id: int | None = None) -> int:
+        """Queue a command. Its owner is the run's owner; a command for no run in particular is owned by
+        its sender ``user_id`` and binds only that user's runs (None: every run, for internal callers)."""
         if command not in COMMANDS:
             raise ValueError(f"command must be one of {COMMANDS}, not {command!r}")
+        owner: Any = user_id if run_id is None else func.coalesce(_run_owner(run_id), user_id)
         with self.engine.begin() as c:
-            res = c.execute(insert(commands).values(ts=iso(utcnow()), run_id=run_id, command=command))
+            res = c.execute(insert(commands).values(ts=iso(utcnow()), run_id=run_id, command=command, user_id=owner))
             return _new_id(res.inserted_primary_key)
 
     def pending_command(self, run_id: int, consume: bool = True) -> str | None:
@@ -644,10 +649,16 @@ class Store:
         from sqlalchemy import or_
 
         with self.engine.begin() as c:
-            started = c.execute(select(runs.c.started_at).where(runs.c.id == run_id)).scalar()
-            # A command for no run in particular counts only if sent after this run started:
-            # a stale one must not stop the next run.
-            anyrun = and_(commands.c.run_id.is_(None), commands.c.ts >= (started or ""))
+            row = c.execute(select(runs.c.started_at, runs.c.user_id).where(runs.c.id == run_id)).first()
+            started, owner = (row[0], row[1]) if row is not None else (None, None)
+            # A command for no run in particular counts only if sent after this run started (a stale
+            # one must not stop the next run) and by this run's owner (or by no user: internal).
+            sender = (
+                commands.c.user_id.is_(None)
+                if owner is None
+                else or_(commands.c.user_id.is_(None), commands.c.user_id == owner)
+            )
+            anyrun = and_(commands.c.run_id.is_(None), commands.c.ts >= (started or ""), sender)
             target = or_(commands.c.run_id == run_id, anyrun)
             rows = c.execute(
                 select(commands.c.id, commands.c.command).where(and_(target, commands.c.consumed_at.is_(None)))
@@ -685,6 +696,53 @@ class Store:
             stmt = stmt.limit(int(last))
         df = self._frame(stmt, [c.name for c in cycle_stages.columns])
         return df.iloc[::-1].reset_index(drop=True)
+    # ---- owned books: every query scoped by owner (``user_id`` None: everyone's, for admins) ------------
+    def orders_of(
+        self,
+        user_id: int | None,
+        run_id: int | None = None,
+        account: str | None = None,
+        open_only: bool = False,
+        limit: int = 100,
+    ) -> pd.DataFrame:
+        """A user's orders, newest first."""
+        from workbench.venues.base import FINAL_STATUSES
+
+        stmt = _owned(select(orders), orders, user_id)
+        if run_id is not None:
+            stmt = stmt.where(orders.c.run_id == run_id)
+        if account is not None:
+            stmt = stmt.where(orders.c.account == account)
+        if open_only:
+            stmt = stmt.where(orders.c.status.not_in(sorted(FINAL_STATUSES)))
+        stmt = stmt.order_by(orders.c.created_at.desc(), orders.c.client_order_id).limit(limit)
+        return self._frame(stmt, [c.name for c in orders.columns])
+
+    def fills_of(self, user_id: int | None, account: str | None = None, limit: int = 100) -> pd.DataFrame:
+        """A user's fills, newest first."""
+        stmt = _owned(select(fills), fills, user_id)
+        if account is not None:
+            stmt = stmt.where(fills.c.account == account)
+        stmt = stmt.order_by(fills.c.ts.desc(), fills.c.fill_id).limit(limit)
+        return self._frame(stmt, [c.name for c in fills.columns])
+
+    def positions_of(
+        self, user_id: int | None, account: str | None = None, include_closed: bool = False
+    ) -> pd.DataFrame:
+        """A user's positions on every account they trade (or one)."""
+        stmt = _owned(select(positions), positions, user_id)
+        if account is not None:
+            stmt = stmt.where(positions.c.account == account)
+        if not include_closed:
+            stmt = stmt.where(positions.c.quantity != 0)
+        return self._frame(stmt.order_by(positions.c.account, positions.c.symbol), [c.name for c in positions.columns])
+
+    def commands_of(self, user_id: int | None, run_id: int | None = None, limit: int = 100) -> pd.DataFrame:
+        """The stop and emergency-stop commands a user's runs were sent (or the user sent), newest first."""
+        stmt = _owned(select(commands), commands, user_id)
+        if run_id is not None:
+            stmt = stmt.where(commands.c.run_id == run_id)
+        return self._frame(stmt.order_by(commands.c.id.desc()).limit(limit), [c.name for c in commands.columns])
 
 
 def _insert_fill(c: Any, fill: Any, account: str) -> bool:
@@ -703,6 +761,10 @@ def _insert_fill(c: Any, fill: Any, account: str) -> bool:
             fee=float(fill.fee),
             fee_currency=fill.fee_currency,
             ts=iso(fill.ts),
+            user_id=func.coalesce(
+                select(orders.c.user_id).where(orders.c.client_order_id == fill.client_order_id).scalar_subquery(),
+                _account_owner(account),
+            ),
         )
     )
     return True
@@ -737,8 +799,29 @@ def _upsert_position(c: Any, account: str, symbol: str, fields: Mapping[str, Any
     values["updated_at"] = iso(utcnow())
     key = and_(positions.c.account == account, positions.c.symbol == symbol)
     if c.execute(select(positions.c.symbol).where(key)).first() is None:
-        c.execute(
-            insert(positions).values(account=account, symbol=symbol, **{"quantity": 0.0, "realized_pnl": 0.0, **values})
-        )
+        row = {"quantity": 0.0, "realized_pnl": 0.0, **values, "user_id": _account_owner(account)}
+        c.execute(insert(positions).values(account=account, symbol=symbol, **row))
     else:
         c.execute(update(positions).where(key).values(**values))
+
+
+def _owned(stmt: Any, table: Any, user_id: int | None) -> Any:
+    """``stmt`` limited to ``user_id``'s rows; None (an admin's view) leaves it whole."""
+    return stmt if user_id is None else stmt.where(table.c.user_id == int(user_id))
+
+
+def _run_owner(run_id: int | None) -> Any:
+    """SQL for the owner of a run (NULL without one)."""
+    return select(runs.c.user_id).where(runs.c.id == run_id).scalar_subquery()
+
+
+def _account_owner(account: str) -> Any:
+    """SQL for the owner of an account: the owner of its latest owned run (accounts are per user —
+    ``paper:<user>``, ``<broker>@<environment>:<user>`` — so this is the one user who trades it)."""
+    return (
+        select(runs.c.user_id)
+        .where(and_(runs.c.account == account, runs.c.user_id.is_not(None)))
+        .order_by(runs.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )

@@ -95,7 +95,7 @@ def test_live_money_needs_the_permission_and_the_broker_name_typed(tmp_path, mon
     pro.start_button.click()
     assert pro._process is None and "type 'kite'" in pro.notice.text
     store = Store(s.store_url).create()
-    lock = acquire(s.data_dir, store, "kite@live")  # a run holds the account: the gates passed, the lock refuses
+    lock = acquire(s.data_dir, store, "kite@live:pro")  # a run holds the account: the gates passed, the lock refuses
     try:
         pro.live_confirm.value = "kite"
         pro.start_button.click()
@@ -143,7 +143,7 @@ def test_stop_buttons_write_commands_a_dead_run_is_named_dead_and_a_locked_accou
     dead = store.start_run(broker="paper", environment="paper", account="paper", pid=gone.pid, user_id=app.user.id)
     start.emergency_button.click()
     assert f"run {dead} on account 'paper' is DEAD" in start.notice.text and store.pending_command(dead) is None
-    lock = acquire(settings.data_dir, store, "paper")
+    lock = acquire(settings.data_dir, store, "paper:trader")  # the trader's own paper account
     lock.set_run(dead)
     try:
         start.start_button.click()

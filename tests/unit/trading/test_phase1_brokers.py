@@ -147,7 +147,7 @@ def test_run_live_on_a_testnet_venue_trades_and_keeps_the_book_in_sync(tmp_path,
     )
     store = Store(s.store_url)
     run = store.run(rid)
-    assert run["status"] == "STOPPED" and run["environment"] == "testnet" and run["account"] == f"{NAME}@testnet"
+    assert run["status"] == "STOPPED" and run["environment"] == "testnet" and run["account"] == f"{NAME}@testnet:trader"
     assert run["user_id"] == t.user.id  # the run's owner
     checks = store.checks(rid)
     assert checks["duration_s"].notna().all() and (checks["duration_s"] >= 0).all()
@@ -215,5 +215,5 @@ def test_kite_without_trade_live_is_refused_before_any_login(tmp_path, monkeypat
     trader(s, monkeypatch=monkeypatch)
     rid = run_live(s, broker="kite", engine=MomentumEngine(), feed=feed(), interval_s=0.0, min_interval_s=0, cycles=1)
     run = Store(s.store_url).run(rid)
-    assert run["status"] == "FAILED" and run["environment"] == "live" and run["account"] == "kite@live"
+    assert run["status"] == "FAILED" and run["environment"] == "live" and run["account"] == "kite@live:trader"
     assert "Phase 1 failed at 'authentication'" in run["message"] and "'trade_live'" in run["message"]

@@ -52,7 +52,7 @@ def paper(store: Store, account: str) -> PaperBroker:
 def test_a_second_start_on_a_running_account_is_refused_naming_the_run(settings):
     store = Store(settings.store_url).create()
     t, out = start_thread(settings, engine=MomentumEngine(gain=3.0), feed=feed(), interval_s=0.2, min_interval_s=0)
-    first = wait_running(store, "paper")
+    first = wait_running(store, "paper:trader")  # the trader's own paper account
     with pytest.raises(RunActiveError) as refused:
         run_live(settings, engine=MomentumEngine(gain=3.0), feed=feed(), interval_s=0.2, min_interval_s=0, cycles=1)
     msg = str(refused.value)
@@ -62,7 +62,7 @@ def test_a_second_start_on_a_running_account_is_refused_naming_the_run(settings)
     assert stop_run(settings, run_id=first["id"]).sent
     t.join(timeout=10)
     assert store.run(first["id"])["status"] == "STOPPED" and "error" not in out
-    assert not lock_path(settings.data_dir, "paper").read_text()  # released and emptied
+    assert not lock_path(settings.data_dir, "paper:trader").read_text()  # released and emptied
 
 
 def test_two_accounts_run_at_once_and_are_stopped_by_run_id(settings):

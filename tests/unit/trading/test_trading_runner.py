@@ -76,25 +76,28 @@ def test_emergency_stop_cancels_open_orders_and_flattens(tmp_path, monkeypatch):
     settings.ensure_dirs()
     trader(settings, monkeypatch=monkeypatch)
     store = Store(settings.store_url).create()
+    ACCOUNT = "paper:trader"  # the trader's own paper account (accounts are per user)
     # An order resting at the venue from an earlier session.
-    pb = PaperBroker(store, starting_cash=settings.paper.starting_cash, markets={"S000": Market("S000", "S000", "USD")})
+    pb = PaperBroker(
+        store, ACCOUNT, starting_cash=settings.paper.starting_cash, markets={"S000": Market("S000", "S000", "USD")}
+    )
     pb.on_bar({"S000": Quote("S000", 100.0, pd.Timestamp("2024-01-01", tz="UTC"))})
-    OrderManager(store, pb, "paper").submit(
+    OrderManager(store, pb, ACCOUNT).submit(
         OrderIntent(OrderRequest("resting", "S000", "buy", 1, type="limit", limit_price=1.0), None, None, "old")
     )
     t, out = start_thread(
         settings, engine=MomentumEngine(gain=3.0), feed=long_feed(), interval_s=INTERVAL, min_interval_s=0
     )
     run = wait_for_cycle(store, 2)
-    assert len(PaperBroker(store).positions()) > 0  # the momentum engine bought
+    assert len(PaperBroker(store, ACCOUNT).positions()) > 0  # the momentum engine bought
     request_stop(settings, emergency=True)
     t.join(timeout=5 * INTERVAL + 2)
     assert not t.is_alive() and "error" not in out
     final = store.run(run["id"])
     assert final["status"] == "EMERGENCY_STOPPED" and "open order(s) cancelled" in final["message"]
-    assert store.open_orders("paper") == [] and PaperBroker(store).open_orders() == []  # exits withdrawn too
+    assert store.open_orders(ACCOUNT) == [] and PaperBroker(store, ACCOUNT).open_orders() == []  # exits withdrawn too
     assert store.get_order("resting")["status"] == "CANCELLED"
-    assert PaperBroker(store).positions() == {} and store.positions("paper").empty
+    assert PaperBroker(store, ACCOUNT).positions() == {} and store.positions(ACCOUNT).empty
     assert store.events(run["id"], kind="emergency")["level"].iloc[0] == "WARNING"
 
 
@@ -107,7 +110,7 @@ def test_emergency_stop_keeps_positions_unless_asked(settings):
     request_stop(settings, emergency=True)
     t.join(timeout=5 * INTERVAL + 2)
     assert store.run(run["id"])["status"] == "EMERGENCY_STOPPED"
-    assert len(PaperBroker(store).positions()) > 0
+    assert len(PaperBroker(store, "paper:trader").positions()) > 0
 
 
 def test_cycles_budget_then_restart_continues_the_replay_on_the_model_universe(settings):

@@ -183,7 +183,7 @@ def test_toy_venue_runs_paper_style_live_cycles_through_the_runner(toy, tmp_path
     store = Store(s.store_url)
     run = store.run(rid)
     assert run["status"] == "STOPPED", run["message"]
-    assert run["broker"] == "toy" and run["environment"] == "testnet" and run["account"] == "toy@testnet"
+    assert run["broker"] == "toy" and run["environment"] == "testnet" and run["account"] == "toy@testnet:trader"
     checks = store.checks(rid)
     assert list(checks["name"]) == ["authentication", "api_keys", "exchange", "models", "risk"] and checks["ok"].all()
     assert "toy sandbox" in checks.set_index("name").loc["exchange", "message"]

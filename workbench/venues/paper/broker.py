@@ -500,15 +500,17 @@ def make_broker(
     instance: str | None = None,
     vault: Vault | None = None,
     store: HasEngine | None = None,
+    account: str = "paper",
 ) -> PaperBroker:
     """The paper account ``settings.paper`` and ``settings.costs`` describe, booked in ``store``
-    (without one, in the database ``settings.store_url`` names: the venue never imports ``trading``)."""
+    (without one, in the database ``settings.store_url`` names: the venue never imports ``trading``)
+    under the name ``account`` (the live runner gives each user their own: ``paper:<username>``)."""
     if store is None:
         store = _EngineHolder(engine_for(settings.store_url))
     pa = settings.paper
     return PaperBroker(
         store,
-        account="paper",
+        account=account,
         currency=pa.currency,
         starting_cash={**pa.extra_cash, pa.currency: pa.starting_cash},
         fee_rate=settings.costs.fee_rate,

@@ -180,7 +180,7 @@ def test_the_cli_refuses_interval_and_cycles_below_the_floor(settings):
 
 def test_start_background_refuses_at_once_while_the_account_is_locked(settings):
     store = Store(settings.store_url).create()
-    lock = acquire(settings.data_dir, store, "paper")
+    lock = acquire(settings.data_dir, store, "paper:trader")
     try:
         with pytest.raises(RunActiveError, match="already has a live run"):
             start_background(settings, broker="paper", model="backup", interval_s=1, cycles=1)

@@ -276,7 +276,10 @@ class BookSession:
             )
         old = [a for a in self._dirty if a in self._stored_assets]
         fresh = [a for a in self._dirty if a not in self._stored_assets]
-        value = lambda a: self.cash[a] if a in self.cash else self.holdings[a]  # noqa: E731
+
+        def value(a: str) -> float:
+            return self.cash[a] if a in self.cash else self.holdings[a]
+
         if old:
             stmt = (
                 update(b)

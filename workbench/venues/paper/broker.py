@@ -31,7 +31,6 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from workbench.store.engine import engine_for
-from workbench.store.schema import iso, utcnow
 from workbench.venues.base import (
     FINAL_STATUSES,
     Balance,
@@ -261,10 +260,10 @@ class PaperBroker:
         rank = {"market": 0, "stop_loss": 1, "limit": 2, "take_profit": 3}
         filled: list[str] = []
         with self.book.begin() as c:
-            s = BookSession(self.book, c)
-            reserved = self._reserved_cash(s)
+            bs = BookSession(self.book, c)
+            reserved = self._reserved_cash(bs)
             rows = sorted(
-                (r for r in s.open.values() if r["symbol"] in quotes),
+                (r for r in bs.open.values() if r["symbol"] in quotes),
                 key=lambda r: (rank.get(r["type"], 9), r["created_at"]),
             )
             for row in rows:
@@ -273,9 +272,9 @@ class PaperBroker:
                 price = self._trigger_price(row, quotes[row["symbol"]])
                 if price is None:
                     continue
-                if self._fill(s, row, float(row["quantity"]) - float(row["filled_quantity"]), price, reserved) > 0:
+                if self._fill(bs, row, float(row["quantity"]) - float(row["filled_quantity"]), price, reserved) > 0:
                     filled.append(row["client_order_id"])
-            s.flush()
+            bs.flush()
         return [self.order_status(cid) for cid in filled]
 
     def _costs(self, symbol: str) -> tuple[float, float]:

@@ -9,7 +9,7 @@ books order, cash, holding, fill row and OCO cancels atomically); the others ope
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -149,16 +149,27 @@ class PaperBook:
     def insert_fill(self, conn: Connection, **values: Any) -> None:
         conn.execute(insert(paper_fills).values(account=self.account, **values))
 
-    def fills(self, since: pd.Timestamp | None = None, client_order_id: str | None = None) -> list[dict[str, Any]]:
-        """Fill rows in time order, optionally since a time or of one order."""
+    def fills(
+        self,
+        since: pd.Timestamp | None = None,
+        client_order_id: str | None = None,
+        client_order_ids: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Fill rows in time order, optionally since a time, of one order or of several."""
         t = paper_fills
         stmt = select(t).where(t.c.account == self.account)
         if since is not None:
             stmt = stmt.where(t.c.ts >= iso(since))
         if client_order_id is not None:
             stmt = stmt.where(t.c.client_order_id == client_order_id)
+        if client_order_ids is None:
+            with self.engine.connect() as c:
+                return [dict(r) for r in c.execute(stmt.order_by(t.c.ts, t.c.fill_id)).mappings().all()]
+        out: list[dict[str, Any]] = []
         with self.engine.connect() as c:
-            return [dict(r) for r in c.execute(stmt.order_by(t.c.ts, t.c.fill_id)).mappings().all()]
+            for part in _chunks(list(dict.fromkeys(client_order_ids))):
+                out += [dict(r) for r in c.execute(stmt.where(t.c.client_order_id.in_(part))).mappings().all()]
+        return sorted(out, key=lambda r: (r["ts"], r["fill_id"]))
 
 
 def _chunks(items: list[str], n: int = 500) -> Iterator[list[str]]:

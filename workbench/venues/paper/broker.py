@@ -228,8 +228,17 @@ class PaperBroker:
         """One order's fills (the optional per-order extension of the protocol)."""
         return self.fills(client_order_id=client_order_id)
 
-    def fills(self, since: pd.Timestamp | None = None, client_order_id: str | None = None) -> list[Fill]:
-        rows = self.book.fills(since=since, client_order_id=client_order_id)
+    def fills_for_many(self, client_order_ids: Sequence[str]) -> list[Fill]:
+        """The fills of many orders in one query per 500 ids (the order manager books a batch so)."""
+        return self.fills(client_order_ids=client_order_ids)
+
+    def fills(
+        self,
+        since: pd.Timestamp | None = None,
+        client_order_id: str | None = None,
+        client_order_ids: Sequence[str] | None = None,
+    ) -> list[Fill]:
+        rows = self.book.fills(since=since, client_order_id=client_order_id, client_order_ids=client_order_ids)
         return [
             Fill(
                 r["fill_id"],

@@ -513,6 +513,8 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
     )
     n_orders, n_rej = n_exits, 0
     rejected: list[tuple[str, str, str]] = []  # written in one batch after the signals
+    intents: list[OrderIntent] = []
+    sent: list[Signal] = []
     for s in sigs:
         if s.signal == "HOLD":
             continue
@@ -541,29 +543,37 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
                 stop_loss=s.stop_loss if buy else None,
                 take_profit=s.take_profit if buy else None,
             )
-            ans = ctx.orders.submit(intent)
-            n_orders += 1
-            if ans.filled_quantity > 0:  # exact arithmetic from the fill, no new round of broker calls
-                m = ctx.markets.get(s.symbol)
-                rctx = replace(
-                    rctx,
-                    snapshot=after_fill(
-                        rctx.snapshot,
-                        s.symbol,
-                        ans.side,
-                        ans.filled_quantity,
-                        ans.average_price if ans.average_price is not None else tick.quotes[s.symbol].last,
-                        ans.fee,
-                        tick.quotes[s.symbol].last,
-                        m.quote if m is not None else None,
-                    ),
-                )
+            intents.append(intent)
+            sent.append(s)
+            # Later decisions see this order as filled at the expected price (it reserves its cash
+            # and exposure); the venue's answers come in one batch below.
+            last = tick.quotes[s.symbol].last
+            px = last * (1 + (ctx.costs.slippage_bps / 1e4) * (1 if buy else -1))
+            m = ctx.markets.get(s.symbol)
+            rctx = replace(
+                rctx,
+                snapshot=after_fill(
+                    rctx.snapshot, s.symbol, side, d.quantity, px, d.quantity * px * ctx.costs.fee_rate, last,
+                    m.quote if m is not None else None,
+                ),
+            )  # fmt: skip
         except (AuthenticationError, ExchangeUnavailable):
             raise
         except Exception as e:  # one bad signal must not stop the others
             rejected.append(
                 ("signal_error", f"cycle {ctx.cycle}: {s.signal} {s.symbol} failed: {type(e).__name__}: {e}", "ERROR")
             )
+    for s, ans in zip(sent, ctx.orders.submit_many(intents), strict=True):
+        if isinstance(ans, Exception):
+            rejected.append(
+                (
+                    "signal_error",
+                    f"cycle {ctx.cycle}: {s.signal} {s.symbol} failed: {type(ans).__name__}: {ans}",
+                    "ERROR",
+                )
+            )
+        else:
+            n_orders += 1
     ctx.store.log_events(rejected, ctx.run_id)
     if status.ok:
         _sync_exits(ctx)

@@ -527,8 +527,8 @@ class OrderManager:
         ]  # fmt: skip
         fills = self._fills_of([a.client_order_id for a in filling], rows)
         recorded = self.store.recorded_fills(f.fill_id for fs in fills.values() for f in fs)
-        book = self.store.position_book(self.account)
-        cash_book = self.store.cash_book(self.account)
+        book = self.store.positions_of(self.account, {f.symbol for fs in fills.values() for f in fs})
+        cash_book = self.store.cash_book(self.account) if fills else {}
         touched: dict[str, dict] = {}
         new_fills: list[Fill] = []
         cash: dict[str, float] = {}

@@ -19,6 +19,7 @@ import pandas as pd
 from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Engine
 
+from workbench.store.bulk import bulk
 from workbench.store.engine import DEFAULT_BUSY_TIMEOUT_MS, engine_for, upgrade
 from workbench.store.schema import (
     adjustments,
@@ -305,7 +306,7 @@ class Store:
         ]
         if rows:
             with self.engine.begin() as c:
-                c.execute(insert(signals), rows)
+                bulk(c, insert(signals), rows)
         return len(rows)
 
     def signals(self, run_id: int, last_cycles: int | None = 1) -> pd.DataFrame:
@@ -350,8 +351,9 @@ class Store:
                 v[k] = _f(v[k])
             values.append(v)
         with self.engine.begin() as c:
-            c.execute(insert(orders), values)
-            c.execute(
+            bulk(c, insert(orders), values)
+            bulk(
+                c,
                 insert(order_events),
                 [
                     {"client_order_id": v["client_order_id"], "ts": now, "status": v["status"], "detail": v["reason"]}
@@ -405,17 +407,19 @@ class Store:
                     .where(orders.c.client_order_id == bindparam("k_cid"))
                     .values({**{k: bindparam(f"k_{k}") for k in cols}, "updated_at": now})
                 )
-                c.execute(
+                bulk(
+                    c,
                     stmt,
                     [{"k_cid": u["client_order_id"], **{f"k_{k}": u.get(k) for k in cols}} for u in order_updates],
                 )
             if order_steps:
-                c.execute(
+                bulk(
+                    c,
                     insert(order_events),
                     [{"client_order_id": k, "ts": now, "status": st, "detail": d} for k, st, d in order_steps],
                 )
             if new_fills:
-                c.execute(insert(fills), [_fill_row(f, account) for f in new_fills])
+                bulk(c, insert(fills), [_fill_row(f, account) for f in new_fills])
             if positions:
                 have: set[str] = set()
                 syms = list(positions)
@@ -436,10 +440,11 @@ class Store:
                         .where(and_(positions_t.c.account == account, positions_t.c.symbol == bindparam("k_sym")))
                         .values({**{k: bindparam(f"k_{k}") for k in pcols}, "updated_at": now})
                     )
-                    c.execute(stmt, old)
+                    bulk(c, stmt, old)
                 fresh = [r for r in rows if r["k_sym"] not in have]
                 if fresh:
-                    c.execute(
+                    bulk(
+                        c,
                         insert(positions_t),
                         [
                             {
@@ -454,7 +459,8 @@ class Store:
             if cash:
                 _move_cash(c, account, cash)
             if events:
-                c.execute(
+                bulk(
+                    c,
                     insert(events_t),
                     [{"ts": now, "run_id": run_id, "kind": k, "message": m, "level": lv} for k, m, lv in events],
                 )
@@ -610,6 +616,15 @@ class Store:
         rows = self._all(select(positions).where(positions.c.account == account))
         return {r["symbol"]: r for r in rows}
 
+    def positions_of(self, account: str, symbols: Iterable[str]) -> dict[str, dict]:
+        """The book rows of these symbols only (a batch of fills reads what it touches, not the book)."""
+        syms = list(dict.fromkeys(symbols))
+        out: dict[str, dict] = {}
+        for i in range(0, len(syms), 500):
+            key = and_(positions.c.account == account, positions.c.symbol.in_(syms[i : i + 500]))
+            out.update({r["symbol"]: r for r in self._all(select(positions).where(key))})
+        return out
+
     def upsert_position(self, account: str, symbol: str, **fields: Any) -> None:
         with self.engine.begin() as c:
             _upsert_position(c, account, symbol, fields)
@@ -740,7 +755,7 @@ class Store:
         values = [{"ts": now, "run_id": run_id, "kind": k, "message": m, "level": lv} for k, m, lv in rows]
         if values:
             with self.engine.begin() as c:
-                c.execute(insert(events), values)
+                bulk(c, insert(events), values)
         return len(values)
 
     # ---- crash recovery -------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import Select, Update
 
+from workbench.store.bulk import bulk
 from workbench.store.engine import upgrade
 from workbench.store.schema import iso, paper_balances, paper_fills, paper_orders, utcnow
 
@@ -273,7 +274,7 @@ class BookSession:
         """Write what the session changed: a few executemany statements in the caller's transaction."""
         c, b, t = self.conn, paper_balances, paper_orders
         if self.new:
-            c.execute(insert(t), [{"account": self.account, **r} for r in self.new.values()])
+            bulk(c, insert(t), [{"account": self.account, **r} for r in self.new.values()])
         if self.changed:
             cols = ("status", "filled_quantity", "average_price", "fee", "reason", "updated_at")
             stmt = (
@@ -281,7 +282,8 @@ class BookSession:
                 .where(and_(t.c.account == self.account, t.c.client_order_id == bindparam("k_cid")))
                 .values({k: bindparam(f"k_{k}") for k in cols})
             )
-            c.execute(
+            bulk(
+                c,
                 stmt,
                 [{"k_cid": r["client_order_id"], **{f"k_{k}": r.get(k) for k in cols}} for r in self.changed.values()],
             )
@@ -297,9 +299,10 @@ class BookSession:
                 .where(and_(b.c.account == self.account, b.c.asset == bindparam("k_asset")))
                 .values(total=bindparam("k_total"))
             )
-            c.execute(stmt, [{"k_asset": a, "k_total": value(a)} for a in old])
+            bulk(c, stmt, [{"k_asset": a, "k_total": value(a)} for a in old])
         if fresh:
-            c.execute(
+            bulk(
+                c,
                 insert(b),
                 [
                     {
@@ -312,7 +315,7 @@ class BookSession:
                 ],
             )
         if self.fills:
-            c.execute(insert(paper_fills), self.fills)
+            bulk(c, insert(paper_fills), self.fills)
         self._stored_assets |= self._dirty
         self._dirty.clear()
         self.new.clear()

@@ -37,13 +37,12 @@ def bulk(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, Any]]) 
     missing = [k for k in names or [] if k not in keys and k not in fixed]
     if missing:
         raise KeyError(f"rows lack {missing} for {str(compiled)[:80]}")
-
-    def get(r: Mapping[str, Any], k: str) -> Any:
-        return r[k] if k in r else fixed[k]
-
+    names = list(names or [])
     params: list[Any]
-    if compiled.positional:
-        params = [tuple(get(r, k) for k in names or []) for r in rows]
+    if compiled.positional and all(k in keys for k in names):
+        params = [tuple(r[k] for k in names) for r in rows]
+    elif compiled.positional:
+        params = [tuple(r[k] if k in r else fixed[k] for k in names) for r in rows]
     else:
-        params = [{k: get(r, k) for k in names or []} for r in rows]
+        params = [{k: r[k] if k in r else fixed[k] for k in names} for r in rows]
     conn.exec_driver_sql(str(compiled), params)

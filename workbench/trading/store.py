@@ -288,11 +288,18 @@ class Store:
 
     # ---- signals --------------------------------------------------------------------------------
     def add_signals(self, run_id: int, cycle: int, bar_ts: Any, sigs: Iterable[Any]) -> int:
+        stamps: dict[Any, str | None] = {}  # one text form per distinct time (5,000 signals share one)
+
+        def stamp(ts: Any) -> str | None:
+            if ts not in stamps:
+                stamps[ts] = iso(ts)
+            return stamps[ts]
+
         rows = [
             {
                 "run_id": run_id,
                 "cycle": cycle,
-                "bar_ts": iso(bar_ts if s.ts is None else s.ts),
+                "bar_ts": stamp(bar_ts if s.ts is None else s.ts),
                 "symbol": s.symbol,
                 "signal": s.signal,
                 "strength": _f(s.strength),

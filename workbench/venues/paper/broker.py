@@ -101,6 +101,7 @@ class PaperBroker:
         self.max_volume_share = max_volume_share
         self.exchange_costs = {k: (float(f), float(s) / 1e4) for k, (f, s) in (exchange_costs or {}).items()}
         self._markets = dict(markets) if markets is not None else None
+        self._named: dict[str, Market] = {}
         self._quotes: dict[str, Quote] = {}
         self._used: dict[str, float] = {}  # volume already taken from the current bar, per symbol
         self.book = PaperBook(store.engine, account)
@@ -126,9 +127,14 @@ class PaperBroker:
     def market(self, symbol: str) -> Market | None:
         if self._markets is not None:
             return self._markets.get(symbol)
-        exch, _, rest = symbol.rpartition(":")
-        base, _, quote = rest.partition("/")
-        return Market(symbol=symbol, base=base, quote=quote or self.currency, exchange=exch or None)
+        m = self._named.get(symbol)
+        if m is None:  # any name is a market here: made from the name once, then remembered
+            exch, _, rest = symbol.rpartition(":")
+            base, _, quote = rest.partition("/")
+            m = self._named[symbol] = Market(
+                symbol=symbol, base=base, quote=quote or self.currency, exchange=exch or None
+            )
+        return m
 
     def markets(self, symbols: list[str]) -> dict[str, Market]:
         return {s: m for s in symbols if (m := self.market(s)) is not None}

@@ -189,8 +189,9 @@ class OrderManager:
         closing = {i.request.symbol for i in fresh if i.request.side == "sell" and i.request.type not in EXIT_TYPES}
         if closing:
             self.cancel_exits(closing)
-        self.store.insert_orders([self._new_row(i) for i in fresh])
-        self._point("after_new")
+        if fresh:
+            self.store.insert_orders([self._new_row(i) for i in fresh])
+            self._point("after_new")
         out.update(self._send_many([i.request for i in fresh], {i.request.client_order_id: i.reason for i in fresh}))
         return [out[c] for c in cids]
 

@@ -7,7 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-
 # Benches that belong to a group whose name is not in theirs: ``python -m bench live`` runs the full cycle too.
 GROUPS = {"live": ("bench_cycle",)}
 

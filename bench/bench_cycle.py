@@ -109,7 +109,7 @@ class ModelEngine:
         with self.stages.stage("signals"):
             ts = panel.index[-1]
             close = panel.close.iloc[-1].to_numpy()
-            k = int(round(self.frac * len(score)))
+            k = round(self.frac * len(score))
             top = set(np.argsort(-score)[:k].tolist())
             out = []
             for j, sym in enumerate(row.index):

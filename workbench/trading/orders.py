@@ -355,9 +355,10 @@ class OrderManager:
         return self._refresh_all(resend=False)
 
     def _refresh_all(self, resend: bool) -> list[BrokerOrder]:
-        """One ``open_orders`` call answers for every order still resting unchanged; only orders that
-        moved (new fills, final, unknown) are looked at one by one. One order's trouble (a temporary
-        error, an adapter bug) is logged and the others go on; only errors that stop trading escape."""
+        """One ``open_orders`` call answers for every order still resting; orders that left the book
+        (filled, cancelled, unknown) are asked about one by one. Everything that moved is booked in
+        one batch. One order's trouble (a temporary error, an adapter bug) is logged and the others
+        go on; only errors that stop trading escape."""
         rows = self.store.open_orders(self.account)
         if not rows:
             return []
@@ -377,17 +378,30 @@ class OrderManager:
             self.store.log_event(
                 "refresh_failed", f"{len(moved)} order(s): {type(e).__name__}: {e}", "ERROR", self.run_id
             )
+        gone: list[BrokerOrder] = []  # no longer resting: asked one by one, booked in one batch
         for row in rows:
             if row["client_order_id"] in venue_open:
                 continue
             try:
-                out.append(self._resume(row, resend))
+                try:
+                    gone.append(self.broker.order_status(row["client_order_id"]))
+                except OrderRejected as e:
+                    if e.reason != "unknown_order":
+                        raise
+                    out.append(self._resume(row, resend))  # never reached the venue (or not yet)
             except (AuthenticationError, ExchangeUnavailable):
                 raise
             except Exception as e:
                 self.store.log_event(
                     "refresh_failed", f"order {row['client_order_id']}: {type(e).__name__}: {e}", "ERROR", self.run_id
                 )
+        try:
+            self._apply_many(gone)
+            out += gone
+        except Exception as e:
+            self.store.log_event(
+                "refresh_failed", f"{len(gone)} order(s): {type(e).__name__}: {e}", "ERROR", self.run_id
+            )
         return out
 
     def cancel(self, cid: str) -> BrokerOrder:
@@ -396,11 +410,18 @@ class OrderManager:
         return answer
 
     def cancel_many(self, cids: Sequence[str]) -> list[BrokerOrder]:
-        """Cancel orders one venue call each, book every answer in one batch; a refused cancel is
-        logged (in the same batch) and the others go on."""
+        """Cancel orders (one venue call when the venue's class has ``cancel_many``, else one each),
+        book every answer in one batch; a refused cancel is logged (in the same batch) and the
+        others go on."""
         answers: list[BrokerOrder] = []
         failed: list[tuple[str, str, str]] = []
-        for cid in cids:
+        many = getattr(self.broker, "cancel_many", None) if hasattr(type(self.broker), "cancel_many") else None
+        for cid, ans in zip(cids, many(list(cids)) if callable(many) and cids else [], strict=False):
+            if isinstance(ans, OrderRejected):
+                failed.append(("cancel_failed", f"cancel {cid}: {ans}", "WARNING"))
+            else:
+                answers.append(ans)
+        for cid in [] if callable(many) else cids:
             try:
                 answers.append(self.broker.cancel(cid))
             except OrderRejected as e:

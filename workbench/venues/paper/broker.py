@@ -218,11 +218,28 @@ class PaperBroker:
         return row
 
     def cancel(self, client_order_id: str) -> BrokerOrder:
-        row = self._require(client_order_id)
-        if row["status"] not in FINAL_STATUSES:
-            self.book.set_status(client_order_id, "CANCELLED")
-            row = self._require(client_order_id)
-        return self._to_order(row)
+        answer = self.cancel_many([client_order_id])[0]
+        if isinstance(answer, OrderRejected):
+            raise answer
+        return answer
+
+    def cancel_many(self, client_order_ids: Sequence[str]) -> list[BrokerOrder | OrderRejected]:
+        """Cancel many orders in one venue transaction; an unknown id is an ``OrderRejected`` in its
+        place, a final order is answered as it is."""
+        out: list[BrokerOrder | OrderRejected] = []
+        with self.book.begin() as c:
+            s = BookSession(self.book, c)
+            rows = s.orders(list(client_order_ids))
+            for cid in client_order_ids:
+                row = rows.get(cid)
+                if row is None:
+                    out.append(OrderRejected("unknown_order", f"the paper account '{self.account}' has no order {cid}"))
+                    continue
+                if row["status"] not in FINAL_STATUSES:
+                    s.update(row, status="CANCELLED", updated_at=s.now)
+                out.append(self._to_order(row))
+            s.flush()
+        return out
 
     def order_status(self, client_order_id: str) -> BrokerOrder:
         return self._to_order(self._require(client_order_id))

@@ -132,9 +132,11 @@ class OrderManager:
     """Writes every order and fill to the store, talks to the broker, keeps the store's position
     book (average price, stops, realised P&L) in step with fills. One per (store, broker, account).
 
-    ``on_point``, when given, is called with the name of each crash-sensitive point ``submit`` passes
-    ("after_new": the order is recorded NEW, the broker not yet called; "after_place": the broker
-    answered, the store not yet updated), so a crash test can kill the process at a known instant.
+    ``on_point``, when given, is called with the name of each crash-sensitive point ``submit_many``
+    passes ("after_new": the batch is recorded NEW, the venue not yet called; "after_place": the
+    venue answered — the whole batch, or one more order of it when the venue takes them one by one —
+    and the store is not yet updated; "after_apply": the answers are booked), so a crash test can
+    kill the process at a known instant.
     """
 
     def __init__(

@@ -548,12 +548,13 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
             # Later decisions see this order as filled at the expected price (it reserves its cash
             # and exposure); the venue's answers come in one batch below.
             last = tick.quotes[s.symbol].last
-            px = last * (1 + (ctx.costs.slippage_bps / 1e4) * (1 if buy else -1))
             m = ctx.markets.get(s.symbol)
+            cost = rctx.costs_for(m) if m is not None else ctx.costs
+            px = last * (1 + (cost.slippage_bps / 1e4) * (1 if buy else -1))
             rctx = replace(
                 rctx,
                 snapshot=after_fill(
-                    rctx.snapshot, s.symbol, side, d.quantity, px, d.quantity * px * ctx.costs.fee_rate, last,
+                    rctx.snapshot, s.symbol, side, d.quantity, px, d.quantity * px * cost.fee_rate, last,
                     m.quote if m is not None else None,
                 ),
             )  # fmt: skip

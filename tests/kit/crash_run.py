@@ -2,11 +2,14 @@
 ``python -m tests.kit.crash_run HOME CYCLES [POINT[@N]:MARKER[:GO]]``.
 
 With the third argument the run pauses at the N-th (default first) passage through ``POINT`` of
-``OrderManager.submit`` ("after_new": recorded NEW, broker not called; "after_place": the broker
-answered, the store not yet updated): it writes ``MARKER`` and sleeps until the test SIGKILLs it,
-or, with ``GO``, until the file ``GO`` exists and then goes on (the store-fault tests break the disk
-meanwhile). The pause is injected as the order manager's ``on_point`` callback; production code has
-no hook. What escapes the run is reported as the ``workbench`` command reports it (its message on
+``OrderManager.submit_many`` ("after_new": a batch recorded NEW, the venue not called; "after_place":
+the venue answered (the whole batch, or one order when it takes them one by one), the store not yet
+updated; "after_apply": the batch's answers, fills and positions booked): it writes ``MARKER`` and
+sleeps until the test SIGKILLs it, or, with ``GO``, until the file ``GO`` exists and then goes on (the
+store-fault tests break the disk meanwhile). The pause is injected as the order manager's ``on_point``
+callback; production code has no hook. With ``WB_CRASH_ONE_BY_ONE=1`` in the environment the paper
+venue is presented without its batch endpoint, so orders go out one by one (the path of venues that
+have none). What escapes the run is reported as the ``workbench`` command reports it (its message on
 stderr, its exit code), never as a traceback."""
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from tests.kit.models import MomentumEngine, synthetic_panel
 from workbench.cli_exits import explain
@@ -51,14 +55,37 @@ def pause_at(spec: str) -> Callable[[str], None]:
     return on_point
 
 
+class OneByOne:
+    """The paper venue without ``place_many``: the order manager sends one order per call."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "place_many":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def place(self, order: Any) -> Any:
+        return self.inner.place(order)
+
+
 def main(argv: list[str]) -> int:
     home, cycles = argv[0], int(argv[1])
     on_point = pause_at(argv[2]) if len(argv) > 2 else None
     settings = load_settings(home)
+    broker: Any = None
+    if os.environ.get("WB_CRASH_ONE_BY_ONE") == "1":
+        from workbench.trading.store import Store
+        from workbench.venues.paper.broker import make_broker
+
+        settings.ensure_dirs()
+        broker = OneByOne(make_broker(settings, store=Store(settings.store_url)))
     feed = ReplayFeed.from_panel(synthetic_panel(8, 80, seed=11), warmup_bars=40, replay_bars=10)
     try:
         run_id = run_live(
             settings,
+            broker=broker,
             engine=MomentumEngine(lookback=10, gain=3.0),
             feed=feed,
             interval_s=0.0,

@@ -66,7 +66,7 @@ def book(
         if name == "fills":
             return store.fills_of(scope, account=account, limit=limit)
         if name == "positions":
-            return store.positions_of(scope, account=account)
+            return store.owned_positions(scope, account=account)
         return store.commands_of(scope, run_id=run_id, limit=limit)
     finally:
         store.dispose()

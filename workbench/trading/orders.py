@@ -23,8 +23,9 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -131,9 +132,11 @@ class OrderManager:
     """Writes every order and fill to the store, talks to the broker, keeps the store's position
     book (average price, stops, realised P&L) in step with fills. One per (store, broker, account).
 
-    ``on_point``, when given, is called with the name of each crash-sensitive point ``submit`` passes
-    ("after_new": the order is recorded NEW, the broker not yet called; "after_place": the broker
-    answered, the store not yet updated), so a crash test can kill the process at a known instant.
+    ``on_point``, when given, is called with the name of each crash-sensitive point ``submit_many``
+    passes ("after_new": the batch is recorded NEW, the venue not yet called; "after_place": the
+    venue answered — the whole batch, or one more order of it when the venue takes them one by one —
+    and the store is not yet updated; "after_apply": the answers are booked), so a crash test can
+    kill the process at a known instant.
     """
 
     def __init__(
@@ -161,61 +164,108 @@ class OrderManager:
         returned, not raised; a temporary error that outlasts the adapter's retries leaves the order NEW for
         ``reconcile`` and is raised. A known id is never sent as a new order: it is asked about.
         A closing sell first withdraws the symbol's resting exit orders (they hold the position)."""
+        answer = self.submit_many([intent])[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def submit_many(self, intents: Sequence[OrderIntent]) -> list[BrokerOrder | Exception]:
+        """``submit`` for a batch, in one pass per stage: known ids asked about, the resting exits of
+        closing sells withdrawn, every NEW row committed in one transaction (the venue hears of none
+        of them before), the orders sent (one venue call when the broker has ``place_many``), and
+        every answer booked in one transaction. Answers come back in the intents' order; one order's
+        trouble is its entry (an exception), not the batch's. An error that stops trading
+        (authentication, exchange down) is raised after the answers already received are booked:
+        the orders not sent stay NEW for ``reconcile`` and the next cycle."""
+        out: dict[str, BrokerOrder | Exception] = {}
+        cids = [i.request.client_order_id for i in intents]
+        known = self.store.get_orders(cids)
+        for cid in dict.fromkeys(c for c in cids if c in known):
+            try:
+                out[cid] = self._resume(known[cid])
+            except (AuthenticationError, ExchangeUnavailable):
+                raise
+            except Exception as e:
+                out[cid] = e
+        fresh = list({i.request.client_order_id: i for i in intents if i.request.client_order_id not in known}.values())
+        closing = {i.request.symbol for i in fresh if i.request.side == "sell" and i.request.type not in EXIT_TYPES}
+        if closing:
+            self.cancel_exits(closing)
+        if fresh:
+            self.store.insert_orders([self._new_row(i) for i in fresh])
+            self._point("after_new")
+        out.update(self._send_many([i.request for i in fresh], {i.request.client_order_id: i.reason for i in fresh}))
+        return [out[c] for c in cids]
+
+    def _new_row(self, intent: OrderIntent) -> dict:
         req = intent.request
-        existing = self.store.get_order(req.client_order_id)
-        if existing is not None:
-            return self._resume(existing)
-        if req.side == "sell" and req.type not in EXIT_TYPES:
-            self.cancel_exits(req.symbol)
-        self.store.insert_order(
-            {
-                "client_order_id": req.client_order_id,
-                "run_id": intent.run_id,
-                "cycle": intent.cycle,
-                "account": self.account,
-                "symbol": req.symbol,
-                "side": req.side,
-                "type": req.type,
-                "quantity": req.quantity,
-                "limit_price": req.limit_price,
-                "stop_price": req.stop_price,
-                "oco_group": req.oco_group,
-                "status": "NEW",
-                "reason": intent.reason,
-                "stop_loss": intent.stop_loss,
-                "take_profit": intent.take_profit,
-            }
-        )
-        self._point("after_new")
-        return self._send(req, intent.reason)
+        return {
+            "client_order_id": req.client_order_id,
+            "run_id": intent.run_id,
+            "cycle": intent.cycle,
+            "account": self.account,
+            "symbol": req.symbol,
+            "side": req.side,
+            "type": req.type,
+            "quantity": req.quantity,
+            "limit_price": req.limit_price,
+            "stop_price": req.stop_price,
+            "oco_group": req.oco_group,
+            "status": "NEW",
+            "reason": intent.reason,
+            "stop_loss": intent.stop_loss,
+            "take_profit": intent.take_profit,
+        }
+
+    def _send_many(
+        self, reqs: Sequence[OrderRequest], reasons: Mapping[str, str]
+    ) -> dict[str, BrokerOrder | Exception]:
+        """Send orders already recorded NEW and book the answers in one batch. A venue with
+        ``place_many`` takes them in one call; otherwise one by one, each failure kept to its order."""
+        if not reqs:
+            return {}
+        out: dict[str, BrokerOrder | Exception] = {}
+        fatal: Exception | None = None
+        # Only a venue whose own class batches (a wrapper that overrides ``place`` must not be bypassed).
+        many = getattr(self.broker, "place_many", None) if hasattr(type(self.broker), "place_many") else None
+        if callable(many):
+            try:
+                for req, ans in zip(reqs, many(list(reqs)), strict=True):
+                    out[req.client_order_id] = ans
+            except (AuthenticationError, ExchangeUnavailable) as e:
+                fatal = e
+            except Exception as e:  # nothing is known of any of them: they stay NEW for reconcile
+                out.update({r.client_order_id: e for r in reqs})
+            self._point("after_place")
+        else:
+            for req in reqs:
+                try:
+                    out[req.client_order_id] = self.broker.place(req)
+                except OrderRejected as e:
+                    out[req.client_order_id] = e
+                except (AuthenticationError, ExchangeUnavailable) as e:
+                    fatal = e
+                    break
+                except Exception as e:
+                    out[req.client_order_id] = e
+                self._point("after_place")
+        by_id = {r.client_order_id: r for r in reqs}
+        rejected = {c: e for c, e in out.items() if isinstance(e, OrderRejected)}
+        answers = [a for a in out.values() if isinstance(a, BrokerOrder)]
+        self._apply_many(answers, rejected={c: (by_id[c], reasons.get(c) or "", e) for c, e in rejected.items()})
+        for c, err in rejected.items():
+            r = by_id[c]
+            out[c] = BrokerOrder(c, r.symbol, r.side, r.quantity, "REJECTED", reason=err.reason, type=r.type,
+                                 limit_price=r.limit_price, stop_price=r.stop_price, oco_group=r.oco_group)  # fmt: skip
+        self._point("after_apply")
+        if fatal is not None:
+            raise fatal
+        return out
 
     def _send(self, req: OrderRequest, reason: str) -> BrokerOrder:
-        try:
-            answer = self.broker.place(req)
-        except OrderRejected as e:
-            self.store.update_order(
-                req.client_order_id, status="REJECTED", reason=f"{reason}; rejected: {e.reason}", event_detail=str(e)
-            )
-            self.store.log_event(
-                "order_rejected",
-                f"{req.side} {req.quantity:g} {req.symbol} rejected by broker: {e}",
-                "WARNING",
-                self.run_id,
-            )
-            return BrokerOrder(
-                req.client_order_id,
-                req.symbol,
-                req.side,
-                req.quantity,
-                "REJECTED",
-                reason=e.reason,
-                type=req.type,
-                limit_price=req.limit_price,
-                stop_price=req.stop_price,
-                oco_group=req.oco_group,
-            )
-        self._point("after_place")
-        self._apply(answer)
+        answer = self._send_many([req], {req.client_order_id: reason})[req.client_order_id]
+        if isinstance(answer, Exception):
+            raise answer
         return answer
 
     @staticmethod
@@ -292,7 +342,7 @@ class OrderManager:
     def refresh(self, cid: str) -> BrokerOrder:
         """Ask the broker about one order and bring the store up to date."""
         answer = self.broker.order_status(cid)
-        self._apply(answer)
+        self._apply_many([answer])
         return answer
 
     def refresh_open(self) -> list[BrokerOrder]:
@@ -307,53 +357,87 @@ class OrderManager:
         return self._refresh_all(resend=False)
 
     def _refresh_all(self, resend: bool) -> list[BrokerOrder]:
-        """One ``open_orders`` call answers for every order still resting unchanged; only orders that
-        moved (new fills, final, unknown) are looked at one by one. One order's trouble (a temporary
-        error, an adapter bug) is logged and the others go on; only errors that stop trading escape."""
+        """One ``open_orders`` call answers for every order still resting; orders that left the book
+        (filled, cancelled, unknown) are asked about one by one. Everything that moved is booked in
+        one batch. One order's trouble (a temporary error, an adapter bug) is logged and the others
+        go on; only errors that stop trading escape."""
         rows = self.store.open_orders(self.account)
         if not rows:
             return []
         venue_open = {o.client_order_id: o for o in self.broker.open_orders()}
         out = []
+        moved = []
         for row in rows:
+            o = venue_open.get(row["client_order_id"])
+            if o is None:
+                continue
+            out.append(o)
+            if o.status != row["status"] or abs(o.filled_quantity - float(row["filled_quantity"] or 0.0)) > 1e-12:
+                moved.append(o)
+        try:
+            self._apply_many(moved)  # every order that moved while resting, booked in one batch
+        except Exception as e:
+            self.store.log_event(
+                "refresh_failed", f"{len(moved)} order(s): {type(e).__name__}: {e}", "ERROR", self.run_id
+            )
+        gone: list[BrokerOrder] = []  # no longer resting: asked one by one, booked in one batch
+        for row in rows:
+            if row["client_order_id"] in venue_open:
+                continue
             try:
-                o = venue_open.get(row["client_order_id"])
-                if (
-                    o is not None
-                    and o.status == row["status"]
-                    and abs(o.filled_quantity - float(row["filled_quantity"] or 0.0)) <= 1e-12
-                ):
-                    out.append(o)  # resting, nothing new
-                elif o is not None:
-                    self._apply(o)
-                    out.append(o)
-                else:
-                    out.append(self._resume(row, resend))
+                try:
+                    gone.append(self.broker.order_status(row["client_order_id"]))
+                except OrderRejected as e:
+                    if e.reason != "unknown_order":
+                        raise
+                    out.append(self._resume(row, resend))  # never reached the venue (or not yet)
             except (AuthenticationError, ExchangeUnavailable):
                 raise
             except Exception as e:
                 self.store.log_event(
                     "refresh_failed", f"order {row['client_order_id']}: {type(e).__name__}: {e}", "ERROR", self.run_id
                 )
+        try:
+            self._apply_many(gone)
+            out += gone
+        except Exception as e:
+            self.store.log_event(
+                "refresh_failed", f"{len(gone)} order(s): {type(e).__name__}: {e}", "ERROR", self.run_id
+            )
         return out
 
     def cancel(self, cid: str) -> BrokerOrder:
         answer = self.broker.cancel(cid)
-        self._apply(answer)
+        self._apply_many([answer])
         return answer
 
-    def cancel_exits(self, symbol: str) -> list[BrokerOrder]:
-        """Withdraw the resting stop-loss/take-profit orders of one symbol."""
-        out = []
-        for row in self.store.open_orders(self.account):
-            if row["symbol"] == symbol and row["type"] in EXIT_TYPES:
-                try:
-                    out.append(self.cancel(row["client_order_id"]))
-                except OrderRejected as e:
-                    self.store.log_event(
-                        "cancel_failed", f"cancel exit {row['client_order_id']}: {e}", "WARNING", self.run_id
-                    )
-        return out
+    def cancel_many(self, cids: Sequence[str]) -> list[BrokerOrder]:
+        """Cancel orders (one venue call when the venue's class has ``cancel_many``, else one each),
+        book every answer in one batch; a refused cancel is logged (in the same batch) and the
+        others go on."""
+        answers: list[BrokerOrder] = []
+        failed: list[tuple[str, str, str]] = []
+        many = getattr(self.broker, "cancel_many", None) if hasattr(type(self.broker), "cancel_many") else None
+        for cid, ans in zip(cids, many(list(cids)) if callable(many) and cids else [], strict=False):
+            if isinstance(ans, OrderRejected):
+                failed.append(("cancel_failed", f"cancel {cid}: {ans}", "WARNING"))
+            else:
+                answers.append(ans)
+        for cid in [] if callable(many) else cids:
+            try:
+                answers.append(self.broker.cancel(cid))
+            except OrderRejected as e:
+                failed.append(("cancel_failed", f"cancel {cid}: {e}", "WARNING"))
+        self._apply_many(answers, events=failed)
+        return answers
+
+    def cancel_exits(self, symbol: str | Iterable[str]) -> list[BrokerOrder]:
+        """Withdraw the resting stop-loss/take-profit orders of one symbol (or of several)."""
+        symbols = {symbol} if isinstance(symbol, str) else set(symbol)
+        rows = self.store.open_orders(self.account)
+        return self.cancel_many(
+            [r["client_order_id"] for r in rows if r["symbol"] in symbols and r["type"] in EXIT_TYPES]
+        )
 
     def _market(self, symbol: str) -> Market | None:
         if symbol not in self._markets:
@@ -364,206 +448,205 @@ class OrderManager:
         """Keep one resting OCO exit pair (stop-loss + take-profit sells) per long that has stops, sized
         to the position less other open sells. A pair of the wrong size is cancelled and replaced; the
         ids are deterministic in (run, cycle, symbol, how many pairs this run placed for it), so a
-        re-run of a crashed cycle finds its own orders instead of sending new ones. Returns orders placed."""
+        re-run of a crashed cycle finds its own orders instead of sending new ones. All cancels are
+        booked in one batch and all new legs go out as one ``submit_many``. Returns orders placed."""
         book = self.store.position_book(self.account)
         by_symbol: dict[str, list[dict]] = {}
         for r in self.store.open_orders(self.account):
             by_symbol.setdefault(r["symbol"], []).append(r)
-        placed = 0
+        stale: list[str] = []
+        wanted: list[tuple[str, float, Any, Any]] = []
         for sym, pos in book.items():
-            try:  # one symbol's trouble must not leave the later symbols unprotected
-                placed += self._sync_symbol_exits(sym, pos, by_symbol.get(sym, []), cycle)
-            except AuthenticationError:
-                raise
-            except Exception as e:
-                if _store_fault(e):
-                    raise
-                self.store.log_event(
-                    "exit_error",
-                    f"cycle {cycle}: exit orders of {sym} failed: {type(e).__name__}: {e}; tried again next cycle",
-                    "ERROR",
-                    self.run_id,
-                )
-        return placed
-
-    def _sync_symbol_exits(self, sym: str, pos: Mapping, mine: list[dict], cycle: int | None) -> int:
-        """``sync_exits`` for one symbol: its exit pair brought to the position's size and stops."""
-        placed = 0
-        qty = float(pos["quantity"] or 0.0)
-        sl, tp = pos.get("stop_loss"), pos.get("take_profit")
-        exits = [r for r in mine if r["type"] in EXIT_TYPES]
-        if qty <= 0 and not exits:
-            return 0
-        market = self._market(sym)
-        lot = market.lot_size if market is not None else 0.0
-        tick = market.tick_size if market is not None else 0.0
-        other = sum(
-            float(r["quantity"]) - float(r["filled_quantity"] or 0)
-            for r in mine
-            if r["side"] == "sell" and r["type"] not in EXIT_TYPES
-        )
-        want = floor_to_lot(qty - other, lot) if qty > 0 and (sl is not None or tp is not None) else 0.0
-        groups = {r["oco_group"] for r in exits}
-        have = max((float(r["quantity"]) - float(r["filled_quantity"] or 0) for r in exits), default=0.0)
-        if len(groups) <= 1 and abs(have - want) <= 1e-9 * max(1.0, want):
-            return 0
-        for r in exits:
-            try:
-                self.cancel(r["client_order_id"])
-            except OrderRejected as e:
-                self.store.log_event(
-                    "cancel_failed", f"cancel exit {r['client_order_id']}: {e}", "WARNING", self.run_id
-                )
-        if want <= 0:
-            return 0
-        k = self.store.count_oco_groups(self.account, sym, self.run_id)
-        run = self.run_id if self.run_id is not None else 0
-        stop_id = client_order_id(run, cycle or 0, sym, "sell", f"s{k}")
-        group = "g" + stop_id
-        legs = []
-        if sl is not None:
-            legs.append(
-                OrderRequest(stop_id, sym, "sell", want, "stop_loss", stop_price=_to_tick(sl, tick), oco_group=group)
-            )
-        if tp is not None:
-            legs.append(
-                OrderRequest(
-                    client_order_id(run, cycle or 0, sym, "sell", f"t{k}"),
-                    sym,
-                    "sell",
-                    want,
-                    "take_profit",
-                    limit_price=_to_tick(tp, tick),
-                    oco_group=group,
-                )
-            )
-        failed: Exception | None = None
-        for req in legs:  # each leg on its own: a failed stop must not keep the take-profit from being recorded
-            why = f"exit {req.type} {req.stop_price or req.limit_price:.6g} for {want:g} {sym}"
-            try:
-                ans = self.submit(OrderIntent(req, self.run_id, cycle, why))
-            except AuthenticationError:
-                raise
-            except Exception as e:  # recorded NEW: ``refresh_open`` sends it again under its id next cycle
-                if _store_fault(e):
-                    raise
-                failed = failed or e
+            qty = float(pos["quantity"] or 0.0)
+            sl, tp = pos.get("stop_loss"), pos.get("take_profit")
+            mine = by_symbol.get(sym, [])
+            exits = [r for r in mine if r["type"] in EXIT_TYPES]
+            if qty <= 0 and not exits:
                 continue
-            placed += ans.status != "REJECTED"
-        if failed is not None:
-            raise failed
-        return placed
+            market = self._market(sym)
+            lot = market.lot_size if market is not None else 0.0
+            other = sum(
+                float(r["quantity"]) - float(r["filled_quantity"] or 0)
+                for r in mine
+                if r["side"] == "sell" and r["type"] not in EXIT_TYPES
+            )
+            want = floor_to_lot(qty - other, lot) if qty > 0 and (sl is not None or tp is not None) else 0.0
+            groups = {r["oco_group"] for r in exits}
+            have = max((float(r["quantity"]) - float(r["filled_quantity"] or 0) for r in exits), default=0.0)
+            if len(groups) <= 1 and abs(have - want) <= 1e-9 * max(1.0, want):
+                continue
+            stale += [r["client_order_id"] for r in exits]
+            if want > 0:
+                wanted.append((sym, want, sl, tp))
+        if stale:
+            self.cancel_many(stale)
+        if not wanted:
+            return 0
+        counts = self.store.oco_group_counts(self.account, self.run_id)
+        run = self.run_id if self.run_id is not None else 0
+        intents = []
+        for sym, want, sl, tp in wanted:
+            k = counts.get(sym, 0)
+            market = self._market(sym)
+            tick = market.tick_size if market is not None else 0.0
+            stop_id = client_order_id(run, cycle or 0, sym, "sell", f"s{k}")
+            group = "g" + stop_id
+            legs = []
+            if sl is not None:
+                legs.append(
+                    OrderRequest(
+                        stop_id, sym, "sell", want, "stop_loss", stop_price=_to_tick(sl, tick), oco_group=group
+                    )
+                )
+            if tp is not None:
+                tp_id = client_order_id(run, cycle or 0, sym, "sell", f"t{k}")
+                legs.append(
+                    OrderRequest(
+                        tp_id, sym, "sell", want, "take_profit", limit_price=_to_tick(tp, tick), oco_group=group
+                    )
+                )
+            for req in legs:
+                why = f"exit {req.type} {req.stop_price or req.limit_price:.6g} for {want:g} {sym}"
+                intents.append(OrderIntent(req, self.run_id, cycle, why))
+        answers = self.submit_many(intents)
+        first: dict[str, Exception] = {}  # per symbol, its first failed leg
+        for i, a in zip(intents, answers, strict=True):
+            if isinstance(a, AuthenticationError) or (isinstance(a, Exception) and _store_fault(a)):
+                raise a
+            if isinstance(a, Exception):
+                first.setdefault(i.request.symbol, a)
+        if first:  # each symbol's trouble is logged once; the others' exits stand; its NEW legs are resent next cycle
+            self.store.log_events(
+                [("exit_error", f"cycle {cycle}: exit orders of {sym} failed: {type(a).__name__}: {a}; "
+                  "tried again next cycle", "ERROR") for sym, a in first.items()],
+                self.run_id,
+            )  # fmt: skip
+        return sum(isinstance(a, BrokerOrder) and a.status != "REJECTED" for a in answers)
 
     def cancel_all(self) -> list[BrokerOrder]:
         """Cancel every open order the broker or the store knows of for this account."""
         ids = {o.client_order_id for o in self.broker.open_orders()}
         ids |= {o["client_order_id"] for o in self.store.open_orders(self.account)}
-        out = []
-        for cid in sorted(ids):
-            try:
-                out.append(self.cancel(cid))
-            except OrderRejected as e:
-                self.store.log_event("cancel_failed", f"cancel {cid}: {e}", "WARNING", self.run_id)
-        return out
+        return self.cancel_many(sorted(ids))
 
     # ---- bookkeeping ----------------------------------------------------------------------------
-    def _apply(self, answer: BrokerOrder) -> None:
-        cid = answer.client_order_id
-        row = self.store.get_order(cid)
-        if row is None:  # an order placed outside this manager (e.g. by hand on the venue): adopt it
-            self.store.insert_order(
-                {
-                    "client_order_id": cid,
-                    "run_id": self.run_id,
-                    "account": self.account,
-                    "symbol": answer.symbol,
-                    "side": answer.side,
-                    "type": answer.type,
-                    "quantity": answer.quantity,
-                    "limit_price": answer.limit_price,
-                    "stop_price": answer.stop_price,
-                    "oco_group": answer.oco_group,
-                    "status": "NEW",
-                    "reason": "adopted from broker",
-                }
+    def _apply_many(
+        self,
+        answers: Sequence[BrokerOrder],
+        rejected: Mapping[str, tuple[OrderRequest, str, OrderRejected]] | None = None,
+        events: Sequence[tuple[str, str, str]] = (),
+    ) -> None:
+        """Book venue answers in one transaction: order rows and their status events, new fills, the
+        positions and cash they move, and the events that say so. An order the venue reports that the
+        store does not know (placed by hand on the venue) is adopted first. Fills are taken once per
+        batch (``fills_for_many`` when the broker has it) and a fill already recorded is skipped, so a
+        replayed answer books nothing twice."""
+        rejected = rejected or {}
+        evs = list(events)
+        if not answers and not rejected and not evs:
+            return
+        rows = self.store.get_orders([a.client_order_id for a in answers])
+        strays = [a for a in answers if a.client_order_id not in rows]
+        if strays:
+            self.store.insert_orders([self._adopted_row(a) for a in strays])
+            rows.update(self.store.get_orders([a.client_order_id for a in strays]))
+        filling = [
+            a for a in answers
+            if float(a.filled_quantity) > float(rows[a.client_order_id]["filled_quantity"] or 0.0) + 1e-12 or a.is_final
+        ]  # fmt: skip
+        fills = self._fills_of([a.client_order_id for a in filling], rows)
+        recorded = self.store.recorded_fills(f.fill_id for fs in fills.values() for f in fs)
+        book = self.store.positions_of(self.account, {f.symbol for fs in fills.values() for f in fs})
+        cash_book = self.store.cash_book(self.account) if fills else {}
+        touched: dict[str, dict] = {}
+        new_fills: list[Fill] = []
+        cash: dict[str, float] = {}
+        for a in filling:
+            for fill in fills.get(a.client_order_id, []):
+                if fill.fill_id in recorded or fill.client_order_id != a.client_order_id:
+                    continue
+                recorded.add(fill.fill_id)
+                pos = touched.get(fill.symbol) or dict(book.get(fill.symbol) or {})
+                moves, base_fee, quote_fee = self._cash_moves(fill, cash_book)
+                touched[fill.symbol] = _position_after(pos, fill, rows[a.client_order_id], base_fee, quote_fee)
+                for k, v in moves.items():
+                    cash[k] = cash.get(k, 0.0) + v
+                new_fills.append(fill)
+                evs.append(("fill", f"{fill.side} {fill.quantity:g} {fill.symbol} @ {fill.price:.6g} fee {fill.fee:.4g} "
+                                    f"({fill.client_order_id}) at {iso(fill.ts)}", "INFO"))  # fmt: skip
+        updates: list[dict] = []
+        steps_out: list[tuple[str, str, str | None]] = []
+        for a in answers:
+            row = rows[a.client_order_id]
+            try:
+                steps = path(row["status"], a.status)
+            except InvalidTransition as e:
+                # The venue is the source of truth, but a report that breaks the state machine is a bug
+                # somewhere: keep the store as it is and say so loudly.
+                evs.append(("order_state", f"{a.client_order_id}: broker reports {a.status}: {e}", "ERROR"))
+                continue
+            if not steps:
+                continue
+            reason = row["reason"]
+            if a.reason and steps[-1] in ("REJECTED", "CANCELLED", "EXPIRED"):
+                reason = f"{row['reason'] or ''}; {a.reason}".strip("; ")
+            updates.append({
+                "client_order_id": a.client_order_id, "status": steps[-1], "broker_order_id": a.broker_order_id,
+                "filled_quantity": float(a.filled_quantity), "average_price": a.average_price, "fee": float(a.fee),
+                "reason": reason,
+            })  # fmt: skip
+            steps_out += [
+                (a.client_order_id, st, a.reason if i == len(steps) - 1 else None) for i, st in enumerate(steps)
+            ]
+        for cid, (req, why, err) in rejected.items():
+            updates.append({"client_order_id": cid, "status": "REJECTED", "broker_order_id": None, "filled_quantity": 0.0,
+                            "average_price": None, "fee": 0.0, "reason": f"{why}; rejected: {err.reason}"})  # fmt: skip
+            steps_out.append((cid, "REJECTED", str(err)))
+            evs.append(
+                ("order_rejected", f"{req.side} {req.quantity:g} {req.symbol} rejected by broker: {err}", "WARNING")
             )
-            row = self.store.require_order(cid)
-        if float(answer.filled_quantity) > float(row["filled_quantity"] or 0.0) + 1e-12 or answer.is_final:
-            self._record_fills(cid, row)
-        try:
-            steps = path(row["status"], answer.status)
-        except InvalidTransition as e:
-            # The venue is the source of truth, but a report that breaks the state machine is a bug
-            # somewhere: keep the store as it is and say so loudly.
-            self.store.log_event("order_state", f"{cid}: broker reports {answer.status}: {e}", "ERROR", self.run_id)
-            return
-        common = dict(
-            broker_order_id=answer.broker_order_id,
-            filled_quantity=float(answer.filled_quantity),
-            average_price=answer.average_price,
-            fee=float(answer.fee),
-        )
-        if not steps:
-            return
-        if answer.reason and steps[-1] in ("REJECTED", "CANCELLED", "EXPIRED"):
-            common["reason"] = f"{row['reason'] or ''}; {answer.reason}".strip("; ")
-        self.store.advance_order(cid, steps, answer.reason, **common)
+        self.store.apply_batch(self.account, updates, steps_out, new_fills, touched, cash, evs, run_id=self.run_id)
 
-    def _record_fills(self, cid: str, row: dict) -> None:
-        """New fills of one order. A broker that can list one order's fills (``fills_for``, optional)
-        is asked for those; otherwise its fills since the order was created are filtered."""
-        by_order = getattr(self.broker, "fills_for", None)
-        if callable(by_order):
-            fills = by_order(cid)
+    def _adopted_row(self, answer: BrokerOrder) -> dict:
+        return {
+            "client_order_id": answer.client_order_id, "run_id": self.run_id, "account": self.account,
+            "symbol": answer.symbol, "side": answer.side, "type": answer.type, "quantity": answer.quantity,
+            "limit_price": answer.limit_price, "stop_price": answer.stop_price, "oco_group": answer.oco_group,
+            "status": "NEW", "reason": "adopted from broker",
+        }  # fmt: skip
+
+    def _fills_of(self, cids: Sequence[str], rows: Mapping[str, Mapping]) -> dict[str, list[Fill]]:
+        """New fills of these orders: one call for all (``fills_for_many``), else one per order
+        (``fills_for``), else the broker's fills since the oldest of them was created."""
+        out: dict[str, list[Fill]] = {}
+        if not cids:
+            return out
+        many = getattr(self.broker, "fills_for_many", None)
+        one = getattr(self.broker, "fills_for", None)
+        if callable(many):
+            found: Iterable[Fill] = many(list(cids))
+        elif callable(one):
+            found = [f for c in cids for f in one(c)]
         else:
-            since = pd.Timestamp(row["created_at"]) - pd.Timedelta(seconds=1) if row.get("created_at") else None
-            fills = self.broker.fills(since)
-        for fill in fills:
-            if fill.client_order_id == cid:
-                self._apply_fill(fill, row)  # a fill already recorded is skipped inside, atomically
+            made = [pd.Timestamp(rows[c]["created_at"]) for c in cids if rows[c].get("created_at")]
+            found = self.broker.fills(min(made) - pd.Timedelta(seconds=1) if made else None)
+        wanted = set(cids)
+        for f in found:
+            if f.client_order_id in wanted:
+                out.setdefault(f.client_order_id, []).append(f)
+        return out
 
-    def _apply_fill(self, fill: Fill, order_row: dict) -> None:
-        """Average price carries the buy fees (cost basis), so unrealised P&L = equity change exactly;
-        realised P&L on a sell = (price − average) × quantity − sell fee. Fill, position and event
-        are written in one transaction, so a crash never books a fill without its position."""
-        pos = self.store.get_position(self.account, fill.symbol) or {
-            "quantity": 0.0,
-            "average_price": None,
-            "realized_pnl": 0.0,
-        }
-        q0, avg0 = float(pos["quantity"] or 0.0), float(pos["average_price"] or 0.0)
-        realized = float(pos["realized_pnl"] or 0.0)
-        fields: dict = {}
-        cash, base_fee, quote_fee = self._cash_moves(fill)
-        if fill.side == "buy":
-            q1 = q0 + fill.quantity - base_fee  # a venue that takes its fee in the bought asset delivers less
-            fields["average_price"] = (q0 * avg0 + fill.quantity * fill.price + quote_fee) / q1 if q1 > 0 else None
-            if order_row.get("stop_loss") is not None:
-                fields["stop_loss"] = order_row["stop_loss"]
-            if order_row.get("take_profit") is not None:
-                fields["take_profit"] = order_row["take_profit"]
-        else:
-            sold = min(fill.quantity, q0) if q0 > 0 else fill.quantity
-            realized += (fill.price - avg0) * sold - quote_fee
-            q1 = q0 - fill.quantity - base_fee
-            if abs(q1) < 1e-12:
-                q1 = 0.0
-            if q1 == 0.0:
-                fields.update(average_price=None, stop_loss=None, take_profit=None)
-        fields.update(quantity=q1, realized_pnl=realized)
-        msg = f"{fill.side} {fill.quantity:g} {fill.symbol} @ {fill.price:.6g} fee {fill.fee:.4g} ({fill.client_order_id}) at {iso(fill.ts)}"
-        self.store.book_fill(fill, self.account, fields, msg, self.run_id, cash=cash)
-
-    def _cash_moves(self, fill: Fill) -> tuple[dict[str, float], float, float]:
+    def _cash_moves(self, fill: Fill, book: Mapping[str, float]) -> tuple[dict[str, float], float, float]:
         """Cash movements of a fill for the local cash book, and its fee split into the part paid in
         the traded asset (changes the quantity held) and the part in the settlement currency (the
         cost basis). The settlement currency follows the brokers' rule: the instrument's quote
         currency when the account holds it, else the account currency. A fee in a third currency
         (e.g. BNB) moves that currency's cash only."""
         market = self._market(fill.symbol)
-        book = self.store.cash_book(self.account)
         quote = market.quote if market is not None else None
-        ccy = quote if quote in book else getattr(self.broker, "currency", None) or quote or ""
+        ccy: str = (
+            quote if quote is not None and quote in book else getattr(self.broker, "currency", None) or quote or ""
+        )
         sign = 1.0 if fill.side == "buy" else -1.0
         cash = {ccy: -sign * fill.quantity * fill.price}
         fee_ccy = fill.fee_currency
@@ -582,6 +665,38 @@ def _store_fault(e: BaseException) -> bool:
     from workbench.trading.cycle import is_store_error
 
     return is_store_error(e)
+
+
+def _position_after(pos: Mapping, fill: Fill, order_row: Mapping, base_fee: float, quote_fee: float) -> dict:
+    """The position row after one fill. Average price carries the buy fees (cost basis), so
+    unrealised P&L = equity change exactly; realised P&L on a sell = (price − average) × quantity −
+    sell fee; a buy takes the entry's stops, a position sold flat loses them."""
+    q0, avg0 = float(pos.get("quantity") or 0.0), float(pos.get("average_price") or 0.0)
+    realized = float(pos.get("realized_pnl") or 0.0)
+    out: dict[str, Any] = {
+        "quantity": q0,
+        "average_price": pos.get("average_price"),
+        "realized_pnl": float(pos.get("realized_pnl") or 0.0),
+        "stop_loss": pos.get("stop_loss"),
+        "take_profit": pos.get("take_profit"),
+    }
+    if fill.side == "buy":
+        q1 = q0 + fill.quantity - base_fee  # a venue that takes its fee in the bought asset delivers less
+        out["average_price"] = (q0 * avg0 + fill.quantity * fill.price + quote_fee) / q1 if q1 > 0 else None
+        if order_row.get("stop_loss") is not None:
+            out["stop_loss"] = order_row["stop_loss"]
+        if order_row.get("take_profit") is not None:
+            out["take_profit"] = order_row["take_profit"]
+    else:
+        sold = min(fill.quantity, q0) if q0 > 0 else fill.quantity
+        out["realized_pnl"] = realized + (fill.price - avg0) * sold - quote_fee
+        q1 = q0 - fill.quantity - base_fee
+        if abs(q1) < 1e-12:
+            q1 = 0.0
+        if q1 == 0.0:
+            out.update(average_price=None, stop_loss=None, take_profit=None)
+    out["quantity"] = q1
+    return out
 
 
 def _to_tick(price: float, tick: float) -> float:

@@ -291,6 +291,8 @@ def run_cycle(ctx: LiveContext, clock: StageClock | None = None) -> CycleResult:
     )
     n_orders, n_rej = n_exits, 0
     rejected: list[tuple[str, str, str]] = []  # written in one batch after the signals
+    intents: list[OrderIntent] = []
+    sent: list[Signal] = []
     for s in sigs:
         if s.signal == "HOLD":
             continue
@@ -326,36 +328,51 @@ def run_cycle(ctx: LiveContext, clock: StageClock | None = None) -> CycleResult:
                 stop_loss=s.stop_loss if buy else None,
                 take_profit=s.take_profit if buy else None,
             )
-            ans = ctx.orders.submit(intent)
-            n_orders += 1
-            if ans.filled_quantity > 0:  # exact arithmetic from the fill, no new round of broker calls
-                m = ctx.markets.get(s.symbol)
-                rctx = replace(
-                    rctx,
-                    snapshot=after_fill(
-                        rctx.snapshot,
-                        s.symbol,
-                        ans.side,
-                        ans.filled_quantity,
-                        ans.average_price if ans.average_price is not None else tick.quotes[s.symbol].last,
-                        ans.fee,
-                        tick.quotes[s.symbol].last,
-                        m.quote if m is not None else None,
-                    ),
-                )
-            clock.lap("orders")
+            intents.append(intent)
+            sent.append(s)
+            # Later decisions see this order as filled at the expected price (it reserves its cash
+            # and exposure); the venue's answers come in one batch below.
+            last = tick.quotes[s.symbol].last
+            m = ctx.markets.get(s.symbol)
+            cost = rctx.costs_for(m) if m is not None else ctx.costs
+            px = last * (1 + (cost.slippage_bps / 1e4) * (1 if buy else -1))
+            rctx = replace(
+                rctx,
+                snapshot=after_fill(
+                    rctx.snapshot, s.symbol, side, d.quantity, px, d.quantity * px * cost.fee_rate, last,
+                    m.quote if m is not None else None,
+                ),
+            )  # fmt: skip
         except AuthenticationError:
             raise
         except Exception as e:  # one bad signal must not stop the others
             if _store_fault(e):
                 raise
-            clock.lap("orders")
             rejected.append(
                 ("signal_error", f"cycle {ctx.cycle}: {s.signal} {s.symbol} failed: {type(e).__name__}: {e}", "ERROR")
             )
-            if isinstance(e, _VENUE_DOWN):
-                problems.append(f"order {s.symbol}: {type(e).__name__}: {e}")
-                paused = _pause_entries(ctx, problems)
+    clock.lap("risk")
+    try:  # one batch: NEW rows committed, then sent, then every answer booked in one transaction
+        answers: list[Any] = list(ctx.orders.submit_many(intents))
+    except AuthenticationError:
+        raise
+    except Exception as e:  # the venue went down mid-batch: what was answered is booked, the rest waits
+        if _store_fault(e):
+            raise
+        answers = [e] * len(intents)
+    for s, ans in zip(sent, answers, strict=True):
+        if not isinstance(ans, Exception):
+            n_orders += 1
+            continue
+        if _store_fault(ans):
+            raise ans
+        rejected.append(
+            ("signal_error", f"cycle {ctx.cycle}: {s.signal} {s.symbol} failed: {type(ans).__name__}: {ans}", "ERROR")
+        )
+        if isinstance(ans, _VENUE_DOWN):
+            problems.append(f"order {s.symbol}: {type(ans).__name__}: {ans}")
+            paused = _pause_entries(ctx, problems)
+    clock.lap("orders")
     ctx.store.log_events(rejected, ctx.run_id)
     clock.lap("risk")
     if status.ok and not problems:

@@ -16,9 +16,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Engine
 
+from workbench.store.bulk import bulk
 from workbench.store.engine import DEFAULT_BUSY_TIMEOUT_MS, engine_for, upgrade
 from workbench.store.schema import (
     adjustments,
@@ -38,6 +39,8 @@ from workbench.store.schema import (
     signals,
     utcnow,
 )
+from workbench.store.schema import events as events_t
+from workbench.store.schema import positions as positions_t
 
 __all__ = ["RUN_STATUSES", "COMMANDS", "Store", "iso", "utcnow"]
 
@@ -285,11 +288,18 @@ class Store:
 
     # ---- signals --------------------------------------------------------------------------------
     def add_signals(self, run_id: int, cycle: int, bar_ts: Any, sigs: Iterable[Any]) -> int:
+        stamps: dict[Any, str | None] = {}  # one text form per distinct time (5,000 signals share one)
+
+        def stamp(ts: Any) -> str | None:
+            if ts not in stamps:
+                stamps[ts] = iso(ts)
+            return stamps[ts]
+
         rows = [
             {
                 "run_id": run_id,
                 "cycle": cycle,
-                "bar_ts": iso(bar_ts if s.ts is None else s.ts),
+                "bar_ts": stamp(bar_ts if s.ts is None else s.ts),
                 "symbol": s.symbol,
                 "signal": s.signal,
                 "strength": _f(s.strength),
@@ -303,7 +313,7 @@ class Store:
         ]
         if rows:
             with self.engine.begin() as c:
-                c.execute(insert(signals), rows)
+                bulk(c, insert(signals), rows)
         return len(rows)
 
     def signals(self, run_id: int, last_cycles: int | None = 1) -> pd.DataFrame:
@@ -334,6 +344,144 @@ class Store:
                     detail=values.get("reason"),
                 )
             )
+
+    def insert_orders(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Many NEW orders and their first events in one transaction (two executemany statements):
+        the batch is recorded whole before the venue hears of any of it."""
+        if not rows:
+            return
+        now = iso(utcnow())
+        cols = [c.name for c in orders.columns]
+        values = []
+        for row in rows:
+            v = {k: None for k in cols} | {"created_at": now, "updated_at": now, "filled_quantity": 0.0, "fee": 0.0}
+            v.update(row)
+            for k in ("quantity", "limit_price", "stop_price", "average_price", "stop_loss", "take_profit"):
+                v[k] = _f(v[k])
+            values.append(v)
+        with self.engine.begin() as c:
+            _fill_owners(c, values)
+            bulk(c, insert(orders), values)
+            bulk(
+                c,
+                insert(order_events),
+                [
+                    {"client_order_id": v["client_order_id"], "ts": now, "status": v["status"], "detail": v["reason"]}
+                    for v in values
+                ],
+            )
+
+    def get_orders(self, client_order_ids: Iterable[str]) -> dict[str, dict]:
+        """Rows of these orders by client id (absent ids are left out), in chunks of 500 ids a query."""
+        ids = list(dict.fromkeys(client_order_ids))
+        out: dict[str, dict] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            out.update(
+                {r["client_order_id"]: r for r in self._all(select(orders).where(orders.c.client_order_id.in_(part)))}
+            )
+        return out
+
+    def recorded_fills(self, fill_ids: Iterable[str]) -> set[str]:
+        """Which of these fill ids are already recorded (fills are replayed on reconcile)."""
+        ids = list(dict.fromkeys(fill_ids))
+        out: set[str] = set()
+        with self.engine.connect() as c:
+            for i in range(0, len(ids), 500):
+                out.update(c.execute(select(fills.c.fill_id).where(fills.c.fill_id.in_(ids[i : i + 500]))).scalars())
+        return out
+
+    def apply_batch(
+        self,
+        account: str,
+        order_updates: Sequence[Mapping[str, Any]] = (),
+        order_steps: Sequence[tuple[str, str, str | None]] = (),
+        new_fills: Sequence[Any] = (),
+        positions: Mapping[str, Mapping[str, Any]] | None = None,
+        cash: Mapping[str, float] | None = None,
+        events: Sequence[tuple[str, str, str]] = (),
+        run_id: int | None = None,
+    ) -> None:
+        """A batch of venue answers booked in one transaction: order rows (``order_updates``: each the
+        full set of mutable columns with ``client_order_id``), their status events (``order_steps``:
+        (client id, status, detail)), new fills, the positions they leave (symbol → full row of
+        quantity, average_price, realized_pnl, stop_loss, take_profit), the summed cash movements and
+        events (kind, message, level). A crash leaves all of it or none: reconcile replays the rest."""
+        positions = positions or {}
+        now = iso(utcnow())
+        with self.engine.begin() as c:
+            if order_updates:
+                cols = ("status", "broker_order_id", "filled_quantity", "average_price", "fee", "reason")
+                stmt = (
+                    update(orders)
+                    .where(orders.c.client_order_id == bindparam("k_cid"))
+                    .values({**{k: bindparam(f"k_{k}") for k in cols}, "updated_at": now})
+                )
+                bulk(
+                    c,
+                    stmt,
+                    [{"k_cid": u["client_order_id"], **{f"k_{k}": u.get(k) for k in cols}} for u in order_updates],
+                )
+            if order_steps:
+                bulk(
+                    c,
+                    insert(order_events),
+                    [{"client_order_id": k, "ts": now, "status": st, "detail": d} for k, st, d in order_steps],
+                )
+            if new_fills:
+                by_order = _order_owners(c, [f.client_order_id for f in new_fills])
+                fallback = _owner_of_account(c, account)
+                bulk(
+                    c,
+                    insert(fills),
+                    [{**_fill_row(f, account), "user_id": by_order.get(f.client_order_id, fallback)} for f in new_fills],
+                )
+            if positions:
+                have: set[str] = set()
+                syms = list(positions)
+                for i in range(0, len(syms), 500):
+                    have.update(
+                        c.execute(
+                            select(positions_t.c.symbol).where(
+                                and_(positions_t.c.account == account, positions_t.c.symbol.in_(syms[i : i + 500]))
+                            )
+                        ).scalars()
+                    )
+                pcols = ("quantity", "average_price", "realized_pnl", "stop_loss", "take_profit")
+                rows = [{"k_sym": k, **{f"k_{c_}": _f(v.get(c_)) for c_ in pcols}} for k, v in positions.items()]
+                old = [r for r in rows if r["k_sym"] in have]
+                if old:
+                    stmt = (
+                        update(positions_t)
+                        .where(and_(positions_t.c.account == account, positions_t.c.symbol == bindparam("k_sym")))
+                        .values({**{k: bindparam(f"k_{k}") for k in pcols}, "updated_at": now})
+                    )
+                    bulk(c, stmt, old)
+                fresh = [r for r in rows if r["k_sym"] not in have]
+                if fresh:
+                    owner = _owner_of_account(c, account)
+                    bulk(
+                        c,
+                        insert(positions_t),
+                        [
+                            {
+                                "account": account,
+                                "symbol": r["k_sym"],
+                                "updated_at": now,
+                                "user_id": owner,
+                                **{k: r[f"k_{k}"] for k in pcols},
+                            }
+                            for r in fresh
+                        ],
+                    )
+            if cash:
+                _move_cash(c, account, cash)
+            if events:
+                bulk(
+                    c,
+                    insert(events_t),
+                    [{"ts": now, "run_id": run_id, "kind": k, "message": m, "level": lv} for k, m, lv in events],
+                )
 
     def get_order(self, client_order_id: str) -> dict | None:
         return self._one(select(orders).where(orders.c.client_order_id == client_order_id))
@@ -421,6 +569,18 @@ class Store:
         stmt = stmt.order_by(orders.c.created_at.desc(), orders.c.client_order_id).limit(limit)
         return self._frame(stmt, [c.name for c in orders.columns])
 
+    def oco_group_counts(self, account: str, run_id: int | None = None) -> dict[str, int]:
+        """Exit pairs ever placed per symbol (in a run), for every symbol at once."""
+        stmt = (
+            select(orders.c.symbol, func.count(func.distinct(orders.c.oco_group)))
+            .where(and_(orders.c.account == account, orders.c.oco_group.is_not(None)))
+            .group_by(orders.c.symbol)
+        )
+        if run_id is not None:
+            stmt = stmt.where(orders.c.run_id == run_id)
+        with self.engine.connect() as c:
+            return {str(k): int(n) for k, n in c.execute(stmt).all()}
+
     def count_oco_groups(self, account: str, symbol: str, run_id: int | None = None) -> int:
         """How many exit pairs were ever placed for a symbol (in a run): the next pair's number."""
         stmt = select(func.count(func.distinct(orders.c.oco_group))).where(
@@ -473,6 +633,15 @@ class Store:
     def position_book(self, account: str) -> dict[str, dict]:
         rows = self._all(select(positions).where(positions.c.account == account))
         return {r["symbol"]: r for r in rows}
+
+    def positions_of(self, account: str, symbols: Iterable[str]) -> dict[str, dict]:
+        """The book rows of these symbols only (a batch of fills reads what it touches, not the book)."""
+        syms = list(dict.fromkeys(symbols))
+        out: dict[str, dict] = {}
+        for i in range(0, len(syms), 500):
+            key = and_(positions.c.account == account, positions.c.symbol.in_(syms[i : i + 500]))
+            out.update({r["symbol"]: r for r in self._all(select(positions).where(key))})
+        return out
 
     def upsert_position(self, account: str, symbol: str, **fields: Any) -> None:
         with self.engine.begin() as c:
@@ -604,7 +773,7 @@ class Store:
         values = [{"ts": now, "run_id": run_id, "kind": k, "message": m, "level": lv} for k, m, lv in rows]
         if values:
             with self.engine.begin() as c:
-                c.execute(insert(events), values)
+                bulk(c, insert(events), values)
         return len(values)
 
     # ---- crash recovery -------------------------------------------------------------------------
@@ -726,7 +895,7 @@ class Store:
         stmt = stmt.order_by(fills.c.ts.desc(), fills.c.fill_id).limit(limit)
         return self._frame(stmt, [c.name for c in fills.columns])
 
-    def positions_of(
+    def owned_positions(
         self, user_id: int | None, account: str | None = None, include_closed: bool = False
     ) -> pd.DataFrame:
         """A user's positions on every account they trade (or one)."""
@@ -749,25 +918,27 @@ def _insert_fill(c: Any, fill: Any, account: str) -> bool:
     """Insert a fill on connection ``c`` unless its id is already recorded; True when inserted."""
     if c.execute(select(fills.c.fill_id).where(fills.c.fill_id == fill.fill_id)).first() is not None:
         return False
-    c.execute(
-        insert(fills).values(
-            fill_id=fill.fill_id,
-            client_order_id=fill.client_order_id,
-            account=account,
-            symbol=fill.symbol,
-            side=fill.side,
-            quantity=float(fill.quantity),
-            price=float(fill.price),
-            fee=float(fill.fee),
-            fee_currency=fill.fee_currency,
-            ts=iso(fill.ts),
-            user_id=func.coalesce(
-                select(orders.c.user_id).where(orders.c.client_order_id == fill.client_order_id).scalar_subquery(),
-                _account_owner(account),
-            ),
-        )
+    owner = func.coalesce(
+        select(orders.c.user_id).where(orders.c.client_order_id == fill.client_order_id).scalar_subquery(),
+        _account_owner(account),
     )
+    c.execute(insert(fills).values(**_fill_row(fill, account), user_id=owner))
     return True
+
+
+def _fill_row(fill: Any, account: str) -> dict[str, Any]:
+    return {
+        "fill_id": fill.fill_id,
+        "client_order_id": fill.client_order_id,
+        "account": account,
+        "symbol": fill.symbol,
+        "side": fill.side,
+        "quantity": float(fill.quantity),
+        "price": float(fill.price),
+        "fee": float(fill.fee),
+        "fee_currency": fill.fee_currency,
+        "ts": iso(fill.ts),
+    }
 
 
 def _set_cash(c: Any, account: str, currency: str, total: float) -> None:
@@ -825,3 +996,37 @@ def _account_owner(account: str) -> Any:
         .limit(1)
         .scalar_subquery()
     )
+
+
+def _owner_of_account(c: Any, account: str) -> int | None:
+    """The account's owner (see ``_account_owner``), read once for a batch."""
+    return c.execute(select(_account_owner(account))).scalar()
+
+
+def _order_owners(c: Any, client_order_ids: Sequence[str]) -> dict[str, int]:
+    """Owner of each of these orders (orders without one are left out), in chunks of 500 ids."""
+    ids = list(dict.fromkeys(client_order_ids))
+    out: dict[str, int] = {}
+    for i in range(0, len(ids), 500):
+        q = select(orders.c.client_order_id, orders.c.user_id).where(
+            and_(orders.c.client_order_id.in_(ids[i : i + 500]), orders.c.user_id.is_not(None))
+        )
+        out.update({k: int(u) for k, u in c.execute(q).all()})
+    return out
+
+
+def _fill_owners(c: Any, values: list[dict[str, Any]]) -> None:
+    """Give each new order row without an owner its run's owner, else its account's (one query per
+    distinct run and account of the batch, not per row)."""
+    todo = [v for v in values if v.get("user_id") is None]
+    if not todo:
+        return
+    run_ids = sorted({int(v["run_id"]) for v in todo if v.get("run_id") is not None})
+    by_run: dict[int, int] = {}
+    if run_ids:
+        q = select(runs.c.id, runs.c.user_id).where(and_(runs.c.id.in_(run_ids), runs.c.user_id.is_not(None)))
+        by_run = {int(r): int(u) for r, u in c.execute(q).all()}
+    by_account = {a: _owner_of_account(c, a) for a in {str(v["account"]) for v in todo}}
+    for v in todo:
+        run = v.get("run_id")
+        v["user_id"] = by_run.get(int(run)) if run is not None and int(run) in by_run else by_account[str(v["account"])]

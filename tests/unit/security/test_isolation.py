@@ -61,7 +61,7 @@ def test_two_users_on_paper_keep_separate_books_and_see_only_their_own(home):
     mine = {u.user.id: u for u in (alice, bob)}
     for uid, who in mine.items():
         orders, fills = store.orders_of(uid, limit=10_000), store.fills_of(uid, limit=10_000)
-        positions = store.positions_of(uid)
+        positions = store.owned_positions(uid)
         assert len(orders) and len(fills) and len(positions)
         assert (
             set(orders["account"])
@@ -161,6 +161,6 @@ def test_migration_0003_gives_existing_rows_the_owner_of_their_run(tmp_path):
     store = Store(url)  # migrates to the newest revision
     assert _owners(store.orders_of(None), "client_order_id") == {"o1": 7, "o2": None}
     assert _owners(store.fills_of(None), "fill_id") == {"f1": 7, "f2": None}
-    assert list(store.positions_of(7)["symbol"]) == ["S"]  # the latest owned run on the account
+    assert list(store.owned_positions(7)["symbol"]) == ["S"]  # the latest owned run on the account
     assert list(store.commands_of(7)["run_id"]) == [1]
     assert store.commands_of(None)["user_id"].isna().sum() == 1  # no run, no sender: an admin's row

@@ -70,7 +70,8 @@ def test_expired_session_says_log_in_again(fake, settings):
     assert b.check().ok
     fake.expire_sessions()  # 06:00 IST
     st = b.check()
-    assert not st.ok and "Kite session expired at" in st.message and "workbench keys kite-login" in st.message
+    assert not st.ok and "workbench keys kite-login" in st.message
+    assert "Incorrect `api_key` or `access_token`" in st.message and "sessions end at 06:00 IST" in st.message
     with pytest.raises(AuthenticationError, match="log in again"):
         b.positions()
     vault = trader(settings).vault
@@ -84,6 +85,35 @@ def test_expired_session_says_log_in_again(fake, settings):
         late.balances()
     assert len(fake.requests) == n  # an expired session is not even sent
     assert kite_session_expiry(pd.Timestamp("2024-05-01 23:00", tz="UTC")) == pd.Timestamp("2024-05-02 00:30", tz="UTC")
+
+
+def test_a_refused_token_keeps_kites_words_and_is_not_called_expired(fake):
+    """A token refused hours before 06:00 was revoked (a newer login, a logout, another key's token):
+    the message quotes Kite and says so, instead of claiming the daily expiry."""
+    later = pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=5)
+    b = KiteBroker(KEY, TOKEN, root=fake.url, timeout_s=2, backoff_s=0.01, expires_at=later)
+    fake.expire_sessions()
+    with pytest.raises(AuthenticationError) as e:
+        b.positions()
+    msg = str(e.value)
+    assert "Incorrect `api_key` or `access_token`" in msg and "revoked" in msg and "kite-login" in msg
+    assert "expired" not in msg and "sessions end at 06:00" not in msg
+
+
+def test_one_position_whichever_spelling(fake):
+    """``INFY`` (the lake's bare name) and ``NSE:INFY`` are one instrument: a sale named one way sees
+    the holding looked up the other way, and positions list it once."""
+    b = broker(fake)
+    assert b.markets(["INFY"])["INFY"].exchange == "NSE"
+    fake.set_holding("NSE:INFY", 30)
+    assert b.positions() == {"INFY": 30.0}
+    sold = b.place(OrderRequest("sell-all", "NSE:INFY", "sell", 30))
+    assert sold.status != "REJECTED" and sold.symbol == "NSE:INFY"
+    with pytest.raises(OrderRejected) as e:  # the 30 are spoken for, under either name
+        b.place(OrderRequest("one-more", "INFY", "sell", 1))
+    assert e.value.reason == "insufficient_position"
+    q = b.quotes(["INFY", "NSE:INFY"])
+    assert q["INFY"].last == q["NSE:INFY"].last == 100.0
 
 
 def test_tags_are_short_and_orders_carry_them(fake):

@@ -184,6 +184,20 @@ def _expired_message(expires_at: pd.Timestamp | None) -> str:
     return f"Kite session expired at {at.tz_convert(_IST):%Y-%m-%d %H:%M} IST: {LOGIN_HINT}"
 
 
+def _token_message(e: Exception, what: str, expires_at: pd.Timestamp | None) -> str:
+    """Kite's own words first: a refused token is not always the 06:00 expiry (a login elsewhere
+    revokes it, a token of another API key is refused), so the message says which is likely."""
+    said = str(e).strip() or type(e).__name__
+    if expires_at is not None and expires_at > pd.Timestamp.now(tz="UTC"):
+        why = (
+            f"the session should have lasted until {expires_at.tz_convert(_IST):%Y-%m-%d %H:%M} IST, so it was "
+            "revoked (a newer login to the same app, or a logout) or the token belongs to another API key"
+        )
+    else:
+        why = f"Kite sessions end at 06:00 IST (the last ended {_last_six().tz_convert(_IST):%Y-%m-%d %H:%M} IST)"
+    return f'Kite refused the access token for {what}: "{said}"; {why}: {LOGIN_HINT}'
+
+
 def _translate(e: Exception, what: str, expires_at: pd.Timestamp | None) -> Exception:
     """Kite's and requests' exceptions → the broker error tree (the message names the call)."""
     import requests
@@ -192,7 +206,7 @@ def _translate(e: Exception, what: str, expires_at: pd.Timestamp | None) -> Exce
     if isinstance(e, BrokerError):
         return e
     if isinstance(e, kx.TokenException):
-        return AuthenticationError(_expired_message(expires_at))
+        return AuthenticationError(_token_message(e, what, expires_at))
     if isinstance(e, kx.PermissionException):
         return AuthenticationError(
             f"Kite denied {what}: {e}. The API app lacks this permission; enable it on developers.kite.trade"
@@ -381,7 +395,18 @@ class KiteBroker:
         return {"INR": Balance("INR", free=net, total=net + blocked)}
 
     def positions(self) -> dict[str, float]:
-        """Settled holdings (incl. T1) plus today's net positions (CNC and MIS)."""
+        """Settled holdings (incl. T1) plus today's net positions (CNC and MIS): one entry per
+        instrument, under the name the caller first used for it (``SBIN`` or ``NSE:SBIN``)."""
+        return {self._names.get(k, k): v for k, v in self._held().items()}
+
+    def _canonical(self, symbol: str) -> str:
+        """The one spelling of an instrument (``EXCHANGE:TRADINGSYMBOL``): ``SBIN`` and ``NSE:SBIN``
+        are one position, whichever the caller names."""
+        ex, sym = self._parts(symbol)
+        return f"{ex}:{sym}"
+
+    def _held(self) -> dict[str, float]:
+        """Quantities held, keyed by the canonical spelling."""
         held: dict[str, float] = {}
         for h in self._call("the holdings", self.kite.holdings):
             k = f"{h['exchange']}:{h['tradingsymbol']}"
@@ -389,15 +414,20 @@ class KiteBroker:
         for p in self._call("the positions", self.kite.positions)["net"]:
             k = f"{p['exchange']}:{p['tradingsymbol']}"
             held[k] = held.get(k, 0.0) + float(p.get("quantity") or 0)
-        return {self._names.get(k, k): v for k, v in held.items() if abs(v) > 1e-9}
+        return {k: v for k, v in held.items() if abs(v) > 1e-9}
 
     def quotes(self, symbols: list[str]) -> dict[str, Quote]:
         """Full quotes, at most 500 instruments a call (Kite's limit)."""
-        keys = [s for s in dict.fromkeys(symbols) if self._split(s) is not None]
+        # Asked by the canonical spelling (Kite keys quotes by EXCHANGE:SYMBOL), answered under the caller's.
+        names: dict[str, list[str]] = {}
+        for s in dict.fromkeys(symbols):
+            if self._split(s) is not None:
+                names.setdefault(self._canonical(s), []).append(s)
+        keys = list(names)
         out: dict[str, Quote] = {}
         for i in range(0, len(keys), 500):
             data = self._call("quotes", self.kite.quote, keys[i : i + 500])
-            for k, d in data.items():
+            for key, d in data.items():
                 last = float(d.get("last_price") or 0)
                 if not (last > 0 and math.isfinite(last)):
                     continue
@@ -405,7 +435,8 @@ class KiteBroker:
                 bid = next((float(x["price"]) for x in depth.get("buy", []) if x.get("price")), None)
                 ask = next((float(x["price"]) for x in depth.get("sell", []) if x.get("price")), None)
                 ts = _ist_to_utc(d.get("last_trade_time") or d.get("timestamp"))
-                out[k] = Quote(k, last, ts, bid=bid, ask=ask, volume=float(d.get("volume") or 0),
+                for k in names.get(key, [key]):
+                    out[k] = Quote(k, last, ts, bid=bid, ask=ask, volume=float(d.get("volume") or 0),
                                high=ohlc.get("high") or None, low=ohlc.get("low") or None, open=ohlc.get("open") or None)  # fmt: skip
         return out
 
@@ -500,7 +531,7 @@ class KiteBroker:
 
     def _check_position(self, order: OrderRequest) -> None:
         """No short sales (spot semantics, as the paper broker): Kite would short an MIS sell."""
-        held = self.positions().get(order.symbol, 0.0)
+        held = self._held().get(self._canonical(order.symbol), 0.0)
         ex, sym = self._parts(order.symbol)
         reserved = sum(float(o.get("pending_quantity") or 0) for o in self._orders()
                        if o["status"] not in _STATUS and o["transaction_type"] == "SELL" and o["exchange"] == ex and o["tradingsymbol"] == sym

@@ -9,19 +9,20 @@ books order, cash, holding, fill row and OCO cancels atomically); the others ope
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 import pandas as pd
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import Select, Update
 
+from workbench.store.bulk import bulk
 from workbench.store.engine import upgrade
 from workbench.store.schema import iso, paper_balances, paper_fills, paper_orders, utcnow
 
-__all__ = ["OPEN_STATUSES", "HasEngine", "PaperBook"]
+__all__ = ["OPEN_STATUSES", "BookSession", "HasEngine", "PaperBook"]
 
 OPEN_STATUSES = ("SUBMITTED", "PARTIALLY_FILLED")
 _EPS = 1e-9
@@ -149,13 +150,174 @@ class PaperBook:
     def insert_fill(self, conn: Connection, **values: Any) -> None:
         conn.execute(insert(paper_fills).values(account=self.account, **values))
 
-    def fills(self, since: pd.Timestamp | None = None, client_order_id: str | None = None) -> list[dict[str, Any]]:
-        """Fill rows in time order, optionally since a time or of one order."""
+    def fills(
+        self,
+        since: pd.Timestamp | None = None,
+        client_order_id: str | None = None,
+        client_order_ids: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Fill rows in time order, optionally since a time, of one order or of several."""
         t = paper_fills
         stmt = select(t).where(t.c.account == self.account)
         if since is not None:
             stmt = stmt.where(t.c.ts >= iso(since))
         if client_order_id is not None:
             stmt = stmt.where(t.c.client_order_id == client_order_id)
+        if client_order_ids is None:
+            with self.engine.connect() as c:
+                return [dict(r) for r in c.execute(stmt.order_by(t.c.ts, t.c.fill_id)).mappings().all()]
+        out: list[dict[str, Any]] = []
         with self.engine.connect() as c:
-            return [dict(r) for r in c.execute(stmt.order_by(t.c.ts, t.c.fill_id)).mappings().all()]
+            for part in _chunks(list(dict.fromkeys(client_order_ids))):
+                out += [dict(r) for r in c.execute(stmt.where(t.c.client_order_id.in_(part))).mappings().all()]
+        return sorted(out, key=lambda r: (r["ts"], r["fill_id"]))
+
+
+def _chunks(items: list[str], n: int = 500) -> Iterator[list[str]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+class BookSession:
+    """A working copy of one account's balances and open orders inside one venue transaction.
+
+    Why: a venue answering a batch (or a bar that triggers thousands of resting exits) must see
+    each order's effect on cash, holdings and reservations before it looks at the next one, but
+    writing those effects row by row costs ~10 statements per order. The session keeps them in
+    memory and ``flush`` writes them with a handful of executemany statements, in the caller's
+    transaction, so the batch lands whole or not at all."""
+
+    def __init__(self, book: PaperBook, conn: Connection):
+        self.book, self.conn, self.account = book, conn, book.account
+        self.now = iso(utcnow())
+        b, t = paper_balances, paper_orders
+        self.cash: dict[str, float] = {}
+        self.holdings: dict[str, float] = {}
+        for asset, total, kind in conn.execute(
+            select(b.c.asset, b.c.total, b.c.kind).where(b.c.account == self.account)
+        ).all():
+            (self.cash if kind == "cash" else self.holdings)[asset] = float(total)
+        self._stored_assets = set(self.cash) | set(self.holdings)
+        self._dirty: set[str] = set()
+        stmt = select(t).where(and_(t.c.account == self.account, t.c.status.in_(OPEN_STATUSES)))
+        rows = [dict(r) for r in conn.execute(stmt.order_by(t.c.created_at)).mappings().all()]
+        self.open: dict[str, dict[str, Any]] = {r["client_order_id"]: r for r in rows}
+        self.by_symbol: dict[str, dict[str, dict[str, Any]]] = {}
+        for r in rows:
+            self.by_symbol.setdefault(r["symbol"], {})[r["client_order_id"]] = r
+        self.new: dict[str, dict[str, Any]] = {}
+        self.changed: dict[str, dict[str, Any]] = {}
+        self.fills: list[dict[str, Any]] = []
+        self._fill_counts: dict[str, int] = {}
+
+    # ---- reads ----------------------------------------------------------------------------------
+    def orders(self, cids: list[str]) -> dict[str, dict[str, Any]]:
+        """Rows of these orders as this session sees them (its own writes included)."""
+        out = {c: r for c in cids if (r := self.new.get(c) or self.changed.get(c) or self.open.get(c)) is not None}
+        missing = [c for c in dict.fromkeys(cids) if c not in out]
+        t = paper_orders
+        for part in _chunks(missing):
+            stmt = select(t).where(and_(t.c.account == self.account, t.c.client_order_id.in_(part)))
+            out.update({r["client_order_id"]: dict(r) for r in self.conn.execute(stmt).mappings().all()})
+        return out
+
+    def open_of(self, symbol: str) -> list[dict[str, Any]]:
+        return list(self.by_symbol.get(symbol, {}).values())
+
+    def fill_count(self, cid: str) -> int:
+        if cid not in self._fill_counts:
+            row = self.new.get(cid)
+            self._fill_counts[cid] = 0 if row is not None else self.book.fill_count(self.conn, cid)
+        return self._fill_counts[cid]
+
+    # ---- writes (in memory until ``flush``) -----------------------------------------------------
+    def add_order(self, row: dict[str, Any]) -> None:
+        self.new[row["client_order_id"]] = row
+        self._index(row)
+
+    def update(self, row: dict[str, Any], **fields: Any) -> None:
+        row.update(fields)
+        cid = row["client_order_id"]
+        if cid not in self.new:
+            self.changed[cid] = row
+        self._index(row)
+
+    def _index(self, row: dict[str, Any]) -> None:
+        cid, sym = row["client_order_id"], row["symbol"]
+        if row["status"] in OPEN_STATUSES:
+            self.open[cid] = row
+            self.by_symbol.setdefault(sym, {})[cid] = row
+        else:
+            self.open.pop(cid, None)
+            self.by_symbol.get(sym, {}).pop(cid, None)
+
+    def move(self, asset: str, delta: float, kind: str) -> None:
+        """Move a cash or holding balance by ``delta``; selling a whole holding leaves exactly zero."""
+        bal = self.cash if kind == "cash" else self.holdings
+        cur = bal.get(asset)
+        if cur is None:
+            bal[asset] = delta
+        else:
+            value = cur + delta
+            bal[asset] = 0.0 if abs(value) < _EPS + 1e-12 * abs(cur) else value
+        self._dirty.add(asset)
+
+    def add_fill(self, **values: Any) -> str:
+        cid = values["client_order_id"]
+        n = self.fill_count(cid) + 1
+        self._fill_counts[cid] = n
+        values["fill_id"] = f"{values.pop('fill_prefix')}-{n}"
+        self.fills.append({"account": self.account, **values})
+        return str(values["fill_id"])
+
+    def flush(self) -> None:
+        """Write what the session changed: a few executemany statements in the caller's transaction."""
+        c, b, t = self.conn, paper_balances, paper_orders
+        if self.new:
+            bulk(c, insert(t), [{"account": self.account, **r} for r in self.new.values()])
+        if self.changed:
+            cols = ("status", "filled_quantity", "average_price", "fee", "reason", "updated_at")
+            stmt = (
+                update(t)
+                .where(and_(t.c.account == self.account, t.c.client_order_id == bindparam("k_cid")))
+                .values({k: bindparam(f"k_{k}") for k in cols})
+            )
+            bulk(
+                c,
+                stmt,
+                [{"k_cid": r["client_order_id"], **{f"k_{k}": r.get(k) for k in cols}} for r in self.changed.values()],
+            )
+        old = [a for a in self._dirty if a in self._stored_assets]
+        fresh = [a for a in self._dirty if a not in self._stored_assets]
+
+        def value(a: str) -> float:
+            return self.cash[a] if a in self.cash else self.holdings[a]
+
+        if old:
+            stmt = (
+                update(b)
+                .where(and_(b.c.account == self.account, b.c.asset == bindparam("k_asset")))
+                .values(total=bindparam("k_total"))
+            )
+            bulk(c, stmt, [{"k_asset": a, "k_total": value(a)} for a in old])
+        if fresh:
+            bulk(
+                c,
+                insert(b),
+                [
+                    {
+                        "account": self.account,
+                        "asset": a,
+                        "total": value(a),
+                        "kind": "cash" if a in self.cash else "holding",
+                    }
+                    for a in fresh
+                ],
+            )
+        if self.fills:
+            bulk(c, insert(paper_fills), self.fills)
+        self._stored_assets |= self._dirty
+        self._dirty.clear()
+        self.new.clear()
+        self.changed.clear()
+        self.fills.clear()

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from workbench.store.engine import engine_for
-from workbench.store.schema import iso, utcnow
 from workbench.venues.base import (
     FINAL_STATUSES,
     Balance,
@@ -47,7 +46,7 @@ from workbench.venues.base import (
     grid_error,
 )
 from workbench.venues.paper.book import OPEN_STATUSES as _OPEN
-from workbench.venues.paper.book import HasEngine, PaperBook
+from workbench.venues.paper.book import BookSession, HasEngine, PaperBook
 
 if TYPE_CHECKING:
     from workbench.config import Settings
@@ -102,6 +101,7 @@ class PaperBroker:
         self.max_volume_share = max_volume_share
         self.exchange_costs = {k: (float(f), float(s) / 1e4) for k, (f, s) in (exchange_costs or {}).items()}
         self._markets = dict(markets) if markets is not None else None
+        self._named: dict[str, Market] = {}
         self._quotes: dict[str, Quote] = {}
         self._used: dict[str, float] = {}  # volume already taken from the current bar, per symbol
         self.book = PaperBook(store.engine, account)
@@ -127,16 +127,22 @@ class PaperBroker:
     def market(self, symbol: str) -> Market | None:
         if self._markets is not None:
             return self._markets.get(symbol)
-        exch, _, rest = symbol.rpartition(":")
-        base, _, quote = rest.partition("/")
-        return Market(symbol=symbol, base=base, quote=quote or self.currency, exchange=exch or None)
+        m = self._named.get(symbol)
+        if m is None:  # any name is a market here: made from the name once, then remembered
+            exch, _, rest = symbol.rpartition(":")
+            base, _, quote = rest.partition("/")
+            m = self._named[symbol] = Market(
+                symbol=symbol, base=base, quote=quote or self.currency, exchange=exch or None
+            )
+        return m
 
     def markets(self, symbols: list[str]) -> dict[str, Market]:
         return {s: m for s in symbols if (m := self.market(s)) is not None}
 
     def balances(self) -> dict[str, Balance]:
-        cash = self._cash_all()
-        reserved = self._reserved_cash()
+        with self.book.engine.connect() as c:
+            session = BookSession(self.book, c)
+            cash, reserved = session.cash, self._reserved_cash(session)
         return {k: Balance(k, free=v - reserved.get(k, 0.0), total=v) for k, v in cash.items()}
 
     def positions(self) -> dict[str, float]:
@@ -147,17 +153,42 @@ class PaperBroker:
 
     # ---- protocol: orders -----------------------------------------------------------------------
     def place(self, order: OrderRequest) -> BrokerOrder:
-        existing = self._row(order.client_order_id)
-        if existing is not None:  # idempotent: a re-send gets the same answer as the first send
-            if existing["status"] == "REJECTED":
-                raise OrderRejected(
-                    existing["reason"].split(":")[0],
-                    f"order {order.client_order_id} was rejected: {existing['reason']}",
-                )
-            return self._to_order(existing)
-        reason = self._validate(order)
-        now = iso(utcnow())
-        base = dict(
+        answer = self.place_many([order])[0]
+        if isinstance(answer, OrderRejected):
+            raise answer
+        return answer
+
+    def place_many(self, orders: Sequence[OrderRequest]) -> list[BrokerOrder | OrderRejected]:
+        """Many orders in one venue transaction, as an exchange's batch endpoint takes them: each is
+        validated against the cash, holdings and reservations the earlier ones left, market orders
+        fill at once, and the answers come back in order — a rejection as an ``OrderRejected`` in its
+        place, not raised. Idempotent per client order id: a re-send gets the first send's answer."""
+        out: list[BrokerOrder | OrderRejected] = []
+        with self.book.begin() as c:
+            s = BookSession(self.book, c)
+            known = s.orders([o.client_order_id for o in orders])
+            reserved = self._reserved_cash(s)
+            for order in orders:
+                row = known.get(order.client_order_id)
+                if row is None:
+                    row = self._accept(s, order, reserved)
+                    known[order.client_order_id] = row
+                    if row["status"] == "REJECTED":
+                        code, _, message = row["reason"].partition(": ")
+                        out.append(OrderRejected(code, message))
+                        continue
+                if row["status"] == "REJECTED":
+                    code = row["reason"].split(":")[0]
+                    out.append(OrderRejected(code, f"order {order.client_order_id} was rejected: {row['reason']}"))
+                else:
+                    out.append(self._to_order(row))
+            s.flush()
+        return out
+
+    def _accept(self, s: BookSession, order: OrderRequest, reserved: dict[str, float]) -> dict[str, Any]:
+        """Validate one new order in the session and book it (filled at once when marketable)."""
+        reason = self._validate(order, s, reserved)
+        row: dict[str, Any] = dict(
             client_order_id=order.client_order_id,
             broker_order_id=self._broker_id(order.client_order_id),
             symbol=order.symbol,
@@ -167,31 +198,48 @@ class PaperBroker:
             limit_price=order.limit_price,
             stop_price=order.stop_price,
             oco_group=order.oco_group,
+            status="SUBMITTED",
             filled_quantity=0.0,
+            average_price=None,
             fee=0.0,
-            created_at=now,
-            updated_at=now,
+            reason=None,
+            created_at=s.now,
+            updated_at=s.now,
         )
         if reason is not None:
-            code, message = reason
-            with self.book.begin() as c:
-                self.book.insert_order(c, **base, status="REJECTED", reason=f"{code}: {message}")
-            raise OrderRejected(code, message)
-        with self.book.begin() as c:
-            self.book.insert_order(c, **base, status="SUBMITTED")
-            quote = self._quotes[order.symbol]
-            price = self._marketable_price(order, quote)
-            row = self.book.order(order.client_order_id, c) if price is not None else None
-            if price is not None and row is not None:  # the row was inserted just above
-                self._fill(c, row, float(order.quantity), price)
-        return self.order_status(order.client_order_id)
+            row.update(status="REJECTED", reason=f"{reason[0]}: {reason[1]}")
+            s.add_order(row)
+            return row
+        s.add_order(row)
+        self._reserve(s, row, reserved, +1)
+        price = self._marketable_price(order, self._quotes[order.symbol])
+        if price is not None:
+            self._fill(s, row, float(order.quantity), price, reserved)
+        return row
 
     def cancel(self, client_order_id: str) -> BrokerOrder:
-        row = self._require(client_order_id)
-        if row["status"] not in FINAL_STATUSES:
-            self.book.set_status(client_order_id, "CANCELLED")
-            row = self._require(client_order_id)
-        return self._to_order(row)
+        answer = self.cancel_many([client_order_id])[0]
+        if isinstance(answer, OrderRejected):
+            raise answer
+        return answer
+
+    def cancel_many(self, client_order_ids: Sequence[str]) -> list[BrokerOrder | OrderRejected]:
+        """Cancel many orders in one venue transaction; an unknown id is an ``OrderRejected`` in its
+        place, a final order is answered as it is."""
+        out: list[BrokerOrder | OrderRejected] = []
+        with self.book.begin() as c:
+            s = BookSession(self.book, c)
+            rows = s.orders(list(client_order_ids))
+            for cid in client_order_ids:
+                row = rows.get(cid)
+                if row is None:
+                    out.append(OrderRejected("unknown_order", f"the paper account '{self.account}' has no order {cid}"))
+                    continue
+                if row["status"] not in FINAL_STATUSES:
+                    s.update(row, status="CANCELLED", updated_at=s.now)
+                out.append(self._to_order(row))
+            s.flush()
+        return out
 
     def order_status(self, client_order_id: str) -> BrokerOrder:
         return self._to_order(self._require(client_order_id))
@@ -203,8 +251,17 @@ class PaperBroker:
         """One order's fills (the optional per-order extension of the protocol)."""
         return self.fills(client_order_id=client_order_id)
 
-    def fills(self, since: pd.Timestamp | None = None, client_order_id: str | None = None) -> list[Fill]:
-        rows = self.book.fills(since=since, client_order_id=client_order_id)
+    def fills_for_many(self, client_order_ids: Sequence[str]) -> list[Fill]:
+        """The fills of many orders in one query per 500 ids (the order manager books a batch so)."""
+        return self.fills(client_order_ids=client_order_ids)
+
+    def fills(
+        self,
+        since: pd.Timestamp | None = None,
+        client_order_id: str | None = None,
+        client_order_ids: Sequence[str] | None = None,
+    ) -> list[Fill]:
+        rows = self.book.fills(since=since, client_order_id=client_order_id, client_order_ids=client_order_ids)
         return [
             Fill(
                 r["fill_id"],
@@ -233,21 +290,23 @@ class PaperBroker:
         for s in quotes:
             self._used[s] = 0.0
         rank = {"market": 0, "stop_loss": 1, "limit": 2, "take_profit": 3}
-        rows = sorted(
-            (r for r in self._open_rows() if r["symbol"] in quotes),
-            key=lambda r: (rank.get(r["type"], 9), r["created_at"]),
-        )
         filled: list[str] = []
-        for r in rows:
-            with self.book.begin() as c:
-                row = self.book.order(r["client_order_id"], c)
-                if row is None or row["status"] not in _OPEN:  # an OCO sibling filled earlier in this bar
+        with self.book.begin() as c:
+            bs = BookSession(self.book, c)
+            reserved = self._reserved_cash(bs)
+            rows = sorted(
+                (r for r in bs.open.values() if r["symbol"] in quotes),
+                key=lambda r: (rank.get(r["type"], 9), r["created_at"]),
+            )
+            for row in rows:
+                if row["status"] not in _OPEN:  # an OCO sibling filled earlier in this bar
                     continue
                 price = self._trigger_price(row, quotes[row["symbol"]])
                 if price is None:
                     continue
-                if self._fill(c, row, float(row["quantity"]) - float(row["filled_quantity"]), price) > 0:
+                if self._fill(bs, row, float(row["quantity"]) - float(row["filled_quantity"]), price, reserved) > 0:
                     filled.append(row["client_order_id"])
+            bs.flush()
         return [self.order_status(cid) for cid in filled]
 
     def _costs(self, symbol: str) -> tuple[float, float]:
@@ -297,12 +356,11 @@ class PaperBroker:
             return math.inf
         return max(self.max_volume_share * q.volume - self._used.get(symbol, 0.0), 0.0)
 
-    def _settlement(self, symbol: str, cash: Mapping[str, float] | None = None) -> str:
+    def _settlement(self, symbol: str, cash: Mapping[str, float]) -> str:
         m = self.market(symbol)
-        cash = cash if cash is not None else self._cash_all()
         return m.quote if m is not None and m.quote in cash else self.currency
 
-    def _validate(self, order: OrderRequest) -> tuple[str, str] | None:
+    def _validate(self, order: OrderRequest, s: BookSession, reserved: Mapping[str, float]) -> tuple[str, str] | None:
         market = self.market(order.symbol)
         if market is None:
             return (
@@ -343,16 +401,15 @@ class PaperBroker:
             fee, _ = self._costs(order.symbol)
             price = self._marketable_price(order, quote) or float(order.limit_price or order.stop_price or quote.last)
             cost = order.quantity * price * (1.0 + fee)
-            cash = self._cash_all()
-            ccy = self._settlement(order.symbol, cash)
-            free = cash.get(ccy, 0.0) - self._reserved_cash().get(ccy, 0.0)
+            ccy = self._settlement(order.symbol, s.cash)
+            free = s.cash.get(ccy, 0.0) - reserved.get(ccy, 0.0)
             if cost > free + 1e-9:
                 return (
                     "insufficient_funds",
                     f"buying {order.quantity:g} {order.symbol} needs {cost:,.2f} {ccy}; {free:,.2f} is free",
                 )
         else:
-            held = self._holding(order.symbol) - self._reserved_qty(order.symbol, order.oco_group)
+            held = s.holdings.get(order.symbol, 0.0) - self._reserved_qty(s, order.symbol, order.oco_group)
             if order.quantity > held * (1 + 1e-12) + _EPS:
                 return (
                     "insufficient_position",
@@ -360,19 +417,20 @@ class PaperBroker:
                 )
         return None
 
-    def _fill(self, c: Connection, row: dict[str, Any], wanted: float, price: float) -> float:
+    def _fill(
+        self, s: BookSession, row: dict[str, Any], wanted: float, price: float, reserved: dict[str, float]
+    ) -> float:
         """Fill up to ``wanted`` of an order at ``price``, capped by the bar's volume (and, for buys, by
-        the cash at hand), booked atomically: order, cash, holding, fill row; an OCO fill cancels its
-        siblings. Returns the quantity filled (0 when the bar has no volume left)."""
+        the cash at hand), booked in the session: order, cash, holding, fill row; an OCO fill cancels
+        its siblings. Returns the quantity filled (0 when the bar has no volume left)."""
         cid, symbol, side = row["client_order_id"], row["symbol"], row["side"]
         market = self.market(symbol)
         lot = market.lot_size if market is not None else 0.0
         fee_rate, _ = self._costs(symbol)
-        cash = self._cash_all(c)
-        ccy = self._settlement(symbol, cash)
+        ccy = self._settlement(symbol, s.cash)
         qty = min(wanted, self._capacity(symbol))
         if side == "buy":
-            qty = min(qty, max(cash.get(ccy, 0.0), 0.0) / (price * (1.0 + fee_rate)))
+            qty = min(qty, max(s.cash.get(ccy, 0.0), 0.0) / (price * (1.0 + fee_rate)))
         if qty < wanted - _EPS:
             qty = floor_to_lot(qty, lot)
         if qty <= _EPS:
@@ -384,33 +442,25 @@ class PaperBroker:
         filled0, avg0 = float(row["filled_quantity"]), float(row["average_price"] or 0.0)
         filled1 = filled0 + qty
         status = "FILLED" if filled1 >= float(row["quantity"]) - _EPS else "PARTIALLY_FILLED"
-        now = iso(utcnow())
-        c.execute(
-            self.book.update_order(cid).values(
-                status=status,
-                filled_quantity=filled1,
-                average_price=(filled0 * avg0 + notional) / filled1,
-                fee=float(row["fee"]) + fee,
-                updated_at=now,
-            )
+        self._reserve(s, row, reserved, -1)
+        s.update(
+            row,
+            status=status,
+            filled_quantity=filled1,
+            average_price=(filled0 * avg0 + notional) / filled1,
+            fee=float(row["fee"]) + fee,
+            updated_at=s.now,
         )
-        self.book.add_balance(c, ccy, -sign * notional - fee, "cash")
-        self.book.add_balance(c, symbol, sign * qty, "holding")
-        n = self.book.fill_count(c, cid)
-        self.book.insert_fill(
-            c,
-            fill_id=f"{self._broker_id(cid)}-{n + 1}",
-            client_order_id=cid,
-            symbol=symbol,
-            side=side,
-            quantity=qty,
-            price=price,
-            fee=fee,
-            fee_currency=ccy,
-            ts=now,
-        )
-        if row.get("oco_group"):
-            self.book.cancel_oco_siblings(c, row["oco_group"], cid, now)
+        self._reserve(s, row, reserved, +1)
+        s.move(ccy, -sign * notional - fee, "cash")
+        s.move(symbol, sign * qty, "holding")
+        s.add_fill(fill_prefix=self._broker_id(cid), client_order_id=cid, symbol=symbol, side=side, quantity=qty,
+                   price=price, fee=fee, fee_currency=ccy, ts=s.now)  # fmt: skip
+        if row.get("oco_group"):  # one-cancels-other
+            for other in s.open_of(symbol):
+                if other["oco_group"] == row["oco_group"] and other["client_order_id"] != cid:
+                    self._reserve(s, other, reserved, -1)
+                    s.update(other, status="CANCELLED", reason=f"oco: {cid} filled", updated_at=s.now)
         return qty
 
     # ---- rows -----------------------------------------------------------------------------------
@@ -429,35 +479,32 @@ class PaperBroker:
     def _open_rows(self, side: str | None = None, symbol: str | None = None) -> list[dict[str, Any]]:
         return self.book.open_orders(side=side, symbol=symbol)
 
-    def _cash_all(self, conn: Connection | None = None) -> dict[str, float]:
-        return self.book.cash(conn)
-
-    def _holding(self, symbol: str) -> float:
-        return self.book.holding(symbol)
-
-    def _cash(self) -> float:
-        return self._cash_all().get(self.currency, 0.0)
-
-    def _reserved_cash(self) -> dict[str, float]:
-        """Cash that open buy orders hold back, per settlement currency."""
+    def _reserved_cash(self, s: BookSession) -> dict[str, float]:
+        """Cash that open buy orders hold back, per settlement currency (kept up to date by ``_reserve``)."""
         out: dict[str, float] = {}
-        cash = self._cash_all()
-        for r in self._open_rows(side="buy"):
-            fee, slip = self._costs(r["symbol"])
-            q = self._quotes.get(r["symbol"])
-            px = r["limit_price"] or r["stop_price"] or (q.last * (1 + slip) if q is not None else 0.0)
-            ccy = self._settlement(r["symbol"], cash)
-            out[ccy] = out.get(ccy, 0.0) + (float(r["quantity"]) - float(r["filled_quantity"])) * float(px) * (
-                1.0 + fee
-            )
+        for r in s.open.values():
+            self._reserve(s, r, out, +1)
         return out
 
-    def _reserved_qty(self, symbol: str, oco_group: str | None = None) -> float:
+    def _reserve(self, s: BookSession, r: dict[str, Any], reserved: dict[str, float], sign: int) -> None:
+        """Add (``sign`` +1) or take back (−1) what one open buy order holds of the cash."""
+        if r["side"] != "buy" or r["status"] not in _OPEN:
+            return
+        fee, slip = self._costs(r["symbol"])
+        q = self._quotes.get(r["symbol"])
+        px = r["limit_price"] or r["stop_price"] or (q.last * (1 + slip) if q is not None else 0.0)
+        ccy = self._settlement(r["symbol"], s.cash)
+        left = float(r["quantity"]) - float(r["filled_quantity"])
+        reserved[ccy] = reserved.get(ccy, 0.0) + sign * left * float(px) * (1.0 + fee)
+
+    def _reserved_qty(self, s: BookSession, symbol: str, oco_group: str | None = None) -> float:
         """Quantity open sell orders hold back; an OCO group reserves once (only one of it can fill),
         and the group a new order joins does not count against it."""
         groups: dict[str, float] = {}
         total = 0.0
-        for r in self._open_rows(side="sell", symbol=symbol):
+        for r in s.open_of(symbol):
+            if r["side"] != "sell":
+                continue
             left = float(r["quantity"]) - float(r["filled_quantity"])
             if r["oco_group"]:
                 if r["oco_group"] != oco_group:

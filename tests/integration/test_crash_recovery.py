@@ -97,7 +97,7 @@ def _assert_consistent(t: dict[str, pd.DataFrame], cycles: int) -> None:
     orders, venue = t["orders"], t["venue_orders"]
     # Nothing sent twice: one intent per (cycle, symbol, side) for entries, one venue order per id.
     entries = orders[~orders["type"].isin(EXIT_TYPES)]
-    assert not entries.duplicated(["cycle", "symbol", "side"]).any()
+    assert not entries.duplicated(["run_id", "cycle", "symbol", "side"]).any()
     assert not venue["client_order_id"].duplicated().any()
     assert set(venue["client_order_id"]) <= set(orders["client_order_id"])
     # Every venue fill recorded exactly once, and order rows agree with their fills.

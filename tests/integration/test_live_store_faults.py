@@ -150,7 +150,7 @@ def test_a_store_locked_for_good_exits_clean_and_the_next_start_resumes(tmp_path
 
     home, token = home_on(tmp_path, retry_s=1)
     marker, go = tmp_path / "marker", tmp_path / "go"
-    proc = launch(home, 5, hook=f"after_new@3:{marker}:{go}", token=token)
+    proc = launch(home, 5, hook=f"after_new@1:{marker}:{go}", token=token)  # cycle 1's batch of entries
     wait_for(marker, proc)
     holder = sqlite3.connect(home / "data" / "workbench.db", timeout=30, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")

@@ -76,11 +76,15 @@ def main(argv: list[str]) -> int:
     settings = load_settings(home)
     broker: Any = None
     if os.environ.get("WB_CRASH_ONE_BY_ONE") == "1":
+        from workbench.security.access import accounts_for, require_session
+        from workbench.trading.runner import owned_account
         from workbench.trading.store import Store
         from workbench.venues.paper.broker import make_broker
 
         settings.ensure_dirs()
-        broker = OneByOne(make_broker(settings, store=Store(settings.store_url)))
+        user = require_session(accounts_for(settings), settings).user  # the book is the owner's paper account
+        account = owned_account("paper", None, user.username)
+        broker = OneByOne(make_broker(settings, store=Store(settings.store_url), account=account))
     feed = ReplayFeed.from_panel(synthetic_panel(8, 80, seed=11), warmup_bars=40, replay_bars=10)
     try:
         run_id = run_live(

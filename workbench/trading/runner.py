@@ -58,7 +58,7 @@ from workbench.trading.store import Store, utcnow
 from workbench.trading.sync import sync_portfolio
 from workbench.venues import get_venue, resolve, venue_config, venue_names
 from workbench.venues.base import Broker
-from workbench.venues.breaker import Breakers, GuardedBroker
+from workbench.venues.breaker import Breakers, guard
 
 if TYPE_CHECKING:
     from workbench.config import Settings
@@ -450,7 +450,7 @@ def _run(
                 "breaker", f"{venue} circuit breaker {old} → {new}: {why}", "WARNING" if new != "closed" else "INFO"
             ),
         )
-        brk = GuardedBroker(brk, breakers.of(getattr(brk, "name", "venue")))
+        brk = guard(brk, breakers.of(getattr(brk, "name", "venue")))
         eng = factory()
         ref = getattr(eng, "ref", None)
         if getattr(eng, "backup", False):

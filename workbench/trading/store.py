@@ -434,7 +434,10 @@ class Store:
                 bulk(
                     c,
                     insert(fills),
-                    [{**_fill_row(f, account), "user_id": by_order.get(f.client_order_id, fallback)} for f in new_fills],
+                    [
+                        {**_fill_row(f, account), "user_id": by_order.get(f.client_order_id, fallback)}
+                        for f in new_fills
+                    ],
                 )
             if positions:
                 have: set[str] = set()
@@ -865,6 +868,7 @@ class Store:
             stmt = stmt.limit(int(last))
         df = self._frame(stmt, [c.name for c in cycle_stages.columns])
         return df.iloc[::-1].reset_index(drop=True)
+
     # ---- owned books: every query scoped by owner (``user_id`` None: everyone's, for admins) ------------
     def orders_of(
         self,

@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeVar
 from workbench.errors import ExchangeUnavailable, TemporaryBrokerError
 from workbench.venues.base import BrokerStatus
 
-__all__ = ["BreakerState", "CircuitBreaker", "Breakers", "GuardedBroker", "COUNTED", "OPEN_TEXT"]
+__all__ = ["BreakerState", "CircuitBreaker", "Breakers", "GuardedBroker", "guard", "COUNTED", "OPEN_TEXT"]
 
 log = logging.getLogger(__name__)
 
@@ -171,3 +171,21 @@ class GuardedBroker:
 
     def __repr__(self) -> str:
         return f"GuardedBroker({self._broker!r}, {self.breaker.state})"
+
+
+class _GuardedBatchBroker(GuardedBroker):
+    """A guarded broker whose venue takes batches: the order manager looks for the batch endpoints on
+    the broker's class, so they are real methods here, each one call through the breaker."""
+
+    def place_many(self, *args: Any, **kw: Any) -> Any:
+        return self.breaker.call(lambda: self._broker.place_many(*args, **kw), "place_many")
+
+    def cancel_many(self, *args: Any, **kw: Any) -> Any:
+        return self.breaker.call(lambda: self._broker.cancel_many(*args, **kw), "cancel_many")
+
+
+def guard(broker: Any, breaker: CircuitBreaker) -> GuardedBroker:
+    """``broker`` behind ``breaker``, keeping its batch endpoints when its class has them."""
+    if hasattr(type(broker), "place_many") and hasattr(type(broker), "cancel_many"):
+        return _GuardedBatchBroker(broker, breaker)
+    return GuardedBroker(broker, breaker)

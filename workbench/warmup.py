@@ -23,7 +23,7 @@ from pathlib import Path
 __all__ = ["KERNEL_MODULES", "compile_kernels", "use_numba_cache"]
 
 # Modules whose import decorates cached kernels: NUMBA_CACHE_DIR must be set before they load.
-KERNEL_MODULES = ("workbench.features.kernels", "workbench.backtest.engine")
+KERNEL_MODULES = ("workbench.features.kernels", "workbench.features.fused", "workbench.backtest.engine")
 
 
 def use_numba_cache(cache_dir: Path | str) -> str:

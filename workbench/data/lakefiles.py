@@ -3,13 +3,15 @@
 Layout of a dataset directory::
 
     data.parquet                 every symbol's bars, sorted by (symbol, ts), row groups of 128k rows
-    delta-<ns>-<id>.parquet      bars appended since the last compaction (disjoint from the rest)
+    delta-<ns>-<id>.parquet      bars appended since the last compaction (disjoint from the rest);
+                                 one file: each append folds its bars into it
     .lock                        one writer at a time (exclusive flock); readers hold it shared
 
 Why one sorted file instead of a file per symbol: a panel of 5,000 instruments is then one scan
 of a few row groups, not 5,000 file opens, and a symbol filter still prunes row groups by their
 min/max statistics. Appends write a delta (cheap) and the deltas are folded into the base when they
-grow past a quarter of it or number ``MAX_DELTAS``, so reads stay one big file plus a few small ones.
+grow past a quarter of it (or, from older versions, number ``MAX_DELTAS``), so reads stay one big
+file plus one small one.
 
 Every writer takes the exclusive lock for its whole read-dedupe-write-compact step, so two writers
 (two processes pulling at once) cannot lose each other's bars; readers take the shared lock, so they
@@ -138,9 +140,18 @@ def append(directory: Path, frame: pd.DataFrame, source: str) -> None:
     one_source = pa.array(np.zeros(len(frame), np.int32))
     arrays.append(pa.DictionaryArray.from_arrays(one_source, pa.array([source], pa.string())))
     table = pa.Table.from_arrays(arrays, names=list(STORED))
-    name = f"delta-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
     opts = {"row_group_size": ROW_GROUP, "use_dictionary": ["symbol", "source"], "store_schema": False}
-    _atomic(directory / name, lambda tmp: pq.write_table(table, tmp, **opts))
+    ds = deltas(directory)
+    if len(ds) == 1 and (directory / BASE).exists():
+        # Fold the new bars into the one delta (rewritten under the same name: os.replace is atomic,
+        # so a crash leaves the old delta or the new one, never both): a read after many appends
+        # opens two files, not one per append (each extra file cost a read ~40 ms).
+        old = pq.read_table(ds[0], schema=SCHEMA)
+        merged = pa.concat_tables([old, table.cast(SCHEMA)])
+        _atomic(ds[0], lambda tmp: pq.write_table(merged, tmp, **opts))
+    else:
+        name = f"delta-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        _atomic(directory / name, lambda tmp: pq.write_table(table, tmp, **opts))
     maybe_compact(directory)
 
 

@@ -209,8 +209,13 @@ def stack_wide(panel: Panel, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
         names=["ts", "symbol"],
         verify_integrity=False,
     ).remove_unused_levels()
-    # One (feature × row) block, filled feature by feature and handed to pandas transposed: that is
-    # its own block layout, so the frame is built without a second copy or a consolidation.
+    # One (feature × row) block, handed to pandas transposed: that is its own block layout, so the
+    # frame is built without a second copy or a consolidation. Arrays that are already the rows of
+    # one (feature × time × instrument) block (v2's kernels write that) are that block: no copy at all.
+    whole = _block_of(arrays, close.shape)
+    if whole is not None:
+        data = whole.reshape(len(arrays), -1) if everything else whole[:, rows, cols]
+        return pd.DataFrame(data.T, index=index, columns=list(arrays), copy=False)
     block = np.empty((len(arrays), len(rows)))
     for k, a in enumerate(arrays.values()):
         a = np.broadcast_to(np.asarray(a, dtype=float), close.shape)
@@ -219,6 +224,25 @@ def stack_wide(panel: Panel, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
         else:
             block[k] = a[rows, cols]
     return pd.DataFrame(block.T, index=index, columns=list(arrays), copy=False)
+
+
+def _block_of(arrays: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray | None:
+    """The C-ordered (feature × time × instrument) array whose rows, in order, are ``arrays``; else None."""
+    values = list(arrays.values())
+    base = getattr(values[0], "base", None) if values else None
+    if not isinstance(base, np.ndarray) or base.shape != (len(values), *shape) or not base.flags.c_contiguous:
+        return None
+    start = base.__array_interface__["data"][0]
+    for k, a in enumerate(values):
+        if not (
+            isinstance(a, np.ndarray)
+            and a.base is base
+            and a.shape == shape
+            and a.dtype == np.float64
+            and a.__array_interface__["data"][0] == start + k * base.strides[0]
+        ):
+            return None
+    return base
 
 
 def feature_atr(panel: Panel, window: int) -> pd.DataFrame:

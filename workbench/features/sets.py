@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from workbench.data.panel import Panel
+from workbench.features import fused as F
 from workbench.features import kernels as K
 from workbench.features import streams as S
-from workbench.features.indicators import cs_rank, cs_zscore
 from workbench.features.timefeatures import TIME_COLUMNS, session_clock, time_features
 
 __all__ = ["Bars", "V1_COLUMNS", "V2_COLUMNS", "STREAM_BUILDERS", "v1_stream", "v2_stream", "benchmark_symbol"]
@@ -54,10 +54,8 @@ class Bars:
 
     @classmethod
     def from_panel(cls, panel: Panel) -> Bars:
-        arr = {
-            f: np.ascontiguousarray(getattr(panel, f).to_numpy(dtype=float))
-            for f in ("open", "high", "low", "close", "volume")
-        }
+        # As the panel holds them (pandas: each instrument contiguous in time), not copied to C order.
+        arr = {f: getattr(panel, f).to_numpy(dtype=float) for f in ("open", "high", "low", "close", "volume")}
         return cls(
             **arr, index=panel.index, symbols=tuple(panel.symbols), exchange=panel.exchange, timeframe=panel.timeframe
         )
@@ -118,46 +116,40 @@ def _clock(st: S.StreamState, b: Bars):
 
 def v2_stream(st: S.StreamState, b: Bars) -> dict[str, np.ndarray]:
     """Feature set v2: v1 plus trend strength, oscillators, volume, support/resistance, market beta,
-    cross-sectional ranks and calendar time. Volume features are NaN where volume is missing or zero."""
-    h, lo, c = b.high, b.low, b.close
-    with np.errstate(invalid="ignore"):
-        vol_v = np.where(b.volume > 0, b.volume, np.nan)  # zero volume = not reported (some CSVs): NaN, not a signal
-    out = v1_stream(st, b)
-    out["ret_10"] = S.s_returns(st, c, 10)
-    out["ret_60"] = S.s_returns(st, c, 60)
-    out["vol_60"] = S.s_volatility(st, c, 60)
-    out["ema_ratio_50"] = S.ratio(c, S.s_ema(st, c, 50)) - 1.0
-    adx, pdi, mdi = S.s_adx(st, h, lo, c, 14)
-    out["adx_14"] = adx / 100.0
-    out["di_spread_14"] = (pdi - mdi) / 100.0
-    k, d = S.s_stochastic(st, h, lo, c, 14, 3, 3)
-    out["stoch_k"], out["stoch_d"] = k / 100.0, d / 100.0
-    out["mfi_14"] = S.s_mfi(st, h, lo, c, vol_v, 14) / 100.0
-    cm, vm = S.masked(c, vol_v)
-    obv = S.s_obv(st, cm, vm)
-    out["obv_flow_20"] = S.ratio(obv - S.s_lag(st, obv, 20), S.s_rolling(st, vm, 20, K.SUM), positive=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        logv = np.log(vol_v)
-    out["volume_z_20"] = S.s_zscore(st, logv, 20)
-    out["vwap_dist_20"] = S.ratio(c, S.s_rolling_vwap(st, h, lo, c, vol_v, 20)) - 1.0
-    for n in (20, 60):
-        hm, cm_ = S.masked(h, c)
-        out[f"dist_high_{n}"] = S.ratio(cm_, S.s_rolling(st, hm, n, K.MAX)) - 1.0
-        lm, cm_ = S.masked(lo, c)
-        out[f"dist_low_{n}"] = S.ratio(cm_, S.s_rolling(st, lm, n, K.MIN)) - 1.0
-    out["breakout_up_20"], out["breakout_down_20"] = S.s_breakout(st, h, lo, c, 20)
-    r1 = out["ret_1"]
-    out["beta_60"], out["corr_60"] = S.s_beta_corr(st, r1, _benchmark_returns(r1, b), 60)
-    out["cs_rank_ret_5"] = cs_rank(out["ret_5"])
-    out["cs_rank_ret_20"] = cs_rank(out["ret_20"])
-    out["cs_z_ret_20"] = cs_zscore(out["ret_20"])
-    out["cs_rank_vol_20"] = cs_rank(out["vol_20"])
-    out["cs_rank_volume_z_20"] = cs_rank(out["volume_z_20"])
+    cross-sectional ranks and calendar time. Volume features are NaN where volume is missing or zero.
+
+    Computed by the fused kernels of ``fused`` (one pass per instrument, then beta/corr, then the
+    cross-section) into one (feature × time × instrument) block; the arrays returned are its rows.
+    Formula by formula the same as composing the streaming indicators (tested against that)."""
+    (state,) = st.slot(("v2-fused", F.N_STATE, F.N_RINGS, F.RING), lambda: (F.V2State.empty(st.n),))
+    T, N = b.close.shape
+    block = np.empty((len(V2_COLUMNS), T, N))
+    cells = T * N
+    # (instrument × time) inputs: free for a panel's arrays (pandas keeps each instrument contiguous)
+    # and one compiled layout for every caller.
+    hlcv = [np.ascontiguousarray(np.asarray(x, dtype=np.float64).T) for x in (b.high, b.low, b.close, b.volume)]
+    K.run(F.series_k, cells, *hlcv, state.s, state.rings, block, _SERIES_POS)
+    r1 = block[_POS["ret_1"]]
+    bench = np.ascontiguousarray(_benchmark_returns(r1, b), dtype=np.float64)
+    beta, corr = block[_POS["beta_60"]], block[_POS["corr_60"]]
+    K.run(F.pair_k, cells, r1, bench, 60, state.pair, state.pair_rings, beta, corr)
+    ranked = [(_POS[src], _POS[dst]) for src, dst in zip(F.CROSS_SOURCES, F.CROSS, strict=True) if "_rank_" in dst]
+    orders = np.empty((len(ranked), T, N), dtype=np.int64)
+    for i, (src, _) in enumerate(ranked):
+        a = block[src]
+        orders[i] = np.argsort(np.where(np.isfinite(a), a, np.inf), axis=1)  # missing values sort last
+    src_dst = np.array(ranked, dtype=np.int64).reshape(-1, 2)
+    K.run(F.rank_k, cells, block, src_dst[:, 0].copy(), src_dst[:, 1].copy(), orders)
+    K.run(F.zscore_k, cells, block, _POS["ret_20"], _POS["cs_z_ret_20"])
     tf = time_features(b.index, _clock(st, b), b.timeframe)
-    shape = c.shape
     for name in TIME_COLUMNS:
-        out[name] = np.broadcast_to(tf[name][:, None], shape)
-    return {name: out[name] for name in V2_COLUMNS}
+        block[_POS[name]] = np.asarray(tf[name], dtype=np.float64)[:, None]
+    return {name: block[i] for i, name in enumerate(V2_COLUMNS)}
+
+
+_POS = {name: i for i, name in enumerate(V2_COLUMNS)}
+_SERIES_POS = np.array([_POS[n] for n in F.SERIES], dtype=np.int64)
+assert set(F.SERIES) | set(F.PAIR) | set(F.CROSS) | set(TIME_COLUMNS) == set(V2_COLUMNS)
 
 
 STREAM_BUILDERS = {"v1": v1_stream, "v2": v2_stream}

@@ -198,3 +198,22 @@ def test_a_per_symbol_lake_is_migrated_once(tmp_path):
     assert got.groupby("symbol").size().to_dict() == {"A/USD": 5, "B": 3}
     assert lake.catalog()["source"].tolist() == ["old", "old"]
     assert lake.last_ts("X", "1d", "A/USD") == pd.Timestamp("2024-01-05", tz="UTC")
+
+
+def test_appends_fold_into_one_delta_and_keep_every_bar(lake):
+    """A live refresh appends a bar at a time: the reads after it open the base and one delta,
+    not one file per append (each file costs a scan tens of ms), and no bar is lost or doubled."""
+    many = [bars(f"S{i}", "2015-01-01", 2000) for i in range(30)]
+    lake.write(pd.concat(many, ignore_index=True), "X", "1d", "t")
+    base = lake.path("X", "1d", "S0")
+    base_mtime = base.stat().st_mtime_ns
+    for k in range(12):
+        new = [b.iloc[-1:].assign(ts=b["ts"].iloc[-1] + pd.Timedelta(days=k + 1)) for b in many[: 5 + k % 3]]
+        lake.write(pd.concat(new, ignore_index=True), "X", "1d", "t")
+    assert base.stat().st_mtime_ns == base_mtime  # small appends: no compaction yet
+    assert len(list(base.parent.glob("delta-*.parquet"))) == 1
+    got = lake.load_candles("X", "1d")
+    assert not got.duplicated(["symbol", "ts"]).any()
+    assert len(got) == 30 * 2000 + sum(5 + k % 3 for k in range(12))
+    panel = lake.load_panel("X", "1d")
+    assert panel.close["S0"].notna().sum() == 2012 and panel.close["S29"].notna().sum() == 2000

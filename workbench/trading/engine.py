@@ -1,0 +1,259 @@
+"""The live signal engine: a registered model behind the loop's ``SignalEngine`` seam.
+
+Why incremental: every cycle the feed hands over a panel (history + the forming bar as its last
+row). Recomputing features over that whole window and predicting every row of it costs
+O(window × instruments) to use one row; this engine keeps ``IncrementalFeatures`` state across
+cycles instead — warmed up once from the history, then each cycle it commits the bars that closed
+since, evaluates the forming bar on a scratch copy of the state (``peek``: the committed state is
+not touched, so a bar that is still moving never enters the history), and runs the model once on
+the universe's current rows. The signals are those ``signals.signal_frame`` + ``latest_signals``
+make of the same probabilities, so live and backtest still share one definition of a signal.
+
+Equal to the full recomputation over the history the engine has seen (the first panel's rows plus
+every bar committed since): on the first cycle that *is* today's full-recompute path; later it has
+more history than a window, which is what the model was trained on.
+
+Rebuilds from the panel (logged, counted in ``rebuilds``) when the engine cannot continue exactly:
+the panel no longer contains the last committed bar (a gap longer than the window), that bar was
+revised (a backfill), time went backwards, or the universe changed under a feature set whose state
+is not per instrument (v2). For v1 a new instrument is warmed up on its own and merged in.
+
+Models the incremental state cannot serve use today's full path (``signals_for_panel`` on the
+panel, then the last row): sequence models (``lookback`` > 1: the LSTM, ensembles holding one) read
+the last ``lookback`` feature rows per instrument; feature sets without a streaming builder. Which
+path runs and why is ``path``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.config import SignalParams
+from workbench.data.panel import FIELDS, Panel
+from workbench.features.incremental import IncrementalFeatures
+from workbench.features.pipeline import FEATURE_SETS
+from workbench.features.sets import STREAM_BUILDERS
+from workbench.signals import Signal, latest_signals, signal_frame
+
+__all__ = ["ModelSignalEngine", "incremental_blocker"]
+
+log = logging.getLogger(__name__)
+
+
+def incremental_blocker(model: Any) -> str | None:
+    """Why ``model`` cannot be served from the incremental state (None when it can)."""
+    fs = getattr(model, "feature_set", None)
+    names = getattr(model, "feature_names", None)
+    if fs is None or names is None:
+        return "the model does not name its feature set and features"
+    if fs not in STREAM_BUILDERS or fs not in FEATURE_SETS:
+        return f"feature set {fs!r} has no streaming builder"
+    # A registry LoadedModel says its lookback; a TrainResult's is on the model inside it.
+    lookback = max(int(getattr(m, "lookback", 1) or 1) for m in (model, getattr(model, "model", None)))
+    if lookback > 1:
+        return (
+            f"a sequence model (lookback {lookback}) reads the last {lookback} feature rows of each instrument; "
+            "the incremental state keeps the newest row only"
+        )
+    missing = sorted(set(names) - set(FEATURE_SETS[fs].columns))
+    if missing:
+        return f"features {missing} are not in feature set {fs}"
+    return None
+
+
+class ModelSignalEngine:
+    """Signals of a registered model on the newest row of each panel (see the module docstring).
+
+    ``incremental=False`` forces the full path (``signals_for_panel`` then the last row)."""
+
+    def __init__(
+        self, model: Any, params: SignalParams, note: str | None = None, backup: bool = False, incremental: bool = True
+    ):
+        self.model, self.params, self.note, self.backup = model, params, note, backup
+        self.fallback_reason: str | None = incremental_blocker(model) if incremental else "chosen (incremental=False)"
+        self.rebuilds: list[str] = []  # why the state was (re)built from a panel, oldest first
+        self._inc: IncrementalFeatures | None = None
+        self._committed: np.ndarray | None = None  # (5 × instrument) OHLCV of the last committed bar
+        self._cols: pd.Index | None = None  # the panel columns ``_pos`` was computed for
+        self._pos = np.empty(0, dtype=np.int64)  # state position of each panel column
+
+    # -- what the loop and the dashboard show ---------------------------------------------------
+
+    @property
+    def no_edge(self) -> bool:
+        """The model's stored out-of-sample verdict says it lost to its baselines."""
+        m = getattr(self.model, "metrics", None) or {}
+        return "beats_baselines" in m and not m["beats_baselines"]
+
+    @property
+    def universe(self) -> dict | None:
+        return getattr(self.model, "universe", None)
+
+    @property
+    def ref(self) -> str:
+        r = getattr(self.model, "ref", None)
+        return "model" if r is None else str(r)
+
+    @property
+    def path(self) -> str:
+        """How signals are computed: "incremental" or "full recompute (<why>)"."""
+        return "incremental" if self.fallback_reason is None else f"full recompute ({self.fallback_reason})"
+
+    def describe(self) -> str:
+        if self.note:
+            return self.note
+        metrics = getattr(self.model, "metrics", None) or {}
+        shown = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in list(metrics.items())[:6])
+        kind = getattr(self.model, "kind", "?")
+        flag = "NO EDGE: it lost to its baselines out of sample (its stored verdict); " if self.no_edge else ""
+        return (
+            f"{flag}{kind} model {self.ref}; features {getattr(self.model, 'feature_set', '?')}, horizon {getattr(self.model, 'horizon', '?')}"
+            + (f"; out-of-sample: {shown}" if shown else "; no out-of-sample metrics recorded")
+        )
+
+    # -- signals ---------------------------------------------------------------------------------
+
+    def signals(self, panel: Panel) -> list[Signal]:
+        if self.fallback_reason is not None:
+            from workbench.models.inference import signals_for_panel
+
+            return latest_signals(signals_for_panel(self.model, panel, self.params), panel.exchange)
+        if not len(panel.index):
+            return []
+        features, atr = self._forming_features(panel)
+        return self._infer(panel, features, atr)
+
+    def _forming_features(self, panel: Panel) -> tuple[np.ndarray, np.ndarray]:
+        """(symbol × feature) rows and ATR of the panel's last bar, in the panel's column order."""
+        why = self._rebuild_reason(panel)
+        if why is not None:
+            self._warm(panel, why)
+        inc = self._inc
+        assert inc is not None
+        idx = panel.index
+        start = 0 if inc.ts is None else int(idx.searchsorted(inc.ts, side="right"))
+        cols = panel.close.columns
+        if start < len(idx) - 1:  # bars closed since the last cycle: commit them
+            self._commit(panel, start, len(idx) - 1)
+        pos = self._positions(cols)
+        if len(pos) != len(inc.symbols) or (pos < 0).any():  # v1: newcomers warm up alone, leavers go
+            self._adopt(panel)
+            pos = self._positions(cols)
+        forming = {f: _rows(panel, f, len(idx) - 1, len(idx), pos, len(inc.symbols)) for f in FIELDS}
+        feats, atr = inc.peek_arrays(idx[-1:], forming)
+        return feats[pos], atr[pos]
+
+    def _infer(self, panel: Panel, features: np.ndarray, atr: np.ndarray) -> list[Signal]:
+        """One ``predict_proba`` on the rows with every feature, then the shared signal rule."""
+        inc = self._inc
+        assert inc is not None
+        names = list(self.model.feature_names)
+        col_of = {c: i for i, c in enumerate(inc.columns)}
+        ok = np.isfinite(features[:, [col_of[c] for c in names]]).all(axis=1)
+        proba = np.full(len(ok), np.nan)
+        rows = np.flatnonzero(ok)
+        if len(rows):
+            ts = panel.index[-1:]
+            index = pd.MultiIndex(
+                levels=[ts, panel.close.columns],  # type: ignore[list-item]
+                codes=[np.zeros(len(rows), dtype=np.int64), rows],  # type: ignore[list-item]
+                names=["ts", "symbol"],
+                verify_integrity=False,
+            )
+            X = pd.DataFrame(features[rows], index=index, columns=list(inc.columns))
+            proba[rows] = self.model.predict_proba(X)
+        grid = panel.close.iloc[-1:]
+        wide = lambda a: pd.DataFrame(a[None, :], index=grid.index, columns=grid.columns)  # noqa: E731
+        frames = signal_frame(wide(proba), grid, wide(atr), self.params, self.model.strength_reference)
+        return latest_signals(frames, panel.exchange)
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def _rebuild_reason(self, panel: Panel) -> str | None:
+        inc = self._inc
+        if inc is None:
+            return "warm-up"
+        if inc.ts is None:
+            return None  # nothing committed yet: every closed row of this panel is new
+        idx = panel.index
+        if idx[-1] <= inc.ts:
+            return f"the forming bar {idx[-1]} is not after the last committed bar {inc.ts}"
+        k = int(idx.searchsorted(inc.ts))
+        if k >= len(idx) or idx[k] != inc.ts:
+            return f"the panel no longer holds the last committed bar {inc.ts} (a gap longer than its window)"
+        same = [s for s in inc.symbols if s in set(panel.close.columns)]
+        if not inc.separable and (len(same) != len(inc.symbols) or len(same) != panel.close.shape[1]):
+            return f"the universe changed and feature set {inc.feature_set} is not per instrument"
+        pos = self._positions(panel.close.columns)
+        seen = np.stack([_rows(panel, f, k, k + 1, pos, len(inc.symbols))[0] for f in FIELDS])
+        assert self._committed is not None
+        kept = np.isin(np.asarray(inc.symbols, dtype=object), np.asarray(panel.close.columns, dtype=object))
+        if not np.array_equal(seen[:, kept], self._committed[:, kept], equal_nan=True):
+            return f"the committed bar {inc.ts} was revised"
+        return None
+
+    def _warm(self, panel: Panel, why: str) -> None:
+        closed = panel.iloc(slice(0, len(panel.index) - 1))
+        fs = self.model.feature_set
+        self._inc = IncrementalFeatures.from_history(closed, fs, self.params.atr_window)
+        self._cols = None
+        self._remember(closed, len(closed.index) - 1)
+        self.rebuilds.append(why)
+        if why != "warm-up":
+            log.warning("signal engine rebuilt its feature state from the panel: %s", why)
+
+    def _commit(self, panel: Panel, start: int, stop: int) -> None:
+        inc = self._inc
+        assert inc is not None
+        pos = self._positions(panel.close.columns)
+        fields = {f: _rows(panel, f, start, stop, pos, len(inc.symbols)) for f in FIELDS}
+        inc.update_arrays(panel.index[start:stop], fields)
+        self._committed = np.stack([fields[f][-1] for f in FIELDS])
+
+    def _adopt(self, panel: Panel) -> None:
+        """Bring the state's instruments in line with the panel's (per-instrument feature sets)."""
+        inc = self._inc
+        assert inc is not None
+        cols = list(panel.close.columns)
+        inc.keep_symbols(cols)
+        new = [c for c in cols if c not in set(inc.symbols)]
+        if new:
+            k = len(panel.index) - 1 if inc.ts is None else int(panel.index.searchsorted(inc.ts)) + 1
+            inc.add_symbols(panel.iloc(slice(0, k)))
+            log.info("signal engine warmed up %d new instrument(s) from the panel", len(new))
+        self._cols = None
+        if inc.ts is not None:
+            self._remember(panel, int(panel.index.searchsorted(inc.ts)))
+
+    def _remember(self, panel: Panel, k: int) -> None:
+        inc = self._inc
+        assert inc is not None
+        if k < 0:
+            self._committed = np.full((len(FIELDS), len(inc.symbols)), np.nan)
+            return
+        pos = self._positions(panel.close.columns)
+        self._committed = np.stack([_rows(panel, f, k, k + 1, pos, len(inc.symbols))[0] for f in FIELDS])
+
+    def _positions(self, cols: pd.Index) -> np.ndarray:
+        """State position of each panel column (−1 for one the state does not hold), cached."""
+        inc = self._inc
+        assert inc is not None
+        if self._cols is None or not (cols is self._cols or cols.equals(self._cols)):
+            self._pos = pd.Index(inc.symbols).get_indexer(cols).astype(np.int64)
+            self._cols = cols
+        return self._pos
+
+
+def _rows(panel: Panel, field: str, start: int, stop: int, pos: np.ndarray, n: int) -> np.ndarray:
+    """Rows ``start:stop`` of a field as (rows × n) in state order; NaN for instruments the panel lacks."""
+    values = getattr(panel, field).to_numpy(dtype=float)[start:stop]
+    if len(pos) == n and (pos == np.arange(n)).all():
+        return values
+    out = np.full((stop - start, n), np.nan)
+    held = pos >= 0
+    out[:, pos[held]] = values[:, held]
+    return out

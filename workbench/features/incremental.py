@@ -58,6 +58,8 @@ class IncrementalFeatures:
         self._last = np.full((len(self.symbols), len(self.columns)), np.nan)
         self._atr = np.full(len(self.symbols), np.nan)
         self._scratch: tuple[StreamState, StreamState] | None = None
+        self._saved: tuple[StreamState, StreamState] | None = None
+        self._saved_at: tuple[pd.Timestamp | None, np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def from_history(cls, panel: Panel, feature_set: str = "v1", atr_window: int | None = 14) -> IncrementalFeatures:
@@ -97,11 +99,12 @@ class IncrementalFeatures:
         """An independent copy (e.g. to try a bar without committing it)."""
         import copy
 
-        scratch, self._scratch = self._scratch, None
+        kept = self._scratch, self._saved, self._saved_at
+        self._scratch = self._saved = self._saved_at = None
         try:
             return copy.deepcopy(self)
         finally:
-            self._scratch = scratch
+            self._scratch, self._saved, self._saved_at = kept
 
     def update_arrays(self, index: pd.DatetimeIndex, fields: Mapping[str, np.ndarray]) -> None:
         """``update`` from (rows × instrument) arrays in ``symbols`` order: the live engine's path,
@@ -133,6 +136,29 @@ class IncrementalFeatures:
         state, atr_state = self._scratch_states()
         return self._compute(state, atr_state, b)
 
+    def checkpoint(self) -> None:
+        """Remember the committed state, so ``rollback`` can return to it: the live feed shows a bar
+        that has just ended while late ticks may still revise it (buffers reused from the last one)."""
+        self._saved = _copy_states((self._state, self._atr_state), self._saved)
+        self._saved_at = (self.ts, self._last.copy(), self._atr.copy())
+
+    @property
+    def checkpoint_ts(self) -> pd.Timestamp | None:
+        """The last bar the checkpoint had committed (None: no checkpoint, or none before any bar)."""
+        return None if self._saved_at is None else self._saved_at[0]
+
+    @property
+    def has_checkpoint(self) -> bool:
+        return self._saved_at is not None
+
+    def rollback(self) -> None:
+        """Return to the checkpoint (which stays, to roll back to again)."""
+        if self._saved is None or self._saved_at is None:
+            raise ValueError("no checkpoint to roll back to")
+        self._state, self._atr_state = _copy_states(self._saved, (self._state, self._atr_state))
+        ts, last, atr = self._saved_at
+        self.ts, self._last, self._atr = ts, last.copy(), atr.copy()
+
     @property
     def separable(self) -> bool:
         """Whether instruments can be added or dropped without touching the others' state."""
@@ -161,7 +187,7 @@ class IncrementalFeatures:
         self._last = np.vstack([self._last, other._last])
         self._atr = np.concatenate([self._atr, other._atr])
         self.symbols = self.symbols + tuple(new)
-        self._scratch = None
+        self._scratch = self._saved = self._saved_at = None
         if self.ts is None:
             self.ts = other.ts
 
@@ -177,7 +203,7 @@ class IncrementalFeatures:
         self._atr_state = _select(self._atr_state, keep)
         self._last, self._atr = self._last[keep], self._atr[keep]
         self.symbols = tuple(s for s, k in zip(self.symbols, keep, strict=True) if k)
-        self._scratch = None
+        self._scratch = self._saved = self._saved_at = None
 
     # -----------------------------------------------------------------------------------------
 
@@ -209,21 +235,9 @@ class IncrementalFeatures:
         self._compute(self._state, self._atr_state, b)
 
     def _scratch_states(self) -> tuple[StreamState, StreamState]:
-        """The committed states copied into buffers kept from the last peek (allocated on first use,
-        or again when the committed state grew a slot)."""
-        pair = self._scratch
-        if pair is None or not all(
-            _same_layout(a, b) for a, b in zip(pair, (self._state, self._atr_state), strict=True)
-        ):
-            pair = (self._state.copy(), self._atr_state.copy())
-            self._scratch = pair
-            return pair
-        for dst, src in zip(pair, (self._state, self._atr_state), strict=True):
-            for (_, d_arrays), (_, s_arrays) in zip(dst._slots, src._slots, strict=True):
-                for d, s in zip(d_arrays, s_arrays, strict=True):
-                    np.copyto(d, s)
-            dst.extra = dict(src.extra)
-        return pair
+        """The committed states copied into buffers kept from the last peek."""
+        self._scratch = _copy_states((self._state, self._atr_state), self._scratch)
+        return self._scratch
 
     def _bars(self, bars: Panel | Mapping) -> Bars:
         if isinstance(bars, Panel):
@@ -260,6 +274,20 @@ class IncrementalFeatures:
             if a.ndim != 2 or a.shape != (len(index), len(self.symbols)):
                 raise ValueError(f"field {f!r} has shape {a.shape}, not ({len(index)}, {len(self.symbols)})")
         return Bars(**arrays, index=index, symbols=self.symbols, exchange=self.exchange, timeframe=self.timeframe)
+
+
+def _copy_states(
+    src: tuple[StreamState, StreamState], dst: tuple[StreamState, StreamState] | None
+) -> tuple[StreamState, StreamState]:
+    """``src`` copied into ``dst``'s arrays (allocated anew when missing or laid out differently)."""
+    if dst is None or not all(_same_layout(a, b) for a, b in zip(dst, src, strict=True)):
+        return (src[0].copy(), src[1].copy())
+    for d_state, s_state in zip(dst, src, strict=True):
+        for (_, d_arrays), (_, s_arrays) in zip(d_state._slots, s_state._slots, strict=True):
+            for d, s in zip(d_arrays, s_arrays, strict=True):
+                np.copyto(d, s)
+        d_state.extra = dict(s_state.extra)
+    return dst
 
 
 def _same_layout(a: StreamState, b: StreamState) -> bool:

@@ -43,6 +43,8 @@ __all__ = ["ModelSignalEngine", "incremental_blocker"]
 
 log = logging.getLogger(__name__)
 
+_REVISED = " was revised"
+
 
 def incremental_blocker(model: Any) -> str | None:
     """Why ``model`` cannot be served from the incremental state (None when it can)."""
@@ -76,6 +78,7 @@ class ModelSignalEngine:
         self.model, self.params, self.note, self.backup = model, params, note, backup
         self.fallback_reason: str | None = incremental_blocker(model) if incremental else "chosen (incremental=False)"
         self.rebuilds: list[str] = []  # why the state was (re)built from a panel, oldest first
+        self.rollbacks = 0  # times the newest committed bar was revised and committed again
         self._inc: IncrementalFeatures | None = None
         self._committed: np.ndarray | None = None  # (5 × instrument) OHLCV of the last committed bar
         self._cols: pd.Index | None = None  # the panel columns ``_pos`` was computed for
@@ -130,6 +133,10 @@ class ModelSignalEngine:
     def _forming_features(self, panel: Panel) -> tuple[np.ndarray, np.ndarray]:
         """(symbol × feature) rows and ATR of the panel's last bar, in the panel's column order."""
         why = self._rebuild_reason(panel)
+        if why is not None and why.endswith(_REVISED) and self._inc is not None and self._inc.has_checkpoint:
+            self._inc.rollback()  # only the newest committed bar moved (late ticks): commit it again
+            self.rollbacks += 1
+            why = None
         if why is not None:
             self._warm(panel, why)
         inc = self._inc
@@ -193,15 +200,18 @@ class ModelSignalEngine:
         assert self._committed is not None
         kept = np.isin(np.asarray(inc.symbols, dtype=object), np.asarray(panel.close.columns, dtype=object))
         if not np.array_equal(seen[:, kept], self._committed[:, kept], equal_nan=True):
-            return f"the committed bar {inc.ts} was revised"
+            return f"the committed bar {inc.ts}{_REVISED}"
         return None
 
     def _warm(self, panel: Panel, why: str) -> None:
-        closed = panel.iloc(slice(0, len(panel.index) - 1))
+        n = len(panel.index)
         fs = self.model.feature_set
-        self._inc = IncrementalFeatures.from_history(closed, fs, self.params.atr_window)
+        self._inc = IncrementalFeatures.from_history(panel.iloc(slice(0, max(n - 2, 0))), fs, self.params.atr_window)
         self._cols = None
-        self._remember(closed, len(closed.index) - 1)
+        if n >= 2:
+            self._commit(panel, n - 2, n - 1)  # the newest closed bar after a checkpoint, as every cycle
+        else:
+            self._committed = np.full((len(FIELDS), len(self._inc.symbols)), np.nan)
         self.rebuilds.append(why)
         if why != "warm-up":
             log.warning("signal engine rebuilt its feature state from the panel: %s", why)
@@ -211,7 +221,12 @@ class ModelSignalEngine:
         assert inc is not None
         pos = self._positions(panel.close.columns)
         fields = {f: _rows(panel, f, start, stop, pos, len(inc.symbols)) for f in FIELDS}
-        inc.update_arrays(panel.index[start:stop], fields)
+        if stop - start > 1:
+            inc.update_arrays(panel.index[start : stop - 1], {f: a[:-1] for f, a in fields.items()})
+        # The newest closed bar may still be revised by late ticks (the feed shows it as it stands):
+        # remember the state before it, so a revision costs one bar again, not a rebuild.
+        inc.checkpoint()
+        inc.update_arrays(panel.index[stop - 1 : stop], {f: a[-1:] for f, a in fields.items()})
         self._committed = np.stack([fields[f][-1] for f in FIELDS])
 
     def _adopt(self, panel: Panel) -> None:

@@ -120,6 +120,23 @@ def test_the_forming_bar_is_never_committed(rw, models):
         assert_same_signals(moving.signals(window), closed_only.signals(window))
 
 
+def test_late_ticks_revising_the_bar_that_just_ended_cost_one_bar_not_a_rebuild(rw, models):
+    """The live feed shows the bar that has just ended as it stands; late ticks may still move it."""
+    model = models["v2"]
+    engine = ModelSignalEngine(model, PARAMS)
+    first = 260 - WINDOW + 1
+    for t, window in windows(rw, 260, 300):
+
+        def as_it_stands(f, frame):  # the just-ended bar, before its last ticks
+            if f in ("close", "volume"):
+                frame.iloc[-2] = frame.iloc[-2] * 0.997
+            return frame
+
+        engine.signals(with_values(window, as_it_stands))
+        assert_same_signals(engine.signals(window), reference(model, rw.iloc(slice(first, t + 1))))
+    assert engine.rebuilds == ["warm-up"] and engine.rollbacks == 40
+
+
 def test_universe_changes_v1_warm_up_newcomers_only(rw, models):
     """C joins at bar 320; A leaves at 360 and comes back at 370, warmed up again from that panel."""
     model = models["v1"]
@@ -155,7 +172,7 @@ def test_universe_change_v2_rebuilds_from_the_panel(rw, models):
     assert len(engine.rebuilds) == 2 and "universe changed" in engine.rebuilds[1]
 
 
-def test_gap_longer_than_the_window_and_a_revised_bar_rebuild(rw, models):
+def test_gap_longer_than_the_window_rebuilds_and_a_revised_bar_is_committed_again(rw, models):
     model = models["v1"]
     engine = ModelSignalEngine(model, PARAMS)
     engine.signals(rw.iloc(slice(200, 260)))
@@ -164,15 +181,13 @@ def test_gap_longer_than_the_window_and_a_revised_bar_rebuild(rw, models):
     assert "no longer holds" in engine.rebuilds[-1]
     assert_same_signals(got, reference(model, rw.iloc(slice(300, 360))))
 
-    def backfilled(f, frame):  # the backfill corrected the last closed bar
-        frame.iloc[-3] = frame.iloc[-3] * 1.01  # the bar the engine committed last cycle
+    def backfilled(f, frame):  # late ticks moved the bar the engine committed last cycle
+        frame.loc[rw.index[358]] = frame.loc[rw.index[358]] * 1.01
         return frame
 
-    revised = with_values(rw.iloc(slice(301, 361)), backfilled)
-    got = engine.signals(revised)
-    assert "revised" in engine.rebuilds[-1]
-    assert_same_signals(got, reference(model, revised))
-    assert len(engine.rebuilds) == 3
+    got = engine.signals(with_values(rw.iloc(slice(301, 361)), backfilled))
+    assert engine.rollbacks == 1 and len(engine.rebuilds) == 2  # one bar committed again, no rebuild
+    assert_same_signals(got, reference(model, with_values(rw.iloc(slice(300, 361)), backfilled)))
 
 
 def test_restart_from_the_same_history_trades_the_same_signals(rw, models):

@@ -44,6 +44,7 @@ __all__ = ["ModelSignalEngine", "incremental_blocker"]
 log = logging.getLogger(__name__)
 
 _REVISED = " was revised"
+HISTORY = 64  # committed bars checked for revisions (backfills) each cycle
 
 
 def incremental_blocker(model: Any) -> str | None:
@@ -81,6 +82,10 @@ class ModelSignalEngine:
         self.rollbacks = 0  # times the newest committed bar was revised and committed again
         self._inc: IncrementalFeatures | None = None
         self._committed: np.ndarray | None = None  # (5 × instrument) OHLCV of the last committed bar
+        # Closes of up to HISTORY committed bars before that one, as the last panel showed them: a
+        # backfill that fills or corrects one of them is seen by comparing the next panel with it.
+        self._history: tuple[pd.DatetimeIndex, np.ndarray] | None = None
+        self._rewarm: set[str] = set()
         self._cols: pd.Index | None = None  # the panel columns ``_pos`` was computed for
         self._pos = np.empty(0, dtype=np.int64)  # state position of each panel column
 
@@ -139,6 +144,12 @@ class ModelSignalEngine:
             why = None
         if why is not None:
             self._warm(panel, why)
+        elif self._rewarm:  # bars before the newest were backfilled: those instruments warm up again
+            assert self._inc is not None
+            log.info("signal engine re-warms %d instrument(s) whose past bars were revised", len(self._rewarm))
+            self._inc.keep_symbols([s for s in self._inc.symbols if s not in self._rewarm])
+            self._cols = None
+        self._rewarm = set()
         inc = self._inc
         assert inc is not None
         idx = panel.index
@@ -152,6 +163,7 @@ class ModelSignalEngine:
             pos = self._positions(cols)
         forming = {f: _rows(panel, f, len(idx) - 1, len(idx), pos, len(inc.symbols)) for f in FIELDS}
         feats, atr = inc.peek_arrays(idx[-1:], forming)
+        self._keep_history(panel, pos)
         return feats[pos], atr[pos]
 
     def _infer(self, panel: Panel, features: np.ndarray, atr: np.ndarray) -> list[Signal]:
@@ -196,9 +208,15 @@ class ModelSignalEngine:
         if not inc.separable and (len(same) != len(inc.symbols) or len(same) != panel.close.shape[1]):
             return f"the universe changed and feature set {inc.feature_set} is not per instrument"
         pos = self._positions(panel.close.columns)
+        kept = np.isin(np.asarray(inc.symbols, dtype=object), np.asarray(panel.close.columns, dtype=object))
+        moved = self._backfilled(panel, pos) & kept
+        if moved.any():
+            names = [s for s, m in zip(inc.symbols, moved, strict=True) if m]
+            if not inc.separable:
+                return f"bars before {inc.ts} were revised (a backfill) for {len(names)} instrument(s): {names[:5]}"
+            self._rewarm = set(names)
         seen = np.stack([_rows(panel, f, k, k + 1, pos, len(inc.symbols))[0] for f in FIELDS])
         assert self._committed is not None
-        kept = np.isin(np.asarray(inc.symbols, dtype=object), np.asarray(panel.close.columns, dtype=object))
         if not np.array_equal(seen[:, kept], self._committed[:, kept], equal_nan=True):
             return f"the committed bar {inc.ts}{_REVISED}"
         return None
@@ -252,6 +270,36 @@ class ModelSignalEngine:
             return
         pos = self._positions(panel.close.columns)
         self._committed = np.stack([_rows(panel, f, k, k + 1, pos, len(inc.symbols))[0] for f in FIELDS])
+
+    def _keep_history(self, panel: Panel, pos: np.ndarray) -> None:
+        inc = self._inc
+        assert inc is not None
+        if inc.ts is None:
+            self._history = None
+            return
+        k = int(panel.index.searchsorted(inc.ts))
+        k0 = max(0, k - HISTORY)
+        self._history = (panel.index[k0:k], _rows(panel, "close", k0, k, pos, len(inc.symbols)).copy())
+
+    def _backfilled(self, panel: Panel, pos: np.ndarray) -> np.ndarray:
+        """Per state instrument: did a committed bar before the newest change in this panel?"""
+        inc = self._inc
+        assert inc is not None
+        moved = np.zeros(len(inc.symbols), dtype=bool)
+        if self._history is None or not len(self._history[0]) or self._history[1].shape[1] != len(inc.symbols):
+            return moved
+        ts, old = self._history
+        at = panel.index.get_indexer(ts)
+        have = at >= 0
+        if not have.any():
+            return moved
+        close = panel.close.to_numpy(dtype=float)[at[have]]
+        now = np.full((int(have.sum()), len(inc.symbols)), np.nan)
+        held = pos >= 0
+        now[:, pos[held]] = close[:, held]
+        was = old[have]
+        same = (now == was) | (np.isnan(now) & np.isnan(was))
+        return ~same.all(axis=0)
 
     def _positions(self, cols: pd.Index) -> np.ndarray:
         """State position of each panel column (−1 for one the state does not hold), cached."""

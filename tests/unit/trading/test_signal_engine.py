@@ -190,6 +190,31 @@ def test_gap_longer_than_the_window_rebuilds_and_a_revised_bar_is_committed_agai
     assert_same_signals(got, reference(model, with_values(rw.iloc(slice(300, 361)), backfilled)))
 
 
+@pytest.mark.parametrize("feature_set", ["v1", "v2"])
+def test_a_backfill_of_past_bars_warms_their_instruments_again(rw, models, feature_set):
+    """B's bars 325–328 were missing (a disconnect) and arrive at bar 340 from the venue's history."""
+    model = models[feature_set]
+    engine = ModelSignalEngine(model, PARAMS)
+    gap = rw.index[325:329]
+
+    def missing(f, frame):
+        frame.loc[frame.index.isin(gap), "B"] = np.nan
+        return frame
+
+    for t, window in windows(rw, 300, 350):
+        got = engine.signals(with_values(window, missing) if t < 340 else window)
+    since = 340 - WINDOW + 1  # the panel at the backfill: what the state is warmed from again
+    if feature_set == "v2":  # not per instrument: everything rebuilt
+        assert "backfill" in engine.rebuilds[-1] and len(engine.rebuilds) == 2
+        expected = reference(model, rw.iloc(slice(since, 350)))
+    else:  # only B warmed up again
+        assert engine.rebuilds == ["warm-up"]
+        again = {s.symbol: s for s in reference(model, subset(rw.iloc(slice(since, 350)), ["B"]))}
+        expected = [again.get(s.symbol, s) for s in reference(model, rw.iloc(slice(300 - WINDOW + 1, 350)))]
+    assert "B" in {s.symbol for s in got}
+    assert_same_signals(got, expected)
+
+
 def test_restart_from_the_same_history_trades_the_same_signals(rw, models):
     model = models["v2"]
     running = ModelSignalEngine(model, PARAMS)

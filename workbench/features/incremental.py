@@ -171,7 +171,8 @@ class IncrementalFeatures:
         state stands at the same bar; the newcomers' newest row is then their feature row."""
         if not self.separable:
             raise ValueError(f"feature set {self.feature_set} is not separable: rebuild with from_history")
-        new = [s for s in history.symbols if s not in set(self.symbols)]
+        held = set(self.symbols)
+        new = [s for s in history.symbols if s not in held]
         if not new:
             return
         if self.ts is not None and len(history.index) and history.index[-1] != self.ts:

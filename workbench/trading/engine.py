@@ -13,10 +13,15 @@ Equal to the full recomputation over the history the engine has seen (the first 
 every bar committed since): on the first cycle that *is* today's full-recompute path; later it has
 more history than a window, which is what the model was trained on.
 
-Rebuilds from the panel (logged, counted in ``rebuilds``) when the engine cannot continue exactly:
-the panel no longer contains the last committed bar (a gap longer than the window), that bar was
-revised (a backfill), time went backwards, or the universe changed under a feature set whose state
-is not per instrument (v2). For v1 a new instrument is warmed up on its own and merged in.
+The newest closed bar may still move (the live feed shows a just-ended bar as it stands while late
+ticks arrive): it is committed after a checkpoint, and when the next panel shows it revised the
+state rolls back one bar and commits it again (``rollbacks``). Older committed bars (the last
+``HISTORY``) are compared with each panel too: a backfill that fills or corrects them re-warms the
+instruments concerned from the panel (v1) or rebuilds the state (v2). The state is rebuilt from the
+panel (logged, counted in ``rebuilds``) when the engine cannot continue exactly: the panel no longer
+holds the last committed bar (a gap longer than the window), time went backwards, a backfill under
+v2, or the universe changed under a feature set whose state is not per instrument (v2: its beta
+benchmark is the universe's average). Under v1 newcomers are warmed up alone and merged in.
 
 Models the incremental state cannot serve use today's full path (``signals_for_panel`` on the
 panel, then the last row): sequence models (``lookback`` > 1: the LSTM, ensembles holding one) read
@@ -204,11 +209,11 @@ class ModelSignalEngine:
         k = int(idx.searchsorted(inc.ts))
         if k >= len(idx) or idx[k] != inc.ts:
             return f"the panel no longer holds the last committed bar {inc.ts} (a gap longer than its window)"
-        same = [s for s in inc.symbols if s in set(panel.close.columns)]
-        if not inc.separable and (len(same) != len(inc.symbols) or len(same) != panel.close.shape[1]):
-            return f"the universe changed and feature set {inc.feature_set} is not per instrument"
         pos = self._positions(panel.close.columns)
-        kept = np.isin(np.asarray(inc.symbols, dtype=object), np.asarray(panel.close.columns, dtype=object))
+        if not inc.separable and (len(pos) != len(inc.symbols) or (pos < 0).any()):
+            return f"the universe changed and feature set {inc.feature_set} is not per instrument"
+        kept = np.zeros(len(inc.symbols), dtype=bool)  # state instruments this panel shows
+        kept[pos[pos >= 0]] = True
         moved = self._backfilled(panel, pos) & kept
         if moved.any():
             names = [s for s, m in zip(inc.symbols, moved, strict=True) if m]
@@ -253,7 +258,8 @@ class ModelSignalEngine:
         assert inc is not None
         cols = list(panel.close.columns)
         inc.keep_symbols(cols)
-        new = [c for c in cols if c not in set(inc.symbols)]
+        held = set(inc.symbols)
+        new = [c for c in cols if c not in held]
         if new:
             k = len(panel.index) - 1 if inc.ts is None else int(panel.index.searchsorted(inc.ts)) + 1
             inc.add_symbols(panel.iloc(slice(0, k)))

@@ -13,6 +13,7 @@ rows; the live loop uses the last), so the two can never disagree about what a s
 
 from __future__ import annotations
 
+import gc
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -142,10 +143,16 @@ def _trusted(columns: tuple[list, ...]) -> list[Signal]:
     from ``_SIDES``, strength and confidence clipped to [0, 1], HOLD without prices), and the check
     costs more than building the object (~0.1 s per 5,000 on a busy machine)."""
     new, out = object.__new__, []
-    for values in zip(*columns, strict=True):
-        sig = new(Signal)
-        sig.__dict__.update(zip(_FIELDS, values, strict=True))
-        out.append(sig)
+    collecting = gc.isenabled()
+    gc.disable()  # 20,000 new objects would trigger full collections of a large heap on the way
+    try:
+        for values in zip(*columns, strict=True):
+            sig = new(Signal)
+            sig.__dict__.update(zip(_FIELDS, values, strict=True))
+            out.append(sig)
+    finally:
+        if collecting:
+            gc.enable()
     return out
 
 

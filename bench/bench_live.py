@@ -9,13 +9,22 @@
 2. Sustained ticks per second into forming bars (``TickBuffer`` → ``QuoteCache.apply`` +
    ``BarBuilder.ingest``) for 20,000 instruments, beside the lower bound: a pure numpy scatter of the
    same ticks (last price by fancy assignment, volume by ``bincount``) that builds no bar at all.
+3. The data + features + inference part of a cycle (``trading.engine.ModelSignalEngine``) for 5,000
+   and 20,000 instruments, a trained LightGBM (200 trees) on feature sets v1 and v2: the panel the
+   feed hands over (history + forming bar, assembled from arrays as the live feed does), the
+   incremental features (bars closed since the last cycle committed, the forming bar peeked), one
+   ``predict_proba`` on N rows, the ``Signal`` objects. Beside it, in the same run, the lower bound:
+   last-bar numpy features from the last 60 bars (returns, rolling std and means) filling the
+   model's columns + one ``Booster.predict`` on N rows; and, at 5,000, today's full recomputation.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -239,7 +248,152 @@ def ticks_into_bars(n_slots: int = 20_000, n_ticks: int = 2_000_000, batch: int 
     )
 
 
+def _synthetic(n: int, bars: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.002, (bars, n)), axis=0))
+    o = c * np.exp(rng.normal(0, 0.001, c.shape))
+    h = np.maximum(o, c) * np.exp(np.abs(rng.normal(0, 0.001, c.shape)))
+    lo = np.minimum(o, c) * np.exp(-np.abs(rng.normal(0, 0.001, c.shape)))
+    return {"open": o, "high": h, "low": lo, "close": c, "volume": rng.lognormal(5, 1, c.shape)}
+
+
+def _panel(arrays: dict[str, np.ndarray], index: pd.DatetimeIndex, columns: pd.Index):
+    """What the live feed hands the engine: one frame per field on (history + forming bar) arrays."""
+    from workbench.data.panel import Panel
+
+    frames = {f: pd.DataFrame(a, index=index, columns=columns, copy=False) for f, a in arrays.items()}
+    return Panel(**frames, exchange="binance", timeframe="1m")
+
+
+@dataclass
+class _BenchModel:
+    """What serving reads of a registered model, around a LightGBM (the library's defaults: 200 trees)
+    fitted on a small synthetic panel: the prediction cost is what matters here, not the edge."""
+
+    model: Any
+    feature_set: str
+    feature_names: tuple[str, ...]
+    strength_reference: np.ndarray
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.model.predict_proba(X)
+
+
+def _bench_model(feature_set: str) -> _BenchModel:
+    from workbench.features.labels import direction_label
+    from workbench.features.pipeline import build_features
+    from workbench.models.base import complete_rows
+    from workbench.models.lgbm import LightGBMModel
+
+    arrays = _synthetic(40, 700, seed=1)
+    idx = pd.date_range("2025-06-02", periods=700, freq="1min", tz="UTC", name="ts")
+    panel = _panel(arrays, idx, pd.Index([f"M{i}" for i in range(40)], name="symbol"))
+    X = build_features(panel, feature_set)
+    y = direction_label(panel, 1).reindex(X.index)
+    ok = complete_rows(X) & y.notna().to_numpy()
+    lgbm = LightGBMModel().fit(X[ok], y[ok])
+    p = lgbm.predict_proba(X[ok])
+    return _BenchModel(lgbm, feature_set, lgbm.feature_names, np.sort(np.abs(p - 0.5)))
+
+
+def _lower_bound(hist: dict[str, np.ndarray], booster, n_features: int) -> np.ndarray:
+    """Last-bar features in plain numpy from the last 60 bars, then one ``Booster.predict`` on N rows."""
+    c, h, lo, v = (hist[f][-61:] for f in ("close", "high", "low", "volume"))
+    last = c[-1]
+    lr = np.diff(np.log(c), axis=0)
+    cols = [last / c[-1 - k] - 1 for k in (1, 5, 10, 20, 60)]
+    cols += [lr[-20:].std(axis=0, ddof=1), lr[-60:].std(axis=0, ddof=1)]
+    cols += [last / c[-w:].mean(axis=0) - 1 for w in (12, 26, 50)]
+    cols += [
+        ((h[-14:] - lo[-14:]) / c[-14:]).mean(axis=0),
+        last / h[-20:].max(axis=0) - 1,
+        last / lo[-20:].min(axis=0) - 1,
+    ]
+    lv = np.log(v[-20:])
+    cols.append((lv[-1] - lv.mean(axis=0)) / lv.std(axis=0))
+    X = np.column_stack([cols[k % len(cols)] for k in range(n_features)])
+    return booster.predict(X)
+
+
+def engine_cycle(n: int, feature_set: str, model, bars: int = 200, cycles: int = 6, full: bool = True) -> None:
+    """Median over ``cycles`` cycles (every other one a bar closes and the window slides)."""
+    from workbench.config import SignalParams
+    from workbench.trading.engine import ModelSignalEngine
+
+    arrays = _synthetic(n, bars + cycles, seed=n)
+    idx = pd.date_range("2026-01-05 04:00", periods=bars + cycles, freq="1min", tz="UTC", name="ts")
+    columns = pd.Index([f"B{i:05d}/USDT" for i in range(n)], name="symbol")
+    rng = np.random.default_rng(2)
+    engine = ModelSignalEngine(model, SignalParams())
+
+    def feed(t: int, wiggle: float):  # rows t-bars+1 .. t, the last one still forming (moved by ``wiggle``)
+        rows = slice(t - bars + 1, t + 1)
+        a = {f: x[rows] for f, x in arrays.items()}
+        form = {f: np.array(x[-1], copy=True) for f, x in a.items()}
+        form["close"] = form["close"] * (1 + wiggle * rng.normal(0, 1e-3, n))
+        form["high"], form["low"] = np.maximum(form["high"], form["close"]), np.minimum(form["low"], form["close"])
+        return {f: np.vstack([a[f][:-1], form[f][None, :]]) for f in a}, idx[rows]
+
+    t0 = time.perf_counter()
+    hist, index = feed(bars - 1, 0.0)
+    engine.signals(_panel(hist, index, columns))
+    warm = time.perf_counter() - t0
+    data, total, predict = [], [], []
+    for k in range(cycles):
+        t = bars - 1 + (k + 1) // 2
+        c0 = time.perf_counter()
+        hist, index = feed(t, 1.0)
+        panel = _panel(hist, index, columns)
+        c1 = time.perf_counter()
+        sigs = engine.signals(panel)
+        c2 = time.perf_counter()
+        data.append(c1 - c0)
+        total.append(c2 - c0)
+    # the model call alone, on the same N rows
+    inc = engine._inc
+    assert inc is not None
+    X = pd.DataFrame(inc._last, columns=list(inc.columns))
+    for _ in range(3):
+        p0 = time.perf_counter()
+        model.predict_proba(X)
+        predict.append(time.perf_counter() - p0)
+    booster = model.model._clf.booster_
+    lb = []
+    for _ in range(3):
+        l0 = time.perf_counter()
+        _lower_bound(hist, booster, booster.num_feature())
+        lb.append(time.perf_counter() - l0)
+    med = lambda xs: float(np.median(xs)) * 1e3
+    goal = 150 if n <= 5_000 else 600
+    traded = sum(s.signal != "HOLD" for s in sigs)
+    print(
+        f"   cycle {feature_set} {n:>6,}: {med(total):6.1f} ms  (goal < {goal} ms; data {med(data):.1f}, "
+        f"model predict {med(predict):.1f} of it; {len(sigs):,} signals, {traded:,} BUY/SELL; "
+        f"warm-up once {warm:.1f} s; path {engine.path})"
+    )
+    print(
+        f"   lower bound    {n:>6,}: {med(lb):6.1f} ms  (numpy last-bar features + one Booster.predict)"
+        f" → cycle / lower bound = {med(total) / med(lb):.1f}×"
+    )
+    if full and n <= 5_000:
+        today = ModelSignalEngine(model, SignalParams(), incremental=False)
+        f0 = time.perf_counter()
+        today.signals(panel)
+        print(
+            f"   today's full recomputation {n:,} × {bars} bars: {(time.perf_counter() - f0) * 1e3:,.0f} ms "
+            f"(features of every row, {n * bars:,} predictions to use {n:,})"
+        )
+
+
+def engine_cycles() -> None:
+    for fs in ("v1", "v2"):
+        model = _bench_model(fs)
+        for n in (5_000, 20_000):
+            engine_cycle(n, fs, model)
+
+
 def main() -> None:
+    engine_cycles()
     ticks_into_bars()
     for n in (5_000, 20_000):
         rest_ccxt(n)

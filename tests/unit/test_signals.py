@@ -68,6 +68,12 @@ def test_latest_signals_follow_the_contract(frames):
     assert sigs["C"].signal == "HOLD" and sigs["C"].target_price is None and sigs["C"].stop_loss is None
     first_row = latest_signals({k: v.iloc[:1] for k, v in frames.items()})
     assert "D" not in {s.symbol for s in first_row}  # no probability, no signal
+    # Built without __post_init__ (checked by construction): each passes the validating constructor
+    # and is equal to what it builds, types included.
+    for sig in sigs.values():
+        again = Signal(**{f: getattr(sig, f) for f in Signal.__dataclass_fields__})
+        assert again == sig and type(sig.strength) is float and type(sig.signal) is str
+        assert sig.target_price is None or type(sig.target_price) is float
 
 
 def test_entry_exit_masks_use_the_risk_threshold(frames):

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from workbench.config import RiskLimits, Settings, SignalParams
+from workbench.config import RiskLimits, Settings
 from workbench.data.panel import Panel
 from workbench.errors import ModelError, NoModelError, WorkbenchError
 from workbench.signals import Signal
+from workbench.trading.engine import ModelSignalEngine
 from workbench.trading.phase2 import (  # the Phase 2 cycle, importable from here as before
     CycleResult,
     LiveContext,
@@ -60,49 +61,6 @@ class SignalEngine(Protocol):
     """Panel in, the current signals out (one per symbol). ``describe()`` and ``universe`` are optional."""
 
     def signals(self, panel: Panel) -> list[Signal]: ...
-
-
-class ModelSignalEngine:
-    """A registered model behind the ``SignalEngine`` seam: the same ``signals_for_panel`` the
-    backtest uses, then the last row — so live and backtest cannot disagree about a signal."""
-
-    def __init__(self, model: Any, params: SignalParams, note: str | None = None, backup: bool = False):
-        self.model, self.params, self.note, self.backup = model, params, note, backup
-
-    @property
-    def no_edge(self) -> bool:
-        """The model's stored out-of-sample verdict says it lost to its baselines."""
-        m = getattr(self.model, "metrics", None) or {}
-        return "beats_baselines" in m and not m["beats_baselines"]
-
-    @property
-    def universe(self) -> dict | None:
-        return getattr(self.model, "universe", None)
-
-    @property
-    def ref(self) -> str:
-        r = getattr(self.model, "ref", None)
-        return "model" if r is None else str(r)
-
-    def describe(self) -> str:
-        if self.note:
-            return self.note
-        metrics = getattr(self.model, "metrics", None) or {}
-        shown = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in list(metrics.items())[:6])
-        kind = getattr(self.model, "kind", "?")
-        flag = "NO EDGE: it lost to its baselines out of sample (its stored verdict); " if self.no_edge else ""
-        return (
-            f"{flag}{kind} model {self.ref}; features {getattr(self.model, 'feature_set', '?')}, horizon {getattr(self.model, 'horizon', '?')}"
-            + (f"; out-of-sample: {shown}" if shown else "; no out-of-sample metrics recorded")
-        )
-
-    staged = True  # ``signals`` books features and inference on the live loop's stage clock
-
-    def signals(self, panel: Panel, lap: Callable[[str], None] | None = None) -> list[Signal]:
-        from workbench.models.inference import signals_for_panel
-        from workbench.signals import latest_signals
-
-        return latest_signals(signals_for_panel(self.model, panel, self.params, lap), panel.exchange)
 
 
 BACKUP_CHOICE = "backup"

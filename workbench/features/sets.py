@@ -121,7 +121,10 @@ def v2_stream(st: S.StreamState, b: Bars) -> dict[str, np.ndarray]:
     Computed by the fused kernels of ``fused`` (one pass per instrument, then beta/corr, then the
     cross-section) into one (feature × time × instrument) block; the arrays returned are its rows.
     Formula by formula the same as composing the streaming indicators (tested against that)."""
-    (state,) = st.slot(("v2-fused", F.N_STATE, F.N_RINGS, F.RING), lambda: (F.V2State.empty(st.n),))
+    # The slot holds the state's four per-instrument arrays (not the object), so the generic state
+    # operations (copy, checkpoint/rollback, merge and subset by instrument) work on it.
+    arrays = st.slot(("v2-fused", F.N_STATE, F.N_RINGS, F.RING), lambda: astuple_state(F.V2State.empty(st.n)))
+    state = F.V2State(*arrays)
     T, N = b.close.shape
     block = np.empty((len(V2_COLUMNS), T, N))
     cells = T * N
@@ -153,3 +156,8 @@ assert set(F.SERIES) | set(F.PAIR) | set(F.CROSS) | set(TIME_COLUMNS) == set(V2_
 
 
 STREAM_BUILDERS = {"v1": v1_stream, "v2": v2_stream}
+
+
+def astuple_state(state: F.V2State) -> tuple[np.ndarray, ...]:
+    """A fused v2 state as its per-instrument arrays (axis 0 = instrument), in field order."""
+    return (state.s, state.rings, state.pair, state.pair_rings)

@@ -118,6 +118,24 @@ class LiveSettings(_Frozen):
         default_factory=lambda: {"USDT": 1.0, "USDC": 1.0},
         description="units of the base currency per unit of another currency",
     )
+    data_venues: dict[str, str] = Field(
+        default_factory=dict,
+        description="exchange → venue whose market data a live run reads for it (kite | alpaca | ccxt:<id>); "
+        "unlisted: NSE/BSE → kite, US exchanges → alpaca, a ccxt exchange id → ccxt:<that id>",
+    )
+    bar_lateness_s: float = Field(2.0, ge=0, description="how long a bar stays open to late ticks after its end")
+    probe_url: str = Field(
+        "https://api.binance.com/api/v3/ping",
+        description="`make run` probes this public endpoint to choose live data (it answers) or a REPLAY",
+    )
+    probe_timeout_s: float = Field(3.0, gt=0)
+
+    @field_validator("data_venues")
+    @classmethod
+    def _venues_known(cls, v: dict[str, str]) -> dict[str, str]:
+        from workbench.live.router import check_venue
+
+        return {str(k).upper(): check_venue(str(x)) for k, x in v.items()}
 
 
 class RetrainSettings(_Frozen):

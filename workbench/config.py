@@ -118,6 +118,11 @@ class LiveSettings(_Frozen):
         default_factory=lambda: {"USDT": 1.0, "USDC": 1.0},
         description="units of the base currency per unit of another currency",
     )
+    feed: Literal["live", "replay"] = Field(
+        "live",
+        description="what a run trades when neither --live nor --replay is given: live market data, or a "
+        "replay of the lake's last bars (labelled REPLAY; the offline demo)",
+    )
     data_venues: dict[str, str] = Field(
         default_factory=dict,
         description="exchange → venue whose market data a live run reads for it (kite | alpaca | ccxt:<id>); "

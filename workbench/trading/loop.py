@@ -22,7 +22,7 @@ from workbench.config import CostModel, RiskLimits, Settings, SignalParams
 from workbench.data.panel import Panel
 from workbench.errors import ModelError, NoModelError, WorkbenchError
 from workbench.signals import Signal
-from workbench.trading.feeds import FeedTick, MarketFeed
+from workbench.trading.feeds import FeedTick, MarketFeed, gate_signals
 from workbench.trading.orders import OrderIntent, OrderManager, client_order_id
 from workbench.trading.portfolio import PortfolioSnapshot, after_fill, snapshot
 from workbench.trading.risk import RiskContext, evaluate, floor_to_lot
@@ -494,7 +494,12 @@ def run_cycle(ctx: LiveContext) -> CycleResult:
         n_exits = exit_orders(ctx, tick, _snap(ctx, tick))
     snap = _snap(ctx, tick)
 
-    sigs = ctx.engine.signals(tick.panel)
+    sigs, held = gate_signals(ctx.engine.signals(tick.panel), tick)
+    if tick.note:
+        ctx.store.log_event(
+            "market_data", f"cycle {ctx.cycle}: {tick.note}", "WARNING" if tick.hold else "INFO", ctx.run_id
+        )
+    ctx.store.log_events([("hold", f"cycle {ctx.cycle}: {h}", "INFO") for h in held], ctx.run_id)
     ctx.store.add_signals(ctx.run_id, ctx.cycle, tick.now, sigs)
     sides: dict[str, list[str]] = defaultdict(list)
     for s in sigs:

@@ -179,7 +179,16 @@ def _account(brk: Broker | PendingBroker) -> str:
     return getattr(brk, "account", None) or f"{brk.name}@{brk.environment}"
 
 
-def _default_feed(settings: Settings, engine: Any, start_cursor: int):
+def _default_feed(
+    settings: Settings,
+    engine: Any,
+    start_cursor: int,
+    replay: bool = False,
+    broker: str | None = None,
+    vault: Any = None,
+) -> Any:
+    """Live market data for the model's universe (every broker, paper included); the lake's old bars only
+    when a replay is asked for (``--replay``)."""
     from workbench.data.lake import Lake
     from workbench.trading.feeds import ReplayFeed
 
@@ -188,6 +197,10 @@ def _default_feed(settings: Settings, engine: Any, start_cursor: int):
         raise ConfigError(
             "the model records no universe (exchange, timeframe, symbols): retrain and register it, or pass a feed"
         )
+    if not replay:
+        from workbench.live.sources import feed_for
+
+        return feed_for(settings, uni, broker, vault)
     return ReplayFeed(
         Lake(settings.lake_dir),
         uni["exchange"],
@@ -231,6 +244,7 @@ def run_live(
     on_point: Callable[[str], None] | None = None,
     min_interval_s: float = MIN_INTERVAL_S,
     session: str | None = None,
+    replay: bool | None = None,
 ) -> int:
     """Run the live loop in this process and return the run id when it ends. ``broker``: a name
     (default ``settings.broker.default``, i.e. paper) or a Broker object. ``session``: the owner's
@@ -239,7 +253,9 @@ def run_live(
     run row's status says how it ended: STOPPED, FAILED (with the failing check's or error's message)
     or EMERGENCY_STOPPED. Unexpected errors are recorded (FAILED) and then raised. ``on_point`` goes
     to the ``OrderManager`` (crash tests stop the process at a named point of an order's life).
-    ``min_interval_s`` is for tests only (users get ``MIN_INTERVAL_S``).
+    ``min_interval_s`` is for tests only (users get ``MIN_INTERVAL_S``). Without ``feed`` the run trades
+    live market data of the model's universe; ``replay=True`` trades the lake's last bars instead
+    (recorded as ``runs.feed`` = REPLAY, and shown so); None: as ``live.feed`` says (live by default).
 
     One live run per account: the account's lock (``workbench.trading.runlock``) is held for the
     run's lifetime; when another live run holds it, ``RunActiveError`` names that run and how to stop
@@ -314,6 +330,7 @@ def run_live(
                 owner=owner,
                 refusal=refusal,
                 accounts=accounts,
+                replay=settings.live.feed == "replay" if replay is None else bool(replay),
             )
         finally:
             restore()
@@ -365,6 +382,7 @@ def _run(
     owner=None,
     refusal=None,
     accounts=None,
+    replay=False,
 ) -> int:
     from workbench.security.access import user_risk_limits
 
@@ -390,6 +408,7 @@ def _run(
         log("phase1", msg, "ERROR")
         store.finish_run(run_id, "FAILED", msg)
         return run_id
+    md_vault = _vault_of(settings, brk, owner, accounts)
     if isinstance(brk, PendingBroker):
         brk = brk.get()  # connected by Phase 1
     eng = factory()
@@ -405,10 +424,13 @@ def _run(
             start_cursor = int(resumed["cursor"])
         else:
             start_cursor = _resume_cursor(store, run_id, store.run(run_id)["broker"])
+        if resumed is not None and resumed.get("feed") == "REPLAY":
+            replay = True  # a crashed replay resumes as a replay, whatever the restart said
         if feed is None:
-            feed = _default_feed(settings, eng, start_cursor)
+            feed = _default_feed(settings, eng, start_cursor, replay, store.run(run_id)["broker"], md_vault)
         elif resumed is not None and resumed.get("cursor") is not None and hasattr(feed, "cursor"):
             feed.cursor = start_cursor
+        store.update_run(run_id, feed=str(getattr(feed, "kind", "LIVE")))
         if getattr(feed, "cursor", None) is not None:
             store.update_run(run_id, cursor=int(feed.cursor))  # a crash in the first cycle resumes here
         if resumed is not None:
@@ -479,6 +501,20 @@ def _run(
         store.finish_run(run_id, "FAILED", f"unexpected {type(e).__name__}: {e}")
         log("run", f"run {run_id} crashed: {type(e).__name__}: {e}", "ERROR")
         raise
+    finally:
+        close = getattr(feed, "close", None)
+        if callable(close):  # a live feed's streams end with the run
+            close()
+
+
+def _vault_of(settings: Any, brk: Any, owner: Any, accounts: Any) -> Any:
+    """The owner's vault, where the live feed finds market-data keys (Kite, Alpaca) on any broker, paper too."""
+    got = getattr(brk, "vault", None)
+    if got is not None or owner is None or accounts is None:
+        return got
+    from workbench.security.vault import Vault
+
+    return Vault.open(accounts.engine, settings.home, owner.id)
 
 
 def _poll(store: Store, run_id: int, stop: _Stop) -> None:
@@ -527,6 +563,7 @@ def _summary(run: dict) -> dict:
         "pid": run["pid"],
         "alive": _alive(run["pid"]),
         "model_ref": run["model_ref"],
+        "feed": run.get("feed"),
         "started_at": run["started_at"],
         "cycle": run["cycle"],
         "heartbeat_at": run["heartbeat_at"],
@@ -604,6 +641,7 @@ def status(settings: Any, run_id: int | None = None, account: str | None = None,
         "account": run["account"],
         "user_id": run.get("user_id"),
         "model_ref": run["model_ref"],
+        "feed": run.get("feed"),
         "started_at": run["started_at"],
         "ended_at": run["ended_at"],
         "cycle": run["cycle"],
@@ -703,6 +741,7 @@ def start_background(
     interval_s: float | None = None,
     cycles: int | None = None,
     session: str | None = None,
+    replay: bool | None = None,
 ) -> subprocess.Popen:
     """Launch ``workbench live run`` as its own session: closing the dashboard never stops it.
 
@@ -711,7 +750,7 @@ def start_background(
     lock may both launch: the child that loses the lock race exits refused (its log says why) and
     writes no run, so exactly one run trades either way. ``session``: the owner's token, handed over
     in ``$WORKBENCH_TOKEN`` (never argv, which other users of the machine can read); default: whatever
-    the environment already holds."""
+    the environment already holds. ``replay``: True trades the lake's last bars (REPLAY), False live data, None as ``live.feed`` says."""
     check_run_args(interval_s, cycles)
     name = broker_name(settings, broker)
     _probe_lock(settings, name)
@@ -723,6 +762,8 @@ def start_background(
         cmd += ["--interval", str(interval_s)]
     if cycles is not None:
         cmd += ["--cycles", str(cycles)]
+    if replay is not None:
+        cmd.append("--replay" if replay else "--live")
     env = {**os.environ, "WORKBENCH_HOME": str(settings.home)}
     if session:
         env["WORKBENCH_TOKEN"] = session

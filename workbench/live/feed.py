@@ -32,12 +32,13 @@ from workbench.live.backfill import merge_backfill
 from workbench.live.bars import BAR_COLUMNS, BarBuilder, lake_frames
 from workbench.live.quotes import QuoteCache, SlotMap
 from workbench.live.sessions import open_mask
-from workbench.live.ticks import StreamStatus, TickBuffer
+from workbench.live.ticks import StreamStatus, TickBuffer, Ticks
 from workbench.market import Quote
 from workbench.trading.feeds import FeedTick
 
 __all__ = ["VenueData", "LiveFeed", "FeedHealth"]
 
+_SKEW_NS = 5 * 10**9
 History = Callable[[Sequence[str], pd.Timestamp, pd.Timestamp], pd.DataFrame]
 
 
@@ -137,6 +138,7 @@ class LiveFeed:
         self.health = [FeedHealth(s.venue) for s in self.sources]
         self.written = 0  # bars appended to the lake
         self.stale_refused = 0
+        self.future_dropped = 0  # ticks stamped ahead of the clock
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -177,7 +179,7 @@ class LiveFeed:
         self.start()
         now = self._now_ns()
         down = self._check_venues()
-        ticks = self.buffer.drain()
+        ticks = self._not_future(self.buffer.drain(), now)
         self.cache.apply(ticks)
         closed = pd.concat([self.bars.ingest(ticks), self.bars.flush(now)], ignore_index=True)
         for lo, _hi, slots in ticks.gaps:  # an outage: the bars it hid come from the venue
@@ -188,6 +190,17 @@ class LiveFeed:
         self._take_closed(closed)
         self._backfill(now, down)
         return self._tick(now, down)
+
+    def _not_future(self, ticks: Ticks, now: int) -> Ticks:
+        """Ticks stamped later than the feed's clock (+5 s of skew) are dropped and counted: a venue clock
+        running ahead must not close bars early or make a quote look fresh for longer than it is."""
+        ok = ticks.ts <= now + _SKEW_NS
+        if ok.all():
+            return ticks
+        self.future_dropped += int((~ok).sum())
+        return Ticks(
+            ticks.slot[ok], ticks.price[ok], ticks.size[ok], ticks.bid[ok], ticks.ask[ok], ticks.ts[ok], ticks.gaps
+        )
 
     def _now_ns(self) -> int:
         return int(pd.Timestamp(self._clock()).value)
@@ -330,23 +343,34 @@ class LiveFeed:
         # the forming bar: the builder's when it has ticks in this bar, else flat at the fresh last price
         o, h, lo, c, v = (np.where(stale, np.nan, price) for _ in range(5))
         v = np.where(stale, np.nan, 0.0)
-        f = self.bars.forming()
+        f = self.bars.at(bar)
         if len(f):
-            here = f["ts"].astype("datetime64[ns, UTC]").astype("int64").to_numpy() == bar
             sl = self.slots.slots(f["key"].astype(str).tolist())
-            sel = here & ~stale[sl]
+            sel = ~stale[sl]
             s = sl[sel]
             o[s], h[s], lo[s], c[s], v[s] = (f[x].to_numpy(dtype="float64")[sel] for x in FIELDS)
         held = self._needs_backfill | stale | down[self._src_of]
         for arr in (o, h, lo, c, v):
             arr[held] = np.nan
         keep = self._times < bar
-        times = np.r_[self._times[keep][-(self.warmup_bars - 1) :], bar]
+        body_t = self._times[keep]
+        body = {name: self._wide[name][keep] for name in FIELDS}
+        # the bar before the forming one may have ended but still be open to late ticks: shown as it stands
+        prev = self.bars.at(bar - self.tf_ns)
+        if len(prev):
+            if not len(body_t) or body_t[-1] != bar - self.tf_ns:
+                body_t = np.r_[body_t, bar - self.tf_ns]
+                body = {name: np.vstack([b, np.full((1, len(self.keys)), np.nan)]) for name, b in body.items()}
+            sl = self.slots.slots(prev["key"].astype(str).tolist())
+            for name in FIELDS:
+                body[name][-1, sl] = prev[name].to_numpy(dtype="float64")
+        n_body = self.warmup_bars - 1
+        times = np.r_[body_t[-n_body:], bar]
         idx = pd.DatetimeIndex(pd.to_datetime(times, utc=True), name="ts")
         frames = {}
         for name, last_row in zip(FIELDS, (o, h, lo, c, v), strict=True):
-            body = self._wide[name][keep][-(self.warmup_bars - 1) :]
-            frames[name] = pd.DataFrame(np.vstack([body, last_row[None, :]]), index=idx, columns=self.columns)
+            rows = np.vstack([body[name][-n_body:], last_row[None, :]])
+            frames[name] = pd.DataFrame(rows, index=idx, columns=self.columns)
         panel = Panel(**frames, exchange=self.exchange, timeframe=self.timeframe)
         ts_now = pd.Timestamp(now, tz="UTC")
         fresh = np.flatnonzero(~held)

@@ -26,6 +26,7 @@ __all__ = ["MIN", "T0", "ThreeVenues", "DrivenFeed", "wait_for"]
 
 MIN = 60 * 10**9
 T0 = pd.Timestamp("2026-01-05 04:00", tz="UTC")  # Monday 09:30 IST: NSE open, New York closed, crypto 24/7
+TAPE_START = T0 - pd.Timedelta(minutes=20)
 
 
 def wait_for(pred: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
@@ -61,7 +62,7 @@ class ThreeVenues:
         n_nse: int,
         n_us: int,
         *,
-        start: pd.Timestamp = T0 - pd.Timedelta(minutes=20),
+        start: pd.Timestamp = TAPE_START,
         minutes: int = 30,
         live_from: pd.Timestamp = T0,
         per_minute: int = 2,

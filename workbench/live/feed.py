@@ -39,6 +39,7 @@ from workbench.trading.feeds import FeedTick
 __all__ = ["VenueData", "LiveFeed", "FeedHealth"]
 
 _SKEW_NS = 5 * 10**9
+_NEVER = np.iinfo("int64").max
 History = Callable[[Sequence[str], pd.Timestamp, pd.Timestamp], pd.DataFrame]
 
 
@@ -132,7 +133,11 @@ class LiveFeed:
         self._wide = {f: np.empty((0, n)) for f in FIELDS}
         self._pending = pd.DataFrame(columns=list(BAR_COLUMNS))  # incomplete closed bars awaiting the venue's
         self._needs_backfill = np.zeros(n, dtype=bool)
-        self._backfill_from = np.full(n, np.iinfo("int64").max, dtype="int64")
+        self._backfill_from = np.full(n, _NEVER, dtype="int64")
+        # a bar still forming when an outage ended may hold ticks the stream never saw, or none at all (then
+        # the builder has no bar to flag): it is fetched again once closed, without holding the instrument
+        self._gap_end = np.full(n, -1, dtype="int64")
+        self._refetch_from = np.full(n, _NEVER, dtype="int64")
         self._started = False
         self._reconnects = [0] * len(self.sources)
         self.health = [FeedHealth(s.venue) for s in self.sources]
@@ -142,7 +147,11 @@ class LiveFeed:
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
-        """Open the streams, take a REST snapshot (quotes at once), warm up from the lake, backfill to now."""
+        """Open the streams (a REST snapshot for a venue whose stream does not connect), warm up from the lake;
+        the next cycle backfills from the venues since the last bar stored.
+
+        The snapshot is not mixed into a connected stream: a ticker's size is the change of a running
+        volume, and the REST total need not be the stream's (one more reason its first bar is partial)."""
         if self._started:
             return
         self._started = True
@@ -152,8 +161,12 @@ class LiveFeed:
         while time.monotonic() < deadline and not all(s.status().connected or s.status().errors for s in self.sources):
             time.sleep(0.05)
         for i, src in enumerate(self.sources):
-            self._poll(i, src)
+            if not src.status().connected:  # no stream (yet): a REST snapshot gives its quotes now
+                self._poll(i, src)
         now = self._now_ns()
+        # ticks before now were not seen: the bar forming at the start is partial, the venue's version wins
+        self.bars.mark_gap(0, now)
+        self._gap_end[:] = now
         start = now - now % self.tf_ns - (self.warmup_bars - 1) * self.tf_ns
         last = self._warm_up(start)
         # after a restart the lake ends where the last run stopped; the venue has the bars since then
@@ -182,10 +195,11 @@ class LiveFeed:
         ticks = self._not_future(self.buffer.drain(), now)
         self.cache.apply(ticks)
         closed = pd.concat([self.bars.ingest(ticks), self.bars.flush(now)], ignore_index=True)
-        for lo, _hi, slots in ticks.gaps:  # an outage: the bars it hid come from the venue
+        for lo, hi, slots in ticks.gaps:  # an outage: the bars it hid come from the venue
             sel = np.arange(len(self.keys)) if slots is None else np.asarray(slots, dtype="int64")
             lo_bar = int(lo) - int(lo) % self.tf_ns
             self._backfill_from[sel] = np.minimum(self._backfill_from[sel], lo_bar)
+            self._gap_end[sel] = np.maximum(self._gap_end[sel], int(hi))
             self._needs_backfill[sel] = True
         self._take_closed(closed)
         self._backfill(now, down)
@@ -248,13 +262,14 @@ class LiveFeed:
     def _backfill(self, now: int, down: np.ndarray) -> None:
         """Per venue that is up: fetch its bars since the earliest hole and merge them (venue wins over
         incomplete live bars, complete live bars stay); on failure the slots keep waiting (and hold)."""
+        due = self._refetch_from <= now - self.tf_ns - self.bars.tol_ns  # (never: int64 max, no overflow)
         for i, src in enumerate(self.sources):
             if down[i]:
                 continue
-            mine = np.flatnonzero(self._needs_backfill & (self._src_of == i))
+            mine = np.flatnonzero((self._needs_backfill | due) & (self._src_of == i))
             if not len(mine):
                 continue
-            start = int(self._backfill_from[mine].min())
+            start = int(np.minimum(self._backfill_from[mine], self._refetch_from[mine]).min())
             start -= start % self.tf_ns
             keys = [self.keys[j] for j in mine]
             pend = self._pending[self._pending["key"].isin(keys)] if len(self._pending) else self._pending
@@ -274,7 +289,11 @@ class LiveFeed:
             if len(self._pending):
                 self._pending = self._pending[~self._pending["key"].isin(keys)]
             self._needs_backfill[mine] = False
-            self._backfill_from[mine] = np.iinfo("int64").max
+            self._backfill_from[mine] = _NEVER
+            self._refetch_from[mine] = _NEVER
+            bar = now - now % self.tf_ns
+            again = mine[self._gap_end[mine] >= bar]
+            self._refetch_from[again] = bar
             self.health[i].backfilled += rep.filled + rep.replaced
 
     def _store(self, bars: pd.DataFrame) -> None:

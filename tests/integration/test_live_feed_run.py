@@ -14,7 +14,7 @@ from contextlib import ExitStack
 import pandas as pd
 import pytest
 
-from tests.kit.live_rig import MIN, DrivenFeed, ThreeVenues
+from tests.kit.live_rig import MIN, T0, DrivenFeed, ThreeVenues, wait_for
 from tests.kit.models import MomentumEngine
 from tests.kit.users import trader
 from workbench.config import SignalParams
@@ -123,3 +123,105 @@ def test_paper_run_on_three_live_venues_with_3000_instruments(live_settings):
             assert tk.stale == len(stale)
         assert seen_stale > 0  # the tape's quiet instruments did go stale
         assert feed.stale_refused >= seen_stale
+
+
+@pytest.mark.parametrize("down", ["binance", "kite", "alpaca"])
+def test_a_venue_down_holds_its_instruments_then_reconnects_and_backfills(live_settings, down):
+    """One venue's stream and REST both fail for three cycles: its instruments HOLD, saying why, while the
+    others trade; when it is back, the bars it missed are backfilled, none missing, none twice."""
+    settings = live_settings
+    with ExitStack() as stack:
+        rig = ThreeVenues(stack, 30, 30, 20, per_minute=6)
+        feed = stack.enter_context(_feed(rig, settings, stale_after_s=45.0))
+        rig.attach(feed)
+        v = rig.venues[down]
+        src = next(s for s in feed.sources if s.venue.endswith(down))
+
+        def before(cycle: int) -> None:
+            if cycle == 4:  # the network to this venue goes: the websocket is cut, REST answers 503
+                v.rest.fail_next(503, times=10**6)
+                v.ws.refuse(10**6)
+                assert v.ws.drop() >= 1
+                wait_for(lambda: not src.status().connected, 30, f"{down} to notice the cut")
+            if cycle == 7:  # back
+                v.rest._failures.clear()
+                v.ws.refuse(0)
+                wait_for(lambda: src.status().reconnects >= 1 and rig.subscribed(), 60, f"{down} to reconnect")
+
+        driven = DrivenFeed(rig, feed, STEP, before)
+        run_id = run_live(
+            settings, "paper", engine=_engine(rig.keys), feed=driven, cycles=10, interval_s=0, min_interval_s=0
+        )
+        store = Store(settings.store_url)
+        assert store.run(run_id)["status"] == "STOPPED"
+        sigs = store.signals(run_id, last_cycles=None)
+        orders = store.orders(run_id, limit=100_000)
+        for cycle in (4, 5, 6):
+            tk = driven.ticks[cycle - 1]
+            mine = set(v.keys)
+            assert mine <= set(tk.hold) and all("down" in tk.hold[k] for k in mine), tk.note
+            assert not any("down" in why for k, why in tk.hold.items() if k not in mine)
+            assert "down" in tk.note
+            s = sigs[(sigs["cycle"] == cycle) & sigs["symbol"].isin(mine)]
+            assert (s["signal"] == "HOLD").all()
+            assert not orders[(orders["cycle"] == cycle) & orders["symbol"].isin(mine)].shape[0]
+            assert not any(k in tk.quotes for k in mine)
+        others = orders[~orders["symbol"].isin(v.keys)]
+        assert len(others[others["cycle"].isin([4, 5, 6])]) or down == "binance"  # the others kept trading
+        assert not any(k in driven.ticks[-1].hold and "down" in driven.ticks[-1].hold[k] for k in v.keys)
+
+        last_closed = pd.Timestamp(rig.now - rig.now % MIN - 2 * MIN, tz="UTC")
+        got = _lake_bars(settings, rig.keys)
+        assert not got.duplicated(["key", "ts"]).any()
+        want = rig.venue_bars()
+        _same(got[got["ts"] <= last_closed], want[want["ts"] <= last_closed])
+        assert feed.health[feed.sources.index(src)].backfilled > 0
+
+
+def test_a_restart_mid_day_warms_up_from_the_lake_and_trades_the_same_signals(settings, tmp_path):
+    """Run A never stops; run B stops after three cycles, misses 40 s of ticks, and a new process starts:
+    it warms up from the lake its predecessor wrote, backfills the rest from the venues, and from the
+    first bar that closes after the restart on its signals are A's."""
+    from workbench.config import load_settings
+
+    sa, sb = settings, load_settings(tmp_path / "home_b")
+    sb.ensure_dirs()
+    ta, tb = trader(sa), trader(sb)
+    step = MIN
+
+    def feed(rig, s):
+        return LiveFeed(rig.keys, rig.sources, timeframe="1m", warmup_bars=30, stale_after_s=45.0,
+                        clock=rig.clock, lake=Lake(s.lake_dir), lateness_s=0.0)  # fmt: skip
+
+    with ExitStack() as stack:
+        rig_a = ThreeVenues(stack, 30, 30, 20, per_minute=6)  # clocks at 04:00:00, cycles on whole minutes
+        rig_b = ThreeVenues(stack, 30, 30, 20, per_minute=6)
+        fa = stack.enter_context(feed(rig_a, sa))
+        rig_a.attach(fa)
+        run_a = run_live(sa, "paper", engine=_engine(rig_a.keys), feed=DrivenFeed(rig_a, fa, step), cycles=8,
+                         interval_s=0, min_interval_s=0, session=ta.token)  # fmt: skip
+
+        fb1 = feed(rig_b, sb)
+        rig_b.attach(fb1)
+        run_b1 = run_live(sb, "paper", engine=_engine(rig_b.keys), feed=DrivenFeed(rig_b, fb1, step), cycles=3,
+                          interval_s=0, min_interval_s=0, session=tb.token)  # fmt: skip
+        # B's process is gone (its feed closed with the run) until 04:03:40: those ticks are lost to it
+        rig_b.feed = None
+        rig_b.advance(rig_b.now + 40 * 10**9, skip=tuple(rig_b.venues))
+        fb2 = stack.enter_context(feed(rig_b, sb))
+        rig_b.attach(fb2)  # starts at 04:03:40: warm-up from the lake B1 wrote
+        assert fb2._times.size and fb2._times[-1] == int((T0 + pd.Timedelta(minutes=2)).value)
+        rig_b.now -= 40 * 10**9  # the next cycle is at 04:04:00 (only the ticks after 04:03:40 are streamed)
+        run_b2 = run_live(sb, "paper", engine=_engine(rig_b.keys), feed=DrivenFeed(rig_b, fb2, step), cycles=5,
+                          interval_s=0, min_interval_s=0, session=tb.token)  # fmt: skip
+
+        store_a, store_b = Store(sa.store_url), Store(sb.store_url)
+        assert store_b.run(run_b1)["feed"] == store_b.run(run_b2)["feed"] == "LIVE"
+        cols = ["bar_ts", "symbol", "signal", "strength"]
+        sig_a = store_a.signals(run_a, last_cycles=None)
+        sig_b = store_b.signals(run_b2, last_cycles=None)
+        after = pd.Timestamp("2026-01-05 04:05", tz="UTC")  # the first bar closed after the restart is 04:04
+        a = sig_a[pd.to_datetime(sig_a["bar_ts"], utc=True) >= after][cols].reset_index(drop=True)
+        b = sig_b[pd.to_datetime(sig_b["bar_ts"], utc=True) >= after][cols].reset_index(drop=True)
+        assert len(a) and (a["signal"] != "HOLD").any()
+        pd.testing.assert_frame_equal(a, b)

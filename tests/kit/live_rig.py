@@ -114,6 +114,7 @@ class ThreeVenues:
             v.sent_to = int(np.searchsorted(v.starts, self.now, side="right"))  # history only before the clock
         self.feed: Any = None
         self.expected = 0
+        self.feed_base = 0
 
     @property
     def keys(self) -> list[str]:
@@ -127,6 +128,7 @@ class ThreeVenues:
 
         b, k, a = self.venues["binance"], self.venues["kite"], self.venues["alpaca"]
         client = StockHistoricalDataClient("key", "secret", raw_data=True, url_override=a.rest.url)
+        client._retry = 0  # a venue that is down answers at once (the SDK would wait 3 × 3 s)
         return [
             ccxt_data("binance", b.keys, buffer, slots, "1m", self.ccxt_config),
             kite_data(dict(zip(self.tokens.tolist(), k.keys, strict=True)), buffer, slots, "1m", self.kite, k.ws.url),
@@ -178,16 +180,17 @@ class ThreeVenues:
 class DrivenFeed:
     """The loop's feed: before each ``next()`` the rig streams the next ``step_ns`` of every tape."""
 
-    def __init__(self, rig: ThreeVenues, feed: Any, step_ns: int, skip: Callable[[int], tuple[str, ...]] | None = None):
+    def __init__(self, rig: ThreeVenues, feed: Any, step_ns: int, before: Callable[[int], None] | None = None) -> None:
         self.rig, self.feed, self.step_ns = rig, feed, step_ns
-        self.skip = skip or (lambda i: ())
+        self.before = before or (lambda i: None)
         self.kind, self.cursor = feed.kind, None
         self.calls = 0
         self.ticks: list[Any] = []
 
     def next(self) -> Any:
         self.calls += 1
-        self.rig.advance(self.rig.now + self.step_ns, self.skip(self.calls))
+        self.before(self.calls)
+        self.rig.advance(self.rig.now + self.step_ns)
         tick = self.feed.next()
         self.ticks.append(tick)
         return tick

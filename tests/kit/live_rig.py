@@ -9,8 +9,8 @@ process would have received by then; ``DrivenFeed`` does that before each of the
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,12 @@ from tests.kit.tape import Tape
 from workbench.live.quotes import SlotMap
 from workbench.live.sources import StreamData, alpaca_data, ccxt_data, kite_data
 from workbench.live.ticks import TickBuffer
+
+
+@contextmanager
+def _null() -> Iterator[None]:
+    yield
+
 
 __all__ = ["MIN", "T0", "ThreeVenues", "DrivenFeed", "wait_for"]
 
@@ -142,6 +148,21 @@ class ThreeVenues:
             and len(k.ws.subscribed()) == len(k.keys)
             and len(a.ws.subscribed()) == len(a.keys)
         )
+
+    def outage(self, name: str, on: bool) -> None:
+        """The network to one venue goes (its websocket cut and refused, its REST answering 503) or comes back."""
+        v = self.venues[name]
+        if on:
+            v.rest.fail_next(503, times=10**6)
+            v.ws.refuse(10**6)
+            v.ws.drop()
+        else:
+            with v.rest._lock if hasattr(v.rest, "_faults") else _null():
+                if hasattr(v.rest, "_faults"):  # FakeBinance keeps its faults apart from FakeHttp's
+                    v.rest._faults.clear()
+                else:
+                    v.rest._failures.clear()
+            v.ws.refuse(0)
 
     def advance(self, to_ns: int, skip: tuple[str, ...] = ()) -> int:
         """Stream every venue's tape seconds up to ``to_ns`` (those of ``skip`` are lost, as in an outage)

@@ -140,6 +140,7 @@ class LiveFeed:
         self._refetch_from = np.full(n, _NEVER, dtype="int64")
         self._started = False
         self._reconnects = [0] * len(self.sources)
+        self._last_up = [0] * len(self.sources)  # the clock at the last cycle each stream was seen up
         self.health = [FeedHealth(s.venue) for s in self.sources]
         self.written = 0  # bars appended to the lake
         self.stale_refused = 0
@@ -164,6 +165,7 @@ class LiveFeed:
             if not src.status().connected:  # no stream (yet): a REST snapshot gives its quotes now
                 self._poll(i, src)
         now = self._now_ns()
+        self._last_up = [now] * len(self.sources)
         # ticks before now were not seen: the bar forming at the start is partial, the venue's version wins
         self.bars.mark_gap(0, now)
         self._gap_end[:] = now
@@ -193,6 +195,15 @@ class LiveFeed:
         now = self._now_ns()
         down = self._check_venues()
         ticks = self._not_future(self.buffer.drain(), now)
+        for i, src in enumerate(self.sources):  # a stream that is not up now: bars closing meanwhile are partial
+            st = src.status()
+            if st.connected:
+                self._last_up[i] = now
+            else:
+                mine = np.flatnonzero(self._src_of == i)
+                lo = min(x for x in (st.last_tick_ns, st.down_since_ns, self._last_up[i], now) if x > 0)
+                self.bars.mark_gap(min(int(lo), now), now, mine)
+                self._gap_end[mine] = now
         self.cache.apply(ticks)
         closed = pd.concat([self.bars.ingest(ticks), self.bars.flush(now)], ignore_index=True)
         for lo, hi, slots in ticks.gaps:  # an outage: the bars it hid come from the venue

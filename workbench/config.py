@@ -118,10 +118,11 @@ class LiveSettings(_Frozen):
         default_factory=lambda: {"USDT": 1.0, "USDC": 1.0},
         description="units of the base currency per unit of another currency",
     )
-    feed: Literal["live", "replay"] = Field(
+    feed: Literal["live", "replay", "auto"] = Field(
         "live",
-        description="what a run trades when neither --live nor --replay is given: live market data, or a "
-        "replay of the lake's last bars (labelled REPLAY; the offline demo)",
+        description="what a run trades when neither --live nor --replay is given: live market data, a "
+        "replay of the lake's last bars (labelled REPLAY), or auto (`make run`'s demo): live when probe_url "
+        "answers and every exchange of the universe has a data venue, else a REPLAY saying why",
     )
     data_venues: dict[str, str] = Field(
         default_factory=dict,
@@ -131,7 +132,7 @@ class LiveSettings(_Frozen):
     bar_lateness_s: float = Field(2.0, ge=0, description="how long a bar stays open to late ticks after its end")
     probe_url: str = Field(
         "https://api.binance.com/api/v3/ping",
-        description="`make run` probes this public endpoint to choose live data (it answers) or a REPLAY",
+        description="feed = auto probes this public endpoint: it answers → live data, else a REPLAY",
     )
     probe_timeout_s: float = Field(3.0, gt=0)
 

@@ -129,3 +129,44 @@ def test_the_cli_passes_replay_on(tmp_path, monkeypatch, args, want):
     assert out.exit_code == 0, out.output
     assert seen["replay"] is want
     assert ("(REPLAY)" in out.output) == bool(want)
+
+
+def _closed_port() -> str:
+    import socket
+
+    with socket.socket() as sock:  # bound then released: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/api/v3/ping"
+
+
+def test_auto_feed_replays_offline_and_says_why(settings, tmp_path, monkeypatch):
+    from workbench.live.probe import live_possible
+
+    trader(settings, monkeypatch=monkeypatch)
+    binance = {"exchange": "binance", "timeframe": "1m", "symbols": ["BTC/USDT"]}
+    off = load_settings(tmp_path / "off", live={"feed": "auto", "probe_url": _closed_port(), "probe_timeout_s": 0.5})
+    ok, why = live_possible(off, binance)
+    assert not ok and "did not answer" in why
+    with FakeBinance(symbols=("BTC/USDT",)) as fake:
+        on = load_settings(tmp_path / "on", live={"feed": "auto", "probe_url": f"{fake.url}/api/v3/ping"})
+        ok, why = live_possible(on, binance)
+        assert ok and "ccxt:binance" in why
+        ok, why = live_possible(on, {"exchange": "SYNTH", "timeframe": "1d", "symbols": ["SYN-A"]})
+        assert not ok and "no live data venue" in why
+    # a run under auto, offline: a REPLAY, and the log says why
+    monkeypatch.setenv("WORKBENCH_LIVE__FEED", "auto")
+    monkeypatch.setenv("WORKBENCH_LIVE__PROBE_URL", _closed_port())
+    monkeypatch.setenv("WORKBENCH_LIVE__PROBE_TIMEOUT_S", "0.5")
+    s = load_settings(settings.home)
+    panel = synthetic_panel(4, 120, seed=3, exchange="binance")
+    long = panel.close.stack().rename("close").reset_index()
+    long.columns = ["ts", "symbol", "close"]
+    for f in ("open", "high", "low", "volume"):
+        long[f] = panel.field(f).stack().to_numpy()
+    Lake(s.lake_dir).write(long, "binance", "1d", "test")
+    engine = MomentumEngine(lookback=5, universe={"exchange": "binance", "timeframe": "1d", "symbols": panel.symbols})
+    rid = run_live(s, "paper", engine=engine, cycles=1, interval_s=0, min_interval_s=0)
+    store = Store(s.store_url)
+    assert store.run(rid)["feed"] == "REPLAY"
+    assert store.events(rid, kind="feed")["message"].str.contains("auto: replaying .* did not answer").any()

@@ -367,8 +367,11 @@ class Dashboard:
             )
             equity = st.get("equity")
             eq = f" · equity {equity:,.2f}" if isinstance(equity, (int, float)) else ""
+            feed = {"LIVE": _badge("LIVE DATA", "#2e7d32"), "REPLAY": _badge("REPLAY · old bars", "#ef6c00")}.get(
+                str(st.get("feed")), ""
+            )
             v.status.value = (
-                f"{_badge(str(st.get('status')), colour)} run {run_id} · cycle {st.get('cycle')} · "
+                f"{_badge(str(st.get('status')), colour)} {feed} run {run_id} · cycle {st.get('cycle')} · "
                 f"model {html.escape(str(st.get('model_ref') or ''))}{eq} · {html.escape(str(st.get('message') or ''))}"
             )
         checks = self.store.checks(run_id) if run_id else None

@@ -212,6 +212,17 @@ def _default_feed(
     )
 
 
+def _choose_feed(settings: Settings, engine: Any) -> tuple[bool, str]:
+    """(replay?, why) when neither --live nor --replay was given: ``live.feed`` decides; ``auto`` probes."""
+    mode = settings.live.feed
+    if mode != "auto":
+        return mode == "replay", ""
+    from workbench.live.probe import live_possible
+
+    ok, why = live_possible(settings, getattr(engine, "universe", None) or {})
+    return not ok, f"live.feed = auto: {why}"
+
+
 def _resume_cursor(store: Store, run_id: int, broker_name: str) -> int:
     """Continue the previous run's replay where it stopped, unless it had played to the end."""
     prev = store.previous_run(run_id, broker=broker_name, with_cursor=True)
@@ -330,7 +341,7 @@ def run_live(
                 owner=owner,
                 refusal=refusal,
                 accounts=accounts,
-                replay=settings.live.feed == "replay" if replay is None else bool(replay),
+                replay=replay,
             )
         finally:
             restore()
@@ -382,7 +393,7 @@ def _run(
     owner=None,
     refusal=None,
     accounts=None,
-    replay=False,
+    replay: bool | None = None,
 ) -> int:
     from workbench.security.access import user_risk_limits
 
@@ -426,6 +437,10 @@ def _run(
             start_cursor = _resume_cursor(store, run_id, store.run(run_id)["broker"])
         if resumed is not None and resumed.get("feed") == "REPLAY":
             replay = True  # a crashed replay resumes as a replay, whatever the restart said
+        if feed is None and replay is None:
+            replay, why = _choose_feed(settings, eng)
+            if why:
+                log("feed", why, "WARNING" if replay else "INFO")
         if feed is None:
             feed = _default_feed(settings, eng, start_cursor, replay, store.run(run_id)["broker"], md_vault)
         elif resumed is not None and resumed.get("cursor") is not None and hasattr(feed, "cursor"):

@@ -395,8 +395,8 @@ class LiveFeed:
             for name in FIELDS:
                 body[name][-1, sl] = prev[name].to_numpy(dtype="float64")
         n_body = self.warmup_bars - 1
-        times = np.r_[body_t[-n_body:], bar]
-        idx = pd.DatetimeIndex(pd.to_datetime(times, utc=True), name="ts")
+        times = np.r_[body_t[-n_body:], bar].astype("int64")
+        idx = pd.DatetimeIndex(times.astype("datetime64[ns]"), name="ts").tz_localize("UTC")
         frames = {}
         for name, last_row in zip(FIELDS, (o, h, lo, c, v), strict=True):
             rows = np.vstack([body[name][-n_body:], last_row[None, :]])

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from workbench.data.candles import timeframe_delta
 from workbench.errors import ConfigError
 from workbench.live.quotes import SlotMap
+
+if TYPE_CHECKING:
+    from workbench.live.feed import VenueData
 from workbench.live.router import Route
 from workbench.live.ticks import StreamStatus, TickBuffer
 
@@ -118,13 +121,13 @@ def alpaca_data(
 
 def open_sources(
     settings: Any, routes: Sequence[Route], timeframe: str, vault: Any = None
-) -> Callable[[TickBuffer, SlotMap], list[StreamData]]:
+) -> Callable[[TickBuffer, SlotMap], list[VenueData]]:
     """The factory ``LiveFeed`` calls: each route's venue built from ``[venues.*]`` and the vault's keys."""
 
-    def build(buffer: TickBuffer, slots: SlotMap) -> list[StreamData]:
+    def build(buffer: TickBuffer, slots: SlotMap) -> list[VenueData]:
         from workbench.venues import venue_config
 
-        out = []
+        out: list[VenueData] = []
         for r in routes:
             if r.venue.startswith("ccxt:"):
                 from workbench.venues.ccxt.data import _client_config
@@ -151,7 +154,7 @@ def open_sources(
                         f"no Kite instrument token for {', '.join(missing[:5])}: refresh the instrument master"
                     )
                 kite = _client(settings, cfg, vault)
-                out.append(kite_data({int(t): k for k, t in tok.items()}, buffer, slots, timeframe, kite,
+                out.append(kite_data({int(t): str(k) for k, t in tok.items()}, buffer, slots, timeframe, kite,
                                      getattr(cfg, "ws_root", None)))  # fmt: skip
             elif r.venue == "alpaca":
                 from alpaca.data.historical import StockHistoricalDataClient

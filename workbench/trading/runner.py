@@ -442,7 +442,7 @@ def _run(
             if why:
                 log("feed", why, "WARNING" if replay else "INFO")
         if feed is None:
-            feed = _default_feed(settings, eng, start_cursor, replay, store.run(run_id)["broker"], md_vault)
+            feed = _default_feed(settings, eng, start_cursor, bool(replay), store.run(run_id)["broker"], md_vault)
         elif resumed is not None and resumed.get("cursor") is not None and hasattr(feed, "cursor"):
             feed.cursor = start_cursor
         store.update_run(run_id, feed=str(getattr(feed, "kind", "LIVE")))

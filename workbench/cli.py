@@ -650,9 +650,8 @@ def live_run(
         run_id = run_live(settings, broker=broker, model=model, interval_s=interval, cycles=cycles, replay=replay)
         store = Store(settings.store_url)
         run = store.run(run_id) or {}  # this invocation's run, not the latest of all
-        typer.echo(
-            f"run {run_id} ({run.get('feed') or 'no feed'}) ended: {run.get('status')} — {run.get('message') or ''}"
-        )
+        feed = f" [{run['feed']}]" if run.get("feed") else ""
+        typer.echo(f"run {run_id} ended: {run.get('status')} — {run.get('message') or ''}{feed}")
         if run.get("status") == "FAILED":
             checks = store.checks(run_id)
             auth = checks[checks["name"] == "authentication"] if len(checks) else checks

@@ -128,7 +128,7 @@ def test_the_cli_passes_replay_on(tmp_path, monkeypatch, args, want):
     out = CliRunner().invoke(cli.app, ["live", "run", "--home", str(tmp_path), *args])
     assert out.exit_code == 0, out.output
     assert seen["replay"] is want
-    assert ("(REPLAY)" in out.output) == bool(want)
+    assert ("[REPLAY]" in out.output) == bool(want) and ("[LIVE]" in out.output) == (not want)
 
 
 def _closed_port() -> str:

@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The demo's paper run trades live public data when the exchange answers, else a replay labelled REPLAY
+# (live.feed = auto: a short probe of live.probe_url; see README "Live market data").
 run: $(STAMP)
 	$(VENV)/bin/workbench init --demo
-	$(VENV)/bin/workbench dashboard
+	WORKBENCH_LIVE__FEED=auto $(VENV)/bin/workbench dashboard
 
 # The gates CI runs before the tests: lint, formatting and types (configured in pyproject.toml).
 LINT_PATHS := workbench tests bench

@@ -15,6 +15,11 @@ from workbench.config import Settings, load_settings
 
 _REPO = Path(__file__).resolve().parents[1]
 
+# The suite's runs trade replays of their fixtures' lakes unless a test asks for live data: the network is
+# closed, and a live run needs fake venues (tests/unit/live/test_live_feed_run.py sets them up and asks
+# for `live` explicitly). Users get live market data by default (`live.feed`).
+os.environ.setdefault("WORKBENCH_LIVE__FEED", "replay")
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

@@ -628,9 +628,16 @@ def live_run(
         None, min=MIN_INTERVAL_S, help=f"seconds between cycles, at least {MIN_INTERVAL_S:g} (default 30)"
     ),
     cycles: int | None = typer.Option(None, min=1, help="stop after N ≥ 1 cycles (default: run until stopped)"),
+    replay: bool | None = typer.Option(
+        None,
+        "--replay/--live",
+        help="--replay: trade a replay of the lake's last bars (labelled REPLAY); --live: live market data "
+        "(default: live.feed, which is live)",
+    ),
     home: Path | None = HomeOpt,
 ) -> None:
-    """Run the live trading loop in this process: Phase 1 checks, then a cycle every interval.
+    """Run the live trading loop in this process: Phase 1 checks, then a cycle every interval, on live
+    market data of the model's universe (every broker, paper included) unless --replay is given (or live.feed says replay).
 
     Needs a session (`workbench login`, or WORKBENCH_TOKEN): the run is that user's, with their keys,
     permission and risk limits. A crashed run on the same broker resumes under its owner without one.
@@ -640,10 +647,11 @@ def live_run(
 
     try:
         settings = _settings(home)
-        run_id = run_live(settings, broker=broker, model=model, interval_s=interval, cycles=cycles)
+        run_id = run_live(settings, broker=broker, model=model, interval_s=interval, cycles=cycles, replay=replay)
         store = Store(settings.store_url)
         run = store.run(run_id) or {}  # this invocation's run, not the latest of all
-        typer.echo(f"run {run_id} ended: {run.get('status')} — {run.get('message') or ''}")
+        feed = f" [{run['feed']}]" if run.get("feed") else ""
+        typer.echo(f"run {run_id} ended: {run.get('status')} — {run.get('message') or ''}{feed}")
         if run.get("status") == "FAILED":
             checks = store.checks(run_id)
             auth = checks[checks["name"] == "authentication"] if len(checks) else checks

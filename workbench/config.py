@@ -127,6 +127,30 @@ class LiveSettings(_Frozen):
     store_retry_s: float = Field(
         30.0, ge=0, description="how long a run whose store cannot be written keeps trying to record FAILED"
     )
+    feed: Literal["live", "replay", "auto"] = Field(
+        "live",
+        description="what a run trades when neither --live nor --replay is given: live market data, a "
+        "replay of the lake's last bars (labelled REPLAY), or auto (`make run`'s demo): live when probe_url "
+        "answers and every exchange of the universe has a data venue, else a REPLAY saying why",
+    )
+    data_venues: dict[str, str] = Field(
+        default_factory=dict,
+        description="exchange → venue whose market data a live run reads for it (kite | alpaca | ccxt:<id>); "
+        "unlisted: NSE/BSE → kite, US exchanges → alpaca, a ccxt exchange id → ccxt:<that id>",
+    )
+    bar_lateness_s: float = Field(2.0, ge=0, description="how long a bar stays open to late ticks after its end")
+    probe_url: str = Field(
+        "https://api.binance.com/api/v3/ping",
+        description="feed = auto probes this public endpoint: it answers → live data, else a REPLAY",
+    )
+    probe_timeout_s: float = Field(3.0, gt=0)
+
+    @field_validator("data_venues")
+    @classmethod
+    def _venues_known(cls, v: dict[str, str]) -> dict[str, str]:
+        from workbench.live.router import check_venue
+
+        return {str(k).upper(): check_venue(str(x)) for k, x in v.items()}
 
 
 class RetrainSettings(_Frozen):

@@ -278,8 +278,11 @@ class StartPage:
         equity = st.get("equity")
         eq = f" · equity {equity:,.2f}" if isinstance(equity, (int, float)) else ""
         dead = " (process gone)" if st.get("stale") else ""
+        feed = {"LIVE": badge("LIVE DATA", "#2e7d32"), "REPLAY": badge("REPLAY · old bars", "#ef6c00")}.get(
+            str(st.get("feed")), ""
+        )
         self.status.value = (
-            f"{badge(str(st.get('status')) + dead, colour)} run {run_id} · {html.escape(str(st.get('broker')))} "
+            f"{badge(str(st.get('status')) + dead, colour)} {feed} run {run_id} · {html.escape(str(st.get('broker')))} "
             f"({html.escape(str(st.get('environment')))}) · cycle {st.get('cycle')} · "
             f"model {html.escape(str(st.get('model_ref') or ''))}{eq} · {html.escape(str(st.get('message') or ''))}"
         )

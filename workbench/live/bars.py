@@ -226,6 +226,15 @@ class BarBuilder:
         out_i = np.column_stack([idx, self._t[idx, 0, _START]])
         return self._frame(out_i, self._val[idx, 0, :], self._done[idx, 0])
 
+    def at(self, start_ns: int) -> pd.DataFrame:
+        """The bars starting at ``start_ns`` not emitted yet — the forming one, or one that ended but is still
+        open to late ticks — so a cycle right after a bar's end still sees that bar."""
+        t = self._t[:, :, _START]
+        hit = t == int(start_ns)
+        slot, k = np.nonzero(hit)
+        out_i = np.column_stack([slot, t[slot, k]])
+        return self._frame(out_i, self._val[slot, k, :], self._done[slot, k])
+
     def _frame(self, out_i: np.ndarray, out_f: np.ndarray, out_c: np.ndarray) -> pd.DataFrame:
         if len(out_i) == 0:  # the common case between bar closes: skip building a frame from arrays
             if self._empty is None:

@@ -95,6 +95,7 @@ runs = Table(
     Column("cursor", Integer),  # replay position: a restart continues from here
     Column("message", Text),
     Column("user_id", Integer, index=True),  # the owner (users.id): who started it, under whom it resumes
+    Column("feed", String(8)),  # "LIVE" (venue market data) or "REPLAY" (the lake's old bars); NULL: before 0004
 )
 checks = Table(
     "checks",

@@ -10,7 +10,7 @@ the same panel, so features see identical shapes live and in research.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -19,9 +19,10 @@ import pandas as pd
 from workbench.data.panel import Panel
 from workbench.errors import NoDataError, TemporaryBrokerError
 from workbench.market import Quote
+from workbench.signals import Signal
 from workbench.venues.retry import RetryPolicy, retry_call
 
-__all__ = ["FeedTick", "MarketFeed", "quotes_from_bar", "ReplayFeed", "CcxtLiveFeed"]
+__all__ = ["FeedTick", "MarketFeed", "quotes_from_bar", "gate_signals", "ReplayFeed", "CcxtLiveFeed"]
 
 _FEED_RETRY = RetryPolicy(attempts=3, backoff_s=0.2, max_wait_s=2.0)
 
@@ -32,6 +33,12 @@ class FeedTick:
     panel: Panel  # the last ``warmup_bars`` bars, current bar included
     quotes: dict[str, Quote]
     exhausted: bool = False  # True on the last tick a replay can give
+    # live feeds only: symbol → why it must HOLD (venue down, stale quote, bars awaiting a backfill) …
+    hold: dict[str, str] = field(default_factory=dict)
+    # … and why it may not enter (its market is closed): exits are still managed
+    no_entry: dict[str, str] = field(default_factory=dict)
+    stale: int = 0  # instruments whose quote was too old to feed a signal this cycle (refused, counted)
+    note: str = ""  # the feed's own account of this cycle (venues up/down, fresh/stale), logged by the loop
 
 
 @runtime_checkable
@@ -61,8 +68,28 @@ def quotes_from_bar(panel: Panel, row: int = -1) -> dict[str, Quote]:
     }
 
 
+def gate_signals(signals: list[Signal], tick: FeedTick) -> tuple[list[Signal], list[str]]:
+    """Turn what the feed forbids into HOLD: everything of a ``hold`` symbol, the BUYs (entries, long-only)
+    of a ``no_entry`` symbol. Returns the gated signals and one line per order signal turned into HOLD."""
+    if not tick.hold and not tick.no_entry:
+        return signals, []
+    out, why = [], []
+    for s in signals:
+        reason = tick.hold.get(s.symbol)
+        if reason is None and s.signal == "BUY":
+            reason = tick.no_entry.get(s.symbol)
+        if reason is None or s.signal == "HOLD":
+            out.append(s)
+            continue
+        out.append(replace(s, signal="HOLD", target_price=None, stop_loss=None, take_profit=None))
+        why.append(f"{s.signal} {s.symbol} held: {reason}")
+    return out, why
+
+
 class ReplayFeed:
     """The last ``replay_bars`` bars of the lake, one per ``next()``, each with ``warmup_bars`` of history."""
+
+    kind = "REPLAY"
 
     def __init__(
         self,
@@ -125,6 +152,8 @@ class CcxtLiveFeed:
     read back from the lake, and quotes come from ``client.fetch_tickers`` (else the last bar). A
     temporary failure (network, 429, 5xx) is retried as the venues retry (``retry``); the live loop
     above does not retry."""
+
+    kind = "LIVE"
 
     def __init__(
         self,

@@ -25,7 +25,7 @@ from workbench.config import CostModel, RiskLimits
 from workbench.data.panel import Panel
 from workbench.signals import Signal
 from workbench.trading.cycle import StageClock, is_store_error
-from workbench.trading.feeds import FeedTick, MarketFeed
+from workbench.trading.feeds import FeedTick, MarketFeed, gate_signals
 from workbench.trading.orders import OrderIntent, OrderManager, client_order_id
 from workbench.trading.portfolio import PortfolioSnapshot, after_fill, snapshot
 from workbench.trading.risk import RiskContext, evaluate, floor_to_lot
@@ -271,7 +271,12 @@ def run_cycle(ctx: LiveContext, clock: StageClock | None = None) -> CycleResult:
     snap = _snap(ctx, tick)
     clock.lap("orders")
 
-    sigs = _engine_signals(ctx.engine, tick.panel, clock)
+    sigs, held = gate_signals(_engine_signals(ctx.engine, tick.panel, clock), tick)
+    if tick.note:
+        ctx.store.log_event(
+            "market_data", f"cycle {ctx.cycle}: {tick.note}", "WARNING" if tick.hold else "INFO", ctx.run_id
+        )
+    ctx.store.log_events([("hold", f"cycle {ctx.cycle}: {h}", "INFO") for h in held], ctx.run_id)
     ctx.store.add_signals(ctx.run_id, ctx.cycle, tick.now, sigs)
     clock.lap("signals")
     sides: dict[str, list[str]] = defaultdict(list)

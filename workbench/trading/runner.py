@@ -207,7 +207,16 @@ def _account(brk: Broker | PendingBroker, owner: Any = None) -> str:
     return owned_account(brk.name, brk.environment, owner.username if owner is not None else None)
 
 
-def _default_feed(settings: Settings, engine: Any, start_cursor: int):
+def _default_feed(
+    settings: Settings,
+    engine: Any,
+    start_cursor: int,
+    replay: bool = False,
+    broker: str | None = None,
+    vault: Any = None,
+) -> Any:
+    """Live market data for the model's universe (every broker, paper included); the lake's old bars only
+    when a replay is asked for (``--replay``)."""
     from workbench.data.lake import Lake
     from workbench.trading.feeds import ReplayFeed
 
@@ -216,6 +225,10 @@ def _default_feed(settings: Settings, engine: Any, start_cursor: int):
         raise ConfigError(
             "the model records no universe (exchange, timeframe, symbols): retrain and register it, or pass a feed"
         )
+    if not replay:
+        from workbench.live.sources import feed_for
+
+        return feed_for(settings, uni, broker, vault)
     return ReplayFeed(
         Lake(settings.lake_dir),
         uni["exchange"],
@@ -225,6 +238,17 @@ def _default_feed(settings: Settings, engine: Any, start_cursor: int):
         replay_bars=settings.live.replay_bars,
         start_cursor=start_cursor,
     )
+
+
+def _choose_feed(settings: Settings, engine: Any) -> tuple[bool, str]:
+    """(replay?, why) when neither --live nor --replay was given: ``live.feed`` decides; ``auto`` probes."""
+    mode = settings.live.feed
+    if mode != "auto":
+        return mode == "replay", ""
+    from workbench.live.probe import live_possible
+
+    ok, why = live_possible(settings, getattr(engine, "universe", None) or {})
+    return not ok, f"live.feed = auto: {why}"
 
 
 def _resume_cursor(store: Store, run_id: int, broker_name: str) -> int:
@@ -248,6 +272,7 @@ def run_live(
     on_point: Callable[[str], None] | None = None,
     min_interval_s: float = MIN_INTERVAL_S,
     session: str | None = None,
+    replay: bool | None = None,
 ) -> int:
     """Run the live loop in this process and return the run id when it ends. ``broker``: a name
     (default ``settings.broker.default``, i.e. paper) or a Broker object. ``session``: the owner's
@@ -256,7 +281,9 @@ def run_live(
     run row's status says how it ended: STOPPED, FAILED (with the failing check's or error's message)
     or EMERGENCY_STOPPED. Unexpected errors are recorded (FAILED) and then raised. ``on_point`` goes
     to the ``OrderManager`` (crash tests stop the process at a named point of an order's life).
-    ``min_interval_s`` is for tests only (users get ``MIN_INTERVAL_S``).
+    ``min_interval_s`` is for tests only (users get ``MIN_INTERVAL_S``). Without ``feed`` the run trades
+    live market data of the model's universe; ``replay=True`` trades the lake's last bars instead
+    (recorded as ``runs.feed`` = REPLAY, and shown so); None: as ``live.feed`` says (live by default).
 
     One live run per account: the account's lock (``workbench.trading.runlock``) is held for the
     run's lifetime; when another live run holds it, ``RunActiveError`` names that run and how to stop
@@ -345,6 +372,7 @@ def run_live(
                 owner=owner,
                 refusal=refusal,
                 accounts=accounts,
+                replay=replay,
             )
         finally:
             restore()
@@ -415,6 +443,7 @@ def _run(
     owner=None,
     refusal=None,
     accounts=None,
+    replay: bool | None = None,
 ) -> int:
     from workbench.security.access import user_risk_limits
 
@@ -441,6 +470,7 @@ def _run(
             log("phase1", msg, "ERROR")
             store.finish_run(run_id, "FAILED", msg)
             return run_id
+        md_vault = _vault_of(settings, brk, owner, accounts)
         if isinstance(brk, PendingBroker):
             brk = brk.get()  # connected by Phase 1
         breakers = Breakers(
@@ -462,10 +492,17 @@ def _run(
             start_cursor = int(resumed["cursor"])
         else:
             start_cursor = _resume_cursor(store, run_id, store.run(run_id)["broker"])
+        if resumed is not None and resumed.get("feed") == "REPLAY":
+            replay = True  # a crashed replay resumes as a replay, whatever the restart said
+        if feed is None and replay is None:
+            replay, why = _choose_feed(settings, eng)
+            if why:
+                log("feed", why, "WARNING" if replay else "INFO")
         if feed is None:
-            feed = _default_feed(settings, eng, start_cursor)
+            feed = _default_feed(settings, eng, start_cursor, bool(replay), store.run(run_id)["broker"], md_vault)
         elif resumed is not None and resumed.get("cursor") is not None and hasattr(feed, "cursor"):
             feed.cursor = start_cursor
+        store.update_run(run_id, feed=str(getattr(feed, "kind", "LIVE")))
         if getattr(feed, "cursor", None) is not None:
             store.update_run(run_id, cursor=int(feed.cursor))  # a crash in the first cycle resumes here
         if resumed is not None:
@@ -533,6 +570,20 @@ def _run(
     except BaseException as e:  # KeyboardInterrupt and the like: recorded, then passed on
         try_finish(store, run_id, f"interrupted: {type(e).__name__}: {e}")
         raise
+    finally:
+        close = getattr(feed, "close", None)
+        if callable(close):  # a live feed's streams end with the run
+            close()
+
+
+def _vault_of(settings: Any, brk: Any, owner: Any, accounts: Any) -> Any:
+    """The owner's vault, where the live feed finds market-data keys (Kite, Alpaca) on any broker, paper too."""
+    got = getattr(brk, "vault", None)
+    if got is not None or owner is None or accounts is None:
+        return got
+    from workbench.security.vault import Vault
+
+    return Vault.open(accounts.engine, settings.home, owner.id)
 
 
 def _install_signal_handlers(stop: Stop):
@@ -559,6 +610,7 @@ def _summary(run: dict) -> dict:
         "pid": run["pid"],
         "alive": _alive(run["pid"]),
         "model_ref": run["model_ref"],
+        "feed": run.get("feed"),
         "started_at": run["started_at"],
         "cycle": run["cycle"],
         "heartbeat_at": run["heartbeat_at"],
@@ -638,6 +690,7 @@ def status(settings: Any, run_id: int | None = None, account: str | None = None,
         "account": run["account"],
         "user_id": run.get("user_id"),
         "model_ref": run["model_ref"],
+        "feed": run.get("feed"),
         "started_at": run["started_at"],
         "ended_at": run["ended_at"],
         "cycle": run["cycle"],
@@ -739,6 +792,7 @@ def start_background(
     interval_s: float | None = None,
     cycles: int | None = None,
     session: str | None = None,
+    replay: bool | None = None,
 ) -> subprocess.Popen:
     """Launch ``workbench live run`` as its own session: closing the dashboard never stops it.
 
@@ -747,7 +801,7 @@ def start_background(
     lock may both launch: the child that loses the lock race exits refused (its log says why) and
     writes no run, so exactly one run trades either way. ``session``: the owner's token, handed over
     in ``$WORKBENCH_TOKEN`` (never argv, which other users of the machine can read); default: whatever
-    the environment already holds."""
+    the environment already holds. ``replay``: True trades the lake's last bars (REPLAY), False live data, None as ``live.feed`` says."""
     check_run_args(interval_s, cycles)
     name = broker_name(settings, broker)
     _probe_lock(settings, name, session)
@@ -759,6 +813,8 @@ def start_background(
         cmd += ["--interval", str(interval_s)]
     if cycles is not None:
         cmd += ["--cycles", str(cycles)]
+    if replay is not None:
+        cmd.append("--replay" if replay else "--live")
     env = {**os.environ, "WORKBENCH_HOME": str(settings.home)}
     if session:
         env["WORKBENCH_TOKEN"] = session

@@ -154,8 +154,10 @@ class Store:
         pid: int | None = None,
         cursor: int | None = None,
         user_id: int | None = None,
+        feed: str | None = None,
     ) -> int:
-        """A new RUNNING run; ``user_id`` is its owner (who started it; a crashed run resumes as them)."""
+        """A new RUNNING run; ``user_id`` is its owner (who started it; a crashed run resumes as them);
+        ``feed`` is "LIVE" or "REPLAY" (what its signals were computed on)."""
         now = iso(utcnow())
         with self.engine.begin() as c:
             res = c.execute(
@@ -172,6 +174,7 @@ class Store:
                     cycle=0,
                     cursor=cursor,
                     user_id=user_id,
+                    feed=feed,
                 )
             )
             return _new_id(res.inserted_primary_key)

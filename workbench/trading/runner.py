@@ -34,6 +34,7 @@ from workbench.trading.loop import (
     PendingBroker,
     cached,
     emergency_stop,
+    perform_actions,
     phase1,
     registry_engine_factory,
     run_cycle,
@@ -61,6 +62,7 @@ __all__ = [
     "status",
     "request_stop",
     "stop_run",
+    "send_action",
     "running",
     "start_background",
     "check_run_args",
@@ -446,10 +448,12 @@ def _run(
             fx_rates=dict(settings.live.fx_rates),
         )
         done, final_status, final_msg = 0, "STOPPED", None
+        act = lambda: _act(store, ctx)  # noqa: E731
         while True:
             _poll(store, run_id, stop)
             if stop.reason is not None:
                 break
+            act()
             result = run_cycle(ctx)
             done += 1
             if result.exhausted:
@@ -458,7 +462,7 @@ def _run(
             if cycles is not None and done >= cycles:
                 final_msg = f"completed {done} cycle(s)"
                 break
-            _wait(store, run_id, interval, stop)
+            _wait(store, run_id, interval, stop, act)
             if stop.reason is not None:
                 break
         if stop.reason == "emergency_stop":
@@ -488,8 +492,15 @@ def _poll(store: Store, run_id: int, stop: _Stop) -> None:
         store.log_event("command", f"'{cmd}' received", "WARNING", run_id)
 
 
-def _wait(store: Store, run_id: int, interval: float, stop: _Stop) -> None:
-    """Sleep until the next cycle in small steps, obeying commands and signals meanwhile."""
+def _act(store: Store, ctx: LiveContext) -> None:
+    """Do the dashboard's pending actions (flatten, close a position) now, between cycles."""
+    actions = store.pending_actions(ctx.run_id)
+    if actions:
+        perform_actions(ctx, actions)
+
+
+def _wait(store: Store, run_id: int, interval: float, stop: _Stop, act: Callable[[], None] | None = None) -> None:
+    """Sleep until the next cycle in small steps, obeying commands, actions and signals meanwhile."""
     end = time.monotonic() + interval
     beat = time.monotonic() + _HEARTBEAT_S
     while stop.reason is None:
@@ -498,6 +509,8 @@ def _wait(store: Store, run_id: int, interval: float, stop: _Stop) -> None:
             return
         time.sleep(min(_POLL_S, left))
         _poll(store, run_id, stop)
+        if act is not None and stop.reason is None:
+            act()
         if time.monotonic() >= beat:
             store.heartbeat(run_id)
             beat = time.monotonic() + _HEARTBEAT_S
@@ -686,6 +699,31 @@ def stop_run(
     return StopOutcome(
         int(run["id"]), True, f"{what} requested for run {run['id']} on account '{run['account']}' (pid {run['pid']})"
     )
+
+
+def send_action(settings: Any, action: str, run_id: int, user: Any = None) -> StopOutcome:
+    """Queue 'flatten' or 'close:<symbol>' for one running run of ``user`` (an admin: anyone's); the loop
+    does it between cycles and keeps running. Like ``stop_run`` it never pretends: a run that has ended
+    or whose process is gone gets nothing queued, and says so. Recorded in the audit trail."""
+    from workbench.security.access import accounts_for
+
+    user = _acting(settings, user)
+    store = Store(settings.store_url).create()
+    run = _pick(store, run_id, None, _scope(user))
+    assert run is not None  # _pick raises for an unknown id
+    if run["status"] != "RUNNING":
+        return StopOutcome(int(run["id"]), False, f"run {run['id']} is not running (it ended {run['status']})")
+    if not _alive(run["pid"]):
+        return StopOutcome(
+            int(run["id"]),
+            False,
+            f"run {run['id']} is DEAD (pid {run['pid']} is gone): nothing would obey '{action}'; "
+            f"resume it with `workbench live run --broker {run['broker']}` first",
+            dead=True,
+        )
+    store.send_command(action, int(run["id"]))
+    accounts_for(settings).record(user, f"live_{action.partition(':')[0]}", True, f"run {run['id']}: {action}")
+    return StopOutcome(int(run["id"]), True, f"'{action}' sent to run {run['id']}: done before its next cycle")
 
 
 def request_stop(

@@ -19,6 +19,7 @@ import pandas as pd
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Engine
 
+from workbench.errors import ConfigError
 from workbench.store.engine import DEFAULT_BUSY_TIMEOUT_MS, engine_for, upgrade
 from workbench.store.schema import (
     adjustments,
@@ -39,10 +40,14 @@ from workbench.store.schema import (
     utcnow,
 )
 
-__all__ = ["RUN_STATUSES", "COMMANDS", "Store", "iso", "utcnow"]
+__all__ = ["RUN_STATUSES", "COMMANDS", "STOP_COMMANDS", "ACTIONS", "Store", "iso", "utcnow"]
 
 RUN_STATUSES = ("RUNNING", "STOPPED", "FAILED", "EMERGENCY_STOPPED")
-COMMANDS = ("stop", "emergency_stop")
+STOP_COMMANDS = ("stop", "emergency_stop")
+# Actions the loop performs and keeps running: "flatten" sells every long, "close:<symbol>" one.
+ACTIONS = ("flatten", "close")
+COMMANDS = STOP_COMMANDS + ACTIONS
+_COMMAND_WIDTH = 20  # commands.command is String(20): PostgreSQL refuses longer text
 
 
 def _f(x: Any) -> float | None:
@@ -632,8 +637,14 @@ class Store:
 
     # ---- commands -------------------------------------------------------------------------------
     def send_command(self, command: str, run_id: int | None = None) -> int:
-        if command not in COMMANDS:
-            raise ValueError(f"command must be one of {COMMANDS}, not {command!r}")
+        name, _, arg = command.partition(":")
+        if name not in COMMANDS or (name == "close") != bool(arg):
+            raise ValueError(f"command must be one of {COMMANDS} ('close:<symbol>'), not {command!r}")
+        if len(command) > _COMMAND_WIDTH:
+            raise ConfigError(
+                f"cannot queue {command!r}: the command column holds {_COMMAND_WIDTH} characters, so this symbol "
+                "cannot be closed alone; use 'flatten' (every position) or emergency stop with flattening"
+            )
         with self.engine.begin() as c:
             res = c.execute(insert(commands).values(ts=iso(utcnow()), run_id=run_id, command=command))
             return _new_id(res.inserted_primary_key)
@@ -650,7 +661,9 @@ class Store:
             anyrun = and_(commands.c.run_id.is_(None), commands.c.ts >= (started or ""))
             target = or_(commands.c.run_id == run_id, anyrun)
             rows = c.execute(
-                select(commands.c.id, commands.c.command).where(and_(target, commands.c.consumed_at.is_(None)))
+                select(commands.c.id, commands.c.command).where(
+                    and_(target, commands.c.consumed_at.is_(None), commands.c.command.in_(STOP_COMMANDS))
+                )
             ).all()
             if not rows:
                 return None
@@ -660,6 +673,27 @@ class Store:
                 )
         names = {r[1] for r in rows}
         return "emergency_stop" if "emergency_stop" in names else "stop"
+
+    def pending_actions(self, run_id: int) -> list[str]:
+        """The run's unconsumed actions (flatten, close:<symbol>) in the order sent, marked consumed:
+        each is done once. Only commands naming this run count: closing is never broadcast."""
+        with self.engine.begin() as c:
+            rows = c.execute(
+                select(commands.c.id, commands.c.command)
+                .where(
+                    and_(
+                        commands.c.run_id == run_id,
+                        commands.c.consumed_at.is_(None),
+                        commands.c.command.not_in(STOP_COMMANDS),
+                    )
+                )
+                .order_by(commands.c.id)
+            ).all()
+            if rows:
+                c.execute(
+                    update(commands).where(commands.c.id.in_([r[0] for r in rows])).values(consumed_at=iso(utcnow()))
+                )
+        return [str(r[1]) for r in rows]
 
 
 def _insert_fill(c: Any, fill: Any, account: str) -> bool:

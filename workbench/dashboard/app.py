@@ -169,6 +169,13 @@ class Dashboard:
         self.session_bar = w.HBox([self.who, self.logout_button])
         h = lambda: w.HTML()  # noqa: E731
         self.views = _Views(*(h() for _ in range(9)))
+        # Temporary mount of the Runs and Live views (browser18) until the page shell (dash18) mounts them.
+        from workbench.dashboard.live_view import LiveView
+        from workbench.dashboard.runs_view import RunsView
+
+        user_now = lambda: self._session_user() if self._token else None  # noqa: E731
+        self.live_view = LiveView(settings, user_now)
+        self.runs_view = RunsView(settings, user_now, on_view=self.live_view.show_run)
         self.widget = self._layout()
         self._pending_password: str | None = None  # a forced change needs the one-time password once more
         if token:
@@ -287,6 +294,8 @@ class Dashboard:
                 w.HBox([section("Positions", v.positions), section("Equity", v.equity)]),
                 section("Orders", v.orders),
                 section("Log", v.events),
+                self.runs_view.widget,
+                section("Live view", self.live_view.widget),
             ]
         )
 
@@ -425,6 +434,8 @@ class Dashboard:
             "log is empty",
             ["ts", "level", "kind", "message"],
         )
+        self.runs_view.refresh()
+        self.live_view.refresh()
 
     def _data_label(self) -> str:
         """What market the page trades; scanning the lake every refresh is wasted I/O, so the label is

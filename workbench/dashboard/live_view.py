@@ -114,7 +114,9 @@ class LiveView:
         self.search = w.Text(placeholder="search symbol", layout=w.Layout(width="160px"))
         self.side = w.ToggleButtons(options=["all", "BUY", "SELL", "HOLD"], layout=w.Layout(width="auto"))
         self.side.style.button_width = "52px"
-        self.sort = w.Dropdown(options=list(SORTS), value="strength ↓", layout=w.Layout(width="140px"))
+        self.sort = w.Dropdown(
+            options=list(SORTS), value="strength ↓", description="Sort", layout=w.Layout(width="220px")
+        )
         for c in (self.search, self.side, self.sort):
             c.observe(lambda _: self._show_signals(), names="value")
         self.signals_grid = make_grid(pd.DataFrame(columns=SIGNAL_COLUMNS).set_index("symbol"), "380px")
@@ -136,6 +138,7 @@ class LiveView:
         self.log = PagedGrid(EVENT_COLUMNS, page_size, name="log")
         self.footer = w.HTML()
         self.widget = self._layout()
+        self.widget.add_class("wb-live")
         self._reset()
 
     # ---- layout -------------------------------------------------------------------------------

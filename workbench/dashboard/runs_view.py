@@ -99,6 +99,7 @@ class RunsView:
             [w.HTML("<h3 style='margin:6px 0'>Runs</h3>"), self.message, self.confirm_bar, self.list, self.note],
             layout=w.Layout(width="100%"),
         )
+        self.widget.add_class("wb-runs")
         self.frame = pd.DataFrame()
 
     # ---- refresh ------------------------------------------------------------------------------

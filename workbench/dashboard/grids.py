@@ -67,9 +67,14 @@ def make_grid(frame: pd.DataFrame, height: str = "320px", widths: Mapping[str, i
     return grid
 
 
-def set_grid(grid: DataGrid, frame: pd.DataFrame) -> None:
-    """Send new data (the whole frame: call only when it changed); the header menus' sorts stay."""
-    grid.data = frame.reset_index(drop=True)
+def set_grid(grid: DataGrid, frame: pd.DataFrame, max_height: int | None = None) -> None:
+    """Send new data (the whole frame: call only when it changed); the header menus' sorts stay.
+    With ``max_height`` the grid shrinks to its rows (a 6-row table needs no 380 px of blank)."""
+    if frame.index.name is None:
+        frame = frame.reset_index(drop=True).rename_axis("#")
+    grid.data = frame
+    if max_height is not None:
+        grid.layout.height = f"{min(max_height, 23 * (len(frame) + 1) + 24)}px"
 
 
 def csv_link(frame: pd.DataFrame, name: str, label: str = "Export CSV") -> str:
@@ -101,13 +106,21 @@ class PagedGrid:
     """A history (orders, fills, the log) newest first, ``page_size`` rows a page: the grid holds one
     page, so a long run's tens of thousands of rows never travel to the browser at once."""
 
-    def __init__(self, columns: list[str], page_size: int = 500, height: str = "260px", name: str = "rows"):
+    def __init__(
+        self,
+        columns: list[str],
+        page_size: int = 500,
+        height: int = 300,
+        name: str = "rows",
+        widths: Mapping[str, int] | None = None,
+    ):
         self.columns = columns
+        self.max_height = height
         self.page_size = page_size
         self.name = name
         self.page = 0
         self.frame = pd.DataFrame(columns=columns)
-        self.grid = make_grid(self.frame, height)
+        self.grid = make_grid(self.frame, f"{height}px", widths)
         self.prev = w.Button(description="◀ newer", layout=w.Layout(width="auto"))
         self.next = w.Button(description="older ▶", layout=w.Layout(width="auto"))
         self.caption = w.HTML()
@@ -138,7 +151,7 @@ class PagedGrid:
         part = self.frame.iloc[lo : lo + self.page_size]
         key = (self.page, len(self.frame), id(self.frame))
         if force or key != self._shown:
-            set_grid(self.grid, part[[c for c in self.columns if c in part.columns]])
+            set_grid(self.grid, part[[c for c in self.columns if c in part.columns]], self.max_height)
             self._shown = key
         n = len(self.frame)
         self.caption.value = (

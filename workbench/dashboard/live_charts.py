@@ -135,10 +135,10 @@ def timing_figure() -> go.FigureWidget:
 def update_timings(fig: go.FigureWidget, timings: pd.DataFrame, stages: list[str]) -> None:
     """Stacked per-stage seconds per cycle when the store has them, else each cycle's wall time."""
     cols = stages or ["total_s"]
+    if [t.name for t in fig.data] != cols:  # traces are added outside batch_update (it only batches edits)
+        fig.data = ()
+        for c in cols:
+            fig.add_bar(name=c)  # "<stage>_s": seconds
     with fig.batch_update():
-        if [t.name for t in fig.data] != cols:
-            fig.data = ()
-            for c in cols:
-                fig.add_bar(name=c)  # "<stage>_s": seconds
         for trace, c in zip(fig.data, cols, strict=True):
             trace.x, trace.y = timings["cycle"], timings.get(c, [])

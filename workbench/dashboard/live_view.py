@@ -123,8 +123,8 @@ class LiveView:
         self.signals_caption = w.HTML()
         self.signals_export = ExportButton(lambda: self.signals_shown, "signals.csv")
         self.positions_grid = make_grid(pd.DataFrame(columns=POSITION_COLUMNS).set_index("symbol"), "200px")
-        self.orders = PagedGrid(ORDER_COLUMNS, page_size, name="orders")
-        self.fills = PagedGrid(FILL_COLUMNS, page_size, name="fills")
+        self.orders = PagedGrid(ORDER_COLUMNS, page_size, name="orders", widths={"reason": 320, "created_at": 150})
+        self.fills = PagedGrid(FILL_COLUMNS, page_size, name="fills", widths={"ts": 150, "client_order_id": 180})
         self.equity_fig = charts.equity_figure()
         self.symbol_pick = w.Combobox(placeholder="instrument", ensure_option=True, layout=w.Layout(width="180px"))
         self.symbol_pick.observe(lambda _: self._load_symbol(), names="value")
@@ -135,7 +135,7 @@ class LiveView:
         self.kind = w.Dropdown(options=["all"], description="Kind")
         for c in (self.level, self.kind):
             c.observe(lambda _: self._show_log(), names="value")
-        self.log = PagedGrid(EVENT_COLUMNS, page_size, name="log")
+        self.log = PagedGrid(EVENT_COLUMNS, page_size, name="log", widths={"message": 640, "ts": 150})
         self.footer = w.HTML()
         self.widget = self._layout()
         self.widget.add_class("wb-live")
@@ -327,7 +327,7 @@ class LiveView:
         col, asc = SORTS[self.sort.value]
         df = df.sort_values(col, ascending=asc, kind="stable", na_position="last")
         self.signals_shown = df
-        set_grid(self.signals_grid, df.set_index("symbol"))
+        set_grid(self.signals_grid, df.set_index("symbol"), 380)
         counts = self.latest["signal"].value_counts() if len(self.latest) else pd.Series(dtype=int)
         first = html.escape(str(df["symbol"].iloc[0])) if len(df) else "—"
         self.signals_caption.value = (
@@ -339,6 +339,8 @@ class LiveView:
         syms = sorted(self.latest["symbol"])
         if len(syms) != len(self.symbol_pick.options):
             self.symbol_pick.options = tuple(syms)
+        if not self.symbol_pick.value and len(df):
+            self.symbol_pick.value = str(df["symbol"].iloc[0])  # the top of the table until one is chosen
         self._signals_dirty = False
 
     def _show_log(self) -> None:
@@ -356,7 +358,7 @@ class LiveView:
         pos = position_table(run_positions(self.engine, str(self.run.get("account") or "paper")), last, equity)
         shown = pos.set_index("symbol")
         if self._pos_shown is None or not shown.equals(self._pos_shown):
-            set_grid(self.positions_grid, shown)
+            set_grid(self.positions_grid, shown, 240)
             self._pos_shown = shown
         unit = self.settings.paper.currency if self.run.get("environment") == "paper" else ""
         st = str(self.run.get("state", ""))

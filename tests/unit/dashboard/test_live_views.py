@@ -51,7 +51,7 @@ def test_live_view_shows_the_runs_signals_orders_positions_and_pnl(settings, fin
     curve = store.equity_curve(finished_run)
     assert list(view.equity_fig.data[0].y) == pytest.approx(list(curve["equity"]))
     assert "P&amp;L today" in view.kpis.value and settings.paper.currency in view.kpis.value
-    assert "last cycle 4" in view.timing_note.value
+    assert "last cycle 4" in view.timing_note.value and list(view.timing_fig.data[0].x) == [1, 2, 3, 4]
     assert len(view.event_frame) == len(store.events(run_id=finished_run, limit=100_000))
 
 
@@ -102,6 +102,7 @@ def test_search_side_filter_sort_and_price_chart(settings, finished_run):
     sym = view.latest["symbol"].iloc[0]
     view.symbol_pick.value = sym
     assert len(view.price_fig.data[0].y) == 4  # one price per cycle
+    assert view.signals_grid.data.index.name == "symbol"  # the instrument stays in view as the row header
     view.level.value = "WARNING"
     assert (view.log.frame["level"] == "WARNING").all()
 

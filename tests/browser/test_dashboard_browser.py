@@ -129,6 +129,15 @@ def test_5000_instruments_render_and_sort_reload_keeps_state_and_no_kernel_leaks
         login(page, None)
         page.locator(".wb-signals-caption", has_text="5,000 instruments").wait_for()
     _wait_store(lambda: len(served.kernels()) == 1, 60, f"one kernel after 3 reloads: {served.kernels()}")
-    page.goto("about:blank")  # the page closes: its kernel goes too
-    _wait_store(lambda: served.kernels() == [], 60, f"no kernel once the page is gone: {served.kernels()}")
     assert served.outside == [], served.outside
+    # Closing the page: its shutdown beacon (with the _xsrf cookie now set) ends the kernel at once.
+    ctx = page.context
+    page.close(run_before_unload=True)
+    _wait_store(lambda: served.kernels() == [], 30, f"the closed page's kernel shut down: {served.kernels()}")
+    # A page gone without its beacon (a crashed tab, a lost connection): its kernel is culled.
+    other = ctx.new_page()
+    other.goto(served.url)
+    other.get_by_label("User").wait_for()
+    assert len(served.kernels()) == 1
+    other.goto("about:blank")  # navigating away sends no beacon here: only the culling can end it
+    _wait_store(lambda: served.kernels() == [], 180, f"the abandoned page's kernel culled: {served.kernels()}")

@@ -72,13 +72,15 @@ def test_live_broker_without_permission_is_refused(page, served: Served):
     login(page, served.url, "bob")
     broker = page.get_by_label("Broker")
     label = next(o for o in broker.locator("option").all_inner_texts() if o.startswith("kite"))
-    assert "needs the trade_live permission" in label
+    assert "needs the trade_live permission" in label.replace("\xa0", " ")  # said before anyone presses Start
     broker.select_option(label=label)
     page.get_by_role("button", name="Start AI Trading").click()
+    shot(page, served, "live-clicked", 800)
     store = Store(served.settings.store_url)
-    page.get_by_text("trade_live").last.wait_for()
-    _wait_store(lambda: store.latest_run() is None or store.latest_run()["status"] != "RUNNING", 60, "refused")
-    assert store.running_runs() == []
+    _wait_store(lambda: (store.latest_run() or {}).get("status") == "FAILED", 120, "the live run refused")
+    assert store.running_runs() == [] and store.orders(limit=10).empty
+    page.get_by_role("cell", name="FAIL", exact=True).first.wait_for()  # Phase 1's authentication step
+    page.get_by_role("cell", name=re.compile("trade_live")).first.wait_for()
     shot(page, served, "live-refused", 800)
 
 

@@ -147,7 +147,7 @@ class LiveView:
             return w.VBox([w.HTML(f"<h4 style='margin:10px 0 2px'>{title}</h4>"), *body], layout=w.Layout(width="100%"))
 
         wrap = w.Layout(flex_flow="row wrap", align_items="center", width="100%")
-        half = w.Layout(flex="1 1 380px", min_width="0")
+        half = w.Layout(flex="1 1 560px", min_width="0")  # two charts side by side from ~1150 px, else stacked
         return w.VBox(
             [
                 w.HBox([self.run_pick, self.title], layout=wrap),

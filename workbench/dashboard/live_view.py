@@ -119,10 +119,14 @@ class LiveView:
         )
         for c in (self.search, self.side, self.sort):
             c.observe(lambda _: self._show_signals(), names="value")
-        self.signals_grid = make_grid(pd.DataFrame(columns=SIGNAL_COLUMNS).set_index("symbol"), "380px")
+        self.signals_grid = make_grid(
+            pd.DataFrame(columns=SIGNAL_COLUMNS).set_index("symbol"), "380px", {"symbol": 120, "bar_ts": 150}
+        )
         self.signals_caption = w.HTML()
         self.signals_export = ExportButton(lambda: self.signals_shown, "signals.csv")
-        self.positions_grid = make_grid(pd.DataFrame(columns=POSITION_COLUMNS).set_index("symbol"), "200px")
+        self.positions_grid = make_grid(
+            pd.DataFrame(columns=POSITION_COLUMNS).set_index("symbol"), "200px", {"symbol": 120}
+        )
         self.orders = PagedGrid(ORDER_COLUMNS, page_size, name="orders", widths={"reason": 320, "created_at": 150})
         self.fills = PagedGrid(FILL_COLUMNS, page_size, name="fills", widths={"ts": 150, "client_order_id": 180})
         self.equity_fig = charts.equity_figure()

@@ -28,6 +28,17 @@ __all__ = [
 _MARGIN = dict(l=50, r=10, t=30, b=30)
 
 
+def _plain(values: Any) -> list[Any]:
+    """Plain lists for the browser: the widget's update messages did not draw numpy arrays (sent as
+    typed-array specs) in Voilà, while lists of numbers and ISO time strings draw (seen in Chromium)."""
+    if isinstance(values, pd.DatetimeIndex | pd.Series) and pd.api.types.is_datetime64_any_dtype(values):
+        return [t.isoformat() for t in pd.DatetimeIndex(values).tz_convert(None)]
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f":
+        return [None if np.isnan(v) else float(v) for v in arr]
+    return arr.tolist()
+
+
 def drawdown(equity: np.ndarray) -> np.ndarray:
     """The fall from the running peak, as a fraction (0 at a new high, -0.1 ten percent below it)."""
     if len(equity) == 0:
@@ -53,8 +64,8 @@ def update_equity(fig: go.FigureWidget, curve: pd.DataFrame) -> None:
     x = pd.to_datetime(curve["bar_ts"].fillna(curve["ts"]), utc=True, format="ISO8601")
     eq = curve["equity"].to_numpy(dtype=float)
     with fig.batch_update():
-        fig.data[0].x, fig.data[0].y = x, eq
-        fig.data[1].x, fig.data[1].y = x, drawdown(eq)
+        fig.data[0].x, fig.data[0].y = _plain(x), _plain(eq)
+        fig.data[1].x, fig.data[1].y = _plain(x), _plain(drawdown(eq))
 
 
 def price_figure() -> go.FigureWidget:
@@ -77,17 +88,19 @@ def update_price(fig: go.FigureWidget, symbol: str, history: pd.DataFrame, fills
     x: Any = pd.to_datetime(h["bar_ts"], utc=True, format="ISO8601") if len(h) else []
     f = fills[fills["symbol"] == symbol] if len(fills) else fills
     fx = pd.to_datetime(f["ts"], utc=True, format="ISO8601") if len(f) else pd.Series(dtype="datetime64[ns, UTC]")
+    xs = _plain(x) if len(h) else []
     with fig.batch_update():
         fig.layout.title.text = f"Price — {symbol}" if symbol else "Price (choose an instrument)"
-        fig.data[0].x, fig.data[0].y = x, h["price"] if len(h) else []
+        fig.data[0].x, fig.data[0].y = xs, _plain(h["price"]) if len(h) else []
         for i, side in ((1, "BUY"), (2, "SELL")):
             m = (h["signal"] == side).to_numpy() if len(h) else np.zeros(0, bool)
-            fig.data[i].x, fig.data[i].y = np.asarray(x)[m] if len(h) else [], h["price"][m] if len(h) else []
+            fig.data[i].x = [v for v, k in zip(xs, m, strict=True) if k]
+            fig.data[i].y = _plain(h["price"][m]) if len(h) else []
         for i, side in ((3, "buy"), (4, "sell")):
             m = (f["side"] == side).to_numpy() if len(f) else np.zeros(0, bool)
-            fig.data[i].x, fig.data[i].y = (fx[m], f["price"][m]) if len(f) else ([], [])
-        fig.data[5].x, fig.data[5].y = x, h["stop_loss"] if len(h) else []
-        fig.data[6].x, fig.data[6].y = x, h["take_profit"] if len(h) else []
+            fig.data[i].x, fig.data[i].y = (_plain(fx[m]), _plain(f["price"][m])) if len(f) else ([], [])
+        fig.data[5].x, fig.data[5].y = xs, _plain(h["stop_loss"]) if len(h) else []
+        fig.data[6].x, fig.data[6].y = xs, _plain(h["take_profit"]) if len(h) else []
 
 
 def gauge_figure() -> go.FigureWidget:
@@ -113,7 +126,7 @@ def update_gauges(fig: go.FigureWidget, values: tuple[float, float, float], limi
     with fig.batch_update():
         for trace, v, lim in zip(fig.data, values, limits, strict=True):
             top = max(lim * 1.5, v * 1.1, 1e-6)
-            trace.value = v
+            trace.value = float(v)
             trace.gauge.axis.range = [0, top]
             trace.gauge.threshold = dict(line=dict(color="#c62828", width=3), thickness=0.8, value=lim)
             trace.gauge.bar.color = "#c62828" if v > lim else "#1565c0"
@@ -129,6 +142,7 @@ def timing_figure() -> go.FigureWidget:
         legend=dict(orientation="h", y=-0.25),
         yaxis=dict(title="s", tickformat=".2f"),
     )
+    fig.add_bar(name="total_s")  # present from the start: traces added after display did not draw
     return go.FigureWidget(fig)
 
 
@@ -141,4 +155,4 @@ def update_timings(fig: go.FigureWidget, timings: pd.DataFrame, stages: list[str
             fig.add_bar(name=c)  # "<stage>_s": seconds
     with fig.batch_update():
         for trace, c in zip(fig.data, cols, strict=True):
-            trace.x, trace.y = timings["cycle"], timings.get(c, [])
+            trace.x, trace.y = _plain(timings["cycle"]), _plain(timings.get(c, []))

@@ -130,7 +130,7 @@ class LiveView:
         self.orders = PagedGrid(ORDER_COLUMNS, page_size, name="orders", widths={"reason": 320, "created_at": 150})
         self.fills = PagedGrid(FILL_COLUMNS, page_size, name="fills", widths={"ts": 150, "client_order_id": 180})
         self.equity_fig = charts.equity_figure()
-        self.symbol_pick = w.Combobox(placeholder="instrument", ensure_option=True, layout=w.Layout(width="180px"))
+        self.symbol_pick = w.Combobox(placeholder="instrument", ensure_option=False, layout=w.Layout(width="180px"))
         self.symbol_pick.observe(lambda _: self._load_symbol(), names="value")
         self.price_fig = charts.price_figure()
         self.timing_fig = charts.timing_figure()
@@ -310,8 +310,8 @@ class LiveView:
         from workbench.store.schema import signals
 
         sym = self.symbol_pick.value
-        if not sym or self.run_id is None:
-            return
+        if not sym or self.run_id is None or sym not in set(self.latest["symbol"]):
+            return  # typing: only a known instrument is loaded
         stmt = select(*[signals.c[c] for c in SIGNAL_COLUMNS]).where(
             and_(signals.c.run_id == self.run_id, signals.c.symbol == sym)
         )

@@ -38,8 +38,9 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
 	$(VENV)/bin/ruff format $(LINT_PATHS)
 
-# Services the tests start themselves (a throw-away PostgreSQL cluster): Debian's package, installed
-# when this runs as root with apt-get; elsewhere those tests skip and say why.
+# What the tests need from the system: a throw-away PostgreSQL cluster and Chromium for the browser tests
+# (Playwright drives Debian's chromium, no downloaded browser): Debian's packages, installed when this runs
+# as root with apt-get; elsewhere those tests skip and say why.
 sysdeps:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -47,6 +48,13 @@ sysdeps:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
 	      || echo "note: PostgreSQL could not be installed: its tests will skip"; \
 	  else echo "note: PostgreSQL is not installed (Debian package postgresql): its tests will skip"; fi; \
+	fi
+	@if ! test -x /usr/bin/chromium; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Chromium (Debian package chromium) for the browser tests (tests/browser, Playwright)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "note: Chromium could not be installed: the browser tests will skip"; \
+	  else echo "note: Chromium is not installed (Debian package chromium): the browser tests will skip"; fi; \
 	fi
 
 # The test suite on both cores; the notebooks after it in one process, in order (they share one home).

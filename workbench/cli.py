@@ -806,14 +806,20 @@ def dashboard(
     port: int = typer.Option(8866),
     home: Path | None = HomeOpt,
 ) -> None:
-    """Serve the dashboard (the shipped dashboard.ipynb) with Voilà on http://localhost:PORT."""
+    """Serve the dashboard (the shipped dashboard.ipynb) with Voilà on http://localhost:PORT (loopback
+    only, no asset from the internet, a closed page's kernel shut down: workbench/dashboard/serving.py)."""
+    from workbench.dashboard.serving import voila_command
     from workbench.notebook import bundled
 
     settings = _settings(home)
-    nb = bundled("dashboard.ipynb")
+    try:
+        cmd, extra = voila_command(bundled("dashboard.ipynb"), port, settings.data_dir / "dashboard")
+    except (WorkbenchError, OSError) as e:
+        _fail(e)
+    env = {**os.environ, "WORKBENCH_HOME": str(settings.home)}
+    env["JUPYTER_PATH"] = os.pathsep.join(p for p in (extra["JUPYTER_PATH"], os.environ.get("JUPYTER_PATH")) if p)
     typer.echo(f"dashboard on http://localhost:{port} (home {settings.home}); Ctrl-C to stop")
-    cmd = [sys.executable, "-m", "voila", str(nb), f"--port={port}", "--no-browser"]
-    raise typer.Exit(subprocess.call(cmd, env={**os.environ, "WORKBENCH_HOME": str(settings.home)}))
+    raise typer.Exit(subprocess.call(cmd, env=env))
 
 
 def _install_notebooks(settings: Settings) -> Path:

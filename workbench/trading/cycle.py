@@ -136,9 +136,11 @@ def poll(store: Store, run_id: int, stop: Stop) -> None:
         store.log_event("command", f"'{cmd}' received", "WARNING", run_id)
 
 
-def wait_until(store: Store, run_id: int, due: float, stop: Stop) -> None:
-    """Sleep until the monotonic time ``due`` in small steps, obeying commands and signals meanwhile
-    and beating the heartbeat every ``HEARTBEAT_S``."""
+def wait_until(
+    store: Store, run_id: int, due: float, stop: Stop, act: Callable[[], None] | None = None
+) -> None:
+    """Sleep until the monotonic time ``due`` in small steps, obeying commands, the dashboard's actions
+    (``act``) and signals meanwhile and beating the heartbeat every ``HEARTBEAT_S``."""
     beat = time.monotonic() + HEARTBEAT_S
     while stop.reason is None:
         left = due - time.monotonic()
@@ -146,6 +148,8 @@ def wait_until(store: Store, run_id: int, due: float, stop: Stop) -> None:
             return
         time.sleep(min(POLL_S, left))
         poll(store, run_id, stop)
+        if act is not None and stop.reason is None:
+            act()
         if time.monotonic() >= beat:
             store.heartbeat(run_id)
             beat = time.monotonic() + HEARTBEAT_S
@@ -166,6 +170,7 @@ def drive(
     interval: float,
     cycles: int | None,
     run_cycle: Callable[..., Any],
+    act: Callable[[], None] | None = None,
 ) -> str | None:
     """The run's cycles on the schedule until the budget, the replay's end or a stop; returns the
     run's closing message (None when stopped). A cycle that fails on a temporary error (the venue or
@@ -178,6 +183,8 @@ def drive(
         poll(store, run_id, stop)
         if stop.reason is not None:
             return None
+        if act is not None:  # flatten / close a position, asked for from the dashboard
+            act()
         clock = StageClock(beat=lambda: store.heartbeat(run_id))
         try:
             result = run_cycle(ctx, clock=clock)
@@ -205,7 +212,7 @@ def drive(
         if cycles is not None and done >= cycles:
             return f"completed {done} cycle(s)"
         tick = nxt
-        wait_until(store, run_id, schedule.due(tick), stop)
+        wait_until(store, run_id, schedule.due(tick), stop, act)
         if stop.reason is not None:
             return None
 

@@ -21,8 +21,10 @@ from workbench.trading.engine import ModelSignalEngine
 from workbench.trading.phase2 import (  # the Phase 2 cycle, importable from here as before
     CycleResult,
     LiveContext,
+    close_positions,
     emergency_stop,
     exit_orders,
+    perform_actions,
     run_cycle,
 )
 from workbench.trading.store import Store
@@ -30,6 +32,8 @@ from workbench.venues.base import AuthenticationError, Broker
 
 __all__ = [
     "CheckResult",
+    "close_positions",
+    "perform_actions",
     "SignalEngine",
     "ModelSignalEngine",
     "registry_engine_factory",

@@ -427,27 +427,62 @@ def run_cycle(ctx: LiveContext, clock: StageClock | None = None) -> CycleResult:
     )
 
 
+def close_positions(ctx: LiveContext, symbols: list[str] | None, purpose: str, why: str) -> int:
+    """Sell the longs of ``symbols`` (None: every long) at market; returns how many were sent.
+
+    Each symbol's open orders are cancelled first: a resting entry could buy it back, and its
+    stop/take-profit pair must not fill after the position is gone. A failure is logged per symbol and
+    never stops the others."""
+    held = ctx.broker.positions()
+    sold = 0
+    for sym in sorted(held) if symbols is None else symbols:
+        qty = held.get(sym, 0.0)
+        if qty <= 0:
+            if symbols is not None:
+                ctx.store.log_event("close", f"no long position in {sym} to close", "WARNING", ctx.run_id)
+            continue
+        market = ctx.markets.get(sym)
+        q = floor_to_lot(qty, market.lot_size) if market else qty
+        if q <= 0:
+            continue
+        try:
+            for row in ctx.store.open_orders(ctx.account):
+                if row["symbol"] == sym:
+                    ctx.orders.cancel(row["client_order_id"])
+            req = OrderRequest(client_order_id(ctx.run_id, ctx.cycle, sym, "sell", purpose), sym, "sell", q)
+            ans = ctx.orders.submit(OrderIntent(req, ctx.run_id, ctx.cycle, why))
+            sold += ans.status != "REJECTED"
+        except Exception as e:
+            kind = "emergency" if purpose == "em" else "close"
+            ctx.store.log_event(kind, f"closing {sym} failed: {type(e).__name__}: {e}", "ERROR", ctx.run_id)
+    return sold
+
+
+def perform_actions(ctx: LiveContext, actions: list[str]) -> list[str]:
+    """Do the dashboard's actions between cycles: 'flatten' sells every long, 'close:<symbol>' one.
+    The run keeps going: the model may enter again on a later signal (stop the run to prevent that)."""
+    done = []
+    for action in actions:
+        name, _, sym = action.partition(":")
+        if name == "flatten":
+            n = close_positions(ctx, None, "flt", "flatten requested from the dashboard")
+            msg = f"flatten: {n} position(s) sold at market"
+        elif name == "close" and sym:
+            n = close_positions(ctx, [sym], "cls", f"close {sym} requested from the dashboard")
+            msg = f"close {sym}: {'sold at market' if n else 'nothing sold'}"
+        else:
+            msg = f"unknown action {action!r} ignored"
+        ctx.store.log_event("action", msg, "WARNING", ctx.run_id)
+        done.append(msg)
+    return done
+
+
 def emergency_stop(ctx: LiveContext, flatten: bool) -> str:
     """Cancel every open order now; with ``flatten``, sell every long at market. Returns a summary."""
     cancelled = ctx.orders.cancel_all()
     msg = f"emergency stop: {len(cancelled)} open order(s) cancelled"
     if flatten:
-        sold = 0
-        for sym, qty in ctx.broker.positions().items():
-            if qty <= 0:
-                continue
-            market = ctx.markets.get(sym)
-            q = floor_to_lot(qty, market.lot_size) if market else qty
-            if q <= 0:
-                continue
-            req = OrderRequest(client_order_id(ctx.run_id, ctx.cycle, sym, "sell", "em"), sym, "sell", q)
-            try:
-                ans = ctx.orders.submit(OrderIntent(req, ctx.run_id, ctx.cycle, "emergency flatten"))
-                sold += ans.status != "REJECTED"
-            except Exception as e:
-                ctx.store.log_event(
-                    "emergency", f"flattening {sym} failed: {type(e).__name__}: {e}", "ERROR", ctx.run_id
-                )
+        sold = close_positions(ctx, None, "em", "emergency flatten")
         msg += f", {sold} position(s) flattened"
     ctx.store.log_event("emergency", msg, "WARNING", ctx.run_id)
     return msg

@@ -47,6 +47,7 @@ from workbench.trading.loop import (
     PendingBroker,
     cached,
     emergency_stop,
+    perform_actions,
     phase1,
     registry_engine_factory,
     run_cycle,
@@ -75,6 +76,7 @@ __all__ = [
     "status",
     "request_stop",
     "stop_run",
+    "send_action",
     "running",
     "start_background",
     "check_run_args",
@@ -542,7 +544,7 @@ def _run(
             breakers=breakers,
         )
         final_status = "STOPPED"
-        final_msg = drive(ctx, stop, interval, cycles, run_cycle)
+        final_msg = drive(ctx, stop, interval, cycles, run_cycle, act=lambda: _act(store, ctx))
         if stop.reason == "emergency_stop":
             summary = emergency_stop(ctx, limits.flatten_on_emergency)
             store.finish_run(run_id, "EMERGENCY_STOPPED", f"{summary} after cycle {ctx.cycle}")
@@ -584,6 +586,13 @@ def _vault_of(settings: Any, brk: Any, owner: Any, accounts: Any) -> Any:
     from workbench.security.vault import Vault
 
     return Vault.open(accounts.engine, settings.home, owner.id)
+
+
+def _act(store: Store, ctx: LiveContext) -> None:
+    """Do the dashboard's pending actions (flatten, close a position) now, between cycles."""
+    actions = store.pending_actions(ctx.run_id)
+    if actions:
+        perform_actions(ctx, actions)
 
 
 def _install_signal_handlers(stop: Stop):
@@ -775,6 +784,31 @@ def stop_run(
     return StopOutcome(
         int(run["id"]), True, f"{what} requested for run {run['id']} on account '{run['account']}' (pid {run['pid']})"
     )
+
+
+def send_action(settings: Any, action: str, run_id: int, user: Any = None) -> StopOutcome:
+    """Queue 'flatten' or 'close:<symbol>' for one running run of ``user`` (an admin: anyone's); the loop
+    does it between cycles and keeps running. Like ``stop_run`` it never pretends: a run that has ended
+    or whose process is gone gets nothing queued, and says so. Recorded in the audit trail."""
+    from workbench.security.access import accounts_for
+
+    user = _acting(settings, user)
+    store = Store(settings.store_url).create()
+    run = _pick(store, run_id, None, _scope(user))
+    assert run is not None  # _pick raises for an unknown id
+    if run["status"] != "RUNNING":
+        return StopOutcome(int(run["id"]), False, f"run {run['id']} is not running (it ended {run['status']})")
+    if not _alive(run["pid"]):
+        return StopOutcome(
+            int(run["id"]),
+            False,
+            f"run {run['id']} is DEAD (pid {run['pid']} is gone): nothing would obey '{action}'; "
+            f"resume it with `workbench live run --broker {run['broker']}` first",
+            dead=True,
+        )
+    store.send_command(action, int(run["id"]))
+    accounts_for(settings).record(user, f"live_{action.partition(':')[0]}", True, f"run {run['id']}: {action}")
+    return StopOutcome(int(run["id"]), True, f"'{action}' sent to run {run['id']}: done before its next cycle")
 
 
 def request_stop(

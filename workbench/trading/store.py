@@ -19,6 +19,7 @@ import pandas as pd
 from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Engine
 
+from workbench.errors import ConfigError
 from workbench.store.bulk import bulk
 from workbench.store.engine import DEFAULT_BUSY_TIMEOUT_MS, engine_for, upgrade
 from workbench.store.schema import (
@@ -42,10 +43,14 @@ from workbench.store.schema import (
 from workbench.store.schema import events as events_t
 from workbench.store.schema import positions as positions_t
 
-__all__ = ["RUN_STATUSES", "COMMANDS", "Store", "iso", "utcnow"]
+__all__ = ["RUN_STATUSES", "COMMANDS", "STOP_COMMANDS", "ACTIONS", "Store", "iso", "utcnow"]
 
 RUN_STATUSES = ("RUNNING", "STOPPED", "FAILED", "EMERGENCY_STOPPED")
-COMMANDS = ("stop", "emergency_stop")
+STOP_COMMANDS = ("stop", "emergency_stop")
+# Actions the loop performs and keeps running: "flatten" sells every long, "close:<symbol>" one.
+ACTIONS = ("flatten", "close")
+COMMANDS = STOP_COMMANDS + ACTIONS
+_COMMAND_WIDTH = 20  # commands.command is String(20): PostgreSQL refuses longer text
 
 
 def _f(x: Any) -> float | None:
@@ -811,8 +816,14 @@ class Store:
     def send_command(self, command: str, run_id: int | None = None, user_id: int | None = None) -> int:
         """Queue a command. Its owner is the run's owner; a command for no run in particular is owned by
         its sender ``user_id`` and binds only that user's runs (None: every run, for internal callers)."""
-        if command not in COMMANDS:
-            raise ValueError(f"command must be one of {COMMANDS}, not {command!r}")
+        name, _, arg = command.partition(":")
+        if name not in COMMANDS or (name == "close") != bool(arg):
+            raise ValueError(f"command must be one of {COMMANDS} ('close:<symbol>'), not {command!r}")
+        if len(command) > _COMMAND_WIDTH:
+            raise ConfigError(
+                f"cannot queue {command!r}: the command column holds {_COMMAND_WIDTH} characters, so this symbol "
+                "cannot be closed alone; use 'flatten' (every position) or emergency stop with flattening"
+            )
         owner: Any = user_id if run_id is None else func.coalesce(_run_owner(run_id), user_id)
         with self.engine.begin() as c:
             res = c.execute(insert(commands).values(ts=iso(utcnow()), run_id=run_id, command=command, user_id=owner))
@@ -836,7 +847,9 @@ class Store:
             anyrun = and_(commands.c.run_id.is_(None), commands.c.ts >= (started or ""), sender)
             target = or_(commands.c.run_id == run_id, anyrun)
             rows = c.execute(
-                select(commands.c.id, commands.c.command).where(and_(target, commands.c.consumed_at.is_(None)))
+                select(commands.c.id, commands.c.command).where(
+                    and_(target, commands.c.consumed_at.is_(None), commands.c.command.in_(STOP_COMMANDS))
+                )
             ).all()
             if not rows:
                 return None
@@ -919,6 +932,27 @@ class Store:
         if run_id is not None:
             stmt = stmt.where(commands.c.run_id == run_id)
         return self._frame(stmt.order_by(commands.c.id.desc()).limit(limit), [c.name for c in commands.columns])
+
+    def pending_actions(self, run_id: int) -> list[str]:
+        """The run's unconsumed actions (flatten, close:<symbol>) in the order sent, marked consumed:
+        each is done once. Only commands naming this run count: closing is never broadcast."""
+        with self.engine.begin() as c:
+            rows = c.execute(
+                select(commands.c.id, commands.c.command)
+                .where(
+                    and_(
+                        commands.c.run_id == run_id,
+                        commands.c.consumed_at.is_(None),
+                        commands.c.command.not_in(STOP_COMMANDS),
+                    )
+                )
+                .order_by(commands.c.id)
+            ).all()
+            if rows:
+                c.execute(
+                    update(commands).where(commands.c.id.in_([r[0] for r in rows])).values(consumed_at=iso(utcnow()))
+                )
+        return [str(r[1]) for r in rows]
 
 
 def _insert_fill(c: Any, fill: Any, account: str) -> bool:

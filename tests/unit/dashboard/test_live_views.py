@@ -41,7 +41,7 @@ def test_live_view_shows_the_runs_signals_orders_positions_and_pnl(settings, fin
     assert set(view.fill_frame["client_order_id"]) <= set(view.order_frame["client_order_id"])
     # Positions: last price from the latest signal, market value and unrealised P&L from it.
     pos = view._pos_shown
-    assert pos is not None and len(pos) == len(store.positions("paper")) > 0
+    assert pos is not None and len(pos) == len(store.positions("paper:trader")) > 0
     last = view.latest.set_index("symbol")["price"]
     for sym, row in pos.iterrows():
         assert row["last_price"] == pytest.approx(last[sym])

@@ -31,6 +31,9 @@ def _wait_for_actions(store: Store, run_id: int, n: int, timeout: float = 10.0) 
     raise AssertionError(f"{n} action(s) not done in {timeout}s: {store.events(run_id)}")
 
 
+ACC = "paper:trader"  # the logged-in trader's own paper account
+
+
 def test_close_one_position_then_flatten_while_the_run_goes_on(settings):
     store = Store(settings.store_url).create()
     t, out = start_thread(
@@ -38,24 +41,24 @@ def test_close_one_position_then_flatten_while_the_run_goes_on(settings):
     )
     try:
         run = wait_for_cycle(store, 1)
-        held = PaperBroker(store).positions()
+        held = PaperBroker(store, ACC).positions()
         assert len(held) >= 2, held  # the momentum engine bought several
         sym = sorted(held)[0]
-        assert any(o["symbol"] == sym for o in store.open_orders("paper"))  # its stop/take-profit rest
+        assert any(o["symbol"] == sym for o in store.open_orders(ACC))  # its stop/take-profit rest
         # A resting buy on the same symbol would buy it back: closing withdraws it too.
-        avg = float(store.get_position("paper", sym)["average_price"])
-        pb = PaperBroker(store, markets={sym: Market(sym, sym, "USD")})
+        avg = float(store.get_position(ACC, sym)["average_price"])
+        pb = PaperBroker(store, ACC, markets={sym: Market(sym, sym, "USD")})
         pb.on_bar({sym: Quote(sym, avg, pd.Timestamp.now(tz="UTC"))})  # a price to judge the order by
         rest = OrderRequest("resting-buy", sym, "buy", 1, type="limit", limit_price=round(avg * 0.5, 2))
-        ans = OrderManager(store, pb, "paper").submit(OrderIntent(rest, None, None, "old"))
+        ans = OrderManager(store, pb, ACC).submit(OrderIntent(rest, None, None, "old"))
         assert ans.status == "SUBMITTED", store.order_events("resting-buy")
 
         res = send_action(settings, f"close:{sym}", run["id"])
         assert res.sent, res.message
         assert _wait_for_actions(store, run["id"], 1) == [f"close {sym}: sold at market"]
-        after = PaperBroker(store).positions()
+        after = PaperBroker(store, ACC).positions()
         assert sym not in after and set(after) == set(held) - {sym}
-        assert not any(o["symbol"] == sym for o in store.open_orders("paper"))  # exits withdrawn
+        assert not any(o["symbol"] == sym for o in store.open_orders(ACC))  # exits withdrawn
         assert store.get_order("resting-buy")["status"] == "CANCELLED"
         sells = store.orders(run_id=run["id"], limit=1000)
         closing = sells[sells["reason"] == f"close {sym} requested from the dashboard"]
@@ -63,8 +66,8 @@ def test_close_one_position_then_flatten_while_the_run_goes_on(settings):
 
         assert send_action(settings, "flatten", run["id"]).sent
         assert _wait_for_actions(store, run["id"], 2)[1] == f"flatten: {len(held) - 1} position(s) sold at market"
-        assert PaperBroker(store).positions() == {} and store.positions("paper").empty
-        assert store.open_orders("paper") == []
+        assert PaperBroker(store, ACC).positions() == {} and store.positions(ACC).empty
+        assert store.open_orders(ACC) == []
         assert store.run(run["id"])["status"] == "RUNNING" and store.run(run["id"])["cycle"] == 1  # between cycles
     finally:
         request_stop(settings)

@@ -173,10 +173,15 @@ def login(page: Any, url: str | None, user: str = "alice", password: str = PASSW
     """Log in on the page (loading ``url`` first when given)."""
     if url is not None:
         page.goto(url)
-    page.get_by_label("User").fill(user)
-    page.get_by_label("Password").fill(password)
+    page.locator(".wb-username input").fill(user)
+    page.locator(".wb-password input").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.get_by_text(f"logged in as {user}").first.wait_for()
+
+
+def tab(page: Any, name: str) -> None:
+    """Open one of the dashboard's tabs (Start, Runs, Live, Models, Keys, Risk)."""
+    page.locator(".wb-tabs .lm-TabBar-tab", has_text=name).first.click()
 
 
 def shot(page: Any, served: Served, name: str, width: int = 1280, element: str | None = None) -> Path:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.browser.conftest import Served, login, shot
+from tests.browser.conftest import Served, login, shot, tab
 from tests.kit.users import PASSWORD
 from workbench.signals import Signal
 from workbench.trading.store import Store
@@ -40,6 +40,7 @@ def test_start_paper_phase1_first_cycle_stop_and_emergency_stop(page, served: Se
     page.get_by_role("cell", name="PASS", exact=True).first.wait_for(timeout=120_000)  # Phase 1, step by step
     _wait_store(lambda: (store.latest_run() or {}).get("cycle", 0) >= 1, what="the first cycle")
     assert len(store.running_runs()) == 1 and store.latest_run()["id"] == 1
+    tab(page, "Live")
     page.locator(".wb-signals-caption", has_text="6 instruments").wait_for()
     page.locator(".wb-kpis", has_text="position(s)").wait_for()
     shot(page, served, "first-cycle", 1280)
@@ -54,12 +55,14 @@ def test_start_paper_phase1_first_cycle_stop_and_emergency_stop(page, served: Se
     shot(page, served, "live-view", 1280, element=".wb-live")
     shot(page, served, "live-view", 800, element=".wb-live")
     # Stop (the page's Stop: the user's running run) → STOPPED after the cycle under way.
+    tab(page, "Start")
     page.get_by_role("button", name=re.compile(r"^\W*Stop$")).first.click()
     _wait_store(lambda: store.run(1)["status"] == "STOPPED", 60, "run 1 STOPPED")
     # Start again, then Emergency stop from the run's own row, after confirming.
     start.click()
     _wait_store(lambda: len(store.running_runs()) == 1 and store.running_runs()[0]["cycle"] >= 1, what="run 2 cycling")
     run2 = store.running_runs()[0]["id"]
+    tab(page, "Runs")
     row = page.locator(f".wb-run-{run2}")
     row.get_by_role("button", name="Emergency stop").click()
     page.get_by_text(f"EMERGENCY STOP (open orders cancelled at once) run {run2}?").wait_for()
@@ -73,17 +76,17 @@ def test_start_paper_phase1_first_cycle_stop_and_emergency_stop(page, served: Se
 
 def test_live_broker_without_permission_is_refused(page, served: Served):
     login(page, served.url, "bob")
-    broker = page.get_by_label("Broker")
+    broker = page.locator(".wb-broker select")
     label = next(o for o in broker.locator("option").all_inner_texts() if o.startswith("kite"))
     assert "needs the trade_live permission" in label.replace("\xa0", " ")  # said before anyone presses Start
     broker.select_option(label=label)
     page.get_by_role("button", name="Start AI Trading").click()
     shot(page, served, "live-clicked", 800)
+    # Refused on the page, before any process starts: the permission is named and how to get it.
+    page.get_by_text("bob lacks the trade_live permission").first.wait_for()
     store = Store(served.settings.store_url)
-    _wait_store(lambda: (store.latest_run() or {}).get("status") == "FAILED", 120, "the live run refused")
-    assert store.running_runs() == [] and store.orders(limit=10).empty
-    page.get_by_role("cell", name="FAIL", exact=True).first.wait_for()  # Phase 1's authentication step
-    page.get_by_role("cell", name=re.compile("trade_live")).first.wait_for()
+    time.sleep(2)  # a launched process would have written its run row by now
+    assert store.latest_run() is None and store.running_runs() == [] and store.orders(limit=10).empty
     shot(page, served, "live-refused", 800)
 
 
@@ -91,7 +94,7 @@ def _five_thousand(settings) -> tuple[int, str]:
     """A finished run with 5,000 instruments' signals (and an equity curve), as a big universe writes."""
     store = Store(settings.store_url).create()
     alice = 1
-    run_id = store.start_run("paper", "paper", "paper", "big-universe", 30.0, pid=None, user_id=alice)
+    run_id = store.start_run("paper", "paper", "paper:alice", "big-universe", 30.0, pid=None, user_id=alice)
     rng = np.random.default_rng(0)
     strength = rng.uniform(0, 1, 5000)
     sides = np.where(strength > 0.7, "BUY", np.where(strength < 0.3, "SELL", "HOLD"))
@@ -107,10 +110,11 @@ def _five_thousand(settings) -> tuple[int, str]:
 def test_5000_instruments_render_and_sort_reload_keeps_state_and_no_kernel_leaks(page, served: Served):
     _run_id, strongest = _five_thousand(served.settings)
     page.goto(served.url)
-    page.get_by_label("User").fill("alice")
-    page.get_by_label("Password").fill(PASSWORD)
+    page.locator(".wb-username input").fill("alice")
+    page.locator(".wb-password input").fill(PASSWORD)
     t0 = time.monotonic()
     page.get_by_role("button", name="Log in").click()
+    tab(page, "Live")
     page.locator(".wb-signals-caption", has_text="5,000 instruments").wait_for()
     rendered = time.monotonic() - t0
     first = page.locator(".wb-signals-caption .wb-first")
@@ -132,6 +136,7 @@ def test_5000_instruments_render_and_sort_reload_keeps_state_and_no_kernel_leaks
     for _ in range(3):
         page.reload()
         login(page, None)
+        tab(page, "Live")
         page.locator(".wb-signals-caption", has_text="5,000 instruments").wait_for()
     _wait_store(lambda: len(served.kernels()) == 1, 60, f"one kernel after 3 reloads: {served.kernels()}")
     assert served.outside == [], served.outside
@@ -142,7 +147,7 @@ def test_5000_instruments_render_and_sort_reload_keeps_state_and_no_kernel_leaks
     # A page gone without its beacon (a crashed tab, a lost connection): its kernel is culled.
     other = ctx.new_page()
     other.goto(served.url)
-    other.get_by_label("User").wait_for()
+    other.locator(".wb-username input").wait_for()
     assert len(served.kernels()) == 1
     other.goto("about:blank")  # navigating away sends no beacon here: only the culling can end it
     _wait_store(lambda: served.kernels() == [], 180, f"the abandoned page's kernel culled: {served.kernels()}")

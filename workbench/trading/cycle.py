@@ -136,9 +136,7 @@ def poll(store: Store, run_id: int, stop: Stop) -> None:
         store.log_event("command", f"'{cmd}' received", "WARNING", run_id)
 
 
-def wait_until(
-    store: Store, run_id: int, due: float, stop: Stop, act: Callable[[], None] | None = None
-) -> None:
+def wait_until(store: Store, run_id: int, due: float, stop: Stop, act: Callable[[], None] | None = None) -> None:
     """Sleep until the monotonic time ``due`` in small steps, obeying commands, the dashboard's actions
     (``act``) and signals meanwhile and beating the heartbeat every ``HEARTBEAT_S``."""
     beat = time.monotonic() + HEARTBEAT_S

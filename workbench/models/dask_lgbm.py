@@ -173,7 +173,12 @@ def fit_lgbm_on_cluster(
         source, stamps, n_shards or 2 * n_workers, hist, feature_set=fs.name, horizon=int(horizon), label=label
     )
     meta = client.submit(_empty_shard, tasks[0], pure=False).result()
-    frame = dd.from_map(shard_rows, tasks, meta=meta, enforce_metadata=False).persist()  # rows stay on the workers
+    import dask
+
+    # Symbols stay plain objects: dask's automatic string conversion adds a graph step that a worker
+    # failed to deserialize under load in CI ("type object 'type' has no attribute 'chunk'").
+    with dask.config.set({"dataframe.convert-string": False}):
+        frame = dd.from_map(shard_rows, tasks, meta=meta, enforce_metadata=False).persist()  # rows stay on the workers
     features = [c for c in meta.columns if c not in ("ts", "symbol", *_LABEL_COLUMNS) and not c.startswith("b_")]
     baselines = [b for b in BASELINES if b != "majority"]
     # Folds on timestamps (one row per timestamp with its latest label end), as in-process training cuts them.

@@ -15,6 +15,10 @@ from workbench.models.training import train
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 
+# kiteconnect imports twisted, whose styles module replaces how methods pickle for the whole process:
+# the cluster fit must work in such a process too (dask's classmethod reductions failed to unpickle).
+pytest.importorskip("twisted.persisted.styles")
+
 SYMS = tuple(f"S{i:02d}" for i in range(12))
 
 

@@ -182,7 +182,11 @@ def fit_lgbm_on_cluster(
     features = [c for c in meta.columns if c not in ("ts", "symbol", *_LABEL_COLUMNS) and not c.startswith("b_")]
     baselines = [b for b in BASELINES if b != "majority"]
     # Folds on timestamps (one row per timestamp with its latest label end), as in-process training cuts them.
-    ts_end = frame.groupby("ts")["label_end"].max().compute().sort_index()
+    # Plain module functions per partition, combined here: dask's groupby and reductions ship
+    # classmethods, which fail to unpickle once something in the process (twisted, which kiteconnect
+    # imports) has replaced how methods pickle.
+    ts_end = frame.map_partitions(_ts_ends, meta=_TS_END_META).compute().groupby("ts")["label_end"].max()
+    ts_end = ts_end.sort_index()
     row_ts = pd.DatetimeIndex(ts_end.index)
     ends = pd.DatetimeIndex(pd.to_datetime(ts_end.to_numpy(), utc=True))
     folds = walk_forward_splits(row_ts, pd.Series(ends), n_folds, test_fraction, emb)
@@ -194,9 +198,10 @@ def fit_lgbm_on_cluster(
         est.fit(train[features], train["label"].astype("int64"))
         proba = est.predict_proba(test[features])[:, 1]
         cols = ["ts", "symbol", "label", "forward_return", *[f"b_{b}" for b in baselines]]
-        part, majority, n_train = (
-            client.compute(x, sync=True) for x in (test[cols], train["label"].mean(), train["label"].count())
-        )
+        part = client.compute(test[cols], sync=True)
+        sums = train.map_partitions(_label_sums, meta=_SUMS_META).compute()
+        n_train = int(sums["n"].sum())
+        majority = float(sums["s"].sum()) / max(n_train, 1)
         p = client.compute(proba, sync=True)  # in the partitions' order, as test[cols] is
         part = part.rename(columns={f"b_{b}": b for b in baselines}).set_index(["ts", "symbol"])
         if len(p) != len(part):  # both follow the partitions' order; a mismatch would misalign every score
@@ -218,7 +223,7 @@ def fit_lgbm_on_cluster(
     final = DaskLGBMClassifier(random_state=seed, **model_params)
     final.fit(everything[features], everything["label"].astype("int64"))
     workers = sorted(str(w) for w in client.scheduler_info().get("workers", {}))
-    n_rows = int(client.compute(frame["ts"].count(), sync=True))
+    n_rows = int(frame.map_partitions(_label_sums, meta=_SUMS_META).compute()["rows"].sum())
     return DaskFit(final.to_local(), tuple(features), pd.DataFrame(rows), pd.concat(oos), n_rows, workers)
 
 
@@ -237,3 +242,21 @@ def _select(frame: Any, stamps: pd.DatetimeIndex) -> Any:
     if not keep:
         raise ValueError(f"no labelled rows between {wanted.min()} and {wanted.max()}: load more history")
     return picked.partitions[keep]
+
+
+_TS_END_META = pd.DataFrame({"ts": pd.Series(dtype="datetime64[ns, UTC]"), "label_end": pd.Series(dtype="int64")})
+_SUMS_META = pd.DataFrame(
+    {"rows": pd.Series(dtype="int64"), "n": pd.Series(dtype="int64"), "s": pd.Series(dtype="float64")}
+)
+
+
+def _ts_ends(df: pd.DataFrame) -> pd.DataFrame:
+    """One partition's latest label end per timestamp."""
+    out: pd.DataFrame = df.groupby("ts", as_index=False)[["label_end"]].max()
+    return out
+
+
+def _label_sums(df: pd.DataFrame) -> pd.DataFrame:
+    """One partition's rows, labelled rows and sum of labels (one row)."""
+    lab = df["label"].dropna()
+    return pd.DataFrame({"rows": [len(df)], "n": [len(lab)], "s": [float(lab.sum())]})

@@ -6,6 +6,7 @@
     product = "CNC"          # CNC (delivery) or MIS (intraday)
     exchange = "NSE"         # exchange of bare symbols (the lake's tradingsymbols): NSE or BSE
     root = "https://api.kite.trade"   # API root override (tests, proxies); default Kite's own
+    ws_root = "wss://ws.kite.trade"   # KiteTicker websocket override (tests, proxies); default Kite's own
     history_per_second = 3.0  # historical-data calls a second (Kite allows 3)
     quotes_per_second = 1.0   # quote calls a second (500 instruments each)
 
@@ -38,5 +39,6 @@ class KiteConfig(VenueConfig):
     product: Literal["CNC", "MIS"] = Field("CNC", description="CNC (delivery) or MIS (intraday)")
     exchange: Literal["NSE", "BSE"] = Field("NSE", description="exchange of bare Kite symbols")
     root: str | None = Field(None, description="Kite Connect API root override (tests, proxies)")
+    ws_root: str | None = Field(None, description="KiteTicker websocket root override (tests, proxies)")
     history_per_second: float = Field(3.0, gt=0, description="historical-data calls a second")
     quotes_per_second: float = Field(1.0, gt=0, description="quote calls a second")

@@ -1,0 +1,94 @@
+"""The live feed as a user's run builds it: from settings alone. ``[venues.kite] root/ws_root`` and
+``[venues.alpaca] data_url/stream_url`` point the real KiteConnect/KiteTicker and alpaca-py clients at
+the local fakes; nothing is handed to the sources directly."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.kit.fake_alpaca import FakeAlpaca
+from tests.kit.fake_alpaca_stream import FakeAlpacaStream
+from tests.kit.fake_kite import FakeKite
+from tests.kit.fake_kite_ticker import FakeKiteTicker
+from tests.kit.live_rig import wait_for
+from tests.kit.tape import Tape
+from workbench.config import load_settings
+from workbench.instruments import InstrumentMaster, refresh
+from workbench.live.sources import feed_for
+
+NSE = ("RELIANCE", "TCS")  # what FakeKite's instrument list holds (tokens 738561, 2953217)
+US = ("AAPL", "MSFT")
+
+
+@pytest.fixture
+def venues(tmp_path, monkeypatch):
+    with ExitStack() as stack:
+        kite_rest = stack.enter_context(FakeKite())
+        kite_ws = stack.enter_context(FakeKiteTicker("api-key", "access-token"))
+        alp_rest = stack.enter_context(FakeAlpaca(page_size=10_000))
+        alp_ws = stack.enter_context(FakeAlpacaStream("key", "secret"))
+        for name, value in {
+            "KITE_API_KEY": "api-key",
+            "KITE_ACCESS_TOKEN": "access-token",
+            "ALPACA_API_KEY": "key",
+            "ALPACA_SECRET": "secret",
+        }.items():
+            monkeypatch.setenv(f"WORKBENCH_KEY_{name}", value)
+        settings = load_settings(
+            tmp_path / "home",
+            venues={
+                "kite": {"root": kite_rest.url, "ws_root": kite_ws.url},
+                "alpaca": {"url": alp_rest.url, "data_url": alp_rest.url, "stream_url": alp_ws.url},
+            },
+            live={"warmup_bars": 30, "stale_after_s": 600.0},
+        )
+        settings.ensure_dirs()
+        yield settings, kite_rest, kite_ws, alp_rest, alp_ws
+
+
+def test_kite_and_alpaca_streams_built_from_settings_reach_the_configured_urls(venues):
+    from kiteconnect import KiteConnect
+
+    from workbench.venues.kite.instruments import load_kite
+
+    settings, kite_rest, kite_ws, alp_rest, alp_ws = venues
+    kite = KiteConnect(api_key="api-key", access_token="access-token", root=kite_rest.url)
+    refresh(InstrumentMaster.of(settings), "kite", loaders={"kite": lambda _: load_kite(kite=kite)})
+    table = InstrumentMaster.of(settings).table().set_index("key")
+    tokens = np.array([int(table.loc[f"NSE:{s}", "kite_token"]) for s in NSE])
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    nse_tape = Tape.make(NSE, now - pd.Timedelta(minutes=5), 5, per_minute=6, seed=1)
+    us_tape = Tape.make(US, now - pd.Timedelta(minutes=5), 5, per_minute=6, seed=2)
+    for i, (_, df) in enumerate(nse_tape.bars().groupby("symbol", sort=False)):
+        kite_rest.set_candles(int(tokens[NSE.index(df["symbol"].iloc[0])]), df)
+        assert i < len(NSE)
+    for sym, df in us_tape.bars().groupby("symbol"):
+        alp_rest.set_bars(sym, df)
+
+    universe = {
+        "exchange": "mixed",
+        "timeframe": "1m",
+        "symbols": [f"NSE:{s}" for s in NSE] + [f"NASDAQ:{s}" for s in US],
+    }
+    feed = feed_for(settings, universe, broker="paper")
+    try:
+        feed.start()
+        wait_for(lambda: len(kite_ws.subscribed()) == len(NSE), 60, "the Kite subscription from settings")
+        wait_for(lambda: alp_ws.subscribed() == set(US), 60, "the Alpaca subscription from settings")
+        base = feed.buffer.received
+        sent = kite_ws.send_tape(nse_tape, nse_tape.seconds(), tokens) + alp_ws.send_tape(us_tape, us_tape.seconds())
+        assert sent == len(nse_tape) + len(us_tape)
+        wait_for(lambda: feed.buffer.received - base >= sent, 60, "the ticks of both venues")
+        # the REST side (backfill after a reconnect) of the same settings-built sources: their history
+        lo, hi = now - pd.Timedelta(minutes=5), now
+        got = {src.venue: src.history(list(src.keys), lo, hi) for src in feed.sources}
+    finally:
+        feed.close()
+    assert set(got) == {"kite", "alpaca"}
+    assert len(got["kite"]) and len(got["alpaca"])
+    assert any(p.startswith("/instruments/historical") for _, p, _ in kite_rest.requests)
+    assert any("/bars" in p for _, p, _ in alp_rest.requests), alp_rest.requests[:3]

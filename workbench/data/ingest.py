@@ -398,7 +398,13 @@ def source_from_spec(spec: str, settings: Settings, *, lenient: bool = False) ->
         from workbench.data.sources.synthetic import SyntheticSource
 
         demo = settings.demo
-        return SyntheticSource(demo.synthetic_symbols, seed=demo.seed, timeframe=demo.timeframe, bars=demo.bars)
+        return SyntheticSource(
+            demo.synthetic_symbols,
+            seed=demo.seed,
+            timeframe=demo.timeframe,
+            bars=demo.bars,
+            structure=demo.synthetic_structure,
+        )
     if kind == "csv":
         from workbench.data.sources.csv_source import EXCHANGE_TZ, CsvSource
 

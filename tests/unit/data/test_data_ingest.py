@@ -72,7 +72,10 @@ def test_synthetic_demo_is_made_once(settings):
     assert ensure_demo_data(settings, source="synthetic") == uni
     assert path.stat().st_mtime_ns == stamp  # not regenerated
     panel = lake.load_panel(uni.exchange, uni.timeframe, list(uni.symbols))
-    assert panel.close.shape == (settings.demo.bars, 6) and panel.close.notna().all().all()
+    assert (
+        panel.close.shape == (settings.demo.bars, len(settings.demo.synthetic_symbols))
+        and panel.close.notna().all().all()
+    )
     assert demo_universe_in_lake(settings) == uni
 
 

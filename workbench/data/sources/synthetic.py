@@ -55,13 +55,16 @@ class SyntheticSource:
         timeframe: str = "1d",
         bars: int = 1000,
         end: pd.Timestamp | str | None = None,
+        structure: float = 0.0,
     ):
         self._symbols = list(dict.fromkeys(symbols))
         if not self._symbols:
             raise ValueError("SyntheticSource needs at least one symbol")
         if bars < 2:
             raise ValueError(f"bars must be ≥ 2, got {bars}")
-        self.seed, self.timeframe, self.bars = int(seed), timeframe, int(bars)
+        if not -1.0 < structure < 1.0:
+            raise ValueError(f"structure is a lag-1 autocorrelation in (-1, 1), got {structure}")
+        self.seed, self.timeframe, self.bars, self.structure = int(seed), timeframe, int(bars), float(structure)
         timeframe_delta(timeframe)  # fail early on a bad timeframe
         self.end = last_complete_day() if end is None else last_complete_day(pd.Timestamp(end))
 
@@ -114,7 +117,8 @@ class SyntheticSource:
         if isinstance(closes, pd.Series):
             closes = closes.to_frame(self._symbols[0])
         closes.index = index
-        return closes[self._symbols]
+        closes = closes[self._symbols]
+        return _with_momentum(closes, self.structure) if self.structure else closes
 
     def candles(self, timeframe: str | None = None) -> pd.DataFrame:
         """The last ``bars`` bars of every symbol as validated long candles."""
@@ -152,12 +156,29 @@ class SyntheticSource:
     ) -> pd.DataFrame:
         if symbol not in self._symbols:
             raise UnknownSymbolError(f"the synthetic market has no symbol {symbol!r}; it has {self._symbols}")
-        df = SyntheticSource([symbol], self.seed, timeframe, self.bars, self.end).candles(timeframe)
+        df = SyntheticSource([symbol], self.seed, timeframe, self.bars, self.end, self.structure).candles(timeframe)
         if since is not None:
             df = df[df["ts"] >= _utc(since)]
         if until is not None:
             df = df[df["ts"] <= _utc(until)]
         return df.reset_index(drop=True) if len(df) else empty_candles()
+
+
+def _with_momentum(closes: pd.DataFrame, phi: float) -> pd.DataFrame:
+    """The same GBM shocks passed through an AR(1) filter: log return r'_t = r_t + phi * r'_{t-1}.
+
+    Why: a pure random walk gives a model nothing to learn, so the demo's model sits at its base rate
+    and (long-only) never buys. A planted, known autocorrelation is structure a model can find out of
+    sample, without faking any signal. The filter runs over the whole anchored path, so a bar's price
+    still does not depend on the day the market is generated.
+    """
+    from scipy.signal import lfilter
+
+    logc = np.log(closes.to_numpy(dtype="float64"))
+    r = np.diff(logc, axis=0)
+    filtered = lfilter([1.0], [1.0, -phi], r, axis=0)
+    out = np.vstack([logc[:1], logc[:1] + np.cumsum(filtered, axis=0)])
+    return pd.DataFrame(np.exp(out), index=closes.index, columns=closes.columns)
 
 
 def _utc(ts) -> pd.Timestamp:

@@ -6,38 +6,23 @@ one retry layer ended the run at the first -1001."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
-from tests.kit.fake_binance import FakeBinance
-from tests.kit.models import MomentumEngine, synthetic_panel
+from tests.kit.ccxt_rig import SYMBOLS, FaultsAtCycle, binance_with_pairs, usdt_panel
+from tests.kit.models import MomentumEngine
 from tests.kit.users import trader
 from tests.kit.venue import VenueFollowsTheFeed
 from workbench.config import load_settings
-from workbench.data.panel import Panel
 from workbench.trading.feeds import ReplayFeed
 from workbench.trading.runner import run_live
 from workbench.trading.store import Store
 
-SYMBOLS = ("AAA/USDT", "BBB/USDT", "CCC/USDT")
-
-
-def usdt_panel() -> Panel:
-    p = synthetic_panel(len(SYMBOLS), 90, seed=11, exchange="binance")
-    ren = dict(zip(p.symbols, SYMBOLS))
-    f = {k: getattr(p, k).rename(columns=ren) for k in ("open", "high", "low", "close", "volume")}
-    return Panel(**f, exchange="binance", timeframe="1d")
-
 
 @pytest.fixture
 def venue():
-    with FakeBinance(symbols=("BTC/USDT",)) as fake:
-        panel = usdt_panel()
-        for sym in SYMBOLS:
-            fake.add_market(sym, step="0.001", tick="0.01", min_notional="10", price=float(panel.close[sym].iloc[-6]))
-        fake.set_balance("USDT", 50_000.0)
-        fake.set_balance("BNB", 3.0)  # an asset the workbench never trades: not cash, not a position
+    panel = usdt_panel(90)
+    # BNB: an asset the workbench never trades: not cash, not a position
+    with binance_with_pairs(panel, -6, {"USDT": 50_000.0, "BNB": 3.0}) as fake:
         yield fake, panel
 
 
@@ -90,21 +75,6 @@ def test_live_run_on_ccxt_testnet_trades_at_the_venue_and_stays_in_sync(tmp_path
     last = {sym: float(panel.close[sym].iloc[-3]) for sym in SYMBOLS}
     expected = sum(fake.balance("USDT")) + sum(sum(fake.balance(s.split("/")[0])) * last[s] for s in SYMBOLS)
     assert float(eq["equity"]) == pytest.approx(expected, rel=1e-6)
-
-
-class FaultsAtCycle(VenueFollowsTheFeed):
-    """Arms the fake venue's faults at the start of the given cycles (after the bar moved the book)."""
-
-    def __init__(self, feed, fake: FakeBinance, at: dict[int, list[Callable[[], None]]]):
-        super().__init__(feed, fake)
-        self.at, self.n = at, 0
-
-    def next(self):
-        tick = super().next()
-        self.n += 1
-        for arm in self.at.get(self.n, []):
-            arm()
-        return tick
 
 
 def test_unknown_execution_status_answers_neither_end_the_run_nor_duplicate_an_order(tmp_path, venue, monkeypatch):

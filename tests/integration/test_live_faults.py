@@ -6,53 +6,22 @@ it; entries resume, and the book equals the venue at the end."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
-from tests.kit.fake_binance import FakeBinance
-from tests.kit.models import MomentumEngine, synthetic_panel
+from tests.kit.ccxt_rig import SYMBOLS, FaultsAtCycle, binance_with_pairs, usdt_panel
+from tests.kit.models import MomentumEngine
 from tests.kit.users import trader
-from tests.kit.venue import VenueFollowsTheFeed
 from workbench.config import load_settings
-from workbench.data.panel import Panel
 from workbench.trading.feeds import ReplayFeed
 from workbench.trading.runner import run_live, status
 from workbench.trading.store import Store
 from workbench.venues.ccxt.broker import CcxtBroker
 
-SYMBOLS = ("AAA/USDT", "BBB/USDT", "CCC/USDT")
-
-
-def usdt_panel() -> Panel:
-    p = synthetic_panel(len(SYMBOLS), 95, seed=11, exchange="binance")
-    ren = dict(zip(p.symbols, SYMBOLS, strict=True))
-    f = {k: getattr(p, k).rename(columns=ren) for k in ("open", "high", "low", "close", "volume")}
-    return Panel(**f, exchange="binance", timeframe="1d")
-
-
-class FaultsAtCycle(VenueFollowsTheFeed):
-    """Arms the fake venue's faults at the start of the given cycles (after the bar moved the book)."""
-
-    def __init__(self, feed, fake: FakeBinance, at: dict[int, list[Callable[[], object]]]):
-        super().__init__(feed, fake)
-        self.at, self.n = at, 0
-
-    def next(self):
-        tick = super().next()
-        self.n += 1
-        for arm in self.at.get(self.n, []):
-            arm()
-        return tick
-
 
 @pytest.fixture
 def venue():
-    with FakeBinance(symbols=("BTC/USDT",)) as fake:
-        panel = usdt_panel()
-        for sym in SYMBOLS:
-            fake.add_market(sym, step="0.001", tick="0.01", min_notional="10", price=float(panel.close[sym].iloc[-9]))
-        fake.set_balance("USDT", 50_000.0)
+    panel = usdt_panel(95)
+    with binance_with_pairs(panel, -9, {"USDT": 50_000.0}) as fake:
         yield fake, panel
 
 

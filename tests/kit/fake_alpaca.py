@@ -27,6 +27,7 @@ import uuid
 
 import pandas as pd
 
+from tests.kit.book import PriceBook
 from tests.kit.http_fake import FakeHttp
 
 __all__ = ["FakeAlpaca"]
@@ -42,7 +43,7 @@ def _e(status: int, code: int, message: str) -> tuple[int, dict]:
     return status, {"code": code, "message": message}
 
 
-class FakeAlpaca(FakeHttp):
+class FakeAlpaca(PriceBook, FakeHttp):
     def __init__(
         self,
         page_size: int = 300,
@@ -93,10 +94,6 @@ class FakeAlpaca(FakeHttp):
         if price is not None:
             self.set_price(symbol, price)
 
-    def set_price(self, symbol: str, last: float, **bar) -> None:
-        self.prices[symbol] = {"last": float(last), "open": float(bar.get("open", last)), "high": float(bar.get("high", last)),
-                               "low": float(bar.get("low", last)), "volume": float(bar.get("volume", 0.0)), "close": float(bar.get("close", last))}  # fmt: skip
-
     def move(
         self,
         symbol: str,
@@ -109,10 +106,7 @@ class FakeAlpaca(FakeHttp):
         """A new bar: resting orders it reaches fill (stops before limits; an OCO fill cancels its other leg)."""
         symbol = symbol.rpartition(":")[2]
         with self._engine:
-            prev = self.prices.get(symbol, {}).get("close", last)
-            self.set_price(symbol, last, low=last if low is None else low, high=last if high is None else high,
-                           open=last if open is None else open, volume=volume or 0.0, close=prev)  # fmt: skip
-            self._used[symbol] = 0.0
+            self._new_bar(symbol, last, low, high, open, volume)
             rank = {"stop": 0, "market": 1, "limit": 2}
             live = [o for o in self._all_orders() if o["symbol"] == symbol and o["status"] in _OPEN]
             for o in sorted(live, key=lambda o: rank[o["type"]]):

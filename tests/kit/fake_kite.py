@@ -33,6 +33,7 @@ from urllib.parse import parse_qs
 
 import pandas as pd
 
+from tests.kit.book import PriceBook
 from tests.kit.http_fake import FakeHttp
 
 __all__ = ["TRADING_INSTRUMENTS", "FakeKite"]
@@ -75,7 +76,7 @@ def _form(body: bytes) -> dict[str, str]:
     return {k: v[-1] for k, v in parse_qs(body.decode()).items()}
 
 
-class FakeKite(FakeHttp):
+class FakeKite(PriceBook, FakeHttp):
     def __init__(
         self,
         instruments_csv: Path | str | bytes | None = None,
@@ -147,10 +148,6 @@ class FakeKite(FakeHttp):
         """06:00 IST: every access token stops working."""
         self.sessions.clear()
 
-    def set_price(self, key: str, last: float, **bar) -> None:
-        self.prices[key] = {"last": float(last), "open": float(bar.get("open", last)), "high": float(bar.get("high", last)),
-                            "low": float(bar.get("low", last)), "volume": float(bar.get("volume", 0.0)), "close": float(bar.get("close", last))}  # fmt: skip
-
     def move(
         self,
         key: str,
@@ -162,11 +159,7 @@ class FakeKite(FakeHttp):
     ) -> None:
         """A new bar for ``key``: resting orders and GTTs it reaches fill (stops before limits)."""
         with self._engine:
-            prev = self.prices.get(key, {}).get("close", last)
-            self.set_price(key, last, low=last if low is None else low, high=last if high is None else high,
-                           open=last if open is None else open, volume=volume or 0.0, close=prev)  # fmt: skip
-            self._used[key] = 0.0
-            bar = self.prices[key]
+            bar = self._new_bar(key, last, low, high, open, volume)
             rank = {"SL-M": 0, "SL": 0, "MARKET": 1, "LIMIT": 2}
             for o in sorted(
                 (o for o in self.orders.values() if self._key(o) == key and o["status"] in _OPEN),

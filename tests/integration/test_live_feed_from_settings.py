@@ -4,6 +4,7 @@ the local fakes; nothing is handed to the sources directly."""
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 
 import numpy as np
@@ -92,3 +93,50 @@ def test_kite_and_alpaca_streams_built_from_settings_reach_the_configured_urls(v
     assert len(got["kite"]) and len(got["alpaca"])
     assert any(p.startswith("/instruments/historical") for _, p, _ in kite_rest.requests)
     assert any("/bars" in p for _, p, _ in alp_rest.requests), alp_rest.requests[:3]
+
+
+def test_an_alpaca_pull_and_a_live_run_extend_one_lake_series(venues):
+    """`data pull --source alpaca` stores AAPL under the master's NASDAQ (not a venue-made ``US``), the
+    name the live feed's key NASDAQ:AAPL uses: the live run warms up from the pulled bars and appends
+    its own closed bars to the same series."""
+    from workbench.data.ingest import pull
+    from workbench.data.lake import Lake
+    from workbench.instruments import _frame
+    from workbench.venues import venue_config
+    from workbench.venues.alpaca.data import make_source
+
+    settings, _, _, alp_rest, alp_ws = venues
+    listed = _frame(2, symbol=list(US), exchange=["NASDAQ", "NASDAQ"], active=True, source="nasdaqlisted")
+    InstrumentMaster.of(settings).replace_sources({"nasdaqlisted": listed})
+    now = pd.Timestamp.now(tz="UTC").floor("min")
+    tape = Tape.make(US, now - pd.Timedelta(minutes=40), 40, per_minute=6, seed=4)
+    cut = now - pd.Timedelta(minutes=10)
+    bars = tape.bars()
+    for sym, df in bars[bars["ts"] < cut].groupby("symbol"):  # the venue's history at the time of the pull
+        alp_rest.set_bars(sym, df)
+    lake = Lake(settings.lake_dir)
+    source = make_source(settings, venue_config(settings, "alpaca"))
+    report = pull(lake, source, list(US), "1m", since=now - pd.Timedelta(minutes=40), progress=False)
+    assert report.ok and not report.errors, report
+    assert lake.symbols("US", "1m") == [] and set(lake.symbols("NASDAQ", "1m")) == set(US)
+    pulled = lake.load_candles("NASDAQ", "1m", ["AAPL"])
+    assert len(pulled) and pulled["ts"].max() < cut
+    for sym, df in bars.groupby("symbol"):  # ten minutes later: the live run starts
+        alp_rest.set_bars(sym, df)
+
+    universe = {"exchange": "NASDAQ", "timeframe": "1m", "symbols": list(US)}
+    feed = feed_for(settings, universe, broker="paper")
+    try:
+        feed.start()
+        wait_for(lambda: alp_ws.subscribed() == set(US), 60, "the Alpaca subscription")
+        later = Tape.make(US, now, 1, per_minute=20, seed=5)  # the minute being traded now
+        alp_ws.send_tape(later, [f for f in later.seconds() if later.ts[f.start] <= time.time_ns()])
+        feed.next()
+    finally:
+        feed.close()
+    series = lake.load_candles("NASDAQ", "1m", ["AAPL"])
+    assert series["ts"].is_unique and series["ts"].is_monotonic_increasing
+    # the same series, extended by the live run past the pull (backfilled from the venue, then live)
+    pd.testing.assert_frame_equal(series[series["ts"] < cut].reset_index(drop=True), pulled, check_dtype=False)
+    assert series["ts"].max() >= cut
+    assert lake.symbols("US", "1m") == []

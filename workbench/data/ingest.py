@@ -200,8 +200,10 @@ def pull(
     for symbol in bar:
         bar.set_postfix_str(symbol)
         start = since
+        # a source spanning exchanges (Alpaca: NASDAQ, NYSE, …) names each symbol's own
+        exchange = source.exchange_of(symbol) if hasattr(source, "exchange_of") else source.exchange
         if start is None:
-            last = lake.last_ts(source.exchange, timeframe, symbol)
+            last = lake.last_ts(exchange, timeframe, symbol)
             start = last + step if last is not None else backfill_from
         try:
             since_ts = None if start is None else pd.Timestamp(start)
@@ -210,7 +212,7 @@ def pull(
                 added = bad = 0
                 try:
                     for page in source.iter_raw(symbol, timeframe, since=since_ts):
-                        result = lake.write_screened(page, source.exchange, timeframe, source.name)
+                        result = lake.write_screened(page, exchange, timeframe, source.name)
                         added, bad = added + result.added, bad + result.quarantined
                 finally:  # pages stored before an error or Ctrl-C are counted, not lost
                     if added or bad:

@@ -25,7 +25,15 @@ if TYPE_CHECKING:
     from workbench.config import Settings
     from workbench.security.vault import Vault
 
-__all__ = ["AlpacaSource", "AlpacaQuotes", "ALPACA_TIMEFRAMES", "make_source", "make_quotes"]
+__all__ = [
+    "AlpacaSource",
+    "AlpacaQuotes",
+    "ALPACA_TIMEFRAMES",
+    "US_EXCHANGES",
+    "make_source",
+    "make_quotes",
+    "us_listings",
+]
 
 ALPACA_TIMEFRAMES = {
     "1m": (1, "Min"),
@@ -65,6 +73,7 @@ class AlpacaSource:
         per_second: float = 3.0,
         chunk_days: int = 3650,
         vault: Vault | None = None,
+        exchanges: dict[str, str] | None = None,
     ):
         if client is None:
             from alpaca.data.historical import StockHistoricalDataClient
@@ -78,12 +87,19 @@ class AlpacaSource:
             client = StockHistoricalDataClient(key, secret, raw_data=True, url_override=url)
         self.client = client
         self.exchange = exchange
+        self._exchanges = dict(exchanges or {})
         self.feed = feed
         self.chunk_days = chunk_days
         self._throttle = Throttle(per_second)
 
     def symbols(self) -> list[str]:
         return []  # Alpaca lists assets through its trading API; use the instrument master
+
+    def exchange_of(self, symbol: str) -> str:
+        """The lake exchange ``symbol``'s bars go under: its listing exchange from the instrument master
+        (``NASDAQ``, ``NYSE``, …), the name live bars of ``NASDAQ:AAPL`` are stored under too, so a pull
+        and a live run extend one series; ``exchange`` for a symbol the master does not list."""
+        return self._exchanges.get(symbol, self.exchange)
 
     def iter_raw(self, symbol: str, timeframe: str, since=None, until=None) -> Iterator[pd.DataFrame]:
         from alpaca.data.enums import DataFeed
@@ -200,7 +216,25 @@ def make_source(
 
     url = getattr(config, "data_url", None) or getattr(config, "url", None)
     return AlpacaSource(exchange=(instance or "US").upper(), url=url, feed=getattr(config, "feed", "iex"),
-                        per_second=getattr(config, "history_per_second", 3.0), vault=vault_of(settings, vault))  # fmt: skip
+                        per_second=getattr(config, "history_per_second", 3.0), vault=vault_of(settings, vault),
+                        exchanges=None if instance else us_listings(settings))  # fmt: skip
+
+
+# The instrument master's US listing exchanges (NASDAQ Trader's files name these).
+US_EXCHANGES = ("NASDAQ", "NYSE", "NYSEARCA", "NYSEAMERICAN", "NYSEMKT", "BATS", "CBOE", "IEX", "ARCA", "AMEX")
+
+
+def us_listings(settings: Settings) -> dict[str, str]:
+    """Ticker → listing exchange of the master's US rows (empty without a master): the lake names a
+    pulled Alpaca series the way the live feed names the instrument's key."""
+    from workbench.instruments import InstrumentMaster
+
+    master = InstrumentMaster.of(settings)
+    if not master.exists():
+        return {}
+    table = master.table()
+    us = table[table["exchange"].isin(US_EXCHANGES)]
+    return dict(zip(us["symbol"].astype(str), us["exchange"].astype(str), strict=True))
 
 
 def make_quotes(

@@ -161,9 +161,10 @@ def init(
         from workbench.models.registry import Registry
 
         universe = ensure_demo_data(settings, source=source.value if source is not None else None, progress=True)
-        typer.echo(
-            f"demo data: {universe.label} — {universe.exchange} {universe.timeframe} {', '.join(universe.symbols)}"
+        shown = ", ".join(universe.symbols[:8]) + (
+            f" … ({len(universe.symbols)} in all)" if len(universe.symbols) > 8 else ""
         )
+        typer.echo(f"demo data: {universe.label} — {universe.exchange} {universe.timeframe} {shown}")
         registry = Registry(settings)
         if registry.has("champion"):
             typer.echo(f"champion model: {registry.load('champion').ref}")

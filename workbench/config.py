@@ -94,12 +94,38 @@ class PaperAccount(_Frozen):
 
 
 class DemoSettings(_Frozen):
-    """The data `make run` pulls for a first look when the user has not chosen any."""
+    """The data `make run` pulls for a first look when the user has not chosen any.
+
+    Online: the ``ccxt_top_n`` most traded ``ccxt_quote`` spot pairs of ``ccxt_exchange`` (ranked by
+    24 h quote volume from one ``fetch_tickers`` call, stablecoins and leveraged tokens left out), on
+    ``ccxt_timeframe`` bars. Why 5m by default: the paper loop runs every 30 s and builds the forming
+    bar from live ticks; a 5-minute bar moves visibly within a few cycles and closes every ten, while a
+    daily bar barely changes in a session and would show a user almost nothing. Offline: a labelled
+    synthetic market of ``synthetic_symbols`` on ``timeframe`` bars whose returns carry a planted
+    short-term momentum (``synthetic_structure``), so a model has something real to learn and trades
+    (pure GBM has nothing, and the demo model then never leaves its base rate).
+    """
 
     source: Literal["auto", "ccxt", "synthetic"] = "auto"
     ccxt_exchange: str = "binance"
-    ccxt_symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT", "BNB/USDT", "SOL/USDT", "XRP/USDT", "ADA/USDT")
-    synthetic_symbols: tuple[str, ...] = ("SYN-A", "SYN-B", "SYN-C", "SYN-D", "SYN-E", "SYN-F")
+    ccxt_symbols: tuple[str, ...] = Field(
+        ("BTC/USDT", "ETH/USDT", "BNB/USDT", "SOL/USDT", "XRP/USDT", "ADA/USDT"),
+        description="pairs pulled when ccxt_top_n is 0 or the exchange's tickers cannot be ranked",
+    )
+    ccxt_top_n: int = Field(250, ge=0, description="pairs ranked by 24 h quote volume (0: ccxt_symbols only)")
+    ccxt_quote: str = Field("USDT", description="quote currency of the ranked pairs")
+    ccxt_timeframe: str = Field("5m", description="bar of the online demo (see the class doc)")
+    synthetic_symbols: tuple[str, ...] = Field(
+        default_factory=lambda: tuple(f"SYN-{i:03d}" for i in range(1, 151)),
+        description="instruments of the offline synthetic market",
+    )
+    synthetic_structure: float = Field(
+        0.08,
+        ge=-0.9,
+        le=0.9,
+        description="lag-1 autocorrelation planted in synthetic returns (0: pure GBM); the default stays "
+        "under the training's look-ahead check (a next-bar IC above 0.1 is refused as a leak)",
+    )
     timeframe: str = "1d"
     bars: int = Field(1000, ge=200, description="history length to pull")
     network_timeout_s: float = Field(3.0, gt=0)

@@ -134,8 +134,12 @@ def test_real_exchange_info_snapshot_is_served(shared_data):
         )
 
 
-def test_demo_auto_pulls_real_candles_incrementally(settings, fake, source):
+def test_demo_auto_pulls_real_candles_incrementally(tmp_path, fake, source):
+    from workbench.config import load_settings
+
+    settings = load_settings(tmp_path / "home", demo={"ccxt_timeframe": "1d"})
     uni = ensure_demo_data(settings, source="auto", ccxt_source=source)
+    # the exchange's USDT pairs ranked by quote volume (the fake's follow price): ETH/BTC is not USDT-quoted
     assert not uni.synthetic and uni.exchange == "binance" and uni.symbols == settings.demo.ccxt_symbols
     assert uni.label == "binance public candles" and uni.source == "ccxt:binance"
     lake = Lake(settings.lake_dir)
@@ -146,3 +150,4 @@ def test_demo_auto_pulls_real_candles_incrementally(settings, fake, source):
     assert all(len(lake.load_candles("binance", "1d", [s])) == settings.demo.bars for s in uni.symbols)
     starts = {int(q["startTime"]) for q in fake.klines_requests()}
     assert starts == {int(pd.Timestamp.now(tz="UTC").floor("D").value // 10**6)}  # only asked for what is new
+    assert not [p for _, p, _ in fake.requests if p.endswith("/ticker/24hr")]  # the pairs chosen once are kept

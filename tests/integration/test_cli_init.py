@@ -22,7 +22,12 @@ def _cli(home, *args):
     )
 
 
-def test_init_demo_offline_makes_a_labelled_synthetic_market_and_a_champion(tmp_path):
+# The offline demo's paper replay must show trading within this many cycles (the 6-symbol pure-GBM demo
+# of earlier releases placed none in 116: its model never left its base rate, so it only said SELL).
+REPLAY_CYCLES = 3
+
+
+def test_init_demo_offline_makes_a_labelled_synthetic_market_and_a_champion(tmp_path, monkeypatch):
     first = _cli(tmp_path, "init", "--demo")
     assert first.returncode == 0, first.stderr
     assert "SYNTHETIC" in first.stdout
@@ -33,6 +38,25 @@ def test_init_demo_offline_makes_a_labelled_synthetic_market_and_a_champion(tmp_
     assert "registered" not in second.stdout and "champion model:" in second.stdout
     listed = _cli(tmp_path, "models", "list")
     assert listed.returncode == 0 and "champion" in listed.stdout
+    assert "(150 in all)" in first.stdout
+
+    # the offline demo trades visibly: a paper REPLAY of the labelled synthetic market places orders
+    from tests.kit.users import trader
+    from workbench.config import load_settings
+    from workbench.trading.runner import run_live
+    from workbench.trading.store import Store
+
+    monkeypatch.setenv("WORKBENCH_DEMO__SOURCE", "auto")
+    settings = load_settings(tmp_path)
+    trader(settings, monkeypatch=monkeypatch)
+    rid = run_live(settings, broker="paper", cycles=REPLAY_CYCLES, interval_s=0, min_interval_s=0, replay=True)
+    store = Store(settings.store_url)
+    run = store.run(rid)
+    assert run["status"] == "STOPPED" and run["feed"] == "REPLAY", run
+    assert "workbench/1 (champion)" in run["model_ref"]
+    cycles = store.cycles(rid)
+    assert len(cycles) == REPLAY_CYCLES and (cycles["n_signals"] == 150).all()
+    assert cycles["n_orders"].sum() > 0, cycles[["cycle", "n_orders", "message"]].to_string()
 
 
 @pytest.mark.slow

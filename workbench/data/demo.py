@@ -9,6 +9,7 @@ dashboard and notebooks can label synthetic results plainly.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +34,13 @@ __all__ = [
     "ResearchData",
     "demo_universe_in_lake",
     "ensure_demo_data",
+    "top_pairs",
     "load_demo_panel",
     "research_panel",
 ]
 
-SYNTHETIC_LABEL = "SYNTHETIC market (vectorbt GBMData)"
+# Said wherever the offline demo shows: made-up prices, and whatever a model finds in them was planted.
+SYNTHETIC_LABEL = "SYNTHETIC market (vectorbt GBM with a planted momentum: any edge here is made up)"
 
 
 @dataclass(frozen=True)
@@ -66,16 +69,71 @@ def _synthetic_universe(settings: Settings, lake: Lake) -> DemoUniverse | None:
     return DemoUniverse("synthetic", demo.timeframe, stored, True, "synthetic")
 
 
+# Bases that are not a market a momentum model should trade: dollar stablecoins and fiat (their price
+# is pinned near 1 USDT) and leveraged tokens (a rebalancing product, not the coin).
+_PINNED = frozenset(
+    {"USDT", "USDC", "BUSD", "TUSD", "FDUSD", "USDP", "DAI", "PAX", "USDD", "UST", "EUR", "GBP", "AEUR", "EURI",
+     "TRY", "BRL", "USD1", "XUSD", "BFUSD", "PYUSD", "RLUSD", "USDE"}
+)  # fmt: skip
+_LEVERAGED = ("UP", "DOWN", "BULL", "BEAR")
+
+
+def top_pairs(markets: dict[str, dict], tickers: dict[str, dict], quote: str, n: int) -> tuple[str, ...]:
+    """The ``n`` active spot ``quote`` pairs with the largest 24 h quote volume, largest first.
+
+    Why quote volume: it is what a desk ranks liquidity by, and the exchange reports it for every pair
+    in one ``fetch_tickers`` call (Binance: one request of weight 80), so the demo needs no key and no
+    per-pair request to choose its universe. Ties are broken by symbol, so the choice is reproducible.
+    """
+    ranked: list[tuple[float, str]] = []
+    for sym, m in markets.items():
+        base = str(m.get("base") or "")
+        if m.get("quote") != quote or not m.get("spot", True) or m.get("active") is False:
+            continue
+        if base in _PINNED or (base.endswith(_LEVERAGED) and len(base) > 4):
+            continue
+        t = tickers.get(sym) or {}
+        qv = t.get("quoteVolume")
+        if qv is None and t.get("baseVolume") is not None and t.get("last") is not None:
+            qv = float(t["baseVolume"]) * float(t["last"])
+        ranked.append((-float(qv or 0.0), sym))
+    return tuple(sym for _, sym in sorted(ranked)[:n])
+
+
+def _manifest_path(settings: Settings) -> Path:
+    return Path(settings.home) / "demo_universe.json"
+
+
+def _read_manifest(settings: Settings) -> dict | None:
+    path = _manifest_path(settings)
+    try:
+        got = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path} is not readable ({e}): delete it and run `workbench init --demo` again") from e
+    return got if isinstance(got, dict) and isinstance(got.get("symbols"), list) else None
+
+
 def _ccxt_universe(settings: Settings, lake: Lake) -> DemoUniverse | None:
+    """The online demo universe chosen earlier (its manifest) that the lake holds; else the fixed pairs."""
     demo = settings.demo
-    stored = _stored(lake, demo.ccxt_exchange, demo.timeframe, demo.ccxt_symbols)
+    chosen = _read_manifest(settings)
+    if chosen is not None and chosen.get("exchange") == demo.ccxt_exchange:
+        timeframe = str(chosen.get("timeframe") or demo.ccxt_timeframe)
+        stored = _stored(lake, demo.ccxt_exchange, timeframe, tuple(chosen["symbols"]))
+        if stored:
+            return DemoUniverse(demo.ccxt_exchange, timeframe, stored, False, f"ccxt:{demo.ccxt_exchange}")
+    stored = _stored(lake, demo.ccxt_exchange, demo.ccxt_timeframe, demo.ccxt_symbols)
     if not stored:
         return None
-    return DemoUniverse(demo.ccxt_exchange, demo.timeframe, stored, False, f"ccxt:{demo.ccxt_exchange}")
+    return DemoUniverse(demo.ccxt_exchange, demo.ccxt_timeframe, stored, False, f"ccxt:{demo.ccxt_exchange}")
 
 
 def demo_universe_in_lake(settings: Settings) -> DemoUniverse | None:
-    """The demo dataset already stored, if any (real candles preferred unless the setting says synthetic)."""
+    """The demo dataset already stored, if any (real candles preferred unless the setting says synthetic).
+
+    Online this is the few hundred pairs ``init --demo`` chose; the Start page defaults to it."""
     lake = Lake(settings.lake_dir)
     choice = settings.demo.source
     if choice in ("auto", "ccxt"):
@@ -92,19 +150,72 @@ def _make_synthetic(settings: Settings, lake: Lake, progress: bool) -> DemoUnive
     from workbench.data.sources.synthetic import SyntheticSource
 
     demo = settings.demo
-    source = SyntheticSource(demo.synthetic_symbols, seed=demo.seed, timeframe=demo.timeframe, bars=demo.bars)
+    source = SyntheticSource(
+        demo.synthetic_symbols, seed=demo.seed, timeframe=demo.timeframe, bars=demo.bars,
+        structure=demo.synthetic_structure,
+    )  # fmt: skip
     lake.write(source.candles(), source.exchange, demo.timeframe, source.name)
     return DemoUniverse("synthetic", demo.timeframe, tuple(demo.synthetic_symbols), True, "synthetic")
 
 
+def _choose_pairs(settings: Settings, source: OhlcvSource, progress: bool) -> tuple[str, ...]:
+    """The pairs to pull: those chosen on an earlier run (so a re-run tops up, and the champion's
+    universe stays put), else the top ``ccxt_top_n`` by quote volume, else ``ccxt_symbols``."""
+    demo = settings.demo
+    chosen = _read_manifest(settings)
+    if (
+        chosen is not None
+        and chosen.get("exchange") == demo.ccxt_exchange
+        and chosen.get("timeframe") == demo.ccxt_timeframe
+        and chosen.get("top_n") == demo.ccxt_top_n
+    ):
+        return tuple(chosen["symbols"])
+    pairs: tuple[str, ...] = ()
+    client = getattr(source, "client", None)
+    if demo.ccxt_top_n and client is not None:
+        try:
+            markets = client.load_markets()
+            tickers = client.fetch_tickers()
+        except Exception as e:  # ccxt's errors: the ranking is a nicety, the fixed pairs still work
+            if progress:
+                print(f"could not rank {demo.ccxt_exchange}'s pairs ({type(e).__name__}: {e}); using the fixed pairs")
+        else:
+            pairs = top_pairs(markets, tickers, demo.ccxt_quote, demo.ccxt_top_n)
+    pairs = pairs or tuple(demo.ccxt_symbols)
+    settings.ensure_dirs()
+    manifest = {
+        "exchange": demo.ccxt_exchange,
+        "timeframe": demo.ccxt_timeframe,
+        "top_n": demo.ccxt_top_n,
+        "quote": demo.ccxt_quote,
+        "chosen_at": pd.Timestamp.now(tz="UTC").isoformat(),
+        "symbols": list(pairs),
+    }
+    _manifest_path(settings).write_text(json.dumps(manifest, indent=1))
+    if progress:
+        print(f"demo universe: {len(pairs)} {demo.ccxt_quote} pairs of {demo.ccxt_exchange} by 24 h quote volume")
+    return pairs
+
+
 def _pull_ccxt(settings: Settings, lake: Lake, source: OhlcvSource, progress: bool) -> DemoUniverse:
     demo = settings.demo
-    backfill = pd.Timestamp.now(tz="UTC").floor("D") - demo.bars * timeframe_delta(demo.timeframe)
-    report = pull(lake, source, list(demo.ccxt_symbols), demo.timeframe, progress=progress, backfill_from=backfill)
+    pairs = _choose_pairs(settings, source, progress)
+    step = timeframe_delta(demo.ccxt_timeframe)
+    backfill = pd.Timestamp.now(tz="UTC").floor(step) - demo.bars * step
+    report = pull(lake, source, list(pairs), demo.ccxt_timeframe, progress=progress, backfill_from=backfill)
     found = _ccxt_universe(settings, lake)
     if found is None:
         raise DataError(f"no demo candles could be pulled from {source.name}: {report.summary()}")
     return found
+
+
+def _default_ccxt_source(settings: Settings) -> OhlcvSource:
+    """``[venues.ccxt]`` applies (urls, options, rate limit), so the demo can be pointed at a proxy or
+    a local fake exchange exactly like trading."""
+    from workbench.venues import venue_config
+    from workbench.venues.ccxt.data import make_source
+
+    return make_source(settings, venue_config(settings, "ccxt"))
 
 
 def ensure_demo_data(
@@ -114,8 +225,8 @@ def ensure_demo_data(
 
     ``source`` (default ``settings.demo.source``): ``synthetic``; ``ccxt`` (must succeed);
     ``auto`` — ccxt if the exchange answers within ``settings.demo.network_timeout_s``, else real
-    candles already stored, else synthetic. ``ccxt_source`` replaces the default
-    ``CcxtSource(settings.demo.ccxt_exchange)`` (tests point it at a local fake exchange).
+    candles already stored, else synthetic. ``ccxt_source`` replaces the default source of
+    ``settings.demo.ccxt_exchange`` built from ``[venues.ccxt]``.
     """
     choice = source or settings.demo.source
     if choice not in ("auto", "ccxt", "synthetic"):
@@ -125,9 +236,7 @@ def ensure_demo_data(
     if choice == "synthetic":
         return _make_synthetic(settings, lake, progress)
     if ccxt_source is None:
-        from workbench.venues.ccxt.data import CcxtSource
-
-        ccxt_source = CcxtSource(settings.demo.ccxt_exchange)
+        ccxt_source = _default_ccxt_source(settings)
     if choice == "ccxt":
         return _pull_ccxt(settings, lake, ccxt_source, progress)
     reachable = getattr(ccxt_source, "reachable", None)

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kit.ccxt_rig import SYMBOLS, FaultsAtCycle, binance_with_pairs, usdt_panel
+from tests.kit.ccxt_rig import (
+    SYMBOLS,
+    FaultsAtCycle,
+    assert_each_entry_once_and_book_equals_venue,
+    binance_with_pairs,
+    usdt_panel,
+)
 from tests.kit.models import MomentumEngine
 from tests.kit.users import trader
 from tests.kit.venue import VenueFollowsTheFeed
@@ -114,12 +120,4 @@ def test_unknown_execution_status_answers_neither_end_the_run_nor_duplicate_an_o
     orders = store.orders(rid)
     buys = orders[orders["side"] == "buy"]
     assert len(buys) >= 3 and (buys["status"] == "FILLED").all(), buys[["client_order_id", "status", "reason"]]
-    venue_orders = [o for sym in SYMBOLS for o in fake.orders(sym)]
-    entries = [o["clientOrderId"] for o in venue_orders if o["side"] == "BUY"]
-    assert sorted(entries) == sorted(buys["client_order_id"])  # each entry exactly once at the venue
-    live_ids = [o["clientOrderId"] for o in venue_orders if o["status"] not in ("CANCELED", "EXPIRED")]
-    assert len(live_ids) == len(set(live_ids))
-    book = store.positions(run["account"]).set_index("symbol")["quantity"]
-    for sym in SYMBOLS:
-        assert float(book.get(sym, 0.0)) == pytest.approx(sum(fake.balance(sym.split("/")[0])), abs=1e-9), sym
-    assert store.events(rid, kind="reconcile").empty
+    assert_each_entry_once_and_book_equals_venue(store, rid, fake, buys["client_order_id"].tolist())

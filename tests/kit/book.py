@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 __all__ = ["PriceBook"]
 
 
@@ -11,6 +13,27 @@ class PriceBook:
 
     prices: dict[str, dict]
     _used: dict[str, float]
+    _engine: threading.RLock
+
+    def move(
+        self,
+        key: str,
+        last: float,
+        low: float | None = None,
+        high: float | None = None,
+        open: float | None = None,
+        volume: float | None = None,
+    ) -> None:
+        """A new bar for ``key`` (unset bounds at ``last``): resting orders it reaches fill."""
+        key = self._book_key(key)
+        with self._engine:
+            self._fill_on_bar(key, self._new_bar(key, last, low, high, open, volume))
+
+    def _book_key(self, key: str) -> str:
+        return key
+
+    def _fill_on_bar(self, key: str, bar: dict) -> None:
+        raise NotImplementedError
 
     def set_price(self, key: str, last: float, **bar: float) -> None:
         self.prices[key] = {"last": float(last), "open": float(bar.get("open", last)), "high": float(bar.get("high", last)),

@@ -12,7 +12,13 @@ from tests.kit.models import synthetic_panel
 from tests.kit.venue import VenueFollowsTheFeed
 from workbench.data.panel import Panel
 
-__all__ = ["SYMBOLS", "FaultsAtCycle", "binance_with_pairs", "usdt_panel"]
+__all__ = [
+    "SYMBOLS",
+    "FaultsAtCycle",
+    "assert_each_entry_once_and_book_equals_venue",
+    "binance_with_pairs",
+    "usdt_panel",
+]
 
 SYMBOLS = ("AAA/USDT", "BBB/USDT", "CCC/USDT")
 
@@ -51,3 +57,20 @@ class FaultsAtCycle(VenueFollowsTheFeed):
         for arm in self.at.get(self.n, []):
             arm()
         return tick
+
+
+def assert_each_entry_once_and_book_equals_venue(store, rid: int, fake: FakeBinance, sent: list[str]) -> None:
+    """Nothing sent twice, nothing lost: the venue holds each of the run's ``sent`` entries exactly once,
+    no client order id is live twice, the run's book equals the venue's balances, and nothing needed
+    reconciling."""
+    import pytest
+
+    venue_orders = [o for sym in SYMBOLS for o in fake.orders(sym)]
+    entries = [o["clientOrderId"] for o in venue_orders if o["side"] == "BUY"]
+    assert sorted(entries) == sorted(sent)
+    live_ids = [o["clientOrderId"] for o in venue_orders if o["status"] not in ("CANCELED", "EXPIRED")]
+    assert len(live_ids) == len(set(live_ids))
+    book = store.positions(store.run(rid)["account"]).set_index("symbol")["quantity"]
+    for sym in SYMBOLS:
+        assert float(book.get(sym, 0.0)) == pytest.approx(sum(fake.balance(sym.split("/")[0])), abs=1e-9), sym
+    assert store.events(rid, kind="reconcile").empty

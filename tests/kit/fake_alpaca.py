@@ -94,24 +94,16 @@ class FakeAlpaca(PriceBook, FakeHttp):
         if price is not None:
             self.set_price(symbol, price)
 
-    def move(
-        self,
-        symbol: str,
-        last: float,
-        low: float | None = None,
-        high: float | None = None,
-        open: float | None = None,
-        volume: float | None = None,
-    ) -> None:
-        """A new bar: resting orders it reaches fill (stops before limits; an OCO fill cancels its other leg)."""
-        symbol = symbol.rpartition(":")[2]
-        with self._engine:
-            self._new_bar(symbol, last, low, high, open, volume)
-            rank = {"stop": 0, "market": 1, "limit": 2}
-            live = [o for o in self._all_orders() if o["symbol"] == symbol and o["status"] in _OPEN]
-            for o in sorted(live, key=lambda o: rank[o["type"]]):
-                if o["status"] in _OPEN:
-                    self._match(o, self.prices[symbol])
+    def _book_key(self, key: str) -> str:
+        return key.rpartition(":")[2]  # NASDAQ:AAPL → AAPL
+
+    def _fill_on_bar(self, symbol: str, bar: dict) -> None:
+        """Stops before limits; an OCO fill cancels its other leg."""
+        rank = {"stop": 0, "market": 1, "limit": 2}
+        live = [o for o in self._all_orders() if o["symbol"] == symbol and o["status"] in _OPEN]
+        for o in sorted(live, key=lambda o: rank[o["type"]]):
+            if o["status"] in _OPEN:
+                self._match(o, bar)
 
     def error_body(self, status: int) -> object:
         if status == 429:

@@ -148,26 +148,16 @@ class FakeKite(PriceBook, FakeHttp):
         """06:00 IST: every access token stops working."""
         self.sessions.clear()
 
-    def move(
-        self,
-        key: str,
-        last: float,
-        low: float | None = None,
-        high: float | None = None,
-        open: float | None = None,
-        volume: float | None = None,
-    ) -> None:
-        """A new bar for ``key``: resting orders and GTTs it reaches fill (stops before limits)."""
-        with self._engine:
-            bar = self._new_bar(key, last, low, high, open, volume)
-            rank = {"SL-M": 0, "SL": 0, "MARKET": 1, "LIMIT": 2}
-            for o in sorted(
-                (o for o in self.orders.values() if self._key(o) == key and o["status"] in _OPEN),
-                key=lambda o: rank[o["order_type"]],
-            ):
-                self._match(o, bar)
-            for g in [g for g in self.gtts.values() if g["status"] == "active" and self._gkey(g) == key]:
-                self._gtt_check(g, bar)
+    def _fill_on_bar(self, key: str, bar: dict) -> None:
+        """Resting orders and GTTs the bar reaches fill (stops before limits)."""
+        rank = {"SL-M": 0, "SL": 0, "MARKET": 1, "LIMIT": 2}
+        for o in sorted(
+            (o for o in self.orders.values() if self._key(o) == key and o["status"] in _OPEN),
+            key=lambda o: rank[o["order_type"]],
+        ):
+            self._match(o, bar)
+        for g in [g for g in self.gtts.values() if g["status"] == "active" and self._gkey(g) == key]:
+            self._gtt_check(g, bar)
 
     def set_holding(self, key: str, quantity: float) -> None:
         self.holdings[key] = float(quantity)

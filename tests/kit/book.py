@@ -29,6 +29,16 @@ class PriceBook:
         with self._engine:
             self._fill_on_bar(key, self._new_bar(key, last, low, high, open, volume))
 
+    @staticmethod
+    def _stop_fill(buy: bool, stop: float, bar: dict) -> float | None:
+        """Where a stop (a trigger) at ``stop`` fills within ``bar``: at the stop, or at the open when the
+        bar gapped through it; None when the bar did not reach it."""
+        if buy and bar["high"] >= stop:
+            return max(stop, bar["open"])
+        if not buy and bar["low"] <= stop:
+            return min(stop, bar["open"])
+        return None
+
     def _book_key(self, key: str) -> str:
         return key
 

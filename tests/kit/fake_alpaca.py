@@ -355,13 +355,10 @@ class FakeAlpaca(PriceBook, FakeHttp):
     def _match(self, o: dict, bar: dict) -> None:
         buy, kind, px = o["side"] == "buy", o["type"], bar["open"]
         if kind == "stop" and float(o["filled_qty"]) == 0:
-            stop = float(o["stop_price"])
-            if buy and bar["high"] >= stop:
-                px = max(stop, bar["open"])
-            elif not buy and bar["low"] <= stop:
-                px = min(stop, bar["open"])
-            else:
+            hit = self._stop_fill(buy, float(o["stop_price"]), bar)
+            if hit is None:
                 return
+            px = hit
         elif kind == "limit":
             limit = float(o["limit_price"])
             if buy and bar["low"] <= limit:

@@ -432,13 +432,10 @@ class FakeKite(PriceBook, FakeHttp):
         buy = o["transaction_type"] == "BUY"
         kind, px = o["order_type"], bar["open"]
         if o["status"] == "TRIGGER PENDING":
-            trig = float(o["trigger_price"])
-            if buy and bar["high"] >= trig:
-                px = max(trig, bar["open"])
-            elif not buy and bar["low"] <= trig:
-                px = min(trig, bar["open"])
-            else:
+            hit = self._stop_fill(buy, float(o["trigger_price"]), bar)
+            if hit is None:
                 return
+            px = hit
             o["status"] = "OPEN"
             self._record(o)
         if kind in ("LIMIT", "SL"):

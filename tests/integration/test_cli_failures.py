@@ -157,7 +157,7 @@ def test_a_read_only_data_folder_names_the_database_and_says_read_only(read_only
 
 
 def test_a_read_only_lake_names_the_folder(read_only_data):
-    proc = workbench(read_only_data, "data", "pull", "--source", "synthetic", "-s", "SYN-A")
+    proc = workbench(read_only_data, "data", "pull", "--source", "synthetic", "-s", "SYN-001")
     assert_fails_cleanly(proc, 8, str(read_only_data / "data" / "lake"), "read-only file system", "WORKBENCH_HOME")
 
 

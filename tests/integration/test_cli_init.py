@@ -18,7 +18,7 @@ def _cli(home, *args):
         "WORKBENCH_DEMO__NETWORK_TIMEOUT_S": "1",
     }
     return subprocess.run(
-        [sys.executable, "-m", "workbench", *args], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "workbench", *args], env=env, capture_output=True, text=True, timeout=900
     )
 
 

@@ -57,7 +57,9 @@ def home(tmp_path: Path) -> Settings:
     root.mkdir()
     # Low thresholds: the untrained backup model's signals are weak, and the scenarios need orders.
     (root / "workbench.toml").write_text(
-        '[demo]\nsource = "synthetic"\nbars = 300\n\n[risk]\nmin_strength = 0.02\n\n[signals]\nhold_below = 0.02\n'
+        '[demo]\nsource = "synthetic"\nbars = 300\nsynthetic_structure = 0.0\n'
+        'synthetic_symbols = ["SYN-A", "SYN-B", "SYN-C", "SYN-D", "SYN-E", "SYN-F"]\n\n'
+        "[risk]\nmin_strength = 0.02\n\n[signals]\nhold_below = 0.02\n"
     )
     settings = load_settings(root)
     settings.ensure_dirs()

@@ -156,6 +156,7 @@ class LiveFeed:
         if self._started:
             return
         self._started = True
+        self._seed()
         for src in self.sources:
             src.start()
         deadline = time.monotonic() + self.start_timeout_s
@@ -174,6 +175,25 @@ class LiveFeed:
         # after a restart the lake ends where the last run stopped; the venue has the bars since then
         self._backfill_from = np.where(last >= 0, last + self.tf_ns, start).astype("int64")
         self._needs_backfill[:] = True
+
+    def _seed(self) -> None:
+        """Quotes from the venues' REST snapshots (those that offer one: ``seed``) before the streams open.
+
+        Why: an all-market ticker stream (Binance ``!miniTicker@arr``) sends only instruments that changed,
+        so a quiet one would stay without a quote, and HOLD as stale, until its first trade after the start.
+        The snapshot goes to the quote cache only: the bar forming at the start is partial anyway (its
+        venue's version replaces it), and a ticker's total volume is no traded size."""
+        seeded = False
+        for i, src in enumerate(self.sources):
+            seed = getattr(src, "seed", None)
+            if seed is None:
+                continue
+            try:
+                seeded = bool(seed()) or seeded
+            except Exception as e:  # no seed: the stream's first ticks give the quotes, as before
+                self.health[i].extra["seed_error"] = f"{type(e).__name__}: {e}"
+        if seeded:
+            self.cache.apply(self._not_future(self.buffer.drain(), self._now_ns()))
 
     def close(self) -> None:
         for src in self.sources:

@@ -17,6 +17,7 @@ import pytest
 from tests.unit.features.research_kit import random_walk_panel, read_sp500
 from workbench.config import SignalParams
 from workbench.data.panel import FIELDS, Panel
+from workbench.features.incremental import IncrementalFeatures
 from workbench.models.training import train
 from workbench.signals import Signal
 from workbench.trading.engine import ModelSignalEngine, incremental_blocker
@@ -35,6 +36,19 @@ def assert_same_signals(got: list[Signal], expected: list[Signal]) -> None:
             assert (x is None) == (y is None), (name, a, b)
             if x is not None:
                 assert math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12), (name, a, b)
+
+
+def assert_same_state(engine: ModelSignalEngine, expected: dict[str, pd.Series]) -> None:
+    """The engine's committed feature rows equal ``expected`` (a full recomputation's, per symbol):
+    stricter than the signals, which a tree model keeps equal under small feature differences."""
+    last = engine._inc.last
+    assert set(last.index) == set(expected)
+    for sym, row in expected.items():
+        np.testing.assert_allclose(last.loc[sym].to_numpy(), row.to_numpy(), rtol=1e-9, atol=1e-12, err_msg=sym)
+
+
+def features(model, panel: Panel) -> pd.DataFrame:
+    return IncrementalFeatures.from_history(panel, model.feature_set, PARAMS.atr_window).last
 
 
 def reference(model, panel: Panel) -> list[Signal]:
@@ -183,6 +197,9 @@ def test_universe_changes_v2_warm_up_newcomers_only(rw, models, benchmark):
         assert_same_signals(got, expected)
     assert {"A"} <= {s.symbol for s in got} and "D" not in {s.symbol for s in got}
     assert engine.rebuilds == ["warm-up"]  # nothing rebuilt: no full warm-up at a universe change
+    full = features(model, subset(panel.iloc(slice(first, t)), cols))
+    again = features(model, subset(panel.iloc(slice(joined, t)), cols))
+    assert_same_state(engine, {s: (again if s == "A" else full).loc[s] for s in cols})
 
 
 def test_gap_longer_than_the_window_rebuilds_and_a_revised_bar_is_committed_again(rw, models):
@@ -238,7 +255,10 @@ def test_a_backfill_older_than_64_bars_is_seen(rw, models, feature_set):
 
     for t, win in windows(rw, 280, 395, window=window):
         got = engine.signals(with_values(win, missing) if t < 390 else win)
-    assert engine.rebuilds == ["warm-up"]
+    assert engine.rebuilds == ["warm-up"] and engine.rewarmed == 1
+    full = features(model, with_values(rw.iloc(slice(280 - window + 1, t)), missing))
+    again = features(model, rw.iloc(slice(390 - window + 1, t)))
+    assert_same_state(engine, {s: (again if s == "B" else full).loc[s] for s in rw.symbols})
     again = {s.symbol: s for s in reference(model, rw.iloc(slice(390 - window + 1, 395)))}
     expected = [again["B"] if s.symbol == "B" else s for s in reference(model, with_values(rw.iloc(slice(280 - window + 1, 395)), missing))]
     assert "B" in {s.symbol for s in got}

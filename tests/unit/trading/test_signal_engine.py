@@ -260,7 +260,10 @@ def test_a_backfill_older_than_64_bars_is_seen(rw, models, feature_set):
     again = features(model, rw.iloc(slice(390 - window + 1, t)))
     assert_same_state(engine, {s: (again if s == "B" else full).loc[s] for s in rw.symbols})
     again = {s.symbol: s for s in reference(model, rw.iloc(slice(390 - window + 1, 395)))}
-    expected = [again["B"] if s.symbol == "B" else s for s in reference(model, with_values(rw.iloc(slice(280 - window + 1, 395)), missing))]
+    expected = [
+        again["B"] if s.symbol == "B" else s
+        for s in reference(model, with_values(rw.iloc(slice(280 - window + 1, 395)), missing))
+    ]
     assert "B" in {s.symbol for s in got}
     assert_same_signals(got, expected)
 

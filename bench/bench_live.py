@@ -444,6 +444,35 @@ def engine_cycle(n: int, feature_set: str, model, bars: int = 200, cycles: int =
         )
 
 
+def universe_change(n: int = 5_000, new: int = 50, bars: int = 200) -> None:
+    """v2: ``new`` instruments join a universe of ``n`` (and as many leave): only they warm up, and the
+    beta/corr state is replayed from the window; beside the full warm-up it replaces."""
+    from workbench.data.panel import FIELDS, Panel
+    from workbench.features.incremental import IncrementalFeatures
+
+    arrays = _synthetic(n + new, bars, seed=7)
+    idx = pd.date_range(T0, periods=bars, freq="1min", tz="UTC", name="ts")
+    cols = pd.Index([f"B{i:05d}/USDT" for i in range(n + new)], name="symbol")
+    panel = _panel(arrays, idx, cols)
+
+    def part(names: pd.Index) -> Panel:
+        return Panel(**{f: getattr(panel, f)[names] for f in FIELDS}, exchange="binance", timeframe="1m")
+
+    before, after = part(cols[:n]), part(cols[new:])
+    inc = IncrementalFeatures.from_history(before, "v2")
+    t0 = time.perf_counter()
+    inc.keep_symbols(list(cols[new:n]))
+    inc.add_symbols(after)
+    adopt = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    IncrementalFeatures.from_history(after, "v2")
+    full = time.perf_counter() - t0
+    print(
+        f"   v2 universe change, {new} in and {new} out of {n:,} ({bars} bars): {adopt * 1e3:,.0f} ms "
+        f"against a full warm-up of {full * 1e3:,.0f} ms ({full / adopt:.0f}× less)"
+    )
+
+
 def engine_cycles() -> None:
     for fs in ("v1", "v2"):
         model = _bench_model(fs)
@@ -453,6 +482,7 @@ def engine_cycles() -> None:
 
 def main() -> None:
     engine_cycles()
+    universe_change()
     ticks_into_bars()
     for n in (5_000, 20_000):
         rest_ccxt(n)

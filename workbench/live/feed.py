@@ -438,13 +438,13 @@ class LiveFeed:
         times = np.r_[self._times[k - n_hist : k], [bar - self.tf_ns] if add_prev else [], bar].astype("int64")
         idx = pd.DatetimeIndex(times.astype("datetime64[ns]"), name="ts").tz_localize("UTC")
         frames = {}
-        for j, (name, last_row) in enumerate(zip(FIELDS, (o, h, lo, c, v), strict=True)):
+        for fi, (name, last_row) in enumerate(zip(FIELDS, (o, h, lo, c, v), strict=True)):
             rows = np.empty((n_body + 1, len(self.keys)))  # the panel's own memory: the history moves on
             rows[:n_hist] = self._wide[name][k - n_hist : k]
             if add_prev:
                 rows[n_hist] = np.nan
             if len(sl):
-                rows[n_body - 1, sl] = prev[:, j]
+                rows[n_body - 1, sl] = prev[:, fi]
             rows[-1] = last_row
             frames[name] = pd.DataFrame(rows, index=idx, columns=self.columns, copy=False)
         panel = Panel(**frames, exchange=self.exchange, timeframe=self.timeframe)

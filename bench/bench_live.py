@@ -10,9 +10,10 @@
    ``BarBuilder.ingest``) for 20,000 instruments, beside the lower bound: a pure numpy scatter of the
    same ticks (last price by fancy assignment, volume by ``bincount``) that builds no bar at all.
 3. The data + features + inference part of a cycle (``trading.engine.ModelSignalEngine``) for 5,000
-   and 20,000 instruments, a trained LightGBM (200 trees) on feature sets v1 and v2: the panel the
-   feed hands over (history + forming bar, assembled from arrays as the live feed does), the
-   incremental features (bars closed since the last cycle committed, the forming bar peeked), one
+   and 20,000 instruments, a trained LightGBM (200 trees) on feature sets v1 and v2: the live feed's
+   ``next`` (the cycle's ticks into the quote cache and forming bars, closed bars into its history, the
+   fresh-quote snapshot, the panel of history + forming bar; its history backfilled at the start from
+   a venue whose stream is the bench pushing ticks), the incremental features (bars closed since the last cycle committed, the forming bar peeked), one
    ``predict_proba`` on N rows, the ``Signal`` objects. Beside it, in the same run, the lower bound:
    last-bar numpy features from the last 60 bars (returns, rolling std and means) filling the
    model's columns + one ``Booster.predict`` on N rows; and, at 5,000, today's full recomputation.
@@ -315,40 +316,97 @@ def _lower_bound(hist: dict[str, np.ndarray], booster, n_features: int) -> np.nd
     return booster.predict(X)
 
 
+class _BenchVenue:
+    """One venue of the bench (``live.feed.VenueData``): its stream is the bench pushing ticks into the
+    feed's buffer, as a stream's thread does; its OHLCV history is the synthetic bars (the backfill)."""
+
+    def __init__(self, keys: list[str], arrays: dict[str, np.ndarray], index: pd.DatetimeIndex) -> None:
+        from workbench.live.ticks import StreamStatus
+
+        self.venue, self.keys = "bench", tuple(keys)
+        self._status = StreamStatus("bench", connected=True)
+        self._arrays, self._index = arrays, index
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def status(self):
+        return self._status
+
+    def poll(self) -> int:
+        return 0
+
+    def history(self, keys, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        rows = np.flatnonzero((self._index >= start) & (self._index <= end))
+        slot = pd.Index(self.keys).get_indexer(list(keys))
+        n, m = len(rows), len(slot)
+        out = {"ts": np.repeat(self._index[rows], m), "key": np.tile(np.asarray(self.keys, dtype=object)[slot], n)}
+        for f, a in self._arrays.items():
+            out[f] = a[np.ix_(rows, slot)].ravel()
+        return pd.DataFrame(out)
+
+
 def engine_cycle(n: int, feature_set: str, model, bars: int = 200, cycles: int = 6, full: bool = True) -> None:
-    """Median over ``cycles`` cycles (every other one a bar closes and the window slides)."""
+    """Median over ``cycles`` cycles, 30 s apart (every other one a bar closes and the window slides).
+
+    The data stage is the live feed's (``LiveFeed.next``): the cycle's ticks (one per instrument) drained
+    from the tick buffer into the quote cache and the forming bars, closed bars into the wide history,
+    the fresh-quote snapshot, and the panel (history + forming bar) with the quotes and holds."""
     from workbench.config import SignalParams
+    from workbench.live.feed import LiveFeed
     from workbench.trading.engine import ModelSignalEngine
 
-    arrays = _synthetic(n, bars + cycles, seed=n)
-    idx = pd.date_range("2026-01-05 04:00", periods=bars + cycles, freq="1min", tz="UTC", name="ts")
-    columns = pd.Index([f"B{i:05d}/USDT" for i in range(n)], name="symbol")
+    arrays = _synthetic(n, bars + cycles + 4, seed=n)
+    idx = pd.date_range(T0, periods=bars + cycles + 4, freq="1min", tz="UTC", name="ts")
+    keys = [f"bench:B{i:05d}/USDT" for i in range(n)]
     rng = np.random.default_rng(2)
+    clock = {"now": idx[bars] + pd.Timedelta(seconds=1)}
+    venue = _BenchVenue(keys, arrays, idx)
+    feed = LiveFeed(
+        keys,
+        lambda buffer, slots: [venue],
+        timeframe="1m",
+        warmup_bars=bars,
+        stale_after_s=120.0,
+        columns=[k.partition(":")[2] for k in keys],
+        exchange="binance",
+        clock=lambda: clock["now"],
+        calendar=lambda exch, ts: np.ones(len(exch), dtype=bool),
+    )
+    slots = np.arange(n, dtype="int64")
+    nan = np.full(n, np.nan)
+
+    def step() -> None:  # 30 s pass; every instrument trades once, near its bar's close
+        clock["now"] += pd.Timedelta(seconds=30)
+        now = clock["now"]
+        t = int(idx.searchsorted(now.floor("1min")))
+        price = arrays["close"][t] * (1 + rng.normal(0, 1e-3, n))
+        ts = np.full(n, (now - pd.Timedelta(seconds=1)).value, dtype="int64")
+        feed.buffer.push(slots, price, arrays["volume"][t] / 2, nan, nan, ts)
+
     engine = ModelSignalEngine(model, SignalParams())
-
-    def feed(t: int, wiggle: float):  # rows t-bars+1 .. t, the last one still forming (moved by ``wiggle``)
-        rows = slice(t - bars + 1, t + 1)
-        a = {f: x[rows] for f, x in arrays.items()}
-        form = {f: np.array(x[-1], copy=True) for f, x in a.items()}
-        form["close"] = form["close"] * (1 + wiggle * rng.normal(0, 1e-3, n))
-        form["high"], form["low"] = np.maximum(form["high"], form["close"]), np.minimum(form["low"], form["close"])
-        return {f: np.vstack([a[f][:-1], form[f][None, :]]) for f in a}, idx[rows]
-
     t0 = time.perf_counter()
-    hist, index = feed(bars - 1, 0.0)
-    engine.signals(_panel(hist, index, columns))
+    feed.start()
+    for _ in range(3):  # the backfill after the start, and the bar partial at the start fetched again
+        step()
+        tick = feed.next()
+        engine.signals(tick.panel)
     warm = time.perf_counter() - t0
     data, total, predict = [], [], []
-    for k in range(cycles):
-        t = bars - 1 + (k + 1) // 2
+    for _ in range(cycles):
+        step()
         c0 = time.perf_counter()
-        hist, index = feed(t, 1.0)
-        panel = _panel(hist, index, columns)
+        tick = feed.next()
         c1 = time.perf_counter()
-        sigs = engine.signals(panel)
+        sigs = engine.signals(tick.panel)
         c2 = time.perf_counter()
         data.append(c1 - c0)
         total.append(c2 - c0)
+    feed.close()
+    panel = tick.panel
+    live = int(np.isfinite(panel.close.to_numpy()[-1]).sum())
+    assert live == n and not tick.hold, f"{n - live} instruments without a forming bar: the bench measures less"
     # the model call alone, on the same N rows
     inc = engine._inc
     assert inc is not None
@@ -358,6 +416,7 @@ def engine_cycle(n: int, feature_set: str, model, bars: int = 200, cycles: int =
         model.predict_proba(X)
         predict.append(time.perf_counter() - p0)
     booster = model.model._clf.booster_
+    hist = {f: getattr(panel, f).to_numpy() for f in ("close", "high", "low", "volume")}
     lb = []
     for _ in range(3):
         l0 = time.perf_counter()
@@ -367,9 +426,9 @@ def engine_cycle(n: int, feature_set: str, model, bars: int = 200, cycles: int =
     goal = 150 if n <= 5_000 else 600
     traded = sum(s.signal != "HOLD" for s in sigs)
     print(
-        f"   cycle {feature_set} {n:>6,}: {med(total):6.1f} ms  (goal < {goal} ms; data {med(data):.1f}, "
+        f"   cycle {feature_set} {n:>6,}: {med(total):6.1f} ms  (goal < {goal} ms; data (LiveFeed.next) {med(data):.1f}, "
         f"model predict {med(predict):.1f} of it; {len(sigs):,} signals, {traded:,} BUY/SELL; "
-        f"warm-up once {warm:.1f} s; path {engine.path})"
+        f"start + backfill + warm-up once {warm:.1f} s; path {engine.path})"
     )
     print(
         f"   lower bound    {n:>6,}: {med(lb):6.1f} ms  (numpy last-bar features + one Booster.predict)"
@@ -385,6 +444,35 @@ def engine_cycle(n: int, feature_set: str, model, bars: int = 200, cycles: int =
         )
 
 
+def universe_change(n: int = 5_000, new: int = 50, bars: int = 200) -> None:
+    """v2: ``new`` instruments join a universe of ``n`` (and as many leave): only they warm up, and the
+    beta/corr state is replayed from the window; beside the full warm-up it replaces."""
+    from workbench.data.panel import FIELDS, Panel
+    from workbench.features.incremental import IncrementalFeatures
+
+    arrays = _synthetic(n + new, bars, seed=7)
+    idx = pd.date_range(T0, periods=bars, freq="1min", tz="UTC", name="ts")
+    cols = pd.Index([f"B{i:05d}/USDT" for i in range(n + new)], name="symbol")
+    panel = _panel(arrays, idx, cols)
+
+    def part(names: pd.Index) -> Panel:
+        return Panel(**{f: getattr(panel, f)[names] for f in FIELDS}, exchange="binance", timeframe="1m")
+
+    before, after = part(cols[:n]), part(cols[new:])
+    inc = IncrementalFeatures.from_history(before, "v2")
+    t0 = time.perf_counter()
+    inc.keep_symbols(list(cols[new:n]))
+    inc.add_symbols(after)
+    adopt = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    IncrementalFeatures.from_history(after, "v2")
+    full = time.perf_counter() - t0
+    print(
+        f"   v2 universe change, {new} in and {new} out of {n:,} ({bars} bars): {adopt * 1e3:,.0f} ms "
+        f"against a full warm-up of {full * 1e3:,.0f} ms ({full / adopt:.0f}× less)"
+    )
+
+
 def engine_cycles() -> None:
     for fs in ("v1", "v2"):
         model = _bench_model(fs)
@@ -394,6 +482,7 @@ def engine_cycles() -> None:
 
 def main() -> None:
     engine_cycles()
+    universe_change()
     ticks_into_bars()
     for n in (5_000, 20_000):
         rest_ccxt(n)

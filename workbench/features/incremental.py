@@ -13,8 +13,10 @@ Usage::
     feats, atr = inc.peek(forming)  # the forming bar's row, the committed state left as it was
 
 The instrument set is fixed at ``from_history``. A new listing needs a new ``from_history`` — or,
-for a feature set whose state is per instrument (``SEPARABLE``), ``add_symbols`` warms up just the
-newcomers and merges them in. An instrument without a bar this cycle passes NaN: its state is
+for a feature set in ``SEPARABLE``, ``add_symbols`` warms up just the newcomers and merges them in
+(and ``keep_symbols`` drops instruments). Under v2 ``add_symbols`` also replays the beta/corr state
+over its history when the benchmark changed (see ``v2_universe``); after a ``keep_symbols`` that
+changed the benchmark, an ``add_symbols(history)`` must come before the next bar. An instrument without a bar this cycle passes NaN: its state is
 untouched and its row is NaN.
 """
 
@@ -27,15 +29,16 @@ import pandas as pd
 
 from workbench.data.panel import FIELDS, Panel
 from workbench.features.pipeline import get_feature_set
-from workbench.features.sets import STREAM_BUILDERS, Bars
+from workbench.features.sets import STREAM_BUILDERS, Bars, benchmark_symbol
 from workbench.features.streams import StreamState, s_atr
+from workbench.features.v2_universe import cross_section_row, replay_pairs
 
 __all__ = ["IncrementalFeatures", "SEPARABLE"]
 
-# Feature sets whose state is per instrument: v1. v2 is not — its beta/corr benchmark is the panel's
-# equal-weight average when BTC is absent, and its cross-sectional ranks read the whole row — so a
-# change of universe changes every instrument's history and needs a rebuild from the history.
-SEPARABLE = frozenset({"v1"})
+# Feature sets whose instruments can be added and dropped without a full warm-up: v1 (its state is per
+# instrument) and v2 (per instrument too, except its beta/corr benchmark, which is replayed over the
+# history window when the universe changes it: ``v2_universe``).
+SEPARABLE = frozenset({"v1", "v2"})
 
 
 class IncrementalFeatures:
@@ -60,6 +63,10 @@ class IncrementalFeatures:
         self._scratch: tuple[StreamState, StreamState] | None = None
         self._saved: tuple[StreamState, StreamState] | None = None
         self._saved_at: tuple[pd.Timestamp | None, np.ndarray, np.ndarray] | None = None
+        # v2: the instrument the beta/corr state was built against (None: the universe's average), and
+        # whether a drop has made that state stale (it needs ``add_symbols(history)``)
+        self._bench = benchmark_symbol(self.symbols, exchange)
+        self._pairs_stale = False
 
     @classmethod
     def from_history(cls, panel: Panel, feature_set: str = "v1", atr_window: int | None = 14) -> IncrementalFeatures:
@@ -119,6 +126,7 @@ class IncrementalFeatures:
         b = self._from_arrays(index, fields)
         if self.ts is not None and b.index.min() <= self.ts:
             raise ValueError(f"the bar to peek at must be later than the last one ({self.ts}); got {b.index.min()}")
+        self._check_pairs()
         state, atr_state = self._scratch_states()
         return self._compute(state, atr_state, b)
 
@@ -133,6 +141,7 @@ class IncrementalFeatures:
         b = self._bars(bars)
         if self.ts is not None and b.index.min() <= self.ts:
             raise ValueError(f"the bar to peek at must be later than the last one ({self.ts}); got {b.index.min()}")
+        self._check_pairs()
         state, atr_state = self._scratch_states()
         return self._compute(state, atr_state, b)
 
@@ -168,15 +177,23 @@ class IncrementalFeatures:
         """Warm up the instruments of ``history`` that are new and merge them in (separable sets only).
 
         ``history`` must end at ``self.ts`` (the bars the others have seen), so every instrument's
-        state stands at the same bar; the newcomers' newest row is then their feature row."""
+        state stands at the same bar; the newcomers' newest row is then their feature row. Under v2 it
+        holds the whole universe (the benchmark is computed from it) for at least 61 bars."""
         if not self.separable:
             raise ValueError(f"feature set {self.feature_set} is not separable: rebuild with from_history")
         held = set(self.symbols)
         new = [s for s in history.symbols if s not in held]
-        if not new:
+        if not new and not self._pairs_stale:
             return
         if self.ts is not None and len(history.index) and history.index[-1] != self.ts:
             raise ValueError(f"history for new symbols must end at {self.ts}, not {history.index[-1]}")
+        if new:
+            self._merge_in(history, new)
+        if self.feature_set == "v2":
+            self._replay_pairs(history, len(self.symbols) - len(new))
+        self._scratch = self._saved = self._saved_at = None
+
+    def _merge_in(self, history: Panel, new: list[str]) -> None:
         sub = Panel(
             **{f: getattr(history, f)[new] for f in FIELDS}, exchange=history.exchange, timeframe=history.timeframe
         )
@@ -188,9 +205,25 @@ class IncrementalFeatures:
         self._last = np.vstack([self._last, other._last])
         self._atr = np.concatenate([self._atr, other._atr])
         self.symbols = self.symbols + tuple(new)
-        self._scratch = self._saved = self._saved_at = None
         if self.ts is None:
             self.ts = other.ts
+
+    def _replay_pairs(self, history: Panel, n_old: int) -> None:
+        """v2: the newcomers' beta/corr state (everyone's when the benchmark is another one now, or the
+        average) replayed over ``history`` against the benchmark of the universe as it now is."""
+        bench = benchmark_symbol(self.symbols, self.exchange)
+        everyone = self._pairs_stale or bench is None or bench != self._bench
+        rows = np.arange(0 if everyone else n_old, len(self.symbols))
+        if len(rows) and len(history.index):
+            close = history.close.reindex(columns=list(self.symbols)).to_numpy(dtype=float)
+            beta, corr = replay_pairs(
+                self._state, close, history.index, self.symbols, self.exchange, self.timeframe, rows
+            )
+            has_bar = np.isfinite(close[-1, rows])
+            for name, v in (("beta_60", beta), ("corr_60", corr)):
+                self._last[rows, self.columns.index(name)] = np.where(np.isfinite(v) & has_bar, v, np.nan)
+            cross_section_row(self._last)  # the newest row's ranks among the universe as it now is
+        self._bench, self._pairs_stale = bench, False
 
     def keep_symbols(self, symbols: list[str] | tuple[str, ...]) -> None:
         """Drop every instrument not in ``symbols`` (separable sets only; order kept)."""
@@ -203,12 +236,23 @@ class IncrementalFeatures:
         self._state = _select(self._state, keep)
         self._atr_state = _select(self._atr_state, keep)
         self._last, self._atr = self._last[keep], self._atr[keep]
+        dropped = {s for s, k in zip(self.symbols, keep, strict=True) if not k}
         self.symbols = tuple(s for s, k in zip(self.symbols, keep, strict=True) if k)
         self._scratch = self._saved = self._saved_at = None
+        if self.feature_set == "v2" and (self._bench is None or self._bench in dropped):
+            self._pairs_stale = True  # the benchmark was the average, or left: replay on add_symbols
 
     # -----------------------------------------------------------------------------------------
 
+    def _check_pairs(self) -> None:
+        if self._pairs_stale:
+            raise ValueError(
+                "the universe's beta benchmark changed with the instruments dropped: "
+                "call add_symbols(history) before the next bar"
+            )
+
     def _step(self, b: Bars) -> None:
+        self._check_pairs()
         self._last, self._atr = self._compute(self._state, self._atr_state, b)
         self.ts = b.index[-1]
 

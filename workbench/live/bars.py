@@ -235,6 +235,11 @@ class BarBuilder:
         out_i = np.column_stack([slot, t[slot, k]])
         return self._frame(out_i, self._val[slot, k, :], self._done[slot, k])
 
+    def at_arrays(self, start_ns: int) -> tuple[np.ndarray, np.ndarray]:
+        """``at`` as (slots, OHLCV rows in ``FIELDS`` order), no frame: the live feed's per-cycle path."""
+        slot, k = np.nonzero(self._t[:, :, _START] == int(start_ns))
+        return slot, self._val[slot, k, :]
+
     def _frame(self, out_i: np.ndarray, out_f: np.ndarray, out_c: np.ndarray) -> pd.DataFrame:
         if len(out_i) == 0:  # the common case between bar closes: skip building a frame from arrays
             if self._empty is None:

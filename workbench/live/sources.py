@@ -37,9 +37,24 @@ class StreamData:
     stream: Any
     snapshot: Callable[[], int]
     bars: Callable[[Sequence[str], pd.Timestamp, pd.Timestamp], pd.DataFrame]
+    # Quotes from one REST snapshot at start, for a stream that only sends what changes (Binance's
+    # all-market tickers): a quiet instrument has a fresh price before its first tick.
+    seeds: bool = False
 
     def start(self) -> None:
         self.stream.start()
+
+    def seed(self) -> int:
+        """The REST snapshot into the buffer before the stream opens (the feed takes its quotes, not its
+        sizes); the running volumes it set are forgotten, so the stream's first tick stays of unknown size,
+        as without a seed (a REST total need not be the stream's)."""
+        if not self.seeds:
+            return 0
+        n = self.snapshot()
+        volume = getattr(self.stream, "volume", None)
+        if volume is not None:
+            volume.forget()
+        return n
 
     def stop(self) -> None:
         self.stream.stop()
@@ -75,7 +90,12 @@ def ccxt_data(
 
     s = CcxtTickerStream(exchange_id, keys, buffer, config=config, slots=slots)
     return StreamData(
-        f"ccxt:{exchange_id}", tuple(keys), s, s.poll_rest, lambda k, lo, hi: s.history(k, lo, hi, timeframe)
+        f"ccxt:{exchange_id}",
+        tuple(keys),
+        s,
+        s.poll_rest,
+        lambda k, lo, hi: s.history(k, lo, hi, timeframe),
+        seeds=s.all_markets,  # one fetch_tickers call
     )
 
 

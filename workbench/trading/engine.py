@@ -15,13 +15,15 @@ more history than a window, which is what the model was trained on.
 
 The newest closed bar may still move (the live feed shows a just-ended bar as it stands while late
 ticks arrive): it is committed after a checkpoint, and when the next panel shows it revised the
-state rolls back one bar and commits it again (``rollbacks``). Older committed bars (the last
-``HISTORY``) are compared with each panel too: a backfill that fills or corrects them re-warms the
-instruments concerned from the panel (v1) or rebuilds the state (v2). The state is rebuilt from the
-panel (logged, counted in ``rebuilds``) when the engine cannot continue exactly: the panel no longer
-holds the last committed bar (a gap longer than the window), time went backwards, a backfill under
-v2, or the universe changed under a feature set whose state is not per instrument (v2: its beta
-benchmark is the universe's average). Under v1 newcomers are warmed up alone and merged in.
+state rolls back one bar and commits it again (``rollbacks``). Every older committed bar the panel
+still holds (or the last ``history`` of them) is compared with the last panel's close too: a
+backfill that fills or corrects one re-warms only the instruments concerned from the panel
+(``rewarmed``). A revision of a bar older than the panel cannot be seen (the live feed's panel
+holds every bar it keeps). The state is rebuilt from the panel (logged, counted in ``rebuilds``)
+when the engine cannot continue exactly: the panel no longer holds the last committed bar (a gap
+longer than the window), or time went backwards. When the universe changes, newcomers are warmed
+up alone from the panel and merged in, leavers dropped (v2 also replays its beta/corr state when
+the benchmark changes: ``v2_universe``).
 
 Models the incremental state cannot serve use today's full path (``signals_for_panel`` on the
 panel, then the last row): sequence models (``lookback`` > 1: the LSTM, ensembles holding one) read
@@ -37,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from workbench.config import SignalParams
 from workbench.data.panel import FIELDS, Panel
@@ -50,7 +53,6 @@ __all__ = ["ModelSignalEngine", "incremental_blocker"]
 log = logging.getLogger(__name__)
 
 _REVISED = " was revised"
-HISTORY = 64  # committed bars checked for revisions (backfills) each cycle
 
 
 def incremental_blocker(model: Any) -> str | None:
@@ -80,17 +82,26 @@ class ModelSignalEngine:
     ``incremental=False`` forces the full path (``signals_for_panel`` then the last row)."""
 
     def __init__(
-        self, model: Any, params: SignalParams, note: str | None = None, backup: bool = False, incremental: bool = True
+        self,
+        model: Any,
+        params: SignalParams,
+        note: str | None = None,
+        backup: bool = False,
+        incremental: bool = True,
+        history: int | None = None,
     ):
         self.model, self.params, self.note, self.backup = model, params, note, backup
+        # committed bars checked for revisions (backfills) each cycle: None = every bar the panel holds
+        self.history = history
+        self.rewarmed = 0  # instruments warmed up again because their past bars were revised
         self.fallback_reason: str | None = incremental_blocker(model) if incremental else "chosen (incremental=False)"
         self.rebuilds: list[str] = []  # why the state was (re)built from a panel, oldest first
         self.rollbacks = 0  # times the newest committed bar was revised and committed again
         self._inc: IncrementalFeatures | None = None
         self._committed: np.ndarray | None = None  # (5 × instrument) OHLCV of the last committed bar
-        # Closes of up to HISTORY committed bars before that one, as the last panel showed them: a
+        # Closes of the committed bars before that one, as the last panel showed them: a
         # backfill that fills or corrects one of them is seen by comparing the next panel with it.
-        self._history: tuple[pd.DatetimeIndex, np.ndarray] | None = None
+        self._history: tuple[pd.DatetimeIndex, np.ndarray, pd.Index] | None = None
         self._rewarm: set[str] = set()
         self._cols: pd.Index | None = None  # the panel columns ``_pos`` was computed for
         self._pos = np.empty(0, dtype=np.int64)  # state position of each panel column
@@ -160,6 +171,7 @@ class ModelSignalEngine:
         elif self._rewarm:  # bars before the newest were backfilled: those instruments warm up again
             assert self._inc is not None
             log.info("signal engine re-warms %d instrument(s) whose past bars were revised", len(self._rewarm))
+            self.rewarmed += len(self._rewarm)
             self._inc.keep_symbols([s for s in self._inc.symbols if s not in self._rewarm])
             self._cols = None
         self._rewarm = set()
@@ -272,9 +284,10 @@ class ModelSignalEngine:
         inc.keep_symbols(cols)
         held = set(inc.symbols)
         new = [c for c in cols if c not in held]
+        # also without newcomers: under v2 a drop can change the beta benchmark, replayed from the panel
+        k = len(panel.index) - 1 if inc.ts is None else int(panel.index.searchsorted(inc.ts)) + 1
+        inc.add_symbols(panel.iloc(slice(0, k)))
         if new:
-            k = len(panel.index) - 1 if inc.ts is None else int(panel.index.searchsorted(inc.ts)) + 1
-            inc.add_symbols(panel.iloc(slice(0, k)))
             log.info("signal engine warmed up %d new instrument(s) from the panel", len(new))
         self._cols = None
         if inc.ts is not None:
@@ -290,34 +303,37 @@ class ModelSignalEngine:
         self._committed = np.stack([_rows(panel, f, k, k + 1, pos, len(inc.symbols))[0] for f in FIELDS])
 
     def _keep_history(self, panel: Panel, pos: np.ndarray) -> None:
+        """Remember this panel's closes before the newest committed bar (a view: the feeds hand over a new
+        panel each cycle and never write into one they handed over), so the next panel is checked whole."""
         inc = self._inc
         assert inc is not None
         if inc.ts is None:
             self._history = None
             return
         k = int(panel.index.searchsorted(inc.ts))
-        k0 = max(0, k - HISTORY)
-        self._history = (panel.index[k0:k], _rows(panel, "close", k0, k, pos, len(inc.symbols)).copy())
+        k0 = 0 if self.history is None else max(0, k - self.history)
+        self._history = (panel.index[k0:k], panel.close.to_numpy(dtype=float)[k0:k], panel.close.columns)
 
     def _backfilled(self, panel: Panel, pos: np.ndarray) -> np.ndarray:
         """Per state instrument: did a committed bar before the newest change in this panel?"""
         inc = self._inc
         assert inc is not None
         moved = np.zeros(len(inc.symbols), dtype=bool)
-        if self._history is None or not len(self._history[0]) or self._history[1].shape[1] != len(inc.symbols):
+        if self._history is None or not len(self._history[0]):
             return moved
-        ts, old = self._history
+        ts, old, old_cols = self._history
         at = panel.index.get_indexer(ts)
-        have = at >= 0
-        if not have.any():
+        have = np.flatnonzero(at >= 0)
+        if not len(have):
             return moved
-        close = panel.close.to_numpy(dtype=float)[at[have]]
-        now = np.full((int(have.sum()), len(inc.symbols)), np.nan)
+        cols = panel.close.columns
+        col_at = np.arange(len(cols)) if cols is old_cols or cols.equals(old_cols) else old_cols.get_indexer(cols)
+        changed = _changed_columns(
+            panel.close.to_numpy(dtype=float), at[have].astype(np.int64), old, have.astype(np.int64), col_at
+        )
         held = pos >= 0
-        now[:, pos[held]] = close[:, held]
-        was = old[have]
-        same = (now == was) | (np.isnan(now) & np.isnan(was))
-        return ~same.all(axis=0)
+        moved[pos[held]] = changed[held]
+        return moved
 
     def _positions(self, cols: pd.Index) -> np.ndarray:
         """State position of each panel column (−1 for one the state does not hold), cached."""
@@ -327,6 +343,24 @@ class ModelSignalEngine:
             self._pos = pd.Index(inc.symbols).get_indexer(cols).astype(np.int64)
             self._cols = cols
         return self._pos
+
+
+@njit(cache=True)
+def _changed_columns(new: np.ndarray, new_rows: np.ndarray, old: np.ndarray, old_rows: np.ndarray, col_at: np.ndarray):
+    """Per column of ``new``: does any of ``new_rows`` differ from ``old_rows`` of ``old``'s column
+    ``col_at`` (NaN equal to NaN; a column the old panel lacked (−1) is unchanged)? One pass, no temporaries."""
+    n = new.shape[1]
+    out = np.zeros(n, dtype=np.bool_)
+    for r in range(len(new_rows)):
+        a, b = new_rows[r], old_rows[r]
+        for j in range(n):
+            c = col_at[j]
+            if c < 0 or out[j]:
+                continue
+            x, y = new[a, j], old[b, c]
+            if x != y and not (np.isnan(x) and np.isnan(y)):
+                out[j] = True
+    return out
 
 
 def _rows(panel: Panel, field: str, start: int, stop: int, pos: np.ndarray, n: int) -> np.ndarray:

@@ -80,3 +80,35 @@ def test_update_is_batchable_and_checks_input(rw_panel):
     }
     with pytest.raises(ValueError, match="from_history"):
         inc.update({**bar, "ts": rw_panel.index[311]})
+
+
+@pytest.mark.parametrize("symbols", [("A", "B", "C", "D", "BTC/USDT"), ("A", "B", "C", "D", "E")])
+def test_v2_universe_change_warms_up_newcomers_only(symbols):
+    """A leaves, C joins at bar 200 with 100 bars of history: the state then equals a full recomputation
+    in which the newcomer's bars start at the history given (beta against BTC, or the universe's average,
+    which both changes move)."""
+    from workbench.data.panel import FIELDS, Panel
+
+    p = random_walk_panel(n_bars=260, symbols=symbols, freq="1h")
+    p = Panel(**{f: getattr(p, f) for f in FIELDS}, exchange="binance", timeframe="1h")
+
+    def sub(panel: Panel, cols) -> Panel:
+        return Panel(**{f: getattr(panel, f)[list(cols)] for f in FIELDS}, exchange="binance", timeframe="1h")
+
+    inc = IncrementalFeatures.from_history(sub(p.iloc(slice(0, 200)), [s for s in symbols if s != "C"]), "v2")
+    inc.keep_symbols([s for s in inc.symbols if s != "A"])
+    if "BTC/USDT" not in symbols:  # the average moved with A: the state must not go on before add_symbols
+        with pytest.raises(ValueError, match="add_symbols"):
+            inc.update(sub(p.iloc(slice(200, 201)), inc.symbols))
+    universe = [s for s in symbols if s != "A"]
+    inc.add_symbols(sub(p.iloc(slice(100, 200)), universe))
+    assert set(inc.symbols) == set(universe)
+    ref = Panel(**{f: getattr(p, f).copy() for f in FIELDS}, exchange="binance", timeframe="1h")
+    for f in FIELDS:
+        getattr(ref, f).iloc[:100, symbols.index("C")] = np.nan  # the newcomer's history starts at bar 100
+    full = IncrementalFeatures.from_history(sub(ref.iloc(slice(0, 200)), inc.symbols), "v2")
+    assert_rows_equal(inc.last, full.last, exact=False)
+    for t in range(200, 210):
+        got = inc.update(sub(p.iloc(slice(t, t + 1)), inc.symbols))
+        assert_rows_equal(got, full.update(sub(p.iloc(slice(t, t + 1)), inc.symbols)), exact=False)
+    assert got.loc["C"].notna().all() and got["beta_60"].notna().all()

@@ -17,6 +17,7 @@ import pytest
 from tests.unit.features.research_kit import random_walk_panel, read_sp500
 from workbench.config import SignalParams
 from workbench.data.panel import FIELDS, Panel
+from workbench.features.incremental import IncrementalFeatures
 from workbench.models.training import train
 from workbench.signals import Signal
 from workbench.trading.engine import ModelSignalEngine, incremental_blocker
@@ -35,6 +36,19 @@ def assert_same_signals(got: list[Signal], expected: list[Signal]) -> None:
             assert (x is None) == (y is None), (name, a, b)
             if x is not None:
                 assert math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12), (name, a, b)
+
+
+def assert_same_state(engine: ModelSignalEngine, expected: dict[str, pd.Series]) -> None:
+    """The engine's committed feature rows equal ``expected`` (a full recomputation's, per symbol):
+    stricter than the signals, which a tree model keeps equal under small feature differences."""
+    last = engine._inc.last
+    assert set(last.index) == set(expected)
+    for sym, row in expected.items():
+        np.testing.assert_allclose(last.loc[sym].to_numpy(), row.to_numpy(), rtol=1e-9, atol=1e-12, err_msg=sym)
+
+
+def features(model, panel: Panel) -> pd.DataFrame:
+    return IncrementalFeatures.from_history(panel, model.feature_set, PARAMS.atr_window).last
 
 
 def reference(model, panel: Panel) -> list[Signal]:
@@ -159,17 +173,33 @@ def subset(panel: Panel, cols: list[str]) -> Panel:
     return Panel(**{f: getattr(panel, f)[cols] for f in FIELDS}, exchange=panel.exchange, timeframe=panel.timeframe)
 
 
-def test_universe_change_v2_rebuilds_from_the_panel(rw, models):
+def without_btc(panel: Panel) -> Panel:
+    return subset(panel, [c for c in panel.symbols if c != "BTC/USDT"])
+
+
+@pytest.mark.parametrize("benchmark", ["BTC", "average"])
+def test_universe_changes_v2_warm_up_newcomers_only(rw, models, benchmark):
+    """A joins at bar 300, D leaves at 340: A is warmed up alone from the panel it joined in, D dropped,
+    nothing rebuilt. Beta's benchmark is BTC, or without BTC the universe's average (which both changes
+    move: everyone's beta/corr state is replayed from the panel, equal once 60 bars of it are valid)."""
     model = models["v2"]
+    panel = rw if benchmark == "BTC" else without_btc(rw)
+    window = 130
     engine = ModelSignalEngine(model, PARAMS)
-    start = 260
-    for t, window in windows(rw, 260, 330):
-        cols = [c for c in window.symbols if not (t < 300 and c == "A")]
-        if t == 300:
-            start = t
-        ref = reference(model, subset(rw.iloc(slice(start - WINDOW + 1, t + 1)), cols))
-        assert_same_signals(engine.signals(subset(window, cols)), ref)
-    assert len(engine.rebuilds) == 2 and "universe changed" in engine.rebuilds[1]
+    first, joined = 260 - window + 1, 300 - window + 1
+    for t, win in windows(panel, 260, 370, window=window):
+        cols = [c for c in win.symbols if not (t < 300 and c == "A") and not (t >= 340 and c == "D")]
+        got = engine.signals(subset(win, cols))
+        expected = reference(model, subset(panel.iloc(slice(first, t + 1)), cols))
+        if t >= 300:  # A's reference is its own history since it joined (the other features equal)
+            again = {s.symbol: s for s in reference(model, subset(panel.iloc(slice(joined, t + 1)), cols))}
+            expected = [again["A"] if s.symbol == "A" else s for s in expected]
+        assert_same_signals(got, expected)
+    assert {"A"} <= {s.symbol for s in got} and "D" not in {s.symbol for s in got}
+    assert engine.rebuilds == ["warm-up"]  # nothing rebuilt: no full warm-up at a universe change
+    full = features(model, subset(panel.iloc(slice(first, t)), cols))
+    again = features(model, subset(panel.iloc(slice(joined, t)), cols))
+    assert_same_state(engine, {s: (again if s == "A" else full).loc[s] for s in cols})
 
 
 def test_gap_longer_than_the_window_rebuilds_and_a_revised_bar_is_committed_again(rw, models):
@@ -203,14 +233,37 @@ def test_a_backfill_of_past_bars_warms_their_instruments_again(rw, models, featu
 
     for t, window in windows(rw, 300, 350):
         got = engine.signals(with_values(window, missing) if t < 340 else window)
-    since = 340 - WINDOW + 1  # the panel at the backfill: what the state is warmed from again
-    if feature_set == "v2":  # not per instrument: everything rebuilt
-        assert "backfill" in engine.rebuilds[-1] and len(engine.rebuilds) == 2
-        expected = reference(model, rw.iloc(slice(since, 350)))
-    else:  # only B warmed up again
-        assert engine.rebuilds == ["warm-up"]
-        again = {s.symbol: s for s in reference(model, subset(rw.iloc(slice(since, 350)), ["B"]))}
-        expected = [again.get(s.symbol, s) for s in reference(model, rw.iloc(slice(300 - WINDOW + 1, 350)))]
+    since = 340 - WINDOW + 1  # the panel at the backfill: what B is warmed up from again
+    assert engine.rebuilds == ["warm-up"]  # only B warmed up again (under v2 its beta too)
+    again = {s.symbol: s for s in reference(model, rw.iloc(slice(since, 350)))}
+    expected = [again["B"] if s.symbol == "B" else s for s in reference(model, rw.iloc(slice(300 - WINDOW + 1, 350)))]
+    assert "B" in {s.symbol for s in got}
+    assert_same_signals(got, expected)
+
+
+@pytest.mark.parametrize("feature_set", ["v1", "v2"])
+def test_a_backfill_older_than_64_bars_is_seen(rw, models, feature_set):
+    """B's bars 300–303 arrive from the venue at bar 390, 87 bars later: the whole panel is checked."""
+    model = models[feature_set]
+    engine = ModelSignalEngine(model, PARAMS)
+    window = 150
+    gap = rw.index[300:304]
+
+    def missing(f, frame):
+        frame.loc[frame.index.isin(gap), "B"] = np.nan
+        return frame
+
+    for t, win in windows(rw, 280, 395, window=window):
+        got = engine.signals(with_values(win, missing) if t < 390 else win)
+    assert engine.rebuilds == ["warm-up"] and engine.rewarmed == 1
+    full = features(model, with_values(rw.iloc(slice(280 - window + 1, t)), missing))
+    again = features(model, rw.iloc(slice(390 - window + 1, t)))
+    assert_same_state(engine, {s: (again if s == "B" else full).loc[s] for s in rw.symbols})
+    again = {s.symbol: s for s in reference(model, rw.iloc(slice(390 - window + 1, 395)))}
+    expected = [
+        again["B"] if s.symbol == "B" else s
+        for s in reference(model, with_values(rw.iloc(slice(280 - window + 1, 395)), missing))
+    ]
     assert "B" in {s.symbol for s in got}
     assert_same_signals(got, expected)
 

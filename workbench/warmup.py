@@ -76,6 +76,11 @@ def compile_kernels() -> float:
     for name in ("v1", "v2"):  # the live engine's streaming kernels (v1's are not the fused v2 ones)
         inc = IncrementalFeatures.from_history(panel.iloc(slice(0, len(panel.index) - 1)), name)
         inc.update(panel.iloc(slice(len(panel.index) - 1, None)))
+    from workbench.trading.engine import _changed_columns  # the live engine's backfill check
+
+    closes = panel.close.to_numpy(dtype=float)
+    rows = np.arange(len(closes), dtype=np.int64)
+    _changed_columns(closes, rows, closes, rows, np.arange(closes.shape[1], dtype=np.int64))
     c = panel.close
     cell = np.arange(c.size).reshape(c.shape)
     side = pd.DataFrame(

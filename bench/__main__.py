@@ -13,8 +13,9 @@ GROUPS = {"live": ("bench_cycle",)}
 
 def main(argv: list[str]) -> int:
     names = sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
-    if argv:
-        names = [n for n in names if any(a in n or n in GROUPS.get(a, ()) for a in argv)]
+    wanted = [a for a in argv if not a.startswith("-")]  # flags (--quick) are the benches' own
+    if wanted:
+        names = [n for n in names if any(a in n or n in GROUPS.get(a, ()) for a in wanted)]
     failed = 0
     for name in names:
         print(f"== {name}", flush=True)

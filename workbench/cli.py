@@ -211,12 +211,15 @@ def _train_and_register(
     symbols: list[str],
     kind: str,
     cluster: tuple[str | None, int | None] | None = None,
+    distributed_fit: bool = False,
     **options,
 ):
     """Walk-forward train, log to MLflow and register; prints the per-fold table and the honest verdict.
 
     ``options`` go to ``training.train`` (label, horizon, feature_set, embargo, n_folds, test_fraction).
-    ``cluster`` (scheduler address, local workers): fit the folds on Dask (``models.distributed``)."""
+    ``cluster`` (scheduler address, local workers): fit the folds on Dask (``models.distributed``), the
+    workers reading the lake at ``[research] lake_url`` (else this home's). ``distributed_fit``: one
+    LightGBM fitted across the cluster (``models.dask_register``), for data one machine cannot hold."""
     from workbench.data.lake import Lake
     from workbench.models.registry import Registry
     from workbench.models.training import panel_lineage
@@ -224,10 +227,22 @@ def _train_and_register(
 
     lake = Lake(settings.lake_dir)
     options.setdefault("n_folds", settings.retrain.n_folds)
-    if cluster is not None and kind != "ensemble":
+    lake_root = settings.research.lake_url or str(settings.lake_dir)
+    if distributed_fit:
+        from workbench.models import dask_register, distributed
+
+        source = distributed.LakeSource(lake_root, exchange, timeframe, tuple(symbols))
+        with distributed.client_for(settings, scheduler=cluster[0] if cluster else None,
+                                    workers=cluster[1] if cluster else None) as client:  # fmt: skip
+            _echo_wrapped(
+                f"fitting one LightGBM across the Dask cluster (lightgbm.DaskLGBMClassifier): scheduler "
+                f"{client.scheduler.address}, {len(client.scheduler_info()['workers'])} workers, lake {lake_root}"
+            )
+            result = dask_register.fit_on_cluster(client, source, **options)
+    elif cluster is not None and kind != "ensemble":
         from workbench.models import distributed
 
-        source = distributed.LakeSource(str(settings.lake_dir), exchange, timeframe, tuple(symbols))
+        source = distributed.LakeSource(lake_root, exchange, timeframe, tuple(symbols))
         with distributed.client_for(settings, scheduler=cluster[0], workers=cluster[1]) as client:
             _echo_wrapped(
                 f"fitting the folds on Dask: scheduler {client.scheduler.address}, "
@@ -407,13 +422,22 @@ def train(
     ),
     scheduler: str | None = SchedulerOpt,
     workers: int | None = WorkersOpt,
+    distributed_fit: bool = typer.Option(
+        False,
+        "--distributed-fit",
+        help="lgbm only: fit ONE model across the Dask cluster (LightGBM's Dask estimator; each worker reads "
+        "its time shard of the lake) instead of one fold per worker; uncalibrated, scored beside the baselines",
+    ),
     home: Path | None = HomeOpt,
 ) -> None:
     """Train a model out of sample, log it to MLflow and register it (champion if none, else challenger).
 
     With --scheduler, --workers or a [research] scheduler setting, the folds are fitted on Dask workers
-    that read the lake themselves; the numbers are the same as in-process."""
+    that read the lake themselves (or the [research] lake_url, e.g. s3://bucket/prefix); the numbers are
+    the same as in-process. With --distributed-fit one LightGBM is fitted across the cluster."""
     kind = str(getattr(model, "value", model))  # the option may be an Enum
+    if distributed_fit and kind != "lgbm":
+        _usage(f"--distributed-fit fits LightGBM's Dask estimator: use it with --model lgbm, not {kind}")
     try:
         settings = _settings(home)
         ex, tf, syms = _universe(settings, exchange, timeframe, symbols)
@@ -431,6 +455,7 @@ def train(
             syms,
             kind,
             cluster=cluster,
+            distributed_fit=distributed_fit,
             label=label,
             horizon=horizon,
             feature_set=feature_set,

@@ -197,6 +197,11 @@ class ResearchSettings(_Frozen):
 
     scheduler: str | None = Field(None, description="Dask scheduler address (tcp://host:8786); none: a LocalCluster")
     workers: int = Field(2, ge=1, description="LocalCluster worker processes when no scheduler is given")
+    lake_url: str | None = Field(
+        None,
+        description="the lake Dask workers read: an object-store URL (s3://bucket/prefix, filled by "
+        "workbench.data.lake_url.publish) or a path every worker sees; none: this home's lake",
+    )
 
 
 class BrokerSettings(_Frozen):

@@ -221,12 +221,15 @@ def migrate(directory: Path) -> None:
 
 
 # ---- reading -----------------------------------------------------------------------------------
-def scan(parts: Sequence[Path], columns: Sequence[str], symbols=None, start=None, end=None) -> pa.Table:
+def scan(
+    parts: Sequence[Path | str], columns: Sequence[str], symbols=None, start=None, end=None, filesystem=None
+) -> pa.Table:
     """One Arrow scan of the parts: only ``columns``, only ``symbols`` (row groups pruned by their
-    statistics), start ≤ ts ≤ end. ``symbol`` comes back dictionary-encoded."""
+    statistics), start ≤ ts ≤ end. ``symbol`` comes back dictionary-encoded. ``filesystem``: an fsspec
+    or Arrow filesystem the parts are paths of (an object-store lake); None: the local disk."""
     if not parts:
         return _READ_SCHEMA.empty_table().select(list(columns))
-    dataset = pads.dataset([str(p) for p in parts], schema=_READ_SCHEMA, format=_READ_FORMAT)
+    dataset = pads.dataset([str(p) for p in parts], schema=_READ_SCHEMA, format=_READ_FORMAT, filesystem=filesystem)
     cond = None
     ts_type = _READ_SCHEMA.field("ts").type
     if symbols is not None:

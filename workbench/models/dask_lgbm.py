@@ -23,7 +23,9 @@ is; the baselines' raw signals are already in (0, 1)): compare ranking scores (A
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +36,15 @@ from workbench.models.distributed import LakeSource
 from workbench.models.evaluation import fold_scores
 from workbench.models.splits import walk_forward_splits
 
-__all__ = ["DaskFit", "ShardTask", "fit_lgbm_on_cluster", "lake_timestamps", "shard_rows", "time_shards"]
+__all__ = [
+    "DaskFit",
+    "ShardTask",
+    "fit_lgbm_on_cluster",
+    "lake_timestamps",
+    "shard_hash",
+    "shard_rows",
+    "time_shards",
+]
 
 _LABEL_COLUMNS = ("label", "forward_return", "label_end")
 
@@ -50,9 +60,9 @@ def time_shards(n_stamps: int, n_shards: int) -> list[tuple[int, int]]:
 
 def lake_timestamps(source: LakeSource) -> pd.DatetimeIndex:
     """Every bar time of the universe in the lake (only the ``ts`` column is read)."""
-    from workbench.data.lake import Lake
+    from workbench.data.lake_url import open_lake
 
-    lake = Lake(source.root)
+    lake = open_lake(source.root)
     syms = list(source.symbols) if source.symbols else None
     table = lake._scan(source.exchange, source.timeframe, ("ts",), syms, source.start, source.end)
     ts = pd.DatetimeIndex(pd.to_datetime(table.column("ts").to_numpy(), utc=True)).unique().sort_values()
@@ -106,6 +116,16 @@ def shard_rows(task: ShardTask) -> pd.DataFrame:
     return out
 
 
+def shard_hash(task: ShardTask) -> str:
+    """Run on a worker: the content hash (``training.panel_hash``) of the shard's own bars [lo, hi]."""
+    from workbench.models.training import panel_hash
+
+    src = LakeSource(
+        task.source.root, task.source.exchange, task.source.timeframe, task.source.symbols, str(task.lo), str(task.hi)
+    )
+    return panel_hash(src.load())
+
+
 def _empty_shard(task: ShardTask) -> pd.DataFrame:
     return shard_rows(task).iloc[:0]
 
@@ -120,6 +140,17 @@ class DaskFit:
     oos: pd.DataFrame  # (ts, symbol) out-of-sample rows: proba, label, forward_return, fold, baselines
     n_rows: int
     workers: list[str] = field(default_factory=list)
+    # What registering it needs (``dask_register.train_result``): the spec and where the rows came from.
+    feature_set: str = "v1"
+    horizon: int = 1
+    label: str = "sign"
+    embargo: int = 1
+    seed: int = 42
+    params: dict = field(default_factory=dict)
+    symbols: tuple[str, ...] = ()
+    shards: list[tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=list)  # each shard's own [lo, hi]
+    history_bars: int = 0
+    data_hash: str = ""
 
     def beats_baselines(self, metric: str = "auc") -> bool:
         """Does the model beat every baseline on ``metric`` in every fold? (Plain: an edge, or not.)"""
@@ -195,7 +226,9 @@ def fit_lgbm_on_cluster(
     for f in folds:
         train, test = _select(frame, row_ts[f.train]), _select(frame, row_ts[f.test])
         est = DaskLGBMClassifier(random_state=seed, **model_params)
+        t0 = time.perf_counter()
         est.fit(train[features], train["label"].astype("int64"))
+        fit_s = time.perf_counter() - t0
         proba = est.predict_proba(test[features])[:, 1]
         cols = ["ts", "symbol", "label", "forward_return", *[f"b_{b}" for b in baselines]]
         part = client.compute(test[cols], sync=True)
@@ -213,7 +246,9 @@ def fit_lgbm_on_cluster(
         part["fold"] = f.number
         row: dict[str, Any] = {"fold": f.number, "test_start": f.test_start, "test_end": f.test_end,
                                "n_train": int(n_train), "n_test": len(part),
-                               "train_last": row_ts[f.train].max(), "train_label_end": ends[f.train].max()}  # fmt: skip
+                               "train_start": row_ts[f.train].min(), "train_end": row_ts[f.train].max(),
+                               "train_last": row_ts[f.train].max(), "train_label_end": ends[f.train].max(),
+                               "fit_seconds": fit_s}  # fmt: skip
         row.update(fold_scores(part, "proba", horizon))
         for b in BASELINES:
             row.update({f"{b}_{k}": v for k, v in fold_scores(part, b, horizon, rank_col=f"{b}_score").items()})
@@ -224,7 +259,20 @@ def fit_lgbm_on_cluster(
     final.fit(everything[features], everything["label"].astype("int64"))
     workers = sorted(str(w) for w in client.scheduler_info().get("workers", {}))
     n_rows = int(frame.map_partitions(_label_sums, meta=_SUMS_META).compute()["rows"].sum())
-    return DaskFit(final.to_local(), tuple(features), pd.DataFrame(rows), pd.concat(oos), n_rows, workers)
+    digest = hashlib.sha256("|".join(client.gather(client.map(shard_hash, tasks, pure=False))).encode())
+    symbols = source.symbols or tuple(lake_symbols(source))
+    return DaskFit(
+        final.to_local(), tuple(features), pd.DataFrame(rows), pd.concat(oos), n_rows, workers,
+        fs.name, int(horizon), label, emb, seed, model_params, tuple(map(str, symbols)),
+        [(t.lo, t.hi) for t in tasks], hist, digest.hexdigest()[:16],
+    )  # fmt: skip
+
+
+def lake_symbols(source: LakeSource) -> list[str]:
+    """The universe's symbols: those named, else every symbol of the dataset in the lake."""
+    from workbench.data.lake_url import open_lake
+
+    return list(source.symbols) if source.symbols else open_lake(source.root).symbols(source.exchange, source.timeframe)
 
 
 def _select(frame: Any, stamps: pd.DatetimeIndex) -> Any:

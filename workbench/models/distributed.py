@@ -6,7 +6,8 @@ One code path for a laptop and a team's cluster: ``client_for`` gives a ``LocalC
 
 A task carries where the data is (a ``LakeSource``: lake root, exchange, timeframe, symbols, window),
 never the data: each worker reads its panel from the lake itself (a path every worker sees: a shared
-disk or mount), builds features and labels once per panel (cached in the worker process) and fits one
+disk or mount, or an object-store URL such as ``s3://bucket/prefix``: ``[research] lake_url``), builds
+features and labels once per panel (cached in the worker process) and fits one
 fold of one model kind. What comes back is small: the fold's out-of-sample rows, its row of the fold
 table, and — for the last fold only — the fitted model (the one registered, as in-process).
 
@@ -30,7 +31,9 @@ __all__ = ["FoldTask", "LakeSource", "client_for", "fold_tasks", "map_folds", "r
 
 @dataclass(frozen=True)
 class LakeSource:
-    """Where a panel is: read by whichever process needs it (``Lake(root).load_panel(...)``)."""
+    """Where a panel is: read by whichever process needs it (``open_lake(root).load_panel(...)``).
+
+    ``root``: a path every worker sees (a shared disk) or an object-store URL (``s3://bucket/prefix``)."""
 
     root: str
     exchange: str
@@ -40,16 +43,16 @@ class LakeSource:
     end: str | None = None
 
     def load(self) -> Panel:
-        from workbench.data.lake import Lake
+        from workbench.data.lake_url import open_lake
 
         syms = list(self.symbols) if self.symbols else None
-        return Lake(self.root).load_panel(self.exchange, self.timeframe, syms, self.start, self.end)
+        return open_lake(self.root).load_panel(self.exchange, self.timeframe, syms, self.start, self.end)
 
     def lineage(self) -> dict:
-        from workbench.data.lake import Lake
+        from workbench.data.lake_url import open_lake
 
         syms = list(self.symbols) if self.symbols else None
-        return training.panel_lineage(Lake(self.root), self.exchange, self.timeframe, syms, self.start, self.end)
+        return training.panel_lineage(open_lake(self.root), self.exchange, self.timeframe, syms, self.start, self.end)
 
 
 @dataclass(frozen=True)

@@ -192,7 +192,7 @@ def panel_lineage(lake, exchange: str, timeframe: str, symbols: list[str] | None
         sql += " WHERE " + " AND ".join(conds)
     return {
         "source": "lake",
-        "call": f"Lake({str(getattr(lake, 'root', lake))!r}).load_panel({exchange!r}, {timeframe!r}, {symbols!r}, start={start!r}, end={end!r})",
+        "call": f"Lake({str(getattr(lake, 'url', getattr(lake, 'root', lake)))!r}).load_panel({exchange!r}, {timeframe!r}, {symbols!r}, start={start!r}, end={end!r})",
         "query": sql + " ORDER BY symbol, ts",
     }
 

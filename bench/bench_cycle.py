@@ -153,7 +153,7 @@ def _lower_bound(n_rows: int, tmp: Path) -> float:
 def run_case(n: int, frac: float) -> dict[str, Any]:
     """Two cycles of one case in this process; the figures of each, and the peak RSS."""
     from workbench.config import CostModel, RiskLimits
-    from workbench.trading import loop
+    from workbench.trading import phase2
     from workbench.trading.feeds import ReplayFeed
     from workbench.trading.loop import LiveContext, run_cycle
     from workbench.trading.orders import OrderManager
@@ -180,10 +180,10 @@ def run_case(n: int, frac: float) -> dict[str, Any]:
         broker.on_bar = stages.wrap("data", broker.on_bar)  # type: ignore[method-assign]
         for name in ("refresh_open", "submit_many", "sync_exits"):
             setattr(ctx.orders, name, stages.wrap("orders", getattr(ctx.orders, name)))
-        saved = {k: getattr(loop, k) for k in ("evaluate", "snapshot", "sync_portfolio")}
-        loop.evaluate = stages.wrap("risk", saved["evaluate"])  # type: ignore[attr-defined]
-        loop.snapshot = stages.wrap("portfolio", saved["snapshot"])  # type: ignore[attr-defined]
-        loop.sync_portfolio = stages.wrap("portfolio", saved["sync_portfolio"])  # type: ignore[attr-defined]
+        saved = {k: getattr(phase2, k) for k in ("evaluate", "snapshot", "sync_portfolio")}
+        phase2.evaluate = stages.wrap("risk", saved["evaluate"])  # type: ignore[attr-defined]
+        phase2.snapshot = stages.wrap("portfolio", saved["snapshot"])  # type: ignore[attr-defined]
+        phase2.sync_portfolio = stages.wrap("portfolio", saved["sync_portfolio"])  # type: ignore[attr-defined]
         cycles = []
         try:
             for _ in range(2):
@@ -199,7 +199,7 @@ def run_case(n: int, frac: float) -> dict[str, Any]:
                                "floor": _lower_bound(rows, tmp)})  # fmt: skip
         finally:
             for k, v in saved.items():
-                setattr(loop, k, v)
+                setattr(phase2, k, v)
             store.dispose()
     return {"n": n, "frac": frac, "cycles": cycles, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 

@@ -141,7 +141,7 @@ class PaperBroker:
 
     def balances(self) -> dict[str, Balance]:
         with self.book.engine.connect() as c:
-            session = BookSession(self.book, c)
+            session = BookSession(self.book, c, open_side="buy")  # only buys reserve cash
             cash, reserved = session.cash, self._reserved_cash(session)
         return {k: Balance(k, free=v - reserved.get(k, 0.0), total=v) for k, v in cash.items()}
 

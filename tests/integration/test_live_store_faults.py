@@ -14,14 +14,13 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_crash_recovery import REPO, _assert_consistent, _tables
+from tests.integration.test_crash_recovery import _assert_consistent, _launch, _tables
 
 STORE_EXIT = 7  # ExitCode.STORE
 
@@ -66,17 +65,8 @@ def _no_process_left() -> Iterator[None]:
 
 
 def launch(home: Path, cycles: int, hook: str | None = None, token: str | None = None) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_TOKEN"} | {"WORKBENCH_HOME": str(home)}
-    if token:
-        env["WORKBENCH_TOKEN"] = token
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.kit.crash_run", str(home), str(cycles), *([hook] if hook else [])],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    """The crash tests' live process (``test_crash_recovery._launch``), remembered for ``_no_process_left``."""
+    proc = _launch(home, cycles, hook=hook, token=token)
     _started.append(proc)
     return proc
 

@@ -27,7 +27,7 @@ from workbench.signals import Signal
 from workbench.trading.cycle import StageClock, gc_paused, is_store_error
 from workbench.trading.feeds import FeedTick, MarketFeed, gate_signals
 from workbench.trading.orders import OrderIntent, OrderManager, client_order_id
-from workbench.trading.portfolio import PortfolioSnapshot, after_fill, snapshot
+from workbench.trading.portfolio import PortfolioSnapshot, after_fill, owned_copy, snapshot
 from workbench.trading.risk import RiskContext, evaluate, floor_to_lot
 from workbench.trading.store import Store, utcnow
 from workbench.trading.sync import SyncReport, sync_portfolio
@@ -292,7 +292,7 @@ def _cycle(ctx: LiveContext, clock: StageClock | None = None) -> CycleResult:
     for s in sigs:
         sides[s.symbol].append(s.signal)
     rctx = RiskContext(
-        snapshot=snap,
+        snapshot=owned_copy(snap),  # each accepted order updates it in place (``after_fill(owned=True)``)
         quotes=tick.quotes,
         markets=ctx.markets,
         limits=ctx.limits,
@@ -354,7 +354,7 @@ def _cycle(ctx: LiveContext, clock: StageClock | None = None) -> CycleResult:
                 rctx,
                 snapshot=after_fill(
                     rctx.snapshot, s.symbol, side, d.quantity, px, d.quantity * px * cost.fee_rate, last,
-                    m.quote if m is not None else None,
+                    m.quote if m is not None else None, owned=True,
                 ),
             )  # fmt: skip
         except AuthenticationError:

@@ -9,7 +9,7 @@ books order, cash, holding, fill row and OCO cancels atomically); the others ope
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -187,9 +187,19 @@ class BookSession:
     memory and ``flush`` writes them with a handful of executemany statements, in the caller's
     transaction, so the batch lands whole or not at all."""
 
-    def __init__(self, book: PaperBook, conn: Connection, open_side: str | None = None):
+    def __init__(
+        self,
+        book: PaperBook,
+        conn: Connection,
+        open_side: str | None = None,
+        symbols: Collection[str] | None = None,
+    ):
         """``open_side`` loads only that side's open orders: a read that needs the buys alone (the cash
-        they reserve) need not load the thousands of resting exit sells. Such a session is read-only."""
+        they reserve) need not load the thousands of resting exit sells. Such a session is read-only.
+        ``symbols`` loads the open orders of these symbols and every open buy (all the cash that is
+        reserved): enough for a batch of orders in those symbols (their reserved quantities, OCO
+        siblings), without the resting exits of every other position; orders outside it are still
+        found by client id (``orders``)."""
         self.book, self.conn, self.account = book, conn, book.account
         self.now = iso(utcnow())
         b, t = paper_balances, paper_orders
@@ -204,7 +214,14 @@ class BookSession:
         stmt = select(t).where(and_(t.c.account == self.account, t.c.status.in_(OPEN_STATUSES)))
         if open_side is not None:
             stmt = stmt.where(t.c.side == open_side)
-        rows = dicts(conn.execute(stmt.order_by(t.c.created_at)))
+        result = conn.execute(stmt.order_by(t.c.created_at))
+        if symbols is None:
+            rows = dicts(result)
+        else:
+            keys = list(result.keys())
+            i_side, i_sym = keys.index("side"), keys.index("symbol")
+            wanted = set(symbols)
+            rows = [dict(zip(keys, r, strict=True)) for r in result.all() if r[i_side] == "buy" or r[i_sym] in wanted]
         self.open: dict[str, dict[str, Any]] = {r["client_order_id"]: r for r in rows}
         self.by_symbol: dict[str, dict[str, dict[str, Any]]] = {}
         for r in rows:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_crash_recovery import REPO, _assert_consistent, _tables
+from tests.integration.test_crash_recovery import REPO, _assert_consistent, _launch, _tables
 
 STORE_EXIT = 7  # ExitCode.STORE
 
@@ -39,6 +39,52 @@ def disk(tmp_path: Path) -> Iterator[Path]:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.fixture
+def ext4(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A real ext4 file system on a loop device, mounted ``errors=remount-ro``: ext4's own
+    ``trigger_fs_error`` switch turns it read-only under the open store (what a failing disk does; a
+    plain ``mount -o remount,ro`` is refused while files are open for writing). Yields the mount
+    point and the image."""
+    if os.geteuid() != 0:
+        pytest.skip("a loop-mounted ext4 needs root")
+    image, mnt = tmp_path / "ext4.img", tmp_path / "ext4"
+    mnt.mkdir()
+    with open(image, "wb") as f:
+        f.truncate(256 * 2**20)
+    mk = subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], capture_output=True, text=True)
+    if mk.returncode != 0:
+        pytest.skip(f"no mkfs.ext4 here: {mk.stderr.strip()}")
+    if not _mount_ext4(image, mnt):
+        pytest.skip("cannot loop-mount an ext4 image here")
+    try:
+        yield mnt, image
+    finally:
+        _unmount(mnt)
+
+
+def _mount_ext4(image: Path, mnt: Path) -> bool:
+    loop = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True)
+    if loop.returncode != 0:
+        return False
+    dev = loop.stdout.strip()
+    subprocess.run(["blockdev", "--setrw", dev], capture_output=True)
+    ok = subprocess.run(["mount", "-o", "errors=remount-ro", dev, str(mnt)], capture_output=True).returncode == 0
+    if not ok:
+        subprocess.run(["losetup", "-d", dev], capture_output=True)
+    return ok
+
+
+def _unmount(mnt: Path) -> bool:
+    """Unmount (lazily when something still holds it, so nothing is left behind); True when clean."""
+    dev = next((line.split()[0] for line in Path("/proc/mounts").read_text().splitlines() if f" {mnt} " in line), None)
+    clean = subprocess.run(["umount", str(mnt)], capture_output=True).returncode == 0
+    if not clean:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+    if dev is not None and dev.startswith("/dev/loop"):
+        subprocess.run(["losetup", "-d", dev], capture_output=True)
+    return clean
 
 
 def home_on(disk: Path, retry_s: float) -> tuple[Path, str]:
@@ -66,17 +112,8 @@ def _no_process_left() -> Iterator[None]:
 
 
 def launch(home: Path, cycles: int, hook: str | None = None, token: str | None = None) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_TOKEN"} | {"WORKBENCH_HOME": str(home)}
-    if token:
-        env["WORKBENCH_TOKEN"] = token
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.kit.crash_run", str(home), str(cycles), *([hook] if hook else [])],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    """The crash tests' live process (``test_crash_recovery._launch``), remembered for ``_no_process_left``."""
+    proc = _launch(home, cycles, hook=hook, token=token)
     _started.append(proc)
     return proc
 
@@ -167,3 +204,35 @@ def test_a_store_locked_for_good_exits_clean_and_the_next_start_resumes(tmp_path
     restart_and_check(home, resumed=True)
     events = _tables(home)["events"]["message"]
     assert events.str.contains("resumed under its owner").any()
+
+
+def test_the_store_s_disk_turning_read_only_mid_cycle_exits_clean_naming_the_store(ext4, tmp_path):
+    """The file system under the store turns read-only (ext4's error path, as on a failing disk) after
+    a batch is recorded NEW and before the venue hears of it: the run stops trading at once with the
+    store's message (exit 7, no traceback) instead of sending orders it cannot record. (What a restart
+    finds is not asserted: ext4 drops the page cache it could not write back, and with WAL +
+    ``synchronous=NORMAL`` the last commits were not yet fsynced — a disk failure, like a power cut,
+    loses them; a SIGKILL does not, see test_crash_recovery.)"""
+    mnt, _ = ext4
+    home = mnt / "home"
+    home.mkdir()
+    (home / "workbench.toml").write_text("[live]\nstore_retry_s = 1\n")
+    made = subprocess.run(  # in a process of its own: this one must hold no file open on the disk
+        [sys.executable, "-c", "import sys\nfrom tests.kit.users import trader\nfrom workbench.config import "
+         "load_settings\nprint(trader(load_settings(sys.argv[1])).token)", str(home)],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    token = made.stdout.strip().splitlines()[-1]
+    marker, go = tmp_path / "marker", tmp_path / "go"
+    proc = launch(home, 5, hook=f"after_new@3:{marker}:{go}", token=token)
+    wait_for(marker, proc)
+    dev = next(line.split()[0] for line in Path("/proc/mounts").read_text().splitlines() if f" {mnt} " in line)
+    Path(f"/sys/fs/ext4/{Path(dev).name}/trigger_fs_error").write_text("workbench test: the disk fails\n")
+    mounts = [line for line in Path("/proc/mounts").read_text().splitlines() if f" {mnt} " in line]
+    assert any("emergency_ro" in line or " ro," in line for line in mounts), mounts
+    go.touch()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == STORE_EXIT and "Traceback" not in err, err
+    # ext4's emergency read-only shows as "rw,…,emergency_ro" (statvfs does not flag it) and SQLite says
+    # "disk I/O error": the message names the store and its disk, not "read-only" (see the report)
+    assert "the store could not be written" in err and "disk I/O error" in err and "mounted" in err, err

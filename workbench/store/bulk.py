@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Result
 from sqlalchemy.sql.dml import Insert, UpdateBase
 
-__all__ = ["bulk"]
+__all__ = ["bulk", "dicts"]
 
 
 def bulk(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -46,3 +46,10 @@ def bulk(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, Any]]) 
     else:
         params = [{k: r[k] if k in r else fixed[k] for k in names} for r in rows]
     conn.exec_driver_sql(str(compiled), params)
+
+
+def dicts(result: Result[Any]) -> list[dict[str, Any]]:
+    """Every row of ``result`` as a plain dict. Why not ``dict(row)`` over ``.mappings()``: that builds a
+    key view per row (~20 µs), which dominated reading the thousands of resting orders a cycle sees."""
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result.all()]

@@ -50,22 +50,19 @@ def quotes_from_bar(panel: Panel, row: int = -1) -> dict[str, Quote]:
     """Quotes from one bar of a panel: last = close, with the bar's open/high/low/volume; symbols
     without a close in that bar get no quote."""
     ts = panel.index[row]
-    cols = panel.symbols
     vals = {f: panel.field(f).iloc[row].to_numpy(dtype=float) for f in ("open", "high", "low", "close", "volume")}
-    ok = np.isfinite(vals["close"]) & (vals["close"] > 0)
-    nan = lambda x: None if not np.isfinite(x) else float(x)  # noqa: E731
-    return {
-        cols[i]: Quote(
-            symbol=cols[i],
-            last=float(vals["close"][i]),
-            ts=ts,
-            volume=nan(vals["volume"][i]),
-            high=nan(vals["high"][i]),
-            low=nan(vals["low"][i]),
-            open=nan(vals["open"][i]),
-        )
-        for i in np.flatnonzero(ok)
-    }
+    keep = np.flatnonzero(np.isfinite(vals["close"]) & (vals["close"] > 0))
+    syms = np.asarray(panel.symbols, dtype=object)[keep].tolist()
+
+    def column(f: str) -> list[float | None]:  # whole columns at once: no per-element numpy scalars
+        a = vals[f][keep]
+        out = a.astype(object)
+        out[~np.isfinite(a)] = None
+        return out.tolist()
+
+    close = vals["close"][keep].tolist()
+    rows = zip(syms, close, column("volume"), column("high"), column("low"), column("open"), strict=True)
+    return {s: Quote(symbol=s, last=c, ts=ts, volume=v, high=h, low=lo, open=o) for s, c, v, h, lo, o in rows}
 
 
 def gate_signals(signals: list[Signal], tick: FeedTick) -> tuple[list[Signal], list[str]]:

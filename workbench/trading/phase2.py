@@ -24,10 +24,10 @@ import pandas as pd
 from workbench.config import CostModel, RiskLimits
 from workbench.data.panel import Panel
 from workbench.signals import Signal
-from workbench.trading.cycle import StageClock, is_store_error
+from workbench.trading.cycle import StageClock, gc_paused, is_store_error
 from workbench.trading.feeds import FeedTick, MarketFeed, gate_signals
 from workbench.trading.orders import OrderIntent, OrderManager, client_order_id
-from workbench.trading.portfolio import PortfolioSnapshot, after_fill, snapshot
+from workbench.trading.portfolio import PortfolioSnapshot, after_fill, owned_copy, snapshot
 from workbench.trading.risk import RiskContext, evaluate, floor_to_lot
 from workbench.trading.store import Store, utcnow
 from workbench.trading.sync import SyncReport, sync_portfolio
@@ -232,6 +232,13 @@ def _pause_entries(ctx: LiveContext, problems: list[str]) -> bool:
 
 
 def run_cycle(ctx: LiveContext, clock: StageClock | None = None) -> CycleResult:
+    """One Phase 2 cycle (``_cycle``) with Python's cyclic garbage collector held off until its end
+    (``cycle.gc_paused``: a collection in the middle of a big batch walks every live object)."""
+    with gc_paused():
+        return _cycle(ctx, clock)
+
+
+def _cycle(ctx: LiveContext, clock: StageClock | None = None) -> CycleResult:
     """One Phase 2 cycle; writes signals, orders, fills, positions, an equity row, a cycle row and a heartbeat.
 
     ``clock`` books each stage's time (data, features, inference, signals, risk, orders, portfolio) and
@@ -267,8 +274,10 @@ def run_cycle(ctx: LiveContext, clock: StageClock | None = None) -> CycleResult:
     n_exits = 0
     if status.ok and not problems:
         _sync_exits(ctx)
-    n_exits = exit_orders(ctx, tick, _snap(ctx, tick))  # the fallback guards positions even when the venue wobbles
     snap = _snap(ctx, tick)
+    n_exits = exit_orders(ctx, tick, snap)  # the fallback guards positions even when the venue wobbles
+    if n_exits:  # the fallback sold: the book moved (else the snapshot stands, and is not taken twice)
+        snap = _snap(ctx, tick)
     clock.lap("orders")
 
     sigs, held = gate_signals(_engine_signals(ctx.engine, tick.panel, clock), tick)
@@ -283,7 +292,7 @@ def run_cycle(ctx: LiveContext, clock: StageClock | None = None) -> CycleResult:
     for s in sigs:
         sides[s.symbol].append(s.signal)
     rctx = RiskContext(
-        snapshot=snap,
+        snapshot=owned_copy(snap),  # each accepted order updates it in place (``after_fill(owned=True)``)
         quotes=tick.quotes,
         markets=ctx.markets,
         limits=ctx.limits,
@@ -345,7 +354,7 @@ def run_cycle(ctx: LiveContext, clock: StageClock | None = None) -> CycleResult:
                 rctx,
                 snapshot=after_fill(
                     rctx.snapshot, s.symbol, side, d.quantity, px, d.quantity * px * cost.fee_rate, last,
-                    m.quote if m is not None else None,
+                    m.quote if m is not None else None, owned=True,
                 ),
             )  # fmt: skip
         except AuthenticationError:

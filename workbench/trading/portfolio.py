@@ -23,7 +23,16 @@ from workbench.errors import ConfigError
 from workbench.trading.store import Store
 from workbench.venues.base import Broker, Quote
 
-__all__ = ["Position", "PortfolioSnapshot", "compute_snapshot", "after_fill", "day_key", "fx_from_quotes", "snapshot"]
+__all__ = [
+    "Position",
+    "PortfolioSnapshot",
+    "compute_snapshot",
+    "after_fill",
+    "owned_copy",
+    "day_key",
+    "fx_from_quotes",
+    "snapshot",
+]
 
 
 @dataclass(frozen=True)
@@ -180,19 +189,28 @@ def after_fill(
     fee: float,
     mark: float,
     currency: str | None = None,
+    *,
+    owned: bool = False,
 ) -> PortfolioSnapshot:
     """The snapshot after one fill, without asking the broker again: cash moves by the notional and
     the fee (in the fill's currency), the position by the quantity, marked at ``mark``. Lets a cycle
-    with thousands of orders keep exact risk arithmetic at O(1) broker calls per order."""
+    with thousands of orders keep exact risk arithmetic at O(1) broker calls per order.
+
+    ``owned``: the caller owns ``snap``'s position and cash dicts (see ``owned_copy``) and they are
+    updated in place — copying 10,000 positions for each of 5,000 orders would be O(orders ×
+    positions); the returned snapshot shares them, ``snap`` must not be used again."""
     if quantity <= 0:
         return snap
     ccy = snap.settlement(currency)
     rate = snap.rate(ccy)
     sign = 1.0 if side == "buy" else -1.0
-    by_ccy = dict(snap.cash_by_currency) or {snap.base_currency: snap.cash}
+    if owned and snap.cash_by_currency:
+        by_ccy = snap.cash_by_currency
+    else:
+        by_ccy = dict(snap.cash_by_currency) or {snap.base_currency: snap.cash}
     by_ccy[ccy] = by_ccy.get(ccy, 0.0) - sign * quantity * price - fee
     cash = snap.cash + (-sign * quantity * price - fee) * rate
-    positions = dict(snap.positions)
+    positions = snap.positions if owned else dict(snap.positions)
     old = positions.get(symbol)
     q0 = old.quantity if old is not None else 0.0
     q1 = q0 + sign * quantity
@@ -230,6 +248,11 @@ def after_fill(
         daily_pnl_pct=pnl / snap.day_start_equity if snap.day_start_equity > 0 else 0.0,
         fees=snap.fees + fee * rate,
     )
+
+
+def owned_copy(snap: PortfolioSnapshot) -> PortfolioSnapshot:
+    """``snap`` with its own position and cash dicts, for ``after_fill(..., owned=True)``."""
+    return replace(snap, positions=dict(snap.positions), cash_by_currency=dict(snap.cash_by_currency))
 
 
 def _currency(broker: Broker, balances: Mapping[str, Any]) -> str:
@@ -281,8 +304,9 @@ def snapshot(
     currencies = {s: (m.quote if m.quote in cash else base) for s, m in markets.items()}
     rates = {**fx_from_quotes(base, quotes), **(fx or {})}
     # A spot venue lists a held coin as a balance too: it is a position, not cash (else counted twice).
+    settling = set(currencies.values())  # a set: ``in dict.values()`` scans, O(positions²) at 10,000 held
     for m in markets.values():
-        if m.base != base and m.base not in currencies.values():
+        if m.base != base and m.base not in settling:
             cash.pop(m.base, None)
     if broker.environment != "paper":
         # A real account lists assets the workbench never traded (testnets hand out dozens): without a

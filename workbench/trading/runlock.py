@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import text
 
 from workbench.errors import RunActiveError
+from workbench.security.perms import PRIVATE_DIR, PRIVATE_FILE
 from workbench.trading.store import Store, utcnow
 
 __all__ = ["AccountLock", "acquire", "alive", "holder", "lock_path", "refusal"]
@@ -115,8 +116,9 @@ def _write(fd: int, info: dict[str, Any]) -> None:
 def acquire(data_dir: Path, store: Store, account: str) -> AccountLock:
     """The account's lock, or ``RunActiveError`` naming the run that holds it and how to stop it."""
     path = lock_path(data_dir, account)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)  # it names the holder's pid, user and host
+    os.fchmod(fd, PRIVATE_FILE)  # a file left by an earlier release (0644), or a loose umask
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -183,3 +183,33 @@ def test_a_registered_model_books_features_and_inference_apart_with_the_same_sig
     staged = eng.signals(panel, lap=clock.lap)
     assert clock.times["features"] > 0 and clock.times["inference"] > 0
     assert staged == eng.signals(panel) and len(staged) == 4
+
+
+def test_the_collector_is_held_off_during_a_cycle_and_a_run_s_start_is_frozen_until_it_ends(settings):
+    """A cycle runs with Python's cyclic GC off (a pass in the middle of a big batch walks every live
+    object); between cycles it is on, collects what is new, and the objects the run began with are
+    frozen out of its passes only while the run's loop lasts."""
+    import gc
+
+    from workbench.trading import phase2
+
+    seen: list[tuple[bool, int]] = []
+
+    def cycle(ctx, clock):
+        with phase2.gc_paused():  # what phase2.run_cycle wraps its body in
+            seen.append((gc.isenabled(), gc.get_freeze_count()))
+        ctx.cycle += 1
+        clock.lap("inference")
+        return Result()
+
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    drive(ctx_for(settings), Stop(), 0.05, 3, cycle)
+    assert [on for on, _ in seen] == [False, False, False] and all(n > 0 for _, n in seen)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()  # a caller that runs with the collector off keeps it off
+    try:
+        with phase2.gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -176,6 +177,23 @@ def test_the_cli_refuses_interval_and_cycles_below_the_floor(settings):
         r = cli(settings, "live", "run", "--model", "backup", *args)
         assert r.exit_code == 2 and words in r.output and "greater than or equal to 1" in r.output, r.output
     assert Store(settings.store_url).create().latest_run() is None
+
+
+def test_the_lock_file_is_private_even_when_an_older_release_left_it_0644(settings):
+    store = Store(settings.store_url).create()
+    path = lock_path(settings.data_dir, "paper")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{}")
+    os.chmod(path, 0o644)
+    acquire(settings.data_dir, store, "paper").release()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    fresh = lock_path(settings.data_dir, "other")
+    old = os.umask(0o022)
+    try:
+        acquire(settings.data_dir, store, "other").release()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
 
 
 def test_start_background_refuses_at_once_while_the_account_is_locked(settings):

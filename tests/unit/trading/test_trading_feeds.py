@@ -55,6 +55,17 @@ def test_quotes_skip_symbols_without_a_bar():
     assert sorted(quotes_from_bar(p2)) == ["S000", "S002"]
 
 
+def test_a_quote_s_missing_bar_fields_are_none_and_the_rest_plain_floats():
+    p = synthetic_panel(n_symbols=3, n_bars=5)
+    high, vol = p.high.copy(), p.volume.copy()
+    high.iloc[-1, 0], vol.iloc[-1, 2] = np.nan, np.inf
+    p2 = type(p)(open=p.open, high=high, low=p.low, close=p.close, volume=vol, exchange="T", timeframe="1d")
+    q = quotes_from_bar(p2)
+    assert q["S000"].high is None and q["S002"].volume is None and q["S001"].symbol == "S001"
+    assert q["S000"].low == float(p.low.iloc[-1, 0]) and type(q["S001"].high) is float
+    assert q["S001"].last == float(p.close.iloc[-1, 1]) and q["S001"].ts == p.index[-1]
+
+
 def test_live_feed_refreshes_the_lake_then_reads_it(tmp_path):
     from workbench.trading.feeds import CcxtLiveFeed
 

@@ -147,3 +147,23 @@ def test_after_fill_matches_a_fresh_snapshot_from_the_broker(tmp_path):
             fresh.fees
         )
         assert before.daily_pnl == pytest.approx(fresh.daily_pnl)
+
+
+def test_after_fill_in_place_on_an_owned_copy_equals_the_pure_one_and_leaves_the_original_alone():
+    """The cycle books thousands of orders into one owned snapshot (no copy of every position per
+    order); the result must be the pure function's, and the snapshot it was copied from untouched."""
+    from workbench.trading.portfolio import after_fill, owned_copy
+
+    base = compute_snapshot(
+        pd.Timestamp("2024-01-02", tz="UTC"), {"USD": 10_000.0, "EUR": 500.0}, {"AAA": 5.0}, {"AAA": 100.0},
+        fx={"EUR": 1.1}, currencies={"AAA": "USD"},
+    )  # fmt: skip
+    fills = [("AAA", "buy", 2.0, 101.0, 0.2, 102.0, "USD"), ("BBB", "buy", 3.0, 50.0, 0.1, 51.0, "EUR"),
+             ("AAA", "sell", 7.0, 99.0, 0.3, 99.0, "USD"), ("BBB", "sell", 1.0, 52.0, 0.1, 52.0, "EUR")]  # fmt: skip
+    pure, owned = base, owned_copy(base)
+    for f in fills:
+        pure = after_fill(pure, *f)
+        owned = after_fill(owned, *f, owned=True)
+    assert owned == pure and "AAA" not in owned.positions and owned.positions["BBB"].quantity == 2.0
+    assert base.positions == {"AAA": base.positions["AAA"]} and base.positions["AAA"].quantity == 5.0
+    assert base.cash_by_currency == {"USD": 10_000.0, "EUR": 500.0}

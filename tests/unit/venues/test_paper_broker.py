@@ -170,3 +170,27 @@ def test_make_broker_without_a_store_books_in_the_settings_database(settings):
     assert PaperBroker(again, starting_cash=1.0).balances()[settings.paper.currency].total == pytest.approx(
         settings.paper.starting_cash
     )
+
+
+def test_a_batch_sees_what_resting_orders_hold_back_in_its_symbols(broker):
+    """A batch loads only its symbols' open orders (and every open buy): the quantity a resting exit
+    pair holds and the cash a resting buy holds are still held back from it, and the OCO sibling of
+    a leg the batch fills is still cancelled."""
+    broker.place(OrderRequest("b1", "AAPL", "buy", 10))
+    broker.place(OrderRequest("b2", "BTC/USDT", "buy", 0.01))
+    legs = [
+        OrderRequest("sl", "AAPL", "sell", 8, type="stop_loss", stop_price=90.0, oco_group="g1"),
+        OrderRequest("tp", "AAPL", "sell", 8, type="take_profit", limit_price=120.0, oco_group="g1"),
+        OrderRequest("rest", "BTC/USDT", "buy", 0.01, type="limit", limit_price=15_000.0),
+    ]
+    assert all(not isinstance(a, OrderRejected) for a in broker.place_many(legs))
+    out = broker.place_many(
+        [OrderRequest("s3", "AAPL", "sell", 3), OrderRequest("s2", "AAPL", "sell", 2)]  # 10 held, 8 held back
+    )
+    assert isinstance(out[0], OrderRejected) and out[0].reason == "insufficient_position"
+    assert not isinstance(out[1], OrderRejected) and out[1].status == "FILLED"
+    fits = int(broker.balances()["USD"].total // (100.1 * 1.001))  # fits the cash, not the cash 'rest' leaves
+    (big,) = broker.place_many([OrderRequest("big", "AAPL", "buy", fits, type="limit", limit_price=100.0)])
+    assert isinstance(big, OrderRejected) and big.reason == "insufficient_funds"
+    broker.on_bar({"AAPL": q("AAPL", 89.0, low=88.0, high=91.0, open=90.0)})  # the stop leg fills
+    assert broker.order_status("sl").status == "FILLED" and broker.order_status("tp").status == "CANCELLED"

@@ -9,7 +9,7 @@ books order, cash, holding, fill row and OCO cancels atomically); the others ope
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -18,7 +18,7 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import Select, Update
 
-from workbench.store.bulk import bulk
+from workbench.store.bulk import bulk, dicts
 from workbench.store.engine import upgrade
 from workbench.store.schema import iso, paper_balances, paper_fills, paper_orders, utcnow
 
@@ -130,7 +130,7 @@ class PaperBook:
         if symbol is not None:
             stmt = stmt.where(t.c.symbol == symbol)
         with self.engine.connect() as c:
-            return [dict(r) for r in c.execute(stmt.order_by(t.c.created_at)).mappings().all()]
+            return dicts(c.execute(stmt.order_by(t.c.created_at)))
 
     def cancel_oco_siblings(self, conn: Connection, oco_group: str, filled_cid: str, now: str) -> None:
         """One-cancels-other: the group's other working orders are cancelled when one fills."""
@@ -165,11 +165,11 @@ class PaperBook:
             stmt = stmt.where(t.c.client_order_id == client_order_id)
         if client_order_ids is None:
             with self.engine.connect() as c:
-                return [dict(r) for r in c.execute(stmt.order_by(t.c.ts, t.c.fill_id)).mappings().all()]
+                return dicts(c.execute(stmt.order_by(t.c.ts, t.c.fill_id)))
         out: list[dict[str, Any]] = []
         with self.engine.connect() as c:
             for part in _chunks(list(dict.fromkeys(client_order_ids))):
-                out += [dict(r) for r in c.execute(stmt.where(t.c.client_order_id.in_(part))).mappings().all()]
+                out += dicts(c.execute(stmt.where(t.c.client_order_id.in_(part))))
         return sorted(out, key=lambda r: (r["ts"], r["fill_id"]))
 
 
@@ -187,7 +187,19 @@ class BookSession:
     memory and ``flush`` writes them with a handful of executemany statements, in the caller's
     transaction, so the batch lands whole or not at all."""
 
-    def __init__(self, book: PaperBook, conn: Connection):
+    def __init__(
+        self,
+        book: PaperBook,
+        conn: Connection,
+        open_side: str | None = None,
+        symbols: Collection[str] | None = None,
+    ):
+        """``open_side`` loads only that side's open orders: a read that needs the buys alone (the cash
+        they reserve) need not load the thousands of resting exit sells. Such a session is read-only.
+        ``symbols`` loads the open orders of these symbols and every open buy (all the cash that is
+        reserved): enough for a batch of orders in those symbols (their reserved quantities, OCO
+        siblings), without the resting exits of every other position; orders outside it are still
+        found by client id (``orders``)."""
         self.book, self.conn, self.account = book, conn, book.account
         self.now = iso(utcnow())
         b, t = paper_balances, paper_orders
@@ -200,7 +212,16 @@ class BookSession:
         self._stored_assets = set(self.cash) | set(self.holdings)
         self._dirty: set[str] = set()
         stmt = select(t).where(and_(t.c.account == self.account, t.c.status.in_(OPEN_STATUSES)))
-        rows = [dict(r) for r in conn.execute(stmt.order_by(t.c.created_at)).mappings().all()]
+        if open_side is not None:
+            stmt = stmt.where(t.c.side == open_side)
+        result = conn.execute(stmt.order_by(t.c.created_at))
+        if symbols is None:
+            rows = dicts(result)
+        else:
+            keys = list(result.keys())
+            i_side, i_sym = keys.index("side"), keys.index("symbol")
+            wanted = set(symbols)
+            rows = [dict(zip(keys, r, strict=True)) for r in result.all() if r[i_side] == "buy" or r[i_sym] in wanted]
         self.open: dict[str, dict[str, Any]] = {r["client_order_id"]: r for r in rows}
         self.by_symbol: dict[str, dict[str, dict[str, Any]]] = {}
         for r in rows:
@@ -218,7 +239,7 @@ class BookSession:
         t = paper_orders
         for part in _chunks(missing):
             stmt = select(t).where(and_(t.c.account == self.account, t.c.client_order_id.in_(part)))
-            out.update({r["client_order_id"]: dict(r) for r in self.conn.execute(stmt).mappings().all()})
+            out.update({r["client_order_id"]: r for r in dicts(self.conn.execute(stmt))})
         return out
 
     def open_of(self, symbol: str) -> list[dict[str, Any]]:

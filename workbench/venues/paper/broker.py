@@ -141,7 +141,7 @@ class PaperBroker:
 
     def balances(self) -> dict[str, Balance]:
         with self.book.engine.connect() as c:
-            session = BookSession(self.book, c)
+            session = BookSession(self.book, c, open_side="buy")  # only buys reserve cash
             cash, reserved = session.cash, self._reserved_cash(session)
         return {k: Balance(k, free=v - reserved.get(k, 0.0), total=v) for k, v in cash.items()}
 
@@ -165,7 +165,7 @@ class PaperBroker:
         place, not raised. Idempotent per client order id: a re-send gets the first send's answer."""
         out: list[BrokerOrder | OrderRejected] = []
         with self.book.begin() as c:
-            s = BookSession(self.book, c)
+            s = BookSession(self.book, c, symbols={o.symbol for o in orders})  # not every resting exit
             known = s.orders([o.client_order_id for o in orders])
             reserved = self._reserved_cash(s)
             for order in orders:
@@ -228,7 +228,7 @@ class PaperBroker:
         place, a final order is answered as it is."""
         out: list[BrokerOrder | OrderRejected] = []
         with self.book.begin() as c:
-            s = BookSession(self.book, c)
+            s = BookSession(self.book, c, symbols=())  # the orders themselves are read by client id
             rows = s.orders(list(client_order_ids))
             for cid in client_order_ids:
                 row = rows.get(cid)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["V2State", "series_k", "pair_k", "rank_k", "zscore_k", "SERIES", "PAIR", "CROSS", "RING"]
+__all__ = ["V2State", "series_k", "pair_k", "rank_rows_k", "zscore_k", "SERIES", "PAIR", "CROSS", "RING"]
 
 # Output columns each pass writes (names of ``sets.V2_COLUMNS``; positions resolved there).
 SERIES = (
@@ -576,31 +576,33 @@ def pair_k(x, y, n, P, PR, beta, corr):
             corr[t, j] = cxy / np.sqrt(cxx * cyy) if cxx > 0 and cyy > 0 else np.nan
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def rank_k(block, src, dst, orders):
-    """``indicators.cs_rank`` of block[src[i]] into block[dst[i]], per row: (average rank − ½)/count
-    of the finite values, ties sharing their average rank. ``orders[i]`` is each row's argsort with
-    the non-finite values keyed last (numpy's SIMD sort is faster than one written here)."""
-    T, N = block.shape[1], block.shape[2]
-    for t in prange(T):
-        for i in range(len(src)):
-            a = src[i]
-            o = dst[i]
-            m = 0
-            for j in range(N):
-                if np.isfinite(block[a, t, j]):
-                    m += 1
-                block[o, t, j] = np.nan
-            first = 0
-            while first < m:
-                val = block[a, t, orders[i, t, first]]
-                last = first
-                while last + 1 < m and block[a, t, orders[i, t, last + 1]] == val:
-                    last += 1
-                rank = ((first + last) / 2.0 + 1.0 - 0.5) / m
-                for k in range(first, last + 1):
-                    block[o, t, orders[i, t, k]] = rank
-                first = last + 1
+@njit(cache=True, nogil=True, error_model="numpy")
+def rank_rows_k(vals, order, dst):
+    """``indicators.cs_rank`` of each row of ``vals`` into ``dst``: (average rank − ½)/count of the
+    finite values, ties sharing their average rank. ``order`` is each row's argsort (numpy's SIMD
+    sort, faster than one written here; NaN sorts last, so the finite values are one run of it,
+    after any −inf). Without the GIL: the caller runs row blocks on several threads."""
+    R, N = vals.shape
+    for t in range(R):
+        lead = 0  # −inf sorts first
+        while lead < N and vals[t, order[t, lead]] == -np.inf:
+            lead += 1
+        end = lead
+        while end < N and np.isfinite(vals[t, order[t, end]]):
+            end += 1
+        m = end - lead
+        for j in range(N):
+            dst[t, j] = np.nan
+        first = lead
+        while first < end:
+            val = vals[t, order[t, first]]
+            last = first
+            while last + 1 < end and vals[t, order[t, last + 1]] == val:
+                last += 1
+            rank = ((first - lead + last - lead) / 2.0 + 1.0 - 0.5) / m
+            for k in range(first, last + 1):
+                dst[t, order[t, k]] = rank
+            first = last + 1
 
 
 @njit(cache=True, parallel=True, error_model="numpy")

@@ -75,6 +75,38 @@ def _ratio(num, den):
     return out if np.isfinite(out) and den > 0 else np.nan
 
 
+@njit(cache=True, inline="always")
+def _ring_sum(R, j, ri, n):
+    """Exact re-sum of ring ``ri``'s ``n`` slots, oldest slot first (the rolling sums' reset)."""
+    s = 0.0
+    for i in range(n):
+        s += R[j, ri, i]
+    return s
+
+
+@njit(cache=True, inline="always")
+def _ring_dev(R, j, ri, n, m):
+    """Sum and sum of squares of the ring's deviations from ``m`` (the rolling std's reset)."""
+    s1 = 0.0
+    s2 = 0.0
+    for i in range(n):
+        e = R[j, ri, i] - m
+        s1 += e
+        s2 += e * e
+    return s1, s2
+
+
+@njit(cache=True, inline="always")
+def _ring_extreme(R, j, ri, n, highest):
+    """The ring's maximum (``highest``) or minimum, rescanned when the extreme leaves the window."""
+    m = R[j, ri, 0]
+    for i in range(1, n):
+        x = R[j, ri, i]
+        if (x > m) if highest else (x < m):
+            m = x
+    return m
+
+
 @njit(cache=True, error_model="numpy")
 def _roll_col(W, m, a, d, n, mode, S, j, o, R, ri):
     """``kernels.rolling_k`` on one column (same arithmetic, same exact re-sum at each wrap)."""
@@ -96,15 +128,9 @@ def _roll_col(W, m, a, d, n, mode, S, j, o, R, ri):
         c += 1.0
         full = c > n
         if mode <= 1:
-            if full:
-                run += x - old
-            else:
-                run += x
+            run += x - old if full else x
             if p == 0:
-                s = 0.0
-                for i in range(n):
-                    s += R[j, ri, i]
-                run = s
+                run = _ring_sum(R, j, ri, n)
         elif mode <= 3:
             if full:
                 e = old - k
@@ -114,37 +140,14 @@ def _roll_col(W, m, a, d, n, mode, S, j, o, R, ri):
             run += e
             run2 += e * e
             if p == 0:
-                m = 0.0
-                for i in range(n):
-                    m += R[j, ri, i]
-                m /= n
-                s1 = 0.0
-                s2 = 0.0
-                for i in range(n):
-                    e = R[j, ri, i] - m
-                    s1 += e
-                    s2 += e * e
-                k = m
-                run = s1
-                run2 = s2
-        elif mode == 4:
-            if c == 1.0 or x >= run:
-                run = x
-            elif full and old == run:
-                m = R[j, ri, 0]
-                for i in range(1, n):
-                    if R[j, ri, i] > m:
-                        m = R[j, ri, i]
-                run = m
+                k = _ring_sum(R, j, ri, n) / n
+                run, run2 = _ring_dev(R, j, ri, n, k)
         else:
-            if c == 1.0 or x <= run:
+            highest = mode == _MAX
+            if c == 1.0 or (x >= run if highest else x <= run):
                 run = x
             elif full and old == run:
-                m = R[j, ri, 0]
-                for i in range(1, n):
-                    if R[j, ri, i] < m:
-                        m = R[j, ri, i]
-                run = m
+                run = _ring_extreme(R, j, ri, n, highest)
         if c < n:
             W[d, t] = np.nan
         elif mode == 0:
@@ -536,13 +539,8 @@ def pair_k(x, y, n, P, PR, beta, corr):
             pos += 1
             if pos == n:
                 pos = 0
-                mx = 0.0
-                my = 0.0
-                for i in range(n):
-                    mx += PR[j, 0, i]
-                    my += PR[j, 1, i]
-                mx /= n
-                my /= n
+                mx = _ring_sum(PR, j, 0, n) / n
+                my = _ring_sum(PR, j, 1, n) / n
                 sx = 0.0
                 sy = 0.0
                 sxx = 0.0

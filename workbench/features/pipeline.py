@@ -132,7 +132,7 @@ def build_wide(panel: Panel, feature_set: str = "v1", out: np.ndarray | None = N
 
 
 def feature_block(panel: Panel, feature_set: str = "v2") -> np.ndarray:
-    """An uninitialised (feature × time × instrument) block for ``build_wide``/``build_features``'s ``out=``."""
+    """A (feature × time × instrument) block for ``build_wide``/``build_features``'s ``out=`` (NaN until filled)."""
     if get_feature_set(feature_set).name != "v2":
         raise ValueError(f"feature blocks exist for feature set v2 only; got {feature_set!r}")
     return v2_block(len(panel.index), len(panel.symbols))

@@ -97,8 +97,12 @@ def _compare(hist: Panel) -> dict[str, tuple[float, float]]:
         "TA-Lib loop keeping outputs": lambda: _talib_timed(hist, keep=True),
     }
     samples: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
-    for _ in range(REPEATS):
-        for name, fn in runs.items():
+    names = list(runs)
+    for r in range(REPEATS):
+        # Rotated: a fresh block's first touch costs more right after a big free (the kernel's
+        # page work; seen as "wide" at 2× "long frame" when wide always followed the TA-Lib block).
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            fn = runs[name]
             samples[name].append(fn() if name.startswith("TA-Lib") else _timed(fn))
     return {k: (float(np.median([w for w, _ in v])), float(np.median([c for _, c in v]))) for k, v in samples.items()}
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["V2State", "series_k", "pair_k", "rank_rows_k", "zscore_k", "SERIES", "PAIR", "CROSS", "RING"]
+__all__ = ["V2State", "series_k", "pair_k", "rank_k", "rank_rows_k", "zscore_k", "SERIES", "PAIR", "CROSS", "RING"]
 
 # Output columns each pass writes (names of ``sets.V2_COLUMNS``; positions resolved there).
 SERIES = (
@@ -601,6 +601,15 @@ def rank_rows_k(vals, order, dst):
             for k in range(first, last + 1):
                 dst[t, order[t, k]] = rank
             first = last + 1
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def rank_k(block, src, dst, orders):
+    """``rank_rows_k`` of block[src[i]] into block[dst[i]] for whole blocks, rows in parallel, with
+    ``orders[i]`` each row's argsort (callers that rank one row of many instruments at once)."""
+    for t in prange(block.shape[1]):
+        for i in range(len(src)):
+            rank_rows_k(block[src[i], t : t + 1], orders[i, t : t + 1], block[dst[i], t : t + 1])
 
 
 @njit(cache=True, parallel=True, error_model="numpy")

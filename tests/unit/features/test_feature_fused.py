@@ -100,7 +100,7 @@ def test_out_block_reused_gives_the_fresh_numbers_and_is_validated():
 def test_cross_rank_rows_with_ties_infinities_and_holes():
     """``rank_rows_k`` equals pandas' average rank, (rank − ½)/count, on rows with ties, NaN and ±inf
     (kept out of the rank and the count)."""
-    from workbench.features.fused import rank_rows_k
+    from workbench.features.fused import rank_k, rank_rows_k
 
     rng = np.random.default_rng(1)
     a = np.round(rng.normal(size=(70, 41)), 1)  # rounding makes ties
@@ -113,3 +113,6 @@ def test_cross_rank_rows_with_ties_infinities_and_holes():
     got = np.empty_like(a)
     rank_rows_k(a, np.argsort(a, axis=1), got)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-15, equal_nan=True)
+    block = np.stack([a, np.full_like(a, 5.0)])  # rank_k: whole (feature × time × instrument) blocks
+    rank_k(block, np.array([0]), np.array([1]), np.argsort(np.where(np.isfinite(a), a, np.inf), axis=1)[None])
+    np.testing.assert_allclose(block[1], ref, rtol=0, atol=1e-15, equal_nan=True)

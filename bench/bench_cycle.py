@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._util import synthetic_panel as _panel  # the panel bench_features uses too (same draws, same defaults)
 
 CASES = [(5_000, 0.05), (5_000, 0.30), (20_000, 0.05), (20_000, 0.30)]
 HISTORY = 120  # bars before the live ones (v2's warm-up is shorter)
@@ -61,24 +62,6 @@ class Stages:
                 return fn(*a, **kw)
 
         return timed
-
-
-def _panel(n: int, bars: int, seed: int = 0):
-    from workbench.data.panel import Panel
-
-    rng = np.random.default_rng(seed)
-    idx = pd.date_range("2024-01-01", periods=bars, freq="1h", tz="UTC", name="ts")
-    cols = pd.Index([f"S{i:05d}" for i in range(n)], name="symbol")
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (bars, n)), axis=0))
-    open_ = close * np.exp(rng.normal(0, 0.002, close.shape))
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.004, close.shape)))
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.004, close.shape)))
-    vol = np.full(close.shape, 1e7)
-    f = {
-        k: pd.DataFrame(v, index=idx, columns=cols)
-        for k, v in dict(open=open_, high=high, low=low, close=close, volume=vol).items()
-    }
-    return Panel(**f, exchange="BENCH", timeframe="1h")
 
 
 class ModelEngine:

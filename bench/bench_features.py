@@ -4,31 +4,20 @@ of the hot path). Ratios are from one run."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
-import pandas as pd
 
+from bench._util import synthetic_panel
 from workbench.data.panel import Panel
 
-N, BARS, LIVE = 5000, 500, 20
+N, BARS, LIVE = int(os.environ.get("BENCH_FEATURES_N", 5000)), 500, 20
 REPEATS = 5  # medians: the machine is shared
 
 
 def _panel(n: int, bars: int) -> Panel:
-    rng = np.random.default_rng(0)
-    idx = pd.date_range("2024-01-01", periods=bars, freq="1h", tz="UTC", name="ts")
-    cols = pd.Index([f"S{i:04d}/USDT" for i in range(n)], name="symbol")
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (bars, n)), axis=0))
-    open_ = close * np.exp(rng.normal(0, 0.002, close.shape))
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.004, close.shape)))
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.004, close.shape)))
-    vol = rng.lognormal(10, 1, close.shape)
-    f = {
-        k: pd.DataFrame(v, index=idx, columns=cols)
-        for k, v in dict(open=open_, high=high, low=low, close=close, volume=vol).items()
-    }
-    return Panel(**f, exchange="binance", timeframe="1h")
+    return synthetic_panel(n, bars, symbol="S{i:04d}/USDT", exchange="binance", volume=None)
 
 
 def _talib_symbol(h, lo, c, v):
@@ -77,47 +66,94 @@ def _talib_loop(panel: Panel, last: int | None = None, keep: bool = False) -> fl
     return time.perf_counter() - t0
 
 
-def _median(fn, repeats: int = REPEATS) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+def _timed(fn) -> tuple[float, float]:
+    """(wall, CPU of all the process's threads) seconds of ``fn()``; its result is freed after the
+    clocks stop, as the TA-Lib loop's block is (unmapping 860 MB is not feature work)."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    result = fn()
+    w, c = time.perf_counter() - w0, time.process_time() - c0
+    del result
+    return w, c
+
+
+def _talib_timed(panel: Panel, keep: bool) -> tuple[float, float]:
+    c0 = time.process_time()
+    w = _talib_loop(panel, keep=keep)
+    return w, time.process_time() - c0  # CPU includes the loop's input copies (a few ms)
+
+
+def _compare(hist: Panel) -> dict[str, tuple[float, float]]:
+    """Medians of ``REPEATS`` interleaved runs (a burst of load hits ours and the anchor alike)."""
+    from workbench.features import build_features
+    from workbench.features.pipeline import build_wide, feature_block
+
+    out = feature_block(hist, "v2")
+    runs = {
+        "wide, fresh block": lambda: build_wide(hist, "v2"),
+        "long frame, fresh block": lambda: build_features(hist, "v2"),
+        "wide, reused block": lambda: build_wide(hist, "v2", out=out),
+        "long frame, reused block": lambda: build_features(hist, "v2", out=out),
+        "TA-Lib loop": lambda: _talib_timed(hist, keep=False),
+        "TA-Lib loop keeping outputs": lambda: _talib_timed(hist, keep=True),
+    }
+    samples: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
+    names = list(runs)
+    for r in range(REPEATS):
+        # Rotated: a fresh block's first touch costs more right after a big free (the kernel's
+        # page work; seen as "wide" at 2× "long frame" when wide always followed the TA-Lib block).
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            fn = runs[name]
+            samples[name].append(fn() if name.startswith("TA-Lib") else _timed(fn))
+    return {k: (float(np.median([w for w, _ in v])), float(np.median([c for _, c in v]))) for k, v in samples.items()}
+
+
+def _first_touch(shape: tuple[int, ...]) -> tuple[float, float]:
+    """The floor a fresh output block costs: allocating it and writing each page once (wall, CPU)."""
+
+    def touch() -> np.ndarray:
+        block = np.empty(shape)
+        block[:, :, :] = 0.0
+        return block
+
+    return _timed(touch)
 
 
 def main() -> None:
+    import numba
+
     from workbench.features import IncrementalFeatures, build_features, get_feature_set
-    from workbench.features.pipeline import _BUILDERS
+    from workbench.features.pipeline import build_wide
 
     panel = _panel(N, BARS + LIVE)
     hist = panel.iloc(slice(0, BARS))
-    _BUILDERS["v2"](hist)  # warm: numba kernels loaded from cache, calendar and first-touch memory
-    build_features(hist, "v2")
-    # Interleaved, so a burst of load on the shared machine hits ours and the anchor alike.
-    wide_t, full_t, talib_t, keep_t = [], [], [], []
-    for _ in range(REPEATS):
-        wide_t.append(_median(lambda: _BUILDERS["v2"](hist), 1))
-        full_t.append(_median(lambda: build_features(hist, "v2"), 1))
-        talib_t.append(_talib_loop(hist))
-        keep_t.append(_talib_loop(hist, keep=True))
-    wide, full, talib_full, talib_keep = (float(np.median(x)) for x in (wide_t, full_t, talib_t, keep_t))
+    build_wide(hist, "v2")  # warm: numba kernels loaded from cache, calendar and first-touch memory
     X = build_features(hist, "v2")
-    v1 = _median(lambda: build_features(hist, "v1"), 1)
-    import numba
-
-    print(f"   numba threads: {numba.get_num_threads()} (set NUMBA_NUM_THREADS to compare); medians of {REPEATS}")
+    most = numba.get_num_threads()
+    talib_calls = len(_talib_symbol(*[np.ones(BARS) + np.arange(BARS) % 7] * 4))
     print(
-        f"   full v2 ({X.shape[1]} features), {N} instruments × {BARS} bars: {wide:.2f} s wide arrays, {full:.2f} s with the long frame "
-        f"(assembly ≈ {max(full - wide, 0):.2f} s)"
+        f"   full v2 ({X.shape[1]} features), {N} instruments × {BARS} bars; medians of {REPEATS}; wall s (CPU s of all threads)"
     )
-    print(f"   full v1 (13 features) {v1:.2f} s")
+    print(f"   anchor: a per-symbol TA-Lib loop of {talib_calls} calls per symbol (one thread)")
+    block_shape = (X.shape[1], BARS, N)
+    del X
+    for threads in sorted({most, 1}, reverse=True):
+        numba.set_num_threads(threads)
+        r = _compare(hist)
+        print(f"   -- NUMBA_NUM_THREADS = {threads}")
+        for name, (w, c) in r.items():
+            print(f"      {name:28s} {w:6.3f} s  ({c:.3f} s CPU)")
+        talib = r["TA-Lib loop"][0]
+        for name in ("long frame, fresh block", "long frame, reused block", "wide, fresh block", "wide, reused block"):
+            print(f"      ratio TA-Lib loop / ours, {name}: {talib / r[name][0]:.2f}× (goal ≥ 1.00)")
+        print(f"      ratio TA-Lib loop keeping outputs / ours, long frame, fresh block: "
+              f"{r['TA-Lib loop keeping outputs'][0] / r['long frame, fresh block'][0]:.2f}×")  # fmt: skip
+    numba.set_num_threads(most)
+    w, c = _first_touch(block_shape)
     print(
-        f"   TA-Lib per-symbol loop, {len(_talib_symbol(*[np.ones(BARS) + np.arange(BARS) % 7] * 4))} TA-Lib calls per symbol: {talib_full:.2f} s; "
-        f"the same keeping its outputs in one block: {talib_keep:.2f} s"
+        f"   first touch of a fresh {np.prod(block_shape) * 8 / 1e6:.0f} MB block alone (one thread): {w:.3f} s ({c:.3f} s CPU)"
     )
-    print(f"   ratio TA-Lib loop / ours: {talib_full / wide:.2f}× (wide arrays), {talib_full / full:.2f}× (long frame); "
-          f"TA-Lib loop keeping its outputs / ours: {talib_keep / wide:.2f}× (wide)")  # fmt: skip
+    v1 = float(np.median([_timed(lambda: build_features(hist, "v1"))[0] for _ in range(3)]))
+    print(f"   full v1 (13 features), long frame: {v1:.2f} s")
 
     t0 = time.perf_counter()
     inc = IncrementalFeatures.from_history(hist, "v2")
@@ -139,6 +175,7 @@ def main() -> None:
     print(
         f"   TA-Lib per-symbol loop on the last {warm} bars (warm-up window) for the newest bar: {talib_live:.2f} s → {talib_live / upd:.0f}× slower"
     )
+    full = _timed(lambda: build_features(hist, "v2"))[0]
     print(f"   full v2 recomputation on {BARS} bars instead: {full / upd:.0f}× slower than the update")
 
 

@@ -8,7 +8,9 @@ from workbench.features.pipeline import (
     FeatureSet,
     build_features,
     build_features_report,
+    build_wide,
     feature_atr,
+    feature_block,
     get_feature_set,
 )
 
@@ -18,6 +20,8 @@ __all__ = [
     "FeatureReport",
     "build_features",
     "build_features_report",
+    "build_wide",
+    "feature_block",
     "feature_atr",
     "get_feature_set",
     "IncrementalFeatures",

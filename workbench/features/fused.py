@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["V2State", "series_k", "pair_k", "rank_k", "zscore_k", "SERIES", "PAIR", "CROSS", "RING"]
+__all__ = ["V2State", "series_k", "pair_k", "rank_k", "rank_rows_k", "zscore_k", "SERIES", "PAIR", "CROSS", "RING"]
 
 # Output columns each pass writes (names of ``sets.V2_COLUMNS``; positions resolved there).
 SERIES = (
@@ -75,6 +75,38 @@ def _ratio(num, den):
     return out if np.isfinite(out) and den > 0 else np.nan
 
 
+@njit(cache=True, inline="always")
+def _ring_sum(R, j, ri, n):
+    """Exact re-sum of ring ``ri``'s ``n`` slots, oldest slot first (the rolling sums' reset)."""
+    s = 0.0
+    for i in range(n):
+        s += R[j, ri, i]
+    return s
+
+
+@njit(cache=True, inline="always")
+def _ring_dev(R, j, ri, n, m):
+    """Sum and sum of squares of the ring's deviations from ``m`` (the rolling std's reset)."""
+    s1 = 0.0
+    s2 = 0.0
+    for i in range(n):
+        e = R[j, ri, i] - m
+        s1 += e
+        s2 += e * e
+    return s1, s2
+
+
+@njit(cache=True, inline="always")
+def _ring_extreme(R, j, ri, n, highest):
+    """The ring's maximum (``highest``) or minimum, rescanned when the extreme leaves the window."""
+    m = R[j, ri, 0]
+    for i in range(1, n):
+        x = R[j, ri, i]
+        if (x > m) if highest else (x < m):
+            m = x
+    return m
+
+
 @njit(cache=True, error_model="numpy")
 def _roll_col(W, m, a, d, n, mode, S, j, o, R, ri):
     """``kernels.rolling_k`` on one column (same arithmetic, same exact re-sum at each wrap)."""
@@ -96,15 +128,9 @@ def _roll_col(W, m, a, d, n, mode, S, j, o, R, ri):
         c += 1.0
         full = c > n
         if mode <= 1:
-            if full:
-                run += x - old
-            else:
-                run += x
+            run += x - old if full else x
             if p == 0:
-                s = 0.0
-                for i in range(n):
-                    s += R[j, ri, i]
-                run = s
+                run = _ring_sum(R, j, ri, n)
         elif mode <= 3:
             if full:
                 e = old - k
@@ -114,37 +140,14 @@ def _roll_col(W, m, a, d, n, mode, S, j, o, R, ri):
             run += e
             run2 += e * e
             if p == 0:
-                m = 0.0
-                for i in range(n):
-                    m += R[j, ri, i]
-                m /= n
-                s1 = 0.0
-                s2 = 0.0
-                for i in range(n):
-                    e = R[j, ri, i] - m
-                    s1 += e
-                    s2 += e * e
-                k = m
-                run = s1
-                run2 = s2
-        elif mode == 4:
-            if c == 1.0 or x >= run:
-                run = x
-            elif full and old == run:
-                m = R[j, ri, 0]
-                for i in range(1, n):
-                    if R[j, ri, i] > m:
-                        m = R[j, ri, i]
-                run = m
+                k = _ring_sum(R, j, ri, n) / n
+                run, run2 = _ring_dev(R, j, ri, n, k)
         else:
-            if c == 1.0 or x <= run:
+            highest = mode == _MAX
+            if c == 1.0 or (x >= run if highest else x <= run):
                 run = x
             elif full and old == run:
-                m = R[j, ri, 0]
-                for i in range(1, n):
-                    if R[j, ri, i] < m:
-                        m = R[j, ri, i]
-                run = m
+                run = _ring_extreme(R, j, ri, n, highest)
         if c < n:
             W[d, t] = np.nan
         elif mode == 0:
@@ -536,13 +539,8 @@ def pair_k(x, y, n, P, PR, beta, corr):
             pos += 1
             if pos == n:
                 pos = 0
-                mx = 0.0
-                my = 0.0
-                for i in range(n):
-                    mx += PR[j, 0, i]
-                    my += PR[j, 1, i]
-                mx /= n
-                my /= n
+                mx = _ring_sum(PR, j, 0, n) / n
+                my = _ring_sum(PR, j, 1, n) / n
                 sx = 0.0
                 sy = 0.0
                 sxx = 0.0
@@ -576,31 +574,42 @@ def pair_k(x, y, n, P, PR, beta, corr):
             corr[t, j] = cxy / np.sqrt(cxx * cyy) if cxx > 0 and cyy > 0 else np.nan
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def rank_rows_k(vals, order, dst):
+    """``indicators.cs_rank`` of each row of ``vals`` into ``dst``: (average rank − ½)/count of the
+    finite values, ties sharing their average rank. ``order`` is each row's argsort (numpy's SIMD
+    sort, faster than one written here; NaN sorts last, so the finite values are one run of it,
+    after any −inf). Without the GIL: the caller runs row blocks on several threads."""
+    R, N = vals.shape
+    for t in range(R):
+        lead = 0  # −inf sorts first
+        while lead < N and vals[t, order[t, lead]] == -np.inf:
+            lead += 1
+        end = lead
+        while end < N and np.isfinite(vals[t, order[t, end]]):
+            end += 1
+        m = end - lead
+        for j in range(N):
+            dst[t, j] = np.nan
+        first = lead
+        while first < end:
+            val = vals[t, order[t, first]]
+            last = first
+            while last + 1 < end and vals[t, order[t, last + 1]] == val:
+                last += 1
+            rank = ((first - lead + last - lead) / 2.0 + 1.0 - 0.5) / m
+            for k in range(first, last + 1):
+                dst[t, order[t, k]] = rank
+            first = last + 1
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
 def rank_k(block, src, dst, orders):
-    """``indicators.cs_rank`` of block[src[i]] into block[dst[i]], per row: (average rank − ½)/count
-    of the finite values, ties sharing their average rank. ``orders[i]`` is each row's argsort with
-    the non-finite values keyed last (numpy's SIMD sort is faster than one written here)."""
-    T, N = block.shape[1], block.shape[2]
-    for t in prange(T):
+    """``rank_rows_k`` of block[src[i]] into block[dst[i]] for whole blocks, rows in parallel, with
+    ``orders[i]`` each row's argsort (callers that rank one row of many instruments at once)."""
+    for t in prange(block.shape[1]):
         for i in range(len(src)):
-            a = src[i]
-            o = dst[i]
-            m = 0
-            for j in range(N):
-                if np.isfinite(block[a, t, j]):
-                    m += 1
-                block[o, t, j] = np.nan
-            first = 0
-            while first < m:
-                val = block[a, t, orders[i, t, first]]
-                last = first
-                while last + 1 < m and block[a, t, orders[i, t, last + 1]] == val:
-                    last += 1
-                rank = ((first + last) / 2.0 + 1.0 - 0.5) / m
-                for k in range(first, last + 1):
-                    block[o, t, orders[i, t, k]] = rank
-                first = last + 1
+            rank_rows_k(block[src[i], t : t + 1], orders[i, t : t + 1], block[dst[i], t : t + 1])
 
 
 @njit(cache=True, parallel=True, error_model="numpy")

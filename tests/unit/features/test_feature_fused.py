@@ -77,3 +77,42 @@ def test_long_frame_is_the_kernels_block_without_a_copy():
     valid = np.isfinite(holes.close.to_numpy())
     np.testing.assert_allclose(Xh["rsi_14"].to_numpy(), ref["rsi_14"][valid], rtol=1e-12, equal_nan=True)
     assert isinstance(Xh.index, pd.MultiIndex)
+
+
+def test_out_block_reused_gives_the_fresh_numbers_and_is_validated():
+    """A reused block (filled with garbage first) gives exactly the fresh build: every cell is written."""
+    from workbench.features.pipeline import build_wide, feature_block
+
+    holes = _holey_panel()
+    fresh = build_features(holes, "v2")
+    out = feature_block(holes, "v2")
+    out[...] = 7.25
+    X = build_features(holes, "v2", out=out)
+    pd.testing.assert_frame_equal(X, fresh)
+    wide = build_wide(holes, "v2", out=out)
+    assert all(np.shares_memory(wide[n], out) for n in V2_COLUMNS)
+    with pytest.raises(ValueError, match="shape"):
+        build_wide(holes, "v2", out=out[:, 1:])
+    with pytest.raises(ValueError, match="v2 only"):
+        build_wide(holes, "v1", out=out)
+
+
+def test_cross_rank_rows_with_ties_infinities_and_holes():
+    """``rank_rows_k`` equals pandas' average rank, (rank − ½)/count, on rows with ties, NaN and ±inf
+    (kept out of the rank and the count)."""
+    from workbench.features.fused import rank_k, rank_rows_k
+
+    rng = np.random.default_rng(1)
+    a = np.round(rng.normal(size=(70, 41)), 1)  # rounding makes ties
+    a[rng.random(a.shape) < 0.1] = np.nan
+    a[3, 5], a[3, 9], a[8, 0] = -np.inf, np.inf, -np.inf
+    a[10] = np.nan
+    clean = np.where(np.isfinite(a), a, np.nan)
+    frame = pd.DataFrame(clean)
+    ref = ((frame.rank(axis=1, method="average") - 0.5).div(frame.count(axis=1), axis=0)).to_numpy()
+    got = np.empty_like(a)
+    rank_rows_k(a, np.argsort(a, axis=1), got)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-15, equal_nan=True)
+    block = np.stack([a, np.full_like(a, 5.0)])  # rank_k: whole (feature × time × instrument) blocks
+    rank_k(block, np.array([0]), np.array([1]), np.argsort(np.where(np.isfinite(a), a, np.inf), axis=1)[None])
+    np.testing.assert_allclose(block[1], ref, rtol=0, atol=1e-15, equal_nan=True)

@@ -197,3 +197,32 @@ def shot(page: Any, served: Served, name: str, width: int = 1280, element: str |
     page.set_viewport_size({"width": 1280, "height": 900})
     print(f"screenshot: {path}")
     return path
+
+
+_CHART_JS = """(cls) => {
+  const el = document.querySelector('.' + cls);
+  if (!el) return null;
+  const gd = el.classList.contains('js-plotly-plot') ? el : el.querySelector('.js-plotly-plot');
+  if (!gd || !gd.data) return null;
+  const plain = (v) => (v == null ? [] : Array.from(v));
+  return gd.data.map((t) => ({name: t.name, x: plain(t.x), y: plain(t.y)}));
+}"""
+
+
+def chart(page: Any, name: str) -> list[dict[str, Any]] | None:
+    """The traces plotly drew for the live view's ``name`` chart (equity, price, timing): read from the
+    graph div's ``data`` in the page, not from the kernel. None while the chart is not drawn."""
+    return page.evaluate(_CHART_JS, f"wb-chart-{name}")  # type: ignore[no-any-return]
+
+
+def wait_chart(page: Any, name: str, expect: Any, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Poll the drawn ``name`` chart until ``expect(traces)`` holds (it may read the store afresh each
+    time: a cycle can land between two looks); the last traces seen are in the failure message."""
+    end = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < end:
+        seen = chart(page, name)
+        if seen is not None and expect(seen):
+            return seen
+        page.wait_for_timeout(250)
+    raise AssertionError(f"the {name} chart in the page did not show the kernel's points within {timeout}s: {seen}")

@@ -143,6 +143,10 @@ class LiveView:
         self.footer = w.HTML()
         self.widget = self._layout()
         self.widget.add_class("wb-live")
+        for fig, name in ((self.equity_fig, "equity"), (self.price_fig, "price"), (self.timing_fig, "timing")):
+            fig.add_class(f"wb-chart-{name}")  # what the browser tests read the drawn data from
+        self.gauges.add_class("wb-chart-gauges")
+        self.symbol_pick.add_class("wb-symbol")
         self._reset()
 
     # ---- layout -------------------------------------------------------------------------------
@@ -401,8 +405,8 @@ class LiveView:
         if self.run_id is None:
             return
         df = cycle_timings(self.engine, self.run_id)
-        stages = stage_columns(df.drop(columns=["total_s"]))
-        charts.update_timings(self.timing_fig, df, stages)
+        stages = stage_columns(df)
+        charts.update_timings(self.timing_fig, df)
         if df.empty:
             self.timing_note.value = "<i>no cycle finished yet</i>"
             return
@@ -410,6 +414,6 @@ class LiveView:
         parts = " · ".join(f"{c.removesuffix('_s')} {float(last[c]):.3f} s" for c in stages if not pd.isna(last[c]))
         self.timing_note.value = (
             f"<span style='font-size:12px'>last cycle {int(last['cycle'])}: {float(last['total_s']):.3f} s"
-            f"{' (' + parts + ')' if parts else ' (per-stage timings are not recorded by this store)'}; "
+            f"{' (' + parts + ')' if parts else ' (no stage timings recorded for it)'}; "
             f"median of the last {len(df)}: {float(df['total_s'].median()):.3f} s</span>"
         )

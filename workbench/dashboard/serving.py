@@ -15,11 +15,16 @@ Three problems of a plain ``voila dashboard.ipynb``, and what is done about each
   kernel with no connected page is shut down ``cull_idle_s`` after its last activity. The page's own
   widget traffic (``comm_msg``: the live view's refresh every few seconds) does not count as activity,
   or a closed page would keep its kernel alive forever; a page still connected is never culled.
+* **plotly's widget bundle once, not once per figure.** The template's ``static/`` folder gets a copy of
+  plotly's widget bundle, served at ``voila/static/<bundle_name()>``, and the kernels get
+  ``WORKBENCH_PLOTLY_BUNDLE``: the live view's figures then load that one URL instead of each sending and
+  importing its own 5 MB copy (``live_charts`` says why that kept the charts from drawing).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -91,6 +96,7 @@ def prepare(runtime: Path, cull_idle_s: int = CULL_IDLE_S, cull_interval_s: int 
     where.mkdir(parents=True, exist_ok=True)
     (where / "index.html.j2").write_text("".join(kept))
     (where / "conf.json").write_text(json.dumps({"base_template": "lab"}))
+    _copy_plotly_bundle(where / "static")
     config = runtime / "config"
     config.mkdir(parents=True, exist_ok=True)
     (config / "voila.py").write_text(
@@ -108,6 +114,22 @@ def prepare(runtime: Path, cull_idle_s: int = CULL_IDLE_S, cull_interval_s: int 
     return config
 
 
+def _copy_plotly_bundle(static: Path) -> Path:
+    """plotly's widget bundle under the template's static folder (copied when missing or changed)."""
+    import plotly.basewidget
+
+    from workbench.dashboard.live_charts import bundle_name
+
+    source = Path(plotly.basewidget.__file__).parent / "package_data" / "widgetbundle.js"  # its ``_esm``
+    if not source.is_file():
+        raise ConfigError(f"plotly's widget bundle is not at {source}: reinstall plotly (pip install 'plotly>=6')")
+    static.mkdir(parents=True, exist_ok=True)
+    target = static / bundle_name()
+    if not target.is_file() or target.stat().st_size != source.stat().st_size:
+        shutil.copyfile(source, target)
+    return target
+
+
 def voila_command(notebook: Path, port: int, runtime: Path, **cull: int) -> tuple[list[str], dict[str, str]]:
     """The Voilà command line and the environment additions (``JUPYTER_PATH`` finds the template)."""
     config = prepare(runtime, **cull)
@@ -120,4 +142,6 @@ def voila_command(notebook: Path, port: int, runtime: Path, **cull: int) -> tupl
         "--no-browser",
         f"--Voila.config_file_paths={config}",
     ]
-    return cmd, {"JUPYTER_PATH": str(runtime)}
+    from workbench.dashboard.live_charts import BUNDLE_ENV, bundle_name
+
+    return cmd, {"JUPYTER_PATH": str(runtime), BUNDLE_ENV: bundle_name()}

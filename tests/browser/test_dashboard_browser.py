@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.browser.conftest import Served, login, shot, tab, wait_chart
+from tests.browser.conftest import Served, login, shot, tab, tabs_fit, wait_chart
 from tests.kit.users import PASSWORD
 from workbench.dashboard.reads import cycle_timings
 from workbench.signals import Signal
@@ -70,6 +70,7 @@ def test_start_paper_phase1_first_cycle_stop_and_emergency_stop(page, served: Se
     _wait_store(lambda: store.run(run2)["status"] == "EMERGENCY_STOPPED", 60, "emergency stopped")
     page.locator(f".wb-run-{run2}", has_text="EMERGENCY_STOPPED").wait_for()
     shot(page, served, "after-emergency", 1280)
+    tabs_fit(page, served)  # every tab at 800 and 1280 px, with this run's data on them
     assert served.outside == [], served.outside
 
 

@@ -18,7 +18,8 @@ Three problems of a plain ``voila dashboard.ipynb``, and what is done about each
 * **plotly's widget bundle once, not once per figure.** The template's ``static/`` folder gets a copy of
   plotly's widget bundle, served at ``voila/static/<bundle_name()>``, and the kernels get
   ``WORKBENCH_PLOTLY_BUNDLE``: the live view's figures then load that one URL instead of each sending and
-  importing its own 5 MB copy (``live_charts`` says why that kept the charts from drawing).
+  importing its own 5 MB copy (``live_charts`` says why), and the page's head loads it early, before the
+  widget models start their 2 s initialisation clock (``_preload_plotly``).
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def prepare(runtime: Path, cull_idle_s: int = CULL_IDLE_S, cull_interval_s: int 
         )
     where = runtime / "voila" / "templates" / TEMPLATE
     where.mkdir(parents=True, exist_ok=True)
-    (where / "index.html.j2").write_text("".join(kept))
+    (where / "index.html.j2").write_text(_preload_plotly("".join(kept)))
     (where / "conf.json").write_text(json.dumps({"base_template": "lab"}))
     _copy_plotly_bundle(where / "static")
     config = runtime / "config"
@@ -112,6 +113,26 @@ def prepare(runtime: Path, cull_idle_s: int = CULL_IDLE_S, cull_interval_s: int 
         f"c.MappingKernelManager.untracked_message_types = {_UNTRACKED!r}\n"
     )
     return config
+
+
+HEAD_MARK = "{%- endblock html_head_js_logs -%}"
+
+
+def _preload_plotly(template: str) -> str:
+    """The page's head loads plotly's widget bundle as a module, so it is fetched and run while the
+    kernel still executes the notebook: anywidget gives each widget model 2 s to load its module and
+    initialise (``AbortSignal.timeout(2000)`` in anywidget's runtime), and a model that misses it takes
+    no update for the rest of the page's life. A 5 MB module parsed while a loaded machine also builds
+    the page's other widgets missed it: the charts drew once, empty, and never changed."""
+    from workbench.dashboard.live_charts import bundle_name
+
+    if HEAD_MARK not in template:
+        raise ConfigError(
+            f"Voilà's lab template ({_lab_template()}) has no {HEAD_MARK!r} any more: plotly's widget bundle "
+            "cannot be preloaded; update workbench/dashboard/serving.py"
+        )
+    tag = f'<script type="module" src="{{{{ resources.base_url }}}}voila/static/{bundle_name()}"></script>\n'
+    return template.replace(HEAD_MARK, HEAD_MARK + "\n" + tag, 1)
 
 
 def _copy_plotly_bundle(static: Path) -> Path:

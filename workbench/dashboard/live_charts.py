@@ -146,11 +146,17 @@ def price_figure() -> go.FigureWidget:
 
 def update_price(fig: go.FigureWidget, symbol: str, history: pd.DataFrame, fills: pd.DataFrame) -> None:
     """One instrument: its price per cycle, the signals given, the fills (entries buy, exits sell) and the
-    stop and take-profit levels the signals carried."""
+    stop and take-profit levels the signals carried. A fill with a ``cycle`` (its order's) sits on that
+    cycle's bar; one without, at its own time."""
     h = history[history["symbol"] == symbol] if len(history) else history
     x: Any = pd.to_datetime(h["bar_ts"], utc=True, format="ISO8601") if len(h) else []
     f = fills[fills["symbol"] == symbol] if len(fills) else fills
     fx = pd.to_datetime(f["ts"], utc=True, format="ISO8601") if len(f) else pd.Series(dtype="datetime64[ns, UTC]")
+    if len(f) and len(h) and "cycle" in f:
+        # On the bar of the fill's cycle, like the signals: a replay's bars are not the wall-clock fill time.
+        bar_of = pd.Series(x.to_numpy(), index=h["cycle"].to_numpy())
+        bar_of = bar_of[~bar_of.index.duplicated(keep="last")]
+        fx = pd.to_datetime(f["cycle"].map(bar_of), utc=True).fillna(fx)
     xs = _plain(x) if len(h) else []
     with fig.batch_update():
         fig.layout.title.text = f"Price — {symbol}" if symbol else "Price (choose an instrument)"

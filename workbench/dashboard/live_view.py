@@ -278,7 +278,7 @@ class LiveView:
         if self._signals_dirty:
             self._show_signals()
         if len(new_sig) or len(new_fills) or (self.symbol_pick.value and len(new_eq)):
-            charts.update_price(self.price_fig, self.symbol_pick.value, self.history, self.fill_frame)
+            charts.update_price(self.price_fig, self.symbol_pick.value, self.history, self._fills_with_cycle())
         summary = self._positions_and_kpis()
         if len(new_eq) or self.timing_note.value == "":
             self._timings()
@@ -307,6 +307,11 @@ class LiveView:
             rows = new_sig[new_sig["symbol"] == sym][SIGNAL_COLUMNS]
             self.history = rows if self.history.empty else pd.concat([self.history, rows], ignore_index=True)
 
+    def _fills_with_cycle(self) -> pd.DataFrame:
+        """The fills with the cycle of their order: the price chart puts each on that cycle's bar."""
+        cyc = self.order_frame.drop_duplicates("client_order_id").set_index("client_order_id")["cycle"]
+        return self.fill_frame.assign(cycle=self.fill_frame["client_order_id"].map(cyc))
+
     def _load_symbol(self) -> None:
         """A newly chosen instrument: read its signal history once (then the polls extend it)."""
         from sqlalchemy import and_, select
@@ -322,7 +327,7 @@ class LiveView:
         with self.engine.connect() as c:
             res = c.execute(stmt.order_by(signals.c.id))
             self.history = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
-        charts.update_price(self.price_fig, sym, self.history, self.fill_frame)
+        charts.update_price(self.price_fig, sym, self.history, self._fills_with_cycle())
 
     # ---- tables -------------------------------------------------------------------------------
     def _show_signals(self) -> None:

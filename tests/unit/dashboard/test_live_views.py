@@ -108,6 +108,11 @@ def test_search_side_filter_sort_and_price_chart(settings, finished_run):
     sym = view.latest["symbol"].iloc[0]
     view.symbol_pick.value = sym
     assert len(view.price_fig.data[0].y) == 4  # one price per cycle
+    # The fills sit on their cycle's bar (the run replays past bars: the fills' wall-clock times are not on the axis).
+    traded = view.fill_frame["symbol"].iloc[0]
+    view.symbol_pick.value = traded
+    fills_x = [*view.price_fig.data[3].x, *view.price_fig.data[4].x]
+    assert fills_x and set(fills_x) <= set(view.price_fig.data[0].x)
     assert view.signals_grid.data.index.name == "symbol"  # the instrument stays in view as the row header
     view.level.value = "WARNING"
     assert (view.log.frame["level"] == "WARNING").all()

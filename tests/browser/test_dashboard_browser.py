@@ -82,39 +82,57 @@ def _close(a: list, b: list) -> bool:
 
 
 def _charts_show_the_kernels_points(page, store: Store, run_id: int) -> None:
-    """Each chart's traces, read from plotly's graph div in the page, hold the points the kernel read
-    from the store (compared with the store read afresh at each look), and follow an update."""
+    """Each chart's traces, read from plotly's graph div in the page, hold the points the kernel read from
+    the store, and follow an update. The run keeps cycling while the page refreshes every 2 s, so a chart
+    passes when its points equal the store's first ones and number at least what the store held when the
+    wait began (a loaded machine may keep the page a refresh behind the store)."""
 
-    def equity_drawn(traces, more_than: int = 0) -> bool:
-        eq = store.equity_curve(run_id)["equity"].astype(float).tolist()
-        return len(eq) > more_than and _close(traces[0]["y"], eq) and len(traces[1]["y"]) == len(eq)
+    def equity() -> list[float]:
+        return store.equity_curve(run_id)["equity"].astype(float).tolist()
 
-    drawn = wait_chart(page, "equity", equity_drawn)
-    n = len(drawn[0]["y"])
+    def prices() -> list[float]:
+        sig = store.signals(run_id, last_cycles=None)
+        return sig[sig["symbol"] == symbol]["price"].astype(float).tolist()
+
+    def cycles() -> list[int]:
+        return cycle_timings(store.engine, run_id)["cycle"].astype(int).tolist()
+
+    def shows(read, more_than: int = 0):
+        at_start = len(read())
+        need = max(at_start, more_than + 1)
+
+        def ok(drawn: list) -> bool:
+            now = read()
+            return len(drawn) >= need and _close(drawn, now[: len(drawn)])
+
+        return ok
+
+    eq_ok = shows(equity)
+    n = len(wait_chart(page, "equity", lambda tr: eq_ok(tr[0]["y"]) and len(tr[1]["y"]) == len(tr[0]["y"]))[0]["y"])
     # The price chart of a chosen instrument: its price at each cycle, as the store has it.
     symbol = sorted(store.signals(run_id, last_cycles=None)["symbol"].unique())[0]
     page.locator(".wb-symbol input").fill(symbol)
     page.locator(".wb-symbol input").press("Enter")
+    px_ok = shows(prices)
+    m = len(wait_chart(page, "price", lambda tr: px_ok(tr[0]["y"]))[0]["y"])
 
-    def price_drawn(traces, more_than: int = 0) -> bool:
-        sig = store.signals(run_id, last_cycles=None)
-        prices = sig[sig["symbol"] == symbol]["price"].astype(float).tolist()
-        return len(prices) > more_than and _close(traces[0]["y"], prices)
+    # Cycle timings: one stacked bar per cycle (the stages and the rest), the loop's recorded stages > 0.
+    def timings(more_than: int = 0):
+        ok_x = shows(cycles, more_than)
 
-    m = len(wait_chart(page, "price", price_drawn)[0]["y"])
+        def ok(traces: list) -> bool:
+            staged = sum(sum(v for v in t["y"] if v is not None) for t in traces if t["name"] != "other")
+            return ok_x(traces[0]["x"]) and all(t["x"] == traces[0]["x"] for t in traces) and staged > 0
 
-    # Cycle timings: one stacked bar per cycle (stages + the rest), the loop's recorded stages non-zero.
-    def timings_drawn(traces) -> bool:
-        t = cycle_timings(store.engine, run_id)
-        cyc = t["cycle"].astype(int).tolist()
-        staged = sum(sum(v for v in tr["y"] if v is not None) for tr in traces if tr["name"] != "other")
-        return len(cyc) > 0 and all(tr["x"] == cyc for tr in traces) and staged > 0
+        return ok
 
-    wait_chart(page, "timing", timings_drawn)
-    # After the next cycles: the same charts, updated in place, still equal to the store.
-    wait_chart(page, "equity", lambda tr: equity_drawn(tr, more_than=n))
-    wait_chart(page, "price", lambda tr: price_drawn(tr, more_than=m))
-    wait_chart(page, "timing", timings_drawn)
+    k = len(wait_chart(page, "timing", timings())[0]["x"])
+    # After the next cycles: the same charts, updated in place, still the store's points.
+    eq_more = shows(equity, more_than=n)
+    wait_chart(page, "equity", lambda tr: eq_more(tr[0]["y"]))
+    px_more = shows(prices, more_than=m)
+    wait_chart(page, "price", lambda tr: px_more(tr[0]["y"]))
+    wait_chart(page, "timing", timings(more_than=k))
 
 
 def test_live_broker_without_permission_is_refused(page, served: Served):

@@ -57,10 +57,30 @@ def bundle_name() -> str:
 
 # The module each figure loads: it imports the one served bundle (under the server's base URL, read from
 # the page's Jupyter config) and hands over its exports. A module imported by URL runs once per page.
+# The module also keeps each chart as wide as its box: plotly sizes a figure once, at its first draw (700 px
+# inside a hidden tab) and on window resizes; its widget has no hook for a tab shown or a box resized.
 _SHIM = """const cfg = document.getElementById("jupyter-config-data");
 const base = ((cfg && JSON.parse(cfg.textContent).baseUrl) || "/").replace(/\\/?$/, "/");
 const bundle = await import(new URL(base + "voila/static/%s", document.baseURI).href);
-export default bundle.default;
+let queued = false;
+function relayout() {  // one window resize per frame: plotly's responsive charts re-fit their boxes
+  if (queued) return;
+  queued = true;
+  requestAnimationFrame(() => { queued = false; window.dispatchEvent(new Event("resize")); });
+}
+function fitted(widget) {
+  return {
+    ...widget,
+    async render(ctx) {
+      const done = await widget.render(ctx);
+      const watch = new ResizeObserver(relayout);
+      watch.observe(ctx.el);
+      return () => { watch.disconnect(); if (typeof done === "function") done(); };
+    },
+  };
+}
+const made = bundle.default;
+export default typeof made === "function" ? () => fitted(made()) : fitted(made);
 """
 
 
@@ -72,9 +92,9 @@ class SharedBundleFigure(go.FigureWidget):
 
 def figure_widget(fig: go.Figure) -> go.FigureWidget:
     """``fig`` as a widget: the shared-bundle kind under `workbench dashboard`, plotly's own elsewhere."""
-    if os.environ.get(BUNDLE_ENV):
-        return SharedBundleFigure(fig)
-    return go.FigureWidget(fig)
+    widget = SharedBundleFigure(fig) if os.environ.get(BUNDLE_ENV) else go.FigureWidget(fig)
+    widget._config = {**widget._config, "responsive": True}  # fill the box's width, and follow it
+    return widget
 
 
 def _plain(values: Any) -> list[Any]:

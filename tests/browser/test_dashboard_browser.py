@@ -59,7 +59,7 @@ def test_start_paper_phase1_first_cycle_stop_and_emergency_stop(page, served: Se
     _wait_store(lambda: store.run(1)["status"] == "STOPPED", 60, "run 1 STOPPED")
     # Start again, then Emergency stop from the run's own row, after confirming.
     start.click()
-    _wait_store(lambda: len(store.running_runs()) == 1 and store.running_runs()[0]["cycle"] >= 1, what="run 2 cycling")
+    _wait_store(lambda: len(store.running_runs()) == 1 and store.running_runs()[0]["cycle"] >= 1, 240, "run 2 cycling")
     run2 = store.running_runs()[0]["id"]
     tab(page, "Runs")
     row = page.locator(f".wb-run-{run2}")

@@ -93,7 +93,7 @@ def test_first_run_admin_one_time_password_keys_model_and_first_cycle(page, serv
     tab(page, "Keys")
     broker = page.locator(".wb-keys-broker select")
     broker.select_option(label=next(o for o in broker.locator("option").all_inner_texts() if "binance" in o.lower()))
-    page.get_by_text("TESTNET").first.wait_for()
+    page.get_by_text("ccxt:binance trades its TESTNET").wait_for()
     page.locator(".wb-key-api-key input").fill(fake.api_key)
     page.locator(".wb-key-secret input").fill(fake.secret)
     page.get_by_role("button", name="Save keys").click()

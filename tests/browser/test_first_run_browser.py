@@ -109,6 +109,7 @@ def test_first_run_admin_one_time_password_keys_model_and_first_cycle(page, serv
     # Models: the demo model, its verdict in words and its metrics beside the baselines.
     tab(page, "Models")
     picker = page.locator(".wb-model-picker select")
+    picker.locator("option", has_text="v1 ·").first.wait_for(state="attached")  # filled as the tab opens
     label = next(o for o in picker.locator("option").all_inner_texts() if o.startswith("v1 ·"))
     picker.select_option(label=label)
     verdict = page.locator(".wb-model-verdict")
@@ -120,6 +121,7 @@ def test_first_run_admin_one_time_password_keys_model_and_first_cycle(page, serv
     # Start (paper) with that model; the first cycle reaches the page.
     tab(page, "Start")
     model = page.locator(".wb-start-model select")
+    model.locator("option", has_text="v1 ·").first.wait_for(state="attached")
     model.select_option(label=next(o for o in model.locator("option").all_inner_texts() if o.startswith("v1 ·")))
     page.get_by_label("Every (s)").fill("10")
     page.get_by_role("button", name="Start AI Trading").click()

@@ -207,7 +207,7 @@ def gauge_figure() -> go.FigureWidget:
                 gauge=dict(axis=dict(range=[0, 1], tickformat=".0%"), bar=dict(color="#1565c0")),
             )
         )
-    fig.update_layout(height=170, margin=dict(l=20, r=20, t=30, b=5))
+    fig.update_layout(height=210, margin=dict(l=30, r=30, t=50, b=5))  # room for the titles over wide arcs
     return figure_widget(fig)
 
 

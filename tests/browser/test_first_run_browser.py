@@ -110,7 +110,7 @@ def test_first_run_admin_one_time_password_keys_model_and_first_cycle(page, serv
     tab(page, "Models")
     picker = page.locator(".wb-model-picker select")
     picker.locator("option", has_text="v1 ·").first.wait_for(state="attached")  # filled as the tab opens
-    label = next(o for o in picker.locator("option").all_inner_texts() if o.startswith("v1 ·"))
+    label = next(o for o in picker.locator("option").all_inner_texts() if o.replace("\xa0", " ").startswith("v1 ·"))
     picker.select_option(label=label)
     verdict = page.locator(".wb-model-verdict")
     verdict.locator("text=/edge/i").first.wait_for()
@@ -122,7 +122,9 @@ def test_first_run_admin_one_time_password_keys_model_and_first_cycle(page, serv
     tab(page, "Start")
     model = page.locator(".wb-start-model select")
     model.locator("option", has_text="v1 ·").first.wait_for(state="attached")
-    model.select_option(label=next(o for o in model.locator("option").all_inner_texts() if o.startswith("v1 ·")))
+    model.select_option(
+        label=next(o for o in model.locator("option").all_inner_texts() if o.replace("\xa0", " ").startswith("v1 ·"))
+    )
     page.get_by_label("Every (s)").fill("10")
     page.get_by_role("button", name="Start AI Trading").click()
     page.get_by_role("cell", name="PASS", exact=True).first.wait_for(timeout=120_000)

@@ -134,7 +134,7 @@ def test_first_run_admin_one_time_password_keys_model_and_first_cycle(page, serv
         assert time.monotonic() < end, "no first cycle within 180 s"
         time.sleep(0.5)
     run = store.latest_run()
-    assert run["model_ref"].endswith("/1") and run["environment"] == "paper"
+    assert run["model_ref"].split()[0].endswith("/1") and run["environment"] == "paper"
     tab(page, "Live")
     page.locator(".wb-signals-caption", has_text="instruments").wait_for()
     page.locator(f"text=run {run['id']}").first.wait_for()

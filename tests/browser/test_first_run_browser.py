@@ -137,6 +137,6 @@ def test_first_run_admin_one_time_password_keys_model_and_first_cycle(page, serv
     assert run["model_ref"].split()[0].endswith("/1") and run["environment"] == "paper"
     tab(page, "Live")
     page.locator(".wb-signals-caption", has_text="instruments").wait_for()
-    page.locator(f"text=run {run['id']}").first.wait_for()
+    page.locator(".wb-live", has_text=f"run {run['id']} ·").wait_for()
     shot(page, served, "first-cycle", 1280)
     assert served.outside == [], served.outside

@@ -842,7 +842,7 @@ def dashboard(
         cmd, extra = voila_command(bundled("dashboard.ipynb"), port, settings.data_dir / "dashboard")
     except (WorkbenchError, OSError) as e:
         _fail(e)
-    env = {**os.environ, "WORKBENCH_HOME": str(settings.home)}
+    env = {**os.environ, **extra, "WORKBENCH_HOME": str(settings.home)}
     env["JUPYTER_PATH"] = os.pathsep.join(p for p in (extra["JUPYTER_PATH"], os.environ.get("JUPYTER_PATH")) if p)
     typer.echo(f"dashboard on http://localhost:{port} (home {settings.home}); Ctrl-C to stop")
     raise typer.Exit(subprocess.call(cmd, env=env))

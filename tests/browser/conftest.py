@@ -199,3 +199,70 @@ def shot(page: Any, served: Served, name: str, width: int = 1280, element: str |
     page.set_viewport_size({"width": 1280, "height": 900})
     print(f"screenshot: {path}")
     return path
+
+
+_CHART_JS = """(cls) => {
+  const el = document.querySelector('.' + cls);
+  if (!el) return null;
+  const gd = el.classList.contains('js-plotly-plot') ? el : el.querySelector('.js-plotly-plot');
+  if (!gd || !gd.data) return null;
+  const plain = (v) => (v == null ? [] : Array.from(v));
+  return gd.data.map((t) => ({name: t.name, x: plain(t.x), y: plain(t.y)}));
+}"""
+
+
+def chart(page: Any, name: str) -> list[dict[str, Any]] | None:
+    """The traces plotly drew for the live view's ``name`` chart (equity, price, timing): read from the
+    graph div's ``data`` in the page, not from the kernel. None while the chart is not drawn."""
+    return page.evaluate(_CHART_JS, f"wb-chart-{name}")  # type: ignore[no-any-return]
+
+
+def wait_chart(page: Any, name: str, expect: Any, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Poll the drawn ``name`` chart until ``expect(traces)`` holds (it may read the store afresh each
+    time: a cycle can land between two looks); the last traces seen are in the failure message."""
+    end = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < end:
+        seen = chart(page, name)
+        if seen is not None and expect(seen):
+            return seen
+        page.wait_for_timeout(250)
+    raise AssertionError(f"the {name} chart in the page did not show the kernel's points within {timeout}s: {seen}")
+
+
+TABS = ("Start", "Runs", "Live", "Models", "Keys", "Risk")
+
+_OVERFLOW_JS = """(width) => {
+  const out = [];
+  const seen = (el) => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
+  const check = (el, what) => {
+    const r = el.getBoundingClientRect();
+    if (seen(el) && (r.left < -1 || r.right > width + 1)) {
+      out.push(`${what} spans ${Math.round(r.left)}..${Math.round(r.right)} px`);
+    }
+  };
+  const name = (el) => (el.className && el.className.baseVal !== undefined ? 'svg' : String(el.className))
+    .split(' ').filter((c) => c.startsWith('wb-') || c.startsWith('widget-') || c === 'main-svg').join('.');
+  document.querySelectorAll('.wb-tabs .lm-TabBar, .wb-tabs .lm-TabBar-tab').forEach(
+    (e) => check(e, 'tab bar ' + e.textContent.trim()));
+  document.querySelectorAll('.wb-tabs .jupyter-widgets, .wb-tabs .js-plotly-plot .main-svg').forEach(
+    (e) => check(e, name(e) || e.tagName));
+  return out;
+}"""
+
+
+def tabs_fit(page: Any, served: Served, widths: tuple[int, ...] = (800, 1280)) -> None:
+    """Every tab at each width: a screenshot, and the tab bar and every widget on the tab (the charts'
+    drawings too) inside the viewport's width: nothing clipped or pushed off to the right."""
+    problems: list[str] = []
+    for width in widths:
+        page.set_viewport_size({"width": width, "height": 3200})
+        for name in TABS:
+            tab(page, name)
+            page.wait_for_timeout(1200)  # the widgets re-lay out; plotly redraws at the new width
+            path = served.shots / f"tab-{name.lower()}-{width}.png"
+            page.screenshot(path=str(path))
+            print(f"screenshot: {path}")
+            problems += [f"{name} @ {width} px: {p}" for p in page.evaluate(_OVERFLOW_JS, width)]
+    page.set_viewport_size({"width": 1280, "height": 900})
+    assert not problems, "clipped at the viewport's width:\n" + "\n".join(problems[:40])

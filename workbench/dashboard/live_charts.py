@@ -2,10 +2,23 @@
 
 A PNG re-rendered every refresh cannot be zoomed or hovered and costs a matplotlib draw each time;
 a FigureWidget keeps the user's zoom while only the changed arrays go to the browser.
+
+**How the widget's JavaScript reaches the page.** Since plotly 6 a FigureWidget is an anywidget whose
+``_esm`` is plotly's whole widget bundle (plotly.js included, ~5 MB): each figure sends those 5 MB over
+the kernel's websocket and the page imports each copy from its own blob URL, so it parses and runs
+plotly.js once per figure. With five figures on the page that is ~25 MB of JavaScript. On a loaded
+2-core machine the charts came up minutes late or never (an update that arrives before a figure's
+copy has loaded is dropped: plotly's model listens only once its module runs). Under
+`workbench dashboard` (``WORKBENCH_PLOTLY_BUNDLE`` set by ``serving.voila_command``) the figures are
+:class:`SharedBundleFigure` instead: their ``_esm`` is a few lines that import the bundle from one
+URL served by Voilà, so the browser fetches, parses and caches it once for all figures. Elsewhere
+(JupyterLab, tests in the kernel) :func:`figure_widget` gives plotly's own FigureWidget.
 """
 
 from __future__ import annotations
 
+import os
+from copy import deepcopy
 from typing import Any
 
 import numpy as np
@@ -23,9 +36,65 @@ __all__ = [
     "timing_figure",
     "update_timings",
     "drawdown",
+    "figure_widget",
+    "SharedBundleFigure",
+    "BUNDLE_ENV",
+    "bundle_name",
+    "STAGES",
 ]
 
 _MARGIN = dict(l=50, r=10, t=30, b=30)
+BUNDLE_ENV = "WORKBENCH_PLOTLY_BUNDLE"
+"""Set (to the bundle's file name) by ``workbench dashboard``: the bundle is served at ``voila/static/``."""
+
+
+def bundle_name() -> str:
+    """The served copy's file name: versioned, so a plotly upgrade is never answered from a stale cache."""
+    import plotly
+
+    return f"plotly-widget-{plotly.__version__}.js"
+
+
+# The module each figure loads: it imports the one served bundle (under the server's base URL, read from
+# the page's Jupyter config) and hands over its exports. A module imported by URL runs once per page.
+# The module also keeps each chart as wide as its box: plotly sizes a figure once, at its first draw (700 px
+# inside a hidden tab) and on window resizes; its widget has no hook for a tab shown or a box resized.
+_SHIM = """const cfg = document.getElementById("jupyter-config-data");
+const base = ((cfg && JSON.parse(cfg.textContent).baseUrl) || "/").replace(/\\/?$/, "/");
+const bundle = await import(new URL(base + "voila/static/%s", document.baseURI).href);
+let queued = false;
+function relayout() {  // one window resize per frame: plotly's responsive charts re-fit their boxes
+  if (queued) return;
+  queued = true;
+  requestAnimationFrame(() => { queued = false; window.dispatchEvent(new Event("resize")); });
+}
+function fitted(widget) {
+  return {
+    ...widget,
+    async render(ctx) {
+      const done = await widget.render(ctx);
+      const watch = new ResizeObserver(relayout);
+      watch.observe(ctx.el);
+      return () => { watch.disconnect(); if (typeof done === "function") done(); };
+    },
+  };
+}
+const made = bundle.default;
+export default typeof made === "function" ? () => fitted(made()) : fitted(made);
+"""
+
+
+class SharedBundleFigure(go.FigureWidget):
+    """A FigureWidget whose JavaScript is plotly's bundle served once by the dashboard (module docstring)."""
+
+    _esm = _SHIM % bundle_name()
+
+
+def figure_widget(fig: go.Figure) -> go.FigureWidget:
+    """``fig`` as a widget: the shared-bundle kind under `workbench dashboard`, plotly's own elsewhere."""
+    widget = SharedBundleFigure(fig) if os.environ.get(BUNDLE_ENV) else go.FigureWidget(fig)
+    widget._config = {**widget._config, "responsive": True}  # fill the box's width, and follow it
+    return widget
 
 
 def _plain(values: Any) -> list[Any]:
@@ -37,6 +106,19 @@ def _plain(values: Any) -> list[Any]:
     if arr.dtype.kind == "f":
         return [None if np.isnan(v) else float(v) for v in arr]
     return arr.tolist()
+
+
+def _keep_state(fig: go.FigureWidget) -> None:
+    """Make the widget's synced state (``_widget_data``/``_widget_layout``) the figure as it is now.
+
+    plotly sends edits as one-off ``_py2js_*`` messages that only a model whose JavaScript has already
+    run applies, and syncs its full state only on display. A figure shown inside a layout (never
+    displayed itself) and edited while its page is still loading the widget code, or before the page
+    connected, lost those edits: a chart stayed empty until its data changed again, gauges for good.
+    The page reads this state whenever it draws the figure, so with it kept current nothing is lost
+    (each update also sends the arrays once more: a few thousand numbers per chart at most)."""
+    fig._widget_data = deepcopy(fig._data)
+    fig._widget_layout = deepcopy(fig._layout_obj._props)
 
 
 def drawdown(equity: np.ndarray) -> np.ndarray:
@@ -54,7 +136,7 @@ def equity_figure() -> go.FigureWidget:
     fig.update_yaxes(title_text="equity", tickformat=",.0f", row=1, col=1)
     fig.update_yaxes(title_text="drawdown", tickformat=".1%", row=2, col=1)
     fig.update_layout(height=320, margin=_MARGIN, showlegend=False, title=dict(text="Equity and drawdown", x=0))
-    return go.FigureWidget(fig)
+    return figure_widget(fig)
 
 
 def update_equity(fig: go.FigureWidget, curve: pd.DataFrame) -> None:
@@ -66,6 +148,7 @@ def update_equity(fig: go.FigureWidget, curve: pd.DataFrame) -> None:
     with fig.batch_update():
         fig.data[0].x, fig.data[0].y = _plain(x), _plain(eq)
         fig.data[1].x, fig.data[1].y = _plain(x), _plain(drawdown(eq))
+    _keep_state(fig)
 
 
 def price_figure() -> go.FigureWidget:
@@ -78,16 +161,22 @@ def price_figure() -> go.FigureWidget:
     fig.add_scatter(name="stop", mode="lines", line=dict(color="#c62828", dash="dot", shape="hv"))
     fig.add_scatter(name="target", mode="lines", line=dict(color="#2e7d32", dash="dot", shape="hv"))
     fig.update_layout(height=300, margin=_MARGIN, legend=dict(orientation="h", y=-0.2), title=dict(text="Price", x=0))
-    return go.FigureWidget(fig)
+    return figure_widget(fig)
 
 
 def update_price(fig: go.FigureWidget, symbol: str, history: pd.DataFrame, fills: pd.DataFrame) -> None:
     """One instrument: its price per cycle, the signals given, the fills (entries buy, exits sell) and the
-    stop and take-profit levels the signals carried."""
+    stop and take-profit levels the signals carried. A fill with a ``cycle`` (its order's) sits on that
+    cycle's bar; one without, at its own time."""
     h = history[history["symbol"] == symbol] if len(history) else history
     x: Any = pd.to_datetime(h["bar_ts"], utc=True, format="ISO8601") if len(h) else []
     f = fills[fills["symbol"] == symbol] if len(fills) else fills
     fx = pd.to_datetime(f["ts"], utc=True, format="ISO8601") if len(f) else pd.Series(dtype="datetime64[ns, UTC]")
+    if len(f) and len(h) and "cycle" in f:
+        # On the bar of the fill's cycle, like the signals: a replay's bars are not the wall-clock fill time.
+        bar_of = pd.Series(x.to_numpy(), index=h["cycle"].to_numpy())
+        bar_of = bar_of[~bar_of.index.duplicated(keep="last")]
+        fx = pd.to_datetime(f["cycle"].map(bar_of), utc=True).fillna(fx)
     xs = _plain(x) if len(h) else []
     with fig.batch_update():
         fig.layout.title.text = f"Price — {symbol}" if symbol else "Price (choose an instrument)"
@@ -101,6 +190,7 @@ def update_price(fig: go.FigureWidget, symbol: str, history: pd.DataFrame, fills
             fig.data[i].x, fig.data[i].y = (_plain(fx[m]), _plain(f["price"][m])) if len(f) else ([], [])
         fig.data[5].x, fig.data[5].y = xs, _plain(h["stop_loss"]) if len(h) else []
         fig.data[6].x, fig.data[6].y = xs, _plain(h["take_profit"]) if len(h) else []
+    _keep_state(fig)
 
 
 def gauge_figure() -> go.FigureWidget:
@@ -117,8 +207,8 @@ def gauge_figure() -> go.FigureWidget:
                 gauge=dict(axis=dict(range=[0, 1], tickformat=".0%"), bar=dict(color="#1565c0")),
             )
         )
-    fig.update_layout(height=170, margin=dict(l=20, r=20, t=30, b=5))
-    return go.FigureWidget(fig)
+    fig.update_layout(height=210, margin=dict(l=30, r=30, t=50, b=5))  # room for the titles over wide arcs
+    return figure_widget(fig)
 
 
 def update_gauges(fig: go.FigureWidget, values: tuple[float, float, float], limits: tuple[float, float, float]) -> None:
@@ -130,9 +220,17 @@ def update_gauges(fig: go.FigureWidget, values: tuple[float, float, float], limi
             trace.gauge.axis.range = [0, top]
             trace.gauge.threshold = dict(line=dict(color="#c62828", width=3), thickness=0.8, value=lim)
             trace.gauge.bar.color = "#c62828" if v > lim else "#1565c0"
+    _keep_state(fig)  # unchanged values: an equal state, so nothing is sent
+
+
+STAGES = ("data_s", "features_s", "inference_s", "signals_s", "risk_s", "orders_s", "portfolio_s")
+"""The loop's recorded stages (``cycle_stages`` columns), stacked in this order; ``other_s`` is the rest of
+each cycle's wall time (all of it for a cycle with no stage row)."""
 
 
 def timing_figure() -> go.FigureWidget:
+    """One bar trace per stage, all present from the start: the traces never change after display (the
+    previous chart replaced its traces once the stages were known, and the page never drew it)."""
     fig = go.Figure()
     fig.update_layout(
         height=230,
@@ -141,18 +239,22 @@ def timing_figure() -> go.FigureWidget:
         title=dict(text="Cycle time by stage (s)", x=0),
         legend=dict(orientation="h", y=-0.25),
         yaxis=dict(title="s", tickformat=".2f"),
+        xaxis=dict(title="cycle"),
     )
-    fig.add_bar(name="total_s")  # present from the start: traces added after display did not draw
-    return go.FigureWidget(fig)
+    for c in (*STAGES, "other_s"):
+        fig.add_bar(name=c.removesuffix("_s"), x=[], y=[])
+    return figure_widget(fig)
 
 
-def update_timings(fig: go.FigureWidget, timings: pd.DataFrame, stages: list[str]) -> None:
-    """Stacked per-stage seconds per cycle when the store has them, else each cycle's wall time."""
-    cols = stages or ["total_s"]
-    if [t.name for t in fig.data] != cols:  # traces are added outside batch_update (it only batches edits)
-        fig.data = ()
-        for c in cols:
-            fig.add_bar(name=c)  # "<stage>_s": seconds
+def update_timings(fig: go.FigureWidget, timings: pd.DataFrame) -> None:
+    """Stacked per-stage seconds per cycle (``timings``: ``cycle``, ``total_s`` and any ``STAGES``
+    columns); ``other`` is the wall time no stage accounts for, so each bar is the cycle's wall time."""
+    x = _plain(timings["cycle"]) if len(timings) else []
+    staged = timings.reindex(columns=list(STAGES)).astype(float) if len(timings) else pd.DataFrame(columns=STAGES)
+    total = timings["total_s"].to_numpy(dtype=float) if len(timings) else np.zeros(0)
+    other = np.maximum(total - np.nan_to_num(staged.to_numpy(dtype=float)).sum(axis=1), 0.0)
     with fig.batch_update():
-        for trace, c in zip(fig.data, cols, strict=True):
-            trace.x, trace.y = _plain(timings["cycle"]), _plain(timings.get(c, []))
+        for trace, c in zip(fig.data, STAGES, strict=False):
+            trace.x, trace.y = x, _plain(staged[c].to_numpy(dtype=float))
+        fig.data[len(STAGES)].x, fig.data[len(STAGES)].y = x, _plain(other)
+    _keep_state(fig)

@@ -143,6 +143,10 @@ class LiveView:
         self.footer = w.HTML()
         self.widget = self._layout()
         self.widget.add_class("wb-live")
+        for fig, name in ((self.equity_fig, "equity"), (self.price_fig, "price"), (self.timing_fig, "timing")):
+            fig.add_class(f"wb-chart-{name}")  # what the browser tests read the drawn data from
+        self.gauges.add_class("wb-chart-gauges")
+        self.symbol_pick.add_class("wb-symbol")
         self._reset()
 
     # ---- layout -------------------------------------------------------------------------------
@@ -274,7 +278,7 @@ class LiveView:
         if self._signals_dirty:
             self._show_signals()
         if len(new_sig) or len(new_fills) or (self.symbol_pick.value and len(new_eq)):
-            charts.update_price(self.price_fig, self.symbol_pick.value, self.history, self.fill_frame)
+            charts.update_price(self.price_fig, self.symbol_pick.value, self.history, self._fills_with_cycle())
         summary = self._positions_and_kpis()
         if len(new_eq) or self.timing_note.value == "":
             self._timings()
@@ -303,6 +307,11 @@ class LiveView:
             rows = new_sig[new_sig["symbol"] == sym][SIGNAL_COLUMNS]
             self.history = rows if self.history.empty else pd.concat([self.history, rows], ignore_index=True)
 
+    def _fills_with_cycle(self) -> pd.DataFrame:
+        """The fills with the cycle of their order: the price chart puts each on that cycle's bar."""
+        cyc = self.order_frame.drop_duplicates("client_order_id").set_index("client_order_id")["cycle"]
+        return self.fill_frame.assign(cycle=self.fill_frame["client_order_id"].map(cyc))
+
     def _load_symbol(self) -> None:
         """A newly chosen instrument: read its signal history once (then the polls extend it)."""
         from sqlalchemy import and_, select
@@ -318,7 +327,7 @@ class LiveView:
         with self.engine.connect() as c:
             res = c.execute(stmt.order_by(signals.c.id))
             self.history = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
-        charts.update_price(self.price_fig, sym, self.history, self.fill_frame)
+        charts.update_price(self.price_fig, sym, self.history, self._fills_with_cycle())
 
     # ---- tables -------------------------------------------------------------------------------
     def _show_signals(self) -> None:
@@ -401,8 +410,8 @@ class LiveView:
         if self.run_id is None:
             return
         df = cycle_timings(self.engine, self.run_id)
-        stages = stage_columns(df.drop(columns=["total_s"]))
-        charts.update_timings(self.timing_fig, df, stages)
+        stages = stage_columns(df)
+        charts.update_timings(self.timing_fig, df)
         if df.empty:
             self.timing_note.value = "<i>no cycle finished yet</i>"
             return
@@ -410,6 +419,6 @@ class LiveView:
         parts = " · ".join(f"{c.removesuffix('_s')} {float(last[c]):.3f} s" for c in stages if not pd.isna(last[c]))
         self.timing_note.value = (
             f"<span style='font-size:12px'>last cycle {int(last['cycle'])}: {float(last['total_s']):.3f} s"
-            f"{' (' + parts + ')' if parts else ' (per-stage timings are not recorded by this store)'}; "
+            f"{' (' + parts + ')' if parts else ' (no stage timings recorded for it)'}; "
             f"median of the last {len(df)}: {float(df['total_s'].median()):.3f} s</span>"
         )

@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import and_, select
 from sqlalchemy.engine import Engine
 
-from workbench.store.schema import cycles, equity, events, fills, orders, positions, runs, signals, users
+from workbench.store.schema import cycle_stages, cycles, equity, events, fills, orders, positions, runs, signals, users
 from workbench.trading.runlock import alive
 
 __all__ = ["Tail", "visible_runs", "run_positions", "cycle_timings", "stage_columns"]
@@ -55,19 +55,33 @@ def run_positions(engine: Engine, account: str) -> pd.DataFrame:
 
 
 def stage_columns(frame: pd.DataFrame) -> list[str]:
-    """Per-stage timing columns of the cycles table (seconds, named ``<stage>_s``) when the store has them."""
-    return [c for c in frame.columns if c.endswith("_s") and c not in ("interval_s",)]
+    """Per-stage timing columns (seconds, named ``<stage>_s``) present in ``frame``, ``total_s`` aside."""
+    return [c for c in frame.columns if c.endswith("_s") and c not in ("interval_s", "total_s")]
 
 
 def cycle_timings(engine: Engine, run_id: int, last: int = 200) -> pd.DataFrame:
-    """The run's last cycles with their wall time (``total_s``) and any per-stage timings stored."""
-    df = _frame(engine, select(cycles).where(cycles.c.run_id == run_id).order_by(cycles.c.cycle.desc()).limit(last))
+    """The run's last cycles (oldest first) with their wall time (``total_s``) and the per-stage seconds
+    the loop recorded in ``cycle_stages`` (NaN for a cycle without that row). ``total_s`` is the stage
+    row's own total when there is one, else the cycle's start-to-finish time."""
+    stage_cols = [c for c in cycle_stages.columns if c.name.endswith("_s")]
+    stmt = (
+        select(cycles.c.cycle, cycles.c.started_at, cycles.c.finished_at, *stage_cols)
+        .select_from(
+            cycles.outerjoin(
+                cycle_stages, and_(cycle_stages.c.run_id == cycles.c.run_id, cycle_stages.c.cycle == cycles.c.cycle)
+            )
+        )
+        .where(cycles.c.run_id == run_id)
+        .order_by(cycles.c.cycle.desc())
+        .limit(last)
+    )
+    df = _frame(engine, stmt)
+    wall = pd.Series(dtype=float)
     if len(df):
         start = pd.to_datetime(df["started_at"], utc=True, format="ISO8601")
         end = pd.to_datetime(df["finished_at"], utc=True, format="ISO8601")
-        df["total_s"] = (end - start).dt.total_seconds()
-    else:
-        df["total_s"] = pd.Series(dtype=float)
+        wall = (end - start).dt.total_seconds()
+    df["total_s"] = pd.to_numeric(df["total_s"], errors="coerce").fillna(wall) if len(df) else wall
     return df.iloc[::-1].reset_index(drop=True)
 
 

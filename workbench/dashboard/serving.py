@@ -15,11 +15,17 @@ Three problems of a plain ``voila dashboard.ipynb``, and what is done about each
   kernel with no connected page is shut down ``cull_idle_s`` after its last activity. The page's own
   widget traffic (``comm_msg``: the live view's refresh every few seconds) does not count as activity,
   or a closed page would keep its kernel alive forever; a page still connected is never culled.
+* **plotly's widget bundle once, not once per figure.** The template's ``static/`` folder gets a copy of
+  plotly's widget bundle, served at ``voila/static/<bundle_name()>``, and the kernels get
+  ``WORKBENCH_PLOTLY_BUNDLE``: the live view's figures then load that one URL instead of each sending and
+  importing its own 5 MB copy (``live_charts`` says why), and the page's head loads it early, before the
+  widget models start their 2 s initialisation clock (``_preload_plotly``).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -89,8 +95,9 @@ def prepare(runtime: Path, cull_idle_s: int = CULL_IDLE_S, cull_interval_s: int 
         )
     where = runtime / "voila" / "templates" / TEMPLATE
     where.mkdir(parents=True, exist_ok=True)
-    (where / "index.html.j2").write_text("".join(kept))
+    (where / "index.html.j2").write_text(_preload_plotly("".join(kept)))
     (where / "conf.json").write_text(json.dumps({"base_template": "lab"}))
+    _copy_plotly_bundle(where / "static")
     config = runtime / "config"
     config.mkdir(parents=True, exist_ok=True)
     (config / "voila.py").write_text(
@@ -108,6 +115,42 @@ def prepare(runtime: Path, cull_idle_s: int = CULL_IDLE_S, cull_interval_s: int 
     return config
 
 
+HEAD_MARK = "{%- endblock html_head_js_logs -%}"
+
+
+def _preload_plotly(template: str) -> str:
+    """The page's head loads plotly's widget bundle as a module, so it is fetched and run while the
+    kernel still executes the notebook: anywidget gives each widget model 2 s to load its module and
+    initialise (``AbortSignal.timeout(2000)`` in anywidget's runtime), and a model that misses it takes
+    no update for the rest of the page's life. A 5 MB module parsed while a loaded machine also builds
+    the page's other widgets missed it: the charts drew once, empty, and never changed."""
+    from workbench.dashboard.live_charts import bundle_name
+
+    if HEAD_MARK not in template:
+        raise ConfigError(
+            f"Voilà's lab template ({_lab_template()}) has no {HEAD_MARK!r} any more: plotly's widget bundle "
+            "cannot be preloaded; update workbench/dashboard/serving.py"
+        )
+    tag = f'<script type="module" src="{{{{ resources.base_url }}}}voila/static/{bundle_name()}"></script>\n'
+    return template.replace(HEAD_MARK, HEAD_MARK + "\n" + tag, 1)
+
+
+def _copy_plotly_bundle(static: Path) -> Path:
+    """plotly's widget bundle under the template's static folder (copied when missing or changed)."""
+    import plotly.basewidget
+
+    from workbench.dashboard.live_charts import bundle_name
+
+    source = Path(plotly.basewidget.__file__).parent / "package_data" / "widgetbundle.js"  # its ``_esm``
+    if not source.is_file():
+        raise ConfigError(f"plotly's widget bundle is not at {source}: reinstall plotly (pip install 'plotly>=6')")
+    static.mkdir(parents=True, exist_ok=True)
+    target = static / bundle_name()
+    if not target.is_file() or target.stat().st_size != source.stat().st_size:
+        shutil.copyfile(source, target)
+    return target
+
+
 def voila_command(notebook: Path, port: int, runtime: Path, **cull: int) -> tuple[list[str], dict[str, str]]:
     """The Voilà command line and the environment additions (``JUPYTER_PATH`` finds the template)."""
     config = prepare(runtime, **cull)
@@ -120,4 +163,6 @@ def voila_command(notebook: Path, port: int, runtime: Path, **cull: int) -> tupl
         "--no-browser",
         f"--Voila.config_file_paths={config}",
     ]
-    return cmd, {"JUPYTER_PATH": str(runtime)}
+    from workbench.dashboard.live_charts import BUNDLE_ENV, bundle_name
+
+    return cmd, {"JUPYTER_PATH": str(runtime), BUNDLE_ENV: bundle_name()}

@@ -52,6 +52,12 @@ def test_live_view_shows_the_runs_signals_orders_positions_and_pnl(settings, fin
     assert list(view.equity_fig.data[0].y) == pytest.approx(list(curve["equity"]))
     assert "P&amp;L today" in view.kpis.value and settings.paper.currency in view.kpis.value
     assert "last cycle 4" in view.timing_note.value and list(view.timing_fig.data[0].x) == [1, 2, 3, 4]
+    # Per stage, as the loop recorded them; "other" is the rest, so each stacked bar is the cycle's total.
+    stages = store.cycle_stages(finished_run)
+    by_name = {t.name: np.asarray(t.y, dtype=float) for t in view.timing_fig.data}
+    assert by_name["data"] == pytest.approx(stages["data_s"].to_numpy(dtype=float))
+    assert sum(by_name.values()) == pytest.approx(stages["total_s"].to_numpy(dtype=float), abs=1e-5)
+    assert "(data " in view.timing_note.value
     assert len(view.event_frame) == len(store.events(run_id=finished_run, limit=100_000))
 
 
@@ -102,6 +108,11 @@ def test_search_side_filter_sort_and_price_chart(settings, finished_run):
     sym = view.latest["symbol"].iloc[0]
     view.symbol_pick.value = sym
     assert len(view.price_fig.data[0].y) == 4  # one price per cycle
+    # The fills sit on their cycle's bar (the run replays past bars: the fills' wall-clock times are not on the axis).
+    traded = view.fill_frame["symbol"].iloc[0]
+    view.symbol_pick.value = traded
+    fills_x = [*view.price_fig.data[3].x, *view.price_fig.data[4].x]
+    assert fills_x and set(fills_x) <= set(view.price_fig.data[0].x)
     assert view.signals_grid.data.index.name == "symbol"  # the instrument stays in view as the row header
     view.level.value = "WARNING"
     assert (view.log.frame["level"] == "WARNING").all()

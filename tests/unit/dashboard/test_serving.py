@@ -9,6 +9,7 @@ import runpy
 import pytest
 
 from workbench.dashboard import serving
+from workbench.dashboard.live_charts import BUNDLE_ENV, bundle_name
 
 
 def test_template_without_cdn_links_and_config(tmp_path):
@@ -17,8 +18,14 @@ def test_template_without_cdn_links_and_config(tmp_path):
     cmd, env = serving.voila_command(tmp_path / "dashboard.ipynb", 8899, tmp_path)
     made = (tmp_path / "voila" / "templates" / serving.TEMPLATE / "index.html.j2").read_text()
     assert serving.CDN_MARK not in made and not re.search(r"""(href|src)=["']https?://""", made)
-    assert len(made.splitlines()) == len(lab.splitlines()) - lab.count(serving.CDN_MARK)
-    assert env == {"JUPYTER_PATH": str(tmp_path)} and "--port=8899" in cmd
+    # Only the CDN lines go; two come (the preload of plotly's widget bundle, served from the template).
+    assert len(made.splitlines()) == len(lab.splitlines()) - lab.count(serving.CDN_MARK) + 2
+    bundle = bundle_name()
+    assert f'<script type="module" src="{{{{ resources.base_url }}}}voila/static/{bundle}"></script>' in made
+    assert made.index(bundle) < made.index("{%- endblock html_head_js -%}")  # in the head, before the cells
+    served = tmp_path / "voila" / "templates" / serving.TEMPLATE / "static" / bundle
+    assert served.stat().st_size > 1_000_000 and served.read_text().rstrip().endswith("*/")
+    assert env == {"JUPYTER_PATH": str(tmp_path), BUNDLE_ENV: bundle} and "--port=8899" in cmd
     config = next(a for a in cmd if a.startswith("--Voila.config_file_paths=")).split("=", 1)[1]
 
     class C(dict):

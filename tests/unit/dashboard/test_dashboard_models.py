@@ -120,3 +120,38 @@ def test_run_backtest_draws_the_equity_beside_buy_and_hold_and_logs_the_summary(
     summary = page.backtest.value
     assert "No backtest logged" not in summary and "total return" in summary and "buy &amp; hold" in summary
     assert "max drawdown" in summary and "%" in summary and html.escape(page.notice.text) in summary  # the verdict
+
+
+def test_the_command_line_promote_needs_a_logged_in_admin_and_is_audited(home, monkeypatch):
+    """As on the page: `workbench models promote` without a session, or as a non-admin, is refused with the
+    access exit code and changes nothing; an admin's promotion is recorded with the user."""
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+    from workbench.cli_exits import ExitCode
+    from workbench.models.registry import Registry
+    from workbench.security.access import accounts_for
+
+    _reset(home)
+    reg, accounts = Registry(home), accounts_for(home)
+    argv = ["models", "promote", "2", "--home", str(home.home)]
+    monkeypatch.delenv("WORKBENCH_TOKEN", raising=False)
+    monkeypatch.setenv("WORKBENCH_TOKEN", "not-a-session")
+    out = CliRunner().invoke(app, argv)
+    assert out.exit_code == int(ExitCode.ACCESS), out.output
+    assert reg.load("champion").ref.version == 1
+    junior_token, _ = accounts.login("junior", PASSWORD)
+    monkeypatch.setenv("WORKBENCH_TOKEN", junior_token)
+    out = CliRunner().invoke(app, argv)
+    assert out.exit_code == int(ExitCode.ACCESS) and "junior lacks the 'admin' permission" in out.output, out.output
+    assert reg.load("champion").ref.version == 1
+    junior = accounts.user("junior")
+    assert ("model_promote", False) in [(r["action"], bool(r["ok"])) for r in accounts.audit_log(5, user=junior)]
+    chief_token, _ = accounts.login("chief", PASSWORD)
+    monkeypatch.setenv("WORKBENCH_TOKEN", chief_token)
+    out = CliRunner().invoke(app, argv)
+    assert out.exit_code == 0 and "v2 is now champion" in out.output, out.output
+    assert reg.load("champion").ref.version == 2
+    chief = accounts.user("chief")
+    rows = [(r["action"], r["detail"], bool(r["ok"])) for r in accounts.audit_log(5, user=chief)]
+    assert ("model_promote", f"{home.model_name}/2 champion", True) in rows

@@ -29,7 +29,7 @@ import typer
 
 from workbench.cli_exits import ExitCode, WorkbenchGroup, invocation
 from workbench.config import DemoSettings, Settings, load_settings
-from workbench.errors import ConfigError, NoDataError, WorkbenchError
+from workbench.errors import ConfigError, NoDataError, PermissionDenied, WorkbenchError
 from workbench.models.kinds import TRAINABLE_KINDS
 from workbench.security import commands as _security_commands
 
@@ -565,11 +565,23 @@ def models_promote(
     alias: str = typer.Option("champion"),
     home: Path | None = HomeOpt,
 ) -> None:
-    """Give a model version an alias (champion by default)."""
+    """Give a model version an alias (champion by default). Needs a logged-in admin, as on the page:
+    the champion is what every user's runs trade by default. Recorded in the audit with the user."""
     from workbench.models.registry import Registry
+    from workbench.security.access import accounts_for, require_session
 
     try:
-        ref = Registry(_settings(home)).promote(version, alias=alias)
+        settings = _settings(home)
+        accounts = accounts_for(settings)
+        user = require_session(accounts, settings).user
+        if not user.can("admin"):
+            accounts.record(user, "model_promote", False, f"v{version} {alias}: lacks the 'admin' permission")
+            raise PermissionDenied(
+                f"{user.username} lacks the 'admin' permission: ask an admin (`workbench users grant`)"
+            )
+        reg = Registry(settings)
+        ref = reg.promote(version, alias=alias)
+        accounts.record(user, "model_promote", True, f"{ref.name}/{ref.version} {alias}")
         typer.echo(f"{ref.name} v{ref.version} is now {alias}")
     except WorkbenchError as e:
         _fail(e)
@@ -660,6 +672,13 @@ def live_run(
         help="--replay: trade a replay of the lake's last bars (labelled REPLAY); --live: live market data "
         "(default: live.feed, which is live)",
     ),
+    universe: str | None = typer.Option(
+        None,
+        "--universe",
+        help="what to trade: demo (the lake's demo universe), exchange:EX[:ASSET_CLASS] (the instrument master's "
+        "tradable instruments), file:PATH (one symbol per line) or a comma list; unknown symbols are refused "
+        "(default: the model's universe)",
+    ),
     home: Path | None = HomeOpt,
 ) -> None:
     """Run the live trading loop in this process: Phase 1 checks, then a cycle every interval, on live
@@ -673,7 +692,17 @@ def live_run(
 
     try:
         settings = _settings(home)
-        run_id = run_live(settings, broker=broker, model=model, interval_s=interval, cycles=cycles, replay=replay)
+        chosen = None
+        if universe is not None:
+            from workbench.trading.universes import universe_for
+
+            chosen = universe_for(settings, universe)  # ConfigError (exit 3) naming unknown symbols, before a run
+            typer.echo(
+                f"universe {chosen.name}: {chosen.size} instrument(s) on {chosen.exchange or 'the model exchange'}"
+            )
+        run_id = run_live(
+            settings, broker=broker, model=model, interval_s=interval, cycles=cycles, replay=replay, universe=chosen
+        )
         store = Store(settings.store_url)
         run = store.run(run_id) or {}  # this invocation's run, not the latest of all
         feed = f" [{run['feed']}]" if run.get("feed") else ""

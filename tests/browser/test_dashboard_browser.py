@@ -192,11 +192,11 @@ def test_5000_instruments_render_and_sort_reload_keeps_state_and_no_kernel_leaks
     shot(page, served, "5000-signals", 800, element=".wb-live")
     assert rendered < RENDER_5000_S and sorted_in < SORT_5000_S
     # Reloads: each new page gets a kernel and the closed page's kernel is shut down (no leak); the
-    # run is still there after logging in again (state lives in the store, not the page).
+    # run is still there, and so is the login (the tab's sessionStorage hands the session to the new kernel).
     _wait_store(lambda: len(served.kernels()) == 1, 30, "one kernel")
     for _ in range(3):
         page.reload()
-        login(page, None)
+        page.get_by_text("logged in as alice").first.wait_for(timeout=120_000)  # the tab kept the session
         tab(page, "Live")
         page.locator(".wb-signals-caption", has_text="5,000 instruments").wait_for()
     _wait_store(lambda: len(served.kernels()) == 1, 60, f"one kernel after 3 reloads: {served.kernels()}")

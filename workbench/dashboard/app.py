@@ -1,10 +1,11 @@
 """The dashboard shell: a header, the login page, and tabs — Start, Models, Keys, Risk, Runs, Live.
 
 It never trades itself (the start page launches ``workbench live run`` apart from this kernel) and
-holds the page's one login session (``session.PageSession``): the token lives only in this kernel's
-memory, reaches a live process in ``$WORKBENCH_TOKEN`` (never argv), and is checked against the store
-on every action and every poll, so an expired or revoked session sends the page back to the login
-form with the reason. Each page is its own module; the Runs table and the Live view
+holds the page's one login session (``session.PageSession``): the token lives in this kernel's memory
+and in the browser tab's ``sessionStorage`` (``remember.RememberedSession``), so a reload's new kernel
+takes it back without a new login; it reaches a live process in ``$WORKBENCH_TOKEN`` (never argv), and
+is checked against the store on every action and every poll, so an expired or revoked session sends
+the page back to the login form with the reason (and is forgotten by the tab). Each page is its own module; the Runs table and the Live view
 (``runs_view.RunsView``, ``live_view.LiveView``, built apart) are mounted when installed, each
 constructed as ``(settings, user_getter)`` and exposing ``widget`` and ``refresh()``; without a live
 view the plain tables of ``overview`` stand in.
@@ -26,6 +27,7 @@ from workbench.dashboard.keys import KeysPage
 from workbench.dashboard.login import LoginPage
 from workbench.dashboard.models import ModelCatalog, ModelsPage
 from workbench.dashboard.overview import Overview
+from workbench.dashboard.remember import RememberedSession
 from workbench.dashboard.risk import RiskPage
 from workbench.dashboard.session import PageSession
 from workbench.dashboard.start import StartPage
@@ -83,8 +85,12 @@ class Dashboard:
         self.header = w.HTML()
         self.header.add_class("wb-header")
         self.start_page.broker.observe(lambda _: self._show_header(), names="value")
-        self.widget = w.VBox([w.HTML(CSS), self.header, self.login_page.bar, self.login_page.widget, self.tabs])
+        self.remember = RememberedSession(str(settings.home), self._restore)
+        self.widget = w.VBox(
+            [w.HTML(CSS), self.header, self.login_page.bar, self.login_page.widget, self.tabs, self.remember]
+        )
         self.widget.add_class("wb-dashboard")
+        self.session.on_change(lambda: self.remember.hold(self.session.token))
         self.session.on_change(self._session_changed)
         if token:
             try:
@@ -98,6 +104,16 @@ class Dashboard:
         return self.session.user
 
     # ---- session ------------------------------------------------------------------------------
+    def _restore(self, token: str) -> bool:
+        """A token the browser kept from before a reload: adopted only if the store still honours it."""
+        try:
+            self.session.open(token)
+        except AccessError as e:
+            why = str(e).replace("run `workbench login`", "log in again")
+            self.login_page.notice.say(f"your session from before the reload ended: {why}", "warn")
+            return False
+        return True
+
     def _session_changed(self) -> None:
         """Logged in: the tabs; logged out or expired: the login page only (with the reason)."""
         logged_in = self.session.user is not None

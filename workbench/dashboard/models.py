@@ -7,6 +7,9 @@ backtest's summary, and — on request, since it trades every out-of-sample bar 
 equity curve beside buy & hold and the baseline. Promote/Demote move the champion/challenger aliases
 after a confirmation; only an admin may (the champion is what every user's runs trade by default),
 and each is recorded in the audit with the user.
+
+The backtest runs in a worker thread (``jobs.BackgroundJob``): the page stays usable, shows how long
+it has been running, offers Cancel, and shows an error on the page when it fails.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pandas as pd
 
 from workbench.config import Settings
 from workbench.dashboard.common import Notice, frame_to_html
+from workbench.dashboard.jobs import BackgroundJob
 from workbench.dashboard.session import PageSession
 from workbench.errors import WorkbenchError
 
@@ -165,6 +169,14 @@ class ModelsPage:
         self.backtest_button = w.Button(description="Run backtest", icon="line-chart")
         self.backtest_button.add_class("wb-model-run-backtest")
         self.backtest_button.on_click(self.run_backtest)
+        self.backtest_cancel = w.Button(description="Cancel backtest", icon="times")
+        self.backtest_cancel.add_class("wb-model-cancel-backtest")
+        self.backtest_cancel.on_click(self.cancel_backtest)
+        self.backtest_progress = w.HTML()
+        self.backtest_progress.add_class("wb-model-backtest-progress")
+        self.backtest_bar = w.HBox([self.backtest_button, self.backtest_cancel, self.backtest_progress])
+        self.backtest_cancel.layout.display = "none"
+        self.job: BackgroundJob[Any] | None = None  # the backtest running now, if any
         self.chart = self._figure()
         self.chart_box = w.Box([self.chart])  # hidden until a backtest has been run: no empty axes
         self.chart_box.layout.display = "none"
@@ -196,7 +208,7 @@ class ModelsPage:
                 self.metrics,
                 w.HTML("<h4 style='margin:8px 0 2px'>Backtest</h4>"),
                 self.backtest,
-                self.backtest_button,
+                self.backtest_bar,
                 self.chart_box,
                 w.HBox([self.alias, self.promote_button, self.demote_button]),
                 self.confirm_box,
@@ -281,23 +293,67 @@ class ModelsPage:
 
     # ---- actions ------------------------------------------------------------------------------
     def run_backtest(self, _: object = None) -> None:
-        """Trade the version's walk-forward out-of-sample predictions (logged to its run) and plot it."""
+        """Trade the version's walk-forward out-of-sample predictions (logged to its run) and plot it,
+        in a worker thread: this returns at once and the chart appears when the backtest ends."""
         from workbench.backtest.evaluate import backtest_model
 
         v = self._selected()
         if v is None:
             self.notice.say("pick a model first", "error")
             return
-        self.backtest_button.disabled = True  # one backtest at a time: it can take a minute
+        if self.job is not None and self.job.running:  # one backtest at a time: it can take minutes
+            self.notice.say("a backtest is running: wait for it or cancel it", "warn")
+            return
         try:
             self.session.current()
-            self.notice.say(f"backtesting v{v.version} on its out-of-sample bars…", "info")
-            rep = backtest_model(self.settings, self.catalog.ref(v.version))
         except WorkbenchError as e:
             self.notice.say(str(e), "error")
             return
-        finally:
-            self.backtest_button.disabled = False
+        ref, version = self.catalog.ref(v.version), v.version
+        self.backtest_button.disabled = True
+        self.backtest_cancel.layout.display = None
+        self.notice.say(f"backtesting v{version} on its out-of-sample bars…", "info")
+        self._tick(version, 0.0)
+        self.job = BackgroundJob(
+            lambda: backtest_model(self.settings, ref),
+            on_done=lambda rep: self._backtest_done(version, rep),
+            on_error=lambda e: self._backtest_failed(version, e),
+            on_tick=lambda s: self._tick(version, s),
+            name=f"backtest-v{version}",
+        )
+
+    def _tick(self, version: int, elapsed_s: float) -> None:
+        self.backtest_progress.value = (
+            f"<span class='wb-hint'><i class='fa fa-spinner fa-spin'></i> backtest of v{version} running for "
+            f"{elapsed_s:.0f} s — the page stays usable</span>"
+        )
+
+    def _idle(self) -> None:
+        self.backtest_button.disabled = False
+        self.backtest_cancel.layout.display = "none"
+        self.backtest_progress.value = ""
+
+    def cancel_backtest(self, _: object = None) -> None:
+        """Stop waiting for the running backtest: its result will not be drawn."""
+        if self.job is None or not self.job.running:
+            return
+        self.job.cancel()
+        self._idle()
+        self.notice.say(
+            "backtest cancelled: nothing is drawn. The computation already started ends in the background "
+            "(it cannot be interrupted safely) and still logs its summary to the model's record",
+            "warn",
+        )
+
+    def _backtest_failed(self, version: int, e: BaseException) -> None:
+        self._idle()
+        if isinstance(e, WorkbenchError):
+            self.notice.say(f"backtest of v{version} failed: {e}", "error")
+        else:  # a bug: still on the page, with what it was
+            self.notice.say(f"backtest of v{version} failed unexpectedly: {type(e).__name__}: {e}", "error")
+
+    def _backtest_done(self, version: int, rep: Any) -> None:
+        self._idle()
         curves = {"strategy": rep.result.equity, "buy & hold": rep.buy_and_hold.equity}
         if rep.baseline is not None:
             curves["baseline model"] = rep.baseline.equity
@@ -305,7 +361,7 @@ class ModelsPage:
             self.chart.data = ()
             for name, s in curves.items():
                 self.chart.add_scatter(x=s.index, y=s.to_numpy(), mode="lines", name=name)
-            self.chart.layout.title = f"v{v.version}: out-of-sample backtest equity"
+            self.chart.layout.title = f"v{version}: out-of-sample backtest equity"
         self.chart_box.layout.display = None
         self.notice.say(rep.verdict, "ok")
         self.refresh()

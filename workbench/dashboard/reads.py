@@ -33,6 +33,7 @@ def visible_runs(engine: Engine, user: Any, limit: int = 200) -> pd.DataFrame:
     process is gone (nothing is trading for it, whatever the row says)."""
     cols = [runs.c[n] for n in ("id", "status", "broker", "environment", "account", "model_ref", "interval_s")]
     cols += [runs.c[n] for n in ("pid", "cycle", "heartbeat_at", "started_at", "ended_at", "message", "user_id")]
+    cols += [runs.c[n] for n in ("universe", "universe_size")]  # revision 0006: the run's chosen universe
     if "feed" in runs.c:  # recorded by newer stores (LIVE / REPLAY)
         cols.append(runs.c["feed"])
     stmt = select(*cols, users.c.username.label("owner")).select_from(

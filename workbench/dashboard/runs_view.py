@@ -184,10 +184,16 @@ class RunsView:
         env_badge = _badge(env.upper(), {"paper": "#2e7d32", "testnet": "#ef6c00"}.get(env, "#c62828"))
         owner = rec.get("owner") or f"user {rec.get('user_id')}"
         msg = rec.get("message")
+        size, uni = rec.get("universe_size"), rec.get("universe")
+        if size is None or pd.isna(size):
+            uni_txt = " · the model's universe"
+        else:
+            named = "" if uni is None or pd.isna(uni) else f"{html.escape(str(uni))}, "
+            uni_txt = f" · universe {named}<b>{int(size)} instrument{'s' if int(size) != 1 else ''}</b>"
         row.summary.value = (
             f"<b>run {rec['id']}</b> {_badge(state, STATE_COLOURS.get(state, '#555'))} {env_badge} "
             f"{html.escape(str(rec['broker']))}{feed_txt} · owner <b>{html.escape(str(owner))}</b><br>"
-            f"<span style='font-size:12px'>model {html.escape(str(rec['model_ref'] or '—'))} · cycle {rec['cycle']}"
+            f"<span style='font-size:12px'>model {html.escape(str(rec['model_ref'] or '—'))}{uni_txt} · cycle {rec['cycle']}"
             f" · every {float(rec['interval_s'] or 0):g} s · heartbeat {heartbeat_text(rec['heartbeat_at'], now)}"
             f"{' · ' + html.escape(str(msg)) if isinstance(msg, str) and msg else ''}</span>"
         )

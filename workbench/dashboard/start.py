@@ -1,4 +1,8 @@
-"""The start page: choose account/broker, model, interval; Start; watch Phase 1's steps arrive.
+"""The start page: choose account/broker, model, universe, interval; Start; watch Phase 1's steps arrive.
+
+The universe is a real choice (``workbench.trading.universes``): the demo universe, an exchange's
+instruments from the instrument master, the model's own, or symbols typed or named by a file. Its size
+is shown, and a typo is refused on the page, naming the unknown symbols, before any process starts.
 
 It never trades itself. Start launches the live process (``runner.start_background``) apart from this
 kernel, so closing the browser neither stops nor orphans trading; the page polls the store's
@@ -24,8 +28,20 @@ from workbench.dashboard.session import PageSession
 from workbench.errors import ConfigError, PermissionDenied, WorkbenchError
 from workbench.trading.runner import MIN_INTERVAL_S, broker_environment
 from workbench.trading.store import Store
+from workbench.trading.universes import (
+    DEMO,
+    Universe,
+    UniverseSources,
+    named_universes,
+    resolve_universe,
+    universe_for,
+    universe_sources,
+)
 
 __all__ = ["StartPage", "phase1_table"]
+
+MODEL_UNIVERSE = ""  # the universe choice "what the model was trained on"
+CUSTOM = "custom"  # the universe choice "typed symbols or file:PATH"
 
 STATUS_COLOURS = {"RUNNING": "#1565c0", "STOPPED": "#555", "FAILED": "#c62828", "EMERGENCY_STOPPED": "#c62828"}
 
@@ -63,8 +79,19 @@ class StartPage:
         self.model = w.Dropdown(options=[], description="Model")
         self.model.add_class("wb-start-model")
         self.model.layout.width = "min(560px, 95%)"
-        self.universe = w.HTML()
+        self.universe = w.HTML()  # the model's own universe
         self.universe.add_class("wb-universe")
+        self._sources = UniverseSources()
+        self.universe_choice = w.Dropdown(options=[("the model's universe", MODEL_UNIVERSE)], description="Universe")
+        self.universe_choice.add_class("wb-universe-choice")
+        self.universe_choice.layout.width = "min(560px, 95%)"
+        self.universe_text = w.Text(
+            description="Symbols", placeholder="BTC/USDT,ETH/USDT  or  file:/path/to/symbols.txt (one per line)"
+        )
+        self.universe_text.add_class("wb-universe-text")
+        self.universe_text.layout.width = "min(560px, 95%)"
+        self.universe_size = w.HTML()
+        self.universe_size.add_class("wb-universe-size")
         self.interval = w.BoundedFloatText(
             value=max(settings.live.interval_s, MIN_INTERVAL_S), min=MIN_INTERVAL_S, max=3600, description="Every (s)"
         )
@@ -90,12 +117,17 @@ class StartPage:
         self.emergency_button.on_click(self.emergency_stop)
         self.broker.observe(lambda _: self._show_live(), names="value")
         self.model.observe(lambda _: self._show_universe(), names="value")
+        self.universe_choice.observe(lambda _: self._show_choice(), names="value")
+        self.universe_text.observe(lambda _: self._show_choice(), names="value")
         self.widget = w.VBox(
             [
                 w.HTML("<h3>Start AI trading</h3>"),
                 self.broker,
                 self.model,
                 self.universe,
+                self.universe_choice,
+                self.universe_text,
+                self.universe_size,
                 self.interval,
                 self.live_box,
                 w.HBox([self.start_button, self.stop_button, self.emergency_button]),
@@ -127,7 +159,56 @@ class StartPage:
         values = [v for _, v in choices]
         self.model.value = keep if keep in values else values[0]
         self._show_universe()
+        self._refresh_universes()
         self._show_live()
+
+    # ---- the universe -------------------------------------------------------------------------
+    def _refresh_universes(self) -> None:
+        """The named universes of this home (lake, instrument master), the demo's first and the default."""
+        try:
+            self._sources = universe_sources(self.settings)
+        except WorkbenchError as e:
+            self.notice.say(f"universes could not be listed: {e}", "error")
+            self._sources = UniverseSources()
+        keep = self.universe_choice.value
+        opts = [(label, spec) for label, spec, _n in named_universes(self._sources)]
+        opts += [("the model's universe (what it was trained on)", MODEL_UNIVERSE)]
+        opts += [("symbols typed below, or file:PATH", CUSTOM)]
+        self.universe_choice.options = opts
+        values = [v for _, v in opts]
+        default = DEMO if DEMO in values else MODEL_UNIVERSE
+        self.universe_choice.value = keep if keep in values and keep != MODEL_UNIVERSE else default
+        self._show_choice()
+
+    def chosen_universe(self) -> tuple[str | None, Universe | None]:
+        """(the spec to start with, its resolution): (None, None) for the model's own universe;
+        ``ConfigError`` naming what is wrong."""
+        choice = self.universe_choice.value
+        if choice == MODEL_UNIVERSE or choice is None:
+            return None, None
+        spec = self.universe_text.value.strip() if choice == CUSTOM else str(choice)
+        if not spec:
+            raise ConfigError("type the symbols (comma-separated) or file:PATH, or pick a named universe")
+        if spec.lower().startswith("file:"):
+            return spec, universe_for(self.settings, spec, self._sources)
+        return spec, resolve_universe(spec, self._sources)
+
+    def _show_choice(self) -> None:
+        """The chosen universe's size and first symbols, or why it cannot be traded."""
+        self.universe_text.layout.display = None if self.universe_choice.value == CUSTOM else "none"
+        try:
+            _spec, uni = self.chosen_universe()
+        except WorkbenchError as e:
+            self.universe_size.value = f"<span style='color:#c62828'>{html.escape(str(e))}</span>"
+            return
+        if uni is None:
+            self.universe_size.value = "<span class='wb-hint'>the run trades the model's universe (above)</span>"
+            return
+        head = ", ".join(uni.symbols[:8]) + (f", … (+{uni.size - 8})" if uni.size > 8 else "")
+        where = f" on {html.escape(uni.exchange)}" if uni.exchange else ""
+        self.universe_size.value = (
+            f"<div>Trades <b>{uni.size} instrument{'s' if uni.size != 1 else ''}</b>{where}: {html.escape(head)}</div>"
+        )
 
     def _show_universe(self) -> None:
         ref = self.model.value
@@ -152,7 +233,7 @@ class StartPage:
         head = ", ".join(symbols[:8]) + (f", … (+{len(symbols) - 8})" if len(symbols) > 8 else "")
         self.universe.value = (
             f"<div>Universe: <b>{len(symbols)} symbols</b> ({html.escape(where)}): {html.escape(head)}"
-            "<br><span class='wb-hint'>a run trades the universe its model was trained on</span></div>"
+            "<br><span class='wb-hint'>what the model was trained on; a run trades the universe chosen below</span></div>"
         )
 
     def _version_of(self, ref: str) -> int:
@@ -202,12 +283,14 @@ class StartPage:
                     raise ConfigError(f"{name} trades REAL MONEY: type {name!r} in the Confirm box, then Start")
             if self.model.value is None:
                 raise ConfigError("pick a model first")
+            spec, _uni = self.chosen_universe()  # a typo is refused here, naming the unknown symbols
             self._process = start_background(
                 self.settings,
                 broker=name,
                 model=str(self.model.value),
                 interval_s=float(self.interval.value),
                 session=self.session.token,
+                universe=spec,
             )
         except WorkbenchError as e:
             self.notice.say(str(e), "error")

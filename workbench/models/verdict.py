@@ -8,6 +8,8 @@ for probability labels, a log loss below the majority class's).
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from workbench.features.labels import CROSS_SECTIONAL
@@ -30,12 +32,8 @@ def verdict_text(kind: str, label: str, m: dict) -> str:
     won = int(m.get("folds_beating", 0))
     base = "the best baseline" if key == "ic_mean" else "the momentum/reversal baselines"
     parts = [
-        (
-            f"mean daily rank IC {m.get('ic_mean', float('nan')):+.4f} (t {m.get('ic_t', float('nan')):.1f}, "
-            f"ICIR {m.get('ic_ir', float('nan')):+.3f}) vs momentum {m.get('momentum_ic_mean', float('nan')):+.4f}, "
-            f"reversal {m.get('reversal_ic_mean', float('nan')):+.4f}"
-        ),
-        f"fold-mean AUC {m.get('auc', float('nan')):.3f}",
+        _ic_part(label, m),
+        f"fold-mean AUC {_num(m.get('auc'), '.3f')}",
         f"beats {base} on {key} in {won} of {n} folds",
     ]
     if key == "ic_mean":
@@ -45,6 +43,33 @@ def verdict_text(kind: str, label: str, m: dict) -> str:
     else:
         head = "has NO edge out of sample (does NOT beat the baselines)"
     return f"{kind} ({label} label) {head}: {'; '.join(parts)}"
+
+
+def _num(x: object, spec: str) -> str:
+    """A figure, or "n/a" where none was measured (never "+nan")."""
+    try:
+        v = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "n/a"
+    return "n/a" if math.isnan(v) else format(v, spec)
+
+
+def _ic_part(label: str, m: dict) -> str:
+    """The rank-IC figures, or why there are none: a per-instrument label (sign, direction) is not
+    ranked across instruments, and a cross-sectional one needs ≥ 2 instruments with a score per date."""
+    ic = m.get("ic_mean")
+    if ic is None or (isinstance(ic, float) and math.isnan(ic)):
+        why = (
+            "too few instruments with a score on the test dates to rank"
+            if label in CROSS_SECTIONAL
+            else f"not measured: a {label} label is judged per instrument, by its AUC, not by a cross-sectional rank"
+        )
+        return f"mean daily rank IC n/a ({why})"
+    return (
+        f"mean daily rank IC {_num(ic, '+.4f')} (t {_num(m.get('ic_t'), '.1f')}, "
+        f"ICIR {_num(m.get('ic_ir'), '+.3f')}) vs momentum {_num(m.get('momentum_ic_mean'), '+.4f')}, "
+        f"reversal {_num(m.get('reversal_ic_mean'), '+.4f')}"
+    )
 
 
 TABLE_KEYS = (

@@ -96,6 +96,9 @@ runs = Table(
     Column("message", Text),
     Column("user_id", Integer, index=True),  # the owner (users.id): who started it, under whom it resumes
     Column("feed", String(8)),  # "LIVE" (venue market data) or "REPLAY" (the lake's old bars); NULL: before 0004
+    Column("universe", String(200)),  # the universe as named ("demo", "exchange:NSE", "file:…"); NULL: the model's
+    Column("universe_size", Integer),  # how many instruments it traded
+    Column("universe_symbols", Text),  # the symbols, comma-separated: what the run was allowed to trade
 )
 checks = Table(
     "checks",
@@ -256,7 +259,7 @@ commands = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("ts", String(40), nullable=False),
     Column("run_id", Integer),
-    Column("command", String(20), nullable=False),
+    Column("command", String(200), nullable=False),  # "close:<symbol>": a ccxt contract or option symbol is long
     Column("consumed_at", String(40)),
     Column("user_id", Integer, index=True),  # who sent it (a command for no run binds only that user's runs)
 )

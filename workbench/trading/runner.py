@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -57,6 +58,7 @@ from workbench.trading.runlock import acquire as acquire_account
 from workbench.trading.runlock import alive as _alive
 from workbench.trading.store import Store, utcnow
 from workbench.trading.sync import sync_portfolio
+from workbench.trading.universes import Universe, universe_for
 from workbench.venues import get_venue, resolve, venue_config, venue_names
 from workbench.venues.base import Broker
 from workbench.venues.breaker import Breakers, guard
@@ -216,9 +218,10 @@ def _default_feed(
     replay: bool = False,
     broker: str | None = None,
     vault: Any = None,
+    universe: Universe | None = None,
 ) -> Any:
-    """Live market data for the model's universe (every broker, paper included); the lake's old bars only
-    when a replay is asked for (``--replay``)."""
+    """Live market data for the model's universe, or the chosen ``universe`` on the model's exchange
+    (every broker, paper included); the lake's old bars only when a replay is asked for (``--replay``)."""
     from workbench.data.lake import Lake
     from workbench.trading.feeds import ReplayFeed
 
@@ -227,6 +230,13 @@ def _default_feed(
         raise ConfigError(
             "the model records no universe (exchange, timeframe, symbols): retrain and register it, or pass a feed"
         )
+    if universe is not None:
+        if universe.exchange and universe.exchange != uni["exchange"]:
+            raise ConfigError(
+                f"the universe {universe.name!r} is on {universe.exchange}, the model was trained on {uni['exchange']} "
+                f"{uni['timeframe']} bars: choose a universe of {uni['exchange']} or a model of {universe.exchange}"
+            )
+        uni = {**uni, "symbols": list(universe.symbols)}
     if not replay:
         from workbench.live.sources import feed_for
 
@@ -275,6 +285,7 @@ def run_live(
     min_interval_s: float = MIN_INTERVAL_S,
     session: str | None = None,
     replay: bool | None = None,
+    universe: Universe | None = None,
 ) -> int:
     """Run the live loop in this process and return the run id when it ends. ``broker``: a name
     (default ``settings.broker.default``, i.e. paper) or a Broker object. ``session``: the owner's
@@ -286,6 +297,8 @@ def run_live(
     ``min_interval_s`` is for tests only (users get ``MIN_INTERVAL_S``). Without ``feed`` the run trades
     live market data of the model's universe; ``replay=True`` trades the lake's last bars instead
     (recorded as ``runs.feed`` = REPLAY, and shown so); None: as ``live.feed`` says (live by default).
+    ``universe`` (``workbench.trading.universes``): trade only these instruments (recorded on the run
+    row); None: the model's universe.
 
     One live run per account: the account's lock (``workbench.trading.runlock``) is held for the
     run's lifetime; when another live run holds it, ``RunActiveError`` names that run and how to stop
@@ -336,6 +349,10 @@ def run_live(
             run_id = int(crashed["id"])
             store.update_run(run_id, pid=os.getpid(), heartbeat_at=utcnow(), message=None)
             store.clear_checks(run_id)
+            if crashed.get("universe_symbols") and universe is None:  # a resumed run keeps what it traded
+                universe = Universe(
+                    str(crashed.get("universe") or "resumed"), None, tuple(crashed["universe_symbols"].split(","))
+                )
             who = f" under its owner {owner.username}" if owner is not None else ""
             note = store_failure_note(settings, run_id, forget=True)
             cause = f": it had stopped because {note}" if note else ""
@@ -352,6 +369,13 @@ def run_live(
                 label, env, account, model, interval, os.getpid(), user_id=owner.id if owner else None
             )
         lock.set_run(run_id)
+        if universe is not None:
+            store.update_run(
+                run_id,
+                universe=universe.name[:200],
+                universe_size=universe.size,
+                universe_symbols=",".join(universe.symbols),
+            )
         detail = f"run {run_id} on {label} ({env}){' resumed' if crashed is not None else ''}"
         accounts.record(owner, "live_start", owner is not None, detail if owner else f"{detail}: {refusal}")
         stop = Stop()
@@ -375,6 +399,7 @@ def run_live(
                 refusal=refusal,
                 accounts=accounts,
                 replay=replay,
+                universe=universe,
             )
         finally:
             restore()
@@ -446,6 +471,7 @@ def _run(
     refusal=None,
     accounts=None,
     replay: bool | None = None,
+    universe: Universe | None = None,
 ) -> int:
     from workbench.security.access import user_risk_limits
 
@@ -501,7 +527,9 @@ def _run(
             if why:
                 log("feed", why, "WARNING" if replay else "INFO")
         if feed is None:
-            feed = _default_feed(settings, eng, start_cursor, bool(replay), store.run(run_id)["broker"], md_vault)
+            feed = _default_feed(
+                settings, eng, start_cursor, bool(replay), store.run(run_id)["broker"], md_vault, universe
+            )
         elif resumed is not None and resumed.get("cursor") is not None and hasattr(feed, "cursor"):
             feed.cursor = start_cursor
         store.update_run(run_id, feed=str(getattr(feed, "kind", "LIVE")))
@@ -827,6 +855,7 @@ def start_background(
     cycles: int | None = None,
     session: str | None = None,
     replay: bool | None = None,
+    universe: str | None = None,
 ) -> subprocess.Popen:
     """Launch ``workbench live run`` as its own session: closing the dashboard never stops it.
 
@@ -835,8 +864,14 @@ def start_background(
     lock may both launch: the child that loses the lock race exits refused (its log says why) and
     writes no run, so exactly one run trades either way. ``session``: the owner's token, handed over
     in ``$WORKBENCH_TOKEN`` (never argv, which other users of the machine can read); default: whatever
-    the environment already holds. ``replay``: True trades the lake's last bars (REPLAY), False live data, None as ``live.feed`` says."""
+    the environment already holds. ``replay``: True trades the lake's last bars (REPLAY), False live data, None as ``live.feed`` says.
+    ``universe``: a universe spec (``workbench.trading.universes``), resolved here first so a bad symbol
+    is refused at once, then again by the child; None: the model's universe."""
     check_run_args(interval_s, cycles)
+    if universe is not None:
+        if universe.strip().lower().startswith("file:"):  # the child runs in the home: an absolute path
+            universe = f"file:{Path(universe.strip()[5:].strip()).expanduser().resolve()}"
+        universe_for(settings, universe)  # ConfigError naming the unknown symbols
     name = broker_name(settings, broker)
     _probe_lock(settings, name, session)
     logs = settings.data_dir / "logs"
@@ -849,6 +884,8 @@ def start_background(
         cmd += ["--cycles", str(cycles)]
     if replay is not None:
         cmd.append("--replay" if replay else "--live")
+    if universe is not None:
+        cmd += ["--universe", universe]
     env = {**os.environ, "WORKBENCH_HOME": str(settings.home)}
     if session:
         env["WORKBENCH_TOKEN"] = session

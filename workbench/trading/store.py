@@ -50,7 +50,7 @@ STOP_COMMANDS = ("stop", "emergency_stop")
 # Actions the loop performs and keeps running: "flatten" sells every long, "close:<symbol>" one.
 ACTIONS = ("flatten", "close")
 COMMANDS = STOP_COMMANDS + ACTIONS
-_COMMAND_WIDTH = 20  # commands.command is String(20): PostgreSQL refuses longer text
+_COMMAND_WIDTH = 200  # commands.command is String(200) (revision 0006): PostgreSQL refuses longer text
 
 
 def _f(x: Any) -> float | None:

@@ -105,14 +105,44 @@ def test_promote_and_demote_need_a_confirmation_an_admin_and_are_audited(home, m
     assert ("model_promote", f"{home.model_name}/2 champion") in audit
 
 
-def test_run_backtest_draws_the_equity_beside_buy_and_hold_and_logs_the_summary(home, monkeypatch):
+def _gated(monkeypatch):
+    """The real backtest, held back until the test opens the gate (to look at the page while it runs)."""
+    import threading
+
+    import workbench.backtest.evaluate as evaluate
+
+    gate, real = threading.Event(), evaluate.backtest_model
+
+    def held(*a, **kw):
+        assert gate.wait(120), "the test never opened the gate"
+        return real(*a, **kw)
+
+    monkeypatch.setattr(evaluate, "backtest_model", held)
+    return gate
+
+
+def test_run_backtest_runs_in_the_background_then_draws_the_equity_and_logs_the_summary(home, monkeypatch):
     monkeypatch.delenv("WORKBENCH_TOKEN", raising=False)
     _reset(home)
+    gate = _gated(monkeypatch)
     page = open_tab(logged_in(home, "chief", PASSWORD), "Models")
     page.picker.value = 1
     assert len(page.chart.data) == 0 and page.chart_box.layout.display == "none"
-    page.backtest_button.click()
+    page.backtest_button.click()  # returns at once: the backtest is in a worker thread
+    job = page.job
+    assert job is not None and job.running and not job.future.done()
+    assert page.backtest_button.disabled and page.backtest_cancel.layout.display is None
+    assert "backtest of v1 running for" in page.backtest_progress.value and page.notice.kind == "info"
+    page.picker.value = 2  # the page stays usable meanwhile
+    assert "NO EDGE" in page.verdict.value
+    page.backtest_button.click()  # (disabled in the browser; a second call is refused, the first kept)
+    assert page.job is job and "a backtest is running" in page.notice.text
+    page.picker.value = 1
+    gate.set()
+    assert job.wait(timeout=300)
     assert page.notice.kind == "ok", page.notice.text
+    assert not page.backtest_button.disabled and page.backtest_cancel.layout.display == "none"
+    assert page.backtest_progress.value == ""
     names = [t.name for t in page.chart.data]
     assert page.chart_box.layout.display is None
     assert names[:2] == ["strategy", "buy & hold"] and len(page.chart.data[0].y) > 50
@@ -120,3 +150,67 @@ def test_run_backtest_draws_the_equity_beside_buy_and_hold_and_logs_the_summary(
     summary = page.backtest.value
     assert "No backtest logged" not in summary and "total return" in summary and "buy &amp; hold" in summary
     assert "max drawdown" in summary and "%" in summary and html.escape(page.notice.text) in summary  # the verdict
+
+
+def test_a_cancelled_backtest_draws_nothing_and_a_failing_one_says_why_on_the_page(home, monkeypatch):
+    monkeypatch.delenv("WORKBENCH_TOKEN", raising=False)
+    _reset(home)
+    gate = _gated(monkeypatch)
+    page = open_tab(logged_in(home, "chief", PASSWORD), "Models")
+    page.picker.value = 2
+    page.backtest_button.click()
+    job = page.job
+    page.backtest_cancel.click()
+    assert not job.running and not page.backtest_button.disabled and page.backtest_cancel.layout.display == "none"
+    assert page.notice.kind == "warn" and "backtest cancelled: nothing is drawn" in page.notice.text
+    gate.set()
+    job.future.exception(timeout=300)  # the worker ends in the background
+    job.poll()
+    assert len(page.chart.data) == 0 and page.chart_box.layout.display == "none"  # its result was dropped
+    assert "cancelled" in page.notice.text
+    # a backtest that fails (here: the lake's bars are gone) says so on the page, and the page recovers
+    lake = home.lake_dir
+    moved = lake.with_name(lake.name + "-away")
+    lake.rename(moved)
+    try:
+        page.backtest_button.click()
+        assert page.job.wait(timeout=300)
+    finally:
+        moved.rename(lake)
+    assert page.notice.kind == "error" and "backtest of v2 failed" in page.notice.text, page.notice.text
+    assert not page.backtest_button.disabled and page.backtest_progress.value == ""
+
+
+def test_the_command_line_promote_needs_a_logged_in_admin_and_is_audited(home, monkeypatch):
+    """As on the page: `workbench models promote` without a session, or as a non-admin, is refused with the
+    access exit code and changes nothing; an admin's promotion is recorded with the user."""
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+    from workbench.cli_exits import ExitCode
+    from workbench.models.registry import Registry
+    from workbench.security.access import accounts_for
+
+    _reset(home)
+    reg, accounts = Registry(home), accounts_for(home)
+    argv = ["models", "promote", "2", "--home", str(home.home)]
+    monkeypatch.delenv("WORKBENCH_TOKEN", raising=False)
+    monkeypatch.setenv("WORKBENCH_TOKEN", "not-a-session")
+    out = CliRunner().invoke(app, argv)
+    assert out.exit_code == int(ExitCode.ACCESS), out.output
+    assert reg.load("champion").ref.version == 1
+    junior_token, _ = accounts.login("junior", PASSWORD)
+    monkeypatch.setenv("WORKBENCH_TOKEN", junior_token)
+    out = CliRunner().invoke(app, argv)
+    assert out.exit_code == int(ExitCode.ACCESS) and "junior lacks the 'admin' permission" in out.output, out.output
+    assert reg.load("champion").ref.version == 1
+    junior = accounts.user("junior")
+    assert ("model_promote", False) in [(r["action"], bool(r["ok"])) for r in accounts.audit_log(5, user=junior)]
+    chief_token, _ = accounts.login("chief", PASSWORD)
+    monkeypatch.setenv("WORKBENCH_TOKEN", chief_token)
+    out = CliRunner().invoke(app, argv)
+    assert out.exit_code == 0 and "v2 is now champion" in out.output, out.output
+    assert reg.load("champion").ref.version == 2
+    chief = accounts.user("chief")
+    rows = [(r["action"], r["detail"], bool(r["ok"])) for r in accounts.audit_log(5, user=chief)]
+    assert ("model_promote", f"{home.model_name}/2 champion", True) in rows

@@ -96,4 +96,15 @@ def test_malformed_or_too_long_actions_are_refused(settings):
         with pytest.raises(ValueError):
             store.send_command(bad, 1)
     with pytest.raises(ConfigError, match="flatten"):
-        store.send_command("close:" + "X" * 20, 1)
+        store.send_command("close:" + "X" * 200, 1)
+
+
+def test_long_symbols_can_be_closed_alone(settings):
+    """Revision 0006 widened commands.command from 20 characters: an NSE key or a ccxt contract fits."""
+    store = Store(settings.store_url).create()
+    run_id = store.start_run("paper", "paper", "paper", "m", 1.0, pid=1)
+    long = ["close:NSE:BAJAJHLDNG-EQ", "close:1000SHIB/USDT:USDT", "close:NFO:BANKNIFTY26DEC55000CE"]
+    for cmd in long:
+        assert len(cmd) > 20
+        store.send_command(cmd, run_id)
+    assert store.pending_actions(run_id) == long

@@ -37,6 +37,8 @@ __all__ = [
     "update_timings",
     "drawdown",
     "figure_widget",
+    "keep_state",
+    "plain_values",
     "SharedBundleFigure",
     "BUNDLE_ENV",
     "bundle_name",
@@ -97,7 +99,7 @@ def figure_widget(fig: go.Figure) -> go.FigureWidget:
     return widget
 
 
-def _plain(values: Any) -> list[Any]:
+def plain_values(values: Any) -> list[Any]:
     """Plain lists for the browser: the widget's update messages did not draw numpy arrays (sent as
     typed-array specs) in Voilà, while lists of numbers and ISO time strings draw (seen in Chromium)."""
     if isinstance(values, pd.DatetimeIndex | pd.Series) and pd.api.types.is_datetime64_any_dtype(values):
@@ -108,7 +110,7 @@ def _plain(values: Any) -> list[Any]:
     return arr.tolist()
 
 
-def _keep_state(fig: go.FigureWidget) -> None:
+def keep_state(fig: go.FigureWidget) -> None:
     """Make the widget's synced state (``_widget_data``/``_widget_layout``) the figure as it is now.
 
     plotly sends edits as one-off ``_py2js_*`` messages that only a model whose JavaScript has already
@@ -146,9 +148,9 @@ def update_equity(fig: go.FigureWidget, curve: pd.DataFrame) -> None:
     x = pd.to_datetime(curve["bar_ts"].fillna(curve["ts"]), utc=True, format="ISO8601")
     eq = curve["equity"].to_numpy(dtype=float)
     with fig.batch_update():
-        fig.data[0].x, fig.data[0].y = _plain(x), _plain(eq)
-        fig.data[1].x, fig.data[1].y = _plain(x), _plain(drawdown(eq))
-    _keep_state(fig)
+        fig.data[0].x, fig.data[0].y = plain_values(x), plain_values(eq)
+        fig.data[1].x, fig.data[1].y = plain_values(x), plain_values(drawdown(eq))
+    keep_state(fig)
 
 
 def price_figure() -> go.FigureWidget:
@@ -177,20 +179,20 @@ def update_price(fig: go.FigureWidget, symbol: str, history: pd.DataFrame, fills
         bar_of = pd.Series(x.to_numpy(), index=h["cycle"].to_numpy())
         bar_of = bar_of[~bar_of.index.duplicated(keep="last")]
         fx = pd.to_datetime(f["cycle"].map(bar_of), utc=True).fillna(fx)
-    xs = _plain(x) if len(h) else []
+    xs = plain_values(x) if len(h) else []
     with fig.batch_update():
         fig.layout.title.text = f"Price — {symbol}" if symbol else "Price (choose an instrument)"
-        fig.data[0].x, fig.data[0].y = xs, _plain(h["price"]) if len(h) else []
+        fig.data[0].x, fig.data[0].y = xs, plain_values(h["price"]) if len(h) else []
         for i, side in ((1, "BUY"), (2, "SELL")):
             m = (h["signal"] == side).to_numpy() if len(h) else np.zeros(0, bool)
             fig.data[i].x = [v for v, k in zip(xs, m, strict=True) if k]
-            fig.data[i].y = _plain(h["price"][m]) if len(h) else []
+            fig.data[i].y = plain_values(h["price"][m]) if len(h) else []
         for i, side in ((3, "buy"), (4, "sell")):
             m = (f["side"] == side).to_numpy() if len(f) else np.zeros(0, bool)
-            fig.data[i].x, fig.data[i].y = (_plain(fx[m]), _plain(f["price"][m])) if len(f) else ([], [])
-        fig.data[5].x, fig.data[5].y = xs, _plain(h["stop_loss"]) if len(h) else []
-        fig.data[6].x, fig.data[6].y = xs, _plain(h["take_profit"]) if len(h) else []
-    _keep_state(fig)
+            fig.data[i].x, fig.data[i].y = (plain_values(fx[m]), plain_values(f["price"][m])) if len(f) else ([], [])
+        fig.data[5].x, fig.data[5].y = xs, plain_values(h["stop_loss"]) if len(h) else []
+        fig.data[6].x, fig.data[6].y = xs, plain_values(h["take_profit"]) if len(h) else []
+    keep_state(fig)
 
 
 def gauge_figure() -> go.FigureWidget:
@@ -220,7 +222,7 @@ def update_gauges(fig: go.FigureWidget, values: tuple[float, float, float], limi
             trace.gauge.axis.range = [0, top]
             trace.gauge.threshold = dict(line=dict(color="#c62828", width=3), thickness=0.8, value=lim)
             trace.gauge.bar.color = "#c62828" if v > lim else "#1565c0"
-    _keep_state(fig)  # unchanged values: an equal state, so nothing is sent
+    keep_state(fig)  # unchanged values: an equal state, so nothing is sent
 
 
 STAGES = ("data_s", "features_s", "inference_s", "signals_s", "risk_s", "orders_s", "portfolio_s")
@@ -249,12 +251,12 @@ def timing_figure() -> go.FigureWidget:
 def update_timings(fig: go.FigureWidget, timings: pd.DataFrame) -> None:
     """Stacked per-stage seconds per cycle (``timings``: ``cycle``, ``total_s`` and any ``STAGES``
     columns); ``other`` is the wall time no stage accounts for, so each bar is the cycle's wall time."""
-    x = _plain(timings["cycle"]) if len(timings) else []
+    x = plain_values(timings["cycle"]) if len(timings) else []
     staged = timings.reindex(columns=list(STAGES)).astype(float) if len(timings) else pd.DataFrame(columns=STAGES)
     total = timings["total_s"].to_numpy(dtype=float) if len(timings) else np.zeros(0)
     other = np.maximum(total - np.nan_to_num(staged.to_numpy(dtype=float)).sum(axis=1), 0.0)
     with fig.batch_update():
         for trace, c in zip(fig.data, STAGES, strict=False):
-            trace.x, trace.y = x, _plain(staged[c].to_numpy(dtype=float))
-        fig.data[len(STAGES)].x, fig.data[len(STAGES)].y = x, _plain(other)
-    _keep_state(fig)
+            trace.x, trace.y = x, plain_values(staged[c].to_numpy(dtype=float))
+        fig.data[len(STAGES)].x, fig.data[len(STAGES)].y = x, plain_values(other)
+    keep_state(fig)

@@ -25,6 +25,7 @@ import pandas as pd
 from workbench.config import Settings
 from workbench.dashboard.common import Notice, frame_to_html
 from workbench.dashboard.jobs import BackgroundJob
+from workbench.dashboard.live_charts import figure_widget, keep_state, plain_values
 from workbench.dashboard.session import PageSession
 from workbench.errors import WorkbenchError
 
@@ -221,7 +222,9 @@ class ModelsPage:
     def _figure() -> Any:
         import plotly.graph_objects as go
 
-        fig = go.FigureWidget(layout={"height": 320, "margin": {"l": 50, "r": 10, "t": 30, "b": 30}})
+        # the dashboard's shared plotly bundle: plotly's own widget JavaScript can miss anywidget's
+        # 2-second start-up window on a busy page and then never draw (see live_charts)
+        fig = figure_widget(go.Figure(layout={"height": 320, "margin": {"l": 50, "r": 10, "t": 30, "b": 30}}))
         fig.update_layout(title="backtest equity (run it to see)", yaxis_title="equity", legend={"orientation": "h"})
         return fig
 
@@ -360,8 +363,9 @@ class ModelsPage:
         with self.chart.batch_update():
             self.chart.data = ()
             for name, s in curves.items():
-                self.chart.add_scatter(x=s.index, y=s.to_numpy(), mode="lines", name=name)
+                self.chart.add_scatter(x=plain_values(s.index), y=plain_values(s.to_numpy()), mode="lines", name=name)
             self.chart.layout.title = f"v{version}: out-of-sample backtest equity"
+        keep_state(self.chart)  # the page draws from the synced state even if it missed the edits
         self.chart_box.layout.display = None
         self.notice.say(rep.verdict, "ok")
         self.refresh()

@@ -1,13 +1,15 @@
-"""The backtest engine: the live loop's decisions, bar for bar, inside vectorbt.
+"""The backtest engine: the live loop's decisions, bar for bar, with vectorbt's records beside them.
 
 Why this shape: a backtest is only evidence about live trading if it trades exactly what the live
 loop (``trading.loop.run_cycle`` with the ``PaperBroker`` on a replay) would. So the engine does not
-approximate the loop with vectorbt's signal helpers; it re-states the loop's cycle in one numba
-function, runs every bar through it (``_simulate_nb``, compiled once and cached on disk), and hands the
-fills to vectorbt as order records: its ``Portfolio`` (one group, shared cash) derives cash, value,
-positions and trades from them. (Its ``from_order_func`` simulator is not cached by numba, so it
-cost ~10 s of compilation in every fresh process.) The parity test replays the same bars through the
-real loop and compares.
+approximate the loop with vectorbt's signal helpers; it re-states the loop's cycle as one numba
+per-bar kernel (``backtest.kernel._cycle_nb``, run for every bar by ``_simulate_nb``, compiled once
+and cached on disk). The kernel books the fills and writes cash, equity and each symbol's value at
+every close; vectorbt's own trade and position functions turn the fills into the trades, and its
+``Portfolio`` (one group, shared cash) over the same fills is built on first use of
+``BacktestResult.portfolio`` for its plots and stats (a test checks the two ledgers agree). Its
+``from_order_func`` simulator is not used: numba does not cache it, so it cost ~10 s of compilation
+in every fresh process. The parity test replays the same bars through the real loop and compares.
 
 One cycle per bar ``t`` (the replay's quote is bar ``t``: last = close, with its open/high/low):
 1. the venue takes the bar (``PaperBroker.on_bar``): a resting stop-loss leg fills when low ≤ stop at

@@ -19,11 +19,15 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["KERNEL_MODULES", "compile_kernels", "use_numba_cache"]
+if TYPE_CHECKING:
+    from workbench.data.panel import Panel
+
+__all__ = ["KERNEL_MODULES", "compile_kernels", "use_numba_cache", "warm_backtest"]
 
 # Modules whose import decorates cached kernels: NUMBA_CACHE_DIR must be set before they load.
-KERNEL_MODULES = ("workbench.features.kernels", "workbench.features.fused", "workbench.backtest.engine")
+KERNEL_MODULES = ("workbench.features.kernels", "workbench.features.fused", "workbench.backtest.kernel")
 
 
 def use_numba_cache(cache_dir: Path | str) -> str:
@@ -39,7 +43,7 @@ def use_numba_cache(cache_dir: Path | str) -> str:
     return str(cache_dir)
 
 
-def _tiny_panel(n_symbols: int = 3, n_bars: int = 80):
+def _tiny_panel(n_symbols: int = 3, n_bars: int = 80) -> Panel:
     import numpy as np
     import pandas as pd
 
@@ -61,12 +65,6 @@ def _tiny_panel(n_symbols: int = 3, n_bars: int = 80):
 
 def compile_kernels() -> float:
     """Run every numba kernel once on a tiny panel (compiling it into the cache); returns seconds."""
-    import numpy as np
-    import pandas as pd
-
-    from workbench.backtest.engine import run_backtest
-    from workbench.backtest.report import summarize
-    from workbench.config import CostModel, RiskLimits
     from workbench.features import IncrementalFeatures, build_features
 
     t0 = time.perf_counter()
@@ -76,11 +74,29 @@ def compile_kernels() -> float:
     for name in ("v1", "v2"):  # the live engine's streaming kernels (v1's are not the fused v2 ones)
         inc = IncrementalFeatures.from_history(panel.iloc(slice(0, len(panel.index) - 1)), name)
         inc.update(panel.iloc(slice(len(panel.index) - 1, None)))
+    import numpy as np
+
     from workbench.trading.engine import _changed_columns  # the live engine's backfill check
 
     closes = panel.close.to_numpy(dtype=float)
     rows = np.arange(len(closes), dtype=np.int64)
     _changed_columns(closes, rows, closes, rows, np.arange(closes.shape[1], dtype=np.int64))
+    warm_backtest(panel)
+    return time.perf_counter() - t0
+
+
+def warm_backtest(panel: Panel | None = None) -> float:
+    """One backtest and its summary on a tiny panel (the backtest's kernel and vectorbt's trade,
+    position and portfolio kernels); returns seconds."""
+    import numpy as np
+    import pandas as pd
+
+    from workbench.backtest.engine import run_backtest
+    from workbench.backtest.report import summarize
+    from workbench.config import CostModel, RiskLimits
+
+    t0 = time.perf_counter()
+    panel = panel if panel is not None else _tiny_panel()
     c = panel.close
     cell = np.arange(c.size).reshape(c.shape)
     side = pd.DataFrame(
@@ -90,5 +106,7 @@ def compile_kernels() -> float:
               "stop": c * 0.97, "take_profit": c * 1.05}  # fmt: skip
     result = run_backtest(frames, panel, RiskLimits(), CostModel(), 100_000.0)
     summarize(result, panel)
-    result.trades, result.portfolio.positions.values  # noqa: B018 (derived records compile vectorbt's kernels)
+    # The trades compiled vectorbt's trade and position kernels; the Portfolio (built on first use)
+    # compiles the ones its plots and stats use.
+    result.portfolio.value(), result.portfolio.positions.values
     return time.perf_counter() - t0

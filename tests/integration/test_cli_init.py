@@ -72,5 +72,26 @@ def test_init_compiles_the_numba_kernels_into_the_home(tmp_path):
     cache = tmp_path / ".cache" / "numba"
     assert f"cache: {cache}" in res.stdout
     index = {p.name.split("-")[0] for p in cache.rglob("*.nbi")}
-    for kernel in ("kernels.rolling_k", "kernels.ema_k", "engine._simulate_nb", "engine._cycle_nb"):
+    for kernel in ("kernels.rolling_k", "kernels.ema_k", "kernel._simulate_nb", "kernel._cycle_nb"):
         assert kernel in index, sorted(index)[:20]
+    # A fresh process loads the backtest's kernel from that cache: a hit, no compilation (the time it
+    # takes is measured by `python -m bench backtest`, not asserted here).
+    fresh = subprocess.run(
+        [sys.executable, "-c", _FIRST_BACKTEST], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    hits, misses = fresh.stdout.split()[-2:]
+    assert int(misses) == 0 and int(hits) >= 1, fresh.stdout
+
+
+# The first backtest in a process whose settings point numba at the home's cache (as the CLI's do).
+_FIRST_BACKTEST = """
+from workbench.config import load_settings
+from workbench.warmup import use_numba_cache
+use_numba_cache(load_settings().numba_cache_dir)
+from workbench.backtest import kernel
+from workbench.warmup import compile_kernels
+compile_kernels()
+stats = kernel._simulate_nb.stats
+print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
+"""

@@ -1,6 +1,7 @@
 """Backtests: the live strategy run over history in vectorbt, judged out of sample.
 
-engine.py  signals + panel → ``BacktestResult`` (vectorbt order function with the live risk rules)
+engine.py  signals + panel → ``BacktestResult`` (the live risk rules, bar by bar; vectorbt's records)
+kernel.py  the live cycle as one numba per-bar kernel over record arrays (rules, book, account, fills)
 result.py  ``BacktestResult``: the boundary between the engine and the report
 report.py  metrics beside buy & hold and the baseline, plots, HTML/PNG files, MLflow logging
 """

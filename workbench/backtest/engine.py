@@ -1,13 +1,15 @@
-"""The backtest engine: the live loop's decisions, bar for bar, inside vectorbt.
+"""The backtest engine: the live loop's decisions, bar for bar, with vectorbt's records beside them.
 
 Why this shape: a backtest is only evidence about live trading if it trades exactly what the live
 loop (``trading.loop.run_cycle`` with the ``PaperBroker`` on a replay) would. So the engine does not
-approximate the loop with vectorbt's signal helpers; it re-states the loop's cycle in one numba
-function, runs every bar through it (``_simulate_nb``, compiled once and cached on disk), and hands the
-fills to vectorbt as order records: its ``Portfolio`` (one group, shared cash) derives cash, value,
-positions and trades from them. (Its ``from_order_func`` simulator is not cached by numba, so it
-cost ~10 s of compilation in every fresh process.) The parity test replays the same bars through the
-real loop and compares.
+approximate the loop with vectorbt's signal helpers; it re-states the loop's cycle as one numba
+per-bar kernel (``backtest.kernel._cycle_nb``, run for every bar by ``_simulate_nb``, compiled once
+and cached on disk). The kernel books the fills and writes cash, equity and each symbol's value at
+every close; vectorbt's own trade and position functions turn the fills into the trades, and its
+``Portfolio`` (one group, shared cash) over the same fills is built on first use of
+``BacktestResult.portfolio`` for its plots and stats (a test checks the two ledgers agree). Its
+``from_order_func`` simulator is not used: numba does not cache it, so it cost ~10 s of compilation
+in every fresh process. The parity test replays the same bars through the real loop and compares.
 
 One cycle per bar ``t`` (the replay's quote is bar ``t``: last = close, with its open/high/low):
 1. the venue takes the bar (``PaperBroker.on_bar``): a resting stop-loss leg fills when low ≤ stop at
@@ -46,14 +48,14 @@ rounding, which can differ from Python's ``round`` in the last bit.
 
 from __future__ import annotations
 
-import math
 import re
+from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from numba import njit
-from vectorbt.utils.math_ import add_nb
 
+from workbench.backtest.kernel import ACCOUNT_DT, BOOK_DT, FILL_DT, LIMITS_DT, RULES_DT, Bars, Tape, _simulate_nb
 from workbench.backtest.result import ORDER_COLUMNS, TRADE_COLUMNS, BacktestResult
 from workbench.config import CostModel, RiskLimits
 from workbench.data.panel import Panel
@@ -61,9 +63,8 @@ from workbench.market import Market, cost_exchange
 
 __all__ = ["REASONS", "run_backtest", "vbt_freq"]
 
-# Order reasons, by the code the numba kernel records.
+# Order reasons, by the code the numba kernel (``backtest.kernel``) records.
 REASONS = ("entry", "sell_signal", "stop_loss", "take_profit")
-_ENTRY, _SELL, _STOP, _TAKE = 0, 1, 2, 3
 
 _UNITS = {"s": "s", "m": "min", "h": "h", "d": "D", "w": "W"}
 
@@ -76,410 +77,10 @@ def vbt_freq(timeframe: str) -> str:
     return f"{int(m.group(1))}{_UNITS[m.group(2)]}"
 
 
-# ---- the cycle, in numba -------------------------------------------------------------------------
-@njit(cache=True)
-def _floor_to_lot(quantity, lot):
-    """``workbench.market.floor_to_lot``."""
-    if not (quantity > 0) or not np.isfinite(quantity):
-        return 0.0
-    if not lot > 0:
-        return quantity
-    x = quantity / lot
-    n = math.floor(x + max(1e-9, x * 1e-12))
-    digits = max(0, -math.floor(math.log10(lot))) + 3
-    q = round(n * lot, digits)
-    while q > quantity * (1 + 1e-12) and n > 0:
-        n -= 1
-        q = round(n * lot, digits)
-    return max(q, 0.0)
-
-
-@njit(cache=True)
-def _to_tick(price, tick):
-    """``trading.orders._to_tick``: exit prices sit on the tick grid."""
-    if not tick > 0:
-        return price
-    digits = max(0, -math.floor(math.log10(tick))) + 3
-    return round(round(price / tick) * tick, digits)
-
-
-@njit(cache=True)
-def _fill(
-    col,
-    side,
-    qty,
-    price,
-    fee_rate,
-    reason,
-    winbar,
-    pos,
-    fst,
-    ist,
-    buf_col,
-    buf_size,
-    buf_price,
-    buf_fee,
-    log_reason,
-    log_win,
-):
-    """Book one fill as the paper broker does (cash ± notional − fee, ``fee_rate`` × notional) and queue
-    it for vectorbt. Cash and position left within 1e-9 (relative) of zero become zero, as in
-    vectorbt's own ledger, so the two never disagree. Returns the fee."""
-    notional = qty * price
-    fee = notional * fee_rate
-    booked = qty if side > 0 or qty <= pos[col] else pos[col]  # vectorbt's ledger closes, not overshoots
-    if side > 0:
-        fst[0] = add_nb(fst[0], -notional - fee)
-        pos[col] = add_nb(pos[col], qty)
-    else:
-        fst[0] = fst[0] + (notional - fee)
-        pos[col] = add_nb(pos[col], -qty)
-    b = ist[1]
-    buf_col[b], buf_size[b], buf_price[b], buf_fee[b] = col, side * booked, price, booked * price * fee_rate
-    ist[1] = b + 1
-    k = ist[3]
-    log_reason[k], log_win[k] = reason, winbar
-    ist[3] = k + 1
-    return fee
-
-
-@njit(cache=True)
-def _sync_exits(col, lastq, lot, tick, min_notional, pos, book_sl, book_tp, sl_rest, tp_rest, sl_px, tp_px, leg_qty):
-    """``OrderManager.sync_exits`` for one symbol: keep one exit pair the size of the position; a
-    pair of the wrong size (or none) is cancelled and placed again, each leg checked as the venue
-    checks it against the last known price."""
-    held = pos[col]
-    has = sl_rest[col] or tp_rest[col]
-    stops = np.isfinite(book_sl[col]) or np.isfinite(book_tp[col])
-    if held <= 0 and not has:
-        return
-    want = _floor_to_lot(held, lot[col]) if held > 0 and stops else 0.0
-    have = leg_qty[col] if has else 0.0
-    if abs(have - want) <= 1e-9 * max(1.0, want):
-        return
-    sl_rest[col] = False
-    tp_rest[col] = False
-    leg_qty[col] = 0.0
-    if want <= 0:
-        return
-    last = lastq[col]
-    if np.isfinite(book_sl[col]):
-        px = _to_tick(book_sl[col], tick[col])
-        if px < last and want * px >= min_notional[col]:
-            sl_rest[col], sl_px[col] = True, px
-    if np.isfinite(book_tp[col]):
-        px = _to_tick(book_tp[col], tick[col])
-        if px > last and want * px >= min_notional[col]:
-            tp_rest[col], tp_px[col] = True, px
-    if sl_rest[col] or tp_rest[col]:
-        leg_qty[col] = want
-
-
-@njit(cache=True)
-def _cycle_nb(
-    i,
-    open_,
-    high,
-    low,
-    close,
-    sig,
-    strength,
-    stop,
-    take,
-    day,
-    lot,
-    tick,
-    min_notional,
-    fee,
-    slip,
-    prm,
-    fst,
-    ist,
-    pos,
-    book_sl,
-    book_tp,
-    book_win,
-    sl_rest,
-    tp_rest,
-    sl_px,
-    tp_px,
-    leg_qty,
-    lastq,
-    buf_col,
-    buf_size,
-    buf_price,
-    buf_fee,
-    log_reason,
-    log_win,
-    halted,
-    eq_post,
-):
-    """One ``run_cycle`` at bar ``i``; fills go to the buffers for vectorbt. ``prm`` = (max_position_pct,
-    max_daily_loss_pct, min_strength, risk_per_trade_pct)."""
-    n = close.shape[1]
-    max_pos, max_loss, min_strength, rpt = prm[0], prm[1], prm[2], prm[3]
-    # 1. the venue takes the bar: resting legs (all stops, then all take-profits).
-    for col in range(n):
-        c = close[i, col]
-        if np.isfinite(c) and c > 0:
-            lastq[col] = c
-    for rank in range(2):
-        for col in range(n):
-            c = close[i, col]
-            if not (np.isfinite(c) and c > 0) or leg_qty[col] <= 0:
-                continue
-            o, h, lo = open_[i, col], high[i, col], low[i, col]
-            o = o if np.isfinite(o) and o > 0 else c
-            h = h if np.isfinite(h) and h > 0 else c
-            lo = lo if np.isfinite(lo) and lo > 0 else c
-            if rank == 0 and sl_rest[col] and lo <= sl_px[col]:
-                px = min(sl_px[col], o) * (1 - slip[col])
-                reason = _STOP
-            elif rank == 1 and tp_rest[col] and h >= tp_px[col]:
-                px = max(tp_px[col], o)
-                reason = _TAKE
-            else:
-                continue
-            _fill(
-                col,
-                -1,
-                leg_qty[col],
-                px,
-                fee[col],
-                reason,
-                book_win[col],
-                pos,
-                fst,
-                ist,
-                buf_col,
-                buf_size,
-                buf_price,
-                buf_fee,
-                log_reason,
-                log_win,
-            )
-            sl_rest[col], tp_rest[col], leg_qty[col] = False, False, 0.0
-            if pos[col] == 0.0:
-                book_sl[col], book_tp[col] = np.nan, np.nan
-    # 2. exit pairs where missing; 3. the market-sell fallback for stops that do not rest.
-    for col in range(n):
-        _sync_exits(col, lastq, lot, tick, min_notional, pos, book_sl, book_tp, sl_rest, tp_rest, sl_px, tp_px, leg_qty)
-    for col in range(n):
-        c = close[i, col]
-        if pos[col] <= 0 or not (np.isfinite(c) and c > 0):
-            continue
-        lo = low[i, col] if np.isfinite(low[i, col]) else c
-        h = high[i, col] if np.isfinite(high[i, col]) else c
-        if np.isfinite(book_sl[col]) and lo <= book_sl[col] and not sl_rest[col]:
-            reason = _STOP
-        elif np.isfinite(book_tp[col]) and h >= book_tp[col] and not tp_rest[col]:
-            reason = _TAKE
-        else:
-            continue
-        qty = _floor_to_lot(pos[col], lot[col])
-        if qty <= 0:
-            continue
-        sl_rest[col], tp_rest[col], leg_qty[col] = False, False, 0.0  # a closing sell withdraws the pair
-        if qty * c < min_notional[col]:
-            continue  # the venue refuses it
-        _fill(
-            col,
-            -1,
-            qty,
-            c * (1 - slip[col]),
-            fee[col],
-            reason,
-            book_win[col],
-            pos,
-            fst,
-            ist,
-            buf_col,
-            buf_size,
-            buf_price,
-            buf_fee,
-            log_reason,
-            log_win,
-        )
-        if pos[col] == 0.0:
-            book_sl[col], book_tp[col] = np.nan, np.nan
-    # 4. the snapshot and the day's starting equity.
-    mv = 0.0
-    for col in range(n):
-        if pos[col] != 0.0:
-            mv += pos[col] * lastq[col]
-    equity = fst[0] + mv
-    if i == 0 or day[i] != ist[0]:
-        fst[2] = fst[1] if i > 0 else equity
-        ist[0] = day[i]
-    start = fst[2]
-    # 5. the signals, in column order.
-    for col in range(n):
-        s = sig[i, col]
-        if s == 0:
-            continue
-        c = close[i, col]
-        if not (np.isfinite(c) and c > 0):
-            continue  # no quote
-        if not min(max(strength[i, col], 0.0), 1.0) > min_strength:
-            continue
-        held = pos[col]
-        if s < 0:
-            if held <= 0:
-                continue
-            qty = _floor_to_lot(held, lot[col])
-            if qty <= 0:
-                continue
-            sl_rest[col], tp_rest[col], leg_qty[col] = False, False, 0.0
-            if qty * c < min_notional[col]:
-                continue
-            px = c * (1 - slip[col])
-            f = _fill(
-                col,
-                -1,
-                qty,
-                px,
-                fee[col],
-                _SELL,
-                i,
-                pos,
-                fst,
-                ist,
-                buf_col,
-                buf_size,
-                buf_price,
-                buf_fee,
-                log_reason,
-                log_win,
-            )
-            equity = equity - held * c + pos[col] * c
-            equity += qty * px - f
-            if pos[col] == 0.0:
-                book_sl[col], book_tp[col] = np.nan, np.nan
-            continue
-        pnl_pct = (equity - start) / start if start > 0 else 0.0
-        if not pnl_pct > -max_loss:
-            halted[i] = True
-            continue
-        sl = stop[i, col]
-        if not (np.isfinite(sl) and sl > 0 and sl < c):
-            continue
-        cap_value = max_pos * equity
-        if held * c >= cap_value * (1 - 1e-9):
-            continue
-        if not (equity > 0):
-            continue
-        cap = max_pos * equity / c - max(held, 0.0)
-        risk = np.inf
-        if abs(c - sl) > 0:
-            risk = rpt * equity / abs(c - sl)
-        cash = fst[0]
-        cost_factor = (1.0 + slip[col]) * (1.0 + fee[col])  # risk.entry_cost_factor of the exchange's costs
-        afford = max(cash, 0.0) / (c * cost_factor)
-        qty = _floor_to_lot(min(cap, risk, afford), lot[col])
-        if qty <= 0 or qty * c < min_notional[col]:
-            continue
-        if qty * c * cost_factor > cash + 1e-9 or (held + qty) * c > cap_value * (1 + 1e-9):
-            continue
-        px = c * (1 + slip[col])
-        if qty * px * (1 + fee[col]) > cash + 1e-9:
-            continue  # the venue refuses (a last-bit rounding difference from the risk rules' sum)
-        f = _fill(
-            col,
-            1,
-            qty,
-            px,
-            fee[col],
-            _ENTRY,
-            i,
-            pos,
-            fst,
-            ist,
-            buf_col,
-            buf_size,
-            buf_price,
-            buf_fee,
-            log_reason,
-            log_win,
-        )
-        equity = equity - held * c + pos[col] * c
-        equity += -(qty * px) - f
-        book_sl[col], book_tp[col], book_win[col] = sl, take[i, col], i
-    # 6. exit pairs follow the positions; the cycle's closing equity.
-    mv = 0.0
-    for col in range(n):
-        _sync_exits(col, lastq, lot, tick, min_notional, pos, book_sl, book_tp, sl_rest, tp_rest, sl_px, tp_px, leg_qty)
-        if pos[col] != 0.0:
-            mv += pos[col] * lastq[col]
-    fst[1] = fst[0] + mv
-    eq_post[i] = fst[1]
-
-
-@njit(cache=True)
-def _simulate_nb(
-    open_,
-    high,
-    low,
-    close,
-    sig,
-    strength,
-    stop,
-    take,
-    day,
-    lot,
-    tick,
-    min_notional,
-    fee,
-    slip,
-    prm,
-    fst,
-    ist,
-    pos,
-    book_sl,
-    book_tp,
-    book_win,
-    sl_rest,
-    tp_rest,
-    sl_px,
-    tp_px,
-    leg_qty,
-    lastq,
-    buf_col,
-    buf_size,
-    buf_price,
-    buf_fee,
-    log_reason,
-    log_win,
-    halted,
-    eq_post,
-    buf_idx,
-):
-    """Every cycle in bar order; the fills land in the order buffers (``ist[1]`` of them) with their bar."""
-    for i in range(close.shape[0]):
-        first = ist[1]
-        _cycle_nb(
-            i, open_, high, low, close, sig, strength, stop, take, day, lot, tick, min_notional, fee, slip, prm,
-            fst, ist, pos, book_sl, book_tp, book_win, sl_rest, tp_rest, sl_px, tp_px, leg_qty, lastq,
-            buf_col, buf_size, buf_price, buf_fee, log_reason, log_win, halted, eq_post,
-        )  # fmt: skip
-        for k in range(first, ist[1]):
-            buf_idx[k] = i
-
-
-def _order_records(n: int, buf_idx, buf_col, buf_size, buf_price, buf_fee) -> np.ndarray:
-    """The fills as vectorbt order records (in booking order), so its Portfolio derives the rest."""
-    from vectorbt.portfolio.enums import order_dt
-
-    rec = np.empty(n, dtype=order_dt)
-    rec["id"] = np.arange(n)
-    rec["col"], rec["idx"] = buf_col[:n], buf_idx[:n]
-    rec["size"], rec["price"], rec["fees"] = np.abs(buf_size[:n]), buf_price[:n], buf_fee[:n]
-    rec["side"] = np.where(buf_size[:n] > 0, 0, 1)
-    return rec
-
-
 # ---- inputs ---------------------------------------------------------------------------------------
-def _per_symbol(columns, markets, exchange_costs, costs):
-    lot, tick, mn, fee, slip = (np.empty(len(columns)) for _ in range(5))
+def _per_symbol(columns, markets, exchange_costs, costs) -> np.ndarray:
+    """The kernel's per-symbol rules (``RULES_DT``): lot, tick, minimum notional, fee and slippage."""
+    rules = np.zeros(len(columns), RULES_DT)
     ex_costs = {k: (float(f), float(s) / 1e4) for k, (f, s) in (exchange_costs or {}).items()}
     missing = [s for s in columns if markets is not None and s not in markets]
     if missing:
@@ -494,9 +95,9 @@ def _per_symbol(columns, markets, exchange_costs, costs):
             m = Market(
                 symbol=sym, base=rest.partition("/")[0], quote=rest.partition("/")[2] or "USD", exchange=exch or None
             )
-        lot[j], tick[j], mn[j] = m.lot_size, m.tick_size, m.min_notional
-        fee[j], slip[j] = ex_costs.get(cost_exchange(sym, m), (costs.fee_rate, costs.slippage_bps / 1e4))
-    return lot, tick, mn, fee, slip
+        fee, slip = ex_costs.get(cost_exchange(sym, m), (costs.fee_rate, costs.slippage_bps / 1e4))
+        rules[j] = (m.lot_size, m.tick_size, m.min_notional, fee, slip)
+    return rules
 
 
 def _wide(df: pd.DataFrame, index, columns) -> np.ndarray:
@@ -521,8 +122,6 @@ def run_backtest(
     (the fold whose signal caused it: the entry's for stop and target exits) and trade.
     ``markets``: lot, tick and minimum notional per symbol (default: the paper broker's defaults).
     ``exchange_costs``: exchange → (fee_rate, slippage_bps), as ``PaperAccount.exchange_costs``."""
-    import vectorbt as vbt
-
     side = frames["side"]
     if side.empty:
         raise ValueError("no bars to backtest: the signal frames are empty (check the start/end window)")
@@ -536,65 +135,41 @@ def run_backtest(
     sd = _wide(side, index, columns)
     sig = np.where(present & (sd > 0), 1, np.where(present & (sd < 0), -1, 0)).astype(np.int8)
     strength = _wide(frames["strength"], index, columns)
-    with np.errstate(invalid="ignore"):
-        stop = np.round(_wide(frames["stop"], index, columns), 10)
-        take = np.round(_wide(frames["take_profit"], index, columns), 10)
+    stop, take = _wide(frames["stop"], index, columns), _wide(frames["take_profit"], index, columns)
     stamps = pd.DatetimeIndex(index)
     utc = stamps.tz_convert("UTC") if stamps.tz is not None else stamps.tz_localize("UTC")
     # The live day key: the UTC calendar date of the bar (``portfolio.day_key``), as a day number.
     day = np.asarray((utc.normalize() - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(days=1), dtype=np.int64)
-    lot, tick, mn, fee, slip = _per_symbol(list(columns), markets, exchange_costs, costs)
-    prm = np.array([risk.max_position_pct, risk.max_daily_loss_pct, risk.min_strength, risk.risk_per_trade_pct])
-
+    rules = _per_symbol(list(columns), markets, exchange_costs, costs)
+    limits = np.array(
+        [(risk.max_position_pct, risk.max_daily_loss_pct, risk.min_strength, risk.risk_per_trade_pct)], LIMITS_DT
+    )
     # Every exit closes a position an entry opened, so orders ≤ 2 × possible entries.
-    max_orders = int(2 * np.count_nonzero(sig > 0) + 1)
-    fst = np.array([float(cash), float(cash), float(cash)])
-    ist = np.zeros(4, np.int64)
-    pos, book_sl, book_tp = np.zeros(nc), np.full(nc, np.nan), np.full(nc, np.nan)
-    book_win = np.zeros(nc, np.int64)
-    sl_rest, tp_rest = np.zeros(nc, np.bool_), np.zeros(nc, np.bool_)
-    sl_px, tp_px, leg_qty = np.full(nc, np.nan), np.full(nc, np.nan), np.zeros(nc)
-    lastq = np.full(nc, np.nan)
-    buf_col, buf_idx = np.zeros(max_orders, np.int64), np.zeros(max_orders, np.int64)
-    buf_size, buf_price, buf_fee = (np.zeros(max_orders) for _ in range(3))
-    log_reason, log_win = np.zeros(max_orders, np.int8), np.zeros(max_orders, np.int64)
-    halted, eq_post = np.zeros(nb, np.bool_), np.full(nb, np.nan)
-    args = (op, hi, lo, cl, sig, strength, stop, take, day, lot, tick, mn, fee, slip, prm,
-            fst, ist, pos, book_sl, book_tp, book_win, sl_rest, tp_rest, sl_px, tp_px, leg_qty, lastq,
-            buf_col, buf_size, buf_price, buf_fee, log_reason, log_win, halted, eq_post)  # fmt: skip
+    fills = np.zeros(int(2 * np.count_nonzero(sig > 0) + 1), FILL_DT)
+    account = np.array([(cash, cash, cash, 0, 0)], ACCOUNT_DT)
+    book = np.zeros(nc, BOOK_DT)
+    for name in ("sl", "tp", "sl_px", "tp_px", "last"):
+        book[name] = np.nan
+    tape = Tape(np.zeros(nb, np.bool_), np.zeros(nb), np.zeros(nb), np.zeros((nb, nc)), np.zeros((nb, nc)))
+    _simulate_nb(Bars(op, hi, lo, cl, sig, strength, stop, take, day), rules, limits, account, book, fills, tape)
+    fills = fills[: int(account[0]["fills"])]
 
-    # Valuation at the last known close (a held symbol without a bar keeps its price), as the live snapshot.
-    mark = pd.DataFrame(np.where(cl > 0, cl, np.nan), index=index, columns=columns).ffill()
     freq = vbt_freq(panel.timeframe)
-    _simulate_nb(*args, buf_idx)
-    n_orders = int(ist[1])
-    # vectorbt books nothing itself: it receives the fills as order records and derives cash, value,
-    # positions and trades from them (its own simulator would be compiled afresh in every process).
-    from vectorbt.base.array_wrapper import ArrayWrapper
-    from vectorbt.portfolio.enums import log_dt
-
-    records = _order_records(n_orders, buf_idx, buf_col, buf_size, buf_price, buf_fee)
-    # vectorbt checks every output's shape with np.asarray(index), which turns a tz-aware index into
-    # Python Timestamps one by one (seconds at 1,260 bars × 20 outputs): it works on the naive UTC
-    # index, and the outputs get the frames' own index back.
-    if isinstance(index, pd.DatetimeIndex) and index.tz is not None:
-        mark = mark.set_axis(index.tz_convert("UTC").tz_localize(None), axis=0)
-    wrapper = ArrayWrapper.from_obj(mark, freq=freq, group_by=True)
-    pf = vbt.Portfolio(wrapper, mark, records, np.zeros(0, dtype=log_dt), np.array([float(cash)]), True)
-    orders = _orders_frame(pf, index, columns, log_reason[:n_orders], log_win[:n_orders], windows)
-    trades = _trades_frame(pf, index, columns, orders)
+    orders = _orders_frame(fills, index, columns, windows)
+    rec = _order_records(fills)
+    trades = _trades_frame(rec, _positions(rec, tape.mark), fills, index, columns, orders)
     return BacktestResult(
-        equity=pf.value().rename("equity").set_axis(index, axis=0),
-        cash=pf.cash().rename("cash").set_axis(index, axis=0),
-        positions_value=pf.asset_value(group_by=False).set_axis(index, axis=0),
+        equity=pd.Series(tape.equity, index=index, name="equity"),
+        cash=pd.Series(tape.cash, index=index, name="cash"),
+        positions_value=pd.DataFrame(tape.value, index=index, columns=columns),
         orders=orders,
         trades=trades,
-        halted=pd.Series(halted, index=index, name="halted"),
+        halted=pd.Series(tape.halted, index=index, name="halted"),
         init_cash=float(cash),
         freq=freq,
-        portfolio=pf,
+        portfolio_builder=partial(_portfolio, rec, tape.mark, index, columns, freq, float(cash)),
         meta={
-            "engine": "live-loop replay (paper broker rules) in vectorbt from_order_func",
+            "engine": "live-loop replay (paper broker rules) in a numba kernel; vectorbt Portfolio from its fills",
             "n_symbols": nc,
             "n_bars": nb,
             "exchange": panel.exchange,
@@ -603,46 +178,87 @@ def run_backtest(
             "costs": costs.model_dump(),
             "exchange_costs": dict(exchange_costs or {}),
             "windows": [] if windows is None else [str(w) for w in pd.unique(windows.dropna())],
-            "ledger_equity": pd.Series(eq_post, index=index, name="equity"),
+            "ledger_equity": pd.Series(tape.equity, index=index, name="equity"),
         },
     )
 
 
-def _window_labels(windows: pd.Series | None, index: pd.Index, bars: np.ndarray) -> np.ndarray:
+def _window_labels(windows: pd.Series | None, index: pd.Index, bars: np.ndarray) -> Any:
+    """The walk-forward fold label of each bar in ``bars`` ("" where none)."""
     if windows is None:
-        return np.full(len(bars), "", dtype=object)
+        return _labels(np.array([""], dtype=object), np.zeros(len(bars), np.int64))
     lab = windows.reindex(index).astype(object).where(lambda s: s.notna(), "").astype(str).to_numpy(dtype=object)
-    return lab[bars] if len(bars) else np.empty(0, dtype=object)
+    return _labels(lab, bars)
 
 
-def _orders_frame(pf, index, columns, reason, winbar, windows) -> pd.DataFrame:
-    rec = pf.orders.values
-    if len(rec) != len(reason):
-        raise RuntimeError(
-            f"vectorbt booked {len(rec)} orders but the live rules placed {len(reason)}: the ledgers disagree"
-        )
+def _order_records(fills: np.ndarray) -> np.ndarray:
+    """The fills as vectorbt order records, in booking order."""
+    from vectorbt.portfolio.enums import order_dt
+
+    rec = np.empty(len(fills), dtype=order_dt)
+    rec["id"] = np.arange(len(fills))
+    rec["col"], rec["idx"] = fills["col"], fills["idx"]
+    rec["size"], rec["price"], rec["fees"] = np.abs(fills["size"]), fills["price"], fills["fee"]
+    rec["side"] = np.where(fills["size"] > 0, 0, 1)
+    return rec
+
+
+def _portfolio(rec: np.ndarray, marks: np.ndarray, index: pd.Index, columns: pd.Index, freq: str, cash: float) -> Any:
+    """vectorbt's ``Portfolio`` over the fills (one group, shared cash), for its plots and stats: it
+    books nothing itself but derives from the order records (its simulators are not used: they would
+    be compiled afresh in every process). Built on first use of ``BacktestResult.portfolio``."""
+    import vectorbt as vbt
+    from vectorbt.base.array_wrapper import ArrayWrapper
+    from vectorbt.portfolio.enums import log_dt
+
+    # vectorbt checks every output's shape with np.asarray(index), which turns a tz-aware index into
+    # Python Timestamps one by one (seconds at 1,260 bars × 20 outputs): it works on the naive UTC index.
+    if isinstance(index, pd.DatetimeIndex) and index.tz is not None:
+        index = index.tz_convert("UTC").tz_localize(None)
+    mark = pd.DataFrame(marks, index=index, columns=columns)
+    wrapper = ArrayWrapper.from_obj(mark, freq=freq, group_by=True)
+    return vbt.Portfolio(wrapper, mark, rec, np.zeros(0, dtype=log_dt), np.array([cash]), True)
+
+
+def _positions(rec: np.ndarray, marks: np.ndarray) -> np.ndarray:
+    """vectorbt's position records from the order records (what ``Portfolio.positions`` computes),
+    without building a Portfolio."""
+    from vectorbt.portfolio import dispatch
+    from vectorbt.records.nb import col_map_nb
+
+    n = marks.shape[1]
+    exits = dispatch.get_exit_trades(rec, marks, col_map_nb(rec["col"], n))
+    return dispatch.get_positions(exits, col_map_nb(exits["col"], n))
+
+
+def _labels(values: pd.Index | np.ndarray, codes: np.ndarray) -> Any:
+    """``values[codes]`` as an array pandas keeps (no per-element string conversion at 50k rows)."""
+    return pd.Index(values).take(codes).array
+
+
+def _orders_frame(fills: np.ndarray, index: pd.Index, columns: pd.Index, windows: pd.Series | None) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "ts": index[rec["idx"]],
-            "symbol": np.asarray(columns, dtype=object)[rec["col"]],
-            "side": np.where(rec["side"] == 0, "buy", "sell"),
-            "quantity": rec["size"],
-            "price": rec["price"],
-            "fee": rec["fees"],
-            "reason": np.asarray(REASONS, dtype=object)[reason],
-            "window": _window_labels(windows, index, winbar),
+            "ts": index[fills["idx"]],
+            "symbol": _labels(columns, fills["col"]),
+            "side": _labels(np.array(["sell", "buy"], dtype=object), (fills["size"] > 0).astype(np.int64)),
+            "quantity": np.abs(fills["size"]),
+            "price": fills["price"],
+            "fee": fills["fee"],
+            "reason": _labels(np.array(REASONS, dtype=object), fills["reason"].astype(np.int64)),
+            "window": _window_labels(windows, index, fills["win"]),
         },
         columns=list(ORDER_COLUMNS),
     )
 
 
-def _trades_frame(pf, index, columns, orders: pd.DataFrame) -> pd.DataFrame:
+def _trades_frame(
+    rec: np.ndarray, p: np.ndarray, fills: np.ndarray, index: pd.Index, columns: pd.Index, orders: pd.DataFrame
+) -> pd.DataFrame:
     """One row per position (first entry → the sell that closed it), from vectorbt's position records."""
-    p = pf.positions.values
-    orec = pf.orders.values
     nb = len(index)
     # Key (col, bar, side) is unique: one signal per symbol per bar, one exit per position.
-    key = (orec["col"].astype(np.int64) * nb + orec["idx"]) * 2 + orec["side"]
+    key = (rec["col"].astype(np.int64) * nb + rec["idx"]) * 2 + rec["side"]
     order = np.argsort(key, kind="stable")
 
     def lookup(col, idx, side):
@@ -652,24 +268,23 @@ def _trades_frame(pf, index, columns, orders: pd.DataFrame) -> pd.DataFrame:
     closed = p["status"] == 1
     entry_o = lookup(p["col"], p["entry_idx"], 0) if len(p) else np.zeros(0, np.int64)
     exit_o = lookup(p["col"][closed], p["exit_idx"][closed], 1) if closed.any() else np.zeros(0, np.int64)
-    exit_reason = np.full(len(p), "open", dtype=object)
-    exit_reason[closed] = orders["reason"].to_numpy(dtype=object)[exit_o]
-    exit_ts = pd.Series(pd.NaT, index=range(len(p)), dtype=index.dtype)
-    exit_ts[closed] = index[p["exit_idx"][closed]]
+    reason = np.full(len(p), len(REASONS), np.int64)  # "open"
+    reason[closed] = fills["reason"][exit_o]
     last = len(index) - 1
+    exit_ts = pd.Series(index[np.where(closed, p["exit_idx"], 0)]).where(closed)  # NaT while open
     return pd.DataFrame(
         {
-            "symbol": np.asarray(columns, dtype=object)[p["col"]],
+            "symbol": _labels(columns, p["col"]),
             "entry_ts": index[p["entry_idx"]],
-            "exit_ts": exit_ts.to_numpy(),
+            "exit_ts": exit_ts.array,
             "quantity": p["size"],
             "entry_price": p["entry_price"],
             "exit_price": p["exit_price"],
             "pnl": p["pnl"],
             "return_pct": p["return"],
             "fees": p["entry_fees"] + p["exit_fees"],
-            "exit_reason": exit_reason,
-            "window": orders["window"].to_numpy(dtype=object)[entry_o] if len(p) else np.empty(0, dtype=object),
+            "exit_reason": _labels(np.array([*REASONS, "open"], dtype=object), reason),
+            "window": _labels(orders["window"].array, entry_o),
             "bars_held": np.where(closed, p["exit_idx"], last) - p["entry_idx"],
         },
         columns=list(TRADE_COLUMNS),

@@ -3,7 +3,9 @@ test and a quant in a notebook read the same numbers without knowing vectorbt.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -32,8 +34,15 @@ class BacktestResult:
     halted: pd.Series  # bool per bar: new entries blocked by the daily-loss limit
     init_cash: float
     freq: str  # pandas frequency of the bars, e.g. "1D"
-    portfolio: Any = None  # the vectorbt Portfolio, for vectorbt's own plots and stats
+    # Builds the vectorbt Portfolio over the orders, for vectorbt's own plots and stats (or None).
+    portfolio_builder: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
     meta: dict[str, Any] = field(default_factory=dict)  # model ref, universe, costs, windows, …
+
+    @cached_property
+    def portfolio(self) -> Any:
+        """The vectorbt Portfolio (one group, shared cash), built on first use: the figures above do
+        not need it, and building it costs as much as the backtest's own cycle."""
+        return self.portfolio_builder() if self.portfolio_builder is not None else None
 
 
 def window_label(fold: int) -> str:

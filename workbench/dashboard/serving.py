@@ -131,7 +131,11 @@ def _preload_plotly(template: str) -> str:
             f"Voilà's lab template ({_lab_template()}) has no {HEAD_MARK!r} any more: plotly's widget bundle "
             "cannot be preloaded; update workbench/dashboard/serving.py"
         )
+    from workbench.dashboard.remember import PAGE_SCRIPT
+
     tag = f'<script type="module" src="{{{{ resources.base_url }}}}voila/static/{bundle_name()}"></script>\n'
+    # the login kept across a reload (remember.py says why it is a head script, not a widget's module)
+    tag += "{% raw %}" + PAGE_SCRIPT + "{% endraw %}\n"
     return template.replace(HEAD_MARK, HEAD_MARK + "\n" + tag, 1)
 
 

@@ -1,5 +1,5 @@
 """The login survives a reload: the page hands its session token to the browser tab (the synced
-``token`` of ``RememberedSession``), a reload's new kernel adopts the token the tab offers back only if
+``value`` of ``RememberedSession``, a hidden password box), a reload's new kernel adopts the token the tab offers back only if
 the store still honours it, and a logout, an expired session or a refused token clear it from the tab.
 
 The browser's half (sessionStorage) runs in tests/browser/test_reload_login.py; here the kernel's half
@@ -19,7 +19,7 @@ def _reload(settings, kept: str) -> Dashboard:
     app = Dashboard(settings)
     assert app.user is None and app.remember.token == ""
     if kept:
-        app.remember.set_state({"token": kept})  # the browser's initialize(): model.set + save_changes
+        app.remember.set_state({"value": kept})  # the head script typing the kept token into the box
     return app
 
 
@@ -28,7 +28,8 @@ def test_a_reload_keeps_the_login_and_a_logout_forgets_it(settings):
     kept = app.remember.token
     assert kept == app.session.token and kept  # what the tab stores
     state = app.remember.get_state()
-    assert PASSWORD not in str(state) and set(state) >= {"token", "scope"}  # never the password
+    assert PASSWORD not in str(state) and state["value"] == kept  # never the password
+    assert f"wb-scope-{app.remember.scope}" in state["_dom_classes"]  # one storage key per home
     again = _reload(settings, kept)
     assert again.user is not None and again.user.username == "trader"
     assert again.tabs.layout.display is None and again.login_page.widget.layout.display == "none"
@@ -50,7 +51,7 @@ def test_an_expired_or_forged_token_is_refused_and_cleared(settings):
     accounts._now = lambda: later
     expired = Dashboard(settings)
     expired.session.accounts._now = lambda: later
-    expired.remember.set_state({"token": kept})
+    expired.remember.set_state({"value": kept})
     assert expired.user is None and expired.remember.token == ""
     assert "without use" in expired.login_page.notice.text
 
@@ -58,7 +59,7 @@ def test_an_expired_or_forged_token_is_refused_and_cleared(settings):
 def test_a_session_ending_on_the_page_clears_the_tab_and_the_kernel_keeps_its_own_login(settings):
     app = logged_in(settings)
     other = logged_in(settings)  # another tab's login: its own token
-    app.remember.set_state({"token": other.session.token})  # this tab offers a different token
+    app.remember.set_state({"value": other.session.token})  # this tab offers a different token
     assert app.remember.token == app.session.token != other.session.token  # the kernel's session wins
     accounts = app.session.accounts
     later = accounts._now() + accounts.policy.idle_timeout + timedelta(seconds=1)

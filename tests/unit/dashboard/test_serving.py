@@ -18,8 +18,13 @@ def test_template_without_cdn_links_and_config(tmp_path):
     cmd, env = serving.voila_command(tmp_path / "dashboard.ipynb", 8899, tmp_path)
     made = (tmp_path / "voila" / "templates" / serving.TEMPLATE / "index.html.j2").read_text()
     assert serving.CDN_MARK not in made and not re.search(r"""(href|src)=["']https?://""", made)
-    # Only the CDN lines go; two come (the preload of plotly's widget bundle, served from the template).
-    assert len(made.splitlines()) == len(lab.splitlines()) - lab.count(serving.CDN_MARK) + 2
+    # Only the CDN lines go; what comes: the preload of plotly's widget bundle (served from the template)
+    # and the script that keeps the login across a reload.
+    from workbench.dashboard.remember import PAGE_SCRIPT
+
+    added = 2 + len(("{% raw %}" + PAGE_SCRIPT + "{% endraw %}").splitlines())
+    assert len(made.splitlines()) == len(lab.splitlines()) - lab.count(serving.CDN_MARK) + added
+    assert made.index("sessionStorage") < made.index("{%- endblock html_head_js -%}")
     bundle = bundle_name()
     assert f'<script type="module" src="{{{{ resources.base_url }}}}voila/static/{bundle}"></script>' in made
     assert made.index(bundle) < made.index("{%- endblock html_head_js -%}")  # in the head, before the cells

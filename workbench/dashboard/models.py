@@ -254,10 +254,20 @@ class ModelsPage:
         else:
             self.show()
 
+    def _admin_buttons(self) -> None:
+        """Promote/Demote greyed out, with the reason, for a user who may not use them (the click
+        would be refused anyway: ``confirm`` checks the permission in the store again)."""
+        user = self.session.user
+        admin = user is not None and user.can("admin")
+        for b in (self.promote_button, self.demote_button):
+            b.disabled = not admin
+            b.tooltip = "" if admin else "only an admin may promote or demote a model"
+
     def _selected(self) -> Any:
         return next((v for v in self.catalog.versions if v.version == self.picker.value), None)
 
     def show(self) -> None:
+        self._admin_buttons()
         v = self._selected()
         if v is None:
             return

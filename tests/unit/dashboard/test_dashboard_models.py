@@ -75,7 +75,9 @@ def test_promote_and_demote_need_a_confirmation_an_admin_and_are_audited(home, m
     reg = Registry(home)
     junior = open_tab(logged_in(home, "junior", PASSWORD), "Models")
     junior.picker.value = 2
-    junior.promote_button.click()
+    assert junior.promote_button.disabled and junior.demote_button.disabled  # greyed out, with the reason
+    assert "only an admin" in junior.promote_button.tooltip
+    junior.promote_button.click()  # a click the page let through anyway is refused in the kernel
     assert junior.confirm_box.layout.display is None and "Make v2 the champion?" in junior.confirm_text.value
     junior.confirm_button.click()
     assert "lacks the 'admin' permission" in junior.notice.text and reg.load("champion").ref.version == 1
@@ -83,6 +85,7 @@ def test_promote_and_demote_need_a_confirmation_an_admin_and_are_audited(home, m
     app = logged_in(home, "chief", PASSWORD)
     page = open_tab(app, "Models")
     page.picker.value = 2
+    assert not page.promote_button.disabled and not page.demote_button.disabled
     page.promote_button.click()
     assert reg.load("champion").ref.version == 1  # nothing before the confirmation
     page.cancel_button.click()

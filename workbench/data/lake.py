@@ -34,7 +34,7 @@ from workbench.data.candles import CANDLE_COLUMNS, QUARANTINE_COLUMNS, screen_ca
 from workbench.data.panel import FIELDS, Panel
 from workbench.errors import NoDataError, UnknownSymbolError
 
-__all__ = ["Lake", "CATALOG_COLUMNS", "QUARANTINE_TABLE_COLUMNS", "WriteResult", "wide_frames"]
+__all__ = ["Lake", "CATALOG_COLUMNS", "QUARANTINE_TABLE_COLUMNS", "WriteResult", "catalog_frame", "wide_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -295,13 +295,7 @@ class Lake:
             df.insert(0, "timeframe", timeframe)
             df.insert(0, "exchange", exchange)
             parts.append(df)
-        if not parts:
-            return pd.DataFrame({c: pd.Series(dtype="object") for c in CATALOG_COLUMNS})
-        out = pd.concat(parts, ignore_index=True)
-        for c in ("first", "last"):
-            out[c] = out[c].astype("datetime64[ns, UTC]")
-        out["rows"] = out["rows"].astype("int64")
-        return out[list(CATALOG_COLUMNS)]
+        return catalog_frame(parts)
 
     # ---- reading -------------------------------------------------------------------------------
     def _check(self, exchange: str, timeframe: str, symbols: list[str] | None) -> list[str]:
@@ -417,3 +411,14 @@ class Lake:
         if not sum(len(t) for t, _ in tables):
             raise NoDataError(f"no {timeframe} bars between {start} and {end} for {keys[:8]}: pull them first")
         return _place(tables, tuple(fields), keys)
+
+
+def catalog_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """One catalog from per-(exchange, timeframe) parts, typed alike whichever store they came from."""
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in CATALOG_COLUMNS})
+    out = pd.concat(parts, ignore_index=True)
+    for c in ("first", "last"):
+        out[c] = out[c].astype("datetime64[ns, UTC]")
+    out["rows"] = out["rows"].astype("int64")
+    return out[list(CATALOG_COLUMNS)]

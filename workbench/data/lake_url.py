@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from workbench.data import lakefiles as lf
-from workbench.data.lake import CATALOG_COLUMNS, QUARANTINE_TABLE_COLUMNS, Lake, WriteResult, _q
+from workbench.data.lake import QUARANTINE_TABLE_COLUMNS, Lake, WriteResult, _q, catalog_frame
 from workbench.errors import ConfigError
 
 __all__ = ["UrlLake", "is_url", "open_lake", "publish"]
@@ -143,12 +143,7 @@ class UrlLake(Lake):
             out.insert(0, "timeframe", timeframe)
             out.insert(0, "exchange", exchange)
             parts.append(out)
-        if not parts:
-            return pd.DataFrame({c: pd.Series(dtype="object") for c in CATALOG_COLUMNS})
-        out = pd.concat(parts, ignore_index=True)
-        for c in ("first", "last"):
-            out[c] = out[c].astype("datetime64[ns, UTC]")
-        return out[list(CATALOG_COLUMNS)]
+        return catalog_frame(parts)
 
     def quarantined(self, exchange: str | None = None, timeframe: str | None = None) -> pd.DataFrame:
         ex = _q(exchange) if exchange else "*"

@@ -6,6 +6,7 @@ import sqlite3
 
 import pandas as pd
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
 from workbench.signals import Signal
@@ -179,3 +180,53 @@ def test_order_counts_by_status(store):
             }
         )
     assert store.order_counts(run_id) == {"FILLED": 2, "REJECTED": 1} and store.order_counts(run_id + 1) == {}
+
+
+def test_the_wal_is_checkpointed_when_asked_and_not_by_every_few_commits(store, tmp_path):
+    """A cycle's commits no longer stop to copy the log into the database every 1,000 pages: the
+    live loop checkpoints between cycles. A reader of the database file alone (``immutable``: it
+    ignores the WAL) sees the rows only after ``checkpoint``."""
+    from workbench.store.engine import WAL_AUTOCHECKPOINT_PAGES
+
+    assert store.pragma("wal_autocheckpoint") == WAL_AUTOCHECKPOINT_PAGES > 1_000
+    run_id = store.start_run("paper", "paper", "paper")
+    assert store.checkpoint() is True  # the schema and the run into the file
+    store.log_events([("note", f"row {i}", "INFO") for i in range(50)], run_id)
+
+    def in_the_file() -> int:
+        con = sqlite3.connect(f"file:{tmp_path / 'ops' / 'wb.db'}?immutable=1", uri=True)
+        try:
+            return con.execute("SELECT COUNT(*) FROM events WHERE kind = 'note'").fetchone()[0]
+        finally:
+            con.close()
+
+    assert in_the_file() == 0
+    assert store.checkpoint() is True
+    assert in_the_file() == 50
+
+
+def test_open_orders_reads_the_status_index_not_every_order_ever_placed(store):
+    from workbench.trading.orders import STATUSES
+    from workbench.trading.store import _OPEN_STATUSES
+    from workbench.venues.base import FINAL_STATUSES
+
+    assert set(_OPEN_STATUSES) == set(STATUSES) - FINAL_STATUSES
+    store.insert_orders([
+        {"client_order_id": f"c{i}", "account": "paper", "symbol": "AAA", "side": "buy", "type": "market",
+         "quantity": 1.0, "status": status}
+        for i, status in enumerate(STATUSES)
+    ])  # fmt: skip
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        assert {r["status"] for r in store.open_orders("paper")} == set(_OPEN_STATUSES)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", capture)
+    ((statement, parameters),) = seen
+    with store.engine.connect() as c:
+        plan = " ".join(str(r[-1]) for r in c.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+    assert "USING INDEX" in plan and "SCAN orders" not in plan, plan

@@ -288,37 +288,41 @@ class OrderManager:
     def _resume(self, row: dict, resend: bool = True) -> BrokerOrder:
         """A known order: ask the venue. Unknown there: NEW within the grace period → send again under
         the same id (idempotent) when ``resend``; a younger SUBMITTED → wait; past the grace period → REJECTED."""
-        cid = row["client_order_id"]
         try:
-            return self.refresh(cid)
+            return self.refresh(row["client_order_id"])
         except OrderRejected as e:
             if e.reason != "unknown_order":
                 raise
-            if row["status"] in FINAL_STATUSES:
-                return self._from_row(row)
-            if self._age_s(row) <= self.unknown_grace_s:
-                if row["status"] != "NEW" or not resend:
-                    return self._from_row(row)  # the venue has not caught up yet, or not now
-                self.store.log_event(
-                    "resend",
-                    f"order {cid} ({row['side']} {row['symbol']}) never reached the broker: sent again under the same id",
-                    "WARNING",
-                    self.run_id,
-                )
-                return self._send(self.request_of(row), row["reason"] or "")
-            self.store.update_order(
-                cid,
-                status="REJECTED",
-                reason=f"not found at the broker after {self.unknown_grace_s:g}s; not re-sent",
-                event_detail=str(e),
-            )
+            return self._unknown(row, e, resend)
+
+    def _unknown(self, row: dict, e: OrderRejected, resend: bool) -> BrokerOrder:
+        """A known order the venue says it does not know (``_resume``'s rule)."""
+        cid = row["client_order_id"]
+        if row["status"] in FINAL_STATUSES:
+            return self._from_row(row)
+        if self._age_s(row) <= self.unknown_grace_s:
+            if row["status"] != "NEW" or not resend:
+                return self._from_row(row)  # the venue has not caught up yet, or not now
             self.store.log_event(
-                "reconcile",
-                f"order {cid} ({row['side']} {row['symbol']}) never reached the broker: marked REJECTED, not re-sent",
+                "resend",
+                f"order {cid} ({row['side']} {row['symbol']}) never reached the broker: sent again under the same id",
                 "WARNING",
                 self.run_id,
             )
-            return self._from_row(self.store.require_order(cid))
+            return self._send(self.request_of(row), row["reason"] or "")
+        self.store.update_order(
+            cid,
+            status="REJECTED",
+            reason=f"not found at the broker after {self.unknown_grace_s:g}s; not re-sent",
+            event_detail=str(e),
+        )
+        self.store.log_event(
+            "reconcile",
+            f"order {cid} ({row['side']} {row['symbol']}) never reached the broker: marked REJECTED, not re-sent",
+            "WARNING",
+            self.run_id,
+        )
+        return self._from_row(self.store.require_order(cid))
 
     @staticmethod
     def _from_row(row: Mapping) -> BrokerOrder:
@@ -381,6 +385,7 @@ class OrderManager:
                 "refresh_failed", f"{len(moved)} order(s): {type(e).__name__}: {e}", "ERROR", self.run_id
             )
         gone: list[BrokerOrder] = []  # no longer resting: asked one by one, booked in one batch
+        resends: list[dict] = []  # never reached the venue: sent again together, under their own ids
         for row in rows:
             if row["client_order_id"] in venue_open:
                 continue
@@ -390,7 +395,10 @@ class OrderManager:
                 except OrderRejected as e:
                     if e.reason != "unknown_order":
                         raise
-                    out.append(self._resume(row, resend))  # never reached the venue (or not yet)
+                    if resend and row["status"] == "NEW" and self._age_s(row) <= self.unknown_grace_s:
+                        resends.append(row)
+                    else:
+                        out.append(self._unknown(row, e, resend=False))  # not yet at the venue, or never
             except (AuthenticationError, ExchangeUnavailable):
                 raise
             except Exception as e:
@@ -404,7 +412,29 @@ class OrderManager:
             self.store.log_event(
                 "refresh_failed", f"{len(gone)} order(s): {type(e).__name__}: {e}", "ERROR", self.run_id
             )
-        return out
+        return out + self._resend_many(resends)
+
+    def _resend_many(self, rows: Sequence[dict]) -> list[BrokerOrder]:
+        """Orders recorded NEW that the venue never got, sent again under their own ids (the venue
+        deduplicates) as one batch, like ``submit_many``: one event row per order saying so, one venue
+        call, one booking. An order's own failure is logged and it stays NEW for the next cycle; an
+        error that stops trading is raised after the answers received are booked."""
+        if not rows:
+            return []
+        self.store.log_events(
+            [("resend", f"order {r['client_order_id']} ({r['side']} {r['symbol']}) never reached the broker: "
+              "sent again under the same id", "WARNING") for r in rows],
+            self.run_id,
+        )  # fmt: skip
+        answers = self._send_many(
+            [self.request_of(r) for r in rows], {r["client_order_id"]: r["reason"] or "" for r in rows}
+        )
+        failed = [(c, a) for c, a in answers.items() if not isinstance(a, BrokerOrder)]
+        if failed:
+            self.store.log_events(
+                [("refresh_failed", f"order {c}: {type(a).__name__}: {a}", "ERROR") for c, a in failed], self.run_id
+            )
+        return [a for a in answers.values() if isinstance(a, BrokerOrder)]
 
     def cancel(self, cid: str) -> BrokerOrder:
         answer = self.broker.cancel(cid)

@@ -191,10 +191,12 @@ class OrderManager:
         closing = {i.request.symbol for i in fresh if i.request.side == "sell" and i.request.type not in EXIT_TYPES}
         if closing:
             self.cancel_exits(closing)
+        written: list[dict] = []
         if fresh:
-            self.store.insert_orders([self._new_row(i) for i in fresh])
+            written = self.store.insert_orders([self._new_row(i) for i in fresh])
             self._point("after_new")
-        out.update(self._send_many([i.request for i in fresh], {i.request.client_order_id: i.reason for i in fresh}))
+        reasons = {i.request.client_order_id: i.reason for i in fresh}
+        out.update(self._send_many([i.request for i in fresh], reasons, {r["client_order_id"]: r for r in written}))
         return [out[c] for c in cids]
 
     def _new_row(self, intent: OrderIntent) -> dict:
@@ -218,10 +220,11 @@ class OrderManager:
         }
 
     def _send_many(
-        self, reqs: Sequence[OrderRequest], reasons: Mapping[str, str]
+        self, reqs: Sequence[OrderRequest], reasons: Mapping[str, str], rows: Mapping[str, Mapping] | None = None
     ) -> dict[str, BrokerOrder | Exception]:
         """Send orders already recorded NEW and book the answers in one batch. A venue with
-        ``place_many`` takes them in one call; otherwise one by one, each failure kept to its order."""
+        ``place_many`` takes them in one call; otherwise one by one, each failure kept to its order.
+        ``rows``: their store rows when the caller holds them (just written or just read)."""
         if not reqs:
             return {}
         out: dict[str, BrokerOrder | Exception] = {}
@@ -252,7 +255,9 @@ class OrderManager:
         by_id = {r.client_order_id: r for r in reqs}
         rejected = {c: e for c, e in out.items() if isinstance(e, OrderRejected)}
         answers = [a for a in out.values() if isinstance(a, BrokerOrder)]
-        self._apply_many(answers, rejected={c: (by_id[c], reasons.get(c) or "", e) for c, e in rejected.items()})
+        self._apply_many(
+            answers, rejected={c: (by_id[c], reasons.get(c) or "", e) for c, e in rejected.items()}, known=rows
+        )
         for c, err in rejected.items():
             r = by_id[c]
             out[c] = BrokerOrder(c, r.symbol, r.side, r.quantity, "REJECTED", reason=err.reason, type=r.type,
@@ -427,7 +432,9 @@ class OrderManager:
             self.run_id,
         )  # fmt: skip
         answers = self._send_many(
-            [self.request_of(r) for r in rows], {r["client_order_id"]: r["reason"] or "" for r in rows}
+            [self.request_of(r) for r in rows],
+            {r["client_order_id"]: r["reason"] or "" for r in rows},
+            {r["client_order_id"]: r for r in rows},
         )
         failed = [(c, a) for c, a in answers.items() if not isinstance(a, BrokerOrder)]
         if failed:
@@ -565,17 +572,21 @@ class OrderManager:
         answers: Sequence[BrokerOrder],
         rejected: Mapping[str, tuple[OrderRequest, str, OrderRejected]] | None = None,
         events: Sequence[tuple[str, str, str]] = (),
+        known: Mapping[str, Mapping] | None = None,
     ) -> None:
         """Book venue answers in one transaction: order rows and their status events, new fills, the
         positions and cash they move, and the events that say so. An order the venue reports that the
         store does not know (placed by hand on the venue) is adopted first. Fills are taken once per
         batch (``fills_for_many`` when the broker has it) and a fill already recorded is skipped, so a
-        replayed answer books nothing twice."""
+        replayed answer books nothing twice. ``known``: store rows the caller already holds, as they
+        are in the store now (the rows it just wrote), so they are not read again."""
         rejected = rejected or {}
         evs = list(events)
         if not answers and not rejected and not evs:
             return
-        rows = self.store.get_orders([a.client_order_id for a in answers])
+        known = known or {}
+        rows = {a.client_order_id: dict(known[a.client_order_id]) for a in answers if a.client_order_id in known}
+        rows.update(self.store.get_orders([a.client_order_id for a in answers if a.client_order_id not in rows]))
         strays = [a for a in answers if a.client_order_id not in rows]
         if strays:
             self.store.insert_orders([self._adopted_row(a) for a in strays])

@@ -376,11 +376,12 @@ class Store:
                 )
             )
 
-    def insert_orders(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def insert_orders(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Many NEW orders and their first events in one transaction (two executemany statements):
-        the batch is recorded whole before the venue hears of any of it."""
+        the batch is recorded whole before the venue hears of any of it. Returns the rows as written
+        (every column), so the caller that books the venue's answers need not read them back."""
         if not rows:
-            return
+            return []
         now = iso(utcnow())
         cols = [c.name for c in orders.columns]
         values = []
@@ -401,6 +402,7 @@ class Store:
                     for v in values
                 ],
             )
+        return values
 
     def get_orders(self, client_order_ids: Iterable[str]) -> dict[str, dict]:
         """Rows of these orders by client id (absent ids are left out), in chunks of 500 ids a query."""

@@ -195,14 +195,11 @@ def run_case(n: int, frac: float) -> dict[str, Any]:
                     r = run_cycle(ctx)
                     total, cpu = time.perf_counter() - t0, time.process_time() - cpu0
                     gc_s = collect_between_cycles()  # what the live loop does while it waits: off the clock
-                    t1 = time.perf_counter()
-                    store.checkpoint()  # so does this (the WAL into the database)
-                    ckpt_s = time.perf_counter() - t1
                     per = {k: stages.t.get(k, 0.0) for k in STAGES[:-1]}
                     per["other"] = max(total - sum(per.values()), 0.0)
                     rows = _rows_written(db) - rows0
                     cycles.append({"total": total, "cpu": cpu, "stages": per, "orders": r.n_orders, "rows": rows,
-                                   "floor": _lower_bound(rows, tmp), "gc_after": gc_s, "checkpoint_after": ckpt_s})  # fmt: skip
+                                   "floor": _lower_bound(rows, tmp), "gc_after": gc_s})  # fmt: skip
         finally:
             for k, v in saved.items():
                 setattr(phase2, k, v)
@@ -231,8 +228,7 @@ def main() -> None:
                 f"   {n:>6,} instruments, {frac:>4.0%} trade, cycle {i}: {c['total']:.2f} s ({verdict} the {goal[n]:g} s goal; "
                 f"CPU {c.get('cpu', 0.0):.2f} s, the figure to compare under load); "
                 f"{c['orders']:,} orders, {c['rows']:,} rows written (floor {c['floor'] * 1e3:.0f} ms) | {st}"
-                f" | gc after the cycle {c.get('gc_after', 0.0):.3f}, WAL checkpoint {c.get('checkpoint_after', 0.0):.3f}"
-                " (off the clock)"
+                f" | gc after the cycle {c.get('gc_after', 0.0):.3f} (off the clock)"
             )
         print(
             f"   {n:>6,} instruments, {frac:>4.0%} trade: peak RSS {res['rss_mb']:,.0f} MB"

@@ -29,24 +29,10 @@ from sqlalchemy.pool import StaticPool
 
 from workbench.errors import ConfigError
 
-__all__ = [
-    "MIGRATIONS_DIR",
-    "WAL_AUTOCHECKPOINT_PAGES",
-    "alembic_config",
-    "current_revision",
-    "engine_for",
-    "head_revision",
-    "upgrade",
-]
+__all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "engine_for", "head_revision", "upgrade"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
-# WAL pages (4 KiB each: ≈ 32 MiB) before a commit checkpoints the log into the database itself.
-# Why not SQLite's 1,000: a live cycle at 30% trading writes ~30,000 rows, so with the default several
-# of its commits would each stop to copy the log and fsync the database file (0.1–0.3 s of wall time a
-# cycle, not CPU). The live loop checkpoints while it waits for its next tick (``Store.checkpoint``);
-# this bound keeps the log finite for everything else (CLI, dashboard, research).
-WAL_AUTOCHECKPOINT_PAGES = 8_000
 
 
 def engine_for(url: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, migrate: bool = True) -> Engine:
@@ -75,7 +61,6 @@ def _sqlite_settings(engine: Engine, busy_timeout_ms: int) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         cur.close()
 
 

@@ -263,7 +263,6 @@ def _drive(
             log.warning(text)
             store.log_event("overrun", text, "WARNING", run_id)
         collect_between_cycles()
-        store.checkpoint()  # the log into the database now, not inside the next cycle's commits
         if result is not None and result.exhausted:
             return f"replay finished after {done} cycle(s)"
         if cycles is not None and done >= cycles:

@@ -18,7 +18,6 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 
 from workbench.errors import ConfigError
 from workbench.store.bulk import bulk, dicts
@@ -126,21 +125,6 @@ class Store:
     def begin(self):
         """A transaction (context manager) for callers that write several rows atomically."""
         return self.engine.begin()
-
-    def checkpoint(self) -> bool:
-        """Copy the write-ahead log into the database (SQLite's PASSIVE checkpoint: it waits for no
-        reader or writer, and copies what it can). The live loop calls it while idle between cycles,
-        so the cycle's own commits do not (see ``WAL_AUTOCHECKPOINT_PAGES``). True when it ran; a
-        failure (a full or failing disk) is left to the next write to report: the log still holds
-        every committed row, so nothing is lost by not checkpointing."""
-        if self.engine.dialect.name != "sqlite":
-            return False
-        try:
-            with self.engine.connect() as c:
-                c.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all()
-        except DBAPIError:
-            return False
-        return True
 
     def pragma(self, name: str) -> Any:
         """Read a SQLite pragma (tests check WAL and foreign keys); None on other backends."""

@@ -182,29 +182,6 @@ def test_order_counts_by_status(store):
     assert store.order_counts(run_id) == {"FILLED": 2, "REJECTED": 1} and store.order_counts(run_id + 1) == {}
 
 
-def test_the_wal_is_checkpointed_when_asked_and_not_by_every_few_commits(store, tmp_path):
-    """A cycle's commits no longer stop to copy the log into the database every 1,000 pages: the
-    live loop checkpoints between cycles. A reader of the database file alone (``immutable``: it
-    ignores the WAL) sees the rows only after ``checkpoint``."""
-    from workbench.store.engine import WAL_AUTOCHECKPOINT_PAGES
-
-    assert store.pragma("wal_autocheckpoint") == WAL_AUTOCHECKPOINT_PAGES > 1_000
-    run_id = store.start_run("paper", "paper", "paper")
-    assert store.checkpoint() is True  # the schema and the run into the file
-    store.log_events([("note", f"row {i}", "INFO") for i in range(50)], run_id)
-
-    def in_the_file() -> int:
-        con = sqlite3.connect(f"file:{tmp_path / 'ops' / 'wb.db'}?immutable=1", uri=True)
-        try:
-            return con.execute("SELECT COUNT(*) FROM events WHERE kind = 'note'").fetchone()[0]
-        finally:
-            con.close()
-
-    assert in_the_file() == 0
-    assert store.checkpoint() is True
-    assert in_the_file() == 50
-
-
 def test_open_orders_reads_the_status_index_not_every_order_ever_placed(store):
     from workbench.trading.orders import STATUSES
     from workbench.trading.store import _OPEN_STATUSES

@@ -188,11 +188,33 @@ def _disk_state(folder: str) -> str | None:
         st = os.statvfs(folder)
     except OSError:
         return None
-    if st.f_flag & os.ST_RDONLY:
+    if st.f_flag & os.ST_RDONLY or _mounted_read_only(folder):
         return "read-only"
     if st.f_bavail == 0:
         return "full"
     return None
+
+
+def _mounted_read_only(folder: str, mounts: str = "/proc/mounts") -> bool:
+    """Whether the mount holding ``folder`` is read-only by its options in /proc/mounts: ext4's
+    emergency read-only (after an I/O error under ``errors=remount-ro``) shows as ``rw,…,emergency_ro``
+    there and statvfs does not set ST_RDONLY for it."""
+    try:
+        table = Path(mounts).read_text()
+        where = os.path.realpath(folder)
+    except OSError:
+        return False
+    best, options = "", ""
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        point = fields[1].replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
+        inside = where == point or where.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):  # the deepest (and, for a stacked mount, the last) one
+            best, options = point, fields[3]
+    flags = options.split(",")
+    return "ro" in flags or "emergency_ro" in flags
 
 
 def _os(e: OSError) -> str:

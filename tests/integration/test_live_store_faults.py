@@ -234,5 +234,6 @@ def test_the_store_s_disk_turning_read_only_mid_cycle_exits_clean_naming_the_sto
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == STORE_EXIT and "Traceback" not in err, err
     # ext4's emergency read-only shows as "rw,…,emergency_ro" (statvfs does not flag it) and SQLite says
-    # "disk I/O error": the message names the store and its disk, not "read-only" (see the report)
-    assert "the store could not be written" in err and "disk I/O error" in err and "mounted" in err, err
+    # "disk I/O error": the mount options in /proc/mounts still name it read-only
+    assert "the store could not be written" in err and "disk I/O error" in err, err
+    assert "read-only" in err and "remount the disk read-write" in err, err

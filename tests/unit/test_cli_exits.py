@@ -108,3 +108,27 @@ def test_a_bug_exits_1_with_advice_and_no_traceback(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["live", "status", "--home", str(tmp_path)])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "unexpected KeyError" in result.output and "--debug" in result.output
+
+
+@pytest.mark.parametrize(
+    "options, read_only",
+    [
+        ("rw,relatime,errors=remount-ro,emergency_ro", True),  # ext4 after an I/O error: statvfs says rw
+        ("ro,relatime", True),
+        ("rw,relatime,errors=remount-ro", False),
+    ],
+)
+def test_a_mount_read_only_by_its_options_is_named_read_only(tmp_path, options, read_only):
+    """ext4's emergency read-only is visible only in /proc/mounts' options; the deepest mount holding
+    the folder decides (its parent mounted rw does not hide it, a rw sibling does not leak into it)."""
+    from workbench.cli_exits import _mounted_read_only
+
+    store = tmp_path / "my disk" / "data"
+    store.mkdir(parents=True)
+    point = str(tmp_path / "my disk").replace(" ", "\\040")
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        f"/dev/sda1 / ext4 rw,relatime 0 0\n/dev/loop0 {point} ext4 {options} 0 0\n/dev/loop1 {point}2 ext4 ro 0 0\n"
+    )
+    assert _mounted_read_only(str(store), str(mounts)) is read_only
+    assert _mounted_read_only(str(tmp_path), str(mounts)) is False

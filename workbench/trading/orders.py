@@ -191,10 +191,12 @@ class OrderManager:
         closing = {i.request.symbol for i in fresh if i.request.side == "sell" and i.request.type not in EXIT_TYPES}
         if closing:
             self.cancel_exits(closing)
+        written: list[dict] = []
         if fresh:
-            self.store.insert_orders([self._new_row(i) for i in fresh])
+            written = self.store.insert_orders([self._new_row(i) for i in fresh])
             self._point("after_new")
-        out.update(self._send_many([i.request for i in fresh], {i.request.client_order_id: i.reason for i in fresh}))
+        reasons = {i.request.client_order_id: i.reason for i in fresh}
+        out.update(self._send_many([i.request for i in fresh], reasons, {r["client_order_id"]: r for r in written}))
         return [out[c] for c in cids]
 
     def _new_row(self, intent: OrderIntent) -> dict:
@@ -218,10 +220,11 @@ class OrderManager:
         }
 
     def _send_many(
-        self, reqs: Sequence[OrderRequest], reasons: Mapping[str, str]
+        self, reqs: Sequence[OrderRequest], reasons: Mapping[str, str], rows: Mapping[str, Mapping] | None = None
     ) -> dict[str, BrokerOrder | Exception]:
         """Send orders already recorded NEW and book the answers in one batch. A venue with
-        ``place_many`` takes them in one call; otherwise one by one, each failure kept to its order."""
+        ``place_many`` takes them in one call; otherwise one by one, each failure kept to its order.
+        ``rows``: their store rows when the caller holds them (just written or just read)."""
         if not reqs:
             return {}
         out: dict[str, BrokerOrder | Exception] = {}
@@ -252,7 +255,9 @@ class OrderManager:
         by_id = {r.client_order_id: r for r in reqs}
         rejected = {c: e for c, e in out.items() if isinstance(e, OrderRejected)}
         answers = [a for a in out.values() if isinstance(a, BrokerOrder)]
-        self._apply_many(answers, rejected={c: (by_id[c], reasons.get(c) or "", e) for c, e in rejected.items()})
+        self._apply_many(
+            answers, rejected={c: (by_id[c], reasons.get(c) or "", e) for c, e in rejected.items()}, known=rows
+        )
         for c, err in rejected.items():
             r = by_id[c]
             out[c] = BrokerOrder(c, r.symbol, r.side, r.quantity, "REJECTED", reason=err.reason, type=r.type,
@@ -288,37 +293,41 @@ class OrderManager:
     def _resume(self, row: dict, resend: bool = True) -> BrokerOrder:
         """A known order: ask the venue. Unknown there: NEW within the grace period → send again under
         the same id (idempotent) when ``resend``; a younger SUBMITTED → wait; past the grace period → REJECTED."""
-        cid = row["client_order_id"]
         try:
-            return self.refresh(cid)
+            return self.refresh(row["client_order_id"])
         except OrderRejected as e:
             if e.reason != "unknown_order":
                 raise
-            if row["status"] in FINAL_STATUSES:
-                return self._from_row(row)
-            if self._age_s(row) <= self.unknown_grace_s:
-                if row["status"] != "NEW" or not resend:
-                    return self._from_row(row)  # the venue has not caught up yet, or not now
-                self.store.log_event(
-                    "resend",
-                    f"order {cid} ({row['side']} {row['symbol']}) never reached the broker: sent again under the same id",
-                    "WARNING",
-                    self.run_id,
-                )
-                return self._send(self.request_of(row), row["reason"] or "")
-            self.store.update_order(
-                cid,
-                status="REJECTED",
-                reason=f"not found at the broker after {self.unknown_grace_s:g}s; not re-sent",
-                event_detail=str(e),
-            )
+            return self._unknown(row, e, resend)
+
+    def _unknown(self, row: dict, e: OrderRejected, resend: bool) -> BrokerOrder:
+        """A known order the venue says it does not know (``_resume``'s rule)."""
+        cid = row["client_order_id"]
+        if row["status"] in FINAL_STATUSES:
+            return self._from_row(row)
+        if self._age_s(row) <= self.unknown_grace_s:
+            if row["status"] != "NEW" or not resend:
+                return self._from_row(row)  # the venue has not caught up yet, or not now
             self.store.log_event(
-                "reconcile",
-                f"order {cid} ({row['side']} {row['symbol']}) never reached the broker: marked REJECTED, not re-sent",
+                "resend",
+                f"order {cid} ({row['side']} {row['symbol']}) never reached the broker: sent again under the same id",
                 "WARNING",
                 self.run_id,
             )
-            return self._from_row(self.store.require_order(cid))
+            return self._send(self.request_of(row), row["reason"] or "")
+        self.store.update_order(
+            cid,
+            status="REJECTED",
+            reason=f"not found at the broker after {self.unknown_grace_s:g}s; not re-sent",
+            event_detail=str(e),
+        )
+        self.store.log_event(
+            "reconcile",
+            f"order {cid} ({row['side']} {row['symbol']}) never reached the broker: marked REJECTED, not re-sent",
+            "WARNING",
+            self.run_id,
+        )
+        return self._from_row(self.store.require_order(cid))
 
     @staticmethod
     def _from_row(row: Mapping) -> BrokerOrder:
@@ -381,6 +390,7 @@ class OrderManager:
                 "refresh_failed", f"{len(moved)} order(s): {type(e).__name__}: {e}", "ERROR", self.run_id
             )
         gone: list[BrokerOrder] = []  # no longer resting: asked one by one, booked in one batch
+        resends: list[dict] = []  # never reached the venue: sent again together, under their own ids
         for row in rows:
             if row["client_order_id"] in venue_open:
                 continue
@@ -390,7 +400,10 @@ class OrderManager:
                 except OrderRejected as e:
                     if e.reason != "unknown_order":
                         raise
-                    out.append(self._resume(row, resend))  # never reached the venue (or not yet)
+                    if resend and row["status"] == "NEW" and self._age_s(row) <= self.unknown_grace_s:
+                        resends.append(row)
+                    else:
+                        out.append(self._unknown(row, e, resend=False))  # not yet at the venue, or never
             except (AuthenticationError, ExchangeUnavailable):
                 raise
             except Exception as e:
@@ -404,7 +417,31 @@ class OrderManager:
             self.store.log_event(
                 "refresh_failed", f"{len(gone)} order(s): {type(e).__name__}: {e}", "ERROR", self.run_id
             )
-        return out
+        return out + self._resend_many(resends)
+
+    def _resend_many(self, rows: Sequence[dict]) -> list[BrokerOrder]:
+        """Orders recorded NEW that the venue never got, sent again under their own ids (the venue
+        deduplicates) as one batch, like ``submit_many``: one event row per order saying so, one venue
+        call, one booking. An order's own failure is logged and it stays NEW for the next cycle; an
+        error that stops trading is raised after the answers received are booked."""
+        if not rows:
+            return []
+        self.store.log_events(
+            [("resend", f"order {r['client_order_id']} ({r['side']} {r['symbol']}) never reached the broker: "
+              "sent again under the same id", "WARNING") for r in rows],
+            self.run_id,
+        )  # fmt: skip
+        answers = self._send_many(
+            [self.request_of(r) for r in rows],
+            {r["client_order_id"]: r["reason"] or "" for r in rows},
+            {r["client_order_id"]: r for r in rows},
+        )
+        failed = [(c, a) for c, a in answers.items() if not isinstance(a, BrokerOrder)]
+        if failed:
+            self.store.log_events(
+                [("refresh_failed", f"order {c}: {type(a).__name__}: {a}", "ERROR") for c, a in failed], self.run_id
+            )
+        return [a for a in answers.values() if isinstance(a, BrokerOrder)]
 
     def cancel(self, cid: str) -> BrokerOrder:
         answer = self.broker.cancel(cid)
@@ -535,17 +572,21 @@ class OrderManager:
         answers: Sequence[BrokerOrder],
         rejected: Mapping[str, tuple[OrderRequest, str, OrderRejected]] | None = None,
         events: Sequence[tuple[str, str, str]] = (),
+        known: Mapping[str, Mapping] | None = None,
     ) -> None:
         """Book venue answers in one transaction: order rows and their status events, new fills, the
         positions and cash they move, and the events that say so. An order the venue reports that the
         store does not know (placed by hand on the venue) is adopted first. Fills are taken once per
         batch (``fills_for_many`` when the broker has it) and a fill already recorded is skipped, so a
-        replayed answer books nothing twice."""
+        replayed answer books nothing twice. ``known``: store rows the caller already holds, as they
+        are in the store now (the rows it just wrote), so they are not read again."""
         rejected = rejected or {}
         evs = list(events)
         if not answers and not rejected and not evs:
             return
-        rows = self.store.get_orders([a.client_order_id for a in answers])
+        known = known or {}
+        rows = {a.client_order_id: dict(known[a.client_order_id]) for a in answers if a.client_order_id in known}
+        rows.update(self.store.get_orders([a.client_order_id for a in answers if a.client_order_id not in rows]))
         strays = [a for a in answers if a.client_order_id not in rows]
         if strays:
             self.store.insert_orders([self._adopted_row(a) for a in strays])

@@ -206,6 +206,39 @@ def test_reconcile_within_grace_resends_under_the_same_id_once(store, paper):
     assert store.get_position("paper", "AAA")["quantity"] == 3
 
 
+class CountingPaper(PaperBroker):
+    """The paper venue, remembering the size of each batch it was sent."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.batches: list[list[str]] = []
+
+    def place_many(self, orders):
+        self.batches.append([o.client_order_id for o in orders])
+        return super().place_many(orders)
+
+
+def test_orders_that_never_reached_the_venue_are_sent_again_as_one_batch(store, paper):
+    """After a crash between the NEW rows and the venue, the next cycle re-sends them together (one
+    venue call, one booking), each under its own id, each said once in the events; a second cycle
+    sends nothing."""
+    om = OrderManager(store, Flaky(paper, 99), "paper")
+    answers = om.submit_many([intent(f"lost{i}", "buy", 1 + i) for i in range(3)])
+    assert all(isinstance(a, TemporaryBrokerError) for a in answers)
+    venue = CountingPaper(store, markets=paper._markets)
+    venue.on_bar({"AAA": Quote("AAA", 100.0, T0)})
+    restarted = OrderManager(store, venue, "paper", unknown_grace_s=60.0)
+    restarted.refresh_open()
+    assert venue.batches == [["lost0", "lost1", "lost2"]]
+    restarted.refresh_open()
+    assert venue.batches == [["lost0", "lost1", "lost2"]]  # known at the venue now: asked, not sent
+    assert [store.get_order(f"lost{i}")["status"] for i in range(3)] == ["FILLED"] * 3
+    assert sorted(f.client_order_id for f in venue.fills()) == ["lost0", "lost1", "lost2"]
+    assert store.get_position("paper", "AAA")["quantity"] == 6
+    resent = store.events(None, kind="resend")["message"]
+    assert len(resent) == 3 and all(resent.str.contains("sent again under the same id"))
+
+
 def test_unknown_submitted_order_waits_for_the_grace_period(store, paper):
     om = OrderManager(store, paper, "paper", unknown_grace_s=60.0)
     store.insert_order(

@@ -6,6 +6,7 @@ import sqlite3
 
 import pandas as pd
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
 from workbench.signals import Signal
@@ -179,3 +180,30 @@ def test_order_counts_by_status(store):
             }
         )
     assert store.order_counts(run_id) == {"FILLED": 2, "REJECTED": 1} and store.order_counts(run_id + 1) == {}
+
+
+def test_open_orders_reads_the_status_index_not_every_order_ever_placed(store):
+    from workbench.trading.orders import STATUSES
+    from workbench.trading.store import _OPEN_STATUSES
+    from workbench.venues.base import FINAL_STATUSES
+
+    assert set(_OPEN_STATUSES) == set(STATUSES) - FINAL_STATUSES
+    store.insert_orders([
+        {"client_order_id": f"c{i}", "account": "paper", "symbol": "AAA", "side": "buy", "type": "market",
+         "quantity": 1.0, "status": status}
+        for i, status in enumerate(STATUSES)
+    ])  # fmt: skip
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        assert {r["status"] for r in store.open_orders("paper")} == set(_OPEN_STATUSES)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", capture)
+    ((statement, parameters),) = seen
+    with store.engine.connect() as c:
+        plan = " ".join(str(r[-1]) for r in c.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+    assert "USING INDEX" in plan and "SCAN orders" not in plan, plan

@@ -17,24 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.kit.live_rig import MIN, T0, wait_for
 from tests.kit.tape import Tape
 from workbench.errors import ConfigError
 from workbench.live.backfill import backfill, backfill_start
 from workbench.live.bars import BarBuilder
 from workbench.live.quotes import QuoteCache, SlotMap
 from workbench.live.ticks import TickBuffer
-
-MIN = 60 * 10**9
-T0 = pd.Timestamp("2026-01-05 04:00", tz="UTC")  # 09:30 IST, a Monday
-
-
-def wait_for(pred: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass

@@ -23,7 +23,7 @@ from numba import njit, prange
 
 __all__ = ["V2State", "series_k", "pair_k", "rank_k", "rank_rows_k", "zscore_k", "SERIES", "PAIR", "CROSS", "RING"]
 
-# Output columns each pass writes (names of ``sets.V2_COLUMNS``; positions resolved there).
+# Output columns each pass writes: the head of ``sets.V2_COLUMNS``, which is built from these (positions resolved there).
 SERIES = (
     "ret_1", "ret_5", "ret_10", "ret_20", "ret_60", "vol_20", "vol_60",
     "rsi_14", "macd", "macd_signal", "macd_hist", "bb_pct_b", "bb_width", "atr_14",

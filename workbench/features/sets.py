@@ -38,13 +38,10 @@ V1_COLUMNS = (
     "bb_pct_b", "bb_width", "atr_14", "ema_ratio_12", "ema_ratio_26",
 )  # fmt: skip
 
+# The per-instrument series and the pair features are named where the fused kernels write them.
 V2_COLUMNS = (
-    "ret_1", "ret_5", "ret_10", "ret_20", "ret_60", "vol_20", "vol_60",
-    "rsi_14", "macd", "macd_signal", "macd_hist", "bb_pct_b", "bb_width", "atr_14",
-    "ema_ratio_12", "ema_ratio_26", "ema_ratio_50", "adx_14", "di_spread_14", "stoch_k", "stoch_d",
-    "mfi_14", "obv_flow_20", "volume_z_20", "vwap_dist_20",
-    "dist_high_20", "dist_low_20", "dist_high_60", "dist_low_60", "breakout_up_20", "breakout_down_20",
-    "beta_60", "corr_60", "cs_rank_ret_5", "cs_rank_ret_20", "cs_z_ret_20", "cs_rank_vol_20", "cs_rank_volume_z_20",
+    *F.SERIES, *F.PAIR,
+    "cs_rank_ret_5", "cs_rank_ret_20", "cs_z_ret_20", "cs_rank_vol_20", "cs_rank_volume_z_20",
     *TIME_COLUMNS,
 )  # fmt: skip
 

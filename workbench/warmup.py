@@ -65,7 +65,10 @@ def _tiny_panel(n_symbols: int = 3, n_bars: int = 80) -> Panel:
 
 def compile_kernels() -> float:
     """Run every numba kernel once on a tiny panel (compiling it into the cache); returns seconds."""
+    import numpy as np
+
     from workbench.features import IncrementalFeatures, build_features
+    from workbench.trading.engine import _changed_columns  # the live engine's backfill check
 
     t0 = time.perf_counter()
     panel = _tiny_panel()
@@ -74,10 +77,6 @@ def compile_kernels() -> float:
     for name in ("v1", "v2"):  # the live engine's streaming kernels (v1's are not the fused v2 ones)
         inc = IncrementalFeatures.from_history(panel.iloc(slice(0, len(panel.index) - 1)), name)
         inc.update(panel.iloc(slice(len(panel.index) - 1, None)))
-    import numpy as np
-
-    from workbench.trading.engine import _changed_columns  # the live engine's backfill check
-
     closes = panel.close.to_numpy(dtype=float)
     rows = np.arange(len(closes), dtype=np.int64)
     _changed_columns(closes, rows, closes, rows, np.arange(closes.shape[1], dtype=np.int64))

@@ -98,11 +98,7 @@ def test_live_run_on_binance_without_replay_trades_the_live_stream(tmp_path, mon
 def test_replay_is_explicit_and_labelled(settings, monkeypatch):
     trader(settings, monkeypatch=monkeypatch)
     panel = synthetic_panel(4, 120, seed=3, exchange="TEST")
-    long = panel.close.stack().rename("close").reset_index()
-    long.columns = ["ts", "symbol", "close"]
-    for f in ("open", "high", "low", "volume"):
-        long[f] = panel.field(f).stack().to_numpy()
-    Lake(settings.lake_dir).write(long, "TEST", "1d", "test")
+    Lake(settings.lake_dir).write(panel.to_long(), "TEST", "1d", "test")
     engine = MomentumEngine(lookback=5, universe={"exchange": "TEST", "timeframe": "1d", "symbols": panel.symbols})
     rid = run_live(settings, "paper", engine=engine, cycles=2, interval_s=0, min_interval_s=0, replay=True)
     run = Store(settings.store_url).run(rid)
@@ -160,11 +156,7 @@ def test_auto_feed_replays_offline_and_says_why(settings, tmp_path, monkeypatch)
     monkeypatch.setenv("WORKBENCH_LIVE__PROBE_TIMEOUT_S", "0.5")
     s = load_settings(settings.home)
     panel = synthetic_panel(4, 120, seed=3, exchange="binance")
-    long = panel.close.stack().rename("close").reset_index()
-    long.columns = ["ts", "symbol", "close"]
-    for f in ("open", "high", "low", "volume"):
-        long[f] = panel.field(f).stack().to_numpy()
-    Lake(s.lake_dir).write(long, "binance", "1d", "test")
+    Lake(s.lake_dir).write(panel.to_long(), "binance", "1d", "test")
     engine = MomentumEngine(lookback=5, universe={"exchange": "binance", "timeframe": "1d", "symbols": panel.symbols})
     rid = run_live(s, "paper", engine=engine, cycles=1, interval_s=0, min_interval_s=0)
     store = Store(s.store_url)

@@ -31,6 +31,8 @@ __all__ = [
     "v2_stream",
     "v2_block",
     "benchmark_symbol",
+    "benchmark_returns",
+    "cross_section",
 ]
 
 V1_COLUMNS = (
@@ -103,7 +105,9 @@ def benchmark_symbol(symbols, exchange: str) -> str | None:
     return None
 
 
-def _benchmark_returns(r1: np.ndarray, b: Bars) -> np.ndarray:
+def benchmark_returns(r1: np.ndarray, b: Bars) -> np.ndarray:
+    """The beta/corr benchmark's return per bar: ``benchmark_symbol``'s, else the equal-weight average of
+    the finite returns (shared by ``v2_stream`` and the universe change's replay, ``v2_universe``)."""
     sym = benchmark_symbol(b.symbols, b.exchange)
     if sym is not None:
         return r1[:, b.symbols.index(sym)]
@@ -146,11 +150,10 @@ def v2_stream(st: S.StreamState, b: Bars, out: np.ndarray | None = None) -> dict
     hlcv = [np.ascontiguousarray(np.asarray(x, dtype=np.float64).T) for x in (b.high, b.low, b.close, b.volume)]
     K.run(F.series_k, cells, *hlcv, state.s, state.rings, block, _SERIES_POS)
     r1 = block[_POS["ret_1"]]
-    bench = np.ascontiguousarray(_benchmark_returns(r1, b), dtype=np.float64)
+    bench = np.ascontiguousarray(benchmark_returns(r1, b), dtype=np.float64)
     beta, corr = block[_POS["beta_60"]], block[_POS["corr_60"]]
     K.run(F.pair_k, cells, r1, bench, 60, state.pair, state.pair_rings, beta, corr)
-    _cross_ranks(block, cells)
-    K.run(F.zscore_k, cells, block, _POS["ret_20"], _POS["cs_z_ret_20"])
+    cross_section(block)
     tf = time_features(b.index, _clock(st, b), b.timeframe)
     for name in TIME_COLUMNS:
         block[_POS[name]] = np.asarray(tf[name], dtype=np.float64)[:, None]
@@ -178,6 +181,15 @@ def _checked_out(out: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if not out.flags.writeable:
         raise ValueError("out= is read-only; pass a writeable block (sets.v2_block)")
     return out
+
+
+def cross_section(block: np.ndarray) -> None:
+    """Fill, in place, the cross-sectional columns (``fused.CROSS``) of a C-ordered (feature × time ×
+    instrument) block from its own columns: one definition for the batch, the live rows and a universe
+    change's newest row (``v2_universe.cross_section_row``)."""
+    cells = block.shape[1] * block.shape[2]
+    _cross_ranks(block, cells)
+    K.run(F.zscore_k, cells, block, _POS["ret_20"], _POS["cs_z_ret_20"])
 
 
 _RANK_ROWS = 32  # rows per job: one job's argsort (32 × N int64) stays in L2 for N ≤ 1,000s

@@ -20,7 +20,7 @@ import pandas as pd
 
 from workbench.features import fused as F
 from workbench.features import kernels as K
-from workbench.features.sets import V2_COLUMNS, Bars, _benchmark_returns
+from workbench.features.sets import V2_COLUMNS, Bars, benchmark_returns, cross_section
 from workbench.features.streams import StreamState
 
 __all__ = ["close_returns", "v2_arrays", "replay_pairs", "cross_section_row", "PAIR_WINDOW"]
@@ -61,7 +61,7 @@ def replay_pairs(
     Returns (beta, corr) at the window's last bar for those rows."""
     r1 = close_returns(close)
     b = Bars(close, close, close, close, close, index, tuple(symbols), exchange, timeframe)
-    bench = np.ascontiguousarray(_benchmark_returns(r1, b), dtype=np.float64)
+    bench = np.ascontiguousarray(benchmark_returns(r1, b), dtype=np.float64)
     x = np.ascontiguousarray(r1[:, rows])
     pair = np.zeros((len(rows), F.N_PAIR))
     rings = np.zeros((len(rows), 2, F.RING))
@@ -75,16 +75,10 @@ def replay_pairs(
 
 def cross_section_row(last: np.ndarray) -> None:
     """Recompute, in place, the cross-sectional columns of one v2 feature row block (instrument ×
-    column) from its own columns, the way ``sets.v2_stream`` ranks a row (``fused.rank_k``/``zscore_k``)."""
+    column) from its own columns, with ``v2_stream``'s own step (``sets.cross_section``)."""
     block = np.ascontiguousarray(last.T[:, None, :])
-    ranked = [(_POS[s], _POS[d]) for s, d in zip(F.CROSS_SOURCES, F.CROSS, strict=True) if "_rank_" in d]
-    orders = np.empty((len(ranked), 1, block.shape[2]), dtype=np.int64)
-    for i, (src, _) in enumerate(ranked):
-        a = block[src]
-        orders[i] = np.argsort(np.where(np.isfinite(a), a, np.inf), axis=1)
-    sd = np.array(ranked, dtype=np.int64).reshape(-1, 2)
-    K.run(F.rank_k, block.shape[2], block, sd[:, 0].copy(), sd[:, 1].copy(), orders)
-    K.run(F.zscore_k, block.shape[2], block, _POS["ret_20"], _POS["cs_z_ret_20"])
-    for name in F.CROSS:
-        j = _POS[name]
-        last[:, j] = block[j, 0]
+    cross_section(block)
+    last[:, _CROSS] = block[_CROSS, 0].T
+
+
+_CROSS = np.array([_POS[name] for name in F.CROSS], dtype=np.int64)

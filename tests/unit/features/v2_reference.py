@@ -9,7 +9,7 @@ import numpy as np
 from workbench.features import kernels as K
 from workbench.features import streams as S
 from workbench.features.indicators import cs_rank, cs_zscore
-from workbench.features.sets import V2_COLUMNS, Bars, _benchmark_returns, _clock, v1_stream
+from workbench.features.sets import V2_COLUMNS, Bars, _clock, benchmark_returns, v1_stream
 from workbench.features.timefeatures import TIME_COLUMNS, time_features
 
 
@@ -44,7 +44,7 @@ def v2_composed(st: S.StreamState, b: Bars) -> dict[str, np.ndarray]:
         out[f"dist_low_{n}"] = S.ratio(cm_, S.s_rolling(st, lm, n, K.MIN)) - 1.0
     out["breakout_up_20"], out["breakout_down_20"] = S.s_breakout(st, h, lo, c, 20)
     r1 = out["ret_1"]
-    out["beta_60"], out["corr_60"] = S.s_beta_corr(st, r1, _benchmark_returns(r1, b), 60)
+    out["beta_60"], out["corr_60"] = S.s_beta_corr(st, r1, benchmark_returns(r1, b), 60)
     out["cs_rank_ret_5"] = cs_rank(out["ret_5"])
     out["cs_rank_ret_20"] = cs_rank(out["ret_20"])
     out["cs_z_ret_20"] = cs_zscore(out["ret_20"])

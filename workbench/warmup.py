@@ -79,7 +79,9 @@ def compile_kernels() -> float:
         inc.update(panel.iloc(slice(len(panel.index) - 1, None)))
     closes = panel.close.to_numpy(dtype=float)
     rows = np.arange(len(closes), dtype=np.int64)
-    _changed_columns(closes, rows, closes, rows, np.arange(closes.shape[1], dtype=np.int64))
+    changed = np.zeros(closes.shape[1], dtype=np.bool_)
+    # as the engine calls it: a frame's (read-only, Fortran-ordered) array against a row slice of the last one
+    _changed_columns(closes, rows[:-1], closes[:-1], rows[:-1], np.arange(closes.shape[1], dtype=np.int64), changed)
     warm_backtest(panel)
     return time.perf_counter() - t0
 

@@ -16,7 +16,7 @@ more history than a window, which is what the model was trained on.
 The newest closed bar may still move (the live feed shows a just-ended bar as it stands while late
 ticks arrive): it is committed after a checkpoint, and when the next panel shows it revised the
 state rolls back one bar and commits it again (``rollbacks``). Every older committed bar the panel
-still holds (or the last ``history`` of them) is compared with the last panel's close too: a
+still holds (or the last ``history`` of them) is compared with the last panel's OHLCV too: a
 backfill that fills or corrects one re-warms only the instruments concerned from the panel
 (``rewarmed``). A revision of a bar older than the panel cannot be seen (the live feed's panel
 holds every bar it keeps). The state is rebuilt from the panel (logged, counted in ``rebuilds``)
@@ -99,9 +99,9 @@ class ModelSignalEngine:
         self.rollbacks = 0  # times the newest committed bar was revised and committed again
         self._inc: IncrementalFeatures | None = None
         self._committed: np.ndarray | None = None  # (5 × instrument) OHLCV of the last committed bar
-        # Closes of the committed bars before that one, as the last panel showed them: a
-        # backfill that fills or corrects one of them is seen by comparing the next panel with it.
-        self._history: tuple[pd.DatetimeIndex, np.ndarray, pd.Index] | None = None
+        # OHLCV of the committed bars before that one (``FIELDS`` order), as the last panel showed them:
+        # a backfill that fills or corrects one of them is seen by comparing the next panel with it.
+        self._history: tuple[pd.DatetimeIndex, tuple[np.ndarray, ...], pd.Index] | None = None
         self._rewarm: set[str] = set()
         self._cols: pd.Index | None = None  # the panel columns ``_pos`` was computed for
         self._pos = np.empty(0, dtype=np.int64)  # state position of each panel column
@@ -303,7 +303,7 @@ class ModelSignalEngine:
         self._committed = np.stack([_rows(panel, f, k, k + 1, pos, len(inc.symbols))[0] for f in FIELDS])
 
     def _keep_history(self, panel: Panel, pos: np.ndarray) -> None:
-        """Remember this panel's closes before the newest committed bar (a view: the feeds hand over a new
+        """Remember this panel's OHLCV before the newest committed bar (views: the feeds hand over a new
         panel each cycle and never write into one they handed over), so the next panel is checked whole."""
         inc = self._inc
         assert inc is not None
@@ -312,10 +312,12 @@ class ModelSignalEngine:
             return
         k = int(panel.index.searchsorted(inc.ts))
         k0 = 0 if self.history is None else max(0, k - self.history)
-        self._history = (panel.index[k0:k], panel.close.to_numpy(dtype=float)[k0:k], panel.close.columns)
+        fields = tuple(getattr(panel, f).to_numpy(dtype=float)[k0:k] for f in FIELDS)
+        self._history = (panel.index[k0:k], fields, panel.close.columns)
 
     def _backfilled(self, panel: Panel, pos: np.ndarray) -> np.ndarray:
-        """Per state instrument: did a committed bar before the newest change in this panel?"""
+        """Per state instrument: did a committed bar before the newest change in this panel, in any field
+        the features read (open, high, low, close or volume)?"""
         inc = self._inc
         assert inc is not None
         moved = np.zeros(len(inc.symbols), dtype=bool)
@@ -328,9 +330,10 @@ class ModelSignalEngine:
             return moved
         cols = panel.close.columns
         col_at = np.arange(len(cols)) if cols is old_cols or cols.equals(old_cols) else old_cols.get_indexer(cols)
-        changed = _changed_columns(
-            panel.close.to_numpy(dtype=float), at[have].astype(np.int64), old, have.astype(np.int64), col_at
-        )
+        new_rows, old_rows = at[have].astype(np.int64), have.astype(np.int64)
+        changed = np.zeros(len(cols), dtype=np.bool_)
+        for f, before in zip(FIELDS, old, strict=True):
+            _changed_columns(getattr(panel, f).to_numpy(dtype=float), new_rows, before, old_rows, col_at, changed)
         held = pos >= 0
         moved[pos[held]] = changed[held]
         return moved
@@ -346,21 +349,23 @@ class ModelSignalEngine:
 
 
 @njit(cache=True)
-def _changed_columns(new: np.ndarray, new_rows: np.ndarray, old: np.ndarray, old_rows: np.ndarray, col_at: np.ndarray):
-    """Per column of ``new``: does any of ``new_rows`` differ from ``old_rows`` of ``old``'s column
-    ``col_at`` (NaN equal to NaN; a column the old panel lacked (−1) is unchanged)? One pass, no temporaries."""
-    n = new.shape[1]
-    out = np.zeros(n, dtype=np.bool_)
-    for r in range(len(new_rows)):
-        a, b = new_rows[r], old_rows[r]
-        for j in range(n):
-            c = col_at[j]
-            if c < 0 or out[j]:
-                continue
-            x, y = new[a, j], old[b, c]
+def _changed_columns(
+    new: np.ndarray, new_rows: np.ndarray, old: np.ndarray, old_rows: np.ndarray, col_at: np.ndarray, out: np.ndarray
+) -> None:
+    """Mark in ``out`` each column of ``new`` where any of ``new_rows`` differs from ``old_rows`` of
+    ``old``'s column ``col_at`` (NaN equal to NaN; a column the old panel lacked (−1), or one already
+    marked by another field, is skipped). Column by column: a frame's ``to_numpy`` is (time ×
+    instrument) in Fortran order, so each column's rows are contiguous; a column stops at its first
+    difference. No temporaries."""
+    for j in range(new.shape[1]):
+        c = col_at[j]
+        if c < 0 or out[j]:
+            continue
+        for r in range(len(new_rows)):
+            x, y = new[new_rows[r], j], old[old_rows[r], c]
             if x != y and not (np.isnan(x) and np.isnan(y)):
                 out[j] = True
-    return out
+                break
 
 
 def _rows(panel: Panel, field: str, start: int, stop: int, pos: np.ndarray, n: int) -> np.ndarray:

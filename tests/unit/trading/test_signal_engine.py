@@ -268,6 +268,30 @@ def test_a_backfill_older_than_64_bars_is_seen(rw, models, feature_set):
     assert_same_signals(got, expected)
 
 
+@pytest.mark.parametrize(
+    ("feature_set", "field", "factor"), [("v1", "high", 1.5), ("v2", "low", 0.5), ("v2", "volume", 3.0)]
+)
+def test_a_backfill_that_corrects_only_high_low_or_volume_is_seen(rw, models, feature_set, field, factor):
+    """B's bars 320–323 showed a wrong ``field`` (its close right) until the venue's history corrected
+    them at bar 340: the check compares every field the features read, not only the close."""
+    model = models[feature_set]
+    engine = ModelSignalEngine(model, PARAMS)
+    bad = rw.index[320:324]
+
+    def wrong(f, frame):
+        if f == field:
+            frame.loc[frame.index.isin(bad), "B"] *= factor
+        return frame
+
+    for t, window in windows(rw, 300, 350):
+        engine.signals(with_values(window, wrong) if t < 340 else window)
+    assert engine.rebuilds == ["warm-up"] and engine.rewarmed == 1
+    full = features(model, with_values(rw.iloc(slice(300 - WINDOW + 1, t)), wrong))
+    again = features(model, rw.iloc(slice(340 - WINDOW + 1, t)))
+    assert not np.allclose(full.loc["B"], again.loc["B"], equal_nan=True)  # the correction matters
+    assert_same_state(engine, {s: (again if s == "B" else full).loc[s] for s in rw.symbols})
+
+
 def test_restart_from_the_same_history_trades_the_same_signals(rw, models):
     model = models["v2"]
     running = ModelSignalEngine(model, PARAMS)

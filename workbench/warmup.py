@@ -66,6 +66,7 @@ def _tiny_panel(n_symbols: int = 3, n_bars: int = 80) -> Panel:
 def compile_kernels() -> float:
     """Run every numba kernel once on a tiny panel (compiling it into the cache); returns seconds."""
     import numpy as np
+    import pandas as pd
 
     from workbench.features import IncrementalFeatures, build_features
     from workbench.trading.engine import _changed_columns  # the live engine's backfill check
@@ -77,11 +78,14 @@ def compile_kernels() -> float:
     for name in ("v1", "v2"):  # the live engine's streaming kernels (v1's are not the fused v2 ones)
         inc = IncrementalFeatures.from_history(panel.iloc(slice(0, len(panel.index) - 1)), name)
         inc.update(panel.iloc(slice(len(panel.index) - 1, None)))
-    closes = panel.close.to_numpy(dtype=float)
-    rows = np.arange(len(closes), dtype=np.int64)
-    changed = np.zeros(closes.shape[1], dtype=np.bool_)
-    # as the engine calls it: a frame's (read-only, Fortran-ordered) array against a row slice of the last one
-    _changed_columns(closes, rows[:-1], closes[:-1], rows[:-1], np.arange(closes.shape[1], dtype=np.int64), changed)
+    # The backfill check as the engine calls it: a panel field's array against a row slice of the last
+    # panel's. Both layouts a panel comes in: the live feed's frames wrap C-ordered rows, a frame pandas
+    # built (replays, pulls) is Fortran-ordered; each is its own compiled version.
+    frame = panel.close
+    for closes in (frame.to_numpy(dtype=float), pd.DataFrame(np.ascontiguousarray(frame), copy=False).to_numpy()):
+        rows = np.arange(len(closes) - 1, dtype=np.int64)
+        cols = np.arange(closes.shape[1], dtype=np.int64)
+        _changed_columns(closes, rows, closes[:-1], rows, cols, np.zeros(closes.shape[1], dtype=np.bool_))
     warm_backtest(panel)
     return time.perf_counter() - t0
 

@@ -354,18 +354,19 @@ def _changed_columns(
 ) -> None:
     """Mark in ``out`` each column of ``new`` where any of ``new_rows`` differs from ``old_rows`` of
     ``old``'s column ``col_at`` (NaN equal to NaN; a column the old panel lacked (−1), or one already
-    marked by another field, is skipped). Column by column: a frame's ``to_numpy`` is (time ×
-    instrument) in Fortran order, so each column's rows are contiguous; a column stops at its first
-    difference. No temporaries."""
-    for j in range(new.shape[1]):
-        c = col_at[j]
-        if c < 0 or out[j]:
-            continue
-        for r in range(len(new_rows)):
-            x, y = new[new_rows[r], j], old[old_rows[r], c]
+    marked by another field, is skipped). Row by row: fast for both layouts a panel's arrays come in
+    (a C-ordered row is contiguous; a Fortran-ordered one touches one line per column, and the next 7
+    rows find those lines in cache). No temporaries."""
+    n = new.shape[1]
+    for r in range(len(new_rows)):
+        a, b = new_rows[r], old_rows[r]
+        for j in range(n):
+            c = col_at[j]
+            if c < 0 or out[j]:
+                continue
+            x, y = new[a, j], old[b, c]
             if x != y and not (np.isnan(x) and np.isnan(y)):
                 out[j] = True
-                break
 
 
 def _rows(panel: Panel, field: str, start: int, stop: int, pos: np.ndarray, n: int) -> np.ndarray:

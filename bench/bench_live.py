@@ -447,7 +447,7 @@ def engine_cycle(n: int, feature_set: str, model, bars: int = 200, cycles: int =
     print(
         f"   incremental update {feature_set} {n:>6,}: {med(update[False]):6.1f} ms a cycle that peeks the forming bar, "
         f"{med(update[True]):.1f} ms one that also commits the bar that closed (of it: the backfill check, OHLCV of "
-        f"{len(panel.index) - 2} committed bars, {med(check):.1f} ms)"
+        f"{len(panel.index) - 2} committed bars, {med(check):.1f} ms; {inc.reused_peeks} bars committed from their last peek)"
     )
     if full and n <= 5_000:
         today = ModelSignalEngine(model, SignalParams(), incremental=False)

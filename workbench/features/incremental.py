@@ -22,6 +22,7 @@ untouched and its row is NaN.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import numpy as np
@@ -63,6 +64,13 @@ class IncrementalFeatures:
         self._scratch: tuple[StreamState, StreamState] | None = None
         self._saved: tuple[StreamState, StreamState] | None = None
         self._saved_at: tuple[pd.Timestamp | None, np.ndarray, np.ndarray] | None = None
+        # The checkpoint is the committed state itself until that state is about to change (copy on
+        # write): a bar committed by ``_swap_in_peek`` then hands its old state over without a copy.
+        self._saved_is_state = False
+        # The last peek's bar and result while ``_scratch`` holds the committed state advanced by it
+        # (None once the committed state changes): committing that same bar is then a swap.
+        self._peeked: tuple[pd.Timestamp, Bars, np.ndarray, np.ndarray] | None = None
+        self.reused_peeks = 0  # bars committed by taking the last peek's state (no second computation)
         # v2: the instrument the beta/corr state was built against (None: the universe's average), and
         # whether a drop has made that state stale (it needs ``add_symbols(history)``)
         self._bench = benchmark_symbol(self.symbols, exchange)
@@ -106,12 +114,13 @@ class IncrementalFeatures:
         """An independent copy (e.g. to try a bar without committing it)."""
         import copy
 
-        kept = self._scratch, self._saved, self._saved_at
-        self._scratch = self._saved = self._saved_at = None
+        kept = self._scratch, self._saved, self._saved_at, self._saved_is_state, self._peeked
+        self._scratch = self._saved = self._saved_at = self._peeked = None
+        self._saved_is_state = False
         try:
             return copy.deepcopy(self)
         finally:
-            self._scratch, self._saved, self._saved_at = kept
+            self._scratch, self._saved, self._saved_at, self._saved_is_state, self._peeked = kept
 
     def update_arrays(self, index: pd.DatetimeIndex, fields: Mapping[str, np.ndarray]) -> None:
         """``update`` from (rows × instrument) arrays in ``symbols`` order: the live engine's path,
@@ -119,16 +128,15 @@ class IncrementalFeatures:
         b = self._from_arrays(index, fields)
         if self.ts is not None and b.index.min() <= self.ts:
             raise ValueError(f"new bars must be later than the last one ({self.ts}); got {b.index.min()}")
-        self._step(b)
+        if not self._swap_in_peek(b):
+            self._step(b)
 
     def peek_arrays(self, index: pd.DatetimeIndex, fields: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """``peek`` from (rows × instrument) arrays in ``symbols`` order."""
         b = self._from_arrays(index, fields)
         if self.ts is not None and b.index.min() <= self.ts:
             raise ValueError(f"the bar to peek at must be later than the last one ({self.ts}); got {b.index.min()}")
-        self._check_pairs()
-        state, atr_state = self._scratch_states()
-        return self._compute(state, atr_state, b)
+        return self._peek(b)
 
     def peek(self, bars: Panel | Mapping) -> tuple[np.ndarray, np.ndarray]:
         """The newest row of ``bars`` (features as a (symbol × column) array in ``symbols`` order, and
@@ -141,15 +149,15 @@ class IncrementalFeatures:
         b = self._bars(bars)
         if self.ts is not None and b.index.min() <= self.ts:
             raise ValueError(f"the bar to peek at must be later than the last one ({self.ts}); got {b.index.min()}")
-        self._check_pairs()
-        state, atr_state = self._scratch_states()
-        return self._compute(state, atr_state, b)
+        return self._peek(b)
 
     def checkpoint(self) -> None:
         """Remember the committed state, so ``rollback`` can return to it: the live feed shows a bar
-        that has just ended while late ticks may still revise it (buffers reused from the last one)."""
-        self._saved = _copy_states((self._state, self._atr_state), self._saved)
+        that has just ended while late ticks may still revise it. Copy on write: the state is copied
+        (into the last checkpoint's buffers) only when a bar is about to be computed into it; when the
+        bar committed next is the one last peeked, the state before it is handed over whole instead."""
         self._saved_at = (self.ts, self._last.copy(), self._atr.copy())
+        self._saved_is_state = True
 
     @property
     def checkpoint_ts(self) -> pd.Timestamp | None:
@@ -162,9 +170,12 @@ class IncrementalFeatures:
 
     def rollback(self) -> None:
         """Return to the checkpoint (which stays, to roll back to again)."""
-        if self._saved is None or self._saved_at is None:
+        if self._saved_at is None or (self._saved is None and not self._saved_is_state):
             raise ValueError("no checkpoint to roll back to")
-        self._state, self._atr_state = _copy_states(self._saved, (self._state, self._atr_state))
+        if not self._saved_is_state:  # else nothing was committed since the checkpoint
+            assert self._saved is not None
+            self._state, self._atr_state = _copy_states(self._saved, (self._state, self._atr_state))
+            self._peeked = None
         ts, last, atr = self._saved_at
         self.ts, self._last, self._atr = ts, last.copy(), atr.copy()
 
@@ -191,7 +202,7 @@ class IncrementalFeatures:
             self._merge_in(history, new)
         if self.feature_set == "v2":
             self._replay_pairs(history, len(self.symbols) - len(new))
-        self._scratch = self._saved = self._saved_at = None
+        self._forget_buffers()
 
     def _merge_in(self, history: Panel, new: list[str]) -> None:
         sub = Panel(
@@ -238,7 +249,7 @@ class IncrementalFeatures:
         self._last, self._atr = self._last[keep], self._atr[keep]
         dropped = {s for s, k in zip(self.symbols, keep, strict=True) if not k}
         self.symbols = tuple(s for s, k in zip(self.symbols, keep, strict=True) if k)
-        self._scratch = self._saved = self._saved_at = None
+        self._forget_buffers()
         if self.feature_set == "v2" and (self._bench is None or self._bench in dropped):
             self._pairs_stale = True  # the benchmark was the average, or left: replay on add_symbols
 
@@ -253,8 +264,54 @@ class IncrementalFeatures:
 
     def _step(self, b: Bars) -> None:
         self._check_pairs()
+        self._before_write()
         self._last, self._atr = self._compute(self._state, self._atr_state, b)
         self.ts = b.index[-1]
+
+    def _peek(self, b: Bars) -> tuple[np.ndarray, np.ndarray]:
+        self._check_pairs()
+        self._peeked = None
+        state, atr_state = self._scratch_states()
+        last, atr = self._compute(state, atr_state, b)
+        if len(b.index) == 1:  # its own copy of the bar: the caller may reuse its arrays
+            bar = dataclasses.replace(b, **{f: getattr(b, f).copy() for f in FIELDS})
+            self._peeked = (b.index[0], bar, last.copy(), atr.copy())
+        return last, atr
+
+    def _swap_in_peek(self, b: Bars) -> bool:
+        """Commit ``b`` by taking the scratch state the last peek left (the committed state advanced by
+        this very bar: same time, same OHLCV bit for bit) instead of computing it again; the old state
+        becomes the checkpoint, or the next scratch. Returns whether it could."""
+        seen = self._peeked
+        if seen is None or self._scratch is None or len(b.index) != 1 or seen[0] != b.index[0]:
+            return False
+        ts, before, last, atr = seen
+        if not all(np.array_equal(getattr(before, f), getattr(b, f), equal_nan=True) for f in FIELDS):
+            return False
+        old = self._state, self._atr_state
+        self._state, self._atr_state = self._scratch
+        if self._saved_is_state:
+            self._saved, self._scratch = old, self._saved
+            self._saved_is_state = False
+        else:
+            self._scratch = old
+        self._last, self._atr, self.ts = last, atr, ts
+        self._peeked = None
+        self.reused_peeks += 1
+        return True
+
+    def _before_write(self) -> None:
+        """The committed state is about to change: copy it out if it is still the checkpoint, and the
+        last peek no longer starts from it."""
+        if self._saved_is_state:
+            self._saved = _copy_states((self._state, self._atr_state), self._saved)
+            self._saved_is_state = False
+        self._peeked = None
+
+    def _forget_buffers(self) -> None:
+        """The instruments changed: the scratch, the checkpoint and the last peek no longer fit."""
+        self._scratch = self._saved = self._saved_at = self._peeked = None
+        self._saved_is_state = False
 
     def _compute(self, state: StreamState, atr_state: StreamState, b: Bars) -> tuple[np.ndarray, np.ndarray]:
         out = self._builder(state.begin(), b)

@@ -112,3 +112,58 @@ def test_v2_universe_change_warms_up_newcomers_only(symbols):
         got = inc.update(sub(p.iloc(slice(t, t + 1)), inc.symbols))
         assert_rows_equal(got, full.update(sub(p.iloc(slice(t, t + 1)), inc.symbols)), exact=False)
     assert got.loc["C"].notna().all() and got["beta_60"].notna().all()
+
+
+def _fields(panel, t: int) -> dict[str, np.ndarray]:
+    return {
+        f: getattr(panel, f).to_numpy(dtype=float)[t : t + 1].copy() for f in ("open", "high", "low", "close", "volume")
+    }
+
+
+@pytest.mark.parametrize("feature_set", ["v1", "v2"])
+def test_committing_the_bar_last_peeked_reuses_the_peek_and_the_checkpoint_still_rolls_back(rw_panel, feature_set):
+    """The live cycle: peek the forming bar, then (once it closed) checkpoint and commit it. Committing
+    the very bar last peeked takes the peek's state instead of computing it again; a bar that moved
+    since (a late tick), or a caller who reused its arrays, is computed; rollback returns to the
+    checkpoint either way. Every row equals the same bars committed by a fresh state."""
+    ref = IncrementalFeatures.from_history(rw_panel.iloc(slice(0, 300)), feature_set)
+    inc = ref.copy()
+    idx = rw_panel.index
+    for t in range(300, 306):
+        ref.update_arrays(idx[t : t + 1], _fields(rw_panel, t))
+        bar = _fields(rw_panel, t)
+        peeked, _ = inc.peek_arrays(idx[t : t + 1], bar)
+        inc.checkpoint()
+        if t == 303:  # a late tick moved the close after the last peek
+            bar["close"] = bar["close"] * 1.001
+            inc.update_arrays(idx[t : t + 1], bar)
+            inc.rollback()  # the engine sees the revision and commits the bar as it now stands
+            bar = _fields(rw_panel, t)
+        if t == 304:  # the caller reused (wrote into) the arrays it peeked with
+            bar["high"][:] = bar["high"] * 1.01
+            inc.update_arrays(idx[t : t + 1], bar)
+            inc.rollback()
+            bar = _fields(rw_panel, t)
+        inc.update_arrays(idx[t : t + 1], bar)
+        assert_rows_equal(inc.last, ref.last, exact=True)
+        np.testing.assert_array_equal(inc.atr.to_numpy(), ref.atr.to_numpy())
+        if t not in (303, 304):
+            np.testing.assert_array_equal(peeked, ref.last.to_numpy())
+    assert inc.reused_peeks == 4  # 300, 301, 302, 305: the others were computed
+
+    # a checkpoint taken before a reused peek still rolls back to the state before that bar
+    inc.peek_arrays(idx[306:307], _fields(rw_panel, 306))
+    inc.checkpoint()
+    inc.update_arrays(idx[306:307], _fields(rw_panel, 306))
+    assert inc.reused_peeks == 5
+    inc.rollback()
+    assert inc.ts == idx[305]
+    moved = _fields(rw_panel, 306)
+    moved["low"] = moved["low"] * 0.99
+    inc.update_arrays(idx[306:307], moved)
+    ref.update_arrays(idx[306:307], moved)
+    assert_rows_equal(inc.last, ref.last, exact=True)
+    for t in range(307, 310):  # and the state carries on equal
+        inc.update_arrays(idx[t : t + 1], _fields(rw_panel, t))
+        ref.update_arrays(idx[t : t + 1], _fields(rw_panel, t))
+    assert_rows_equal(inc.last, ref.last, exact=True)

@@ -11,7 +11,7 @@ from tests.unit.features.research_kit import random_walk_panel
 from workbench.data.lake import Lake
 from workbench.models import dask_lgbm as dl
 from workbench.models import distributed as dist
-from workbench.models.training import train
+from workbench.models.training import panel_hash, train
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 
@@ -88,3 +88,5 @@ def test_walk_forward_on_the_cluster_matches_in_process_windows_and_never_looks_
     # A random walk holds no edge: the verdict must not claim one on every fold.
     assert 0.4 < float(fit.folds["auc"].mean()) < 0.6
     assert fit.model.n_features_in_ == len(fit.feature_names)  # the final model serves the same features
+    # the same data hash scheme as in-process training: same panel, same hash (each worker hashed its blocks)
+    assert fit.data_hash == local.data_hash == panel_hash(panel)

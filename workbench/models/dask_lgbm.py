@@ -23,7 +23,6 @@ is; the baselines' raw signals are already in (0, 1)): compare ranking scores (A
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -41,7 +40,8 @@ __all__ = [
     "ShardTask",
     "fit_lgbm_on_cluster",
     "lake_timestamps",
-    "shard_hash",
+    "block_hashes",
+    "lake_data_hash",
     "shard_rows",
     "time_shards",
 ]
@@ -116,14 +116,28 @@ def shard_rows(task: ShardTask) -> pd.DataFrame:
     return out
 
 
-def shard_hash(task: ShardTask) -> str:
-    """Run on a worker: the content hash (``training.panel_hash``) of the shard's own bars [lo, hi]."""
-    from workbench.models.training import panel_hash
+def block_hashes(source: LakeSource, start: pd.Timestamp, end: pd.Timestamp, symbols: tuple[str, ...]) -> list[str]:
+    """Run on a worker: the ``data_hash`` block digests of the bars [start, end] (whole blocks of the
+    universe's bars), columns in ``symbols``' order: the pieces of the in-process ``panel_hash``."""
+    from workbench.models.data_hash import block_digests
 
-    src = LakeSource(
-        task.source.root, task.source.exchange, task.source.timeframe, task.source.symbols, str(task.lo), str(task.hi)
-    )
-    return panel_hash(src.load())
+    src = LakeSource(source.root, source.exchange, source.timeframe, symbols, str(start), str(end))
+    return block_digests(src.load(), symbols)
+
+
+def lake_data_hash(
+    client: Any, source: LakeSource, stamps: pd.DatetimeIndex, symbols: tuple[str, ...], parts: int
+) -> str:
+    """The universe's ``data_hash``, the in-process ``panel_hash`` of the same panel, computed by the
+    workers in ``parts`` runs of whole blocks (each reads its own bars from the lake)."""
+    from workbench.models.data_hash import BLOCK, combine
+
+    n_blocks = -(-len(stamps) // BLOCK)
+    runs = time_shards(n_blocks, parts) if n_blocks else []
+    windows = [(stamps[a * BLOCK], stamps[min(b * BLOCK, len(stamps)) - 1]) for a, b in runs]
+    futures = [client.submit(block_hashes, source, lo, hi, symbols, pure=False) for lo, hi in windows]
+    digests = [d for got in client.gather(futures) for d in got]
+    return combine(source.exchange, source.timeframe, symbols, len(stamps), digests)
 
 
 def _empty_shard(task: ShardTask) -> pd.DataFrame:
@@ -259,12 +273,12 @@ def fit_lgbm_on_cluster(
     final.fit(everything[features], everything["label"].astype("int64"))
     workers = sorted(str(w) for w in client.scheduler_info().get("workers", {}))
     n_rows = int(frame.map_partitions(_label_sums, meta=_SUMS_META).compute()["rows"].sum())
-    digest = hashlib.sha256("|".join(client.gather(client.map(shard_hash, tasks, pure=False))).encode())
-    symbols = source.symbols or tuple(lake_symbols(source))
+    symbols = tuple(map(str, source.symbols or lake_symbols(source)))
+    digest = lake_data_hash(client, source, stamps, symbols, len(tasks))
     return DaskFit(
         final.to_local(), tuple(features), pd.DataFrame(rows), pd.concat(oos), n_rows, workers,
         fs.name, int(horizon), label, emb, seed, model_params, tuple(map(str, symbols)),
-        [(t.lo, t.hi) for t in tasks], hist, digest.hexdigest()[:16],
+        [(t.lo, t.hi) for t in tasks], hist, digest,
     )  # fmt: skip
 
 

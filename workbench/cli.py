@@ -931,6 +931,38 @@ def mlflow_serve(
     raise typer.Exit(subprocess.call(plan.argv))
 
 
+lake_app = typer.Typer(no_args_is_help=True, help="The lake in an object store, for a team's Dask workers: publish.")
+app.add_typer(lake_app, name="lake")
+
+
+@lake_app.command("publish")
+def lake_publish(
+    url: str = typer.Argument(..., help="where to copy the lake: s3://bucket/prefix (any fsspec URL)"),
+    lake: Path | None = typer.Option(None, "--lake", help="the local lake to publish (default: this home's)"),
+    home: Path | None = HomeOpt,
+) -> None:
+    """Copy a local lake to an object store (replacing what is there), with a progress bar; the workers
+    then read it from [research] lake_url. Credentials: AWS_* variables or ~/.aws (AWS_ENDPOINT_URL for MinIO)."""
+    from tqdm import tqdm
+
+    from workbench.data.lake_url import check_publish_url, publish
+
+    try:
+        check_publish_url(url)
+    except ConfigError as e:
+        _usage(str(e))
+    root = lake if lake is not None else _settings(home).lake_dir
+    with tqdm(desc=f"publish to {url}", unit="file", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        n = publish(root, url, progress)
+    typer.echo(f"published {n} files of {root} to {url}")
+    typer.echo(f'point the workers at it: [research] lake_url = "{url}" in workbench.toml')
+
+
 instruments_app = typer.Typer(
     no_args_is_help=True, help="The instrument master: refresh from the venues' lists, list, search."
 )

@@ -228,7 +228,20 @@ def _train_and_register(
     lake = Lake(settings.lake_dir)
     options.setdefault("n_folds", settings.retrain.n_folds)
     lake_root = settings.research.lake_url or str(settings.lake_dir)
-    if distributed_fit:
+    if distributed_fit and kind == "rf":
+        from workbench.models import dask_forest, distributed
+
+        panel = lake.load_panel(exchange, timeframe, symbols)
+        with distributed.client_for(settings, scheduler=cluster[0] if cluster else None,
+                                    workers=cluster[1] if cluster else None) as client:  # fmt: skip
+            _echo_wrapped(
+                f"fitting the forests' trees on the Dask cluster (joblib's Dask backend): scheduler "
+                f"{client.scheduler.address}, {len(client.scheduler_info()['workers'])} workers"
+            )
+            result = dask_forest.train_rf_on_cluster(
+                client, panel, lineage=panel_lineage(lake, exchange, timeframe, symbols, None, None), **options
+            )
+    elif distributed_fit:
         from workbench.models import dask_register, distributed
 
         source = distributed.LakeSource(lake_root, exchange, timeframe, tuple(symbols))
@@ -425,8 +438,9 @@ def train(
     distributed_fit: bool = typer.Option(
         False,
         "--distributed-fit",
-        help="lgbm only: fit ONE model across the Dask cluster (LightGBM's Dask estimator; each worker reads "
-        "its time shard of the lake) instead of one fold per worker; uncalibrated, scored beside the baselines",
+        help="lgbm: fit ONE model across the Dask cluster (LightGBM's Dask estimator; each worker reads "
+        "its time shard of the lake) instead of one fold per worker; rf: build each forest's trees on the "
+        "cluster (joblib's Dask backend); calibrated and scored as in-process",
     ),
     home: Path | None = HomeOpt,
 ) -> None:
@@ -436,8 +450,8 @@ def train(
     that read the lake themselves (or the [research] lake_url, e.g. s3://bucket/prefix); the numbers are
     the same as in-process. With --distributed-fit one LightGBM is fitted across the cluster."""
     kind = str(getattr(model, "value", model))  # the option may be an Enum
-    if distributed_fit and kind != "lgbm":
-        _usage(f"--distributed-fit fits LightGBM's Dask estimator: use it with --model lgbm, not {kind}")
+    if distributed_fit and kind not in ("lgbm", "rf"):
+        _usage(f"--distributed-fit fits lgbm (LightGBM's Dask estimator) or rf (trees on the cluster), not {kind}")
     try:
         settings = _settings(home)
         ex, tf, syms = _universe(settings, exchange, timeframe, symbols)

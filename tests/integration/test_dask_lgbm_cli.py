@@ -52,6 +52,8 @@ def test_cli_fits_on_the_cluster_and_registers_the_evidence(trained):
     assert len(p["lineage.dask_workers"].split(", ")) == 2
     assert p["lineage.fold_windows"].count("fold ") == 3 and p["lineage.time_shards"].count("…") >= 2
     assert p["lineage.data_range"] and p["lineage.call"].startswith(f"Lake('{settings.lake_dir}')")
+    assert p["lineage.leak_check"].startswith("next-bar IC") and "shards" in p["lineage.leak_check"]
+    assert p["lineage.leak_report"].startswith("no leak found")
     m = run.data.metrics
     for k in (
         "auc",

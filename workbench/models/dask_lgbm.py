@@ -171,6 +171,8 @@ class DaskFit:
     data_hash: str = ""
     calibration: str = "none"
     calibrator: Any = None  # the final model's ``Calibrator`` (fitted on its held-out slice)
+    leaks: Any = None  # the combined ``leakage.LeakReport`` (None: leak_check="off")
+    leak_method: str = "off"  # how the shards' checks were combined (``dask_leaks.combine``)
 
     def beats_baselines(self, metric: str = "auc") -> bool:
         """Does the model beat every baseline on ``metric`` in every fold? (Plain: an edge, or not.)"""
@@ -206,6 +208,7 @@ def fit_lgbm_on_cluster(
     seed: int = 42,
     calibration: str = "platt",
     calib_fraction: float = 0.2,
+    leak_check: str = "refuse",
 ) -> DaskFit:
     """Walk-forward evidence and a final model, all fitted by ``lightgbm.DaskLGBMClassifier`` on ``client``
     and calibrated as in-process training calibrates (``calibration``: platt, isotonic or none).
@@ -243,6 +246,16 @@ def fit_lgbm_on_cluster(
     ts_end = ts_end.sort_index()
     row_ts = pd.DatetimeIndex(ts_end.index)
     ends = pd.DatetimeIndex(pd.to_datetime(ts_end.to_numpy(), utc=True))
+    if leak_check not in ("refuse", "warn", "off"):
+        raise ValueError(f"leak_check must be 'refuse', 'warn' or 'off', got {leak_check!r}")
+    leaks, leak_method = None, "off"
+    if leak_check != "off":  # before any fit, on the rows the model will see, shard by shard on the workers
+        from workbench.models import dask_leaks, leakage
+
+        cuts = leakage.cut_dates(row_ts)
+        parts = client.gather(client.map(dask_leaks.shard_leaks, tasks, cuts=cuts, pure=False))
+        leaks, leak_method = dask_leaks.combine(parts)
+        leakage.enforce(leaks, leak_check)
     folds = walk_forward_splits(row_ts, pd.Series(ends), n_folds, test_fraction, emb)
     model_params = {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 31, "verbose": -1, **(params or {})}
     Calibrator(calibration)  # an unknown method fails here, before any fit
@@ -299,7 +312,7 @@ def fit_lgbm_on_cluster(
     return DaskFit(
         final.to_local(), tuple(features), pd.DataFrame(rows), pd.concat(oos), n_rows, workers,
         fs.name, int(horizon), label, emb, seed, model_params, tuple(map(str, symbols)),
-        [(t.lo, t.hi) for t in tasks], hist, digest, calibration, final_cal,
+        [(t.lo, t.hi) for t in tasks], hist, digest, calibration, final_cal, leaks, leak_method,
     )  # fmt: skip
 
 

@@ -83,7 +83,7 @@ def train_result(
         fit.data_hash,
         pd.Index(list(fit.symbols), name="symbol"),
         universe,
-        None,  # no leak report: the in-process check needs the whole matrix on one machine
+        fit.leaks,  # per time shard on the workers, combined (``dask_leaks``); None with leak_check="off"
     )
     cols = [c for c in fit.oos.columns if c != "majority_score"] + ["majority_score"]
     rows = fit.folds.to_dict("records")
@@ -97,6 +97,8 @@ def train_result(
         "time_shards": "; ".join(f"{pd.Timestamp(a).date()}…{pd.Timestamp(b).date()}" for a, b in fit.shards),
         "history_bars": str(fit.history_bars),
         "fold_windows": _windows(fit.folds),
+        "leak_check": fit.leak_method if fit.leaks is not None else "off: no leak check ran",
+        "leak_report": str(fit.leaks) if fit.leaks is not None else "none: leak_check='off'",
     }
     return training._result(
         "lgbm",
@@ -127,6 +129,7 @@ def fit_on_cluster(
     seed: int = 42,
     calibration: str = "platt",
     calib_fraction: float = 0.2,
+    leak_check: str = "refuse",
 ) -> training.TrainResult:
     """Fit on ``client``'s cluster with in-process lgbm's parameters (``params`` override) and return the result."""
     emb = training._check_embargo(embargo, horizon)
@@ -143,6 +146,7 @@ def fit_on_cluster(
         seed=seed,
         calibration=calibration,
         calib_fraction=calib_fraction,
+        leak_check=leak_check,
     )
     address = str(getattr(client.scheduler, "address", "") or "")
     return train_result(fit, source, test_fraction=test_fraction, scheduler=address)

@@ -44,13 +44,8 @@ def shard_leaks(task: Any, cuts: pd.DatetimeIndex) -> ShardLeaks:
     """Run on a worker: the leak checks' pieces for ``task``'s (a ``dask_lgbm.ShardTask``) own dates."""
     from workbench.features.pipeline import build_features
     from workbench.models.base import complete_rows
-    from workbench.models.distributed import LakeSource
 
-    src = LakeSource(
-        task.source.root, task.source.exchange, task.source.timeframe, task.source.symbols,
-        str(task.read_from), str(task.read_to),
-    )  # fmt: skip
-    panel = src.load()
+    panel = task.load_window()
     X = build_features(panel, task.feature_set)
     ts = X.index.get_level_values("ts")
     X = X[complete_rows(X) & np.asarray((ts >= task.lo) & (ts <= task.hi))]

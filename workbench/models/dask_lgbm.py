@@ -86,6 +86,11 @@ class ShardTask:
     horizon: int = 1
     label: str = "sign"
 
+    def load_window(self) -> Any:
+        """The ``Panel`` of the window this shard reads: its own bars plus the history and label bars."""
+        s = self.source
+        return LakeSource(s.root, s.exchange, s.timeframe, s.symbols, str(self.read_from), str(self.read_to)).load()
+
 
 def shard_rows(task: ShardTask) -> pd.DataFrame:
     """Run on a worker: the shard's rows, flat (Dask has no MultiIndex): ``ts``, ``symbol``, the feature
@@ -97,11 +102,7 @@ def shard_rows(task: ShardTask) -> pd.DataFrame:
     from workbench.models.splits import label_end
     from workbench.models.training import stack_wide
 
-    src = LakeSource(
-        task.source.root, task.source.exchange, task.source.timeframe, task.source.symbols,
-        str(task.read_from), str(task.read_to),
-    )  # fmt: skip
-    panel = src.load()
+    panel = task.load_window()
     X = build_features(panel, task.feature_set)
     y = training_label(panel, task.label, task.horizon)
     fwd = stack_wide(panel, {"f": forward_return(panel, task.horizon).to_numpy()})["f"]

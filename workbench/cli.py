@@ -228,7 +228,20 @@ def _train_and_register(
     lake = Lake(settings.lake_dir)
     options.setdefault("n_folds", settings.retrain.n_folds)
     lake_root = settings.research.lake_url or str(settings.lake_dir)
-    if distributed_fit:
+    if distributed_fit and kind == "rf":
+        from workbench.models import dask_forest, distributed
+
+        panel = lake.load_panel(exchange, timeframe, symbols)
+        with distributed.client_for(settings, scheduler=cluster[0] if cluster else None,
+                                    workers=cluster[1] if cluster else None) as client:  # fmt: skip
+            _echo_wrapped(
+                f"fitting the forests' trees on the Dask cluster (joblib's Dask backend): scheduler "
+                f"{client.scheduler.address}, {len(client.scheduler_info()['workers'])} workers"
+            )
+            result = dask_forest.train_rf_on_cluster(
+                client, panel, lineage=panel_lineage(lake, exchange, timeframe, symbols, None, None), **options
+            )
+    elif distributed_fit:
         from workbench.models import dask_register, distributed
 
         source = distributed.LakeSource(lake_root, exchange, timeframe, tuple(symbols))
@@ -425,8 +438,9 @@ def train(
     distributed_fit: bool = typer.Option(
         False,
         "--distributed-fit",
-        help="lgbm only: fit ONE model across the Dask cluster (LightGBM's Dask estimator; each worker reads "
-        "its time shard of the lake) instead of one fold per worker; uncalibrated, scored beside the baselines",
+        help="lgbm: fit ONE model across the Dask cluster (LightGBM's Dask estimator; each worker reads "
+        "its time shard of the lake) instead of one fold per worker; rf: build each forest's trees on the "
+        "cluster (joblib's Dask backend); calibrated and scored as in-process",
     ),
     home: Path | None = HomeOpt,
 ) -> None:
@@ -436,8 +450,8 @@ def train(
     that read the lake themselves (or the [research] lake_url, e.g. s3://bucket/prefix); the numbers are
     the same as in-process. With --distributed-fit one LightGBM is fitted across the cluster."""
     kind = str(getattr(model, "value", model))  # the option may be an Enum
-    if distributed_fit and kind != "lgbm":
-        _usage(f"--distributed-fit fits LightGBM's Dask estimator: use it with --model lgbm, not {kind}")
+    if distributed_fit and kind not in ("lgbm", "rf"):
+        _usage(f"--distributed-fit fits lgbm (LightGBM's Dask estimator) or rf (trees on the cluster), not {kind}")
     try:
         settings = _settings(home)
         ex, tf, syms = _universe(settings, exchange, timeframe, symbols)
@@ -929,6 +943,38 @@ def mlflow_serve(
     typer.echo(f"MLflow server: backend {plan.backend}, artifacts {plan.artifacts}")
     typer.echo(f'point workbenches at it: mlflow_uri = "{plan.url}" in workbench.toml (or WORKBENCH_MLFLOW_URI)')
     raise typer.Exit(subprocess.call(plan.argv))
+
+
+lake_app = typer.Typer(no_args_is_help=True, help="The lake in an object store, for a team's Dask workers: publish.")
+app.add_typer(lake_app, name="lake")
+
+
+@lake_app.command("publish")
+def lake_publish(
+    url: str = typer.Argument(..., help="where to copy the lake: s3://bucket/prefix (any fsspec URL)"),
+    lake: Path | None = typer.Option(None, "--lake", help="the local lake to publish (default: this home's)"),
+    home: Path | None = HomeOpt,
+) -> None:
+    """Copy a local lake to an object store (replacing what is there), with a progress bar; the workers
+    then read it from [research] lake_url. Credentials: AWS_* variables or ~/.aws (AWS_ENDPOINT_URL for MinIO)."""
+    from tqdm import tqdm
+
+    from workbench.data.lake_url import check_publish_url, publish
+
+    try:
+        check_publish_url(url)
+    except ConfigError as e:
+        _usage(str(e))
+    root = lake if lake is not None else _settings(home).lake_dir
+    with tqdm(desc=f"publish to {url}", unit="file", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        n = publish(root, url, progress)
+    typer.echo(f"published {n} files of {root} to {url}")
+    typer.echo(f'point the workers at it: [research] lake_url = "{url}" in workbench.toml')
 
 
 instruments_app = typer.Typer(

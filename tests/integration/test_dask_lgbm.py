@@ -11,7 +11,7 @@ from tests.unit.features.research_kit import random_walk_panel
 from workbench.data.lake import Lake
 from workbench.models import dask_lgbm as dl
 from workbench.models import distributed as dist
-from workbench.models.training import train
+from workbench.models.training import panel_hash, train
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 
@@ -88,3 +88,11 @@ def test_walk_forward_on_the_cluster_matches_in_process_windows_and_never_looks_
     # A random walk holds no edge: the verdict must not claim one on every fold.
     assert 0.4 < float(fit.folds["auc"].mean()) < 0.6
     assert fit.model.n_features_in_ == len(fit.feature_names)  # the final model serves the same features
+    # the same data hash scheme as in-process training: same panel, same hash (each worker hashed its blocks)
+    assert fit.data_hash == local.data_hash == panel_hash(panel)
+    # calibrated as in-process (Platt on a held-out slice), baselines calibrated beside their raw signals
+    assert fit.calibration == "platt" and fit.calibrator is not None and fit.calibrator._fn is not None
+    assert not np.allclose(fit.oos["momentum"], fit.oos["momentum_score"])
+    # the leak checks ran per shard on the workers, combined: honest features, the in-process figures
+    assert fit.leaks is not None and not fit.leaks and "exact combination" in fit.leak_method
+    assert np.allclose(fit.leaks.next_bar_ic.sort_index(), local.leaks.next_bar_ic.sort_index(), rtol=0, atol=1e-9)

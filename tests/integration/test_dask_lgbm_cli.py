@@ -47,11 +47,13 @@ def test_cli_fits_on_the_cluster_and_registers_the_evidence(trained):
     loaded = registry.load("champion")
     run = registry.client.get_run(loaded.ref.run_id)
     p = run.data.params
-    assert p["kind"] == "lgbm" and p["validation"] == "walk_forward" and p["split.calibration"] == "none"
+    assert p["kind"] == "lgbm" and p["validation"] == "walk_forward" and p["split.calibration"] == "platt"
     assert p["lineage.dask_scheduler"].startswith("tcp://127.0.0.1:")
     assert len(p["lineage.dask_workers"].split(", ")) == 2
     assert p["lineage.fold_windows"].count("fold ") == 3 and p["lineage.time_shards"].count("…") >= 2
     assert p["lineage.data_range"] and p["lineage.call"].startswith(f"Lake('{settings.lake_dir}')")
+    assert p["lineage.leak_check"].startswith("next-bar IC") and "shards" in p["lineage.leak_check"]
+    assert p["lineage.leak_report"].startswith("no leak found")
     m = run.data.metrics
     for k in (
         "auc",
@@ -123,10 +125,10 @@ def test_promoted_cluster_model_trades_in_live_run(trained):
     )
 
 
-def test_distributed_fit_needs_lgbm(tmp_path):
+def test_distributed_fit_needs_lgbm_or_rf(tmp_path):
     from typer.testing import CliRunner
 
     from workbench.cli import app
 
-    out = CliRunner().invoke(app, ["train", "--model", "rf", "--distributed-fit", "--home", str(tmp_path)])
-    assert out.exit_code == 2 and "--model lgbm" in out.output
+    out = CliRunner().invoke(app, ["train", "--model", "lstm", "--distributed-fit", "--home", str(tmp_path)])
+    assert out.exit_code == 2 and "lgbm" in out.output and "rf" in out.output and "not lstm" in out.output

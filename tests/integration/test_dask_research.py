@@ -45,8 +45,11 @@ def _source(settings) -> dist.LakeSource:
 
 
 def test_distributed_walk_forward_equals_in_process(lake_home, cluster_client):
+    """Bit-identical to an in-process run on the same thread count: each fit on a worker runs on one
+    thread (n_jobs=1 in its params), so the in-process comparison runs on one too."""
     settings, panel = lake_home
-    local = compare(panel, kinds=("lgbm", "rf"), ensemble=False, params=PARAMS, **OPTS)
+    one_thread = {k: {**p, "n_jobs": 1} for k, p in PARAMS.items()}
+    local = compare(panel, kinds=("lgbm", "rf"), ensemble=False, params=one_thread, **OPTS)
     (remote,) = dist.map_folds(cluster_client, _source(settings), ("lgbm", "rf"), params=PARAMS, **OPTS)
     workers = set(cluster_client.scheduler_info()["workers"])
     assert len(workers) == 2
@@ -58,6 +61,7 @@ def test_distributed_walk_forward_equals_in_process(lake_home, cluster_client):
             if k != "fit_seconds":
                 assert np.isclose(v, b.metrics[k], equal_nan=True, rtol=0, atol=0), k
         assert a.split == b.split and a.data_hash == b.data_hash
+        assert b.params["n_jobs"] == 1 and b.lineage["fit_threads"] == "1"  # the fit's threads, registered
         # the registered (last-fold) model came back and predicts as the in-process one does
         X = a.oos.index
         assert len(X) and b.model is not None

@@ -14,6 +14,8 @@ network is closed, and a team's workers may be too). An object store has no file
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -23,9 +25,9 @@ import pyarrow as pa
 
 from workbench.data import lakefiles as lf
 from workbench.data.lake import QUARANTINE_TABLE_COLUMNS, Lake, WriteResult, _q, catalog_frame
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, NoDataError, TemporaryError, WorkbenchError
 
-__all__ = ["UrlLake", "is_url", "open_lake", "publish"]
+__all__ = ["UrlLake", "check_publish_url", "is_url", "open_lake", "publish"]
 
 
 def is_url(root: Path | str) -> bool:
@@ -161,25 +163,91 @@ class UrlLake(Lake):
         return df.sort_values(["exchange", "timeframe", "symbol", "ts"], na_position="first").reset_index(drop=True)
 
 
-def publish(local_root: Path | str, url: str) -> int:
+def check_publish_url(url: str) -> str:
+    """``url`` if it names an object-store location to publish to, else a ``ConfigError`` saying why."""
+    parts = urlsplit(str(url))
+    if not is_url(url) or not parts.scheme:
+        raise ConfigError(f"{url!r} is not an object-store URL: give one such as s3://bucket/prefix")
+    if parts.scheme != "file" and not parts.netloc:
+        raise ConfigError(f"{url!r} names no bucket: give one such as {parts.scheme}://bucket/prefix")
+    return str(url)
+
+
+def _publish_plan(local: Lake, local_root: Path | str) -> tuple[list[tuple[str, str]], list[Path]]:
+    datasets = local.datasets()
+    quarantine = sorted(Path(local_root).glob("quarantine/exchange=*/timeframe=*/part-*.parquet"))
+    return datasets, quarantine
+
+
+@contextmanager
+def _store_errors(url: str) -> Iterator[None]:
+    """The object store's own errors, as workbench errors that say what to do (no traceback)."""
+    try:
+        yield
+    except WorkbenchError:
+        raise
+    except Exception as e:  # botocore/s3fs/gcsfs raise their own classes: matched by name, not imported
+        name = type(e).__name__
+        if name in ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError", "DefaultCredentialsError"):
+            raise ConfigError(
+                f"no credentials for {url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL "
+                f"for MinIO or another S3-compatible store), or configure ~/.aws/credentials ({name})"
+            ) from None
+        if isinstance(e, PermissionError) or name in ("ClientError", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            raise ConfigError(
+                f"the object store refused the credentials or the access for {url}: {e}. Check the key, the "
+                f"secret and the bucket's policy"
+            ) from None
+        if isinstance(e, FileNotFoundError):
+            raise ConfigError(f"{url}: no such bucket or location ({e}); create the bucket first") from None
+        if name in ("EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError") or isinstance(
+            e, (ConnectionError, TimeoutError)
+        ):
+            raise TemporaryError(
+                f"cannot reach the object store for {url} ({e}): check AWS_ENDPOINT_URL and the network, then "
+                f"publish again (files already copied are copied again)"
+            ) from None
+        raise
+
+
+def publish(local_root: Path | str, url: str, progress: Callable[[int, int], None] | None = None) -> int:
     """Copy a local lake's files (bars and quarantine) to ``url``, replacing what is there; returns the
     number of files copied. Run it after pulls, not while a sweep reads the URL: between the copy of a
-    newly compacted base and the removal of the deltas it absorbed, a reader could see a bar twice."""
+    newly compacted base and the removal of the deltas it absorbed, a reader could see a bar twice.
+
+    ``progress(done, total)`` is called after each file. An empty lake is a ``NoDataError``; a bad URL,
+    missing or refused credentials and a missing bucket are ``ConfigError``s; an unreachable store is a
+    ``TemporaryError``."""
+    check_publish_url(url)
+    if not Path(local_root).is_dir():
+        raise NoDataError(f"no lake at {local_root}: pull data first (`workbench data pull`) or pass --lake PATH")
     local = Lake(local_root)
-    fs, base = _filesystem(url)
+    datasets, quarantine = _publish_plan(local, local_root)
+    if not datasets:
+        raise NoDataError(f"the lake at {local_root} holds no bars to publish: pull data first (`workbench data pull`)")
+    total = sum(len(local._parts(ex, tf)) for ex, tf in datasets) + len(quarantine)
     n = 0
-    for exchange, timeframe in local.datasets():
-        src = local._parts(exchange, timeframe)  # migrates an old per-symbol layout first
-        key = f"{base}/ohlcv/exchange={_q(exchange)}/timeframe={_q(timeframe)}"
-        with lf.locked(src[0].parent, exclusive=False):
-            src = lf.files(src[0].parent)
-            stale = [p for p in fs.glob(f"{key}/*.parquet") if p.rsplit("/", 1)[-1] not in {s.name for s in src}]
-            for p in src:
-                fs.put_file(str(p), f"{key}/{p.name}")
-                n += 1
-        for p in stale:  # deltas compacted away locally since the last publish
-            fs.rm_file(p)
-    for p in sorted(Path(local_root).glob("quarantine/exchange=*/timeframe=*/part-*.parquet")):
-        fs.put_file(str(p), f"{base}/{p.relative_to(local_root).as_posix()}")
+
+    def copied() -> None:
+        nonlocal n
         n += 1
+        if progress is not None:
+            progress(n, max(total, n))
+
+    with _store_errors(url):
+        fs, base = _filesystem(url)
+        for exchange, timeframe in datasets:
+            src = local._parts(exchange, timeframe)  # migrates an old per-symbol layout first
+            key = f"{base}/ohlcv/exchange={_q(exchange)}/timeframe={_q(timeframe)}"
+            with lf.locked(src[0].parent, exclusive=False):
+                src = lf.files(src[0].parent)
+                stale = [p for p in fs.glob(f"{key}/*.parquet") if p.rsplit("/", 1)[-1] not in {s.name for s in src}]
+                for p in src:
+                    fs.put_file(str(p), f"{key}/{p.name}")
+                    copied()
+            for p in stale:  # deltas compacted away locally since the last publish
+                fs.rm_file(p)
+        for p in quarantine:
+            fs.put_file(str(p), f"{base}/{p.relative_to(local_root).as_posix()}")
+            copied()
     return n

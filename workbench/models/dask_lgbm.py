@@ -17,13 +17,15 @@ Validation is the same purged, embargoed walk-forward as in-process training, on
 tests on the k-th window of the last ``test_fraction`` of timestamps and trains on rows whose label
 ends at least ``embargo`` bars before that window. Out-of-sample rows come back small (probability,
 label, forward return, baselines' signals) and are scored per fold and per date beside the baselines.
-Neither the model nor the baselines are calibrated here (LightGBM's binary probabilities are used as
-is; the baselines' raw signals are already in (0, 1)): compare ranking scores (AUC, IC) first.
+Calibration is in-process training's: in each fold (and for the final model) the latest
+``calib_fraction`` of the training timestamps is held out (purged by the embargo), the base model
+fits on the earlier ones, and a Platt (or isotonic) calibrator — and one per baseline, on its raw
+signal — fits on the held-out rows' predictions. Only those rows' raw predictions, labels and
+baseline signals come back to the client (a few numbers per row), never their features.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.models.calibration import Calibrator
 from workbench.models.distributed import LakeSource
 from workbench.models.evaluation import fold_scores
 from workbench.models.splits import walk_forward_splits
@@ -41,7 +44,8 @@ __all__ = [
     "ShardTask",
     "fit_lgbm_on_cluster",
     "lake_timestamps",
-    "shard_hash",
+    "block_hashes",
+    "lake_data_hash",
     "shard_rows",
     "time_shards",
 ]
@@ -82,6 +86,11 @@ class ShardTask:
     horizon: int = 1
     label: str = "sign"
 
+    def load_window(self) -> Any:
+        """The ``Panel`` of the window this shard reads: its own bars plus the history and label bars."""
+        s = self.source
+        return LakeSource(s.root, s.exchange, s.timeframe, s.symbols, str(self.read_from), str(self.read_to)).load()
+
 
 def shard_rows(task: ShardTask) -> pd.DataFrame:
     """Run on a worker: the shard's rows, flat (Dask has no MultiIndex): ``ts``, ``symbol``, the feature
@@ -93,11 +102,7 @@ def shard_rows(task: ShardTask) -> pd.DataFrame:
     from workbench.models.splits import label_end
     from workbench.models.training import stack_wide
 
-    src = LakeSource(
-        task.source.root, task.source.exchange, task.source.timeframe, task.source.symbols,
-        str(task.read_from), str(task.read_to),
-    )  # fmt: skip
-    panel = src.load()
+    panel = task.load_window()
     X = build_features(panel, task.feature_set)
     y = training_label(panel, task.label, task.horizon)
     fwd = stack_wide(panel, {"f": forward_return(panel, task.horizon).to_numpy()})["f"]
@@ -116,14 +121,28 @@ def shard_rows(task: ShardTask) -> pd.DataFrame:
     return out
 
 
-def shard_hash(task: ShardTask) -> str:
-    """Run on a worker: the content hash (``training.panel_hash``) of the shard's own bars [lo, hi]."""
-    from workbench.models.training import panel_hash
+def block_hashes(source: LakeSource, start: pd.Timestamp, end: pd.Timestamp, symbols: tuple[str, ...]) -> list[str]:
+    """Run on a worker: the ``data_hash`` block digests of the bars [start, end] (whole blocks of the
+    universe's bars), columns in ``symbols``' order: the pieces of the in-process ``panel_hash``."""
+    from workbench.models.data_hash import block_digests
 
-    src = LakeSource(
-        task.source.root, task.source.exchange, task.source.timeframe, task.source.symbols, str(task.lo), str(task.hi)
-    )
-    return panel_hash(src.load())
+    src = LakeSource(source.root, source.exchange, source.timeframe, symbols, str(start), str(end))
+    return block_digests(src.load(), symbols)
+
+
+def lake_data_hash(
+    client: Any, source: LakeSource, stamps: pd.DatetimeIndex, symbols: tuple[str, ...], parts: int
+) -> str:
+    """The universe's ``data_hash``, the in-process ``panel_hash`` of the same panel, computed by the
+    workers in ``parts`` runs of whole blocks (each reads its own bars from the lake)."""
+    from workbench.models.data_hash import BLOCK, combine
+
+    n_blocks = -(-len(stamps) // BLOCK)
+    runs = time_shards(n_blocks, parts) if n_blocks else []
+    windows = [(stamps[a * BLOCK], stamps[min(b * BLOCK, len(stamps)) - 1]) for a, b in runs]
+    futures = [client.submit(block_hashes, source, lo, hi, symbols, pure=False) for lo, hi in windows]
+    digests = [d for got in client.gather(futures) for d in got]
+    return combine(source.exchange, source.timeframe, symbols, len(stamps), digests)
 
 
 def _empty_shard(task: ShardTask) -> pd.DataFrame:
@@ -151,6 +170,10 @@ class DaskFit:
     shards: list[tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=list)  # each shard's own [lo, hi]
     history_bars: int = 0
     data_hash: str = ""
+    calibration: str = "none"
+    calibrator: Any = None  # the final model's ``Calibrator`` (fitted on its held-out slice)
+    leaks: Any = None  # the combined ``leakage.LeakReport`` (None: leak_check="off")
+    leak_method: str = "off"  # how the shards' checks were combined (``dask_leaks.combine``)
 
     def beats_baselines(self, metric: str = "auc") -> bool:
         """Does the model beat every baseline on ``metric`` in every fold? (Plain: an edge, or not.)"""
@@ -184,8 +207,12 @@ def fit_lgbm_on_cluster(
     history_bars: int | None = None,
     params: dict | None = None,
     seed: int = 42,
+    calibration: str = "platt",
+    calib_fraction: float = 0.2,
+    leak_check: str = "refuse",
 ) -> DaskFit:
-    """Walk-forward evidence and a final model, all fitted by ``lightgbm.DaskLGBMClassifier`` on ``client``.
+    """Walk-forward evidence and a final model, all fitted by ``lightgbm.DaskLGBMClassifier`` on ``client``
+    and calibrated as in-process training calibrates (``calibration``: platt, isotonic or none).
 
     ``n_shards``: time shards (default: 2 per worker); ``history_bars``: bars read before each shard
     (default: 4 × the feature set's warm-up)."""
@@ -220,29 +247,48 @@ def fit_lgbm_on_cluster(
     ts_end = ts_end.sort_index()
     row_ts = pd.DatetimeIndex(ts_end.index)
     ends = pd.DatetimeIndex(pd.to_datetime(ts_end.to_numpy(), utc=True))
+    if leak_check not in ("refuse", "warn", "off"):
+        raise ValueError(f"leak_check must be 'refuse', 'warn' or 'off', got {leak_check!r}")
+    leaks, leak_method = None, "off"
+    if leak_check != "off":  # before any fit, on the rows the model will see, shard by shard on the workers
+        from workbench.models import dask_leaks, leakage
+
+        cuts = leakage.cut_dates(row_ts)
+        parts = client.gather(client.map(dask_leaks.shard_leaks, tasks, cuts=cuts, pure=False))
+        leaks, leak_method = dask_leaks.combine(parts)
+        leakage.enforce(leaks, leak_check)
     folds = walk_forward_splits(row_ts, pd.Series(ends), n_folds, test_fraction, emb)
     model_params = {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 31, "verbose": -1, **(params or {})}
+    Calibrator(calibration)  # an unknown method fails here, before any fit
     rows, oos = [], []
+    cols = ["ts", "symbol", "label", "forward_return", *[f"b_{b}" for b in baselines]]
     for f in folds:
+        fit_ts, cal_ts = _calibration_stamps(row_ts, ends, f.train, calibration, calib_fraction, emb)
         train, test = _select(frame, row_ts[f.train]), _select(frame, row_ts[f.test])
         est = DaskLGBMClassifier(random_state=seed, **model_params)
         t0 = time.perf_counter()
-        est.fit(train[features], train["label"].astype("int64"))
+        fitting = _select(frame, fit_ts) if calibration != "none" else train
+        est.fit(fitting[features], fitting["label"].astype("int64"))
+        cal = _calibrators(client, est, frame, cal_ts, features, baselines, calibration)
         fit_s = time.perf_counter() - t0
         proba = est.predict_proba(test[features])[:, 1]
-        cols = ["ts", "symbol", "label", "forward_return", *[f"b_{b}" for b in baselines]]
         part = client.compute(test[cols], sync=True)
         sums = train.map_partitions(_label_sums, meta=_SUMS_META).compute()
         n_train = int(sums["n"].sum())
-        majority = float(sums["s"].sum()) / max(n_train, 1)
+        seen = _select(frame, fit_ts.union(cal_ts)) if calibration != "none" else train
+        seen_sums = seen.map_partitions(_label_sums, meta=_SUMS_META).compute()
+        majority = float(seen_sums["s"].sum()) / max(int(seen_sums["n"].sum()), 1)  # over fit + calibration rows
         p = client.compute(proba, sync=True)  # in the partitions' order, as test[cols] is
-        part = part.rename(columns={f"b_{b}": b for b in baselines}).set_index(["ts", "symbol"])
+        part = part.set_index(["ts", "symbol"])
         if len(p) != len(part):  # both follow the partitions' order; a mismatch would misalign every score
             raise RuntimeError(f"fold {f.number}: {len(p)} predictions for {len(part)} test rows")
-        part["proba"] = np.asarray(p, dtype=float)
+        part["proba"] = cal["model"].transform(np.asarray(p, dtype=float))
         part["majority"] = float(majority)
-        for b in BASELINES:
-            part[f"{b}_score"] = part[b]
+        part["majority_score"] = float(majority)
+        for b in baselines:
+            raw = part.pop(f"b_{b}").to_numpy(dtype=float)
+            part[b] = cal[b].transform(raw)
+            part[f"{b}_score"] = raw
         part["fold"] = f.number
         row: dict[str, Any] = {"fold": f.number, "test_start": f.test_start, "test_end": f.test_end,
                                "n_train": int(n_train), "n_test": len(part),
@@ -254,18 +300,61 @@ def fit_lgbm_on_cluster(
             row.update({f"{b}_{k}": v for k, v in fold_scores(part, b, horizon, rank_col=f"{b}_score").items()})
         rows.append(row)
         oos.append(part)
-    everything = _select(frame, row_ts)
+    everything = np.ones(len(row_ts), dtype=bool)
+    fit_ts, cal_ts = _calibration_stamps(row_ts, ends, everything, calibration, calib_fraction, emb)
     final = DaskLGBMClassifier(random_state=seed, **model_params)
-    final.fit(everything[features], everything["label"].astype("int64"))
+    fitting = _select(frame, fit_ts if calibration != "none" else row_ts)
+    final.fit(fitting[features], fitting["label"].astype("int64"))
+    final_cal = _calibrators(client, final, frame, cal_ts, features, (), calibration)["model"]
     workers = sorted(str(w) for w in client.scheduler_info().get("workers", {}))
     n_rows = int(frame.map_partitions(_label_sums, meta=_SUMS_META).compute()["rows"].sum())
-    digest = hashlib.sha256("|".join(client.gather(client.map(shard_hash, tasks, pure=False))).encode())
-    symbols = source.symbols or tuple(lake_symbols(source))
+    symbols = tuple(map(str, source.symbols or lake_symbols(source)))
+    digest = lake_data_hash(client, source, stamps, symbols, len(tasks))
     return DaskFit(
         final.to_local(), tuple(features), pd.DataFrame(rows), pd.concat(oos), n_rows, workers,
         fs.name, int(horizon), label, emb, seed, model_params, tuple(map(str, symbols)),
-        [(t.lo, t.hi) for t in tasks], hist, digest.hexdigest()[:16],
+        [(t.lo, t.hi) for t in tasks], hist, digest, calibration, final_cal, leaks, leak_method,
     )  # fmt: skip
+
+
+def _calibration_stamps(
+    row_ts: pd.DatetimeIndex, ends: pd.DatetimeIndex, train: np.ndarray, method: str, fraction: float, embargo: int
+) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
+    """(fit, calibrate) timestamps inside ``train``: in-process training's ``calibration_split`` on the
+    per-timestamp rows (each timestamp's latest label end), or every training timestamp and none."""
+    from workbench.models.splits import calibration_split
+
+    if method == "none":
+        return row_ts[train], row_ts[:0]
+    fit, cal = calibration_split(row_ts, pd.Series(ends), np.asarray(train, dtype=bool), fraction, embargo)
+    return row_ts[fit], row_ts[cal]
+
+
+def _calibrators(
+    client: Any,
+    est: Any,
+    frame: Any,
+    cal_ts: pd.DatetimeIndex,
+    features: list[str],
+    baselines: tuple[str, ...] | list[str],
+    method: str,
+) -> dict[str, Any]:
+    """The model's calibrator (``model``) and each baseline's, fitted on the held-out rows at ``cal_ts``:
+    only their raw predictions, labels and baseline signals come back from the workers."""
+
+    out = {name: Calibrator(method) for name in ("model", *baselines)}
+    if method == "none" or len(cal_ts) == 0:
+        return out
+    held = _select(frame, cal_ts)
+    raw = np.asarray(client.compute(est.predict_proba(held[features])[:, 1], sync=True), dtype=float)
+    got = client.compute(held[["label", *[f"b_{b}" for b in baselines]]], sync=True)
+    if len(raw) != len(got):
+        raise RuntimeError(f"{len(raw)} predictions for {len(got)} calibration rows")
+    y = got["label"].to_numpy(dtype=float)
+    out["model"].fit(raw, y)
+    for b in baselines:
+        out[b].fit(got[f"b_{b}"].to_numpy(dtype=float), y)
+    return out
 
 
 def lake_symbols(source: LakeSource) -> list[str]:

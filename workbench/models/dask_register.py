@@ -5,11 +5,11 @@ all take one; turning the cluster fit into the same object gives it the same evi
 per-date out-of-sample scores beside the baselines, reliability, the verdict) and the same serving
 path (a pickled ``CalibratedModel`` inside an MLflow pyfunc) as an in-process ``lgbm``.
 
-What differs from in-process training, and is recorded so: the model is not calibrated
-(``calibration: none``: LightGBM's binary probabilities as they are; a calibrator would need its own
-held-out slice of a data set that does not fit one machine), and the baselines are scored on their raw
-signals, already in (0, 1), instead of calibrated ones (ranking scores, AUC and IC, are unaffected).
-The lineage names the scheduler, the workers, the time shards and the fold windows.
+Calibrated as in-process training calibrates (``dask_lgbm``: a held-out, purged slice of each fold's
+training timestamps; the baselines calibrated on the same rows), the data hash is in-process
+``panel_hash``'s (computed by the workers block by block), and the leak checks run per time shard on
+the workers and are combined (``dask_leaks``). The lineage names the scheduler, the workers, the
+time shards and the fold windows.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def train_result(
     base.params = dict(fit.params)  # what the cluster fitted with, not the local defaults
     base.feature_names = tuple(fit.feature_names)
     base._clf = fit.model
-    model = CalibratedModel(base, Calibrator("none"))
+    model = CalibratedModel(base, fit.calibrator if fit.calibrator is not None else Calibrator("none"))
     stamps = pd.DatetimeIndex(fit.oos.index.get_level_values("ts"))
     first = min(lo for lo, _ in fit.shards) if fit.shards else stamps.min()
     last = max(hi for _, hi in fit.shards) if fit.shards else stamps.max()
@@ -83,7 +83,7 @@ def train_result(
         fit.data_hash,
         pd.Index(list(fit.symbols), name="symbol"),
         universe,
-        None,  # no leak report: the in-process check needs the whole matrix on one machine
+        fit.leaks,  # per time shard on the workers, combined (``dask_leaks``); None with leak_check="off"
     )
     cols = [c for c in fit.oos.columns if c != "majority_score"] + ["majority_score"]
     rows = fit.folds.to_dict("records")
@@ -97,6 +97,8 @@ def train_result(
         "time_shards": "; ".join(f"{pd.Timestamp(a).date()}…{pd.Timestamp(b).date()}" for a, b in fit.shards),
         "history_bars": str(fit.history_bars),
         "fold_windows": _windows(fit.folds),
+        "leak_check": fit.leak_method if fit.leaks is not None else "off: no leak check ran",
+        "leak_report": str(fit.leaks) if fit.leaks is not None else "none: leak_check='off'",
     }
     return training._result(
         "lgbm",
@@ -107,7 +109,7 @@ def train_result(
         "walk_forward",
         test_fraction,
         fit.embargo,
-        "none",
+        fit.calibration,
         {**fit.params, "seed": fit.seed, "label": fit.label},
         lin,
     )
@@ -125,6 +127,9 @@ def fit_on_cluster(
     embargo: int | None = None,
     params: dict | None = None,
     seed: int = 42,
+    calibration: str = "platt",
+    calib_fraction: float = 0.2,
+    leak_check: str = "refuse",
 ) -> training.TrainResult:
     """Fit on ``client``'s cluster with in-process lgbm's parameters (``params`` override) and return the result."""
     emb = training._check_embargo(embargo, horizon)
@@ -139,6 +144,9 @@ def fit_on_cluster(
         embargo=emb,
         params={**CLUSTER_PARAMS, **(params or {})},
         seed=seed,
+        calibration=calibration,
+        calib_fraction=calib_fraction,
+        leak_check=leak_check,
     )
     address = str(getattr(client.scheduler, "address", "") or "")
     return train_result(fit, source, test_fraction=test_fraction, scheduler=address)

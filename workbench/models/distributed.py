@@ -11,8 +11,16 @@ features and labels once per panel (cached in the worker process) and fits one
 fold of one model kind. What comes back is small: the fold's out-of-sample rows, its row of the fold
 table, and — for the last fold only — the fitted model (the one registered, as in-process).
 
-The assembled results are the very ``TrainResult`` the in-process ``training.compare`` returns (same
-seeds, same folds, same numbers); their ``lineage`` records the scheduler and which worker ran each fold.
+Threads: a worker runs as many tasks at once as it has threads, so each fit runs on ``threads``
+(default 1) — LightGBM's and the forest's ``n_jobs``, TensorFlow's intra/inter-op pools and the
+BLAS/OpenMP pools — and a worker's fits together use its own thread count, never more. (Left at the
+in-process ``n_jobs=2``, two 1-thread workers ran 4 OpenMP threads on 2 cores and LightGBM's fits
+took 10× longer.) The thread count is in each task's params, so it is registered with the model.
+
+The assembled results are the very ``TrainResult`` the in-process ``training.compare`` returns with the
+same params, thread count included (same seeds, same folds, same numbers: LightGBM's histogram sums
+depend on its thread count, so in-process ``n_jobs=2`` differs from a worker's 1 in the last bits);
+their ``lineage`` records the scheduler and which worker ran each fold.
 """
 
 from __future__ import annotations
@@ -26,7 +34,20 @@ from workbench.data.panel import Panel
 from workbench.errors import ConfigError
 from workbench.models import training
 
-__all__ = ["FoldTask", "LakeSource", "client_for", "fold_tasks", "map_folds", "run_fold_task", "where"]
+__all__ = [
+    "THREAD_PARAMS",
+    "FoldTask",
+    "LakeSource",
+    "client_for",
+    "fold_tasks",
+    "map_folds",
+    "run_fold_task",
+    "where",
+    "with_threads",
+]
+
+# The parameter that sets a model kind's thread count (the LSTM's are TensorFlow's pools: ``_tf_threads``).
+THREAD_PARAMS: dict[str, str] = {"lgbm": "n_jobs", "lgbm_rank": "n_jobs", "rf": "n_jobs"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,28 @@ class FoldTask:
     calib_fraction: float = 0.2
     seed: int = 42
     params: dict | None = field(default=None, hash=False)
+    threads: int = 1  # threads this fit may use (its kind's n_jobs is already set to it in params)
+
+
+def with_threads(kind: str, params: dict | None, threads: int) -> dict | None:
+    """``params`` with ``kind``'s thread count set to ``threads`` (unchanged for kinds without one)."""
+    key = THREAD_PARAMS.get(kind)
+    return {**(params or {}), key: int(threads)} if key else params
+
+
+@functools.lru_cache(maxsize=1)
+def _tf_threads(threads: int) -> str:
+    """Size TensorFlow's thread pools in this process, before its first op (later, TF refuses: say so)."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # already initialised in this process: report what it runs with
+        pass
+    intra = tf.config.threading.get_intra_op_parallelism_threads()
+    inter = tf.config.threading.get_inter_op_parallelism_threads()
+    return f"tensorflow intra {intra}, inter {inter}"
 
 
 def where() -> str:
@@ -95,11 +138,23 @@ def _prepared(source: LakeSource, feature_set: str, horizon: int, label: str, le
 
 def run_fold_task(task: FoldTask) -> dict:
     """Run on a worker: read the panel from the lake, fit the fold, return the small parts."""
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
     prep = _prepared(task.source, task.feature_set, task.horizon, task.label, task.leak_check)
     folds = training._folds_for(prep, task.validation, task.n_folds, task.test_fraction, task.embargo)
-    part, row, model = training._fit_fold(
-        prep, task.kind, folds[task.fold], task.params, task.seed, task.calibration, task.calib_fraction, task.embargo
-    )
+    if task.kind == "lstm":
+        _tf_threads(task.threads)
+    with threadpool_limits(task.threads):  # BLAS/OpenMP pools (numpy, scikit-learn) on the fit's threads
+        part, row, model = training._fit_fold(
+            prep,
+            task.kind,
+            folds[task.fold],
+            task.params,
+            task.seed,
+            task.calibration,
+            task.calib_fraction,
+            task.embargo,
+        )
     return {
         "part": part,
         "row": row,
@@ -125,8 +180,11 @@ def fold_tasks(
     seed: int = 42,
     params: dict | None = None,
     leak_check: str = "refuse",
+    threads: int = 1,
 ) -> list[FoldTask]:
-    """The tasks of a walk-forward of each of ``kinds`` (``params`` maps kind → params), as ``compare`` runs it."""
+    """The tasks of a walk-forward of each of ``kinds`` (``params`` maps kind → params), as ``compare`` runs it.
+
+    ``threads``: per fit (one per task slot of a worker, by default); set in each kind's params."""
     bad = [k for k in kinds if k not in training.KINDS or k == "ensemble"]
     if bad:
         raise ValueError(
@@ -152,7 +210,8 @@ def fold_tasks(
             calibration,
             calib_fraction,
             seed,
-            (params or {}).get(k),
+            with_threads(k, (params or {}).get(k), threads),
+            int(threads),
         )
         for k in kinds
         for i in range(n)
@@ -214,7 +273,12 @@ def map_folds(
             last = next(o for t, o in pairs if t.keep_model)
             t0 = pairs[0][0]
             ran = "; ".join(f"fold {t.fold}@{o['worker']}" for t, o in pairs)
-            lin = {**(lineage if lineage is not None else src.lineage()), "dask_scheduler": address, "dask_tasks": ran}
+            lin = {
+                **(lineage if lineage is not None else src.lineage()),
+                "dask_scheduler": address,
+                "dask_tasks": ran,
+                "fit_threads": str(t0.threads),
+            }
             fitted = [(o["part"], o["row"], o["model"]) for _, o in pairs]
             by_kind[kind] = training._assemble(
                 kind,

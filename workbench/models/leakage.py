@@ -23,7 +23,16 @@ import pandas as pd
 from workbench.data.panel import Panel
 from workbench.errors import LeakError
 
-__all__ = ["LeakReport", "LeakError", "truncation_check", "next_bar_ic", "leak_check", "IC_LIMIT"]
+__all__ = [
+    "IC_LIMIT",
+    "LeakError",
+    "LeakReport",
+    "cut_dates",
+    "daily_next_bar_ic",
+    "leak_check",
+    "next_bar_ic",
+    "truncation_check",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +67,12 @@ def truncation_check(
     cuts: int = 3,
     atol: float = 1e-9,
     rtol: float = 1e-6,
+    at: pd.DatetimeIndex | None = None,
 ) -> dict[str, float]:
-    """Features whose rows at ``cuts`` dates differ between ``X`` and ``build(panel cut at that date)``."""
+    """Features whose rows at ``cuts`` dates (or the dates ``at``) differ between ``X`` and
+    ``build(panel cut at that date)``."""
     stamps = pd.DatetimeIndex(X.index.get_level_values("ts")).unique().sort_values()
-    if len(stamps) < 4:
-        return {}
-    picks = stamps[np.unique(np.linspace(len(stamps) * 0.3, len(stamps) - 2, cuts).astype(int))]
+    picks = cut_dates(stamps, cuts) if at is None else pd.DatetimeIndex(at)
     worst: dict[str, float] = {}
     for ts in picks:
         loc = panel.index.get_loc(ts)
@@ -84,6 +93,30 @@ def truncation_check(
             d = float(np.nanmax(np.where(bad[:, j], np.where(fin_a[:, j] & fin_b[:, j], diff[:, j], np.inf), 0)))
             worst[name] = max(worst.get(name, 0.0), d)
     return worst
+
+
+def cut_dates(stamps: pd.DatetimeIndex, cuts: int = 3) -> pd.DatetimeIndex:
+    """The dates the truncation check cuts the panel at: ``cuts`` of the matrix's dates from 30 % in
+    to the last but one (none when it has fewer than 4 dates)."""
+    if len(stamps) < 4:
+        return stamps[:0]
+    return stamps[np.unique(np.linspace(len(stamps) * 0.3, len(stamps) - 2, cuts).astype(int))]
+
+
+def daily_next_bar_ic(panel: Panel, X: pd.DataFrame, min_names: int = 10) -> tuple[pd.DataFrame, pd.Series]:
+    """Each feature's cross-sectional Spearman IC with the next bar's return, per date (dates ×
+    features), and the number of rows per date: the pieces ``next_bar_ic`` averages, which a cluster
+    computes per time shard and combines exactly."""
+    from workbench.features.labels import forward_return
+    from workbench.features.pipeline import stack_wide
+    from workbench.models.evaluation import daily_ic
+
+    nxt = stack_wide(panel, {"r": forward_return(panel, 1).to_numpy()})["r"].reindex(X.index).to_numpy()
+    ts = X.index.get_level_values("ts").to_numpy()
+    daily = pd.DataFrame(
+        {str(c): daily_ic(X[c].to_numpy(dtype=float), nxt, ts, min_names=min_names) for c in X.columns}
+    )
+    return daily, pd.Series(1, index=X.index).groupby(level="ts").size()
 
 
 def next_bar_ic(panel: Panel, X: pd.DataFrame, min_names: int = 10) -> pd.Series:

@@ -21,7 +21,6 @@ comparison can trust it. Refitting on all data would leave no honest window to j
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from workbench.data.panel import FIELDS, Panel
+from workbench.data.panel import Panel
 from workbench.features.labels import (
     LABELS,
     forward_return,
@@ -41,6 +40,7 @@ from workbench.models.base import Model, complete_rows, lookback_of, make_model
 from workbench.models.baselines import BASELINES, signal
 from workbench.models.calibration import CalibratedModel, Calibrator
 from workbench.models.coverage import Coverage, fold_coverage
+from workbench.models.data_hash import panel_hash
 from workbench.models.evaluation import HIGHER_IS_BETTER, fold_scores, reliability_table
 from workbench.models.kinds import TRAINABLE_KINDS
 from workbench.models.splits import (
@@ -154,17 +154,6 @@ class TrainResult:
     def verdict(self) -> str:
         """Plain words: is there an edge out of sample, on per-fold evidence?"""
         return verdict_text(self.kind, self.label, self.metrics)
-
-
-def panel_hash(panel: Panel) -> str:
-    """Content hash of a panel (grid, symbols, OHLCV): which data a model was trained on."""
-    h = hashlib.sha256()
-    h.update(f"{panel.exchange}|{panel.timeframe}|".encode())
-    h.update(np.asarray(panel.index.asi8).tobytes())
-    h.update("|".join(map(str, panel.symbols)).encode())
-    for f in FIELDS:
-        h.update(np.ascontiguousarray(panel.field(f).to_numpy(dtype=float)).tobytes())
-    return h.hexdigest()[:16]
 
 
 def universe_of(panel: Panel) -> dict:

@@ -23,7 +23,8 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,7 @@ from workbench.venues.base import (
     OrderRejected,
     OrderRequest,
     floor_to_lot,
+    order_statuses,
 )
 
 __all__ = [
@@ -153,10 +155,62 @@ class OrderManager:
         self.run_id = run_id
         self.unknown_grace_s = float(unknown_grace_s)
         self._markets: dict[str, Market] = {}
+        self._caching = False  # inside ``cycle_cache``
+        self._open: dict[str, dict] | None = None  # the account's open order rows while caching (None: read next time)
 
     def _point(self, name: str) -> None:
         if self._on_point is not None:
             self._on_point(name)
+
+    # ---- the open orders, read once per cycle ------------------------------------------------------
+    @contextmanager
+    def cycle_cache(self) -> Iterator[None]:
+        """While inside, the account's open orders are read from the store once and then kept in step
+        with the writes this manager makes (rows inserted NEW, answers booked), instead of being read
+        again by every stage (refresh, exit sync, the stop fallback, the entries' exit sync). Why this
+        is safe only here: inside a cycle this manager is the only writer of the account's orders (one
+        run per account is enforced); outside, every read goes to the store."""
+        self._caching, self._open = True, None
+        try:
+            yield
+        finally:
+            self._caching, self._open = False, None
+
+    def open_rows(self) -> list[dict]:
+        """The account's non-final orders, oldest first (``Store.open_orders``; from the cycle's cache
+        inside ``cycle_cache``). Callers must not change the rows."""
+        if not self._caching:
+            return self.store.open_orders(self.account)
+        if self._open is None:
+            self._open = {r["client_order_id"]: r for r in self.store.open_orders(self.account)}
+        return list(self._open.values())
+
+    def _note_inserted(self, rows: Sequence[Mapping]) -> None:
+        """Rows just committed NEW (every column, as written) join the cache."""
+        if self._open is None:
+            return
+        for r in rows:
+            if r.get("account") != self.account:
+                self._open = None  # not this account's: let the next read decide
+                return
+            if r["status"] not in FINAL_STATUSES:
+                self._open[r["client_order_id"]] = dict(r)
+
+    def _note_updated(self, updates: Sequence[Mapping], now: str | None) -> None:
+        """Rows just booked: an order gone final leaves the cache, another takes the new columns (a new
+        dict: a list handed out earlier keeps what it saw). An open order the cache does not hold
+        (another account's, or adopted without a row here) drops the cache: the next read is the store's."""
+        if self._open is None:
+            return
+        for u in updates:
+            cid = u["client_order_id"]
+            if u["status"] in FINAL_STATUSES:
+                self._open.pop(cid, None)
+            elif cid in self._open:
+                self._open[cid] = {**self._open[cid], **u, **({"updated_at": now} if now else {})}
+            else:
+                self._open = None
+                return
 
     # ---- placing --------------------------------------------------------------------------------
     def submit(self, intent: OrderIntent) -> BrokerOrder:
@@ -194,6 +248,7 @@ class OrderManager:
         written: list[dict] = []
         if fresh:
             written = self.store.insert_orders([self._new_row(i) for i in fresh])
+            self._note_inserted(written)
             self._point("after_new")
         reasons = {i.request.client_order_id: i.reason for i in fresh}
         out.update(self._send_many([i.request for i in fresh], reasons, {r["client_order_id"]: r for r in written}))
@@ -315,6 +370,7 @@ class OrderManager:
                 self.run_id,
             )
             return self._send(self.request_of(row), row["reason"] or "")
+        self._open = None  # a write the cache does not follow: read the store next time
         self.store.update_order(
             cid,
             status="REJECTED",
@@ -367,10 +423,11 @@ class OrderManager:
 
     def _refresh_all(self, resend: bool) -> list[BrokerOrder]:
         """One ``open_orders`` call answers for every order still resting; orders that left the book
-        (filled, cancelled, unknown) are asked about one by one. Everything that moved is booked in
+        (filled, cancelled, unknown) are asked about together (``order_statuses``: one call where the
+        venue can answer for many, else one each). Everything that moved is booked in
         one batch. One order's trouble (a temporary error, an adapter bug) is logged and the others
         go on; only errors that stop trading escape."""
-        rows = self.store.open_orders(self.account)
+        rows = self.open_rows()
         if not rows:
             return []
         venue_open = {o.client_order_id: o for o in self.broker.open_orders()}
@@ -389,27 +446,30 @@ class OrderManager:
             self.store.log_event(
                 "refresh_failed", f"{len(moved)} order(s): {type(e).__name__}: {e}", "ERROR", self.run_id
             )
-        gone: list[BrokerOrder] = []  # no longer resting: asked one by one, booked in one batch
+        gone: list[BrokerOrder] = []  # no longer resting: booked in one batch
         resends: list[dict] = []  # never reached the venue: sent again together, under their own ids
-        for row in rows:
-            if row["client_order_id"] in venue_open:
-                continue
+        failed: list[tuple[str, str, str]] = []
+        left = [row for row in rows if row["client_order_id"] not in venue_open]
+        answers = order_statuses(self.broker, [row["client_order_id"] for row in left])
+        for row in left:
+            cid = row["client_order_id"]
+            a = answers[cid]
             try:
-                try:
-                    gone.append(self.broker.order_status(row["client_order_id"]))
-                except OrderRejected as e:
-                    if e.reason != "unknown_order":
-                        raise
-                    if resend and row["status"] == "NEW" and self._age_s(row) <= self.unknown_grace_s:
-                        resends.append(row)
-                    else:
-                        out.append(self._unknown(row, e, resend=False))  # not yet at the venue, or never
+                if isinstance(a, BrokerOrder):
+                    gone.append(a)
+                    continue
+                if not isinstance(a, OrderRejected) or a.reason != "unknown_order":
+                    raise a
+                if resend and row["status"] == "NEW" and self._age_s(row) <= self.unknown_grace_s:
+                    resends.append(row)
+                else:
+                    out.append(self._unknown(row, a, resend=False))  # not yet at the venue, or never
             except (AuthenticationError, ExchangeUnavailable):
                 raise
             except Exception as e:
-                self.store.log_event(
-                    "refresh_failed", f"order {row['client_order_id']}: {type(e).__name__}: {e}", "ERROR", self.run_id
-                )
+                failed.append(("refresh_failed", f"order {cid}: {type(e).__name__}: {e}", "ERROR"))
+        if failed:
+            self.store.log_events(failed, self.run_id)
         try:
             self._apply_many(gone)
             out += gone
@@ -471,7 +531,7 @@ class OrderManager:
     def cancel_exits(self, symbol: str | Iterable[str]) -> list[BrokerOrder]:
         """Withdraw the resting stop-loss/take-profit orders of one symbol (or of several)."""
         symbols = {symbol} if isinstance(symbol, str) else set(symbol)
-        rows = self.store.open_orders(self.account)
+        rows = self.open_rows()
         return self.cancel_many(
             [r["client_order_id"] for r in rows if r["symbol"] in symbols and r["type"] in EXIT_TYPES]
         )
@@ -489,7 +549,7 @@ class OrderManager:
         booked in one batch and all new legs go out as one ``submit_many``. Returns orders placed."""
         book = self.store.position_book(self.account)
         by_symbol: dict[str, list[dict]] = {}
-        for r in self.store.open_orders(self.account):
+        for r in self.open_rows():
             by_symbol.setdefault(r["symbol"], []).append(r)
         stale: list[str] = []
         wanted: list[tuple[str, float, Any, Any]] = []
@@ -589,7 +649,7 @@ class OrderManager:
         rows.update(self.store.get_orders([a.client_order_id for a in answers if a.client_order_id not in rows]))
         strays = [a for a in answers if a.client_order_id not in rows]
         if strays:
-            self.store.insert_orders([self._adopted_row(a) for a in strays])
+            self._note_inserted(self.store.insert_orders([self._adopted_row(a) for a in strays]))
             rows.update(self.store.get_orders([a.client_order_id for a in strays]))
         filling = [
             a for a in answers
@@ -646,7 +706,10 @@ class OrderManager:
             evs.append(
                 ("order_rejected", f"{req.side} {req.quantity:g} {req.symbol} rejected by broker: {err}", "WARNING")
             )
-        self.store.apply_batch(self.account, updates, steps_out, new_fills, touched, cash, evs, run_id=self.run_id)
+        now = self.store.apply_batch(
+            self.account, updates, steps_out, new_fills, touched, cash, evs, run_id=self.run_id
+        )
+        self._note_updated(updates, now)
 
     def _adopted_row(self, answer: BrokerOrder) -> dict:
         return {

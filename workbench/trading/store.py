@@ -418,12 +418,13 @@ class Store:
         cash: Mapping[str, float] | None = None,
         events: Sequence[tuple[str, str, str]] = (),
         run_id: int | None = None,
-    ) -> None:
+    ) -> str:
         """A batch of venue answers booked in one transaction: order rows (``order_updates``: each the
         full set of mutable columns with ``client_order_id``), their status events (``order_steps``:
         (client id, status, detail)), new fills, the positions they leave (symbol → full row of
         quantity, average_price, realized_pnl, stop_loss, take_profit), the summed cash movements and
-        events (kind, message, level). A crash leaves all of it or none: reconcile replays the rest."""
+        events (kind, message, level). A crash leaves all of it or none: reconcile replays the rest.
+        Returns the time stamped on the rows (``updated_at``)."""
         positions = positions or {}
         now = iso(utcnow())
         with self.engine.begin() as c:
@@ -502,6 +503,7 @@ class Store:
                     insert(events_t),
                     [{"ts": now, "run_id": run_id, "kind": k, "message": m, "level": lv} for k, m, lv in events],
                 )
+        return now  # the ``updated_at`` the order rows now carry
 
     def get_order(self, client_order_id: str) -> dict | None:
         return self._one(select(orders).where(orders.c.client_order_id == client_order_id))

@@ -548,31 +548,34 @@ class OrderManager:
         re-run of a crashed cycle finds its own orders instead of sending new ones. All cancels are
         booked in one batch and all new legs go out as one ``submit_many``. Returns orders placed."""
         book = self.store.position_book(self.account)
-        by_symbol: dict[str, list[dict]] = {}
+        exits_of: dict[str, list[dict]] = {}  # one pass over the open orders: each symbol's exits ...
+        other_sells: dict[str, float] = {}  # ... and what its other open sells still hold
         for r in self.open_rows():
-            by_symbol.setdefault(r["symbol"], []).append(r)
+            sym = r["symbol"]
+            if r["type"] in EXIT_TYPES:
+                exits_of.setdefault(sym, []).append(r)
+            elif r["side"] == "sell":
+                other_sells[sym] = other_sells.get(sym, 0.0) + float(r["quantity"]) - float(r["filled_quantity"] or 0)
         stale: list[str] = []
         wanted: list[tuple[str, float, Any, Any]] = []
         for sym, pos in book.items():
             qty = float(pos["quantity"] or 0.0)
-            sl, tp = pos.get("stop_loss"), pos.get("take_profit")
-            mine = by_symbol.get(sym, [])
-            exits = [r for r in mine if r["type"] in EXIT_TYPES]
+            exits = exits_of.get(sym)
             if qty <= 0 and not exits:
                 continue
-            market = self._market(sym)
-            lot = market.lot_size if market is not None else 0.0
-            other = sum(
-                float(r["quantity"]) - float(r["filled_quantity"] or 0)
-                for r in mine
-                if r["side"] == "sell" and r["type"] not in EXIT_TYPES
-            )
-            want = floor_to_lot(qty - other, lot) if qty > 0 and (sl is not None or tp is not None) else 0.0
-            groups = {r["oco_group"] for r in exits}
-            have = max((float(r["quantity"]) - float(r["filled_quantity"] or 0) for r in exits), default=0.0)
-            if len(groups) <= 1 and abs(have - want) <= 1e-9 * max(1.0, want):
+            sl, tp = pos.get("stop_loss"), pos.get("take_profit")
+            want = 0.0
+            if qty > 0 and (sl is not None or tp is not None):
+                market = self._market(sym)
+                want = floor_to_lot(qty - other_sells.get(sym, 0.0), market.lot_size if market is not None else 0.0)
+            if exits:
+                one_group = len({r["oco_group"] for r in exits}) <= 1
+                have = max(float(r["quantity"]) - float(r["filled_quantity"] or 0) for r in exits)
+            else:
+                one_group, have = True, 0.0
+            if one_group and abs(have - want) <= 1e-9 * max(1.0, want):
                 continue
-            stale += [r["client_order_id"] for r in exits]
+            stale += [r["client_order_id"] for r in exits or ()]
             if want > 0:
                 wanted.append((sym, want, sl, tp))
         if stale:
@@ -662,6 +665,7 @@ class OrderManager:
         touched: dict[str, dict] = {}
         new_fills: list[Fill] = []
         cash: dict[str, float] = {}
+        stamps: dict[Any, str] = {}  # ``iso`` of each fill time, once per distinct time
         for a in filling:
             for fill in fills.get(a.client_order_id, []):
                 if fill.fill_id in recorded or fill.client_order_id != a.client_order_id:
@@ -673,8 +677,9 @@ class OrderManager:
                 for k, v in moves.items():
                     cash[k] = cash.get(k, 0.0) + v
                 new_fills.append(fill)
+                at = stamps[fill.ts] if fill.ts in stamps else stamps.setdefault(fill.ts, iso(fill.ts))
                 evs.append(("fill", f"{fill.side} {fill.quantity:g} {fill.symbol} @ {fill.price:.6g} fee {fill.fee:.4g} "
-                                    f"({fill.client_order_id}) at {iso(fill.ts)}", "INFO"))  # fmt: skip
+                                    f"({fill.client_order_id}) at {at}", "INFO"))  # fmt: skip
         updates: list[dict] = []
         steps_out: list[tuple[str, str, str | None]] = []
         for a in answers:

@@ -438,8 +438,13 @@ class Store:
                 bulk(
                     c,
                     stmt,
-                    [{"k_cid": u["client_order_id"], **{f"k_{k}": u.get(k) for k in cols}} for u in order_updates],
-                )
+                    [
+                        {"k_cid": u["client_order_id"], "k_status": u["status"], "k_broker_order_id": u.get("broker_order_id"),
+                         "k_filled_quantity": u.get("filled_quantity"), "k_average_price": u.get("average_price"),
+                         "k_fee": u.get("fee"), "k_reason": u.get("reason")}
+                        for u in order_updates
+                    ],
+                )  # fmt: skip
             if order_steps:
                 bulk(
                     c,
@@ -449,11 +454,12 @@ class Store:
             if new_fills:
                 by_order = _order_owners(c, [f.client_order_id for f in new_fills])
                 fallback = _owner_of_account(c, account)
+                stamps: dict[Any, str] = {}
                 bulk(
                     c,
                     insert(fills),
                     [
-                        {**_fill_row(f, account), "user_id": by_order.get(f.client_order_id, fallback)}
+                        {**_fill_row(f, account, stamps), "user_id": by_order.get(f.client_order_id, fallback)}
                         for f in new_fills
                     ],
                 )
@@ -977,7 +983,12 @@ def _insert_fill(c: Any, fill: Any, account: str) -> bool:
     return True
 
 
-def _fill_row(fill: Any, account: str) -> dict[str, Any]:
+def _fill_row(fill: Any, account: str, stamps: dict[Any, str] | None = None) -> dict[str, Any]:
+    """A fill's row. ``stamps``: a batch's memo of ``iso`` by time (a venue's batch of fills shares a few)."""
+    if stamps is None:
+        ts = iso(fill.ts)
+    elif (ts := stamps.get(fill.ts)) is None:
+        ts = stamps[fill.ts] = iso(fill.ts)
     return {
         "fill_id": fill.fill_id,
         "client_order_id": fill.client_order_id,
@@ -988,7 +999,7 @@ def _fill_row(fill: Any, account: str) -> dict[str, Any]:
         "price": float(fill.price),
         "fee": float(fill.fee),
         "fee_currency": fill.fee_currency,
-        "ts": iso(fill.ts),
+        "ts": ts,
     }
 
 

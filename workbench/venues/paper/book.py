@@ -229,14 +229,14 @@ class BookSession:
         stmt = select(t).where(and_(t.c.account == self.account, t.c.status.in_(OPEN_STATUSES)))
         if open_side is not None:
             stmt = stmt.where(t.c.side == open_side)
-        result = conn.execute(stmt.order_by(t.c.created_at))
         if symbols is None:
-            rows = dicts(result)
-        else:
-            keys = list(result.keys())
-            i_side, i_sym = keys.index("side"), keys.index("symbol")
-            wanted = set(symbols)
-            rows = [dict(zip(keys, r, strict=True)) for r in result.all() if r[i_side] == "buy" or r[i_sym] in wanted]
+            rows = dicts(conn.execute(stmt.order_by(t.c.created_at)))
+        else:  # the buys, and the other orders of these symbols: read through the (account, status, symbol) index
+            rows = dicts(conn.execute(stmt.where(t.c.side == "buy")))
+            if open_side in (None, "sell"):
+                for part in _chunks(sorted(set(symbols))):
+                    rows += dicts(conn.execute(stmt.where(and_(t.c.side != "buy", t.c.symbol.in_(part)))))
+            rows.sort(key=lambda r: r["created_at"])  # oldest first, as without ``symbols``
         self.open: dict[str, dict[str, Any]] = {r["client_order_id"]: r for r in rows}
         self.by_symbol: dict[str, dict[str, dict[str, Any]]] = {}
         for r in rows:

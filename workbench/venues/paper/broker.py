@@ -274,6 +274,7 @@ class PaperBroker:
         client_order_ids: Sequence[str] | None = None,
     ) -> list[Fill]:
         rows = self.book.fills(since=since, client_order_id=client_order_id, client_order_ids=client_order_ids)
+        stamps: dict[str, pd.Timestamp] = {}  # a batch's fills share their time: parse each text once
         return [
             Fill(
                 r["fill_id"],
@@ -284,7 +285,7 @@ class PaperBroker:
                 r["price"],
                 r["fee"],
                 r["fee_currency"],
-                pd.Timestamp(r["ts"]),
+                stamps[r["ts"]] if r["ts"] in stamps else stamps.setdefault(r["ts"], pd.Timestamp(r["ts"])),
             )
             for r in rows
         ]

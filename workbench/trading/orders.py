@@ -137,7 +137,9 @@ class OrderManager:
     ``on_point``, when given, is called with the name of each crash-sensitive point ``submit_many``
     passes ("after_new": the batch is recorded NEW, the venue not yet called; "after_place": the
     venue answered — the whole batch, or one more order of it when the venue takes them one by one —
-    and the store is not yet updated; "after_apply": the answers are booked), so a crash test can
+    and the store is not yet updated; "after_apply": the answers are booked), and of the batched
+    reads and cancels ("after_status": the venue said what became of the orders that left its book,
+    not yet booked; "after_cancel": the venue cancelled a batch, not yet booked), so a crash test can
     kill the process at a known instant.
     """
 
@@ -451,6 +453,8 @@ class OrderManager:
         failed: list[tuple[str, str, str]] = []
         left = [row for row in rows if row["client_order_id"] not in venue_open]
         answers = order_statuses(self.broker, [row["client_order_id"] for row in left])
+        if left:
+            self._point("after_status")
         for row in left:
             cid = row["client_order_id"]
             a = answers[cid]
@@ -525,6 +529,8 @@ class OrderManager:
                 answers.append(self.broker.cancel(cid))
             except OrderRejected as e:
                 failed.append(("cancel_failed", f"cancel {cid}: {e}", "WARNING"))
+        if cids:
+            self._point("after_cancel")
         self._apply_many(answers, events=failed)
         return answers
 

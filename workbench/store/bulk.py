@@ -11,6 +11,7 @@ and paper tables are written so.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.engine import Connection, Result
@@ -40,7 +41,11 @@ def bulk(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, Any]]) 
     names = list(names or [])
     params: list[Any]
     if compiled.positional and all(k in keys for k in names):
-        params = [tuple(r[k] for k in names) for r in rows]
+        if len(names) == 1:
+            params = [(r[names[0]],) for r in rows]
+        else:  # itemgetter builds each tuple in C: no generator per row
+            get = itemgetter(*names)
+            params = [get(r) for r in rows]
     elif compiled.positional:
         params = [tuple(r[k] if k in r else fixed[k] for k in names) for r in rows]
     else:

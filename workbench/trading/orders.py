@@ -23,7 +23,8 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,7 @@ from workbench.venues.base import (
     OrderRejected,
     OrderRequest,
     floor_to_lot,
+    order_statuses,
 )
 
 __all__ = [
@@ -135,7 +137,9 @@ class OrderManager:
     ``on_point``, when given, is called with the name of each crash-sensitive point ``submit_many``
     passes ("after_new": the batch is recorded NEW, the venue not yet called; "after_place": the
     venue answered — the whole batch, or one more order of it when the venue takes them one by one —
-    and the store is not yet updated; "after_apply": the answers are booked), so a crash test can
+    and the store is not yet updated; "after_apply": the answers are booked), and of the batched
+    reads and cancels ("after_status": the venue said what became of the orders that left its book,
+    not yet booked; "after_cancel": the venue cancelled a batch, not yet booked), so a crash test can
     kill the process at a known instant.
     """
 
@@ -153,10 +157,62 @@ class OrderManager:
         self.run_id = run_id
         self.unknown_grace_s = float(unknown_grace_s)
         self._markets: dict[str, Market] = {}
+        self._caching = False  # inside ``cycle_cache``
+        self._open: dict[str, dict] | None = None  # the account's open order rows while caching (None: read next time)
 
     def _point(self, name: str) -> None:
         if self._on_point is not None:
             self._on_point(name)
+
+    # ---- the open orders, read once per cycle ------------------------------------------------------
+    @contextmanager
+    def cycle_cache(self) -> Iterator[None]:
+        """While inside, the account's open orders are read from the store once and then kept in step
+        with the writes this manager makes (rows inserted NEW, answers booked), instead of being read
+        again by every stage (refresh, exit sync, the stop fallback, the entries' exit sync). Why this
+        is safe only here: inside a cycle this manager is the only writer of the account's orders (one
+        run per account is enforced); outside, every read goes to the store."""
+        self._caching, self._open = True, None
+        try:
+            yield
+        finally:
+            self._caching, self._open = False, None
+
+    def open_rows(self) -> list[dict]:
+        """The account's non-final orders, oldest first (``Store.open_orders``; from the cycle's cache
+        inside ``cycle_cache``). Callers must not change the rows."""
+        if not self._caching:
+            return self.store.open_orders(self.account)
+        if self._open is None:
+            self._open = {r["client_order_id"]: r for r in self.store.open_orders(self.account)}
+        return list(self._open.values())
+
+    def _note_inserted(self, rows: Sequence[Mapping]) -> None:
+        """Rows just committed NEW (every column, as written) join the cache."""
+        if self._open is None:
+            return
+        for r in rows:
+            if r.get("account") != self.account:
+                self._open = None  # not this account's: let the next read decide
+                return
+            if r["status"] not in FINAL_STATUSES:
+                self._open[r["client_order_id"]] = dict(r)
+
+    def _note_updated(self, updates: Sequence[Mapping], now: str | None) -> None:
+        """Rows just booked: an order gone final leaves the cache, another takes the new columns (a new
+        dict: a list handed out earlier keeps what it saw). An open order the cache does not hold
+        (another account's, or adopted without a row here) drops the cache: the next read is the store's."""
+        if self._open is None:
+            return
+        for u in updates:
+            cid = u["client_order_id"]
+            if u["status"] in FINAL_STATUSES:
+                self._open.pop(cid, None)
+            elif cid in self._open:
+                self._open[cid] = {**self._open[cid], **u, **({"updated_at": now} if now else {})}
+            else:
+                self._open = None
+                return
 
     # ---- placing --------------------------------------------------------------------------------
     def submit(self, intent: OrderIntent) -> BrokerOrder:
@@ -194,6 +250,7 @@ class OrderManager:
         written: list[dict] = []
         if fresh:
             written = self.store.insert_orders([self._new_row(i) for i in fresh])
+            self._note_inserted(written)
             self._point("after_new")
         reasons = {i.request.client_order_id: i.reason for i in fresh}
         out.update(self._send_many([i.request for i in fresh], reasons, {r["client_order_id"]: r for r in written}))
@@ -315,6 +372,7 @@ class OrderManager:
                 self.run_id,
             )
             return self._send(self.request_of(row), row["reason"] or "")
+        self._open = None  # a write the cache does not follow: read the store next time
         self.store.update_order(
             cid,
             status="REJECTED",
@@ -367,10 +425,11 @@ class OrderManager:
 
     def _refresh_all(self, resend: bool) -> list[BrokerOrder]:
         """One ``open_orders`` call answers for every order still resting; orders that left the book
-        (filled, cancelled, unknown) are asked about one by one. Everything that moved is booked in
+        (filled, cancelled, unknown) are asked about together (``order_statuses``: one call where the
+        venue can answer for many, else one each). Everything that moved is booked in
         one batch. One order's trouble (a temporary error, an adapter bug) is logged and the others
         go on; only errors that stop trading escape."""
-        rows = self.store.open_orders(self.account)
+        rows = self.open_rows()
         if not rows:
             return []
         venue_open = {o.client_order_id: o for o in self.broker.open_orders()}
@@ -389,27 +448,32 @@ class OrderManager:
             self.store.log_event(
                 "refresh_failed", f"{len(moved)} order(s): {type(e).__name__}: {e}", "ERROR", self.run_id
             )
-        gone: list[BrokerOrder] = []  # no longer resting: asked one by one, booked in one batch
+        gone: list[BrokerOrder] = []  # no longer resting: booked in one batch
         resends: list[dict] = []  # never reached the venue: sent again together, under their own ids
-        for row in rows:
-            if row["client_order_id"] in venue_open:
-                continue
+        failed: list[tuple[str, str, str]] = []
+        left = [row for row in rows if row["client_order_id"] not in venue_open]
+        answers = order_statuses(self.broker, [row["client_order_id"] for row in left])
+        if left:
+            self._point("after_status")
+        for row in left:
+            cid = row["client_order_id"]
+            a = answers[cid]
             try:
-                try:
-                    gone.append(self.broker.order_status(row["client_order_id"]))
-                except OrderRejected as e:
-                    if e.reason != "unknown_order":
-                        raise
-                    if resend and row["status"] == "NEW" and self._age_s(row) <= self.unknown_grace_s:
-                        resends.append(row)
-                    else:
-                        out.append(self._unknown(row, e, resend=False))  # not yet at the venue, or never
+                if isinstance(a, BrokerOrder):
+                    gone.append(a)
+                    continue
+                if not isinstance(a, OrderRejected) or a.reason != "unknown_order":
+                    raise a
+                if resend and row["status"] == "NEW" and self._age_s(row) <= self.unknown_grace_s:
+                    resends.append(row)
+                else:
+                    out.append(self._unknown(row, a, resend=False))  # not yet at the venue, or never
             except (AuthenticationError, ExchangeUnavailable):
                 raise
             except Exception as e:
-                self.store.log_event(
-                    "refresh_failed", f"order {row['client_order_id']}: {type(e).__name__}: {e}", "ERROR", self.run_id
-                )
+                failed.append(("refresh_failed", f"order {cid}: {type(e).__name__}: {e}", "ERROR"))
+        if failed:
+            self.store.log_events(failed, self.run_id)
         try:
             self._apply_many(gone)
             out += gone
@@ -465,13 +529,15 @@ class OrderManager:
                 answers.append(self.broker.cancel(cid))
             except OrderRejected as e:
                 failed.append(("cancel_failed", f"cancel {cid}: {e}", "WARNING"))
+        if cids:
+            self._point("after_cancel")
         self._apply_many(answers, events=failed)
         return answers
 
     def cancel_exits(self, symbol: str | Iterable[str]) -> list[BrokerOrder]:
         """Withdraw the resting stop-loss/take-profit orders of one symbol (or of several)."""
         symbols = {symbol} if isinstance(symbol, str) else set(symbol)
-        rows = self.store.open_orders(self.account)
+        rows = self.open_rows()
         return self.cancel_many(
             [r["client_order_id"] for r in rows if r["symbol"] in symbols and r["type"] in EXIT_TYPES]
         )
@@ -488,31 +554,34 @@ class OrderManager:
         re-run of a crashed cycle finds its own orders instead of sending new ones. All cancels are
         booked in one batch and all new legs go out as one ``submit_many``. Returns orders placed."""
         book = self.store.position_book(self.account)
-        by_symbol: dict[str, list[dict]] = {}
-        for r in self.store.open_orders(self.account):
-            by_symbol.setdefault(r["symbol"], []).append(r)
+        exits_of: dict[str, list[dict]] = {}  # one pass over the open orders: each symbol's exits ...
+        other_sells: dict[str, float] = {}  # ... and what its other open sells still hold
+        for r in self.open_rows():
+            sym = r["symbol"]
+            if r["type"] in EXIT_TYPES:
+                exits_of.setdefault(sym, []).append(r)
+            elif r["side"] == "sell":
+                other_sells[sym] = other_sells.get(sym, 0.0) + float(r["quantity"]) - float(r["filled_quantity"] or 0)
         stale: list[str] = []
         wanted: list[tuple[str, float, Any, Any]] = []
         for sym, pos in book.items():
             qty = float(pos["quantity"] or 0.0)
-            sl, tp = pos.get("stop_loss"), pos.get("take_profit")
-            mine = by_symbol.get(sym, [])
-            exits = [r for r in mine if r["type"] in EXIT_TYPES]
+            exits = exits_of.get(sym)
             if qty <= 0 and not exits:
                 continue
-            market = self._market(sym)
-            lot = market.lot_size if market is not None else 0.0
-            other = sum(
-                float(r["quantity"]) - float(r["filled_quantity"] or 0)
-                for r in mine
-                if r["side"] == "sell" and r["type"] not in EXIT_TYPES
-            )
-            want = floor_to_lot(qty - other, lot) if qty > 0 and (sl is not None or tp is not None) else 0.0
-            groups = {r["oco_group"] for r in exits}
-            have = max((float(r["quantity"]) - float(r["filled_quantity"] or 0) for r in exits), default=0.0)
-            if len(groups) <= 1 and abs(have - want) <= 1e-9 * max(1.0, want):
+            sl, tp = pos.get("stop_loss"), pos.get("take_profit")
+            want = 0.0
+            if qty > 0 and (sl is not None or tp is not None):
+                market = self._market(sym)
+                want = floor_to_lot(qty - other_sells.get(sym, 0.0), market.lot_size if market is not None else 0.0)
+            if exits:
+                one_group = len({r["oco_group"] for r in exits}) <= 1
+                have = max(float(r["quantity"]) - float(r["filled_quantity"] or 0) for r in exits)
+            else:
+                one_group, have = True, 0.0
+            if one_group and abs(have - want) <= 1e-9 * max(1.0, want):
                 continue
-            stale += [r["client_order_id"] for r in exits]
+            stale += [r["client_order_id"] for r in exits or ()]
             if want > 0:
                 wanted.append((sym, want, sl, tp))
         if stale:
@@ -589,7 +658,7 @@ class OrderManager:
         rows.update(self.store.get_orders([a.client_order_id for a in answers if a.client_order_id not in rows]))
         strays = [a for a in answers if a.client_order_id not in rows]
         if strays:
-            self.store.insert_orders([self._adopted_row(a) for a in strays])
+            self._note_inserted(self.store.insert_orders([self._adopted_row(a) for a in strays]))
             rows.update(self.store.get_orders([a.client_order_id for a in strays]))
         filling = [
             a for a in answers
@@ -602,6 +671,7 @@ class OrderManager:
         touched: dict[str, dict] = {}
         new_fills: list[Fill] = []
         cash: dict[str, float] = {}
+        stamps: dict[Any, str] = {}  # ``iso`` of each fill time, once per distinct time
         for a in filling:
             for fill in fills.get(a.client_order_id, []):
                 if fill.fill_id in recorded or fill.client_order_id != a.client_order_id:
@@ -613,8 +683,9 @@ class OrderManager:
                 for k, v in moves.items():
                     cash[k] = cash.get(k, 0.0) + v
                 new_fills.append(fill)
+                at = stamps[fill.ts] if fill.ts in stamps else stamps.setdefault(fill.ts, iso(fill.ts))
                 evs.append(("fill", f"{fill.side} {fill.quantity:g} {fill.symbol} @ {fill.price:.6g} fee {fill.fee:.4g} "
-                                    f"({fill.client_order_id}) at {iso(fill.ts)}", "INFO"))  # fmt: skip
+                                    f"({fill.client_order_id}) at {at}", "INFO"))  # fmt: skip
         updates: list[dict] = []
         steps_out: list[tuple[str, str, str | None]] = []
         for a in answers:
@@ -646,7 +717,10 @@ class OrderManager:
             evs.append(
                 ("order_rejected", f"{req.side} {req.quantity:g} {req.symbol} rejected by broker: {err}", "WARNING")
             )
-        self.store.apply_batch(self.account, updates, steps_out, new_fills, touched, cash, evs, run_id=self.run_id)
+        now = self.store.apply_batch(
+            self.account, updates, steps_out, new_fills, touched, cash, evs, run_id=self.run_id
+        )
+        self._note_updated(updates, now)
 
     def _adopted_row(self, answer: BrokerOrder) -> dict:
         return {

@@ -134,7 +134,7 @@ def exit_orders(ctx: LiveContext, tick: FeedTick, snap: PortfolioSnapshot) -> in
     """The fallback for longs whose stops do not rest at the broker (the venue refused the exit
     pair, e.g. a stop the price had already crossed): low ≤ stop → sell, high ≥ take-profit → sell,
     at market. A leg that rests at the broker is left to do its job."""
-    resting = {(r["symbol"], r["type"]) for r in ctx.store.open_orders(ctx.account) if r["type"] in EXIT_TYPES}
+    resting = {(r["symbol"], r["type"]) for r in ctx.orders.open_rows() if r["type"] in EXIT_TYPES}
     n = 0
     for sym, pos in snap.positions.items():
         q = tick.quotes.get(sym)
@@ -233,8 +233,9 @@ def _pause_entries(ctx: LiveContext, problems: list[str]) -> bool:
 
 def run_cycle(ctx: LiveContext, clock: StageClock | None = None) -> CycleResult:
     """One Phase 2 cycle (``_cycle``) with Python's cyclic garbage collector held off until its end
-    (``cycle.gc_paused``: a collection in the middle of a big batch walks every live object)."""
-    with gc_paused():
+    (``cycle.gc_paused``: a collection in the middle of a big batch walks every live object), and the
+    account's open orders read once and kept in step by the order manager (``OrderManager.cycle_cache``)."""
+    with gc_paused(), ctx.orders.cycle_cache():
         return _cycle(ctx, clock)
 
 

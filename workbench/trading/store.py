@@ -418,12 +418,13 @@ class Store:
         cash: Mapping[str, float] | None = None,
         events: Sequence[tuple[str, str, str]] = (),
         run_id: int | None = None,
-    ) -> None:
+    ) -> str:
         """A batch of venue answers booked in one transaction: order rows (``order_updates``: each the
         full set of mutable columns with ``client_order_id``), their status events (``order_steps``:
         (client id, status, detail)), new fills, the positions they leave (symbol → full row of
         quantity, average_price, realized_pnl, stop_loss, take_profit), the summed cash movements and
-        events (kind, message, level). A crash leaves all of it or none: reconcile replays the rest."""
+        events (kind, message, level). A crash leaves all of it or none: reconcile replays the rest.
+        Returns the time stamped on the rows (``updated_at``)."""
         positions = positions or {}
         now = iso(utcnow())
         with self.engine.begin() as c:
@@ -437,8 +438,13 @@ class Store:
                 bulk(
                     c,
                     stmt,
-                    [{"k_cid": u["client_order_id"], **{f"k_{k}": u.get(k) for k in cols}} for u in order_updates],
-                )
+                    [
+                        {"k_cid": u["client_order_id"], "k_status": u["status"], "k_broker_order_id": u.get("broker_order_id"),
+                         "k_filled_quantity": u.get("filled_quantity"), "k_average_price": u.get("average_price"),
+                         "k_fee": u.get("fee"), "k_reason": u.get("reason")}
+                        for u in order_updates
+                    ],
+                )  # fmt: skip
             if order_steps:
                 bulk(
                     c,
@@ -448,11 +454,12 @@ class Store:
             if new_fills:
                 by_order = _order_owners(c, [f.client_order_id for f in new_fills])
                 fallback = _owner_of_account(c, account)
+                stamps: dict[Any, str] = {}
                 bulk(
                     c,
                     insert(fills),
                     [
-                        {**_fill_row(f, account), "user_id": by_order.get(f.client_order_id, fallback)}
+                        {**_fill_row(f, account, stamps), "user_id": by_order.get(f.client_order_id, fallback)}
                         for f in new_fills
                     ],
                 )
@@ -502,6 +509,7 @@ class Store:
                     insert(events_t),
                     [{"ts": now, "run_id": run_id, "kind": k, "message": m, "level": lv} for k, m, lv in events],
                 )
+        return now  # the ``updated_at`` the order rows now carry
 
     def get_order(self, client_order_id: str) -> dict | None:
         return self._one(select(orders).where(orders.c.client_order_id == client_order_id))
@@ -975,7 +983,12 @@ def _insert_fill(c: Any, fill: Any, account: str) -> bool:
     return True
 
 
-def _fill_row(fill: Any, account: str) -> dict[str, Any]:
+def _fill_row(fill: Any, account: str, stamps: dict[Any, str] | None = None) -> dict[str, Any]:
+    """A fill's row. ``stamps``: a batch's memo of ``iso`` by time (a venue's batch of fills shares a few)."""
+    if stamps is None:
+        ts = iso(fill.ts)
+    elif (ts := stamps.get(fill.ts)) is None:
+        ts = stamps[fill.ts] = iso(fill.ts)
     return {
         "fill_id": fill.fill_id,
         "client_order_id": fill.client_order_id,
@@ -986,7 +999,7 @@ def _fill_row(fill: Any, account: str) -> dict[str, Any]:
         "price": float(fill.price),
         "fee": float(fill.fee),
         "fee_currency": fill.fee_currency,
-        "ts": iso(fill.ts),
+        "ts": ts,
     }
 
 

@@ -20,7 +20,7 @@ The market value types (``Market``, ``Quote``, ``OrderRequest``, ``Fill``, the l
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -66,6 +66,7 @@ __all__ = [
     "BrokerOrder",
     "Fill",
     "Broker",
+    "order_statuses",
     "BrokerError",
     "TemporaryBrokerError",
     "OrderRejected",
@@ -189,6 +190,38 @@ class Broker(Protocol):
     def open_orders(self) -> list[BrokerOrder]: ...
 
     def fills(self, since: pd.Timestamp | None = None) -> list[Fill]: ...
+
+
+def order_statuses(broker: Any, client_order_ids: Sequence[str]) -> dict[str, BrokerOrder | Exception]:
+    """What the venue says of each of these orders: its ``BrokerOrder``, or the exception asking raised
+    (``OrderRejected('unknown_order')`` for an order it never heard of). One call when the venue's class
+    has ``order_status_many`` (the paper venue: one query), else ``order_status`` one by one, as every
+    real venue asks. Errors that stop trading (``AuthenticationError``, ``ExchangeUnavailable``) are
+    raised, not kept: nothing after them would get an answer either."""
+    cids = list(dict.fromkeys(client_order_ids))
+    out: dict[str, BrokerOrder | Exception] = {}
+    if not cids:
+        return out
+    many = getattr(broker, "order_status_many", None) if hasattr(type(broker), "order_status_many") else None
+    if callable(many):
+        try:
+            answers = list(many(cids))
+        except (AuthenticationError, ExchangeUnavailable):
+            raise
+        except Exception as e:  # nothing is known of any of them
+            return {c: e for c in cids}
+        if len(answers) != len(cids):
+            err = ValueError(f"order_status_many answered {len(answers)} of {len(cids)} orders")
+            return {c: err for c in cids}
+        return dict(zip(cids, answers, strict=True))
+    for cid in cids:
+        try:
+            out[cid] = broker.order_status(cid)
+        except (AuthenticationError, ExchangeUnavailable):
+            raise
+        except Exception as e:
+            out[cid] = e
+    return out
 
 
 class VenueConfig(BaseModel):

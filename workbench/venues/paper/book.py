@@ -109,6 +109,16 @@ class PaperBook:
         with self.engine.connect() as c:
             return self.order(cid, c)
 
+    def orders_by_ids(self, cids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Rows of these orders by client id, one query per 500 ids (absent ids are left out)."""
+        t = paper_orders
+        out: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as c:
+            for part in _chunks(list(dict.fromkeys(cids))):
+                stmt = select(t).where(and_(t.c.account == self.account, t.c.client_order_id.in_(part)))
+                out.update({r["client_order_id"]: r for r in dicts(c.execute(stmt))})
+        return out
+
     def insert_order(self, conn: Connection, **values: Any) -> None:
         conn.execute(insert(paper_orders).values(account=self.account, **values))
 
@@ -199,29 +209,34 @@ class BookSession:
         ``symbols`` loads the open orders of these symbols and every open buy (all the cash that is
         reserved): enough for a batch of orders in those symbols (their reserved quantities, OCO
         siblings), without the resting exits of every other position; orders outside it are still
-        found by client id (``orders``)."""
+        found by client id (``orders``). Holdings likewise: all of them without ``symbols``, else those
+        of ``symbols`` (any other is read when first moved), so a batch does not read every position."""
         self.book, self.conn, self.account = book, conn, book.account
         self.now = iso(utcnow())
         b, t = paper_balances, paper_orders
         self.cash: dict[str, float] = {}
         self.holdings: dict[str, float] = {}
-        for asset, total, kind in conn.execute(
-            select(b.c.asset, b.c.total, b.c.kind).where(b.c.account == self.account)
-        ).all():
-            (self.cash if kind == "cash" else self.holdings)[asset] = float(total)
-        self._stored_assets = set(self.cash) | set(self.holdings)
+        self._stored_assets: set[str] = set()
+        self._all_holdings = symbols is None
+        self._looked_up: set[str] = set()  # holdings read (or found absent) when not all are loaded
+        stmt_b = select(b.c.asset, b.c.total, b.c.kind).where(b.c.account == self.account)
+        if symbols is None:
+            self._take_balances(conn.execute(stmt_b).all())
+        else:
+            self._take_balances(conn.execute(stmt_b.where(b.c.kind == "cash")).all())
+            self._load_holdings(list(symbols))
         self._dirty: set[str] = set()
         stmt = select(t).where(and_(t.c.account == self.account, t.c.status.in_(OPEN_STATUSES)))
         if open_side is not None:
             stmt = stmt.where(t.c.side == open_side)
-        result = conn.execute(stmt.order_by(t.c.created_at))
         if symbols is None:
-            rows = dicts(result)
-        else:
-            keys = list(result.keys())
-            i_side, i_sym = keys.index("side"), keys.index("symbol")
-            wanted = set(symbols)
-            rows = [dict(zip(keys, r, strict=True)) for r in result.all() if r[i_side] == "buy" or r[i_sym] in wanted]
+            rows = dicts(conn.execute(stmt.order_by(t.c.created_at)))
+        else:  # the buys, and the other orders of these symbols: read through the (account, status, symbol) index
+            rows = dicts(conn.execute(stmt.where(t.c.side == "buy")))
+            if open_side in (None, "sell"):
+                for part in _chunks(sorted(set(symbols))):
+                    rows += dicts(conn.execute(stmt.where(and_(t.c.side != "buy", t.c.symbol.in_(part)))))
+            rows.sort(key=lambda r: r["created_at"])  # oldest first, as without ``symbols``
         self.open: dict[str, dict[str, Any]] = {r["client_order_id"]: r for r in rows}
         self.by_symbol: dict[str, dict[str, dict[str, Any]]] = {}
         for r in rows:
@@ -230,6 +245,20 @@ class BookSession:
         self.changed: dict[str, dict[str, Any]] = {}
         self.fills: list[dict[str, Any]] = []
         self._fill_counts: dict[str, int] = {}
+
+    def _take_balances(self, rows: Sequence[Any]) -> None:
+        for asset, total, kind in rows:
+            (self.cash if kind == "cash" else self.holdings)[asset] = float(total)
+            self._stored_assets.add(asset)
+
+    def _load_holdings(self, assets: list[str]) -> None:
+        """Read these holdings (when the session did not load them all), 500 names a query."""
+        b = paper_balances
+        todo = [a for a in dict.fromkeys(assets) if a not in self._looked_up]
+        for part in _chunks(todo):
+            key = and_(b.c.account == self.account, b.c.kind != "cash", b.c.asset.in_(part))
+            self._take_balances(self.conn.execute(select(b.c.asset, b.c.total, b.c.kind).where(key)).all())
+        self._looked_up.update(todo)
 
     # ---- reads ----------------------------------------------------------------------------------
     def orders(self, cids: list[str]) -> dict[str, dict[str, Any]]:
@@ -274,6 +303,8 @@ class BookSession:
 
     def move(self, asset: str, delta: float, kind: str) -> None:
         """Move a cash or holding balance by ``delta``; selling a whole holding leaves exactly zero."""
+        if kind != "cash" and not self._all_holdings and asset not in self._looked_up:
+            self._load_holdings([asset])  # outside the symbols the session was opened for
         bal = self.cash if kind == "cash" else self.holdings
         cur = bal.get(asset)
         if cur is None:

@@ -104,6 +104,7 @@ class PaperBroker:
         self._named: dict[str, Market] = {}
         self._quotes: dict[str, Quote] = {}
         self._used: dict[str, float] = {}  # volume already taken from the current bar, per symbol
+        self._cost_memo: dict[tuple[str, float, float], tuple[float, float]] = {}
         self.book = PaperBook(store.engine, account)
         self.book.open_account(cash)
 
@@ -141,7 +142,7 @@ class PaperBroker:
 
     def balances(self) -> dict[str, Balance]:
         with self.book.engine.connect() as c:
-            session = BookSession(self.book, c, open_side="buy")  # only buys reserve cash
+            session = BookSession(self.book, c, open_side="buy", symbols=())  # only buys reserve cash; no holdings
             cash, reserved = session.cash, self._reserved_cash(session)
         return {k: Balance(k, free=v - reserved.get(k, 0.0), total=v) for k, v in cash.items()}
 
@@ -244,6 +245,17 @@ class PaperBroker:
     def order_status(self, client_order_id: str) -> BrokerOrder:
         return self._to_order(self._require(client_order_id))
 
+    def order_status_many(self, client_order_ids: Sequence[str]) -> list[BrokerOrder | OrderRejected]:
+        """``order_status`` for many orders in one query per 500 ids (the optional batch extension of
+        the protocol): an unknown id is an ``OrderRejected('unknown_order')`` in its place."""
+        rows = self.book.orders_by_ids(client_order_ids)
+        return [
+            self._to_order(r)
+            if (r := rows.get(cid)) is not None
+            else OrderRejected("unknown_order", f"the paper account '{self.account}' has no order {cid}")
+            for cid in client_order_ids
+        ]
+
     def open_orders(self) -> list[BrokerOrder]:
         return [self._to_order(r) for r in self._open_rows()]
 
@@ -262,6 +274,7 @@ class PaperBroker:
         client_order_ids: Sequence[str] | None = None,
     ) -> list[Fill]:
         rows = self.book.fills(since=since, client_order_id=client_order_id, client_order_ids=client_order_ids)
+        stamps: dict[str, pd.Timestamp] = {}  # a batch's fills share their time: parse each text once
         return [
             Fill(
                 r["fill_id"],
@@ -272,7 +285,7 @@ class PaperBroker:
                 r["price"],
                 r["fee"],
                 r["fee_currency"],
-                pd.Timestamp(r["ts"]),
+                stamps[r["ts"]] if r["ts"] in stamps else stamps.setdefault(r["ts"], pd.Timestamp(r["ts"])),
             )
             for r in rows
         ]
@@ -290,7 +303,7 @@ class PaperBroker:
         for s in quotes:
             self._used[s] = 0.0
         rank = {"market": 0, "stop_loss": 1, "limit": 2, "take_profit": 3}
-        filled: list[str] = []
+        filled: list[dict[str, Any]] = []
         with self.book.begin() as c:
             bs = BookSession(self.book, c)
             reserved = self._reserved_cash(bs)
@@ -305,12 +318,21 @@ class PaperBroker:
                 if price is None:
                     continue
                 if self._fill(bs, row, float(row["quantity"]) - float(row["filled_quantity"]), price, reserved) > 0:
-                    filled.append(row["client_order_id"])
+                    filled.append(row)
             bs.flush()
-        return [self.order_status(cid) for cid in filled]
+        # The session's rows are what was just committed: no read back per filled order.
+        return [self._to_order(r) for r in filled]
 
     def _costs(self, symbol: str) -> tuple[float, float]:
-        return self.exchange_costs.get(cost_exchange(symbol, self.market(symbol)), (self.fee_rate, self.slippage))
+        """(fee rate, slippage) of a symbol's exchange. Kept per symbol for the life of the broker: the
+        costs and markets are fixed at construction, and a batch asks for them several times an order."""
+        key = (symbol, self.fee_rate, self.slippage)
+        got = self._cost_memo.get(key)
+        if got is None:
+            got = self._cost_memo[key] = self.exchange_costs.get(
+                cost_exchange(symbol, self.market(symbol)), (self.fee_rate, self.slippage)
+            )
+        return got
 
     def _trigger_price(self, row: dict[str, Any], q: Quote) -> float | None:
         low = q.low if q.low is not None else q.last

@@ -274,8 +274,8 @@ N_W = 27
 @njit(cache=True, error_model="numpy")
 def _instrument(h, l, c, v, S, R, out, cols, W, j, t0, m):  # noqa: E741
     """Instrument ``j``'s rows t0 … t0+m−1: first the derived series that need only a previous
-    value (scratch ``W``), then each indicator down its column in one tight loop, the way a
-    per-symbol TA-Lib call runs."""
+    value (scratch ``W``), then the indicators in five loops over the rows, each stepping 4–8
+    independent recurrences (one loop per indicator was latency-bound: ~25% more CPU)."""
     # pass 1: the derived series that need only a previous value (state in locals for the chunk)
     o = cols
     cp, cn = int(S[j, S_CLAG]), S[j, S_CLAG + 1]

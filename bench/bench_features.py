@@ -72,11 +72,7 @@ def _timed(fn) -> tuple[float, float]:
     clocks stop, as the TA-Lib loop's block is (unmapping 860 MB is not feature work).
 
     Why ``gc.collect()``: a long frame sits in a pandas reference cycle, so ``del`` does not free
-    its block (RSS checked): a later collection freed it, inside whichever run came next, and
-    meanwhile the next fresh block had to find 860 MB more of huge pages. numpy asks for huge pages
-    and this kernel's THP ``defrag=madvise`` compacts memory for them on first touch: filling the
-    same fresh 840 MB took 0.26–3.4 s here (load 11), a reused one 0.04 s. The "wide, fresh block"
-    anomaly was that memory state (what was freed or not before the run), not the code path."""
+    its block (RSS checked): without it a later collection freed 860 MB inside another run."""
     w0, c0 = time.perf_counter(), time.process_time()
     result = fn()
     w, c = time.perf_counter() - w0, time.process_time() - c0
@@ -108,11 +104,14 @@ def _compare(hist: Panel) -> dict[str, tuple[float, float]]:
         "TA-Lib loop keeping outputs": lambda: _talib_timed(hist, keep=True),
     }
     samples: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
-    names = list(runs)
+    names = list(runs)[:-1]
     for r in range(REPEATS):
-        # Rotated: a fresh block's first touch costs more right after a big free (the kernel's
-        # page work; seen as "wide" at 2× "long frame" when wide always followed the TA-Lib block).
-        for name in names[r % len(names) :] + names[: r % len(names)]:
+        # Rotated, with the TA-Lib loop that keeps its outputs last in every round: a fresh block
+        # built right after that run cost 0.2–0.5 s CPU more (5,000 × 500, one thread, either path:
+        # wide 0.62 → 0.84 s, long frame 0.67 → 1.12 s), the kernel's page work after that run's
+        # 660 MB block is freed. Rotated with the others it came before "wide, fresh block" in 4
+        # rounds of 5: the "wide, fresh block" anomaly (wide and long frame cost the same otherwise).
+        for name in [*names[r % len(names) :], *names[: r % len(names)], "TA-Lib loop keeping outputs"]:
             fn = runs[name]
             samples[name].append(fn() if name.startswith("TA-Lib") else _timed(fn))
     return {k: (float(np.median([w for w, _ in v])), float(np.median([c for _, c in v]))) for k, v in samples.items()}

@@ -104,14 +104,15 @@ def _compare(hist: Panel) -> dict[str, tuple[float, float]]:
         "TA-Lib loop keeping outputs": lambda: _talib_timed(hist, keep=True),
     }
     samples: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
-    names = list(runs)[:-1]
+    ours = [k for k in runs if not k.startswith("TA-Lib")]
     for r in range(REPEATS):
-        # Rotated, with the TA-Lib loop that keeps its outputs last in every round: a fresh block
-        # built right after that run cost 0.2–0.5 s CPU more (5,000 × 500, one thread, either path:
-        # wide 0.62 → 0.84 s, long frame 0.67 → 1.12 s), the kernel's page work after that run's
-        # 660 MB block is freed. Rotated with the others it came before "wide, fresh block" in 4
-        # rounds of 5: the "wide, fresh block" anomaly (wide and long frame cost the same otherwise).
-        for name in [*names[r % len(names) :], *names[: r % len(names)], "TA-Lib loop keeping outputs"]:
+        # Ours rotated, then the two TA-Lib loops, every round: a fresh block built right after a
+        # TA-Lib loop cost 0.2–0.7 s CPU more on either path (5,000 × 500, one thread: wide
+        # 0.62 → 0.84 s, long frame 0.67 → 1.12 s after the loop keeping its outputs; not pinned
+        # down further: the kernel's page work after the loop's frees). Rotating all six put
+        # "wide, fresh block" right after a TA-Lib loop in every round: the "wide, fresh block"
+        # anomaly. Now each of ours follows the TA-Lib loops in one or two rounds of five.
+        for name in [*ours[r % len(ours) :], *ours[: r % len(ours)], "TA-Lib loop", "TA-Lib loop keeping outputs"]:
             fn = runs[name]
             samples[name].append(fn() if name.startswith("TA-Lib") else _timed(fn))
     return {k: (float(np.median([w for w, _ in v])), float(np.median([c for _, c in v]))) for k, v in samples.items()}

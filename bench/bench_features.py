@@ -104,15 +104,16 @@ def _compare(hist: Panel) -> dict[str, tuple[float, float]]:
         "TA-Lib loop keeping outputs": lambda: _talib_timed(hist, keep=True),
     }
     samples: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
-    ours = [k for k in runs if not k.startswith("TA-Lib")]
+    pairs = [["wide, reused block", "wide, fresh block"], ["long frame, reused block", "long frame, fresh block"]]
     for r in range(REPEATS):
-        # Ours rotated, then the two TA-Lib loops, every round: a fresh block built right after a
-        # TA-Lib loop cost 0.2–0.7 s CPU more on either path (5,000 × 500, one thread: wide
-        # 0.62 → 0.84 s, long frame 0.67 → 1.12 s after the loop keeping its outputs; not pinned
-        # down further: the kernel's page work after the loop's frees). Rotating all six put
-        # "wide, fresh block" right after a TA-Lib loop in every round: the "wide, fresh block"
-        # anomaly. Now each of ours follows the TA-Lib loops in one or two rounds of five.
-        for name in [*ours[r % len(ours) :], *ours[: r % len(ours)], "TA-Lib loop", "TA-Lib loop keeping outputs"]:
+        # Each fresh build right after a reused one (nothing freed just before it), then the TA-Lib
+        # loops. Why: a fresh 860 MB block costs ~0.5 s CPU less when a block of its size was just
+        # unmapped (the kernel hands those pages straight back; otherwise it finds and zeroes new
+        # huge pages, compacting memory for them: numpy asks for huge pages, THP defrag=madvise).
+        # The old rotation always ran "long frame, fresh" right after "wide, fresh" had freed its
+        # block, and "wide, fresh" after a run that freed nothing or less: the "wide, fresh block"
+        # anomaly (1.27 s against 0.70 s CPU, one thread, at 5,000 × 500). Same code path.
+        for name in [*pairs[r % 2], *pairs[1 - r % 2], "TA-Lib loop", "TA-Lib loop keeping outputs"]:
             fn = runs[name]
             samples[name].append(fn() if name.startswith("TA-Lib") else _timed(fn))
     return {k: (float(np.median([w for w, _ in v])), float(np.median([c for _, c in v]))) for k, v in samples.items()}

@@ -4,6 +4,7 @@ of the hot path). Ratios are from one run."""
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 
@@ -68,18 +69,24 @@ def _talib_loop(panel: Panel, last: int | None = None, keep: bool = False) -> fl
 
 def _timed(fn) -> tuple[float, float]:
     """(wall, CPU of all the process's threads) seconds of ``fn()``; its result is freed after the
-    clocks stop, as the TA-Lib loop's block is (unmapping 860 MB is not feature work)."""
+    clocks stop, as the TA-Lib loop's block is (unmapping 860 MB is not feature work).
+
+    Why ``gc.collect()``: a long frame sits in a pandas reference cycle, so ``del`` does not free
+    its block (RSS checked): without it a later collection freed 860 MB inside another run."""
     w0, c0 = time.perf_counter(), time.process_time()
     result = fn()
     w, c = time.perf_counter() - w0, time.process_time() - c0
     del result
+    gc.collect()
     return w, c
 
 
 def _talib_timed(panel: Panel, keep: bool) -> tuple[float, float]:
     c0 = time.process_time()
     w = _talib_loop(panel, keep=keep)
-    return w, time.process_time() - c0  # CPU includes the loop's input copies (a few ms)
+    c = time.process_time() - c0  # CPU includes the loop's input copies (a few ms)
+    gc.collect()
+    return w, c
 
 
 def _compare(hist: Panel) -> dict[str, tuple[float, float]]:
@@ -97,11 +104,16 @@ def _compare(hist: Panel) -> dict[str, tuple[float, float]]:
         "TA-Lib loop keeping outputs": lambda: _talib_timed(hist, keep=True),
     }
     samples: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
-    names = list(runs)
+    pairs = [["wide, reused block", "wide, fresh block"], ["long frame, reused block", "long frame, fresh block"]]
     for r in range(REPEATS):
-        # Rotated: a fresh block's first touch costs more right after a big free (the kernel's
-        # page work; seen as "wide" at 2× "long frame" when wide always followed the TA-Lib block).
-        for name in names[r % len(names) :] + names[: r % len(names)]:
+        # Each fresh build right after a reused one (nothing freed just before it), then the TA-Lib
+        # loops. Why: a fresh 860 MB block costs ~0.5 s CPU less when a block of its size was just
+        # unmapped (the kernel hands those pages straight back; otherwise it finds and zeroes new
+        # huge pages, compacting memory for them: numpy asks for huge pages, THP defrag=madvise).
+        # The old rotation always ran "long frame, fresh" right after "wide, fresh" had freed its
+        # block, and "wide, fresh" after a run that freed nothing or less: the "wide, fresh block"
+        # anomaly (1.27 s against 0.70 s CPU, one thread, at 5,000 × 500). Same code path.
+        for name in [*pairs[r % 2], *pairs[1 - r % 2], "TA-Lib loop", "TA-Lib loop keeping outputs"]:
             fn = runs[name]
             samples[name].append(fn() if name.startswith("TA-Lib") else _timed(fn))
     return {k: (float(np.median([w for w, _ in v])), float(np.median([c for _, c in v]))) for k, v in samples.items()}
@@ -133,7 +145,9 @@ def main() -> None:
     print(
         f"   full v2 ({X.shape[1]} features), {N} instruments × {BARS} bars; medians of {REPEATS}; wall s (CPU s of all threads)"
     )
-    print(f"   anchor: a per-symbol TA-Lib loop of {talib_calls} calls per symbol (one thread)")
+    print(
+        f"   anchor: a per-symbol TA-Lib loop of {talib_calls} calls per symbol (one thread); load {os.getloadavg()[0]:.1f}"
+    )
     block_shape = (X.shape[1], BARS, N)
     del X
     for threads in sorted({most, 1}, reverse=True):
@@ -142,9 +156,12 @@ def main() -> None:
         print(f"   -- NUMBA_NUM_THREADS = {threads}")
         for name, (w, c) in r.items():
             print(f"      {name:28s} {w:6.3f} s  ({c:.3f} s CPU)")
-        talib = r["TA-Lib loop"][0]
+        talib, talib_cpu = r["TA-Lib loop"]
+        # By CPU too: on a loaded machine wall time also counts the waits for a core, and with one
+        # thread CPU is what a quiet machine's wall time would be.
         for name in ("long frame, fresh block", "long frame, reused block", "wide, fresh block", "wide, reused block"):
-            print(f"      ratio TA-Lib loop / ours, {name}: {talib / r[name][0]:.2f}× (goal ≥ 1.00)")
+            print(f"      ratio TA-Lib loop / ours, {name}: {talib / r[name][0]:.2f}× wall, "
+                  f"{talib_cpu / r[name][1]:.2f}× CPU (goal ≥ 1.00)")  # fmt: skip
         print(f"      ratio TA-Lib loop keeping outputs / ours, long frame, fresh block: "
               f"{r['TA-Lib loop keeping outputs'][0] / r['long frame, fresh block'][0]:.2f}×")  # fmt: skip
     numba.set_num_threads(most)

@@ -196,7 +196,7 @@ _RANK_ROWS = 32  # rows per job: one job's argsort (32 × N int64) stays in L2 f
 
 
 def _cross_ranks(block: np.ndarray, cells: int) -> None:
-    """Each ranked feature's rows: numpy's argsort (SIMD, releases the GIL) then ``rank_rows_k``
+    """Each ranked feature's rows: ``fused.sort_order`` (numpy's SIMD sort, releases the GIL) then ``rank_rows_k``
     (no GIL), ``_RANK_ROWS`` rows per job on numba's thread count, so the sort is not the one
     serial step of the build and its order array stays small and in cache."""
     T = block.shape[1]
@@ -205,7 +205,7 @@ def _cross_ranks(block: np.ndarray, cells: int) -> None:
     def rank(job: tuple[int, int, int]) -> None:
         src, dst, r0 = job
         vals = block[src, r0 : r0 + _RANK_ROWS]
-        F.rank_rows_k(vals, np.argsort(vals, axis=1), block[dst, r0 : r0 + _RANK_ROWS])
+        F.rank_rows_k(vals, F.sort_order(vals), block[dst, r0 : r0 + _RANK_ROWS])
 
     threads = numba.get_num_threads() if cells >= K.SMALL else 1
     if threads <= 1 or len(jobs) == 1:

@@ -116,3 +116,31 @@ def test_cross_rank_rows_with_ties_infinities_and_holes():
     block = np.stack([a, np.full_like(a, 5.0)])  # rank_k: whole (feature × time × instrument) blocks
     rank_k(block, np.array([0]), np.array([1]), np.argsort(np.where(np.isfinite(a), a, np.inf), axis=1)[None])
     np.testing.assert_allclose(block[1], ref, rtol=0, atol=1e-15, equal_nan=True)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 41, 1000, 5003])
+def test_sort_order_ranks_as_argsort_does(n):
+    """``sort_order`` (packed keys, numpy's sort, then runs of equal truncated keys re-sorted)
+    gives every row the ranks ``np.argsort`` gives: ties, ±0, ±inf, NaN of either sign, and values
+    that differ only in the bits the column index replaces."""
+    from workbench.features.fused import rank_rows_k, sort_order
+
+    rng = np.random.default_rng(n)
+    a = rng.normal(size=(40, n))
+    a[rng.random(a.shape) < 0.1] = np.nan
+    a[rng.random(a.shape) < 0.1] = 0.0
+    a[rng.random(a.shape) < 0.1] = -0.0
+    a[rng.random(a.shape) < 0.05] = np.inf
+    a[rng.random(a.shape) < 0.05] = -np.inf
+    near = rng.random(a.shape) < 0.2  # within a few ulps of 1: the same truncated key, in random order
+    a[near] = 1.0 + rng.integers(-40, 40, near.sum()) * np.finfo(float).eps
+    a[2] = -a[2]
+    a[3, : n // 2] = -np.nan  # a NaN with the sign bit set (what 0 × inf gives on x86)
+    a[4] = np.nan
+    a[5] = 7.0
+    want, got = np.empty_like(a), np.empty_like(a)
+    rank_rows_k(a, np.argsort(a, axis=1), want)
+    rank_rows_k(a, sort_order(a), got)
+    assert np.array_equal(got, want, equal_nan=True)
+    order = sort_order(a)
+    assert (np.sort(order, axis=1) == np.arange(n)).all()  # a permutation of the columns

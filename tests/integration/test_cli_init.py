@@ -16,9 +16,6 @@ def _cli(home, *args):
         "WORKBENCH_HOME": str(home),
         "WORKBENCH_DEMO__SOURCE": "auto",
         "WORKBENCH_DEMO__NETWORK_TIMEOUT_S": "1",
-        # 400 daily bars, not the default 1000: the same 150 instruments, folds and replay at 40% of the
-        # pulling and training (minutes of `make test`); what is checked needs the universe, not the years.
-        "WORKBENCH_DEMO__BARS": str(DEMO_BARS),
     }
     return subprocess.run(
         [sys.executable, "-m", "workbench", *args], env=env, capture_output=True, text=True, timeout=900
@@ -28,7 +25,6 @@ def _cli(home, *args):
 # The offline demo's paper replay must show trading within this many cycles (the 6-symbol pure-GBM demo
 # of earlier releases placed none in 116: its model never left its base rate, so it only said SELL).
 REPLAY_CYCLES = 3
-DEMO_BARS = 400
 
 
 def test_init_demo_offline_makes_a_labelled_synthetic_market_and_a_champion(tmp_path, monkeypatch):

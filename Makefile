@@ -58,8 +58,10 @@ sysdeps:
 	fi
 
 # The test suite on both cores; the notebooks after it in one process, in order (they share one home).
+# Whole files to each worker (a file's module fixtures start once), longest first and in that order
+# (tests/conftest.py LONGEST_FIRST), so the two workers finish together.
 test: lint sysdeps
-	$(PY) -m pytest -n 2 tests
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder tests
 	$(PY) -m pytest workbench/notebooks
 
 lab: $(STAMP)

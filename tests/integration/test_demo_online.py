@@ -150,4 +150,8 @@ def test_init_demo_online_pulls_hundreds_of_pairs_trains_and_the_paper_run_trade
     assert run["feed"] == "LIVE"
     cycles = store.cycles(rid)
     assert len(cycles) == CYCLES and cycles["n_signals"].max() >= 200
-    assert cycles["n_orders"].sum() > 0, cycles[["cycle", "n_signals", "n_orders", "message"]].to_string()
+    assert cycles["n_orders"].sum() > 0, (  # the risk checks' words say why none was placed
+        cycles[["cycle", "n_signals", "n_orders", "message"]].to_string()
+        + "\n"
+        + "\n".join(store.events(rid, kind="risk_rejection")["message"].head(20))
+    )

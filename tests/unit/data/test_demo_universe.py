@@ -40,3 +40,19 @@ def test_top_pairs_ranks_by_quote_volume_and_leaves_out_pinned_and_leveraged_tok
     assert top_pairs(markets, tickers, "USDT", 10) == ("BTC/USDT", "ETH/USDT", "UP/USDT", "SOL/USDT", "DOGE/USDT")
     assert top_pairs(markets, tickers, "BTC", 10) == ("ETH/BTC",)
     assert top_pairs(markets, {}, "USDT", 2) == ("BTC/USDT", "DOGE/USDT")  # no volumes: by name, reproducibly
+
+
+def test_the_default_ranking_keeps_hundreds_of_pairs_most_traded_first():
+    """`make run` online trades a few hundred pairs (the default ``ccxt_top_n``): from an exchange listing
+    300 USDT pairs plus stablecoins and leveraged tokens that out-trade them all, the 250 most traded."""
+    from workbench.config import DemoSettings
+
+    n = DemoSettings().ccxt_top_n
+    assert n >= 200
+    pairs = [f"C{i:03d}/USDT" for i in range(300)]
+    markets = {p: _market(p.split("/")[0]) for p in pairs}
+    tickers = {p: {"quoteVolume": 1e9 / (i + 1)} for i, p in enumerate(pairs)}
+    for base in ("USDC", "FDUSD", "BTCUP", "ETHDOWN"):
+        markets[f"{base}/USDT"] = _market(base)
+        tickers[f"{base}/USDT"] = {"quoteVolume": 1e12}
+    assert top_pairs(markets, tickers, "USDT", n) == tuple(pairs[:n])

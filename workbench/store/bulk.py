@@ -47,6 +47,9 @@ def bulk(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, Any]]) 
         else:  # itemgetter builds each tuple in C: no generator per row
             get = itemgetter(*names)
             params = [get(r) for r in rows]
+    elif compiled.positional and len(names) > 1:  # the statement's own values under each row, read in C
+        get = itemgetter(*names)
+        params = [get({**fixed, **r}) for r in rows]
     elif compiled.positional:
         params = [tuple(r[k] if k in r else fixed[k] for k in names) for r in rows]
     else:

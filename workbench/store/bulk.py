@@ -15,6 +15,7 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.engine import Connection, Result
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, UpdateBase
 
 __all__ = ["bulk", "dicts"]
@@ -26,8 +27,8 @@ def bulk(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, Any]]) 
     if not rows:
         return
     keys = list(rows[0])
-    compiled = stmt.compile(dialect=conn.dialect, column_keys=keys)
-    fixed = {k: v for k, v in compiled.params.items() if k not in keys}  # the statement's own values
+    compiled, own = _compiled(conn, stmt, keys)
+    fixed = {k: v for k, v in own.items() if k not in keys}  # the statement's own values
     if isinstance(stmt, Insert):  # columns left out take their scalar defaults, as SQLAlchemy would
         for k in list(fixed):
             col = stmt.table.c.get(k)
@@ -46,11 +47,29 @@ def bulk(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, Any]]) 
         else:  # itemgetter builds each tuple in C: no generator per row
             get = itemgetter(*names)
             params = [get(r) for r in rows]
+    elif compiled.positional and len(names) > 1:  # the statement's own values under each row, read in C
+        get = itemgetter(*names)
+        params = [get({**fixed, **r}) for r in rows]
     elif compiled.positional:
         params = [tuple(r[k] if k in r else fixed[k] for k in names) for r in rows]
     else:
         params = [{k: r[k] if k in r else fixed[k] for k in names} for r in rows]
     conn.exec_driver_sql(str(compiled), params)
+
+
+def _compiled(conn: Connection, stmt: UpdateBase, keys: list[str]) -> tuple[Any, dict[str, Any]]:
+    """The statement compiled for ``conn``'s dialect and these keys, and its own bound values. Why
+    SQLAlchemy's statement cache (the engine's, as ``Connection.execute`` uses it, keyed by dialect,
+    statement shape and keys): compiling anew cost ~0.4 ms a call, a few dozen calls a cycle. The
+    literal values of *this* statement (``account == ...``) come from its own cache key, never from
+    the cached compile."""
+    cache = conn._execution_options.get("compiled_cache", conn.engine._compiled_cache)
+    if cache is None:  # the cache is turned off for this connection: compile as before
+        plain = stmt.compile(dialect=conn.dialect, column_keys=keys)
+        return plain, dict(plain.params)
+    compiled, extracted, _, _ = stmt._compile_w_cache(conn.dialect, compiled_cache=cache, column_keys=keys)
+    assert isinstance(compiled, SQLCompiler)  # what every DML statement compiles to
+    return compiled, dict(compiled.construct_params(extracted_parameters=extracted, _check=False))
 
 
 def dicts(result: Result[Any]) -> list[dict[str, Any]]:

@@ -14,11 +14,16 @@ from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
+import sqlalchemy
 from sqlalchemy.engine import Connection, Result
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, UpdateBase
 
 __all__ = ["bulk", "dicts"]
+
+# The cached path below uses SQLAlchemy internals (the statement cache ``Connection.execute`` uses);
+# only on the releases it was tested with. Another release compiles each call, slower but correct.
+_CACHE_OK = sqlalchemy.__version__.startswith(("2.0.", "2.1."))
 
 
 def bulk(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -63,8 +68,8 @@ def _compiled(conn: Connection, stmt: UpdateBase, keys: list[str]) -> tuple[Any,
     statement shape and keys): compiling anew cost ~0.4 ms a call, a few dozen calls a cycle. The
     literal values of *this* statement (``account == ...``) come from its own cache key, never from
     the cached compile."""
-    cache = conn._execution_options.get("compiled_cache", conn.engine._compiled_cache)
-    if cache is None:  # the cache is turned off for this connection: compile as before
+    cache = conn._execution_options.get("compiled_cache", conn.engine._compiled_cache) if _CACHE_OK else None
+    if cache is None:  # the cache is off for this connection, or SQLAlchemy is untested: compile as before
         plain = stmt.compile(dialect=conn.dialect, column_keys=keys)
         return plain, dict(plain.params)
     compiled, extracted, _, _ = stmt._compile_w_cache(conn.dialect, compiled_cache=cache, column_keys=keys)

@@ -33,7 +33,6 @@ def train_rf_on_cluster(
     built on ``client``'s cluster; ``params`` override the forest's (``n_jobs`` is the cluster's)."""
     from joblib import parallel_config  # type: ignore[import-untyped]
 
-
     info = client.scheduler_info().get("workers", {})
     threads = sum(int(w.get("nthreads", 1)) for w in info.values())
     used = {**(params or {}), "n_jobs": CLUSTER_JOBS}

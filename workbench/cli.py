@@ -942,7 +942,10 @@ def mlflow_serve(
     plan = server_plan(_settings(home), backend_store_uri, artifacts_destination, host, port, workers)
     typer.echo(f"MLflow server: backend {plan.backend}, artifacts {plan.artifacts}")
     typer.echo(f'point workbenches at it: mlflow_uri = "{plan.url}" in workbench.toml (or WORKBENCH_MLFLOW_URI)')
-    raise typer.Exit(subprocess.call(plan.argv))
+    sys.stdout.flush()
+    # exec, not a child process: a service manager's SIGTERM then reaches MLflow itself, instead of a parent
+    # whose death would leave the server (and its workers) running
+    os.execv(plan.argv[0], plan.argv)
 
 
 lake_app = typer.Typer(no_args_is_help=True, help="The lake in an object store, for a team's Dask workers: publish.")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +36,7 @@ def mlflow_url(pg_server, tmp_path_factory):
         [sys.executable, "-m", "workbench", "mlflow", "serve", "--backend-store-uri", backend,
          "--artifacts-destination", str(home / "artifacts"), "--port", str(port), "--home", str(home)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,  # its own process group: the teardown stops MLflow's workers too
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -48,14 +50,31 @@ def mlflow_url(pg_server, tmp_path_factory):
         except OSError:
             time.sleep(0.5)
     else:
-        proc.kill()
+        _stop_group(proc)
         pytest.fail("mlflow server did not answer /health within 120 s")
     yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the server's whole process group (uvicorn, the job runner and its consumers were left
+    running after every test session when only the server was stopped), then SIGKILL to what remains."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            continue
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
 
 
 def test_two_machines_share_one_registry(mlflow_url, tmp_path):

@@ -463,6 +463,16 @@ def _result(
     fold_of_ts = oos["fold"].groupby(level="ts").first().reindex(wide.index).astype(int)
     scored = oos[oos["label"].notna()]
     importance = model.feature_importance() if callable(getattr(model, "feature_importance", None)) else None
+    lineage = dict(lineage or {})
+    # The registry logs lineage as params: the leak check's verdict must travel with the model, as a
+    # cluster fit's does (``dask_register`` sets these keys first; they win).
+    lineage.setdefault(
+        "leak_check",
+        "the whole training matrix in one process: truncation at the cut dates and next-bar IC"
+        if meta.leaks is not None
+        else "off: no leak check ran",
+    )
+    lineage.setdefault("leak_report", str(meta.leaks) if meta.leaks is not None else "none: leak_check='off'")
     return TrainResult(
         model=model,
         kind=kind,

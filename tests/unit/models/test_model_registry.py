@@ -76,6 +76,13 @@ def test_run_contents_and_pyfunc(registry, rw_result, rw_panel):
     assert run.data.params["split.test_start"] == rw_result.split["test_start"]
     assert run.data.params["features"].split(",") == list(rw_result.feature_names)
     assert run.data.metrics["accuracy"] == pytest.approx(rw_result.metrics["accuracy"])
+    # The leak check's verdict travels with an in-process fit too, as with a cluster fit.
+    assert run.data.params["lineage.leak_check"].startswith("the whole training matrix in one process")
+    assert (
+        run.data.params["lineage.leak_report"]
+        == str(rw_result.leaks)
+        == "no leak found (truncation and next-bar IC checks)"
+    )
     # A standard MLflow pyfunc: anyone can load it without the workbench registry.
     mv = registry.client.get_model_version(registry.name, str(ref.version))
     pyfunc = mlflow.pyfunc.load_model(mv.source)

@@ -22,6 +22,7 @@
     │   └── SourceUnavailableError       (also a DataError)
     ├── InvalidTransition                an order status change the state machine forbids
     ├── RunActiveError                   another live run holds this account: stop it first
+    ├── Cancelled                        the user cancelled long work: it stopped and saved nothing
     └── AccessError                      who acts is unknown or not allowed: log in / ask for the permission
         ├── NotLoggedIn                  no valid session (missing, expired, revoked, user disabled)
         ├── LoginFailed                  wrong username or password, or locked after repeated failures
@@ -56,6 +57,7 @@ __all__ = [
     "TemporaryError",
     "InvalidTransition",
     "RunActiveError",
+    "Cancelled",
     "AccessError",
     "NotLoggedIn",
     "LoginFailed",
@@ -169,6 +171,10 @@ class InvalidTransition(WorkbenchError):
 
 class RunActiveError(WorkbenchError):
     """A live run already holds the account (one live run per account): the message names it and how to stop it."""
+
+
+class Cancelled(WorkbenchError):
+    """The user cancelled long work (a dashboard backtest): it stopped at its next step and saved nothing."""
 
 
 class AccessError(WorkbenchError):

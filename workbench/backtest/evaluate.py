@@ -14,6 +14,8 @@ every symbol of the universe over the same bars. The report is logged to the mod
 
 from __future__ import annotations
 
+import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,7 +43,7 @@ from workbench.backtest.report import (
 )  # fmt: skip
 from workbench.backtest.result import BacktestResult, window_label
 from workbench.data.panel import Panel
-from workbench.errors import NoDataError, UnknownSymbolError
+from workbench.errors import Cancelled, NoDataError, UnknownSymbolError
 
 if TYPE_CHECKING:
     from workbench.config import Settings
@@ -116,6 +118,7 @@ def backtest_model(
     universe=None,
     out_dir: str | Path | None = None,
     log: bool = True,
+    cancel: threading.Event | None = None,
 ) -> BacktestReport:
     """Trade ``ref``'s walk-forward out-of-sample predictions; report beside buy & hold and the baseline.
 
@@ -123,13 +126,23 @@ def backtest_model(
     the traded bars inside the out-of-sample windows. Files go to ``out_dir`` (default
     ``$WORKBENCH_HOME/reports/backtest-<model>-<timestamp>/``); with ``log`` the metrics (prefix
     ``backtest_``) and the files are attached to the model's MLflow run.
+
+    ``cancel``: once set, the backtest raises ``Cancelled`` at its next step (each step is one load, one
+    simulation or one report), before any file is written or anything is logged to the run: a user who
+    cancels gets nothing half-saved, and the computation does not run on for minutes behind the page.
     """
+
+    def checkpoint(step: str) -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"backtest of {ref!r} cancelled {step}: no report was written and nothing was logged")
+
     from workbench.backtest.engine import run_backtest
     from workbench.models.registry import Registry
 
     registry = Registry(settings)
     model = registry.load(ref)
     oos = registry.load_oos(model)
+    checkpoint("after loading the model")
     uni = model.universe
     symbols = _symbols(universe, [str(s) for s in uni["symbols"]])
     if panel is None:
@@ -143,6 +156,7 @@ def backtest_model(
             f"pull them with `workbench data pull`"
         )
     panel = panel.select(symbols)
+    checkpoint("after loading the candles")
 
     all_windows = oos.windows()
     t0, t1 = _utc(start), _utc(end)
@@ -192,6 +206,7 @@ def backtest_model(
         )
 
     result = trade(oos.proba.reindex(traded_index), model.strength_reference)
+    checkpoint("after the strategy's simulation")
     coverage = trade_coverage(symbols, oos.proba.reindex(index=traded_index, columns=symbols), result.trades)
     notes.insert(0, coverage.sentence())
     share = settings.paper.max_volume_share
@@ -207,6 +222,7 @@ def backtest_model(
         ref_b = np.abs(oos.baseline.to_numpy(dtype=float).ravel() - 0.5)
         baseline = trade(oos.baseline.reindex(traded_index), ref_b[np.isfinite(ref_b)])
     bh = buy_and_hold(traded, cash, fee, slip)
+    checkpoint("after the baselines' simulations")
 
     columns = {STRATEGY: result, BUY_AND_HOLD: bh, **({BASELINE: baseline} if baseline is not None else {})}
     ppy = summarize(result, panel)["periods_per_year"]  # one annualisation for all three columns
@@ -219,6 +235,7 @@ def backtest_model(
     used["end"] = used["fold"].map(traded_index.to_series().groupby(fold.to_numpy()).max())
     used = window_table(columns, used)
 
+    checkpoint("before writing the report")
     name = f"{model.ref.name}/{model.ref.version}"
     out = (
         Path(out_dir)
@@ -256,6 +273,10 @@ def backtest_model(
         symbols=coverage.table(),
     )
     _close(figures)
+    if cancel is not None and cancel.is_set():  # cancelled while writing: nothing is logged, our own files go
+        if out_dir is None:
+            shutil.rmtree(out, ignore_errors=True)
+        checkpoint("while writing the report")
 
     if log:
         logged = {f"backtest_{k}": v for k, v in metrics.items()}

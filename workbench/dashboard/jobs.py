@@ -4,7 +4,8 @@ Why: a backtest takes seconds to minutes; run in a click handler it blocks the k
 freezes — no tab switch, no refresh, no Stop button of a live run. Here the work runs in a thread and
 only its result (or error) touches the widgets, from the kernel's event loop (widgets are not thread
 safe). Cancel detaches the page at once: a Python thread cannot be interrupted safely, so the work
-finishes in the background and its result is dropped (``BackgroundJob`` says so in ``cancelled``).
+itself must stop on its own (the Models page's backtest checks an event between its steps) and any
+result it still produces is dropped (``BackgroundJob`` says so in ``cancelled``).
 Without a running event loop (tests, a plain script) ``poll()`` applies a finished result by hand.
 """
 

@@ -15,6 +15,7 @@ it has been running, offers Cancel, and shows an error on the page when it fails
 from __future__ import annotations
 
 import html
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,7 @@ class ModelsPage:
         self.backtest_bar = w.HBox([self.backtest_button, self.backtest_cancel, self.backtest_progress])
         self.backtest_cancel.layout.display = "none"
         self.job: BackgroundJob[Any] | None = None  # the backtest running now, if any
+        self._stop = threading.Event()  # set by Cancel: the running backtest stops at its next step
         self.chart = self._figure()
         self.chart_box = w.Box([self.chart])  # hidden until a backtest has been run: no empty axes
         self.chart_box.layout.display = "none"
@@ -327,8 +329,9 @@ class ModelsPage:
         self.backtest_cancel.layout.display = None
         self.notice.say(f"backtesting v{version} on its out-of-sample bars…", "info")
         self._tick(version, 0.0)
+        stop = self._stop = threading.Event()
         self.job = BackgroundJob(
-            lambda: backtest_model(self.settings, ref),
+            lambda: backtest_model(self.settings, ref, cancel=stop),
             on_done=lambda rep: self._backtest_done(version, rep),
             on_error=lambda e: self._backtest_failed(version, e),
             on_tick=lambda s: self._tick(version, s),
@@ -350,11 +353,12 @@ class ModelsPage:
         """Stop waiting for the running backtest: its result will not be drawn."""
         if self.job is None or not self.job.running:
             return
+        self._stop.set()
         self.job.cancel()
         self._idle()
         self.notice.say(
-            "backtest cancelled: nothing is drawn. The computation already started ends in the background "
-            "(it cannot be interrupted safely) and still logs its summary to the model's record",
+            "backtest cancelled: it stops at the end of the step it is in (a load, a simulation or the report) "
+            "and writes and logs nothing to the model's record",
             "warn",
         )
 

@@ -11,6 +11,7 @@ import pytest
 
 from tests.kit.users import PASSWORD, trader
 from tests.unit.dashboard.pages import logged_in, open_tab
+from workbench.errors import Cancelled
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # mlflow on SQLAlchemy 2.1
 
@@ -165,12 +166,17 @@ def test_a_cancelled_backtest_draws_nothing_and_a_failing_one_says_why_on_the_pa
     job = page.job
     page.backtest_cancel.click()
     assert not job.running and not page.backtest_button.disabled and page.backtest_cancel.layout.display == "none"
-    assert page.notice.kind == "warn" and "backtest cancelled: nothing is drawn" in page.notice.text
+    assert page.notice.kind == "warn" and "backtest cancelled: it stops at the end of the step" in page.notice.text
     gate.set()
-    job.future.exception(timeout=300)  # the worker ends in the background
+    exc = job.future.exception(timeout=300)  # the worker stops at its first step boundary
+    assert isinstance(exc, Cancelled) and "nothing was logged" in str(exc), exc
     job.poll()
     assert len(page.chart.data) == 0 and page.chart_box.layout.display == "none"  # its result was dropped
     assert "cancelled" in page.notice.text
+    registry = page.catalog.registry
+    logged = registry.client.get_run(registry.load("2").ref.run_id).data.metrics
+    assert not [k for k in logged if k.startswith("backtest_")], logged  # nothing half-saved on the model
+    assert not list((home.home / "reports").glob("backtest-*-v2-*"))  # and no report written
     # a backtest that fails (here: the lake's bars are gone) says so on the page, and the page recovers
     lake = home.lake_dir
     moved = lake.with_name(lake.name + "-away")

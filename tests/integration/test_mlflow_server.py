@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -53,7 +54,46 @@ def mlflow_url(pg_server, tmp_path_factory):
         _stop_group(proc)
         pytest.fail("mlflow server did not answer /health within 120 s")
     yield url
+    # MLflow's job runner is off (its 7 huey consumers made a SIGTERM take ~25 s): only server + uvicorn run.
+    running = _group_commands(proc.pid)
+    extra = [c for c in running if "huey" in c or "_job_runner" in c]
+    # As a service manager stops it: SIGTERM to the one process. Everything it started must go with it.
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+        gone = _group_gone(proc.pid, timeout=30)
+    except subprocess.TimeoutExpired:
+        gone = False
     _stop_group(proc)
+    assert any("mlflow server" in c for c in running), running  # the group was read
+    assert not extra, f"workbench mlflow serve started MLflow's job runner: {extra}"
+    assert gone, "after SIGTERM the MLflow server left processes running (or did not exit within 30 s)"
+
+
+def _group_commands(pgid: int) -> list[str]:
+    """Command lines of the processes in group ``pgid`` (from /proc: field 5 of stat is the group)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[2]) == pgid:
+                out.append((d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _group_gone(pgid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def _stop_group(proc: subprocess.Popen) -> None:

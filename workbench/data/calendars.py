@@ -161,12 +161,12 @@ def _recorded(code: str) -> dict[str, Any]:
     mask, regular hours and time zone."""
     import exchange_calendars as xc
 
-    cls = type(xc.get_calendar(code))  # the package's default range, only to reach the class
-    lo, hi = cls.bound_min(), cls.bound_max()
-    start = max(RULES_START, lo) if lo is not None else RULES_START
-    end = hi if hi is not None else RULES_END
     with warnings.catch_warnings():  # exchange_calendars 4.x trips pandas 3 deprecation warnings
         warnings.simplefilter("ignore")
+        cls = type(xc.get_calendar(code))  # the package's default range, only to reach the class
+        lo, hi = cls.bound_min(), cls.bound_max()
+        start = max(RULES_START, lo) if lo is not None else RULES_START
+        end = hi if hi is not None else RULES_END
         cal = xc.get_calendar(code, start=str(start.date()), end=str(end.date()))
         sched = cal.schedule
     days = pd.DatetimeIndex(sched.index)

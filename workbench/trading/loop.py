@@ -280,16 +280,14 @@ def calendar_warnings(settings: Settings, engine: Any, today: Any = None) -> lis
     """``WARNING: …`` per calendar of the engine's exchanges (its universe's, and those of instrument
     keys in it) whose recorded holidays end within 30 days of ``today`` or have ended. Installs the
     settings' extra holidays for this process first, so the live loop honours them."""
-    from workbench.data.calendars import horizon_warnings, use_extra_holidays
+    from workbench.data.calendars import CALENDARS, horizon_warnings, use_extra_holidays
 
     use_extra_holidays(settings.calendars.extra_holidays)
     uni = getattr(engine, "universe", None) or {}
-    exchanges = [str(uni["exchange"])] if uni.get("exchange") else []
-    exchanges += [str(s).partition(":")[0] for s in uni.get("symbols") or () if ":" in str(s) and "/" not in str(s)]
-    try:
-        return [f"WARNING: {w}" for w in horizon_warnings(exchanges, today)]
-    except WorkbenchError as e:  # an exchange without a calendar: the feed refuses it with the same words
-        return [f"WARNING: {e}"]
+    names = [str(uni["exchange"])] if uni.get("exchange") else []
+    names += [str(s).partition(":")[0] for s in uni.get("symbols") or () if ":" in str(s) and "/" not in str(s)]
+    exchanges = [e for e in names if e.upper() in CALENDARS]  # crypto is 24/7; the feed refuses the unknown
+    return [f"WARNING: {w}" for w in horizon_warnings(exchanges, today)]
 
 
 def phase1(

@@ -104,8 +104,18 @@ def test_a_dates_sessions_do_not_depend_on_the_range_asked():
     assert keep.sum() == len(narrow.days) > 0
     for a, b in zip(wide, narrow, strict=True):
         np.testing.assert_array_equal(a[keep], b)
-    christmas = pd.Timestamp("2026-12-25", tz="UTC").value
-    assert christmas not in narrow.days  # recorded holiday, kept across the horizon seam
+    recorded = cal.sessions("2026-12-01", "2026-12-31")  # wholly within the recorded year
+    seam = narrow.days[narrow.days <= pd.Timestamp("2026-12-31", tz="UTC").value]
+    np.testing.assert_array_equal(seam, recorded.days[recorded.days >= narrow.days[0]])
+    assert pd.Timestamp("2026-12-25", tz="UTC").value not in narrow.days  # a recorded holiday, across the seam
+    assert pd.Timestamp("2026-12-24", tz="UTC").value in narrow.days
+
+
+def test_extra_holidays_also_close_recorded_days():
+    assert is_open("NSE", ist("2026-12-30 11:00"))
+    with extra_holidays_in_force({"NSE": [dt.date(2026, 12, 30)]}):  # e.g. a closure announced late
+        assert not is_open("NSE", ist("2026-12-30 11:00"))
+        assert pd.Timestamp("2026-12-30", tz="UTC") not in expected_bars("NSE", "1d", "2026-12-28", "2026-12-31")
 
 
 def test_gaps_beyond_the_horizon_use_the_weekly_schedule_and_extra_holidays(tmp_path):

@@ -21,7 +21,7 @@ import pandas as pd
 
 from workbench.errors import ConfigError
 
-__all__ = ["SessionClock", "session_clock", "time_features", "TIME_COLUMNS"]
+__all__ = ["SessionClock", "calendar_note", "session_clock", "time_features", "TIME_COLUMNS"]
 
 TIME_COLUMNS = ("hour_sin", "hour_cos", "day_of_week", "session_phase", "hours_to_close")
 _DAY_NS = 86_400 * 10**9
@@ -59,6 +59,18 @@ def _calendar_code(exchange: str) -> tuple[str, str]:
             "24/7",
             f"no calendar for exchange {exchange!r} ({type(exc).__name__}); time features use a 24/7 UTC clock",
         )
+
+
+def calendar_note(exchange: str, start: Any, end: Any) -> str:
+    """What the time features of ``exchange`` over ``[start, end]`` rest on, for a feature report: the
+    calendar, and where sessions follow the weekly schedule because holidays are not recorded there."""
+    from workbench.data.calendars import exchange_calendar
+
+    code, note = _calendar_code(exchange)
+    if note:
+        return note
+    beyond = exchange_calendar(exchange).note(start, end) if len(pd.DatetimeIndex([start, end]).dropna()) == 2 else ""
+    return f"time features: calendar {code}" + (f"; {beyond}" if beyond else "")
 
 
 def session_clock(exchange: str, start: Any, end: Any) -> SessionClock:

@@ -93,3 +93,14 @@ def test_same_bars_same_features_in_training_and_live_across_the_horizon(timefra
         assert last["hours_to_close"] == 6.25 and last["day_of_week"] == 4 / 6
     else:  # Friday 15:15 IST
         assert last["hours_to_close"] == 0.25 and last["session_phase"] == 6 / 6.25
+
+
+def test_feature_report_says_where_sessions_follow_the_weekly_schedule():
+    from workbench.features.timefeatures import calendar_note
+
+    assert calendar_note("NSE", pd.Timestamp("2025-01-01", tz="UTC"), pd.Timestamp("2026-11-30", tz="UTC")) == (
+        "time features: calendar XBOM"
+    )
+    beyond = calendar_note("NSE", pd.Timestamp("2026-06-01", tz="UTC"), pd.Timestamp("2027-02-01", tz="UTC"))
+    assert beyond.startswith("time features: calendar XBOM; NSE (XBOM) holidays not recorded after 2026-12-31")
+    assert calendar_note("NSE", pd.NaT, pd.NaT) == "time features: calendar XBOM"  # an empty panel

@@ -306,21 +306,11 @@ def test_phase1_warns_when_the_nse_calendar_runs_out_and_installs_extra_holidays
     table = phase1_table(store.checks(run_id))
     assert table["result"].tolist() == ["PASS", "PASS", "PASS", "PASS", "WARN", "PASS"]
 
-    quiet = phase1(  # a month and a half ahead, a crypto universe, or no extra holidays: no row
-        settings,
-        paper(store, settings),
-        lambda: MomentumEngine(universe=nse),
-        user=current_user(settings),
-        today="2026-11-15",
-    )
-    assert [r.name for r in quiet] == list(CHECKS)
+    def names(universe: dict, today: str) -> list[str]:
+        engine = MomentumEngine(universe=universe)
+        results = phase1(settings, paper(store, settings), lambda: engine, user=current_user(settings), today=today)
+        return [r.name for r in results]
+
+    assert names(nse, "2026-11-15") == list(CHECKS)  # a month and a half ahead: no row
     assert is_open("NSE", pd.Timestamp("2027-01-26 11:00", tz="Asia/Kolkata"))  # these settings add none
-    crypto = {"exchange": "binance", "timeframe": "1h", "symbols": ["BTC/USDT"]}
-    later = phase1(
-        settings,
-        paper(store, settings),
-        lambda: MomentumEngine(universe=crypto),
-        user=current_user(settings),
-        today="2027-02-01",
-    )
-    assert [r.name for r in later] == list(CHECKS)
+    assert names({"exchange": "binance", "timeframe": "1h", "symbols": ["BTC/USDT"]}, "2027-02-01") == list(CHECKS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ __all__ = [
     "RetrainSettings",
     "BrokerSettings",
     "SecuritySettings",
+    "CalendarSettings",
     "Settings",
     "default_home",
     "load_settings",
@@ -231,6 +233,28 @@ class SecuritySettings(_Frozen):
     lockout_max_s: float = Field(3600.0, gt=0)
 
 
+class CalendarSettings(_Frozen):
+    """Exchange calendars (``workbench.data.calendars``): holidays the installed ``exchange_calendars``
+    does not record yet (e.g. NSE/BSE after its last holiday year), honoured by the live loop's open
+    check, the gap finder and the time features. Per exchange as named in instrument keys: NSE and BSE
+    share a calendar but each gets only its own extra holidays."""
+
+    extra_holidays: dict[str, tuple[date, ...]] = Field(
+        default_factory=dict,
+        description='exchange → extra holiday dates, e.g. {NSE = ["2027-01-26"], BSE = ["2027-01-26"]}',
+    )
+
+    @field_validator("extra_holidays", mode="before")
+    @classmethod
+    def _known_dates(cls, v: Any) -> dict[str, tuple[date, ...]]:
+        from workbench.data.calendars import parse_extra_holidays
+
+        try:
+            return parse_extra_holidays(v)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WORKBENCH_", env_nested_delimiter="__", frozen=True, extra="forbid")
 
@@ -249,6 +273,7 @@ class Settings(BaseSettings):
         default_factory=dict, description="per venue: its [venues.<name>] table, validated by the venue's config class"
     )
     security: SecuritySettings = SecuritySettings()
+    calendars: CalendarSettings = CalendarSettings()
     db_url: str | None = Field(None, description="SQLAlchemy URL of the operational store")
     mlflow_uri: str | None = Field(None, description="MLflow tracking URI")
     research_data_dir: Path | None = Field(
@@ -374,7 +399,9 @@ def load_settings(home: Path | str | None = None, **overrides: Any) -> Settings:
     """Settings for one workbench home; keyword overrides win over env vars and the TOML file.
 
     A wrong setting raises ``ConfigError`` with one paragraph naming the file (or env var), the
-    setting and what to do; an unreadable file raises the ``OSError``."""
+    setting and what to do; an unreadable file raises the ``OSError``. The ``[calendars]`` extra
+    holidays become this process's (``workbench.data.calendars.use_extra_holidays``): the feed, the
+    feature streams and the gap finder ask the calendar by exchange alone."""
     home_path = Path(home) if home is not None else default_home()
     toml = home_path / "workbench.toml"
 
@@ -383,7 +410,7 @@ def load_settings(home: Path | str | None = None, **overrides: Any) -> Settings:
 
     try:
         values = _HomeSettings(home=home_path, **overrides)
-        return Settings.model_construct(**dict(values))
+        settings = Settings.model_construct(**dict(values))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(
             f"{toml} is not valid TOML: {e}. Fix that line (e.g. quote text values, one `key = value` per line) "
@@ -391,6 +418,10 @@ def load_settings(home: Path | str | None = None, **overrides: Any) -> Settings:
         ) from e
     except ValidationError as e:
         raise ConfigError(_explain(e, toml)) from e
+    from workbench.data.calendars import use_extra_holidays
+
+    use_extra_holidays(settings.calendars.extra_holidays)  # every calendar lookup of this process honours them
+    return settings
 
 
 EMERGENCY_NOTE = "Meanwhile `workbench live emergency-stop` still works."

@@ -47,7 +47,8 @@ STATUS_COLOURS = {"RUNNING": "#1565c0", "STOPPED": "#555", "FAILED": "#c62828", 
 
 
 def phase1_table(checks: pd.DataFrame) -> pd.DataFrame:
-    """Phase 1 as the page shows it: step, check, PASS/FAIL, how long it took, what it found."""
+    """Phase 1 as the page shows it: step, check, PASS/WARN/FAIL, how long it took, what it found (a
+    passing check whose message starts ``WARNING:`` is a WARN: the run goes on)."""
     if checks.empty:
         return checks
     dur = checks["duration_s"] if "duration_s" in checks else pd.Series(float("nan"), index=checks.index)
@@ -55,7 +56,10 @@ def phase1_table(checks: pd.DataFrame) -> pd.DataFrame:
         {
             "step": checks["seq"].astype(int) if "seq" in checks else range(1, len(checks) + 1),
             "check": checks["name"],
-            "result": checks["ok"].map(lambda ok: "PASS" if ok else "FAIL"),
+            "result": [
+                "FAIL" if not ok else "WARN" if str(m).startswith("WARNING:") else "PASS"
+                for ok, m in zip(checks["ok"], checks["message"], strict=True)
+            ],
             "took": [("" if pd.isna(d) else f"{d:.2f} s") for d in dur],
             "message": checks["message"],
         }

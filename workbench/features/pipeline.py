@@ -198,12 +198,11 @@ def feature_report(panel: Panel, features: pd.DataFrame, feature_set: str) -> Fe
     notes = []
     if feature_set == "v2":
         from workbench.features.sets import benchmark_symbol
-        from workbench.features.timefeatures import _calendar_code
+        from workbench.features.timefeatures import calendar_note
 
         bench = benchmark_symbol(panel.symbols, panel.exchange)
         notes.append(f"beta/corr benchmark: {bench or 'equal-weight average of the panel'}")
-        code, note = _calendar_code(panel.exchange)
-        notes.append(note or f"time features: calendar {code}")
+        notes.append(calendar_note(panel.exchange, panel.index.min(), panel.index.max()))
     return FeatureReport(feature_set, issues, empty, tuple(notes))
 
 

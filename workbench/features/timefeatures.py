@@ -2,9 +2,10 @@
 
 Why the calendar and not the wall clock: "30 minutes to the close" means 15:30 in New York on a
 normal day, 12:30 on a half day, and never on a holiday; crypto trades around the clock (its
-"session" is the UTC day). The venue → calendar mapping is ``workbench.data.calendars``; sessions
-come from ``exchange_calendars``. Unknown venues fall back to the 24/7 clock (``SessionClock.note``
-says so) rather than failing a feature build.
+"session" is the UTC day). Sessions come from ``workbench.data.calendars`` (``exchange_calendars``
+where it records the holidays, the exchange's weekly schedule beyond, the user's extra holidays
+removed). Only an unknown venue falls back to the 24/7 clock (``SessionClock.note`` says so) rather
+than failing a feature build.
 
 Bars are labelled by their start (intraday) or by session date at 00:00 UTC (daily and longer);
 a daily bar's features describe its session: phase 0 and the session length as time to the close.
@@ -13,12 +14,14 @@ a daily bar's features describe its session: phase 0 and the session length as t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["SessionClock", "session_clock", "time_features", "TIME_COLUMNS"]
+from workbench.errors import ConfigError
+
+__all__ = ["SessionClock", "calendar_note", "session_clock", "time_features", "TIME_COLUMNS"]
 
 TIME_COLUMNS = ("hour_sin", "hour_cos", "day_of_week", "session_phase", "hours_to_close")
 _DAY_NS = 86_400 * 10**9
@@ -41,21 +44,6 @@ class SessionClock:
         return len(index) == 0 or (index.min() >= self.start and index.max() <= self.end)
 
 
-@lru_cache(maxsize=32)
-def _schedule(code: str, start: str, end: str):
-    import warnings
-
-    import exchange_calendars as xc
-
-    with warnings.catch_warnings():  # exchange_calendars trips pandas 3 deprecations internally
-        warnings.simplefilter("ignore")
-        cal = xc.get_calendar(code, start=start, end=end)
-        sched = cal.schedule
-    days = pd.DatetimeIndex(sched.index)
-    days = days.tz_localize("UTC") if days.tz is None else days.tz_convert("UTC")
-    return str(cal.tz), _ns(days), _ns(pd.DatetimeIndex(sched["open"])), _ns(pd.DatetimeIndex(sched["close"]))
-
-
 def _ns(index: pd.DatetimeIndex) -> np.ndarray:
     """Epoch nanoseconds whatever the index's unit (pandas 3 defaults to microseconds)."""
     return pd.DatetimeIndex(index).as_unit("ns").asi8
@@ -66,27 +54,39 @@ def _calendar_code(exchange: str) -> tuple[str, str]:
         from workbench.data.calendars import calendar_name
 
         return calendar_name(exchange), ""
-    except Exception as exc:  # ConfigError for an unknown venue: features still build, on a 24/7 clock
+    except ConfigError as exc:  # an unknown venue: features still build, on a 24/7 clock
         return (
             "24/7",
             f"no calendar for exchange {exchange!r} ({type(exc).__name__}); time features use a 24/7 UTC clock",
         )
 
 
-def session_clock(exchange: str, start, end) -> SessionClock:
-    """The session clock of ``exchange`` over ``[start, end]`` (padded; a year ahead for live use)."""
+def calendar_note(exchange: str, start: Any, end: Any) -> str:
+    """What the time features of ``exchange`` over ``[start, end]`` rest on, for a feature report: the
+    calendar, and where sessions follow the weekly schedule because holidays are not recorded there."""
+    from workbench.data.calendars import exchange_calendar
+
+    code, note = _calendar_code(exchange)
+    if note:
+        return note
+    beyond = exchange_calendar(exchange).note(start, end) if len(pd.DatetimeIndex([start, end]).dropna()) == 2 else ""
+    return f"time features: calendar {code}" + (f"; {beyond}" if beyond else "")
+
+
+def session_clock(exchange: str, start: Any, end: Any) -> SessionClock:
+    """The session clock of ``exchange`` over ``[start, end]`` (padded; a year ahead for live use).
+
+    A known exchange always gets its own clock: recorded sessions where ``exchange_calendars`` knows the
+    holidays, its weekly schedule beyond (``note`` says so), less the user's extra holidays. A date's
+    sessions do not depend on the range asked for, so training and live agree bar for bar."""
+    from workbench.data.calendars import exchange_calendar
+
     start = pd.Timestamp(start).tz_convert("UTC").normalize() - pd.Timedelta(days=10)
     end = pd.Timestamp(end).tz_convert("UTC").normalize() + pd.Timedelta(days=370)
     code, note = _calendar_code(exchange)
-    if code != "24/7":
-        try:
-            tz, days, opens, closes = _schedule(code, str(start.date()), str(end.date()))
-            return SessionClock(code, tz, start, end, days, opens, closes, note)
-        except Exception as exc:  # e.g. history older than the calendar's first session
-            note = f"calendar {code} unavailable for {start.date()}..{end.date()} ({exc}); time features use a 24/7 UTC clock"
-            code = "24/7"
-    days = _ns(pd.date_range(start, end, freq="1D", tz="UTC"))
-    return SessionClock("24/7", "UTC", start, end, days, days, days + _DAY_NS, note)
+    cal = exchange_calendar("synthetic" if code == "24/7" else exchange)
+    days, opens, closes = cal.sessions(start, end)
+    return SessionClock(cal.code, cal.tz, start, end, days, opens, closes, note or cal.note(start, end))
 
 
 def time_features(index: pd.DatetimeIndex, clock: SessionClock, timeframe: str) -> dict[str, np.ndarray]:

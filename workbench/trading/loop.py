@@ -42,6 +42,7 @@ __all__ = [
     "cached",
     "PendingBroker",
     "phase1",
+    "calendar_warnings",
     "needed_permission",
     "LiveContext",
     "CycleResult",
@@ -275,6 +276,20 @@ def _check_keys(user: Any, broker: Broker | PendingBroker) -> tuple[CheckResult,
     ), brk
 
 
+def calendar_warnings(settings: Settings, engine: Any, today: Any = None) -> list[str]:
+    """``WARNING: …`` per calendar of the engine's exchanges (its universe's, and those of instrument
+    keys in it) whose recorded holidays end within 30 days of ``today`` or have ended. Installs the
+    settings' extra holidays for this process first, so the live loop honours them."""
+    from workbench.data.calendars import CALENDARS, horizon_warnings, use_extra_holidays
+
+    use_extra_holidays(settings.calendars.extra_holidays)
+    uni = getattr(engine, "universe", None) or {}
+    names = [str(uni["exchange"])] if uni.get("exchange") else []
+    names += [str(s).partition(":")[0] for s in uni.get("symbols") or () if ":" in str(s) and "/" not in str(s)]
+    exchanges = [e for e in names if e.upper() in CALENDARS]  # crypto is 24/7; the feed refuses the unknown
+    return [f"WARNING: {w}" for w in horizon_warnings(exchanges, today)]
+
+
 def phase1(
     settings: Settings,
     broker: Broker | PendingBroker,
@@ -286,12 +301,15 @@ def phase1(
     user: Any = None,
     refusal: str | None = None,
     limits: RiskLimits | None = None,
+    today: Any = None,
 ) -> list[CheckResult]:
     """The five checks of the spec in order; stops at the first failure. Each result is written to
     the store with its duration (and passed to ``on_result``) as soon as it is known, so the dashboard
     shows progress. ``user`` is the run's owner (``workbench.security.users.User``; None → authentication
     fails with ``refusal``); a ``PendingBroker`` is connected only once authentication allows it, with
-    the owner's vault. ``limits``: the owner's risk limits (default ``settings.risk``)."""
+    the owner's vault. ``limits``: the owner's risk limits (default ``settings.risk``). When a calendar of
+    the model's exchanges records holidays only to within 30 days of ``today`` (default: now), a passing
+    ``calendar`` row before ``risk`` says so (``WARNING: …``): the run goes on, on the weekly schedule."""
     results: list[CheckResult] = []
     clock = [time.perf_counter()]
 
@@ -331,5 +349,7 @@ def phase1(
         mod = CheckResult("models", False, f"the model could not be loaded: {e}")
     if not record(mod):
         return results
+    for warning in calendar_warnings(settings, engine, today):  # a warning row only when there is one
+        record(CheckResult("calendar", True, warning))
     record(CheckResult("risk", True, _risk_text(limits if limits is not None else settings.risk)))
     return results

@@ -492,6 +492,10 @@ def _run(
             else settings.risk
         )
         results = phase1(settings, brk, factory, store=store, run_id=run_id, user=owner, refusal=refusal, limits=limits)
+        for r in results:
+            if r.name == "calendar":  # a warning that does not stop the run: in the log and on the console
+                log("calendar", r.message, "WARNING")
+                print(f"run {run_id}: {r.message}", file=sys.stderr)
         failed = next((r for r in results if not r.ok), None)
         if failed is not None:
             msg = f"Phase 1 failed at '{failed.name}': {failed.message}"

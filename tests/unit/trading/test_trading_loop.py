@@ -271,3 +271,46 @@ def test_one_bad_signal_is_logged_and_the_cycle_goes_on(settings, store):
     run_cycle(ctx)
     row = store.get_order(orders.set_index("symbol").loc["S001", "client_order_id"])
     assert row["status"] == "REJECTED" and "not re-sent" in row["reason"]
+
+
+def test_phase1_warns_when_the_nse_calendar_runs_out_and_installs_extra_holidays(settings, store):
+    """exchange_calendars 4.13.2 records NSE/BSE holidays to 2026-12-31: within 30 days of it (or past
+    it) a passing 'calendar' row warns before 'risk'; the dashboard shows it as WARN."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from workbench.config import CalendarSettings
+    from workbench.dashboard.start import phase1_table
+    from workbench.data.calendars import is_open
+
+    nse = {"exchange": "NSE", "timeframe": "1d", "symbols": ["TCS", "INFY"]}
+    custom = settings.model_copy(update={"calendars": CalendarSettings(extra_holidays={"NSE": [dt.date(2027, 1, 26)]})})
+    run_id = store.start_run("paper", "paper")
+    results = phase1(
+        custom,
+        paper(store, settings),
+        lambda: MomentumEngine(universe=nse),
+        store=store,
+        run_id=run_id,
+        user=current_user(settings),
+        today="2026-12-15",
+    )
+    assert [r.name for r in results] == ["authentication", "api_keys", "exchange", "models", "calendar", "risk"]
+    warning = results[4]
+    assert warning.ok and warning.message.startswith(
+        "WARNING: NSE holidays are recorded only to 2026-12-31: on an unrecorded holiday the venue will refuse orders"
+    )
+    assert "upgrade exchange_calendars" in warning.message and "NSE: 1 extra holiday(s) set" in warning.message
+    assert not is_open("NSE", pd.Timestamp("2027-01-26 11:00", tz="Asia/Kolkata"))  # the run's holidays in force
+    table = phase1_table(store.checks(run_id))
+    assert table["result"].tolist() == ["PASS", "PASS", "PASS", "PASS", "WARN", "PASS"]
+
+    def names(universe: dict, today: str) -> list[str]:
+        engine = MomentumEngine(universe=universe)
+        results = phase1(settings, paper(store, settings), lambda: engine, user=current_user(settings), today=today)
+        return [r.name for r in results]
+
+    assert names(nse, "2026-11-15") == list(CHECKS)  # a month and a half ahead: no row
+    assert is_open("NSE", pd.Timestamp("2027-01-26 11:00", tz="Asia/Kolkata"))  # these settings add none
+    assert names({"exchange": "binance", "timeframe": "1h", "symbols": ["BTC/USDT"]}, "2027-02-01") == list(CHECKS)

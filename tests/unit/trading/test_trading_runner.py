@@ -249,3 +249,22 @@ def test_no_registered_model_but_data_runs_the_backup_model_and_says_so(tmp_path
         and "workbench train" in checks.loc["models", "message"]
     )
     assert len(store.cycles(rid)) == 2 and set(store.signals(rid)["symbol"]) == set(settings.demo.synthetic_symbols)
+
+
+def test_calendar_warning_reaches_the_console_and_the_log(settings, monkeypatch, capsys):
+    """An NSE model in December 2026 (its holidays recorded to 2026-12-31): the run goes on, says so on
+    stderr and in a WARNING event, and Phase 1 keeps the row. Only the day Phase 1 believes it is is set."""
+    from workbench.trading import loop
+
+    real = loop.calendar_warnings
+    monkeypatch.setattr(loop, "calendar_warnings", lambda s, engine, today=None: real(s, engine, "2026-12-20"))
+    lake = Lake(settings.lake_dir)
+    lake.write(synthetic_panel(3, 150).to_long(), "NSE", "1d", "synthetic")
+    engine = MomentumEngine(universe={"exchange": "NSE", "timeframe": "1d", "symbols": ["S000", "S001", "S002"]})
+    store = Store(settings.store_url).create()
+    rid = run_live(settings, engine=engine, interval_s=0.0, min_interval_s=0, cycles=1, replay=True)
+    assert store.run(rid)["status"] == "STOPPED"
+    assert "calendar" in list(store.checks(rid)["name"])
+    events = store.events(rid, kind="calendar")
+    assert events["level"].tolist() == ["WARNING"] and "recorded only to 2026-12-31" in events["message"].iloc[0]
+    assert f"run {rid}: WARNING: NSE holidays are recorded only to 2026-12-31" in capsys.readouterr().err

@@ -21,6 +21,7 @@ from workbench.features import fused as F
 from workbench.features import kernels as K
 from workbench.features import streams as S
 from workbench.features.timefeatures import TIME_COLUMNS, session_clock, time_features
+from workbench.features.v2_row import row_k
 
 __all__ = [
     "Bars",
@@ -148,7 +149,10 @@ def v2_stream(st: S.StreamState, b: Bars, out: np.ndarray | None = None) -> dict
     # (instrument × time) inputs: free for a panel's arrays (pandas keeps each instrument contiguous)
     # and one compiled layout for every caller.
     hlcv = [np.ascontiguousarray(np.asarray(x, dtype=np.float64).T) for x in (b.high, b.low, b.close, b.volume)]
-    K.run(F.series_k, cells, *hlcv, state.s, state.rings, block, _SERIES_POS)
+    if T == 1:  # the live loop's one new bar: the same step, its state's memory fetched ahead
+        row_k(hlcv[0], hlcv[1], hlcv[2], hlcv[3], state.s, state.rings, block, _SERIES_POS)
+    else:
+        K.run(F.series_k, cells, *hlcv, state.s, state.rings, block, _SERIES_POS)
     r1 = block[_POS["ret_1"]]
     bench = np.ascontiguousarray(benchmark_returns(r1, b), dtype=np.float64)
     beta, corr = block[_POS["beta_60"]], block[_POS["corr_60"]]

@@ -1,0 +1,94 @@
+"""v2's per-instrument features for ONE new bar: the live loop's update, with the state's lines fetched ahead.
+
+Why a row entry point beside ``fused.series_k``: for one bar the arithmetic is ~0.3 µs an instrument,
+but every instrument's state sits in its own 11 KB of ring buffers (``fused.V2State``), and one step
+reads and writes one slot of each of its 23 rings: 23 cache lines at a 480-byte stride that the
+hardware prefetcher cannot predict. ``series_k`` walks them one dependent load after another, so a
+one-row update at 5,000 instruments was mostly waiting on memory. ``row_k`` runs the very same step
+(``fused._instrument``, one row: no second copy of any formula) over the instruments in order, and
+before each one asks the memory system for the ring slots the instrument ``_AHEAD`` places later will
+touch (their positions are in its state row, which is read in order and so prefetched by the
+hardware). It also allocates its scratch once instead of once per group of 8.
+
+Measured on 5,000 instruments (one thread, quiet machine): ``series_k`` on one row 6.2 ms, this
+kernel without the prefetch 5.2 ms, with it 3.4 ms; on 20,000, 44 ms against 27 ms. The output is
+bit-identical (same code, same order of operations per instrument); a prefetch never changes a value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from llvmlite import ir  # type: ignore[import-untyped]
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from workbench.features import fused as F
+
+__all__ = ["row_k", "AHEAD"]
+
+_ROLLING = F._O // 5  # rings 0 … _ROLLING−1 are rolling statistics, each with 5 state floats at 5·ring
+AHEAD = 2  # instruments between a prefetch and the step that uses it (1–16 measured alike; 2 was best at 5,000)
+
+
+def _prefetch_typer(typingctx, arr, i, k, p):
+    """``llvm.prefetch`` (read, keep in all cache levels) of ``arr[i, k, p]``: a hint that never
+    faults and never changes a value, unlike a load it does not hold the core until the line is in."""
+    sig = types.void(arr, i, k, p)
+
+    def codegen(context, builder, signature, args):
+        aty = signature.args[0]
+        ary = context.make_array(aty)(context, builder, args[0])
+        idx = [context.cast(builder, a, t, types.intp) for a, t in zip(args[1:], signature.args[1:], strict=True)]
+        ptr = cgutils.get_item_pointer(context, builder, aty, ary, idx, wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8"
+        )
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_prefetch: Any = intrinsic(_prefetch_typer)
+
+
+@njit(cache=True, error_model="numpy", boundscheck=False, inline="always")
+def _slot(S, j, o):
+    """Ring position stored at state float ``o`` of instrument ``j``, clamped into the ring (a prefetch
+    address outside it would be harmless to values but is kept inside the array all the same)."""
+    p = S[j, o]
+    return int(p) if p >= 0.0 and p < F.RING else 0
+
+
+@njit(cache=True, error_model="numpy", boundscheck=False)
+def _prefetch_state(S, R, j):
+    """Prefetch the ring slots instrument ``j``'s next step reads: each rolling statistic's slot at its
+    position (its 5 state floats start at 5·ring), and the close-lag ring at the 1, 5, 10, 20 and 60 bar
+    lags the returns read."""
+    for ri in range(_ROLLING):
+        _prefetch(R, j, ri, _slot(S, j, 5 * ri))
+    cp = _slot(S, j, F.S_CLAG)
+    for lag in (0, 1, 5, 10, 20):
+        q = cp - lag
+        _prefetch(R, j, F.R_CLAG, q + F.RING if q < 0 else q)
+    _prefetch(R, j, F.R_OBVLAG, _slot(S, j, F.S_OBVLAG))
+
+
+@njit(cache=True, error_model="numpy")
+def row_k(h, l, c, v, S, R, out, cols):  # noqa: E741
+    """``fused.series_k`` for inputs of one bar ((instrument × 1) arrays, ``out`` (feature × 1 ×
+    instrument)): the same step per instrument, on one thread, the state's ring slots prefetched
+    ``AHEAD`` instruments ahead."""
+    N = c.shape[0]
+    W = np.empty((F.N_W, 1))
+    for j in range(min(AHEAD, N)):
+        _prefetch_state(S, R, j)
+    for j in range(N):
+        if j + AHEAD < N:
+            _prefetch_state(S, R, j + AHEAD)
+        F._instrument(h, l, c, v, S, R, out, cols, W, j, 0, 1)

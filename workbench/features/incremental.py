@@ -465,8 +465,8 @@ def _sync(
                 s_s, s_rings, s_pair, s_pair_rings = s_arrays
                 np.copyto(d_s, s_s)
                 np.copyto(d_pair, s_pair)
-                for pos in diff:
-                    copy_slots_k(d_rings, d_pair_rings, s_rings, s_pair_rings, pos)
+                if diff:
+                    copy_slots_k(d_rings, d_pair_rings, s_rings, s_pair_rings, np.stack(diff))
             else:
                 for d, s in zip(d_arrays, s_arrays, strict=True):
                     np.copyto(d, s)

@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 from llvmlite import ir  # type: ignore[import-untyped]
-from numba import njit, types
+from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 from workbench.features import fused as F
 
-__all__ = ["row_k", "AHEAD"]
+__all__ = ["row_k", "row_parallel_k", "written_slots_k", "copy_slots_k", "AHEAD", "N_WRITTEN"]
 
 _ROLLING = F._O // 5  # rings 0 … _ROLLING−1 are rolling statistics, each with 5 state floats at 5·ring
 AHEAD = 2  # instruments between a prefetch and the step that uses it (1–16 measured alike; 2 was best at 5,000)
@@ -79,19 +79,32 @@ def _prefetch_state(S, R, j):
     _prefetch(R, j, F.R_OBVLAG, _slot(S, j, F.S_OBVLAG))
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _walk(h, l, c, v, S, R, out, cols, lo, hi):  # noqa: E741
+    """Instruments ``lo`` … ``hi``−1, one bar each, in order; scratch allocated once."""
+    W = np.empty((F.N_W, 1))
+    for j in range(lo, min(lo + AHEAD, hi)):
+        _prefetch_state(S, R, j)
+    for j in range(lo, hi):
+        if j + AHEAD < hi:
+            _prefetch_state(S, R, j + AHEAD)
+        F._instrument(h, l, c, v, S, R, out, cols, W, j, 0, 1)
+
+
 @njit(cache=True, error_model="numpy")
 def row_k(h, l, c, v, S, R, out, cols):  # noqa: E741
     """``fused.series_k`` for inputs of one bar ((instrument × 1) arrays, ``out`` (feature × 1 ×
     instrument)): the same step per instrument, on one thread, the state's ring slots prefetched
     ``AHEAD`` instruments ahead."""
+    _walk(h, l, c, v, S, R, out, cols, 0, c.shape[0])
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def row_parallel_k(h, l, c, v, S, R, out, cols, parts):  # noqa: E741
+    """``row_k`` on ``parts`` contiguous blocks of instruments in parallel (each walks its own)."""
     N = c.shape[0]
-    W = np.empty((F.N_W, 1))
-    for j in range(min(AHEAD, N)):
-        _prefetch_state(S, R, j)
-    for j in range(N):
-        if j + AHEAD < N:
-            _prefetch_state(S, R, j + AHEAD)
-        F._instrument(h, l, c, v, S, R, out, cols, W, j, 0, 1)
+    for p in prange(parts):
+        _walk(h, l, c, v, S, R, out, cols, p * N // parts, (p + 1) * N // parts)
 
 
 # ---- what one step writes in the rings: keeping a second copy of the state in step cheaply ----------
@@ -115,17 +128,38 @@ def written_slots_k(S, P, pos):
         pos[j, _ROLLING + 2] = _slot(P, j, 0)
 
 
-@njit(cache=True, error_model="numpy", boundscheck=False)
-def copy_slots_k(dst_rings, dst_pair_rings, rings, pair_rings, pos):
-    """Copy the ring slots ``pos`` (``written_slots_k``'s layout) from one state's rings into another's."""
-    for j in range(pos.shape[0]):
+@njit(cache=True, error_model="numpy", boundscheck=False, inline="always")
+def _copy_instrument(dst_rings, dst_pair_rings, rings, pair_rings, pos, j):
+    for k in range(pos.shape[0]):
         for ri in range(_ROLLING):
-            p = pos[j, ri]
+            p = pos[k, j, ri]
             dst_rings[j, ri, p] = rings[j, ri, p]
-        p = pos[j, _ROLLING]
+        p = pos[k, j, _ROLLING]
         dst_rings[j, F.R_CLAG, p] = rings[j, F.R_CLAG, p]
-        p = pos[j, _ROLLING + 1]
+        p = pos[k, j, _ROLLING + 1]
         dst_rings[j, F.R_OBVLAG, p] = rings[j, F.R_OBVLAG, p]
-        p = pos[j, _ROLLING + 2]
+        p = pos[k, j, _ROLLING + 2]
         dst_pair_rings[j, 0, p] = pair_rings[j, 0, p]
         dst_pair_rings[j, 1, p] = pair_rings[j, 1, p]
+
+
+@njit(cache=True, error_model="numpy", boundscheck=False)
+def _prefetch_slots(dst_rings, rings, pos, j):
+    for k in range(pos.shape[0]):
+        for ri in range(_ROLLING):
+            _prefetch(rings, j, ri, pos[k, j, ri])
+            _prefetch(dst_rings, j, ri, pos[k, j, ri])
+
+
+@njit(cache=True, error_model="numpy", boundscheck=False)
+def copy_slots_k(dst_rings, dst_pair_rings, rings, pair_rings, pos):
+    """Copy the ring slots ``pos`` ((steps × instrument × slot), ``written_slots_k``'s layout) from one
+    state's rings into another's: instrument by instrument, the slots of every step at once (they share
+    lines), the rolling rings' lines prefetched ``AHEAD`` instruments ahead as in ``row_k``."""
+    N = pos.shape[1]
+    for j in range(min(AHEAD, N)):
+        _prefetch_slots(dst_rings, rings, pos, j)
+    for j in range(N):
+        if j + AHEAD < N:
+            _prefetch_slots(dst_rings, rings, pos, j + AHEAD)
+        _copy_instrument(dst_rings, dst_pair_rings, rings, pair_rings, pos, j)

@@ -283,9 +283,10 @@ class IncrementalFeatures:
     def _step(self, b: Bars) -> None:
         self._check_pairs()
         self._before_write()
-        step = _written(self._state, b)  # the slots this step changes: the buffers now differ there too
-        self._scratch_diff = _joined(self._scratch_diff, step)
-        self._saved_diff = _joined(self._saved_diff, step)
+        if self._scratch_diff is not None or self._saved_diff is not None:
+            step = _written(self._state, b)  # the slots this step changes: the buffers now differ there too
+            self._scratch_diff = _joined(self._scratch_diff, step)
+            self._saved_diff = _joined(self._saved_diff, step)
         self._last, self._atr = self._compute(self._state, self._atr_state, b)
         self.ts = b.index[-1]
 

@@ -77,7 +77,10 @@ def compile_kernels() -> float:
         build_features(panel, name)
     for name in ("v1", "v2"):  # the live engine's streaming kernels (v1's are not the fused v2 ones)
         inc = IncrementalFeatures.from_history(panel.iloc(slice(0, len(panel.index) - 1)), name)
-        inc.update(panel.iloc(slice(len(panel.index) - 1, None)))
+        last = panel.iloc(slice(len(panel.index) - 1, None))
+        for _ in range(2):  # the live loop's peeks: the second brings the scratch back in step (v2_row)
+            inc.peek(last)
+        inc.update(last)
     # The backfill check as the engine calls it: a panel field's array against a row slice of the last
     # panel's. Both layouts a panel comes in: the live feed's frames wrap C-ordered rows, a frame pandas
     # built (replays, pulls) is Fortran-ordered; each is its own compiled version.

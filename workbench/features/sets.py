@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import EllipsisType
 
 import numba
 import numpy as np
@@ -21,6 +22,7 @@ from workbench.features import fused as F
 from workbench.features import kernels as K
 from workbench.features import streams as S
 from workbench.features.timefeatures import TIME_COLUMNS, session_clock, time_features
+from workbench.features.v2_row import row_k
 
 __all__ = [
     "Bars",
@@ -105,16 +107,32 @@ def benchmark_symbol(symbols, exchange: str) -> str | None:
     return None
 
 
-def benchmark_returns(r1: np.ndarray, b: Bars) -> np.ndarray:
+def benchmark_returns(r1: np.ndarray, b: Bars, column: int | EllipsisType | None = ...) -> np.ndarray:
     """The beta/corr benchmark's return per bar: ``benchmark_symbol``'s, else the equal-weight average of
-    the finite returns (shared by ``v2_stream`` and the universe change's replay, ``v2_universe``)."""
-    sym = benchmark_symbol(b.symbols, b.exchange)
-    if sym is not None:
-        return r1[:, b.symbols.index(sym)]
+    the finite returns (shared by ``v2_stream`` and the universe change's replay, ``v2_universe``).
+    ``column``: the benchmark's column (None: the average) when the caller has it: finding it scans the
+    symbols, ~0.2 ms a call at 5,000, which the live loop's one-bar update would pay every cycle."""
+    if column is ...:
+        column = _benchmark_column(b.symbols, b.exchange)
+    if column is not None:
+        return r1[:, column]
     finite = np.isfinite(r1)
     n = finite.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, np.where(finite, r1, 0.0).sum(axis=1) / n, np.nan)
+
+
+def _benchmark_column(symbols: tuple[str, ...], exchange: str) -> int | None:
+    sym = benchmark_symbol(symbols, exchange)
+    return None if sym is None else symbols.index(sym)
+
+
+def _kept_benchmark_column(st: S.StreamState, b: Bars) -> int | None:
+    """``_benchmark_column``, kept in the state for as long as the instruments are the same tuple."""
+    kept = st.extra.get("benchmark")
+    if kept is None or kept[0] is not b.symbols:
+        kept = st.extra["benchmark"] = (b.symbols, _benchmark_column(b.symbols, b.exchange))
+    return kept[1]
 
 
 def _clock(st: S.StreamState, b: Bars):
@@ -148,9 +166,12 @@ def v2_stream(st: S.StreamState, b: Bars, out: np.ndarray | None = None) -> dict
     # (instrument × time) inputs: free for a panel's arrays (pandas keeps each instrument contiguous)
     # and one compiled layout for every caller.
     hlcv = [np.ascontiguousarray(np.asarray(x, dtype=np.float64).T) for x in (b.high, b.low, b.close, b.volume)]
-    K.run(F.series_k, cells, *hlcv, state.s, state.rings, block, _SERIES_POS)
+    if T == 1:  # the live loop's one new bar: the same step, its state's memory fetched ahead
+        row_k(hlcv[0], hlcv[1], hlcv[2], hlcv[3], state.s, state.rings, block, _SERIES_POS)
+    else:
+        K.run(F.series_k, cells, *hlcv, state.s, state.rings, block, _SERIES_POS)
     r1 = block[_POS["ret_1"]]
-    bench = np.ascontiguousarray(benchmark_returns(r1, b), dtype=np.float64)
+    bench = np.ascontiguousarray(benchmark_returns(r1, b, _kept_benchmark_column(st, b)), dtype=np.float64)
     beta, corr = block[_POS["beta_60"]], block[_POS["corr_60"]]
     K.run(F.pair_k, cells, r1, bench, 60, state.pair, state.pair_rings, beta, corr)
     cross_section(block)

@@ -22,9 +22,11 @@ How it fills, and why:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
@@ -56,23 +58,43 @@ if TYPE_CHECKING:
 __all__ = ["PaperBroker", "make_broker"]
 
 _EPS = 1e-9
+_INF = math.inf
 
 
 def _clean(q: Quote) -> Quote | None:
-    """The quote with unusable high/low/open replaced by last; None when last itself is unusable."""
-
-    def ok(x: float | None) -> bool:
-        return x is not None and math.isfinite(x) and x > 0
-
-    if not ok(q.last):
+    """The quote with unusable high/low/open replaced by last; None when last itself is unusable.
+    (``0 < x < inf`` is "finite and positive": NaN fails every comparison. Inline, as a bar brings
+    one quote per instrument.)"""
+    last, high, low, opened = q.last, q.high, q.low, q.open
+    if last is None or not 0 < last < _INF:
         return None
-    if all(ok(x) or x is None for x in (q.high, q.low, q.open)):
+    if (high is None or 0 < high < _INF) and (low is None or 0 < low < _INF) and (opened is None or 0 < opened < _INF):
         return q
-    from dataclasses import replace
-
-    return replace(
-        q, high=q.high if ok(q.high) else None, low=q.low if ok(q.low) else None, open=q.open if ok(q.open) else None
+    return dataclasses.replace(
+        q,
+        high=high if high is not None and 0 < high < _INF else None,
+        low=low if low is not None and 0 < low < _INF else None,
+        open=opened if opened is not None and 0 < opened < _INF else None,
     )
+
+
+# ``BrokerOrder``s are made by the thousand a cycle (every answer, every open order). A frozen dataclass's
+# ``__init__`` sets each of its 14 fields through ``object.__setattr__``; filling the instance's
+# ``__dict__`` directly, as ``copy`` and ``pickle`` do, makes the same object at half the cost. Only while
+# ``BrokerOrder`` is a plain frozen dataclass (no ``__slots__``, no ``__post_init__``, every field a plain
+# attribute); otherwise its own constructor is called.
+_ORDER_FIELDS = tuple(f.name for f in dataclasses.fields(BrokerOrder))
+_ORDER_VALUES = itemgetter(*_ORDER_FIELDS)
+_ORDER_DIRECT = not hasattr(BrokerOrder, "__slots__") and not hasattr(BrokerOrder, "__post_init__")
+
+
+def _order_of(values: Sequence[Any]) -> BrokerOrder:
+    """A ``BrokerOrder`` of its field values, in ``_ORDER_FIELDS`` order (a row read in that order)."""
+    if not _ORDER_DIRECT:
+        return BrokerOrder(*values)
+    o = object.__new__(BrokerOrder)
+    o.__dict__.update(zip(_ORDER_FIELDS, values, strict=True))
+    return o
 
 
 class PaperBroker:
@@ -167,7 +189,7 @@ class PaperBroker:
         out: list[BrokerOrder | OrderRejected] = []
         with self.book.begin() as c:
             s = BookSession(self.book, c, symbols={o.symbol for o in orders})  # not every resting exit
-            known = s.orders([o.client_order_id for o in orders])
+            known = s.orders([o.client_order_id for o in orders], probe=True)
             reserved = self._reserved_cash(s)
             for order in orders:
                 row = known.get(order.client_order_id)
@@ -257,7 +279,9 @@ class PaperBroker:
         ]
 
     def open_orders(self) -> list[BrokerOrder]:
-        return [self._to_order(r) for r in self._open_rows()]
+        # Read in BrokerOrder's field order: no dict per row. The float columns come back as floats
+        # (SQLite's REAL affinity and PostgreSQL's double precision), as ``_to_order`` makes them.
+        return [_order_of(r) for r in self.book.open_order_rows(_ORDER_FIELDS)]
 
     def fills_for(self, client_order_id: str) -> list[Fill]:
         """One order's fills (the optional per-order extension of the protocol)."""
@@ -273,22 +297,16 @@ class PaperBroker:
         client_order_id: str | None = None,
         client_order_ids: Sequence[str] | None = None,
     ) -> list[Fill]:
-        rows = self.book.fills(since=since, client_order_id=client_order_id, client_order_ids=client_order_ids)
+        rows = self.book.fill_rows(since=since, client_order_id=client_order_id, client_order_ids=client_order_ids)
         stamps: dict[str, pd.Timestamp] = {}  # a batch's fills share their time: parse each text once
-        return [
-            Fill(
-                r["fill_id"],
-                r["client_order_id"],
-                r["symbol"],
-                r["side"],
-                r["quantity"],
-                r["price"],
-                r["fee"],
-                r["fee_currency"],
-                stamps[r["ts"]] if r["ts"] in stamps else stamps.setdefault(r["ts"], pd.Timestamp(r["ts"])),
-            )
-            for r in rows
-        ]
+        out = []
+        for r in rows:  # (fill_id, client_order_id, symbol, side, quantity, price, fee, fee_currency, ts)
+            ts = r[8]
+            stamp = stamps.get(ts)
+            if stamp is None:
+                stamp = stamps[ts] = pd.Timestamp(ts)
+            out.append(Fill(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], stamp))
+        return out
 
     # ---- the simulation -------------------------------------------------------------------------
     def on_bar(self, quotes: dict[str, Quote]) -> list[BrokerOrder]:
@@ -296,12 +314,14 @@ class PaperBroker:
         when the bar gapped through; stops at the stop or the open, less slippage; the unfilled rest
         of market orders at the open), each capped by the bar's volume. Stops are tried before
         take-profits, so a wide bar touching both exits at the stop. Returns the orders that filled."""
-        quotes = {
-            s: q for s, q in ((s, _clean(q)) for s, q in quotes.items()) if q is not None
-        }  # a bad print is no price
+        clean: dict[str, Quote] = {}
+        for s, q in quotes.items():  # a bad print is no price
+            ok = _clean(q)
+            if ok is not None:
+                clean[s] = ok
+        quotes = clean
         self._quotes.update(quotes)
-        for s in quotes:
-            self._used[s] = 0.0
+        self._used.update(dict.fromkeys(quotes, 0.0))
         rank = {"market": 0, "stop_loss": 1, "limit": 2, "take_profit": 3}
         filled: list[dict[str, Any]] = []
         with self.book.begin() as c:
@@ -311,11 +331,15 @@ class PaperBroker:
                 (r for r in bs.open.values() if r["symbol"] in quotes),
                 key=lambda r: (rank.get(r["type"], 9), r["created_at"]),
             )
-            for row in rows:
+            # What triggers depends on each order and the bar alone (a fill changes only its own order
+            # and cancels siblings), so the triggered are known before any fills, and their fill counts
+            # (the next fill ids) are read in one query, not one per order.
+            hits = [
+                (row, price) for row in rows if (price := self._trigger_price(row, quotes[row["symbol"]])) is not None
+            ]
+            bs.prefetch_fill_counts([row["client_order_id"] for row, _ in hits])
+            for row, price in hits:
                 if row["status"] not in _OPEN:  # an OCO sibling filled earlier in this bar
-                    continue
-                price = self._trigger_price(row, quotes[row["symbol"]])
-                if price is None:
                     continue
                 if self._fill(bs, row, float(row["quantity"]) - float(row["filled_quantity"]), price, reserved) > 0:
                     filled.append(row)
@@ -537,22 +561,9 @@ class PaperBroker:
 
     @staticmethod
     def _to_order(r: dict[str, Any]) -> BrokerOrder:
-        return BrokerOrder(
-            client_order_id=r["client_order_id"],
-            symbol=r["symbol"],
-            side=r["side"],
-            quantity=float(r["quantity"]),
-            status=r["status"],
-            filled_quantity=float(r["filled_quantity"]),
-            average_price=r["average_price"],
-            fee=float(r["fee"]),
-            broker_order_id=r["broker_order_id"],
-            reason=r["reason"],
-            type=r["type"],
-            limit_price=r["limit_price"],
-            stop_price=r["stop_price"],
-            oco_group=r["oco_group"],
-        )
+        """The answer of a session or store row. Its quantities and fee are floats already: the store's
+        float columns read back as floats, and the session makes them so (``_accept``, ``_fill``)."""
+        return _order_of(_ORDER_VALUES(r))
 
 
 class _EngineHolder:

@@ -188,6 +188,13 @@ class PaperBook:
         with self.engine.connect() as c:
             return dicts(c.execute(stmt.order_by(t.c.created_at)))
 
+    def open_table(self, conn: Connection) -> tuple[list[str], Sequence[Any]]:
+        """Every open order (oldest first, as a session reads them) as the column names and row tuples,
+        in ``conn``'s transaction: a bar looks at thousands of resting orders and turns into dicts only
+        the few it needs."""
+        result = conn.execute(_OPEN_ROWS.order_by(_t.c.created_at), {"acct": self.account})
+        return list(result.keys()), result.all()
+
     def open_order_rows(self, columns: Sequence[str]) -> list[tuple[Any, ...]]:
         """Orders still working (oldest first) as tuples of these columns: the broker builds its answers
         from them without a dict per row."""
@@ -269,6 +276,7 @@ class BookSession:
         conn: Connection,
         open_side: str | None = None,
         symbols: Collection[str] | None = None,
+        open_rows: Sequence[dict[str, Any]] | None = None,
     ):
         """``open_side`` loads only that side's open orders: a read that needs the buys alone (the cash
         they reserve) need not load the thousands of resting exit sells. Such a session is read-only.
@@ -276,7 +284,10 @@ class BookSession:
         reserved): enough for a batch of orders in those symbols (their reserved quantities, OCO
         siblings), without the resting exits of every other position; orders outside it are still
         found by client id (``orders``). Holdings likewise: all of them without ``symbols``, else those
-        of ``symbols`` (any other is read when first moved), so a batch does not read every position."""
+        of ``symbols`` (any other is read when first moved), so a batch does not read every position.
+        ``open_rows``: the open orders, already read by the caller in this transaction (oldest first),
+        instead of reading them here; they must hold every open buy and every open order of the
+        symbols the session will touch (``PaperBook.open_table`` reads them all)."""
         self.book, self.conn, self.account = book, conn, book.account
         self.now = iso(utcnow())
         acct = {"acct": self.account}
@@ -291,7 +302,9 @@ class BookSession:
             self._take_balances(conn.execute(_CASH, acct).all())
             self._load_holdings(list(symbols))
         self._dirty: set[str] = set()
-        if symbols is None:
+        if open_rows is not None:
+            rows = list(open_rows)
+        elif symbols is None:
             stmt = _OPEN_ROWS if open_side is None else _OPEN_ROWS.where(_t.c.side == open_side)
             rows = dicts(conn.execute(stmt.order_by(_t.c.created_at), acct))
         else:  # the buys, and the other orders of these symbols: read through the (account, status, symbol) index

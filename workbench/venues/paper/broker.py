@@ -325,20 +325,30 @@ class PaperBroker:
         rank = {"market": 0, "stop_loss": 1, "limit": 2, "take_profit": 3}
         filled: list[dict[str, Any]] = []
         with self.book.begin() as c:
-            bs = BookSession(self.book, c)
-            reserved = self._reserved_cash(bs)
-            rows = sorted(
-                (r for r in bs.open.values() if r["symbol"] in quotes),
-                key=lambda r: (rank.get(r["type"], 9), r["created_at"]),
-            )
+            names, table = self.book.open_table(c)  # every open order, oldest first, as tuples
+            at = {k: names.index(k) for k in ("client_order_id", "symbol", "side", "type")}
+            cid_, sym_, side_, type_ = at["client_order_id"], at["symbol"], at["side"], at["type"]
+            fq_, sp_, lp_ = names.index("filled_quantity"), names.index("stop_price"), names.index("limit_price")
             # What triggers depends on each order and the bar alone (a fill changes only its own order
-            # and cancels siblings), so the triggered are known before any fills, and their fill counts
-            # (the next fill ids) are read in one query, not one per order.
-            hits = [
-                (row, price) for row in rows if (price := self._trigger_price(row, quotes[row["symbol"]])) is not None
-            ]
-            bs.prefetch_fill_counts([row["client_order_id"] for row, _ in hits])
-            for row, price in hits:
+            # and cancels siblings), so the triggered are known before any fill: only they, the open
+            # buys (the cash they reserve) and their symbols' other orders (OCO siblings) become rows,
+            # and their fill counts (the next fill ids) are read in one query, not one per order.
+            hits: list[tuple[str, float]] = []
+            touched: set[str] = set()
+            for r in table:
+                bar = quotes.get(r[sym_])
+                if bar is not None:
+                    price = self._trigger(r[type_], r[side_], r[sym_], r[fq_], r[sp_], r[lp_], bar)
+                    if price is not None:
+                        hits.append((r[cid_], price))
+                        touched.add(r[sym_])
+            rows = [dict(zip(names, r, strict=True)) for r in table if r[side_] == "buy" or r[sym_] in touched]
+            bs = BookSession(self.book, c, symbols=touched, open_rows=rows)
+            reserved = self._reserved_cash(bs)
+            todo = [(bs.open[cid], price) for cid, price in hits]  # in the order read: oldest first
+            todo.sort(key=lambda h: (rank.get(h[0]["type"], 9), h[0]["created_at"]))  # stable: as before
+            bs.prefetch_fill_counts([row["client_order_id"] for row, _ in todo])
+            for row, price in todo:
                 if row["status"] not in _OPEN:  # an OCO sibling filled earlier in this bar
                     continue
                 if self._fill(bs, row, float(row["quantity"]) - float(row["filled_quantity"]), price, reserved) > 0:
@@ -358,25 +368,32 @@ class PaperBroker:
             )
         return got
 
-    def _trigger_price(self, row: dict[str, Any], q: Quote) -> float | None:
+    def _trigger(
+        self,
+        kind: str,
+        side: str,
+        symbol: str,
+        filled: float,
+        stop_price: float | None,
+        limit_price: float | None,
+        q: Quote,
+    ) -> float | None:
+        """The price a resting order fills at on this bar, None when the bar does not reach it."""
         low = q.low if q.low is not None else q.last
         high = q.high if q.high is not None else q.last
         opened = q.open if q.open is not None else q.last
-        buy = row["side"] == "buy"
-        _, slip = self._costs(row["symbol"])
-        kind = row["type"]
-        if kind == "market" or (
-            kind == "stop_loss" and float(row["filled_quantity"]) > 0
-        ):  # a triggered stop keeps filling
+        buy = side == "buy"
+        _, slip = self._costs(symbol)
+        if kind == "market" or (kind == "stop_loss" and float(filled) > 0):  # a triggered stop keeps filling
             return opened * (1 + slip) if buy else opened * (1 - slip)
         if kind == "stop_loss":
-            stop = float(row["stop_price"])
+            stop = float(stop_price)  # type: ignore[arg-type]  # a stop_loss row has its stop price
             if buy and high >= stop:
                 return max(stop, opened) * (1 + slip)
             if not buy and low <= stop:
                 return min(stop, opened) * (1 - slip)
             return None
-        limit = float(row["limit_price"])  # limit and take_profit rest at their price
+        limit = float(limit_price)  # type: ignore[arg-type]  # limit and take_profit rest at their price
         if buy and low <= limit:
             return min(limit, opened)
         if not buy and high >= limit:

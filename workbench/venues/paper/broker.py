@@ -127,6 +127,7 @@ class PaperBroker:
         self._quotes: dict[str, Quote] = {}
         self._used: dict[str, float] = {}  # volume already taken from the current bar, per symbol
         self._cost_memo: dict[tuple[str, float, float], tuple[float, float]] = {}
+        self._id_key = f"{account}|".encode()  # what ``_broker_id`` hashes before the client id
         self.book = PaperBook(store.engine, account)
         self.book.open_account(cash)
 
@@ -211,26 +212,16 @@ class PaperBroker:
     def _accept(self, s: BookSession, order: OrderRequest, reserved: dict[str, float]) -> dict[str, Any]:
         """Validate one new order in the session and book it (filled at once when marketable)."""
         reason = self._validate(order, s, reserved)
-        row: dict[str, Any] = dict(
-            client_order_id=order.client_order_id,
-            broker_order_id=self._broker_id(order.client_order_id),
-            symbol=order.symbol,
-            side=order.side,
-            type=order.type,
-            quantity=float(order.quantity),
-            limit_price=order.limit_price,
-            stop_price=order.stop_price,
-            oco_group=order.oco_group,
-            status="SUBMITTED",
-            filled_quantity=0.0,
-            average_price=None,
-            fee=0.0,
-            reason=None,
-            created_at=s.now,
-            updated_at=s.now,
-        )
+        cid, now = order.client_order_id, s.now
+        row: dict[str, Any] = {
+            "account": self.account, "client_order_id": cid, "broker_order_id": self._broker_id(cid),
+            "symbol": order.symbol, "side": order.side, "type": order.type, "quantity": float(order.quantity),
+            "limit_price": order.limit_price, "stop_price": order.stop_price, "oco_group": order.oco_group,
+            "status": "SUBMITTED", "filled_quantity": 0.0, "average_price": None, "fee": 0.0, "reason": None,
+            "created_at": now, "updated_at": now,
+        }  # fmt: skip
         if reason is not None:
-            row.update(status="REJECTED", reason=f"{reason[0]}: {reason[1]}")
+            row["status"], row["reason"] = "REJECTED", f"{reason[0]}: {reason[1]}"
             s.add_order(row)
             return row
         s.add_order(row)
@@ -452,8 +443,9 @@ class PaperBroker:
                 "bad_price",
                 f"a {order.side} take-profit at {order.limit_price:g} would trigger at once ({order.symbol} last {quote.last:g})",
             )
-        ref = {"limit": order.limit_price, "take_profit": order.limit_price, "stop_loss": order.stop_price}.get(
-            order.type
+        kind = order.type
+        ref = (
+            order.limit_price if kind in ("limit", "take_profit") else order.stop_price if kind == "stop_loss" else None
         ) or quote.last
         if order.quantity * ref < market.min_notional:
             return (
@@ -517,7 +509,8 @@ class PaperBroker:
         self._reserve(s, row, reserved, +1)
         s.move(ccy, -sign * notional - fee, "cash")
         s.move(symbol, sign * qty, "holding")
-        s.add_fill(fill_prefix=self._broker_id(cid), client_order_id=cid, symbol=symbol, side=side, quantity=qty,
+        prefix = row["broker_order_id"] if cid in s.new else self._broker_id(cid)  # the same text: made once
+        s.add_fill(fill_prefix=prefix, client_order_id=cid, symbol=symbol, side=side, quantity=qty,
                    price=price, fee=fee, fee_currency=ccy, ts=s.now)  # fmt: skip
         if row.get("oco_group"):  # one-cancels-other
             for other in s.open_of(symbol):
@@ -528,7 +521,8 @@ class PaperBroker:
 
     # ---- rows -----------------------------------------------------------------------------------
     def _broker_id(self, cid: str) -> str:
-        return "P" + hashlib.sha1(f"{self.account}|{cid}".encode()).hexdigest()[:15]
+        """``P`` and 15 hex digits of sha1("<account>|<client id>"): stable, so a re-send finds the same id."""
+        return "P" + hashlib.sha1(self._id_key + cid.encode()).hexdigest()[:15]
 
     def _row(self, cid: str) -> dict[str, Any] | None:
         return self.book.order(cid)

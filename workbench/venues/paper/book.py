@@ -15,7 +15,7 @@ from operator import itemgetter
 from typing import Any, Protocol
 
 import pandas as pd
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import Select, Update
 from sqlalchemy.sql.elements import BindParameter
@@ -42,6 +42,9 @@ _ORDERS_OF = select(_t).where(and_(_t.c.account == _ACCT, _t.c.client_order_id.i
 _KNOWN_OF = select(_t.c.client_order_id).where(and_(_t.c.account == _ACCT, _t.c.client_order_id.in_(_IDS)))
 _BALANCES = select(_b.c.asset, _b.c.total, _b.c.kind).where(_b.c.account == _ACCT)
 _CASH = _BALANCES.where(_b.c.kind == "cash")
+_NONZERO_HOLDINGS = select(_b.c.asset, _b.c.total).where(
+    and_(_b.c.account == _ACCT, _b.c.kind != "cash", or_(_b.c.total > _EPS, _b.c.total < -_EPS))
+)
 _HOLDINGS_OF = _BALANCES.where(and_(_b.c.kind != "cash", _b.c.asset.in_(_IDS)))
 FILL_COLUMNS = tuple(
     _f.c[k] for k in ("fill_id", "client_order_id", "symbol", "side", "quantity", "price", "fee", "fee_currency", "ts")
@@ -94,11 +97,10 @@ class PaperBook:
             return {a: float(v) for a, v in c.execute(stmt).all()}
 
     def holdings(self) -> dict[str, float]:
-        """Non-zero holdings per symbol."""
-        b = paper_balances
+        """Non-zero holdings per symbol. The zero rows (every position ever closed) stay in the store:
+        SQL leaves them out, so a long-running account does not read its whole history each call."""
         with self.engine.connect() as c:
-            stmt = select(b.c.asset, b.c.total).where(and_(b.c.account == self.account, b.c.kind != "cash"))
-            rows = c.execute(stmt).all()
+            rows = c.execute(_NONZERO_HOLDINGS, {"acct": self.account}).all()
         return {a: float(q) for a, q in rows if abs(q) > _EPS}
 
     def holding(self, symbol: str) -> float:
@@ -277,6 +279,7 @@ class BookSession:
         open_side: str | None = None,
         symbols: Collection[str] | None = None,
         open_rows: Sequence[dict[str, Any]] | None = None,
+        orders_of: Collection[str] | None = None,
     ):
         """``open_side`` loads only that side's open orders: a read that needs the buys alone (the cash
         they reserve) need not load the thousands of resting exit sells. Such a session is read-only.
@@ -287,7 +290,10 @@ class BookSession:
         of ``symbols`` (any other is read when first moved), so a batch does not read every position.
         ``open_rows``: the open orders, already read by the caller in this transaction (oldest first),
         instead of reading them here; they must hold every open buy and every open order of the
-        symbols the session will touch (``PaperBook.open_table`` reads them all)."""
+        symbols the session will touch (``PaperBook.open_table`` reads them all).
+        ``orders_of``: with ``symbols``, the symbols whose other open orders are loaded, when fewer than
+        ``symbols`` need them (a batch of plain buys needs no symbol's resting sells: neither what they
+        hold back nor OCO siblings); default ``symbols``."""
         self.book, self.conn, self.account = book, conn, book.account
         self.now = iso(utcnow())
         acct = {"acct": self.account}
@@ -310,7 +316,7 @@ class BookSession:
         else:  # the buys, and the other orders of these symbols: read through the (account, status, symbol) index
             rows = dicts(conn.execute(_OPEN_BUYS, acct)) if open_side in (None, "buy") else []
             if open_side in (None, "sell"):
-                for part in _chunks(sorted(set(symbols))):
+                for part in _chunks(sorted(set(symbols if orders_of is None else orders_of))):
                     rows += dicts(conn.execute(_OPEN_OTHERS_OF, {**acct, "ids": part}))
             rows.sort(key=_CREATED)  # oldest first, as without ``symbols``
         self.open: dict[str, dict[str, Any]] = {r["client_order_id"]: r for r in rows}

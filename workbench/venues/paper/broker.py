@@ -189,7 +189,14 @@ class PaperBroker:
         place, not raised. Idempotent per client order id: a re-send gets the first send's answer."""
         out: list[BrokerOrder | OrderRejected] = []
         with self.book.begin() as c:
-            s = BookSession(self.book, c, symbols={o.symbol for o in orders})  # not every resting exit
+            # Not every resting exit: the holdings and open orders of the batch's symbols, and only where a
+            # sell (what other sells hold back) or an OCO leg (its siblings) needs them, a symbol's sells.
+            s = BookSession(
+                self.book,
+                c,
+                symbols={o.symbol for o in orders},
+                orders_of={o.symbol for o in orders if o.side != "buy" or o.oco_group},
+            )
             known = s.orders([o.client_order_id for o in orders], probe=True)
             reserved = self._reserved_cash(s)
             for order in orders:

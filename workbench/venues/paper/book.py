@@ -191,19 +191,19 @@ class PaperBook:
             return dicts(c.execute(stmt.order_by(t.c.created_at)))
 
     def open_table(self, conn: Connection) -> tuple[list[str], Sequence[Any]]:
-        """Every open order (oldest first, as a session reads them) as the column names and row tuples,
+        """Every open order (oldest first, as a session reads them) as the column names and rows (tuple-like),
         in ``conn``'s transaction: a bar looks at thousands of resting orders and turns into dicts only
         the few it needs."""
         result = conn.execute(_OPEN_ROWS.order_by(_t.c.created_at), {"acct": self.account})
         return list(result.keys()), result.all()
 
-    def open_order_rows(self, columns: Sequence[str]) -> list[tuple[Any, ...]]:
-        """Orders still working (oldest first) as tuples of these columns: the broker builds its answers
-        from them without a dict per row."""
+    def open_order_rows(self, columns: Sequence[str]) -> Sequence[Any]:
+        """Orders still working (oldest first) as rows (tuple-like) of these columns: the broker builds
+        its answers from them without a dict per row."""
         t = paper_orders
         stmt = select(*(t.c[k] for k in columns)).where(and_(t.c.account == _ACCT, t.c.status.in_(OPEN_STATUSES)))
         with self.engine.connect() as c:
-            return [tuple(r) for r in c.execute(stmt.order_by(t.c.created_at), {"acct": self.account})]
+            return c.execute(stmt.order_by(t.c.created_at), {"acct": self.account}).all()
 
     def cancel_oco_siblings(self, conn: Connection, oco_group: str, filled_cid: str, now: str) -> None:
         """One-cancels-other: the group's other working orders are cancelled when one fills."""
@@ -238,8 +238,8 @@ class PaperBook:
         since: pd.Timestamp | None = None,
         client_order_id: str | None = None,
         client_order_ids: Sequence[str] | None = None,
-    ) -> list[tuple[Any, ...]]:
-        """``fills`` as tuples of ``FILL_COLUMNS`` (the fields of ``Fill``, in its order): what the broker
+    ) -> Sequence[Any]:
+        """``fills`` as rows (tuple-like) of ``FILL_COLUMNS`` (the fields of ``Fill``, in its order): what the broker
         turns into ``Fill``s without a dict per row."""
         t = paper_fills
         stmt = select(*FILL_COLUMNS).where(t.c.account == _ACCT)
@@ -249,12 +249,12 @@ class PaperBook:
             stmt = stmt.where(t.c.client_order_id == client_order_id)
         if client_order_ids is None:
             with self.engine.connect() as c:
-                return [tuple(r) for r in c.execute(stmt.order_by(t.c.ts, t.c.fill_id), {"acct": self.account})]
+                return c.execute(stmt.order_by(t.c.ts, t.c.fill_id), {"acct": self.account}).all()
         stmt = stmt.where(t.c.client_order_id.in_(_IDS))
-        out: list[tuple[Any, ...]] = []
+        out: list[Any] = []
         with self.engine.connect() as c:
             for part in _chunks(list(dict.fromkeys(client_order_ids))):
-                out += [tuple(r) for r in c.execute(stmt, {"acct": self.account, "ids": part})]
+                out += c.execute(stmt, {"acct": self.account, "ids": part}).all()
         return sorted(out, key=_TS_THEN_ID)
 
 

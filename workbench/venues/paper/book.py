@@ -49,6 +49,20 @@ _HOLDINGS_OF = _BALANCES.where(and_(_b.c.kind != "cash", _b.c.asset.in_(_IDS)))
 FILL_COLUMNS = tuple(
     _f.c[k] for k in ("fill_id", "client_order_id", "symbol", "side", "quantity", "price", "fee", "fee_currency", "ts")
 )
+# The session's writes name every value as a parameter, the account too: ``bulk`` gives each row's values
+# to the driver, and a literal in the statement (``account == 'paper'``) is not found by its rendered
+# name on a driver with named parameters (psycopg: the flush failed on PostgreSQL with a KeyError).
+_CHANGED = ("status", "filled_quantity", "average_price", "fee", "reason", "updated_at")
+_UPDATE_ORDERS = (
+    update(_t)
+    .where(and_(_t.c.account == bindparam("k_acct"), _t.c.client_order_id == bindparam("k_cid")))
+    .values({k: bindparam(f"k_{k}") for k in _CHANGED})
+)
+_UPDATE_BALANCES = (
+    update(_b)
+    .where(and_(_b.c.account == bindparam("k_acct"), _b.c.asset == bindparam("k_asset")))
+    .values(total=bindparam("k_total"))
+)
 _TS_THEN_ID = itemgetter(8, 0)
 _CREATED = itemgetter("created_at")
 # Fills counted per order id in every account, as ``PaperBook.fill_count`` counts them (fill ids carry
@@ -415,21 +429,13 @@ class BookSession:
 
     def flush(self) -> None:
         """Write what the session changed: a few executemany statements in the caller's transaction."""
-        c, b, t = self.conn, paper_balances, paper_orders
+        c, b, t, acct = self.conn, paper_balances, paper_orders, self.account
         if self.new:
             bulk(c, insert(t), list(self.new.values()))
         if self.changed:
-            cols = ("status", "filled_quantity", "average_price", "fee", "reason", "updated_at")
-            stmt = (
-                update(t)
-                .where(and_(t.c.account == self.account, t.c.client_order_id == bindparam("k_cid")))
-                .values({k: bindparam(f"k_{k}") for k in cols})
-            )
-            bulk(
-                c,
-                stmt,
-                [{"k_cid": r["client_order_id"], **{f"k_{k}": r.get(k) for k in cols}} for r in self.changed.values()],
-            )
+            rows = [{"k_acct": acct, "k_cid": r["client_order_id"], **{f"k_{k}": r.get(k) for k in _CHANGED}}
+                    for r in self.changed.values()]  # fmt: skip
+            bulk(c, _UPDATE_ORDERS, rows)
         old = [a for a in self._dirty if a in self._stored_assets]
         fresh = [a for a in self._dirty if a not in self._stored_assets]
 
@@ -437,26 +443,10 @@ class BookSession:
             return self.cash[a] if a in self.cash else self.holdings[a]
 
         if old:
-            stmt = (
-                update(b)
-                .where(and_(b.c.account == self.account, b.c.asset == bindparam("k_asset")))
-                .values(total=bindparam("k_total"))
-            )
-            bulk(c, stmt, [{"k_asset": a, "k_total": value(a)} for a in old])
+            bulk(c, _UPDATE_BALANCES, [{"k_acct": acct, "k_asset": a, "k_total": value(a)} for a in old])
         if fresh:
-            bulk(
-                c,
-                insert(b),
-                [
-                    {
-                        "account": self.account,
-                        "asset": a,
-                        "total": value(a),
-                        "kind": "cash" if a in self.cash else "holding",
-                    }
-                    for a in fresh
-                ],
-            )
+            kind = {a: "cash" if a in self.cash else "holding" for a in fresh}
+            bulk(c, insert(b), [{"account": acct, "asset": a, "total": value(a), "kind": kind[a]} for a in fresh])
         if self.fills:
             bulk(c, insert(paper_fills), self.fills)
         self._stored_assets |= self._dirty

@@ -399,13 +399,13 @@ class PaperBroker:
         return None
 
     def _marketable_price(self, order: OrderRequest, quote: Quote) -> float | None:
+        if order.type not in ("market", "limit"):  # exits rest until a later bar triggers them
+            return None
         _, slip = self._costs(order.symbol)
         sign = 1.0 if order.side == "buy" else -1.0
         slipped = quote.last * (1.0 + sign * slip)
         if order.type == "market":
             return slipped
-        if order.type != "limit":  # exits rest until a later bar triggers them
-            return None
         limit = order.limit_level
         if order.side == "buy":
             return min(limit, slipped) if limit >= quote.last else None

@@ -280,7 +280,7 @@ paper_orders = Table(
     Column("broker_order_id", String(64), nullable=False),
     Column("symbol", String(64), nullable=False),
     Column("side", String(4), nullable=False),
-    Column("type", String(8), nullable=False),
+    Column("type", String(16), nullable=False),  # stop_loss, take_profit: 0008
     Column("quantity", Float, nullable=False),
     Column("limit_price", Float),
     Column("stop_price", Float),

@@ -22,9 +22,11 @@ How it fills, and why:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
@@ -56,23 +58,43 @@ if TYPE_CHECKING:
 __all__ = ["PaperBroker", "make_broker"]
 
 _EPS = 1e-9
+_INF = math.inf
 
 
 def _clean(q: Quote) -> Quote | None:
-    """The quote with unusable high/low/open replaced by last; None when last itself is unusable."""
-
-    def ok(x: float | None) -> bool:
-        return x is not None and math.isfinite(x) and x > 0
-
-    if not ok(q.last):
+    """The quote with unusable high/low/open replaced by last; None when last itself is unusable.
+    (``0 < x < inf`` is "finite and positive": NaN fails every comparison. Inline, as a bar brings
+    one quote per instrument.)"""
+    last, high, low, opened = q.last, q.high, q.low, q.open
+    if last is None or not 0 < last < _INF:
         return None
-    if all(ok(x) or x is None for x in (q.high, q.low, q.open)):
+    if (high is None or 0 < high < _INF) and (low is None or 0 < low < _INF) and (opened is None or 0 < opened < _INF):
         return q
-    from dataclasses import replace
-
-    return replace(
-        q, high=q.high if ok(q.high) else None, low=q.low if ok(q.low) else None, open=q.open if ok(q.open) else None
+    return dataclasses.replace(
+        q,
+        high=high if high is not None and 0 < high < _INF else None,
+        low=low if low is not None and 0 < low < _INF else None,
+        open=opened if opened is not None and 0 < opened < _INF else None,
     )
+
+
+# ``BrokerOrder``s are made by the thousand a cycle (every answer, every open order). A frozen dataclass's
+# ``__init__`` sets each of its 14 fields through ``object.__setattr__``; filling the instance's
+# ``__dict__`` directly, as ``copy`` and ``pickle`` do, makes the same object at half the cost. Only while
+# ``BrokerOrder`` is a plain frozen dataclass (no ``__slots__``, no ``__post_init__``, every field a plain
+# attribute); otherwise its own constructor is called.
+_ORDER_FIELDS = tuple(f.name for f in dataclasses.fields(BrokerOrder))
+_ORDER_VALUES = itemgetter(*_ORDER_FIELDS)
+_ORDER_DIRECT = not hasattr(BrokerOrder, "__slots__") and not hasattr(BrokerOrder, "__post_init__")
+
+
+def _order_of(values: Sequence[Any]) -> BrokerOrder:
+    """A ``BrokerOrder`` of its field values, in ``_ORDER_FIELDS`` order (a row read in that order)."""
+    if not _ORDER_DIRECT:
+        return BrokerOrder(*values)
+    o = object.__new__(BrokerOrder)
+    o.__dict__.update(zip(_ORDER_FIELDS, values, strict=True))
+    return o
 
 
 class PaperBroker:
@@ -105,6 +127,7 @@ class PaperBroker:
         self._quotes: dict[str, Quote] = {}
         self._used: dict[str, float] = {}  # volume already taken from the current bar, per symbol
         self._cost_memo: dict[tuple[str, float, float], tuple[float, float]] = {}
+        self._id_key = f"{account}|".encode()  # what ``_broker_id`` hashes before the client id
         self.book = PaperBook(store.engine, account)
         self.book.open_account(cash)
 
@@ -166,8 +189,15 @@ class PaperBroker:
         place, not raised. Idempotent per client order id: a re-send gets the first send's answer."""
         out: list[BrokerOrder | OrderRejected] = []
         with self.book.begin() as c:
-            s = BookSession(self.book, c, symbols={o.symbol for o in orders})  # not every resting exit
-            known = s.orders([o.client_order_id for o in orders])
+            # Not every resting exit: the holdings and open orders of the batch's symbols, and only where a
+            # sell (what other sells hold back) or an OCO leg (its siblings) needs them, a symbol's sells.
+            s = BookSession(
+                self.book,
+                c,
+                symbols={o.symbol for o in orders},
+                orders_of={o.symbol for o in orders if o.side != "buy" or o.oco_group},
+            )
+            known = s.orders([o.client_order_id for o in orders], probe=True)
             reserved = self._reserved_cash(s)
             for order in orders:
                 row = known.get(order.client_order_id)
@@ -189,26 +219,16 @@ class PaperBroker:
     def _accept(self, s: BookSession, order: OrderRequest, reserved: dict[str, float]) -> dict[str, Any]:
         """Validate one new order in the session and book it (filled at once when marketable)."""
         reason = self._validate(order, s, reserved)
-        row: dict[str, Any] = dict(
-            client_order_id=order.client_order_id,
-            broker_order_id=self._broker_id(order.client_order_id),
-            symbol=order.symbol,
-            side=order.side,
-            type=order.type,
-            quantity=float(order.quantity),
-            limit_price=order.limit_price,
-            stop_price=order.stop_price,
-            oco_group=order.oco_group,
-            status="SUBMITTED",
-            filled_quantity=0.0,
-            average_price=None,
-            fee=0.0,
-            reason=None,
-            created_at=s.now,
-            updated_at=s.now,
-        )
+        cid, now = order.client_order_id, s.now
+        row: dict[str, Any] = {
+            "account": self.account, "client_order_id": cid, "broker_order_id": self._broker_id(cid),
+            "symbol": order.symbol, "side": order.side, "type": order.type, "quantity": float(order.quantity),
+            "limit_price": order.limit_price, "stop_price": order.stop_price, "oco_group": order.oco_group,
+            "status": "SUBMITTED", "filled_quantity": 0.0, "average_price": None, "fee": 0.0, "reason": None,
+            "created_at": now, "updated_at": now,
+        }  # fmt: skip
         if reason is not None:
-            row.update(status="REJECTED", reason=f"{reason[0]}: {reason[1]}")
+            row["status"], row["reason"] = "REJECTED", f"{reason[0]}: {reason[1]}"
             s.add_order(row)
             return row
         s.add_order(row)
@@ -257,7 +277,9 @@ class PaperBroker:
         ]
 
     def open_orders(self) -> list[BrokerOrder]:
-        return [self._to_order(r) for r in self._open_rows()]
+        # Read in BrokerOrder's field order: no dict per row. The float columns come back as floats
+        # (SQLite's REAL affinity and PostgreSQL's double precision), as ``_to_order`` makes them.
+        return [_order_of(r) for r in self.book.open_order_rows(_ORDER_FIELDS)]
 
     def fills_for(self, client_order_id: str) -> list[Fill]:
         """One order's fills (the optional per-order extension of the protocol)."""
@@ -273,22 +295,16 @@ class PaperBroker:
         client_order_id: str | None = None,
         client_order_ids: Sequence[str] | None = None,
     ) -> list[Fill]:
-        rows = self.book.fills(since=since, client_order_id=client_order_id, client_order_ids=client_order_ids)
+        rows = self.book.fill_rows(since=since, client_order_id=client_order_id, client_order_ids=client_order_ids)
         stamps: dict[str, pd.Timestamp] = {}  # a batch's fills share their time: parse each text once
-        return [
-            Fill(
-                r["fill_id"],
-                r["client_order_id"],
-                r["symbol"],
-                r["side"],
-                r["quantity"],
-                r["price"],
-                r["fee"],
-                r["fee_currency"],
-                stamps[r["ts"]] if r["ts"] in stamps else stamps.setdefault(r["ts"], pd.Timestamp(r["ts"])),
-            )
-            for r in rows
-        ]
+        out = []
+        for r in rows:  # (fill_id, client_order_id, symbol, side, quantity, price, fee, fee_currency, ts)
+            ts = r[8]
+            stamp = stamps.get(ts)
+            if stamp is None:
+                stamp = stamps[ts] = pd.Timestamp(ts)
+            out.append(Fill(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], stamp))
+        return out
 
     # ---- the simulation -------------------------------------------------------------------------
     def on_bar(self, quotes: dict[str, Quote]) -> list[BrokerOrder]:
@@ -296,26 +312,42 @@ class PaperBroker:
         when the bar gapped through; stops at the stop or the open, less slippage; the unfilled rest
         of market orders at the open), each capped by the bar's volume. Stops are tried before
         take-profits, so a wide bar touching both exits at the stop. Returns the orders that filled."""
-        quotes = {
-            s: q for s, q in ((s, _clean(q)) for s, q in quotes.items()) if q is not None
-        }  # a bad print is no price
+        clean: dict[str, Quote] = {}
+        for s, q in quotes.items():  # a bad print is no price
+            ok = _clean(q)
+            if ok is not None:
+                clean[s] = ok
+        quotes = clean
         self._quotes.update(quotes)
-        for s in quotes:
-            self._used[s] = 0.0
+        self._used.update(dict.fromkeys(quotes, 0.0))
         rank = {"market": 0, "stop_loss": 1, "limit": 2, "take_profit": 3}
         filled: list[dict[str, Any]] = []
         with self.book.begin() as c:
-            bs = BookSession(self.book, c)
+            names, table = self.book.open_table(c)  # every open order, oldest first, as tuples
+            at = {k: names.index(k) for k in ("client_order_id", "symbol", "side", "type")}
+            cid_, sym_, side_, type_ = at["client_order_id"], at["symbol"], at["side"], at["type"]
+            fq_, sp_, lp_ = names.index("filled_quantity"), names.index("stop_price"), names.index("limit_price")
+            # What triggers depends on each order and the bar alone (a fill changes only its own order
+            # and cancels siblings), so the triggered are known before any fill: only they, the open
+            # buys (the cash they reserve) and their symbols' other orders (OCO siblings) become rows,
+            # and their fill counts (the next fill ids) are read in one query, not one per order.
+            hits: list[tuple[str, float]] = []
+            touched: set[str] = set()
+            for r in table:
+                bar = quotes.get(r[sym_])
+                if bar is not None:
+                    price = self._trigger(r[type_], r[side_], r[sym_], r[fq_], r[sp_], r[lp_], bar)
+                    if price is not None:
+                        hits.append((r[cid_], price))
+                        touched.add(r[sym_])
+            rows = [dict(zip(names, r, strict=True)) for r in table if r[side_] == "buy" or r[sym_] in touched]
+            bs = BookSession(self.book, c, symbols=touched, open_rows=rows)
             reserved = self._reserved_cash(bs)
-            rows = sorted(
-                (r for r in bs.open.values() if r["symbol"] in quotes),
-                key=lambda r: (rank.get(r["type"], 9), r["created_at"]),
-            )
-            for row in rows:
+            todo = [(bs.open[cid], price) for cid, price in hits]  # in the order read: oldest first
+            todo.sort(key=lambda h: (rank.get(h[0]["type"], 9), h[0]["created_at"]))  # stable: as before
+            bs.prefetch_fill_counts([row["client_order_id"] for row, _ in todo])
+            for row, price in todo:
                 if row["status"] not in _OPEN:  # an OCO sibling filled earlier in this bar
-                    continue
-                price = self._trigger_price(row, quotes[row["symbol"]])
-                if price is None:
                     continue
                 if self._fill(bs, row, float(row["quantity"]) - float(row["filled_quantity"]), price, reserved) > 0:
                     filled.append(row)
@@ -334,25 +366,32 @@ class PaperBroker:
             )
         return got
 
-    def _trigger_price(self, row: dict[str, Any], q: Quote) -> float | None:
+    def _trigger(
+        self,
+        kind: str,
+        side: str,
+        symbol: str,
+        filled: float,
+        stop_price: float | None,
+        limit_price: float | None,
+        q: Quote,
+    ) -> float | None:
+        """The price a resting order fills at on this bar, None when the bar does not reach it."""
         low = q.low if q.low is not None else q.last
         high = q.high if q.high is not None else q.last
         opened = q.open if q.open is not None else q.last
-        buy = row["side"] == "buy"
-        _, slip = self._costs(row["symbol"])
-        kind = row["type"]
-        if kind == "market" or (
-            kind == "stop_loss" and float(row["filled_quantity"]) > 0
-        ):  # a triggered stop keeps filling
+        buy = side == "buy"
+        _, slip = self._costs(symbol)
+        if kind == "market" or (kind == "stop_loss" and float(filled) > 0):  # a triggered stop keeps filling
             return opened * (1 + slip) if buy else opened * (1 - slip)
         if kind == "stop_loss":
-            stop = float(row["stop_price"])
+            stop = float(stop_price)  # type: ignore[arg-type]  # a stop_loss row has its stop price
             if buy and high >= stop:
                 return max(stop, opened) * (1 + slip)
             if not buy and low <= stop:
                 return min(stop, opened) * (1 - slip)
             return None
-        limit = float(row["limit_price"])  # limit and take_profit rest at their price
+        limit = float(limit_price)  # type: ignore[arg-type]  # limit and take_profit rest at their price
         if buy and low <= limit:
             return min(limit, opened)
         if not buy and high >= limit:
@@ -360,13 +399,13 @@ class PaperBroker:
         return None
 
     def _marketable_price(self, order: OrderRequest, quote: Quote) -> float | None:
+        if order.type not in ("market", "limit"):  # exits rest until a later bar triggers them
+            return None
         _, slip = self._costs(order.symbol)
         sign = 1.0 if order.side == "buy" else -1.0
         slipped = quote.last * (1.0 + sign * slip)
         if order.type == "market":
             return slipped
-        if order.type != "limit":  # exits rest until a later bar triggers them
-            return None
         limit = order.limit_level
         if order.side == "buy":
             return min(limit, slipped) if limit >= quote.last else None
@@ -411,8 +450,9 @@ class PaperBroker:
                 "bad_price",
                 f"a {order.side} take-profit at {order.limit_price:g} would trigger at once ({order.symbol} last {quote.last:g})",
             )
-        ref = {"limit": order.limit_price, "take_profit": order.limit_price, "stop_loss": order.stop_price}.get(
-            order.type
+        kind = order.type
+        ref = (
+            order.limit_price if kind in ("limit", "take_profit") else order.stop_price if kind == "stop_loss" else None
         ) or quote.last
         if order.quantity * ref < market.min_notional:
             return (
@@ -476,7 +516,8 @@ class PaperBroker:
         self._reserve(s, row, reserved, +1)
         s.move(ccy, -sign * notional - fee, "cash")
         s.move(symbol, sign * qty, "holding")
-        s.add_fill(fill_prefix=self._broker_id(cid), client_order_id=cid, symbol=symbol, side=side, quantity=qty,
+        prefix = row["broker_order_id"] if cid in s.new else self._broker_id(cid)  # the same text: made once
+        s.add_fill(fill_prefix=prefix, client_order_id=cid, symbol=symbol, side=side, quantity=qty,
                    price=price, fee=fee, fee_currency=ccy, ts=s.now)  # fmt: skip
         if row.get("oco_group"):  # one-cancels-other
             for other in s.open_of(symbol):
@@ -487,7 +528,8 @@ class PaperBroker:
 
     # ---- rows -----------------------------------------------------------------------------------
     def _broker_id(self, cid: str) -> str:
-        return "P" + hashlib.sha1(f"{self.account}|{cid}".encode()).hexdigest()[:15]
+        """``P`` and 15 hex digits of sha1("<account>|<client id>"): stable, so a re-send finds the same id."""
+        return "P" + hashlib.sha1(self._id_key + cid.encode()).hexdigest()[:15]
 
     def _row(self, cid: str) -> dict[str, Any] | None:
         return self.book.order(cid)
@@ -537,22 +579,9 @@ class PaperBroker:
 
     @staticmethod
     def _to_order(r: dict[str, Any]) -> BrokerOrder:
-        return BrokerOrder(
-            client_order_id=r["client_order_id"],
-            symbol=r["symbol"],
-            side=r["side"],
-            quantity=float(r["quantity"]),
-            status=r["status"],
-            filled_quantity=float(r["filled_quantity"]),
-            average_price=r["average_price"],
-            fee=float(r["fee"]),
-            broker_order_id=r["broker_order_id"],
-            reason=r["reason"],
-            type=r["type"],
-            limit_price=r["limit_price"],
-            stop_price=r["stop_price"],
-            oco_group=r["oco_group"],
-        )
+        """The answer of a session or store row. Its quantities and fee are floats already: the store's
+        float columns read back as floats, and the session makes them so (``_accept``, ``_fill``)."""
+        return _order_of(_ORDER_VALUES(r))
 
 
 class _EngineHolder:

@@ -40,7 +40,9 @@ def bulk(conn: Connection, stmt: UpdateBase, rows: Sequence[Mapping[str, Any]]) 
             default = getattr(col, "default", None)
             if default is not None and getattr(default, "is_scalar", False):
                 fixed[k] = default.arg
-    names = compiled.positiontup if compiled.positional else list(compiled.binds)
+    # Named drivers (psycopg): the names the SQL renders, which are ``own``'s keys. Not ``compiled.binds``:
+    # its keys for a literal (``account == "a"``) are anonymous labels that appear nowhere in the SQL.
+    names = compiled.positiontup if compiled.positional else list(own)
     missing = [k for k in names or [] if k not in keys and k not in fixed]
     if missing:
         raise KeyError(f"rows lack {missing} for {str(compiled)[:80]}")

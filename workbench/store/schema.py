@@ -168,7 +168,7 @@ orders = Table(
     Column("account", String(64), nullable=False),
     Column("symbol", String(64), nullable=False),
     Column("side", String(4), nullable=False),
-    Column("type", String(8), nullable=False),
+    Column("type", String(16), nullable=False),  # stop_loss, take_profit: 0008
     Column("quantity", Float, nullable=False),
     Column("limit_price", Float),
     Column("status", String(20), nullable=False, index=True),

@@ -1,6 +1,7 @@
-"""Revision 0008: ``paper_orders.type`` 8 → 16 characters, so ``stop_loss`` (9) and ``take_profit`` (11)
-fit where the length is enforced: on PostgreSQL the paper venue could not book an exit order at all
-(``value too long for type character varying(8)``); SQLite never enforced it.
+"""Revision 0008: ``paper_orders.type`` and ``orders.type`` 8 → 16 characters, so ``stop_loss`` (9) and
+``take_profit`` (11) fit where the length is enforced: on PostgreSQL neither the paper venue nor the order
+manager could write an exit order at all (``value too long for type character varying(8)``); SQLite never
+enforced it.
 
 Revision ID: 0008
 Revises: 0006
@@ -19,15 +20,20 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+TABLES = ("paper_orders", "orders")
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("paper_orders", schema=None) as batch_op:
-        batch_op.alter_column(
-            "type", existing_type=sa.String(length=8), type_=sa.String(length=16), existing_nullable=False
-        )
+    for table in TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.alter_column(
+                "type", existing_type=sa.String(length=8), type_=sa.String(length=16), existing_nullable=False
+            )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("paper_orders", schema=None) as batch_op:
-        batch_op.alter_column(
-            "type", existing_type=sa.String(length=16), type_=sa.String(length=8), existing_nullable=False
-        )
+    for table in TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.alter_column(
+                "type", existing_type=sa.String(length=16), type_=sa.String(length=8), existing_nullable=False
+            )

@@ -287,10 +287,12 @@ def snapshot(
     now: pd.Timestamp,
     quotes: Mapping[str, Quote] | None = None,
     fx: Mapping[str, float] | None = None,
+    book: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> PortfolioSnapshot:
     """The portfolio now (feed clock), in the broker's account currency. The day's starting equity is
     the account's last recorded equity before today began (else today's first equity), written once
-    per day, so a restart keeps it."""
+    per day, so a restart keeps it. ``book``: the account's position rows when the caller holds them
+    as they are in the store (a cycle's copy, ``OrderManager.position_book``), else they are read."""
     balances = broker.balances()
     base = _currency(broker, balances)
     cash = {k: b.total for k, b in balances.items()}
@@ -313,7 +315,8 @@ def snapshot(
         # rate they are not part of the trading book. Paper accounts hold only what the user configured.
         keep = {base, *currencies.values()}
         cash = {k: v for k, v in cash.items() if k in keep or k in rates}
-    book = store.position_book(account)
+    if book is None:
+        book = store.position_book(account)
     fees = sum(v * (1.0 if k == base else rates.get(k, 1.0)) for k, v in store.fees_by_currency(account).items())
     snap = compute_snapshot(
         now, cash, held, prices, book, fx=rates, currencies=currencies, base_currency=base, fees=fees

@@ -363,13 +363,12 @@ def _cycle(ctx: LiveContext, clock: StageClock | None = None) -> CycleResult:
             m = ctx.markets.get(s.symbol)
             cost = rctx.costs_for(m) if m is not None else ctx.costs
             px = last * (1 + (cost.slippage_bps / 1e4) * (1 if buy else -1))
-            rctx = replace(
-                rctx,
-                snapshot=after_fill(
-                    rctx.snapshot, s.symbol, side, d.quantity, px, d.quantity * px * cost.fee_rate, last,
-                    m.quote if m is not None else None, owned=True,
-                ),
+            moved = after_fill(
+                rctx.snapshot, s.symbol, side, d.quantity, px, d.quantity * px * cost.fee_rate, last,
+                m.quote if m is not None else None, owned=True,
             )  # fmt: skip
+            if moved is not rctx.snapshot:  # (in place on the cycle's own copy: no new context per order)
+                rctx = replace(rctx, snapshot=moved)
         except AuthenticationError:
             raise
         except Exception as e:  # one bad signal must not stop the others

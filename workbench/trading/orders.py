@@ -20,17 +20,15 @@ OCO pair (a fill of one cancels the other), kept in step with the position by ``
 
 from __future__ import annotations
 
-import hashlib
-import math
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from workbench.errors import InvalidTransition
+from workbench.trading.exits import exit_intents, plan_exits
+from workbench.trading.order_state import STATUSES, OrderIntent, client_order_id, path, transition
 from workbench.trading.store import Store, iso, utcnow
 from workbench.venues.base import (
     EXIT_TYPES,
@@ -43,7 +41,6 @@ from workbench.venues.base import (
     Market,
     OrderRejected,
     OrderRequest,
-    floor_to_lot,
     order_statuses,
 )
 
@@ -55,79 +52,6 @@ __all__ = [
     "OrderIntent",
     "OrderManager",
 ]
-
-STATUSES = ("NEW", "SUBMITTED", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "EXPIRED")
-_NEXT: dict[str, frozenset[str]] = {
-    "NEW": frozenset({"SUBMITTED", "REJECTED", "CANCELLED"}),
-    "SUBMITTED": frozenset({"PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "EXPIRED"}),
-    "PARTIALLY_FILLED": frozenset({"PARTIALLY_FILLED", "FILLED", "CANCELLED", "EXPIRED"}),
-    "FILLED": frozenset(),
-    "CANCELLED": frozenset(),
-    "REJECTED": frozenset(),
-    "EXPIRED": frozenset(),
-}
-
-
-def transition(current: str, new: str) -> str:
-    """The new status if the move is legal; re-stating the same non-final status is a no-op."""
-    for s in (current, new):
-        if s not in _NEXT:
-            raise (
-                InvalidTransition(current, new, ())
-                if s == current
-                else ValueError(f"unknown order status {new!r}; one of {STATUSES}")
-            )
-    if new == current and current not in FINAL_STATUSES:
-        return new
-    if new not in _NEXT[current]:
-        raise InvalidTransition(current, new, _NEXT[current])
-    return new
-
-
-def path(current: str, new: str) -> list[str]:
-    """Statuses to pass through from ``current`` to ``new`` (a venue may report FILLED for an order we
-    still hold as NEW: that is NEW → SUBMITTED → FILLED). Raises ``InvalidTransition`` if no path."""
-    if new == current:
-        return [] if current in FINAL_STATUSES else [transition(current, new)]
-    if new in _NEXT.get(current, ()):
-        return [new]
-    if current == "NEW" and new in _NEXT["SUBMITTED"]:
-        return ["SUBMITTED", new]
-    raise InvalidTransition(current, new, _NEXT.get(current, ()))
-
-
-_SAFE = re.compile(r"[^A-Za-z0-9]")
-
-
-def client_order_id(run_id: int, cycle: int, symbol: str, side: str, purpose: str = "") -> str:
-    """Deterministic, ≤ 36 ASCII chars (Binance's limit), unique per (run, cycle, symbol, side, purpose).
-
-    Readable when it fits (``wb-12-7-AAPL-b``); symbols that lose characters to sanitising or are
-    long get a short hash of the original, so "BTC/USDT" and "BTCUSDT" never collide.
-    """
-    if side not in ("buy", "sell"):
-        raise ValueError(f"side must be 'buy' or 'sell', not {side!r}")
-    clean = _SAFE.sub("", symbol)
-    tag = side[0] + _SAFE.sub("", purpose)[:3]
-    cid = f"wb-{run_id}-{cycle}-{clean}-{tag}"
-    if clean != symbol or len(cid) > 36:
-        h = hashlib.sha1(symbol.encode()).hexdigest()[:6]
-        cid = f"wb-{run_id}-{cycle}-{clean[:8]}{h}-{tag}"
-    if len(cid) > 36:
-        cid = "wb-" + hashlib.sha1(f"{run_id}|{cycle}|{symbol}|{side}|{purpose}".encode()).hexdigest()[:30]
-    return cid
-
-
-@dataclass(frozen=True)
-class OrderIntent:
-    """What the loop wants, with the context the store keeps next to the order."""
-
-    request: OrderRequest
-    run_id: int | None
-    cycle: int | None
-    reason: str
-    stop_loss: float | None = None
-    take_profit: float | None = None
 
 
 class OrderManager:
@@ -159,6 +83,7 @@ class OrderManager:
         self._markets: dict[str, Market] = {}
         self._caching = False  # inside ``cycle_cache``
         self._open: dict[str, dict] | None = None  # the account's open order rows while caching (None: read next time)
+        self._book: dict[str, dict] | None = None  # the account's position rows while caching (None: read next time)
 
     def _point(self, name: str) -> None:
         if self._on_point is not None:
@@ -167,16 +92,38 @@ class OrderManager:
     # ---- the open orders, read once per cycle ------------------------------------------------------
     @contextmanager
     def cycle_cache(self) -> Iterator[None]:
-        """While inside, the account's open orders are read from the store once and then kept in step
-        with the writes this manager makes (rows inserted NEW, answers booked), instead of being read
-        again by every stage (refresh, exit sync, the stop fallback, the entries' exit sync). Why this
-        is safe only here: inside a cycle this manager is the only writer of the account's orders (one
-        run per account is enforced); outside, every read goes to the store."""
-        self._caching, self._open = True, None
+        """While inside, the account's open orders and its position book are read from the store once
+        and then kept in step with the writes this manager makes (rows inserted NEW, answers booked,
+        the positions those answers leave), instead of being read again by every stage (refresh, the
+        portfolio sync, exit sync, the snapshots, the stop fallback, the entries' exit sync). Why this
+        is safe only here: inside a cycle this manager is the only writer of the account's orders and
+        fills (one run per account is enforced), and the one other writer of its positions, the
+        portfolio sync, says so (``forget_positions``); outside, every read goes to the store."""
+        self._caching, self._open, self._book = True, None, None
         try:
             yield
         finally:
-            self._caching, self._open = False, None
+            self._caching, self._open, self._book = False, None, None
+
+    def position_book(self) -> dict[str, dict]:
+        """The account's position rows by symbol (``Store.position_book``; from the cycle's copy inside
+        ``cycle_cache``). The mapping is the caller's; the rows must not be changed."""
+        if not self._caching:
+            return self.store.position_book(self.account)
+        if self._book is None:
+            self._book = self.store.position_book(self.account)
+        return dict(self._book)
+
+    def forget_positions(self) -> None:
+        """Someone else wrote the account's positions (the portfolio sync's adjustments): the next
+        read goes to the store."""
+        self._book = None
+
+    def _note_positions(self, rows: Mapping[str, dict]) -> None:
+        """Position rows just committed (every column, as stored) replace the copy's (new dicts: a
+        mapping handed out earlier keeps what it saw)."""
+        if self._book is not None:
+            self._book.update(rows)
 
     def open_rows(self) -> list[dict]:
         """The account's non-final orders, oldest first (``Store.open_orders``; from the cycle's cache
@@ -187,8 +134,8 @@ class OrderManager:
             self._open = {r["client_order_id"]: r for r in self.store.open_orders(self.account)}
         return list(self._open.values())
 
-    def _note_inserted(self, rows: Sequence[Mapping]) -> None:
-        """Rows just committed NEW (every column, as written) join the cache."""
+    def _note_inserted(self, rows: Sequence[dict]) -> None:
+        """Rows just committed NEW (every column, as written; dicts no one changes after) join the cache."""
         if self._open is None:
             return
         for r in rows:
@@ -196,7 +143,7 @@ class OrderManager:
                 self._open = None  # not this account's: let the next read decide
                 return
             if r["status"] not in FINAL_STATUSES:
-                self._open[r["client_order_id"]] = dict(r)
+                self._open[r["client_order_id"]] = r  # the store's own copy as written: never changed after
 
     def _note_updated(self, updates: Sequence[Mapping], now: str | None) -> None:
         """Rows just booked: an order gone final leaves the cache, another takes the new columns (a new
@@ -347,6 +294,17 @@ class OrderManager:
     def _age_s(self, row: Mapping) -> float:
         return (utcnow() - pd.Timestamp(row["created_at"])).total_seconds()
 
+    def _in_grace(self, row: Mapping) -> bool:
+        """Young enough that the venue's not knowing it may still mean "not yet" (venues are eventually
+        consistent), not "never"."""
+        return self._age_s(row) <= self.unknown_grace_s
+
+    def _resendable(self, row: Mapping) -> bool:
+        """An order the venue does not know that may be sent again under its own id (the venue
+        deduplicates): still NEW (the crash came between our write and the venue's answer) and within
+        the grace period. The one statement of that rule (``_unknown`` and ``_refresh_all``)."""
+        return row["status"] == "NEW" and self._in_grace(row)
+
     def _resume(self, row: dict, resend: bool = True) -> BrokerOrder:
         """A known order: ask the venue. Unknown there: NEW within the grace period → send again under
         the same id (idempotent) when ``resend``; a younger SUBMITTED → wait; past the grace period → REJECTED."""
@@ -362,8 +320,8 @@ class OrderManager:
         cid = row["client_order_id"]
         if row["status"] in FINAL_STATUSES:
             return self._from_row(row)
-        if self._age_s(row) <= self.unknown_grace_s:
-            if row["status"] != "NEW" or not resend:
+        if self._in_grace(row):
+            if not (resend and self._resendable(row)):
                 return self._from_row(row)  # the venue has not caught up yet, or not now
             self.store.log_event(
                 "resend",
@@ -442,8 +400,9 @@ class OrderManager:
             out.append(o)
             if o.status != row["status"] or abs(o.filled_quantity - float(row["filled_quantity"] or 0.0)) > 1e-12:
                 moved.append(o)
+        by_cid = {row["client_order_id"]: row for row in rows}  # as they are in the store: not read again
         try:
-            self._apply_many(moved)  # every order that moved while resting, booked in one batch
+            self._apply_many(moved, known=by_cid)  # every order that moved while resting, booked in one batch
         except Exception as e:
             self.store.log_event(
                 "refresh_failed", f"{len(moved)} order(s): {type(e).__name__}: {e}", "ERROR", self.run_id
@@ -464,7 +423,7 @@ class OrderManager:
                     continue
                 if not isinstance(a, OrderRejected) or a.reason != "unknown_order":
                     raise a
-                if resend and row["status"] == "NEW" and self._age_s(row) <= self.unknown_grace_s:
+                if resend and self._resendable(row):
                     resends.append(row)
                 else:
                     out.append(self._unknown(row, a, resend=False))  # not yet at the venue, or never
@@ -475,7 +434,7 @@ class OrderManager:
         if failed:
             self.store.log_events(failed, self.run_id)
         try:
-            self._apply_many(gone)
+            self._apply_many(gone, known=by_cid)
             out += gone
         except Exception as e:
             self.store.log_event(
@@ -547,73 +506,26 @@ class OrderManager:
             self._markets.update(self.broker.markets([symbol]))
         return self._markets.get(symbol)
 
+    def _lot_size(self, symbol: str) -> float:
+        market = self._market(symbol)
+        return market.lot_size if market is not None else 0.0
+
+    def _tick_size(self, symbol: str) -> float:
+        market = self._market(symbol)
+        return market.tick_size if market is not None else 0.0
+
     def sync_exits(self, cycle: int | None) -> int:
-        """Keep one resting OCO exit pair (stop-loss + take-profit sells) per long that has stops, sized
-        to the position less other open sells. A pair of the wrong size is cancelled and replaced; the
-        ids are deterministic in (run, cycle, symbol, how many pairs this run placed for it), so a
-        re-run of a crashed cycle finds its own orders instead of sending new ones. All cancels are
-        booked in one batch and all new legs go out as one ``submit_many``. Returns orders placed."""
-        book = self.store.position_book(self.account)
-        exits_of: dict[str, list[dict]] = {}  # one pass over the open orders: each symbol's exits ...
-        other_sells: dict[str, float] = {}  # ... and what its other open sells still hold
-        for r in self.open_rows():
-            sym = r["symbol"]
-            if r["type"] in EXIT_TYPES:
-                exits_of.setdefault(sym, []).append(r)
-            elif r["side"] == "sell":
-                other_sells[sym] = other_sells.get(sym, 0.0) + float(r["quantity"]) - float(r["filled_quantity"] or 0)
-        stale: list[str] = []
-        wanted: list[tuple[str, float, Any, Any]] = []
-        for sym, pos in book.items():
-            qty = float(pos["quantity"] or 0.0)
-            exits = exits_of.get(sym)
-            if qty <= 0 and not exits:
-                continue
-            sl, tp = pos.get("stop_loss"), pos.get("take_profit")
-            want = 0.0
-            if qty > 0 and (sl is not None or tp is not None):
-                market = self._market(sym)
-                want = floor_to_lot(qty - other_sells.get(sym, 0.0), market.lot_size if market is not None else 0.0)
-            if exits:
-                one_group = len({r["oco_group"] for r in exits}) <= 1
-                have = max(float(r["quantity"]) - float(r["filled_quantity"] or 0) for r in exits)
-            else:
-                one_group, have = True, 0.0
-            if one_group and abs(have - want) <= 1e-9 * max(1.0, want):
-                continue
-            stale += [r["client_order_id"] for r in exits or ()]
-            if want > 0:
-                wanted.append((sym, want, sl, tp))
+        """Keep one resting OCO exit pair per long that has stops (``exits``: the plan and the legs):
+        pairs of the wrong size are cancelled (booked in one batch) and their replacements and the
+        new pairs go out as one ``submit_many``. One symbol's failing legs are logged once and tried
+        again next cycle; the others' stand. Returns orders placed."""
+        stale, wanted = plan_exits(self.position_book(), self.open_rows(), self._lot_size)
         if stale:
             self.cancel_many(stale)
         if not wanted:
             return 0
-        counts = self.store.oco_group_counts(self.account, self.run_id)
-        run = self.run_id if self.run_id is not None else 0
-        intents = []
-        for sym, want, sl, tp in wanted:
-            k = counts.get(sym, 0)
-            market = self._market(sym)
-            tick = market.tick_size if market is not None else 0.0
-            stop_id = client_order_id(run, cycle or 0, sym, "sell", f"s{k}")
-            group = "g" + stop_id
-            legs = []
-            if sl is not None:
-                legs.append(
-                    OrderRequest(
-                        stop_id, sym, "sell", want, "stop_loss", stop_price=_to_tick(sl, tick), oco_group=group
-                    )
-                )
-            if tp is not None:
-                tp_id = client_order_id(run, cycle or 0, sym, "sell", f"t{k}")
-                legs.append(
-                    OrderRequest(
-                        tp_id, sym, "sell", want, "take_profit", limit_price=_to_tick(tp, tick), oco_group=group
-                    )
-                )
-            for req in legs:
-                why = f"exit {req.type} {req.stop_price or req.limit_price:.6g} for {want:g} {sym}"
-                intents.append(OrderIntent(req, self.run_id, cycle, why))
+        placed = self.store.oco_group_counts(self.account, self.run_id)
+        intents = exit_intents(wanted, placed, self.run_id, cycle, self._tick_size)
         answers = self.submit_many(intents)
         first: dict[str, Exception] = {}  # per symbol, its first failed leg
         for i, a in zip(intents, answers, strict=True):
@@ -654,7 +566,9 @@ class OrderManager:
         if not answers and not rejected and not evs:
             return
         known = known or {}
-        rows = {a.client_order_id: dict(known[a.client_order_id]) for a in answers if a.client_order_id in known}
+        rows: dict[str, Mapping] = {
+            a.client_order_id: known[a.client_order_id] for a in answers if a.client_order_id in known
+        }
         rows.update(self.store.get_orders([a.client_order_id for a in answers if a.client_order_id not in rows]))
         strays = [a for a in answers if a.client_order_id not in rows]
         if strays:
@@ -666,7 +580,11 @@ class OrderManager:
         ]  # fmt: skip
         fills = self._fills_of([a.client_order_id for a in filling], rows)
         recorded = self.store.recorded_fills(f.fill_id for fs in fills.values() for f in fs)
-        book = self.store.positions_of(self.account, {f.symbol for fs in fills.values() for f in fs})
+        touched_syms = {f.symbol for fs in fills.values() for f in fs}
+        if self._book is not None:  # the cycle's copy holds every row of the account's book
+            book = {s: self._book[s] for s in touched_syms if s in self._book}
+        else:
+            book = self.store.positions_of(self.account, touched_syms)
         cash_book = self.store.cash_book(self.account) if fills else {}
         touched: dict[str, dict] = {}
         new_fills: list[Fill] = []
@@ -707,9 +625,8 @@ class OrderManager:
                 "filled_quantity": float(a.filled_quantity), "average_price": a.average_price, "fee": float(a.fee),
                 "reason": reason,
             })  # fmt: skip
-            steps_out += [
-                (a.client_order_id, st, a.reason if i == len(steps) - 1 else None) for i, st in enumerate(steps)
-            ]
+            steps_out.extend((a.client_order_id, st, None) for st in steps[:-1])  # passed through (NEW → SUBMITTED → …)
+            steps_out.append((a.client_order_id, steps[-1], a.reason))
         for cid, (req, why, err) in rejected.items():
             updates.append({"client_order_id": cid, "status": "REJECTED", "broker_order_id": None, "filled_quantity": 0.0,
                             "average_price": None, "fee": 0.0, "reason": f"{why}; rejected: {err.reason}"})  # fmt: skip
@@ -717,10 +634,11 @@ class OrderManager:
             evs.append(
                 ("order_rejected", f"{req.side} {req.quantity:g} {req.symbol} rejected by broker: {err}", "WARNING")
             )
-        now = self.store.apply_batch(
+        booked = self.store.apply_batch(
             self.account, updates, steps_out, new_fills, touched, cash, evs, run_id=self.run_id
         )
-        self._note_updated(updates, now)
+        self._note_updated(updates, booked.now)
+        self._note_positions(booked.positions)
 
     def _adopted_row(self, answer: BrokerOrder) -> dict:
         return {
@@ -812,10 +730,3 @@ def _position_after(pos: Mapping, fill: Fill, order_row: Mapping, base_fee: floa
             out.update(average_price=None, stop_loss=None, take_profit=None)
     out["quantity"] = q1
     return out
-
-
-def _to_tick(price: float, tick: float) -> float:
-    if not tick or tick <= 0:
-        return float(price)
-    digits = max(0, -math.floor(math.log10(tick))) + 3
-    return round(round(price / tick) * tick, digits)

@@ -121,13 +121,30 @@ class _LastKnown:
 
 
 def _snap(ctx: LiveContext, tick: FeedTick) -> PortfolioSnapshot:
+    book = ctx.orders.position_book()  # the cycle's copy (``OrderManager.cycle_cache``)
     try:
-        return snapshot(ctx.broker, ctx.store, ctx.account, tick.now, tick.quotes, ctx.fx_rates)
+        return snapshot(ctx.broker, ctx.store, ctx.account, tick.now, tick.quotes, ctx.fx_rates, book=book)
     except _VENUE_DOWN:
         if ctx.last_sync is None:
             raise
         seen: Any = _LastKnown(ctx.broker, ctx.last_sync, ctx.markets)
-        return snapshot(seen, ctx.store, ctx.account, tick.now, tick.quotes, ctx.fx_rates)
+        return snapshot(seen, ctx.store, ctx.account, tick.now, tick.quotes, ctx.fx_rates, book=book)
+
+
+def _sync(ctx: LiveContext) -> SyncReport:
+    """The portfolio sync on the cycle's copy of the position book; an adjusted position drops the
+    copy (a write the order manager did not make)."""
+    try:
+        report = sync_portfolio(
+            ctx.store, ctx.broker, ctx.account, ctx.run_id, f"cycle {ctx.cycle}", ctx.markets,
+            book=ctx.orders.position_book(),
+        )  # fmt: skip
+    except BaseException:
+        ctx.orders.forget_positions()  # it may have failed after writing: read the store next time
+        raise
+    if any(d.kind == "position" for d in report.differences):
+        ctx.orders.forget_positions()
+    return report
 
 
 def exit_orders(ctx: LiveContext, tick: FeedTick, snap: PortfolioSnapshot) -> int:
@@ -261,12 +278,7 @@ def _cycle(ctx: LiveContext, clock: StageClock | None = None) -> CycleResult:
     )
     ctx.last_status = status
     _venue_step(ctx, "markets", lambda: _markets(ctx, tick.panel.symbols), problems)
-    sync = _venue_step(
-        ctx,
-        "portfolio sync",
-        lambda: sync_portfolio(ctx.store, ctx.broker, ctx.account, ctx.run_id, f"cycle {ctx.cycle}", ctx.markets),
-        problems,
-    )
+    sync = _venue_step(ctx, "portfolio sync", lambda: _sync(ctx), problems)
     if sync is not None:
         ctx.last_sync = sync
     paused = _pause_entries(ctx, problems)
@@ -351,13 +363,12 @@ def _cycle(ctx: LiveContext, clock: StageClock | None = None) -> CycleResult:
             m = ctx.markets.get(s.symbol)
             cost = rctx.costs_for(m) if m is not None else ctx.costs
             px = last * (1 + (cost.slippage_bps / 1e4) * (1 if buy else -1))
-            rctx = replace(
-                rctx,
-                snapshot=after_fill(
-                    rctx.snapshot, s.symbol, side, d.quantity, px, d.quantity * px * cost.fee_rate, last,
-                    m.quote if m is not None else None, owned=True,
-                ),
+            moved = after_fill(
+                rctx.snapshot, s.symbol, side, d.quantity, px, d.quantity * px * cost.fee_rate, last,
+                m.quote if m is not None else None, owned=True,
             )  # fmt: skip
+            if moved is not rctx.snapshot:  # (in place on the cycle's own copy: no new context per order)
+                rctx = replace(rctx, snapshot=moved)
         except AuthenticationError:
             raise
         except Exception as e:  # one bad signal must not stop the others

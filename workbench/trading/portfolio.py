@@ -196,9 +196,9 @@ def after_fill(
     the fee (in the fill's currency), the position by the quantity, marked at ``mark``. Lets a cycle
     with thousands of orders keep exact risk arithmetic at O(1) broker calls per order.
 
-    ``owned``: the caller owns ``snap``'s position and cash dicts (see ``owned_copy``) and they are
-    updated in place — copying 10,000 positions for each of 5,000 orders would be O(orders ×
-    positions); the returned snapshot shares them, ``snap`` must not be used again."""
+    ``owned``: the caller owns ``snap`` (see ``owned_copy``) and it is updated in place and returned —
+    copying 10,000 positions for each of 5,000 orders would be O(orders × positions), and even a new
+    frozen snapshot per order (``dataclasses.replace``) costs more than the arithmetic."""
     if quantity <= 0:
         return snap
     ccy = snap.settlement(currency)
@@ -238,16 +238,20 @@ def after_fill(
     )
     equity += (-sign * quantity * price - fee) * rate
     pnl = equity - snap.day_start_equity
-    return replace(
-        snap,
-        cash=cash,
-        cash_by_currency=by_ccy,
-        positions=positions,
-        equity=equity,
-        daily_pnl=pnl,
-        daily_pnl_pct=pnl / snap.day_start_equity if snap.day_start_equity > 0 else 0.0,
-        fees=snap.fees + fee * rate,
-    )
+    moved: dict[str, Any] = {
+        "cash": cash,
+        "cash_by_currency": by_ccy,
+        "positions": positions,
+        "equity": equity,
+        "daily_pnl": pnl,
+        "daily_pnl_pct": pnl / snap.day_start_equity if snap.day_start_equity > 0 else 0.0,
+        "fees": snap.fees + fee * rate,
+    }
+    if not owned:
+        return replace(snap, **moved)
+    for k, v in moved.items():  # frozen for everyone else; its owner is the one writer
+        object.__setattr__(snap, k, v)
+    return snap
 
 
 def owned_copy(snap: PortfolioSnapshot) -> PortfolioSnapshot:
@@ -287,10 +291,12 @@ def snapshot(
     now: pd.Timestamp,
     quotes: Mapping[str, Quote] | None = None,
     fx: Mapping[str, float] | None = None,
+    book: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> PortfolioSnapshot:
     """The portfolio now (feed clock), in the broker's account currency. The day's starting equity is
     the account's last recorded equity before today began (else today's first equity), written once
-    per day, so a restart keeps it."""
+    per day, so a restart keeps it. ``book``: the account's position rows when the caller holds them
+    as they are in the store (a cycle's copy, ``OrderManager.position_book``), else they are read."""
     balances = broker.balances()
     base = _currency(broker, balances)
     cash = {k: b.total for k, b in balances.items()}
@@ -313,7 +319,8 @@ def snapshot(
         # rate they are not part of the trading book. Paper accounts hold only what the user configured.
         keep = {base, *currencies.values()}
         cash = {k: v for k, v in cash.items() if k in keep or k in rates}
-    book = store.position_book(account)
+    if book is None:
+        book = store.position_book(account)
     fees = sum(v * (1.0 if k == base else rates.get(k, 1.0)) for k, v in store.fees_by_currency(account).items())
     snap = compute_snapshot(
         now, cash, held, prices, book, fx=rates, currencies=currencies, base_currency=base, fees=fees

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 from sqlalchemy import and_, bindparam, func, insert, select, update
@@ -43,7 +43,7 @@ from workbench.store.schema import (
 from workbench.store.schema import events as events_t
 from workbench.store.schema import positions as positions_t
 
-__all__ = ["RUN_STATUSES", "COMMANDS", "STOP_COMMANDS", "ACTIONS", "Store", "iso", "utcnow"]
+__all__ = ["RUN_STATUSES", "COMMANDS", "STOP_COMMANDS", "ACTIONS", "Booked", "Store", "iso", "utcnow"]
 
 RUN_STATUSES = ("RUNNING", "STOPPED", "FAILED", "EMERGENCY_STOPPED")
 STOP_COMMANDS = ("stop", "emergency_stop")
@@ -54,6 +54,14 @@ COMMANDS = STOP_COMMANDS + ACTIONS
 # a test keeps them equal): spelled out here, as the import of either would be circular.
 _OPEN_STATUSES = ("NEW", "SUBMITTED", "PARTIALLY_FILLED")
 _COMMAND_WIDTH = 200  # commands.command is String(200) (revision 0006): PostgreSQL refuses longer text
+
+
+class Booked(NamedTuple):
+    """What ``Store.apply_batch`` wrote: the ``updated_at`` on the order rows, and the position rows
+    as now stored (symbol -> every column)."""
+
+    now: str
+    positions: dict[str, dict[str, Any]]
 
 
 def _f(x: Any) -> float | None:
@@ -367,13 +375,17 @@ class Store:
         if not rows:
             return []
         now = iso(utcnow())
-        cols = [c.name for c in orders.columns]
+        base = dict.fromkeys(c.name for c in orders.columns) | {
+            "created_at": now, "updated_at": now, "filled_quantity": 0.0, "fee": 0.0,
+        }  # fmt: skip
+        floats = ("quantity", "limit_price", "stop_price", "average_price", "stop_loss", "take_profit")
         values = []
         for row in rows:
-            v = {k: None for k in cols} | {"created_at": now, "updated_at": now, "filled_quantity": 0.0, "fee": 0.0}
-            v.update(row)
-            for k in ("quantity", "limit_price", "stop_price", "average_price", "stop_loss", "take_profit"):
-                v[k] = _f(v[k])
+            v = {**base, **row}
+            for k in floats:
+                x = v[k]
+                if x is not None and (type(x) is not float or x != x):  # a float that is not NaN stays as it is
+                    v[k] = _f(x)
             values.append(v)
         with self.engine.begin() as c:
             _fill_owners(c, values)
@@ -418,15 +430,17 @@ class Store:
         cash: Mapping[str, float] | None = None,
         events: Sequence[tuple[str, str, str]] = (),
         run_id: int | None = None,
-    ) -> str:
+    ) -> Booked:
         """A batch of venue answers booked in one transaction: order rows (``order_updates``: each the
         full set of mutable columns with ``client_order_id``), their status events (``order_steps``:
         (client id, status, detail)), new fills, the positions they leave (symbol → full row of
         quantity, average_price, realized_pnl, stop_loss, take_profit), the summed cash movements and
         events (kind, message, level). A crash leaves all of it or none: reconcile replays the rest.
-        Returns the time stamped on the rows (``updated_at``)."""
+        Returns the time stamped on the rows (``updated_at``) and the position rows as now stored
+        (every column), so a caller that keeps a copy of the book can keep it in step."""
         positions = positions or {}
         now = iso(utcnow())
+        stored: dict[str, dict[str, Any]] = {}
         with self.engine.begin() as c:
             if order_updates:
                 cols = ("status", "broker_order_id", "filled_quantity", "average_price", "fee", "reason")
@@ -464,43 +478,39 @@ class Store:
                     ],
                 )
             if positions:
-                have: set[str] = set()
+                have: dict[str, int | None] = {}  # symbol -> owner of the rows that exist
                 syms = list(positions)
                 for i in range(0, len(syms), 500):
                     have.update(
                         c.execute(
-                            select(positions_t.c.symbol).where(
+                            select(positions_t.c.symbol, positions_t.c.user_id).where(
                                 and_(positions_t.c.account == account, positions_t.c.symbol.in_(syms[i : i + 500]))
                             )
-                        ).scalars()
+                        ).all()
                     )
                 pcols = ("quantity", "average_price", "realized_pnl", "stop_loss", "take_profit")
-                rows = [{"k_sym": k, **{f"k_{c_}": _f(v.get(c_)) for c_ in pcols}} for k, v in positions.items()]
-                old = [r for r in rows if r["k_sym"] in have]
+                owner = _owner_of_account(c, account) if any(k not in have for k in positions) else None
+                stored = {
+                    sym: {
+                        "account": account,
+                        "symbol": sym,
+                        **{k: _f(v.get(k)) for k in pcols},
+                        "updated_at": now,
+                        "user_id": have.get(sym, owner),
+                    }
+                    for sym, v in positions.items()
+                }
+                old = [{f"k_{k}": r[k] for k in ("symbol", *pcols)} for sym, r in stored.items() if sym in have]
                 if old:
                     stmt = (
                         update(positions_t)
-                        .where(and_(positions_t.c.account == account, positions_t.c.symbol == bindparam("k_sym")))
+                        .where(and_(positions_t.c.account == account, positions_t.c.symbol == bindparam("k_symbol")))
                         .values({**{k: bindparam(f"k_{k}") for k in pcols}, "updated_at": now})
                     )
                     bulk(c, stmt, old)
-                fresh = [r for r in rows if r["k_sym"] not in have]
+                fresh = [r for sym, r in stored.items() if sym not in have]
                 if fresh:
-                    owner = _owner_of_account(c, account)
-                    bulk(
-                        c,
-                        insert(positions_t),
-                        [
-                            {
-                                "account": account,
-                                "symbol": r["k_sym"],
-                                "updated_at": now,
-                                "user_id": owner,
-                                **{k: r[f"k_{k}"] for k in pcols},
-                            }
-                            for r in fresh
-                        ],
-                    )
+                    bulk(c, insert(positions_t), fresh)
             if cash:
                 _move_cash(c, account, cash)
             if events:
@@ -509,7 +519,7 @@ class Store:
                     insert(events_t),
                     [{"ts": now, "run_id": run_id, "kind": k, "message": m, "level": lv} for k, m, lv in events],
                 )
-        return now  # the ``updated_at`` the order rows now carry
+        return Booked(now, stored)
 
     def get_order(self, client_order_id: str) -> dict | None:
         return self._one(select(orders).where(orders.c.client_order_id == client_order_id))

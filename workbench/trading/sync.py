@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from workbench.trading.store import Store
 from workbench.venues.base import Balance, Broker, Market
@@ -97,11 +97,15 @@ def sync_portfolio(
     when: str = "cycle",
     markets: Mapping[str, Market] | None = None,
     cash_tolerance: float = 0.01,
+    book: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> SyncReport:
     """Read the broker's balances and positions, compare them with the store's book (positions
     table and cash book), and adjust the book explicitly where they differ. ``when`` ("phase1",
-    "cycle 7") goes into the events so the log says when the difference was seen."""
-    book = store.position_book(account)
+    "cycle 7") goes into the events so the log says when the difference was seen. ``book``: the
+    account's position rows when the caller holds them as they are in the store (else read here); a
+    caller that keeps a copy must drop it when the report has a position difference (it was adjusted)."""
+    if book is None:
+        book = store.position_book(account)
     local_pos = {s: float(r["quantity"] or 0.0) for s, r in book.items()}
     known = dict(markets or {})
     # The book's symbols first: a broker names positions as its caller names symbols once it has

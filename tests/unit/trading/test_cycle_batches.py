@@ -4,14 +4,17 @@ that left the venue's book asked in one call (or one per order on a venue withou
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
 import pytest
 from sqlalchemy import event
 
+from workbench.trading import phase2
 from workbench.trading.orders import OrderIntent, OrderManager
 from workbench.trading.store import Store
+from workbench.trading.sync import sync_portfolio
 from workbench.venues.base import (
     BrokerOrder,
     ExchangeUnavailable,
@@ -166,3 +169,65 @@ def test_order_statuses_one_by_one_keeps_each_orders_trouble_and_raises_an_outag
     with pytest.raises(ExchangeUnavailable):
         order_statuses(down, ids)
     assert down.asked == ["e-AAA-1", "e-BBB-1"]  # nothing asked after the venue went down
+
+
+class OneAtATime(PaperBroker):
+    """The paper venue without its batch status call: asked one order at a time, as every real
+    adapter is (``order_statuses`` falls back to ``order_status``)."""
+
+    order_status_many = None  # type: ignore[assignment]
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.cancels: list[str] = []
+
+    def cancel_many(self, client_order_ids):  # type: ignore[no-untyped-def]
+        self.cancels += list(client_order_ids)
+        return super().cancel_many(client_order_ids)
+
+
+class Batched(OneAtATime):
+    order_status_many = PaperBroker.order_status_many  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("cls", [Batched, OneAtATime])
+def test_the_refresh_itself_books_a_fired_stop_and_its_cancelled_twin(store, cls):
+    """An OCO pair whose stop fired has left the venue's book: the stop FILLED, its take-profit twin
+    CANCELLED. The refresh must book both — the fill, the position it closes, each status step —
+    not leave them to the exit sync, which would cancel the twin again, nor to the portfolio sync,
+    which would overwrite the position as an unexplained difference: the same end, the wrong record."""
+    b = venue(store, cls)
+    om = OrderManager(store, b, "paper")
+    with om.cycle_cache():
+        om.submit_many([entry("AAA", 10), entry("BBB", 10)])
+        assert om.sync_exits(cycle=1) == 4
+    legs = {r["type"]: r["client_order_id"] for r in store.open_orders("paper") if r["symbol"] == "AAA"}
+    b.on_bar({"AAA": Quote("AAA", 94.0, T0, open=96.0, low=93.0, high=96.5)})  # AAA's stop (95) fires
+    with om.cycle_cache():
+        om.refresh_open()
+        stop, twin = store.get_order(legs["stop_loss"]), store.get_order(legs["take_profit"])
+        assert (stop["status"], stop["filled_quantity"]) == ("FILLED", 10.0)
+        assert twin["status"] == "CANCELLED"
+        assert list(store.order_events(legs["stop_loss"])["status"]) == ["NEW", "SUBMITTED", "FILLED"]
+        assert list(store.order_events(legs["take_profit"])["status"]) == ["NEW", "SUBMITTED", "CANCELLED"]
+        assert set(store.fills("paper")["client_order_id"]) == {"e-AAA-1", "e-BBB-1", legs["stop_loss"]}
+        assert store.get_position("paper", "AAA")["quantity"] == 0.0
+        assert om.position_book()["AAA"]["quantity"] == 0.0  # the cycle's copy of the book follows
+        b.cancels.clear()
+        assert sync_portfolio(store, b, "paper", book=om.position_book()).differences == ()
+        assert om.sync_exits(cycle=2) == 0 and b.cancels == []  # nothing left for the exit sync to mend
+    assert om.position_book() == store.position_book("paper")
+
+
+def test_a_position_the_portfolio_sync_adjusts_drops_the_cycles_copy_of_the_book(store):
+    b = venue(store)
+    om = OrderManager(store, b, "paper")
+    om.submit_many([entry("AAA", 10)])
+    store.upsert_position("paper", "AAA", quantity=7.0)  # the local book drifted from the venue's 10
+    ctx = SimpleNamespace(store=store, broker=b, account="paper", run_id=None, cycle=1, markets={}, orders=om)
+    with om.cycle_cache():
+        assert om.position_book()["AAA"]["quantity"] == 7.0
+        report = phase2._sync(ctx)  # type: ignore[arg-type]
+        assert [(d.kind, d.key) for d in report.differences] == [("position", "AAA")]
+        assert om.position_book()["AAA"]["quantity"] == 10.0 == store.get_position("paper", "AAA")["quantity"]
+        assert om.position_book() == store.position_book("paper")

@@ -314,3 +314,26 @@ def test_phase1_warns_when_the_nse_calendar_runs_out_and_installs_extra_holidays
     assert names(nse, "2026-11-15") == list(CHECKS)  # a month and a half ahead: no row
     assert is_open("NSE", pd.Timestamp("2027-01-26 11:00", tz="Asia/Kolkata"))  # these settings add none
     assert names({"exchange": "binance", "timeframe": "1h", "symbols": ["BTC/USDT"]}, "2027-02-01") == list(CHECKS)
+
+
+def test_later_entries_of_a_cycle_see_the_cash_earlier_ones_spent(settings, store):
+    """The cycle's entries go to the venue as one batch after every risk decision: each decision must
+    see the orders accepted before it as filled (their cash spent), or a second entry is sized on cash
+    the first already took and the venue refuses it."""
+    from workbench.config import RiskLimits
+
+    panel = synthetic_panel(3, 50)
+    feed = ReplayFeed.from_panel(panel, warmup_bars=30, replay_bars=2)
+    ts, close = panel.index[-2], panel.close.iloc[-2]
+    sigs = [Signal(s, "BUY", 0.95, 0.9, close[s] * 1.01, close[s] * 0.5, close[s] * 1.5, ts=ts, price=close[s])
+            for s in ("S000", "S001", "S002")]  # fmt: skip
+    broker = PaperBroker(store, starting_cash=10_000.0, fee_rate=0.001, slippage_bps=0.0)
+    ctx = make_ctx(settings, store, broker, feed, FixedEngine(sigs))
+    ctx.limits = RiskLimits(max_position_pct=0.6, risk_per_trade_pct=1.0, min_strength=0.5)
+    r = run_cycle(ctx)
+    entries = store.orders(ctx.run_id)
+    entries = entries[~entries["type"].isin(["stop_loss", "take_profit"])]
+    assert r.n_orders >= 2 and set(entries["status"]) == {"FILLED"}  # the venue refused none
+    spent = float((entries["filled_quantity"] * entries["average_price"] + entries["fee"]).sum())
+    assert spent <= 10_000.0 + 1e-6 and broker.balances()["USD"].total >= -1e-6
+    assert len(entries) == 2  # 60% + the 40% left; the third found no cash

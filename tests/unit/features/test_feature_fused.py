@@ -144,3 +144,12 @@ def test_sort_order_ranks_as_argsort_does(n):
     assert np.array_equal(got, want, equal_nan=True)
     order = sort_order(a)
     assert (np.sort(order, axis=1) == np.arange(n)).all()  # a permutation of the columns
+
+
+def test_step_helpers_live_in_fused_steps_and_stay_importable_from_fused():
+    """The one-row incremental path imports the steps from either module: both must give the same objects."""
+    from workbench.features import fused, fused_steps
+
+    assert fused_steps.__all__
+    for name in fused_steps.__all__:
+        assert getattr(fused, name) is getattr(fused_steps, name), name

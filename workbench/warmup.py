@@ -27,7 +27,12 @@ if TYPE_CHECKING:
 __all__ = ["KERNEL_MODULES", "compile_kernels", "use_numba_cache", "warm_backtest"]
 
 # Modules whose import decorates cached kernels: NUMBA_CACHE_DIR must be set before they load.
-KERNEL_MODULES = ("workbench.features.kernels", "workbench.features.fused", "workbench.backtest.kernel")
+KERNEL_MODULES = (
+    "workbench.features.kernels",
+    "workbench.features.fused_steps",
+    "workbench.features.fused",
+    "workbench.backtest.kernel",
+)
 
 
 def use_numba_cache(cache_dir: Path | str) -> str:

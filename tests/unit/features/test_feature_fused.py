@@ -144,3 +144,47 @@ def test_sort_order_ranks_as_argsort_does(n):
     assert np.array_equal(got, want, equal_nan=True)
     order = sort_order(a)
     assert (np.sort(order, axis=1) == np.arange(n)).all()  # a permutation of the columns
+
+
+def test_step_helpers_live_in_fused_steps_and_stay_importable_from_fused():
+    """The one-row incremental path imports the steps from either module: both must give the same objects."""
+    from workbench.features import fused, fused_steps
+
+    assert fused_steps.__all__
+    for name in fused_steps.__all__:
+        assert getattr(fused, name) is getattr(fused_steps, name), name
+
+
+def _thp_eligible(a: np.ndarray) -> bool:
+    """Whether the kernel may back ``a``'s memory with transparent huge pages (the smaps entry of its
+    middle: numpy's advice covers the whole 2 MB pages inside the allocation, not its first bytes)."""
+    addr = a.__array_interface__["data"][0] + a.nbytes // 2
+    with open("/proc/self/smaps") as f:
+        inside = False
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo <= addr < hi
+            elif inside and head == "THPeligible:":
+                return line.split()[1] == "1"
+    raise AssertionError("no smaps entry with THPeligible for the block")
+
+
+def test_fresh_v2_block_on_small_pages_reusable_block_on_huge_pages():
+    """A one-off block must not make the faulting thread compact memory for huge pages (2.5 s CPU
+    instead of 0.95 at 5,000 × 500); the block kept for reuse asks for them."""
+    from pathlib import Path
+
+    from workbench.features.pipeline import feature_block
+    from workbench.features.sets import v2_block
+
+    mode = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if not mode.exists() or "[madvise]" not in mode.read_text():
+        pytest.skip("needs Linux with transparent huge pages in madvise mode (numpy's request decides)")
+    fresh = v2_block(100, 2_000)  # 69 MB: numpy asks for huge pages at this size unless told not to
+    assert fresh.flags.c_contiguous and np.isnan(fresh).all()
+    assert not _thp_eligible(fresh)
+    kept = feature_block(random_walk_panel(100, tuple(f"S{i}" for i in range(2_000))), "v2")
+    assert _thp_eligible(kept)
+    assert not _thp_eligible(v2_block(100, 2_000))  # the switch was put back after the kept block

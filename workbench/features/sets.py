@@ -16,7 +16,14 @@ from types import EllipsisType
 import numba
 import numpy as np
 import pandas as pd
-from numpy._core.multiarray import _set_madvise_hugepage  # type: ignore[attr-defined]  # numpy ≥ 2; a global switch
+
+try:  # numpy's private switch (numpy ≥ 2, process-wide): only a speed hint, so its absence must not break imports
+    from numpy._core.multiarray import _set_madvise_hugepage  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - a numpy without it: allocate as numpy decides
+
+    def _set_madvise_hugepage(enabled: bool) -> bool:
+        return enabled
+
 
 from workbench.data.panel import Panel
 from workbench.features import fused as F

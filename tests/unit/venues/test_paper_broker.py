@@ -194,3 +194,35 @@ def test_a_batch_sees_what_resting_orders_hold_back_in_its_symbols(broker):
     assert isinstance(big, OrderRejected) and big.reason == "insufficient_funds"
     broker.on_bar({"AAPL": q("AAPL", 89.0, low=88.0, high=91.0, open=90.0)})  # the stop leg fills
     assert broker.order_status("sl").status == "FILLED" and broker.order_status("tp").status == "CANCELLED"
+
+
+def test_two_processes_opening_one_paper_account_at_once_both_succeed_and_cash_is_seeded_once(tmp_path):
+    """Two ``live run``s started together on one account both build the paper venue before the run lock
+    refuses one: seeding the starting cash must not fail the loser with a store error (exit 7 instead
+    of "this account already has a live run", exit 9), and the cash must be seeded once."""
+    import threading
+
+    from workbench.trading.store import Store
+
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    Store(url).create().dispose()
+    for trial in range(40):  # the window is one SELECT wide: many tries, each on a fresh account
+        stores = [Store(url), Store(url)]
+        gate, errors = threading.Barrier(2), []
+
+        def open_one(store: Store, acct: str, gate: threading.Barrier, errors: list[Exception]) -> None:
+            gate.wait()
+            try:
+                PaperBroker(store, account=acct, starting_cash=1_000.0)
+            except Exception as e:  # any failure is the finding
+                errors.append(e)
+
+        threads = [threading.Thread(target=open_one, args=(s, f"race-{trial}", gate, errors)) for s in stores]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert errors == [], f"trial {trial}: {errors[0]!r}"
+        assert PaperBroker(stores[0], account=f"race-{trial}").balances()["USD"].total == 1_000.0
+        for s in stores:
+            s.dispose()

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 import pandas as pd
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import Select, Update
 from sqlalchemy.sql.elements import BindParameter
@@ -93,13 +95,25 @@ class PaperBook:
 
     # ---- balances -------------------------------------------------------------------------------
     def open_account(self, cash: Mapping[str, float]) -> None:
-        """Seed the cash of currencies the account does not hold yet: starting cash applies once."""
+        """Seed the cash of currencies the account does not hold yet: starting cash applies once.
+
+        Why "insert unless present" in one statement: two ``live run``s started together on one account
+        both build the venue before the run lock refuses one; a read-then-insert let both read "no
+        row" and the loser fail on the unique key, a store error instead of the lock's refusal."""
         b = paper_balances
+        rows = [{"account": self.account, "asset": ccy, "total": float(v), "kind": "cash"} for ccy, v in cash.items()]
         with self.engine.begin() as c:
-            for ccy, amount in cash.items():
-                key = and_(b.c.account == self.account, b.c.asset == ccy)
+            dialect = c.dialect.name
+            if dialect in ("sqlite", "postgresql"):
+                ins = (sqlite_insert if dialect == "sqlite" else pg_insert)(b).on_conflict_do_nothing(
+                    index_elements=[b.c.account, b.c.asset]
+                )
+                c.execute(ins, rows)
+                return
+            for row in rows:  # another database: read, then insert (the race above remains there)
+                key = and_(b.c.account == self.account, b.c.asset == row["asset"])
                 if c.execute(select(b.c.total).where(key)).first() is None:
-                    c.execute(insert(b).values(account=self.account, asset=ccy, total=float(amount), kind="cash"))
+                    c.execute(insert(b).values(**row))
 
     def cash(self, conn: Connection | None = None) -> dict[str, float]:
         """Cash per currency (in ``conn``'s transaction when given)."""

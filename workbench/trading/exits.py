@@ -17,7 +17,12 @@ from typing import Any, NamedTuple
 from workbench.trading.order_state import OrderIntent, client_order_id
 from workbench.venues.base import EXIT_TYPES, OrderRequest, floor_to_lot
 
-__all__ = ["Wanted", "plan_exits", "exit_intents", "to_tick"]
+__all__ = ["PAIR_NUMBERS", "Wanted", "plan_exits", "exit_intents", "to_tick"]
+
+# A pair's number goes into its ids modulo this: ``client_order_id`` keeps three characters of the purpose
+# ("s" + number), so "s100" … "s109" would all read "s10", and a symbol's 101st and 102nd pair, made in one
+# cycle, would share ids. The ids carry the cycle too, so 100 numbers per (run, cycle, symbol) are plenty.
+PAIR_NUMBERS = 100
 
 
 class Wanted(NamedTuple):
@@ -80,7 +85,7 @@ def exit_intents(
     run = run_id if run_id is not None else 0
     out = []
     for sym, want, sl, tp in wanted:
-        k = placed.get(sym, 0)
+        k = placed.get(sym, 0) % PAIR_NUMBERS
         tick = tick_size(sym)
         stop_id = client_order_id(run, cycle or 0, sym, "sell", f"s{k}")
         group = "g" + stop_id

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from workbench.errors import InvalidTransition
-from workbench.trading.exits import exit_intents, plan_exits
+from workbench.trading.exits import PAIR_NUMBERS, Wanted, exit_intents, plan_exits
 from workbench.trading.order_state import STATUSES, OrderIntent, client_order_id, path, transition
 from workbench.trading.store import Store, iso, utcnow
 from workbench.venues.base import (
@@ -43,6 +43,10 @@ from workbench.venues.base import (
     OrderRequest,
     order_statuses,
 )
+
+# Pair numbers tried for one symbol in one ``sync_exits`` before it is given up for the cycle: the ids
+# of a (run, cycle, symbol) hold ``PAIR_NUMBERS`` distinct numbers, so after that many every one is taken.
+_PAIR_PROBES = PAIR_NUMBERS
 
 __all__ = [
     "STATUSES",
@@ -84,6 +88,7 @@ class OrderManager:
         self._caching = False  # inside ``cycle_cache``
         self._open: dict[str, dict] | None = None  # the account's open order rows while caching (None: read next time)
         self._book: dict[str, dict] | None = None  # the account's position rows while caching (None: read next time)
+        self._pairs: dict[str, int] | None = None  # exit pairs numbered so far per symbol (None: ask the store)
 
     def _point(self, name: str) -> None:
         if self._on_point is not None:
@@ -172,17 +177,20 @@ class OrderManager:
             raise answer
         return answer
 
-    def submit_many(self, intents: Sequence[OrderIntent]) -> list[BrokerOrder | Exception]:
+    def submit_many(
+        self, intents: Sequence[OrderIntent], known: Mapping[str, dict] | None = None
+    ) -> list[BrokerOrder | Exception]:
         """``submit`` for a batch, in one pass per stage: known ids asked about, the resting exits of
         closing sells withdrawn, every NEW row committed in one transaction (the venue hears of none
         of them before), the orders sent (one venue call when the broker has ``place_many``), and
         every answer booked in one transaction. Answers come back in the intents' order; one order's
         trouble is its entry (an exception), not the batch's. An error that stops trading
         (authentication, exchange down) is raised after the answers already received are booked:
-        the orders not sent stay NEW for ``reconcile`` and the next cycle."""
+        the orders not sent stay NEW for ``reconcile`` and the next cycle. ``known``: the store rows of
+        these ids when the caller has just read them (an id left out is not in the store)."""
         out: dict[str, BrokerOrder | Exception] = {}
         cids = [i.request.client_order_id for i in intents]
-        known = self.store.get_orders(cids)
+        known = self.store.get_orders(cids) if known is None else known
         for cid in dict.fromkeys(c for c in cids if c in known):
             try:
                 out[cid] = self._resume(known[cid])
@@ -524,10 +532,11 @@ class OrderManager:
             self.cancel_many(stale)
         if not wanted:
             return 0
-        placed = self.store.oco_group_counts(self.account, self.run_id)
-        intents = exit_intents(wanted, placed, self.run_id, cycle, self._tick_size)
-        answers = self.submit_many(intents)
+        intents, stuck = self._exit_intents(wanted, cycle)
+        answers = self.submit_many(intents, known={})  # every id is fresh: ``_exit_intents`` asked the store
         first: dict[str, Exception] = {}  # per symbol, its first failed leg
+        for sym in stuck:
+            first[sym] = LookupError(f"no unused exit-pair id is left in cycle {cycle}")
         for i, a in zip(intents, answers, strict=True):
             if isinstance(a, AuthenticationError) or (isinstance(a, Exception) and _store_fault(a)):
                 raise a
@@ -540,6 +549,36 @@ class OrderManager:
                 self.run_id,
             )  # fmt: skip
         return sum(isinstance(a, BrokerOrder) and a.status != "REJECTED" for a in answers)
+
+    def _exit_intents(self, wanted: Sequence[Wanted], cycle: int | None) -> tuple[list[OrderIntent], list[str]]:
+        """The legs of the wanted pairs under ids the store does not hold, and the symbols for which no
+        such id was found (see ``_PAIR_PROBES``).
+
+        Why the pair numbers are counted here and not in the store: counting the exit orders of the run
+        every cycle read its whole history. The store is asked once (the pairs this run placed per
+        symbol; after a restart it holds every pair the venue may have seen, since a NEW row is committed
+        before the venue hears of an order); after that each pair made takes the next number, whether or
+        not it is then written, so a number is never handed out twice by this manager. A number skipped
+        is harmless. A number whose ids the store already holds (a count that lags what was used, a
+        second writer, ids that share a prefix) is passed over: its legs would be taken for the orders
+        already recorded under them, and the new pair never sent. The check is one read of the new ids,
+        O(pairs wanted), not O(history)."""
+        if self._pairs is None:
+            self._pairs = self.store.oco_group_counts(self.account, self.run_id)
+        pairs = self._pairs
+        out: list[OrderIntent] = []
+        todo = list(wanted)
+        for _ in range(_PAIR_PROBES):
+            if not todo:
+                break
+            legs = exit_intents(todo, pairs, self.run_id, cycle, self._tick_size)
+            for w in todo:
+                pairs[w.symbol] = pairs.get(w.symbol, 0) + 1
+            taken = self.store.get_orders([i.request.client_order_id for i in legs])
+            clash = {i.request.symbol for i in legs if i.request.client_order_id in taken}
+            out += [i for i in legs if i.request.symbol not in clash]
+            todo = [w for w in todo if w.symbol in clash]
+        return out, [w.symbol for w in todo]
 
     def cancel_all(self) -> list[BrokerOrder]:
         """Cancel every open order the broker or the store knows of for this account."""

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from workbench.errors import ConfigError
@@ -31,6 +33,7 @@ from workbench.store.schema import (
     day_starts,
     equity,
     events,
+    fee_totals,
     fills,
     iso,
     order_events,
@@ -99,7 +102,7 @@ class _Tables:
         fills,
     )
     positions, equity, day_starts, events, commands = positions, equity, day_starts, events, commands
-    cash_book, adjustments = cash_book, adjustments
+    cash_book, adjustments, fee_totals = cash_book, adjustments, fee_totals
 
 
 def _new_id(key: Sequence[Any] | None) -> int:
@@ -469,14 +472,12 @@ class Store:
                 by_order = _order_owners(c, [f.client_order_id for f in new_fills])
                 fallback = _owner_of_account(c, account)
                 stamps: dict[Any, str] = {}
-                bulk(
-                    c,
-                    insert(fills),
-                    [
-                        {**_fill_row(f, account, stamps), "user_id": by_order.get(f.client_order_id, fallback)}
-                        for f in new_fills
-                    ],
-                )
+                rows = [
+                    {**_fill_row(f, account, stamps), "user_id": by_order.get(f.client_order_id, fallback)}
+                    for f in new_fills
+                ]
+                bulk(c, insert(fills), rows)  # every row is new: a recorded fill id would fail the whole batch
+                _add_fees(c, account, rows)
             if positions:
                 have: dict[str, int | None] = {}  # symbol -> owner of the rows that exist
                 syms = list(positions)
@@ -609,7 +610,8 @@ class Store:
         return self._frame(stmt, [c.name for c in orders.columns])
 
     def oco_group_counts(self, account: str, run_id: int | None = None) -> dict[str, int]:
-        """Exit pairs ever placed per symbol (in a run), for every symbol at once."""
+        """Exit pairs ever placed per symbol (in a run), for every symbol at once. It reads every exit
+        order of the run: the order manager asks once, when it starts, and counts in memory after."""
         stmt = (
             select(orders.c.symbol, func.count(func.distinct(orders.c.oco_group)))
             .where(and_(orders.c.account == account, orders.c.oco_group.is_not(None)))
@@ -619,16 +621,6 @@ class Store:
             stmt = stmt.where(orders.c.run_id == run_id)
         with self.engine.connect() as c:
             return {str(k): int(n) for k, n in c.execute(stmt).all()}
-
-    def count_oco_groups(self, account: str, symbol: str, run_id: int | None = None) -> int:
-        """How many exit pairs were ever placed for a symbol (in a run): the next pair's number."""
-        stmt = select(func.count(func.distinct(orders.c.oco_group))).where(
-            and_(orders.c.account == account, orders.c.symbol == symbol, orders.c.oco_group.is_not(None))
-        )
-        if run_id is not None:
-            stmt = stmt.where(orders.c.run_id == run_id)
-        with self.engine.connect() as c:
-            return int(c.execute(stmt).scalar() or 0)
 
     def order_counts(self, run_id: int | None = None) -> dict[str, int]:
         """Orders per status (for status lines that must not load every order)."""
@@ -648,14 +640,11 @@ class Store:
             return _insert_fill(c, fill, account)
 
     def fees_by_currency(self, account: str) -> dict[str, float]:
-        """Fees the account has paid, per fee currency."""
-        stmt = (
-            select(fills.c.fee_currency, func.sum(fills.c.fee))
-            .where(fills.c.account == account)
-            .group_by(fills.c.fee_currency)
-        )
+        """Fees the account has paid, per fee currency ('' for fills that name none): the running totals
+        the fills' own transactions keep (``fee_totals``), a few rows however long the history."""
+        stmt = select(fee_totals.c.fee_currency, fee_totals.c.total).where(fee_totals.c.account == account)
         with self.engine.connect() as c:
-            return {str(k): float(v or 0.0) for k, v in c.execute(stmt).all()}
+            return {str(k): float(v) for k, v in c.execute(stmt).all()}
 
     def fills(self, account: str | None = None, client_order_id: str | None = None) -> pd.DataFrame:
         stmt = select(fills)
@@ -989,8 +978,38 @@ def _insert_fill(c: Any, fill: Any, account: str) -> bool:
         select(orders.c.user_id).where(orders.c.client_order_id == fill.client_order_id).scalar_subquery(),
         _account_owner(account),
     )
-    c.execute(insert(fills).values(**_fill_row(fill, account), user_id=owner))
+    row = _fill_row(fill, account)
+    c.execute(insert(fills).values(**row, user_id=owner))
+    _add_fees(c, account, [row])
     return True
+
+
+def _add_fees(c: Any, account: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Add the fees of fill rows just inserted on connection ``c`` (same transaction: a crash keeps both
+    or neither) to the account's running totals, one upsert per fee currency. Only rows actually inserted
+    may come here: a fill replayed on reconcile is skipped before, so it is never counted twice."""
+    add: dict[str, float] = {}
+    for r in rows:
+        ccy = r["fee_currency"] or ""
+        add[ccy] = add.get(ccy, 0.0) + float(r["fee"])
+    if not add:
+        return
+    t = fee_totals
+    values = [{"account": account, "fee_currency": k, "total": add[k]} for k in sorted(add)]
+    dialect = c.dialect.name
+    if dialect in ("sqlite", "postgresql"):  # one atomic statement: no read-then-write window
+        ins = (sqlite_insert if dialect == "sqlite" else pg_insert)(t)
+        c.execute(
+            ins.on_conflict_do_update(
+                index_elements=[t.c.account, t.c.fee_currency], set_={"total": t.c.total + ins.excluded.total}
+            ),
+            values,
+        )
+        return
+    for v in values:  # another database: update, else insert (inside the fill's transaction)
+        key = and_(t.c.account == account, t.c.fee_currency == v["fee_currency"])
+        if c.execute(update(t).where(key).values(total=t.c.total + v["total"])).rowcount == 0:
+            c.execute(insert(t).values(**v))
 
 
 def _fill_row(fill: Any, account: str, stamps: dict[Any, str] | None = None) -> dict[str, Any]:

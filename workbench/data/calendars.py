@@ -373,7 +373,8 @@ def horizon_warnings(
 ) -> list[str]:
     """One warning per calendar of ``exchanges`` whose recorded holidays end within ``within_days`` of
     ``today`` (default: now) or already ended: a run goes on past it on the weekly schedule, but an
-    unrecorded holiday is a day the venue refuses orders."""
+    unrecorded holiday is a day the venue refuses orders. ``calendars``: the home's, whose extra holidays
+    the warning counts (default: none)."""
     now = _utc(today if today is not None else pd.Timestamp.now(tz="UTC")).tz_localize(None).normalize()
     by_code: dict[str, list[str]] = {}
     for e in dict.fromkeys(str(x) for x in exchanges):

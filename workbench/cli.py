@@ -334,7 +334,9 @@ def _echo_folds(folds) -> None:
 
 @data_app.command("pull")
 def data_pull(
-    source: str = typer.Option("synthetic", help="ccxt:<exchange> | csv:<path>[@EXCHANGE] | synthetic"),
+    source: str = typer.Option(
+        "synthetic", help="ccxt:<exchange> | kite[:EXCHANGE] | alpaca[:EXCHANGE] | csv:<path>[@EXCHANGE] | synthetic"
+    ),
     symbols: list[str] | None = typer.Option(None, "--symbols", "-s", help="symbols to pull (repeat)"),
     timeframe: str = typer.Option("1d"),
     since: str | None = typer.Option(None, help="first bar (ISO date); default: resume from the last stored bar"),

@@ -9,10 +9,10 @@ import os
 import time
 
 import numpy as np
-from numpy._core.multiarray import _set_madvise_hugepage  # type: ignore[attr-defined]
 
 from bench._util import synthetic_panel
 from workbench.data.panel import FIELDS, Panel
+from workbench.features.sets import _set_madvise_hugepage  # numpy's private switch, with its fallback
 
 N, BARS, LIVE = int(os.environ.get("BENCH_FEATURES_N", 5000)), 500, 20
 REPEATS = 5  # medians: the machine is shared

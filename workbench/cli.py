@@ -220,18 +220,20 @@ def _train_and_register(
     ``cluster`` (scheduler address, local workers): fit the folds on Dask (``models.distributed``), the
     workers reading the lake at ``[research] lake_url`` (else this home's). ``distributed_fit``: one
     LightGBM fitted across the cluster (``models.dask_register``), for data one machine cannot hold."""
+    from workbench.data.calendars import Calendars
     from workbench.data.lake import Lake
     from workbench.models.registry import Registry
     from workbench.models.training import panel_lineage
     from workbench.models.training import train as train_model
 
     lake = Lake(settings.lake_dir)
+    calendars = Calendars.from_settings(settings)  # the time features honour this home's extra holidays
     options.setdefault("n_folds", settings.retrain.n_folds)
     lake_root = settings.research.lake_url or str(settings.lake_dir)
     if distributed_fit and kind == "rf":
         from workbench.models import dask_forest, distributed
 
-        panel = lake.load_panel(exchange, timeframe, symbols)
+        panel = lake.load_panel(exchange, timeframe, symbols).with_calendars(calendars)
         with distributed.client_for(settings, scheduler=cluster[0] if cluster else None,
                                     workers=cluster[1] if cluster else None) as client:  # fmt: skip
             _echo_wrapped(
@@ -244,7 +246,7 @@ def _train_and_register(
     elif distributed_fit:
         from workbench.models import dask_register, distributed
 
-        source = distributed.LakeSource(lake_root, exchange, timeframe, tuple(symbols))
+        source = distributed.LakeSource(lake_root, exchange, timeframe, tuple(symbols), calendars=calendars)
         with distributed.client_for(settings, scheduler=cluster[0] if cluster else None,
                                     workers=cluster[1] if cluster else None) as client:  # fmt: skip
             _echo_wrapped(
@@ -255,7 +257,7 @@ def _train_and_register(
     elif cluster is not None and kind != "ensemble":
         from workbench.models import distributed
 
-        source = distributed.LakeSource(lake_root, exchange, timeframe, tuple(symbols))
+        source = distributed.LakeSource(lake_root, exchange, timeframe, tuple(symbols), calendars=calendars)
         with distributed.client_for(settings, scheduler=cluster[0], workers=cluster[1]) as client:
             _echo_wrapped(
                 f"fitting the folds on Dask: scheduler {client.scheduler.address}, "
@@ -266,7 +268,7 @@ def _train_and_register(
     else:
         if cluster is not None:
             typer.echo("note: an ensemble is trained in-process (its members share one feature build)")
-        panel = lake.load_panel(exchange, timeframe, symbols)
+        panel = lake.load_panel(exchange, timeframe, symbols).with_calendars(calendars)
         result = train_model(
             panel,
             kind=kind,
@@ -332,7 +334,9 @@ def _echo_folds(folds) -> None:
 
 @data_app.command("pull")
 def data_pull(
-    source: str = typer.Option("synthetic", help="ccxt:<exchange> | csv:<path>[@EXCHANGE] | synthetic"),
+    source: str = typer.Option(
+        "synthetic", help="ccxt:<exchange> | kite[:EXCHANGE] | alpaca[:EXCHANGE] | csv:<path>[@EXCHANGE] | synthetic"
+    ),
     symbols: list[str] | None = typer.Option(None, "--symbols", "-s", help="symbols to pull (repeat)"),
     timeframe: str = typer.Option("1d"),
     since: str | None = typer.Option(None, help="first bar (ISO date); default: resume from the last stored bar"),

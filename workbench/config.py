@@ -236,7 +236,8 @@ class SecuritySettings(_Frozen):
 class CalendarSettings(_Frozen):
     """Exchange calendars (``workbench.data.calendars``): holidays the installed ``exchange_calendars``
     does not record yet (e.g. NSE/BSE after its last holiday year), honoured by the live loop's open
-    check, the gap finder and the time features. Per exchange as named in instrument keys: NSE and BSE
+    check, the gap finder and the time features through ``Calendars.from_settings(settings)`` (a value
+    passed to them, never process state). Per exchange as named in instrument keys: NSE and BSE
     share a calendar but each gets only its own extra holidays."""
 
     extra_holidays: dict[str, tuple[date, ...]] = Field(
@@ -399,9 +400,8 @@ def load_settings(home: Path | str | None = None, **overrides: Any) -> Settings:
     """Settings for one workbench home; keyword overrides win over env vars and the TOML file.
 
     A wrong setting raises ``ConfigError`` with one paragraph naming the file (or env var), the
-    setting and what to do; an unreadable file raises the ``OSError``. The ``[calendars]`` extra
-    holidays become this process's (``workbench.data.calendars.use_extra_holidays``): the feed, the
-    feature streams and the gap finder ask the calendar by exchange alone."""
+    setting and what to do; an unreadable file raises the ``OSError``. Nothing is installed process-wide:
+    the ``[calendars]`` extra holidays reach the calendar as ``Calendars.from_settings(settings)``."""
     home_path = Path(home) if home is not None else default_home()
     toml = home_path / "workbench.toml"
 
@@ -418,9 +418,6 @@ def load_settings(home: Path | str | None = None, **overrides: Any) -> Settings:
         ) from e
     except ValidationError as e:
         raise ConfigError(_explain(e, toml)) from e
-    from workbench.data.calendars import use_extra_holidays
-
-    use_extra_holidays(settings.calendars.extra_holidays)  # every calendar lookup of this process honours them
     return settings
 
 

@@ -140,3 +140,37 @@ def test_an_alpaca_pull_and_a_live_run_extend_one_lake_series(venues):
     pd.testing.assert_frame_equal(series[series["ts"] < cut].reset_index(drop=True), pulled, check_dtype=False)
     assert series["ts"].max() >= cut
     assert lake.symbols("US", "1m") == []
+
+
+def test_the_feed_answers_open_with_the_runs_extra_holidays(venues):
+    """``feed_for`` gives the feed the settings' calendars (no process-wide holidays): Republic Day 2027,
+    added in these settings only, is closed for this feed's NSE keys; the same moment is open by the
+    recorded calendar that a feed without settings would use."""
+    import datetime as dt
+
+    from kiteconnect import KiteConnect
+
+    from workbench.config import CalendarSettings
+    from workbench.data.calendars import Calendars
+    from workbench.live.sessions import open_mask
+    from workbench.venues.kite.instruments import load_kite
+
+    settings, kite_rest = venues[0], venues[1]
+    kite = KiteConnect(api_key="api-key", access_token="access-token", root=kite_rest.url)
+    refresh(InstrumentMaster.of(settings), "kite", loaders={"kite": lambda _: load_kite(kite=kite)})
+    custom = settings.model_copy(update={"calendars": CalendarSettings(extra_holidays={"NSE": [dt.date(2027, 1, 26)]})})
+    universe = {
+        "exchange": "mixed",
+        "timeframe": "1m",
+        "symbols": [f"NSE:{s}" for s in NSE] + [f"NASDAQ:{s}" for s in US],
+    }
+    republic_day = pd.Timestamp("2027-01-26 11:00", tz="Asia/Kolkata")
+    keys = np.array(["NSE", "NSE", "NASDAQ", "NASDAQ"], dtype=object)
+    feed = feed_for(custom, universe, broker="paper")
+    try:
+        assert feed.calendars == Calendars.from_settings(custom)
+        assert feed._calendar(keys, republic_day).tolist() == [False, False, False, False]  # NASDAQ: 00:30 ET
+        assert feed._calendar(keys, republic_day + pd.Timedelta(days=1)).tolist() == [True, True, False, False]
+    finally:
+        feed.close()
+    assert open_mask(keys, republic_day).tolist() == [True, True, False, False]  # the recorded calendar

@@ -146,9 +146,11 @@ def backtest_model(
     uni = model.universe
     symbols = _symbols(universe, [str(s) for s in uni["symbols"]])
     if panel is None:
+        from workbench.data.calendars import Calendars
         from workbench.data.lake import Lake
 
         panel = Lake(settings.lake_dir).load_panel(uni["exchange"], uni["timeframe"], symbols)
+        panel = panel.with_calendars(Calendars.from_settings(settings))
     missing = [s for s in symbols if s not in panel.symbols]
     if missing:
         raise UnknownSymbolError(
@@ -190,6 +192,7 @@ def backtest_model(
         **{f: panel.field(f).reindex(traded_index) for f in ("open", "high", "low", "close", "volume")},
         exchange=panel.exchange,
         timeframe=panel.timeframe,
+        calendars=panel.calendars,
     )
     cash = float(settings.paper.starting_cash)
     # As live: the risk module sizes with the account's costs, the venue fills with the exchange's.

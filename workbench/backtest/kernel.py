@@ -89,7 +89,7 @@ def _floor_to_lot(quantity, lot):
 
 @njit(cache=True)
 def _to_tick(price, tick):
-    """``trading.orders._to_tick``: exit prices sit on the tick grid."""
+    """``trading.exits.to_tick``: exit prices sit on the tick grid."""
     if not tick > 0:
         return price
     digits = max(0, -math.floor(math.log10(tick))) + 3

@@ -16,17 +16,17 @@ NYSE/NASDAQ/ARCA… map to XNYS/XNAS; NSE and BSE (and their F&O segments) to XB
 and the synthetic market trade around the clock. Daily bars are labelled by session date at 00:00
 UTC (see ``sources/csv_source``), intraday bars by their UTC start.
 
-The user's extra holidays are process-wide (``use_extra_holidays``; ``load_settings`` installs those of
-the settings it loads, Phase 1 those of its run): the feed, the feature streams and the gap finder
-ask by exchange alone.
+The user's extra holidays are a value, not process state: ``Calendars.from_settings(settings)`` is one
+home's calendars, passed to whoever asks (``is_open``, ``find_gaps``, the time features through the
+``Panel``, Phase 1, the live feed). Two homes' settings in one process each get their own answers; a
+caller with no settings gets ``RECORDED``, the sessions the package records.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -41,18 +41,18 @@ __all__ = [
     "ALWAYS_OPEN",
     "CALENDARS",
     "GAP_COLUMNS",
+    "RECORDED",
     "RULES_END",
+    "Calendars",
     "ExchangeCalendar",
     "Sessions",
     "calendar_name",
     "exchange_calendar",
     "expected_bars",
-    "extra_holidays",
     "find_gaps",
     "horizon_warnings",
     "is_open",
     "parse_extra_holidays",
-    "use_extra_holidays",
 ]
 
 CALENDARS: Mapping[str, str] = {
@@ -67,7 +67,6 @@ GAP_COLUMNS = ("exchange", "timeframe", "symbol", "missing", "first_missing", "l
 RULES_START = pd.Timestamp("1990-01-01")
 RULES_END = pd.Timestamp("2040-12-31")  # rule-based calendars are built to here, whatever today is
 _DAY_NS = 86_400 * 10**9
-_EXTRA: dict[str, frozenset[dt.date]] = {}  # exchange → the user's extra holidays (see use_extra_holidays)
 
 
 class Sessions(NamedTuple):
@@ -128,29 +127,6 @@ def parse_extra_holidays(
     return out
 
 
-def use_extra_holidays(extra: Mapping[str, Iterable[dt.date]] | None) -> dict[str, frozenset[dt.date]]:
-    """Make ``extra`` (exchange → dates, already parsed) the holidays every calendar lookup of this process
-    honours; returns what was in force before."""
-    before = dict(_EXTRA)
-    _EXTRA.clear()
-    _EXTRA.update({str(k).upper(): frozenset(v) for k, v in (extra or {}).items() if v})
-    return before
-
-
-@contextmanager
-def extra_holidays_in_force(extra: Mapping[str, Iterable[dt.date]] | None) -> Iterator[None]:
-    before = use_extra_holidays(extra)
-    try:
-        yield
-    finally:
-        use_extra_holidays(before)
-
-
-def extra_holidays(exchange: str) -> frozenset[dt.date]:
-    """The user's extra holidays of ``exchange`` in force in this process."""
-    return _EXTRA.get(exchange.upper(), frozenset())
-
-
 # ---- the calendar ---------------------------------------------------------------------------------
 
 
@@ -201,7 +177,7 @@ _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 @dataclass(frozen=True, eq=False)
 class ExchangeCalendar:
     """The sessions of one exchange for any date: recorded to ``horizon``, its weekly schedule beyond
-    (and before ``first``), minus the user's ``extra`` holidays. ``code == '24/7'``: every UTC day."""
+    (and before ``first``), minus the ``extra`` holidays of a home's settings. ``code == '24/7'``: every UTC day."""
 
     exchange: str
     code: str
@@ -334,26 +310,71 @@ def _build(exchange: str, extra: frozenset[dt.date]) -> ExchangeCalendar:
 
 
 def exchange_calendar(exchange: str, extra: Iterable[dt.date] | None = None) -> ExchangeCalendar:
-    """The calendar of ``exchange`` with ``extra`` holidays (default: the user's, see ``use_extra_holidays``).
-    An unknown exchange is a ``ConfigError``."""
+    """The calendar of ``exchange`` less the ``extra`` holidays (none: the recorded sessions). An unknown
+    exchange is a ``ConfigError``."""
     name = exchange.upper() if exchange.upper() in CALENDARS else exchange
-    return _build(name, frozenset(extra) if extra is not None else extra_holidays(exchange))
+    return _build(name, frozenset(extra) if extra is not None else frozenset())
 
 
-def is_open(exchange: str, now: Any) -> bool:
-    """True when ``exchange`` is in a session at ``now`` (any tz-aware time; naive is UTC)."""
-    return exchange_calendar(exchange).is_open(now)
+@dataclass(frozen=True)
+class Calendars:
+    """The exchange calendars of one home: the recorded sessions less that home's extra holidays.
+
+    Why a value passed around and not process state: two homes' settings loaded in one notebook (or a
+    test) must each see their own holidays. Hashable and picklable, so it travels with a ``Panel`` to
+    the feature builders and to cluster workers."""
+
+    extra: tuple[tuple[str, frozenset[dt.date]], ...] = ()  # (EXCHANGE, dates) sorted by exchange
+
+    @classmethod
+    def with_holidays(cls, extra: Mapping[str, Iterable[dt.date]] | None) -> Calendars:
+        """``extra``: exchange → dates, already parsed (``parse_extra_holidays``)."""
+        return cls(tuple(sorted((str(k).upper(), frozenset(v)) for k, v in (extra or {}).items() if v)))
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Calendars:
+        """The calendars of ``settings`` (its ``[calendars] extra_holidays``)."""
+        return cls.with_holidays(settings.calendars.extra_holidays)
+
+    def holidays(self, exchange: str) -> frozenset[dt.date]:
+        """The extra holidays of ``exchange`` (none when the settings add none)."""
+        return dict(self.extra).get(exchange.upper(), frozenset())
+
+    def exchange(self, exchange: str) -> ExchangeCalendar:
+        """The calendar of ``exchange`` with these holidays. An unknown exchange is a ``ConfigError``."""
+        return exchange_calendar(exchange, self.holidays(exchange))
+
+    def is_open(self, exchange: str, now: Any) -> bool:
+        return self.exchange(exchange).is_open(now)
+
+    def expected_bars(self, exchange: str, timeframe: str, start: Any, end: Any) -> pd.DatetimeIndex:
+        return self.exchange(exchange).expected_bars(timeframe, start, end)
 
 
-def expected_bars(exchange: str, timeframe: str, start: Any, end: Any) -> pd.DatetimeIndex:
+RECORDED = Calendars()
+"""The calendars with no extra holidays: for callers that have no settings."""
+
+
+def is_open(exchange: str, now: Any, calendars: Calendars | None = None) -> bool:
+    """True when ``exchange`` is in a session at ``now`` (any tz-aware time; naive is UTC), by ``calendars``
+    (default: the recorded sessions)."""
+    return (calendars or RECORDED).is_open(exchange, now)
+
+
+def expected_bars(
+    exchange: str, timeframe: str, start: Any, end: Any, calendars: Calendars | None = None
+) -> pd.DatetimeIndex:
     """Bar timestamps (UTC) the exchange should have produced with start ≤ ts ≤ end."""
-    return exchange_calendar(exchange).expected_bars(timeframe, start, end)
+    return (calendars or RECORDED).expected_bars(exchange, timeframe, start, end)
 
 
-def horizon_warnings(exchanges: Iterable[str], today: Any = None, within_days: int = 30) -> list[str]:
+def horizon_warnings(
+    exchanges: Iterable[str], today: Any = None, within_days: int = 30, calendars: Calendars | None = None
+) -> list[str]:
     """One warning per calendar of ``exchanges`` whose recorded holidays end within ``within_days`` of
     ``today`` (default: now) or already ended: a run goes on past it on the weekly schedule, but an
-    unrecorded holiday is a day the venue refuses orders."""
+    unrecorded holiday is a day the venue refuses orders. ``calendars``: the home's, whose extra holidays
+    the warning counts (default: none)."""
     now = _utc(today if today is not None else pd.Timestamp.now(tz="UTC")).tz_localize(None).normalize()
     by_code: dict[str, list[str]] = {}
     for e in dict.fromkeys(str(x) for x in exchanges):
@@ -362,7 +383,7 @@ def horizon_warnings(exchanges: Iterable[str], today: Any = None, within_days: i
             by_code.setdefault(code, []).append(e.upper())
     out = []
     for names in by_code.values():
-        cals = [exchange_calendar(n) for n in names]
+        cals = [(calendars or RECORDED).exchange(n) for n in names]
         horizon = cals[0].horizon
         assert horizon is not None
         if horizon - now > pd.Timedelta(days=within_days):
@@ -379,14 +400,21 @@ def horizon_warnings(exchanges: Iterable[str], today: Any = None, within_days: i
 
 
 def find_gaps(
-    lake: Any, exchange: str, timeframe: str, symbols: list[str] | None = None, start: Any = None, end: Any = None
+    lake: Any,
+    exchange: str,
+    timeframe: str,
+    symbols: list[str] | None = None,
+    start: Any = None,
+    end: Any = None,
+    calendars: Calendars | None = None,
 ) -> pd.DataFrame:
     """Per symbol: bars the calendar expects between its first and last stored bar that are not stored.
 
     Before the first stored bar nothing is counted (the instrument may not have been listed). One row
     per symbol with missing bars: how many, the first and the last missing timestamp. Beyond the years
     whose holidays are recorded the calendar's weekly schedule is expected (less the user's extra
-    holidays): ``DataFrame.attrs["note"]`` says so when the range reaches there.
+    holidays): ``DataFrame.attrs["note"]`` says so when the range reaches there. ``calendars``: the
+    home's (``Calendars.from_settings``); default the recorded sessions, no extra holidays.
     """
     cat = lake.catalog()
     cat = cat[(cat["exchange"] == exchange) & (cat["timeframe"] == timeframe)]
@@ -397,7 +425,7 @@ def find_gaps(
         return pd.DataFrame({c: pd.Series(dtype="object") for c in GAP_COLUMNS})
     lo = cat["first"].min() if start is None else max(_utc(start), cat["first"].min())
     hi = cat["last"].max() if end is None else min(_utc(end), cat["last"].max())
-    cal = exchange_calendar(exchange)
+    cal = (calendars or RECORDED).exchange(exchange)
     grid = cal.expected_bars(timeframe, lo, hi)
     long = lake.load_candles(exchange, timeframe, list(cat["symbol"]), lo, hi)[["ts", "symbol"]]
     grid_ns = _ns(grid)

@@ -378,7 +378,7 @@ class Lake:
         Columns follow ``symbols`` when given (all stored symbols, sorted, otherwise).
         """
         frames = self.load_frames(exchange, timeframe, symbols, start, end, FIELDS)
-        return Panel(**frames, exchange=exchange, timeframe=timeframe)
+        return Panel(**frames, exchange=exchange, timeframe=timeframe, calendars=None)  # the caller may add its home's
 
     def load_panel_for(
         self,

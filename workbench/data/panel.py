@@ -2,13 +2,23 @@
 
 Features, models, signals and backtests all take a ``Panel``, so research and live code see the
 same shape. Missing bars stay NaN: nothing is forward-filled silently.
+
+A panel carries the ``Calendars`` its time features use (``with_calendars``): the holidays are those
+of the home that loaded it, not of the process, and they travel with the data to every feature build
+(training, the leak checks' truncated panels, cluster workers, the live loop). None: the recorded
+sessions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from workbench.data.calendars import Calendars
 
 __all__ = ["FIELDS", "Panel"]
 
@@ -24,6 +34,7 @@ class Panel:
     volume: pd.DataFrame
     exchange: str
     timeframe: str
+    calendars: Calendars | None = None  # None: the recorded sessions, no extra holidays
 
     def __post_init__(self) -> None:
         idx, cols = self.close.index, self.close.columns
@@ -48,7 +59,16 @@ class Panel:
         return getattr(self, name)
 
     def _map(self, fn) -> Panel:
-        return Panel(**{f: fn(getattr(self, f)) for f in FIELDS}, exchange=self.exchange, timeframe=self.timeframe)
+        return Panel(
+            **{f: fn(getattr(self, f)) for f in FIELDS},
+            exchange=self.exchange,
+            timeframe=self.timeframe,
+            calendars=self.calendars,
+        )
+
+    def with_calendars(self, calendars: Calendars | None) -> Panel:
+        """The same bars, their time features by ``calendars`` (a home's, ``Calendars.from_settings``)."""
+        return dataclasses.replace(self, calendars=calendars)
 
     def upto(self, ts) -> Panel:
         """Bars with timestamp ≤ ts: what was known at ts."""
@@ -87,4 +107,4 @@ class Panel:
             frame.columns.name = "symbol"
             frame.index = pd.DatetimeIndex(frame.index, name="ts")
             fields[f] = frame
-        return cls(**fields, exchange=exchange, timeframe=timeframe)
+        return cls(**fields, exchange=exchange, timeframe=timeframe, calendars=None)

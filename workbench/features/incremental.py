@@ -28,6 +28,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from workbench.data.calendars import Calendars
 from workbench.data.panel import FIELDS, Panel
 from workbench.features.pipeline import get_feature_set
 from workbench.features.sets import STREAM_BUILDERS, Bars, benchmark_symbol
@@ -47,7 +48,13 @@ class IncrementalFeatures:
     """Feature state of one panel; ``update`` appends bars and returns the newest feature row."""
 
     def __init__(
-        self, feature_set: str, symbols: tuple[str, ...], exchange: str, timeframe: str, atr_window: int | None
+        self,
+        feature_set: str,
+        symbols: tuple[str, ...],
+        exchange: str,
+        timeframe: str,
+        atr_window: int | None,
+        calendars: Calendars | None = None,
     ):
         fs = get_feature_set(feature_set)
         self.feature_set = fs.name
@@ -55,6 +62,7 @@ class IncrementalFeatures:
         self.symbols = tuple(symbols)
         self.exchange = exchange
         self.timeframe = timeframe
+        self.calendars = calendars  # the time features' holidays (None: the recorded sessions)
         self.atr_window = atr_window
         self.ts: pd.Timestamp | None = None
         self._builder = STREAM_BUILDERS[fs.name]
@@ -88,7 +96,7 @@ class IncrementalFeatures:
     def from_history(cls, panel: Panel, feature_set: str = "v1", atr_window: int | None = 14) -> IncrementalFeatures:
         """Run the feature set over ``panel`` and keep its state (the full history, not a window:
         recursive filters then match the batch features exactly)."""
-        inc = cls(feature_set, tuple(panel.symbols), panel.exchange, panel.timeframe, atr_window)
+        inc = cls(feature_set, tuple(panel.symbols), panel.exchange, panel.timeframe, atr_window, panel.calendars)
         if len(panel.index):
             inc._step(Bars.from_panel(panel))
         return inc
@@ -224,7 +232,10 @@ class IncrementalFeatures:
 
     def _merge_in(self, history: Panel, new: list[str]) -> None:
         sub = Panel(
-            **{f: getattr(history, f)[new] for f in FIELDS}, exchange=history.exchange, timeframe=history.timeframe
+            **{f: getattr(history, f)[new] for f in FIELDS},
+            exchange=history.exchange,
+            timeframe=history.timeframe,
+            calendars=self.calendars,
         )
         other = IncrementalFeatures.from_history(sub, self.feature_set, self.atr_window)
         self._lay_out()
@@ -362,8 +373,9 @@ class IncrementalFeatures:
         nan = np.full((1, len(self.symbols)), np.nan)
         ts = self.ts if self.ts is not None else pd.Timestamp("2000-01-03", tz="UTC")
         b = Bars(
-            nan, nan, nan, nan, nan, pd.DatetimeIndex([ts], name="ts"), self.symbols, self.exchange, self.timeframe
-        )
+            nan, nan, nan, nan, nan, pd.DatetimeIndex([ts], name="ts"), self.symbols, self.exchange, self.timeframe,
+            self.calendars,
+        )  # fmt: skip
         self._compute(self._state, self._atr_state, b)
 
     def _scratch_states(self) -> tuple[StreamState, StreamState]:
@@ -422,7 +434,14 @@ class IncrementalFeatures:
         for f, a in arrays.items():
             if a.ndim != 2 or a.shape != (len(index), len(self.symbols)):
                 raise ValueError(f"field {f!r} has shape {a.shape}, not ({len(index)}, {len(self.symbols)})")
-        return Bars(**arrays, index=index, symbols=self.symbols, exchange=self.exchange, timeframe=self.timeframe)
+        return Bars(
+            **arrays,
+            index=index,
+            symbols=self.symbols,
+            exchange=self.exchange,
+            timeframe=self.timeframe,
+            calendars=self.calendars,
+        )
 
 
 # How a state buffer differs from the committed state: None (unknown), else the ring slots

@@ -203,7 +203,7 @@ def feature_report(panel: Panel, features: pd.DataFrame, feature_set: str) -> Fe
 
         bench = benchmark_symbol(panel.symbols, panel.exchange)
         notes.append(f"beta/corr benchmark: {bench or 'equal-weight average of the panel'}")
-        notes.append(calendar_note(panel.exchange, panel.index.min(), panel.index.max()))
+        notes.append(calendar_note(panel.exchange, panel.index.min(), panel.index.max(), panel.calendars))
     return FeatureReport(feature_set, issues, empty, tuple(notes))
 
 

@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - a numpy without it: allocate as numpy 
         return enabled
 
 
+from workbench.data.calendars import Calendars
 from workbench.data.panel import Panel
 from workbench.features import fused as F
 from workbench.features import kernels as K
@@ -71,13 +72,19 @@ class Bars:
     symbols: tuple[str, ...]
     exchange: str
     timeframe: str
+    calendars: Calendars | None = None  # the time features' holidays (None: the recorded sessions)
 
     @classmethod
     def from_panel(cls, panel: Panel) -> Bars:
         # As the panel holds them (pandas: each instrument contiguous in time), not copied to C order.
         arr = {f: getattr(panel, f).to_numpy(dtype=float) for f in ("open", "high", "low", "close", "volume")}
         return cls(
-            **arr, index=panel.index, symbols=tuple(panel.symbols), exchange=panel.exchange, timeframe=panel.timeframe
+            **arr,
+            index=panel.index,
+            symbols=tuple(panel.symbols),
+            exchange=panel.exchange,
+            timeframe=panel.timeframe,
+            calendars=panel.calendars,
         )
 
 
@@ -147,7 +154,7 @@ def _clock(st: S.StreamState, b: Bars):
     clock = st.extra.get("clock")
     if clock is None or not clock.covers(b.index):
         lo = b.index.min() if clock is None else min(b.index.min(), clock.start + pd.Timedelta(days=10))
-        clock = session_clock(b.exchange, lo, b.index.max())
+        clock = session_clock(b.exchange, lo, b.index.max(), b.calendars)
         st.extra["clock"] = clock
     return clock
 

@@ -3,8 +3,8 @@
 Why the calendar and not the wall clock: "30 minutes to the close" means 15:30 in New York on a
 normal day, 12:30 on a half day, and never on a holiday; crypto trades around the clock (its
 "session" is the UTC day). Sessions come from ``workbench.data.calendars`` (``exchange_calendars``
-where it records the holidays, the exchange's weekly schedule beyond, the user's extra holidays
-removed). Only an unknown venue falls back to the 24/7 clock (``SessionClock.note`` says so) rather
+where it records the holidays, the exchange's weekly schedule beyond, the extra holidays of the
+``Calendars`` passed in removed; none passed: the recorded sessions). Only an unknown venue falls back to the 24/7 clock (``SessionClock.note`` says so) rather
 than failing a feature build.
 
 Bars are labelled by their start (intraday) or by session date at 00:00 UTC (daily and longer);
@@ -14,12 +14,15 @@ a daily bar's features describe its session: phase 0 and the session length as t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from workbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from workbench.data.calendars import Calendars
 
 __all__ = ["SessionClock", "calendar_note", "session_clock", "time_features", "TIME_COLUMNS"]
 
@@ -61,30 +64,35 @@ def _calendar_code(exchange: str) -> tuple[str, str]:
         )
 
 
-def calendar_note(exchange: str, start: Any, end: Any) -> str:
+def calendar_note(exchange: str, start: Any, end: Any, calendars: Calendars | None = None) -> str:
     """What the time features of ``exchange`` over ``[start, end]`` rest on, for a feature report: the
     calendar, and where sessions follow the weekly schedule because holidays are not recorded there."""
-    from workbench.data.calendars import exchange_calendar
+    from workbench.data.calendars import RECORDED
 
     code, note = _calendar_code(exchange)
     if note:
         return note
-    beyond = exchange_calendar(exchange).note(start, end) if len(pd.DatetimeIndex([start, end]).dropna()) == 2 else ""
+    beyond = (
+        (calendars or RECORDED).exchange(exchange).note(start, end)
+        if len(pd.DatetimeIndex([start, end]).dropna()) == 2
+        else ""
+    )
     return f"time features: calendar {code}" + (f"; {beyond}" if beyond else "")
 
 
-def session_clock(exchange: str, start: Any, end: Any) -> SessionClock:
+def session_clock(exchange: str, start: Any, end: Any, calendars: Calendars | None = None) -> SessionClock:
     """The session clock of ``exchange`` over ``[start, end]`` (padded; a year ahead for live use).
 
     A known exchange always gets its own clock: recorded sessions where ``exchange_calendars`` knows the
-    holidays, its weekly schedule beyond (``note`` says so), less the user's extra holidays. A date's
-    sessions do not depend on the range asked for, so training and live agree bar for bar."""
-    from workbench.data.calendars import exchange_calendar
+    holidays, its weekly schedule beyond (``note`` says so), less the extra holidays of ``calendars``
+    (default none). A date's sessions do not depend on the range asked for, so training and live agree
+    bar for bar."""
+    from workbench.data.calendars import RECORDED
 
     start = pd.Timestamp(start).tz_convert("UTC").normalize() - pd.Timedelta(days=10)
     end = pd.Timestamp(end).tz_convert("UTC").normalize() + pd.Timedelta(days=370)
     code, note = _calendar_code(exchange)
-    cal = exchange_calendar("synthetic" if code == "24/7" else exchange)
+    cal = (calendars or RECORDED).exchange("synthetic" if code == "24/7" else exchange)
     days, opens, closes = cal.sessions(start, end)
     return SessionClock(cal.code, cal.tz, start, end, days, opens, closes, note or cal.note(start, end))
 

@@ -17,6 +17,7 @@ waits for the venue's version; when the venue has none, the live bar is written 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from workbench.data.calendars import Calendars
 from workbench.data.candles import timeframe_delta
 from workbench.data.panel import FIELDS, Panel
 from workbench.errors import DataError, WorkbenchError
@@ -102,7 +104,8 @@ class LiveFeed:
         clock: Callable[[], pd.Timestamp] | None = None,
         lateness_s: float = 2.0,
         start_timeout_s: float = 10.0,
-        calendar: Callable[[np.ndarray, pd.Timestamp], np.ndarray] = open_mask,
+        calendar: Callable[[np.ndarray, pd.Timestamp], np.ndarray] | None = None,
+        calendars: Calendars | None = None,
     ) -> None:
         self.slots = SlotMap(keys)
         self.keys = self.slots.keys
@@ -119,7 +122,10 @@ class LiveFeed:
         self.sources = sources(self.buffer, self.slots)
         self.lake = lake
         self._clock = clock or (lambda: pd.Timestamp.now(tz="UTC"))
-        self._calendar = calendar
+        # The run's calendars (its settings' extra holidays; None: the recorded sessions) answer "open?"
+        # and go with every panel to the time features.
+        self.calendars = calendars
+        self._calendar = calendar or functools.partial(open_mask, calendars=calendars)
         self.start_timeout_s = start_timeout_s
         self._exch = np.array([k.partition(":")[0] for k in self.keys], dtype=object)
         self._src_of = np.full(n, -1, dtype="int64")
@@ -447,7 +453,7 @@ class LiveFeed:
                 rows[n_body - 1, sl] = prev[:, fi]
             rows[-1] = last_row
             frames[name] = pd.DataFrame(rows, index=idx, columns=self.columns, copy=False)
-        panel = Panel(**frames, exchange=self.exchange, timeframe=self.timeframe)
+        panel = Panel(**frames, exchange=self.exchange, timeframe=self.timeframe, calendars=self.calendars)
         ts_now = pd.Timestamp(now, tz="UTC")
         fresh = np.flatnonzero(~held)
         quotes = self._quotes(fresh, price)

@@ -5,7 +5,8 @@ must be a pure function of (exchange, time). The calendar itself is ``workbench.
 (one for research and live): holidays, weekends and regular hours of NSE and BSE (one calendar,
 ``XBOM``, 09:15–15:30 IST) and XNYS/XNAS (09:30–16:00 ET), the exchange's weekly schedule beyond
 the last year whose holidays ``exchange_calendars`` records (a run never stops at New Year; Phase 1
-warns when that horizon is near), and the user's extra holidays from the settings. Crypto trades
+warns when that horizon is near), and the extra holidays of the run's settings (a ``Calendars``
+passed in; none given: the recorded sessions). Crypto trades
 around the clock. An exchange with no calendar is treated as 24/7 only when it is a crypto venue
 (a ccxt exchange id) or the synthetic market; anything else is a ``ConfigError``, never a silent "open".
 """
@@ -17,7 +18,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from workbench.data.calendars import ALWAYS_OPEN, CALENDARS, calendar_name, exchange_calendar
+from workbench.data.calendars import ALWAYS_OPEN, CALENDARS, RECORDED, Calendars, calendar_name
 
 __all__ = ["CALENDARS", "calendar_code", "is_open", "open_by_exchange", "open_mask"]
 
@@ -28,18 +29,23 @@ def calendar_code(exchange: str) -> str | None:
     return None if code == ALWAYS_OPEN else code
 
 
-def is_open(exchange: str, now: pd.Timestamp) -> bool:
-    """True when ``exchange`` is in its regular session at ``now`` (any tz-aware time), for any date."""
-    return exchange_calendar(exchange).is_open(now)
+def is_open(exchange: str, now: pd.Timestamp, calendars: Calendars | None = None) -> bool:
+    """True when ``exchange`` is in its regular session at ``now`` (any tz-aware time), for any date, by
+    ``calendars`` (a home's, ``Calendars.from_settings``; default the recorded sessions)."""
+    return (calendars or RECORDED).is_open(exchange, now)
 
 
-def open_by_exchange(exchanges: Iterable[str], now: pd.Timestamp) -> dict[str, bool]:
-    return {e: is_open(e, now) for e in dict.fromkeys(exchanges)}
+def open_by_exchange(
+    exchanges: Iterable[str], now: pd.Timestamp, calendars: Calendars | None = None
+) -> dict[str, bool]:
+    return {e: is_open(e, now, calendars) for e in dict.fromkeys(exchanges)}
 
 
-def open_mask(exchanges: np.ndarray, now: pd.Timestamp) -> np.ndarray:
+def open_mask(exchanges: np.ndarray, now: pd.Timestamp, calendars: Calendars | None = None) -> np.ndarray:
     """Per instrument (its exchange in ``exchanges``), whether its market is open at ``now``: one
     calendar lookup per distinct exchange, then a vectorised map."""
     ex = np.asarray(exchanges, dtype=object)
+    if not len(ex):
+        return np.zeros(0, dtype=bool)
     uniq, inv = np.unique(ex, return_inverse=True)
-    return np.array([is_open(str(e), now) for e in uniq], dtype=bool)[inv] if len(ex) else np.zeros(0, dtype=bool)
+    return np.array([is_open(str(e), now, calendars) for e in uniq], dtype=bool)[inv]

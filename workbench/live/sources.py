@@ -219,6 +219,7 @@ def universe_keys(universe: dict) -> tuple[list[str], list[str], str]:
 def feed_for(settings: Any, universe: dict, broker: str | None = None, vault: Any = None) -> Any:
     """The live feed of a model's universe: routed to its data venues (``[live] data_venues``), warmed up
     from the lake and appending closed bars to it."""
+    from workbench.data.calendars import Calendars
     from workbench.data.lake import Lake
     from workbench.live.feed import LiveFeed
     from workbench.live.router import route
@@ -236,4 +237,5 @@ def feed_for(settings: Any, universe: dict, broker: str | None = None, vault: An
         exchange=exchange,
         lake=Lake(settings.lake_dir),
         lateness_s=settings.live.bar_lateness_s,
+        calendars=Calendars.from_settings(settings),
     )

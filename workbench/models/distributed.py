@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from workbench.data.calendars import Calendars
 from workbench.data.panel import Panel
 from workbench.errors import ConfigError
 from workbench.models import training
@@ -62,12 +63,14 @@ class LakeSource:
     symbols: tuple[str, ...] | None = None
     start: str | None = None
     end: str | None = None
+    calendars: Calendars | None = None  # the home's holidays for the time features (None: the recorded sessions)
 
     def load(self) -> Panel:
         from workbench.data.lake_url import open_lake
 
         syms = list(self.symbols) if self.symbols else None
-        return open_lake(self.root).load_panel(self.exchange, self.timeframe, syms, self.start, self.end)
+        panel = open_lake(self.root).load_panel(self.exchange, self.timeframe, syms, self.start, self.end)
+        return panel.with_calendars(self.calendars)
 
     def lineage(self) -> dict:
         from workbench.data.lake_url import open_lake

@@ -142,7 +142,9 @@ def prepare_universe(
         if report.errors and not report.new_rows:
             note += f" (errors: {report.errors})"
     syms = list(symbols) if symbols else None
-    panel = lake.load_panel(exchange, timeframe, syms, start, end)
+    from workbench.data.calendars import Calendars
+
+    panel = lake.load_panel(exchange, timeframe, syms, start, end).with_calendars(Calendars.from_settings(settings))
     return panel, panel_lineage(lake, exchange, timeframe, syms, start, end), note
 
 

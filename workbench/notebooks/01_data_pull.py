@@ -63,12 +63,16 @@ universe
 lake.catalog()
 
 # %% [markdown]
-# **Gaps**: bars the exchange calendar expects between a symbol's first and last stored bar that are missing (NSE/BSE, NYSE/NASDAQ sessions and holidays from `exchange_calendars`; crypto trades 24/7). **Quarantine**: bars a feed sent that failed a check (NaN, non-positive price, high < low, negative volume, duplicate, out of order), stored apart with the reason — never silently dropped or kept.
+# **Gaps**: bars the exchange calendar expects between a symbol's first and last stored bar that are missing (NSE/BSE, NYSE/NASDAQ sessions and holidays from `exchange_calendars`; crypto trades 24/7). NSE/BSE holidays are recorded only up to the calendar's horizon (the last year the installed `exchange_calendars` lists them for): beyond it a weekday is expected to be a session unless you add the holiday under `[calendars] extra_holidays` in `workbench.toml`, and the gap table's note says when a range reaches there. **Quarantine**: bars a feed sent that failed a check (NaN, non-positive price, high < low, negative volume, duplicate, out of order), stored apart with the reason — never silently dropped or kept.
 
 # %%
-from workbench.data.calendars import find_gaps
+from workbench.data.calendars import Calendars, exchange_calendar, find_gaps
 
-find_gaps(lake, universe.exchange, universe.timeframe)
+gaps = find_gaps(lake, universe.exchange, universe.timeframe, calendars=Calendars.from_settings(settings))
+horizon = exchange_calendar(universe.exchange).horizon
+print(f"holidays recorded to: {horizon:%Y-%m-%d}" if horizon is not None else "trades around the clock")
+print(gaps.attrs.get("note") or "every date here lies in the years whose holidays are recorded")
+gaps
 
 # %%
 lake.quarantined()

@@ -29,16 +29,30 @@ from sqlalchemy.pool import StaticPool
 
 from workbench.errors import ConfigError
 
-__all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "engine_for", "head_revision", "upgrade"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "SUPPORTED_BACKENDS",
+    "alembic_config",
+    "current_revision",
+    "engine_for",
+    "head_revision",
+    "upgrade",
+]
 
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")  # what the migrations and the insert-unless-present writes are tested on
 
 
 def engine_for(url: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, migrate: bool = True) -> Engine:
     """An engine on ``url`` with the store's connection settings, its schema upgraded to the newest
     revision (``migrate=False`` only for tools that inspect a database as it is)."""
     u = make_url(url)
+    if u.get_backend_name() not in SUPPORTED_BACKENDS:
+        raise ConfigError(
+            f"the operational store runs on SQLite or PostgreSQL, not {u.get_backend_name()!r} ({u.render_as_string()}):"
+            " set db_url (or WORKBENCH_DB_URL) to a sqlite:/// or postgresql+psycopg:// URL"
+        )
     kw: dict[str, Any] = {}
     if u.get_backend_name() == "sqlite":
         if u.database in (None, "", ":memory:"):  # one in-memory database shared by every connection

@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from workbench.data.calendars import Calendars
 from workbench.data.panel import Panel
 from workbench.errors import NoDataError, TemporaryBrokerError
 from workbench.market import Quote
@@ -97,8 +98,10 @@ class ReplayFeed:
         warmup_bars: int,
         replay_bars: int,
         start_cursor: int = 0,
+        calendars: Calendars | None = None,
     ):
-        self._source = lambda: lake.load_panel(exchange, timeframe, symbols)
+        # the run's calendars go with the panel to the time features (None: the recorded sessions)
+        self._source = lambda: lake.load_panel(exchange, timeframe, symbols).with_calendars(calendars)
         self._panel: Panel | None = None
         self.warmup_bars, self.replay_bars = int(warmup_bars), int(replay_bars)
         self.cursor = int(start_cursor)

@@ -278,16 +278,16 @@ def _check_keys(user: Any, broker: Broker | PendingBroker) -> tuple[CheckResult,
 
 def calendar_warnings(settings: Settings, engine: Any, today: Any = None) -> list[str]:
     """``WARNING: …`` per calendar of the engine's exchanges (its universe's, and those of instrument
-    keys in it) whose recorded holidays end within 30 days of ``today`` or have ended. Installs the
-    settings' extra holidays for this process first, so the live loop honours them."""
-    from workbench.data.calendars import CALENDARS, horizon_warnings, use_extra_holidays
+    keys in it) whose recorded holidays end within 30 days of ``today`` or have ended, naming the
+    settings' extra holidays (``Calendars.from_settings``: read here, installed nowhere)."""
+    from workbench.data.calendars import CALENDARS, Calendars, horizon_warnings
+    from workbench.instruments import split_key
 
-    use_extra_holidays(settings.calendars.extra_holidays)
     uni = getattr(engine, "universe", None) or {}
     names = [str(uni["exchange"])] if uni.get("exchange") else []
-    names += [str(s).partition(":")[0] for s in uni.get("symbols") or () if ":" in str(s) and "/" not in str(s)]
+    names += [split_key(s)[0] for s in uni.get("symbols") or () if ":" in str(s)]
     exchanges = [e for e in names if e.upper() in CALENDARS]  # crypto is 24/7; the feed refuses the unknown
-    return [f"WARNING: {w}" for w in horizon_warnings(exchanges, today)]
+    return [f"WARNING: {w}" for w in horizon_warnings(exchanges, today, calendars=Calendars.from_settings(settings))]
 
 
 def phase1(

@@ -14,32 +14,39 @@ or, without any session, by a ``live run`` on that broker when exactly one user 
 there, under that stored owner (a supervisor restarts it unattended; the master key unwraps the
 owner's data key). Phase 1 runs again, so a permission revoked meanwhile stops the resumed run. A
 permission revoked while a run is going does not stop it: stop it (``live stop``) if it must end.
+
+This module holds the run itself. Beside it: ``broker_setup`` (which broker, which account),
+``run_feed`` (which market data) and ``run_control`` (status, stop, actions, background start, as the
+CLI and the dashboard ask them); their public names are importable from here as before.
 """
 
 from __future__ import annotations
 
 import os
 import signal as _signal
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from workbench.errors import AccessError, ConfigError, WorkbenchError
+from workbench.trading.broker_setup import (  # re-exported: callers import them from here
+    _account,
+    _start,
+    broker_environment,
+    broker_name,
+    key_fields,
+    make_broker,
+    owned_account,
+    plan_broker,
+    required_keys,
+)
 from workbench.trading.cycle import (
     Stop,
     drive,
-    heartbeat_state,
     is_store_error,
     store_failed,
     store_failure_note,
-    timing_summary,
     try_finish,
 )
 from workbench.trading.loop import (
@@ -54,19 +61,28 @@ from workbench.trading.loop import (
     run_cycle,
 )
 from workbench.trading.orders import OrderManager
+from workbench.trading.run_control import (  # re-exported: callers import them from here
+    MIN_INTERVAL_S,
+    StopOutcome,
+    check_run_args,
+    request_stop,
+    running,
+    send_action,
+    start_background,
+    status,
+    stop_run,
+)
+from workbench.trading.run_feed import choose_feed, default_feed
 from workbench.trading.runlock import acquire as acquire_account
 from workbench.trading.runlock import alive as _alive
 from workbench.trading.store import Store, utcnow
 from workbench.trading.sync import sync_portfolio
-from workbench.trading.universes import Universe, universe_for
-from workbench.venues import get_venue, resolve, venue_config, venue_names
+from workbench.trading.universes import Universe
 from workbench.venues.base import Broker
 from workbench.venues.breaker import Breakers, guard
 
 if TYPE_CHECKING:
     from workbench.config import Settings
-    from workbench.security.vault import Vault
-
 __all__ = [
     "broker_name",
     "broker_environment",
@@ -82,185 +98,10 @@ __all__ = [
     "running",
     "start_background",
     "check_run_args",
+    "owned_account",
+    "StopOutcome",
     "MIN_INTERVAL_S",
 ]
-
-STATUS_CYCLES = 20
-"""How many recent cycles ``status`` summarises (``Store.cycle_stages`` has them all)."""
-MIN_INTERVAL_S = 1.0
-"""The shortest wait between cycles a user may ask for: below a second a cycle cannot finish, poll for
-commands and write its rows before the next one is due, and a typo like ``--interval 0`` would hammer
-the venue. Tests pass ``min_interval_s`` to ``run_live`` explicitly to go lower."""
-
-
-def check_run_args(interval_s: float | None, cycles: int | None, min_interval_s: float = MIN_INTERVAL_S) -> None:
-    """The same rules for the CLI, ``run_live`` and the dashboard's ``start_background``."""
-    if interval_s is not None and not (float(interval_s) >= min_interval_s and float(interval_s) < float("inf")):
-        raise ConfigError(
-            f"interval {interval_s:g}s is too short: the wait between cycles must be at least "
-            f"{min_interval_s:g}s (e.g. --interval 30)"
-        )
-    if cycles is not None and int(cycles) < 1:
-        raise ConfigError(
-            f"cycles {cycles} is not a number of cycles to run: give 1 or more, or leave it out to run until stopped"
-        )
-
-
-def broker_name(settings: Settings, broker: str | None = None) -> str:
-    """The broker to use: the one named, else ``settings.broker.default``; normalised and validated
-    against the venue registry (``workbench.venues.VENUES``)."""
-    venue, inst = resolve(broker or settings.broker.default or "paper")
-    return venue.label(inst)
-
-
-def broker_environment(settings: Settings, name: str) -> str:
-    """What a (normalised) broker name would trade: "paper", its "testnet" (unless ``broker.testnet``
-    is off or the venue has none, like Kite), or "live" real money."""
-    venue, _ = resolve(name)
-    return venue.environment(settings.broker.testnet)
-
-
-def key_fields(name: str) -> tuple[str, ...]:
-    """Fields `workbench keys set NAME` asks for (the venue's own list: a ccxt exchange's required
-    credentials, Kite's api_key and api_secret, Alpaca's api_key and secret)."""
-    venue, inst = resolve(name)
-    fields = venue.fields(inst)
-    if venue.simulated or not fields:
-        keyed = " | ".join(n for n in venue_names() if _takes_keys(n))
-        raise ConfigError(f"broker {name!r} takes no keys: keys are for {keyed}")
-    return fields
-
-
-def _takes_keys(name: str) -> bool:
-    try:
-        v = get_venue(name.partition(":")[0])
-    except (ConfigError, ImportError):
-        return False
-    return not v.simulated and (callable(v.key_fields) or bool(v.key_fields))
-
-
-def required_keys(name: str) -> tuple[str, ...]:
-    """Vault names trading on ``name`` reads (e.g. ``ccxt:binance/api_key``)."""
-    venue, inst = resolve(name)
-    return venue.required_keys(inst)
-
-
-def _connect(settings: Settings, name: str, vault: Any, store: Store | None = None) -> Broker:
-    venue, inst = resolve(name)
-    try:
-        return venue.broker(settings, venue_config(settings, venue.name), instance=inst, vault=vault, store=store)
-    except ImportError as e:
-        raise ConfigError(
-            f"the adapter for broker {name!r} is not available in this installation ({e}): use --broker paper"
-        ) from e
-
-
-def plan_broker(settings: Settings, broker: str | None = None, vault: Vault | None = None) -> PendingBroker:
-    """A real broker as Phase 1 needs it: named, its environment known (testnet unless
-    ``broker.testnet`` is off or the venue has none, like Kite), its keys listed, not yet connected."""
-    venue, inst = resolve(broker or settings.broker.default or "paper")
-    name = venue.label(inst)
-    if venue.simulated:
-        raise ConfigError(f"the {name} broker needs no plan: use make_broker")
-    from workbench.security.vault import vault_of
-
-    vault = vault_of(settings, vault)
-    env = venue.environment(settings.broker.testnet)
-    return PendingBroker(
-        name, env, lambda: _connect(settings, name, vault), venue.required_keys(inst), vault, venue.hint(inst)
-    )
-
-
-def make_broker(
-    settings: Settings, store: Store, broker: str | Broker | None = None, vault: Vault | None = None
-) -> Broker:
-    """The broker named (any registered venue: ``paper``, ``ccxt:<id>``, ``kite``, ``alpaca``), else
-    ``settings.broker.default``; paper unless told otherwise. A real broker is connected here without
-    Phase 1's gates: the live loop uses ``plan_broker`` instead, so nothing talks to a venue before
-    authentication allows it."""
-    if broker is not None and not isinstance(broker, str):
-        return broker
-    return _connect(settings, broker_name(settings, broker), vault, store)
-
-
-def _start(settings: Any, store: Store, name: str, owner: Any = None) -> Broker | PendingBroker:
-    """A simulated venue's broker at once, on the owner's own simulated account; a real one planned
-    (Phase 1 connects it, with the owner's vault)."""
-    venue, inst = resolve(name)
-    if not venue.simulated:
-        return plan_broker(settings, name)
-    account = owned_account(name, None, owner.username if owner is not None else None)
-    return venue.broker(settings, venue_config(settings, venue.name), instance=inst, store=store, account=account)
-
-
-def owned_account(broker: str, environment: str | None, username: str | None) -> str:
-    """The store account of a user on a broker: ``paper:<user>`` for the simulated venue (each user
-    has their own paper book), else ``<broker>@<environment>:<user>`` (the book of the exchange account
-    that user's keys trade; a testnet's book never mixes with real money). Without a user (a run that
-    fails authentication) the bare name."""
-    base = broker if environment is None else f"{broker}@{environment}"
-    return base if not username else f"{base}:{username}"
-
-
-def _account(brk: Broker | PendingBroker, owner: Any = None) -> str:
-    """The store account of a broker for ``owner`` (see ``owned_account``); a connected broker that
-    names its own account (a paper broker passed in by a caller) keeps it."""
-    named = None if isinstance(brk, PendingBroker) else getattr(brk, "account", None)
-    if named:
-        return str(named)
-    return owned_account(brk.name, brk.environment, owner.username if owner is not None else None)
-
-
-def _default_feed(
-    settings: Settings,
-    engine: Any,
-    start_cursor: int,
-    replay: bool = False,
-    broker: str | None = None,
-    vault: Any = None,
-    universe: Universe | None = None,
-) -> Any:
-    """Live market data for the model's universe, or the chosen ``universe`` on the model's exchange
-    (every broker, paper included); the lake's old bars only when a replay is asked for (``--replay``)."""
-    from workbench.data.lake import Lake
-    from workbench.trading.feeds import ReplayFeed
-
-    uni = getattr(engine, "universe", None) or {}
-    if not uni.get("exchange") or not uni.get("timeframe"):
-        raise ConfigError(
-            "the model records no universe (exchange, timeframe, symbols): retrain and register it, or pass a feed"
-        )
-    if universe is not None:
-        if universe.exchange and universe.exchange != uni["exchange"]:
-            raise ConfigError(
-                f"the universe {universe.name!r} is on {universe.exchange}, the model was trained on {uni['exchange']} "
-                f"{uni['timeframe']} bars: choose a universe of {uni['exchange']} or a model of {universe.exchange}"
-            )
-        uni = {**uni, "symbols": list(universe.symbols)}
-    if not replay:
-        from workbench.live.sources import feed_for
-
-        return feed_for(settings, uni, broker, vault)
-    return ReplayFeed(
-        Lake(settings.lake_dir),
-        uni["exchange"],
-        uni["timeframe"],
-        list(uni.get("symbols") or []) or None,
-        warmup_bars=settings.live.warmup_bars,
-        replay_bars=settings.live.replay_bars,
-        start_cursor=start_cursor,
-    )
-
-
-def _choose_feed(settings: Settings, engine: Any) -> tuple[bool, str]:
-    """(replay?, why) when neither --live nor --replay was given: ``live.feed`` decides; ``auto`` probes."""
-    mode = settings.live.feed
-    if mode != "auto":
-        return mode == "replay", ""
-    from workbench.live.probe import live_possible
-
-    ok, why = live_possible(settings, getattr(engine, "universe", None) or {})
-    return not ok, f"live.feed = auto: {why}"
 
 
 def _resume_cursor(store: Store, run_id: int, broker_name: str) -> int:
@@ -527,11 +368,11 @@ def _run(
         if resumed is not None and resumed.get("feed") == "REPLAY":
             replay = True  # a crashed replay resumes as a replay, whatever the restart said
         if feed is None and replay is None:
-            replay, why = _choose_feed(settings, eng)
+            replay, why = choose_feed(settings, eng)
             if why:
                 log("feed", why, "WARNING" if replay else "INFO")
         if feed is None:
-            feed = _default_feed(
+            feed = default_feed(
                 settings, eng, start_cursor, bool(replay), store.run(run_id)["broker"], md_vault, universe
             )
         elif resumed is not None and resumed.get("cursor") is not None and hasattr(feed, "cursor"):
@@ -641,285 +482,3 @@ def _install_signal_handlers(stop: Stop):
             _signal.signal(sig, handler)
 
     return restore
-
-
-def _summary(run: dict) -> dict:
-    return {
-        "run_id": run["id"],
-        "account": run["account"],
-        "broker": run["broker"],
-        "pid": run["pid"],
-        "alive": _alive(run["pid"]),
-        "model_ref": run["model_ref"],
-        "feed": run.get("feed"),
-        "started_at": run["started_at"],
-        "cycle": run["cycle"],
-        "heartbeat_at": run["heartbeat_at"],
-    }
-
-
-def _acting(settings: Any, user: Any) -> Any:
-    """The user acting: the one given, else the CLI session's user (``NotLoggedIn`` without one)."""
-    if user is not None:
-        return user
-    from workbench.security.access import accounts_for, require_session
-
-    return require_session(accounts_for(settings), settings).user
-
-
-def _scope(user: Any) -> int | None:
-    """Whose runs a user may see and stop: their own; an admin's, everyone's (None)."""
-    return None if user.can("admin") else int(user.id)
-
-
-def _visible(store: Store, user_id: int | None, account: str | None = None) -> list[dict]:
-    """The RUNNING rows ``user_id`` may see (None: all), newest first."""
-    return [r for r in store.running_runs(account) if user_id is None or r.get("user_id") == user_id]
-
-
-def running(settings: Any, user: Any = None) -> list[dict]:
-    """Every run still marked RUNNING that the user may see, each with whether its process is alive (a
-    dead one is not running, whatever its row says: the next start on its account resumes it)."""
-    store = Store(settings.store_url).create()
-    return [_summary(r) for r in _visible(store, _scope(_acting(settings, user)))]
-
-
-def _pick(store: Store, run_id: int | None, account: str | None, user_id: int | None) -> dict | None:
-    """The run named by id, else the account's running/latest run, else the latest run; only among the
-    runs ``user_id`` owns (None: an admin, anyone's)."""
-    if run_id is not None:
-        run = store.run(int(run_id))
-        if run is None or (user_id is not None and run.get("user_id") != user_id):
-            raise ConfigError(
-                f"there is no run {run_id} of yours in the store {store.url}: `workbench live status` lists the running ones"
-            )
-        if account is not None and run["account"] != account:
-            raise ConfigError(f"run {run_id} trades account '{run['account']}', not '{account}'")
-        return run
-    if account is not None:
-        running_on = _visible(store, user_id, account)
-        if running_on:
-            return running_on[0]
-        return store.latest_run(user_id=user_id, account=account)
-    return store.latest_run(user_id=user_id)
-
-
-def status(settings: Any, run_id: int | None = None, account: str | None = None, user: Any = None) -> dict:
-    """One run (by id, else the account's running/latest run, else the latest run) of ``user`` (an
-    admin: of anyone; default: the CLI session's user), as the CLI and dashboard show it, plus
-    ``running``: every run of theirs still marked RUNNING."""
-    store = Store(settings.store_url).create()
-    scope = _scope(_acting(settings, user))
-    run = _pick(store, run_id, account, scope)
-    if run is None:
-        return {"run_id": None, "status": "NO_RUN", "message": "no live run yet"}
-    now = utcnow()
-    hb = pd.Timestamp(run["heartbeat_at"]) if run.get("heartbeat_at") else None
-    curve = store.equity_curve(run["id"])
-    counts = store.order_counts(run["id"])
-    alive = _alive(run["pid"])
-    age = None if hb is None else round((now - hb).total_seconds(), 3)
-    timings = timing_summary(store.cycle_stages(run["id"], last=STATUS_CYCLES))
-    return {
-        "run_id": run["id"],
-        "status": run["status"],
-        "pid": run["pid"],
-        "alive": alive,
-        "stale": run["status"] == "RUNNING" and not alive,
-        "broker": run["broker"],
-        "environment": run["environment"],
-        "account": run["account"],
-        "user_id": run.get("user_id"),
-        "model_ref": run["model_ref"],
-        "feed": run.get("feed"),
-        "started_at": run["started_at"],
-        "ended_at": run["ended_at"],
-        "cycle": run["cycle"],
-        "heartbeat_age_s": age,
-        "heartbeat": heartbeat_state(run["status"], alive, age),
-        **timings,
-        "equity": float(curve["equity"].iloc[-1]) if len(curve) else None,
-        "cash": float(curve["cash"].iloc[-1]) if len(curve) else None,
-        "n_orders": sum(counts.values()),
-        "n_filled": counts.get("FILLED", 0),
-        "n_rejected": counts.get("REJECTED", 0),
-        "n_positions": len(store.positions(run["account"] or "paper")),
-        "message": run["message"],
-        "running": [_summary(r) for r in _visible(store, scope)],
-    }
-
-
-@dataclass(frozen=True)
-class StopOutcome:
-    """What a stop request did: ``sent`` only when a live process will read the command."""
-
-    run_id: int | None
-    sent: bool
-    message: str
-    dead: bool = False
-
-
-def stop_run(
-    settings: Any, emergency: bool = False, run_id: int | None = None, account: str | None = None, user: Any = None
-) -> StopOutcome:
-    """Queue 'stop' (after the current cycle) or 'emergency_stop' for one run of ``user`` (an admin:
-    anyone's; default: the CLI session's user): the one named by id, or the running one of ``account``,
-    or the only running one. Never pretends: a run whose process is gone is reported dead and no command
-    is queued; several running runs and no choice is an error listing them. Recorded in the audit trail."""
-    from workbench.security.access import accounts_for
-
-    user = _acting(settings, user)
-    scope = _scope(user)
-    store = Store(settings.store_url).create()
-    what = "emergency stop" if emergency else "stop"
-    if run_id is not None:
-        run = _pick(store, run_id, account, scope)
-        assert run is not None  # _pick raises for an unknown id
-        candidates = [run] if run["status"] == "RUNNING" else []
-        if not candidates:
-            return StopOutcome(
-                run["id"],
-                False,
-                f"run {run['id']} is not running (it ended {run['status']}"
-                f"{' at ' + str(run['ended_at']) if run['ended_at'] else ''}): nothing to {what}",
-            )
-    else:
-        candidates = _visible(store, scope, account)
-        live = [r for r in candidates if _alive(r["pid"])]
-        if len(live) > 1 or (not live and len(candidates) > 1):
-            listed = "; ".join(
-                f"run {r['id']} on account '{r['account']}' (pid {r['pid']}{'' if _alive(r['pid']) else ', dead'})"
-                for r in candidates
-            )
-            raise ConfigError(
-                f"{len(candidates)} runs are marked RUNNING: {listed}. Say which: "
-                f"`workbench live {'emergency-' if emergency else ''}stop --run ID`"
-            )
-        candidates = live or candidates
-    if not candidates:
-        where = f" on account '{account}'" if account is not None else ""
-        return StopOutcome(None, False, f"no live run is active{where}")
-    run = candidates[0]
-    if not _alive(run["pid"]):
-        return StopOutcome(
-            int(run["id"]),
-            False,
-            f"run {run['id']} on account '{run['account']}' is DEAD: its process (pid {run['pid']}) is gone "
-            f"(last heartbeat {run['heartbeat_at']}, cycle {run['cycle']}), so no {what} was sent and nothing is "
-            f"trading for it. Its open orders stay at the venue: start `workbench live run --broker {run['broker']}` "
-            f"on the account to resume it and reconcile them, then stop it.",
-            dead=True,
-        )
-    command = "emergency_stop" if emergency else "stop"
-    store.send_command(command, int(run["id"]))
-    accounts_for(settings).record(user, f"live_{command}", True, f"run {run['id']} (owner id {run.get('user_id')})")
-    return StopOutcome(
-        int(run["id"]), True, f"{what} requested for run {run['id']} on account '{run['account']}' (pid {run['pid']})"
-    )
-
-
-def send_action(settings: Any, action: str, run_id: int, user: Any = None) -> StopOutcome:
-    """Queue 'flatten' or 'close:<symbol>' for one running run of ``user`` (an admin: anyone's); the loop
-    does it between cycles and keeps running. Like ``stop_run`` it never pretends: a run that has ended
-    or whose process is gone gets nothing queued, and says so. Recorded in the audit trail."""
-    from workbench.security.access import accounts_for
-
-    user = _acting(settings, user)
-    store = Store(settings.store_url).create()
-    run = _pick(store, run_id, None, _scope(user))
-    assert run is not None  # _pick raises for an unknown id
-    if run["status"] != "RUNNING":
-        return StopOutcome(int(run["id"]), False, f"run {run['id']} is not running (it ended {run['status']})")
-    if not _alive(run["pid"]):
-        return StopOutcome(
-            int(run["id"]),
-            False,
-            f"run {run['id']} is DEAD (pid {run['pid']} is gone): nothing would obey '{action}'; "
-            f"resume it with `workbench live run --broker {run['broker']}` first",
-            dead=True,
-        )
-    store.send_command(action, int(run["id"]))
-    accounts_for(settings).record(user, f"live_{action.partition(':')[0]}", True, f"run {run['id']}: {action}")
-    return StopOutcome(int(run["id"]), True, f"'{action}' sent to run {run['id']}: done before its next cycle")
-
-
-def request_stop(
-    settings: Any, emergency: bool = False, run_id: int | None = None, account: str | None = None, user: Any = None
-) -> int | None:
-    """Queue 'stop' or 'emergency_stop' (see ``stop_run``); the run's id when a live process will read it, else None."""
-    out = stop_run(settings, emergency, run_id, account, user)
-    return out.run_id if out.sent else None
-
-
-def start_background(
-    settings: Any,
-    broker: str | None = None,
-    model: str = "champion",
-    interval_s: float | None = None,
-    cycles: int | None = None,
-    session: str | None = None,
-    replay: bool | None = None,
-    universe: str | None = None,
-) -> subprocess.Popen:
-    """Launch ``workbench live run`` as its own session: closing the dashboard never stops it.
-
-    The arguments are checked here as the CLI checks them, and a start on an account whose lock is
-    held is refused at once (``RunActiveError``). Two clicks closer together than the child takes to
-    lock may both launch: the child that loses the lock race exits refused (its log says why) and
-    writes no run, so exactly one run trades either way. ``session``: the owner's token, handed over
-    in ``$WORKBENCH_TOKEN`` (never argv, which other users of the machine can read); default: whatever
-    the environment already holds. ``replay``: True trades the lake's last bars (REPLAY), False live data, None as ``live.feed`` says.
-    ``universe``: a universe spec (``workbench.trading.universes``), resolved here first so a bad symbol
-    is refused at once, then again by the child; None: the model's universe."""
-    check_run_args(interval_s, cycles)
-    if universe is not None:
-        if universe.strip().lower().startswith("file:"):  # the child runs in the home: an absolute path
-            universe = f"file:{Path(universe.strip()[5:].strip()).expanduser().resolve()}"
-        universe_for(settings, universe)  # ConfigError naming the unknown symbols
-    name = broker_name(settings, broker)
-    _probe_lock(settings, name, session)
-    logs = settings.data_dir / "logs"
-    settings.ensure_dirs()  # logs/ among the private directories
-    stamp = utcnow().strftime("%Y%m%dT%H%M%S")
-    cmd = [sys.executable, "-m", "workbench", "live", "run", "--broker", name, "--model", model]
-    if interval_s is not None:
-        cmd += ["--interval", str(interval_s)]
-    if cycles is not None:
-        cmd += ["--cycles", str(cycles)]
-    if replay is not None:
-        cmd.append("--replay" if replay else "--live")
-    if universe is not None:
-        cmd += ["--universe", universe]
-    env = {**os.environ, "WORKBENCH_HOME": str(settings.home)}
-    if session:
-        env["WORKBENCH_TOKEN"] = session
-    log_path = logs / f"live-{stamp}-{os.getpid()}-{time.monotonic_ns()}.log"
-    log = os.fdopen(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")  # owner only; closed below
-    try:
-        return subprocess.Popen(
-            cmd,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=str(settings.home),
-        )
-    finally:
-        log.close()  # the child holds its own descriptor
-
-
-def _probe_lock(settings: Any, name: str, session: str | None = None) -> None:
-    """Refuse at once when the session user's account on ``name`` is locked by a live run (known
-    without connecting: ``paper:<user>``, ``<broker>@<environment>:<user>``; see ``owned_account``)."""
-    from workbench.security.access import accounts_for, require_session
-
-    venue, _ = resolve(name)
-    try:
-        username: str | None = require_session(accounts_for(settings), settings, token=session).user.username
-    except AccessError:  # the child fails Phase 1's authentication and says why
-        username = None
-    env = None if venue.simulated else broker_environment(settings, name)
-    account = owned_account(name, env, username)
-    store = Store(settings.store_url).create()
-    acquire_account(settings.data_dir, store, account).release()

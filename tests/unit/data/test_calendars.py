@@ -1,5 +1,6 @@
 """One calendar for any date: exchange_calendars' recorded sessions up to its last holiday year, the
-exchange's weekly schedule beyond, the user's extra holidays honoured by is_open, gaps and sessions."""
+exchange's weekly schedule beyond, a home's extra holidays (a ``Calendars`` value, never process state)
+honoured by is_open, gaps and sessions."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 
 from workbench.config import load_settings
 from workbench.data.calendars import (
+    RECORDED,
+    Calendars,
     exchange_calendar,
     expected_bars,
-    extra_holidays_in_force,
     find_gaps,
     horizon_warnings,
     is_open,
@@ -26,6 +28,7 @@ from workbench.live import sessions
 
 IST = "Asia/Kolkata"
 REPUBLIC_DAY_2027 = dt.date(2027, 1, 26)
+WITH_REPUBLIC_DAY = Calendars.with_holidays({"NSE": [REPUBLIC_DAY_2027]})
 
 
 def ist(s: str) -> pd.Timestamp:
@@ -66,18 +69,18 @@ def test_nse_in_2027_follows_the_weekly_schedule_and_extra_holidays():
     assert not is_open("NSE", ist("2027-01-04 09:14")) and not is_open("NSE", ist("2027-01-04 15:30"))
     assert not is_open("NSE", ist("2027-01-02 11:00")) and not is_open("NSE", ist("2027-01-03 11:00"))  # weekend
     assert is_open("NSE", ist("2027-01-26 11:00"))  # Republic Day is not recorded for 2027 …
-    with extra_holidays_in_force({"NSE": [REPUBLIC_DAY_2027]}):
-        assert not is_open("NSE", ist("2027-01-26 11:00"))  # … until the user adds it
-        assert not sessions.is_open("NSE", ist("2027-01-26 11:00"))  # the live loop's question, same answer
-        assert sessions.open_mask(np.array(["NSE", "BSE", "binance"]), ist("2027-01-26 11:00")).tolist() == [
-            False,
-            True,  # BSE has its own list: nothing added there
-            True,
-        ]
-        assert is_open("NSE", ist("2027-01-27 11:00"))
-        days = expected_bars("NSE", "1d", "2027-01-25", "2027-01-29")
-        assert [d.day for d in days] == [25, 27, 28, 29]
-    assert is_open("NSE", ist("2027-01-26 11:00"))  # the context restored the holidays before it
+    cals = WITH_REPUBLIC_DAY
+    assert not is_open("NSE", ist("2027-01-26 11:00"), cals)  # … until the user adds it
+    assert not sessions.is_open("NSE", ist("2027-01-26 11:00"), cals)  # the live loop's question, same answer
+    assert sessions.open_mask(np.array(["NSE", "BSE", "binance"]), ist("2027-01-26 11:00"), cals).tolist() == [
+        False,
+        True,  # BSE has its own list: nothing added there
+        True,
+    ]
+    assert is_open("NSE", ist("2027-01-27 11:00"), cals)
+    days = expected_bars("NSE", "1d", "2027-01-25", "2027-01-29", cals)
+    assert [d.day for d in days] == [25, 27, 28, 29]
+    assert is_open("NSE", ist("2027-01-26 11:00")) and sessions.is_open("NSE", ist("2027-01-26 11:00"))  # none given
 
 
 def test_beyond_the_horizon_bars_are_the_regular_hours_in_the_exchange_time_zone():
@@ -113,15 +116,14 @@ def test_a_dates_sessions_do_not_depend_on_the_range_asked():
 
 def test_extra_holidays_also_close_recorded_days():
     assert is_open("NSE", ist("2026-12-30 11:00"))
-    with extra_holidays_in_force({"NSE": [dt.date(2026, 12, 30)]}):  # e.g. a closure announced late
-        assert not is_open("NSE", ist("2026-12-30 11:00"))
-        assert pd.Timestamp("2026-12-30", tz="UTC") not in expected_bars("NSE", "1d", "2026-12-28", "2026-12-31")
+    late = Calendars.with_holidays({"NSE": [dt.date(2026, 12, 30)]})  # e.g. a closure announced late
+    assert not is_open("NSE", ist("2026-12-30 11:00"), late)
+    assert pd.Timestamp("2026-12-30", tz="UTC") not in expected_bars("NSE", "1d", "2026-12-28", "2026-12-31", late)
 
 
 def test_gaps_beyond_the_horizon_use_the_weekly_schedule_and_extra_holidays(tmp_path):
     lake = Lake(tmp_path)
-    with extra_holidays_in_force({"NSE": [REPUBLIC_DAY_2027]}):
-        days = expected_bars("NSE", "1d", "2026-12-01", "2027-02-26")
+    days = expected_bars("NSE", "1d", "2026-12-01", "2027-02-26", WITH_REPUBLIC_DAY)
     assert pd.Timestamp("2027-01-26", tz="UTC") not in days
     lost = pd.Timestamp("2027-02-10", tz="UTC")
     stored = days[days != lost]
@@ -133,8 +135,7 @@ def test_gaps_beyond_the_horizon_use_the_weekly_schedule_and_extra_holidays(tmp_
     gaps = find_gaps(lake, "NSE", "1d")  # no extra holidays: Republic Day 2027 looks missing
     assert gaps.loc[0, "missing"] == 2 and gaps.loc[0, "first_missing"] == pd.Timestamp("2027-01-26", tz="UTC")
     assert "not recorded after 2026-12-31" in gaps.attrs["note"]
-    with extra_holidays_in_force({"NSE": [REPUBLIC_DAY_2027]}):
-        gaps = find_gaps(lake, "NSE", "1d")
+    gaps = find_gaps(lake, "NSE", "1d", calendars=WITH_REPUBLIC_DAY)
     assert gaps.loc[0, "missing"] == 1 and gaps.loc[0, "first_missing"] == lost and n == len(days) - 1
     assert "1 holiday(s) from the settings" in gaps.attrs["note"]
 
@@ -146,8 +147,7 @@ def test_horizon_warning_within_30_days_or_passed():
     assert "upgrade exchange_calendars" in w and "passed" not in w
     (w,) = horizon_warnings(["NSE"], "2027-01-05")
     assert "passed" in w and "extra_holidays" in w
-    with extra_holidays_in_force({"NSE": [REPUBLIC_DAY_2027]}):
-        assert "NSE: 1 extra holiday(s) set" in horizon_warnings(["NSE"], "2027-01-05")[0]
+    assert "NSE: 1 extra holiday(s) set" in horizon_warnings(["NSE"], "2027-01-05", calendars=WITH_REPUBLIC_DAY)[0]
     assert horizon_warnings(["NYSE", "NASDAQ", "binance"], "2027-06-01") == []
 
 
@@ -155,13 +155,11 @@ def test_extra_holidays_from_the_settings_and_bad_entries(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     (home / "workbench.toml").write_text('[calendars]\nextra_holidays = {NSE = ["2027-01-26", 2027-03-04]}\n')
-    try:
-        s = load_settings(home)
-        assert s.calendars.extra_holidays == {"NSE": (REPUBLIC_DAY_2027, dt.date(2027, 3, 4))}
-        assert not is_open("NSE", ist("2027-03-04 11:00")) and is_open("BSE", ist("2027-03-04 11:00"))
-    finally:
-        load_settings(tmp_path / "other")  # the next settings loaded replace them
-    assert is_open("NSE", ist("2027-03-04 11:00"))
+    s = load_settings(home)
+    assert s.calendars.extra_holidays == {"NSE": (REPUBLIC_DAY_2027, dt.date(2027, 3, 4))}
+    cals = Calendars.from_settings(s)
+    assert not is_open("NSE", ist("2027-03-04 11:00"), cals) and is_open("BSE", ist("2027-03-04 11:00"), cals)
+    assert is_open("NSE", ist("2027-03-04 11:00"))  # loading settings installs nothing for the process
     for bad, words in [
         ('{NSE = ["2027-13-01"]}', ["calendars.extra_holidays.NSE", "'2027-13-01'", "YYYY-MM-DD"]),
         ('{binance = ["2027-01-01"]}', ["calendars.extra_holidays.binance", "24/7"]),
@@ -173,3 +171,21 @@ def test_extra_holidays_from_the_settings_and_bad_entries(tmp_path):
         assert all(w in str(e.value) for w in words), str(e.value)
     with pytest.raises(ConfigError, match=r"extra_holidays.NSE: 'soon' is not a date"):
         parse_extra_holidays({"NSE": ["2027-01-26", "soon"]})
+
+
+def test_two_homes_settings_side_by_side_in_one_process_each_keep_their_holidays(tmp_path):
+    """Two homes' settings used together (one notebook): each home's calendars answer with its own
+    holidays, whichever was loaded last; asked with none, the recorded sessions."""
+    homes = {}
+    for name, day in (("mumbai", "2027-01-26"), ("pune", "2027-03-04")):
+        home = tmp_path / name
+        home.mkdir()
+        (home / "workbench.toml").write_text(f'[calendars]\nextra_holidays = {{NSE = ["{day}"]}}\n')
+        homes[name] = load_settings(home)
+    mumbai, pune = (Calendars.from_settings(homes[n]) for n in ("mumbai", "pune"))
+    republic_day, march_4 = ist("2027-01-26 11:00"), ist("2027-03-04 11:00")
+    assert [is_open("NSE", t, mumbai) for t in (republic_day, march_4)] == [False, True]
+    assert [sessions.is_open("NSE", t, pune) for t in (republic_day, march_4)] == [True, False]
+    assert [is_open("NSE", t) for t in (republic_day, march_4)] == [True, True]  # no settings: recorded
+    assert is_open("NSE", republic_day, mumbai) is False  # still the first home's answer after the second
+    assert mumbai != pune and Calendars.from_settings(homes["mumbai"]) == mumbai and Calendars() == RECORDED

@@ -44,15 +44,36 @@ def test_nse_clock_is_the_exchange_clock_for_history_ending_2026_11():
 
 
 def test_extra_holidays_move_the_next_close_in_time_features():
-    from workbench.data.calendars import extra_holidays_in_force
+    from workbench.data.calendars import Calendars
 
     day_before = pd.DatetimeIndex(["2027-01-25 10:00"], tz="UTC")  # after the close of Monday 25 Jan (IST)
     lo, hi = pd.Timestamp("2026-11-01", tz="UTC"), pd.Timestamp("2026-11-30", tz="UTC")
     plain = time_features(day_before, session_clock("NSE", lo, hi), "15m")["hours_to_close"]
-    with extra_holidays_in_force({"NSE": [pd.Timestamp("2027-01-26").date()]}):
-        holiday = time_features(day_before, session_clock("NSE", lo, hi), "15m")["hours_to_close"]
+    republic_day = Calendars.with_holidays({"NSE": [pd.Timestamp("2027-01-26").date()]})
+    holiday = time_features(day_before, session_clock("NSE", lo, hi, republic_day), "15m")["hours_to_close"]
     np.testing.assert_allclose(plain, [24.0])  # to Tuesday's 15:30 IST
     np.testing.assert_allclose(holiday, [48.0])  # Republic Day added: to Wednesday's
+
+
+def test_a_panels_calendars_reach_its_features_in_training_and_live():
+    """The holidays travel with the panel (``Panel.with_calendars``): the batch build and the live
+    one-bar update both see them; the same bars with no calendars get the recorded sessions."""
+    from workbench.data.calendars import Calendars
+    from workbench.features import IncrementalFeatures, build_features
+
+    republic_day = Calendars.with_holidays({"NSE": [pd.Timestamp("2027-01-26").date()]})
+    panel = _nse_panel("15m", "2027-01-18", "2027-01-25 09:45")
+    after_close = pd.Timestamp("2027-01-25 10:00", tz="UTC")  # Monday 15:30 IST: the next close is Tue or Wed
+    panel = panel._map(lambda f: pd.concat([f, f.iloc[[-1]].set_axis([after_close])]))
+    assert panel.calendars is None and panel.with_calendars(republic_day).calendars is republic_day
+    for cals, hours in ((None, 24.0), (republic_day, 48.0)):
+        p = panel.with_calendars(cals)
+        full = build_features(p, "v2").xs(after_close, level="ts")["hours_to_close"]
+        assert (full == hours).all(), (cals, full.tolist())
+        inc = IncrementalFeatures.from_history(p.iloc(slice(0, -1)), "v2")
+        row = inc.update(p.iloc(slice(-1, None)))
+        assert (row["hours_to_close"] == hours).all(), (cals, row["hours_to_close"].tolist())
+        assert p.upto(after_close).tail(3).calendars is cals  # truncations (the leak checks') keep them
 
 
 def _nse_panel(timeframe: str, start: str, end: str):

@@ -271,3 +271,11 @@ def test_a_later_migration_that_rebuilds_a_referenced_table_keeps_rows_and_forei
     finally:
         engine.dispose()
     assert _kept(before, _rows(db))
+
+
+def test_a_store_url_for_another_database_is_refused_with_a_message():
+    """The store is written and tested for SQLite and PostgreSQL only (the paper venue's
+    insert-unless-present, the run lock's advisory lock): another backend is a ConfigError naming the
+    URL, not a store that half works (the password is not shown)."""
+    with pytest.raises(ConfigError, match=r"SQLite or PostgreSQL, not 'mysql'.*\*\*\*.*db_url"):
+        engine_for("mysql+pymysql://wb:secret@dbhost/workbench")

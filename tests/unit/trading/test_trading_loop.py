@@ -273,7 +273,7 @@ def test_one_bad_signal_is_logged_and_the_cycle_goes_on(settings, store):
     assert row["status"] == "REJECTED" and "not re-sent" in row["reason"]
 
 
-def test_phase1_warns_when_the_nse_calendar_runs_out_and_installs_extra_holidays(settings, store):
+def test_phase1_warns_when_the_nse_calendar_runs_out_and_names_the_extra_holidays(settings, store):
     """exchange_calendars 4.13.2 records NSE/BSE holidays to 2026-12-31: within 30 days of it (or past
     it) a passing 'calendar' row warns before 'risk'; the dashboard shows it as WARN."""
     import datetime as dt
@@ -282,7 +282,7 @@ def test_phase1_warns_when_the_nse_calendar_runs_out_and_installs_extra_holidays
 
     from workbench.config import CalendarSettings
     from workbench.dashboard.start import phase1_table
-    from workbench.data.calendars import is_open
+    from workbench.data.calendars import Calendars, is_open
 
     nse = {"exchange": "NSE", "timeframe": "1d", "symbols": ["TCS", "INFY"]}
     custom = settings.model_copy(update={"calendars": CalendarSettings(extra_holidays={"NSE": [dt.date(2027, 1, 26)]})})
@@ -302,7 +302,7 @@ def test_phase1_warns_when_the_nse_calendar_runs_out_and_installs_extra_holidays
         "WARNING: NSE holidays are recorded only to 2026-12-31: on an unrecorded holiday the venue will refuse orders"
     )
     assert "upgrade exchange_calendars" in warning.message and "NSE: 1 extra holiday(s) set" in warning.message
-    assert not is_open("NSE", pd.Timestamp("2027-01-26 11:00", tz="Asia/Kolkata"))  # the run's holidays in force
+    assert is_open("NSE", pd.Timestamp("2027-01-26 11:00", tz="Asia/Kolkata"))  # Phase 1 installs nothing
     table = phase1_table(store.checks(run_id))
     assert table["result"].tolist() == ["PASS", "PASS", "PASS", "PASS", "WARN", "PASS"]
 
@@ -312,7 +312,7 @@ def test_phase1_warns_when_the_nse_calendar_runs_out_and_installs_extra_holidays
         return [r.name for r in results]
 
     assert names(nse, "2026-11-15") == list(CHECKS)  # a month and a half ahead: no row
-    assert is_open("NSE", pd.Timestamp("2027-01-26 11:00", tz="Asia/Kolkata"))  # these settings add none
+    assert not is_open("NSE", pd.Timestamp("2027-01-26 11:00", tz="Asia/Kolkata"), Calendars.from_settings(custom))
     assert names({"exchange": "binance", "timeframe": "1h", "symbols": ["BTC/USDT"]}, "2027-02-01") == list(CHECKS)
 
 

@@ -102,18 +102,11 @@ class PaperBook:
         row" and the loser fail on the unique key, a store error instead of the lock's refusal."""
         b = paper_balances
         rows = [{"account": self.account, "asset": ccy, "total": float(v), "kind": "cash"} for ccy, v in cash.items()]
-        with self.engine.begin() as c:
-            dialect = c.dialect.name
-            if dialect in ("sqlite", "postgresql"):
-                ins = (sqlite_insert if dialect == "sqlite" else pg_insert)(b).on_conflict_do_nothing(
-                    index_elements=[b.c.account, b.c.asset]
-                )
-                c.execute(ins, rows)
-                return
-            for row in rows:  # another database: read, then insert (the race above remains there)
-                key = and_(b.c.account == self.account, b.c.asset == row["asset"])
-                if c.execute(select(b.c.total).where(key)).first() is None:
-                    c.execute(insert(b).values(**row))
+        with self.engine.begin() as c:  # the store runs on SQLite or PostgreSQL only (``store.engine.engine_for``)
+            ins = (sqlite_insert if c.dialect.name == "sqlite" else pg_insert)(b).on_conflict_do_nothing(
+                index_elements=[b.c.account, b.c.asset]
+            )
+            c.execute(ins, rows)
 
     def cash(self, conn: Connection | None = None) -> dict[str, float]:
         """Cash per currency (in ``conn``'s transaction when given)."""

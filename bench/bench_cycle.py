@@ -9,6 +9,11 @@ exit pairs); cycle 2 manages them (the venue's bar against thousands of resting 
 and trades again. Beside the figures, the lower bound of the write path: the same number of rows
 inserted with raw ``sqlite3.executemany`` in one transaction into a WAL database — what no ORM,
 venue simulation or bookkeeping could beat.
+
+``--store postgres`` (and ``python -m bench live`` when PostgreSQL's binaries are present) runs each
+case a second time on a throw-away local PostgreSQL server (bench/pg.py; fsync on, as a team's store
+runs), printed beside the SQLite figures, with PostgreSQL's own floor measured in the same run: the
+same rows through psycopg's ``COPY`` and through ``executemany`` in pipeline mode, one transaction.
 """
 
 from __future__ import annotations
@@ -104,13 +109,12 @@ class ModelEngine:
         return out
 
 
-def _rows_written(db: Path) -> int:
-    con = sqlite3.connect(db)
-    try:
-        tables = ("orders", "order_events", "fills", "positions", "signals", "events", "paper_orders", "paper_fills")
-        return sum(con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables)
-    finally:
-        con.close()
+def _rows_written(engine: Any) -> int:
+    from sqlalchemy import text
+
+    tables = ("orders", "order_events", "fills", "positions", "signals", "events", "paper_orders", "paper_fills")
+    with engine.connect() as conn:
+        return sum(int(conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()) for t in tables)
 
 
 def _lower_bound(n_rows: int, tmp: Path) -> float:
@@ -121,10 +125,7 @@ def _lower_bound(n_rows: int, tmp: Path) -> float:
     con.execute(
         "CREATE TABLE t (a TEXT PRIMARY KEY, b TEXT, c TEXT, d REAL, e REAL, f REAL, g TEXT, h TEXT, i REAL, j TEXT)"
     )
-    rows = [
-        (f"wb-1-1-S{i:06d}-b", "S", "buy", 1.0, 2.0, 3.0, "FILLED", "2024-01-01T00:00:00.000000+00:00", 0.1, "x")
-        for i in range(n_rows)
-    ]
+    rows = _floor_rows(n_rows)
     t0 = time.perf_counter()
     con.executemany("INSERT INTO t VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
     con.commit()
@@ -133,8 +134,49 @@ def _lower_bound(n_rows: int, tmp: Path) -> float:
     return dt
 
 
-def run_case(n: int, frac: float) -> dict[str, Any]:
-    """Two cycles of one case in this process; the figures of each, and the peak RSS."""
+def _floor_rows(n_rows: int) -> list[tuple[Any, ...]]:
+    return [
+        (f"wb-1-1-S{i:06d}-b", "S", "buy", 1.0, 2.0, 3.0, "FILLED", "2024-01-01T00:00:00.000000+00:00", 0.1, "x")
+        for i in range(n_rows)
+    ]
+
+
+def _pg_lower_bound(n_rows: int, url: str) -> dict[str, float]:
+    """The same ten-column rows on the same PostgreSQL server, one transaction and one commit each:
+    ``COPY`` (the fastest way in) and ``executemany`` in pipeline mode (the fastest INSERT statements:
+    no round trip per row)."""
+    import psycopg
+
+    rows = _floor_rows(n_rows)
+    create = (
+        "CREATE TABLE IF NOT EXISTS floor_t (a VARCHAR PRIMARY KEY, b VARCHAR, c VARCHAR, d DOUBLE PRECISION, "
+        "e DOUBLE PRECISION, f DOUBLE PRECISION, g VARCHAR, h VARCHAR, i DOUBLE PRECISION, j VARCHAR)"
+    )
+    out: dict[str, float] = {}
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as con:
+        for how in ("copy", "pipeline"):
+            con.execute(create)
+            con.execute("TRUNCATE floor_t")
+            con.commit()
+            t0 = time.perf_counter()
+            with con.cursor() as cur:
+                if how == "copy":
+                    with cur.copy("COPY floor_t FROM STDIN") as cp:
+                        for r in rows:
+                            cp.write_row(r)
+                else:
+                    with con.pipeline():
+                        cur.executemany("INSERT INTO floor_t VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
+            con.commit()
+            out[how] = time.perf_counter() - t0
+        con.execute("DROP TABLE floor_t")
+        con.commit()
+    return out
+
+
+def run_case(n: int, frac: float, url: str | None = None) -> dict[str, Any]:
+    """Two cycles of one case in this process (on SQLite, or on the PostgreSQL database ``url``); the
+    figures of each, and the peak RSS."""
     from workbench.config import CostModel, RiskLimits
     from workbench.trading import phase2
     from workbench.trading.cycle import collect_between_cycles, gc_frozen
@@ -149,8 +191,7 @@ def run_case(n: int, frac: float) -> dict[str, Any]:
     engine = ModelEngine(panel.iloc(slice(0, HISTORY)), frac, stages)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        db = tmp / "cycle.db"
-        store = Store(f"sqlite:///{db}").create()
+        store = Store(url or f"sqlite:///{tmp / 'cycle.db'}").create()
         broker = PaperBroker(store, starting_cash=1e9, max_volume_share=0.1)
         run_id = store.start_run("paper", "paper", "paper")
         feed = ReplayFeed.from_panel(panel, warmup_bars=HISTORY, replay_bars=2)
@@ -173,16 +214,18 @@ def run_case(n: int, frac: float) -> dict[str, Any]:
             with gc_frozen():  # as ``cycle.drive`` runs the cycles
                 for _ in range(2):
                     stages.t.clear()
-                    rows0 = _rows_written(db)
+                    rows0 = _rows_written(store.engine)
                     t0, cpu0 = time.perf_counter(), time.process_time()
                     r = run_cycle(ctx)
                     total, cpu = time.perf_counter() - t0, time.process_time() - cpu0
                     gc_s = collect_between_cycles()  # what the live loop does while it waits: off the clock
                     per = {k: stages.t.get(k, 0.0) for k in STAGES[:-1]}
                     per["other"] = max(total - sum(per.values()), 0.0)
-                    rows = _rows_written(db) - rows0
+                    rows = _rows_written(store.engine) - rows0
                     cycles.append({"total": total, "cpu": cpu, "stages": per, "orders": r.n_orders, "rows": rows,
                                    "floor": _lower_bound(rows, tmp), "gc_after": gc_s})  # fmt: skip
+                    if url:
+                        cycles[-1]["pg_floor"] = _pg_lower_bound(rows, url)
         finally:
             for k, v in saved.items():
                 setattr(phase2, k, v)
@@ -190,37 +233,84 @@ def run_case(n: int, frac: float) -> dict[str, Any]:
     return {"n": n, "frac": frac, "cycles": cycles, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def main() -> None:
+def _run(n: int, frac: float, url: str | None) -> dict[str, Any] | str:
+    """One case in a fresh process (peak RSS is per process): its figures, or the error's tail."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [sys.executable, "-m", "bench.bench_cycle", str(n), str(frac), *([url] if url else [])]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[1])
+    if out.returncode != 0:
+        return out.stderr[-2000:]
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _print(res: dict[str, Any], store: str) -> None:
     goal = {5_000: 0.5, 20_000: 2.0}
-    print(f"   stages: {', '.join(STAGES)} (seconds); floor = raw sqlite3 executemany of the rows the cycle wrote")
-    for n, frac in CASES:
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
-        }
-        out = subprocess.run([sys.executable, "-m", "bench.bench_cycle", str(n), str(frac)], capture_output=True, text=True, env=env,
-                             cwd=Path(__file__).resolve().parents[1])  # fmt: skip
-        if out.returncode != 0:
-            print(f"   {n:,} × {frac:.0%}: FAILED\n{out.stderr[-2000:]}")
-            continue
-        res = json.loads(out.stdout.strip().splitlines()[-1])
-        for i, c in enumerate(res["cycles"], 1):
-            st = " ".join(f"{k} {c['stages'][k]:.3f}" for k in STAGES)
-            verdict = "meets" if c["total"] < goal[n] else "MISSES"
-            print(
-                f"   {n:>6,} instruments, {frac:>4.0%} trade, cycle {i}: {c['total']:.2f} s ({verdict} the {goal[n]:g} s goal; "
-                f"CPU {c.get('cpu', 0.0):.2f} s, the figure to compare under load); "
-                f"{c['orders']:,} orders, {c['rows']:,} rows written (floor {c['floor'] * 1e3:.0f} ms) | {st}"
-                f" | gc after the cycle {c.get('gc_after', 0.0):.3f} (off the clock)"
-            )
+    n, frac = res["n"], res["frac"]
+    for i, c in enumerate(res["cycles"], 1):
+        st = " ".join(f"{k} {c['stages'][k]:.3f}" for k in STAGES)
+        verdict = "meets" if c["total"] < goal[n] else "MISSES"
+        floor = f"floor {c['floor'] * 1e3:.0f} ms"
+        if "pg_floor" in c:
+            pf = c["pg_floor"]
+            floor = f"floor: COPY {pf['copy'] * 1e3:.0f} ms, pipelined executemany {pf['pipeline'] * 1e3:.0f} ms"
         print(
-            f"   {n:>6,} instruments, {frac:>4.0%} trade: peak RSS {res['rss_mb']:,.0f} MB"
-            + (" (goal < 2,048 MB)" if n == 20_000 else "")
+            f"   {store:<10} {n:>6,} instruments, {frac:>4.0%} trade, cycle {i}: {c['total']:.2f} s ({verdict} the "
+            f"{goal[n]:g} s goal; CPU {c.get('cpu', 0.0):.2f} s, the figure to compare under load); "
+            f"{c['orders']:,} orders, {c['rows']:,} rows written ({floor}) | {st}"
+            f" | gc after the cycle {c.get('gc_after', 0.0):.3f} (off the clock)"
         )
+    print(
+        f"   {store:<10} {n:>6,} instruments, {frac:>4.0%} trade: peak RSS {res['rss_mb']:,.0f} MB"
+        + (" (goal < 2,048 MB)" if n == 20_000 else "")
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``--store sqlite|postgres|both`` (default both: PostgreSQL where its binaries are, else said and
+    skipped); ``--cases 5000x0.05,...`` to run a subset while iterating."""
+    import argparse
+
+    from bench.pg import find_pg_bin, start_postgres
+
+    ap = argparse.ArgumentParser(prog="bench.bench_cycle")
+    ap.add_argument("--store", choices=("sqlite", "postgres", "both"), default="both")
+    ap.add_argument("--cases", default="")
+    args, _ = ap.parse_known_args(sys.argv[1:] if argv is None else argv)  # ``python -m bench live`` passes its own
+    cases = [(int(a), float(b)) for a, b in (c.split("x") for c in args.cases.split(",") if c)] or CASES
+    server = None
+    if args.store != "sqlite":
+        if find_pg_bin() is None:
+            print("   PostgreSQL: skipped, its binaries are not installed (Debian package `postgresql`)")
+            if args.store == "postgres":
+                raise SystemExit(2)
+        else:
+            server = start_postgres(durable=True)
+    print(
+        f"   stages: {', '.join(STAGES)} (seconds); sqlite floor = raw sqlite3 executemany of the rows the cycle "
+        "wrote"
+        + ("; postgres floor = psycopg COPY / pipelined executemany of those rows, same server" if server else "")
+    )
+    try:
+        for k, (n, frac) in enumerate(cases):
+            stores: list[tuple[str, str | None]] = [("sqlite", None)]
+            if server is not None:
+                stores.append(("postgresql", server.create_database(f"cycle_{k}")))
+            for name, url in stores:
+                res = _run(n, frac, url)
+                if isinstance(res, str):
+                    print(f"   {name:<10} {n:,} × {frac:.0%}: FAILED\n{res}")
+                else:
+                    _print(res, name)
+    finally:
+        if server is not None:
+            server.stop()
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3:
-        print(json.dumps(run_case(int(sys.argv[1]), float(sys.argv[2]))))
+    if len(sys.argv) in (3, 4) and not sys.argv[1].startswith("-"):
+        print(json.dumps(run_case(int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] if len(sys.argv) == 4 else None)))
     else:
         main()

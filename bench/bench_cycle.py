@@ -40,6 +40,7 @@ from bench._util import synthetic_panel as _panel  # the panel bench_features us
 
 CASES = [(5_000, 0.05), (5_000, 0.30), (20_000, 0.05), (20_000, 0.30)]
 HISTORY = 120  # bars before the live ones (v2's warm-up is shorter)
+_PG_DATA = "WB_BENCH_PG_DATA"  # the parent's PostgreSQL data directory, for the server's CPU time
 STAGES = ("data", "features", "inference", "signals", "risk", "orders", "portfolio", "other")
 
 
@@ -134,6 +135,14 @@ def _lower_bound(n_rows: int, tmp: Path) -> float:
     return dt
 
 
+def _server_cpu() -> float:
+    """CPU seconds of the PostgreSQL cluster the parent started (0.0 on SQLite: its work is in ours)."""
+    from bench.pg import cluster_cpu_seconds
+
+    data = os.environ.get(_PG_DATA)
+    return cluster_cpu_seconds(Path(data)) if data else 0.0
+
+
 def _floor_rows(n_rows: int) -> list[tuple[Any, ...]]:
     return [
         (f"wb-1-1-S{i:06d}-b", "S", "buy", 1.0, 2.0, 3.0, "FILLED", "2024-01-01T00:00:00.000000+00:00", 0.1, "x")
@@ -215,9 +224,11 @@ def run_case(n: int, frac: float, url: str | None = None) -> dict[str, Any]:
                 for _ in range(2):
                     stages.t.clear()
                     rows0 = _rows_written(store.engine)
+                    srv0 = _server_cpu()
                     t0, cpu0 = time.perf_counter(), time.process_time()
                     r = run_cycle(ctx)
                     total, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+                    srv = _server_cpu() - srv0
                     gc_s = collect_between_cycles()  # what the live loop does while it waits: off the clock
                     per = {k: stages.t.get(k, 0.0) for k in STAGES[:-1]}
                     per["other"] = max(total - sum(per.values()), 0.0)
@@ -226,6 +237,7 @@ def run_case(n: int, frac: float, url: str | None = None) -> dict[str, Any]:
                                    "floor": _lower_bound(rows, tmp), "gc_after": gc_s})  # fmt: skip
                     if url:
                         cycles[-1]["pg_floor"] = _pg_lower_bound(rows, url)
+                        cycles[-1]["server_cpu"] = srv
         finally:
             for k, v in saved.items():
                 setattr(phase2, k, v)
@@ -233,12 +245,15 @@ def run_case(n: int, frac: float, url: str | None = None) -> dict[str, Any]:
     return {"n": n, "frac": frac, "cycles": cycles, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _run(n: int, frac: float, url: str | None) -> dict[str, Any] | str:
+def _run(n: int, frac: float, url: str | None, pg_data: Path | None = None) -> dict[str, Any] | str:
     """One case in a fresh process (peak RSS is per process): its figures, or the error's tail."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
     }
+    env.pop(_PG_DATA, None)
+    if pg_data is not None:
+        env[_PG_DATA] = str(pg_data)
     cmd = [sys.executable, "-m", "bench.bench_cycle", str(n), str(frac), *([url] if url else [])]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[1])
     if out.returncode != 0:
@@ -258,7 +273,9 @@ def _print(res: dict[str, Any], store: str) -> None:
             floor = f"floor: COPY {pf['copy'] * 1e3:.0f} ms, pipelined executemany {pf['pipeline'] * 1e3:.0f} ms"
         print(
             f"   {store:<10} {n:>6,} instruments, {frac:>4.0%} trade, cycle {i}: {c['total']:.2f} s ({verdict} the "
-            f"{goal[n]:g} s goal; CPU {c.get('cpu', 0.0):.2f} s, the figure to compare under load); "
+            f"{goal[n]:g} s goal; CPU {c.get('cpu', 0.0):.2f} s"
+            + (f" + server {c['server_cpu']:.2f} s" if "server_cpu" in c else "")
+            + ", the figure to compare under load); "
             f"{c['orders']:,} orders, {c['rows']:,} rows written ({floor}) | {st}"
             f" | gc after the cycle {c.get('gc_after', 0.0):.3f} (off the clock)"
         )
@@ -299,7 +316,7 @@ def main(argv: list[str] | None = None) -> None:
             if server is not None:
                 stores.append(("postgresql", server.create_database(f"cycle_{k}")))
             for name, url in stores:
-                res = _run(n, frac, url)
+                res = _run(n, frac, url, server.data_dir if url and server else None)
                 if isinstance(res, str):
                     print(f"   {name:<10} {n:,} × {frac:.0%}: FAILED\n{res}")
                 else:

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,12 @@ class PostgresServer:
         )
         return self.url(name)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server's processes have used so far: the postmaster and every
+        backend it forked. Why: on a loaded machine the wall time mixes waiting with work; the client's
+        CPU plus this is the work a cycle costs. A backend that has exited is no longer counted."""
+        return cluster_cpu_seconds(self.data_dir)
+
     def __enter__(self) -> PostgresServer:
         return self
 
@@ -77,10 +84,32 @@ class PostgresServer:
         shutil.rmtree(self.data_dir.parent, ignore_errors=True)
 
 
-def start_postgres(durable: bool = False) -> PostgresServer:
+def cluster_cpu_seconds(data_dir: Path) -> float:
+    """``PostgresServer.cpu_seconds`` for the cluster in ``data_dir`` (Linux ``/proc``; 0.0 elsewhere)."""
+    try:
+        master = int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        except OSError:
+            continue
+        if int(entry) == master or int(fields[1]) == master:  # fields[1] is the parent's pid
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def start_postgres(durable: bool = False, settings: Mapping[str, str] | None = None) -> PostgresServer:
     """initdb + pg_ctl start on a free loopback port; trust auth on loopback only. ``durable=False``
     (tests) turns fsync off; the benchmarks keep the server's defaults (fsync on, synchronous
-    commits), as a team's store runs, so every commit a cycle makes costs what it costs there."""
+    commits), as a team's store runs, so every commit a cycle makes costs what it costs there.
+    ``settings``: more server settings (``-c name=value``), e.g. to load pg_stat_statements when profiling."""
     bin_dir = find_pg_bin()
     if bin_dir is None:
         raise FileNotFoundError("PostgreSQL binaries not found (Debian package `postgresql`)")
@@ -89,7 +118,8 @@ def start_postgres(durable: bool = False) -> PostgresServer:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
     port = _free_port()
-    opts = f"-p {port} -h 127.0.0.1 -k {root} -c max_connections=60" + ("" if durable else " -c fsync=off")
+    extra = {**({} if durable else {"fsync": "off"}), **(settings or {})}
+    opts = f"-p {port} -h 127.0.0.1 -k {root} -c max_connections=60" + "".join(f" -c {k}={v}" for k, v in extra.items())
     server = PostgresServer(bin_dir, data, port)
     try:
         subprocess.run(

@@ -27,6 +27,7 @@ import sqlalchemy
 from sqlalchemy import Column, Table, bindparam, column, func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Result
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, Update, UpdateBase
@@ -132,18 +133,29 @@ def _copy(conn: Connection, stmt: Insert, table: Table, rows: Sequence[Mapping[s
     sql = f"COPY {quote.format_table(table)} ({', '.join(quote.quote(n) for n in names)}) FROM STDIN"
     get = itemgetter(*keys)
     tail = tuple(v for _, v in defaults)
+    if not conn.in_transaction():  # begin as an execute would: the caller's commit() then commits the rows
+        conn.begin()
     dbapi: Any = conn.connection.dbapi_connection  # psycopg's, in the transaction ``conn`` has begun
-    with dbapi.cursor() as cur, cur.copy(sql) as cp:
-        write = cp.write_row
-        if len(keys) == 1:
-            for r in rows:
-                write((r[keys[0]], *tail))
-        elif tail:
-            for r in rows:
-                write(get(r) + tail)
-        else:
-            for r in rows:
-                write(get(r))
+    try:
+        with dbapi.cursor() as cur, cur.copy(sql) as cp:
+            write = cp.write_row
+            if len(keys) == 1:
+                for r in rows:
+                    write((r[keys[0]], *tail))
+            elif tail:
+                for r in rows:
+                    write(get(r) + tail)
+            else:
+                for r in rows:
+                    write(get(r))
+    except conn.dialect.loaded_dbapi.Error as e:
+        # As SQLAlchemy raises it for a statement (IntegrityError, OperationalError, ...): callers tell a
+        # store error from a bug by SQLAlchemyError, and a lost connection must leave the pool.
+        gone = conn.dialect.is_disconnect(e, dbapi, None)
+        if gone:
+            conn.invalidate(e)
+        base = conn.dialect.loaded_dbapi.Error
+        raise DBAPIError.instance(sql, None, e, base, connection_invalidated=gone, dialect=conn.dialect) from e
     return True
 
 

@@ -115,6 +115,24 @@ def test_a_batch_joins_the_callers_transaction(url: str) -> None:
         raise RuntimeError("after the batch")
     with engine.connect() as c:
         assert c.execute(select(sa.func.count()).select_from(t)).scalar() == 0
+    with engine.connect() as c:  # no transaction begun yet: the batch begins one, as an execute would
+        bulk(c, insert(t), [{"account": "b", "cid": f"o{i}", "x": 1.0} for i in range(20)])
+        c.commit()
+    with engine.connect() as c:
+        assert c.execute(select(sa.func.count()).select_from(t)).scalar() == 20
+
+
+def test_a_failed_batch_raises_what_sqlalchemy_raises(url: str) -> None:
+    """A batch that breaks a constraint raises SQLAlchemy's IntegrityError, as a statement would: the
+    live loop tells a store error (a clean stop) from a bug by ``SQLAlchemyError``; a driver's own
+    exception would escape it. The transaction is rolled back and the connection is usable again."""
+    engine, t = _table(url)
+    rows = [{"account": "a", "cid": f"o{i % 15}", "x": 1.0} for i in range(20)]  # o0..o4 twice
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as c:
+        bulk(c, insert(t), rows)
+    with engine.begin() as c:
+        bulk(c, insert(t), rows[:15])
+        assert c.execute(select(sa.func.count()).select_from(t)).scalar() == 15
 
 
 def test_on_postgresql_a_batch_is_one_command_not_one_per_row(request: pytest.FixtureRequest) -> None:

@@ -16,6 +16,13 @@ earlier cycles, seeded with raw ``executemany``): cycle 2 there must cost what i
 Beside it, the two reads the cycle used to make on that store, timed as the code before revision 0009
 ran them (the fees summed over every fill with no index on the account, twice a cycle; the exit pairs
 counted over every exit order of the run, at each exit sync).
+
+``--store postgres`` (and ``python -m bench live`` when PostgreSQL's binaries are present) runs each
+case a second time on a throw-away local PostgreSQL server (bench/pg.py; fsync on, as a team's store
+runs), printed beside the SQLite figures, with PostgreSQL's own floor measured in the same run: the
+same rows through psycopg's ``COPY`` and through ``executemany`` in pipeline mode, one transaction;
+and the server's CPU time beside the client's (the client waits while the server works, so on a
+loaded machine the wall time of a two-process cycle is inflated more than SQLite's in-process one).
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ CASES = [(5_000, 0.05), (5_000, 0.30), (20_000, 0.05), (20_000, 0.30)]
 LONG = (5_000, 0.05)  # the case run again on a store with a long history
 HISTORY_FILLS, HISTORY_EXITS = 1_000_000, 200_000
 HISTORY = 120  # bars before the live ones (v2's warm-up is shorter)
+_PG_DATA = "WB_BENCH_PG_DATA"  # the parent's PostgreSQL data directory, for the server's CPU time
 STAGES = ("data", "features", "inference", "signals", "risk", "orders", "portfolio", "other")
 
 
@@ -114,13 +122,12 @@ class ModelEngine:
         return out
 
 
-def _rows_written(db: Path) -> int:
-    con = sqlite3.connect(db)
-    try:
-        tables = ("orders", "order_events", "fills", "positions", "signals", "events", "paper_orders", "paper_fills")
-        return sum(con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables)
-    finally:
-        con.close()
+def _rows_written(engine: Any) -> int:
+    from sqlalchemy import text
+
+    tables = ("orders", "order_events", "fills", "positions", "signals", "events", "paper_orders", "paper_fills")
+    with engine.connect() as conn:
+        return sum(int(conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()) for t in tables)
 
 
 def _lower_bound(n_rows: int, tmp: Path) -> float:
@@ -200,9 +207,60 @@ def _old_reads(db: Path, run_id: int) -> dict[str, Any]:
         con.close()
 
 
-def run_case(n: int, frac: float, history: bool = False) -> dict[str, Any]:
+def _server_cpu() -> float:
+    """CPU seconds of the PostgreSQL cluster the parent started (0.0 on SQLite: its work is in ours)."""
+    from bench.pg import cluster_cpu_seconds
+
+    data = os.environ.get(_PG_DATA)
+    return cluster_cpu_seconds(Path(data)) if data else 0.0
+
+
+def _floor_rows(n_rows: int) -> list[tuple[Any, ...]]:
+    return [
+        (f"wb-1-1-S{i:06d}-b", "S", "buy", 1.0, 2.0, 3.0, "FILLED", "2024-01-01T00:00:00.000000+00:00", 0.1, "x")
+        for i in range(n_rows)
+    ]
+
+
+def _pg_lower_bound(n_rows: int, url: str) -> dict[str, float]:
+    """The same ten-column rows on the same PostgreSQL server, one transaction and one commit each:
+    ``COPY`` (the fastest way in) and ``executemany`` in pipeline mode (the fastest INSERT statements:
+    no round trip per row)."""
+    import psycopg
+
+    rows = _floor_rows(n_rows)
+    create = (
+        "CREATE TABLE IF NOT EXISTS floor_t (a VARCHAR PRIMARY KEY, b VARCHAR, c VARCHAR, d DOUBLE PRECISION, "
+        "e DOUBLE PRECISION, f DOUBLE PRECISION, g VARCHAR, h VARCHAR, i DOUBLE PRECISION, j VARCHAR)"
+    )
+    out: dict[str, float] = {}
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as con:
+        for how in ("copy", "pipeline"):
+            con.execute(create)
+            con.execute("TRUNCATE floor_t")
+            con.commit()
+            t0 = time.perf_counter()
+            with con.cursor() as cur:
+                if how == "copy":
+                    with cur.copy("COPY floor_t FROM STDIN") as cp:
+                        for r in rows:
+                            cp.write_row(r)
+                else:
+                    with con.pipeline():
+                        cur.executemany("INSERT INTO floor_t VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
+            con.commit()
+            out[how] = time.perf_counter() - t0
+        con.execute("DROP TABLE floor_t")
+        con.commit()
+    return out
+
+
+def run_case(n: int, frac: float, history: bool = False, url: str | None = None) -> dict[str, Any]:
     """Two cycles of one case in this process; the figures of each, and the peak RSS. ``history``: on a
-    store seeded with a long history first (and the old reads timed on it after)."""
+    store seeded with a long history first (and the old reads timed on it after; SQLite only). ``url``: on
+    that PostgreSQL database instead of a SQLite file."""
+    if history and url:
+        raise ValueError("the long-history case seeds a SQLite file: run it without a PostgreSQL url")
     from workbench.config import CostModel, RiskLimits
     from workbench.trading import phase2
     from workbench.trading.cycle import collect_between_cycles, gc_frozen
@@ -218,7 +276,7 @@ def run_case(n: int, frac: float, history: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         db = tmp / "cycle.db"
-        store = Store(f"sqlite:///{db}").create()
+        store = Store(url or f"sqlite:///{db}").create()
         broker = PaperBroker(store, starting_cash=1e9, max_volume_share=0.1)
         run_id = store.start_run("paper", "paper", "paper")
         seeded = _seed_history(db, run_id, [str(s) for s in panel.close.columns]) if history else None
@@ -242,16 +300,21 @@ def run_case(n: int, frac: float, history: bool = False) -> dict[str, Any]:
             with gc_frozen():  # as ``cycle.drive`` runs the cycles
                 for _ in range(2):
                     stages.t.clear()
-                    rows0 = _rows_written(db)
+                    rows0 = _rows_written(store.engine)
+                    srv0 = _server_cpu()
                     t0, cpu0 = time.perf_counter(), time.process_time()
                     r = run_cycle(ctx)
                     total, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+                    srv = _server_cpu() - srv0
                     gc_s = collect_between_cycles()  # what the live loop does while it waits: off the clock
                     per = {k: stages.t.get(k, 0.0) for k in STAGES[:-1]}
                     per["other"] = max(total - sum(per.values()), 0.0)
-                    rows = _rows_written(db) - rows0
+                    rows = _rows_written(store.engine) - rows0
                     cycles.append({"total": total, "cpu": cpu, "stages": per, "orders": r.n_orders, "rows": rows,
                                    "floor": _lower_bound(rows, tmp), "gc_after": gc_s})  # fmt: skip
+                    if url:
+                        cycles[-1]["pg_floor"] = _pg_lower_bound(rows, url)
+                        cycles[-1]["server_cpu"] = srv
             if seeded is not None:
                 old = _old_reads(db, run_id)
                 fees = store.fees_by_currency("paper")
@@ -268,45 +331,110 @@ def run_case(n: int, frac: float, history: bool = False) -> dict[str, Any]:
     return {"n": n, "frac": frac, "cycles": cycles, "rss_mb": rss, "history": seeded}
 
 
-def _case(n: int, frac: float, history: bool = False) -> dict[str, Any] | None:
+def _case(
+    n: int, frac: float, history: bool = False, url: str | None = None, pg_data: Path | None = None
+) -> dict[str, Any] | None:
     """One case in its own process (peak RSS is per process); None, after saying why, when it failed."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
     }
+    env.pop(_PG_DATA, None)
+    if pg_data is not None:
+        env[_PG_DATA] = str(pg_data)
     args = [sys.executable, "-m", "bench.bench_cycle", str(n), str(frac), *(["history"] if history else [])]
+    args += [url] if url else []
     out = subprocess.run(args, capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[1])
     if out.returncode != 0:
-        print(f"   {n:,} × {frac:.0%}{' (long history)' if history else ''}: FAILED\n{out.stderr[-2000:]}")
+        where = " (long history)" if history else " (postgresql)" if url else ""
+        print(f"   {n:,} × {frac:.0%}{where}: FAILED\n{out.stderr[-2000:]}")
         return None
     res: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return res
 
 
-def main() -> None:
+def _print(res: dict[str, Any], store: str) -> None:
     goal = {5_000: 0.5, 20_000: 2.0}
-    print(f"   stages: {', '.join(STAGES)} (seconds); floor = raw sqlite3 executemany of the rows the cycle wrote")
-    empty: dict[str, Any] | None = None
-    for n, frac in CASES:
-        res = _case(n, frac)
-        if res is None:
-            continue
-        if (n, frac) == LONG:
-            empty = res
-        for i, c in enumerate(res["cycles"], 1):
-            st = " ".join(f"{k} {c['stages'][k]:.3f}" for k in STAGES)
-            verdict = "meets" if c["total"] < goal[n] else "MISSES"
-            print(
-                f"   {n:>6,} instruments, {frac:>4.0%} trade, cycle {i}: {c['total']:.2f} s ({verdict} the {goal[n]:g} s goal; "
-                f"CPU {c.get('cpu', 0.0):.2f} s, the figure to compare under load); "
-                f"{c['orders']:,} orders, {c['rows']:,} rows written (floor {c['floor'] * 1e3:.0f} ms) | {st}"
-                f" | gc after the cycle {c.get('gc_after', 0.0):.3f} (off the clock)"
-            )
+    n, frac = res["n"], res["frac"]
+    for i, c in enumerate(res["cycles"], 1):
+        st = " ".join(f"{k} {c['stages'][k]:.3f}" for k in STAGES)
+        verdict = "meets" if c["total"] < goal[n] else "MISSES"
+        floor = f"floor {c['floor'] * 1e3:.0f} ms"
+        if "pg_floor" in c:
+            pf = c["pg_floor"]
+            floor = f"floor: COPY {pf['copy'] * 1e3:.0f} ms, pipelined executemany {pf['pipeline'] * 1e3:.0f} ms"
         print(
-            f"   {n:>6,} instruments, {frac:>4.0%} trade: peak RSS {res['rss_mb']:,.0f} MB"
-            + (" (goal < 2,048 MB)" if n == 20_000 else "")
+            f"   {store:<10} {n:>6,} instruments, {frac:>4.0%} trade, cycle {i}: {c['total']:.2f} s ({verdict} the "
+            f"{goal[n]:g} s goal; CPU {c.get('cpu', 0.0):.2f} s"
+            + (f" + server {c['server_cpu']:.2f} s" if "server_cpu" in c else "")
+            + ", the figure to compare under load); "
+            f"{c['orders']:,} orders, {c['rows']:,} rows written ({floor}) | {st}"
+            f" | gc after the cycle {c.get('gc_after', 0.0):.3f} (off the clock)"
         )
-    _long_history(empty)
+    print(
+        f"   {store:<10} {n:>6,} instruments, {frac:>4.0%} trade: peak RSS {res['rss_mb']:,.0f} MB"
+        + (" (goal < 2,048 MB)" if n == 20_000 else "")
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``--store sqlite|postgres|both`` (default both: PostgreSQL where its binaries are, else said and
+    skipped); ``--cases 5000x0.05,...`` to run a subset while iterating. The long-history case: SQLite."""
+    import argparse
+
+    from bench.pg import find_pg_bin, start_postgres
+
+    ap = argparse.ArgumentParser(prog="bench.bench_cycle")
+    ap.add_argument("--store", choices=("sqlite", "postgres", "both"), default="both")
+    ap.add_argument("--cases", default="")
+    args, _ = ap.parse_known_args(sys.argv[1:] if argv is None else argv)  # ``python -m bench live`` passes its own
+    cases = [(int(a), float(b)) for a, b in (c.split("x") for c in args.cases.split(",") if c)] or CASES
+    server = None
+    if args.store != "sqlite":
+        if find_pg_bin() is None:
+            print("   PostgreSQL: skipped, its binaries are not installed (Debian package `postgresql`)")
+            if args.store == "postgres":
+                raise SystemExit(2)
+        else:
+            try:
+                server = start_postgres(durable=True)
+            except (OSError, subprocess.CalledProcessError, RuntimeError) as e:  # e.g. root without runuser
+                print(f"   PostgreSQL: skipped, the server did not start ({type(e).__name__}: {e})")
+                if args.store == "postgres":
+                    raise SystemExit(2) from e
+    print(
+        f"   stages: {', '.join(STAGES)} (seconds); sqlite floor = raw sqlite3 executemany of the rows the cycle "
+        "wrote"
+        + ("; postgres floor = psycopg COPY / pipelined executemany of those rows, same server" if server else "")
+    )
+    empty: dict[str, Any] | None = None
+    try:
+        for k, (n, frac) in enumerate(cases):
+            stores: list[tuple[str, str | None]] = [("sqlite", None)]
+            if server is not None:
+                stores.append(("postgresql", server.create_database(f"cycle_{k}")))
+            done: dict[str, dict[str, Any]] = {}
+            for name, url in stores:
+                res = _case(n, frac, url=url, pg_data=server.data_dir if url and server else None)
+                if res is None:
+                    continue
+                if (n, frac) == LONG and url is None:
+                    empty = res
+                _print(res, name)
+                done[name] = res["cycles"][-1]
+            if len(done) == 2:
+                sq, pg = done["sqlite"], done["postgresql"]
+                work = pg["cpu"] + pg.get("server_cpu", 0.0)
+                print(
+                    f"   {'':<10} {n:>6,} instruments, {frac:>4.0%} trade, last cycle, PostgreSQL against SQLite: wall "
+                    f"{pg['total'] / sq['total']:.2f}×; CPU {work:.2f} s (client + server) against {sq['cpu']:.2f} s "
+                    f"= {work / max(sq['cpu'], 1e-9):.2f}× (the ratio to compare under load)"
+                )
+    finally:
+        if server is not None:
+            server.stop()
+    if not args.cases:
+        _long_history(empty)
 
 
 def _long_history(empty: dict[str, Any] | None) -> None:
@@ -333,7 +461,9 @@ def _long_history(empty: dict[str, Any] | None) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) in (3, 4):
-        print(json.dumps(run_case(int(sys.argv[1]), float(sys.argv[2]), history=sys.argv[3:] == ["history"])))
+    if len(sys.argv) >= 3 and not sys.argv[1].startswith("-"):
+        extra = sys.argv[3:]
+        pg_url = next((a for a in extra if a.startswith("postgresql")), None)
+        print(json.dumps(run_case(int(sys.argv[1]), float(sys.argv[2]), history="history" in extra, url=pg_url)))
     else:
         main()

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from workbench.errors import ConfigError
+from workbench.store.among import among
 from workbench.store.bulk import bulk, dicts
 from workbench.store.engine import DEFAULT_BUSY_TIMEOUT_MS, engine_for, upgrade
 from workbench.store.schema import (
@@ -56,6 +57,19 @@ COMMANDS = STOP_COMMANDS + ACTIONS
 # The order statuses that are not final (``orders.STATUSES`` less ``venues.base.FINAL_STATUSES``;
 # a test keeps them equal): spelled out here, as the import of either would be circular.
 _OPEN_STATUSES = ("NEW", "SUBMITTED", "PARTIALLY_FILLED")
+# Reads of a batch's rows by key, built once, the keys an execution parameter (``among``: one array on
+# PostgreSQL, where 500 rendered and cast placeholders a query cost psycopg and the server a parse each).
+_ORDERS_OF = select(orders).where(among(orders.c.client_order_id, "ids"))
+_OWNERS_OF = select(orders.c.client_order_id, orders.c.user_id).where(
+    and_(among(orders.c.client_order_id, "ids"), orders.c.user_id.is_not(None))
+)
+_FILLS_OF = select(fills.c.fill_id).where(among(fills.c.fill_id, "ids"))
+_POSITIONS_OF = select(positions_t).where(
+    and_(positions_t.c.account == bindparam("acct"), among(positions_t.c.symbol, "ids"))
+)
+_POSITION_OWNERS_OF = select(positions_t.c.symbol, positions_t.c.user_id).where(
+    and_(positions_t.c.account == bindparam("acct"), among(positions_t.c.symbol, "ids"))
+)
 _COMMAND_WIDTH = 200  # commands.command is String(200) (revision 0006): PostgreSQL refuses longer text
 
 
@@ -409,9 +423,8 @@ class Store:
         out: dict[str, dict] = {}
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
-            out.update(
-                {r["client_order_id"]: r for r in self._all(select(orders).where(orders.c.client_order_id.in_(part)))}
-            )
+            with self.engine.connect() as c:
+                out.update({r["client_order_id"]: r for r in dicts(c.execute(_ORDERS_OF, {"ids": part}))})
         return out
 
     def recorded_fills(self, fill_ids: Iterable[str]) -> set[str]:
@@ -420,7 +433,7 @@ class Store:
         out: set[str] = set()
         with self.engine.connect() as c:
             for i in range(0, len(ids), 500):
-                out.update(c.execute(select(fills.c.fill_id).where(fills.c.fill_id.in_(ids[i : i + 500]))).scalars())
+                out.update(c.execute(_FILLS_OF, {"ids": ids[i : i + 500]}).scalars())
         return out
 
     def apply_batch(
@@ -482,13 +495,7 @@ class Store:
                 have: dict[str, int | None] = {}  # symbol -> owner of the rows that exist
                 syms = list(positions)
                 for i in range(0, len(syms), 500):
-                    have.update(
-                        c.execute(
-                            select(positions_t.c.symbol, positions_t.c.user_id).where(
-                                and_(positions_t.c.account == account, positions_t.c.symbol.in_(syms[i : i + 500]))
-                            )
-                        ).all()
-                    )
+                    have.update(c.execute(_POSITION_OWNERS_OF, {"acct": account, "ids": syms[i : i + 500]}).all())
                 pcols = ("quantity", "average_price", "realized_pnl", "stop_loss", "take_profit")
                 owner = _owner_of_account(c, account) if any(k not in have for k in positions) else None
                 stored = {
@@ -667,8 +674,9 @@ class Store:
         syms = list(dict.fromkeys(symbols))
         out: dict[str, dict] = {}
         for i in range(0, len(syms), 500):
-            key = and_(positions.c.account == account, positions.c.symbol.in_(syms[i : i + 500]))
-            out.update({r["symbol"]: r for r in self._all(select(positions).where(key))})
+            with self.engine.connect() as c:
+                rows = dicts(c.execute(_POSITIONS_OF, {"acct": account, "ids": syms[i : i + 500]}))
+            out.update({r["symbol"]: r for r in rows})
         return out
 
     def upsert_position(self, account: str, symbol: str, **fields: Any) -> None:
@@ -1099,10 +1107,7 @@ def _order_owners(c: Any, client_order_ids: Sequence[str]) -> dict[str, int]:
     ids = list(dict.fromkeys(client_order_ids))
     out: dict[str, int] = {}
     for i in range(0, len(ids), 500):
-        q = select(orders.c.client_order_id, orders.c.user_id).where(
-            and_(orders.c.client_order_id.in_(ids[i : i + 500]), orders.c.user_id.is_not(None))
-        )
-        out.update({k: int(u) for k, u in c.execute(q).all()})
+        out.update({k: int(u) for k, u in c.execute(_OWNERS_OF, {"ids": ids[i : i + 500]}).all()})
     return out
 
 

@@ -108,3 +108,17 @@ def test_paper_live_cycles_on_postgresql_match_sqlite(pg_url, settings):
     assert {"market", "stop_loss", "take_profit"} <= types  # entries and their exit pairs were written
     assert any(row[3] == "stop_loss" and row[4] == "FILLED" for row in on_pg[0])  # the crash bar's stops
     assert on_pg[0] == on_sqlite[0] and on_pg[1] == pytest.approx(on_sqlite[1], rel=1e-9)
+
+
+def test_the_store_does_not_prepare_statements_on_postgresql(pg_url):
+    """A prepared statement may keep a generic plan made while its table was small (the paper book's
+    key lookups stayed sequential scans as the orders grew); the store's psycopg connections plan each
+    statement for its values."""
+    from workbench.store.engine import engine_for
+
+    engine = engine_for(pg_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.connection.dbapi_connection.prepare_threshold is None
+    finally:
+        engine.dispose()

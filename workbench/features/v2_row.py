@@ -19,8 +19,11 @@ instrument); a prefetch never changes a value.
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 from llvmlite import ir  # type: ignore[import-untyped]
 from numba import njit, prange, types
@@ -29,7 +32,17 @@ from numba.extending import intrinsic
 
 from workbench.features import fused as F
 
-__all__ = ["row_k", "row_parallel_k", "written_slots_k", "copy_slots_k", "AHEAD", "N_WRITTEN"]
+__all__ = [
+    "row_k",
+    "row_parallel_k",
+    "row_pass",
+    "RowPass",
+    "written_slots_k",
+    "copy_slots_k",
+    "AHEAD",
+    "N_WRITTEN",
+    "MIN_PARALLEL",
+]
 
 _ROLLING = F._O // 5  # rings 0 … _ROLLING−1 are rolling statistics, each with 5 state floats at 5·ring
 AHEAD = 2  # instruments between a prefetch and the step that uses it (1–16 measured alike; 2 was best at 5,000)
@@ -107,6 +120,73 @@ def row_parallel_k(h, l, c, v, S, R, out, cols, parts):  # noqa: E741
     N = c.shape[0]
     for p in prange(parts):
         _walk(h, l, c, v, S, R, out, cols, p * N // parts, (p + 1) * N // parts)
+
+
+# ---- which of the two passes runs: measured as the live loop runs them ---------------------------------
+# Why not a fixed size threshold alone: both passes give the same bits, but which is faster depends on
+# the machine's load more than on the size. Measured on 2 cores (state out of cache, a call every 0.2 s
+# as the live loop calls it every cycle): quiet (load ~1), 2 threads halve the pass from ~1,000
+# instruments up; under the other agents' load (3–4 on 2 cores) the parallel pass cost 8–16 ms at any
+# size up to 5,000 (the one-thread pass: 0.4–7.7 ms), because numba's OpenMP worker has slept since the
+# last cycle and the pass ends only once the scheduler has given it a core (a trivial 2-thread region
+# took 12–18 ms after a pause under that load, 2 µs back to back). So the pass that has been faster on
+# this machine lately runs, and the other is tried again now and then.
+
+PARALLEL = "row_parallel_k"
+SERIAL = "row_k"
+MIN_PARALLEL = 1_000  # fewer instruments: the one-thread pass (< ~0.5 ms) leaves a second thread too little to win
+_WINDOW = 5  # recent timings per pass whose median decides
+_EXPLORE = 16  # every so many calls the pass not chosen runs, so a change of load is noticed
+
+
+@dataclass
+class RowPass:
+    """Which per-instrument pass ``row_pass`` runs: the one whose recent timings (seconds per instrument,
+    medians of the last ``_WINDOW``) are lower; one thread, or fewer than ``MIN_PARALLEL`` instruments,
+    always runs ``row_k``. Kept in the stream state (``StreamState.extra``) so a peek and the commit
+    that follows share what they measured. ``counts`` and ``last`` say what ran (the benches print them)."""
+
+    timings: dict[str, list[float]] = field(default_factory=lambda: {SERIAL: [], PARALLEL: []})
+    counts: dict[str, int] = field(default_factory=lambda: {SERIAL: 0, PARALLEL: 0})
+    calls: int = 0
+    last: str = ""
+
+    def choose(self, n: int, threads: int) -> str:
+        if threads < 2 or n < MIN_PARALLEL:
+            return SERIAL
+        seq, par = self.timings[SERIAL], self.timings[PARALLEL]
+        if len(seq) < 2 or len(par) < 2:  # learn both first, alternating
+            return SERIAL if len(seq) <= len(par) else PARALLEL
+        best = PARALLEL if float(np.median(par)) < float(np.median(seq)) else SERIAL
+        if self.calls % _EXPLORE == _EXPLORE - 1:
+            return SERIAL if best == PARALLEL else PARALLEL
+        return best
+
+    def record(self, path: str, seconds: float, n: int) -> None:
+        kept = self.timings[path]
+        kept.append(seconds / max(n, 1))
+        del kept[:-_WINDOW]
+        self.counts[path] += 1
+        self.calls += 1
+        self.last = path
+
+
+def row_pass(kept: dict[str, Any], h, l, c, v, S, R, out, cols) -> str:  # noqa: E741
+    """One bar's per-instrument pass (``row_k``'s arguments) through whichever of ``row_k`` and
+    ``row_parallel_k`` ``kept["row_pass"]`` (a ``RowPass``, created there) picks; the same bits either
+    way (the same step per instrument, each instrument on one thread). Returns the pass that ran."""
+    chooser = kept.get("row_pass")
+    if not isinstance(chooser, RowPass):
+        chooser = kept["row_pass"] = RowPass()
+    n, threads = c.shape[0], numba.get_num_threads()
+    path = chooser.choose(n, threads)
+    t0 = time.perf_counter()
+    if path == PARALLEL:
+        row_parallel_k(h, l, c, v, S, R, out, cols, threads)
+    else:
+        row_k(h, l, c, v, S, R, out, cols)
+    chooser.record(path, time.perf_counter() - t0, n)
+    return path
 
 
 # ---- what one step writes in the rings: keeping a second copy of the state in step cheaply ----------

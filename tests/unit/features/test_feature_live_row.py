@@ -1,0 +1,133 @@
+"""The live one-bar update's choices: the 2-thread row pass (the same bits as ``row_k``, picked by what it
+measured), the time features computed ahead (the same bits as ``time_features`` of the one bar)."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.unit.features.test_feature_row import _hlcv, _holey_panel
+from workbench.data.candles import timeframe_delta
+from workbench.features import IncrementalFeatures
+from workbench.features.sets import _SERIES_POS, v2_block
+from workbench.features.time_ahead import AHEAD, time_row
+from workbench.features.timefeatures import session_clock, time_features
+from workbench.features.v2_row import MIN_PARALLEL, PARALLEL, SERIAL, RowPass, row_k, row_parallel_k, row_pass
+from workbench.features.v2_universe import v2_arrays
+
+two_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba has one thread here")
+
+
+@two_threads
+@pytest.mark.parametrize(("n", "parts"), [(1, 2), (5, 3), (37, 2), (301, 7)])
+def test_parallel_row_kernel_equals_row_k_bit_for_bit(n, parts):
+    """Blocks smaller than the prefetch distance, more blocks than instruments, uneven blocks; 90 rows so
+    every ring wraps; output block and state (floats and rings) equal after every bar."""
+    symbols = tuple(f"S{i}" for i in range(n))
+    panel = _holey_panel(150, symbols, seed=n)
+    inc = IncrementalFeatures.from_history(panel.iloc(slice(0, 60)), "v2")
+    s, rings, _, _ = v2_arrays(inc._state)
+    a = (s.copy(), rings.copy(), v2_block(1, n))
+    b = (s.copy(), rings.copy(), v2_block(1, n))
+    was = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        for t in range(60, 150):
+            row_parallel_k(*_hlcv(panel, t), a[0], a[1], a[2], _SERIES_POS, parts)
+            row_k(*_hlcv(panel, t), b[0], b[1], b[2], _SERIES_POS)
+            for x, y in zip(a, b, strict=True):
+                np.testing.assert_array_equal(x, y)
+    finally:
+        numba.set_num_threads(was)
+    assert np.isfinite(a[2][_SERIES_POS]).any()
+
+
+def test_row_pass_choice_follows_its_timings():
+    rp = RowPass()
+    assert rp.choose(MIN_PARALLEL * 10, 1) == SERIAL  # one thread
+    assert rp.choose(MIN_PARALLEL - 1, 2) == SERIAL  # too few instruments
+    seen = []
+    for _ in range(4):  # learning: the two alternate until each has two timings
+        path = rp.choose(MIN_PARALLEL, 2)
+        seen.append(path)
+        rp.record(path, (1.0 if path == SERIAL else 0.5) * MIN_PARALLEL, MIN_PARALLEL)
+    assert seen == [SERIAL, PARALLEL, SERIAL, PARALLEL]
+    runs = []
+    for _ in range(2 * 16):
+        path = rp.choose(MIN_PARALLEL, 2)
+        runs.append(path)
+        rp.record(path, (1.0 if path == SERIAL else 0.5) * MIN_PARALLEL, MIN_PARALLEL)
+    assert runs.count(SERIAL) == 2 and runs.count(PARALLEL) == 30  # the faster one, the other now and then
+    for _ in range(5):  # the machine got busy: the parallel pass is now slower
+        rp.record(PARALLEL, 3.0 * MIN_PARALLEL, MIN_PARALLEL)
+    assert rp.choose(MIN_PARALLEL, 2) == SERIAL
+    assert rp.counts[PARALLEL] == 2 + 30 + 5 and rp.last == PARALLEL
+
+
+@two_threads
+def test_row_pass_gives_row_ks_bits_whichever_pass_ran():
+    """A stream state stepped through ``row_pass`` (which tries both passes while learning, and whichever it
+    then picks) equals one stepped by ``row_k`` alone, bar after bar."""
+    n = MIN_PARALLEL
+    symbols = tuple(f"S{i}" for i in range(n))
+    panel = _holey_panel(70, symbols, seed=5)
+    inc = IncrementalFeatures.from_history(panel.iloc(slice(0, 60)), "v2")
+    s, rings, _, _ = v2_arrays(inc._state)
+    a = (s.copy(), rings.copy(), v2_block(1, n))
+    b = (s.copy(), rings.copy(), v2_block(1, n))
+    kept: dict = {}
+    ran = []
+    for t in range(60, 70):
+        ran.append(row_pass(kept, *_hlcv(panel, t), a[0], a[1], a[2], _SERIES_POS))
+        row_k(*_hlcv(panel, t), b[0], b[1], b[2], _SERIES_POS)
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+    assert {SERIAL, PARALLEL} <= set(ran)
+    assert kept["row_pass"].counts == {SERIAL: ran.count(SERIAL), PARALLEL: ran.count(PARALLEL)}
+
+
+@pytest.mark.parametrize(
+    ("exchange", "timeframe", "start", "bars"),
+    [
+        ("binance", "1h", "2026-03-27 20:00", 200),  # past Europe's clock change: hours are UTC anyway
+        ("NYSE", "30m", "2026-03-06 14:30", 300),  # New York's clock change, weekends, session ends
+        ("NYSE", "1d", "2026-11-20", 40),  # Thanksgiving and weekends: the next bar is off the grid
+        ("NSE", "15m", "2026-10-30 03:45", 150),
+    ],
+)
+def test_time_row_equals_time_features_of_the_one_bar_and_of_the_batch(exchange, timeframe, start, bars):
+    """Bar by bar as the live loop asks (gaps included: only the exchange's session bars, or every bar),
+    each row bit for bit ``time_features`` of that one timestamp and of the whole index at once; most
+    bars come from the rows computed ahead, not from a new call."""
+    step = timeframe_delta(timeframe)
+    grid = pd.date_range(pd.Timestamp(start, tz="UTC"), periods=bars * 3, freq=step, name="ts")
+    clock = session_clock(exchange, grid[0], grid[-1])
+    batch = time_features(grid, clock, timeframe)
+    live = np.isfinite(batch["session_phase"]) & (batch["session_phase"] < 1.0) if exchange != "binance" else None
+    keep = np.flatnonzero(live)[:bars] if live is not None else np.arange(bars)
+    kept: dict = {}
+    computed = 0
+    for i in keep:
+        one = grid[i : i + 1]
+        before = kept.get("time_ahead")
+        got = time_row(kept, one, clock, timeframe)
+        computed += kept.get("time_ahead") is not before
+        want = time_features(one, clock, timeframe)
+        for name, values in want.items():
+            np.testing.assert_array_equal(got[name], values)
+            np.testing.assert_array_equal(got[name], batch[name][i : i + 1])
+    assert computed < len(keep) / 2 if timeframe != "1d" else computed >= 1
+    assert computed >= len(keep) / AHEAD
+
+
+def test_time_row_computes_afresh_for_another_clock_or_timeframe():
+    grid = pd.date_range("2026-05-04 13:30", periods=4, freq="30min", tz="UTC", name="ts")
+    a, b = session_clock("NYSE", grid[0], grid[-1]), session_clock("NSE", grid[0], grid[-1])
+    kept: dict = {}
+    for clock, timeframe in ((a, "30m"), (b, "30m"), (b, "15m")):
+        got = time_row(kept, grid[1:2], clock, timeframe)
+        want = time_features(grid[1:2], clock, timeframe)
+        for name, values in want.items():
+            np.testing.assert_array_equal(got[name], values)

@@ -162,6 +162,15 @@ class RowPass:
             return SERIAL if best == PARALLEL else PARALLEL
         return best
 
+    def summary(self) -> str:
+        """What ran, for a bench line: each pass's count and its recent median per 1,000 instruments."""
+        ran = ", ".join(
+            f"{path} {self.counts[path]}×"
+            + (f" ({float(np.median(self.timings[path])) * 1e6:.2f} ms/1,000)" if self.timings[path] else "")
+            for path in (PARALLEL, SERIAL)
+        )
+        return f"per-instrument pass: {ran}; last {self.last or 'none'}; {numba.get_num_threads()} numba threads"
+
     def record(self, path: str, seconds: float, n: int) -> None:
         kept = self.timings[path]
         kept.append(seconds / max(n, 1))

@@ -32,7 +32,7 @@ from workbench.data.panel import FIELDS, Panel
 from workbench.features.pipeline import get_feature_set
 from workbench.features.sets import STREAM_BUILDERS, Bars, benchmark_symbol
 from workbench.features.streams import StreamState, s_atr
-from workbench.features.v2_row import N_WRITTEN, copy_slots_k, written_slots_k
+from workbench.features.v2_row import N_WRITTEN, PENDING, copy_pair_slots_k, copy_slots_k, written_slots_k
 from workbench.features.v2_universe import cross_section_row, replay_pairs
 
 __all__ = ["IncrementalFeatures", "SEPARABLE"]
@@ -293,9 +293,16 @@ class IncrementalFeatures:
     def _peek(self, b: Bars) -> tuple[np.ndarray, np.ndarray]:
         self._check_pairs()
         self._peeked = None
-        state, atr_state = self._scratch_states()
-        self._scratch_diff = _written(state, b)  # set before the step: if it fails midway, the diff still holds
-        last, atr = self._compute(state, atr_state, b)
+        # One bar: the scratch's v2 floats and ring slots are copied by the step itself, instrument by
+        # instrument (``v2_row.row_pass``), so the slots it writes are read from the committed state.
+        one = len(b.index) == 1
+        state, atr_state = self._scratch_states(defer=one)
+        self._scratch_diff = _written(self._state, b)  # before the step: if it fails midway, the diff still holds
+        try:
+            last, atr = self._compute(state, atr_state, b)
+        except BaseException:
+            self._scratch_diff = None  # the step may not have made the scratch equal: copy it whole next time
+            raise
         if len(b.index) == 1:  # its own copy of the bar: the caller may reuse its arrays
             bar = dataclasses.replace(b, **{f: getattr(b, f).copy() for f in FIELDS})
             self._peeked = (b.index[0], bar, last.copy(order="K"), atr.copy())
@@ -364,9 +371,10 @@ class IncrementalFeatures:
         )
         self._compute(self._state, self._atr_state, b)
 
-    def _scratch_states(self) -> tuple[StreamState, StreamState]:
-        """The committed states copied into buffers kept from the last peek."""
-        self._scratch = _sync((self._state, self._atr_state), self._scratch, self._scratch_diff)
+    def _scratch_states(self, defer: bool = False) -> tuple[StreamState, StreamState]:
+        """The committed states copied into buffers kept from the last peek (``defer``: the fused v2
+        state's floats and ring slots left to its next one-bar step, see ``_sync``)."""
+        self._scratch = _sync((self._state, self._atr_state), self._scratch, self._scratch_diff, defer)
         self._scratch_diff = []
         return self._scratch
 
@@ -466,25 +474,40 @@ def _joined(a: _Diff, b: _Diff) -> _Diff:
 
 
 def _sync(
-    src: tuple[StreamState, StreamState], dst: tuple[StreamState, StreamState] | None, diff: _Diff
+    src: tuple[StreamState, StreamState],
+    dst: tuple[StreamState, StreamState] | None,
+    diff: _Diff,
+    defer: bool = False,
 ) -> tuple[StreamState, StreamState]:
     """``dst`` made equal to ``src``, which it differs from by ``diff``: every array copied whole except
-    the fused v2 rings, of which only ``diff``'s slots are. Whole when the diff is unknown."""
+    the fused v2 rings, of which only ``diff``'s slots are. Whole when the diff is unknown.
+
+    ``defer``: the fused v2 state's floats and ring slots are not copied here but left in ``dst``'s
+    ``extra`` (``v2_row.PENDING``) for its next one-bar step, which copies them instrument by instrument
+    as it steps (the caller steps ``dst`` next, by one bar, before anything else reads it)."""
     if diff is None or dst is None or not all(_same_layout(a, b) for a, b in zip(dst, src, strict=True)):
         return _copy_states(src, dst)
     for d_state, s_state in zip(dst, src, strict=True):
+        pending = None
         for (key, d_arrays), (_, s_arrays) in zip(d_state._slots, s_state._slots, strict=True):
             if key and key[0] == "v2-fused":
                 d_s, d_rings, d_pair, d_pair_rings = d_arrays
                 s_s, s_rings, s_pair, s_pair_rings = s_arrays
-                np.copyto(d_s, s_s)
                 np.copyto(d_pair, s_pair)
+                pos = np.stack(diff) if diff else np.empty((0, len(s_s), N_WRITTEN), dtype=np.int64)
+                if defer:
+                    copy_pair_slots_k(d_pair_rings, s_pair_rings, pos)
+                    pending = (s_s, s_rings, pos)
+                    continue
+                np.copyto(d_s, s_s)
                 if diff:
-                    copy_slots_k(d_rings, d_pair_rings, s_rings, s_pair_rings, np.stack(diff))
+                    copy_slots_k(d_rings, d_pair_rings, s_rings, s_pair_rings, pos)
             else:
                 for d, s in zip(d_arrays, s_arrays, strict=True):
                     np.copyto(d, s)
         d_state.extra = dict(s_state.extra)
+        if pending is not None:
+            d_state.extra[PENDING] = pending
     return dst
 
 

@@ -39,6 +39,10 @@ __all__ = [
     "RowPass",
     "written_slots_k",
     "copy_slots_k",
+    "copy_pair_slots_k",
+    "row_synced_k",
+    "row_parallel_synced_k",
+    "PENDING",
     "AHEAD",
     "N_WRITTEN",
     "MIN_PARALLEL",
@@ -104,6 +108,41 @@ def _walk(h, l, c, v, S, R, out, cols, lo, hi):  # noqa: E741
         if j + AHEAD < hi:
             _prefetch_state(S, R, j + AHEAD)
         F._instrument(h, l, c, v, S, R, out, cols, W, j, 0, 1)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _walk_synced(h, l, c, v, S, R, out, cols, S0, R0, pos, lo, hi):  # noqa: E741
+    """``_walk`` on a state that is another's (``S0``, ``R0``) but for the ring slots ``pos`` and its
+    floats, made equal instrument by instrument just before its step: the lines copied are the lines
+    the step then reads and writes, so they are fetched once (``copy_slots_k`` then ``_walk`` fetched
+    them twice, the second time after 5,000 instruments had pushed them out of the caches)."""
+    W = np.empty((F.N_W, 1))
+    for j in range(lo, min(lo + AHEAD, hi)):
+        _prefetch_state(S0, R0, j)
+        _prefetch_state(S0, R, j)
+    for j in range(lo, hi):
+        if j + AHEAD < hi:
+            _prefetch_state(S0, R0, j + AHEAD)
+            _prefetch_state(S0, R, j + AHEAD)
+        for k in range(S.shape[1]):
+            S[j, k] = S0[j, k]
+        _copy_rings(R, R0, pos, j)
+        F._instrument(h, l, c, v, S, R, out, cols, W, j, 0, 1)
+
+
+@njit(cache=True, error_model="numpy")
+def row_synced_k(h, l, c, v, S, R, out, cols, S0, R0, pos):  # noqa: E741
+    """``S`` ← ``S0``, the ``pos`` slots of ``R`` ← ``R0``'s (``copy_slots_k``'s layout), then ``row_k``:
+    fused per instrument."""
+    _walk_synced(h, l, c, v, S, R, out, cols, S0, R0, pos, 0, c.shape[0])
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def row_parallel_synced_k(h, l, c, v, S, R, out, cols, S0, R0, pos, parts):  # noqa: E741
+    """``row_synced_k`` on ``parts`` contiguous blocks of instruments in parallel."""
+    N = c.shape[0]
+    for p in prange(parts):
+        _walk_synced(h, l, c, v, S, R, out, cols, S0, R0, pos, p * N // parts, (p + 1) * N // parts)
 
 
 @njit(cache=True, error_model="numpy")
@@ -180,17 +219,31 @@ class RowPass:
         self.last = path
 
 
+PENDING = "v2_row_pending"  # a stream state's ``extra`` key: (S0, R0, pos) the state is still to be made equal to
+
+
 def row_pass(kept: dict[str, Any], h, l, c, v, S, R, out, cols) -> str:  # noqa: E741
     """One bar's per-instrument pass (``row_k``'s arguments) through whichever of ``row_k`` and
     ``row_parallel_k`` ``kept["row_pass"]`` (a ``RowPass``, created there) picks; the same bits either
-    way (the same step per instrument, each instrument on one thread). Returns the pass that ran."""
+    way (the same step per instrument, each instrument on one thread). Returns the pass that ran.
+
+    ``kept[PENDING]``, when present (``incremental``'s peek leaves it), is taken out and the state is
+    first made equal to ``(S0, R0)`` at the ring slots ``pos`` and in its floats, instrument by instrument
+    inside the same pass (``row_synced_k``)."""
     chooser = kept.get("row_pass")
     if not isinstance(chooser, RowPass):
         chooser = kept["row_pass"] = RowPass()
+    pending = kept.pop(PENDING, None)
     n, threads = c.shape[0], numba.get_num_threads()
     path = chooser.choose(n, threads)
     t0 = time.perf_counter()
-    if path == PARALLEL:
+    if pending is not None:  # the state is another's but for these slots and its floats: copied as it steps
+        S0, R0, pos = pending
+        if path == PARALLEL:
+            row_parallel_synced_k(h, l, c, v, S, R, out, cols, S0, R0, pos, threads)
+        else:
+            row_synced_k(h, l, c, v, S, R, out, cols, S0, R0, pos)
+    elif path == PARALLEL:
         row_parallel_k(h, l, c, v, S, R, out, cols, threads)
     else:
         row_k(h, l, c, v, S, R, out, cols)
@@ -220,7 +273,7 @@ def written_slots_k(S, P, pos):
 
 
 @njit(cache=True, error_model="numpy", boundscheck=False, inline="always")
-def _copy_instrument(dst_rings, dst_pair_rings, rings, pair_rings, pos, j):
+def _copy_rings(dst_rings, rings, pos, j):
     for k in range(pos.shape[0]):
         for ri in range(_ROLLING):
             p = pos[k, j, ri]
@@ -229,9 +282,20 @@ def _copy_instrument(dst_rings, dst_pair_rings, rings, pair_rings, pos, j):
         dst_rings[j, F.R_CLAG, p] = rings[j, F.R_CLAG, p]
         p = pos[k, j, _ROLLING + 1]
         dst_rings[j, F.R_OBVLAG, p] = rings[j, F.R_OBVLAG, p]
+
+
+@njit(cache=True, error_model="numpy", boundscheck=False, inline="always")
+def _copy_pair_rings(dst_pair_rings, pair_rings, pos, j):
+    for k in range(pos.shape[0]):
         p = pos[k, j, _ROLLING + 2]
         dst_pair_rings[j, 0, p] = pair_rings[j, 0, p]
         dst_pair_rings[j, 1, p] = pair_rings[j, 1, p]
+
+
+@njit(cache=True, error_model="numpy", boundscheck=False, inline="always")
+def _copy_instrument(dst_rings, dst_pair_rings, rings, pair_rings, pos, j):
+    _copy_rings(dst_rings, rings, pos, j)
+    _copy_pair_rings(dst_pair_rings, pair_rings, pos, j)
 
 
 @njit(cache=True, error_model="numpy", boundscheck=False)
@@ -254,3 +318,10 @@ def copy_slots_k(dst_rings, dst_pair_rings, rings, pair_rings, pos):
         if j + AHEAD < N:
             _prefetch_slots(dst_rings, rings, pos, j + AHEAD)
         _copy_instrument(dst_rings, dst_pair_rings, rings, pair_rings, pos, j)
+
+
+@njit(cache=True, error_model="numpy", boundscheck=False)
+def copy_pair_slots_k(dst_pair_rings, pair_rings, pos):
+    """``copy_slots_k`` for the pair rings alone (the rings' slots then copied by ``row_synced_k``)."""
+    for j in range(pos.shape[1]):
+        _copy_pair_rings(dst_pair_rings, pair_rings, pos, j)

@@ -11,10 +11,24 @@ import pytest
 from tests.unit.features.test_feature_row import _hlcv, _holey_panel
 from workbench.data.candles import timeframe_delta
 from workbench.features import IncrementalFeatures
+from workbench.features import fused as F
 from workbench.features.sets import _SERIES_POS, v2_block
 from workbench.features.time_ahead import AHEAD, time_row
 from workbench.features.timefeatures import session_clock, time_features
-from workbench.features.v2_row import MIN_PARALLEL, PARALLEL, SERIAL, RowPass, row_k, row_parallel_k, row_pass
+from workbench.features.v2_row import (
+    MIN_PARALLEL,
+    N_WRITTEN,
+    PARALLEL,
+    SERIAL,
+    RowPass,
+    copy_slots_k,
+    row_k,
+    row_parallel_k,
+    row_parallel_synced_k,
+    row_pass,
+    row_synced_k,
+    written_slots_k,
+)
 from workbench.features.v2_universe import v2_arrays
 
 two_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba has one thread here")
@@ -131,3 +145,40 @@ def test_time_row_computes_afresh_for_another_clock_or_timeframe():
         want = time_features(grid[1:2], clock, timeframe)
         for name, values in want.items():
             np.testing.assert_array_equal(got[name], values)
+
+
+@pytest.mark.parametrize(("n", "parts"), [(1, 1), (37, 1), (37, 3), (301, 2)])
+def test_synced_row_kernels_equal_copying_the_slots_then_row_k(n, parts):
+    """A scratch two one-bar steps behind the committed state: made equal inside the step
+    (``row_synced_k``, ``row_parallel_synced_k``) or by ``copy_slots_k`` and a float copy first, then
+    stepped by ``row_k``: the same output, floats and rings, bar after bar (every ring wraps)."""
+    symbols = tuple(f"S{i}" for i in range(n))
+    panel = _holey_panel(160, symbols, seed=n + parts)
+    inc = IncrementalFeatures.from_history(panel.iloc(slice(0, 60)), "v2")
+    s, rings, pair, _ = v2_arrays(inc._state)
+    committed = (s.copy(), rings.copy())
+    got = (s.copy(), rings.copy(), v2_block(1, n))
+    want = (s.copy(), rings.copy(), v2_block(1, n))
+    scratch_out = v2_block(1, n)
+    was = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        for t in range(60, 158, 3):
+            pos = np.empty((2, n, N_WRITTEN), dtype=np.int64)
+            for k in range(2):  # the committed state takes two bars the scratch does not see
+                written_slots_k(committed[0], pair, pos[k])
+                row_k(*_hlcv(panel, t + k), committed[0], committed[1], scratch_out, _SERIES_POS)
+            if parts == 1:
+                row_synced_k(*_hlcv(panel, t + 2), got[0], got[1], got[2], _SERIES_POS, *committed, pos)
+            else:
+                row_parallel_synced_k(*_hlcv(panel, t + 2), got[0], got[1], got[2], _SERIES_POS, *committed, pos, parts)
+            np.copyto(want[0], committed[0])
+            copy_slots_k(want[1], np.zeros((n, 2, F.RING)), committed[1], np.zeros((n, 2, F.RING)), pos)
+            row_k(*_hlcv(panel, t + 2), want[0], want[1], want[2], _SERIES_POS)
+            for x, y in zip(got, want, strict=True):
+                np.testing.assert_array_equal(x, y)
+            row_k(*_hlcv(panel, t + 2), committed[0], committed[1], scratch_out, _SERIES_POS)
+            np.testing.assert_array_equal(got[1], committed[1])  # and the scratch is the committed state again
+    finally:
+        numba.set_num_threads(was)
+    assert np.isfinite(got[2][_SERIES_POS]).any()

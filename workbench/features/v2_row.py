@@ -15,6 +15,10 @@ Measured (one thread, load ~4 on 2 cores, the state stepped bar after bar): on 5
 44 ms against 27 ms. With the state out of cache (``python -m bench features``) the gain is smaller at
 5,000 (~1.2×) and ~2× at 20,000. The output is bit-identical (same code, same order of operations per
 instrument); a prefetch never changes a value.
+
+``row_parallel_k`` walks contiguous blocks of instruments on numba's threads; ``row_pass`` picks it or
+``row_k`` by what each recently took (see ``RowPass``: under load the 2-thread pass loses). A peek's
+scratch state is made equal to the committed one inside the same walk (``row_synced_k``).
 """
 
 from __future__ import annotations

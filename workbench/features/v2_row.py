@@ -24,7 +24,7 @@ scratch state is made equal to the committed one inside the same walk (``row_syn
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 import numba
@@ -50,6 +50,7 @@ __all__ = [
     "AHEAD",
     "N_WRITTEN",
     "MIN_PARALLEL",
+    "compile_passes",
 ]
 
 _ROLLING = F._O // 5  # rings 0 … _ROLLING−1 are rolling statistics, each with 5 state floats at 5·ring
@@ -193,13 +194,16 @@ class RowPass:
     counts: dict[str, int] = field(default_factory=lambda: {SERIAL: 0, PARALLEL: 0})
     calls: int = 0
     last: str = ""
+    # kernels called at least once: a kernel's first call may load or compile it, or start numba's
+    # threads (measured: one took 30 s), which says nothing of the pass's speed, so it is not timed
+    called: set[str] = field(default_factory=set)
 
     def choose(self, n: int, threads: int) -> str:
         if threads < 2 or n < MIN_PARALLEL:
             return SERIAL
         seq, par = self.timings[SERIAL], self.timings[PARALLEL]
         if len(seq) < 2 or len(par) < 2:  # learn both first, alternating
-            return SERIAL if len(seq) <= len(par) else PARALLEL
+            return SERIAL if self.counts[SERIAL] <= self.counts[PARALLEL] else PARALLEL
         best = PARALLEL if float(np.median(par)) < float(np.median(seq)) else SERIAL
         if self.calls % _EXPLORE == _EXPLORE - 1:
             return SERIAL if best == PARALLEL else PARALLEL
@@ -214,10 +218,15 @@ class RowPass:
         )
         return f"per-instrument pass: {ran}; last {self.last or 'none'}; {numba.get_num_threads()} numba threads"
 
-    def record(self, path: str, seconds: float, n: int) -> None:
-        kept = self.timings[path]
-        kept.append(seconds / max(n, 1))
-        del kept[:-_WINDOW]
+    def record(self, path: str, seconds: float, n: int, kernel: str = "") -> None:
+        """``path`` took ``seconds`` for ``n`` instruments (``kernel``: the function that ran; its first
+        call is counted but not timed)."""
+        if kernel not in self.called:
+            self.called.add(kernel)
+        else:
+            kept = self.timings[path]
+            kept.append(seconds / max(n, 1))
+            del kept[:-_WINDOW]
         self.counts[path] += 1
         self.calls += 1
         self.last = path
@@ -244,15 +253,40 @@ def row_pass(kept: dict[str, Any], h, l, c, v, S, R, out, cols) -> str:  # noqa:
     if pending is not None:  # the state is another's but for these slots and its floats: copied as it steps
         S0, R0, pos = pending
         if path == PARALLEL:
+            kernel = "row_parallel_synced_k"
             row_parallel_synced_k(h, l, c, v, S, R, out, cols, S0, R0, pos, threads)
         else:
+            kernel = "row_synced_k"
             row_synced_k(h, l, c, v, S, R, out, cols, S0, R0, pos)
     elif path == PARALLEL:
+        kernel = "row_parallel_k"
         row_parallel_k(h, l, c, v, S, R, out, cols, threads)
     else:
+        kernel = "row_k"
         row_k(h, l, c, v, S, R, out, cols)
-    chooser.record(path, time.perf_counter() - t0, n)
+    chooser.record(path, time.perf_counter() - t0, n, kernel)
     return path
+
+
+def compile_passes() -> None:
+    """Call each one-bar pass once on a 2-instrument state, with the argument types the live update
+    passes (``warmup.compile_kernels``): ``row_pass`` runs only ``row_k`` below ``MIN_PARALLEL``
+    instruments, so a tiny warm-up panel would leave the others to compile in the first live cycle."""
+    n = 2
+    s, rings, _, pair_rings = (np.ascontiguousarray(a) for a in astuple(F.V2State.empty(n)))
+    out = np.empty((len(F.SERIES), 1, n))
+    cols = np.arange(len(F.SERIES), dtype=np.int64)
+    pos = np.zeros((1, n, N_WRITTEN), dtype=np.int64)
+    for writeable in (True, False):  # bars from arrays, and from a Panel (pandas hands out read-only arrays)
+        h, l, c, v = (np.ones((n, 1)) for _ in range(4))  # noqa: E741
+        for a in (h, l, c, v):
+            a.flags.writeable = writeable
+        row_k(h, l, c, v, s.copy(), rings.copy(), out, cols)
+        row_parallel_k(h, l, c, v, s.copy(), rings.copy(), out, cols, 2)
+        row_synced_k(h, l, c, v, s.copy(), rings.copy(), out, cols, s, rings, pos)
+        row_parallel_synced_k(h, l, c, v, s.copy(), rings.copy(), out, cols, s, rings, pos, 2)
+    copy_slots_k(rings.copy(), pair_rings.copy(), rings, pair_rings, pos)
+    copy_pair_slots_k(pair_rings.copy(), pair_rings, pos)
 
 
 # ---- what one step writes in the rings: keeping a second copy of the state in step cheaply ----------

@@ -10,6 +10,7 @@ import pytest
 
 from tests.unit.features.test_feature_row import _hlcv, _holey_panel
 from workbench.data.candles import timeframe_delta
+from workbench.data.panel import FIELDS
 from workbench.features import IncrementalFeatures
 from workbench.features import fused as F
 from workbench.features.sets import _SERIES_POS, v2_block
@@ -21,6 +22,7 @@ from workbench.features.v2_row import (
     PARALLEL,
     SERIAL,
     RowPass,
+    compile_passes,
     copy_slots_k,
     row_k,
     row_parallel_k,
@@ -63,21 +65,23 @@ def test_row_pass_choice_follows_its_timings():
     assert rp.choose(MIN_PARALLEL * 10, 1) == SERIAL  # one thread
     assert rp.choose(MIN_PARALLEL - 1, 2) == SERIAL  # too few instruments
     seen = []
-    for _ in range(4):  # learning: the two alternate until each has two timings
+    for i in range(6):  # learning: the two alternate until each has two timings
         path = rp.choose(MIN_PARALLEL, 2)
         seen.append(path)
-        rp.record(path, (1.0 if path == SERIAL else 0.5) * MIN_PARALLEL, MIN_PARALLEL)
-    assert seen == [SERIAL, PARALLEL, SERIAL, PARALLEL]
+        first = i < 2  # a kernel's first call (compiling, starting threads) is not timed: here 100× slower
+        took = (1.0 if path == SERIAL else 0.5) * MIN_PARALLEL * (100.0 if first else 1.0)
+        rp.record(path, took, MIN_PARALLEL, kernel=path)
+    assert seen == [SERIAL, PARALLEL] * 3
     runs = []
     for _ in range(2 * 16):
         path = rp.choose(MIN_PARALLEL, 2)
         runs.append(path)
-        rp.record(path, (1.0 if path == SERIAL else 0.5) * MIN_PARALLEL, MIN_PARALLEL)
+        rp.record(path, (1.0 if path == SERIAL else 0.5) * MIN_PARALLEL, MIN_PARALLEL, kernel=path)
     assert runs.count(SERIAL) == 2 and runs.count(PARALLEL) == 30  # the faster one, the other now and then
     for _ in range(5):  # the machine got busy: the parallel pass is now slower
-        rp.record(PARALLEL, 3.0 * MIN_PARALLEL, MIN_PARALLEL)
+        rp.record(PARALLEL, 3.0 * MIN_PARALLEL, MIN_PARALLEL, kernel=PARALLEL)
     assert rp.choose(MIN_PARALLEL, 2) == SERIAL
-    assert rp.counts[PARALLEL] == 2 + 30 + 5 and rp.last == PARALLEL
+    assert rp.counts[PARALLEL] == 3 + 30 + 5 and rp.last == PARALLEL
 
 
 @two_threads
@@ -100,6 +104,29 @@ def test_row_pass_gives_row_ks_bits_whichever_pass_ran():
             np.testing.assert_array_equal(x, y)
     assert {SERIAL, PARALLEL} <= set(ran)
     assert kept["row_pass"].counts == {SERIAL: ran.count(SERIAL), PARALLEL: ran.count(PARALLEL)}
+
+
+@two_threads
+def test_the_warm_up_compiles_every_version_the_live_update_runs():
+    """After ``compile_passes`` (``warmup.compile_kernels``), updates and peeks of bars from a Panel
+    (read-only arrays) and from arrays, through both passes, compile nothing more."""
+    kernels = (row_k, row_parallel_k, row_synced_k, row_parallel_synced_k)
+    compile_passes()
+    compiled = [set(k.signatures) for k in kernels]
+    symbols = tuple(f"S{i}" for i in range(MIN_PARALLEL))
+    panel = _holey_panel(70, symbols, seed=6)
+    inc = IncrementalFeatures.from_history(panel.iloc(slice(0, 60)), "v2")
+    for t in range(60, 66):  # six bars: both passes run while it learns
+        bar = panel.iloc(slice(t, t + 1))
+        inc.peek(bar)
+        inc.peek_arrays(bar.index, {f: getattr(bar, f).to_numpy(dtype=float).copy() for f in FIELDS})
+        if t % 2:
+            inc.update(bar)
+        else:
+            inc.update_arrays(bar.index, {f: getattr(bar, f).to_numpy() for f in FIELDS})
+    assert min(inc._state.extra["row_pass"].counts.values()) > 0
+    for kernel, before in zip(kernels, compiled, strict=True):
+        assert set(kernel.signatures) == before, kernel
 
 
 @pytest.mark.parametrize(

@@ -449,6 +449,9 @@ def engine_cycle(n: int, feature_set: str, model, bars: int = 200, cycles: int =
         f"{med(update[True]):.1f} ms one that also commits the bar that closed (of it: the backfill check, OHLCV of "
         f"{len(panel.index) - 2} committed bars, {med(check):.1f} ms; {inc.reused_peeks} bars committed from their last peek)"
     )
+    chosen = inc._state.extra.get("row_pass")
+    if chosen is not None:  # v2: which of the one-bar passes the update ran (v2_row.row_pass)
+        print(f"      {feature_set} {n:>6,} {chosen.summary()}")
     if full and n <= 5_000:
         today = ModelSignalEngine(model, SignalParams(), incremental=False)
         f0 = time.perf_counter()

@@ -74,6 +74,7 @@ def compile_kernels() -> float:
     import pandas as pd
 
     from workbench.features import IncrementalFeatures, build_features
+    from workbench.features.v2_row import compile_passes
     from workbench.trading.engine import _changed_columns  # the live engine's backfill check
 
     t0 = time.perf_counter()
@@ -86,6 +87,7 @@ def compile_kernels() -> float:
         for _ in range(2):  # the live loop's peeks: the second brings the scratch back in step (v2_row)
             inc.peek(last)
         inc.update(last)
+    compile_passes()  # the one-bar passes a tiny panel does not reach (the 2-thread one, the peek's synced ones)
     # The backfill check as the engine calls it: a panel field's array against a row slice of the last
     # panel's. Both layouts a panel comes in: the live feed's frames wrap C-ordered rows, a frame pandas
     # built (replays, pulls) is Fortran-ordered; each is its own compiled version.

@@ -33,7 +33,7 @@ from workbench.data.panel import FIELDS, Panel
 from workbench.features.pipeline import get_feature_set
 from workbench.features.sets import STREAM_BUILDERS, Bars, benchmark_symbol
 from workbench.features.streams import StreamState, s_atr
-from workbench.features.v2_row import N_WRITTEN, copy_slots_k, written_slots_k
+from workbench.features.v2_row import N_WRITTEN, PENDING, copy_pair_slots_k, copy_slots_k, written_slots_k
 from workbench.features.v2_universe import cross_section_row, replay_pairs
 
 __all__ = ["IncrementalFeatures", "SEPARABLE"]
@@ -179,7 +179,7 @@ class IncrementalFeatures:
         that has just ended while late ticks may still revise it. Copy on write: the state is copied
         (into the last checkpoint's buffers) only when a bar is about to be computed into it; when the
         bar committed next is the one last peeked, the state before it is handed over whole instead."""
-        self._saved_at = (self.ts, self._last.copy(), self._atr.copy())
+        self._saved_at = (self.ts, self._last.copy(order="K"), self._atr.copy())
         self._saved_is_state = True
 
     @property
@@ -203,7 +203,7 @@ class IncrementalFeatures:
             self._saved_diff = []
             self._peeked = None
         ts, last, atr = self._saved_at
-        self.ts, self._last, self._atr = ts, last.copy(), atr.copy()
+        self.ts, self._last, self._atr = ts, last.copy(order="K"), atr.copy()
 
     @property
     def separable(self) -> bool:
@@ -304,12 +304,19 @@ class IncrementalFeatures:
     def _peek(self, b: Bars) -> tuple[np.ndarray, np.ndarray]:
         self._check_pairs()
         self._peeked = None
-        state, atr_state = self._scratch_states()
-        self._scratch_diff = _written(state, b)  # set before the step: if it fails midway, the diff still holds
-        last, atr = self._compute(state, atr_state, b)
+        # One bar: the scratch's v2 floats and ring slots are copied by the step itself, instrument by
+        # instrument (``v2_row.row_pass``), so the slots it writes are read from the committed state.
+        one = len(b.index) == 1
+        state, atr_state = self._scratch_states(defer=one)
+        self._scratch_diff = _written(self._state, b)  # before the step: if it fails midway, the diff still holds
+        try:
+            last, atr = self._compute(state, atr_state, b)
+        except BaseException:
+            self._scratch_diff = None  # the step may not have made the scratch equal: copy it whole next time
+            raise
         if len(b.index) == 1:  # its own copy of the bar: the caller may reuse its arrays
             bar = dataclasses.replace(b, **{f: getattr(b, f).copy() for f in FIELDS})
-            self._peeked = (b.index[0], bar, last.copy(), atr.copy())
+            self._peeked = (b.index[0], bar, last.copy(order="K"), atr.copy())
         return last, atr
 
     def _swap_in_peek(self, b: Bars) -> bool:
@@ -356,9 +363,7 @@ class IncrementalFeatures:
 
     def _compute(self, state: StreamState, atr_state: StreamState, b: Bars) -> tuple[np.ndarray, np.ndarray]:
         out = self._builder(state.begin(), b)
-        last = np.column_stack([np.asarray(out[c], dtype=float)[-1] for c in self.columns])
-        has_bar = np.isfinite(b.close[-1])[:, None]  # like build_features: no close, no row
-        last = np.where(np.isfinite(last) & has_bar, last, np.nan)
+        last = _newest_rows(out, self.columns, b.close[-1])
         atr = np.full(len(self.symbols), np.nan)
         if self.atr_window:
             a = s_atr(atr_state.begin(), b.high, b.low, b.close, self.atr_window)
@@ -378,9 +383,10 @@ class IncrementalFeatures:
         )  # fmt: skip
         self._compute(self._state, self._atr_state, b)
 
-    def _scratch_states(self) -> tuple[StreamState, StreamState]:
-        """The committed states copied into buffers kept from the last peek."""
-        self._scratch = _sync((self._state, self._atr_state), self._scratch, self._scratch_diff)
+    def _scratch_states(self, defer: bool = False) -> tuple[StreamState, StreamState]:
+        """The committed states copied into buffers kept from the last peek (``defer``: the fused v2
+        state's floats and ring slots left to its next one-bar step, see ``_sync``)."""
+        self._scratch = _sync((self._state, self._atr_state), self._scratch, self._scratch_diff, defer)
         self._scratch_diff = []
         return self._scratch
 
@@ -444,6 +450,21 @@ class IncrementalFeatures:
         )
 
 
+def _newest_rows(out: Mapping[str, np.ndarray], columns: tuple[str, ...], close: np.ndarray) -> np.ndarray:
+    """The builder's newest row as (instrument × feature), NaN where not finite or where the instrument
+    has no close (like ``build_features``: no close, no row).
+
+    Why feature-major: the builder's outputs are one array per feature, so each is one contiguous copy
+    into a (feature × instrument) array, masked in place; the result is its transpose (a Fortran-ordered
+    view, which pandas takes without a copy). Stacking them as instrument-major columns and masking
+    with ``np.where`` cost 0.55 ms at 5,000 instruments × 57 features, this ~0.15 ms."""
+    rows = np.empty((len(columns), len(close)))
+    for i, c in enumerate(columns):
+        rows[i] = out[c][-1]
+    np.copyto(rows, np.nan, where=~(np.isfinite(rows) & np.isfinite(close)))
+    return rows.T
+
+
 # How a state buffer differs from the committed state: None (unknown), else the ring slots
 # (``v2_row.written_slots_k`` arrays) of the one-bar steps either side has taken since they were equal.
 # Everything but the fused v2 rings (the state floats, v1's and the ATR's arrays) is copied whole anyway.
@@ -472,25 +493,40 @@ def _joined(a: _Diff, b: _Diff) -> _Diff:
 
 
 def _sync(
-    src: tuple[StreamState, StreamState], dst: tuple[StreamState, StreamState] | None, diff: _Diff
+    src: tuple[StreamState, StreamState],
+    dst: tuple[StreamState, StreamState] | None,
+    diff: _Diff,
+    defer: bool = False,
 ) -> tuple[StreamState, StreamState]:
     """``dst`` made equal to ``src``, which it differs from by ``diff``: every array copied whole except
-    the fused v2 rings, of which only ``diff``'s slots are. Whole when the diff is unknown."""
+    the fused v2 rings, of which only ``diff``'s slots are. Whole when the diff is unknown.
+
+    ``defer``: the fused v2 state's floats and ring slots are not copied here but left in ``dst``'s
+    ``extra`` (``v2_row.PENDING``) for its next one-bar step, which copies them instrument by instrument
+    as it steps (the caller steps ``dst`` next, by one bar, before anything else reads it)."""
     if diff is None or dst is None or not all(_same_layout(a, b) for a, b in zip(dst, src, strict=True)):
         return _copy_states(src, dst)
     for d_state, s_state in zip(dst, src, strict=True):
+        pending = None
         for (key, d_arrays), (_, s_arrays) in zip(d_state._slots, s_state._slots, strict=True):
             if key and key[0] == "v2-fused":
                 d_s, d_rings, d_pair, d_pair_rings = d_arrays
                 s_s, s_rings, s_pair, s_pair_rings = s_arrays
-                np.copyto(d_s, s_s)
                 np.copyto(d_pair, s_pair)
+                pos = np.stack(diff) if diff else np.empty((0, len(s_s), N_WRITTEN), dtype=np.int64)
+                if defer:
+                    copy_pair_slots_k(d_pair_rings, s_pair_rings, pos)
+                    pending = (s_s, s_rings, pos)
+                    continue
+                np.copyto(d_s, s_s)
                 if diff:
-                    copy_slots_k(d_rings, d_pair_rings, s_rings, s_pair_rings, np.stack(diff))
+                    copy_slots_k(d_rings, d_pair_rings, s_rings, s_pair_rings, pos)
             else:
                 for d, s in zip(d_arrays, s_arrays, strict=True):
                     np.copyto(d, s)
         d_state.extra = dict(s_state.extra)
+        if pending is not None:
+            d_state.extra[PENDING] = pending
     return dst
 
 

@@ -30,8 +30,9 @@ from workbench.data.panel import Panel
 from workbench.features import fused as F
 from workbench.features import kernels as K
 from workbench.features import streams as S
-from workbench.features.timefeatures import TIME_COLUMNS, session_clock, time_features
-from workbench.features.v2_row import row_k
+from workbench.features.time_ahead import time_row
+from workbench.features.timefeatures import TIME_COLUMNS, session_clock
+from workbench.features.v2_row import row_pass
 
 __all__ = [
     "Bars",
@@ -182,7 +183,7 @@ def v2_stream(st: S.StreamState, b: Bars, out: np.ndarray | None = None) -> dict
     # and one compiled layout for every caller.
     hlcv = [np.ascontiguousarray(np.asarray(x, dtype=np.float64).T) for x in (b.high, b.low, b.close, b.volume)]
     if T == 1:  # the live loop's one new bar: the same step, its state's memory fetched ahead
-        row_k(hlcv[0], hlcv[1], hlcv[2], hlcv[3], state.s, state.rings, block, _SERIES_POS)
+        row_pass(st.extra, hlcv[0], hlcv[1], hlcv[2], hlcv[3], state.s, state.rings, block, _SERIES_POS)
     else:
         K.run(F.series_k, cells, *hlcv, state.s, state.rings, block, _SERIES_POS)
     r1 = block[_POS["ret_1"]]
@@ -190,7 +191,7 @@ def v2_stream(st: S.StreamState, b: Bars, out: np.ndarray | None = None) -> dict
     beta, corr = block[_POS["beta_60"]], block[_POS["corr_60"]]
     K.run(F.pair_k, cells, r1, bench, 60, state.pair, state.pair_rings, beta, corr)
     cross_section(block)
-    tf = time_features(b.index, _clock(st, b), b.timeframe)
+    tf = time_row(st.extra, b.index, _clock(st, b), b.timeframe)
     for name in TIME_COLUMNS:
         block[_POS[name]] = np.asarray(tf[name], dtype=np.float64)[:, None]
     return {name: block[i] for i, name in enumerate(V2_COLUMNS)}

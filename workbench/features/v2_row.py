@@ -15,12 +15,19 @@ Measured (one thread, load ~4 on 2 cores, the state stepped bar after bar): on 5
 44 ms against 27 ms. With the state out of cache (``python -m bench features``) the gain is smaller at
 5,000 (~1.2×) and ~2× at 20,000. The output is bit-identical (same code, same order of operations per
 instrument); a prefetch never changes a value.
+
+``row_parallel_k`` walks contiguous blocks of instruments on numba's threads; ``row_pass`` picks it or
+``row_k`` by what each recently took (see ``RowPass``: under load the 2-thread pass loses). A peek's
+scratch state is made equal to the committed one inside the same walk (``row_synced_k``).
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 from llvmlite import ir  # type: ignore[import-untyped]
 from numba import njit, prange, types
@@ -29,7 +36,22 @@ from numba.extending import intrinsic
 
 from workbench.features import fused as F
 
-__all__ = ["row_k", "row_parallel_k", "written_slots_k", "copy_slots_k", "AHEAD", "N_WRITTEN"]
+__all__ = [
+    "row_k",
+    "row_parallel_k",
+    "row_pass",
+    "RowPass",
+    "written_slots_k",
+    "copy_slots_k",
+    "copy_pair_slots_k",
+    "row_synced_k",
+    "row_parallel_synced_k",
+    "PENDING",
+    "AHEAD",
+    "N_WRITTEN",
+    "MIN_PARALLEL",
+    "compile_passes",
+]
 
 _ROLLING = F._O // 5  # rings 0 … _ROLLING−1 are rolling statistics, each with 5 state floats at 5·ring
 AHEAD = 2  # instruments between a prefetch and the step that uses it (1–16 measured alike; 2 was best at 5,000)
@@ -93,6 +115,41 @@ def _walk(h, l, c, v, S, R, out, cols, lo, hi):  # noqa: E741
         F._instrument(h, l, c, v, S, R, out, cols, W, j, 0, 1)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _walk_synced(h, l, c, v, S, R, out, cols, S0, R0, pos, lo, hi):  # noqa: E741
+    """``_walk`` on a state that is another's (``S0``, ``R0``) but for the ring slots ``pos`` and its
+    floats, made equal instrument by instrument just before its step: the lines copied are the lines
+    the step then reads and writes, so they are fetched once (``copy_slots_k`` then ``_walk`` fetched
+    them twice, the second time after 5,000 instruments had pushed them out of the caches)."""
+    W = np.empty((F.N_W, 1))
+    for j in range(lo, min(lo + AHEAD, hi)):
+        _prefetch_state(S0, R0, j)
+        _prefetch_state(S0, R, j)
+    for j in range(lo, hi):
+        if j + AHEAD < hi:
+            _prefetch_state(S0, R0, j + AHEAD)
+            _prefetch_state(S0, R, j + AHEAD)
+        for k in range(S.shape[1]):
+            S[j, k] = S0[j, k]
+        _copy_rings(R, R0, pos, j)
+        F._instrument(h, l, c, v, S, R, out, cols, W, j, 0, 1)
+
+
+@njit(cache=True, error_model="numpy")
+def row_synced_k(h, l, c, v, S, R, out, cols, S0, R0, pos):  # noqa: E741
+    """``S`` ← ``S0``, the ``pos`` slots of ``R`` ← ``R0``'s (``copy_slots_k``'s layout), then ``row_k``:
+    fused per instrument."""
+    _walk_synced(h, l, c, v, S, R, out, cols, S0, R0, pos, 0, c.shape[0])
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def row_parallel_synced_k(h, l, c, v, S, R, out, cols, S0, R0, pos, parts):  # noqa: E741
+    """``row_synced_k`` on ``parts`` contiguous blocks of instruments in parallel."""
+    N = c.shape[0]
+    for p in prange(parts):
+        _walk_synced(h, l, c, v, S, R, out, cols, S0, R0, pos, p * N // parts, (p + 1) * N // parts)
+
+
 @njit(cache=True, error_model="numpy")
 def row_k(h, l, c, v, S, R, out, cols):  # noqa: E741
     """``fused.series_k`` for inputs of one bar ((instrument × 1) arrays, ``out`` (feature × 1 ×
@@ -107,6 +164,129 @@ def row_parallel_k(h, l, c, v, S, R, out, cols, parts):  # noqa: E741
     N = c.shape[0]
     for p in prange(parts):
         _walk(h, l, c, v, S, R, out, cols, p * N // parts, (p + 1) * N // parts)
+
+
+# ---- which of the two passes runs: measured as the live loop runs them ---------------------------------
+# Why not a fixed size threshold alone: both passes give the same bits, but which is faster depends on
+# the machine's load more than on the size. Measured on 2 cores (state out of cache, a call every 0.2 s
+# as the live loop calls it every cycle): quiet (load ~1), 2 threads halve the pass from ~1,000
+# instruments up; under the other agents' load (3–4 on 2 cores) the parallel pass cost 8–16 ms at any
+# size up to 5,000 (the one-thread pass: 0.4–7.7 ms), because numba's OpenMP worker has slept since the
+# last cycle and the pass ends only once the scheduler has given it a core (a trivial 2-thread region
+# took 12–18 ms after a pause under that load, 2 µs back to back). So the pass that has been faster on
+# this machine lately runs, and the other is tried again now and then.
+
+PARALLEL = "row_parallel_k"
+SERIAL = "row_k"
+MIN_PARALLEL = 1_000  # fewer instruments: the one-thread pass (< ~0.5 ms) leaves a second thread too little to win
+_WINDOW = 5  # recent timings per pass whose median decides
+_EXPLORE = 16  # every so many calls the pass not chosen runs, so a change of load is noticed
+
+
+@dataclass
+class RowPass:
+    """Which per-instrument pass ``row_pass`` runs: the one whose recent timings (seconds per instrument,
+    medians of the last ``_WINDOW``) are lower; one thread, or fewer than ``MIN_PARALLEL`` instruments,
+    always runs ``row_k``. Kept in the stream state (``StreamState.extra``) so a peek and the commit
+    that follows share what they measured. ``counts`` and ``last`` say what ran (the benches print them)."""
+
+    timings: dict[str, list[float]] = field(default_factory=lambda: {SERIAL: [], PARALLEL: []})
+    counts: dict[str, int] = field(default_factory=lambda: {SERIAL: 0, PARALLEL: 0})
+    calls: int = 0
+    last: str = ""
+    # kernels called at least once: a kernel's first call may load or compile it, or start numba's
+    # threads (measured: one took 30 s), which says nothing of the pass's speed, so it is not timed
+    called: set[str] = field(default_factory=set)
+
+    def choose(self, n: int, threads: int) -> str:
+        if threads < 2 or n < MIN_PARALLEL:
+            return SERIAL
+        seq, par = self.timings[SERIAL], self.timings[PARALLEL]
+        if len(seq) < 2 or len(par) < 2:  # learn both first, alternating
+            return SERIAL if self.counts[SERIAL] <= self.counts[PARALLEL] else PARALLEL
+        best = PARALLEL if float(np.median(par)) < float(np.median(seq)) else SERIAL
+        if self.calls % _EXPLORE == _EXPLORE - 1:
+            return SERIAL if best == PARALLEL else PARALLEL
+        return best
+
+    def summary(self) -> str:
+        """What ran, for a bench line: each pass's count and its recent median per 1,000 instruments."""
+        ran = ", ".join(
+            f"{path} {self.counts[path]}×"
+            + (f" ({float(np.median(self.timings[path])) * 1e6:.2f} ms/1,000)" if self.timings[path] else "")
+            for path in (PARALLEL, SERIAL)
+        )
+        return f"per-instrument pass: {ran}; last {self.last or 'none'}; {numba.get_num_threads()} numba threads"
+
+    def record(self, path: str, seconds: float, n: int, kernel: str = "") -> None:
+        """``path`` took ``seconds`` for ``n`` instruments (``kernel``: the function that ran; its first
+        call is counted but not timed)."""
+        if kernel not in self.called:
+            self.called.add(kernel)
+        else:
+            kept = self.timings[path]
+            kept.append(seconds / max(n, 1))
+            del kept[:-_WINDOW]
+        self.counts[path] += 1
+        self.calls += 1
+        self.last = path
+
+
+PENDING = "v2_row_pending"  # a stream state's ``extra`` key: (S0, R0, pos) the state is still to be made equal to
+
+
+def row_pass(kept: dict[str, Any], h, l, c, v, S, R, out, cols) -> str:  # noqa: E741
+    """One bar's per-instrument pass (``row_k``'s arguments) through whichever of ``row_k`` and
+    ``row_parallel_k`` ``kept["row_pass"]`` (a ``RowPass``, created there) picks; the same bits either
+    way (the same step per instrument, each instrument on one thread). Returns the pass that ran.
+
+    ``kept[PENDING]``, when present (``incremental``'s peek leaves it), is taken out and the state is
+    first made equal to ``(S0, R0)`` at the ring slots ``pos`` and in its floats, instrument by instrument
+    inside the same pass (``row_synced_k``)."""
+    chooser = kept.get("row_pass")
+    if not isinstance(chooser, RowPass):
+        chooser = kept["row_pass"] = RowPass()
+    pending = kept.pop(PENDING, None)
+    n, threads = c.shape[0], numba.get_num_threads()
+    path = chooser.choose(n, threads)
+    t0 = time.perf_counter()
+    if pending is not None:  # the state is another's but for these slots and its floats: copied as it steps
+        S0, R0, pos = pending
+        if path == PARALLEL:
+            kernel = "row_parallel_synced_k"
+            row_parallel_synced_k(h, l, c, v, S, R, out, cols, S0, R0, pos, threads)
+        else:
+            kernel = "row_synced_k"
+            row_synced_k(h, l, c, v, S, R, out, cols, S0, R0, pos)
+    elif path == PARALLEL:
+        kernel = "row_parallel_k"
+        row_parallel_k(h, l, c, v, S, R, out, cols, threads)
+    else:
+        kernel = "row_k"
+        row_k(h, l, c, v, S, R, out, cols)
+    chooser.record(path, time.perf_counter() - t0, n, kernel)
+    return path
+
+
+def compile_passes() -> None:
+    """Call each one-bar pass once on a 2-instrument state, with the argument types the live update
+    passes (``warmup.compile_kernels``): ``row_pass`` runs only ``row_k`` below ``MIN_PARALLEL``
+    instruments, so a tiny warm-up panel would leave the others to compile in the first live cycle."""
+    n = 2
+    s, rings, _, pair_rings = (np.ascontiguousarray(a) for a in astuple(F.V2State.empty(n)))
+    out = np.empty((len(F.SERIES), 1, n))
+    cols = np.arange(len(F.SERIES), dtype=np.int64)
+    pos = np.zeros((1, n, N_WRITTEN), dtype=np.int64)
+    for writeable in (True, False):  # bars from arrays, and from a Panel (pandas hands out read-only arrays)
+        h, l, c, v = (np.ones((n, 1)) for _ in range(4))  # noqa: E741
+        for a in (h, l, c, v):
+            a.flags.writeable = writeable
+        row_k(h, l, c, v, s.copy(), rings.copy(), out, cols)
+        row_parallel_k(h, l, c, v, s.copy(), rings.copy(), out, cols, 2)
+        row_synced_k(h, l, c, v, s.copy(), rings.copy(), out, cols, s, rings, pos)
+        row_parallel_synced_k(h, l, c, v, s.copy(), rings.copy(), out, cols, s, rings, pos, 2)
+    copy_slots_k(rings.copy(), pair_rings.copy(), rings, pair_rings, pos)
+    copy_pair_slots_k(pair_rings.copy(), pair_rings, pos)
 
 
 # ---- what one step writes in the rings: keeping a second copy of the state in step cheaply ----------
@@ -131,7 +311,7 @@ def written_slots_k(S, P, pos):
 
 
 @njit(cache=True, error_model="numpy", boundscheck=False, inline="always")
-def _copy_instrument(dst_rings, dst_pair_rings, rings, pair_rings, pos, j):
+def _copy_rings(dst_rings, rings, pos, j):
     for k in range(pos.shape[0]):
         for ri in range(_ROLLING):
             p = pos[k, j, ri]
@@ -140,9 +320,20 @@ def _copy_instrument(dst_rings, dst_pair_rings, rings, pair_rings, pos, j):
         dst_rings[j, F.R_CLAG, p] = rings[j, F.R_CLAG, p]
         p = pos[k, j, _ROLLING + 1]
         dst_rings[j, F.R_OBVLAG, p] = rings[j, F.R_OBVLAG, p]
+
+
+@njit(cache=True, error_model="numpy", boundscheck=False, inline="always")
+def _copy_pair_rings(dst_pair_rings, pair_rings, pos, j):
+    for k in range(pos.shape[0]):
         p = pos[k, j, _ROLLING + 2]
         dst_pair_rings[j, 0, p] = pair_rings[j, 0, p]
         dst_pair_rings[j, 1, p] = pair_rings[j, 1, p]
+
+
+@njit(cache=True, error_model="numpy", boundscheck=False, inline="always")
+def _copy_instrument(dst_rings, dst_pair_rings, rings, pair_rings, pos, j):
+    _copy_rings(dst_rings, rings, pos, j)
+    _copy_pair_rings(dst_pair_rings, pair_rings, pos, j)
 
 
 @njit(cache=True, error_model="numpy", boundscheck=False)
@@ -165,3 +356,10 @@ def copy_slots_k(dst_rings, dst_pair_rings, rings, pair_rings, pos):
         if j + AHEAD < N:
             _prefetch_slots(dst_rings, rings, pos, j + AHEAD)
         _copy_instrument(dst_rings, dst_pair_rings, rings, pair_rings, pos, j)
+
+
+@njit(cache=True, error_model="numpy", boundscheck=False)
+def copy_pair_slots_k(dst_pair_rings, pair_rings, pos):
+    """``copy_slots_k`` for the pair rings alone (the rings' slots then copied by ``row_synced_k``)."""
+    for j in range(pos.shape[1]):
+        _copy_pair_rings(dst_pair_rings, pair_rings, pos, j)

@@ -245,7 +245,7 @@ N_Y = 8
 
 
 @njit(cache=True, error_model="numpy", boundscheck=False)
-def group_k(h, l, c, v, S, R, out, cols, j0, t0, m):  # noqa: E741, C901
+def group_k(h, l, c, v, S, R, out, cols, j0, t0, m):  # noqa: E741
     """Rows t0 … t0+m−1 of instruments j0 … j0+LANES−1 (``eligible`` for them), state in and out of
     ``S``/``R`` as ``fused._instrument`` keeps it: the same numbers, bit for bit."""
     G = LANES
@@ -376,7 +376,6 @@ def group_k(h, l, c, v, S, R, out, cols, j0, t0, m):  # noqa: E741, C901
             r12 = out[o[12], u, j0 : j0 + G]
             r13 = out[o[13], u, j0 : j0 + G]
             for g in range(G):
-                jg = j0 + g
                 r5[g] = ys[0, g]
                 r6[g] = ys[1, g]
                 gg, loss = ys[2, g], ys[3, g]
@@ -404,7 +403,6 @@ def group_k(h, l, c, v, S, R, out, cols, j0, t0, m):  # noqa: E741, C901
             r15 = out[o[15], u, j0 : j0 + G]
             r16 = out[o[16], u, j0 : j0 + G]
             for g in range(G):
-                jg = j0 + g
                 cc, line, sig = C[g], ys[2, g], ys[3, g]
                 r8[g] = _ratio(line, cc)
                 r9[g] = _ratio(sig, cc)
@@ -455,7 +453,6 @@ def group_k(h, l, c, v, S, R, out, cols, j0, t0, m):  # noqa: E741, C901
             r27 = out[o[27], u, j0 : j0 + G]
             r28 = out[o[28], u, j0 : j0 + G]
             for g in range(G):
-                jg = j0 + g
                 cc, hi, lo = C[g], ys[2, g], ys[3, g]
                 r29[g] = (1.0 if cc > hi else 0.0) if hi == hi else np.nan
                 r30[g] = (1.0 if cc < lo else 0.0) if lo == lo else np.nan
@@ -476,7 +473,6 @@ def group_k(h, l, c, v, S, R, out, cols, j0, t0, m):  # noqa: E741, C901
             r22 = out[o[22], u, j0 : j0 + G]
             r23 = out[o[23], u, j0 : j0 + G]
             for g in range(G):
-                jg = j0 + g
                 ps, ns = ys[0, g], ys[1, g]
                 r21[g] = 100.0 * _ratio(ps, ps + ns) / 100.0
                 r24[g] = _ratio(C[g], _ratio(ys[2, g], ys[3, g])) - 1.0

@@ -404,7 +404,7 @@ def series_k(h, l, c, v, S, R, out, cols):  # noqa: E741
     L = FS.LANES
     for b in prange((N + L - 1) // L):
         j0 = b * L
-        if j0 + L <= N and FS.eligible(h, l, c, v, S, j0, 0, T):
+        if T >= FS.MIN_ROWS and j0 + L <= N and FS.eligible(h, l, c, v, S, j0, 0, T):
             FS.group_k(h, l, c, v, S, R, out, cols, j0, 0, T)
             continue
         W = np.empty((N_W, min(CHUNK, T)))

@@ -25,9 +25,10 @@ from numba import njit
 from workbench.features import fused as F
 from workbench.features.fused_steps import _MAX, _MEAN, _MIN, _STD0, _STD1, _SUM, _ratio
 
-__all__ = ["LANES", "UNIFORM", "eligible", "group_k"]
+__all__ = ["LANES", "MIN_ROWS", "UNIFORM", "eligible", "group_k"]
 
 LANES = 128  # instruments per vector group: at 32 each loop's setup (alias checks) cost as much as its 4 iterations
+MIN_ROWS = 16  # fewer rows: copying the group's state in and out costs more than the lanes save
 _SUB = 8  # lanes whose rolling extreme is rescanned together (the scalar path rescans one)
 _CH = 64  # rows per transposed input chunk (4 × 64 × 128 doubles: L2)
 _LO, _HI = 1e-100, 1e100

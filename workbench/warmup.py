@@ -31,6 +31,7 @@ KERNEL_MODULES = (
     "workbench.features.kernels",
     "workbench.features.fused_steps",
     "workbench.features.fused",
+    "workbench.features.fused_simd",
     "workbench.backtest.kernel",
 )
 

@@ -383,6 +383,8 @@ def _instrument(h, l, c, v, S, R, out, cols, W, j, t0, m):  # noqa: E741
     _rsave(S, j, 5 * R_VZS, vzs)
 
 
+from workbench.features import fused_simd as FS  # noqa: E402  (it reads this module's constants)
+
 # Rows per chunk: one chunk of a group's outputs (43 × CHUNK × 8 instruments) stays in L2.
 CHUNK = 64
 GROUP = 8  # instruments per group: one 64-byte line of each output row
@@ -399,12 +401,18 @@ def series_k(h, l, c, v, S, R, out, cols):  # noqa: E741
     the output lines a group writes are still in cache when its next instrument writes them.
     """
     N, T = c.shape
-    for g in prange((N + GROUP - 1) // GROUP):
+    L = FS.LANES
+    for b in prange((N + L - 1) // L):
+        j0 = b * L
+        if T >= FS.MIN_ROWS and j0 + L <= N and FS.eligible(h, l, c, v, S, j0, 0, T):
+            FS.group_k(h, l, c, v, S, R, out, cols, j0, 0, T)
+            continue
         W = np.empty((N_W, min(CHUNK, T)))
-        for t0 in range(0, T, CHUNK):
-            m = min(CHUNK, T - t0)
-            for j in range(g * GROUP, min(N, (g + 1) * GROUP)):
-                _instrument(h, l, c, v, S, R, out, cols, W, j, t0, m)
+        for g0 in range(j0, min(N, j0 + L), GROUP):
+            for t0 in range(0, T, CHUNK):
+                m = min(CHUNK, T - t0)
+                for j in range(g0, min(N, g0 + GROUP)):
+                    _instrument(h, l, c, v, S, R, out, cols, W, j, t0, m)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")

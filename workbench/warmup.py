@@ -8,14 +8,16 @@ cost is paid at set-up, once per install (numba re-validates the cache against t
 
 The cache lives in ``$WORKBENCH_HOME/.cache/numba`` (``Settings.numba_cache_dir``), not beside the
 installed sources (a site-packages directory may be read-only, and a notebook, the dashboard and the
-CLI should share one cache). ``use_numba_cache`` sets ``NUMBA_CACHE_DIR`` for that unless the user set
-it; numba reads it when a kernel module is first imported, so it is called before those imports
+CLI should share one cache). ``use_numba_cache`` sets ``NUMBA_CACHE_DIR`` for that (a subdirectory
+named by ``source_stamp``) unless the user set it; numba reads it when a kernel module is first imported, so it is called before those imports
 (``workbench.config.load_settings`` does).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from workbench.data.panel import Panel
 
-__all__ = ["KERNEL_MODULES", "compile_kernels", "use_numba_cache", "warm_backtest"]
+__all__ = ["KERNEL_MODULES", "compile_kernels", "source_stamp", "use_numba_cache", "warm_backtest"]
 
 # Modules whose import decorates cached kernels: NUMBA_CACHE_DIR must be set before they load.
 KERNEL_MODULES = (
@@ -32,21 +34,47 @@ KERNEL_MODULES = (
     "workbench.features.fused_steps",
     "workbench.features.fused",
     "workbench.features.fused_simd",
+    "workbench.features.v2_row",
     "workbench.backtest.kernel",
+    "workbench.trading.engine",
+    "workbench.live.bars",
+    "workbench.live.quotes",
 )
 
 
+def source_stamp(modules: tuple[str, ...] = KERNEL_MODULES, root: Path | None = None) -> str:
+    """A digest of the kernel modules' source files, read without importing them.
+
+    Why: numba checks a cached kernel only against the file that defines it. ``fused.series_k`` calls
+    into ``fused_steps`` and ``fused_simd``; after an upgrade that changes only those, numba would load
+    the old machine code for ``series_k`` and compute the old features. Keying the cache directory on
+    all the kernel files together makes any change among them start a fresh cache."""
+    root = root or Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for name in modules:
+        f = root.joinpath(*name.split(".")[1:]).with_suffix(".py")
+        h.update(name.encode())
+        h.update(f.read_bytes() if f.exists() else b"")
+    return h.hexdigest()[:16]
+
+
 def use_numba_cache(cache_dir: Path | str) -> str:
-    """Point numba's on-disk cache at ``cache_dir`` (an explicit ``NUMBA_CACHE_DIR`` wins) and
-    return the directory in effect. Kernels already imported keep the directory they were built with."""
+    """Point numba's on-disk cache at ``cache_dir``/<source stamp> (an explicit ``NUMBA_CACHE_DIR``
+    wins) and return the directory in effect. Kernels already imported keep the directory they were
+    built with. Caches of other stamps (earlier versions of the kernels) are removed: nothing loads them."""
     current = os.environ.get("NUMBA_CACHE_DIR")
     if current:
         return current
     if any(m in sys.modules for m in KERNEL_MODULES):
         return ""  # too late for this process; the next one picks it up
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    os.environ["NUMBA_CACHE_DIR"] = str(cache_dir)
-    return str(cache_dir)
+    base = Path(cache_dir)
+    here = base / f"src-{source_stamp()}"
+    here.mkdir(parents=True, exist_ok=True)
+    for old in base.glob("src-*"):
+        if old != here:
+            shutil.rmtree(old, ignore_errors=True)  # a process still using it keeps its loaded kernels
+    os.environ["NUMBA_CACHE_DIR"] = str(here)
+    return str(here)
 
 
 def _tiny_panel(n_symbols: int = 3, n_bars: int = 80) -> Panel:

@@ -77,7 +77,14 @@ RING = 60  # longest window: every ring buffer has this many slots
 N_RINGS = 23
 # Float state slots: 5 per rolling statistic, then the rest.
 _O = 5 * 21
-S_CLAG, S_HLC, S_TP, S_OBV, S_OBVLAG, S_BK = _O, _O + 2, _O + 6, _O + 8, _O + 11, _O + 13
+# One per line with their types: fused_simd reads them while this module is still importing (mypy
+# cannot infer types across that cycle from a tuple assignment).
+S_CLAG: int = _O
+S_HLC: int = _O + 2
+S_TP: int = _O + 6
+S_OBV: int = _O + 8
+S_OBVLAG: int = _O + 11
+S_BK: int = _O + 13
 (S_EG, S_EL, S_E26, S_E12F, S_SIG, S_E12, S_E50, S_ATR, S_ADX) = range(_O + 17, _O + 17 + 27, 3)
 S_WP, S_WM, S_WT = _O + 44, _O + 46, _O + 48
 N_STATE = _O + 50

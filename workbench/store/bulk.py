@@ -25,6 +25,7 @@ from typing import Any
 
 import sqlalchemy
 from sqlalchemy import Column, Table, bindparam, column, func
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Result
 from sqlalchemy.exc import DBAPIError
@@ -35,7 +36,7 @@ from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 from sqlalchemy.sql.sqltypes import Float, NullType, Numeric
 from sqlalchemy.sql.visitors import iterate, replacement_traverse
 
-__all__ = ["bulk", "dicts"]
+__all__ = ["bulk", "dicts", "upsert_insert"]
 
 # The cached path below uses SQLAlchemy internals (the statement cache ``Connection.execute`` uses);
 # only on the releases it was tested with. Another release compiles each call, slower but correct.
@@ -244,3 +245,10 @@ def dicts(result: Result[Any]) -> list[dict[str, Any]]:
     key view per row (~20 µs), which dominated reading the thousands of resting orders a cycle sees."""
     keys = list(result.keys())
     return [dict(zip(keys, row, strict=True)) for row in result.all()]
+
+
+def upsert_insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """``insert(table)`` in the dialect of ``conn``, so that ``on_conflict_do_nothing/_update`` make one
+    atomic statement (no read-then-write window). The store runs on SQLite or PostgreSQL only
+    (``store.engine.engine_for`` refuses any other), and both spell ON CONFLICT the same way."""
+    return (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(table)

@@ -17,13 +17,11 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 from sqlalchemy import and_, bindparam, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from workbench.errors import ConfigError
 from workbench.store.among import among
-from workbench.store.bulk import bulk, dicts
+from workbench.store.bulk import bulk, dicts, upsert_insert
 from workbench.store.engine import DEFAULT_BUSY_TIMEOUT_MS, engine_for, upgrade
 from workbench.store.schema import (
     adjustments,
@@ -1004,20 +1002,13 @@ def _add_fees(c: Any, account: str, rows: Sequence[Mapping[str, Any]]) -> None:
         return
     t = fee_totals
     values = [{"account": account, "fee_currency": k, "total": add[k]} for k in sorted(add)]
-    dialect = c.dialect.name
-    if dialect in ("sqlite", "postgresql"):  # one atomic statement: no read-then-write window
-        ins = (sqlite_insert if dialect == "sqlite" else pg_insert)(t)
-        c.execute(
-            ins.on_conflict_do_update(
-                index_elements=[t.c.account, t.c.fee_currency], set_={"total": t.c.total + ins.excluded.total}
-            ),
-            values,
-        )
-        return
-    for v in values:  # another database: update, else insert (inside the fill's transaction)
-        key = and_(t.c.account == account, t.c.fee_currency == v["fee_currency"])
-        if c.execute(update(t).where(key).values(total=t.c.total + v["total"])).rowcount == 0:
-            c.execute(insert(t).values(**v))
+    ins = upsert_insert(c, t)  # one atomic statement: no read-then-write window
+    c.execute(
+        ins.on_conflict_do_update(
+            index_elements=[t.c.account, t.c.fee_currency], set_={"total": t.c.total + ins.excluded.total}
+        ),
+        values,
+    )
 
 
 def _fill_row(fill: Any, account: str, stamps: dict[Any, str] | None = None) -> dict[str, Any]:

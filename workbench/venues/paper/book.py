@@ -16,14 +16,12 @@ from typing import Any, Protocol
 
 import pandas as pd
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import Select, Update
 from sqlalchemy.sql.elements import BindParameter
 
 from workbench.store.among import among
-from workbench.store.bulk import bulk, dicts
+from workbench.store.bulk import bulk, dicts, upsert_insert
 from workbench.store.engine import upgrade
 from workbench.store.schema import iso, paper_balances, paper_fills, paper_orders, utcnow
 
@@ -103,9 +101,7 @@ class PaperBook:
         b = paper_balances
         rows = [{"account": self.account, "asset": ccy, "total": float(v), "kind": "cash"} for ccy, v in cash.items()]
         with self.engine.begin() as c:  # the store runs on SQLite or PostgreSQL only (``store.engine.engine_for``)
-            ins = (sqlite_insert if c.dialect.name == "sqlite" else pg_insert)(b).on_conflict_do_nothing(
-                index_elements=[b.c.account, b.c.asset]
-            )
+            ins = upsert_insert(c, b).on_conflict_do_nothing(index_elements=[b.c.account, b.c.asset])
             c.execute(ins, rows)
 
     def cash(self, conn: Connection | None = None) -> dict[str, float]:

@@ -11,7 +11,6 @@ import typer
 
 from workbench.cli_exits import invocation
 from workbench.config import Settings, load_settings
-from workbench.errors import NoDataError
 
 MIN_INTERVAL_S = 1.0  # = workbench.trading.runner.MIN_INTERVAL_S (not imported: `--help` stays fast); a test checks
 HomeOpt = typer.Option(None, "--home", envvar="WORKBENCH_HOME", help="workbench home (stores live under it)")
@@ -61,22 +60,6 @@ def _echo_table(df) -> None:
 
     with pd.option_context("display.max_rows", 200, "display.max_columns", 30, "display.width", 160):
         typer.echo(df.to_string(index=False) if len(df) else "(none)")
-
-
-def _universe(settings: Settings, exchange: str | None, timeframe: str | None, symbols: list[str] | None):
-    """The universe a command works on: what the user named, else the demo data set in the lake."""
-    from workbench.data.demo import demo_universe_in_lake
-    from workbench.data.lake import Lake
-
-    if exchange is None:
-        demo = demo_universe_in_lake(settings)
-        if demo is None:
-            raise NoDataError("no data in the lake yet: run `workbench data pull` or `workbench init --demo` first")
-        exchange, timeframe = demo.exchange, timeframe or demo.timeframe
-        symbols = symbols or list(demo.symbols)
-    timeframe = timeframe or "1d"
-    symbols = symbols or Lake(settings.lake_dir).symbols(exchange, timeframe)
-    return exchange, timeframe, symbols
 
 
 def _echo_wrapped(text: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from workbench.cli.common import MIN_INTERVAL_S, HomeOpt, _fail, _remember, _settings, _usage
+from workbench.cli.universe import UNIVERSE_FORMS
 from workbench.cli_exits import ExitCode
 from workbench.errors import ConfigError, WorkbenchError
 
@@ -61,9 +62,7 @@ def live_run(
     universe: str | None = typer.Option(
         None,
         "--universe",
-        help="what to trade: demo (the lake's demo universe), exchange:EX[:ASSET_CLASS] (the instrument master's "
-        "tradable instruments), file:PATH (one symbol per line) or a comma list; unknown symbols are refused "
-        "(default: the model's universe)",
+        help=f"what to trade: {UNIVERSE_FORMS}; unknown symbols are refused (default: the model's universe)",
     ),
     home: Path | None = HomeOpt,
 ) -> None:

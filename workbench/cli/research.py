@@ -17,9 +17,9 @@ from workbench.cli.common import (
     _echo_wrapped,
     _fail,
     _settings,
-    _universe,
     _usage,
 )
+from workbench.cli.universe import UNIVERSE_FORMS, _model_subset, _train_universe, _universe
 from workbench.cli_exits import ExitCode
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
@@ -117,6 +117,12 @@ def train(
     exchange: str | None = typer.Option(None, help="default: the demo data set"),
     timeframe: str | None = typer.Option(None),
     symbols: list[str] | None = typer.Option(None, "--symbols", "-s"),
+    universe: str | None = typer.Option(
+        None,
+        "--universe",
+        help=f"what to train on: {UNIVERSE_FORMS}; unknown symbols are refused (instead of --symbols; "
+        "default: --exchange's symbols, else the demo data set)",
+    ),
     label: str = typer.Option(
         "sign",
         help="sign | xs_median | xs_top | cost | barrier (xs_*: beat the other "
@@ -153,9 +159,14 @@ def train(
     kind = str(getattr(model, "value", model))  # the option may be an Enum
     if distributed_fit and kind not in ("lgbm", "rf"):
         _usage(f"--distributed-fit fits lgbm (LightGBM's Dask estimator) or rf (trees on the cluster), not {kind}")
+    if universe is not None and symbols:
+        _usage("--universe and --symbols both name the symbols: give one")
     try:
         settings = _settings(home)
-        ex, tf, syms = _universe(settings, exchange, timeframe, symbols)
+        if universe is not None:
+            ex, tf, syms = _train_universe(settings, universe, exchange, timeframe)
+        else:
+            ex, tf, syms = _universe(settings, exchange, timeframe, symbols)
         n_folds = int(folds or settings.retrain.n_folds)
         emb = horizon if embargo is None else embargo
         _echo_wrapped(
@@ -235,7 +246,10 @@ def scheduler(
 def backtest(
     model: str = typer.Option("champion", "--model", help="champion | challenger | NAME@VERSION | NAME/VERSION"),
     universe: str | None = typer.Option(
-        None, "--universe", help="comma-separated symbols, a subset of the model's (default: all)"
+        None,
+        "--universe",
+        help=f"what to trade: {UNIVERSE_FORMS}; every symbol must be one the model has out-of-sample "
+        "predictions for (default: the model's universe)",
     ),
     start: str | None = typer.Option(None, help="first day to trade (default: the first out-of-sample prediction)"),
     end: str | None = typer.Option(None, help="last day to trade (default: the last out-of-sample prediction)"),
@@ -254,7 +268,9 @@ def backtest(
     from workbench.backtest import backtest_model, format_windows
 
     try:
-        rep = backtest_model(_settings(home), ref=model, start=start, end=end, universe=universe, out_dir=out)
+        settings = _settings(home)
+        chosen = None if universe is None else list(_model_subset(settings, universe))
+        rep = backtest_model(settings, ref=model, start=start, end=end, universe=chosen, out_dir=out)
     except WorkbenchError as e:
         _fail(e)
     m = rep.metrics
@@ -293,7 +309,8 @@ def sweep(
     universes: list[str] | None = typer.Option(
         None,
         "--universe",
-        help="comma-separated symbols, a subset of the models' (repeat for several universes; default: the model's)",
+        help=f"what to trade: {UNIVERSE_FORMS}; every symbol must be one the models have out-of-sample "
+        "predictions for; repeat for several universes (default: the model's)",
     ),
     experiment: str = typer.Option("sweep", "--experiment", help="MLflow experiment the rows are logged to"),
     scheduler: str | None = SchedulerOpt,
@@ -314,12 +331,12 @@ def sweep(
         "max_position_pct": _floats(max_position, "--max-position"),
         "min_strength": _floats(min_strength, "--min-strength"),
     }
-    unis: list[tuple[str, ...] | None] | None = (
-        [tuple(s.strip() for s in u.split(",") if s.strip()) for u in universes] if universes else None
-    )
-    configs = grid(refs, {k: v for k, v in risk.items() if v}, unis)
     try:
         settings = _settings(home)
+        unis: list[tuple[str, ...] | None] | None = (
+            [_model_subset(settings, u) for u in universes] if universes else None
+        )
+        configs = grid(refs, {k: v for k, v in risk.items() if v}, unis)
         with distributed.client_for(settings, scheduler=scheduler, workers=workers) as client:
             _echo_wrapped(
                 f"{len(configs)} backtests on Dask: scheduler {client.scheduler.address}, "

@@ -72,7 +72,9 @@ def _train_universe(
     return u.exchange, timeframe or "1d", list(u.symbols)
 
 
-def _universe(settings: Settings, exchange: str | None, timeframe: str | None, symbols: list[str] | None):
+def _universe(
+    settings: Settings, exchange: str | None, timeframe: str | None, symbols: list[str] | None
+) -> tuple[str, str, list[str]]:
     """The universe a command works on: what the user named, else the demo data set in the lake."""
     from workbench.data.demo import demo_universe_in_lake
     from workbench.data.lake import Lake

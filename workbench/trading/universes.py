@@ -122,7 +122,7 @@ def _exchange_universe(spec: str, sources: UniverseSources) -> Universe:
     match = {e.lower(): e for e in sources.classes}
     exchange = match.get(ex.strip().lower())
     if exchange is None:
-        have = ", ".join(sorted(sources.classes)) or "none (run `workbench instruments update`)"
+        have = ", ".join(sorted(sources.classes)) or "none (run `workbench instruments refresh`)"
         raise ConfigError(
             f"no instruments of exchange {ex.strip()!r} in the instrument master; exchanges listed: {have}"
         )

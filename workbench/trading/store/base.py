@@ -95,8 +95,8 @@ def _new_id(key: Sequence[Any] | None) -> int:
 
 
 class StoreBase:
-    """One database, many processes. Construction opens it through ``workbench.store.engine_for``
-    (SQLite settings, schema migrated to the newest revision: one query when it already is)."""
+    """The engine and the read helpers every part of ``Store`` uses (each part is a subclass, so that
+    each type-checks on its own; ``Store`` joins them)."""
 
     def __init__(self, url: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS):
         self.url = url

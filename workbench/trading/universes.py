@@ -1,7 +1,7 @@
 """Which instruments a live run trades: a named universe, resolved by one pure function.
 
-Why one function: the command line (``workbench live run --universe``), the dashboard's Start page and
-the run itself must agree on what a name means, and a typo must be refused before a run starts, naming
+Why one function: the command line (``workbench live run|train|backtest|sweep --universe``), the
+dashboard's Start page and the run itself must agree on what a name means, and a typo must be refused before a run starts, naming
 the unknown symbols, not discovered as a silent gap in the signals. The spec forms:
 
 - ``demo``: the demo universe stored in the lake (``workbench.data.demo.demo_universe_in_lake``);
@@ -24,7 +24,15 @@ from typing import Any
 
 from workbench.errors import ConfigError
 
-__all__ = ["Universe", "UniverseSources", "resolve_universe", "universe_for", "universe_sources", "named_universes"]
+__all__ = [
+    "Universe",
+    "UniverseSources",
+    "is_named",
+    "resolve_universe",
+    "universe_for",
+    "universe_sources",
+    "named_universes",
+]
 
 DEMO = "demo"
 _SHOWN = 8  # unknown symbols named in an error before "and N more"
@@ -74,6 +82,14 @@ def _names(symbols: list[str] | tuple[str, ...]) -> str:
     return shown + (f" and {len(symbols) - _SHOWN} more" if len(symbols) > _SHOWN else "")
 
 
+def is_named(spec: str | None) -> bool:
+    """``demo``, ``exchange:…`` or ``file:…``: a universe by name; anything else is a comma list. Why
+    callers ask: a backtest's comma list keeps meaning a subset of its model's symbols (checked by the
+    backtest against the model, not against the lake), while a name is resolved here."""
+    low = (spec or "").strip().lower()
+    return low == DEMO or low.startswith(("exchange:", "file:"))
+
+
 def resolve_universe(spec: str, sources: UniverseSources, file_text: str | None = None) -> Universe:
     """The universe ``spec`` names (see the module docstring); ``ConfigError`` saying what is wrong and
     what to do. ``file_text``: the file's contents for a ``file:`` spec (read by the caller)."""
@@ -106,7 +122,7 @@ def _exchange_universe(spec: str, sources: UniverseSources) -> Universe:
     match = {e.lower(): e for e in sources.classes}
     exchange = match.get(ex.strip().lower())
     if exchange is None:
-        have = ", ".join(sorted(sources.classes)) or "none (run `workbench instruments update`)"
+        have = ", ".join(sorted(sources.classes)) or "none (run `workbench instruments refresh`)"
         raise ConfigError(
             f"no instruments of exchange {ex.strip()!r} in the instrument master; exchanges listed: {have}"
         )

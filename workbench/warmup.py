@@ -33,6 +33,7 @@ KERNEL_MODULES = (
     "workbench.features.kernels",
     "workbench.features.fused_steps",
     "workbench.features.fused",
+    "workbench.features.fused_simd",
     "workbench.features.v2_row",
     "workbench.backtest.kernel",
     "workbench.trading.engine",

@@ -77,7 +77,14 @@ RING = 60  # longest window: every ring buffer has this many slots
 N_RINGS = 23
 # Float state slots: 5 per rolling statistic, then the rest.
 _O = 5 * 21
-S_CLAG, S_HLC, S_TP, S_OBV, S_OBVLAG, S_BK = _O, _O + 2, _O + 6, _O + 8, _O + 11, _O + 13
+# One per line with their types: fused_simd reads them while this module is still importing (mypy
+# cannot infer types across that cycle from a tuple assignment).
+S_CLAG: int = _O
+S_HLC: int = _O + 2
+S_TP: int = _O + 6
+S_OBV: int = _O + 8
+S_OBVLAG: int = _O + 11
+S_BK: int = _O + 13
 (S_EG, S_EL, S_E26, S_E12F, S_SIG, S_E12, S_E50, S_ATR, S_ADX) = range(_O + 17, _O + 17 + 27, 3)
 S_WP, S_WM, S_WT = _O + 44, _O + 46, _O + 48
 N_STATE = _O + 50
@@ -383,6 +390,8 @@ def _instrument(h, l, c, v, S, R, out, cols, W, j, t0, m):  # noqa: E741
     _rsave(S, j, 5 * R_VZS, vzs)
 
 
+from workbench.features import fused_simd as FS  # noqa: E402  (it reads this module's constants)
+
 # Rows per chunk: one chunk of a group's outputs (43 × CHUNK × 8 instruments) stays in L2.
 CHUNK = 64
 GROUP = 8  # instruments per group: one 64-byte line of each output row
@@ -399,12 +408,18 @@ def series_k(h, l, c, v, S, R, out, cols):  # noqa: E741
     the output lines a group writes are still in cache when its next instrument writes them.
     """
     N, T = c.shape
-    for g in prange((N + GROUP - 1) // GROUP):
+    L = FS.LANES
+    for b in prange((N + L - 1) // L):
+        j0 = b * L
+        if T >= FS.MIN_ROWS and j0 + L <= N and FS.eligible(h, l, c, v, S, j0, 0, T):
+            FS.group_k(h, l, c, v, S, R, out, cols, j0, 0, T)
+            continue
         W = np.empty((N_W, min(CHUNK, T)))
-        for t0 in range(0, T, CHUNK):
-            m = min(CHUNK, T - t0)
-            for j in range(g * GROUP, min(N, (g + 1) * GROUP)):
-                _instrument(h, l, c, v, S, R, out, cols, W, j, t0, m)
+        for g0 in range(j0, min(N, j0 + L), GROUP):
+            for t0 in range(0, T, CHUNK):
+                m = min(CHUNK, T - t0)
+                for j in range(g0, min(N, g0 + GROUP)):
+                    _instrument(h, l, c, v, S, R, out, cols, W, j, t0, m)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")

@@ -250,3 +250,20 @@ def test_vector_lanes_give_the_per_instrument_bits():
             assert np.array_equal(got[k], want[k], equal_nan=True), (name, parts)
         assert np.array_equal(st.s, ref.s, equal_nan=True)
         assert np.array_equal(st.rings, ref.rings, equal_nan=True)
+
+
+def test_warm_up_compiles_the_vector_lanes_a_build_uses():
+    """``compile_group`` (run by ``workbench init``'s warm-up) compiles ``group_k`` for the very input
+    types a feature build passes, so a user's first build of a big panel compiles nothing new."""
+    from bench._util import synthetic_panel
+    from workbench.features import fused as F
+    from workbench.features import fused_simd as FS
+    from workbench.features.pipeline import build_wide
+
+    FS.compile_group()
+    before = set(FS.group_k.signatures)
+    panel = synthetic_panel(FS.LANES + 3, 2 * FS.MIN_ROWS, symbol="S{i:04d}/USDT", exchange="binance", volume=None)
+    hlcv = [np.ascontiguousarray(getattr(panel, f).to_numpy(dtype=float).T) for f in ("high", "low", "close", "volume")]
+    assert FS.vector_starts(*hlcv, F.V2State.empty(FS.LANES + 3).s).size == 1  # one group takes the lanes
+    build_wide(panel, "v2")
+    assert set(FS.group_k.signatures) == before

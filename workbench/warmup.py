@@ -33,6 +33,7 @@ KERNEL_MODULES = (
     "workbench.features.kernels",
     "workbench.features.fused_steps",
     "workbench.features.fused",
+    "workbench.features.fused_simd",
     "workbench.features.v2_row",
     "workbench.backtest.kernel",
     "workbench.trading.engine",
@@ -102,6 +103,7 @@ def compile_kernels() -> float:
     import pandas as pd
 
     from workbench.features import IncrementalFeatures, build_features
+    from workbench.features.fused_simd import compile_group
     from workbench.features.v2_row import compile_passes
     from workbench.trading.engine import _changed_columns  # the live engine's backfill check
 
@@ -116,6 +118,7 @@ def compile_kernels() -> float:
             inc.peek(last)
         inc.update(last)
     compile_passes()  # the one-bar passes a tiny panel does not reach (the 2-thread one, the peek's synced ones)
+    compile_group()  # the vector lanes, which a panel of fewer than fused_simd.LANES instruments does not reach
     # The backfill check as the engine calls it: a panel field's array against a row slice of the last
     # panel's. Both layouts a panel comes in: the live feed's frames wrap C-ordered rows, a frame pandas
     # built (replays, pulls) is Fortran-ordered; each is its own compiled version.

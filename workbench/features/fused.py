@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -47,6 +48,7 @@ from workbench.features.fused_steps import (  # noqa: F401  (re-exported: the on
 __all__ = [
     "V2State",
     "series_k",
+    "instruments_k",
     "pair_k",
     "rank_k",
     "rank_rows_k",
@@ -75,9 +77,22 @@ RING = 60  # longest window: every ring buffer has this many slots
 (R_VOL20, R_VOL60, R_BBM, R_BBS, R_STH, R_STL, R_SK, R_SD, R_MFP, R_MFN, R_OBVD, R_VZM, R_VZS, R_VWN, R_VWD,
  R_DH20, R_DL20, R_DH60, R_DL60, R_BKH, R_BKL, R_CLAG, R_OBVLAG) = range(23)  # fmt: skip
 N_RINGS = 23
+# The rolling extremes as (ring, window), a maximum then a minimum each (``fused_simd``'s order); typed
+# here, where mypy knows the rings (``fused_simd`` reads this module while it is still importing).
+EXTREMES: np.ndarray = np.array(
+    [(R_STH, 14), (R_STL, 14), (R_BKH, 20), (R_BKL, 20), (R_DH20, 20), (R_DL20, 20), (R_DH60, 60), (R_DL60, 60)],
+    dtype=np.int64,
+)
 # Float state slots: 5 per rolling statistic, then the rest.
 _O = 5 * 21
-S_CLAG, S_HLC, S_TP, S_OBV, S_OBVLAG, S_BK = _O, _O + 2, _O + 6, _O + 8, _O + 11, _O + 13
+# One per line with their types: fused_simd reads them while this module is still importing (mypy
+# cannot infer types across that cycle from a tuple assignment).
+S_CLAG: int = _O
+S_HLC: int = _O + 2
+S_TP: int = _O + 6
+S_OBV: int = _O + 8
+S_OBVLAG: int = _O + 11
+S_BK: int = _O + 13
 (S_EG, S_EL, S_E26, S_E12F, S_SIG, S_E12, S_E50, S_ATR, S_ADX) = range(_O + 17, _O + 17 + 27, 3)
 S_WP, S_WM, S_WT = _O + 44, _O + 46, _O + 48
 N_STATE = _O + 50
@@ -383,28 +398,43 @@ def _instrument(h, l, c, v, S, R, out, cols, W, j, t0, m):  # noqa: E741
     _rsave(S, j, 5 * R_VZS, vzs)
 
 
+from workbench.features import fused_simd as FS  # noqa: E402  (it reads this module's constants)
+
 # Rows per chunk: one chunk of a group's outputs (43 × CHUNK × 8 instruments) stays in L2.
 CHUNK = 64
 GROUP = 8  # instruments per group: one 64-byte line of each output row
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def series_k(h, l, c, v, S, R, out, cols):  # noqa: E741
+def series_k(h, l, c, v, S, R, out, cols) -> None:  # noqa: E741
     """Every per-instrument v2 feature, continuing from state ``S``/``R``. The inputs are
     (instrument × time), each instrument's bars contiguous; ``out`` is (feature × time × instrument).
 
     ``cols[i]`` is the block row of ``SERIES[i]``. Follows ``sets.v2_stream``'s formulas: each
-    indicator sees only the bars on which its own inputs are all valid. Groups of ``GROUP``
+    indicator sees only the bars on which its own inputs are all valid. Whole groups of clean
+    instruments run in vector lanes (``fused_simd``), the rest one by one (``instruments_k``); on
+    numba's thread count either way, and the same bits either way."""
+    starts = FS.vector_starts(h, l, c, v, S)
+    FS.run_groups(h, l, c, v, S, R, out, cols, starts, numba.get_num_threads())
+    skip = np.zeros(c.shape[0], dtype=np.bool_)
+    for j0 in starts:
+        skip[j0 : j0 + FS.LANES] = True
+    if not skip.all():
+        instruments_k(h, l, c, v, S, R, out, cols, skip)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def instruments_k(h, l, c, v, S, R, out, cols, skip):  # noqa: E741
+    """``series_k``'s per-instrument path for the instruments not in ``skip``. Groups of ``GROUP``
     instruments run in parallel, ``CHUNK`` rows at a time (the state carries across chunks), so
-    the output lines a group writes are still in cache when its next instrument writes them.
-    """
+    the output lines a group writes are still in cache when its next instrument writes them."""
     N, T = c.shape
     for g in prange((N + GROUP - 1) // GROUP):
         W = np.empty((N_W, min(CHUNK, T)))
         for t0 in range(0, T, CHUNK):
             m = min(CHUNK, T - t0)
             for j in range(g * GROUP, min(N, (g + 1) * GROUP)):
-                _instrument(h, l, c, v, S, R, out, cols, W, j, t0, m)
+                if not skip[j]:
+                    _instrument(h, l, c, v, S, R, out, cols, W, j, t0, m)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -543,15 +573,25 @@ def sort_order(vals: np.ndarray) -> np.ndarray:
     N = vals.shape[1]
     shift = max(1, (N - 1).bit_length())
     low = np.uint64((1 << shift) - 1)
-    b = vals.view(np.uint64)
-    key = np.where(b >= _TOP, ~b, b | _TOP)
-    key[np.isnan(vals)] = _ALL
-    key &= ~low
-    key |= np.arange(N, dtype=np.uint64)
+    key = np.empty(vals.shape, dtype=np.uint64)
+    _keys_k(vals, vals.view(np.uint64), low, key)
     key.sort(axis=1)
     order = (key & low).astype(np.int64)
     _untie_k(vals, (key >> np.uint64(shift)).view(np.int64), order)
     return order
+
+
+@njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+def _keys_k(vals, bits, low, key):
+    """``sort_order``'s keys in one pass (as numpy expressions: six passes and temporaries, 2.3×
+    the sort itself at 5,000 columns). All-uint64 arithmetic: numba makes uint64 ∘ int64 a float."""
+    R, N = vals.shape
+    top, full, high = _TOP, _ALL, ~low
+    for t in range(R):
+        for j in range(N):
+            b = bits[t, j]
+            k = (~b if b >= top else b | top) if vals[t, j] == vals[t, j] else full
+            key[t, j] = (k & high) | np.uint64(j)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")

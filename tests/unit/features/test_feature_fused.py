@@ -188,3 +188,82 @@ def test_fresh_v2_block_on_small_pages_reusable_block_on_huge_pages():
     kept = feature_block(random_walk_panel(100, tuple(f"S{i}" for i in range(2_000))), "v2")
     assert _thp_eligible(kept)
     assert not _thp_eligible(v2_block(100, 2_000))  # the switch was put back after the kept block
+
+
+def _lane_panel(seed: int = 11) -> tuple[np.ndarray, ...]:
+    """(instrument × time) bars for 3 groups of ``fused_simd.LANES`` instruments and 5 more: group 0
+    clean, one instrument flat for a long stretch (±DI both 0: the ADX's input is NaN in that lane
+    only) and one with a flat range (stochastic → 50); group 1 clean after row 40 but one instrument
+    starts late (the state is not uniform: per-instrument path); group 2 with a hole and a zero
+    volume; the last 5 never a full group."""
+    from workbench.features.fused_simd import LANES
+
+    rng = np.random.default_rng(seed)
+    n, T = 3 * LANES + 5, 300
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n, T)), axis=1))
+    o = c * np.exp(rng.normal(0, 0.002, c.shape))
+    h = np.maximum(o, c) * np.exp(np.abs(rng.normal(0, 0.004, c.shape)))
+    lo = np.minimum(o, c) * np.exp(-np.abs(rng.normal(0, 0.004, c.shape)))
+    v = rng.lognormal(10, 1, c.shape)
+    h[3, :80] = lo[3, :80] = c[3, :80] = 50.0  # flat from the start: no directional movement
+    h[5, 120:160] = lo[5, 120:160] = c[5, 120:160] = c[5, 119]  # a flat range later
+    for a in (h, lo, c, v):
+        a[LANES + 7, :40] = np.nan  # late start
+    c[2 * LANES + 4, 150] = np.nan
+    v[2 * LANES + 9, 200] = 0.0
+    return h, lo, c, v
+
+
+def _per_instrument(h, lo, c, v, S, R, out, cols) -> None:
+    from workbench.features import fused as F
+
+    W = np.empty((F.N_W, c.shape[1]))
+    for j in range(c.shape[0]):
+        F._instrument(h, lo, c, v, S, R, out, cols, W, j, 0, c.shape[1])
+
+
+def test_vector_lanes_give_the_per_instrument_bits():
+    """``series_k`` (groups of clean instruments in vector lanes, the rest one by one) gives every
+    output bit and every state value of the per-instrument path, in one pass and fed in parts
+    (group 1 turns uniform only after its late starter's state catches up: never, so it stays
+    per instrument; group 0 continues its lanes from a non-zero state)."""
+    from workbench.features import fused as F
+    from workbench.features.fused_simd import LANES, eligible
+
+    h, lo, c, v = _lane_panel()
+    n, T = c.shape
+    cols = np.arange(len(F.SERIES), dtype=np.int64)
+    ref = F.V2State.empty(n)
+    want = np.full((len(F.SERIES), T, n), -1.0)
+    _per_instrument(h, lo, c, v, ref.s, ref.rings, want, cols)
+    assert eligible(h, lo, c, v, F.V2State.empty(n).s, 0, 0, T)  # group 0 takes the vector path
+    assert not eligible(h, lo, c, v, F.V2State.empty(n).s, LANES, 0, T)
+    for parts in ([(0, T)], [(0, 1), (1, 64), (64, 65), (65, T)]):
+        st = F.V2State.empty(n)
+        got = np.full_like(want, -2.0)
+        for a, b in parts:
+            blk = np.full((len(F.SERIES), b - a, n), -3.0)
+            args = [np.ascontiguousarray(x[:, a:b]) for x in (h, lo, c, v)]
+            F.series_k(*args, st.s, st.rings, blk, cols)
+            got[:, a:b] = blk
+        for k, name in enumerate(F.SERIES):
+            assert np.array_equal(got[k], want[k], equal_nan=True), (name, parts)
+        assert np.array_equal(st.s, ref.s, equal_nan=True)
+        assert np.array_equal(st.rings, ref.rings, equal_nan=True)
+
+
+def test_warm_up_compiles_the_vector_lanes_a_build_uses():
+    """``compile_group`` (run by ``workbench init``'s warm-up) compiles ``group_k`` for the very input
+    types a feature build passes, so a user's first build of a big panel compiles nothing new."""
+    from bench._util import synthetic_panel
+    from workbench.features import fused as F
+    from workbench.features import fused_simd as FS
+    from workbench.features.pipeline import build_wide
+
+    FS.compile_group()
+    before = set(FS.group_k.signatures)
+    panel = synthetic_panel(FS.LANES + 3, 2 * FS.MIN_ROWS, symbol="S{i:04d}/USDT", exchange="binance", volume=None)
+    hlcv = [np.ascontiguousarray(getattr(panel, f).to_numpy(dtype=float).T) for f in ("high", "low", "close", "volume")]
+    assert FS.vector_starts(*hlcv, F.V2State.empty(FS.LANES + 3).s).size == 1  # one group takes the lanes
+    build_wide(panel, "v2")
+    assert set(FS.group_k.signatures) == before

@@ -214,6 +214,12 @@ def _lane_panel(seed: int = 11) -> tuple[np.ndarray, ...]:
     return h, lo, c, v
 
 
+def _read_only(x: np.ndarray) -> np.ndarray:
+    y = np.ascontiguousarray(x)
+    y.flags.writeable = False
+    return y
+
+
 def _per_instrument(h, lo, c, v, S, R, out, cols) -> None:
     from workbench.features import fused as F
 
@@ -243,7 +249,7 @@ def test_vector_lanes_give_the_per_instrument_bits():
         got = np.full_like(want, -2.0)
         for a, b in parts:
             blk = np.full((len(F.SERIES), b - a, n), -3.0)
-            args = [np.ascontiguousarray(x[:, a:b]) for x in (h, lo, c, v)]
+            args = [_read_only(x[:, a:b]) for x in (h, lo, c, v)]  # as v2_stream passes them: one compiled version
             F.series_k(*args, st.s, st.rings, blk, cols)
             got[:, a:b] = blk
         for k, name in enumerate(F.SERIES):

@@ -34,7 +34,10 @@ def _holey_panel(n_bars: int, symbols: tuple[str, ...], seed: int) -> Panel:
 
 
 def _hlcv(panel: Panel, t: int) -> list[np.ndarray]:
-    return [np.ascontiguousarray(getattr(panel, f).to_numpy(dtype=float)[t : t + 1].T) for f in FIELDS[1:]]
+    rows = [np.ascontiguousarray(getattr(panel, f).to_numpy(dtype=float)[t : t + 1].T) for f in FIELDS[1:]]
+    for r in rows:  # read-only, as v2_stream passes them: the kernels' one compiled version
+        r.flags.writeable = False
+    return rows
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 37])

@@ -191,27 +191,22 @@ def main() -> None:
 
 
 def vector_share(panel: Panel) -> float:
-    """Share of instruments ``fused.series_k`` runs in vector lanes from a fresh state (whole groups of
-    ``fused_simd.LANES`` with every bar finite and a positive volume; the rest one by one)."""
+    """Share of instruments ``fused.series_k`` runs in vector lanes from a fresh state (groups of
+    ``fused_simd.LANES`` instruments with every bar finite and a positive volume; the rest one by one)."""
     from workbench.features import fused as F
     from workbench.features import fused_simd as FS
 
     h, lo, c, v = (
         np.ascontiguousarray(getattr(panel, f).to_numpy(dtype=float).T) for f in ("high", "low", "close", "volume")
     )
-    n, T = c.shape
-    S = F.V2State.empty(n).s
-    lanes = sum(
-        FS.LANES
-        for j0 in range(0, n - FS.LANES + 1, FS.LANES)
-        if T >= FS.MIN_ROWS and FS.eligible(h, lo, c, v, S, j0, 0, T)
-    )
+    n = c.shape[0]
+    lanes = FS.vector_groups(h, lo, c, v, F.V2State.empty(n).s).size
     return lanes / n
 
 
 def real_panel() -> None:
     """The same comparison on real bars: the S&P 500 daily set, with its late listings and holes (an
-    instrument with any missing bar keeps its whole group of lanes on the per-instrument path)."""
+    instrument with any missing bar takes the per-instrument path)."""
     import numba
 
     from bench.sp500_data import SP500, load_sp500

@@ -413,11 +413,10 @@ def series_k(h, l, c, v, S, R, out, cols) -> None:  # noqa: E741
     indicator sees only the bars on which its own inputs are all valid. Whole groups of clean
     instruments run in vector lanes (``fused_simd``), the rest one by one (``instruments_k``); on
     numba's thread count either way, and the same bits either way."""
-    starts = FS.vector_starts(h, l, c, v, S)
-    FS.run_groups(h, l, c, v, S, R, out, cols, starts, numba.get_num_threads())
+    groups = FS.vector_groups(h, l, c, v, S)
+    FS.run_groups(h, l, c, v, S, R, out, cols, groups, numba.get_num_threads())
     skip = np.zeros(c.shape[0], dtype=np.bool_)
-    for j0 in starts:
-        skip[j0 : j0 + FS.LANES] = True
+    skip[groups.ravel()] = True
     if not skip.all():
         instruments_k(h, l, c, v, S, R, out, cols, skip)
 

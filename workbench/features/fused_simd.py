@@ -8,7 +8,7 @@ loops have no branches, only selects, and LLVM's loop vectoriser packs them (``v
 on 4–8 lanes). numba leaves SLP vectorisation off, so straight-line code over a few instruments
 would stay scalar: the lanes must be a loop.
 
-When it applies (``eligible``): every bar of the group's rows is finite with a positive volume and
+When it applies (``vector_groups``): every bar of the group's rows is finite with a positive volume and
 prices within 1e-100…1e100 (so no ratio, log or product of them overflows), and every count and
 ring position of the group's state is the same (``UNIFORM``). Then each indicator's input is valid
 on the same bars in every lane, so ring positions, counts and window resets stay one scalar for the
@@ -17,8 +17,11 @@ other group goes through ``fused._instrument``, instrument by instrument. Same o
 same order as ``fused_steps``, so the output is bit-identical (tested on blocks that mix both paths).
 
 What made it fast (5,000 × 500, one thread, ``series_k``; each measured alone):
-- the outputs go out through non-temporal stores (``_stream4``): a plain store first reads each line
-  of the 860 MB block from memory, and those reads were 0.14 s of 0.31 s (0.31 → 0.22 s);
+- the outputs go out through non-temporal stores of whole 64-byte lines (``_stream4``): a plain store
+  first reads each line of the 860 MB block from memory, and those reads were 0.14 s of 0.31 s
+  (0.31 → 0.22 s); a line streamed only in part was slower than plain stores (odd instrument counts);
+- a group's lanes are any instruments with clean bars and one state (``vector_groups``), not
+  neighbours: on the S&P 500 set (28 of 489 with holes) neighbours gave no group at all, gathered 92 %;
 - the rolling extremes are Gil-Werman (``_extreme``), not rescans (most of a rescan's 95 ms);
 - no reference counting: ``group_k`` and its helpers are compiled without numba's runtime, so a view
   of a scratch row costs no atomic increment (they were ~40 % of the profile's samples; the time
@@ -46,11 +49,11 @@ __all__ = [
     "MIN_ROWS",
     "UNIFORM",
     "compile_group",
-    "eligible",
+    "clean_k",
     "group_k",
     "run_groups",
     "scratch",
-    "vector_starts",
+    "vector_groups",
 ]
 
 LANES = 64  # instruments per vector group: at 32 each loop's setup (alias checks) cost as much as its 4 iterations;
@@ -76,9 +79,12 @@ UNIFORM = np.array(
 
 
 def _stream4_typer(typingctx, out, f, u, j, src, g):
-    """``out[f, u, j : j+4] = src[g : g+4]`` as one non-temporal store: the block's lines are written
-    whole without being read first (a plain store reads each line from memory before writing it,
-    which doubled the traffic of the ~620 MB ``group_k`` writes into a 5,000 × 500 block)."""
+    """``out[f, u, j : j+4] = src[g : g+4]`` as one non-temporal store (``vmovntpd``; the caller makes
+    sure ``out[f, u, j]`` is 32-byte aligned): the block's lines are written whole without being read
+    first (a plain store reads each line from memory before writing it, which doubled the traffic of
+    the ~620 MB ``group_k`` writes into a 5,000 × 500 block). Only whole lines: a line streamed in
+    part is written back alone, slower than plain stores (489 instruments, rows 8-byte aligned: 132
+    ns an instrument-bar against 83 at 640 with 32-byte aligned parts; whole lines only: see notes)."""
     sig = types.void(out, f, u, j, src, g)
 
     def codegen(context, builder, signature, args):
@@ -91,7 +97,7 @@ def _stream4_typer(typingctx, out, f, u, j, src, g):
         src_ = cgutils.get_item_pointer(context, builder, sty, sar, [at], wraparound=False)
         vec = ir.VectorType(ir.DoubleType(), 4).as_pointer()
         value = builder.load(builder.bitcast(src_, vec), align=8)
-        store = builder.store(value, builder.bitcast(dst, vec), align=8)
+        store = builder.store(value, builder.bitcast(dst, vec), align=32)
         store.set_metadata("nontemporal", builder.module.add_metadata([ir.IntType(32)(1)]))
         return context.get_dummy_value()
 
@@ -110,26 +116,44 @@ def _sfence_typer(typingctx):
     return sig, codegen
 
 
+def _address_typer(typingctx, out, f, u, j):
+    """The address of ``out[f, u, j]`` (to align the streaming stores)."""
+    sig = types.intp(out, f, u, j)
+
+    def codegen(context, builder, signature, args):
+        oty = signature.args[0]
+        oar = context.make_array(oty)(context, builder, args[0])
+        idx = [context.cast(builder, a, t, types.intp) for a, t in zip(args[1:], signature.args[1:], strict=True)]
+        ptr = cgutils.get_item_pointer(context, builder, oty, oar, idx, wraparound=False)
+        return builder.ptrtoint(ptr, context.get_value_type(types.intp))
+
+    return sig, codegen
+
+
 _stream4: Any = intrinsic(_stream4_typer)
+_address: Any = intrinsic(_address_typer)
 _sfence: Any = intrinsic(_sfence_typer)
 
 
 @_kernel
-def eligible(h, l, c, v, S, j0, t0, m):  # noqa: E741
-    """Whether instruments j0 … j0+LANES−1 may take the vector path for rows t0 … t0+m−1."""
-    for j in range(j0 + 1, j0 + LANES):
-        for s in UNIFORM:
-            if S[j, s] != S[j0, s]:
-                return False
-    for j in range(j0, j0 + LANES):
-        ok = True
+def clean_k(h, l, c, v, t0, m, ok):  # noqa: E741
+    """``ok[j]``: instrument j's rows t0 … t0+m−1 are all finite, with prices and volume in 1e-100…1e100
+    (13 ms at 5,000 × 500: reading the 80 MB of bars once)."""
+    for j in range(c.shape[0]):
+        n = 0
         for u in range(t0, t0 + m):
             hh, ll, cc, vv = h[j, u], l[j, u], c[j, u], v[j, u]
-            ok &= (hh >= _LO) & (hh <= _HI) & (ll >= _LO) & (ll <= _HI)
-            ok &= (cc >= _LO) & (cc <= _HI) & (vv >= _LO) & (vv <= _HI)
-        if not ok:
-            return False
-    return True
+            n += (
+                (hh >= _LO)
+                & (hh <= _HI)
+                & (ll >= _LO)
+                & (ll <= _HI)
+                & (cc >= _LO)
+                & (cc <= _HI)
+                & (vv >= _LO)
+                & (vv <= _HI)
+            )
+        ok[j] = n == m
 
 
 @_inline_kernel
@@ -149,7 +173,7 @@ def _roll(x, n, mode, rv, ri, sv, up, uc, y):
     """``fused_steps._rstep`` for every lane of ``x`` at once, sums and deviations (extremes: ``_extreme``);
     the ring position and count are the group's (``up[ri]``, ``uc[ri]``), the running sums per lane in
     ``sv``'s rows 5·ri+2 … 5·ri+4."""
-    if not np.isfinite(x[0]):  # valid in every lane or in none (``eligible``)
+    if not np.isfinite(x[0]):  # valid in every lane or in none (``vector_groups``)
         for g in range(LANES):
             y[g] = np.nan
         return
@@ -241,7 +265,7 @@ def _extreme(x, n, highest, rv, ri, sv, up, uc, y, sfx, pre):
     two selects a bar plus n per n bars. The extreme of a set of finite values is one of them, so it
     is the rescan's value bit for bit, and ``sv``'s running value stays the per-instrument path's.
     ``_extreme_init`` rebuilds ``sfx``/``pre`` from the ring at a call's start."""
-    if not np.isfinite(x[0]):  # valid in every lane or in none (``eligible``)
+    if not np.isfinite(x[0]):  # valid in every lane or in none (``vector_groups``)
         for g in range(LANES):
             y[g] = np.nan
         return
@@ -405,12 +429,33 @@ def scratch() -> tuple[np.ndarray, ...]:
     )
 
 
-def vector_starts(h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray, S: np.ndarray) -> np.ndarray:  # noqa: E741
-    """First instrument of each group ``series_k`` runs in vector lanes (``eligible`` over all rows)."""
+def vector_groups(h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray, S: np.ndarray) -> np.ndarray:  # noqa: E741
+    """The instruments ``series_k`` runs in vector lanes: (groups × ``LANES``) instrument numbers, each
+    group clean on every row (``clean_k``) and of one ``UNIFORM`` state, in instrument order.
+
+    Why gathered, not ``LANES`` neighbours: on real panels a few instruments with a late listing or
+    a missing bar sit among the others (28 of the S&P 500 set's 489), and groups of neighbours then
+    had one such instrument each: no group ran in lanes at all."""
     N, T = c.shape
-    if T < MIN_ROWS:
-        return np.empty(0, dtype=np.int64)
-    return np.array([j0 for j0 in range(0, N - LANES + 1, LANES) if eligible(h, l, c, v, S, j0, 0, T)], dtype=np.int64)
+    none = np.empty((0, LANES), dtype=np.int64)
+    if T < MIN_ROWS or N < LANES:
+        return none
+    ok = np.empty(N, dtype=np.bool_)
+    clean_k(h, l, c, v, 0, T, ok)
+    idx = np.flatnonzero(ok)
+    if len(idx) < LANES:
+        return none
+    state = S[idx][:, UNIFORM]
+    if (state == state[0]).all():  # the usual case (a fresh state, or one history for all): one kind
+        kind = np.zeros(len(idx), dtype=np.int64)
+    else:
+        kind = np.unique(state, axis=0, return_inverse=True)[1].ravel()
+    groups = []
+    for k in range(int(kind.max()) + 1):
+        members = idx[kind == k]
+        whole = len(members) // LANES * LANES
+        groups.append(members[:whole].reshape(-1, LANES))
+    return np.concatenate(groups).astype(np.int64) if groups else none
 
 
 def compile_group() -> None:
@@ -424,45 +469,45 @@ def compile_group() -> None:
         b.flags.writeable = False
     st = F.V2State.empty(LANES)
     out = np.full((len(V2_COLUMNS), MIN_ROWS, LANES), np.nan)
-    group_k(*bars, st.s, st.rings, out, _SERIES_POS, np.zeros(1, dtype=np.int64), 0, MIN_ROWS, scratch())
+    group_k(*bars, st.s, st.rings, out, _SERIES_POS, np.arange(LANES).reshape(1, LANES), 0, MIN_ROWS, scratch())
 
 
-def run_groups(h, l, c, v, S, R, out, cols, starts: np.ndarray, threads: int) -> None:  # noqa: E741
-    """``group_k`` over the groups at ``starts``, split over ``threads`` Python threads (it holds no
+def run_groups(h, l, c, v, S, R, out, cols, groups: np.ndarray, threads: int) -> None:  # noqa: E741
+    """``group_k`` over ``groups`` (``vector_groups``), split over ``threads`` Python threads (it holds no
     GIL). Why not numba's ``prange``: a kernel is compiled again inside each caller it is linked
     into, and ``group_k`` inside a parallel kernel cost ~40 s more of ``workbench init``."""
-    if len(starts) == 0:
+    if len(groups) == 0:
         return
     T = c.shape[1]
-    threads = max(1, min(threads, len(starts)))
+    threads = max(1, min(threads, len(groups)))
     if threads == 1:
-        group_k(h, l, c, v, S, R, out, cols, starts, 0, T, scratch())
+        group_k(h, l, c, v, S, R, out, cols, groups, 0, T, scratch())
         return
     with ThreadPoolExecutor(threads) as pool:
-        parts = np.array_split(starts, threads)
+        parts = np.array_split(groups, threads)
         list(pool.map(lambda p: group_k(h, l, c, v, S, R, out, cols, p, 0, T, scratch()), parts))
 
 
 @_nogil_kernel
-def group_k(h, l, c, v, S, R, out, cols, starts, t0, m, scratch):  # noqa: E741
-    """Rows t0 … t0+m−1 of instruments j0 … j0+LANES−1 for each j0 of ``starts`` (``eligible`` for
-    them), state in and out of ``S``/``R`` as ``fused._instrument`` keeps it: the same numbers, bit
-    for bit."""
-    for j0 in starts:
-        _group(h, l, c, v, S, R, out, cols, j0, t0, m, scratch)
+def group_k(h, l, c, v, S, R, out, cols, groups, t0, m, scratch):  # noqa: E741
+    """Rows t0 … t0+m−1 of the instruments of each row of ``groups`` (``vector_groups``), state in and
+    out of ``S``/``R`` as ``fused._instrument`` keeps it: the same numbers, bit for bit."""
+    for b in range(groups.shape[0]):
+        _group(h, l, c, v, S, R, out, cols, groups[b], t0, m, scratch)
 
 
 @_nogil_kernel
-def _group(h, l, c, v, S, R, out, cols, j0, t0, m, scratch):  # noqa: E741
+def _group(h, l, c, v, S, R, out, cols, idx, t0, m, scratch):  # noqa: E741
     G = LANES
     o = cols
     sv, rv, up, uc, xin, w, ys, sfx, pre, orow = scratch
+    j0 = idx[0]  # every lane has its state (``UNIFORM``)
     for g in range(G):
         for s in range(F.N_STATE):
-            sv[s, g] = S[j0 + g, s]
+            sv[s, g] = S[idx[g], s]
         for ri in range(F.N_RINGS):
             for i in range(_RLEN[ri]):
-                rv[ri, i, g] = R[j0 + g, ri, i]
+                rv[ri, i, g] = R[idx[g], ri, i]
     for ri in range(_ROLLING):
         up[ri] = int(S[j0, 5 * ri])
         uc[ri] = S[j0, 5 * ri + 1]
@@ -476,10 +521,10 @@ def _group(h, l, c, v, S, R, out, cols, j0, t0, m, scratch):  # noqa: E741
         mc = min(_CH, t0 + m - c0)
         for g in range(G):
             for t in range(mc):
-                xin[0, t, g] = h[j0 + g, c0 + t]
-                xin[1, t, g] = l[j0 + g, c0 + t]
-                xin[2, t, g] = c[j0 + g, c0 + t]
-                xin[3, t, g] = v[j0 + g, c0 + t]
+                xin[0, t, g] = h[idx[g], c0 + t]
+                xin[1, t, g] = l[idx[g], c0 + t]
+                xin[2, t, g] = c[idx[g], c0 + t]
+                xin[3, t, g] = v[idx[g], c0 + t]
         for t in range(mc):
             u = c0 + t
             H, L, C, V = xin[0, t], xin[1, t], xin[2, t], xin[3, t]
@@ -682,8 +727,23 @@ def _group(h, l, c, v, S, R, out, cols, j0, t0, m, scratch):  # noqa: E741
                 lv = w[D_LOGV, g]
                 r23[g] = _ratio(lv - ys[5, g], ys[6, g])
             for k in range(len(o)):
-                for g in range(0, G, 4):
-                    _stream4(out, o[k], u, j0 + g, orow[k], g)
+                # lanes before the first line boundary, then whole 64-byte lines, then the rest: a
+                # streamed part of a line is written back alone, slower than a plain store
+                head = ((-_address(out, o[k], u, idx[0])) & 63) >> 3
+                for i in range(head):
+                    out[o[k], u, idx[i]] = orow[k, i]
+                g = head
+                while g + 8 <= G:
+                    j = idx[g]
+                    if idx[g + 7] == j + 7 and (_address(out, o[k], u, j) & 63) == 0:  # one whole line
+                        _stream4(out, o[k], u, j, orow[k], g)
+                        _stream4(out, o[k], u, j + 4, orow[k], g + 4)
+                    else:
+                        for i in range(g, g + 8):
+                            out[o[k], u, idx[i]] = orow[k, i]
+                    g += 8
+                for i in range(g, G):
+                    out[o[k], u, idx[i]] = orow[k, i]
     _sfence()
     # state back, as the per-instrument path keeps it
     for ri in range(_ROLLING):
@@ -694,7 +754,7 @@ def _group(h, l, c, v, S, R, out, cols, j0, t0, m, scratch):  # noqa: E741
     sv[F.S_OBVLAG, :], sv[F.S_OBVLAG + 1, :] = op, on
     for g in range(G):
         for s in range(F.N_STATE):
-            S[j0 + g, s] = sv[s, g]
+            S[idx[g], s] = sv[s, g]
         for ri in range(F.N_RINGS):
             for i in range(_RLEN[ri]):
-                R[j0 + g, ri, i] = rv[ri, i, g]
+                R[idx[g], ri, i] = rv[ri, i, g]

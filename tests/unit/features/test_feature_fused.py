@@ -191,11 +191,10 @@ def test_fresh_v2_block_on_small_pages_reusable_block_on_huge_pages():
 
 
 def _lane_panel(seed: int = 11) -> tuple[np.ndarray, ...]:
-    """(instrument × time) bars for 3 groups of ``fused_simd.LANES`` instruments and 5 more: group 0
-    clean, one instrument flat for a long stretch (±DI both 0: the ADX's input is NaN in that lane
-    only) and one with a flat range (stochastic → 50); group 1 clean after row 40 but one instrument
-    starts late (the state is not uniform: per-instrument path); group 2 with a hole and a zero
-    volume; the last 5 never a full group."""
+    """(instrument × time) bars for 3 ``fused_simd.LANES`` + 5 instruments: one flat for a long stretch
+    (±DI both 0: the ADX's input is NaN in that lane only), one with a flat range (stochastic → 50),
+    one starting late (its state never matches the others': per-instrument path), one with a hole and
+    one with a zero volume (per-instrument where those rows are in a call)."""
     from workbench.features.fused_simd import LANES
 
     rng = np.random.default_rng(seed)
@@ -231,10 +230,10 @@ def _per_instrument(h, lo, c, v, S, R, out, cols) -> None:
 def test_vector_lanes_give_the_per_instrument_bits():
     """``series_k`` (groups of clean instruments in vector lanes, the rest one by one) gives every
     output bit and every state value of the per-instrument path, in one pass and fed in parts
-    (group 1 turns uniform only after its late starter's state catches up: never, so it stays
-    per instrument; group 0 continues its lanes from a non-zero state)."""
+    (lanes gathered around the instruments with holes; a late starter whose counts never match the
+    others' stays per instrument; lanes continue from a non-zero state)."""
     from workbench.features import fused as F
-    from workbench.features.fused_simd import LANES, eligible
+    from workbench.features.fused_simd import LANES, vector_groups
 
     h, lo, c, v = _lane_panel()
     n, T = c.shape
@@ -242,8 +241,14 @@ def test_vector_lanes_give_the_per_instrument_bits():
     ref = F.V2State.empty(n)
     want = np.full((len(F.SERIES), T, n), -1.0)
     _per_instrument(h, lo, c, v, ref.s, ref.rings, want, cols)
-    assert eligible(h, lo, c, v, F.V2State.empty(n).s, 0, 0, T)  # group 0 takes the vector path
-    assert not eligible(h, lo, c, v, F.V2State.empty(n).s, LANES, 0, T)
+    groups = vector_groups(h, lo, c, v, F.V2State.empty(n).s)
+    assert groups.shape == (3, LANES)  # the 194 clean instruments, gathered around the 3 with holes
+    assert not np.isin([LANES + 7, 2 * LANES + 4, 2 * LANES + 9], groups).any()
+    assert (np.diff(groups[1]) > 1).any()  # a gathered group: some lanes' stores are not four neighbours
+    st = F.V2State.empty(n)
+    F.series_k(*[_read_only(x[:, :65]) for x in (h, lo, c, v)], st.s, st.rings, np.empty((len(F.SERIES), 65, n)), cols)
+    later = vector_groups(*[_read_only(x[:, 65:]) for x in (h, lo, c, v)], st.s)
+    assert later.shape == (3, LANES) and LANES + 7 not in later  # clean now, but its counts differ: not uniform
     for parts in ([(0, T)], [(0, 1), (1, 64), (64, 65), (65, T)]):
         st = F.V2State.empty(n)
         got = np.full_like(want, -2.0)
@@ -270,6 +275,6 @@ def test_warm_up_compiles_the_vector_lanes_a_build_uses():
     before = set(FS.group_k.signatures)
     panel = synthetic_panel(FS.LANES + 3, 2 * FS.MIN_ROWS, symbol="S{i:04d}/USDT", exchange="binance", volume=None)
     hlcv = [np.ascontiguousarray(getattr(panel, f).to_numpy(dtype=float).T) for f in ("high", "low", "close", "volume")]
-    assert FS.vector_starts(*hlcv, F.V2State.empty(FS.LANES + 3).s).size == 1  # one group takes the lanes
+    assert FS.vector_groups(*hlcv, F.V2State.empty(FS.LANES + 3).s).shape == (1, FS.LANES)  # one group of lanes
     build_wide(panel, "v2")
     assert set(FS.group_k.signatures) == before

@@ -104,11 +104,21 @@ def _place(tables, fields, columns: list[str]) -> dict[str, pd.DataFrame]:
     index = pd.DatetimeIndex(ts_values.astype("datetime64[us]"), name="ts").tz_localize("UTC").as_unit("ns")
     col_index = pd.Index(columns, name="symbol")
     flat = cols.astype(np.int64) * len(index) + ts_codes
+    # Every (column, ts) once, in that order (the files' (symbol, ts) sort, columns in stored order):
+    # the values already are the (column × ts) array. Why: the general placement below touches three
+    # fresh arrays a field, which cost a fresh process 0.3 s of the 5-field load at 5,000 × 730.
+    dense = everything and len(flat) == len(col_index) * len(index) and bool((np.diff(flat) == 1).all())
     out = {}
     for f in fields:
-        values = np.concatenate([t[f].to_numpy() if len(t) else np.zeros(0) for t, _ in tables])
-        arr = np.full((len(col_index), len(index)), np.nan)
-        np.put(arr, flat, values if everything else values[keep])
+        parts = [t[f].to_numpy() if len(t) else np.zeros(0) for t, _ in tables]
+        values = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if dense and values.dtype == np.float64:
+            arr = values.reshape(len(col_index), len(index))
+            if not arr.flags.writeable:  # Arrow's zero-copy buffer: frames a user edits must own theirs
+                arr = arr.copy()
+        else:
+            arr = np.full((len(col_index), len(index)), np.nan)
+            np.put(arr, flat, values if everything else values[keep])
         out[f] = pd.DataFrame(arr.T, index=index, columns=col_index, copy=False)
     return out
 
@@ -308,7 +318,8 @@ class Lake:
             )
         if symbols is None:
             return stored
-        unknown = [s for s in symbols if s not in stored]
+        stored_set = set(stored)  # a list's ``in`` made this O(symbols²): 0.11 s of a 5,000-symbol load
+        unknown = [s for s in symbols if s not in stored_set]
         if unknown:
             shown = ", ".join(stored[:8]) + (f", … ({len(stored)} in all)" if len(stored) > 8 else "")
             raise UnknownSymbolError(

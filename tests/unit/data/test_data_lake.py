@@ -217,3 +217,26 @@ def test_appends_fold_into_one_delta_and_keep_every_bar(lake):
     assert len(got) == 30 * 2000 + sum(5 + k % 3 for k in range(12))
     panel = lake.load_panel("X", "1d")
     assert panel.close["S0"].notna().sum() == 2012 and panel.close["S29"].notna().sum() == 2000
+
+
+def test_a_complete_panel_is_placed_as_the_general_path_would_and_stays_writable(lake):
+    """A panel with every bar (the fast path: the scanned values already are the array) gives the
+    frames of the general placement, which a user may edit; a panel with one bar missing still has
+    its NaN where the bar is missing."""
+    lake.write(pd.concat([bars(s, "2024-01-01", 12, base=10.0 * (i + 1)) for i, s in enumerate("ABC")]), "X", "1d", "t")
+    frames = lake.load_panel_for(["X:A", "X:B", "X:C"], "1d", fields=("close", "volume"))
+    want = pd.concat([bars(s, "2024-01-01", 12, base=10.0 * (i + 1)) for i, s in enumerate("ABC")])
+    want = want.pivot(index="ts", columns="symbol", values="close")
+    assert np.array_equal(frames["close"].to_numpy(), want.to_numpy())
+    assert list(frames["close"].columns) == ["X:A", "X:B", "X:C"] and (frames["volume"].to_numpy() == 1000.0).all()
+    frames["close"].iloc[0, 0] = -1.0  # the user's own copy: no read-only Arrow buffer underneath
+    assert frames["close"].iloc[0, 0] == -1.0
+    again = lake.load_panel_for(["X:C", "X:A"], "1d")["close"]  # another column order: general path
+    assert np.array_equal(again.to_numpy(), want[["C", "A"]].to_numpy())
+    lake.write(bars("D", "2024-01-02", 11, base=5.0), "X", "1d", "t")
+    holey = lake.load_panel_for(["X:A", "X:B", "X:C", "X:D"], "1d")["close"]
+    assert (
+        np.isnan(holey.iloc[0, 3])
+        and holey.iloc[1, 3] == 5.0
+        and np.array_equal(holey.iloc[:, :3].to_numpy(), want.to_numpy())
+    )
